@@ -1,0 +1,104 @@
+#include "lrcore/network.hpp"
+#include "pybind11.hpp"
+
+#include <memory>
+#include <stdexcept>
+#include <vector>
+
+namespace lrcore::bindings {
+
+namespace {
+
+Activation parse_activation(const std::string& name, double negative_slope, std::size_t layer) {
+    if (name == "relu") return {ActivationKind::relu, 0.0};
+    if (name == "leaky_relu") return {ActivationKind::leaky_relu, negative_slope};
+    throw std::invalid_argument("activations[" + std::to_string(layer) +
+                                "]: expected 'relu' or 'leaky_relu', got '" + name + "'");
+}
+
+std::shared_ptr<Network> make_network(const std::vector<DoubleArray>& weights,
+                                      const std::vector<DoubleArray>& biases,
+                                      const std::vector<std::string>& activations,
+                                      const std::vector<double>& negative_slopes) {
+    if (weights.empty()) throw std::invalid_argument("weights: need at least one layer");
+    if (biases.size() != weights.size())
+        throw std::invalid_argument("biases: expected one bias per layer");
+    if (activations.size() + 1 != weights.size() ||
+        negative_slopes.size() != activations.size())
+        throw std::invalid_argument("activations: expected one per hidden layer");
+    std::vector<std::shared_ptr<const AffineMap>> layers;
+    for (std::size_t l = 0; l < weights.size(); ++l) {
+        const std::string index = "[" + std::to_string(l) + "]";
+        require_shape(weights[l], "weights" + index, 2);
+        const py::ssize_t out = weights[l].shape(0);
+        const py::ssize_t in = weights[l].shape(1);
+        require_shape(biases[l], "biases" + index, 1, out);
+        require_finite(weights[l], "weights" + index);
+        require_finite(biases[l], "biases" + index);
+        layers.push_back(std::make_shared<DenseAffine>(
+            out, in, std::vector<double>(weights[l].data(), weights[l].data() + out * in),
+            std::vector<double>(biases[l].data(), biases[l].data() + out)));
+    }
+    std::vector<Activation> acts;
+    for (std::size_t l = 0; l < activations.size(); ++l)
+        acts.push_back(parse_activation(activations[l], negative_slopes[l], l));
+    return std::make_shared<Network>(std::move(layers), std::move(acts));
+}
+
+py::array_t<double> forward(const Network& net, const DoubleArray& x) {
+    require_shape(x, "x", 2, -1, net.input_dim());
+    const Index n = x.shape(0);
+    py::array_t<double> out({static_cast<py::ssize_t>(n), static_cast<py::ssize_t>(net.output_dim())});
+    const double* in = x.data();
+    double* target = out.mutable_data();
+    {
+        // Safe: the arrays are owned by this frame and the network is immutable.
+        py::gil_scoped_release release;
+        net.forward(in, n, target);
+    }
+    return out;
+}
+
+py::list pre_activations(const Network& net, const DoubleArray& x) {
+    require_shape(x, "x", 2, -1, net.input_dim());
+    const Index n = x.shape(0);
+    std::vector<py::array_t<double>> arrays;
+    std::vector<double*> targets;
+    for (Index l = 0; l < net.num_hidden_layers(); ++l) {
+        arrays.emplace_back(std::vector<py::ssize_t>{static_cast<py::ssize_t>(n),
+                                                     static_cast<py::ssize_t>(net.hidden_size(l))});
+        targets.push_back(arrays.back().mutable_data());
+    }
+    std::vector<double> out(static_cast<std::size_t>(n * net.output_dim()));
+    const double* in = x.data();
+    {
+        // Safe: the buffers are owned by this frame and the network is immutable.
+        py::gil_scoped_release release;
+        net.forward(in, n, out.data(), &targets);
+    }
+    py::list result;
+    for (auto& array : arrays) result.append(array);
+    return result;
+}
+
+}  // namespace
+
+void bind_network(py::module_& m) {
+    py::class_<Network, std::shared_ptr<Network>>(m, "Network")
+        .def(py::init(&make_network), py::arg("weights"), py::arg("biases"),
+             py::arg("activations"), py::arg("negative_slopes"))
+        .def_property_readonly("input_dim", &Network::input_dim)
+        .def_property_readonly("output_dim", &Network::output_dim)
+        .def_property_readonly("num_neurons", &Network::num_neurons)
+        .def_property_readonly("hidden_sizes",
+                               [](const Network& net) {
+                                   std::vector<Index> sizes;
+                                   for (Index l = 0; l < net.num_hidden_layers(); ++l)
+                                       sizes.push_back(net.hidden_size(l));
+                                   return sizes;
+                               })
+        .def("forward", &forward, py::arg("x"))
+        .def("pre_activations", &pre_activations, py::arg("x"));
+}
+
+}  // namespace lrcore::bindings

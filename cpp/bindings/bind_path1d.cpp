@@ -1,0 +1,115 @@
+#include "lrcore/errors.hpp"
+#include "lrcore/path1d.hpp"
+#include "pybind11.hpp"
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+namespace lrcore::bindings {
+
+namespace {
+
+template <typename T>
+py::array_t<T> to_array(const std::vector<T>& values, std::vector<py::ssize_t> shape) {
+    py::array_t<T> array(shape);
+    if (!values.empty()) std::memcpy(array.mutable_data(), values.data(), values.size() * sizeof(T));
+    return array;
+}
+
+// Runs count_1d and returns the batch as flat arrays with per-path offsets; the Python
+// layer builds the result objects from them.
+py::dict count_1d_flat(const Network& net, const std::vector<DoubleArray>& paths,
+                       const std::vector<bool>& closed, double rtol, bool want_patterns,
+                       int num_threads, Index max_pieces) {
+    if (closed.size() != paths.size())
+        throw std::invalid_argument("closed: expected one flag per path");
+    if (max_pieces < 1) throw std::invalid_argument("max_pieces: expected a positive integer");
+    if (num_threads < 0) throw std::invalid_argument("num_threads: expected >= 0");
+    std::vector<PathSpec> specs;
+    for (std::size_t i = 0; i < paths.size(); ++i) {
+        const std::string name = "path[" + std::to_string(i) + "]";
+        require_shape(paths[i], name, 2, -1, net.input_dim());
+        if (paths[i].shape(0) < 2)
+            throw std::invalid_argument(name + ": expected at least 2 points, got " +
+                                        std::to_string(paths[i].shape(0)));
+        require_finite(paths[i], name);
+        specs.push_back({paths[i].data(), paths[i].shape(0), static_cast<bool>(closed[i])});
+    }
+    Path1DOptions options;
+    options.rtol = rtol;
+    options.want_patterns = want_patterns;
+    options.num_threads = num_threads;
+    options.max_pieces = max_pieces;
+
+    std::vector<Path1DResult> results;
+    Path1DStats stats;
+    bool interrupted = false;
+    {
+        // Safe: `paths` keeps every array alive, and the core reads them only.
+        py::gil_scoped_release release;
+        try {
+            results = count_1d(net, specs, options, &python_interrupt_requested, &stats);
+        } catch (const Interrupted&) {
+            interrupted = true;
+        }
+    }
+    if (interrupted) {
+        if (PyErr_Occurred() != nullptr) throw py::error_already_set();
+        PyErr_SetNone(PyExc_KeyboardInterrupt);
+        throw py::error_already_set();
+    }
+
+    const auto num_paths = static_cast<py::ssize_t>(results.size());
+    std::vector<Index> offsets{0}, piece_offsets{0}, num_pieces, num_distinct, segment,
+        flip_offsets{0}, flip_neurons;
+    std::vector<double> lengths, breakpoints;
+    std::vector<std::uint8_t> patterns;
+    for (const Path1DResult& r : results) {
+        lengths.push_back(r.length);
+        num_pieces.push_back(r.num_pieces);
+        num_distinct.push_back(r.num_distinct);
+        breakpoints.insert(breakpoints.end(), r.breakpoints.begin(), r.breakpoints.end());
+        segment.insert(segment.end(), r.segment.begin(), r.segment.end());
+        const Index flip_base = flip_offsets.back();
+        for (std::size_t i = 1; i < r.flip_offsets.size(); ++i)
+            flip_offsets.push_back(flip_base + r.flip_offsets[i]);
+        flip_neurons.insert(flip_neurons.end(), r.flip_neurons.begin(), r.flip_neurons.end());
+        patterns.insert(patterns.end(), r.patterns.begin(), r.patterns.end());
+        offsets.push_back(static_cast<Index>(breakpoints.size()));
+        piece_offsets.push_back(piece_offsets.back() + r.num_pieces);
+    }
+    const auto k = static_cast<py::ssize_t>(breakpoints.size());
+    const auto m = static_cast<py::ssize_t>(flip_neurons.size() / 2);
+    const auto bytes = static_cast<py::ssize_t>(pattern_bytes(net));
+
+    py::dict out;
+    out["lengths"] = to_array(lengths, {num_paths});
+    out["num_pieces"] = to_array(num_pieces, {num_paths});
+    out["num_distinct"] = to_array(num_distinct, {num_paths});
+    out["offsets"] = to_array(offsets, {num_paths + 1});
+    out["breakpoints"] = to_array(breakpoints, {k});
+    out["segment"] = to_array(segment, {k});
+    out["flip_offsets"] = to_array(flip_offsets, {k + 1});
+    out["flip_neurons"] = to_array(flip_neurons, {m, 2});
+    out["piece_offsets"] = to_array(piece_offsets, {num_paths + 1});
+    if (want_patterns) {
+        out["patterns"] = to_array(patterns, {piece_offsets.back(), bytes});
+    } else {
+        out["patterns"] = py::none();
+    }
+    out["vertices_per_layer"] = to_array(
+        stats.vertices_per_layer, {static_cast<py::ssize_t>(stats.vertices_per_layer.size())});
+    return out;
+}
+
+}  // namespace
+
+void bind_path1d(py::module_& m) {
+    m.def("count_1d", &count_1d_flat, py::arg("net"), py::arg("paths"), py::arg("closed"),
+          py::arg("rtol"), py::arg("want_patterns"), py::arg("num_threads"),
+          py::arg("max_pieces"),
+          "Exact breakpoints of the network along each polyline (flat batch arrays).");
+}
+
+}  // namespace lrcore::bindings

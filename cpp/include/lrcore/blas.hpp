@@ -1,0 +1,21 @@
+// Thin wrapper over the BLAS routines the core uses (OpenBLAS from scipy-openblas32).
+#pragma once
+
+#include <cstdint>
+
+namespace lrcore {
+
+using Index = std::int64_t;
+
+// C = A · Bᵀ + beta · C for row-major A (m×k, leading dim lda), B (n×k, ldb), C (m×n, ldc).
+// This is the layout of a batch of points (rows) times an nn.Linear weight (out×in).
+void gemm_nt(Index m, Index n, Index k, const double* a, Index lda, const double* b, Index ldb,
+             double beta, double* c, Index ldc);
+
+// The core parallelises over work items itself, so BLAS runs single-threaded inside it.
+void set_blas_threads(int num_threads);
+
+// Name of the kernel OpenBLAS picked for this CPU (e.g. "Haswell", "SkylakeX").
+const char* blas_corename();
+
+}  // namespace lrcore

@@ -1,0 +1,90 @@
+// A piecewise-linear network: affine maps with elementwise PWL activations between them.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "lrcore/blas.hpp"
+
+namespace lrcore {
+
+enum class ActivationKind : std::uint8_t { relu, leaky_relu };
+
+struct Activation {
+    ActivationKind kind = ActivationKind::relu;
+    double negative_slope = 0.0;  // used by leaky_relu only
+
+    // Value of the activation; the pattern bit of a neuron is (pre_activation > 0).
+    double operator()(double z) const {
+        if (z > 0.0) return z;
+        return kind == ActivationKind::relu ? 0.0 : negative_slope * z;
+    }
+};
+
+// An affine map y = W x + b applied to a batch of points stored as rows. Dense today;
+// convolutions and pooling (sparse affine maps) implement the same interface later.
+class AffineMap {
+public:
+    virtual ~AffineMap() = default;
+    virtual Index in_dim() const = 0;
+    virtual Index out_dim() const = 0;
+    // y[i, :] = W x[i, :] + b for n rows; x has leading dimension ldx, y has ldy.
+    virtual void apply(const double* x, Index n, Index ldx, double* y, Index ldy) const = 0;
+    // ||W[j, :]||_2 and |b[j]|: the scale of neuron j's pre-activation, used by the
+    // zero tolerance.
+    virtual const std::vector<double>& row_norms() const = 0;
+    virtual const std::vector<double>& abs_bias() const = 0;
+};
+
+class DenseAffine final : public AffineMap {
+public:
+    // weight: row-major (out × in), as torch's nn.Linear stores it.
+    DenseAffine(Index out_dim, Index in_dim, std::vector<double> weight, std::vector<double> bias);
+    Index in_dim() const override { return in_; }
+    Index out_dim() const override { return out_; }
+    void apply(const double* x, Index n, Index ldx, double* y, Index ldy) const override;
+    const std::vector<double>& row_norms() const override { return row_norms_; }
+    const std::vector<double>& abs_bias() const override { return abs_bias_; }
+    const std::vector<double>& weight() const { return weight_; }
+    const std::vector<double>& bias() const { return bias_; }
+
+private:
+    Index out_, in_;
+    std::vector<double> weight_, bias_, row_norms_, abs_bias_;
+};
+
+// f = A_L ∘ σ_{L-1} ∘ A_{L-1} ∘ … ∘ σ_1 ∘ A_1: an activation after every affine map but
+// the last. Hidden layer l (0-based) is the output of A_{l+1} before σ_{l+1}.
+class Network {
+public:
+    Network(std::vector<std::shared_ptr<const AffineMap>> layers,
+            std::vector<Activation> activations);
+
+    Index input_dim() const { return layers_.front()->in_dim(); }
+    Index output_dim() const { return layers_.back()->out_dim(); }
+    Index num_hidden_layers() const { return static_cast<Index>(activations_.size()); }
+    Index hidden_size(Index l) const { return layers_[static_cast<std::size_t>(l)]->out_dim(); }
+    Index num_neurons() const { return neuron_offsets_.back(); }
+    // Index of neuron (l, 0) in the layer-major concatenation of all hidden units.
+    Index neuron_offset(Index l) const { return neuron_offsets_[static_cast<std::size_t>(l)]; }
+    const AffineMap& layer(Index l) const { return *layers_[static_cast<std::size_t>(l)]; }
+    const Activation& activation(Index l) const {
+        return activations_[static_cast<std::size_t>(l)];
+    }
+    Index num_layers() const { return static_cast<Index>(layers_.size()); }
+    Index max_width() const;
+
+    // Forward pass for n points (rows of x, n × input_dim). If pre_activations is not
+    // null, hidden layer l's values are written to pre_activations[l] (n × width_l).
+    void forward(const double* x, Index n, double* out,
+                 const std::vector<double*>* pre_activations = nullptr) const;
+
+private:
+    std::vector<std::shared_ptr<const AffineMap>> layers_;
+    std::vector<Activation> activations_;
+    std::vector<Index> neuron_offsets_;
+};
+
+}  // namespace lrcore

@@ -1,0 +1,59 @@
+// Exact activation-pattern changes of a network along polylines (1D).
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "lrcore/network.hpp"
+#include "lrcore/parallel.hpp"
+
+namespace lrcore {
+
+// A polyline of num_points points in input space (row-major, num_points × input_dim).
+// Segment i joins point i to point i + 1; a closed path adds segment n-1 from the last
+// point back to the first.
+struct PathSpec {
+    const double* points = nullptr;
+    Index num_points = 0;
+    bool closed = false;
+};
+
+struct Path1DOptions {
+    // A pre-activation z_j at a vertex counts as exactly zero when
+    // |z_j| <= rtol * (||W_j||_2 * ||h||_2 + |b_j|), h being the layer's input there.
+    double rtol = 1e-10;
+    bool want_patterns = false;
+    int num_threads = 0;  // 0: all hardware threads
+    // Upper bound on the vertices created over the whole call (≈ pieces); past it the
+    // call fails with std::length_error instead of exhausting memory.
+    Index max_pieces = 50'000'000;
+    // Work units with more vertices than this are split in two before the next layer,
+    // which bounds working memory (vertices × width) and keeps products cache-sized.
+    Index max_unit_vertices = 8192;
+};
+
+struct Path1DResult {
+    double length = 0.0;
+    Index num_pieces = 0;
+    Index num_distinct = 0;
+    std::vector<double> breakpoints;   // arc-length positions, ascending
+    std::vector<Index> segment;        // polyline segment of each breakpoint
+    std::vector<Index> flip_offsets;   // CSR offsets (k + 1) into flip_neurons
+    std::vector<Index> flip_neurons;   // (m × 2) flattened (layer, unit) pairs
+    std::vector<std::uint8_t> patterns;  // num_pieces × pattern_bytes, if requested
+};
+
+struct Path1DStats {
+    // Number of vertices at which each hidden layer's pre-activations were computed by a
+    // dense product (index l: hidden layer l); the measure of the work done.
+    std::vector<Index> vertices_per_layer;
+};
+
+// Bytes per packed pattern: one bit per hidden neuron, little-endian bit order.
+Index pattern_bytes(const Network& net);
+
+std::vector<Path1DResult> count_1d(const Network& net, const std::vector<PathSpec>& paths,
+                                   const Path1DOptions& options, const InterruptPoll& poll,
+                                   Path1DStats* stats = nullptr);
+
+}  // namespace lrcore

@@ -1,0 +1,40 @@
+#include "lrcore/blas.hpp"
+
+#include <cblas.h>
+
+#include <limits>
+#include <stdexcept>
+#include <string>
+
+namespace lrcore {
+
+namespace {
+// scipy-openblas32 takes 32-bit sizes; larger ones would wrap silently.
+blasint checked_size(Index value, const char* what) {
+    if (value < 0 || value > std::numeric_limits<blasint>::max()) {
+        throw std::length_error(std::string("lrcore: matrix dimension '") + what +
+                                "' = " + std::to_string(value) +
+                                " is out of range for the BLAS (32-bit sizes)");
+    }
+    return static_cast<blasint>(value);
+}
+}  // namespace
+
+void gemm_nt(Index m, Index n, Index k, const double* a, Index lda, const double* b, Index ldb,
+             double beta, double* c, Index ldc) {
+    if (m == 0 || n == 0) return;
+    if (k == 0) {
+        for (Index i = 0; i < m; ++i)
+            for (Index j = 0; j < n; ++j) c[i * ldc + j] *= beta;
+        return;
+    }
+    scipy_cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, checked_size(m, "m"),
+                      checked_size(n, "n"), checked_size(k, "k"), 1.0, a, checked_size(lda, "lda"),
+                      b, checked_size(ldb, "ldb"), beta, c, checked_size(ldc, "ldc"));
+}
+
+void set_blas_threads(int num_threads) { scipy_openblas_set_num_threads(num_threads); }
+
+const char* blas_corename() { return scipy_openblas_get_corename(); }
+
+}  // namespace lrcore

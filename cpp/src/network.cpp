@@ -1,0 +1,83 @@
+#include "lrcore/network.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <stdexcept>
+
+namespace lrcore {
+
+namespace {
+std::size_t to_size(Index value) { return static_cast<std::size_t>(value); }
+}  // namespace
+
+DenseAffine::DenseAffine(Index out_dim, Index in_dim, std::vector<double> weight,
+                         std::vector<double> bias)
+    : out_(out_dim), in_(in_dim), weight_(std::move(weight)), bias_(std::move(bias)) {
+    if (out_ <= 0 || in_ <= 0)
+        throw std::invalid_argument("DenseAffine: dimensions must be positive");
+    if (weight_.size() != to_size(out_ * in_) || bias_.size() != to_size(out_))
+        throw std::invalid_argument("DenseAffine: weight/bias sizes do not match dimensions");
+    row_norms_.resize(to_size(out_));
+    abs_bias_.resize(to_size(out_));
+    for (Index j = 0; j < out_; ++j) {
+        double sum = 0.0;
+        for (Index k = 0; k < in_; ++k) {
+            const double w = weight_[to_size(j * in_ + k)];
+            sum += w * w;
+        }
+        row_norms_[to_size(j)] = std::sqrt(sum);
+        abs_bias_[to_size(j)] = std::abs(bias_[to_size(j)]);
+    }
+}
+
+void DenseAffine::apply(const double* x, Index n, Index ldx, double* y, Index ldy) const {
+    for (Index i = 0; i < n; ++i) std::copy(bias_.begin(), bias_.end(), y + i * ldy);
+    gemm_nt(n, out_, in_, x, ldx, weight_.data(), in_, 1.0, y, ldy);
+}
+
+Network::Network(std::vector<std::shared_ptr<const AffineMap>> layers,
+                 std::vector<Activation> activations)
+    : layers_(std::move(layers)), activations_(std::move(activations)) {
+    if (layers_.empty()) throw std::invalid_argument("Network: needs at least one layer");
+    if (activations_.size() + 1 != layers_.size())
+        throw std::invalid_argument("Network: needs one activation per hidden layer");
+    for (std::size_t l = 0; l + 1 < layers_.size(); ++l) {
+        if (layers_[l]->out_dim() != layers_[l + 1]->in_dim())
+            throw std::invalid_argument("Network: layer " + std::to_string(l + 1) +
+                                        " input size does not match layer " +
+                                        std::to_string(l) + " output size");
+    }
+    neuron_offsets_.push_back(0);
+    for (std::size_t l = 0; l < activations_.size(); ++l)
+        neuron_offsets_.push_back(neuron_offsets_.back() + layers_[l]->out_dim());
+}
+
+Index Network::max_width() const {
+    Index width = input_dim();
+    for (const auto& layer : layers_) width = std::max(width, layer->out_dim());
+    return width;
+}
+
+void Network::forward(const double* x, Index n, double* out,
+                      const std::vector<double*>* pre_activations) const {
+    std::vector<double> current(x, x + n * input_dim());
+    std::vector<double> next;
+    for (Index l = 0; l < num_layers(); ++l) {
+        const AffineMap& map = layer(l);
+        const bool last = l + 1 == num_layers();
+        double* target = out;
+        if (!last) {
+            next.resize(to_size(n * map.out_dim()));
+            target = next.data();
+        }
+        map.apply(current.data(), n, map.in_dim(), target, map.out_dim());
+        if (last) break;
+        if (pre_activations != nullptr)
+            std::copy(next.begin(), next.end(), (*pre_activations)[to_size(l)]);
+        const Activation act = activation(l);
+        for (double& value : next) value = act(value);
+        current.swap(next);
+    }
+}
+
+}  // namespace lrcore

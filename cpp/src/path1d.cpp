@@ -1,0 +1,585 @@
+// Subdivision by evaluation along polylines (DESIGN.md §2).
+//
+// A work unit is a list of vertices along one or more polyline pieces. Consecutive vertices
+// v, v+1 with link[v] set bound an interval on which every hidden layer processed so far
+// has a constant sign pattern, so the next layer's pre-activations are affine on it: they
+// are computed at all vertices by one dense product, every sign change between the two
+// ends of an interval is a crossing found by linear interpolation, and the interval is cut
+// there. After the last hidden layer, each interval carries its full pattern; breakpoints
+// are the vertices whose two intervals' patterns differ.
+#include "lrcore/path1d.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstring>
+#include <numeric>
+#include <stdexcept>
+#include <string>
+#include <utility>
+
+namespace lrcore {
+
+namespace {
+
+using Word = std::uint64_t;
+constexpr Index kWordBits = 64;
+
+std::size_t sz(Index value) { return static_cast<std::size_t>(value); }
+
+Index words_for(Index bits) { return (bits + kWordBits - 1) / kWordBits; }
+
+// Vertices and intervals of one work unit. Row v of `bits` is the pattern of the
+// interval (v, v + 1); it is meaningless where link[v] is 0.
+struct Unit {
+    Index width = 0;                 // width of the layer whose values `z` holds
+    std::vector<double> z;           // V × width pre-activations of the current layer
+    std::vector<double> scale;       // V: ||input of the current layer||_2 (upper bound)
+    std::vector<Index> path;         // V: path id
+    std::vector<Index> seg;          // V: segment of the path
+    std::vector<double> t;           // V: parameter within the segment, in [0, 1]
+    std::vector<std::uint8_t> link;  // V: interval (v, v + 1) exists
+    std::vector<Word> bits;          // V × words: pattern of interval (v, v + 1)
+    bool duplicates_previous = false;  // first vertex repeats the previous unit's last
+
+    Index size() const { return static_cast<Index>(t.size()); }
+};
+
+// Vertices in path order with their interval patterns: what a task hands to assembly.
+struct VertexSeq {
+    std::vector<Index> path, seg;
+    std::vector<double> t;
+    std::vector<std::uint8_t> link;
+    std::vector<Word> bits;
+    Index words = 0;
+
+    Index size() const { return static_cast<Index>(t.size()); }
+
+    void pop_back() {
+        path.pop_back();
+        seg.pop_back();
+        t.pop_back();
+        link.pop_back();
+        bits.resize(bits.size() - sz(words));
+    }
+
+    void append(const Unit& unit) {
+        if (unit.duplicates_previous && size() > 0) pop_back();
+        path.insert(path.end(), unit.path.begin(), unit.path.end());
+        seg.insert(seg.end(), unit.seg.begin(), unit.seg.end());
+        t.insert(t.end(), unit.t.begin(), unit.t.end());
+        link.insert(link.end(), unit.link.begin(), unit.link.end());
+        bits.insert(bits.end(), unit.bits.begin(), unit.bits.end());
+    }
+};
+
+// Consecutive segments [seg_begin, seg_end) of one path.
+struct Chunk {
+    Index path, seg_begin, seg_end;
+};
+
+struct Crossing {
+    double tau;  // fraction of the interval at which the neuron's pre-activation is zero
+    Index unit;  // neuron within the layer
+};
+
+class Subdivider {
+public:
+    Subdivider(const Network& net, const std::vector<PathSpec>& paths,
+               const Path1DOptions& options, std::atomic<Index>& created,
+               std::vector<std::atomic<Index>>& vertices_per_layer)
+        : net_(net),
+          paths_(paths),
+          options_(options),
+          created_(created),
+          vertices_per_layer_(vertices_per_layer),
+          words_(words_for(net.num_neurons())) {}
+
+    VertexSeq run(const std::vector<Chunk>& chunks, const StopFlag& stop) {
+        VertexSeq out;
+        out.words = words_;
+        Unit unit = initial_unit(chunks);
+        evaluate_first_layer(unit);
+        process(std::move(unit), 0, out, stop);
+        return out;
+    }
+
+private:
+    const Network& net_;
+    const std::vector<PathSpec>& paths_;
+    const Path1DOptions& options_;
+    std::atomic<Index>& created_;
+    std::vector<std::atomic<Index>>& vertices_per_layer_;
+    Index words_;
+
+    Unit initial_unit(const std::vector<Chunk>& chunks) const {
+        Unit unit;
+        for (const Chunk& chunk : chunks) {
+            for (Index s = chunk.seg_begin; s < chunk.seg_end; ++s) {
+                unit.path.push_back(chunk.path);
+                unit.seg.push_back(s);
+                unit.t.push_back(0.0);
+                unit.link.push_back(1);
+            }
+            unit.path.push_back(chunk.path);
+            unit.seg.push_back(chunk.seg_end - 1);
+            unit.t.push_back(1.0);
+            unit.link.push_back(0);
+        }
+        unit.bits.assign(sz(unit.size() * words_), 0);
+        return unit;
+    }
+
+    // Layer 0 is evaluated at the polyline's own points only: every later vertex lies
+    // inside a segment, where layer 0 is affine, so this composes the first affine map
+    // with the path once and the input dimension costs nothing after it.
+    void evaluate_first_layer(Unit& unit) const {
+        const Index d = net_.input_dim();
+        const Index n = unit.size();
+        std::vector<double> x(sz(n * d));
+        unit.scale.resize(sz(n));
+        for (Index v = 0; v < n; ++v) {
+            const PathSpec& spec = paths_[sz(unit.path[sz(v)])];
+            Index point = unit.seg[sz(v)] + (unit.t[sz(v)] > 0.0 ? 1 : 0);
+            if (point == spec.num_points) point = 0;  // end of a closed path's last segment
+            const double* src = spec.points + point * d;
+            std::copy(src, src + d, x.begin() + v * d);
+            double sum = 0.0;
+            for (Index k = 0; k < d; ++k) sum += src[k] * src[k];
+            unit.scale[sz(v)] = std::sqrt(sum);
+        }
+        const AffineMap& map = net_.layer(0);
+        unit.width = map.out_dim();
+        unit.z.resize(sz(n * unit.width));
+        map.apply(x.data(), n, d, unit.z.data(), unit.width);
+        vertices_per_layer_[0].fetch_add(n, std::memory_order_relaxed);
+    }
+
+    // Values of the next hidden layer at every vertex of the unit: one dense product.
+    void evaluate_next_layer(Unit& unit, Index layer) const {
+        const Index n = unit.size();
+        const Index width = unit.width;
+        const Activation act = net_.activation(layer - 1);
+        std::vector<double> h(unit.z.size());
+        for (Index v = 0; v < n; ++v) {
+            const double* zrow = unit.z.data() + v * width;
+            double* hrow = h.data() + v * width;
+            double sum = 0.0;
+            for (Index j = 0; j < width; ++j) {
+                const double value = act(zrow[j]);
+                hrow[j] = value;
+                sum += value * value;
+            }
+            unit.scale[sz(v)] = std::sqrt(sum);
+        }
+        const AffineMap& map = net_.layer(layer);
+        unit.width = map.out_dim();
+        unit.z.resize(sz(n * unit.width));
+        map.apply(h.data(), n, width, unit.z.data(), unit.width);
+        vertices_per_layer_[sz(layer)].fetch_add(n, std::memory_order_relaxed);
+    }
+
+    void process(Unit unit, Index layer, VertexSeq& out, const StopFlag& stop) {
+        const Index num_hidden = net_.num_hidden_layers();
+        for (; layer < num_hidden; ++layer) {
+            stop.throw_if_requested();
+            if (layer > 0) evaluate_next_layer(unit, layer);
+            subdivide(unit, layer);
+            if (layer + 1 < num_hidden && unit.size() > options_.max_unit_vertices &&
+                unit.size() >= 4) {
+                auto [left, right] = split(std::move(unit));
+                process(std::move(left), layer + 1, out, stop);
+                process(std::move(right), layer + 1, out, stop);
+                return;
+            }
+        }
+        out.append(unit);
+    }
+
+    // Halves a unit at its middle vertex, which both halves keep.
+    std::pair<Unit, Unit> split(Unit unit) const {
+        const Index n = unit.size();
+        const Index m = n / 2;
+        const Index w = unit.width;
+        Unit right;
+        right.width = w;
+        right.duplicates_previous = true;
+        right.z.assign(unit.z.begin() + m * w, unit.z.end());
+        right.scale.assign(unit.scale.begin() + m, unit.scale.end());
+        right.path.assign(unit.path.begin() + m, unit.path.end());
+        right.seg.assign(unit.seg.begin() + m, unit.seg.end());
+        right.t.assign(unit.t.begin() + m, unit.t.end());
+        right.link.assign(unit.link.begin() + m, unit.link.end());
+        right.bits.assign(unit.bits.begin() + m * words_, unit.bits.end());
+
+        unit.z.resize(sz((m + 1) * w));
+        unit.scale.resize(sz(m + 1));
+        unit.path.resize(sz(m + 1));
+        unit.seg.resize(sz(m + 1));
+        unit.t.resize(sz(m + 1));
+        unit.link.resize(sz(m + 1));
+        unit.link[sz(m)] = 0;  // the interval (m, m + 1) belongs to the right half
+        unit.bits.resize(sz((m + 1) * words_));
+        return {std::move(unit), std::move(right)};
+    }
+
+    // Sets layer `layer`'s pattern bits on every interval and cuts intervals where one of
+    // its neurons changes sign.
+    void subdivide(Unit& unit, Index layer) {
+        const Index n = unit.size();
+        const Index width = unit.width;
+        const AffineMap& map = net_.layer(layer);
+        const std::vector<double>& row_norms = map.row_norms();
+        const std::vector<double>& abs_bias = map.abs_bias();
+        const Index offset = net_.neuron_offset(layer);
+        const double rtol = options_.rtol;
+
+        // Values within rounding error of zero are zero: the vertex lies on that
+        // neuron's zero set (a path point on a hyperplane, a touching neuron).
+        for (Index v = 0; v < n; ++v) {
+            double* zrow = unit.z.data() + v * width;
+            const double s = unit.scale[sz(v)];
+            for (Index j = 0; j < width; ++j) {
+                if (std::abs(zrow[j]) <= rtol * (row_norms[sz(j)] * s + abs_bias[sz(j)]))
+                    zrow[j] = 0.0;
+            }
+        }
+
+        // Pattern bits of the layer (value at the interval's start, or at its end where
+        // the start is on the zero set) and the crossings, interval by interval.
+        std::vector<Index> crossing_begin(sz(n) + 1, 0);
+        std::vector<Crossing> crossings;
+        for (Index v = 0; v < n; ++v) {
+            crossing_begin[sz(v)] = static_cast<Index>(crossings.size());
+            if (!unit.link[sz(v)]) continue;
+            const double* za = unit.z.data() + v * width;
+            const double* zb = za + width;
+            Word* row = unit.bits.data() + v * words_;
+            for (Index j = 0; j < width; ++j) {
+                const double a = za[j];
+                const double b = zb[j];
+                if (a > 0.0 || (a == 0.0 && b > 0.0)) {
+                    const Index bit = offset + j;
+                    row[bit / kWordBits] |= Word{1} << (bit % kWordBits);
+                }
+                if ((a > 0.0 && b < 0.0) || (a < 0.0 && b > 0.0))
+                    crossings.push_back({a / (a - b), j});
+            }
+        }
+        crossing_begin[sz(n)] = static_cast<Index>(crossings.size());
+        if (crossings.empty()) return;
+
+        // Count the new vertices (crossings at exactly the same place share one).
+        for (Index v = 0; v < n; ++v) {
+            auto first = crossings.begin() + crossing_begin[sz(v)];
+            auto last = crossings.begin() + crossing_begin[sz(v) + 1];
+            std::sort(first, last, [](const Crossing& x, const Crossing& y) {
+                return x.tau < y.tau || (x.tau == y.tau && x.unit < y.unit);
+            });
+        }
+        Index added = 0;
+        for (Index v = 0; v < n; ++v) {
+            for (Index c = crossing_begin[sz(v)]; c < crossing_begin[sz(v) + 1]; ++c) {
+                if (c == crossing_begin[sz(v)] || crossings[sz(c)].tau != crossings[sz(c - 1)].tau)
+                    ++added;
+            }
+        }
+        const Index total = created_.fetch_add(added) + added;
+        if (total > options_.max_pieces) {
+            throw LimitExceeded(
+                "lrcore: more than max_pieces=" + std::to_string(options_.max_pieces) +
+                " pieces were created (" + std::to_string(total) +
+                " so far); raise max_pieces to allow more");
+        }
+
+        Unit next;
+        next.width = width;
+        next.duplicates_previous = unit.duplicates_previous;
+        const Index new_n = n + added;
+        next.z.resize(sz(new_n * width));
+        next.scale.resize(sz(new_n));
+        next.path.resize(sz(new_n));
+        next.seg.resize(sz(new_n));
+        next.t.resize(sz(new_n));
+        next.link.resize(sz(new_n));
+        next.bits.resize(sz(new_n * words_));
+
+        Index w = 0;  // write position
+        auto copy_vertex = [&](Index v) {
+            std::copy_n(unit.z.data() + v * width, width, next.z.data() + w * width);
+            next.scale[sz(w)] = unit.scale[sz(v)];
+            next.path[sz(w)] = unit.path[sz(v)];
+            next.seg[sz(w)] = unit.seg[sz(v)];
+            next.t[sz(w)] = unit.t[sz(v)];
+            next.link[sz(w)] = unit.link[sz(v)];
+            std::copy_n(unit.bits.data() + v * words_, words_, next.bits.data() + w * words_);
+            ++w;
+        };
+
+        for (Index v = 0; v < n; ++v) {
+            copy_vertex(v);
+            const Index c_begin = crossing_begin[sz(v)];
+            const Index c_end = crossing_begin[sz(v) + 1];
+            if (c_begin == c_end) continue;
+            const double* za = unit.z.data() + v * width;
+            const double* zb = za + width;
+            const double scale_a = unit.scale[sz(v)];
+            const double scale_b = unit.scale[sz(v) + 1];
+            const double ta = unit.t[sz(v)];
+            const double tb = unit.t[sz(v) + 1];
+            Index c = c_begin;
+            while (c < c_end) {
+                const double tau = crossings[sz(c)].tau;
+                Index group_end = c;
+                while (group_end < c_end && crossings[sz(group_end)].tau == tau) ++group_end;
+
+                double* z_new = next.z.data() + w * width;
+                for (Index j = 0; j < width; ++j) z_new[j] = za[j] + tau * (zb[j] - za[j]);
+                // Neurons crossing in this interval keep the side they must be on here,
+                // whatever rounding did to the interpolated value.
+                for (Index k = c_begin; k < c_end; ++k) {
+                    const Index j = crossings[sz(k)].unit;
+                    const double tau_k = crossings[sz(k)].tau;
+                    const double side = tau_k < tau ? zb[j] : za[j];
+                    if (tau_k == tau || z_new[j] * side < 0.0) z_new[j] = 0.0;
+                }
+                next.scale[sz(w)] = scale_a + tau * (scale_b - scale_a);
+                next.path[sz(w)] = unit.path[sz(v)];
+                next.seg[sz(w)] = unit.seg[sz(v)];
+                next.t[sz(w)] = ta + tau * (tb - ta);
+                next.link[sz(w)] = 1;
+                // The pattern beyond the crossing: the previous piece's, with the crossing
+                // neurons flipped.
+                Word* row = next.bits.data() + w * words_;
+                std::copy_n(next.bits.data() + (w - 1) * words_, words_, row);
+                for (Index k = c; k < group_end; ++k) {
+                    const Index bit = offset + crossings[sz(k)].unit;
+                    row[bit / kWordBits] ^= Word{1} << (bit % kWordBits);
+                }
+                ++w;
+                c = group_end;
+            }
+        }
+        unit = std::move(next);
+    }
+};
+
+Index position_count(const PathSpec& spec) { return spec.closed ? spec.num_points : spec.num_points - 1; }
+
+// Splits all segments of all paths into tasks of about `per_task` segments; a task may
+// hold pieces of several short paths so that its dense products are large enough.
+std::vector<std::vector<Chunk>> make_tasks(const std::vector<PathSpec>& paths, Index per_task) {
+    std::vector<std::vector<Chunk>> tasks;
+    std::vector<Chunk> current;
+    Index filled = 0;
+    for (Index p = 0; p < static_cast<Index>(paths.size()); ++p) {
+        const Index segments = position_count(paths[sz(p)]);
+        Index s = 0;
+        while (s < segments) {
+            const Index take = std::min(segments - s, per_task - filled);
+            current.push_back({p, s, s + take});
+            s += take;
+            filled += take;
+            if (filled == per_task) {
+                tasks.push_back(std::move(current));
+                current.clear();
+                filled = 0;
+            }
+        }
+    }
+    if (!current.empty()) tasks.push_back(std::move(current));
+    return tasks;
+}
+
+void pack_pattern(const Word* row, Index num_bytes, std::uint8_t* out) {
+    for (Index b = 0; b < num_bytes; ++b)
+        out[b] = static_cast<std::uint8_t>(row[b / 8] >> (8 * (b % 8)));
+}
+
+// Turns one path's vertex sequence into breakpoints, pieces and patterns.
+void assemble(const Network& net, const PathSpec& spec, const VertexSeq& seq, Index first,
+              Index last, bool want_patterns, Path1DResult& result) {
+    const Index d = net.input_dim();
+    const Index segments = position_count(spec);
+    std::vector<double> seg_start(sz(segments) + 1, 0.0);
+    for (Index s = 0; s < segments; ++s) {
+        const double* a = spec.points + s * d;
+        const double* b = spec.points + ((s + 1) % spec.num_points) * d;
+        double sum = 0.0;
+        for (Index k = 0; k < d; ++k) sum += (b[k] - a[k]) * (b[k] - a[k]);
+        seg_start[sz(s) + 1] = seg_start[sz(s)] + std::sqrt(sum);
+    }
+    result.length = seg_start[sz(segments)];
+
+    const Index words = seq.words;
+    const Index num_bytes = pattern_bytes(net);
+    const Word* bits = seq.bits.data();
+    auto interval = [&](Index v) { return bits + v * words; };
+    auto differ = [&](Index u, Index v) {
+        return std::memcmp(interval(u), interval(v), sz(words) * sizeof(Word)) != 0;
+    };
+
+    // Vertices first..last (inclusive), intervals first..last-1.
+    std::vector<Index> break_vertex;  // vertex of each breakpoint
+    std::vector<Index> before;        // interval just before it
+    if (spec.closed && last - first >= 1 && differ(last - 1, first)) {
+        break_vertex.push_back(first);
+        before.push_back(last - 1);
+    }
+    for (Index v = first + 1; v < last; ++v) {
+        if (differ(v - 1, v)) {
+            break_vertex.push_back(v);
+            before.push_back(v - 1);
+        }
+    }
+
+    const Index k = static_cast<Index>(break_vertex.size());
+    result.breakpoints.resize(sz(k));
+    result.segment.resize(sz(k));
+    result.flip_offsets.assign(1, 0);
+    for (Index i = 0; i < k; ++i) {
+        const Index v = break_vertex[sz(i)];
+        const Index s = seq.seg[sz(v)];
+        const double seg_length = seg_start[sz(s) + 1] - seg_start[sz(s)];
+        result.breakpoints[sz(i)] = seg_start[sz(s)] + seq.t[sz(v)] * seg_length;
+        result.segment[sz(i)] = s;
+        const Word* a = interval(before[sz(i)]);
+        const Word* b = interval(v);
+        Index layer = 0;
+        for (Index word = 0; word < words; ++word) {
+            Word diff = a[word] ^ b[word];
+            while (diff != 0) {
+                const Index bit = word * kWordBits + static_cast<Index>(__builtin_ctzll(diff));
+                diff &= diff - 1;
+                while (net.neuron_offset(layer + 1) <= bit) ++layer;
+                result.flip_neurons.push_back(layer);
+                result.flip_neurons.push_back(bit - net.neuron_offset(layer));
+            }
+        }
+        result.flip_offsets.push_back(static_cast<Index>(result.flip_neurons.size() / 2));
+    }
+
+    // Piece i starts at breakpoint i-1 (piece 0 at the path's start, or for a closed path
+    // with breakpoints, at the last breakpoint, wrapping through the start).
+    std::vector<Index> piece_interval;
+    if (spec.closed && k > 0) {
+        piece_interval.push_back(before[0]);
+        for (Index i = 0; i + 1 < k; ++i) piece_interval.push_back(break_vertex[sz(i)]);
+    } else {
+        piece_interval.push_back(first);
+        for (Index i = 0; i < k; ++i) piece_interval.push_back(break_vertex[sz(i)]);
+    }
+    result.num_pieces = static_cast<Index>(piece_interval.size());
+
+    std::vector<Index> order(piece_interval.size());
+    std::iota(order.begin(), order.end(), Index{0});
+    auto less = [&](Index x, Index y) {
+        return std::memcmp(interval(piece_interval[sz(x)]), interval(piece_interval[sz(y)]),
+                           sz(words) * sizeof(Word)) < 0;
+    };
+    std::sort(order.begin(), order.end(), less);
+    Index distinct = order.empty() ? 0 : 1;
+    for (std::size_t i = 1; i < order.size(); ++i)
+        if (less(order[i - 1], order[i])) ++distinct;
+    result.num_distinct = distinct;
+
+    if (want_patterns) {
+        result.patterns.resize(sz(result.num_pieces * num_bytes));
+        for (Index i = 0; i < result.num_pieces; ++i)
+            pack_pattern(interval(piece_interval[sz(i)]), num_bytes,
+                         result.patterns.data() + i * num_bytes);
+    }
+}
+
+}  // namespace
+
+Index pattern_bytes(const Network& net) { return (net.num_neurons() + 7) / 8; }
+
+std::vector<Path1DResult> count_1d(const Network& net, const std::vector<PathSpec>& paths,
+                                   const Path1DOptions& options, const InterruptPoll& poll,
+                                   Path1DStats* stats) {
+    for (const PathSpec& spec : paths) {
+        if (spec.num_points < 2 || spec.points == nullptr)
+            throw std::invalid_argument("count_1d: every path needs at least 2 points");
+    }
+    if (!(options.rtol >= 0.0) || !std::isfinite(options.rtol))
+        throw std::invalid_argument("count_1d: rtol must be a finite number >= 0");
+
+    const int threads = resolve_num_threads(options.num_threads);
+    Index total_segments = 0;
+    for (const PathSpec& spec : paths) total_segments += position_count(spec);
+    // Enough tasks to balance the threads, few enough that each product is sizeable.
+    const Index per_task =
+        std::clamp<Index>(total_segments / (8 * static_cast<Index>(threads)), 1, 64);
+    const auto tasks = make_tasks(paths, per_task);
+
+    std::atomic<Index> created{0};
+    const Index num_hidden = net.num_hidden_layers();
+    std::vector<std::atomic<Index>> vertices_per_layer(sz(std::max<Index>(num_hidden, 1)));
+    for (auto& count : vertices_per_layer) count.store(0);
+    std::vector<VertexSeq> outputs(tasks.size());
+
+    if (num_hidden > 0) {
+        parallel_for(
+            static_cast<Index>(tasks.size()), options.num_threads,
+            [&](Index task, const StopFlag& stop) {
+                Subdivider subdivider(net, paths, options, created, vertices_per_layer);
+                outputs[sz(task)] = subdivider.run(tasks[sz(task)], stop);
+            },
+            poll);
+    } else {
+        // No hidden neurons: one piece per path; vertices are the polyline points.
+        for (std::size_t i = 0; i < tasks.size(); ++i) {
+            VertexSeq& seq = outputs[i];
+            for (const Chunk& chunk : tasks[i]) {
+                for (Index s = chunk.seg_begin; s <= chunk.seg_end; ++s) {
+                    seq.path.push_back(chunk.path);
+                    seq.seg.push_back(std::min(s, chunk.seg_end - 1));
+                    seq.t.push_back(s == chunk.seg_end ? 1.0 : 0.0);
+                    seq.link.push_back(s == chunk.seg_end ? 0 : 1);
+                }
+            }
+        }
+    }
+
+    // Join the task outputs path by path: where a path's chunk ends and its next chunk
+    // begins, the shared polyline point appears twice; keep the second copy.
+    std::vector<Path1DResult> results(paths.size());
+    VertexSeq joined;
+    joined.words = words_for(net.num_neurons());
+    Index current = -1;
+    auto finish = [&](Index p) {
+        if (p < 0) return;
+        assemble(net, paths[sz(p)], joined, 0, joined.size() - 1, options.want_patterns,
+                 results[sz(p)]);
+    };
+    for (const VertexSeq& seq : outputs) {
+        for (Index v = 0; v < seq.size(); ++v) {
+            const Index p = seq.path[sz(v)];
+            if (p != current) {
+                finish(current);
+                joined = VertexSeq();
+                joined.words = words_for(net.num_neurons());
+                current = p;
+            } else if (!joined.link.back()) {
+                joined.pop_back();
+            }
+            joined.path.push_back(p);
+            joined.seg.push_back(seq.seg[sz(v)]);
+            joined.t.push_back(seq.t[sz(v)]);
+            joined.link.push_back(seq.link[sz(v)]);
+            joined.bits.insert(joined.bits.end(), seq.bits.begin() + v * seq.words,
+                               seq.bits.begin() + (v + 1) * seq.words);
+        }
+    }
+    finish(current);
+
+    if (stats != nullptr) {
+        stats->vertices_per_layer.assign(sz(num_hidden), 0);
+        for (Index l = 0; l < num_hidden; ++l)
+            stats->vertices_per_layer[sz(l)] = vertices_per_layer[sz(l)].load();
+    }
+    return results;
+}
+
+}  // namespace lrcore

@@ -1,0 +1,62 @@
+"""lrcore: exact linear regions of piecewise-linear neural networks.
+
+Counts, exactly and in float64, where a ReLU-family network's activation pattern changes
+along 1D paths through input space, with a C++ core that evaluates each layer as one
+dense product over all current vertices.
+
+Examples
+--------
+>>> import numpy as np, lrcore
+>>> net = lrcore.Network.random([2, 16, 16, 1], seed=0)
+>>> r = lrcore.count_1d(net, np.array([[-1.0, 0.0], [1.0, 0.0]]))
+>>> r.num_pieces == r.num_breakpoints + 1
+True
+"""
+
+from __future__ import annotations
+
+try:
+    from . import _core
+except ImportError as _err:  # pragma: no cover - depends on the installation
+    try:
+        # The core links the OpenBLAS of the scipy-openblas32 wheel; load it by path in
+        # case the dynamic loader cannot find it from the extension's location.
+        import ctypes as _ctypes
+        import os as _os
+
+        import scipy_openblas32 as _openblas
+
+        _ctypes.CDLL(
+            _os.path.join(_openblas.get_lib_dir(), f"lib{_openblas.get_library()}.so"),
+            mode=_ctypes.RTLD_GLOBAL,
+        )
+        from . import _core
+    except Exception:
+        _msg = (
+            "lrcore's compiled core (lrcore._core) could not be imported. Build it from the "
+            "source tree with `pip install --no-build-isolation -ve .` (needs a C++17 "
+            "compiler, cmake, ninja, pybind11, scikit-build-core and scipy-openblas32), "
+            f"or reinstall lrcore. Original error: {_err}"
+        )
+        raise ImportError(_msg) from _err
+
+from .network import ACTIVATIONS, Network
+from .path1d import DEFAULT_MAX_PIECES, DEFAULT_RTOL, BatchResult, PathResult, count_1d
+
+LimitExceeded = _core.LimitExceeded
+LimitExceeded.__module__ = "lrcore"
+LimitExceeded.__doc__ = "A resource cap (max_pieces) was reached; the message says how to raise it."
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ACTIVATIONS",
+    "DEFAULT_MAX_PIECES",
+    "DEFAULT_RTOL",
+    "BatchResult",
+    "LimitExceeded",
+    "Network",
+    "PathResult",
+    "__version__",
+    "count_1d",
+]

@@ -1,0 +1,294 @@
+"""The network lrcore computes regions of: affine layers with ReLU-family activations."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Union
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from . import _core
+from ._validation import as_float_array
+
+if TYPE_CHECKING:
+    import torch
+
+__all__ = ["ACTIVATIONS", "Network"]
+
+#: Activation names the core understands (keep in step with parse_activation in
+#: cpp/bindings/bind_network.cpp).
+ACTIVATIONS = ("relu", "leaky_relu")
+
+ActivationSpec = Union[str, Sequence[str]]
+SlopeSpec = Union[float, Sequence[float]]
+
+
+def _per_layer(value: Any, count: int, name: str) -> list[Any]:
+    """Broadcast a scalar setting to every hidden layer, or check a per-layer list."""
+    if isinstance(value, (str, int, float, np.floating, np.integer)):
+        return [value] * count
+    values = list(value)
+    if len(values) != count:
+        msg = f"{name}: expected one entry per hidden layer ({count}), got {len(values)}"
+        raise ValueError(msg)
+    return values
+
+
+class Network:
+    """A feed-forward piecewise-linear network, held in float64.
+
+    ``f = A_L ∘ σ ∘ A_{L-1} ∘ … ∘ σ ∘ A_1``: an activation σ (ReLU or LeakyReLU) after every
+    affine layer except the last. Hidden layer ``l`` (0-based) is the output of ``A_{l+1}``;
+    its units are the neurons ``(l, unit)`` whose signs make up the activation pattern.
+
+    Parameters
+    ----------
+    weights
+        One ``(out_l, in_l)`` array per affine layer (the layout of ``torch.nn.Linear``).
+    biases
+        One ``(out_l,)`` array per affine layer.
+    activation
+        ``"relu"`` or ``"leaky_relu"``, or one name per hidden layer.
+    negative_slope
+        Slope of LeakyReLU for negative inputs, or one per hidden layer.
+
+    Examples
+    --------
+    >>> import numpy as np, lrcore
+    >>> net = lrcore.Network([np.eye(2), np.ones((1, 2))], [np.zeros(2), np.zeros(1)])
+    >>> net.forward([[1.0, -1.0]])
+    array([[1.]])
+    """
+
+    def __init__(
+        self,
+        weights: Sequence[ArrayLike],
+        biases: Sequence[ArrayLike],
+        activation: ActivationSpec = "relu",
+        negative_slope: SlopeSpec = 0.01,
+    ) -> None:
+        weights = list(weights)
+        biases = list(biases)
+        if not weights:
+            raise ValueError("weights: expected at least one layer, got none")
+        if len(biases) != len(weights):
+            msg = f"biases: expected one per layer ({len(weights)}), got {len(biases)}"
+            raise ValueError(msg)
+        ws: list[NDArray[np.float64]] = []
+        bs: list[NDArray[np.float64]] = []
+        for index, (w_raw, b_raw) in enumerate(zip(weights, biases)):
+            w = as_float_array(w_raw, f"weights[{index}]", ndim=2)
+            b = as_float_array(b_raw, f"biases[{index}]", ndim=1)
+            if b.shape[0] != w.shape[0]:
+                msg = (
+                    f"biases[{index}]: layer {index} has weight shape {w.shape}, so its bias "
+                    f"must have shape ({w.shape[0]},), got {b.shape}"
+                )
+                raise ValueError(msg)
+            if w.shape[0] == 0 or w.shape[1] == 0:
+                msg = f"weights[{index}]: layer {index} has an empty weight shape {w.shape}"
+                raise ValueError(msg)
+            if ws and ws[-1].shape[0] != w.shape[1]:
+                msg = (
+                    f"weights[{index}]: layer {index} expects {w.shape[1]} inputs (weight shape "
+                    f"{w.shape}) but layer {index - 1} gives {ws[-1].shape[0]} outputs "
+                    f"(weight shape {ws[-1].shape})"
+                )
+                raise ValueError(msg)
+            ws.append(w)
+            bs.append(b)
+        num_hidden = len(ws) - 1
+        activations = [str(a) for a in _per_layer(activation, num_hidden, "activation")]
+        for index, name in enumerate(activations):
+            if name not in ACTIVATIONS:
+                msg = (
+                    f"activation: hidden layer {index} has unknown activation {name!r}; "
+                    f"expected one of {ACTIVATIONS}"
+                )
+                raise ValueError(msg)
+        slopes = [float(s) for s in _per_layer(negative_slope, num_hidden, "negative_slope")]
+        for index, slope in enumerate(slopes):
+            if not np.isfinite(slope):
+                msg = f"negative_slope: hidden layer {index} has non-finite slope {slope}"
+                raise ValueError(msg)
+        self._weights = ws
+        self._biases = bs
+        self._activations = activations
+        self._slopes = [s if a == "leaky_relu" else 0.0 for a, s in zip(activations, slopes)]
+        self._core = _core.Network(ws, bs, activations, self._slopes)
+
+    # -- construction ------------------------------------------------------------------
+    @classmethod
+    def random(
+        cls,
+        sizes: Sequence[int],
+        activation: ActivationSpec = "relu",
+        negative_slope: SlopeSpec = 0.01,
+        seed: int | np.random.Generator | None = None,
+    ) -> Network:
+        """A network with PyTorch's default ``nn.Linear`` initialisation.
+
+        Weights and biases are drawn from ``U(-1/sqrt(in), 1/sqrt(in))``.
+
+        Parameters
+        ----------
+        sizes
+            ``[input_dim, hidden_1, ..., hidden_k, output_dim]``.
+        seed
+            Seed or generator for reproducibility.
+
+        Examples
+        --------
+        >>> net = Network.random([784, 128, 128, 10], seed=0)
+        >>> net.hidden_sizes
+        (128, 128)
+        """
+        sizes = [int(s) for s in sizes]
+        if len(sizes) < 2 or any(s < 1 for s in sizes):
+            msg = f"sizes: expected at least two positive layer sizes, got {sizes}"
+            raise ValueError(msg)
+        rng = np.random.default_rng(seed)
+        weights, biases = [], []
+        for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
+            bound = 1.0 / np.sqrt(fan_in)
+            weights.append(rng.uniform(-bound, bound, size=(fan_out, fan_in)))
+            biases.append(rng.uniform(-bound, bound, size=fan_out))
+        return cls(weights, biases, activation, negative_slope)
+
+    @classmethod
+    def from_torch(cls, model: torch.nn.Module) -> Network:
+        """Convert a ``torch.nn.Sequential`` of Linear / ReLU / LeakyReLU layers.
+
+        Identity, Flatten and Dropout (in eval mode) are skipped. Weights are copied to
+        float64 on the CPU; the model is not changed.
+
+        Examples
+        --------
+        >>> import torch
+        >>> model = torch.nn.Sequential(torch.nn.Linear(2, 8), torch.nn.ReLU(),
+        ...                             torch.nn.Linear(8, 1))
+        >>> Network.from_torch(model).hidden_sizes
+        (8,)
+        """
+        from .torch import sequential_to_arrays
+
+        weights, biases, activations, slopes = sequential_to_arrays(model)
+        return cls(weights, biases, activations, slopes)
+
+    # -- structure ---------------------------------------------------------------------
+    @property
+    def input_dim(self) -> int:
+        """Dimension of the input space."""
+        return int(self._weights[0].shape[1])
+
+    @property
+    def output_dim(self) -> int:
+        """Dimension of the output."""
+        return int(self._weights[-1].shape[0])
+
+    @property
+    def hidden_sizes(self) -> tuple[int, ...]:
+        """Width of each hidden layer."""
+        return tuple(int(w.shape[0]) for w in self._weights[:-1])
+
+    @property
+    def num_hidden_layers(self) -> int:
+        """Number of hidden layers (affine layers followed by an activation)."""
+        return len(self._weights) - 1
+
+    @property
+    def num_neurons(self) -> int:
+        """Total number of hidden units: the length of an activation pattern."""
+        return int(sum(self.hidden_sizes))
+
+    @property
+    def weights(self) -> list[NDArray[np.float64]]:
+        """Copies of the weight matrices, ``(out_l, in_l)`` each."""
+        return [w.copy() for w in self._weights]
+
+    @property
+    def biases(self) -> list[NDArray[np.float64]]:
+        """Copies of the bias vectors."""
+        return [b.copy() for b in self._biases]
+
+    @property
+    def activations(self) -> list[str]:
+        """Activation name of each hidden layer."""
+        return list(self._activations)
+
+    @property
+    def negative_slopes(self) -> list[float]:
+        """Negative slope of each hidden layer (0.0 for ReLU)."""
+        return list(self._slopes)
+
+    def __repr__(self) -> str:
+        sizes = [self.input_dim, *self.hidden_sizes, self.output_dim]
+        acts = sorted(set(self._activations)) or ["none"]
+        return f"Network(sizes={sizes}, activation={'/'.join(acts)})"
+
+    # -- evaluation --------------------------------------------------------------------
+    def _points(self, x: ArrayLike) -> tuple[NDArray[np.float64], bool]:
+        arr = as_float_array(x, "x")
+        single = arr.ndim == 1
+        if single:
+            arr = arr[None, :]
+        if arr.ndim != 2 or arr.shape[1] != self.input_dim:
+            msg = (
+                f"x: expected shape (n, {self.input_dim}) or ({self.input_dim},), "
+                f"got {np.shape(x)}"
+            )
+            raise ValueError(msg)
+        return arr, single
+
+    def forward(self, x: ArrayLike) -> NDArray[np.float64]:
+        """Output of the network at points ``x`` (``(n, d)`` or ``(d,)``).
+
+        Examples
+        --------
+        >>> Network.random([3, 5, 2], seed=0).forward(np.zeros((4, 3))).shape
+        (4, 2)
+        """
+        arr, single = self._points(x)
+        out: NDArray[np.float64] = self._core.forward(arr)
+        return out[0] if single else out
+
+    def pre_activations(self, x: ArrayLike) -> list[NDArray[np.float64]]:
+        """Pre-activation values of every hidden layer at points ``x``.
+
+        Returns one ``(n, width_l)`` array per hidden layer (``(width_l,)`` for one point).
+
+        Examples
+        --------
+        >>> [z.shape for z in Network.random([3, 5, 4, 2], seed=0).pre_activations(
+        ...     np.zeros((7, 3)))]
+        [(7, 5), (7, 4)]
+        """
+        arr, single = self._points(x)
+        values: list[NDArray[np.float64]] = self._core.pre_activations(arr)
+        return [v[0] for v in values] if single else values
+
+    def patterns(self, x: ArrayLike) -> NDArray[np.bool_]:
+        """Activation patterns at points ``x``: pre-activation > 0, layer by layer.
+
+        Returns a ``(n, num_neurons)`` boolean array (``(num_neurons,)`` for one point);
+        column ``offset_l + unit`` is neuron ``(l, unit)``.
+
+        Examples
+        --------
+        >>> Network.random([2, 3, 1], seed=0).patterns(np.zeros((1, 2))).shape
+        (1, 3)
+        """
+        arr, single = self._points(x)
+        values = self._core.pre_activations(arr)
+        if values:
+            bits = np.concatenate([v > 0 for v in values], axis=1)
+        else:
+            bits = np.zeros((arr.shape[0], 0), dtype=bool)
+        return bits[0] if single else bits
+
+    def neuron_offsets(self) -> NDArray[np.int64]:
+        """Start of each hidden layer in a pattern; the last entry is ``num_neurons``."""
+        return np.concatenate([[0], np.cumsum(self.hidden_sizes, dtype=np.int64)]).astype(
+            np.int64
+        )

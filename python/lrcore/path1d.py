@@ -1,0 +1,445 @@
+"""Exact activation regions along 1D paths (polylines) through input space."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Union, overload
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from . import _core
+from ._optional import optional_import
+from ._validation import as_float_array
+from .network import Network
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["DEFAULT_MAX_PIECES", "DEFAULT_RTOL", "BatchResult", "PathResult", "count_1d"]
+
+#: Default relative zero tolerance: a pre-activation z_j at a vertex counts as exactly
+#: zero when |z_j| <= rtol * (||W_j||_2 * ||h||_2 + |b_j|), h being the layer's input.
+DEFAULT_RTOL = 1e-10
+#: Default cap on the pieces one call may create before it stops with LimitExceeded.
+DEFAULT_MAX_PIECES = 50_000_000
+
+PathLike = Union[ArrayLike, Sequence[ArrayLike]]
+
+
+def _default_threads() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+class PathResult:
+    """Exact breakpoints and pieces of a network along one polyline.
+
+    A *breakpoint* is a point where the activation pattern changes; *pieces* are the
+    maximal intervals of constant pattern (``num_breakpoints + 1`` on an open path,
+    ``max(num_breakpoints, 1)`` on a closed one). Positions are arc lengths from the first
+    point. These are activation regions (one per sign pattern met), not merged linear
+    regions.
+    """
+
+    def __init__(
+        self,
+        points: NDArray[np.float64],
+        closed: bool,
+        length: float,
+        breakpoints: NDArray[np.float64],
+        segment: NDArray[np.int64],
+        flip_offsets: NDArray[np.int64],
+        flip_neurons: NDArray[np.int64],
+        num_pieces: int,
+        num_distinct: int,
+        patterns: NDArray[np.uint8] | None,
+        num_neurons: int,
+    ) -> None:
+        self._points = points
+        self.closed = bool(closed)
+        self.length = float(length)
+        self.breakpoints = breakpoints
+        self.segment = segment
+        self.flip_offsets = flip_offsets
+        self.flip_neurons = flip_neurons
+        self.num_pieces = int(num_pieces)
+        self.num_distinct = int(num_distinct)
+        self.patterns = patterns
+        self.num_neurons = int(num_neurons)
+
+    @property
+    def num_breakpoints(self) -> int:
+        """Number of points where the activation pattern changes."""
+        return int(self.breakpoints.shape[0])
+
+    @property
+    def neurons(self) -> NDArray[np.int64]:
+        """``(k, 2)`` (layer, unit) flipping at each breakpoint (the first, if several)."""
+        return self.flip_neurons[self.flip_offsets[:-1]]
+
+    @property
+    def points(self) -> NDArray[np.float64]:
+        """The polyline's points, ``(n, d)``."""
+        return self._points
+
+    @property
+    def global_density(self) -> float:
+        """Breakpoints per unit arc length over the whole path (NaN for length 0)."""
+        return self.num_breakpoints / self.length if self.length > 0 else float("nan")
+
+    def __repr__(self) -> str:
+        kind = "closed" if self.closed else "open"
+        return (
+            f"PathResult({kind}, length={self.length:.6g}, breakpoints={self.num_breakpoints}, "
+            f"pieces={self.num_pieces}, distinct={self.num_distinct})"
+        )
+
+    def piece_patterns_bool(self) -> NDArray[np.bool_]:
+        """The pattern of each piece as a ``(num_pieces, num_neurons)`` bool array.
+
+        Needs ``count_1d(..., return_patterns=True)``.
+        """
+        if self.patterns is None:
+            msg = "patterns were not computed: call count_1d(..., return_patterns=True)"
+            raise ValueError(msg)
+        bits = np.unpackbits(self.patterns, axis=1, count=self.num_neurons, bitorder="little")
+        return bits.astype(bool)
+
+    def window_centers(self, window: float) -> NDArray[np.float64]:
+        """Default window centres: ``window/2 + window * arange(floor(length / window))``."""
+        window = _positive(window, "window")
+        count = max(1, int(np.floor(self.length / window + 1e-12)))
+        return window / 2 + window * np.arange(count, dtype=np.float64)
+
+    def density(self, window: float, at: ArrayLike | None = None) -> NDArray[np.float64]:
+        """Breakpoints per unit arc length in windows of width ``window`` centred at ``at``.
+
+        For an open path a window is clipped to ``[0, length]`` and the count is divided
+        by the clipped width; for a closed path windows wrap around. ``at=None`` uses
+        :meth:`window_centers`.
+
+        Examples
+        --------
+        >>> import numpy as np, lrcore
+        >>> net = lrcore.Network.random([2, 16, 1], seed=0)
+        >>> r = lrcore.count_1d(net, np.array([[-3.0, 0.0], [3.0, 0.0]]))
+        >>> bool(np.isclose(r.density(6.0, at=[3.0])[0], r.num_breakpoints / 6.0))
+        True
+        """
+        window = _positive(window, "window")
+        centers = self.window_centers(window) if at is None else as_float_array(at, "at")
+        centers = np.atleast_1d(centers)
+        if centers.ndim != 1:
+            msg = f"at: expected a 1-d array of positions, got shape {centers.shape}"
+            raise ValueError(msg)
+        bp = self.breakpoints
+        lo = centers - window / 2
+        hi = centers + window / 2
+        if self.closed and self.length > 0:
+            if window >= self.length:
+                return np.full(centers.shape, self.num_breakpoints / self.length)
+            shifted = np.concatenate([bp - self.length, bp, bp + self.length])
+            counts = np.searchsorted(shifted, hi, "right") - np.searchsorted(shifted, lo, "left")
+            return counts / window
+        lo_c = np.clip(lo, 0.0, self.length)
+        hi_c = np.clip(hi, 0.0, self.length)
+        counts = np.searchsorted(bp, hi_c, "right") - np.searchsorted(bp, lo_c, "left")
+        width = hi_c - lo_c
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(width > 0, counts / np.where(width > 0, width, 1.0), np.nan)
+
+    def positions_to_points(self, s: ArrayLike) -> NDArray[np.float64]:
+        """Points of input space at arc-length positions ``s`` along the path.
+
+        Examples
+        --------
+        >>> import numpy as np, lrcore
+        >>> net = lrcore.Network.random([2, 4, 1], seed=0)
+        >>> r = lrcore.count_1d(net, np.array([[0.0, 0.0], [2.0, 0.0]]))
+        >>> r.positions_to_points([1.0])
+        array([[1., 0.]])
+        """
+        s_arr = np.atleast_1d(as_float_array(s, "s"))
+        pts = self._points
+        if self.closed:
+            pts = np.vstack([pts, pts[:1]])
+        seg_len = np.linalg.norm(np.diff(pts, axis=0), axis=1)
+        starts = np.concatenate([[0.0], np.cumsum(seg_len)])
+        if self.closed and self.length > 0:
+            s_arr = np.mod(s_arr, self.length)
+        s_arr = np.clip(s_arr, 0.0, starts[-1])
+        seg = np.clip(np.searchsorted(starts, s_arr, "right") - 1, 0, len(seg_len) - 1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            frac = np.where(seg_len[seg] > 0, (s_arr - starts[seg]) / seg_len[seg], 0.0)
+        frac = np.clip(frac, 0.0, 1.0)
+        out: NDArray[np.float64] = pts[seg] + frac[:, None] * (pts[seg + 1] - pts[seg])
+        return out
+
+
+class BatchResult:
+    """Results of :func:`count_1d` for several paths, as flat arrays with offsets.
+
+    ``breakpoints[offsets[i]:offsets[i + 1]]`` belong to path ``i``; ``b[i]`` gives a
+    :class:`PathResult`.
+    """
+
+    def __init__(
+        self,
+        flat: dict[str, Any],
+        paths: list[NDArray[np.float64]],
+        closed: list[bool],
+        num_neurons: int,
+    ) -> None:
+        self._paths = paths
+        self._closed = closed
+        self.num_neurons = int(num_neurons)
+        self.lengths: NDArray[np.float64] = flat["lengths"]
+        self.num_pieces: NDArray[np.int64] = flat["num_pieces"]
+        self.num_distinct: NDArray[np.int64] = flat["num_distinct"]
+        self.offsets: NDArray[np.int64] = flat["offsets"]
+        self.breakpoints: NDArray[np.float64] = flat["breakpoints"]
+        self.segment: NDArray[np.int64] = flat["segment"]
+        self.flip_offsets: NDArray[np.int64] = flat["flip_offsets"]
+        self.flip_neurons: NDArray[np.int64] = flat["flip_neurons"]
+        self.piece_offsets: NDArray[np.int64] = flat["piece_offsets"]
+        self.patterns: NDArray[np.uint8] | None = flat["patterns"]
+        #: Vertices at which each hidden layer was evaluated by a dense product.
+        self.vertices_per_layer: NDArray[np.int64] = flat["vertices_per_layer"]
+
+    @property
+    def num_paths(self) -> int:
+        """Number of paths in the batch."""
+        return len(self._paths)
+
+    @property
+    def num_breakpoints(self) -> NDArray[np.int64]:
+        """Breakpoints per path."""
+        return np.diff(self.offsets)
+
+    @property
+    def neurons(self) -> NDArray[np.int64]:
+        """``(K, 2)`` (layer, unit) flipping at each breakpoint, all paths."""
+        return self.flip_neurons[self.flip_offsets[:-1]]
+
+    def __len__(self) -> int:
+        return self.num_paths
+
+    def __iter__(self) -> Iterator[PathResult]:
+        for i in range(self.num_paths):
+            yield self[i]
+
+    def __repr__(self) -> str:
+        return (
+            f"BatchResult(paths={self.num_paths}, breakpoints={int(self.offsets[-1])}, "
+            f"pieces={int(self.num_pieces.sum())})"
+        )
+
+    def __getitem__(self, index: int) -> PathResult:
+        if not isinstance(index, (int, np.integer)):
+            msg = f"index: expected an integer, got {type(index).__name__}"
+            raise TypeError(msg)
+        i = int(index)
+        if i < 0:
+            i += self.num_paths
+        if not 0 <= i < self.num_paths:
+            msg = f"index {index} is out of range for a batch of {self.num_paths} paths"
+            raise IndexError(msg)
+        lo, hi = int(self.offsets[i]), int(self.offsets[i + 1])
+        flips = self.flip_offsets[lo : hi + 1]
+        patterns = None
+        if self.patterns is not None:
+            patterns = self.patterns[self.piece_offsets[i] : self.piece_offsets[i + 1]]
+        return PathResult(
+            points=self._paths[i],
+            closed=self._closed[i],
+            length=float(self.lengths[i]),
+            breakpoints=self.breakpoints[lo:hi],
+            segment=self.segment[lo:hi],
+            flip_offsets=flips - flips[0],
+            flip_neurons=self.flip_neurons[flips[0] : flips[-1]],
+            num_pieces=int(self.num_pieces[i]),
+            num_distinct=int(self.num_distinct[i]),
+            patterns=patterns,
+            num_neurons=self.num_neurons,
+        )
+
+    def to_dataframe(self, kind: str = "breakpoints") -> pd.DataFrame:
+        """A tidy pandas DataFrame (needs pandas).
+
+        ``kind="breakpoints"``: one row per breakpoint with columns ``path, position,
+        segment, layer, unit``. ``kind="paths"``: one row per path with ``path, length,
+        num_breakpoints, num_pieces, num_distinct, density``.
+        """
+        pd = optional_import("pandas")
+        if kind == "breakpoints":
+            path_ids = np.repeat(np.arange(self.num_paths), self.num_breakpoints)
+            neurons = self.neurons
+            return pd.DataFrame(
+                {
+                    "path": path_ids,
+                    "position": self.breakpoints,
+                    "segment": self.segment,
+                    "layer": neurons[:, 0],
+                    "unit": neurons[:, 1],
+                }
+            )
+        if kind == "paths":
+            with np.errstate(divide="ignore", invalid="ignore"):
+                density = np.where(self.lengths > 0, self.num_breakpoints / self.lengths, np.nan)
+            return pd.DataFrame(
+                {
+                    "path": np.arange(self.num_paths),
+                    "length": self.lengths,
+                    "num_breakpoints": self.num_breakpoints,
+                    "num_pieces": self.num_pieces,
+                    "num_distinct": self.num_distinct,
+                    "density": density,
+                }
+            )
+        msg = f"kind: expected 'breakpoints' or 'paths', got {kind!r}"
+        raise ValueError(msg)
+
+
+def _positive(value: float, name: str) -> float:
+    number = float(value)
+    if not np.isfinite(number) or number <= 0:
+        msg = f"{name}: expected a positive finite number, got {value!r}"
+        raise ValueError(msg)
+    return number
+
+
+def _as_path(value: Any, name: str, dim: int) -> NDArray[np.float64]:
+    arr = as_float_array(value, name)
+    if arr.ndim != 2:
+        msg = f"{name}: expected an (n, {dim}) array of points, got shape {arr.shape}"
+        raise ValueError(msg)
+    if arr.shape[1] != dim:
+        msg = (
+            f"{name}: points have dimension {arr.shape[1]} but the network's input "
+            f"dimension is {dim} (shape {arr.shape})"
+        )
+        raise ValueError(msg)
+    if arr.shape[0] < 2:
+        msg = f"{name}: a path needs at least 2 points, got {arr.shape[0]}"
+        raise ValueError(msg)
+    return arr
+
+
+@overload
+def count_1d(
+    net: Network,
+    path: list[ArrayLike] | tuple[ArrayLike, ...],
+    closed: bool | Sequence[bool] = ...,
+    *,
+    rtol: float = ...,
+    return_patterns: bool = ...,
+    num_threads: int | None = ...,
+    max_pieces: int = ...,
+) -> BatchResult: ...
+
+
+@overload
+def count_1d(
+    net: Network,
+    path: ArrayLike,
+    closed: bool | Sequence[bool] = ...,
+    *,
+    rtol: float = ...,
+    return_patterns: bool = ...,
+    num_threads: int | None = ...,
+    max_pieces: int = ...,
+) -> PathResult: ...
+
+
+def count_1d(
+    net: Network,
+    path: PathLike,
+    closed: bool | Sequence[bool] = False,
+    *,
+    rtol: float = DEFAULT_RTOL,
+    return_patterns: bool = False,
+    num_threads: int | None = None,
+    max_pieces: int = DEFAULT_MAX_PIECES,
+) -> PathResult | BatchResult:
+    """Exact breakpoints of ``net``'s activation pattern along polylines.
+
+    Parameters
+    ----------
+    net
+        The network.
+    path
+        An ``(n, d)`` array: a polyline of ``n >= 2`` points in input space. A list or
+        tuple of such arrays is a batch, processed in one call across threads.
+    closed
+        Join the last point back to the first (one flag for all paths, or one per path).
+    rtol
+        Relative zero tolerance: at a vertex, ``|z_j| <= rtol * (||W_j|| ||h|| + |b_j|)``
+        counts as exactly zero (the vertex lies on neuron j's boundary). A neuron that
+        touches zero without changing sign is no breakpoint.
+    return_patterns
+        Also return each piece's activation pattern (packed bits).
+    num_threads
+        Worker threads (default: all CPUs this process may use).
+    max_pieces
+        Stop with :class:`lrcore.LimitExceeded` once the call has created this many pieces.
+
+    Returns
+    -------
+    PathResult or BatchResult
+        One result for an array, a batch for a list or tuple.
+
+    Examples
+    --------
+    >>> import numpy as np, lrcore
+    >>> net = lrcore.Network.random([2, 32, 32, 1], seed=0)
+    >>> segment = np.array([[-2.0, -2.0], [2.0, 2.0]])
+    >>> r = lrcore.count_1d(net, segment)
+    >>> r.num_pieces == r.num_breakpoints + 1
+    True
+    >>> angles = np.linspace(0, 2 * np.pi, 400, endpoint=False)
+    >>> circle = np.c_[np.cos(angles), np.sin(angles)]
+    >>> batch = lrcore.count_1d(net, [segment, circle], closed=[False, True])
+    >>> len(batch)
+    2
+    """
+    if not isinstance(net, Network):
+        msg = f"net: expected an lrcore.Network, got {type(net).__name__}"
+        raise TypeError(msg)
+    is_batch = isinstance(path, (list, tuple))
+    raw_paths: list[Any] = list(path) if is_batch else [path]  # type: ignore[arg-type]
+    dim = net.input_dim
+    if is_batch:
+        paths = [_as_path(p, f"path[{i}]", dim) for i, p in enumerate(raw_paths)]
+    else:
+        paths = [_as_path(path, "path", dim)]
+    if isinstance(closed, (bool, np.bool_)):
+        flags = [bool(closed)] * len(paths)
+    else:
+        if not is_batch:
+            msg = f"closed: expected a bool for a single path, got {type(closed).__name__}"
+            raise TypeError(msg)
+        flags = [bool(c) for c in closed]
+        if len(flags) != len(paths):
+            msg = f"closed: expected one flag per path ({len(paths)}), got {len(flags)}"
+            raise ValueError(msg)
+    rtol = float(rtol)
+    if not np.isfinite(rtol) or rtol < 0:
+        msg = f"rtol: expected a finite number >= 0, got {rtol!r}"
+        raise ValueError(msg)
+    threads = _default_threads() if num_threads is None else int(num_threads)
+    if threads < 1:
+        msg = f"num_threads: expected a positive integer or None, got {num_threads!r}"
+        raise ValueError(msg)
+    if int(max_pieces) < 1:
+        msg = f"max_pieces: expected a positive integer, got {max_pieces!r}"
+        raise ValueError(msg)
+
+    flat = _core.count_1d(
+        net._core, paths, flags, rtol, bool(return_patterns), threads, int(max_pieces)
+    )
+    batch = BatchResult(flat, paths, flags, net.num_neurons)
+    return batch if is_batch else batch[0]
