@@ -17,7 +17,7 @@ int resolve_num_threads(int num_threads) {
 }
 
 void parallel_for(Index num_tasks, int num_threads,
-                  const std::function<void(Index, const StopFlag&)>& body,
+                  const std::function<void(Index, Index, const StopFlag&)>& body,
                   const InterruptPoll& poll) {
     if (num_tasks <= 0) return;
     const Index workers = std::min<Index>(resolve_num_threads(num_threads), num_tasks);
@@ -29,12 +29,12 @@ void parallel_for(Index num_tasks, int num_threads,
     Index running = workers;
     std::exception_ptr first_error;
 
-    auto work = [&] {
+    auto work = [&](Index worker) {
         try {
             while (!stop.requested()) {
                 const Index task = next_task.fetch_add(1);
                 if (task >= num_tasks) break;
-                body(task, stop);
+                body(task, worker, stop);
             }
         } catch (...) {
             std::lock_guard<std::mutex> lock(mutex);
@@ -47,7 +47,7 @@ void parallel_for(Index num_tasks, int num_threads,
 
     std::vector<std::thread> threads;
     threads.reserve(static_cast<std::size_t>(workers));
-    for (Index i = 0; i < workers; ++i) threads.emplace_back(work);
+    for (Index i = 0; i < workers; ++i) threads.emplace_back(work, i);
 
     bool interrupted = false;
     {

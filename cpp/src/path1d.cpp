@@ -13,6 +13,7 @@
 #include <atomic>
 #include <cmath>
 #include <cstring>
+#include <memory>
 #include <numeric>
 #include <stdexcept>
 #include <string>
@@ -23,6 +24,30 @@ namespace lrcore {
 namespace {
 
 using Word = std::uint64_t;
+
+// Leaves new elements uninitialised on resize: every buffer below is written in full
+// before it is read, and zero-filling them cost more than the crossings search.
+template <typename T>
+struct UninitAllocator : std::allocator<T> {
+    template <typename U>
+    struct rebind {
+        using other = UninitAllocator<U>;
+    };
+    UninitAllocator() = default;
+    template <typename U>
+    UninitAllocator(const UninitAllocator<U>&) noexcept {}
+    template <typename U>
+    void construct(U* ptr) noexcept {
+        ::new (static_cast<void*>(ptr)) U;
+    }
+    template <typename U, typename... Args>
+    void construct(U* ptr, Args&&... args) {
+        ::new (static_cast<void*>(ptr)) U(std::forward<Args>(args)...);
+    }
+};
+
+template <typename T>
+using Buffer = std::vector<T, UninitAllocator<T>>;
 constexpr Index kWordBits = 64;
 
 std::size_t sz(Index value) { return static_cast<std::size_t>(value); }
@@ -32,14 +57,14 @@ Index words_for(Index bits) { return (bits + kWordBits - 1) / kWordBits; }
 // Vertices and intervals of one work unit. Row v of `bits` is the pattern of the
 // interval (v, v + 1); it is meaningless where link[v] is 0.
 struct Unit {
-    Index width = 0;                 // width of the layer whose values `z` holds
-    std::vector<double> z;           // V × width pre-activations of the current layer
-    std::vector<double> scale;       // V: ||input of the current layer||_2 (upper bound)
-    std::vector<Index> path;         // V: path id
-    std::vector<Index> seg;          // V: segment of the path
-    std::vector<double> t;           // V: parameter within the segment, in [0, 1]
-    std::vector<std::uint8_t> link;  // V: interval (v, v + 1) exists
-    std::vector<Word> bits;          // V × words: pattern of interval (v, v + 1)
+    Index width = 0;            // width of the layer whose values `z` holds
+    Buffer<double> z;           // V × width pre-activations of the current layer
+    Buffer<double> scale;       // V: ||input of the current layer||_2 (upper bound)
+    Buffer<Index> path;         // V: path id
+    Buffer<Index> seg;          // V: segment of the path
+    Buffer<double> t;           // V: parameter within the segment, in [0, 1]
+    Buffer<std::uint8_t> link;  // V: interval (v, v + 1) exists
+    Buffer<Word> bits;          // V × words: pattern of interval (v, v + 1)
     bool duplicates_previous = false;  // first vertex repeats the previous unit's last
 
     Index size() const { return static_cast<Index>(t.size()); }
@@ -111,6 +136,12 @@ private:
     std::atomic<Index>& created_;
     std::vector<std::atomic<Index>>& vertices_per_layer_;
     Index words_;
+    // Scratch reused across layers and tasks of one worker thread.
+    Buffer<double> activated_;
+    Buffer<double> input_points_;
+    std::vector<Index> crossing_begin_;
+    std::vector<Crossing> crossings_;
+    Unit spare_;
 
     Unit initial_unit(const std::vector<Chunk>& chunks) const {
         Unit unit;
@@ -133,10 +164,11 @@ private:
     // Layer 0 is evaluated at the polyline's own points only: every later vertex lies
     // inside a segment, where layer 0 is affine, so this composes the first affine map
     // with the path once and the input dimension costs nothing after it.
-    void evaluate_first_layer(Unit& unit) const {
+    void evaluate_first_layer(Unit& unit) {
         const Index d = net_.input_dim();
         const Index n = unit.size();
-        std::vector<double> x(sz(n * d));
+        Buffer<double>& x = input_points_;
+        x.resize(sz(n * d));
         unit.scale.resize(sz(n));
         for (Index v = 0; v < n; ++v) {
             const PathSpec& spec = paths_[sz(unit.path[sz(v)])];
@@ -156,11 +188,12 @@ private:
     }
 
     // Values of the next hidden layer at every vertex of the unit: one dense product.
-    void evaluate_next_layer(Unit& unit, Index layer) const {
+    void evaluate_next_layer(Unit& unit, Index layer) {
         const Index n = unit.size();
         const Index width = unit.width;
         const Activation act = net_.activation(layer - 1);
-        std::vector<double> h(unit.z.size());
+        Buffer<double>& h = activated_;
+        h.resize(unit.z.size());
         for (Index v = 0; v < n; ++v) {
             const double* zrow = unit.z.data() + v * width;
             double* hrow = h.data() + v * width;
@@ -247,8 +280,10 @@ private:
 
         // Pattern bits of the layer (value at the interval's start, or at its end where
         // the start is on the zero set) and the crossings, interval by interval.
-        std::vector<Index> crossing_begin(sz(n) + 1, 0);
-        std::vector<Crossing> crossings;
+        std::vector<Index>& crossing_begin = crossing_begin_;
+        std::vector<Crossing>& crossings = crossings_;
+        crossing_begin.assign(sz(n) + 1, 0);
+        crossings.clear();
         for (Index v = 0; v < n; ++v) {
             crossing_begin[sz(v)] = static_cast<Index>(crossings.size());
             if (!unit.link[sz(v)]) continue;
@@ -292,7 +327,7 @@ private:
                 " so far); raise max_pieces to allow more");
         }
 
-        Unit next;
+        Unit& next = spare_;
         next.width = width;
         next.duplicates_previous = unit.duplicates_previous;
         const Index new_n = n + added;
@@ -360,7 +395,7 @@ private:
                 c = group_end;
             }
         }
-        unit = std::move(next);
+        std::swap(unit, next);
     }
 };
 
@@ -505,12 +540,12 @@ std::vector<Path1DResult> count_1d(const Network& net, const std::vector<PathSpe
     if (!(options.rtol >= 0.0) || !std::isfinite(options.rtol))
         throw std::invalid_argument("count_1d: rtol must be a finite number >= 0");
 
-    const int threads = resolve_num_threads(options.num_threads);
     Index total_segments = 0;
     for (const PathSpec& spec : paths) total_segments += position_count(spec);
-    // Enough tasks to balance the threads, few enough that each product is sizeable.
-    const Index per_task =
-        std::clamp<Index>(total_segments / (8 * static_cast<Index>(threads)), 1, 64);
+    // Enough tasks to balance many threads, few enough that each product is sizeable.
+    // The split depends on the input only, never on the thread count, so results are
+    // bit-for-bit the same however many threads run.
+    const Index per_task = std::clamp<Index>(total_segments / 64, 1, 32);
     const auto tasks = make_tasks(paths, per_task);
 
     std::atomic<Index> created{0};
@@ -520,11 +555,16 @@ std::vector<Path1DResult> count_1d(const Network& net, const std::vector<PathSpe
     std::vector<VertexSeq> outputs(tasks.size());
 
     if (num_hidden > 0) {
+        std::vector<std::unique_ptr<Subdivider>> workers(
+            sz(resolve_num_threads(options.num_threads)));
         parallel_for(
             static_cast<Index>(tasks.size()), options.num_threads,
-            [&](Index task, const StopFlag& stop) {
-                Subdivider subdivider(net, paths, options, created, vertices_per_layer);
-                outputs[sz(task)] = subdivider.run(tasks[sz(task)], stop);
+            [&](Index task, Index worker, const StopFlag& stop) {
+                auto& subdivider = workers[sz(worker)];
+                if (!subdivider)
+                    subdivider = std::make_unique<Subdivider>(net, paths, options, created,
+                                                              vertices_per_layer);
+                outputs[sz(task)] = subdivider->run(tasks[sz(task)], stop);
             },
             poll);
     } else {

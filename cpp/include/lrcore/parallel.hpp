@@ -26,12 +26,13 @@ private:
 // Returns true when the caller wants the call to stop (checks for Ctrl-C).
 using InterruptPoll = std::function<bool()>;
 
-// Runs body(task, stop) for every task in [0, num_tasks) on num_threads worker threads
-// (0: all hardware threads). The calling thread waits and calls poll every ~50 ms;
+// Runs body(task, worker, stop) for every task in [0, num_tasks) on num_threads worker
+// threads (0: all hardware threads); worker in [0, threads) names the thread, so a body
+// can keep per-thread scratch. The calling thread waits and calls poll every ~50 ms;
 // when poll returns true the workers stop at their next check and Interrupted is thrown.
 // The first exception thrown by a task stops the others and is rethrown here.
 void parallel_for(Index num_tasks, int num_threads,
-                  const std::function<void(Index, const StopFlag&)>& body,
+                  const std::function<void(Index, Index, const StopFlag&)>& body,
                   const InterruptPoll& poll);
 
 // Number of worker threads used for num_threads (0 means all hardware threads).
