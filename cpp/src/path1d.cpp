@@ -454,17 +454,31 @@ void assemble(const Network& net, const PathSpec& spec, const VertexSeq& seq, In
         return std::memcmp(interval(u), interval(v), sz(words) * sizeof(Word)) != 0;
     };
 
-    // Vertices first..last (inclusive), intervals first..last-1.
+    // Vertices first..last (inclusive), intervals first..last-1. Intervals of zero
+    // length (repeated points, zero-length segments) are points, not pieces: they take
+    // no part in the comparison of neighbouring patterns.
+    auto position = [&](Index v) {
+        const Index s = seq.seg[sz(v)];
+        return seg_start[sz(s)] + seq.t[sz(v)] * (seg_start[sz(s) + 1] - seg_start[sz(s)]);
+    };
+    std::vector<Index> pieces_of_path;  // intervals of positive length
+    for (Index v = first; v < last; ++v)
+        if (position(v + 1) > position(v)) pieces_of_path.push_back(v);
+    if (pieces_of_path.empty()) pieces_of_path.push_back(first);
+
     std::vector<Index> break_vertex;  // vertex of each breakpoint
     std::vector<Index> before;        // interval just before it
-    if (spec.closed && last - first >= 1 && differ(last - 1, first)) {
-        break_vertex.push_back(first);
-        before.push_back(last - 1);
+    const Index real = static_cast<Index>(pieces_of_path.size());
+    if (spec.closed && real > 1 && differ(pieces_of_path.back(), pieces_of_path.front())) {
+        break_vertex.push_back(pieces_of_path.front());
+        before.push_back(pieces_of_path.back());
     }
-    for (Index v = first + 1; v < last; ++v) {
-        if (differ(v - 1, v)) {
-            break_vertex.push_back(v);
-            before.push_back(v - 1);
+    for (Index i = 1; i < real; ++i) {
+        const Index previous = pieces_of_path[sz(i - 1)];
+        const Index current = pieces_of_path[sz(i)];
+        if (differ(previous, current)) {
+            break_vertex.push_back(current);
+            before.push_back(previous);
         }
     }
 
@@ -474,10 +488,8 @@ void assemble(const Network& net, const PathSpec& spec, const VertexSeq& seq, In
     result.flip_offsets.assign(1, 0);
     for (Index i = 0; i < k; ++i) {
         const Index v = break_vertex[sz(i)];
-        const Index s = seq.seg[sz(v)];
-        const double seg_length = seg_start[sz(s) + 1] - seg_start[sz(s)];
-        result.breakpoints[sz(i)] = seg_start[sz(s)] + seq.t[sz(v)] * seg_length;
-        result.segment[sz(i)] = s;
+        result.breakpoints[sz(i)] = position(v);
+        result.segment[sz(i)] = seq.seg[sz(v)];
         const Word* a = interval(before[sz(i)]);
         const Word* b = interval(v);
         Index layer = 0;
@@ -501,7 +513,7 @@ void assemble(const Network& net, const PathSpec& spec, const VertexSeq& seq, In
         piece_interval.push_back(before[0]);
         for (Index i = 0; i + 1 < k; ++i) piece_interval.push_back(break_vertex[sz(i)]);
     } else {
-        piece_interval.push_back(first);
+        piece_interval.push_back(pieces_of_path.front());
         for (Index i = 0; i < k; ++i) piece_interval.push_back(break_vertex[sz(i)]);
     }
     result.num_pieces = static_cast<Index>(piece_interval.size());

@@ -31,7 +31,7 @@ except ImportError as _err:  # pragma: no cover - depends on the installation
             mode=_ctypes.RTLD_GLOBAL,
         )
         from . import _core
-    except Exception:
+    except (ImportError, OSError):
         _msg = (
             "lrcore's compiled core (lrcore._core) could not be imported. Build it from the "
             "source tree with `pip install --no-build-isolation -ve .` (needs a C++17 "
@@ -45,7 +45,9 @@ from .path1d import DEFAULT_MAX_PIECES, DEFAULT_RTOL, BatchResult, PathResult, c
 
 LimitExceeded = _core.LimitExceeded
 LimitExceeded.__module__ = "lrcore"
-LimitExceeded.__doc__ = "A resource cap (max_pieces) was reached; the message says how to raise it."
+LimitExceeded.__doc__ = (
+    "A resource cap (max_pieces) was reached; the message says how to raise it."
+)
 
 __version__ = "0.1.0"
 

@@ -289,6 +289,4 @@ class Network:
 
     def neuron_offsets(self) -> NDArray[np.int64]:
         """Start of each hidden layer in a pattern; the last entry is ``num_neurons``."""
-        return np.concatenate([[0], np.cumsum(self.hidden_sizes, dtype=np.int64)]).astype(
-            np.int64
-        )
+        return np.concatenate([[0], np.cumsum(self.hidden_sizes, dtype=np.int64)]).astype(np.int64)

@@ -110,9 +110,14 @@ class PathResult:
         return bits.astype(bool)
 
     def window_centers(self, window: float) -> NDArray[np.float64]:
-        """Default window centres: ``window/2 + window * arange(floor(length / window))``."""
+        """Default window centres: ``window/2 + window * arange(floor(length / window))``.
+
+        A quotient within 1e-9 below an integer counts as that integer, so
+        ``window = length / n`` gives ``n`` windows despite rounding.
+        """
         window = _positive(window, "window")
-        count = max(1, int(np.floor(self.length / window + 1e-12)))
+        # A window that fits up to rounding (window = length / n) still counts.
+        count = max(1, int(np.floor(self.length / window + 1e-9)))
         return window / 2 + window * np.arange(count, dtype=np.float64)
 
     def density(self, window: float, at: ArrayLike | None = None) -> NDArray[np.float64]:

@@ -28,7 +28,9 @@ def _modules_in_order(model: Any, torch: Any) -> list[tuple[str, Any]]:
     leaves: list[tuple[str, Any]] = []
     for name, module in model.named_children():
         if isinstance(module, torch.nn.Sequential):
-            leaves.extend((f"{name}.{sub}", leaf) for sub, leaf in _modules_in_order(module, torch))
+            leaves.extend(
+                (f"{name}.{sub}", leaf) for sub, leaf in _modules_in_order(module, torch)
+            )
         else:
             leaves.append((name, module))
     return leaves
@@ -97,7 +99,7 @@ def sequential_to_arrays(
                 f"{where}: not supported by the Sequential converter (supported: Linear, "
                 "ReLU, LeakyReLU, Identity, Flatten, Dropout in eval mode)"
             )
-            raise ValueError(msg)
+            raise TypeError(msg)
     if not weights:
         raise ValueError("model: contains no Linear layer")
     if not pending_affine:

@@ -1,0 +1,38 @@
+# Type stubs for the compiled core (cpp/bindings/); keep in step with the bind_*.cpp files.
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+class LimitExceeded(RuntimeError): ...
+
+def blas_corename() -> str: ...
+
+class Network:
+    def __init__(
+        self,
+        weights: list[NDArray[np.float64]],
+        biases: list[NDArray[np.float64]],
+        activations: list[str],
+        negative_slopes: list[float],
+    ) -> None: ...
+    @property
+    def input_dim(self) -> int: ...
+    @property
+    def output_dim(self) -> int: ...
+    @property
+    def num_neurons(self) -> int: ...
+    @property
+    def hidden_sizes(self) -> list[int]: ...
+    def forward(self, x: NDArray[np.float64]) -> NDArray[np.float64]: ...
+    def pre_activations(self, x: NDArray[np.float64]) -> list[NDArray[np.float64]]: ...
+
+def count_1d(
+    net: Network,
+    paths: list[NDArray[np.float64]],
+    closed: list[bool],
+    rtol: float,
+    want_patterns: bool,
+    num_threads: int,
+    max_pieces: int,
+) -> dict[str, Any]: ...
