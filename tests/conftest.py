@@ -5,9 +5,19 @@ Pick one with the environment variable HYPOTHESIS_PROFILE.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import warnings
 
 from hypothesis import HealthCheck, settings
+
+# When a property fails, Hypothesis imports libcst (to offer the failing example as a
+# patch) inside pytest's report hook, where `filterwarnings = error` turns libcst's
+# DeprecationWarning about mypy_extensions into an INTERNALERROR that hides the real
+# failure. Importing it once here, with that warning silenced, keeps reports readable.
+with warnings.catch_warnings(), contextlib.suppress(ImportError):
+    warnings.simplefilter("ignore", DeprecationWarning)
+    import libcst  # noqa: F401
 
 settings.register_profile(
     "ci",
@@ -20,7 +30,7 @@ settings.register_profile(
 settings.register_profile(
     "dev",
     deadline=None,
-    max_examples=200,
+    max_examples=300,
     print_blob=True,
     suppress_health_check=[HealthCheck.too_slow],
 )

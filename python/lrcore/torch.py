@@ -99,7 +99,8 @@ def sequential_to_arrays(
                 f"{where}: not supported by the Sequential converter (supported: Linear, "
                 "ReLU, LeakyReLU, Identity, Flatten, Dropout in eval mode)"
             )
-            raise TypeError(msg)
+            # The model is the right type; what it contains is not supported.
+            raise ValueError(msg)  # noqa: TRY004
     if not weights:
         raise ValueError("model: contains no Linear layer")
     if not pending_affine:
