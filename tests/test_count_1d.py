@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import lrcore
@@ -74,7 +74,9 @@ def check_result_structure(net, path, closed, r):
 @given(
     d=st.integers(1, 8),
     width=st.integers(1, 40),
-    num_points=st.integers(2, 8),
+    # Long polylines too: the core groups several segments into one work unit only
+    # past about a hundred segments.
+    num_points=st.one_of(st.integers(2, 8), st.integers(120, 700)),
     closed=st.booleans(),
     activation=st.sampled_from(["relu", "leaky_relu"]),
     net_seed=seeds,
@@ -85,7 +87,9 @@ def test_one_hidden_layer_count_is_closed_form(
 ):
     spec = random_net([d, width, 3], net_seed, activation, 0.1)
     path = random_path(d, num_points, path_seed)
-    r = lrcore.count_1d(spec.to_lrcore(), path, closed)
+    net = spec.to_lrcore()
+    r = lrcore.count_1d(net, path, closed)
+    check_result_structure(net, path, closed, r)
     # Each neuron is affine on a segment: it flips there iff its bits at the ends differ.
     bits = spec.patterns(closed_points(path, closed))
     per_segment = np.count_nonzero(bits[1:] != bits[:-1], axis=1)
@@ -104,6 +108,50 @@ def test_deep_nets_match_reference_walk(spec, data, closed):
     r = lrcore.count_1d(net, path, closed)
     check_result_structure(net, path, closed, r)
     assert_matches_walk(spec, path, closed, r)
+
+
+@settings(max_examples=10)
+@given(
+    spec=nets(min_hidden=2, max_hidden=3, max_width=12, max_dim=3),
+    num_points=st.integers(120, 400),
+    path_seed=seeds,
+    closed=st.booleans(),
+)
+def test_long_polylines_match_reference_walk(spec, num_points, path_seed, closed):
+    # Enough segments that the core packs several into one work unit and joins the
+    # units' vertex lists afterwards.
+    path = random_path(spec.input_dim, num_points, path_seed, scale=2.0)
+    net = spec.to_lrcore()
+    r = lrcore.count_1d(net, path, closed)
+    check_result_structure(net, path, closed, r)
+    assert_matches_walk(spec, path, closed, r)
+
+
+@pytest.mark.parametrize("num_points", [3, 64, 129, 200, 601])
+def test_zigzag_repeats_one_segment(num_points):
+    # On the line, going back and forth over [-5, 5] meets the same breakpoints on
+    # every pass (mirrored on the way back) and none at the turning points.
+    spec = random_net([1, 96, 24, 1], seed=41)
+    net = spec.to_lrcore()
+    ends = np.array([[-5.0], [5.0]])
+    zigzag = np.tile(ends, (num_points // 2 + 1, 1))[:num_points]
+    one_pass = lrcore.count_1d(net, ends)
+    assert one_pass.num_breakpoints > 50
+    r = lrcore.count_1d(net, zigzag)
+    np.testing.assert_array_equal(
+        np.bincount(r.segment, minlength=num_points - 1),
+        np.full(num_points - 1, one_pass.num_breakpoints),
+    )
+    # Positions within each pass, one row per segment (every segment has length 10).
+    passes = (r.breakpoints - 10.0 * r.segment).reshape(num_points - 1, -1)
+    np.testing.assert_allclose(
+        passes[0::2], np.broadcast_to(one_pass.breakpoints, passes[0::2].shape), atol=1e-9
+    )
+    np.testing.assert_allclose(
+        passes[1::2],
+        np.broadcast_to(10.0 - one_pass.breakpoints[::-1], passes[1::2].shape),
+        atol=1e-9,
+    )
 
 
 @given(spec=nets(), data=st.data(), closed=st.booleans())

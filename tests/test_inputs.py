@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import lrcore
@@ -185,6 +185,25 @@ def test_batch_index_errors():
         b[1]
     with pytest.raises(IndexError):
         b[-2]
+
+
+@settings(max_examples=10)
+@given(spec=nets(max_hidden=3, max_width=12), seed=seeds, closed=st.booleans())
+def test_large_batches_equal_walks(spec, seed, closed):
+    # Over a hundred segments in all: the core packs segments of several paths into
+    # one work unit, and each path must come out as if it were alone.
+    rng = np.random.default_rng(seed)
+    paths = [
+        2.0 * rng.standard_normal((int(rng.integers(2, 12)), spec.input_dim)) for _ in range(40)
+    ]
+    batch = lrcore.count_1d(spec.to_lrcore(), paths, closed)
+    for i, path in enumerate(paths):
+        walk = spec.walk(path, closed)
+        assert batch[i].num_breakpoints == walk.num_breakpoints, f"path {i}"
+        np.testing.assert_allclose(
+            batch[i].breakpoints, walk.breakpoints, rtol=0, atol=1e-9 * walk.length
+        )
+        np.testing.assert_array_equal(batch[i].segment, walk.breakpoint_segment)
 
 
 def test_thread_count_does_not_change_results():

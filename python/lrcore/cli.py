@@ -76,6 +76,11 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_false",
         help="skip training (and torch); measure a random 2D network instead",
     )
+    demo.add_argument(
+        "--verify",
+        action="store_true",
+        help="also count with the slow numpy walk (lrcore.reference) and compare",
+    )
     demo.set_defaults(handler=_run_demo)
     return parser
 
@@ -90,6 +95,7 @@ def _run_demo(args: argparse.Namespace) -> int:
         steps=args.steps,
         train=args.train,
         high_dim=args.dim,
+        verify=args.verify,
     )
     return 0
 

@@ -51,6 +51,7 @@ class DemoRow:
     distinct: int
     density: float
     peak_density: float
+    walk_breakpoints: int | None = None  # from lrcore.reference.walk_1d when verifying
 
 
 def demo_paths(input_dim: int, seed: int) -> dict[str, tuple[NDArray[np.float64], bool]]:
@@ -156,13 +157,29 @@ def _close(progress_bar: Any) -> None:
         progress_bar.close()
 
 
-def measure(network: Network, label: str, seed: int) -> list[DemoRow]:
-    """Count exactly along the demo paths of the network's input dimension."""
+def measure(network: Network, label: str, seed: int, verify: bool = False) -> list[DemoRow]:
+    """Count exactly along the demo paths of the network's input dimension.
+
+    With ``verify``, also count with the slow numpy walk of :mod:`lrcore.reference`.
+    """
     rows = []
     for name, (points, closed) in demo_paths(network.input_dim, seed).items():
         result = count_1d(network, points, closed=closed)
         window = PEAK_WINDOW_FRACTION * result.length
         peak = float(np.max(result.density(window))) if result.num_breakpoints else 0.0
+        walk_breakpoints = None
+        if verify:
+            from lrcore.reference import walk_1d
+
+            walk = walk_1d(
+                network.weights,
+                network.biases,
+                points,
+                closed=closed,
+                activations=network.activations,
+                negative_slopes=network.negative_slopes,
+            )
+            walk_breakpoints = walk.num_breakpoints
         rows.append(
             DemoRow(
                 network=label,
@@ -173,6 +190,7 @@ def measure(network: Network, label: str, seed: int) -> list[DemoRow]:
                 distinct=int(result.num_distinct),
                 density=float(result.global_density),
                 peak_density=peak,
+                walk_breakpoints=walk_breakpoints,
             )
         )
     return rows
@@ -180,7 +198,7 @@ def measure(network: Network, label: str, seed: int) -> list[DemoRow]:
 
 def format_table(rows: list[DemoRow]) -> str:
     """Render rows as an aligned plain-text table."""
-    header = (
+    header: tuple[str, ...] = (
         "network",
         "path",
         "length",
@@ -190,7 +208,7 @@ def format_table(rows: list[DemoRow]) -> str:
         "density",
         "peak density",
     )
-    cells = [
+    cells: list[tuple[str, ...]] = [
         (
             row.network,
             row.path,
@@ -203,6 +221,12 @@ def format_table(rows: list[DemoRow]) -> str:
         )
         for row in rows
     ]
+    if any(row.walk_breakpoints is not None for row in rows):
+        header = (*header, "walk")
+        cells = [
+            (*c, "-" if row.walk_breakpoints is None else str(row.walk_breakpoints))
+            for c, row in zip(cells, rows)
+        ]
     widths = [max(len(text) for text in column) for column in zip(header, *cells)]
 
     def line(texts: tuple[str, ...]) -> str:
@@ -226,7 +250,9 @@ How to read this
                 region it has left.
   density       breakpoints per unit length; peak density is the largest density over
                 windows of {window:.0%} of the path length.
-The network is affine on every piece, so pieces bound how wiggly it can be along the path.
+The network is affine on every piece, so pieces bound how wiggly it can be along the path."""
+
+TRAINING_EXPLANATION = """\
 Training on the rings target cos(3π‖x‖) tends to add breakpoints where the target bends
 (across the rings, along the diagonal) more than along the circle, on which the target is
 constant."""
@@ -240,6 +266,7 @@ def run_demo(
     steps: int = 300,
     train: bool = True,
     high_dim: int = 16,
+    verify: bool = False,
     file: TextIO | None = None,
 ) -> list[DemoRow]:
     """Build, (optionally) train and measure the demo networks; print a table.
@@ -257,6 +284,9 @@ def run_demo(
         ``train=False``, a seeded random 2D network is measured instead.
     high_dim : int
         Input dimension of the higher-dimensional random network.
+    verify : bool
+        Also count every breakpoint with the slow numpy walk of
+        :mod:`lrcore.reference` (column "walk") and report disagreements.
     file : text stream, optional
         Where to print (default: standard output).
 
@@ -286,17 +316,17 @@ def run_demo(
             train = False
         else:
             before, after, loss = train_mlp(width, depth, steps, seed)
-            rows += measure(before, f"2->{arch}->1 torch init", seed)
-            rows += measure(after, f"2->{arch}->1 trained", seed)
+            rows += measure(before, f"2->{arch}->1 torch init", seed, verify)
+            rows += measure(after, f"2->{arch}->1 trained", seed, verify)
             notes.append(
                 f"trained: {steps} full-batch Adam steps on cos(3π‖x‖), 2048 points of "
                 f"[-1, 1]^2, final mean squared error {loss:.4f}"
             )
     if not train:
         network = Network.random([2, *[width] * depth, 1], seed=seed)
-        rows += measure(network, f"2->{arch}->1 random", seed)
+        rows += measure(network, f"2->{arch}->1 random", seed, verify)
     high = Network.random([high_dim, *[width] * depth, 1], seed=seed)
-    rows += measure(high, f"{high_dim}->{arch}->1 random", seed)
+    rows += measure(high, f"{high_dim}->{arch}->1 random", seed, verify)
 
     print(f"lrcore demo (seed {seed}): exact linear regions along paths", file=out)
     print(
@@ -307,7 +337,21 @@ def run_demo(
     print(file=out)
     print(format_table(rows), file=out)
     print(file=out)
+    if verify:
+        disagree = [row for row in rows if row.walk_breakpoints != row.breakpoints]
+        if disagree:
+            notes += [
+                f"MISMATCH: {row.network} along the {row.path}: lrcore {row.breakpoints} "
+                f"breakpoints, numpy walk {row.walk_breakpoints}"
+                for row in disagree
+            ]
+        else:
+            notes.append("verified: every count equals the numpy walk's (lrcore.reference)")
     for note in notes:
         print(note, file=out)
+    if notes:
+        print(file=out)
     print(EXPLANATION.format(window=PEAK_WINDOW_FRACTION), file=out)
+    if train:
+        print(TRAINING_EXPLANATION, file=out)
     return rows
