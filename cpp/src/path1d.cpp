@@ -9,6 +9,8 @@
 // are the vertices whose two intervals' patterns differ.
 #include "lrcore/path1d.hpp"
 
+#include "detail.hpp"
+
 #include <algorithm>
 #include <atomic>
 #include <cmath>
@@ -23,36 +25,12 @@ namespace lrcore {
 
 namespace {
 
-using Word = std::uint64_t;
-
-// Leaves new elements uninitialised on resize: every buffer below is written in full
-// before it is read, and zero-filling them cost more than the crossings search.
-template <typename T>
-struct UninitAllocator : std::allocator<T> {
-    template <typename U>
-    struct rebind {
-        using other = UninitAllocator<U>;
-    };
-    UninitAllocator() = default;
-    template <typename U>
-    UninitAllocator(const UninitAllocator<U>&) noexcept {}
-    template <typename U>
-    void construct(U* ptr) noexcept {
-        ::new (static_cast<void*>(ptr)) U;
-    }
-    template <typename U, typename... Args>
-    void construct(U* ptr, Args&&... args) {
-        ::new (static_cast<void*>(ptr)) U(std::forward<Args>(args)...);
-    }
-};
-
-template <typename T>
-using Buffer = std::vector<T, UninitAllocator<T>>;
-constexpr Index kWordBits = 64;
-
-std::size_t sz(Index value) { return static_cast<std::size_t>(value); }
-
-Index words_for(Index bits) { return (bits + kWordBits - 1) / kWordBits; }
+using detail::Buffer;
+using detail::kWordBits;
+using detail::pack_pattern;
+using detail::sz;
+using detail::Word;
+using detail::words_for;
 
 // Vertices and intervals of one work unit. Row v of `bits` is the pattern of the
 // interval (v, v + 1); it is meaningless where link[v] is 0.
@@ -189,27 +167,9 @@ private:
 
     // Values of the next hidden layer at every vertex of the unit: one dense product.
     void evaluate_next_layer(Unit& unit, Index layer) {
-        const Index n = unit.size();
-        const Index width = unit.width;
-        const Activation act = net_.activation(layer - 1);
-        Buffer<double>& h = activated_;
-        h.resize(unit.z.size());
-        for (Index v = 0; v < n; ++v) {
-            const double* zrow = unit.z.data() + v * width;
-            double* hrow = h.data() + v * width;
-            double sum = 0.0;
-            for (Index j = 0; j < width; ++j) {
-                const double value = act(zrow[j]);
-                hrow[j] = value;
-                sum += value * value;
-            }
-            unit.scale[sz(v)] = std::sqrt(sum);
-        }
-        const AffineMap& map = net_.layer(layer);
-        unit.width = map.out_dim();
-        unit.z.resize(sz(n * unit.width));
-        map.apply(h.data(), n, width, unit.z.data(), unit.width);
-        vertices_per_layer_[sz(layer)].fetch_add(n, std::memory_order_relaxed);
+        detail::next_layer_values(net_, layer, unit.size(), unit.z, unit.width, activated_,
+                                  unit.scale.data());
+        vertices_per_layer_[sz(layer)].fetch_add(unit.size(), std::memory_order_relaxed);
     }
 
     void process(Unit unit, Index layer, VertexSeq& out, const StopFlag& stop) {
@@ -262,21 +222,11 @@ private:
         const Index n = unit.size();
         const Index width = unit.width;
         const AffineMap& map = net_.layer(layer);
-        const std::vector<double>& row_norms = map.row_norms();
-        const std::vector<double>& abs_bias = map.abs_bias();
         const Index offset = net_.neuron_offset(layer);
-        const double rtol = options_.rtol;
 
         // Values within rounding error of zero are zero: the vertex lies on that
         // neuron's zero set (a path point on a hyperplane, a touching neuron).
-        for (Index v = 0; v < n; ++v) {
-            double* zrow = unit.z.data() + v * width;
-            const double s = unit.scale[sz(v)];
-            for (Index j = 0; j < width; ++j) {
-                if (std::abs(zrow[j]) <= rtol * (row_norms[sz(j)] * s + abs_bias[sz(j)]))
-                    zrow[j] = 0.0;
-            }
-        }
+        detail::snap_zeros(unit.z.data(), n, width, unit.scale.data(), map, options_.rtol);
 
         // Pattern bits of the layer (value at the interval's start, or at its end where
         // the start is on the zero set) and the crossings, interval by interval.
@@ -360,8 +310,11 @@ private:
             const double* zb = za + width;
             const double scale_a = unit.scale[sz(v)];
             const double scale_b = unit.scale[sz(v) + 1];
+            // The interval lies in the segment of its start; its end is either in the
+            // same segment or the next segment's first point (t = 0 there, 1 here).
             const double ta = unit.t[sz(v)];
-            const double tb = unit.t[sz(v) + 1];
+            const double tb =
+                unit.seg[sz(v) + 1] == unit.seg[sz(v)] ? unit.t[sz(v) + 1] : 1.0;
             Index c = c_begin;
             while (c < c_end) {
                 const double tau = crossings[sz(c)].tau;
@@ -424,11 +377,6 @@ std::vector<std::vector<Chunk>> make_tasks(const std::vector<PathSpec>& paths, I
     }
     if (!current.empty()) tasks.push_back(std::move(current));
     return tasks;
-}
-
-void pack_pattern(const Word* row, Index num_bytes, std::uint8_t* out) {
-    for (Index b = 0; b < num_bytes; ++b)
-        out[b] = static_cast<std::uint8_t>(row[b / 8] >> (8 * (b % 8)));
 }
 
 // Turns one path's vertex sequence into breakpoints, pieces and patterns.
