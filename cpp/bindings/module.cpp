@@ -50,4 +50,5 @@ PYBIND11_MODULE(_core, m) {
     lrcore::set_blas_threads(1);
     lrcore::bindings::bind_network(m);
     lrcore::bindings::bind_path1d(m);
+    lrcore::bindings::bind_slice2d(m);
 }

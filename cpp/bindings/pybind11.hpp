@@ -26,5 +26,6 @@ bool python_interrupt_requested();
 
 void bind_network(py::module_& m);
 void bind_path1d(py::module_& m);
+void bind_slice2d(py::module_& m);
 
 }  // namespace lrcore::bindings

@@ -1,0 +1,99 @@
+#include "lrcore/errors.hpp"
+#include "lrcore/path1d.hpp"
+#include "lrcore/slice2d.hpp"
+#include "pybind11.hpp"
+
+#include <cstring>
+#include <vector>
+
+namespace lrcore::bindings {
+
+namespace {
+
+template <typename T>
+py::array_t<T> to_array(const std::vector<T>& values, std::vector<py::ssize_t> shape) {
+    py::array_t<T> array(shape);
+    if (!values.empty())
+        std::memcpy(array.mutable_data(), values.data(), values.size() * sizeof(T));
+    return array;
+}
+
+// Runs slice_2d and returns one dict of arrays per slice; the Python layer validates the
+// plane and domain first and builds the result objects.
+py::list slice_2d_arrays(const Network& net, const std::vector<DoubleArray>& origins,
+                         const std::vector<DoubleArray>& bases,
+                         const std::vector<DoubleArray>& domains, double rtol, int num_threads,
+                         Index max_regions) {
+    if (origins.size() != bases.size() || origins.size() != domains.size())
+        throw std::invalid_argument("slices: origins, bases and domains differ in number");
+    if (max_regions < 1) throw std::invalid_argument("max_regions: expected a positive integer");
+    if (num_threads < 0) throw std::invalid_argument("num_threads: expected >= 0");
+    const auto d = static_cast<py::ssize_t>(net.input_dim());
+    std::vector<SliceSpec> specs;
+    for (std::size_t i = 0; i < origins.size(); ++i) {
+        const std::string index = "[" + std::to_string(i) + "]";
+        require_shape(origins[i], "origin" + index, 1, d);
+        require_shape(bases[i], "basis" + index, 2, 2, d);
+        require_shape(domains[i], "domain" + index, 2, -1, 2);
+        if (domains[i].shape(0) < 3)
+            throw std::invalid_argument("domain" + index + ": expected at least 3 corners");
+        require_finite(origins[i], "origin" + index);
+        require_finite(bases[i], "basis" + index);
+        require_finite(domains[i], "domain" + index);
+        SliceSpec spec;
+        spec.origin = origins[i].data();
+        spec.basis = bases[i].data();
+        spec.domain.assign(domains[i].data(), domains[i].data() + domains[i].size());
+        specs.push_back(std::move(spec));
+    }
+    Slice2DOptions options;
+    options.rtol = rtol;
+    options.num_threads = num_threads;
+    options.max_regions = max_regions;
+
+    std::vector<Slice2DResult> results;
+    bool interrupted = false;
+    {
+        // Safe: the argument vectors keep every array alive; the core only reads them.
+        py::gil_scoped_release release;
+        try {
+            results = slice_2d(net, specs, options, &python_interrupt_requested);
+        } catch (const Interrupted&) {
+            interrupted = true;
+        }
+    }
+    if (interrupted) {
+        if (PyErr_Occurred() == nullptr) PyErr_SetNone(PyExc_KeyboardInterrupt);
+        throw py::error_already_set();
+    }
+
+    const auto bytes = static_cast<py::ssize_t>(pattern_bytes(net));
+    const auto out_dim = static_cast<py::ssize_t>(net.output_dim());
+    py::list out;
+    for (const Slice2DResult& r : results) {
+        const auto v = static_cast<py::ssize_t>(r.vertices.size() / 2);
+        const auto f = static_cast<py::ssize_t>(r.num_faces());
+        const auto e = static_cast<py::ssize_t>(r.edges.size() / 2);
+        py::dict item;
+        item["vertices"] = to_array(r.vertices, {v, 2});
+        item["outputs"] = to_array(r.outputs, {v, out_dim});
+        item["face_offsets"] = to_array(r.face_offsets, {f + 1});
+        item["face_vertices"] =
+            to_array(r.face_vertices, {static_cast<py::ssize_t>(r.face_vertices.size())});
+        item["edges"] = to_array(r.edges, {e, 2});
+        item["edge_neurons"] = to_array(r.edge_neurons, {e, 2});
+        item["patterns"] = to_array(r.patterns, {f, bytes});
+        out.append(item);
+    }
+    return out;
+}
+
+}  // namespace
+
+void bind_slice2d(py::module_& m) {
+    m.def("slice_2d", &slice_2d_arrays, py::arg("net"), py::arg("origins"), py::arg("bases"),
+          py::arg("domains"), py::arg("rtol"), py::arg("num_threads"), py::arg("max_regions"),
+          "Exact planar partition of each slice (one dict of arrays per slice).");
+}
+
+}  // namespace lrcore::bindings

@@ -1,0 +1,42 @@
+// The exact planar partition of a network's activation regions on a 2D slice.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "lrcore/network.hpp"
+#include "lrcore/parallel.hpp"
+
+namespace lrcore {
+
+// The plane x(s, t) = origin + s * basis[0] + t * basis[1], restricted to a convex polygon
+// of the (s, t) plane given counter-clockwise.
+struct SliceSpec {
+    const double* origin = nullptr;  // input_dim
+    const double* basis = nullptr;   // 2 × input_dim, row-major
+    std::vector<double> domain;      // (s, t) pairs of a convex counter-clockwise polygon
+};
+
+struct Slice2DOptions {
+    // Same zero tolerance as in 1D: |z_j| <= rtol * (||W_j||_2 * ||h||_2 + |b_j|) is zero.
+    double rtol = 1e-10;
+    int num_threads = 0;
+    // Past this many faces in one slice the call fails with LimitExceeded.
+    Index max_regions = 10'000'000;
+};
+
+struct Slice2DResult {
+    std::vector<double> vertices;       // V × 2 plane coordinates
+    std::vector<double> outputs;        // V × output_dim: f at each vertex
+    std::vector<Index> face_offsets;    // F + 1
+    std::vector<Index> face_vertices;   // counter-clockwise cycles
+    std::vector<Index> edges;           // E × 2 vertex pairs (smaller index first)
+    std::vector<Index> edge_neurons;    // E × 2 (layer, unit); (-1, -1) on the domain boundary
+    std::vector<std::uint8_t> patterns;  // F × pattern_bytes
+    Index num_faces() const { return static_cast<Index>(face_offsets.size()) - 1; }
+};
+
+std::vector<Slice2DResult> slice_2d(const Network& net, const std::vector<SliceSpec>& slices,
+                                    const Slice2DOptions& options, const InterruptPoll& poll);
+
+}  // namespace lrcore
