@@ -1,8 +1,9 @@
 """lrcore: exact linear regions of piecewise-linear neural networks.
 
-Counts, exactly and in float64, where a ReLU-family network's activation pattern changes
-along 1D paths through input space, with a C++ core that evaluates each layer as one
-dense product over all current vertices.
+Computes, exactly and in float64, where a ReLU-family network's activation pattern
+changes along 1D paths through input space (count_1d) and the planar partition it makes
+of 2D slices (slice_2d), with a C++ core that evaluates each layer as one dense product
+over all current vertices.
 
 Examples
 --------
@@ -42,11 +43,12 @@ except ImportError as _err:  # pragma: no cover - depends on the installation
 
 from .network import ACTIVATIONS, Network
 from .path1d import DEFAULT_MAX_PIECES, DEFAULT_RTOL, BatchResult, PathResult, count_1d
+from .slice2d import DEFAULT_MAX_REGIONS, LinearRegions, Plane, SliceResult, slice_2d
 
 LimitExceeded = _core.LimitExceeded
 LimitExceeded.__module__ = "lrcore"
 LimitExceeded.__doc__ = (
-    "A resource cap (max_pieces) was reached; the message says how to raise it."
+    "A resource cap (max_pieces, max_regions) was reached; the message says how to raise it."
 )
 
 __version__ = "0.1.0"
@@ -54,11 +56,16 @@ __version__ = "0.1.0"
 __all__ = [
     "ACTIVATIONS",
     "DEFAULT_MAX_PIECES",
+    "DEFAULT_MAX_REGIONS",
     "DEFAULT_RTOL",
     "BatchResult",
     "LimitExceeded",
+    "LinearRegions",
     "Network",
     "PathResult",
+    "Plane",
+    "SliceResult",
     "__version__",
     "count_1d",
+    "slice_2d",
 ]

@@ -36,3 +36,13 @@ def count_1d(
     num_threads: int,
     max_pieces: int,
 ) -> dict[str, Any]: ...
+
+def slice_2d(
+    net: Network,
+    origins: list[NDArray[np.float64]],
+    bases: list[NDArray[np.float64]],
+    domains: list[NDArray[np.float64]],
+    rtol: float,
+    num_threads: int,
+    max_regions: int,
+) -> list[dict[str, Any]]: ...

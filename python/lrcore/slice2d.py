@@ -1,0 +1,569 @@
+"""Exact activation regions on 2D slices (planes) of input space."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, overload
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from . import _core
+from ._optional import optional_import
+from ._validation import as_float_array
+from .network import Network
+from .path1d import DEFAULT_RTOL, _default_threads
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+
+__all__ = ["DEFAULT_MAX_REGIONS", "LinearRegions", "Plane", "SliceResult", "slice_2d"]
+
+#: Default cap on the faces of one slice; past it slice_2d raises LimitExceeded. At the
+#: core's working memory (about the current layer's width × 16 bytes per vertex, two
+#: vertices per face) this keeps a 256-wide network under a few GB.
+DEFAULT_MAX_REGIONS = 5_000_000
+
+
+class Plane:
+    """The plane ``x(s, t) = origin + s * basis[0] + t * basis[1]`` in input space.
+
+    Parameters
+    ----------
+    origin
+        ``(d,)`` point at ``(s, t) = (0, 0)``.
+    basis
+        ``(2, d)``: two linearly independent directions.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> plane = Plane.through(np.zeros(3), np.eye(3)[0], np.eye(3)[1])
+    >>> plane.to_input([[1.0, 1.0]])
+    array([[1., 1., 0.]])
+    """
+
+    def __init__(self, origin: ArrayLike, basis: ArrayLike) -> None:
+        self.origin = as_float_array(origin, "origin", ndim=1)
+        self.basis = as_float_array(basis, "basis", ndim=2)
+        d = self.origin.shape[0]
+        if self.basis.shape != (2, d):
+            msg = f"basis: expected shape (2, {d}) to match origin {self.origin.shape}, got {self.basis.shape}"
+            raise ValueError(msg)
+        gram = self.basis @ self.basis.T
+        norms = np.sqrt(np.diag(gram))
+        if np.any(norms == 0) or np.linalg.det(gram) <= 1e-12 * (norms[0] * norms[1]) ** 2:
+            msg = (
+                "basis: the two directions must be linearly independent (got collinear or "
+                f"zero rows, norms {norms.tolist()})"
+            )
+            raise ValueError(msg)
+
+    @classmethod
+    def through(cls, x0: ArrayLike, x1: ArrayLike, x2: ArrayLike) -> Plane:
+        """The plane through three inputs, with them at (0, 0), (1, 0) and (0, 1).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> Plane.through([0, 0], [2, 0], [0, 3]).basis
+        array([[2., 0.],
+               [0., 3.]])
+        """
+        p0 = as_float_array(x0, "x0", ndim=1)
+        p1 = as_float_array(x1, "x1", ndim=1)
+        p2 = as_float_array(x2, "x2", ndim=1)
+        if not p0.shape == p1.shape == p2.shape:
+            msg = f"x0, x1, x2: expected equal shapes, got {p0.shape}, {p1.shape}, {p2.shape}"
+            raise ValueError(msg)
+        return cls(p0, np.stack([p1 - p0, p2 - p0]))
+
+    @property
+    def input_dim(self) -> int:
+        """Dimension of the input space."""
+        return int(self.origin.shape[0])
+
+    def to_input(self, st: ArrayLike) -> NDArray[np.float64]:
+        """Points of input space at plane coordinates ``st`` (``(n, 2)`` or ``(2,)``)."""
+        arr = as_float_array(st, "st")
+        single = arr.ndim == 1
+        arr2 = np.atleast_2d(arr)
+        if arr2.ndim != 2 or arr2.shape[1] != 2:
+            msg = f"st: expected shape (n, 2) or (2,), got {arr.shape}"
+            raise ValueError(msg)
+        out: NDArray[np.float64] = self.origin + arr2 @ self.basis
+        return out[0] if single else out
+
+    def __repr__(self) -> str:
+        return f"Plane(input_dim={self.input_dim})"
+
+
+@dataclass(frozen=True)
+class LinearRegions:
+    """Faces merged where adjacent faces carry the same affine map of the output."""
+
+    num_regions: int
+    labels: NDArray[np.int64]  #: linear region of each face
+    areas: NDArray[np.float64]  #: area of each linear region
+
+
+class SliceResult:
+    """The exact partition of a plane slice into activation regions.
+
+    Faces are convex polygons of the ``(s, t)`` plane, counter-clockwise, given in CSR form
+    (``face_vertices[face_offsets[f]:face_offsets[f + 1]]``); each has one activation
+    pattern. These are activation regions; :meth:`linear_regions` merges faces on which the
+    network is the same affine map.
+    """
+
+    def __init__(
+        self, arrays: dict[str, Any], plane: Plane, domain: NDArray[np.float64], num_neurons: int
+    ) -> None:
+        self.plane = plane
+        self.domain = domain
+        self.num_neurons = int(num_neurons)
+        self.vertices: NDArray[np.float64] = arrays["vertices"]
+        #: The network's output at each vertex, ``(V, output_dim)``.
+        self.vertex_outputs: NDArray[np.float64] = arrays["outputs"]
+        self.face_offsets: NDArray[np.int64] = arrays["face_offsets"]
+        self.face_vertices: NDArray[np.int64] = arrays["face_vertices"]
+        self.edges: NDArray[np.int64] = arrays["edges"]
+        self.edge_neurons: NDArray[np.int64] = arrays["edge_neurons"]
+        self.patterns: NDArray[np.uint8] = arrays["patterns"]
+        self._cache: dict[str, Any] = {}
+
+    # -- sizes -------------------------------------------------------------------------
+    @property
+    def num_regions(self) -> int:
+        """Number of activation regions (faces) in the domain."""
+        return int(self.face_offsets.shape[0] - 1)
+
+    @property
+    def num_vertices(self) -> int:
+        """Number of vertices of the planar partition."""
+        return int(self.vertices.shape[0])
+
+    @property
+    def num_edges(self) -> int:
+        """Number of edges of the planar partition."""
+        return int(self.edges.shape[0])
+
+    def __repr__(self) -> str:
+        return (
+            f"SliceResult(regions={self.num_regions}, vertices={self.num_vertices}, "
+            f"edges={self.num_edges})"
+        )
+
+    # -- geometry ----------------------------------------------------------------------
+    @property
+    def faces(self) -> list[NDArray[np.int64]]:
+        """Vertex indices of each face, counter-clockwise (a list view of the CSR arrays)."""
+        return np.split(self.face_vertices, self.face_offsets[1:-1])
+
+    def _sides(self) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]]:
+        """Face, start vertex and end vertex of every polygon side."""
+        if "sides" not in self._cache:
+            sizes = np.diff(self.face_offsets)
+            face = np.repeat(np.arange(self.num_regions), sizes)
+            nxt = np.arange(1, self.face_vertices.shape[0] + 1)
+            nxt[self.face_offsets[1:] - 1] = self.face_offsets[:-1]
+            self._cache["sides"] = (face, self.face_vertices, self.face_vertices[nxt])
+        sides: tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]] = self._cache[
+            "sides"
+        ]
+        return sides
+
+    def _area_terms(self) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        if "area" not in self._cache:
+            _, a, b = self._sides()
+            pa, pb = self.vertices[a], self.vertices[b]
+            cross = pa[:, 0] * pb[:, 1] - pb[:, 0] * pa[:, 1]
+            starts = self.face_offsets[:-1]
+            area = 0.5 * np.add.reduceat(cross, starts) if len(starts) else np.zeros(0)
+            moments = np.stack(
+                [
+                    np.add.reduceat((pa[:, 0] + pb[:, 0]) * cross, starts),
+                    np.add.reduceat((pa[:, 1] + pb[:, 1]) * cross, starts),
+                ],
+                axis=1,
+            )
+            self._cache["area"] = (area, moments)
+        terms: tuple[NDArray[np.float64], NDArray[np.float64]] = self._cache["area"]
+        return terms
+
+    @property
+    def areas(self) -> NDArray[np.float64]:
+        """Area of each face in ``(s, t)`` coordinates."""
+        return self._area_terms()[0]
+
+    @property
+    def centroids(self) -> NDArray[np.float64]:
+        """Centroid of each face in ``(s, t)`` coordinates."""
+        area, moments = self._area_terms()
+        with np.errstate(divide="ignore", invalid="ignore"):
+            cent = moments / (6.0 * area[:, None])
+        # Degenerate (zero-area) faces fall back to the mean of their vertices.
+        bad = ~np.isfinite(cent).all(axis=1)
+        if np.any(bad):
+            means = np.add.reduceat(self.vertices[self.face_vertices], self.face_offsets[:-1])
+            means /= np.diff(self.face_offsets)[:, None]
+            cent[bad] = means[bad]
+        return cent
+
+    @property
+    def adjacency(self) -> NDArray[np.int64]:
+        """``(A, 2)`` pairs of faces that share an edge (smaller face index first)."""
+        if "adjacency" not in self._cache:
+            face, a, b = self._sides()
+            key = np.minimum(a, b) * np.int64(self.num_vertices) + np.maximum(a, b)
+            order = np.argsort(key, kind="stable")
+            key_sorted = key[order]
+            same = np.nonzero(key_sorted[1:] == key_sorted[:-1])[0]
+            pairs = np.stack([face[order[same]], face[order[same + 1]]], axis=1)
+            pairs.sort(axis=1)
+            self._cache["adjacency"] = pairs
+        adjacency: NDArray[np.int64] = self._cache["adjacency"]
+        return adjacency
+
+    def pattern_bools(self) -> NDArray[np.bool_]:
+        """Each face's activation pattern as a ``(num_regions, num_neurons)`` bool array."""
+        bits = np.unpackbits(self.patterns, axis=1, count=self.num_neurons, bitorder="little")
+        return bits.astype(bool)
+
+    def to_input(self, st: ArrayLike) -> NDArray[np.float64]:
+        """Points of input space at plane coordinates ``st``."""
+        return self.plane.to_input(st)
+
+    # -- the network on the faces ------------------------------------------------------
+    @property
+    def output_maps(self) -> NDArray[np.float64]:
+        """``(F, output_dim, 3)``: on face f, ``f(s, t) = M[f] @ (s, t, 1)``.
+
+        Fitted by least squares to the exact outputs at the face's vertices (the network
+        is affine on the face, so the fit is exact up to rounding).
+        """
+        if "maps" not in self._cache:
+            starts = self.face_offsets[:-1]
+            pts = self.vertices[self.face_vertices]
+            ys = self.vertex_outputs[self.face_vertices]
+            # Centre each face for conditioning.
+            counts = np.diff(self.face_offsets)[:, None]
+            centre = np.add.reduceat(pts, starts) / counts
+            local = pts - np.repeat(centre, counts[:, 0], axis=0)
+            design = np.concatenate([local, np.ones((local.shape[0], 1))], axis=1)
+            gram = np.add.reduceat(design[:, :, None] * design[:, None, :], starts)
+            rhs = np.add.reduceat(design[:, :, None] * ys[:, None, :], starts)
+            coef = np.linalg.solve(gram, rhs)  # (F, 3, out): slopes for local coords
+            maps = np.transpose(coef, (0, 2, 1)).copy()  # (F, out, 3)
+            maps[:, :, 2] -= np.einsum("fok,fk->fo", maps[:, :, :2], centre)
+            self._cache["maps"] = maps
+        maps_out: NDArray[np.float64] = self._cache["maps"]
+        return maps_out
+
+    def linear_regions(self, rtol: float = 1e-9) -> LinearRegions:
+        """Merge adjacent faces on which the network is the same affine map.
+
+        Two maps are the same when they differ by at most ``rtol`` times their scale.
+        """
+        maps = self.output_maps.reshape(self.num_regions, -1)
+        pairs = self.adjacency
+        scale = np.maximum(
+            np.abs(maps[pairs[:, 0]]).max(axis=1), np.abs(maps[pairs[:, 1]]).max(axis=1)
+        )
+        diff = np.abs(maps[pairs[:, 0]] - maps[pairs[:, 1]]).max(axis=1)
+        same = pairs[diff <= rtol * np.maximum(scale, 1e-300)]
+        parent = np.arange(self.num_regions)
+
+        def root(i: int) -> int:
+            while parent[i] != i:
+                parent[i] = parent[parent[i]]
+                i = int(parent[i])
+            return i
+
+        for a, b in same:
+            ra, rb = root(int(a)), root(int(b))
+            if ra != rb:
+                parent[max(ra, rb)] = min(ra, rb)
+        roots = np.array([root(i) for i in range(self.num_regions)], dtype=np.int64)
+        _, labels = np.unique(roots, return_inverse=True)
+        labels = labels.astype(np.int64)
+        count = int(labels.max()) + 1 if labels.size else 0
+        areas = np.bincount(labels, weights=self.areas, minlength=count)
+        return LinearRegions(count, labels, areas)
+
+    def decision_boundary(self, level: float = 0.0, output: int = 0) -> NDArray[np.float64]:
+        """Line segments ``(K, 2, 2)`` where output ``output`` equals ``level``.
+
+        Exact: the output is affine on every face, so its level set is one segment per
+        face it passes through.
+        """
+        if not 0 <= int(output) < self.vertex_outputs.shape[1]:
+            msg = f"output: expected an index below {self.vertex_outputs.shape[1]}, got {output}"
+            raise IndexError(msg)
+        y = self.vertex_outputs[:, int(output)] - float(level)
+        face, a, b = self._sides()
+        above_a, above_b = y[a] > 0, y[b] > 0
+        cut = above_a != above_b
+        ya, yb = y[a[cut]], y[b[cut]]
+        tau = ya / (ya - yb)
+        pts = self.vertices[a[cut]] + tau[:, None] * (
+            self.vertices[b[cut]] - self.vertices[a[cut]]
+        )
+        # An affine function changes sign on exactly two sides of a convex polygon.
+        faces_cut = face[cut]
+        order = np.argsort(faces_cut, kind="stable")
+        pts = pts[order]
+        counts = np.bincount(faces_cut, minlength=self.num_regions)
+        if np.any((counts != 0) & (counts != 2)):
+            keep = np.repeat(counts == 2, counts)
+            pts = pts[keep]
+        return pts.reshape(-1, 2, 2)
+
+    def density_map(
+        self, bins: int | tuple[int, int] = 32
+    ) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
+        """Regions per unit area on a grid over the domain's bounding box.
+
+        Each face counts in the cell that holds its centroid. Returns ``(density,
+        s_edges, t_edges)`` with ``density[i, j]`` for the cell ``s_edges[i:i+2]`` ×
+        ``t_edges[j:j+2]``.
+        """
+        lo = self.domain.min(axis=0)
+        hi = self.domain.max(axis=0)
+        cent = self.centroids
+        counts, s_edges, t_edges = np.histogram2d(
+            cent[:, 0], cent[:, 1], bins=bins, range=[[lo[0], hi[0]], [lo[1], hi[1]]]
+        )
+        cell = np.diff(s_edges)[:, None] * np.diff(t_edges)[None, :]
+        return counts / cell, s_edges, t_edges
+
+    def plot(
+        self,
+        ax: Axes | None = None,
+        color: str | ArrayLike = "random",
+        edges: bool = True,
+        boundary: float | None = None,
+        output: int = 0,
+        cmap: str = "viridis",
+        seed: int = 0,
+    ) -> Axes:
+        """Draw the partition with matplotlib (optional dependency).
+
+        Parameters
+        ----------
+        color
+            ``"random"`` (a random colour per region), ``"area"`` (log-area colour map),
+            ``"output"`` (the output at the centroid), or an array of one value per face.
+        edges
+            Draw the region boundaries.
+        boundary
+            If given, overlay the level set ``f_output = boundary`` (e.g. 0.0).
+        """
+        mpl_collections = optional_import("matplotlib.collections", "plot")
+        plt = optional_import("matplotlib.pyplot", "plot")
+        if ax is None:
+            _, ax = plt.subplots(figsize=(6, 6))
+        polys = [self.vertices[f] for f in self.faces]
+        collection = mpl_collections.PolyCollection(polys, linewidths=0)
+        if isinstance(color, str) and color == "random":
+            rng = np.random.default_rng(seed)
+            collection.set_facecolor(rng.uniform(0.25, 0.95, size=(self.num_regions, 3)))
+        else:
+            if isinstance(color, str) and color == "area":
+                values = np.log10(np.maximum(self.areas, 1e-300))
+            elif isinstance(color, str) and color == "output":
+                maps = self.output_maps[:, output, :]
+                cent = self.centroids
+                values = maps[:, 0] * cent[:, 0] + maps[:, 1] * cent[:, 1] + maps[:, 2]
+            elif isinstance(color, str):
+                msg = f"color: expected 'random', 'area', 'output' or an array, got {color!r}"
+                raise ValueError(msg)
+            else:
+                values = as_float_array(color, "color", ndim=1)
+                if values.shape[0] != self.num_regions:
+                    msg = f"color: expected {self.num_regions} values, got {values.shape[0]}"
+                    raise ValueError(msg)
+            collection.set_array(values)
+            collection.set_cmap(cmap)
+        ax.add_collection(collection)
+        if edges and self.num_edges:
+            segs = self.vertices[self.edges]
+            ax.add_collection(
+                mpl_collections.LineCollection(segs, colors="k", linewidths=0.3, alpha=0.6)
+            )
+        if boundary is not None:
+            segs = self.decision_boundary(level=boundary, output=output)
+            ax.add_collection(mpl_collections.LineCollection(segs, colors="red", linewidths=1.5))
+        lo, hi = self.domain.min(axis=0), self.domain.max(axis=0)
+        ax.set_xlim(lo[0], hi[0])
+        ax.set_ylim(lo[1], hi[1])
+        ax.set_aspect("equal")
+        ax.set_xlabel("s")
+        ax.set_ylabel("t")
+        ax.set_title(f"{self.num_regions} activation regions")
+        return ax
+
+
+def _as_domain(
+    bounds: Sequence[float] | None, domain: ArrayLike | None, name_prefix: str = ""
+) -> NDArray[np.float64]:
+    """The domain polygon, counter-clockwise, checked to be convex and non-degenerate."""
+    if domain is not None:
+        poly = as_float_array(domain, f"{name_prefix}domain", ndim=2)
+        if poly.shape[1] != 2 or poly.shape[0] < 3:
+            msg = f"{name_prefix}domain: expected an (m, 2) polygon with m >= 3, got {poly.shape}"
+            raise ValueError(msg)
+        keep = np.any(poly != np.roll(poly, -1, axis=0), axis=1)
+        poly = poly[keep]
+        if poly.shape[0] < 3:
+            raise ValueError(f"{name_prefix}domain: fewer than 3 distinct corners")
+        edge = np.roll(poly, -1, axis=0) - poly
+        nxt = np.roll(edge, -1, axis=0)
+        cross = edge[:, 0] * nxt[:, 1] - edge[:, 1] * nxt[:, 0]
+        scale = np.abs(edge).max() ** 2
+        if np.all(cross <= 1e-12 * scale):
+            poly = poly[::-1].copy()  # clockwise: reverse
+            edge = np.roll(poly, -1, axis=0) - poly
+            nxt = np.roll(edge, -1, axis=0)
+            cross = edge[:, 0] * nxt[:, 1] - edge[:, 1] * nxt[:, 0]
+        if np.any(cross < -1e-12 * scale):
+            msg = (
+                f"{name_prefix}domain: the polygon is not convex (or its corners are out of order)"
+            )
+            raise ValueError(msg)
+        # Drop corners where the boundary goes straight on.
+        poly = poly[np.roll(cross > 1e-12 * scale, 1)]
+        if poly.shape[0] < 3:
+            raise ValueError(f"{name_prefix}domain: the polygon has zero area")
+        return np.ascontiguousarray(poly)
+    if bounds is None:
+        bounds = (-1.0, 1.0, -1.0, 1.0)
+    b = as_float_array(bounds, f"{name_prefix}bounds", ndim=1)
+    if b.shape != (4,):
+        msg = f"{name_prefix}bounds: expected (s0, s1, t0, t1), got shape {b.shape}"
+        raise ValueError(msg)
+    s0, s1, t0, t1 = b
+    if not (s0 < s1 and t0 < t1):
+        msg = f"{name_prefix}bounds: expected s0 < s1 and t0 < t1, got {tuple(b.tolist())}"
+        raise ValueError(msg)
+    return np.array([[s0, t0], [s1, t0], [s1, t1], [s0, t1]], dtype=np.float64)
+
+
+@overload
+def slice_2d(
+    net: Network,
+    origin: list[Plane] | tuple[Plane, ...],
+    basis: None = ...,
+    bounds: Sequence[float] | None = ...,
+    *,
+    domain: ArrayLike | None = ...,
+    rtol: float = ...,
+    num_threads: int | None = ...,
+    max_regions: int = ...,
+) -> list[SliceResult]: ...
+
+
+@overload
+def slice_2d(
+    net: Network,
+    origin: ArrayLike | Plane,
+    basis: ArrayLike | None = ...,
+    bounds: Sequence[float] | None = ...,
+    *,
+    domain: ArrayLike | None = ...,
+    rtol: float = ...,
+    num_threads: int | None = ...,
+    max_regions: int = ...,
+) -> SliceResult: ...
+
+
+def slice_2d(
+    net: Network,
+    origin: ArrayLike | Plane | list[Plane] | tuple[Plane, ...],
+    basis: ArrayLike | None = None,
+    bounds: Sequence[float] | None = (-1.0, 1.0, -1.0, 1.0),
+    *,
+    domain: ArrayLike | None = None,
+    rtol: float = DEFAULT_RTOL,
+    num_threads: int | None = None,
+    max_regions: int = DEFAULT_MAX_REGIONS,
+) -> SliceResult | list[SliceResult]:
+    """The exact partition of a 2D slice of input space into activation regions.
+
+    Parameters
+    ----------
+    net
+        The network.
+    origin, basis
+        The plane ``x(s, t) = origin + s * basis[0] + t * basis[1]`` (``origin`` ``(d,)``,
+        ``basis`` ``(2, d)``), or a :class:`Plane` as ``origin`` (``basis`` omitted), or a
+        list of Planes: a batch, processed in one call across threads.
+    bounds
+        ``(s0, s1, t0, t1)``: the box of the plane to partition.
+    domain
+        Instead of ``bounds``, any convex polygon ``(m, 2)`` of the ``(s, t)`` plane.
+    rtol
+        Relative zero tolerance, as in :func:`lrcore.count_1d`.
+    num_threads
+        Worker threads for a batch of slices (default: all CPUs this process may use).
+    max_regions
+        Stop with :class:`lrcore.LimitExceeded` when a slice exceeds this many regions.
+
+    Examples
+    --------
+    >>> import numpy as np, lrcore
+    >>> net = lrcore.Network.random([2, 16, 16, 1], seed=0)
+    >>> s = lrcore.slice_2d(net, np.zeros(2), np.eye(2), bounds=(-1, 1, -1, 1))
+    >>> bool(np.isclose(s.areas.sum(), 4.0))
+    True
+    >>> plane = lrcore.Plane.through(*np.random.default_rng(0).standard_normal((3, 2)))
+    >>> s = lrcore.slice_2d(net, plane, bounds=(0, 1, 0, 1))
+    """
+    if not isinstance(net, Network):
+        msg = f"net: expected an lrcore.Network, got {type(net).__name__}"
+        raise TypeError(msg)
+    is_batch = isinstance(origin, (list, tuple)) and all(isinstance(p, Plane) for p in origin)
+    if is_batch:
+        if basis is not None:
+            raise ValueError("basis: must be omitted when origin is a list of Planes")
+        planes = list(origin)  # type: ignore[arg-type]
+    elif isinstance(origin, Plane):
+        if basis is not None:
+            raise ValueError("basis: must be omitted when origin is a Plane")
+        planes = [origin]
+    else:
+        if basis is None:
+            raise ValueError("basis: expected a (2, d) array (or pass a Plane as origin)")
+        planes = [Plane(origin, basis)]  # type: ignore[arg-type]
+    for i, plane in enumerate(planes):
+        if plane.input_dim != net.input_dim:
+            where = f"origin[{i}]" if is_batch else "origin"
+            msg = (
+                f"{where}: the plane lives in dimension {plane.input_dim} but the network's "
+                f"input dimension is {net.input_dim}"
+            )
+            raise ValueError(msg)
+    poly = _as_domain(bounds, domain)
+    rtol = float(rtol)
+    if not np.isfinite(rtol) or rtol < 0:
+        msg = f"rtol: expected a finite number >= 0, got {rtol!r}"
+        raise ValueError(msg)
+    threads = _default_threads() if num_threads is None else int(num_threads)
+    if threads < 1:
+        msg = f"num_threads: expected a positive integer or None, got {num_threads!r}"
+        raise ValueError(msg)
+    if int(max_regions) < 1:
+        msg = f"max_regions: expected a positive integer, got {max_regions!r}"
+        raise ValueError(msg)
+    arrays = _core.slice_2d(
+        net._core,
+        [p.origin for p in planes],
+        [p.basis for p in planes],
+        [poly] * len(planes),
+        rtol,
+        threads,
+        int(max_regions),
+    )
+    results = [SliceResult(a, p, poly, net.num_neurons) for a, p in zip(arrays, planes)]
+    return results if is_batch else results[0]
