@@ -36,7 +36,6 @@ def count_1d(
     num_threads: int,
     max_pieces: int,
 ) -> dict[str, Any]: ...
-
 def slice_2d(
     net: Network,
     origins: list[NDArray[np.float64]],

@@ -94,12 +94,14 @@ class ReferenceWalk(NamedTuple):
     @property
     def breakpoints(self) -> np.ndarray:
         """Distinct breakpoint positions, ascending (one per point)."""
-        return self.positions[self._first_rows()]
+        out: np.ndarray = self.positions[self._first_rows()]
+        return out
 
     @property
     def breakpoint_segment(self) -> np.ndarray:
         """Segment of each distinct breakpoint."""
-        return self.segment[self._first_rows()]
+        out: np.ndarray = self.segment[self._first_rows()]
+        return out
 
     @property
     def flip_offsets(self) -> np.ndarray:
@@ -241,7 +243,8 @@ def forward_numpy(
     for w, b, factor in zip(w_list[:-1], b_list[:-1], factors):
         z = h @ w.T + b
         h = np.where(z > 0, z, factor * z)
-    return h @ w_list[-1].T + b_list[-1]
+    out: np.ndarray = h @ w_list[-1].T + b_list[-1]
+    return out
 
 
 def patterns_numpy(
@@ -344,7 +347,9 @@ def _flat_pattern(piece: _Piece) -> np.ndarray:
     return np.concatenate(piece.active)
 
 
-def _flips(before: np.ndarray, after: np.ndarray, layer_of: np.ndarray, unit_of: np.ndarray):
+def _flips(
+    before: np.ndarray, after: np.ndarray, layer_of: np.ndarray, unit_of: np.ndarray
+) -> np.ndarray:
     changed = np.flatnonzero(before != after)
     return np.stack((layer_of[changed], unit_of[changed]), axis=1)
 
@@ -419,7 +424,11 @@ def walk_1d(
     length = float(seg_offsets[-1])
     walked = np.flatnonzero(seg_lengths > 0)
 
-    def ahead(point, direction, forced=None):
+    def ahead(
+        point: np.ndarray,
+        direction: np.ndarray,
+        forced: dict[int, np.ndarray] | None = None,
+    ) -> _Piece:
         return _piece_ahead(hidden_w, hidden_b, row_norms, factors, point, direction, rtol, forced)
 
     if walked.size == 0:
@@ -479,6 +488,7 @@ def walk_1d(
         # The pattern arriving back at the start differs from the one leaving it:
         # a breakpoint at position 0, and the wrapping piece 0 has the arrival
         # pattern (API.md), the departing one moving to piece 1.
+        assert current is not None  # a path with positive length has a first piece
         flipped = _flips(current, patterns[0], layer_of, unit_of)
         positions.insert(0, np.zeros(len(flipped)))
         segments.insert(0, np.full(len(flipped), walked[0], dtype=np.int64))

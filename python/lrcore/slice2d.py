@@ -289,7 +289,7 @@ class SliceResult:
         _, labels = np.unique(roots, return_inverse=True)
         labels = labels.astype(np.int64)
         count = int(labels.max()) + 1 if labels.size else 0
-        areas = np.bincount(labels, weights=self.areas, minlength=count)
+        areas = np.bincount(labels, weights=self.areas, minlength=count).astype(np.float64)
         return LinearRegions(count, labels, areas)
 
     def decision_boundary(self, level: float = 0.0, output: int = 0) -> NDArray[np.float64]:
@@ -318,7 +318,8 @@ class SliceResult:
         if np.any((counts != 0) & (counts != 2)):
             keep = np.repeat(counts == 2, counts)
             pts = pts[keep]
-        return pts.reshape(-1, 2, 2)
+        segments: NDArray[np.float64] = pts.reshape(-1, 2, 2)
+        return segments
 
     def density_map(
         self, bins: int | tuple[int, int] = 32
@@ -527,7 +528,7 @@ def slice_2d(
     if is_batch:
         if basis is not None:
             raise ValueError("basis: must be omitted when origin is a list of Planes")
-        planes = list(origin)  # type: ignore[arg-type]
+        planes: list[Plane] = list(origin)  # type: ignore[arg-type]
     elif isinstance(origin, Plane):
         if basis is not None:
             raise ValueError("basis: must be omitted when origin is a Plane")
