@@ -119,6 +119,7 @@ private:
     Buffer<double> input_points_;
     std::vector<Index> crossing_begin_;
     std::vector<Crossing> crossings_;
+    Buffer<double> interpolated_;
     Unit spare_;
 
     Unit initial_unit(const std::vector<Chunk>& chunks) const {
@@ -165,11 +166,16 @@ private:
         vertices_per_layer_[0].fetch_add(n, std::memory_order_relaxed);
     }
 
-    // Values of the next hidden layer at every vertex of the unit: one dense product.
+    // Values of hidden layer `layer` at every vertex of the unit: one dense product of
+    // the previous layer's activations, which `unit.z` holds on entry.
     void evaluate_next_layer(Unit& unit, Index layer) {
-        detail::next_layer_values(net_, layer, unit.size(), unit.z, unit.width, activated_,
-                                  unit.scale.data());
-        vertices_per_layer_[sz(layer)].fetch_add(unit.size(), std::memory_order_relaxed);
+        const AffineMap& map = net_.layer(layer);
+        const Index n = unit.size();
+        activated_.resize(sz(n * map.out_dim()));
+        map.apply(unit.z.data(), n, unit.width, activated_.data(), map.out_dim());
+        unit.z.swap(activated_);
+        unit.width = map.out_dim();
+        vertices_per_layer_[sz(layer)].fetch_add(n, std::memory_order_relaxed);
     }
 
     void process(Unit unit, Index layer, VertexSeq& out, const StopFlag& stop) {
@@ -177,7 +183,7 @@ private:
         for (; layer < num_hidden; ++layer) {
             stop.throw_if_requested();
             if (layer > 0) evaluate_next_layer(unit, layer);
-            subdivide(unit, layer);
+            subdivide(unit, layer, layer + 1 == num_hidden);
             if (layer + 1 < num_hidden && unit.size() > options_.max_unit_vertices &&
                 unit.size() >= 4) {
                 auto [left, right] = split(std::move(unit));
@@ -217,12 +223,15 @@ private:
     }
 
     // Sets layer `layer`'s pattern bits on every interval and cuts intervals where one of
-    // its neurons changes sign.
-    void subdivide(Unit& unit, Index layer) {
+    // its neurons changes sign. On return `unit.z` holds the layer's activations (the input
+    // of the next dense product) and `unit.scale` their norms; after the last hidden layer
+    // no values are needed any more and only positions and patterns are kept.
+    void subdivide(Unit& unit, Index layer, bool last) {
         const Index n = unit.size();
         const Index width = unit.width;
         const AffineMap& map = net_.layer(layer);
         const Index offset = net_.neuron_offset(layer);
+        const Activation act = net_.activation(layer);
 
         // Values within rounding error of zero are zero: the vertex lies on that
         // neuron's zero set (a path point on a hyperplane, a touching neuron).
@@ -240,34 +249,45 @@ private:
             const double* za = unit.z.data() + v * width;
             const double* zb = za + width;
             Word* row = unit.bits.data() + v * words_;
-            for (Index j = 0; j < width; ++j) {
-                const double a = za[j];
-                const double b = zb[j];
-                if (a > 0.0 || (a == 0.0 && b > 0.0)) {
-                    const Index bit = offset + j;
-                    row[bit / kWordBits] |= Word{1} << (bit % kWordBits);
+            for (Index j0 = 0; j0 < width; j0 += kWordBits) {
+                const Index j1 = std::min(width, j0 + kWordBits);
+                Word on = 0;
+                Word cross = 0;
+                for (Index j = j0; j < j1; ++j) {
+                    const double a = za[j];
+                    const double b = zb[j];
+                    const Word bit = Word{1} << (j - j0);
+                    on |= ((a > 0.0) | ((a == 0.0) & (b > 0.0))) ? bit : 0;
+                    cross |= (((a > 0.0) & (b < 0.0)) | ((a < 0.0) & (b > 0.0))) ? bit : 0;
                 }
-                if ((a > 0.0 && b < 0.0) || (a < 0.0 && b > 0.0))
-                    crossings.push_back({a / (a - b), j});
+                // Place the 64 local bits at the layer's offset in the pattern row.
+                const Index first = offset + j0;
+                const Index shift = first % kWordBits;
+                row[first / kWordBits] |= on << shift;
+                if (shift != 0 && first / kWordBits + 1 < words_)
+                    row[first / kWordBits + 1] |= on >> (kWordBits - shift);
+                while (cross != 0) {
+                    const Index j = j0 + static_cast<Index>(__builtin_ctzll(cross));
+                    cross &= cross - 1;
+                    crossings.push_back({za[j] / (za[j] - zb[j]), j});
+                }
             }
         }
         crossing_begin[sz(n)] = static_cast<Index>(crossings.size());
-        if (crossings.empty()) return;
 
-        // Count the new vertices (crossings at exactly the same place share one).
-        for (Index v = 0; v < n; ++v) {
-            auto first = crossings.begin() + crossing_begin[sz(v)];
-            auto last = crossings.begin() + crossing_begin[sz(v) + 1];
-            std::sort(first, last, [](const Crossing& x, const Crossing& y) {
-                return x.tau < y.tau || (x.tau == y.tau && x.unit < y.unit);
-            });
-        }
+        // Order the crossings of each interval; crossings at exactly the same place share
+        // one new vertex.
         Index added = 0;
         for (Index v = 0; v < n; ++v) {
-            for (Index c = crossing_begin[sz(v)]; c < crossing_begin[sz(v) + 1]; ++c) {
-                if (c == crossing_begin[sz(v)] || crossings[sz(c)].tau != crossings[sz(c - 1)].tau)
-                    ++added;
-            }
+            auto first = crossings.begin() + crossing_begin[sz(v)];
+            auto last_crossing = crossings.begin() + crossing_begin[sz(v) + 1];
+            if (first == last_crossing) continue;
+            std::sort(first, last_crossing, [](const Crossing& x, const Crossing& y) {
+                return x.tau < y.tau || (x.tau == y.tau && x.unit < y.unit);
+            });
+            ++added;
+            for (auto it = first + 1; it != last_crossing; ++it)
+                if (it->tau != (it - 1)->tau) ++added;
         }
         const Index total = created_.fetch_add(added) + added;
         if (total > options_.max_pieces) {
@@ -281,35 +301,43 @@ private:
         next.width = width;
         next.duplicates_previous = unit.duplicates_previous;
         const Index new_n = n + added;
-        next.z.resize(sz(new_n * width));
-        next.scale.resize(sz(new_n));
+        if (!last) {
+            next.z.resize(sz(new_n * width));
+            next.scale.resize(sz(new_n));
+        }
         next.path.resize(sz(new_n));
         next.seg.resize(sz(new_n));
         next.t.resize(sz(new_n));
         next.link.resize(sz(new_n));
         next.bits.resize(sz(new_n * words_));
+        interpolated_.resize(sz(width));
 
         Index w = 0;  // write position
-        auto copy_vertex = [&](Index v) {
-            std::copy_n(unit.z.data() + v * width, width, next.z.data() + w * width);
-            next.scale[sz(w)] = unit.scale[sz(v)];
+        // Writes the activations of pre-activation row `z` as row w, with their norm.
+        auto activate_row = [&](const double* z) {
+            double* h = next.z.data() + w * width;
+            double sum = 0.0;
+            for (Index j = 0; j < width; ++j) {
+                const double value = act(z[j]);
+                h[j] = value;
+                sum += value * value;
+            }
+            next.scale[sz(w)] = std::sqrt(sum);
+        };
+
+        for (Index v = 0; v < n; ++v) {
+            if (!last) activate_row(unit.z.data() + v * width);
             next.path[sz(w)] = unit.path[sz(v)];
             next.seg[sz(w)] = unit.seg[sz(v)];
             next.t[sz(w)] = unit.t[sz(v)];
             next.link[sz(w)] = unit.link[sz(v)];
             std::copy_n(unit.bits.data() + v * words_, words_, next.bits.data() + w * words_);
             ++w;
-        };
-
-        for (Index v = 0; v < n; ++v) {
-            copy_vertex(v);
             const Index c_begin = crossing_begin[sz(v)];
             const Index c_end = crossing_begin[sz(v) + 1];
             if (c_begin == c_end) continue;
             const double* za = unit.z.data() + v * width;
             const double* zb = za + width;
-            const double scale_a = unit.scale[sz(v)];
-            const double scale_b = unit.scale[sz(v) + 1];
             // The interval lies in the segment of its start; its end is either in the
             // same segment or the next segment's first point (t = 0 there, 1 here).
             const double ta = unit.t[sz(v)];
@@ -321,17 +349,20 @@ private:
                 Index group_end = c;
                 while (group_end < c_end && crossings[sz(group_end)].tau == tau) ++group_end;
 
-                double* z_new = next.z.data() + w * width;
-                for (Index j = 0; j < width; ++j) z_new[j] = za[j] + tau * (zb[j] - za[j]);
-                // Neurons crossing in this interval keep the side they must be on here,
-                // whatever rounding did to the interpolated value.
-                for (Index k = c_begin; k < c_end; ++k) {
-                    const Index j = crossings[sz(k)].unit;
-                    const double tau_k = crossings[sz(k)].tau;
-                    const double side = tau_k < tau ? zb[j] : za[j];
-                    if (tau_k == tau || z_new[j] * side < 0.0) z_new[j] = 0.0;
+                if (!last) {
+                    double* z_new = interpolated_.data();
+                    for (Index j = 0; j < width; ++j)
+                        z_new[j] = za[j] + tau * (zb[j] - za[j]);
+                    // Neurons crossing in this interval keep the side they must be on
+                    // here, whatever rounding did to the interpolated value.
+                    for (Index k = c_begin; k < c_end; ++k) {
+                        const Index j = crossings[sz(k)].unit;
+                        const double tau_k = crossings[sz(k)].tau;
+                        const double side = tau_k < tau ? zb[j] : za[j];
+                        if (tau_k == tau || z_new[j] * side < 0.0) z_new[j] = 0.0;
+                    }
+                    activate_row(z_new);
                 }
-                next.scale[sz(w)] = scale_a + tau * (scale_b - scale_a);
                 next.path[sz(w)] = unit.path[sz(v)];
                 next.seg[sz(w)] = unit.seg[sz(v)];
                 next.t[sz(w)] = ta + tau * (tb - ta);
