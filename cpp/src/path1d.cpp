@@ -82,8 +82,9 @@ struct Chunk {
 };
 
 struct Crossing {
-    double tau;  // fraction of the interval at which the neuron's pre-activation is zero
-    Index unit;  // neuron within the layer
+    double tau;          // fraction of the interval at which the neuron's pre-activation is zero
+    Index unit;          // neuron within the layer
+    bool joins = false;  // shares the vertex of the crossing before it
 };
 
 class Subdivider {
@@ -269,14 +270,17 @@ private:
                 while (cross != 0) {
                     const Index j = j0 + static_cast<Index>(__builtin_ctzll(cross));
                     cross &= cross - 1;
-                    crossings.push_back({za[j] / (za[j] - zb[j]), j});
+                    crossings.push_back({za[j] / (za[j] - zb[j]), j, false});
                 }
             }
         }
         crossing_begin[sz(n)] = static_cast<Index>(crossings.size());
 
-        // Order the crossings of each interval; crossings at exactly the same place share
-        // one new vertex.
+        // Order the crossings of each interval. A crossing joins the previous one's vertex
+        // when its neuron is within the zero tolerance there (the vertex lies on both
+        // zero sets: concurrent or coincident hyperplanes), so no sliver piece appears.
+        const std::vector<double>& row_norms = map.row_norms();
+        const std::vector<double>& abs_bias = map.abs_bias();
         Index added = 0;
         for (Index v = 0; v < n; ++v) {
             auto first = crossings.begin() + crossing_begin[sz(v)];
@@ -285,9 +289,24 @@ private:
             std::sort(first, last_crossing, [](const Crossing& x, const Crossing& y) {
                 return x.tau < y.tau || (x.tau == y.tau && x.unit < y.unit);
             });
+            const double* za = unit.z.data() + v * width;
+            const double* zb = za + width;
+            const double sa = unit.scale[sz(v)];
+            const double sb = unit.scale[sz(v) + 1];
+            double group_tau = first->tau;
             ++added;
-            for (auto it = first + 1; it != last_crossing; ++it)
-                if (it->tau != (it - 1)->tau) ++added;
+            for (auto it = first + 1; it != last_crossing; ++it) {
+                const Index k = it->unit;
+                const double value = za[k] + group_tau * (zb[k] - za[k]);
+                const double scale = sa + group_tau * (sb - sa);
+                it->joins = it->tau == group_tau ||
+                            std::abs(value) <= options_.rtol * (row_norms[sz(k)] * scale +
+                                                                abs_bias[sz(k)]);
+                if (!it->joins) {
+                    group_tau = it->tau;
+                    ++added;
+                }
+            }
         }
         const Index total = created_.fetch_add(added) + added;
         if (total > options_.max_pieces) {
@@ -346,8 +365,8 @@ private:
             Index c = c_begin;
             while (c < c_end) {
                 const double tau = crossings[sz(c)].tau;
-                Index group_end = c;
-                while (group_end < c_end && crossings[sz(group_end)].tau == tau) ++group_end;
+                Index group_end = c + 1;
+                while (group_end < c_end && crossings[sz(group_end)].joins) ++group_end;
 
                 if (!last) {
                     double* z_new = interpolated_.data();
@@ -357,9 +376,9 @@ private:
                     // here, whatever rounding did to the interpolated value.
                     for (Index k = c_begin; k < c_end; ++k) {
                         const Index j = crossings[sz(k)].unit;
-                        const double tau_k = crossings[sz(k)].tau;
-                        const double side = tau_k < tau ? zb[j] : za[j];
-                        if (tau_k == tau || z_new[j] * side < 0.0) z_new[j] = 0.0;
+                        const bool here = k >= c && k < group_end;
+                        const double side = k < c ? zb[j] : za[j];
+                        if (here || z_new[j] * side < 0.0) z_new[j] = 0.0;
                     }
                     activate_row(z_new);
                 }

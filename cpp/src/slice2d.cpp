@@ -92,6 +92,7 @@ private:
     Buffer<double> z_;        // V × width_: current layer's pre-activations
     std::vector<double> scale_;
     Index width_ = 0;
+    Index layer_ = 0;  // the hidden layer being cut
     Buffer<double> activated_;
 
     std::vector<Polygon> faces_;
@@ -190,6 +191,10 @@ private:
         st_.push_back(st_[sz(2 * a)] + tau * (st_[sz(2 * b)] - st_[sz(2 * a)]));
         st_.push_back(st_[sz(2 * a + 1)] + tau * (st_[sz(2 * b + 1)] - st_[sz(2 * a + 1)]));
         scale_.push_back(scale_[sz(a)] + tau * (scale_[sz(b)] - scale_[sz(a)]));
+        // The new vertex may lie on other neurons' lines too (lines through one point):
+        // the same tolerance as at the layer's start makes it their vertex as well, so
+        // they cut through it instead of creating sliver faces next to it.
+        detail::snap_zeros(zv, 1, w, &scale_.back(), net_.layer(layer_), options_.rtol);
         splits_.emplace(key, v);
         return v;
     }
@@ -244,6 +249,7 @@ private:
     }
 
     void cut_faces(Index layer, const StopFlag& stop) {
+        layer_ = layer;
         const Index offset = net_.neuron_offset(layer);
         const Index w = width_;
         splits_.clear();

@@ -77,7 +77,11 @@ class Plane:
         if not p0.shape == p1.shape == p2.shape:
             msg = f"x0, x1, x2: expected equal shapes, got {p0.shape}, {p1.shape}, {p2.shape}"
             raise ValueError(msg)
-        return cls(p0, np.stack([p1 - p0, p2 - p0]))
+        try:
+            return cls(p0, np.stack([p1 - p0, p2 - p0]))
+        except ValueError as err:
+            msg = f"x0, x1, x2: the three points must not be collinear or equal ({err})"
+            raise ValueError(msg) from err
 
     @property
     def input_dim(self) -> int:
@@ -174,22 +178,33 @@ class SliceResult:
         ]
         return sides
 
-    def _area_terms(self) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    def _area_terms(
+        self,
+    ) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
         if "area" not in self._cache:
-            _, a, b = self._sides()
-            pa, pb = self.vertices[a], self.vertices[b]
-            cross = pa[:, 0] * pb[:, 1] - pb[:, 0] * pa[:, 1]
+            face, a, b = self._sides()
             starts = self.face_offsets[:-1]
-            area = 0.5 * np.add.reduceat(cross, starts) if len(starts) else np.zeros(0)
-            moments = np.stack(
-                [
-                    np.add.reduceat((pa[:, 0] + pb[:, 0]) * cross, starts),
-                    np.add.reduceat((pa[:, 1] + pb[:, 1]) * cross, starts),
-                ],
-                axis=1,
-            )
-            self._cache["area"] = (area, moments)
-        terms: tuple[NDArray[np.float64], NDArray[np.float64]] = self._cache["area"]
+            # Coordinates relative to each face's first vertex: a small face far from the
+            # origin would otherwise lose its area to cancellation in the shoelace sum.
+            anchor = self.vertices[self.face_vertices[starts]]
+            pa = self.vertices[a] - anchor[face]
+            pb = self.vertices[b] - anchor[face]
+            cross = pa[:, 0] * pb[:, 1] - pb[:, 0] * pa[:, 1]
+            if len(starts):
+                area = 0.5 * np.add.reduceat(cross, starts)
+                moments = np.stack(
+                    [
+                        np.add.reduceat((pa[:, 0] + pb[:, 0]) * cross, starts),
+                        np.add.reduceat((pa[:, 1] + pb[:, 1]) * cross, starts),
+                    ],
+                    axis=1,
+                )
+            else:
+                area, moments = np.zeros(0), np.zeros((0, 2))
+            self._cache["area"] = (area, moments, anchor)
+        terms: tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]] = self._cache[
+            "area"
+        ]
         return terms
 
     @property
@@ -200,9 +215,9 @@ class SliceResult:
     @property
     def centroids(self) -> NDArray[np.float64]:
         """Centroid of each face in ``(s, t)`` coordinates."""
-        area, moments = self._area_terms()
+        area, moments, anchor = self._area_terms()
         with np.errstate(divide="ignore", invalid="ignore"):
-            cent = moments / (6.0 * area[:, None])
+            cent = anchor + moments / (6.0 * area[:, None])
         # Degenerate (zero-area) faces fall back to the mean of their vertices.
         bad = ~np.isfinite(cent).all(axis=1)
         if np.any(bad):
@@ -428,7 +443,11 @@ def _as_domain(
             edge = np.roll(poly, -1, axis=0) - poly
             nxt = np.roll(edge, -1, axis=0)
             cross = edge[:, 0] * nxt[:, 1] - edge[:, 1] * nxt[:, 0]
-        if np.any(cross < -1e-12 * scale):
+        # Convex: every corner turns left, and the turns add up to one full turn (a star
+        # polygon also turns left everywhere but winds more than once).
+        dot = edge[:, 0] * nxt[:, 0] + edge[:, 1] * nxt[:, 1]
+        turning = np.arctan2(cross, dot).sum()
+        if np.any(cross < -1e-12 * scale) or abs(turning - 2 * np.pi) > 1e-6:
             msg = (
                 f"{name_prefix}domain: the polygon is not convex (or its corners are out of order)"
             )
