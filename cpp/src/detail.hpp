@@ -1,6 +1,7 @@
 // Helpers shared by the 1D and 2D subdivisions (internal to the core).
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <memory>
@@ -65,28 +66,69 @@ inline void snap_zeros(double* z, Index n, Index width, const double* scale,
     }
 }
 
-// h = act(z) row by row, with scale[v] = ||h_v||_2; then z_next = layer(h).
-template <typename ZBuffer, typename HBuffer>
-void next_layer_values(const Network& net, Index layer, Index n, ZBuffer& z, Index& width,
-                       HBuffer& h, double* scale) {
-    const Activation act = net.activation(layer - 1);
-    h.resize(z.size());
-    for (Index v = 0; v < n; ++v) {
-        const double* zrow = z.data() + v * width;
-        double* hrow = h.data() + v * width;
-        double sum = 0.0;
-        for (Index j = 0; j < width; ++j) {
-            const double value = act(zrow[j]);
-            hrow[j] = value;
-            sum += value * value;
-        }
-        scale[v] = std::sqrt(sum);
+// Rows of per-vertex values (one row of `width` doubles per vertex), stored in blocks of
+// kBlockRows rows: appending a row never moves the others, and a layer is evaluated block
+// by block, so the only extra memory is one block.
+class RowStore {
+public:
+    static constexpr Index kBlockRows = 2048;
+
+    Index width() const { return width_; }
+    Index size() const { return size_; }
+
+    void reset(Index width) {
+        blocks_.clear();
+        width_ = width;
+        size_ = 0;
     }
-    const AffineMap& map = net.layer(layer);
-    const Index in_width = width;
-    width = map.out_dim();
-    z.resize(sz(n * width));
-    map.apply(h.data(), n, in_width, z.data(), width);
-}
+
+    double* row(Index v) { return blocks_[sz(v / kBlockRows)].data() + (v % kBlockRows) * width_; }
+    const double* row(Index v) const {
+        return blocks_[sz(v / kBlockRows)].data() + (v % kBlockRows) * width_;
+    }
+
+    // A new row at the end (uninitialised); pointers to other rows stay valid.
+    double* append() {
+        if (size_ % kBlockRows == 0) blocks_.emplace_back(sz(kBlockRows * width_));
+        return row(size_++);
+    }
+
+    // Sets scale[v] = ||act(row v)||_2 for every row, then replaces the rows by the next
+    // layer's pre-activations layer(act(row)).
+    void next_layer(const AffineMap& map, const Activation& act, double* scale) {
+        const Index in_width = width_;
+        const Index out_width = map.out_dim();
+        for (std::size_t b = 0; b < blocks_.size(); ++b) {
+            const Index first = static_cast<Index>(b) * kBlockRows;
+            const Index rows = std::min(kBlockRows, size_ - first);
+            Buffer<double>& block = blocks_[b];
+            activated_.resize(sz(rows * in_width));
+            for (Index v = 0; v < rows; ++v) {
+                const double* zrow = block.data() + v * in_width;
+                double* hrow = activated_.data() + v * in_width;
+                double sum = 0.0;
+                for (Index j = 0; j < in_width; ++j) {
+                    const double value = act(zrow[j]);
+                    hrow[j] = value;
+                    sum += value * value;
+                }
+                scale[first + v] = std::sqrt(sum);
+            }
+            if (out_width > in_width) block.resize(sz(kBlockRows * out_width));
+            map.apply(activated_.data(), rows, in_width, block.data(), out_width);
+            if (out_width < in_width) {
+                block.resize(sz(kBlockRows * out_width));
+                block.shrink_to_fit();
+            }
+        }
+        width_ = out_width;
+    }
+
+private:
+    std::vector<Buffer<double>> blocks_;
+    Buffer<double> activated_;
+    Index width_ = 0;
+    Index size_ = 0;
+};
 
 }  // namespace lrcore::detail

@@ -42,8 +42,6 @@ struct Side {
     Index key_b;
 };
 
-using Polygon = std::vector<Side>;
-
 struct SplitKey {
     Index a, b, neuron;
     bool operator==(const SplitKey& other) const {
@@ -72,11 +70,10 @@ public:
         const Index num_hidden = net_.num_hidden_layers();
         for (Index layer = 0; layer < num_hidden; ++layer) {
             stop.throw_if_requested();
-            if (layer > 0)
-                detail::next_layer_values(net_, layer, num_vertices(), z_, width_, activated_,
-                                          scale_.data());
-            detail::snap_zeros(z_.data(), num_vertices(), width_, scale_.data(),
-                               net_.layer(layer), options_.rtol);
+            if (layer > 0) z_.next_layer(net_.layer(layer), net_.activation(layer - 1), scale_.data());
+            const AffineMap& map = net_.layer(layer);
+            for (Index v = 0; v < num_vertices(); ++v)
+                detail::snap_zeros(z_.row(v), 1, z_.width(), &scale_[sz(v)], map, options_.rtol);
             cut_faces(layer, stop);
         }
         return collect();
@@ -88,18 +85,19 @@ private:
     const Slice2DOptions& options_;
     Index words_;
 
-    std::vector<double> st_;  // V × 2
-    Buffer<double> z_;        // V × width_: current layer's pre-activations
-    std::vector<double> scale_;
-    Index width_ = 0;
-    Index layer_ = 0;  // the hidden layer being cut
-    Buffer<double> activated_;
+    std::vector<double> st_;      // V × 2 plane coordinates
+    detail::RowStore z_;          // V rows: the current layer's pre-activations
+    std::vector<double> scale_;   // V: norm of the current layer's input (upper bound)
+    Index layer_ = 0;             // the hidden layer being cut
 
-    std::vector<Polygon> faces_;
+    // Faces in CSR form: face f has sides [face_start_[f], face_start_[f + 1]).
+    std::vector<Side> sides_;
+    std::vector<Index> face_start_;
     std::vector<Word> bits_;  // F × words_
     std::unordered_map<SplitKey, Index, SplitKeyHash> splits_;
 
     Index num_vertices() const { return static_cast<Index>(scale_.size()); }
+    Index num_faces() const { return static_cast<Index>(face_start_.size()) - 1; }
 
     // Layer 0 (or the output, without hidden layers) at plane point (s, t) is
     // c + s * cu + t * cv: the first affine map composed with the plane once.
@@ -136,24 +134,26 @@ private:
     void initial_face() {
         compose_first_layer();
         const Index out = net_.layer(0).out_dim();
-        width_ = out;
+        z_.reset(out);
         const Index m = static_cast<Index>(spec_.domain.size() / 2);
         st_ = spec_.domain;
-        z_.resize(sz(m * out));
         scale_.resize(sz(m));
-        Polygon face;
+        face_start_.assign(1, 0);
         for (Index v = 0; v < m; ++v) {
             const double s = st_[sz(2 * v)];
             const double t = st_[sz(2 * v + 1)];
+            double* row = z_.append();
             for (Index j = 0; j < out; ++j)
-                z_[sz(v * out + j)] = first_map_[sz(j)] + s * first_map_[sz(out + j)] +
-                                      t * first_map_[sz(2 * out + j)];
+                row[j] = first_map_[sz(j)] + s * first_map_[sz(out + j)] +
+                         t * first_map_[sz(2 * out + j)];
             scale_[sz(v)] = input_norm(s, t);
-            face.push_back({v, kBoundary, 0, 0});
+            sides_.push_back({v, kBoundary, 0, 0});
         }
-        faces_.assign(1, face);
+        face_start_.push_back(m);
         bits_.assign(sz(words_), 0);
     }
+
+    double value(Index vertex, Index neuron) const { return z_.row(vertex)[neuron]; }
 
     // The vertex where `neuron` crosses the layer-start edge (key_a, key_b), created once;
     // (p, q) is the side of the asking face that contains it.
@@ -161,7 +161,7 @@ private:
         const SplitKey key{key_a, key_b, neuron};
         auto found = splits_.find(key);
         if (found != splits_.end()) return found->second;
-        const Index w = width_;
+        const Index w = z_.width();
         Index a = key_a, b = key_b;
         // Rounding can leave the edge's end values on one side although the side's own
         // values differ in sign; then the side's end points give the crossing.
@@ -169,14 +169,11 @@ private:
             a = p;
             b = q;
         }
-        const double* za = z_.data() + a * w;
-        const double* zb = z_.data() + b * w;
-        const double tau = za[neuron] / (za[neuron] - zb[neuron]);
         const Index v = num_vertices();
-        z_.resize(sz((v + 1) * w));
-        za = z_.data() + a * w;  // the resize may have moved the buffer
-        zb = z_.data() + b * w;
-        double* zv = z_.data() + v * w;
+        double* zv = z_.append();  // other rows do not move
+        const double* za = z_.row(a);
+        const double* zb = z_.row(b);
+        const double tau = za[neuron] / (za[neuron] - zb[neuron]);
         for (Index j = 0; j < w; ++j) {
             zv[j] = za[j] + tau * (zb[j] - za[j]);
             // Neurons that also cross this edge keep the side their own crossing puts
@@ -199,42 +196,42 @@ private:
         return v;
     }
 
-    double value(Index vertex, Index neuron) const { return z_[sz(vertex * width_ + neuron)]; }
-
-    // Cuts `poly` along neuron's zero line into its positive and negative parts.
-    void split(const Polygon& poly, Index neuron, Index label, Polygon& pos, Polygon& neg) {
-        pos.clear();
-        neg.clear();
-        const std::size_t m = poly.size();
-        for (std::size_t i = 0; i < m; ++i) {
-            const Side& a = poly[i];
-            const Side& b = poly[(i + 1) % m];
+    // Cuts the polygon sides[first, last) along neuron's zero line; appends its positive
+    // and its negative part to `out` (each a polygon: the start offsets go to `starts`).
+    void split(const std::vector<Side>& sides, Index first, Index last, Index neuron,
+               Index label, std::vector<Side>& out, std::vector<Index>& starts) {
+        pos_.clear();
+        neg_.clear();
+        const Index m = last - first;
+        for (Index i = 0; i < m; ++i) {
+            const Side a = sides[sz(first + i)];
+            const Side& b = sides[sz(first + (i + 1) % m)];
             const int sa = sign_of(value(a.vertex, neuron));
             const int sb = sign_of(value(b.vertex, neuron));
             if (sa > 0) {
-                pos.push_back(a);
+                pos_.push_back(a);
             } else if (sa < 0) {
-                neg.push_back(a);
+                neg_.push_back(a);
             } else {
                 // On the line: a corner of both parts; the side leaving it stays with the
                 // part the next vertex is in, and is the cut in the other part.
-                pos.push_back(sb > 0 ? a : Side{a.vertex, kCut, 0, 0});
-                neg.push_back(sb < 0 ? a : Side{a.vertex, kCut, 0, 0});
+                pos_.push_back(sb > 0 ? a : Side{a.vertex, kCut, 0, 0});
+                neg_.push_back(sb < 0 ? a : Side{a.vertex, kCut, 0, 0});
             }
             if (sa * sb < 0) {
                 const Index w = crossing(a.key_a, a.key_b, a.vertex, b.vertex, neuron);
                 const Side along{w, a.label, a.key_a, a.key_b};
                 const Side cut{w, kCut, 0, 0};
                 if (sa > 0) {
-                    pos.push_back(cut);
-                    neg.push_back(along);
+                    pos_.push_back(cut);
+                    neg_.push_back(along);
                 } else {
-                    neg.push_back(cut);
-                    pos.push_back(along);
+                    neg_.push_back(cut);
+                    pos_.push_back(along);
                 }
             }
         }
-        for (Polygon* part : {&pos, &neg}) {
+        for (std::vector<Side>* part : {&pos_, &neg_}) {
             const std::size_t n = part->size();
             for (std::size_t i = 0; i < n; ++i) {
                 Side& side = (*part)[i];
@@ -245,90 +242,125 @@ private:
                 side.key_a = std::min(p, q);
                 side.key_b = std::max(p, q);
             }
+            out.insert(out.end(), part->begin(), part->end());
+            starts.push_back(static_cast<Index>(out.size()));
         }
     }
 
     void cut_faces(Index layer, const StopFlag& stop) {
         layer_ = layer;
         const Index offset = net_.neuron_offset(layer);
-        const Index w = width_;
+        const Index w = z_.width();
         splits_.clear();
-        std::vector<Polygon> next_faces;
+        splits_.reserve(sz(num_faces()) * 2);
+        std::vector<Side> next_sides;
+        std::vector<Index> next_start{0};
         std::vector<Word> next_bits;
-        std::vector<std::uint8_t> any_pos(sz(w)), any_neg(sz(w));
+        next_sides.reserve(sides_.size() * 2);
+        next_start.reserve(face_start_.size() * 2);
+        next_bits.reserve(bits_.size() * 2);
+        // Sign masks of every layer-start vertex: a face straddles neuron j when its
+        // vertices' masks have bit j both in `positive` and in `negative`.
+        const Index mask_words = words_for(w);
+        std::vector<Word> positive(sz(num_vertices() * mask_words), 0);
+        std::vector<Word> negative(sz(num_vertices() * mask_words), 0);
+        for (Index v = 0; v < num_vertices(); ++v) {
+            const double* row = z_.row(v);
+            Word* pos_row = positive.data() + v * mask_words;
+            Word* neg_row = negative.data() + v * mask_words;
+            for (Index j = 0; j < w; ++j) {
+                pos_row[j / kWordBits] |= static_cast<Word>(row[j] > 0.0) << (j % kWordBits);
+                neg_row[j / kWordBits] |= static_cast<Word>(row[j] < 0.0) << (j % kWordBits);
+            }
+        }
+        std::vector<Word> any_pos(sz(mask_words)), any_neg(sz(mask_words));
         std::vector<Index> straddling;
-        std::vector<Polygon> parts, next_parts;
+        // The parts one face is cut into, neuron after neuron (CSR as the faces).
+        std::vector<Side> parts, next_parts;
+        std::vector<Index> part_start, next_part_start;
         std::vector<Word> part_bits, next_part_bits;
-        Polygon pos, neg;
 
-        for (std::size_t f = 0; f < faces_.size(); ++f) {
+        for (Index f = 0; f < num_faces(); ++f) {
             if ((f & 1023) == 0) stop.throw_if_requested();
-            Polygon& face = faces_[f];
-            const std::size_t m = face.size();
+            const Index first = face_start_[sz(f)];
+            const Index last = face_start_[sz(f) + 1];
+            const Index m = last - first;
             // Every side is an edge of the layer-start partition: layer `layer` is affine
             // along it, so crossings are interpolated from its end points.
-            for (std::size_t i = 0; i < m; ++i) {
-                const Index p = face[i].vertex;
-                const Index q = face[(i + 1) % m].vertex;
-                face[i].key_a = std::min(p, q);
-                face[i].key_b = std::max(p, q);
+            for (Index i = 0; i < m; ++i) {
+                Side& side = sides_[sz(first + i)];
+                const Index p = side.vertex;
+                const Index q = sides_[sz(first + (i + 1) % m)].vertex;
+                side.key_a = std::min(p, q);
+                side.key_b = std::max(p, q);
             }
             std::fill(any_pos.begin(), any_pos.end(), 0);
             std::fill(any_neg.begin(), any_neg.end(), 0);
-            for (const Side& side : face) {
-                const double* row = z_.data() + side.vertex * w;
-                for (Index j = 0; j < w; ++j) {
-                    any_pos[sz(j)] |= static_cast<std::uint8_t>(row[j] > 0.0);
-                    any_neg[sz(j)] |= static_cast<std::uint8_t>(row[j] < 0.0);
+            for (Index i = first; i < last; ++i) {
+                const Index v = sides_[sz(i)].vertex;
+                for (Index k = 0; k < mask_words; ++k) {
+                    any_pos[sz(k)] |= positive[sz(v * mask_words + k)];
+                    any_neg[sz(k)] |= negative[sz(v * mask_words + k)];
                 }
             }
-            std::vector<Word> face_bits(bits_.begin() + static_cast<std::ptrdiff_t>(f) * words_,
-                                        bits_.begin() + static_cast<std::ptrdiff_t>(f + 1) * words_);
+            part_bits.assign(bits_.begin() + f * words_, bits_.begin() + (f + 1) * words_);
             straddling.clear();
-            for (Index j = 0; j < w; ++j) {
-                if (any_pos[sz(j)] && any_neg[sz(j)]) {
-                    straddling.push_back(j);
-                } else if (any_pos[sz(j)]) {
-                    const Index bit = offset + j;
-                    face_bits[sz(bit / kWordBits)] |= Word{1} << (bit % kWordBits);
+            for (Index k = 0; k < mask_words; ++k) {
+                Word both = any_pos[sz(k)] & any_neg[sz(k)];
+                while (both != 0) {
+                    straddling.push_back(k * kWordBits + static_cast<Index>(__builtin_ctzll(both)));
+                    both &= both - 1;
+                }
+                // Neurons positive on the whole face: their pattern bit is 1.
+                Word on = any_pos[sz(k)] & ~any_neg[sz(k)];
+                while (on != 0) {
+                    const Index bit = offset + k * kWordBits + static_cast<Index>(__builtin_ctzll(on));
+                    on &= on - 1;
+                    part_bits[sz(bit / kWordBits)] |= Word{1} << (bit % kWordBits);
                 }
             }
-            parts.assign(1, face);
-            part_bits = face_bits;
+            parts.assign(sides_.begin() + first, sides_.begin() + last);
+            part_start.assign({0, m});
             for (const Index j : straddling) {
                 next_parts.clear();
+                next_part_start.assign(1, 0);
                 next_part_bits.clear();
                 const Index bit = offset + j;
+                const std::size_t word = sz(bit / kWordBits);
                 const Word mask = Word{1} << (bit % kWordBits);
-                for (std::size_t p = 0; p < parts.size(); ++p) {
+                for (std::size_t p = 0; p + 1 < part_start.size(); ++p) {
+                    const Index p_first = part_start[p];
+                    const Index p_last = part_start[p + 1];
                     const Word* pb = part_bits.data() + p * sz(words_);
                     bool has_pos = false, has_neg = false;
-                    for (const Side& side : parts[p]) {
-                        const double v = value(side.vertex, j);
+                    for (Index i = p_first; i < p_last; ++i) {
+                        const double v = value(parts[sz(i)].vertex, j);
                         has_pos |= v > 0.0;
                         has_neg |= v < 0.0;
                     }
                     if (has_pos && has_neg) {
-                        split(parts[p], j, bit, pos, neg);
-                        next_parts.push_back(pos);
+                        split(parts, p_first, p_last, j, bit, next_parts, next_part_start);
                         next_part_bits.insert(next_part_bits.end(), pb, pb + words_);
-                        next_part_bits[next_part_bits.size() - sz(words_) + sz(bit / kWordBits)] |= mask;
-                        next_parts.push_back(neg);
+                        next_part_bits[next_part_bits.size() - sz(words_) + word] |= mask;
                         next_part_bits.insert(next_part_bits.end(), pb, pb + words_);
                     } else {
-                        next_parts.push_back(parts[p]);
+                        next_parts.insert(next_parts.end(), parts.begin() + p_first,
+                                          parts.begin() + p_last);
+                        next_part_start.push_back(static_cast<Index>(next_parts.size()));
                         next_part_bits.insert(next_part_bits.end(), pb, pb + words_);
-                        if (has_pos)
-                            next_part_bits[next_part_bits.size() - sz(words_) + sz(bit / kWordBits)] |= mask;
+                        if (has_pos) next_part_bits[next_part_bits.size() - sz(words_) + word] |= mask;
                     }
                 }
                 parts.swap(next_parts);
+                part_start.swap(next_part_start);
                 part_bits.swap(next_part_bits);
             }
-            for (auto& part : parts) next_faces.push_back(std::move(part));
+            const Index base = static_cast<Index>(next_sides.size());
+            next_sides.insert(next_sides.end(), parts.begin(), parts.end());
+            for (std::size_t p = 1; p < part_start.size(); ++p)
+                next_start.push_back(base + part_start[p]);
             next_bits.insert(next_bits.end(), part_bits.begin(), part_bits.end());
-            const Index total = static_cast<Index>(next_faces.size()) +
-                                static_cast<Index>(faces_.size() - f - 1);
+            const Index total = static_cast<Index>(next_start.size()) - 1 + (num_faces() - f - 1);
             if (total > options_.max_regions) {
                 throw LimitExceeded("lrcore: the slice has more than max_regions=" +
                                     std::to_string(options_.max_regions) + " regions (" +
@@ -336,7 +368,8 @@ private:
                                     " reached); raise max_regions to allow more");
             }
         }
-        faces_.swap(next_faces);
+        sides_.swap(next_sides);
+        face_start_.swap(next_start);
         bits_.swap(next_bits);
     }
 
@@ -348,34 +381,35 @@ private:
         if (net_.num_hidden_layers() == 0) {
             for (Index v = 0; v < n; ++v)
                 for (Index j = 0; j < out; ++j)
-                    result.outputs[sz(v * out + j)] = first_map_[sz(j)] +
-                                                      st_[sz(2 * v)] * first_map_[sz(out + j)] +
-                                                      st_[sz(2 * v + 1)] * first_map_[sz(2 * out + j)];
+                    result.outputs[sz(v * out + j)] =
+                        first_map_[sz(j)] + st_[sz(2 * v)] * first_map_[sz(out + j)] +
+                        st_[sz(2 * v + 1)] * first_map_[sz(2 * out + j)];
         } else {
-            Index width = width_;
-            detail::next_layer_values(net_, net_.num_layers() - 1, n, z_, width, activated_,
-                                      scale_.data());
-            std::copy(z_.begin(), z_.end(), result.outputs.begin());
+            const Index last = net_.num_layers() - 1;
+            z_.next_layer(net_.layer(last), net_.activation(last - 1), scale_.data());
+            for (Index v = 0; v < n; ++v) std::copy_n(z_.row(v), out, result.outputs.data() + v * out);
         }
-        z_ = Buffer<double>();
-        activated_ = Buffer<double>();
+        z_.reset(0);
 
         result.vertices = st_;
         result.face_offsets.push_back(0);
         const Index bytes = (net_.num_neurons() + 7) / 8;
-        result.patterns.resize(sz(static_cast<Index>(faces_.size()) * bytes));
+        result.patterns.resize(sz(num_faces() * bytes));
         std::unordered_map<SplitKey, Index, SplitKeyHash> edge_index;
-        for (std::size_t f = 0; f < faces_.size(); ++f) {
-            const Polygon& face = faces_[f];
-            for (std::size_t i = 0; i < face.size(); ++i) {
-                const Index p = face[i].vertex;
-                const Index q = face[(i + 1) % face.size()].vertex;
+        edge_index.reserve(sides_.size());
+        result.face_vertices.reserve(sides_.size());
+        for (Index f = 0; f < num_faces(); ++f) {
+            const Index first = face_start_[sz(f)];
+            const Index last = face_start_[sz(f) + 1];
+            for (Index i = first; i < last; ++i) {
+                const Index p = sides_[sz(i)].vertex;
+                const Index q = sides_[sz(i + 1 < last ? i + 1 : first)].vertex;
                 result.face_vertices.push_back(p);
                 const SplitKey key{std::min(p, q), std::max(p, q), 0};
                 if (edge_index.emplace(key, static_cast<Index>(result.edges.size() / 2)).second) {
                     result.edges.push_back(key.a);
                     result.edges.push_back(key.b);
-                    const Index label = face[i].label;
+                    const Index label = sides_[sz(i)].label;
                     if (label < 0) {
                         result.edge_neurons.push_back(-1);
                         result.edge_neurons.push_back(-1);
@@ -388,11 +422,13 @@ private:
                 }
             }
             result.face_offsets.push_back(static_cast<Index>(result.face_vertices.size()));
-            detail::pack_pattern(bits_.data() + f * sz(words_), bytes,
-                                 result.patterns.data() + static_cast<Index>(f) * bytes);
+            detail::pack_pattern(bits_.data() + f * words_, bytes,
+                                 result.patterns.data() + f * bytes);
         }
         return result;
     }
+
+    std::vector<Side> pos_, neg_;  // scratch of split()
 };
 
 }  // namespace
