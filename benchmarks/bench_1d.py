@@ -31,20 +31,30 @@ Smoke run::
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime
-import os
 import platform
-import shlex
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
 import lrcore
+from _common import (
+    available_cpus,
+    cpu_model,
+    format_seconds,
+    load_average,
+    markdown_table,
+    numpy_blas_description,
+    numpy_blas_threads,
+    progress,
+    regioncam_version,
+    reproduce_command,
+    time_best,
+)
 
 SEGMENT_LENGTH = 20.0
 COVERAGE_TARGET = 0.99
@@ -57,65 +67,6 @@ NETWORKS: dict[str, list[int]] = {
 
 
 # --------------------------------------------------------------------------- machine
-
-
-def cpu_model() -> str:
-    """Return a human-readable CPU model name."""
-    with contextlib.suppress(OSError), open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
-        for line in cpuinfo:
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine() or "unknown CPU"
-
-
-def available_cpus() -> int:
-    """Number of logical CPUs this process may run on."""
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
-
-
-def numpy_blas_description() -> str:
-    """Describe numpy's BLAS (via threadpoolctl when installed)."""
-    try:
-        from threadpoolctl import threadpool_info
-    except ImportError:
-        return "unknown (threadpoolctl not installed)"
-    numpy_dir = os.path.dirname(np.__file__)
-    entries = []
-    for info in threadpool_info():
-        if info.get("user_api") != "blas":
-            continue
-        in_numpy = os.path.dirname(info["filepath"]).startswith(numpy_dir)
-        owner = "numpy" if in_numpy else os.path.basename(info["filepath"])
-        entries.append(
-            f"{owner}: {info.get('internal_api')} {info.get('version')} "
-            f"({info.get('architecture')}, {info.get('num_threads')} threads)"
-        )
-    return "; ".join(entries) if entries else "none found"
-
-
-@contextlib.contextmanager
-def numpy_blas_threads(num_threads: int) -> Iterator[bool]:
-    """Limit the threads of numpy's BLAS (only numpy's, not lrcore's) inside the block.
-
-    Yields True when the limit could be applied (threadpoolctl installed).
-    """
-    try:
-        from threadpoolctl import ThreadpoolController
-    except ImportError:
-        yield False
-        return
-    controller = ThreadpoolController()
-    numpy_dir = os.path.dirname(np.__file__)
-    numpy_libs = [
-        lib.filepath
-        for lib in controller.lib_controllers
-        if lib.user_api == "blas" and os.path.dirname(lib.filepath).startswith(numpy_dir)
-    ]
-    selected = controller.select(filepath=numpy_libs) if numpy_libs else controller
-    with selected.limit(limits=num_threads, user_api="blas"):
-        yield True
 
 
 def dgemm_gflops(m: int, k: int, n: int, num_threads: int, min_seconds: float) -> float:
@@ -177,17 +128,6 @@ def subdivision_flops(
     for layer in range(1, num_hidden):
         flops += 2.0 * vertices[layer] * sizes[layer] * sizes[layer + 1]
     return flops, vertices
-
-
-def time_best(function: Callable[[], Any], repeats: int) -> tuple[float, Any]:
-    """Best wall time of several calls, and the last call's value."""
-    best = np.inf
-    value = None
-    for _ in range(repeats):
-        start = time.perf_counter()
-        value = function()
-        best = min(best, time.perf_counter() - start)
-    return best, value
 
 
 # --------------------------------------------------------------------------- baselines
@@ -470,34 +410,14 @@ def benchmark_network(name: str, sizes: list[int], args: argparse.Namespace) -> 
     )
 
 
-def progress(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
-def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
-def format_seconds(seconds: float) -> str:
-    return f"{seconds:.3g}"
-
-
 def report(results: Sequence[NetResult], args: argparse.Namespace, command: str) -> list[str]:
     """Print the tables; return the list of missed targets."""
-    try:
-        import regioncam
-
-        regioncam_version = getattr(regioncam, "__version__", "installed")
-    except ImportError:
-        regioncam_version = "not installed"
     print("## lrcore 1D benchmark")
     print()
     print(f"- date: {datetime.datetime.now().isoformat(timespec='seconds')}")
     print(f"- CPU: {cpu_model()}; {available_cpus()} logical CPUs available")
-    if hasattr(os, "getloadavg"):
-        load = ", ".join(f"{value:.2f}" for value in os.getloadavg())
+    load = load_average()
+    if load is not None:
         print(f"- load average at the end (1, 5, 15 min): {load} (other work skews timings)")
     print(f"- threads: lrcore num_threads={args.threads}; numpy baselines limited to the same")
     print(f"- python {platform.python_version()}, numpy {np.__version__}")
@@ -508,7 +428,7 @@ def report(results: Sequence[NetResult], args: argparse.Namespace, command: str)
                 "- threadpoolctl is not installed: numpy's thread count could not be set, "
                 "so every DGEMM and numpy baseline ran with numpy's default threads"
             )
-    print(f"- lrcore {getattr(lrcore, '__version__', '?')}, regioncam {regioncam_version}")
+    print(f"- lrcore {getattr(lrcore, '__version__', '?')}, regioncam {regioncam_version()}")
     print(
         f"- workload: {args.segments} segments of length {SEGMENT_LENGTH:g} centred at "
         f"N(0, I) points, random unit directions; torch-default init, seed {args.seed}; "
@@ -696,9 +616,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     argv_list = list(sys.argv[1:] if argv is None else argv)
-    command = shlex.join(["python", "benchmarks/bench_1d.py", *argv_list])
-    if "--threads" not in " ".join(argv_list):
-        command += f" --threads {args.threads}"
+    command = reproduce_command("benchmarks/bench_1d.py", argv_list, args.threads)
     results = [benchmark_network(name, NETWORKS[name], args) for name in args.nets]
     missed = report(results, args, command)
     return 1 if (missed and args.strict) else 0

@@ -1,0 +1,132 @@
+"""Helpers shared by the benchmark scripts (machine description, timing, tables).
+
+The scripts run as ``python benchmarks/<script>.py``, which puts this directory on
+``sys.path``; they import these helpers with ``from _common import ...``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import platform
+import shlex
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from typing import Any, Callable
+
+import numpy as np
+
+# --------------------------------------------------------------------------- machine
+
+
+def cpu_model() -> str:
+    """Return a human-readable CPU model name."""
+    with contextlib.suppress(OSError), open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
+        for line in cpuinfo:
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine() or "unknown CPU"
+
+
+def available_cpus() -> int:
+    """Number of logical CPUs this process may run on."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def numpy_blas_description() -> str:
+    """Describe numpy's BLAS (via threadpoolctl when installed)."""
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return "unknown (threadpoolctl not installed)"
+    numpy_dir = os.path.dirname(np.__file__)
+    entries = []
+    for info in threadpool_info():
+        if info.get("user_api") != "blas":
+            continue
+        in_numpy = os.path.dirname(info["filepath"]).startswith(numpy_dir)
+        owner = "numpy" if in_numpy else os.path.basename(info["filepath"])
+        entries.append(
+            f"{owner}: {info.get('internal_api')} {info.get('version')} "
+            f"({info.get('architecture')}, {info.get('num_threads')} threads)"
+        )
+    return "; ".join(entries) if entries else "none found"
+
+
+@contextlib.contextmanager
+def numpy_blas_threads(num_threads: int) -> Iterator[bool]:
+    """Limit the threads of numpy's BLAS (only numpy's, not lrcore's) inside the block.
+
+    Yields True when the limit could be applied (threadpoolctl installed).
+    """
+    try:
+        from threadpoolctl import ThreadpoolController
+    except ImportError:
+        yield False
+        return
+    controller = ThreadpoolController()
+    numpy_dir = os.path.dirname(np.__file__)
+    numpy_libs = [
+        lib.filepath
+        for lib in controller.lib_controllers
+        if lib.user_api == "blas" and os.path.dirname(lib.filepath).startswith(numpy_dir)
+    ]
+    selected = controller.select(filepath=numpy_libs) if numpy_libs else controller
+    with selected.limit(limits=num_threads, user_api="blas"):
+        yield True
+
+
+def load_average() -> str | None:
+    """The 1, 5 and 15 minute load averages, formatted, or None where unavailable."""
+    if not hasattr(os, "getloadavg"):
+        return None
+    return ", ".join(f"{value:.2f}" for value in os.getloadavg())
+
+
+def regioncam_version() -> str:
+    """regioncam's version, or "not installed"."""
+    try:
+        import regioncam
+    except ImportError:
+        return "not installed"
+    return str(getattr(regioncam, "__version__", "installed"))
+
+
+# --------------------------------------------------------------------------- timing and output
+
+
+def time_best(function: Callable[[], Any], repeats: int) -> tuple[float, Any]:
+    """Best wall time of several calls, and the last call's value."""
+    best = np.inf
+    value = None
+    for _ in range(repeats):
+        start = time.perf_counter()
+        value = function()
+        best = min(best, time.perf_counter() - start)
+    return best, value
+
+
+def progress(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def format_seconds(seconds: float) -> str:
+    return f"{seconds:.3g}"
+
+
+def reproduce_command(script: str, argv: Sequence[str], threads: int) -> str:
+    """The shell command that reruns ``script`` with ``argv``, the thread count made explicit."""
+    argv_list = list(argv)
+    command = shlex.join(["python", script, *argv_list])
+    if "--threads" not in " ".join(argv_list):
+        command += f" --threads {threads}"
+    return command
