@@ -16,7 +16,46 @@ Activation parse_activation(const std::string& name, double negative_slope, std:
                                 "]: expected 'relu' or 'leaky_relu', got '" + name + "'");
 }
 
-std::shared_ptr<Network> make_network(const std::vector<DoubleArray>& weights,
+using IndexArray = py::array_t<Index, py::array::c_style | py::array::forcecast>;
+
+// One layer's affine map: a dense (out × in) array, or a sparse one given as the tuple
+// (indptr, indices, values, out_dim, in_dim) of its CSR form.
+std::shared_ptr<const AffineMap> make_layer(const py::object& weight, const DoubleArray& bias,
+                                            std::size_t l) {
+    const std::string index = "[" + std::to_string(l) + "]";
+    if (py::isinstance<py::tuple>(weight)) {
+        const auto csr = weight.cast<py::tuple>();
+        if (csr.size() != 5)
+            throw std::invalid_argument("weights" + index +
+                                        ": a sparse layer is (indptr, indices, values, out, in)");
+        const auto indptr = csr[0].cast<IndexArray>();
+        const auto indices = csr[1].cast<IndexArray>();
+        const auto values = csr[2].cast<DoubleArray>();
+        const auto out = csr[3].cast<Index>();
+        const auto in = csr[4].cast<Index>();
+        require_shape(values, "weights" + index + " values", 1);
+        require_finite(values, "weights" + index + " values");
+        require_shape(bias, "biases" + index, 1, static_cast<py::ssize_t>(out));
+        require_finite(bias, "biases" + index);
+        return std::make_shared<SparseAffine>(
+            out, in, std::vector<Index>(indptr.data(), indptr.data() + indptr.size()),
+            std::vector<Index>(indices.data(), indices.data() + indices.size()),
+            std::vector<double>(values.data(), values.data() + values.size()),
+            std::vector<double>(bias.data(), bias.data() + bias.size()));
+    }
+    const auto dense = weight.cast<DoubleArray>();
+    require_shape(dense, "weights" + index, 2);
+    const py::ssize_t out = dense.shape(0);
+    const py::ssize_t in = dense.shape(1);
+    require_shape(bias, "biases" + index, 1, out);
+    require_finite(dense, "weights" + index);
+    require_finite(bias, "biases" + index);
+    return std::make_shared<DenseAffine>(
+        out, in, std::vector<double>(dense.data(), dense.data() + out * in),
+        std::vector<double>(bias.data(), bias.data() + out));
+}
+
+std::shared_ptr<Network> make_network(const std::vector<py::object>& weights,
                                       const std::vector<DoubleArray>& biases,
                                       const std::vector<std::string>& activations,
                                       const std::vector<double>& negative_slopes) {
@@ -27,18 +66,8 @@ std::shared_ptr<Network> make_network(const std::vector<DoubleArray>& weights,
         negative_slopes.size() != activations.size())
         throw std::invalid_argument("activations: expected one per hidden layer");
     std::vector<std::shared_ptr<const AffineMap>> layers;
-    for (std::size_t l = 0; l < weights.size(); ++l) {
-        const std::string index = "[" + std::to_string(l) + "]";
-        require_shape(weights[l], "weights" + index, 2);
-        const py::ssize_t out = weights[l].shape(0);
-        const py::ssize_t in = weights[l].shape(1);
-        require_shape(biases[l], "biases" + index, 1, out);
-        require_finite(weights[l], "weights" + index);
-        require_finite(biases[l], "biases" + index);
-        layers.push_back(std::make_shared<DenseAffine>(
-            out, in, std::vector<double>(weights[l].data(), weights[l].data() + out * in),
-            std::vector<double>(biases[l].data(), biases[l].data() + out)));
-    }
+    for (std::size_t l = 0; l < weights.size(); ++l)
+        layers.push_back(make_layer(weights[l], biases[l], l));
     std::vector<Activation> acts;
     for (std::size_t l = 0; l < activations.size(); ++l)
         acts.push_back(parse_activation(activations[l], negative_slopes[l], l));

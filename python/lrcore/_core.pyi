@@ -11,7 +11,7 @@ def blas_corename() -> str: ...
 class Network:
     def __init__(
         self,
-        weights: list[NDArray[np.float64]],
+        weights: list[Any],  # dense arrays or (indptr, indices, values, out, in) tuples
         biases: list[NDArray[np.float64]],
         activations: list[str],
         negative_slopes: list[float],

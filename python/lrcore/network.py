@@ -24,6 +24,36 @@ ActivationSpec = Union[str, Sequence[str]]
 SlopeSpec = Union[float, Sequence[float]]
 
 
+def _as_weight(value: Any, index: int) -> Any:
+    """A layer's weight: a dense float64 array, or a scipy.sparse matrix kept sparse."""
+    name = f"weights[{index}]"
+    if hasattr(value, "tocsr"):  # scipy.sparse: convolutions and pooling stay sparse
+        csr = value.tocsr().astype(np.float64)
+        csr.sum_duplicates()
+        if csr.ndim != 2:
+            msg = f"{name}: expected a 2-d sparse matrix, got shape {csr.shape}"
+            raise ValueError(msg)
+        if not np.all(np.isfinite(csr.data)):
+            msg = f"{name}: layer {index} contains NaN or infinite values"
+            raise ValueError(msg)
+        return csr
+    return as_float_array(value, name, ndim=2)
+
+
+def _core_weight(weight: Any) -> Any:
+    """What the compiled core takes for one layer: an array, or the CSR tuple."""
+    if hasattr(weight, "indptr"):
+        out_dim, in_dim = weight.shape
+        return (
+            weight.indptr.astype(np.int64),
+            weight.indices.astype(np.int64),
+            np.ascontiguousarray(weight.data, dtype=np.float64),
+            int(out_dim),
+            int(in_dim),
+        )
+    return weight
+
+
 def _per_layer(value: Any, count: int, name: str) -> list[Any]:
     """Broadcast a scalar setting to every hidden layer, or check a per-layer list."""
     if isinstance(value, (str, int, float, np.floating, np.integer)):
@@ -75,10 +105,10 @@ class Network:
         if len(biases) != len(weights):
             msg = f"biases: expected one per layer ({len(weights)}), got {len(biases)}"
             raise ValueError(msg)
-        ws: list[NDArray[np.float64]] = []
+        ws: list[Any] = []
         bs: list[NDArray[np.float64]] = []
         for index, (w_raw, b_raw) in enumerate(zip(weights, biases)):
-            w = as_float_array(w_raw, f"weights[{index}]", ndim=2)
+            w = _as_weight(w_raw, index)
             b = as_float_array(b_raw, f"biases[{index}]", ndim=1)
             if b.shape[0] != w.shape[0]:
                 msg = (
@@ -116,7 +146,7 @@ class Network:
         self._biases = bs
         self._activations = activations
         self._slopes = [s if a == "leaky_relu" else 0.0 for a, s in zip(activations, slopes)]
-        self._core = _core.Network(ws, bs, activations, self._slopes)
+        self._core = _core.Network([_core_weight(w) for w in ws], bs, activations, self._slopes)
 
     # -- construction ------------------------------------------------------------------
     @classmethod
@@ -157,11 +187,18 @@ class Network:
         return cls(weights, biases, activation, negative_slope)
 
     @classmethod
-    def from_torch(cls, model: torch.nn.Module) -> Network:
-        """Convert a ``torch.nn.Sequential`` of Linear / ReLU / LeakyReLU layers.
+    def from_torch(
+        cls, model: torch.nn.Module, input_shape: Sequence[int] | None = None
+    ) -> Network:
+        """Convert a PyTorch model (weights copied to float64 on the CPU; the model is
+        not changed).
 
-        Identity, Flatten and Dropout (in eval mode) are skipped. Weights are copied to
-        float64 on the CPU; the model is not changed.
+        Without ``input_shape``: a ``torch.nn.Sequential`` of Linear / ReLU / LeakyReLU /
+        Identity / Flatten / Dropout (eval). With ``input_shape`` (one input's shape
+        without the batch dimension, e.g. ``(1, 28, 28)``): any ``torch.fx``-traceable
+        chain of Linear, Conv1d/Conv2d, BatchNorm1d/2d and Dropout (eval), AvgPool2d,
+        AdaptiveAvgPool2d, Flatten/view/reshape and ReLU/LeakyReLU; convolutions and
+        pooling stay sparse.
 
         Examples
         --------
@@ -171,9 +208,14 @@ class Network:
         >>> Network.from_torch(model).hidden_sizes
         (8,)
         """
-        from .torch import sequential_to_arrays
+        if input_shape is None:
+            from .torch import sequential_to_arrays
 
-        weights, biases, activations, slopes = sequential_to_arrays(model)
+            weights, biases, activations, slopes = sequential_to_arrays(model)
+        else:
+            from ._torch_fx import trace_to_layers
+
+            weights, biases, activations, slopes = trace_to_layers(model, input_shape)
         return cls(weights, biases, activations, slopes)
 
     # -- structure ---------------------------------------------------------------------
@@ -203,8 +245,12 @@ class Network:
         return int(sum(self.hidden_sizes))
 
     @property
-    def weights(self) -> list[NDArray[np.float64]]:
-        """Copies of the weight matrices, ``(out_l, in_l)`` each."""
+    def weights(self) -> list[Any]:
+        """Copies of the weight matrices, ``(out_l, in_l)`` each.
+
+        Dense layers are numpy arrays; sparse ones (convolutions, pooling) are
+        ``scipy.sparse`` CSR matrices.
+        """
         return [w.copy() for w in self._weights]
 
     @property

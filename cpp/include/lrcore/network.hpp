@@ -55,6 +55,27 @@ private:
     std::vector<double> weight_, bias_, row_norms_, abs_bias_;
 };
 
+// A sparse affine map (convolution, pooling): W in CSR form, memory proportional to its
+// non-zeros.
+class SparseAffine final : public AffineMap {
+public:
+    // CSR of the (out × in) matrix: row r's entries are indices/values[indptr[r],
+    // indptr[r + 1]).
+    SparseAffine(Index out_dim, Index in_dim, std::vector<Index> indptr,
+                 std::vector<Index> indices, std::vector<double> values,
+                 std::vector<double> bias);
+    Index in_dim() const override { return in_; }
+    Index out_dim() const override { return out_; }
+    void apply(const double* x, Index n, Index ldx, double* y, Index ldy) const override;
+    const std::vector<double>& row_norms() const override { return row_norms_; }
+    const std::vector<double>& abs_bias() const override { return abs_bias_; }
+
+private:
+    Index out_, in_;
+    std::vector<Index> indptr_, indices_;
+    std::vector<double> values_, bias_, row_norms_, abs_bias_;
+};
+
 // f = A_L ∘ σ_{L-1} ∘ A_{L-1} ∘ … ∘ σ_1 ∘ A_1: an activation after every affine map but
 // the last. Hidden layer l (0-based) is the output of A_{l+1} before σ_{l+1}.
 class Network {
