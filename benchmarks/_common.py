@@ -130,3 +130,19 @@ def reproduce_command(script: str, argv: Sequence[str], threads: int) -> str:
     if "--threads" not in " ".join(argv_list):
         command += f" --threads {threads}"
     return command
+
+
+def print_targets(lines: Sequence[tuple[bool, str]], command: str) -> list[str]:
+    """Print the target checklist and the reproducing command; return the missed targets."""
+    missed = []
+    print("### targets")
+    print()
+    for ok, text in lines:
+        print(f"- [{'x' if ok else ' '}] {'met' if ok else 'MISSED'}: {text}")
+        if not ok:
+            missed.append(text)
+    print()
+    print("Reproduce with:")
+    print()
+    print(f"    {command}")
+    return missed

@@ -50,6 +50,7 @@ from _common import (
     markdown_table,
     numpy_blas_description,
     numpy_blas_threads,
+    print_targets,
     progress,
     regioncam_version,
     reproduce_command,
@@ -522,7 +523,6 @@ def report(results: Sequence[NetResult], args: argparse.Namespace, command: str)
     )
     print()
 
-    missed = []
     lines = []
     by_name = {r.name: r for r in results}
     for r in results:
@@ -553,17 +553,7 @@ def report(results: Sequence[NetResult], args: argparse.Namespace, command: str)
                 ),
             )
         )
-    print("### targets")
-    print()
-    for ok, text in lines:
-        print(f"- [{'x' if ok else ' '}] {'met' if ok else 'MISSED'}: {text}")
-        if not ok:
-            missed.append(text)
-    print()
-    print("Reproduce with:")
-    print()
-    print(f"    {command}")
-    return missed
+    return print_targets(lines, command)
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:

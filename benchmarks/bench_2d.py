@@ -81,6 +81,7 @@ from _common import (
     load_average,
     markdown_table,
     numpy_blas_threads,
+    print_targets,
     progress,
     regioncam_version,
     reproduce_command,
@@ -826,18 +827,7 @@ def report(results: Sequence[CaseResult], args: argparse.Namespace, command: str
         )
     if not any(r.lrcore and r.lrcore["regions"] >= args.target_regions for r in results):
         lines.append((False, f"no case reached {args.target_regions:,} regions"))
-    missed = []
-    print("### targets")
-    print()
-    for ok, text in lines:
-        print(f"- [{'x' if ok else ' '}] {'met' if ok else 'MISSED'}: {text}")
-        if not ok:
-            missed.append(text)
-    print()
-    print("Reproduce with:")
-    print()
-    print(f"    {command}")
-    return missed
+    return print_targets(lines, command)
 
 
 def profile(result: CaseResult, args: argparse.Namespace) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import numpy as np
@@ -40,3 +41,29 @@ def as_float_array(
         msg = f"{name}: contains {bad} NaN or infinite value(s); all entries must be finite"
         raise ValueError(msg)
     return arr
+
+
+def default_threads() -> int:
+    """Worker threads by default: the CPUs this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def check_run_options(
+    rtol: float, num_threads: int | None, cap: int, cap_name: str
+) -> tuple[float, int, int]:
+    """Validate the options every exact computation takes; return them normalised."""
+    rtol = float(rtol)
+    if not np.isfinite(rtol) or rtol < 0:
+        msg = f"rtol: expected a finite number >= 0, got {rtol!r}"
+        raise ValueError(msg)
+    threads = default_threads() if num_threads is None else int(num_threads)
+    if threads < 1:
+        msg = f"num_threads: expected a positive integer or None, got {num_threads!r}"
+        raise ValueError(msg)
+    if int(cap) < 1:
+        msg = f"{cap_name}: expected a positive integer, got {cap!r}"
+        raise ValueError(msg)
+    return rtol, threads, int(cap)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Union, overload
 
@@ -11,7 +10,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from . import _core
 from ._optional import optional_import
-from ._validation import as_float_array
+from ._validation import as_float_array, check_run_options
 from .network import Network
 
 if TYPE_CHECKING:
@@ -26,13 +25,6 @@ DEFAULT_RTOL = 1e-10
 DEFAULT_MAX_PIECES = 50_000_000
 
 PathLike = Union[ArrayLike, Sequence[ArrayLike]]
-
-
-def _default_threads() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
 
 
 class PathResult:
@@ -431,20 +423,10 @@ def count_1d(
         if len(flags) != len(paths):
             msg = f"closed: expected one flag per path ({len(paths)}), got {len(flags)}"
             raise ValueError(msg)
-    rtol = float(rtol)
-    if not np.isfinite(rtol) or rtol < 0:
-        msg = f"rtol: expected a finite number >= 0, got {rtol!r}"
-        raise ValueError(msg)
-    threads = _default_threads() if num_threads is None else int(num_threads)
-    if threads < 1:
-        msg = f"num_threads: expected a positive integer or None, got {num_threads!r}"
-        raise ValueError(msg)
-    if int(max_pieces) < 1:
-        msg = f"max_pieces: expected a positive integer, got {max_pieces!r}"
-        raise ValueError(msg)
+    rtol, threads, max_pieces = check_run_options(rtol, num_threads, max_pieces, "max_pieces")
 
     flat = _core.count_1d(
-        net._core, paths, flags, rtol, bool(return_patterns), threads, int(max_pieces)
+        net._core, paths, flags, rtol, bool(return_patterns), threads, max_pieces
     )
     batch = BatchResult(flat, paths, flags, net.num_neurons)
     return batch if is_batch else batch[0]

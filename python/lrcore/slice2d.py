@@ -11,9 +11,9 @@ from numpy.typing import ArrayLike, NDArray
 
 from . import _core
 from ._optional import optional_import
-from ._validation import as_float_array
+from ._validation import as_float_array, check_run_options
 from .network import Network
-from .path1d import DEFAULT_RTOL, _default_threads
+from .path1d import DEFAULT_RTOL
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -565,17 +565,7 @@ def slice_2d(
             )
             raise ValueError(msg)
     poly = _as_domain(bounds, domain)
-    rtol = float(rtol)
-    if not np.isfinite(rtol) or rtol < 0:
-        msg = f"rtol: expected a finite number >= 0, got {rtol!r}"
-        raise ValueError(msg)
-    threads = _default_threads() if num_threads is None else int(num_threads)
-    if threads < 1:
-        msg = f"num_threads: expected a positive integer or None, got {num_threads!r}"
-        raise ValueError(msg)
-    if int(max_regions) < 1:
-        msg = f"max_regions: expected a positive integer, got {max_regions!r}"
-        raise ValueError(msg)
+    rtol, threads, max_regions = check_run_options(rtol, num_threads, max_regions, "max_regions")
     arrays = _core.slice_2d(
         net._core,
         [p.origin for p in planes],
@@ -583,7 +573,7 @@ def slice_2d(
         [poly] * len(planes),
         rtol,
         threads,
-        int(max_regions),
+        max_regions,
     )
     results = [SliceResult(a, p, poly, net.num_neurons) for a, p in zip(arrays, planes)]
     return results if is_batch else results[0]
