@@ -209,10 +209,18 @@ class Network:
         (8,)
         """
         if input_shape is None:
-            from .torch import sequential_to_arrays
+            from .torch import infer_input_shape, sequential_to_arrays
 
-            weights, biases, activations, slopes = sequential_to_arrays(model)
-        else:
+            try:
+                weights, biases, activations, slopes = sequential_to_arrays(model)
+                return cls(weights, biases, activations, slopes)
+            except ValueError:
+                # Batch-norm and the like need the traced converter; an MLP that starts
+                # with a Linear layer tells its input shape.
+                input_shape = infer_input_shape(model)
+                if input_shape is None:
+                    raise
+        if input_shape is not None:
             from ._torch_fx import trace_to_layers
 
             weights, biases, activations, slopes = trace_to_layers(model, input_shape)

@@ -329,7 +329,7 @@ def _as_path(value: Any, name: str, dim: int) -> NDArray[np.float64]:
 @overload
 def count_1d(
     net: Network,
-    path: list[ArrayLike] | tuple[ArrayLike, ...],
+    path: list[Any] | tuple[Any, ...],
     closed: bool | Sequence[bool] = ...,
     *,
     rtol: float = ...,
