@@ -146,3 +146,16 @@ def print_targets(lines: Sequence[tuple[bool, str]], command: str) -> list[str]:
     print()
     print(f"    {command}")
     return missed
+
+
+def print_header(title: str) -> None:
+    """The common head of a benchmark report: title, date, CPU and load."""
+    import datetime
+
+    print(f"## {title}")
+    print()
+    print(f"- date: {datetime.datetime.now().isoformat(timespec='seconds')}")
+    print(f"- CPU: {cpu_model()}; {available_cpus()} logical CPUs available")
+    load = load_average()
+    if load is not None:
+        print(f"- load average at the end (1, 5, 15 min): {load} (other work skews timings)")

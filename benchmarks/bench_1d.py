@@ -31,7 +31,6 @@ Smoke run::
 from __future__ import annotations
 
 import argparse
-import datetime
 import platform
 import sys
 import time
@@ -44,12 +43,11 @@ import numpy as np
 import lrcore
 from _common import (
     available_cpus,
-    cpu_model,
     format_seconds,
-    load_average,
     markdown_table,
     numpy_blas_description,
     numpy_blas_threads,
+    print_header,
     print_targets,
     progress,
     regioncam_version,
@@ -413,13 +411,7 @@ def benchmark_network(name: str, sizes: list[int], args: argparse.Namespace) -> 
 
 def report(results: Sequence[NetResult], args: argparse.Namespace, command: str) -> list[str]:
     """Print the tables; return the list of missed targets."""
-    print("## lrcore 1D benchmark")
-    print()
-    print(f"- date: {datetime.datetime.now().isoformat(timespec='seconds')}")
-    print(f"- CPU: {cpu_model()}; {available_cpus()} logical CPUs available")
-    load = load_average()
-    if load is not None:
-        print(f"- load average at the end (1, 5, 15 min): {load} (other work skews timings)")
+    print_header("lrcore 1D benchmark")
     print(f"- threads: lrcore num_threads={args.threads}; numpy baselines limited to the same")
     print(f"- python {platform.python_version()}, numpy {np.__version__}")
     print(f"- BLAS libraries loaded: {numpy_blas_description()}")

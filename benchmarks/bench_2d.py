@@ -59,7 +59,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import datetime
 import json
 import math
 import platform
@@ -76,11 +75,10 @@ import numpy as np
 import lrcore
 from _common import (
     available_cpus,
-    cpu_model,
     format_seconds,
-    load_average,
     markdown_table,
     numpy_blas_threads,
+    print_header,
     print_targets,
     progress,
     regioncam_version,
@@ -612,13 +610,7 @@ def bytes_per_region(result: dict[str, Any]) -> float:
 
 def report(results: Sequence[CaseResult], args: argparse.Namespace, command: str) -> list[str]:
     """Print the tables; return the list of missed targets."""
-    print("## lrcore 2D benchmark")
-    print()
-    print(f"- date: {datetime.datetime.now().isoformat(timespec='seconds')}")
-    print(f"- CPU: {cpu_model()}; {available_cpus()} logical CPUs available")
-    load = load_average()
-    if load is not None:
-        print(f"- load average at the end (1, 5, 15 min): {load} (other work skews timings)")
+    print_header("lrcore 2D benchmark")
     print(
         f"- threads: slice_2d(num_threads={args.threads}); one slice runs on one thread in "
         "the current core (see CPU/wall), regioncam is single-threaded, the grid baseline "

@@ -240,9 +240,10 @@ def forward_numpy(
     """
     w_list, b_list, factors = _normalise_layers(weights, biases, activations, negative_slopes)
     h = np.asarray(x, dtype=np.float64)
-    for w, b, factor in zip(w_list[:-1], b_list[:-1], factors):
-        z = h @ w.T + b
-        h = np.where(z > 0, z, factor * z)
+    hidden = pre_activations_numpy(weights, biases, x, activations, negative_slopes)
+    if hidden:
+        z = hidden[-1]
+        h = np.where(z > 0, z, factors[-1] * z)
     out: np.ndarray = h @ w_list[-1].T + b_list[-1]
     return out
 
