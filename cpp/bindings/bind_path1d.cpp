@@ -1,21 +1,11 @@
-#include "lrcore/errors.hpp"
 #include "lrcore/path1d.hpp"
 #include "pybind11.hpp"
 
-#include <algorithm>
-#include <cstring>
 #include <vector>
 
 namespace lrcore::bindings {
 
 namespace {
-
-template <typename T>
-py::array_t<T> to_array(const std::vector<T>& values, std::vector<py::ssize_t> shape) {
-    py::array_t<T> array(shape);
-    if (!values.empty()) std::memcpy(array.mutable_data(), values.data(), values.size() * sizeof(T));
-    return array;
-}
 
 // Runs count_1d and returns the batch as flat arrays with per-path offsets; the Python
 // layer builds the result objects from them.
@@ -42,23 +32,10 @@ py::dict count_1d_flat(const Network& net, const std::vector<DoubleArray>& paths
     options.num_threads = num_threads;
     options.max_pieces = max_pieces;
 
-    std::vector<Path1DResult> results;
     Path1DStats stats;
-    bool interrupted = false;
-    {
-        // Safe: `paths` keeps every array alive, and the core reads them only.
-        py::gil_scoped_release release;
-        try {
-            results = count_1d(net, specs, options, &python_interrupt_requested, &stats);
-        } catch (const Interrupted&) {
-            interrupted = true;
-        }
-    }
-    if (interrupted) {
-        if (PyErr_Occurred() != nullptr) throw py::error_already_set();
-        PyErr_SetNone(PyExc_KeyboardInterrupt);
-        throw py::error_already_set();
-    }
+    // Safe without the GIL: `paths` keeps every array alive, and the core reads them only.
+    const std::vector<Path1DResult> results = call_interruptible(
+        [&](const InterruptPoll& poll) { return count_1d(net, specs, options, poll, &stats); });
 
     const auto num_paths = static_cast<py::ssize_t>(results.size());
     std::vector<Index> offsets{0}, piece_offsets{0}, num_pieces, num_distinct, segment,

@@ -1,22 +1,12 @@
-#include "lrcore/errors.hpp"
 #include "lrcore/path1d.hpp"
 #include "lrcore/slice2d.hpp"
 #include "pybind11.hpp"
 
-#include <cstring>
 #include <vector>
 
 namespace lrcore::bindings {
 
 namespace {
-
-template <typename T>
-py::array_t<T> to_array(const std::vector<T>& values, std::vector<py::ssize_t> shape) {
-    py::array_t<T> array(shape);
-    if (!values.empty())
-        std::memcpy(array.mutable_data(), values.data(), values.size() * sizeof(T));
-    return array;
-}
 
 // Runs slice_2d and returns one dict of arrays per slice; the Python layer validates the
 // plane and domain first and builds the result objects.
@@ -51,21 +41,10 @@ py::list slice_2d_arrays(const Network& net, const std::vector<DoubleArray>& ori
     options.num_threads = num_threads;
     options.max_regions = max_regions;
 
-    std::vector<Slice2DResult> results;
-    bool interrupted = false;
-    {
-        // Safe: the argument vectors keep every array alive; the core only reads them.
-        py::gil_scoped_release release;
-        try {
-            results = slice_2d(net, specs, options, &python_interrupt_requested);
-        } catch (const Interrupted&) {
-            interrupted = true;
-        }
-    }
-    if (interrupted) {
-        if (PyErr_Occurred() == nullptr) PyErr_SetNone(PyExc_KeyboardInterrupt);
-        throw py::error_already_set();
-    }
+    // Safe without the GIL: the argument vectors keep every array alive; the core only
+    // reads them.
+    const std::vector<Slice2DResult> results = call_interruptible(
+        [&](const InterruptPoll& poll) { return slice_2d(net, specs, options, poll); });
 
     const auto bytes = static_cast<py::ssize_t>(pattern_bytes(net));
     const auto out_dim = static_cast<py::ssize_t>(net.output_dim());

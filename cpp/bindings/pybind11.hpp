@@ -5,7 +5,11 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <cstring>
 #include <string>
+#include <vector>
+
+#include "lrcore/errors.hpp"
 
 namespace py = pybind11;
 
@@ -23,6 +27,37 @@ void require_finite(const DoubleArray& array, const std::string& name);
 
 // Interrupt poll for long calls: takes the GIL and runs Python's signal handlers.
 bool python_interrupt_requested();
+
+// Runs a long core call without the GIL, polling for Ctrl-C; an interrupted call raises
+// KeyboardInterrupt (or the exception a signal handler set). Only for calls whose
+// arguments the caller keeps alive and the core only reads.
+template <typename Call>
+auto call_interruptible(Call&& call) {
+    decltype(call(&python_interrupt_requested)) result;
+    bool interrupted = false;
+    {
+        py::gil_scoped_release release;
+        try {
+            result = call(&python_interrupt_requested);
+        } catch (const Interrupted&) {
+            interrupted = true;
+        }
+    }
+    if (interrupted) {
+        if (PyErr_Occurred() == nullptr) PyErr_SetNone(PyExc_KeyboardInterrupt);
+        throw py::error_already_set();
+    }
+    return result;
+}
+
+// A numpy array of the given shape holding a copy of `values`.
+template <typename T>
+py::array_t<T> to_array(const std::vector<T>& values, std::vector<py::ssize_t> shape) {
+    py::array_t<T> array(shape);
+    if (!values.empty())
+        std::memcpy(array.mutable_data(), values.data(), values.size() * sizeof(T));
+    return array;
+}
 
 void bind_network(py::module_& m);
 void bind_path1d(py::module_& m);
