@@ -58,7 +58,8 @@ std::shared_ptr<const AffineMap> make_layer(const py::object& weight, const Doub
 std::shared_ptr<Network> make_network(const std::vector<py::object>& weights,
                                       const std::vector<DoubleArray>& biases,
                                       const std::vector<std::string>& activations,
-                                      const std::vector<double>& negative_slopes) {
+                                      const std::vector<double>& negative_slopes,
+                                      const std::vector<Index>& linear_units) {
     if (weights.empty()) throw std::invalid_argument("weights: need at least one layer");
     if (biases.size() != weights.size())
         throw std::invalid_argument("biases: expected one bias per layer");
@@ -71,7 +72,16 @@ std::shared_ptr<Network> make_network(const std::vector<py::object>& weights,
     std::vector<Activation> acts;
     for (std::size_t l = 0; l < activations.size(); ++l)
         acts.push_back(parse_activation(activations[l], negative_slopes[l], l));
-    return std::make_shared<Network>(std::move(layers), std::move(acts));
+    if (!linear_units.empty() && linear_units.size() != activations.size())
+        throw std::invalid_argument("linear_units: expected one per hidden layer");
+    for (std::size_t l = 0; l < linear_units.size(); ++l) {
+        if (linear_units[l] < 0 || linear_units[l] > layers[l]->out_dim())
+            throw std::invalid_argument("linear_units[" + std::to_string(l) +
+                                        "]: expected 0 to the layer's width " +
+                                        std::to_string(layers[l]->out_dim()) + ", got " +
+                                        std::to_string(linear_units[l]));
+    }
+    return std::make_shared<Network>(std::move(layers), std::move(acts), linear_units);
 }
 
 py::array_t<double> forward(const Network& net, const DoubleArray& x) {
@@ -115,11 +125,19 @@ py::list pre_activations(const Network& net, const DoubleArray& x) {
 void bind_network(py::module_& m) {
     py::class_<Network, std::shared_ptr<Network>>(m, "Network")
         .def(py::init(&make_network), py::arg("weights"), py::arg("biases"),
-             py::arg("activations"), py::arg("negative_slopes"))
+             py::arg("activations"), py::arg("negative_slopes"),
+             py::arg("linear_units") = std::vector<Index>{})
         .def_property_readonly("input_dim", &Network::input_dim)
         .def_property_readonly("output_dim", &Network::output_dim)
         .def_property_readonly("num_neurons", &Network::num_neurons)
         .def_property_readonly("hidden_sizes",
+                               [](const Network& net) {
+                                   std::vector<Index> sizes;
+                                   for (Index l = 0; l < net.num_hidden_layers(); ++l)
+                                       sizes.push_back(net.neurons(l));
+                                   return sizes;
+                               })
+        .def_property_readonly("layer_widths",
                                [](const Network& net) {
                                    std::vector<Index> sizes;
                                    for (Index l = 0; l < net.num_hidden_layers(); ++l)

@@ -50,16 +50,17 @@ inline void pack_pattern(const Word* row, Index num_bytes, std::uint8_t* out) {
         out[b] = static_cast<std::uint8_t>(row[b / 8] >> (8 * (b % 8)));
 }
 
-// Sets values within rounding error of zero to exactly zero: |z_j| <= rtol * (||W_j|| s
-// + |b_j|), s bounding the norm of the layer's input at the vertex.
-inline void snap_zeros(double* z, Index n, Index width, const double* scale,
+// Sets neuron values within rounding error of zero to exactly zero: |z_j| <= rtol *
+// (||W_j|| s + |b_j|), s bounding the norm of the layer's input at the vertex. Rows hold
+// `width` values, of which the first `neurons` are neurons (the rest are linear units).
+inline void snap_zeros(double* z, Index n, Index width, Index neurons, const double* scale,
                        const AffineMap& map, double rtol) {
     const std::vector<double>& row_norms = map.row_norms();
     const std::vector<double>& abs_bias = map.abs_bias();
     for (Index v = 0; v < n; ++v) {
         double* row = z + v * width;
         const double s = scale[v];
-        for (Index j = 0; j < width; ++j) {
+        for (Index j = 0; j < neurons; ++j) {
             if (std::abs(row[j]) <= rtol * (row_norms[sz(j)] * s + abs_bias[sz(j)]))
                 row[j] = 0.0;
         }
@@ -95,7 +96,7 @@ public:
 
     // Sets scale[v] = ||act(row v)||_2 for every row, then replaces the rows by the next
     // layer's pre-activations layer(act(row)).
-    void next_layer(const AffineMap& map, const Activation& act, double* scale) {
+    void next_layer(const AffineMap& map, const Activation& act, Index neurons, double* scale) {
         const Index in_width = width_;
         const Index out_width = map.out_dim();
         for (std::size_t b = 0; b < blocks_.size(); ++b) {
@@ -104,15 +105,9 @@ public:
             Buffer<double>& block = blocks_[b];
             activated_.resize(sz(rows * in_width));
             for (Index v = 0; v < rows; ++v) {
-                const double* zrow = block.data() + v * in_width;
-                double* hrow = activated_.data() + v * in_width;
-                double sum = 0.0;
-                for (Index j = 0; j < in_width; ++j) {
-                    const double value = act(zrow[j]);
-                    hrow[j] = value;
-                    sum += value * value;
-                }
-                scale[first + v] = std::sqrt(sum);
+                scale[first + v] = act.apply_row(block.data() + v * in_width,
+                                                 activated_.data() + v * in_width, in_width,
+                                                 neurons);
             }
             if (out_width > in_width) block.resize(sz(kBlockRows * out_width));
             map.apply(activated_.data(), rows, in_width, block.data(), out_width);

@@ -84,7 +84,7 @@ void SparseAffine::apply(const double* x, Index n, Index ldx, double* y, Index l
 }
 
 Network::Network(std::vector<std::shared_ptr<const AffineMap>> layers,
-                 std::vector<Activation> activations)
+                 std::vector<Activation> activations, std::vector<Index> linear_units)
     : layers_(std::move(layers)), activations_(std::move(activations)) {
     if (layers_.empty()) throw std::invalid_argument("Network: needs at least one layer");
     if (activations_.size() + 1 != layers_.size())
@@ -95,9 +95,19 @@ Network::Network(std::vector<std::shared_ptr<const AffineMap>> layers,
                                         " input size does not match layer " +
                                         std::to_string(l) + " output size");
     }
+    if (linear_units.empty()) linear_units.assign(activations_.size(), 0);
+    if (linear_units.size() != activations_.size())
+        throw std::invalid_argument("Network: needs one linear unit count per hidden layer");
     neuron_offsets_.push_back(0);
-    for (std::size_t l = 0; l < activations_.size(); ++l)
-        neuron_offsets_.push_back(neuron_offsets_.back() + layers_[l]->out_dim());
+    for (std::size_t l = 0; l < activations_.size(); ++l) {
+        const Index width = layers_[l]->out_dim();
+        if (linear_units[l] < 0 || linear_units[l] > width)
+            throw std::invalid_argument("Network: hidden layer " + std::to_string(l) +
+                                        " has " + std::to_string(width) + " units, so " +
+                                        std::to_string(linear_units[l]) +
+                                        " linear units are out of range");
+        neuron_offsets_.push_back(neuron_offsets_.back() + width - linear_units[l]);
+    }
 }
 
 Index Network::max_width() const {
@@ -123,7 +133,11 @@ void Network::forward(const double* x, Index n, double* out,
         if (pre_activations != nullptr)
             std::copy(next.begin(), next.end(), (*pre_activations)[to_size(l)]);
         const Activation act = activation(l);
-        for (double& value : next) value = act(value);
+        const Index width = map.out_dim();
+        for (Index i = 0; i < n; ++i) {
+            double* row = next.data() + i * width;
+            act.apply_row(row, row, width, neurons(l));
+        }
         current.swap(next);
     }
 }

@@ -233,10 +233,12 @@ private:
         const AffineMap& map = net_.layer(layer);
         const Index offset = net_.neuron_offset(layer);
         const Activation act = net_.activation(layer);
+        const Index neurons = net_.neurons(layer);  // the rest are linear units
 
         // Values within rounding error of zero are zero: the vertex lies on that
         // neuron's zero set (a path point on a hyperplane, a touching neuron).
-        detail::snap_zeros(unit.z.data(), n, width, unit.scale.data(), map, options_.rtol);
+        detail::snap_zeros(unit.z.data(), n, width, neurons, unit.scale.data(), map,
+                           options_.rtol);
 
         // Pattern bits of the layer (value at the interval's start, or at its end where
         // the start is on the zero set) and the crossings, interval by interval.
@@ -250,8 +252,8 @@ private:
             const double* za = unit.z.data() + v * width;
             const double* zb = za + width;
             Word* row = unit.bits.data() + v * words_;
-            for (Index j0 = 0; j0 < width; j0 += kWordBits) {
-                const Index j1 = std::min(width, j0 + kWordBits);
+            for (Index j0 = 0; j0 < neurons; j0 += kWordBits) {
+                const Index j1 = std::min(neurons, j0 + kWordBits);
                 Word on = 0;
                 Word cross = 0;
                 for (Index j = j0; j < j1; ++j) {
@@ -334,14 +336,7 @@ private:
         Index w = 0;  // write position
         // Writes the activations of pre-activation row `z` as row w, with their norm.
         auto activate_row = [&](const double* z) {
-            double* h = next.z.data() + w * width;
-            double sum = 0.0;
-            for (Index j = 0; j < width; ++j) {
-                const double value = act(z[j]);
-                h[j] = value;
-                sum += value * value;
-            }
-            next.scale[sz(w)] = std::sqrt(sum);
+            next.scale[sz(w)] = act.apply_row(z, next.z.data() + w * width, width, neurons);
         };
 
         for (Index v = 0; v < n; ++v) {

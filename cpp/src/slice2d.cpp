@@ -70,10 +70,14 @@ public:
         const Index num_hidden = net_.num_hidden_layers();
         for (Index layer = 0; layer < num_hidden; ++layer) {
             stop.throw_if_requested();
-            if (layer > 0) z_.next_layer(net_.layer(layer), net_.activation(layer - 1), scale_.data());
+            if (layer > 0)
+                z_.next_layer(net_.layer(layer), net_.activation(layer - 1),
+                              net_.neurons(layer - 1), scale_.data());
             const AffineMap& map = net_.layer(layer);
+            const Index neurons = net_.neurons(layer);
             for (Index v = 0; v < num_vertices(); ++v)
-                detail::snap_zeros(z_.row(v), 1, z_.width(), &scale_[sz(v)], map, options_.rtol);
+                detail::snap_zeros(z_.row(v), 1, z_.width(), neurons, &scale_[sz(v)], map,
+                                   options_.rtol);
             cut_faces(layer, stop);
         }
         return collect();
@@ -162,6 +166,7 @@ private:
         auto found = splits_.find(key);
         if (found != splits_.end()) return found->second;
         const Index w = z_.width();
+        const Index neurons = net_.neurons(layer_);
         Index a = key_a, b = key_b;
         // Rounding can leave the edge's end values on one side although the side's own
         // values differ in sign; then the side's end points give the crossing.
@@ -174,8 +179,8 @@ private:
         const double* za = z_.row(a);
         const double* zb = z_.row(b);
         const double tau = za[neuron] / (za[neuron] - zb[neuron]);
-        for (Index j = 0; j < w; ++j) {
-            zv[j] = za[j] + tau * (zb[j] - za[j]);
+        for (Index j = 0; j < w; ++j) zv[j] = za[j] + tau * (zb[j] - za[j]);
+        for (Index j = 0; j < neurons; ++j) {
             // Neurons that also cross this edge keep the side their own crossing puts
             // them on, whatever rounding did to the interpolated value.
             if (za[j] * zb[j] < 0.0) {
@@ -191,7 +196,7 @@ private:
         // The new vertex may lie on other neurons' lines too (lines through one point):
         // the same tolerance as at the layer's start makes it their vertex as well, so
         // they cut through it instead of creating sliver faces next to it.
-        detail::snap_zeros(zv, 1, w, &scale_.back(), net_.layer(layer_), options_.rtol);
+        detail::snap_zeros(zv, 1, w, neurons, &scale_.back(), net_.layer(layer_), options_.rtol);
         splits_.emplace(key, v);
         return v;
     }
@@ -250,7 +255,7 @@ private:
     void cut_faces(Index layer, const StopFlag& stop) {
         layer_ = layer;
         const Index offset = net_.neuron_offset(layer);
-        const Index w = z_.width();
+        const Index w = net_.neurons(layer);  // linear units never cut
         splits_.clear();
         splits_.reserve(sz(num_faces()) * 2);
         std::vector<Side> next_sides;
@@ -386,7 +391,8 @@ private:
                         st_[sz(2 * v + 1)] * first_map_[sz(2 * out + j)];
         } else {
             const Index last = net_.num_layers() - 1;
-            z_.next_layer(net_.layer(last), net_.activation(last - 1), scale_.data());
+            z_.next_layer(net_.layer(last), net_.activation(last - 1), net_.neurons(last - 1),
+                          scale_.data());
             for (Index v = 0; v < n; ++v) std::copy_n(z_.row(v), out, result.outputs.data() + v * out);
         }
         z_.reset(0);

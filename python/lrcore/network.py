@@ -82,6 +82,14 @@ class Network:
         ``"relu"`` or ``"leaky_relu"``, or one name per hidden layer.
     negative_slope
         Slope of LeakyReLU for negative inputs, or one per hidden layer.
+    linear_units
+        Number of *linear units* at the end of each hidden layer (an int for every layer
+        or one per layer; default 0). They pass through the activation unchanged, have no
+        pattern bit and never split a region. They carry values that later layers add
+        back: :meth:`from_torch` uses them for residual connections and concatenation,
+        which makes a graph of affine maps, activations and additions one chain. The
+        first ``hidden_sizes[l]`` units of hidden layer ``l`` are its neurons; its full
+        width is ``layer_widths[l]``.
 
     Examples
     --------
@@ -97,6 +105,7 @@ class Network:
         biases: Sequence[ArrayLike],
         activation: ActivationSpec = "relu",
         negative_slope: SlopeSpec = 0.01,
+        linear_units: int | Sequence[int] = 0,
     ) -> None:
         weights = list(weights)
         biases = list(biases)
@@ -142,11 +151,22 @@ class Network:
             if not np.isfinite(slope):
                 msg = f"negative_slope: hidden layer {index} has non-finite slope {slope}"
                 raise ValueError(msg)
+        linear = [int(n) for n in _per_layer(linear_units, num_hidden, "linear_units")]
+        for index, count in enumerate(linear):
+            if not 0 <= count <= ws[index].shape[0]:
+                msg = (
+                    f"linear_units: hidden layer {index} has {ws[index].shape[0]} units, so "
+                    f"its linear units must number 0 to {ws[index].shape[0]}, got {count}"
+                )
+                raise ValueError(msg)
         self._weights = ws
         self._biases = bs
         self._activations = activations
         self._slopes = [s if a == "leaky_relu" else 0.0 for a, s in zip(activations, slopes)]
-        self._core = _core.Network([_core_weight(w) for w in ws], bs, activations, self._slopes)
+        self._linear = linear
+        self._core = _core.Network(
+            [_core_weight(w) for w in ws], bs, activations, self._slopes, linear
+        )
 
     # -- construction ------------------------------------------------------------------
     @classmethod
@@ -239,8 +259,18 @@ class Network:
 
     @property
     def hidden_sizes(self) -> tuple[int, ...]:
-        """Width of each hidden layer."""
+        """Neurons of each hidden layer: the units with an activation and a pattern bit."""
+        return tuple(int(w.shape[0]) - n for w, n in zip(self._weights[:-1], self._linear))
+
+    @property
+    def layer_widths(self) -> tuple[int, ...]:
+        """Full width of each hidden layer: its neurons, then its linear units."""
         return tuple(int(w.shape[0]) for w in self._weights[:-1])
+
+    @property
+    def linear_units(self) -> tuple[int, ...]:
+        """Linear (pass-through) units at the end of each hidden layer."""
+        return tuple(self._linear)
 
     @property
     def num_hidden_layers(self) -> int:
@@ -249,7 +279,7 @@ class Network:
 
     @property
     def num_neurons(self) -> int:
-        """Total number of hidden units: the length of an activation pattern."""
+        """Total number of neurons: the length of an activation pattern."""
         return int(sum(self.hidden_sizes))
 
     @property
@@ -279,7 +309,8 @@ class Network:
     def __repr__(self) -> str:
         sizes = [self.input_dim, *self.hidden_sizes, self.output_dim]
         acts = sorted(set(self._activations)) or ["none"]
-        return f"Network(sizes={sizes}, activation={'/'.join(acts)})"
+        linear = f", linear_units={list(self._linear)}" if any(self._linear) else ""
+        return f"Network(sizes={sizes}, activation={'/'.join(acts)}{linear})"
 
     # -- evaluation --------------------------------------------------------------------
     def _points(self, x: ArrayLike) -> tuple[NDArray[np.float64], bool]:
@@ -308,9 +339,10 @@ class Network:
         return out[0] if single else out
 
     def pre_activations(self, x: ArrayLike) -> list[NDArray[np.float64]]:
-        """Pre-activation values of every hidden layer at points ``x``.
+        """Pre-activation values of every hidden layer's neurons at points ``x``.
 
-        Returns one ``(n, width_l)`` array per hidden layer (``(width_l,)`` for one point).
+        Returns one ``(n, hidden_sizes[l])`` array per hidden layer (``(hidden_sizes[l],)``
+        for one point); linear units are left out.
 
         Examples
         --------
@@ -319,8 +351,14 @@ class Network:
         [(7, 5), (7, 4)]
         """
         arr, single = self._points(x)
-        values: list[NDArray[np.float64]] = self._core.pre_activations(arr)
+        values = self._neuron_values(arr)
         return [v[0] for v in values] if single else values
+
+    def _neuron_values(self, arr: NDArray[np.float64]) -> list[NDArray[np.float64]]:
+        values: list[NDArray[np.float64]] = self._core.pre_activations(arr)
+        if any(self._linear):
+            values = [v[:, :n] for v, n in zip(values, self.hidden_sizes)]
+        return values
 
     def patterns(self, x: ArrayLike) -> NDArray[np.bool_]:
         """Activation patterns at points ``x``: pre-activation > 0, layer by layer.
@@ -334,7 +372,7 @@ class Network:
         (1, 3)
         """
         arr, single = self._points(x)
-        values = self._core.pre_activations(arr)
+        values = self._neuron_values(arr)
         if values:
             bits = np.concatenate([v > 0 for v in values], axis=1)
         else:

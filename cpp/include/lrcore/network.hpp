@@ -1,6 +1,7 @@
 // A piecewise-linear network: affine maps with elementwise PWL activations between them.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -20,6 +21,22 @@ struct Activation {
     double operator()(double z) const {
         if (z > 0.0) return z;
         return kind == ActivationKind::relu ? 0.0 : negative_slope * z;
+    }
+
+    // h = activated z for one row of `width` values whose first `neurons` units are
+    // activated and the rest pass through unchanged (linear units); returns ||h||_2.
+    double apply_row(const double* z, double* h, Index width, Index neurons) const {
+        double sum = 0.0;
+        for (Index j = 0; j < neurons; ++j) {
+            const double value = (*this)(z[j]);
+            h[j] = value;
+            sum += value * value;
+        }
+        for (Index j = neurons; j < width; ++j) {
+            h[j] = z[j];
+            sum += z[j] * z[j];
+        }
+        return std::sqrt(sum);
     }
 };
 
@@ -78,15 +95,27 @@ private:
 
 // f = A_L ∘ σ_{L-1} ∘ A_{L-1} ∘ … ∘ σ_1 ∘ A_1: an activation after every affine map but
 // the last. Hidden layer l (0-based) is the output of A_{l+1} before σ_{l+1}.
+//
+// A hidden layer may end in linear units: its last linear_units[l] outputs pass through σ
+// unchanged, have no pattern bit and never cut a cell. They carry values that later layers
+// add back (residual connections, concatenation): a graph of affine maps, activations and
+// additions becomes a chain whose layers hold every live tensor. Its neurons are the
+// first neurons(l) = hidden_size(l) - linear_units[l] units.
 class Network {
 public:
     Network(std::vector<std::shared_ptr<const AffineMap>> layers,
-            std::vector<Activation> activations);
+            std::vector<Activation> activations, std::vector<Index> linear_units = {});
 
     Index input_dim() const { return layers_.front()->in_dim(); }
     Index output_dim() const { return layers_.back()->out_dim(); }
     Index num_hidden_layers() const { return static_cast<Index>(activations_.size()); }
+    // Width of hidden layer l: its neurons followed by its linear units.
     Index hidden_size(Index l) const { return layers_[static_cast<std::size_t>(l)]->out_dim(); }
+    // Neurons (activated units) of hidden layer l: its first neurons(l) units.
+    Index neurons(Index l) const {
+        return neuron_offsets_[static_cast<std::size_t>(l) + 1] -
+               neuron_offsets_[static_cast<std::size_t>(l)];
+    }
     Index num_neurons() const { return neuron_offsets_.back(); }
     // Index of neuron (l, 0) in the layer-major concatenation of all hidden units.
     Index neuron_offset(Index l) const { return neuron_offsets_[static_cast<std::size_t>(l)]; }
@@ -98,7 +127,8 @@ public:
     Index max_width() const;
 
     // Forward pass for n points (rows of x, n × input_dim). If pre_activations is not
-    // null, hidden layer l's values are written to pre_activations[l] (n × width_l).
+    // null, hidden layer l's values are written to pre_activations[l] (n × hidden_size(l),
+    // linear units included).
     void forward(const double* x, Index n, double* out,
                  const std::vector<double*>* pre_activations = nullptr) const;
 
