@@ -280,10 +280,8 @@ private:
         }
         std::vector<Word> any_pos(sz(mask_words)), any_neg(sz(mask_words));
         std::vector<Index> straddling;
-        // The parts one face is cut into, neuron after neuron (CSR as the faces).
-        std::vector<Side> parts, next_parts;
-        std::vector<Index> part_start, next_part_start;
-        std::vector<Word> part_bits, next_part_bits;
+        std::vector<Index> part_start;
+        std::vector<Word> part_bits;
 
         for (Index f = 0; f < num_faces(); ++f) {
             if ((f & 1023) == 0) stop.throw_if_requested();
@@ -324,47 +322,57 @@ private:
                     part_bits[sz(bit / kWordBits)] |= Word{1} << (bit % kWordBits);
                 }
             }
-            parts.assign(sides_.begin() + first, sides_.begin() + last);
-            part_start.assign({0, m});
-            for (const Index j : straddling) {
-                next_parts.clear();
-                next_part_start.assign(1, 0);
-                next_part_bits.clear();
-                const Index bit = offset + j;
-                const std::size_t word = sz(bit / kWordBits);
-                const Word mask = Word{1} << (bit % kWordBits);
-                for (std::size_t p = 0; p + 1 < part_start.size(); ++p) {
-                    const Index p_first = part_start[p];
-                    const Index p_last = part_start[p + 1];
-                    const Word* pb = part_bits.data() + p * sz(words_);
+            // A cutting tree: a part is cut by the first of its candidate neurons that
+            // straddles it, and each half keeps only the later candidates that straddle
+            // the part. A face crossed by n lines then costs O(n^2) sign tests, not the
+            // O(n^3) of testing every part against every neuron in turn.
+            nodes_.clear();
+            node_sides_.assign(sides_.begin() + first, sides_.begin() + last);
+            node_bits_ = part_bits;
+            node_cands_ = straddling;
+            nodes_.push_back({0, m, 0, static_cast<Index>(straddling.size()), 0});
+            while (!nodes_.empty()) {
+                const Node node = nodes_.back();
+                nodes_.pop_back();
+                // The candidates that straddle this part; the others are settled here.
+                const Index kept_begin = static_cast<Index>(node_cands_.size());
+                for (Index c = node.cand_begin; c < node.cand_end; ++c) {
+                    const Index j = node_cands_[sz(c)];
                     bool has_pos = false, has_neg = false;
-                    for (Index i = p_first; i < p_last; ++i) {
-                        const double v = value(parts[sz(i)].vertex, j);
+                    for (Index i = node.side_begin; i < node.side_end; ++i) {
+                        const double v = value(node_sides_[sz(i)].vertex, j);
                         has_pos |= v > 0.0;
                         has_neg |= v < 0.0;
                     }
                     if (has_pos && has_neg) {
-                        split(parts, p_first, p_last, j, bit, next_parts, next_part_start);
-                        next_part_bits.insert(next_part_bits.end(), pb, pb + words_);
-                        next_part_bits[next_part_bits.size() - sz(words_) + word] |= mask;
-                        next_part_bits.insert(next_part_bits.end(), pb, pb + words_);
-                    } else {
-                        next_parts.insert(next_parts.end(), parts.begin() + p_first,
-                                          parts.begin() + p_last);
-                        next_part_start.push_back(static_cast<Index>(next_parts.size()));
-                        next_part_bits.insert(next_part_bits.end(), pb, pb + words_);
-                        if (has_pos) next_part_bits[next_part_bits.size() - sz(words_) + word] |= mask;
+                        node_cands_.push_back(j);
+                    } else if (has_pos) {
+                        const Index bit = offset + j;
+                        node_bits_[sz(node.bits + bit / kWordBits)] |= Word{1} << (bit % kWordBits);
                     }
                 }
-                parts.swap(next_parts);
-                part_start.swap(next_part_start);
-                part_bits.swap(next_part_bits);
+                const Index kept_end = static_cast<Index>(node_cands_.size());
+                if (kept_begin == kept_end) {
+                    next_sides.insert(next_sides.end(), node_sides_.begin() + node.side_begin,
+                                      node_sides_.begin() + node.side_end);
+                    next_start.push_back(static_cast<Index>(next_sides.size()));
+                    next_bits.insert(next_bits.end(), node_bits_.begin() + node.bits,
+                                     node_bits_.begin() + node.bits + words_);
+                    continue;
+                }
+                const Index j = node_cands_[sz(kept_begin)];
+                const Index bit = offset + j;
+                part_start.assign(1, static_cast<Index>(node_sides_.size()));
+                split(node_sides_, node.side_begin, node.side_end, j, bit, node_sides_,
+                      part_start);
+                // Two children: the positive part (bit set) and the negative one.
+                const Index pos_bits = static_cast<Index>(node_bits_.size());
+                node_bits_.insert(node_bits_.end(), node_bits_.begin() + node.bits,
+                                  node_bits_.begin() + node.bits + words_);
+                node_bits_[sz(pos_bits + bit / kWordBits)] |= Word{1} << (bit % kWordBits);
+                nodes_.push_back({part_start[1], part_start[2], kept_begin + 1, kept_end, node.bits});
+                nodes_.push_back({part_start[0], part_start[1], kept_begin + 1, kept_end, pos_bits});
             }
-            const Index base = static_cast<Index>(next_sides.size());
-            next_sides.insert(next_sides.end(), parts.begin(), parts.end());
-            for (std::size_t p = 1; p < part_start.size(); ++p)
-                next_start.push_back(base + part_start[p]);
-            next_bits.insert(next_bits.end(), part_bits.begin(), part_bits.end());
             const Index total = static_cast<Index>(next_start.size()) - 1 + (num_faces() - f - 1);
             if (total > options_.max_regions) {
                 throw LimitExceeded("lrcore: the slice has more than max_regions=" +
@@ -435,6 +443,16 @@ private:
     }
 
     std::vector<Side> pos_, neg_;  // scratch of split()
+
+    // The cutting tree of one face: a node is a part (sides in node_sides_, pattern bits
+    // at node_bits_[bits]) and its candidate neurons node_cands_[cand_begin, cand_end).
+    struct Node {
+        Index side_begin, side_end, cand_begin, cand_end, bits;
+    };
+    std::vector<Node> nodes_;
+    std::vector<Side> node_sides_;
+    std::vector<Index> node_cands_;
+    std::vector<Word> node_bits_;
 };
 
 }  // namespace
