@@ -12,10 +12,12 @@ namespace {
 // plane and domain first and builds the result objects.
 py::list slice_2d_arrays(const Network& net, const std::vector<DoubleArray>& origins,
                          const std::vector<DoubleArray>& bases,
-                         const std::vector<DoubleArray>& domains, double rtol, int num_threads,
+                         const std::vector<DoubleArray>& domains,
+                         const std::vector<Index>& tiles, double rtol, int num_threads,
                          Index max_regions) {
-    if (origins.size() != bases.size() || origins.size() != domains.size())
-        throw std::invalid_argument("slices: origins, bases and domains differ in number");
+    if (origins.size() != bases.size() || origins.size() != domains.size() ||
+        origins.size() != tiles.size())
+        throw std::invalid_argument("slices: origins, bases, domains and tiles differ in number");
     if (max_regions < 1) throw std::invalid_argument("max_regions: expected a positive integer");
     if (num_threads < 0) throw std::invalid_argument("num_threads: expected >= 0");
     const auto d = static_cast<py::ssize_t>(net.input_dim());
@@ -34,6 +36,8 @@ py::list slice_2d_arrays(const Network& net, const std::vector<DoubleArray>& ori
         spec.origin = origins[i].data();
         spec.basis = bases[i].data();
         spec.domain.assign(domains[i].data(), domains[i].data() + domains[i].size());
+        if (tiles[i] < 1) throw std::invalid_argument("tiles" + index + ": expected >= 1");
+        spec.tiles = tiles[i];
         specs.push_back(std::move(spec));
     }
     Slice2DOptions options;
@@ -62,6 +66,7 @@ py::list slice_2d_arrays(const Network& net, const std::vector<DoubleArray>& ori
         item["edges"] = to_array(r.edges, {e, 2});
         item["edge_neurons"] = to_array(r.edge_neurons, {e, 2});
         item["patterns"] = to_array(r.patterns, {f, bytes});
+        item["tiles"] = r.tiles;
         out.append(item);
     }
     return out;
@@ -71,7 +76,7 @@ py::list slice_2d_arrays(const Network& net, const std::vector<DoubleArray>& ori
 
 void bind_slice2d(py::module_& m) {
     m.def("slice_2d", &slice_2d_arrays, py::arg("net"), py::arg("origins"), py::arg("bases"),
-          py::arg("domains"), py::arg("rtol"), py::arg("num_threads"), py::arg("max_regions"),
+          py::arg("domains"), py::arg("tiles"), py::arg("rtol"), py::arg("num_threads"), py::arg("max_regions"),
           "Exact planar partition of each slice (one dict of arrays per slice).");
 }
 

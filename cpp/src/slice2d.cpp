@@ -10,6 +10,9 @@
 #include "lrcore/slice2d.hpp"
 
 #include <algorithm>
+#include <atomic>
+#include <memory>
+#include <numeric>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -31,6 +34,33 @@ using detail::words_for;
 
 constexpr Index kBoundary = -1;  // label of a side on the domain's boundary
 constexpr Index kCut = -2;       // placeholder label of the side a cut creates
+constexpr Index kTileLow = -3;   // a side on a tile's left cut line s = c
+constexpr Index kTileHigh = -4;  // a side on a tile's right cut line s = c
+constexpr Index kRemoved = -5;   // a tile side inside a region, dropped when tiles merge
+
+// One convex piece of a slice's domain: the strip between two cut lines s = c.
+struct Tile {
+    std::vector<double> polygon;  // (s, t) corners, counter-clockwise
+    std::vector<Index> labels;    // label of the side from corner i to corner i + 1
+};
+
+// A partition before edges are indexed: faces as cycles of (vertex, label of the side
+// leaving it), with vertex coordinates, outputs and packed pattern bits.
+struct RawPartition {
+    std::vector<double> st;        // V × 2
+    std::vector<double> outputs;   // V × output_dim
+    std::vector<Index> face_start{0};
+    std::vector<Index> side_vertex, side_label;
+    std::vector<Word> bits;        // F × words
+    Index num_vertices() const { return static_cast<Index>(st.size() / 2); }
+    Index num_faces() const { return static_cast<Index>(face_start.size()) - 1; }
+};
+
+[[noreturn]] void throw_too_many_regions(Index limit, Index reached) {
+    throw LimitExceeded("lrcore: the slice has more than max_regions=" + std::to_string(limit) +
+                        " regions (" + std::to_string(reached) +
+                        " reached); raise max_regions to allow more");
+}
 
 // A polygon side from `vertex` to the next side's vertex. `label` is the global neuron
 // whose zero set it lies on (or kBoundary); (key_a, key_b) is the edge, as it was at the
@@ -62,10 +92,16 @@ int sign_of(double value) { return (value > 0.0) - (value < 0.0); }
 
 class SliceBuilder {
 public:
-    SliceBuilder(const Network& net, const SliceSpec& spec, const Slice2DOptions& options)
-        : net_(net), spec_(spec), options_(options), words_(words_for(net.num_neurons())) {}
+    SliceBuilder(const Network& net, const SliceSpec& spec, const Tile& tile,
+                 const Slice2DOptions& options, std::atomic<Index>& finished_faces)
+        : net_(net),
+          spec_(spec),
+          tile_(tile),
+          options_(options),
+          finished_faces_(finished_faces),
+          words_(words_for(net.num_neurons())) {}
 
-    Slice2DResult run(const StopFlag& stop) {
+    RawPartition run(const StopFlag& stop) {
         initial_face();
         const Index num_hidden = net_.num_hidden_layers();
         for (Index layer = 0; layer < num_hidden; ++layer) {
@@ -86,7 +122,9 @@ public:
 private:
     const Network& net_;
     const SliceSpec& spec_;
+    const Tile& tile_;
     const Slice2DOptions& options_;
+    std::atomic<Index>& finished_faces_;  // faces of the slice's finished tiles
     Index words_;
 
     std::vector<double> st_;      // V × 2 plane coordinates
@@ -139,8 +177,8 @@ private:
         compose_first_layer();
         const Index out = net_.layer(0).out_dim();
         z_.reset(out);
-        const Index m = static_cast<Index>(spec_.domain.size() / 2);
-        st_ = spec_.domain;
+        const Index m = static_cast<Index>(tile_.polygon.size() / 2);
+        st_ = tile_.polygon;
         scale_.resize(sz(m));
         face_start_.assign(1, 0);
         for (Index v = 0; v < m; ++v) {
@@ -151,7 +189,7 @@ private:
                 row[j] = first_map_[sz(j)] + s * first_map_[sz(out + j)] +
                          t * first_map_[sz(2 * out + j)];
             scale_[sz(v)] = input_norm(s, t);
-            sides_.push_back({v, kBoundary, 0, 0});
+            sides_.push_back({v, tile_.labels[sz(v)], 0, 0});
         }
         face_start_.push_back(m);
         bits_.assign(sz(words_), 0);
@@ -373,73 +411,47 @@ private:
                 nodes_.push_back({part_start[1], part_start[2], kept_begin + 1, kept_end, node.bits});
                 nodes_.push_back({part_start[0], part_start[1], kept_begin + 1, kept_end, pos_bits});
             }
+            // A region meets a tile in one face, so one tile never holds more faces than
+            // the slice has regions; across tiles the count is checked loosely here (a
+            // region cut by tile lines counts once per tile) and exactly after merging.
             const Index total = static_cast<Index>(next_start.size()) - 1 + (num_faces() - f - 1);
-            if (total > options_.max_regions) {
-                throw LimitExceeded("lrcore: the slice has more than max_regions=" +
-                                    std::to_string(options_.max_regions) + " regions (" +
-                                    std::to_string(total) +
-                                    " reached); raise max_regions to allow more");
-            }
+            if (total > options_.max_regions ||
+                total + finished_faces_.load(std::memory_order_relaxed) > 2 * options_.max_regions)
+                throw_too_many_regions(options_.max_regions, total);
         }
         sides_.swap(next_sides);
         face_start_.swap(next_start);
         bits_.swap(next_bits);
     }
 
-    Slice2DResult collect() {
-        Slice2DResult result;
+    RawPartition collect() {
+        RawPartition raw;
         const Index n = num_vertices();
         const Index out = net_.output_dim();
-        result.outputs.resize(sz(n * out));
+        raw.outputs.resize(sz(n * out));
         if (net_.num_hidden_layers() == 0) {
             for (Index v = 0; v < n; ++v)
                 for (Index j = 0; j < out; ++j)
-                    result.outputs[sz(v * out + j)] =
+                    raw.outputs[sz(v * out + j)] =
                         first_map_[sz(j)] + st_[sz(2 * v)] * first_map_[sz(out + j)] +
                         st_[sz(2 * v + 1)] * first_map_[sz(2 * out + j)];
         } else {
             const Index last = net_.num_layers() - 1;
             z_.next_layer(net_.layer(last), net_.activation(last - 1), net_.neurons(last - 1),
                           scale_.data());
-            for (Index v = 0; v < n; ++v) std::copy_n(z_.row(v), out, result.outputs.data() + v * out);
+            for (Index v = 0; v < n; ++v) std::copy_n(z_.row(v), out, raw.outputs.data() + v * out);
         }
         z_.reset(0);
-
-        result.vertices = st_;
-        result.face_offsets.push_back(0);
-        const Index bytes = (net_.num_neurons() + 7) / 8;
-        result.patterns.resize(sz(num_faces() * bytes));
-        std::unordered_map<SplitKey, Index, SplitKeyHash> edge_index;
-        edge_index.reserve(sides_.size());
-        result.face_vertices.reserve(sides_.size());
-        for (Index f = 0; f < num_faces(); ++f) {
-            const Index first = face_start_[sz(f)];
-            const Index last = face_start_[sz(f) + 1];
-            for (Index i = first; i < last; ++i) {
-                const Index p = sides_[sz(i)].vertex;
-                const Index q = sides_[sz(i + 1 < last ? i + 1 : first)].vertex;
-                result.face_vertices.push_back(p);
-                const SplitKey key{std::min(p, q), std::max(p, q), 0};
-                if (edge_index.emplace(key, static_cast<Index>(result.edges.size() / 2)).second) {
-                    result.edges.push_back(key.a);
-                    result.edges.push_back(key.b);
-                    const Index label = sides_[sz(i)].label;
-                    if (label < 0) {
-                        result.edge_neurons.push_back(-1);
-                        result.edge_neurons.push_back(-1);
-                    } else {
-                        Index layer = 0;
-                        while (net_.neuron_offset(layer + 1) <= label) ++layer;
-                        result.edge_neurons.push_back(layer);
-                        result.edge_neurons.push_back(label - net_.neuron_offset(layer));
-                    }
-                }
-            }
-            result.face_offsets.push_back(static_cast<Index>(result.face_vertices.size()));
-            detail::pack_pattern(bits_.data() + f * words_, bytes,
-                                 result.patterns.data() + f * bytes);
+        raw.st.swap(st_);
+        raw.face_start.swap(face_start_);
+        raw.side_vertex.reserve(sides_.size());
+        raw.side_label.reserve(sides_.size());
+        for (const Side& side : sides_) {
+            raw.side_vertex.push_back(side.vertex);
+            raw.side_label.push_back(side.label);
         }
-        return result;
+        raw.bits.swap(bits_);
+        return raw;
     }
 
     std::vector<Side> pos_, neg_;  // scratch of split()
@@ -455,6 +467,360 @@ private:
     std::vector<Word> node_bits_;
 };
 
+// --- Tiles: the domain cut into strips, computed apart and merged ------------------------
+
+// Where the domain side from corner e to corner e + 1 meets the line s = c. Every tile
+// computes a cut line's end points by this one formula, so both sides agree exactly.
+double side_crossing(const std::vector<double>& domain, Index e, double c) {
+    const Index m = static_cast<Index>(domain.size() / 2);
+    const Index b = (e + 1) % m;
+    const double sa = domain[sz(2 * e)], ta = domain[sz(2 * e + 1)];
+    const double sb = domain[sz(2 * b)], tb = domain[sz(2 * b + 1)];
+    return ta + (c - sa) / (sb - sa) * (tb - ta);
+}
+
+// A polygon corner with the side leaving it: a domain side's index, or a cut line label.
+struct Corner {
+    double s, t;
+    Index side;
+};
+
+// The part of a convex polygon with s >= c (keep_high) or s <= c, the new side labelled.
+std::vector<Corner> clip(const std::vector<Corner>& poly, const std::vector<double>& domain,
+                         double c, bool keep_high, Index line_label) {
+    std::vector<Corner> out;
+    const std::size_t n = poly.size();
+    for (std::size_t i = 0; i < n; ++i) {
+        const Corner& a = poly[i];
+        const Corner& b = poly[(i + 1) % n];
+        const double fa = keep_high ? a.s - c : c - a.s;
+        const double fb = keep_high ? b.s - c : c - b.s;
+        if (fa >= 0.0) out.push_back(a);
+        // A cut-line side is parallel to the line, so a crossing side is a domain side.
+        if ((fa > 0.0 && fb < 0.0) || (fa < 0.0 && fb > 0.0))
+            out.push_back({c, side_crossing(domain, a.side, c), fa > 0.0 ? line_label : a.side});
+    }
+    for (std::size_t i = 0; i < out.size(); ++i) {
+        if (out[i].s == c && out[(i + 1) % out.size()].s == c) out[i].side = line_label;
+    }
+    return out;
+}
+
+// The domain cut by count - 1 lines s = c into strips, left to right. The lines are set off
+// from round fractions of the width, where constructed examples put their lines.
+std::vector<Tile> make_tiles(const std::vector<double>& domain, Index count) {
+    const Index m = static_cast<Index>(domain.size() / 2);
+    std::vector<Corner> whole;
+    double lo = domain[0], hi = domain[0];
+    for (Index i = 0; i < m; ++i) {
+        whole.push_back({domain[sz(2 * i)], domain[sz(2 * i + 1)], i});
+        lo = std::min(lo, domain[sz(2 * i)]);
+        hi = std::max(hi, domain[sz(2 * i)]);
+    }
+    if (!(hi > lo)) count = 1;
+    std::vector<Tile> tiles;
+    for (Index k = 0; k < count; ++k) {
+        std::vector<Corner> poly = whole;
+        constexpr double kOffset = 0.0137254901960784;
+        if (k > 0)
+            poly = clip(poly, domain, lo + (hi - lo) * (static_cast<double>(k) + kOffset) /
+                                              static_cast<double>(count),
+                        true, kTileLow);
+        if (k + 1 < count)
+            poly = clip(poly, domain, lo + (hi - lo) * (static_cast<double>(k + 1) + kOffset) /
+                                              static_cast<double>(count),
+                        false, kTileHigh);
+        Tile tile;
+        for (const Corner& corner : poly) {
+            tile.polygon.push_back(corner.s);
+            tile.polygon.push_back(corner.t);
+            tile.labels.push_back(corner.side >= 0 ? kBoundary : corner.side);
+        }
+        tiles.push_back(std::move(tile));
+    }
+    return tiles;
+}
+
+// The vertices of one tile on one of its cut lines, ordered along it, with the labels of
+// the region edges that meet each; and the tile sides between consecutive ones.
+struct CutLine {
+    std::vector<Index> vertex;                // ordered by t
+    std::vector<double> t;
+    std::vector<std::vector<Index>> labels;   // sorted, distinct
+    std::vector<Index> side, face;            // of the part between vertex r and r + 1
+};
+
+bool read_cut_line(const RawPartition& tile, Index line_label, CutLine& line) {
+    std::unordered_map<Index, Index> slot;
+    std::vector<Index> seg_side, seg_face, seg_from, seg_to;
+    for (Index f = 0; f < tile.num_faces(); ++f) {
+        const Index first = tile.face_start[sz(f)];
+        const Index last = tile.face_start[sz(f) + 1];
+        for (Index i = first; i < last; ++i) {
+            if (tile.side_label[sz(i)] != line_label) continue;
+            const Index v = tile.side_vertex[sz(i)];
+            const Index w = tile.side_vertex[sz(i + 1 < last ? i + 1 : first)];
+            slot.emplace(v, 0);
+            slot.emplace(w, 0);
+            seg_side.push_back(i);
+            seg_face.push_back(f);
+            seg_from.push_back(v);
+            seg_to.push_back(w);
+        }
+    }
+    std::vector<Index> order;
+    for (const auto& entry : slot) order.push_back(entry.first);
+    std::sort(order.begin(), order.end(), [&](Index a, Index b) {
+        return tile.st[sz(2 * a + 1)] < tile.st[sz(2 * b + 1)];
+    });
+    const Index n = static_cast<Index>(order.size());
+    if (n < 2) return false;
+    line.vertex = order;
+    line.t.resize(sz(n));
+    line.labels.assign(sz(n), {});
+    for (Index r = 0; r < n; ++r) {
+        slot[order[sz(r)]] = r;
+        line.t[sz(r)] = tile.st[sz(2 * order[sz(r)] + 1)];
+    }
+    for (Index f = 0; f < tile.num_faces(); ++f) {
+        const Index first = tile.face_start[sz(f)];
+        const Index last = tile.face_start[sz(f) + 1];
+        for (Index i = first; i < last; ++i) {
+            const Index label = tile.side_label[sz(i)];
+            if (label != kBoundary && label < 0) continue;
+            for (const Index v : {tile.side_vertex[sz(i)],
+                                  tile.side_vertex[sz(i + 1 < last ? i + 1 : first)]}) {
+                const auto found = slot.find(v);
+                if (found != slot.end()) line.labels[sz(found->second)].push_back(label);
+            }
+        }
+    }
+    for (auto& labels : line.labels) {
+        std::sort(labels.begin(), labels.end());
+        labels.erase(std::unique(labels.begin(), labels.end()), labels.end());
+    }
+    line.side.assign(sz(n - 1), -1);
+    line.face.assign(sz(n - 1), -1);
+    for (std::size_t k = 0; k < seg_side.size(); ++k) {
+        const Index a = slot[seg_from[k]], b = slot[seg_to[k]];
+        const Index r = std::min(a, b);
+        if (std::abs(a - b) != 1 || line.side[sz(r)] != -1) return false;
+        line.side[sz(r)] = seg_side[k];
+        line.face[sz(r)] = seg_face[k];
+    }
+    return std::find(line.side.begin(), line.side.end(), -1) == line.side.end();
+}
+
+// Merges the partitions of a slice's tiles (left to right) into one. Faces on both sides of
+// a cut line with the same pattern are parts of one region and become one face; the
+// vertices where region edges cross a cut line are shared, and dropped where one edge runs
+// straight through. Returns false when the two sides of a line disagree (rounding in a
+// degenerate spot); the caller then computes the slice in one piece.
+bool stitch(std::vector<RawPartition>& tiles, const std::vector<double>& domain, Index words,
+            Index out_dim, RawPartition& merged) {
+    const std::size_t count = tiles.size();
+    std::vector<Index> vo(count + 1, 0), fo(count + 1, 0);
+    for (std::size_t i = 0; i < count; ++i) {
+        vo[i + 1] = vo[i] + tiles[i].num_vertices();
+        fo[i + 1] = fo[i] + tiles[i].num_faces();
+    }
+    std::vector<Index> rep(sz(vo[count]));
+    std::iota(rep.begin(), rep.end(), Index{0});
+    std::vector<char> drop(sz(vo[count]), 0);
+    std::vector<Index> parent(sz(fo[count]));
+    std::iota(parent.begin(), parent.end(), Index{0});
+    auto find = [&](Index f) {
+        while (parent[sz(f)] != f) {
+            parent[sz(f)] = parent[sz(parent[sz(f)])];
+            f = parent[sz(f)];
+        }
+        return f;
+    };
+    double s_lo = domain[0], s_hi = domain[0], t_lo = domain[1], t_hi = domain[1];
+    for (std::size_t i = 0; i < domain.size(); i += 2) {
+        s_lo = std::min(s_lo, domain[i]);
+        s_hi = std::max(s_hi, domain[i]);
+        t_lo = std::min(t_lo, domain[i + 1]);
+        t_hi = std::max(t_hi, domain[i + 1]);
+    }
+    const double tol = 1e-7 * std::hypot(s_hi - s_lo, t_hi - t_lo);
+    auto is_domain_corner = [&](double s, double t) {
+        for (std::size_t i = 0; i < domain.size(); i += 2)
+            if (domain[i] == s && domain[i + 1] == t) return true;
+        return false;
+    };
+
+    for (std::size_t k = 1; k < count; ++k) {
+        RawPartition& left = tiles[k - 1];
+        RawPartition& right = tiles[k];
+        CutLine a, b;
+        if (!read_cut_line(left, kTileHigh, a) || !read_cut_line(right, kTileLow, b)) return false;
+        const Index n = static_cast<Index>(a.vertex.size());
+        if (static_cast<Index>(b.vertex.size()) != n) return false;
+        // The r-th points on both sides are one vertex. Their edges agree, except that an
+        // edge may end at a vertex on the line from one side only (a zero line through
+        // the vertex that stays outside the other side); then one set holds the other.
+        for (Index r = 0; r < n; ++r) {
+            std::vector<Index>& la = a.labels[sz(r)];
+            const std::vector<Index>& lb = b.labels[sz(r)];
+            if (std::abs(a.t[sz(r)] - b.t[sz(r)]) > tol ||
+                !(std::includes(la.begin(), la.end(), lb.begin(), lb.end()) ||
+                  std::includes(lb.begin(), lb.end(), la.begin(), la.end())))
+                return false;
+            if (lb.size() > la.size()) la = lb;
+            rep[sz(vo[k] + b.vertex[sz(r)])] = vo[k - 1] + a.vertex[sz(r)];
+        }
+        std::vector<char> joined(sz(n - 1), 0);
+        for (Index r = 0; r + 1 < n; ++r) {
+            const Word* pa = left.bits.data() + a.face[sz(r)] * words;
+            const Word* pb = right.bits.data() + b.face[sz(r)] * words;
+            Index differs = -1;
+            for (Index w = 0; w < words && differs < 0; ++w) {
+                const Word x = pa[w] ^ pb[w];
+                if (x != 0) differs = w * kWordBits + static_cast<Index>(__builtin_ctzll(x));
+            }
+            if (differs < 0) {
+                const Index fa = find(fo[k - 1] + a.face[sz(r)]);
+                const Index fb = find(fo[k] + b.face[sz(r)]);
+                parent[sz(std::max(fa, fb))] = std::min(fa, fb);
+                joined[sz(r)] = 1;
+                differs = kRemoved;
+            }
+            // Different patterns: the cut line carries a region edge (a zero set on it).
+            left.side_label[sz(a.side[sz(r)])] = differs;
+            right.side_label[sz(b.side[sz(r)])] = differs;
+        }
+        for (Index r = 0; r < n; ++r) {
+            const std::vector<Index>& labels = a.labels[sz(r)];
+            const Index v = a.vertex[sz(r)];
+            const bool straight = labels.size() == 1 && (r == 0 || joined[sz(r - 1)]) &&
+                                  (r + 1 == n || joined[sz(r)]) &&
+                                  !(labels[0] == kBoundary &&
+                                    is_domain_corner(left.st[sz(2 * v)], left.st[sz(2 * v + 1)]));
+            if (straight) drop[sz(vo[k - 1] + v)] = 1;
+        }
+    }
+
+    // Vertices: the first copy of each, without the dropped ones.
+    std::vector<Index> new_id(rep.size(), -1);
+    Index kept = 0;
+    for (std::size_t i = 0; i < count; ++i) {
+        for (Index v = 0; v < tiles[i].num_vertices(); ++v) {
+            const Index g = vo[i] + v;
+            if (rep[sz(g)] != g || drop[sz(g)]) continue;
+            new_id[sz(g)] = kept++;
+            merged.st.push_back(tiles[i].st[sz(2 * v)]);
+            merged.st.push_back(tiles[i].st[sz(2 * v + 1)]);
+            merged.outputs.insert(merged.outputs.end(),
+                                  tiles[i].outputs.begin() + v * out_dim,
+                                  tiles[i].outputs.begin() + (v + 1) * out_dim);
+        }
+    }
+    // Faces: each group of joined faces, in the order of its first face, as one cycle.
+    const Index nf = fo[count];
+    std::vector<Index> group_start(sz(nf) + 1, 0), members(sz(nf));
+    for (Index f = 0; f < nf; ++f) ++group_start[sz(find(f)) + 1];
+    for (Index f = 0; f < nf; ++f) group_start[sz(f) + 1] += group_start[sz(f)];
+    {
+        std::vector<Index> fill(group_start.begin(), group_start.end() - 1);
+        for (Index f = 0; f < nf; ++f) members[sz(fill[sz(find(f))]++)] = f;
+    }
+    struct Link {
+        Index from, to, label;
+    };
+    std::vector<Link> links;
+    std::size_t tile_of = 0;
+    for (Index root = 0; root < nf; ++root) {
+        if (group_start[sz(root)] == group_start[sz(root) + 1]) continue;
+        links.clear();
+        for (Index m = group_start[sz(root)]; m < group_start[sz(root) + 1]; ++m) {
+            const Index g = members[sz(m)];
+            tile_of = sz(std::upper_bound(fo.begin(), fo.end(), g) - fo.begin() - 1);
+            const RawPartition& tile = tiles[tile_of];
+            const Index f = g - fo[tile_of];
+            const Index first = tile.face_start[sz(f)];
+            const Index last = tile.face_start[sz(f) + 1];
+            for (Index i = first; i < last; ++i) {
+                const Index label = tile.side_label[sz(i)];
+                if (label == kRemoved) continue;
+                if (label == kTileLow || label == kTileHigh) return false;
+                const Index v = tile.side_vertex[sz(i)];
+                const Index w = tile.side_vertex[sz(i + 1 < last ? i + 1 : first)];
+                links.push_back({rep[sz(vo[tile_of] + v)], rep[sz(vo[tile_of] + w)], label});
+            }
+        }
+        // Chain the sides into one cycle (a convex face leaves each corner once).
+        const Link start = links.front();
+        std::sort(links.begin(), links.end(),
+                  [](const Link& x, const Link& y) { return x.from < y.from; });
+        Link current = start;
+        const Index face_begin = static_cast<Index>(merged.side_vertex.size());
+        for (std::size_t step = 0;; ++step) {
+            if (step == links.size()) return false;
+            if (!drop[sz(current.from)]) {
+                merged.side_vertex.push_back(new_id[sz(current.from)]);
+                merged.side_label.push_back(current.label);
+            }
+            if (current.to == start.from) {
+                if (step + 1 != links.size()) return false;
+                break;
+            }
+            const auto next = std::lower_bound(
+                links.begin(), links.end(), current.to,
+                [](const Link& x, Index v) { return x.from < v; });
+            if (next == links.end() || next->from != current.to) return false;
+            current = *next;
+        }
+        if (static_cast<Index>(merged.side_vertex.size()) - face_begin < 3) return false;
+        merged.face_start.push_back(static_cast<Index>(merged.side_vertex.size()));
+        const std::size_t root_tile =
+            sz(std::upper_bound(fo.begin(), fo.end(), root) - fo.begin() - 1);
+        const Word* bits = tiles[root_tile].bits.data() + (root - fo[root_tile]) * words;
+        merged.bits.insert(merged.bits.end(), bits, bits + words);
+    }
+    return true;
+}
+
+// The result arrays of a partition: faces in CSR form, edges indexed once each.
+Slice2DResult assemble(const Network& net, const RawPartition& raw, Index words) {
+    Slice2DResult result;
+    result.vertices = raw.st;
+    result.outputs = raw.outputs;
+    result.face_offsets.push_back(0);
+    const Index bytes = (net.num_neurons() + 7) / 8;
+    result.patterns.resize(sz(raw.num_faces() * bytes));
+    std::unordered_map<SplitKey, Index, SplitKeyHash> edge_index;
+    edge_index.reserve(raw.side_vertex.size());
+    result.face_vertices.reserve(raw.side_vertex.size());
+    for (Index f = 0; f < raw.num_faces(); ++f) {
+        const Index first = raw.face_start[sz(f)];
+        const Index last = raw.face_start[sz(f) + 1];
+        for (Index i = first; i < last; ++i) {
+            const Index p = raw.side_vertex[sz(i)];
+            const Index q = raw.side_vertex[sz(i + 1 < last ? i + 1 : first)];
+            result.face_vertices.push_back(p);
+            const SplitKey key{std::min(p, q), std::max(p, q), 0};
+            if (edge_index.emplace(key, static_cast<Index>(result.edges.size() / 2)).second) {
+                result.edges.push_back(key.a);
+                result.edges.push_back(key.b);
+                const Index label = raw.side_label[sz(i)];
+                if (label < 0) {
+                    result.edge_neurons.push_back(-1);
+                    result.edge_neurons.push_back(-1);
+                } else {
+                    Index layer = 0;
+                    while (net.neuron_offset(layer + 1) <= label) ++layer;
+                    result.edge_neurons.push_back(layer);
+                    result.edge_neurons.push_back(label - net.neuron_offset(layer));
+                }
+            }
+        }
+        result.face_offsets.push_back(static_cast<Index>(result.face_vertices.size()));
+        detail::pack_pattern(raw.bits.data() + f * words, bytes, result.patterns.data() + f * bytes);
+    }
+    return result;
+}
+
 }  // namespace
 
 std::vector<Slice2DResult> slice_2d(const Network& net, const std::vector<SliceSpec>& slices,
@@ -464,17 +830,75 @@ std::vector<Slice2DResult> slice_2d(const Network& net, const std::vector<SliceS
             spec.domain.size() % 2 != 0)
             throw std::invalid_argument("slice_2d: every slice needs an origin, a basis and a "
                                         "domain polygon of at least 3 points");
+        if (spec.tiles < 1) throw std::invalid_argument("slice_2d: tiles must be >= 1");
     }
     if (!(options.rtol >= 0.0) || !std::isfinite(options.rtol))
         throw std::invalid_argument("slice_2d: rtol must be a finite number >= 0");
-    std::vector<Slice2DResult> results(slices.size());
+    const std::size_t n = slices.size();
+    const Index words = words_for(net.num_neurons());
+    std::vector<std::vector<Tile>> tiles(n);
+    std::vector<std::vector<RawPartition>> parts(n);
+    std::vector<std::pair<std::size_t, std::size_t>> tasks;
+    for (std::size_t i = 0; i < n; ++i) {
+        tiles[i] = make_tiles(slices[i].domain, slices[i].tiles);
+        parts[i].resize(tiles[i].size());
+        for (std::size_t k = 0; k < tiles[i].size(); ++k) tasks.emplace_back(i, k);
+    }
+    std::unique_ptr<std::atomic<Index>[]> finished(new std::atomic<Index>[n]);
+    for (std::size_t i = 0; i < n; ++i) finished[i] = 0;
+    auto build = [&](std::size_t i, const Tile& tile, const StopFlag& stop) {
+        SliceBuilder builder(net, slices[i], tile, options, finished[i]);
+        RawPartition raw = builder.run(stop);
+        finished[i].fetch_add(raw.num_faces(), std::memory_order_relaxed);
+        return raw;
+    };
     parallel_for(
-        static_cast<Index>(slices.size()), options.num_threads,
+        static_cast<Index>(tasks.size()), options.num_threads,
         [&](Index task, Index, const StopFlag& stop) {
-            SliceBuilder builder(net, slices[sz(task)], options);
-            results[sz(task)] = builder.run(stop);
+            const auto [i, k] = tasks[sz(task)];
+            parts[i][k] = build(i, tiles[i][k], stop);
         },
         poll);
+
+    std::vector<Slice2DResult> results(n);
+    std::vector<char> whole(n, 0);
+    parallel_for(
+        static_cast<Index>(n), options.num_threads,
+        [&](Index task, Index, const StopFlag& stop) {
+            const std::size_t i = sz(task);
+            stop.throw_if_requested();
+            if (parts[i].size() == 1) {
+                results[i] = assemble(net, parts[i][0], words);
+            } else {
+                RawPartition merged;
+                if (stitch(parts[i], slices[i].domain, words, net.output_dim(), merged))
+                    results[i] = assemble(net, merged, words);
+                else
+                    whole[i] = 1;
+            }
+            results[i].tiles = static_cast<Index>(parts[i].size());
+            std::vector<RawPartition>().swap(parts[i]);
+        },
+        poll);
+    // Where tiles disagreed, the slice in one piece.
+    std::vector<std::size_t> redo;
+    for (std::size_t i = 0; i < n; ++i)
+        if (whole[i]) redo.push_back(i);
+    if (!redo.empty()) {
+        parallel_for(
+            static_cast<Index>(redo.size()), options.num_threads,
+            [&](Index task, Index, const StopFlag& stop) {
+                const std::size_t i = redo[sz(task)];
+                finished[i] = 0;
+                const Tile tile = make_tiles(slices[i].domain, 1).front();
+                results[i] = assemble(net, build(i, tile, stop), words);
+                results[i].tiles = 1;
+            },
+            poll);
+    }
+    for (const Slice2DResult& result : results)
+        if (result.num_faces() > options.max_regions)
+            throw_too_many_regions(options.max_regions, result.num_faces());
     return results;
 }
 

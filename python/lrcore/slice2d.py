@@ -13,7 +13,7 @@ from . import _core
 from ._optional import optional_import
 from ._validation import as_float_array, check_run_options
 from .network import Network
-from .path1d import DEFAULT_RTOL
+from .path1d import DEFAULT_RTOL, count_1d
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -135,6 +135,8 @@ class SliceResult:
         self.edges: NDArray[np.int64] = arrays["edges"]
         self.edge_neurons: NDArray[np.int64] = arrays["edge_neurons"]
         self.patterns: NDArray[np.uint8] = arrays["patterns"]
+        #: Strips of the domain the partition was computed in (see ``slice_2d(tiles=)``).
+        self.tiles: int = int(arrays.get("tiles", 1))
         self._cache: dict[str, Any] = {}
 
     # -- sizes -------------------------------------------------------------------------
@@ -481,6 +483,7 @@ def slice_2d(
     rtol: float = ...,
     num_threads: int | None = ...,
     max_regions: int = ...,
+    tiles: int | str = ...,
 ) -> list[SliceResult]: ...
 
 
@@ -495,6 +498,7 @@ def slice_2d(
     rtol: float = ...,
     num_threads: int | None = ...,
     max_regions: int = ...,
+    tiles: int | str = ...,
 ) -> SliceResult: ...
 
 
@@ -508,6 +512,7 @@ def slice_2d(
     rtol: float = DEFAULT_RTOL,
     num_threads: int | None = None,
     max_regions: int = DEFAULT_MAX_REGIONS,
+    tiles: int | str = "auto",
 ) -> SliceResult | list[SliceResult]:
     """The exact partition of a 2D slice of input space into activation regions.
 
@@ -526,9 +531,21 @@ def slice_2d(
     rtol
         Relative zero tolerance, as in :func:`lrcore.count_1d`.
     num_threads
-        Worker threads for a batch of slices (default: all CPUs this process may use).
+        Worker threads (default: all CPUs this process may use). They share the slices
+        of a batch and the tiles of each slice.
     max_regions
         Stop with :class:`lrcore.LimitExceeded` when a slice exceeds this many regions.
+    tiles
+        Cut the domain into this many strips along ``s``, computed in parallel (each
+        with the working memory of one strip) and merged into one partition:
+        faces on both sides of a cut line with the same pattern become one region, and
+        vertices where an edge runs straight across a cut line are removed. The
+        partition does not depend on it (up to the order of faces and vertices and
+        rounding in the last bits); ``"auto"`` (default) picks one tile per about
+        :data:`TILE_REGIONS` regions, estimated from exact 1D counts along the domain's
+        two middle lines. Should the two sides of a cut line ever disagree (rounding
+        at a degenerate spot), the slice is recomputed in one piece;
+        :attr:`SliceResult.tiles` says how many strips the result came from.
 
     Examples
     --------
@@ -566,14 +583,48 @@ def slice_2d(
             raise ValueError(msg)
     poly = _as_domain(bounds, domain)
     rtol, threads, max_regions = check_run_options(rtol, num_threads, max_regions, "max_regions")
+    counts = [_tile_count(tiles, net, p, poly, rtol) for p in planes]
     arrays = _core.slice_2d(
         net._core,
         [p.origin for p in planes],
         [p.basis for p in planes],
         [poly] * len(planes),
+        counts,
         rtol,
         threads,
         max_regions,
     )
     results = [SliceResult(a, p, poly, net.num_neurons) for a, p in zip(arrays, planes)]
     return results if is_batch else results[0]
+
+
+#: Regions per tile aimed at by ``slice_2d(..., tiles="auto")``.
+TILE_REGIONS = 20_000
+
+#: The most tiles ``"auto"`` picks.
+MAX_AUTO_TILES = 256
+
+
+def _tile_count(
+    tiles: int | str, net: Network, plane: Plane, poly: NDArray[np.float64], rtol: float
+) -> int:
+    """The number of strips for one slice: ``tiles`` itself, or the ``"auto"`` estimate."""
+    if isinstance(tiles, str):
+        if tiles != "auto":
+            msg = f"tiles: expected a positive integer or 'auto', got {tiles!r}"
+            raise ValueError(msg)
+        # Regions in a box crossed by a breakpoints along s and b along t: about (a+1)(b+1)
+        # for an arrangement of lines; exact 1D counts along the middle lines are cheap.
+        lo, hi = poly.min(axis=0), poly.max(axis=0)
+        mid = (lo + hi) / 2
+        lines = [
+            np.array([[lo[0], mid[1]], [hi[0], mid[1]]]),
+            np.array([[mid[0], lo[1]], [mid[0], hi[1]]]),
+        ]
+        counts = count_1d(net, [plane.to_input(line) for line in lines], rtol=rtol)
+        estimate = (counts[0].num_breakpoints + 1) * (counts[1].num_breakpoints + 1)
+        return int(min(MAX_AUTO_TILES, max(1, -(-estimate // TILE_REGIONS))))
+    if isinstance(tiles, bool) or not isinstance(tiles, (int, np.integer)) or tiles < 1:
+        msg = f"tiles: expected a positive integer or 'auto', got {tiles!r}"
+        raise ValueError(msg)
+    return int(tiles)

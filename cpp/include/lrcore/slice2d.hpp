@@ -15,6 +15,10 @@ struct SliceSpec {
     const double* origin = nullptr;  // input_dim
     const double* basis = nullptr;   // 2 × input_dim, row-major
     std::vector<double> domain;      // (s, t) pairs of a convex counter-clockwise polygon
+    // The domain is cut into this many strips along s, computed in parallel (and with a
+    // working memory of one strip each) and merged: the result does not depend on it,
+    // up to the order of faces and vertices and rounding in the last bits.
+    Index tiles = 1;
 };
 
 struct Slice2DOptions {
@@ -33,6 +37,7 @@ struct Slice2DResult {
     std::vector<Index> edges;           // E × 2 vertex pairs (smaller index first)
     std::vector<Index> edge_neurons;    // E × 2 (layer, unit); (-1, -1) on the domain boundary
     std::vector<std::uint8_t> patterns;  // F × pattern_bytes
+    Index tiles = 1;                    // strips computed (1 where they were merged badly)
     Index num_faces() const { return static_cast<Index>(face_offsets.size()) - 1; }
 };
 

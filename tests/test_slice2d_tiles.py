@@ -1,0 +1,125 @@
+"""slice_2d(tiles=T): strips computed apart and merged give the partition computed whole.
+
+The whole partition is the oracle (itself checked against the exact oracle in
+test_slice2d.py, where ``exact_case`` also runs every degenerate construction in strips):
+the merged one must have the same regions (patterns, areas, centroids), vertices and
+edges, and no vertex left on a cut line where an edge runs straight through it.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy.spatial import cKDTree
+
+import lrcore
+from support import activations, random_net, seeds
+from test_slice2d import check_all, compare_with_oracle, diameter, lines_net, oracle_slice
+
+# Keep in step with make_tiles in cpp/src/slice2d.cpp.
+CUT_OFFSET = 0.0137254901960784
+
+
+def cut_positions(lo: float, hi: float, count: int) -> list[float]:
+    return [lo + (hi - lo) * (k + CUT_OFFSET) / count for k in range(1, count)]
+
+
+def assert_same_partition(tiled, whole):
+    assert tiled.num_regions == whole.num_regions
+    assert tiled.num_vertices == whole.num_vertices
+    assert tiled.num_edges == whole.num_edges
+    diam = diameter(whole.domain)
+    # Regions: one face per pattern on both sides (generic nets), same area and centroid.
+    face_of = {row.tobytes(): f for f, row in enumerate(whole.pattern_bools())}
+    assert len(face_of) == whole.num_regions
+    pats = tiled.pattern_bools()
+    match = np.array([face_of[row.tobytes()] for row in pats])
+    assert sorted(match.tolist()) == list(range(whole.num_regions))
+    np.testing.assert_allclose(tiled.areas, whole.areas[match], rtol=1e-9, atol=1e-12 * diam**2)
+    np.testing.assert_allclose(tiled.centroids, whole.centroids[match], atol=1e-9 * diam)
+    assert [len(f) for f in tiled.faces] == [len(whole.faces[g]) for g in match]
+    # Vertices: the same points, and each edge joins the same points on the same neuron.
+    dist, near = cKDTree(whole.vertices).query(tiled.vertices)
+    assert dist.max() <= 1e-9 * diam
+    assert len(set(near.tolist())) == whole.num_vertices
+
+    def edge_set(r, ids):
+        return Counter(
+            (min(ids[a], ids[b]), max(ids[a], ids[b]), layer, unit)
+            for (a, b), (layer, unit) in zip(r.edges.tolist(), r.edge_neurons.tolist())
+        )
+
+    assert edge_set(tiled, near) == edge_set(whole, np.arange(whole.num_vertices))
+
+
+@settings(deadline=None, max_examples=30)
+@given(
+    d=st.integers(2, 4),
+    widths=st.lists(st.integers(3, 24), min_size=1, max_size=3),
+    activation=activations,
+    seed=seeds,
+    tiles=st.integers(2, 9),
+    half=st.floats(0.5, 4.0),
+)
+def test_strips_merge_into_the_whole_partition(d, widths, activation, seed, tiles, half):
+    spec = random_net([d, *widths, 1], seed, activation, 0.1)
+    net = spec.to_lrcore()
+    rng = np.random.default_rng(seed)
+    origin, basis = rng.standard_normal(d), rng.standard_normal((2, d))
+    bounds = (-half, half, -0.5 * half, 1.5 * half)
+    whole = lrcore.slice_2d(net, origin, basis, bounds, tiles=1)
+    tiled = lrcore.slice_2d(net, origin, basis, bounds, tiles=tiles)
+    assert whole.tiles == 1
+    assert tiled.tiles == tiles, "generic nets never need the fallback"
+    assert_same_partition(tiled, whole)
+    check_all(tiled, spec)
+
+
+def test_strips_of_a_polygon_domain():
+    spec = random_net([3, 16, 16, 1], 4)
+    rng = np.random.default_rng(4)
+    origin, basis = rng.standard_normal(3), rng.standard_normal((2, 3))
+    angles = np.linspace(0, 2 * np.pi, 9)[:-1] + 0.1
+    domain = 2.0 * np.stack([np.cos(angles), 0.6 * np.sin(angles)], axis=1)
+    whole = lrcore.slice_2d(spec.to_lrcore(), origin, basis, domain=domain, tiles=1)
+    for tiles in (2, 5, 11):
+        tiled = lrcore.slice_2d(spec.to_lrcore(), origin, basis, domain=domain, tiles=tiles)
+        assert tiled.tiles == tiles
+        assert_same_partition(tiled, whole)
+
+
+@pytest.mark.parametrize("tiles", [2, 3])
+def test_zero_line_on_a_cut_line_is_an_edge(tiles):
+    # A neuron whose zero line is exactly the first cut line s = c, plus lines across it
+    # (one through the point where the cut line meets the box's bottom side).
+    c = cut_positions(-1.0, 1.0, tiles)[0]
+    rows = [[1.0, 0.0], [0.0, 1.0], [1.0, 1.0], [1.0, -1.0]]
+    biases = [-c, -0.2, 0.1, -c - 1.0]
+    spec = lines_net(rows, biases)
+    r = lrcore.slice_2d(spec.to_lrcore(), np.zeros(2), np.eye(2), (-1, 1, -1, 1), tiles=tiles)
+    assert r.tiles == tiles
+    check_all(r, spec, generic=False)
+    compare_with_oracle(r, oracle_slice(spec, np.zeros(2), np.eye(2), r.domain, exact=True))
+    on_line = np.flatnonzero(np.all(r.edge_neurons == [0, 0], axis=1))
+    assert len(on_line) > 0
+    ends = r.vertices[r.edges[on_line]].reshape(-1, 2)
+    np.testing.assert_allclose(ends[:, 0], c, atol=1e-15)
+
+
+def test_auto_tiles_grow_with_the_slice_and_keep_the_result():
+    net = lrcore.Network.random([2, 32, 32, 1], seed=1)
+    small = lrcore.slice_2d(net, np.zeros(2), np.eye(2), (-0.5, 0.5, -0.5, 0.5))
+    large = lrcore.slice_2d(net, np.zeros(2), np.eye(2), (-40, 40, -40, 40))
+    assert small.tiles == 1
+    assert large.tiles >= 1
+    assert_same_partition(
+        large, lrcore.slice_2d(net, np.zeros(2), np.eye(2), (-40, 40, -40, 40), tiles=1)
+    )
+    with pytest.raises(ValueError, match="tiles"):
+        lrcore.slice_2d(net, np.zeros(2), np.eye(2), tiles=0)
+    with pytest.raises(ValueError, match="tiles"):
+        lrcore.slice_2d(net, np.zeros(2), np.eye(2), tiles="many")
