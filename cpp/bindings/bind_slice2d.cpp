@@ -13,11 +13,11 @@ namespace {
 py::list slice_2d_arrays(const Network& net, const std::vector<DoubleArray>& origins,
                          const std::vector<DoubleArray>& bases,
                          const std::vector<DoubleArray>& domains,
-                         const std::vector<Index>& tiles, double rtol, int num_threads,
+                         const std::vector<DoubleArray>& cuts, double rtol, int num_threads,
                          Index max_regions) {
     if (origins.size() != bases.size() || origins.size() != domains.size() ||
-        origins.size() != tiles.size())
-        throw std::invalid_argument("slices: origins, bases, domains and tiles differ in number");
+        origins.size() != cuts.size())
+        throw std::invalid_argument("slices: origins, bases, domains and cuts differ in number");
     if (max_regions < 1) throw std::invalid_argument("max_regions: expected a positive integer");
     if (num_threads < 0) throw std::invalid_argument("num_threads: expected >= 0");
     const auto d = static_cast<py::ssize_t>(net.input_dim());
@@ -36,8 +36,9 @@ py::list slice_2d_arrays(const Network& net, const std::vector<DoubleArray>& ori
         spec.origin = origins[i].data();
         spec.basis = bases[i].data();
         spec.domain.assign(domains[i].data(), domains[i].data() + domains[i].size());
-        if (tiles[i] < 1) throw std::invalid_argument("tiles" + index + ": expected >= 1");
-        spec.tiles = tiles[i];
+        require_shape(cuts[i], "cuts" + index, 1);
+        require_finite(cuts[i], "cuts" + index);
+        spec.cuts.assign(cuts[i].data(), cuts[i].data() + cuts[i].size());
         specs.push_back(std::move(spec));
     }
     Slice2DOptions options;
@@ -47,25 +48,25 @@ py::list slice_2d_arrays(const Network& net, const std::vector<DoubleArray>& ori
 
     // Safe without the GIL: the argument vectors keep every array alive; the core only
     // reads them.
-    const std::vector<Slice2DResult> results = call_interruptible(
+    std::vector<Slice2DResult> results = call_interruptible(
         [&](const InterruptPoll& poll) { return slice_2d(net, specs, options, poll); });
 
     const auto bytes = static_cast<py::ssize_t>(pattern_bytes(net));
     const auto out_dim = static_cast<py::ssize_t>(net.output_dim());
     py::list out;
-    for (const Slice2DResult& r : results) {
+    for (Slice2DResult& r : results) {
         const auto v = static_cast<py::ssize_t>(r.vertices.size() / 2);
         const auto f = static_cast<py::ssize_t>(r.num_faces());
         const auto e = static_cast<py::ssize_t>(r.edges.size() / 2);
+        const auto sides = static_cast<py::ssize_t>(r.face_vertices.size());
         py::dict item;
-        item["vertices"] = to_array(r.vertices, {v, 2});
-        item["outputs"] = to_array(r.outputs, {v, out_dim});
-        item["face_offsets"] = to_array(r.face_offsets, {f + 1});
-        item["face_vertices"] =
-            to_array(r.face_vertices, {static_cast<py::ssize_t>(r.face_vertices.size())});
-        item["edges"] = to_array(r.edges, {e, 2});
-        item["edge_neurons"] = to_array(r.edge_neurons, {e, 2});
-        item["patterns"] = to_array(r.patterns, {f, bytes});
+        item["vertices"] = to_array(std::move(r.vertices), {v, 2});
+        item["outputs"] = to_array(std::move(r.outputs), {v, out_dim});
+        item["face_offsets"] = to_array(std::move(r.face_offsets), {f + 1});
+        item["face_vertices"] = to_array(std::move(r.face_vertices), {sides});
+        item["edges"] = to_array(std::move(r.edges), {e, 2});
+        item["edge_neurons"] = to_array(std::move(r.edge_neurons), {e, 2});
+        item["patterns"] = to_array(std::move(r.patterns), {f, bytes});
         item["tiles"] = r.tiles;
         out.append(item);
     }
@@ -76,7 +77,7 @@ py::list slice_2d_arrays(const Network& net, const std::vector<DoubleArray>& ori
 
 void bind_slice2d(py::module_& m) {
     m.def("slice_2d", &slice_2d_arrays, py::arg("net"), py::arg("origins"), py::arg("bases"),
-          py::arg("domains"), py::arg("tiles"), py::arg("rtol"), py::arg("num_threads"), py::arg("max_regions"),
+          py::arg("domains"), py::arg("cuts"), py::arg("rtol"), py::arg("num_threads"), py::arg("max_regions"),
           "Exact planar partition of each slice (one dict of arrays per slice).");
 }
 

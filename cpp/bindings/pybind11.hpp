@@ -59,6 +59,15 @@ py::array_t<T> to_array(const std::vector<T>& values, std::vector<py::ssize_t> s
     return array;
 }
 
+// The same without a copy: the array takes the vector over and frees it with itself.
+template <typename T>
+py::array_t<T> to_array(std::vector<T>&& values, std::vector<py::ssize_t> shape) {
+    if (values.empty()) return to_array(values, std::move(shape));
+    auto* owner = new std::vector<T>(std::move(values));
+    py::capsule release(owner, [](void* data) { delete static_cast<std::vector<T>*>(data); });
+    return py::array_t<T>(std::move(shape), owner->data(), release);
+}
+
 void bind_network(py::module_& m);
 void bind_path1d(py::module_& m);
 void bind_slice2d(py::module_& m);

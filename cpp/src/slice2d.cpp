@@ -20,6 +20,10 @@
 #include <string>
 #include <unordered_map>
 
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
+
 #include "detail.hpp"
 
 namespace lrcore {
@@ -52,9 +56,18 @@ struct RawPartition {
     std::vector<Index> face_start{0};
     std::vector<Index> side_vertex, side_label;
     std::vector<Word> bits;        // F × words
+    std::vector<std::uint8_t> patterns;  // or F × pattern bytes, packed (bits then empty)
     Index num_vertices() const { return static_cast<Index>(st.size() / 2); }
     Index num_faces() const { return static_cast<Index>(face_start.size()) - 1; }
 };
+
+// Hands memory freed in the middle of malloc's heaps back to the system (glibc keeps it
+// otherwise, and a slice frees its tiles' partitions while it builds the merged one).
+void release_free_memory() {
+#if defined(__GLIBC__)
+    malloc_trim(0);
+#endif
+}
 
 [[noreturn]] void throw_too_many_regions(Index limit, Index reached) {
     throw LimitExceeded("lrcore: the slice has more than max_regions=" + std::to_string(limit) +
@@ -442,6 +455,10 @@ private:
             for (Index v = 0; v < n; ++v) std::copy_n(z_.row(v), out, raw.outputs.data() + v * out);
         }
         z_.reset(0);
+        // Exact sizes: every tile's partition waits in memory until the tiles merge.
+        st_.shrink_to_fit();
+        face_start_.shrink_to_fit();
+        bits_.shrink_to_fit();
         raw.st.swap(st_);
         raw.face_start.swap(face_start_);
         raw.side_vertex.reserve(sides_.size());
@@ -506,30 +523,17 @@ std::vector<Corner> clip(const std::vector<Corner>& poly, const std::vector<doub
     return out;
 }
 
-// The domain cut by count - 1 lines s = c into strips, left to right. The lines are set off
-// from round fractions of the width, where constructed examples put their lines.
-std::vector<Tile> make_tiles(const std::vector<double>& domain, Index count) {
+// The domain cut into strips by the lines s = c for c in `cuts` (increasing, inside the
+// domain's range of s), left to right.
+std::vector<Tile> make_tiles(const std::vector<double>& domain, const std::vector<double>& cuts) {
     const Index m = static_cast<Index>(domain.size() / 2);
     std::vector<Corner> whole;
-    double lo = domain[0], hi = domain[0];
-    for (Index i = 0; i < m; ++i) {
-        whole.push_back({domain[sz(2 * i)], domain[sz(2 * i + 1)], i});
-        lo = std::min(lo, domain[sz(2 * i)]);
-        hi = std::max(hi, domain[sz(2 * i)]);
-    }
-    if (!(hi > lo)) count = 1;
+    for (Index i = 0; i < m; ++i) whole.push_back({domain[sz(2 * i)], domain[sz(2 * i + 1)], i});
     std::vector<Tile> tiles;
-    for (Index k = 0; k < count; ++k) {
+    for (std::size_t k = 0; k <= cuts.size(); ++k) {
         std::vector<Corner> poly = whole;
-        constexpr double kOffset = 0.0137254901960784;
-        if (k > 0)
-            poly = clip(poly, domain, lo + (hi - lo) * (static_cast<double>(k) + kOffset) /
-                                              static_cast<double>(count),
-                        true, kTileLow);
-        if (k + 1 < count)
-            poly = clip(poly, domain, lo + (hi - lo) * (static_cast<double>(k + 1) + kOffset) /
-                                              static_cast<double>(count),
-                        false, kTileHigh);
+        if (k > 0) poly = clip(poly, domain, cuts[k - 1], true, kTileLow);
+        if (k < cuts.size()) poly = clip(poly, domain, cuts[k], false, kTileHigh);
         Tile tile;
         for (const Corner& corner : poly) {
             tile.polygon.push_back(corner.s);
@@ -617,7 +621,7 @@ bool read_cut_line(const RawPartition& tile, Index line_label, CutLine& line) {
 // straight through. Returns false when the two sides of a line disagree (rounding in a
 // degenerate spot); the caller then computes the slice in one piece.
 bool stitch(std::vector<RawPartition>& tiles, const std::vector<double>& domain, Index words,
-            Index out_dim, RawPartition& merged) {
+            Index bytes, Index out_dim, RawPartition& merged) {
     const std::size_t count = tiles.size();
     std::vector<Index> vo(count + 1, 0), fo(count + 1, 0);
     for (std::size_t i = 0; i < count; ++i) {
@@ -702,6 +706,14 @@ bool stitch(std::vector<RawPartition>& tiles, const std::vector<double>& domain,
     }
 
     // Vertices: the first copy of each, without the dropped ones.
+    std::size_t num_sides = 0;
+    for (const RawPartition& tile : tiles) num_sides += tile.side_vertex.size();
+    merged.st.reserve(2 * rep.size());
+    merged.outputs.reserve(rep.size() * sz(out_dim));
+    merged.side_vertex.reserve(num_sides);
+    merged.side_label.reserve(num_sides);
+    merged.face_start.reserve(sz(fo[count]) + 1);
+    merged.patterns.reserve(sz(fo[count] * bytes));
     std::vector<Index> new_id(rep.size(), -1);
     Index kept = 0;
     for (std::size_t i = 0; i < count; ++i) {
@@ -715,6 +727,8 @@ bool stitch(std::vector<RawPartition>& tiles, const std::vector<double>& domain,
                                   tiles[i].outputs.begin() + v * out_dim,
                                   tiles[i].outputs.begin() + (v + 1) * out_dim);
         }
+        std::vector<double>().swap(tiles[i].st);
+        std::vector<double>().swap(tiles[i].outputs);
     }
     // Faces: each group of joined faces, in the order of its first face, as one cycle.
     const Index nf = fo[count];
@@ -730,9 +744,17 @@ bool stitch(std::vector<RawPartition>& tiles, const std::vector<double>& domain,
     };
     std::vector<Link> links;
     std::size_t tile_of = 0;
+    std::size_t consumed = 0;  // tiles whose faces are all merged
     for (Index root = 0; root < nf; ++root) {
+        // A face joins a group whose first face comes no later: once the roots reach a
+        // tile, the tiles before it are done with and their memory goes.
+        for (; fo[consumed + 1] <= root; ++consumed) {
+            tiles[consumed] = RawPartition();
+            if (consumed % 8 == 7) release_free_memory();
+        }
         if (group_start[sz(root)] == group_start[sz(root) + 1]) continue;
         links.clear();
+        bool removed = false;
         for (Index m = group_start[sz(root)]; m < group_start[sz(root) + 1]; ++m) {
             const Index g = members[sz(m)];
             tile_of = sz(std::upper_bound(fo.begin(), fo.end(), g) - fo.begin() - 1);
@@ -742,20 +764,33 @@ bool stitch(std::vector<RawPartition>& tiles, const std::vector<double>& domain,
             const Index last = tile.face_start[sz(f) + 1];
             for (Index i = first; i < last; ++i) {
                 const Index label = tile.side_label[sz(i)];
-                if (label == kRemoved) continue;
+                if (label == kRemoved) {
+                    removed = true;
+                    continue;
+                }
                 if (label == kTileLow || label == kTileHigh) return false;
                 const Index v = tile.side_vertex[sz(i)];
                 const Index w = tile.side_vertex[sz(i + 1 < last ? i + 1 : first)];
                 links.push_back({rep[sz(vo[tile_of] + v)], rep[sz(vo[tile_of] + w)], label});
             }
         }
-        // Chain the sides into one cycle (a convex face leaves each corner once).
-        const Link start = links.front();
-        std::sort(links.begin(), links.end(),
-                  [](const Link& x, const Link& y) { return x.from < y.from; });
-        Link current = start;
         const Index face_begin = static_cast<Index>(merged.side_vertex.size());
-        for (std::size_t step = 0;; ++step) {
+        if (!removed) {
+            // One face, whole: its sides in order.
+            for (const Link& link : links) {
+                if (drop[sz(link.from)]) continue;
+                merged.side_vertex.push_back(new_id[sz(link.from)]);
+                merged.side_label.push_back(link.label);
+            }
+        }
+        // Parts of one region: chain their sides into one cycle (a convex face leaves
+        // each corner once).
+        const Link start = links.front();
+        if (removed)
+            std::sort(links.begin(), links.end(),
+                      [](const Link& x, const Link& y) { return x.from < y.from; });
+        Link current = start;
+        for (std::size_t step = 0; removed; ++step) {
             if (step == links.size()) return false;
             if (!drop[sz(current.from)]) {
                 merged.side_vertex.push_back(new_id[sz(current.from)]);
@@ -773,32 +808,38 @@ bool stitch(std::vector<RawPartition>& tiles, const std::vector<double>& domain,
         }
         if (static_cast<Index>(merged.side_vertex.size()) - face_begin < 3) return false;
         merged.face_start.push_back(static_cast<Index>(merged.side_vertex.size()));
-        const std::size_t root_tile =
-            sz(std::upper_bound(fo.begin(), fo.end(), root) - fo.begin() - 1);
-        const Word* bits = tiles[root_tile].bits.data() + (root - fo[root_tile]) * words;
-        merged.bits.insert(merged.bits.end(), bits, bits + words);
+        const Word* bits = tiles[consumed].bits.data() + (root - fo[consumed]) * words;
+        merged.patterns.resize(merged.patterns.size() + sz(bytes));
+        detail::pack_pattern(bits, bytes, merged.patterns.data() + merged.patterns.size() - sz(bytes));
     }
     return true;
 }
 
-// The result arrays of a partition: faces in CSR form, edges indexed once each.
-Slice2DResult assemble(const Network& net, const RawPartition& raw, Index words) {
+// The result arrays of a partition: faces in CSR form, edges indexed once each. The
+// partition's arrays move into the result where their layout is the result's.
+Slice2DResult assemble(const Network& net, RawPartition&& raw, Index words) {
     Slice2DResult result;
-    result.vertices = raw.st;
-    result.outputs = raw.outputs;
-    result.face_offsets.push_back(0);
     const Index bytes = (net.num_neurons() + 7) / 8;
-    result.patterns.resize(sz(raw.num_faces() * bytes));
+    const Index num_faces = raw.num_faces();
+    result.vertices = std::move(raw.st);
+    result.outputs = std::move(raw.outputs);
+    if (raw.patterns.empty()) {
+        result.patterns.resize(sz(num_faces * bytes));
+        for (Index f = 0; f < num_faces; ++f)
+            detail::pack_pattern(raw.bits.data() + f * words, bytes,
+                                 result.patterns.data() + f * bytes);
+    } else {
+        result.patterns = std::move(raw.patterns);
+    }
+    std::vector<Word>().swap(raw.bits);
     std::unordered_map<SplitKey, Index, SplitKeyHash> edge_index;
-    edge_index.reserve(raw.side_vertex.size());
-    result.face_vertices.reserve(raw.side_vertex.size());
-    for (Index f = 0; f < raw.num_faces(); ++f) {
+    edge_index.reserve(raw.side_vertex.size() / 2 + 16);
+    for (Index f = 0; f < num_faces; ++f) {
         const Index first = raw.face_start[sz(f)];
         const Index last = raw.face_start[sz(f) + 1];
         for (Index i = first; i < last; ++i) {
             const Index p = raw.side_vertex[sz(i)];
             const Index q = raw.side_vertex[sz(i + 1 < last ? i + 1 : first)];
-            result.face_vertices.push_back(p);
             const SplitKey key{std::min(p, q), std::max(p, q), 0};
             if (edge_index.emplace(key, static_cast<Index>(result.edges.size() / 2)).second) {
                 result.edges.push_back(key.a);
@@ -815,9 +856,9 @@ Slice2DResult assemble(const Network& net, const RawPartition& raw, Index words)
                 }
             }
         }
-        result.face_offsets.push_back(static_cast<Index>(result.face_vertices.size()));
-        detail::pack_pattern(raw.bits.data() + f * words, bytes, result.patterns.data() + f * bytes);
     }
+    result.face_offsets = std::move(raw.face_start);
+    result.face_vertices = std::move(raw.side_vertex);
     return result;
 }
 
@@ -830,7 +871,16 @@ std::vector<Slice2DResult> slice_2d(const Network& net, const std::vector<SliceS
             spec.domain.size() % 2 != 0)
             throw std::invalid_argument("slice_2d: every slice needs an origin, a basis and a "
                                         "domain polygon of at least 3 points");
-        if (spec.tiles < 1) throw std::invalid_argument("slice_2d: tiles must be >= 1");
+        double lo = spec.domain[0], hi = spec.domain[0];
+        for (std::size_t i = 0; i < spec.domain.size(); i += 2) {
+            lo = std::min(lo, spec.domain[i]);
+            hi = std::max(hi, spec.domain[i]);
+        }
+        for (std::size_t k = 0; k < spec.cuts.size(); ++k) {
+            if (!(spec.cuts[k] > (k == 0 ? lo : spec.cuts[k - 1]) && spec.cuts[k] < hi))
+                throw std::invalid_argument(
+                    "slice_2d: cut lines must be increasing and inside the domain's range of s");
+        }
     }
     if (!(options.rtol >= 0.0) || !std::isfinite(options.rtol))
         throw std::invalid_argument("slice_2d: rtol must be a finite number >= 0");
@@ -840,7 +890,7 @@ std::vector<Slice2DResult> slice_2d(const Network& net, const std::vector<SliceS
     std::vector<std::vector<RawPartition>> parts(n);
     std::vector<std::pair<std::size_t, std::size_t>> tasks;
     for (std::size_t i = 0; i < n; ++i) {
-        tiles[i] = make_tiles(slices[i].domain, slices[i].tiles);
+        tiles[i] = make_tiles(slices[i].domain, slices[i].cuts);
         parts[i].resize(tiles[i].size());
         for (std::size_t k = 0; k < tiles[i].size(); ++k) tasks.emplace_back(i, k);
     }
@@ -857,6 +907,7 @@ std::vector<Slice2DResult> slice_2d(const Network& net, const std::vector<SliceS
         [&](Index task, Index, const StopFlag& stop) {
             const auto [i, k] = tasks[sz(task)];
             parts[i][k] = build(i, tiles[i][k], stop);
+            if (tiles[i].size() > 1) release_free_memory();
         },
         poll);
 
@@ -868,16 +919,18 @@ std::vector<Slice2DResult> slice_2d(const Network& net, const std::vector<SliceS
             const std::size_t i = sz(task);
             stop.throw_if_requested();
             if (parts[i].size() == 1) {
-                results[i] = assemble(net, parts[i][0], words);
+                results[i] = assemble(net, std::move(parts[i][0]), words);
             } else {
                 RawPartition merged;
-                if (stitch(parts[i], slices[i].domain, words, net.output_dim(), merged))
-                    results[i] = assemble(net, merged, words);
+                if (stitch(parts[i], slices[i].domain, words, (net.num_neurons() + 7) / 8,
+                           net.output_dim(), merged))
+                    results[i] = assemble(net, std::move(merged), words);
                 else
                     whole[i] = 1;
             }
             results[i].tiles = static_cast<Index>(parts[i].size());
             std::vector<RawPartition>().swap(parts[i]);
+            release_free_memory();
         },
         poll);
     // Where tiles disagreed, the slice in one piece.
@@ -890,7 +943,7 @@ std::vector<Slice2DResult> slice_2d(const Network& net, const std::vector<SliceS
             [&](Index task, Index, const StopFlag& stop) {
                 const std::size_t i = redo[sz(task)];
                 finished[i] = 0;
-                const Tile tile = make_tiles(slices[i].domain, 1).front();
+                const Tile tile = make_tiles(slices[i].domain, {}).front();
                 results[i] = assemble(net, build(i, tile, stop), words);
                 results[i].tiles = 1;
             },

@@ -44,7 +44,7 @@ def slice_2d(
     origins: list[NDArray[np.float64]],
     bases: list[NDArray[np.float64]],
     domains: list[NDArray[np.float64]],
-    tiles: list[int],
+    cuts: list[NDArray[np.float64]],
     rtol: float,
     num_threads: int,
     max_regions: int,

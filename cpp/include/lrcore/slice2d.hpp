@@ -15,10 +15,11 @@ struct SliceSpec {
     const double* origin = nullptr;  // input_dim
     const double* basis = nullptr;   // 2 × input_dim, row-major
     std::vector<double> domain;      // (s, t) pairs of a convex counter-clockwise polygon
-    // The domain is cut into this many strips along s, computed in parallel (and with a
-    // working memory of one strip each) and merged: the result does not depend on it,
-    // up to the order of faces and vertices and rounding in the last bits.
-    Index tiles = 1;
+    // The domain is cut into strips by the lines s = c for c in cuts (increasing, strictly
+    // inside the domain's range of s), computed in parallel (with the working memory of
+    // one strip each) and merged: the result does not depend on them, up to the order of
+    // faces and vertices and rounding in the last bits.
+    std::vector<double> cuts;
 };
 
 struct Slice2DOptions {
