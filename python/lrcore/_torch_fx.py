@@ -42,9 +42,11 @@ __all__ = ["TracedLayers", "trace_to_layers"]
 
 # Composed maps switch representation with some hysteresis: sparse ones denser than this
 # become dense arrays, dense ones (with more than _SPARSE_MIN_SIZE entries) sparser than
-# _SPARSE_BELOW become CSR.
-_DENSE_ABOVE = 0.3
-_SPARSE_BELOW = 0.1
+# _SPARSE_BELOW become CSR. The core's dense products beat its sparse ones below 30%
+# density (the residual MLP of benchmarks/bench_torch.py, whose [W | I] layers are 25%
+# dense, runs twice as fast dense); convolutions are 1-5% dense.
+_DENSE_ABOVE = 0.2
+_SPARSE_BELOW = 0.05
 _SPARSE_MIN_SIZE = 4096
 
 _NOT_PIECEWISE_LINEAR = {
