@@ -146,6 +146,23 @@ class InPlaceAlias(nn.Module):
         return self.head(z + y)
 
 
+class OddGraph(nn.Module):
+    """An activation of the input itself, an alias of a live tensor, views, a ReLU at the end."""
+
+    def __init__(self, d=4):
+        super().__init__()
+        self.fc = nn.Linear(d, d)
+        self.drop = nn.Dropout(0.3)
+        self.alias = nn.Identity()
+
+    def forward(self, x):
+        a = F.relu(x)
+        y = self.alias(x)  # the same tensor as x: carried once
+        b = F.leaky_relu(self.fc(a) - y, 0.3)
+        c = self.drop(torch.relu(b)) + x.view(-1, 2, 2).reshape(x.size(0), 4)
+        return torch.relu(c)
+
+
 def mlp_with_batchnorm():
     torch.manual_seed(11)
     model = nn.Sequential(
@@ -188,6 +205,7 @@ def build(name):
         "concat_cnn": (lambda: ConcatCNN().eval(), (1, 6, 6)),
         "functional_residual": (lambda: FunctionalResidual().eval(), (4,)),
         "inplace_alias": (lambda: InPlaceAlias().eval(), (3,)),
+        "odd_graph": (lambda: OddGraph().eval(), (4,)),
     }
     factory, shape = models[name]
     return factory(), shape
@@ -203,6 +221,7 @@ ALL = [
     "concat_cnn",
     "functional_residual",
     "inplace_alias",
+    "odd_graph",
 ]
 # The graph models the 1D walk checks (the plain chains are covered by test_torch_traced).
 WALKED = ["cnn8", "cnn28", "resnet", "residual_mlp", "concat", "concat_cnn", "functional_residual"]
@@ -272,6 +291,12 @@ def test_layer_structure_of_residual_and_concat_nets():
     # The block inputs ride along the first layer of each block.
     assert net.linear_units == (0, 256, 0, 256, 0)
     assert all(hasattr(w, "nnz") for w in net.weights[:5])  # convolutions stay sparse
+    _, _, net = converted("odd_graph")
+    assert net.hidden_sizes == (4, 4, 4, 4)
+    assert net.linear_units == (4, 4, 4, 0)
+    assert net.activations == ["relu", "leaky_relu", "relu", "relu"]
+    _, _, net = converted("inplace_alias")
+    assert net.linear_units == (0,)  # the overwritten tensor is the activation's output
 
 
 # --------------------------------------------------------------------------- 1D
