@@ -359,3 +359,33 @@ def test_slice_of_a_residual_net_agrees_with_the_torch_walk(name):
         walk = walk_segment(reference, shape, ends[0], ends[1])
         assert len(crossings) == walk.num_breakpoints
         np.testing.assert_allclose(crossings, walk.positions, atol=1e-8)
+
+
+# --------------------------------------------------------------------------- refusals
+
+
+class BranchWith(nn.Module):
+    """A residual branch that holds the given module."""
+
+    def __init__(self, inner):
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+        self.inner = inner
+
+    def forward(self, x):
+        return torch.relu(x + self.inner(self.fc(x)))
+
+
+@pytest.mark.parametrize(
+    ("inner", "train", "match"),
+    [
+        (nn.GELU(), False, r"'inner' \(GELU\) at position 2 .*not piecewise linear"),
+        (nn.MaxPool1d(1), False, r"'inner' \(MaxPool1d\) at position 2 .*argmax"),
+        (nn.Dropout(0.5), True, r"'inner' \(Dropout\) at position 2 .*training mode"),
+        (nn.BatchNorm1d(4), True, r"'inner' \(BatchNorm1d\) at position 2 .*training mode"),
+    ],
+)
+def test_refusals_inside_a_residual_branch_name_the_node(inner, train, match):
+    model = BranchWith(inner).train(train)
+    with pytest.raises(ValueError, match=match):
+        lrcore.from_torch(model, input_shape=(4,))
