@@ -6,6 +6,7 @@ The scripts run as ``python benchmarks/<script>.py``, which puts this directory 
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import os
 import platform
@@ -159,3 +160,29 @@ def print_header(title: str) -> None:
     load = load_average()
     if load is not None:
         print(f"- load average at the end (1, 5, 15 min): {load} (other work skews timings)")
+
+
+def segment_benchmark_parser(
+    doc: str, networks: Sequence[str], repeat: int
+) -> argparse.ArgumentParser:
+    """The options the segment benchmarks share: segments, threads, seed, repeat, nets,
+    quick and strict (each script adds its own baselines' options)."""
+    parser = argparse.ArgumentParser(
+        description=doc.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--segments", type=int, default=1000, help="segments per network")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="threads (default: all available CPUs)"
+    )
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--repeat", type=int, default=repeat, help="lrcore timing: best of N")
+    parser.add_argument(
+        "--nets", nargs="+", choices=sorted(networks), default=list(networks), help="networks"
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="smoke run: few segments, small subsets"
+    )
+    parser.add_argument(
+        "--strict", action="store_true", help="exit with status 1 when a target is missed"
+    )
+    return parser

@@ -52,6 +52,7 @@ from _common import (
     progress,
     regioncam_version,
     reproduce_command,
+    segment_benchmark_parser,
     time_best,
 )
 
@@ -549,18 +550,7 @@ def report(results: Sequence[NetResult], args: argparse.Namespace, command: str)
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter
-    )
-    parser.add_argument("--segments", type=int, default=1000, help="segments per network")
-    parser.add_argument(
-        "--threads", type=int, default=None, help="threads (default: all available CPUs)"
-    )
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--repeat", type=int, default=3, help="lrcore timing: best of N")
-    parser.add_argument(
-        "--nets", nargs="+", choices=sorted(NETWORKS), default=list(NETWORKS), help="networks"
-    )
+    parser = segment_benchmark_parser(__doc__, list(NETWORKS), repeat=3)
     parser.add_argument(
         "--reference-subset", type=int, default=20, help="segments timed with the walk"
     )
@@ -571,12 +561,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--skip-dense", action="store_true", help="skip dense sampling")
     parser.add_argument(
         "--min-seconds", type=float, default=0.5, help="DGEMM: measure at least this long"
-    )
-    parser.add_argument(
-        "--quick", action="store_true", help="smoke run: few segments, small subsets"
-    )
-    parser.add_argument(
-        "--strict", action="store_true", help="exit with status 1 when a target is missed"
     )
     args = parser.parse_args(argv)
     if args.quick:

@@ -144,14 +144,20 @@ def test_functional_forms_and_view():
     assert net.negative_slopes[1] == pytest.approx(0.2)
 
 
-class Residual(nn.Module):
-    def __init__(self):
+class Functional(nn.Module):
+    """A model whose forward is one function of its input (for refusal cases)."""
+
+    def __init__(self, forward):
         super().__init__()
-        self.fc1 = nn.Linear(4, 4)
-        self.fc2 = nn.Linear(4, 4)
+        self.fc = nn.Linear(4, 4)
+        self.function = forward
 
     def forward(self, x):
-        return x + self.fc2(torch.relu(self.fc1(x)))
+        return self.function(self, x)
+
+
+def data_dependent(self, x):
+    return self.fc(x) if x.sum() > 0 else x
 
 
 @pytest.mark.parametrize(
@@ -159,13 +165,26 @@ class Residual(nn.Module):
     [
         (nn.Sequential(nn.Linear(4, 4), nn.Tanh(), nn.Linear(4, 1)), (4,), "Tanh.*not piecewise"),
         (nn.Sequential(nn.Conv2d(1, 2, 3), nn.MaxPool2d(2)), (1, 6, 6), "MaxPool2d.*argmax"),
-        (Residual(), (4,), "residual"),
+        (
+            Functional(lambda self, x: nn.functional.max_pool2d(x, 2)),
+            (1, 4, 4),
+            "max_pool2d.*argmax",
+        ),
+        (Functional(lambda self, x: nn.functional.gelu(self.fc(x))), (4,), "gelu.*not piecewise"),
+        (Functional(lambda self, x: torch.sigmoid(x)), (4,), "sigmoid.*not piecewise"),
+        (Functional(lambda self, x: self.fc(x) * x), (4,), "constant"),
+        (Functional(lambda self, x: torch.cat([x, x], dim=0)), (4,), "non-batch"),
     ],
 )
 def test_refused_modules_name_the_node(model, shape, match):
     with pytest.raises(ValueError, match=match) as info:
         lrcore.Network.from_torch(model.eval(), input_shape=shape)
     assert "position" in str(info.value)
+
+
+def test_data_dependent_control_flow_is_refused():
+    with pytest.raises(ValueError, match="could not trace"):
+        lrcore.Network.from_torch(Functional(data_dependent).eval(), input_shape=(4,))
 
 
 def test_batchnorm_in_training_mode_is_refused():

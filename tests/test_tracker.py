@@ -126,3 +126,37 @@ def test_tracker_plot_and_bad_arguments():
         RegionTracker(model, slices=[np.zeros(2)])
     with pytest.raises(ValueError, match="kind"):
         tracker.to_dataframe("nope")
+
+
+class ResidualBlockNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Linear(2, 8)
+        self.fc1 = nn.Linear(8, 8)
+        self.fc2 = nn.Linear(8, 8)
+        self.head = nn.Linear(8, 1)
+
+    def forward(self, x):
+        h = torch.relu(self.stem(x))
+        h = torch.relu(h + self.fc2(torch.relu(self.fc1(h))))
+        return self.head(h)
+
+
+def test_tracker_on_a_residual_net_counts_as_its_conversion():
+    torch.manual_seed(2)
+    model = ResidualBlockNet()
+    tracker = RegionTracker(model, paths=[circle()], closed=True, input_shape=(2,), every=2)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    x = torch.rand(64, 2) * 2 - 1
+    for step in range(3):
+        opt.zero_grad()
+        (model(x) ** 2).mean().backward()
+        if step == 2:
+            net = lrcore.from_torch(model, input_shape=(2,))
+            assert net.linear_units == (0, 8, 0)
+            expected = lrcore.count_1d(net, circle(), closed=True).num_breakpoints
+        tracker.step(step)
+        opt.step()
+    paths = tracker.to_dataframe("paths")
+    assert paths["step"].tolist() == [0, 2]
+    assert paths["breakpoints"].iloc[-1] == expected

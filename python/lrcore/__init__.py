@@ -41,7 +41,7 @@ except ImportError as _err:  # pragma: no cover - depends on the installation
         )
         raise ImportError(_msg) from _err
 
-from .network import ACTIVATIONS, Network
+from .network import ACTIVATIONS, Network, from_torch
 from .path1d import DEFAULT_MAX_PIECES, DEFAULT_RTOL, BatchResult, PathResult, count_1d
 from .slice2d import DEFAULT_MAX_REGIONS, LinearRegions, Plane, SliceResult, slice_2d
 
@@ -67,5 +67,6 @@ __all__ = [
     "SliceResult",
     "__version__",
     "count_1d",
+    "from_torch",
     "slice_2d",
 ]

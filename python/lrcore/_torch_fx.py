@@ -1,38 +1,191 @@
-"""Traced PyTorch front end: chains of convolutions, pooling, batch-norm and linear layers.
+"""Traced PyTorch front end: a graph of affine maps and activations lowered to one chain.
 
-A model is traced with ``torch.fx``; consecutive affine operations (Linear, Conv1d/2d,
-BatchNorm in eval mode, average pooling, flattening, Dropout/Identity in eval mode) are
-composed into one affine map, which stays sparse (scipy CSR) where the operations are
-sparse; every ReLU / LeakyReLU closes one hidden layer.
+A model is traced with ``torch.fx``. The lowering walks the graph in order and keeps a
+*state*: the values that are alive after the last activation, side by side in one vector
+(at first, the flattened input). Every tensor-valued node is held as an affine function
+``matrix @ state + offset`` of it. Affine operations (Linear, Conv1d/2d, BatchNorm and
+Dropout in eval mode, average pooling, flatten/view/reshape, additions, concatenation,
+scalar multiples) compose into that function; the matrix stays a scipy CSR matrix where
+the operations are sparse (convolutions, pooling, the selections of the state) and
+becomes dense where dense layers make it so.
 
-Residual additions and concatenation need the network graph of the core and are refused
-for now, with an error naming the node.
+A ReLU / LeakyReLU node closes one hidden layer of the chain: its units are that node's
+pre-activation (the neurons) followed by every other value still used later in the graph
+(linear units, each live tensor once, see ``Network(linear_units=...)``). After the layer
+the state is exactly those units. So a residual block ``relu(x + f(x))`` carries ``x``
+next to ``f``'s hidden layers, and two branches that are concatenated become
+consecutive layers (the branch waiting for its turn is carried as linear units). Every
+activation node is a layer of its own, in graph order: activations of different kinds or
+slopes never share a layer. The output node's value is the last (affine) layer.
+
+Refused, with an error naming the node, its kind and its position in the graph: layers
+that are not piecewise linear, max pooling (its regions depend on the argmax of each
+window, which is not a sign pattern of affine functions), BatchNorm/Dropout in training
+mode, parameters used as values, and models torch.fx cannot trace (data-dependent
+control flow).
 """
 
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
 
 from ._optional import optional_import
 
-__all__ = ["trace_to_layers"]
+__all__ = ["TracedLayers", "trace_to_layers"]
+
+# Composed maps switch representation with some hysteresis: sparse ones denser than this
+# become dense arrays, dense ones (with more than _SPARSE_MIN_SIZE entries) sparser than
+# _SPARSE_BELOW become CSR. The core's dense products beat its sparse ones below 30%
+# density (the residual MLP of benchmarks/bench_torch.py, whose [W | I] layers are 25%
+# dense, runs twice as fast dense); convolutions are 1-5% dense.
+_DENSE_ABOVE = 0.2
+_SPARSE_BELOW = 0.05
+_SPARSE_MIN_SIZE = 4096
+
+_NOT_PIECEWISE_LINEAR = {
+    "tanh",
+    "sigmoid",
+    "gelu",
+    "softmax",
+    "log_softmax",
+    "silu",
+    "elu",
+    "selu",
+    "celu",
+    "softplus",
+    "mish",
+    "hardtanh",
+    "hardswish",
+    "hardsigmoid",
+    "relu6",
+    "logsigmoid",
+    "softsign",
+    "tanhshrink",
+    "exp",
+    "log",
+    "sqrt",
+}
 
 
-class _Affine:
-    """A pending affine map x -> W x + b on flattened features (W dense or CSR)."""
+class TracedLayers(NamedTuple):
+    """The chain a traced model lowers to: the arguments of :class:`lrcore.Network`."""
 
-    def __init__(self, weight: Any, bias: NDArray[np.float64]) -> None:
-        self.weight = weight
-        self.bias = bias
+    weights: list[Any]
+    biases: list[NDArray[np.float64]]
+    activations: list[str]
+    slopes: list[float]
+    linear_units: list[int]
 
-    def then(self, weight: Any, bias: NDArray[np.float64]) -> _Affine:
-        """The composition: first self, then x -> weight x + bias."""
-        return _Affine(weight @ self.weight, weight @ self.bias + bias)
+
+# --------------------------------------------------------------------------- matrices
+
+
+def _sparse() -> Any:
+    return optional_import("scipy.sparse", "torch")
+
+
+def _is_sparse(matrix: Any) -> bool:
+    return hasattr(matrix, "tocsr")
+
+
+def _tidy(matrix: Any) -> Any:
+    """The matrix in the representation that suits its density (CSR or dense)."""
+    if _is_sparse(matrix):
+        csr = matrix.tocsr()
+        if csr.nnz > _DENSE_ABOVE * max(1, csr.shape[0] * csr.shape[1]):
+            return np.asarray(csr.toarray(), dtype=np.float64)
+        return csr
+    dense = np.asarray(matrix, dtype=np.float64)
+    if dense.size > _SPARSE_MIN_SIZE and np.count_nonzero(dense) < _SPARSE_BELOW * dense.size:
+        return _sparse().csr_matrix(dense)
+    return dense
+
+
+def _product(left: Any, right: Any) -> Any:
+    """``left @ right`` for dense or CSR operands, tidied."""
+    if _is_sparse(left) or not _is_sparse(right):
+        return _tidy(left @ right)
+    return _tidy((right.T @ left.T).T)
+
+
+def _densify(matrix: Any) -> NDArray[np.float64]:
+    return np.asarray(matrix.toarray() if _is_sparse(matrix) else matrix, dtype=np.float64)
+
+
+def _sum(left: Any, right: Any) -> Any:
+    if _is_sparse(left) and _is_sparse(right):
+        return _tidy(left + right)
+    return _tidy(_densify(left) + _densify(right))
+
+
+def _stack(blocks: Sequence[Any]) -> Any:
+    """Blocks of rows one above the other (CSR unless the result is dense enough)."""
+    if all(not _is_sparse(b) for b in blocks):
+        return _tidy(np.vstack(blocks))
+    sparse = _sparse()
+    return _tidy(sparse.vstack([sparse.csr_matrix(b) for b in blocks], format="csr"))
+
+
+def _selection(start: int, size: int, total: int) -> Any:
+    """The CSR matrix that picks entries ``start .. start + size`` of a vector."""
+    rows = np.arange(size)
+    return _sparse().csr_matrix(
+        (np.ones(size), (rows, start + rows)), shape=(size, total), dtype=np.float64
+    )
+
+
+@dataclass(frozen=True)
+class _Value:
+    """A tensor node's value: ``matrix @ state + offset``, reshaped to ``shape`` (C order)."""
+
+    shape: tuple[int, ...]
+    matrix: Any
+    offset: NDArray[np.float64]
+
+    @property
+    def size(self) -> int:
+        return math.prod(self.shape)
+
+    def then(self, matrix: Any, offset: NDArray[np.float64], shape: tuple[int, ...]) -> _Value:
+        """The composition: first self, then ``x -> matrix @ x + offset``."""
+        applied = np.asarray(matrix @ self.offset, dtype=np.float64).ravel()
+        return _Value(shape, _product(matrix, self.matrix), applied + offset)
+
+    def scaled_rows(self, scale: NDArray[np.float64], shift: NDArray[np.float64]) -> _Value:
+        """``scale * self + shift`` elementwise (batch-norm)."""
+        if _is_sparse(self.matrix):
+            matrix = _sparse().diags(scale, format="csr") @ self.matrix
+        else:
+            matrix = scale[:, None] * self.matrix
+        return _Value(self.shape, _tidy(matrix), scale * self.offset + shift)
+
+    def same_tensor(self, other: _Value) -> bool:
+        """Whether both hold the same entries (one is a view or an alias of the other)."""
+        return self.matrix is other.matrix and self.offset is other.offset
+
+    def times(self, factor: float) -> _Value:
+        return _Value(self.shape, _tidy(self.matrix * factor), self.offset * factor)
+
+    def reshaped(self, shape: tuple[int, ...]) -> _Value:
+        """The same entries in another shape (shares the matrix: the same tensor)."""
+        return _Value(shape, self.matrix, self.offset)
+
+    def rows(self, order: NDArray[np.int64], shape: tuple[int, ...]) -> _Value:
+        return _Value(shape, _tidy(self.matrix[order]), self.offset[order])
+
+
+class _Shape:
+    """A node whose value is a size or shape (used by view/reshape), not a tensor."""
+
+
+# --------------------------------------------------------------------------- layer matrices
 
 
 def _as_numpy(tensor: Any) -> NDArray[np.float64]:
@@ -56,7 +209,7 @@ def _conv_matrix(
     groups: int,
 ) -> tuple[Any, tuple[int, ...]]:
     """CSR matrix of a zero-padded N-d convolution (N = 1 or 2) on C-order features."""
-    sparse = optional_import("scipy.sparse", "torch")
+    sparse = _sparse()
     c_out, c_in_group = weight.shape[:2]
     kernel = weight.shape[2:]
     c_in, spatial = in_shape[0], in_shape[1:]
@@ -108,7 +261,7 @@ def _pool_matrix(
     divisors: Sequence[NDArray[np.float64]] | None,
 ) -> tuple[Any, tuple[int, ...]]:
     """CSR matrix of 2-d average pooling with the given (start, end) windows per axis."""
-    sparse = optional_import("scipy.sparse", "torch")
+    sparse = _sparse()
     c, h, w = in_shape
     rows, cols, vals = [], [], []
     out_h, out_w = len(windows[0]), len(windows[1])
@@ -130,132 +283,292 @@ def _pool_matrix(
     return matrix, (c, out_h, out_w)
 
 
+def _avg_pool_windows(
+    module: Any, nn: Any, shape: tuple[int, ...], where: str
+) -> tuple[list[list[tuple[int, int]]], list[NDArray[np.float64]] | None]:
+    """The (start, end) windows per axis and divisors of AvgPool2d / AdaptiveAvgPool2d."""
+    _, height, width = shape
+    if isinstance(module, nn.AdaptiveAvgPool2d):
+        out = module.output_size
+        requested = out if isinstance(out, (tuple, list)) else (out, out)
+        out_hw = [int(o) if o is not None else n for o, n in zip(requested, (height, width))]
+        windows = [
+            [(math.floor(i * n / m), math.ceil((i + 1) * n / m)) for i in range(m)]
+            for n, m in ((height, out_hw[0]), (width, out_hw[1]))
+        ]
+        return windows, None
+    if module.ceil_mode:
+        msg = f"{where}: ceil_mode=True is not supported"
+        raise ValueError(msg)
+    k = _pair(module.kernel_size, 2)
+    st = _pair(module.stride if module.stride else module.kernel_size, 2)
+    pad = _pair(module.padding, 2)
+    counts = ((height + 2 * pad[0] - k[0]) // st[0] + 1, (width + 2 * pad[1] - k[1]) // st[1] + 1)
+    windows = [
+        [(i * st[a] - pad[a], i * st[a] - pad[a] + k[a]) for i in range(n)]
+        for a, n in enumerate(counts)
+    ]
+    if module.divisor_override:
+        d = float(module.divisor_override)
+        return windows, [np.full(len(windows[0]), d), np.ones(len(windows[1]))]
+    if module.count_include_pad:
+        return windows, [np.full(len(windows[0]), k[0]), np.full(len(windows[1]), k[1])]
+    return windows, None
+
+
+def _conv_padding(module: Any, nd: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """Zero padding before and after each spatial axis of a convolution module."""
+    if not isinstance(module.padding, str):
+        pad = _pair(module.padding, nd)
+        return pad, pad
+    if module.padding == "valid":
+        return (0,) * nd, (0,) * nd
+    # "same": as torch, the extra pixel goes after.
+    kernel = _pair(module.kernel_size, nd)
+    dilation = _pair(module.dilation, nd)
+    total = [dilation[i] * (kernel[i] - 1) for i in range(nd)]
+    return tuple(t // 2 for t in total), tuple(t - t // 2 for t in total)
+
+
 def _describe(node: Any, position: int, module: Any = None) -> str:
-    kind = type(module).__name__ if module is not None else str(node.target)
+    if module is not None:
+        kind = type(module).__name__
+    elif node.op == "call_function":
+        kind = getattr(node.target, "__name__", str(node.target))
+    else:
+        kind = str(node.target)
     return f"node {node.name!r} ({kind}) at position {position} of the traced graph"
 
 
-def trace_to_layers(
-    model: Any, input_shape: Sequence[int]
-) -> tuple[list[Any], list[NDArray[np.float64]], list[str], list[float]]:
-    """Weights (dense or CSR), biases, activations and slopes of a traced chain model.
+def _argument(node: Any, index: int, name: str, default: Any) -> Any:
+    """A call's argument by position or keyword."""
+    if len(node.args) > index:
+        return node.args[index]
+    return node.kwargs.get(name, default)
 
-    Parameters
-    ----------
-    model
-        A ``torch.nn.Module`` traceable by ``torch.fx`` whose graph is a chain.
-    input_shape
-        Shape of one input without the batch dimension, e.g. ``(1, 28, 28)``.
-    """
-    torch = optional_import("torch")
-    fx = optional_import("torch.fx", "torch")
-    nn = torch.nn
-    functional = torch.nn.functional
-    try:
-        graph_module = fx.symbolic_trace(model)
-    except Exception as err:  # tracing errors come in many types
-        msg = f"model: torch.fx could not trace it (data-dependent control flow?): {err}"
-        raise ValueError(msg) from err
-    modules = dict(graph_module.named_modules())
-    shape: tuple[int, ...] = tuple(int(s) for s in input_shape)
-    features = math.prod(shape)
-    pending: _Affine | None = None
-    weights: list[Any] = []
-    biases: list[NDArray[np.float64]] = []
-    activations: list[str] = []
-    slopes: list[float] = []
-    current = None  # the node whose value is the running tensor
-    sparse = optional_import("scipy.sparse", "torch")
 
-    def push(weight: Any, bias: NDArray[np.float64]) -> None:
-        nonlocal pending
-        pending = _Affine(weight, bias) if pending is None else pending.then(weight, bias)
+# --------------------------------------------------------------------------- the lowering
 
-    def close(kind: str, slope: float) -> None:
-        nonlocal pending
-        if pending is None:
-            pending = _Affine(sparse.identity(features, format="csr"), np.zeros(features))
-        weights.append(pending.weight)
-        biases.append(np.asarray(pending.bias, dtype=np.float64).ravel())
-        activations.append(kind)
-        slopes.append(slope)
-        pending = None
 
-    for position, node in enumerate(graph_module.graph.nodes):
-        if node.op == "placeholder":
-            current = node
-            continue
-        if node.op == "output":
-            if node.args[0] is not current:
-                msg = f"{_describe(node, position)}: the output must be the running tensor"
+class _Lowering:
+    """Walks a traced graph once, composing affine maps and closing a layer per activation."""
+
+    def __init__(self, graph_module: Any, input_shape: tuple[int, ...], torch: Any) -> None:
+        self.torch = torch
+        self.nn = torch.nn
+        self.modules = dict(graph_module.named_modules())
+        self.nodes = list(graph_module.graph.nodes)
+        position = {node: i for i, node in enumerate(self.nodes)}
+        self.last_use = {
+            node: max((position[user] for user in node.users), default=-1) for node in self.nodes
+        }
+        self.input_shape = input_shape
+        self.values: dict[Any, _Value | _Shape] = {}
+        self.layers = TracedLayers([], [], [], [], [])
+
+    # -- helpers ---------------------------------------------------------------------
+    def tensor(self, arg: Any, where: str) -> _Value:
+        value = self.values.get(arg) if hasattr(arg, "op") else None
+        if not isinstance(value, _Value):
+            msg = f"{where}: expected a tensor computed from the input, got {arg!r}"
+            # The model is the right type; what its graph does is not supported.
+            raise ValueError(msg)  # noqa: TRY004
+        return value
+
+    def run(self) -> TracedLayers:
+        placeholders = 0
+        for position, node in enumerate(self.nodes):
+            module = self.modules.get(node.target) if node.op == "call_module" else None
+            where = _describe(node, position, module)
+            if node.op == "placeholder":
+                placeholders += 1
+                if placeholders > 1:
+                    msg = f"{where}: models with more than one input are not supported"
+                    raise ValueError(msg)
+                size = math.prod(self.input_shape)
+                self.values[node] = _Value(
+                    self.input_shape, _selection(0, size, size), np.zeros(size)
+                )
+            elif node.op == "output":
+                return self.finish(node, where)
+            elif node.op == "get_attr":
+                msg = f"{where}: parameters or buffers used as values are not supported"
                 raise ValueError(msg)
-            break
-        if node.op == "get_attr":
-            msg = f"{_describe(node, position)}: parameters used as values are not supported"
-            raise ValueError(msg)
-        # Only chains: every operation applies to the running tensor.
-        tensor_args = [a for a in node.args if isinstance(a, fx.Node)]
-        if node.op == "call_method" and node.target == "size":
-            continue  # used by view/reshape for the batch size
-        if not tensor_args or tensor_args[0] is not current:
-            msg = (
-                f"{_describe(node, position)}: only chains of layers are supported so far; "
-                "residual additions and concatenation need the graph front end"
-            )
-            raise ValueError(msg)
-        module = modules.get(node.target) if node.op == "call_module" else None
-        where = _describe(node, position, module)
-        if (
-            module is not None
-            and getattr(module, "training", False)
-            and isinstance(module, (nn.Dropout, nn.BatchNorm1d, nn.BatchNorm2d))
-        ):
-            msg = f"{where}: in training mode its output is random or batch-dependent; call model.eval()"
-            raise ValueError(msg)
+            elif self.is_activation(node, module):
+                self.close_layer(node, position, module, where)
+            else:
+                self.values[node] = self.affine(node, module, where)
+        raise ValueError("model: the traced graph has no output node")
+
+    def finish(self, node: Any, where: str) -> TracedLayers:
+        value = self.tensor(node.args[0], f"{where}: the output")
+        self.layers.weights.append(_tidy(value.matrix))
+        self.layers.biases.append(np.asarray(value.offset, dtype=np.float64).ravel())
+        return self.layers
+
+    # -- activations -----------------------------------------------------------------
+    def activation_of(self, node: Any, module: Any) -> tuple[str, float, bool] | None:
+        """(kind, negative slope, in place) if the node is a ReLU / LeakyReLU, else None."""
+        torch, functional = self.torch, self.torch.nn.functional
         target = node.target
+        if isinstance(module, self.nn.ReLU):
+            return "relu", 0.0, bool(module.inplace)
+        if isinstance(module, self.nn.LeakyReLU):
+            return "leaky_relu", float(module.negative_slope), bool(module.inplace)
+        if node.op == "call_function" and target in (torch.relu, functional.relu):
+            return "relu", 0.0, bool(_argument(node, 1, "inplace", False))
+        if node.op == "call_function" and target in (torch.relu_, functional.relu_):
+            return "relu", 0.0, True
+        if node.op == "call_method" and target in ("relu", "relu_"):
+            return "relu", 0.0, target == "relu_"
+        if node.op == "call_function" and target in (
+            functional.leaky_relu,
+            functional.leaky_relu_,
+        ):
+            slope = float(_argument(node, 1, "negative_slope", 0.01))
+            inplace = target is functional.leaky_relu_ or _argument(node, 2, "inplace", False)
+            return "leaky_relu", slope, bool(inplace)
+        return None
+
+    def is_activation(self, node: Any, module: Any) -> bool:
+        return node.op in ("call_module", "call_function", "call_method") and (
+            self.activation_of(node, module) is not None
+        )
+
+    def close_layer(self, node: Any, position: int, module: Any, where: str) -> None:
+        """A hidden layer: the node's pre-activation, then every other live value."""
+        spec = self.activation_of(node, module)
+        assert spec is not None
+        kind, slope, inplace = spec
+        source = node.args[0]
+        pre_activation = self.tensor(source, where)
+        # Values used after this node, grouped by tensor (a view or an Identity shares
+        # its source's matrix): each is carried once, in linear units.
+        groups: dict[tuple[int, int], list[Any]] = {}
+        for other, value in self.values.items():
+            if not isinstance(value, _Value) or self.last_use[other] <= position:
+                continue
+            if inplace and value.same_tensor(pre_activation):
+                continue  # overwritten by the activation: it aliases the node's output
+            groups.setdefault((id(value.matrix), id(value.offset)), []).append(other)
+        carried = [self.values[members[0]] for members in groups.values()]
+        blocks = [pre_activation, *carried]
+        assert all(isinstance(b, _Value) for b in blocks)
+        weight = _stack([b.matrix for b in blocks])  # type: ignore[union-attr]
+        bias = np.concatenate([b.offset for b in blocks])  # type: ignore[union-attr]
+        width = weight.shape[0]
+        self.layers.weights.append(weight)
+        self.layers.biases.append(bias)
+        self.layers.activations.append(kind)
+        self.layers.slopes.append(slope)
+        self.layers.linear_units.append(width - pre_activation.size)
+
+        # The new state is this layer's output: the activated units, then the carried ones.
+        values: dict[Any, _Value | _Shape] = {
+            n: v for n, v in self.values.items() if isinstance(v, _Shape)
+        }
+        output = _Value(
+            pre_activation.shape,
+            _selection(0, pre_activation.size, width),
+            np.zeros(pre_activation.size),
+        )
+        values[node] = output
+        if inplace:
+            for other, value in self.values.items():
+                if isinstance(value, _Value) and value.same_tensor(pre_activation):
+                    values[other] = output.reshaped(value.shape)
+        start = pre_activation.size
+        for members in groups.values():
+            first = self.values[members[0]]
+            assert isinstance(first, _Value)
+            shared = _Value(
+                first.shape, _selection(start, first.size, width), np.zeros(first.size)
+            )
+            for member in members:
+                member_value = self.values[member]
+                assert isinstance(member_value, _Value)
+                values[member] = shared.reshaped(member_value.shape)
+            start += first.size
+        self.values = values
+
+    # -- affine operations -----------------------------------------------------------
+    def affine(self, node: Any, module: Any, where: str) -> _Value | _Shape:
+        """The value of a node that is not an activation (refusing what is not affine)."""
+        nn, torch = self.nn, self.torch
+        if module is not None:
+            if getattr(module, "training", False) and isinstance(
+                module, (nn.Dropout, nn.BatchNorm1d, nn.BatchNorm2d)
+            ):
+                msg = (
+                    f"{where}: in training mode its output is random or batch-dependent; "
+                    "call model.eval()"
+                )
+                raise ValueError(msg)
+            return self.module_value(node, module, where)
+        target = node.target
+        name = target if isinstance(target, str) else getattr(target, "__name__", "")
+        if (node.op == "call_method" and name in ("size", "dim")) or (
+            target is getattr and node.args[1] == "shape"
+        ):
+            return _Shape()
+        if target is operator.getitem and isinstance(self.values.get(node.args[0]), _Shape):
+            return _Shape()
+        if name in ("view", "reshape", "flatten") or target is torch.flatten:
+            return self.reshape(node, name, where)
+        if target in (torch.cat, torch.concat) or name in ("cat", "concat"):
+            return self.concatenate(node, where)
+        if name in ("add", "sub", "iadd", "isub", "mul", "imul", "truediv", "div", "neg"):
+            return self.arithmetic(node, name, where)
+        if target is torch.nn.functional.dropout or name in ("contiguous", "clone"):
+            if name == "dropout" and _argument(node, 2, "training", True):
+                msg = f"{where}: functional dropout with training=True is random"
+                raise ValueError(msg)
+            return self.tensor(node.args[0], where)
+        hint = ""
+        if "max_pool" in name.lower():
+            hint = " (max pooling is not supported: its regions are defined by the argmax)"
+        elif name.lower() in _NOT_PIECEWISE_LINEAR:
+            hint = " (not piecewise linear)"
+        msg = f"{where}: {name or target} is not supported{hint}"
+        raise ValueError(msg)
+
+    def module_value(self, node: Any, module: Any, where: str) -> _Value:
+        nn = self.nn
+        value = self.tensor(node.args[0], where)
+        shape = value.shape
+        if isinstance(module, (nn.Identity, nn.Dropout)):
+            return value
         if isinstance(module, nn.Linear):
             if len(shape) != 1:
                 msg = f"{where}: Linear needs flat features, got shape {shape}; flatten first"
                 raise ValueError(msg)
-            linear_w = _as_numpy(module.weight)
-            linear_b = (
-                np.zeros(linear_w.shape[0]) if module.bias is None else _as_numpy(module.bias)
-            )
-            push(linear_w, linear_b)
-            shape = (linear_w.shape[0],)
-        elif isinstance(module, (nn.Conv1d, nn.Conv2d)):
+            weight = _as_numpy(module.weight)
+            bias = np.zeros(weight.shape[0]) if module.bias is None else _as_numpy(module.bias)
+            return value.then(weight, bias, (weight.shape[0],))
+        if isinstance(module, (nn.Conv1d, nn.Conv2d)):
             nd = 1 if isinstance(module, nn.Conv1d) else 2
             if len(shape) != nd + 1:
-                msg = f"{where}: expected input of shape (C, {'L' if nd == 1 else 'H, W'}), got {shape}"
+                expected = "L" if nd == 1 else "H, W"
+                msg = f"{where}: expected input of shape (C, {expected}), got {shape}"
                 raise ValueError(msg)
             if module.padding_mode != "zeros":
                 msg = f"{where}: padding_mode={module.padding_mode!r} is not supported"
                 raise ValueError(msg)
-            kernel = _pair(module.kernel_size, nd)
-            dilation = _pair(module.dilation, nd)
-            if isinstance(module.padding, str):
-                if module.padding == "valid":
-                    lo = hi = (0,) * nd
-                else:  # "same": as torch, the extra pixel goes after
-                    total_pad = [dilation[i] * (kernel[i] - 1) for i in range(nd)]
-                    lo = tuple(t // 2 for t in total_pad)
-                    hi = tuple(t - t // 2 for t in total_pad)
-            else:
-                lo = hi = _pair(module.padding, nd)
-            matrix, shape = _conv_matrix(
+            lo, hi = _conv_padding(module, nd)
+            matrix, out_shape = _conv_matrix(
                 _as_numpy(module.weight),
                 shape,
                 _pair(module.stride, nd),
                 lo,
                 hi,
-                dilation,
+                _pair(module.dilation, nd),
                 int(module.groups),
             )
             channel_bias = (
                 np.zeros(module.out_channels) if module.bias is None else _as_numpy(module.bias)
             )
-            push(matrix, np.repeat(channel_bias, math.prod(shape[1:])))
-        elif isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d)):
+            return value.then(matrix, np.repeat(channel_bias, math.prod(out_shape[1:])), out_shape)
+        if isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d)):
             if module.running_mean is None:
                 msg = f"{where}: needs running statistics (track_running_stats=True)"
                 raise ValueError(msg)
@@ -265,118 +578,135 @@ def trace_to_layers(
                 gamma, beta = _as_numpy(module.weight), _as_numpy(module.bias)
                 scale, shift = scale * gamma, shift * gamma + beta
             per_channel = math.prod(shape[1:]) if len(shape) > 1 else 1
-            push(
-                sparse.diags(np.repeat(scale, per_channel), format="csr"),
-                np.repeat(shift, per_channel),
-            )
-        elif isinstance(module, (nn.AvgPool2d, nn.AdaptiveAvgPool2d)):
+            return value.scaled_rows(np.repeat(scale, per_channel), np.repeat(shift, per_channel))
+        if isinstance(module, (nn.AvgPool2d, nn.AdaptiveAvgPool2d)):
             if len(shape) != 3:
                 msg = f"{where}: expected input of shape (C, H, W), got {shape}"
                 raise ValueError(msg)
-            _, height, width = shape
-            if isinstance(module, nn.AvgPool2d):
-                if module.ceil_mode:
-                    msg = f"{where}: ceil_mode=True is not supported"
-                    raise ValueError(msg)
-                k = _pair(module.kernel_size, 2)
-                st = _pair(module.stride if module.stride else module.kernel_size, 2)
-                pad = _pair(module.padding, 2)
-                windows = [
-                    [(i * st[a] - pad[a], i * st[a] - pad[a] + k[a]) for i in range(n)]
-                    for a, n in enumerate(
-                        (
-                            (height + 2 * pad[0] - k[0]) // st[0] + 1,
-                            (width + 2 * pad[1] - k[1]) // st[1] + 1,
-                        )
-                    )
-                ]
-                divisors = None
-                if module.divisor_override:
-                    d = float(module.divisor_override)
-                    divisors = [np.full(len(windows[0]), d), np.ones(len(windows[1]))]
-                elif module.count_include_pad:
-                    divisors = [np.full(len(windows[0]), k[0]), np.full(len(windows[1]), k[1])]
-            else:
-                out = module.output_size
-                requested = out if isinstance(out, (tuple, list)) else (out, out)
-                out_hw = [
-                    int(o) if o is not None else size
-                    for o, size in zip(requested, (height, width))
-                ]
-                windows = [
-                    [(math.floor(i * n / m), math.ceil((i + 1) * n / m)) for i in range(m)]
-                    for n, m in ((height, out_hw[0]), (width, out_hw[1]))
-                ]
-                divisors = None
-            matrix, shape = _pool_matrix(shape, windows, divisors)
-            push(matrix, np.zeros(matrix.shape[0]))
-        elif isinstance(module, (nn.Flatten,)) or (
-            node.op == "call_function" and target is torch.flatten
-        ):
-            if module is not None:
-                start, end = module.start_dim, module.end_dim
-            else:
-                start = node.args[1] if len(node.args) > 1 else node.kwargs.get("start_dim", 0)
-                end = node.args[2] if len(node.args) > 2 else node.kwargs.get("end_dim", -1)
-            if start != 1 or end != -1:
-                msg = f"{where}: only flattening all but the batch dimension is supported"
-                raise ValueError(msg)
-            shape = (features_of(shape),)
-        elif node.op == "call_method" and target in ("view", "reshape", "flatten"):
-            if target == "flatten":
-                shape = (features_of(shape),)
-            else:
-                dims = node.args[1:]
-                if len(dims) == 1 and isinstance(dims[0], (tuple, list)):
-                    dims = tuple(dims[0])
-                if not all(isinstance(d, int) for d in dims[1:]):
-                    msg = f"{where}: reshape sizes must be constants after the batch size"
-                    raise ValueError(msg)
-                rest = [int(d) for d in dims[1:]]
-                total = features_of(shape)
-                if rest.count(-1) == 1:
-                    known = math.prod(d for d in rest if d != -1)
-                    rest = [total // known if d == -1 else d for d in rest]
-                if math.prod(rest) != total:
-                    msg = f"{where}: cannot reshape {shape} to {tuple(rest)}"
-                    raise ValueError(msg)
-                shape = tuple(int(d) for d in rest)
-        elif isinstance(module, (nn.Identity, nn.Dropout)):
-            pass
-        elif (
-            isinstance(module, nn.ReLU)
-            or (node.op == "call_function" and target in (torch.relu, functional.relu))
-            or (node.op == "call_method" and target == "relu")
-        ):
-            close("relu", 0.0)
-        elif isinstance(module, nn.LeakyReLU) or (
-            node.op == "call_function" and target is functional.leaky_relu
-        ):
-            if module is not None:
-                slope = float(module.negative_slope)
-            else:
-                slope = float(
-                    node.args[1] if len(node.args) > 1 else node.kwargs.get("negative_slope", 0.01)
-                )
-            close("leaky_relu", slope)
-        else:
-            kind = type(module).__name__ if module is not None else str(target)
-            hint = ""
-            if kind in ("MaxPool1d", "MaxPool2d", "max_pool2d"):
-                hint = " (max pooling is not supported: its regions are defined by the argmax)"
-            elif kind in ("Tanh", "Sigmoid", "GELU", "Softmax", "SiLU", "ELU"):
-                hint = " (not piecewise linear)"
-            msg = f"{where}: {kind} is not supported{hint}"
+            windows, divisors = _avg_pool_windows(module, nn, shape, where)
+            matrix, out_shape = _pool_matrix(shape, windows, divisors)
+            return value.then(matrix, np.zeros(matrix.shape[0]), out_shape)
+        if isinstance(module, nn.Flatten):
+            return self.flattened(value, module.start_dim, module.end_dim, where)
+        kind = type(module).__name__
+        hint = ""
+        if "MaxPool" in kind:
+            hint = " (max pooling is not supported: its regions are defined by the argmax)"
+        elif kind.lower() in _NOT_PIECEWISE_LINEAR:
+            hint = " (not piecewise linear)"
+        msg = f"{where}: {kind} is not supported{hint}"
+        raise ValueError(msg)
+
+    def flattened(self, value: _Value, start: int, end: int, where: str) -> _Value:
+        """``torch.flatten(x, start, end)`` of a batch of values of this shape."""
+        ndim = len(value.shape) + 1
+        start, end = start % ndim, end % ndim
+        if start == 0:
+            msg = f"{where}: flattening the batch dimension is not supported"
             raise ValueError(msg)
-        features = math.prod(shape)
-        current = node
-    if pending is None:
-        pending = _Affine(sparse.identity(features, format="csr"), np.zeros(features))
-    weights.append(pending.weight)
-    biases.append(np.asarray(pending.bias, dtype=np.float64).ravel())
-    return weights, biases, activations, slopes
+        full = (1, *value.shape)
+        shape = (*full[1:start], math.prod(full[start : end + 1]), *full[end + 1 :])
+        return value.reshaped(tuple(shape))
+
+    def reshape(self, node: Any, name: str, where: str) -> _Value:
+        value = self.tensor(node.args[0], where)
+        if name == "flatten" or node.target is self.torch.flatten:
+            start = int(_argument(node, 1, "start_dim", 0))
+            return self.flattened(value, start, int(_argument(node, 2, "end_dim", -1)), where)
+        dims = node.args[1:]
+        if len(dims) == 1 and isinstance(dims[0], (tuple, list)):
+            dims = tuple(dims[0])
+        if len(dims) < 2 or not all(isinstance(d, int) for d in dims[1:]):
+            msg = f"{where}: {name} must keep the batch dimension and give constant sizes after it"
+            raise ValueError(msg)
+        rest = [int(d) for d in dims[1:]]
+        if rest.count(-1) == 1:
+            known = math.prod(d for d in rest if d != -1)
+            rest = [value.size // known if d == -1 else d for d in rest]
+        if math.prod(rest) != value.size:
+            msg = f"{where}: cannot {name} {value.shape} to {tuple(rest)}"
+            raise ValueError(msg)
+        return value.reshaped(tuple(rest))
+
+    def concatenate(self, node: Any, where: str) -> _Value:
+        parts = [self.tensor(arg, where) for arg in _argument(node, 0, "tensors", [])]
+        dim = int(_argument(node, 1, "dim", 0))
+        ndim = len(parts[0].shape) + 1
+        axis = dim % ndim - 1  # in the shape without the batch dimension
+        if axis < 0 or any(len(p.shape) + 1 != ndim for p in parts):
+            msg = f"{where}: only concatenation along a non-batch dimension is supported"
+            raise ValueError(msg)
+        # Where each entry of the result comes from in the stacked parts (C order).
+        starts = np.cumsum([0] + [p.size for p in parts[:-1]])
+        indices = [np.arange(p.size).reshape(p.shape) + s for p, s in zip(parts, starts)]
+        try:
+            order = np.concatenate(indices, axis=axis)
+        except ValueError as err:
+            msg = f"{where}: shapes {[p.shape for p in parts]} do not concatenate: {err}"
+            raise ValueError(msg) from err
+        stacked = _Value(
+            (sum(p.size for p in parts),),
+            _stack([p.matrix for p in parts]),
+            np.concatenate([p.offset for p in parts]),
+        )
+        flat = order.ravel()
+        if np.array_equal(flat, np.arange(flat.size)):
+            return stacked.reshaped(tuple(order.shape))
+        return stacked.rows(flat, tuple(order.shape))
+
+    def arithmetic(self, node: Any, name: str, where: str) -> _Value:
+        """Sums and differences of tensors, and tensors times or divided by constants."""
+        operands = list(node.args)
+        if name == "neg":
+            return self.tensor(operands[0], where).times(-1.0)
+        left, right = operands[0], operands[1]
+        constant = (int, float)
+        if name in ("mul", "imul", "truediv", "div"):
+            divide = name in ("truediv", "div")
+            if divide and node.kwargs.get("rounding_mode") is not None:
+                msg = f"{where}: division with rounding is not affine"
+                raise ValueError(msg)
+            if isinstance(right, constant) and hasattr(left, "op"):
+                factor = 1.0 / float(right) if divide else float(right)
+                return self.tensor(left, where).times(factor)
+            if not divide and isinstance(left, constant) and hasattr(right, "op"):
+                return self.tensor(right, where).times(float(left))
+            msg = f"{where}: only multiplication or division by a constant number is affine"
+            raise ValueError(msg)
+        sign = -1.0 if name in ("sub", "isub") else 1.0
+        alpha = float(node.kwargs.get("alpha", 1.0))
+        if isinstance(right, constant) and hasattr(left, "op"):
+            value = self.tensor(left, where)
+            return _Value(value.shape, value.matrix, value.offset + sign * alpha * float(right))
+        if isinstance(left, constant) and hasattr(right, "op"):
+            value = self.tensor(right, where).times(sign)
+            return _Value(value.shape, value.matrix, value.offset + float(left))
+        a, b = self.tensor(left, where), self.tensor(right, where)
+        if a.shape != b.shape:
+            msg = f"{where}: adding shapes {a.shape} and {b.shape} (broadcasting) is not supported"
+            raise ValueError(msg)
+        factor = sign * alpha
+        return _Value(a.shape, _sum(a.matrix, b.matrix * factor), a.offset + factor * b.offset)
 
 
-def features_of(shape: tuple[int, ...]) -> int:
-    """Number of features in a tensor of this shape (without the batch dimension)."""
-    return math.prod(shape)
+def trace_to_layers(model: Any, input_shape: Sequence[int]) -> TracedLayers:
+    """The chain (with linear units) that a traced model lowers to.
+
+    Parameters
+    ----------
+    model
+        A ``torch.nn.Module`` traceable by ``torch.fx`` (in eval mode where it has
+        batch-norm or dropout). It is not changed.
+    input_shape
+        Shape of one input without the batch dimension, e.g. ``(1, 28, 28)``.
+    """
+    torch = optional_import("torch")
+    fx = optional_import("torch.fx", "torch")
+    try:
+        graph_module = fx.symbolic_trace(model)
+    except Exception as err:  # tracing errors come in many types
+        msg = f"model: torch.fx could not trace it (data-dependent control flow?): {err}"
+        raise ValueError(msg) from err
+    shape = tuple(int(s) for s in input_shape)
+    with torch.no_grad():
+        return _Lowering(graph_module, shape, torch).run()

@@ -14,7 +14,7 @@ from ._validation import as_float_array
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["ACTIVATIONS", "Network"]
+__all__ = ["ACTIVATIONS", "Network", "from_torch"]
 
 #: Activation names the core understands (keep in step with parse_activation in
 #: cpp/bindings/bind_network.cpp).
@@ -216,9 +216,16 @@ class Network:
         Without ``input_shape``: a ``torch.nn.Sequential`` of Linear / ReLU / LeakyReLU /
         Identity / Flatten / Dropout (eval). With ``input_shape`` (one input's shape
         without the batch dimension, e.g. ``(1, 28, 28)``): any ``torch.fx``-traceable
-        chain of Linear, Conv1d/Conv2d, BatchNorm1d/2d and Dropout (eval), AvgPool2d,
-        AdaptiveAvgPool2d, Flatten/view/reshape and ReLU/LeakyReLU; convolutions and
-        pooling stay sparse.
+        model built from Linear, Conv1d/Conv2d (any stride, padding, dilation, groups),
+        BatchNorm1d/2d and Dropout (eval mode), AvgPool2d, AdaptiveAvgPool2d,
+        Flatten/view/reshape, ReLU/LeakyReLU (modules or functional, in place or not),
+        additions of tensors (residual connections), ``torch.cat`` along a non-batch
+        dimension and multiplication by constants. The graph is lowered to a chain: every
+        activation closes a hidden layer, and values that later nodes still use (a
+        residual branch's input, a concatenated branch) travel along in linear units
+        (see ``linear_units``). Convolutions and pooling stay sparse. Max pooling is
+        refused (its regions are defined by the argmax of each window, not by signs of
+        affine functions), as are non-piecewise-linear layers and training mode.
 
         Examples
         --------
@@ -240,11 +247,16 @@ class Network:
                 input_shape = infer_input_shape(model)
                 if input_shape is None:
                     raise
-        if input_shape is not None:
-            from ._torch_fx import trace_to_layers
+        from ._torch_fx import trace_to_layers
 
-            weights, biases, activations, slopes = trace_to_layers(model, input_shape)
-        return cls(weights, biases, activations, slopes)
+        layers = trace_to_layers(model, input_shape)
+        return cls(
+            layers.weights,
+            layers.biases,
+            layers.activations,
+            layers.slopes,
+            linear_units=layers.linear_units,
+        )
 
     # -- structure ---------------------------------------------------------------------
     @property
@@ -382,3 +394,22 @@ class Network:
     def neuron_offsets(self) -> NDArray[np.int64]:
         """Start of each hidden layer in a pattern; the last entry is ``num_neurons``."""
         return np.concatenate([[0], np.cumsum(self.hidden_sizes, dtype=np.int64)]).astype(np.int64)
+
+
+def from_torch(model: torch.nn.Module, input_shape: Sequence[int] | None = None) -> Network:
+    """Convert a PyTorch model to a :class:`Network`: the same as :meth:`Network.from_torch`.
+
+    Examples
+    --------
+    >>> import torch, lrcore
+    >>> class Block(torch.nn.Module):
+    ...     def __init__(self):
+    ...         super().__init__()
+    ...         self.fc1, self.fc2 = torch.nn.Linear(4, 4), torch.nn.Linear(4, 4)
+    ...     def forward(self, x):
+    ...         return torch.relu(x + self.fc2(torch.relu(self.fc1(x))))
+    >>> net = lrcore.from_torch(Block().eval(), input_shape=(4,))
+    >>> net.hidden_sizes, net.linear_units      # x rides along the first layer
+    ((4, 4), (4, 0))
+    """
+    return Network.from_torch(model, input_shape)

@@ -1,8 +1,10 @@
 """PyTorch front end: convert models to :class:`lrcore.Network` (torch imported lazily).
 
-Today this converts ``nn.Sequential`` stacks of Linear / ReLU / LeakyReLU / Identity /
-Flatten / Dropout (eval); the general traced front end (convolutions, batch-norm, residual
-blocks) builds on it.
+This module converts ``nn.Sequential`` stacks of Linear / ReLU / LeakyReLU / Identity /
+Flatten / Dropout (eval) directly and records counts during training (RegionTracker);
+models with convolutions, batch-norm, residual additions or concatenation go through the
+traced front end (``lrcore._torch_fx``, used by ``Network.from_torch`` with
+``input_shape``).
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ def _modules_in_order(model: Any, torch: Any) -> list[tuple[str, Any]]:
     if not isinstance(model, torch.nn.Sequential):
         msg = (
             f"model: expected a torch.nn.Sequential, got {type(model).__name__}; models "
-            "with other structure need the traced front end"
+            "with other structure need the traced front end: pass input_shape (one "
+            "input's shape without the batch dimension)"
         )
         raise TypeError(msg)
     leaves: list[tuple[str, Any]] = []
