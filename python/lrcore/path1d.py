@@ -11,6 +11,7 @@ from numpy.typing import ArrayLike, NDArray
 from . import _core
 from ._optional import optional_import
 from ._validation import as_float_array, check_run_options
+from ._verify import VerifyReport, _default_tol, verify_batch_result, verify_path_result
 from .network import Network
 
 if TYPE_CHECKING:
@@ -50,6 +51,9 @@ class PathResult:
         num_distinct: int,
         patterns: NDArray[np.uint8] | None,
         num_neurons: int,
+        *,
+        network: Network | None = None,
+        rtol: float = DEFAULT_RTOL,
     ) -> None:
         self._points = points
         self.closed = bool(closed)
@@ -62,11 +66,67 @@ class PathResult:
         self.num_distinct = int(num_distinct)
         self.patterns = patterns
         self.num_neurons = int(num_neurons)
+        #: The network the result was computed for (``verify`` re-evaluates it).
+        self.network = network
+        #: The zero tolerance it was computed with.
+        self.rtol = float(rtol)
 
     @property
     def num_breakpoints(self) -> int:
         """Number of points where the activation pattern changes."""
         return int(self.breakpoints.shape[0])
+
+    def verify(
+        self,
+        raise_on_error: bool = False,
+        *,
+        tol: float | None = None,
+        net: Network | None = None,
+    ) -> VerifyReport:
+        """Check this result against the network itself: a certificate.
+
+        Re-evaluates the network (float64 forward pass) at the start, middle and end of
+        every piece (cut at the polyline's bends) and at every breakpoint:
+
+        - every neuron's sign there agrees with the piece's pattern (the stored one, or
+          the one at the piece's middle without ``return_patterns``); by convexity this
+          rules out a missed crossing;
+        - every flipping neuron vanishes at its breakpoint;
+        - the pieces on either side of a breakpoint differ in exactly its flipping
+          neurons;
+        - counts, orderings, segments, length and ``num_distinct`` are consistent.
+
+        A value counts as zero (either sign accepted) when
+        ``|z_j| <= tol * (||W_j||_2 (||h||_2 + spread) + |b_j|)``: the core's zero test
+        with the layer input's norm enlarged by how far rounding can move the point
+        (``spread``: the path's length pushed through ``|W|`` of earlier layers).
+
+        Parameters
+        ----------
+        raise_on_error
+            Raise :class:`lrcore.VerificationError` (an AssertionError) when a check fails.
+        tol
+            Relative zero tolerance; default ``lrcore.VERIFY_FACTOR * max(rtol,
+            DEFAULT_RTOL)`` with the ``rtol`` of the computation (1e-8 by default).
+        net
+            The network to check against (default: the one the result was computed for).
+
+        Returns
+        -------
+        VerifyReport
+            ``report.ok``, what was checked, and the problems with their positions.
+
+        Examples
+        --------
+        >>> import numpy as np, lrcore
+        >>> net = lrcore.Network.random([2, 16, 16, 1], seed=0)
+        >>> r = lrcore.count_1d(net, np.array([[-2.0, -1.0], [2.0, 1.0]]))
+        >>> r.verify().ok
+        True
+        """
+        network = _network_for(self.network, net)
+        tol = _default_tol(tol, self.rtol, DEFAULT_RTOL)
+        return verify_path_result(self, network, tol, raise_on_error)
 
     @property
     def neurons(self) -> NDArray[np.int64]:
@@ -190,6 +250,9 @@ class BatchResult:
         paths: list[NDArray[np.float64]],
         closed: list[bool],
         num_neurons: int,
+        *,
+        network: Network | None = None,
+        rtol: float = DEFAULT_RTOL,
     ) -> None:
         self._paths = paths
         self._closed = closed
@@ -206,6 +269,10 @@ class BatchResult:
         self.patterns: NDArray[np.uint8] | None = flat["patterns"]
         #: Vertices at which each hidden layer was evaluated by a dense product.
         self.vertices_per_layer: NDArray[np.int64] = flat["vertices_per_layer"]
+        #: The network the results were computed for (``verify`` re-evaluates it).
+        self.network = network
+        #: The zero tolerance they were computed with.
+        self.rtol = float(rtol)
 
     @property
     def num_paths(self) -> int:
@@ -224,6 +291,29 @@ class BatchResult:
 
     def __len__(self) -> int:
         return self.num_paths
+
+    def verify(
+        self,
+        raise_on_error: bool = False,
+        *,
+        tol: float | None = None,
+        net: Network | None = None,
+    ) -> VerifyReport:
+        """Check every path as :meth:`PathResult.verify` does; one report for all.
+
+        Problems name their path (``problem.path``).
+
+        Examples
+        --------
+        >>> import numpy as np, lrcore
+        >>> net = lrcore.Network.random([2, 8, 1], seed=0)
+        >>> b = lrcore.count_1d(net, [np.eye(2), -np.eye(2)])
+        >>> b.verify(raise_on_error=True).num_cells == int(b.num_pieces.sum())
+        True
+        """
+        network = _network_for(self.network, net)
+        tol = _default_tol(tol, self.rtol, DEFAULT_RTOL)
+        return verify_batch_result(self, network, tol, raise_on_error)
 
     def __iter__(self) -> Iterator[PathResult]:
         for i in range(self.num_paths):
@@ -262,6 +352,8 @@ class BatchResult:
             num_distinct=int(self.num_distinct[i]),
             patterns=patterns,
             num_neurons=self.num_neurons,
+            network=self.network,
+            rtol=self.rtol,
         )
 
     def to_dataframe(self, kind: str = "breakpoints") -> pd.DataFrame:
@@ -299,6 +391,18 @@ class BatchResult:
             )
         msg = f"kind: expected 'breakpoints' or 'paths', got {kind!r}"
         raise ValueError(msg)
+
+
+def _network_for(stored: Network | None, given: Network | None) -> Network:
+    """The network a verify call checks against: the given one, else the stored one."""
+    network = given if given is not None else stored
+    if not isinstance(network, Network):
+        msg = (
+            "net: expected an lrcore.Network (this result does not know its network), got "
+            f"{type(network).__name__}"
+        )
+        raise TypeError(msg)
+    return network
 
 
 def _positive(value: float, name: str) -> float:
@@ -428,5 +532,5 @@ def count_1d(
     flat = _core.count_1d(
         net._core, paths, flags, rtol, bool(return_patterns), threads, max_pieces
     )
-    batch = BatchResult(flat, paths, flags, net.num_neurons)
+    batch = BatchResult(flat, paths, flags, net.num_neurons, network=net, rtol=rtol)
     return batch if is_batch else batch[0]
