@@ -8,6 +8,10 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+#: Default relative zero tolerance: a pre-activation z_j at a vertex counts as exactly
+#: zero when |z_j| <= rtol * (||W_j||_2 * ||h||_2 + |b_j|), h being the layer's input.
+DEFAULT_RTOL = 1e-10
+
 
 def as_float_array(
     value: Any, name: str, ndim: int | None = None, finite: bool = True

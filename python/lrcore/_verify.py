@@ -33,12 +33,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import NDArray
 
+from ._validation import DEFAULT_RTOL
+
 if TYPE_CHECKING:
     from .network import Network
     from .path1d import BatchResult, PathResult
     from .slice2d import SliceResult
 
-__all__ = ["VERIFY_FACTOR", "Problem", "VerificationError", "VerifyReport"]
+__all__ = ["VERIFY_FACTOR", "Problem", "Verifiable", "VerificationError", "VerifyReport"]
 
 #: Default verify tolerance: this many times the ``rtol`` of the computation.
 VERIFY_FACTOR = 100.0
@@ -221,9 +223,7 @@ class _Evaluator:
         self.output_slack = slack[-1]
         self.num_points = 0
 
-    def _layers(
-        self, x: FloatArray, with_output: bool
-    ) -> Iterator[tuple[FloatArray, FloatArray]]:
+    def _layers(self, x: FloatArray, with_output: bool) -> Iterator[tuple[FloatArray, FloatArray]]:
         """(values, scales) of each hidden layer's neurons, then of the output if asked."""
         self.num_points += x.shape[0]
         values: list[FloatArray] = self.net._core.pre_activations(x)
@@ -335,9 +335,9 @@ def _name(ev: _Evaluator, column: int) -> str:
     return f"neuron ({layer}, {column - int(ev.offsets[layer])})"
 
 
-def _default_tol(tol: float | None, rtol: float, default_rtol: float) -> float:
+def _default_tol(tol: float | None, rtol: float) -> float:
     if tol is None:
-        return VERIFY_FACTOR * max(float(rtol), default_rtol)
+        return VERIFY_FACTOR * max(float(rtol), DEFAULT_RTOL)
     value = float(tol)
     if not np.isfinite(value) or value < 0:
         msg = f"tol: expected a finite number >= 0, got {tol!r}"
@@ -595,16 +595,7 @@ def verify_path(
     return c, r.num_pieces, k, ev.num_points, residual
 
 
-def verify_path_result(
-    r: PathResult, net: Network, tol: float, raise_on_error: bool
-) -> VerifyReport:
-    c, pieces, cuts, points, residual = verify_path(r, net, tol)
-    return _raise(_finish("path", tol, pieces, cuts, points, residual, c), raise_on_error)
-
-
-def verify_batch_result(
-    b: BatchResult, net: Network, tol: float, raise_on_error: bool
-) -> VerifyReport:
+def _verify_batch(b: BatchResult, net: Network, tol: float) -> VerifyReport:
     pieces = cuts = points = 0
     residual = 0.0
     total = _Collector()
@@ -614,7 +605,12 @@ def verify_batch_result(
         residual = max(residual, res)
         total.count += c.count
         total.kept.extend(c.kept[: max(0, 4 * MAX_PROBLEMS_PER_CHECK - len(total.kept))])
-    return _raise(_finish("batch", tol, pieces, cuts, points, residual, total), raise_on_error)
+    return _finish("batch", tol, pieces, cuts, points, residual, total)
+
+
+def _verify_path(r: PathResult, net: Network, tol: float) -> VerifyReport:
+    c, pieces, cuts, points, residual = verify_path(r, net, tol)
+    return _finish("path", tol, pieces, cuts, points, residual, c)
 
 
 def _raise(report: VerifyReport, raise_on_error: bool) -> VerifyReport:
@@ -759,15 +755,13 @@ def _interior_edges(r: SliceResult) -> tuple[IntArray, IntArray, IntArray]:
     return edges, face[order[twice]], face[order[twice + 1]]
 
 
-def verify_slice_result(
-    r: SliceResult, net: Network, tol: float, raise_on_error: bool
-) -> VerifyReport:
+def _verify_slice(r: SliceResult, net: Network, tol: float) -> VerifyReport:
     """Check one slice against its own geometry and the network."""
     c = _Collector()
     if r.plane.input_dim != net.input_dim or not _slice_structure(r, net, c):
         if r.plane.input_dim != net.input_dim:
             c.add("shape", -1, (), "the plane does not fit the network's inputs")
-        return _raise(_finish("slice", tol, 0, 0, 0, 0.0, c), raise_on_error)
+        return _finish("slice", tol, 0, 0, 0, 0.0, c)
     _slice_geometry(r, tol, c)
     diam = float(np.ptp(r.domain, axis=0).max())
     reach = diam + float(np.abs(r.domain).max())
@@ -865,7 +859,95 @@ def verify_slice_result(
         r.vertices[bad],
         lambda i: f"stored output differs from the network's by {worst[bad[i]]:.3g} x scale",
     )
-    return _raise(
-        _finish("slice", tol, r.num_regions, len(edges), ev.num_points, residual, c),
-        raise_on_error,
-    )
+    return _finish("slice", tol, r.num_regions, len(edges), ev.num_points, residual, c)
+
+
+class Verifiable:
+    """The ``verify`` method of PathResult, BatchResult and SliceResult."""
+
+    #: The network the result was computed for (``verify`` re-evaluates it).
+    network: Network | None
+    #: The zero tolerance it was computed with.
+    rtol: float
+
+    def verify(
+        self,
+        raise_on_error: bool = False,
+        *,
+        tol: float | None = None,
+        net: Network | None = None,
+    ) -> VerifyReport:
+        """Check this result against its own structure and the network: a certificate.
+
+        Re-evaluates the network (its float64 forward pass) and checks:
+
+        - 1D (each path): every neuron's sign at the start, middle and end of every piece
+          (cut at the polyline's bends) agrees with the piece's pattern (the stored one,
+          or the one at the piece's middle without ``return_patterns``); every flipping
+          neuron vanishes at its breakpoint; the pieces on either side of a breakpoint
+          differ in exactly its flipping neurons; counts, order, segments, length and
+          ``num_distinct`` are consistent.
+        - 2D: every neuron's sign at every corner of every face and at the face's vertex
+          average agrees with the face's pattern; every interior edge's neuron vanishes at
+          both ends, and the faces on either side differ in it (and in others only where
+          those vanish along the whole edge); faces have positive area, are convex and
+          counter-clockwise, lie in the domain and tile it (areas sum to its area, every
+          side an edge of one face on the boundary or two running opposite ways inside,
+          ``V - E + F = 1``); the stored vertex outputs are the network's.
+
+        By convexity the corner checks rule out a missed crossing: where a cell's pattern
+        is not constant, the earliest neuron changing sign is affine on the cell and has
+        opposite signs at two of its corners.
+
+        Tolerance: a pre-activation counts as zero (either sign accepted) when
+        ``|z_j| <= tol * (||W_j||_2 ||h||_2 + |b_j|) + slack_j``: the core's zero test
+        (``h`` the layer's input at the point) with ``tol`` for ``rtol``, plus ``slack_j``,
+        the effect of rounding the point's own position (about 1e-13 of the path's length
+        or the domain's size, pushed through ``|W|`` of the earlier layers). The residual
+        of a value is ``max(|z_j| - slack_j, 0) / (||W_j||_2 ||h||_2 + |b_j|)``.
+
+        Parameters
+        ----------
+        raise_on_error
+            Raise :class:`lrcore.VerificationError` (an AssertionError) if a check fails.
+        tol
+            Relative zero tolerance; default ``lrcore.VERIFY_FACTOR * max(rtol,
+            lrcore.DEFAULT_RTOL)`` with the ``rtol`` of the computation (1e-8 by default).
+        net
+            The network to check against (default: the one the result was computed for).
+
+        Returns
+        -------
+        VerifyReport
+            ``report.ok``, what was checked, and the problems with their positions.
+
+        Examples
+        --------
+        >>> import numpy as np, lrcore
+        >>> net = lrcore.Network.random([2, 16, 16, 1], seed=0)
+        >>> lrcore.count_1d(net, np.array([[-2.0, -1.0], [2.0, 1.0]])).verify().ok
+        True
+        >>> lrcore.slice_2d(net, np.zeros(2), np.eye(2)).verify(raise_on_error=True).ok
+        True
+        """
+        from .network import Network
+        from .path1d import BatchResult, PathResult
+        from .slice2d import SliceResult
+
+        network = net if net is not None else self.network
+        if not isinstance(network, Network):
+            msg = (
+                "net: expected an lrcore.Network (this result does not know its network), "
+                f"got {type(network).__name__}"
+            )
+            raise TypeError(msg)
+        limit = _default_tol(tol, self.rtol)
+        if isinstance(self, PathResult):
+            report = _verify_path(self, network, limit)
+        elif isinstance(self, BatchResult):
+            report = _verify_batch(self, network, limit)
+        elif isinstance(self, SliceResult):
+            report = _verify_slice(self, network, limit)
+        else:  # pragma: no cover - only the three result classes inherit this
+            raise TypeError(type(self).__name__)
+        return _raise(report, raise_on_error)

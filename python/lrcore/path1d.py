@@ -10,8 +10,8 @@ from numpy.typing import ArrayLike, NDArray
 
 from . import _core
 from ._optional import optional_import
-from ._validation import as_float_array, check_run_options
-from ._verify import VerifyReport, _default_tol, verify_batch_result, verify_path_result
+from ._validation import DEFAULT_RTOL, as_float_array, check_run_options
+from ._verify import Verifiable
 from .network import Network
 
 if TYPE_CHECKING:
@@ -19,16 +19,13 @@ if TYPE_CHECKING:
 
 __all__ = ["DEFAULT_MAX_PIECES", "DEFAULT_RTOL", "BatchResult", "PathResult", "count_1d"]
 
-#: Default relative zero tolerance: a pre-activation z_j at a vertex counts as exactly
-#: zero when |z_j| <= rtol * (||W_j||_2 * ||h||_2 + |b_j|), h being the layer's input.
-DEFAULT_RTOL = 1e-10
 #: Default cap on the pieces one call may create before it stops with LimitExceeded.
 DEFAULT_MAX_PIECES = 50_000_000
 
 PathLike = Union[ArrayLike, Sequence[ArrayLike]]
 
 
-class PathResult:
+class PathResult(Verifiable):
     """Exact breakpoints and pieces of a network along one polyline.
 
     A *breakpoint* is a point where the activation pattern changes; *pieces* are the
@@ -75,58 +72,6 @@ class PathResult:
     def num_breakpoints(self) -> int:
         """Number of points where the activation pattern changes."""
         return int(self.breakpoints.shape[0])
-
-    def verify(
-        self,
-        raise_on_error: bool = False,
-        *,
-        tol: float | None = None,
-        net: Network | None = None,
-    ) -> VerifyReport:
-        """Check this result against the network itself: a certificate.
-
-        Re-evaluates the network (float64 forward pass) at the start, middle and end of
-        every piece (cut at the polyline's bends) and at every breakpoint:
-
-        - every neuron's sign there agrees with the piece's pattern (the stored one, or
-          the one at the piece's middle without ``return_patterns``); by convexity this
-          rules out a missed crossing;
-        - every flipping neuron vanishes at its breakpoint;
-        - the pieces on either side of a breakpoint differ in exactly its flipping
-          neurons;
-        - counts, orderings, segments, length and ``num_distinct`` are consistent.
-
-        A value counts as zero (either sign accepted) when
-        ``|z_j| <= tol * (||W_j||_2 (||h||_2 + spread) + |b_j|)``: the core's zero test
-        with the layer input's norm enlarged by how far rounding can move the point
-        (``spread``: the path's length pushed through ``|W|`` of earlier layers).
-
-        Parameters
-        ----------
-        raise_on_error
-            Raise :class:`lrcore.VerificationError` (an AssertionError) when a check fails.
-        tol
-            Relative zero tolerance; default ``lrcore.VERIFY_FACTOR * max(rtol,
-            DEFAULT_RTOL)`` with the ``rtol`` of the computation (1e-8 by default).
-        net
-            The network to check against (default: the one the result was computed for).
-
-        Returns
-        -------
-        VerifyReport
-            ``report.ok``, what was checked, and the problems with their positions.
-
-        Examples
-        --------
-        >>> import numpy as np, lrcore
-        >>> net = lrcore.Network.random([2, 16, 16, 1], seed=0)
-        >>> r = lrcore.count_1d(net, np.array([[-2.0, -1.0], [2.0, 1.0]]))
-        >>> r.verify().ok
-        True
-        """
-        network = _network_for(self.network, net)
-        tol = _default_tol(tol, self.rtol, DEFAULT_RTOL)
-        return verify_path_result(self, network, tol, raise_on_error)
 
     @property
     def neurons(self) -> NDArray[np.int64]:
@@ -237,7 +182,7 @@ class PathResult:
         return out
 
 
-class BatchResult:
+class BatchResult(Verifiable):
     """Results of :func:`count_1d` for several paths, as flat arrays with offsets.
 
     ``breakpoints[offsets[i]:offsets[i + 1]]`` belong to path ``i``; ``b[i]`` gives a
@@ -291,29 +236,6 @@ class BatchResult:
 
     def __len__(self) -> int:
         return self.num_paths
-
-    def verify(
-        self,
-        raise_on_error: bool = False,
-        *,
-        tol: float | None = None,
-        net: Network | None = None,
-    ) -> VerifyReport:
-        """Check every path as :meth:`PathResult.verify` does; one report for all.
-
-        Problems name their path (``problem.path``).
-
-        Examples
-        --------
-        >>> import numpy as np, lrcore
-        >>> net = lrcore.Network.random([2, 8, 1], seed=0)
-        >>> b = lrcore.count_1d(net, [np.eye(2), -np.eye(2)])
-        >>> b.verify(raise_on_error=True).num_cells == int(b.num_pieces.sum())
-        True
-        """
-        network = _network_for(self.network, net)
-        tol = _default_tol(tol, self.rtol, DEFAULT_RTOL)
-        return verify_batch_result(self, network, tol, raise_on_error)
 
     def __iter__(self) -> Iterator[PathResult]:
         for i in range(self.num_paths):
@@ -391,18 +313,6 @@ class BatchResult:
             )
         msg = f"kind: expected 'breakpoints' or 'paths', got {kind!r}"
         raise ValueError(msg)
-
-
-def _network_for(stored: Network | None, given: Network | None) -> Network:
-    """The network a verify call checks against: the given one, else the stored one."""
-    network = given if given is not None else stored
-    if not isinstance(network, Network):
-        msg = (
-            "net: expected an lrcore.Network (this result does not know its network), got "
-            f"{type(network).__name__}"
-        )
-        raise TypeError(msg)
-    return network
 
 
 def _positive(value: float, name: str) -> float:

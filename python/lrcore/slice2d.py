@@ -12,9 +12,9 @@ from numpy.typing import ArrayLike, NDArray
 from . import _core
 from ._optional import optional_import
 from ._validation import as_float_array, check_run_options
-from ._verify import VerifyReport, _default_tol, verify_slice_result
+from ._verify import Verifiable
 from .network import Network
-from .path1d import DEFAULT_RTOL, _network_for
+from .path1d import DEFAULT_RTOL
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -113,7 +113,7 @@ class LinearRegions:
     areas: NDArray[np.float64]  #: area of each linear region
 
 
-class SliceResult:
+class SliceResult(Verifiable):
     """The exact partition of a plane slice into activation regions.
 
     Faces are convex polygons of the ``(s, t)`` plane, counter-clockwise, given in CSR form
@@ -170,49 +170,6 @@ class SliceResult:
             f"SliceResult(regions={self.num_regions}, vertices={self.num_vertices}, "
             f"edges={self.num_edges})"
         )
-
-    def verify(
-        self,
-        raise_on_error: bool = False,
-        *,
-        tol: float | None = None,
-        net: Network | None = None,
-    ) -> VerifyReport:
-        """Check this partition against its own geometry and the network: a certificate.
-
-        - Geometry: every face has positive area and is convex and counter-clockwise,
-          the areas sum to the domain's, vertices lie in the domain, every face side is
-          an edge used by one face (on the domain boundary, neuron ``(-1, -1)``) or two
-          (running opposite ways), every vertex is used, and ``V - E + F = 1``.
-        - Network (float64 forward pass): every neuron's sign at every corner of every
-          face and at its vertex average agrees with the face's pattern (by convexity
-          this rules out a missed cut); every interior edge's neuron vanishes at both
-          ends; the faces on either side differ in that neuron, and in others only where
-          those vanish along the whole edge; the stored outputs are the network's.
-
-        The zero test and ``tol`` are those of :meth:`PathResult.verify`, with the
-        domain's diameter (in input space) as the spread.
-
-        Parameters
-        ----------
-        raise_on_error
-            Raise :class:`lrcore.VerificationError` (an AssertionError) when a check fails.
-        tol
-            Relative zero tolerance; default ``lrcore.VERIFY_FACTOR * max(rtol,
-            DEFAULT_RTOL)`` with the ``rtol`` of the computation (1e-8 by default).
-        net
-            The network to check against (default: the one the slice was computed for).
-
-        Examples
-        --------
-        >>> import numpy as np, lrcore
-        >>> net = lrcore.Network.random([2, 16, 16, 1], seed=0)
-        >>> lrcore.slice_2d(net, np.zeros(2), np.eye(2)).verify().ok
-        True
-        """
-        network = _network_for(self.network, net)
-        tol = _default_tol(tol, self.rtol, DEFAULT_RTOL)
-        return verify_slice_result(self, network, tol, raise_on_error)
 
     # -- geometry ----------------------------------------------------------------------
     @property
