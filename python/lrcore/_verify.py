@@ -186,13 +186,20 @@ def _abs_matvec(weight: Any, vector: FloatArray) -> FloatArray:
     return out
 
 
+def _norms(rows: FloatArray) -> FloatArray:
+    """Euclidean norm of each row, without overflow or underflow of the squares."""
+    peak = np.abs(rows).max(axis=-1, initial=0.0)
+    safe = np.where(peak > 0, peak, 1.0)
+    out: FloatArray = peak * np.linalg.norm(rows / safe[..., None], axis=-1)
+    return out
+
+
 def _row_norms(weight: Any) -> FloatArray:
     if hasattr(weight, "multiply"):  # scipy.sparse
         squares = np.asarray(weight.multiply(weight).sum(axis=1), dtype=np.float64).ravel()
         out: FloatArray = np.sqrt(squares)
         return out
-    out = np.sqrt(np.einsum("ij,ij->i", weight, weight))
-    return out
+    return _norms(weight)
 
 
 class _Evaluator:
@@ -215,7 +222,7 @@ class _Evaluator:
         slack: list[FloatArray] = []
         delta = np.abs(np.asarray(spread, dtype=np.float64))
         for layer, w in enumerate(weights):
-            slack.append(self.row_norms[layer] * float(np.linalg.norm(delta)))
+            slack.append(self.row_norms[layer] * float(_norms(delta)))
             if layer < len(self.slopes):
                 gain = max(1.0, abs(self.slopes[layer]))
                 delta = gain * _abs_matvec(w, delta)
@@ -229,7 +236,7 @@ class _Evaluator:
         values: list[FloatArray] = self.net._core.pre_activations(x)
         h = x
         for layer, z in enumerate(values):
-            norm = np.linalg.norm(h, axis=1)
+            norm = _norms(h)
             scale = norm[:, None] * self.row_norms[layer][None, :] + self.abs_bias[layer]
             count = self.sizes[layer]
             yield z[:, :count], scale[:, :count]
@@ -239,7 +246,7 @@ class _Evaluator:
         if not with_output:
             return
         out: FloatArray = self.net._core.forward(x)
-        norm = np.linalg.norm(h, axis=1)
+        norm = _norms(h)
         yield out, norm[:, None] * self.row_norms[-1][None, :] + self.abs_bias[-1]
 
     def neurons(self, x: FloatArray) -> tuple[FloatArray, FloatArray]:
@@ -286,7 +293,8 @@ def _contradictions(
     for lo in range(0, points.shape[0], _CHUNK):
         z, scale = ev.neurons(points[lo : lo + _CHUNK])
         b = bits[lo : lo + _CHUNK]
-        limit = tol * scale + ev.slack
+        with np.errstate(over="ignore"):
+            limit = tol * scale + ev.slack
         bad = (b & (z < -limit)) | (~b & (z > limit))
         if known is not None:
             bad &= known[lo : lo + _CHUNK]
@@ -320,7 +328,8 @@ def _certain_bits(ev: _Evaluator, points: FloatArray, tol: float) -> tuple[BoolA
     unsure = np.zeros_like(bits)
     for lo in range(0, points.shape[0], _CHUNK):
         z, scale = ev.neurons(points[lo : lo + _CHUNK])
-        limit = tol * scale + ev.slack
+        with np.errstate(over="ignore"):
+            limit = tol * scale + ev.slack
         bits[lo : lo + _CHUNK] = z > limit
         unsure[lo : lo + _CHUNK] = np.abs(z) <= limit
     return bits, unsure

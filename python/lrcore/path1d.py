@@ -10,7 +10,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from . import _core
 from ._optional import optional_import
-from ._validation import DEFAULT_RTOL, as_float_array, check_run_options
+from ._validation import DEFAULT_RTOL, as_float_array, check_magnitudes, check_run_options
 from ._verify import Verifiable
 from .network import Network
 
@@ -19,6 +19,11 @@ if TYPE_CHECKING:
 
 __all__ = ["DEFAULT_MAX_PIECES", "DEFAULT_RTOL", "BatchResult", "PathResult", "count_1d"]
 
+#: Shortest segment (largest coordinate difference) of a path, other than 0: lengths
+#: are square roots of sums of squares, which underflow below it.
+MIN_STEP = 1e-150
+#: Most windows :meth:`PathResult.window_centers` makes (it refuses more).
+MAX_WINDOWS = 10_000_000
 #: Default cap on the pieces one call may create before it stops with LimitExceeded.
 DEFAULT_MAX_PIECES = 50_000_000
 
@@ -115,6 +120,12 @@ class PathResult(Verifiable):
         window = _positive(window, "window")
         # A window that fits up to rounding (window = length / n) still counts.
         count = max(1, int(np.floor(self.length / window + 1e-9)))
+        if count > MAX_WINDOWS:
+            msg = (
+                f"window: {window!r} cuts the path into {count} windows, more than "
+                f"{MAX_WINDOWS}; pass a larger window or the centres with at="
+            )
+            raise ValueError(msg)
         return window / 2 + window * np.arange(count, dtype=np.float64)
 
     def density(self, window: float, at: ArrayLike | None = None) -> NDArray[np.float64]:
@@ -337,6 +348,15 @@ def _as_path(value: Any, name: str, dim: int) -> NDArray[np.float64]:
     if arr.shape[0] < 2:
         msg = f"{name}: a path needs at least 2 points, got {arr.shape[0]}"
         raise ValueError(msg)
+    steps = np.abs(np.diff(arr, axis=0)).max(axis=1)
+    short = np.flatnonzero((steps > 0) & (steps < MIN_STEP))
+    if short.size:
+        msg = (
+            f"{name}: segment {int(short[0])} is {steps[short[0]]:.3g} long, below the "
+            f"{MIN_STEP:.0e} whose square float64 still holds; repeat the point for a "
+            "zero-length segment or rescale the path"
+        )
+        raise ValueError(msg)
     return arr
 
 
@@ -438,6 +458,8 @@ def count_1d(
             msg = f"closed: expected one flag per path ({len(paths)}), got {len(flags)}"
             raise ValueError(msg)
     rtol, threads, max_pieces = check_run_options(rtol, num_threads, max_pieces, "max_pieces")
+    for i, p in enumerate(paths):
+        check_magnitudes(net, np.abs(p).max(axis=0), f"path[{i}]" if is_batch else "path")
 
     flat = _core.count_1d(
         net._core, paths, flags, rtol, bool(return_patterns), threads, max_pieces

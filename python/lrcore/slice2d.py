@@ -11,7 +11,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from . import _core
 from ._optional import optional_import
-from ._validation import as_float_array, check_run_options
+from ._validation import as_float_array, check_magnitudes, check_run_options
 from ._verify import Verifiable
 from .network import Network
 from .path1d import DEFAULT_RTOL
@@ -52,9 +52,15 @@ class Plane:
         if self.basis.shape != (2, d):
             msg = f"basis: expected shape (2, {d}) to match origin {self.origin.shape}, got {self.basis.shape}"
             raise ValueError(msg)
-        gram = self.basis @ self.basis.T
-        norms = np.sqrt(np.diag(gram))
-        if np.any(norms == 0) or np.linalg.det(gram) <= 1e-12 * (norms[0] * norms[1]) ** 2:
+        # Independence of the directions scaled to unit length (no overflow for huge ones).
+        peaks = np.abs(self.basis).max(axis=1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            unit = self.basis / peaks[:, None]
+            unit /= np.linalg.norm(unit, axis=1)[:, None]
+        norms = peaks * np.linalg.norm(
+            self.basis / np.where(peaks > 0, peaks, 1.0)[:, None], axis=1
+        )
+        if np.any(peaks == 0) or 1.0 - float(unit[0] @ unit[1]) ** 2 <= 1e-12:
             msg = (
                 "basis: the two directions must be linearly independent (got collinear or "
                 f"zero rows, norms {norms.tolist()})"
@@ -578,6 +584,10 @@ def slice_2d(
             raise ValueError(msg)
     poly = _as_domain(bounds, domain)
     rtol, threads, max_regions = check_run_options(rtol, num_threads, max_regions, "max_regions")
+    reach = float(np.abs(poly).max())
+    for i, plane in enumerate(planes):
+        bound = np.abs(plane.origin) + reach * (np.abs(plane.basis[0]) + np.abs(plane.basis[1]))
+        check_magnitudes(net, bound, f"origin[{i}]" if is_batch else "origin")
     arrays = _core.slice_2d(
         net._core,
         [p.origin for p in planes],
