@@ -408,9 +408,14 @@ def count_1d(
     closed
         Join the last point back to the first (one flag for all paths, or one per path).
     rtol
-        Relative zero tolerance: at a vertex, ``|z_j| <= rtol * (||W_j|| ||h|| + |b_j|)``
-        counts as exactly zero (the vertex lies on neuron j's boundary). A neuron that
-        touches zero without changing sign is no breakpoint.
+        Relative zero tolerance, ``0 <= rtol < 1``: at a vertex, ``|z_j| <= rtol *
+        (||W_j||_2 ||h||_2 + |b_j|)`` (``h`` the layer's input there) counts as exactly zero
+        (the vertex lies on neuron j's boundary). A neuron that touches zero without
+        changing sign is no breakpoint; crossings of several neurons closer than the
+        tolerance make one breakpoint (use ``rtol=0`` to tell them apart down to
+        rounding). Scaling the network or the path changes nothing (the test is
+        relative). See README, "Tolerance and exactness"; ``result.verify()`` checks a
+        result against the network.
     return_patterns
         Also return each piece's activation pattern (packed bits).
     num_threads
@@ -422,6 +427,14 @@ def count_1d(
     -------
     PathResult or BatchResult
         One result for an array, a batch for a list or tuple.
+
+    Raises
+    ------
+    ValueError, TypeError
+        A bad argument (the message names it), NaN/Inf, or values that could exceed
+        1e150 along a path (or a segment shorter than 1e-150).
+    lrcore.LimitExceeded
+        More than ``max_pieces`` pieces.
 
     Examples
     --------

@@ -542,11 +542,22 @@ def slice_2d(
     domain
         Instead of ``bounds``, any convex polygon ``(m, 2)`` of the ``(s, t)`` plane.
     rtol
-        Relative zero tolerance, as in :func:`lrcore.count_1d`.
+        Relative zero tolerance, as in :func:`lrcore.count_1d`: a vertex where
+        ``|z_j| <= rtol * (||W_j||_2 ||h||_2 + |b_j|)`` lies on neuron j's line, so lines
+        closer than that share vertices and leave no sliver face (``rtol=0`` keeps them
+        apart down to rounding). ``result.verify()`` checks a result against the network.
     num_threads
         Worker threads for a batch of slices (default: all CPUs this process may use).
     max_regions
         Stop with :class:`lrcore.LimitExceeded` when a slice exceeds this many regions.
+
+    Raises
+    ------
+    ValueError, TypeError
+        A bad argument (the message names it), NaN/Inf, collinear or zero directions, a
+        non-convex domain, or values that could exceed 1e150 on the domain.
+    lrcore.LimitExceeded
+        More than ``max_regions`` faces in a slice.
 
     Examples
     --------
