@@ -11,6 +11,8 @@ import warnings
 
 from hypothesis import HealthCheck, settings
 
+from support import FUZZ_SUMMARY
+
 # When a property fails, Hypothesis imports libcst (to offer the failing example as a
 # patch) inside pytest's report hook, where `filterwarnings = error` turns libcst's
 # DeprecationWarning about mypy_extensions into an INTERNALERROR that hides the real
@@ -35,3 +37,10 @@ settings.register_profile(
     suppress_health_check=[HealthCheck.too_slow],
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    """Say how many inputs the fuzz tests tried (tests/test_fuzz.py)."""
+    summary = config.stash.get(FUZZ_SUMMARY, None)
+    if summary is not None:
+        terminalreporter.write_line(summary)

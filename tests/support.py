@@ -11,6 +11,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
+import pytest
 from hypothesis import strategies as st
 
 
@@ -30,6 +31,9 @@ def _load_reference():
 
 
 reference = _load_reference()
+
+#: Where the fuzz tests leave their one-line summary for the terminal report (conftest).
+FUZZ_SUMMARY = pytest.StashKey[str]()
 
 
 @dataclass(frozen=True)

@@ -41,6 +41,7 @@ except ImportError as _err:  # pragma: no cover - depends on the installation
         )
         raise ImportError(_msg) from _err
 
+from ._verify import VERIFY_FACTOR, Problem, VerificationError, VerifyReport
 from .network import ACTIVATIONS, Network, from_torch
 from .path1d import DEFAULT_MAX_PIECES, DEFAULT_RTOL, BatchResult, PathResult, count_1d
 from .slice2d import DEFAULT_MAX_REGIONS, LinearRegions, Plane, SliceResult, slice_2d
@@ -58,13 +59,17 @@ __all__ = [
     "DEFAULT_MAX_PIECES",
     "DEFAULT_MAX_REGIONS",
     "DEFAULT_RTOL",
+    "VERIFY_FACTOR",
     "BatchResult",
     "LimitExceeded",
     "LinearRegions",
     "Network",
     "PathResult",
     "Plane",
+    "Problem",
     "SliceResult",
+    "VerificationError",
+    "VerifyReport",
     "__version__",
     "count_1d",
     "from_torch",

@@ -8,6 +8,10 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+#: Default relative zero tolerance: a pre-activation z_j at a vertex counts as exactly
+#: zero when |z_j| <= rtol * (||W_j||_2 * ||h||_2 + |b_j|), h being the layer's input.
+DEFAULT_RTOL = 1e-10
+
 
 def as_float_array(
     value: Any, name: str, ndim: int | None = None, finite: bool = True
@@ -56,8 +60,8 @@ def check_run_options(
 ) -> tuple[float, int, int]:
     """Validate the options every exact computation takes; return them normalised."""
     rtol = float(rtol)
-    if not np.isfinite(rtol) or rtol < 0:
-        msg = f"rtol: expected a finite number >= 0, got {rtol!r}"
+    if not 0 <= rtol < 1:
+        msg = f"rtol: expected a number in [0, 1), got {rtol!r}"
         raise ValueError(msg)
     threads = default_threads() if num_threads is None else int(num_threads)
     if threads < 1:
@@ -67,3 +71,34 @@ def check_run_options(
         msg = f"{cap_name}: expected a positive integer, got {cap!r}"
         raise ValueError(msg)
     return rtol, threads, int(cap)
+
+
+#: Largest magnitude of an input or a layer's value that lrcore computes with: the core
+#: squares values for its zero tolerance and lengths, and squares of larger ones overflow.
+MAX_MAGNITUDE = 1e150
+
+
+def check_magnitudes(net: Any, bound: NDArray[np.float64], name: str) -> None:
+    """Refuse inputs where the network's values could exceed :data:`MAX_MAGNITUDE`.
+
+    ``bound`` bounds ``|x|`` coordinate-wise over the inputs; it is pushed through the
+    layers as ``gain * |W| m + |b|`` (``gain = max(1, |negative_slope|)``), an upper bound
+    of every pre-activation and output.
+    """
+    m = np.asarray(bound, dtype=np.float64)
+    peak = float(m.max(initial=0.0))
+    slopes = [*net.negative_slopes, 0.0]
+    with np.errstate(over="ignore", invalid="ignore"):
+        for weight, bias, slope in zip(net._weights, net._biases, slopes):
+            if not peak <= MAX_MAGNITUDE:
+                break
+            m = np.asarray(abs(weight) @ m, dtype=np.float64).ravel() + np.abs(bias)
+            peak = max(peak, float(m.max(initial=0.0)))
+            m = max(1.0, abs(slope)) * m
+    if not peak <= MAX_MAGNITUDE:
+        msg = (
+            f"{name}: the network's values there could reach {peak:.3g}, beyond the "
+            f"{MAX_MAGNITUDE:.0e} that lrcore computes with in float64 (squares of larger "
+            "values overflow); rescale the inputs or the network"
+        )
+        raise ValueError(msg)

@@ -10,7 +10,8 @@ from numpy.typing import ArrayLike, NDArray
 
 from . import _core
 from ._optional import optional_import
-from ._validation import as_float_array, check_run_options
+from ._validation import DEFAULT_RTOL, as_float_array, check_magnitudes, check_run_options
+from ._verify import Verifiable
 from .network import Network
 
 if TYPE_CHECKING:
@@ -18,16 +19,18 @@ if TYPE_CHECKING:
 
 __all__ = ["DEFAULT_MAX_PIECES", "DEFAULT_RTOL", "BatchResult", "PathResult", "count_1d"]
 
-#: Default relative zero tolerance: a pre-activation z_j at a vertex counts as exactly
-#: zero when |z_j| <= rtol * (||W_j||_2 * ||h||_2 + |b_j|), h being the layer's input.
-DEFAULT_RTOL = 1e-10
+#: Shortest segment (largest coordinate difference) of a path, other than 0: lengths
+#: are square roots of sums of squares, which underflow below it.
+MIN_STEP = 1e-150
+#: Most windows :meth:`PathResult.window_centers` makes (it refuses more).
+MAX_WINDOWS = 10_000_000
 #: Default cap on the pieces one call may create before it stops with LimitExceeded.
 DEFAULT_MAX_PIECES = 50_000_000
 
 PathLike = Union[ArrayLike, Sequence[ArrayLike]]
 
 
-class PathResult:
+class PathResult(Verifiable):
     """Exact breakpoints and pieces of a network along one polyline.
 
     A *breakpoint* is a point where the activation pattern changes; *pieces* are the
@@ -50,6 +53,9 @@ class PathResult:
         num_distinct: int,
         patterns: NDArray[np.uint8] | None,
         num_neurons: int,
+        *,
+        network: Network | None = None,
+        rtol: float = DEFAULT_RTOL,
     ) -> None:
         self._points = points
         self.closed = bool(closed)
@@ -62,6 +68,10 @@ class PathResult:
         self.num_distinct = int(num_distinct)
         self.patterns = patterns
         self.num_neurons = int(num_neurons)
+        #: The network the result was computed for (``verify`` re-evaluates it).
+        self.network = network
+        #: The zero tolerance it was computed with.
+        self.rtol = float(rtol)
 
     @property
     def num_breakpoints(self) -> int:
@@ -110,6 +120,12 @@ class PathResult:
         window = _positive(window, "window")
         # A window that fits up to rounding (window = length / n) still counts.
         count = max(1, int(np.floor(self.length / window + 1e-9)))
+        if count > MAX_WINDOWS:
+            msg = (
+                f"window: {window!r} cuts the path into {count} windows, more than "
+                f"{MAX_WINDOWS}; pass a larger window or the centres with at="
+            )
+            raise ValueError(msg)
         return window / 2 + window * np.arange(count, dtype=np.float64)
 
     def density(self, window: float, at: ArrayLike | None = None) -> NDArray[np.float64]:
@@ -177,7 +193,7 @@ class PathResult:
         return out
 
 
-class BatchResult:
+class BatchResult(Verifiable):
     """Results of :func:`count_1d` for several paths, as flat arrays with offsets.
 
     ``breakpoints[offsets[i]:offsets[i + 1]]`` belong to path ``i``; ``b[i]`` gives a
@@ -190,6 +206,9 @@ class BatchResult:
         paths: list[NDArray[np.float64]],
         closed: list[bool],
         num_neurons: int,
+        *,
+        network: Network | None = None,
+        rtol: float = DEFAULT_RTOL,
     ) -> None:
         self._paths = paths
         self._closed = closed
@@ -206,6 +225,10 @@ class BatchResult:
         self.patterns: NDArray[np.uint8] | None = flat["patterns"]
         #: Vertices at which each hidden layer was evaluated by a dense product.
         self.vertices_per_layer: NDArray[np.int64] = flat["vertices_per_layer"]
+        #: The network the results were computed for (``verify`` re-evaluates it).
+        self.network = network
+        #: The zero tolerance they were computed with.
+        self.rtol = float(rtol)
 
     @property
     def num_paths(self) -> int:
@@ -262,6 +285,8 @@ class BatchResult:
             num_distinct=int(self.num_distinct[i]),
             patterns=patterns,
             num_neurons=self.num_neurons,
+            network=self.network,
+            rtol=self.rtol,
         )
 
     def to_dataframe(self, kind: str = "breakpoints") -> pd.DataFrame:
@@ -323,6 +348,15 @@ def _as_path(value: Any, name: str, dim: int) -> NDArray[np.float64]:
     if arr.shape[0] < 2:
         msg = f"{name}: a path needs at least 2 points, got {arr.shape[0]}"
         raise ValueError(msg)
+    steps = np.abs(np.diff(arr, axis=0)).max(axis=1)
+    short = np.flatnonzero((steps > 0) & (steps < MIN_STEP))
+    if short.size:
+        msg = (
+            f"{name}: segment {int(short[0])} is {steps[short[0]]:.3g} long, below the "
+            f"{MIN_STEP:.0e} whose square float64 still holds; repeat the point for a "
+            "zero-length segment or rescale the path"
+        )
+        raise ValueError(msg)
     return arr
 
 
@@ -374,9 +408,14 @@ def count_1d(
     closed
         Join the last point back to the first (one flag for all paths, or one per path).
     rtol
-        Relative zero tolerance: at a vertex, ``|z_j| <= rtol * (||W_j|| ||h|| + |b_j|)``
-        counts as exactly zero (the vertex lies on neuron j's boundary). A neuron that
-        touches zero without changing sign is no breakpoint.
+        Relative zero tolerance, ``0 <= rtol < 1``: at a vertex, ``|z_j| <= rtol *
+        (||W_j||_2 ||h||_2 + |b_j|)`` (``h`` the layer's input there) counts as exactly zero
+        (the vertex lies on neuron j's boundary). A neuron that touches zero without
+        changing sign is no breakpoint; crossings of several neurons closer than the
+        tolerance make one breakpoint (use ``rtol=0`` to tell them apart down to
+        rounding). Scaling the network or the path changes nothing (the test is
+        relative). See README, "Tolerance and exactness"; ``result.verify()`` checks a
+        result against the network.
     return_patterns
         Also return each piece's activation pattern (packed bits).
     num_threads
@@ -388,6 +427,14 @@ def count_1d(
     -------
     PathResult or BatchResult
         One result for an array, a batch for a list or tuple.
+
+    Raises
+    ------
+    ValueError, TypeError
+        A bad argument (the message names it), NaN/Inf, or values that could exceed
+        1e150 along a path (or a segment shorter than 1e-150).
+    lrcore.LimitExceeded
+        More than ``max_pieces`` pieces.
 
     Examples
     --------
@@ -424,9 +471,11 @@ def count_1d(
             msg = f"closed: expected one flag per path ({len(paths)}), got {len(flags)}"
             raise ValueError(msg)
     rtol, threads, max_pieces = check_run_options(rtol, num_threads, max_pieces, "max_pieces")
+    for i, p in enumerate(paths):
+        check_magnitudes(net, np.abs(p).max(axis=0), f"path[{i}]" if is_batch else "path")
 
     flat = _core.count_1d(
         net._core, paths, flags, rtol, bool(return_patterns), threads, max_pieces
     )
-    batch = BatchResult(flat, paths, flags, net.num_neurons)
+    batch = BatchResult(flat, paths, flags, net.num_neurons, network=net, rtol=rtol)
     return batch if is_batch else batch[0]

@@ -11,7 +11,8 @@ from numpy.typing import ArrayLike, NDArray
 
 from . import _core
 from ._optional import optional_import
-from ._validation import as_float_array, check_run_options
+from ._validation import as_float_array, check_magnitudes, check_run_options
+from ._verify import Verifiable
 from .network import Network
 from .path1d import DEFAULT_RTOL, count_1d
 
@@ -51,9 +52,15 @@ class Plane:
         if self.basis.shape != (2, d):
             msg = f"basis: expected shape (2, {d}) to match origin {self.origin.shape}, got {self.basis.shape}"
             raise ValueError(msg)
-        gram = self.basis @ self.basis.T
-        norms = np.sqrt(np.diag(gram))
-        if np.any(norms == 0) or np.linalg.det(gram) <= 1e-12 * (norms[0] * norms[1]) ** 2:
+        # Independence of the directions scaled to unit length (no overflow for huge ones).
+        peaks = np.abs(self.basis).max(axis=1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            unit = self.basis / peaks[:, None]
+            unit /= np.linalg.norm(unit, axis=1)[:, None]
+        norms = peaks * np.linalg.norm(
+            self.basis / np.where(peaks > 0, peaks, 1.0)[:, None], axis=1
+        )
+        if np.any(peaks == 0) or 1.0 - float(unit[0] @ unit[1]) ** 2 <= 1e-12:
             msg = (
                 "basis: the two directions must be linearly independent (got collinear or "
                 f"zero rows, norms {norms.tolist()})"
@@ -112,7 +119,7 @@ class LinearRegions:
     areas: NDArray[np.float64]  #: area of each linear region
 
 
-class SliceResult:
+class SliceResult(Verifiable):
     """The exact partition of a plane slice into activation regions.
 
     Faces are convex polygons of the ``(s, t)`` plane, counter-clockwise, given in CSR form
@@ -122,7 +129,14 @@ class SliceResult:
     """
 
     def __init__(
-        self, arrays: dict[str, Any], plane: Plane, domain: NDArray[np.float64], num_neurons: int
+        self,
+        arrays: dict[str, Any],
+        plane: Plane,
+        domain: NDArray[np.float64],
+        num_neurons: int,
+        *,
+        network: Network | None = None,
+        rtol: float = DEFAULT_RTOL,
     ) -> None:
         self.plane = plane
         self.domain = domain
@@ -137,6 +151,10 @@ class SliceResult:
         self.patterns: NDArray[np.uint8] = arrays["patterns"]
         #: Strips of the domain the partition was computed in (see ``slice_2d(tiles=)``).
         self.tiles: int = int(arrays.get("tiles", 1))
+        #: The network the slice was computed for (``verify`` re-evaluates it).
+        self.network = network
+        #: The zero tolerance it was computed with.
+        self.rtol = float(rtol)
         self._cache: dict[str, Any] = {}
 
     # -- sizes -------------------------------------------------------------------------
@@ -529,7 +547,10 @@ def slice_2d(
     domain
         Instead of ``bounds``, any convex polygon ``(m, 2)`` of the ``(s, t)`` plane.
     rtol
-        Relative zero tolerance, as in :func:`lrcore.count_1d`.
+        Relative zero tolerance, as in :func:`lrcore.count_1d`: a vertex where
+        ``|z_j| <= rtol * (||W_j||_2 ||h||_2 + |b_j|)`` lies on neuron j's line, so lines
+        closer than that share vertices and leave no sliver face (``rtol=0`` keeps them
+        apart down to rounding). ``result.verify()`` checks a result against the network.
     num_threads
         Worker threads (default: all CPUs this process may use). They share the slices
         of a batch and the tiles of each slice.
@@ -546,6 +567,14 @@ def slice_2d(
         two middle lines. Should the two sides of a cut line ever disagree (rounding
         at a degenerate spot), the slice is recomputed in one piece;
         :attr:`SliceResult.tiles` says how many strips the result came from.
+
+    Raises
+    ------
+    ValueError, TypeError
+        A bad argument (the message names it), NaN/Inf, collinear or zero directions, a
+        non-convex domain, or values that could exceed 1e150 on the domain.
+    lrcore.LimitExceeded
+        More than ``max_regions`` faces in a slice.
 
     Examples
     --------
@@ -583,6 +612,10 @@ def slice_2d(
             raise ValueError(msg)
     poly = _as_domain(bounds, domain)
     rtol, threads, max_regions = check_run_options(rtol, num_threads, max_regions, "max_regions")
+    reach = float(np.abs(poly).max())
+    for i, plane in enumerate(planes):
+        bound = np.abs(plane.origin) + reach * (np.abs(plane.basis[0]) + np.abs(plane.basis[1]))
+        check_magnitudes(net, bound, f"origin[{i}]" if is_batch else "origin")
     cuts = [_tile_cuts(tiles, net, p, poly, rtol) for p in planes]
     arrays = _core.slice_2d(
         net._core,
@@ -594,7 +627,10 @@ def slice_2d(
         threads,
         max_regions,
     )
-    results = [SliceResult(a, p, poly, net.num_neurons) for a, p in zip(arrays, planes)]
+    results = [
+        SliceResult(a, p, poly, net.num_neurons, network=net, rtol=rtol)
+        for a, p in zip(arrays, planes)
+    ]
     return results if is_batch else results[0]
 
 

@@ -1,0 +1,962 @@
+"""Self-checks of results: re-evaluate the network and test every piece, face and cut.
+
+``PathResult.verify``, ``BatchResult.verify`` and ``SliceResult.verify`` call into this
+module. The checks use only the result's arrays and the network's own float64 forward
+pass, so a user can run them on any result as a certificate.
+
+Why the checks are a certificate (up to the tolerance): on a piece (1D) or convex face
+(2D) whose pattern is really constant, every pre-activation is affine. If the pattern is
+*not* constant there, take the earliest layer with a neuron that changes sign: all earlier
+signs are constant, so that neuron is affine on the cell and takes strictly opposite signs
+at two corners (the ends of a sub-interval, or two vertices of a convex face). Checking
+every neuron at every corner of every cell against the cell's pattern therefore finds any
+missed crossing whose values exceed the tolerance.
+
+The zero tolerance is the core's, loosened. The core counts ``z_j`` as zero when
+``|z_j| <= rtol * (||W_j||_2 ||h||_2 + |b_j|)``, ``h`` being the layer's input at that
+point. Here ``z_j`` counts as zero when ``|z_j| <= tol * (||W_j||_2 ||h||_2 + |b_j|) +
+slack_j`` with ``tol`` by default :data:`VERIFY_FACTOR` times the ``rtol`` the result
+was computed with (at least ``DEFAULT_RTOL``), and ``slack_j = ||W_j||_2 ||spread_l||_2``
+the effect of rounding the point's position: ``spread_0 = 1024 eps (|x| + L |u|)`` (``L``
+the path's length or the domain's reach, ``u`` its directions) pushed through ``|W|`` of
+the earlier layers. Such a value may have either sign; a larger one has a certain sign
+that must match the pattern. The *residual* of a value is ``max(|z_j| - slack_j, 0) /
+(||W_j||_2 ||h||_2 + |b_j|)``: zero-valued neurons must have a residual at most ``tol``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from ._validation import DEFAULT_RTOL
+
+if TYPE_CHECKING:
+    from .network import Network
+    from .path1d import BatchResult, PathResult
+    from .slice2d import SliceResult
+
+__all__ = ["VERIFY_FACTOR", "Problem", "Verifiable", "VerificationError", "VerifyReport"]
+
+#: Default verify tolerance: this many times the ``rtol`` of the computation.
+VERIFY_FACTOR = 100.0
+#: Problems kept in a report per check (all are counted in ``num_problems``).
+MAX_PROBLEMS_PER_CHECK = 10
+# Points evaluated at once: bounds the temporary (points × neurons) arrays.
+_CHUNK = 4096
+
+FloatArray = NDArray[np.float64]
+IntArray = NDArray[np.int64]
+BoolArray = NDArray[np.bool_]
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One inconsistency found by ``verify``.
+
+    Attributes
+    ----------
+    check
+        Which check failed, e.g. ``"pattern"`` or ``"breakpoint-zero"``.
+    index
+        The piece, breakpoint, face or edge concerned (``-1`` for the whole result).
+    position
+        Where: an arc-length position (1D) or ``(s, t)`` plane coordinates (2D); empty
+        when the problem has no single position.
+    message
+        What is wrong, in words.
+    path
+        The path of a :class:`BatchResult` (``-1`` otherwise).
+    """
+
+    check: str
+    index: int
+    position: tuple[float, ...]
+    message: str
+    path: int = -1
+
+    def __str__(self) -> str:
+        where = f"path {self.path}, " if self.path >= 0 else ""
+        at = f" at {', '.join(f'{p:.17g}' for p in self.position)}" if self.position else ""
+        return f"[{self.check}] {where}#{self.index}{at}: {self.message}"
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    """The outcome of ``result.verify()``: what was checked and what was wrong.
+
+    ``bool(report)`` is ``report.ok``.
+
+    Attributes
+    ----------
+    ok
+        True when no check failed.
+    kind
+        ``"path"``, ``"batch"`` or ``"slice"``.
+    tolerance
+        The relative zero tolerance ``tol`` used.
+    num_cells
+        Pieces (1D) or faces (2D) whose pattern was checked.
+    num_cuts
+        Breakpoints (1D) or interior edges (2D) checked to lie on their neurons' zero sets.
+    num_points
+        Points at which the network was evaluated.
+    max_residual
+        Largest residual (see :meth:`lrcore.PathResult.verify`) of a flipping neuron at
+        its breakpoint or of an edge's neuron at the edge's ends (at most ``tolerance``
+        when ``ok``; 0 when none).
+    num_problems
+        Number of inconsistencies found (only the first few per check are kept).
+    problems
+        The inconsistencies kept, with positions.
+    """
+
+    ok: bool
+    kind: str
+    tolerance: float
+    num_cells: int
+    num_cuts: int
+    num_points: int
+    max_residual: float
+    num_problems: int
+    problems: tuple[Problem, ...]
+
+    def __bool__(self) -> bool:
+        return self.ok
+
+    def __str__(self) -> str:
+        cells, cuts = ("faces", "edges") if self.kind == "slice" else ("pieces", "breakpoints")
+        head = (
+            f"verify ({self.kind}): {'ok' if self.ok else 'FAILED'}; {self.num_cells} {cells}, "
+            f"{self.num_cuts} {cuts}, {self.num_points} points evaluated, max residual "
+            f"{self.max_residual:.3g} (tolerance {self.tolerance:.3g})"
+        )
+        if self.ok:
+            return head
+        lines = [head, f"{self.num_problems} problem(s), first ones:"]
+        lines += [f"  {p}" for p in self.problems]
+        return "\n".join(lines)
+
+
+class VerificationError(AssertionError):
+    """A result failed its self-check (``verify(raise_on_error=True)``).
+
+    A subclass of AssertionError: a failed verify means lrcore broke its own contract,
+    not that the input was bad. The report is in ``err.report``.
+    """
+
+    def __init__(self, report: VerifyReport) -> None:
+        super().__init__(str(report))
+        self.report = report
+
+
+class _Collector:
+    """Gathers problems, keeping the first few of each check."""
+
+    def __init__(self, path: int = -1) -> None:
+        self.path = path
+        self.kept: list[Problem] = []
+        self.per_check: dict[str, int] = {}
+        self.count = 0
+
+    def add(self, check: str, index: int, position: Any, message: str) -> None:
+        self.count += 1
+        seen = self.per_check.get(check, 0)
+        self.per_check[check] = seen + 1
+        if seen < MAX_PROBLEMS_PER_CHECK:
+            pos = tuple(float(p) for p in np.atleast_1d(np.asarray(position, dtype=float)))
+            self.kept.append(Problem(check, int(index), pos, message, self.path))
+
+    def add_many(self, check: str, indices: IntArray, positions: FloatArray, message: Any) -> None:
+        """One problem per index; ``message(i)`` words the i-th of them."""
+        self.count += len(indices)
+        seen = self.per_check.get(check, 0)
+        self.per_check[check] = seen + len(indices)
+        for i in range(min(len(indices), max(0, MAX_PROBLEMS_PER_CHECK - seen))):
+            pos = tuple(float(p) for p in np.atleast_1d(positions[i]))
+            self.kept.append(Problem(check, int(indices[i]), pos, message(i), self.path))
+
+
+def _abs_matvec(weight: Any, vector: FloatArray) -> FloatArray:
+    out: FloatArray = np.asarray(abs(weight) @ vector, dtype=np.float64).ravel()
+    return out
+
+
+def _norms(rows: FloatArray) -> FloatArray:
+    """Euclidean norm of each row, without overflow or underflow of the squares."""
+    peak = np.abs(rows).max(axis=-1, initial=0.0)
+    safe = np.where(peak > 0, peak, 1.0)
+    out: FloatArray = peak * np.linalg.norm(rows / safe[..., None], axis=-1)
+    return out
+
+
+def _row_norms(weight: Any) -> FloatArray:
+    if hasattr(weight, "multiply"):  # scipy.sparse
+        squares = np.asarray(weight.multiply(weight).sum(axis=1), dtype=np.float64).ravel()
+        out: FloatArray = np.sqrt(squares)
+        return out
+    return _norms(weight)
+
+
+class _Evaluator:
+    """Pre-activations of every neuron at points, and what counts as zero for them.
+
+    ``|z_j| <= tol * scale_j + slack_j`` is zero, with ``scale_j = ||W_j||_2 ||h||_2 +
+    |b_j|`` (the core's zero test, ``h`` the layer's input at the point) and ``slack_j =
+    ||W_j||_2 ||spread_l||_2``: how far rounding can have moved the point itself
+    (``spread``, an input-space vector) pushed through ``|W|`` of the earlier layers.
+    """
+
+    def __init__(self, net: Network, spread: FloatArray) -> None:
+        self.net = net
+        weights = net._weights
+        self.row_norms = [_row_norms(w) for w in weights]
+        self.abs_bias = [np.abs(b) for b in net._biases]
+        self.slopes = net.negative_slopes
+        self.sizes = net.hidden_sizes
+        self.offsets = net.neuron_offsets()
+        slack: list[FloatArray] = []
+        delta = np.abs(np.asarray(spread, dtype=np.float64))
+        for layer, w in enumerate(weights):
+            slack.append(self.row_norms[layer] * float(_norms(delta)))
+            if layer < len(self.slopes):
+                gain = max(1.0, abs(self.slopes[layer]))
+                delta = gain * _abs_matvec(w, delta)
+        self.slack = np.concatenate([[]] + [s[:n] for s, n in zip(slack, self.sizes)])
+        self.output_slack = slack[-1]
+        self.num_points = 0
+
+    def _layers(self, x: FloatArray, with_output: bool) -> Iterator[tuple[FloatArray, FloatArray]]:
+        """(values, scales) of each hidden layer's neurons, then of the output if asked."""
+        self.num_points += x.shape[0]
+        values: list[FloatArray] = self.net._core.pre_activations(x)
+        h = x
+        for layer, z in enumerate(values):
+            norm = _norms(h)
+            scale = norm[:, None] * self.row_norms[layer][None, :] + self.abs_bias[layer]
+            count = self.sizes[layer]
+            yield z[:, :count], scale[:, :count]
+            slope = self.slopes[layer]
+            neurons = z[:, :count]
+            h = np.concatenate([np.where(neurons > 0, neurons, slope * neurons), z[:, count:]], 1)
+        if not with_output:
+            return
+        out: FloatArray = self.net._core.forward(x)
+        norm = _norms(h)
+        yield out, norm[:, None] * self.row_norms[-1][None, :] + self.abs_bias[-1]
+
+    def neurons(self, x: FloatArray) -> tuple[FloatArray, FloatArray]:
+        """``(n, num_neurons)`` pre-activations and their scales at points ``x``."""
+        layers = list(self._layers(x, with_output=False))
+        if not layers:
+            empty = np.zeros((x.shape[0], 0))
+            return empty, empty
+        return (
+            np.concatenate([z for z, _ in layers], axis=1),
+            np.concatenate([s for _, s in layers], axis=1),
+        )
+
+    def outputs(self, x: FloatArray) -> tuple[FloatArray, FloatArray]:
+        """``(n, output_dim)`` outputs and their scales at points ``x``."""
+        return list(self._layers(x, with_output=True))[-1]
+
+    def flat(self, neurons: IntArray) -> IntArray:
+        """Pattern column of each (layer, unit) pair."""
+        neurons = np.asarray(neurons, dtype=np.int64).reshape(-1, 2)
+        out: IntArray = self.offsets[neurons[:, 0]] + neurons[:, 1]
+        return out
+
+
+def _residual(z: FloatArray, scale: FloatArray, slack: FloatArray) -> FloatArray:
+    """``(|z| - slack) / scale`` clipped at 0: zero when at most ``tol``."""
+    excess = np.maximum(np.abs(z) - slack, 0.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out: FloatArray = np.where(excess > 0, excess / scale, 0.0)
+    return out
+
+
+def _contradictions(
+    ev: _Evaluator, points: FloatArray, bits: BoolArray, tol: float, known: BoolArray | None = None
+) -> tuple[IntArray, IntArray, FloatArray]:
+    """Rows whose certain signs contradict their pattern ``bits`` (where ``known``).
+
+    Returns (row, neuron column, signed residual) of the first contradicting neuron of
+    each bad row.
+    """
+    rows: list[IntArray] = []
+    cols: list[IntArray] = []
+    ratios: list[FloatArray] = []
+    for lo in range(0, points.shape[0], _CHUNK):
+        z, scale = ev.neurons(points[lo : lo + _CHUNK])
+        b = bits[lo : lo + _CHUNK]
+        with np.errstate(over="ignore"):
+            limit = tol * scale + ev.slack
+        bad = (b & (z < -limit)) | (~b & (z > limit))
+        if known is not None:
+            bad &= known[lo : lo + _CHUNK]
+        bad_rows = np.flatnonzero(bad.any(axis=1))
+        if bad_rows.size:
+            first = np.argmax(bad[bad_rows], axis=1)
+            rows.append(bad_rows + lo)
+            cols.append(first)
+            zf = z[bad_rows, first]
+            res = _residual(zf, scale[bad_rows, first], ev.slack[first])
+            ratios.append(np.sign(zf) * res)
+    if not rows:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
+    return np.concatenate(rows), np.concatenate(cols), np.concatenate(ratios)
+
+
+def _residuals(ev: _Evaluator, points: FloatArray, columns: IntArray) -> FloatArray:
+    """Residual of neuron ``columns[i]`` at ``points[i]`` (zero when at most ``tol``)."""
+    out = np.zeros(points.shape[0])
+    for lo in range(0, points.shape[0], _CHUNK):
+        z, scale = ev.neurons(points[lo : lo + _CHUNK])
+        idx = np.arange(z.shape[0])
+        col = columns[lo : lo + _CHUNK]
+        out[lo : lo + _CHUNK] = _residual(z[idx, col], scale[idx, col], ev.slack[col])
+    return out
+
+
+def _certain_bits(ev: _Evaluator, points: FloatArray, tol: float) -> tuple[BoolArray, BoolArray]:
+    """Pattern bits at points (``z`` above zero's limit) and where the sign is uncertain."""
+    bits = np.zeros((points.shape[0], int(ev.offsets[-1])), dtype=bool)
+    unsure = np.zeros_like(bits)
+    for lo in range(0, points.shape[0], _CHUNK):
+        z, scale = ev.neurons(points[lo : lo + _CHUNK])
+        with np.errstate(over="ignore"):
+            limit = tol * scale + ev.slack
+        bits[lo : lo + _CHUNK] = z > limit
+        unsure[lo : lo + _CHUNK] = np.abs(z) <= limit
+    return bits, unsure
+
+
+#: Rounding allowance for the position of a point, relative to the coordinates' size.
+_POSITION_ULPS = 1024 * np.finfo(np.float64).eps
+
+
+def _name(ev: _Evaluator, column: int) -> str:
+    layer = int(np.searchsorted(ev.offsets, column, side="right") - 1)
+    return f"neuron ({layer}, {column - int(ev.offsets[layer])})"
+
+
+def _default_tol(tol: float | None, rtol: float) -> float:
+    if tol is None:
+        return VERIFY_FACTOR * max(float(rtol), DEFAULT_RTOL)
+    value = float(tol)
+    if not np.isfinite(value) or value < 0:
+        msg = f"tol: expected a finite number >= 0, got {tol!r}"
+        raise ValueError(msg)
+    return value
+
+
+def _finish(
+    kind: str, tol: float, cells: int, cuts: int, points: int, residual: float, c: _Collector
+) -> VerifyReport:
+    return VerifyReport(
+        ok=c.count == 0,
+        kind=kind,
+        tolerance=tol,
+        num_cells=cells,
+        num_cuts=cuts,
+        num_points=points,
+        max_residual=residual,
+        num_problems=c.count,
+        problems=tuple(c.kept),
+    )
+
+
+def _unpack(patterns: NDArray[np.uint8], num_neurons: int) -> BoolArray:
+    bits = np.unpackbits(patterns, axis=1, count=num_neurons, bitorder="little")
+    out: BoolArray = bits.astype(bool)
+    return out
+
+
+# --- 1D -------------------------------------------------------------------------------
+
+
+def _path_structure(r: PathResult, net: Network, c: _Collector) -> bool:
+    """Shapes, counts and orderings; False when the arrays are too broken to evaluate."""
+    k = r.num_breakpoints
+    bp = r.breakpoints
+    expected_pieces = max(k, 1) if r.closed else k + 1
+    if r.num_pieces != expected_pieces:
+        c.add(
+            "count",
+            -1,
+            (),
+            f"num_pieces={r.num_pieces} but {k} breakpoints give "
+            f"{expected_pieces} on an {'closed' if r.closed else 'open'} path",
+        )
+    if r.segment.shape != (k,) or r.flip_offsets.shape != (k + 1,):
+        c.add(
+            "shape",
+            -1,
+            (),
+            f"segment {r.segment.shape} and flip_offsets "
+            f"{r.flip_offsets.shape} do not match {k} breakpoints",
+        )
+        return False
+    counts = np.diff(r.flip_offsets)
+    if k and (r.flip_offsets[0] != 0 or np.any(counts < 1)):
+        c.add("flips", -1, (), "every breakpoint needs at least one flipping neuron")
+        return False
+    if r.flip_neurons.reshape(-1, 2).shape[0] != int(r.flip_offsets[-1]):
+        c.add("shape", -1, (), "flip_offsets do not end at the number of flip_neurons")
+        return False
+    neurons = r.flip_neurons.reshape(-1, 2)
+    sizes = np.array(net.hidden_sizes, dtype=np.int64)
+    layer_ok = (neurons[:, 0] >= 0) & (neurons[:, 0] < len(sizes))
+    unit_ok = layer_ok & (neurons[:, 1] >= 0)
+    unit_ok[layer_ok] &= neurons[layer_ok, 1] < sizes[neurons[layer_ok, 0]]
+    if not np.all(unit_ok):
+        c.add("flips", -1, (), f"{int(np.sum(~unit_ok))} flipping neurons are out of range")
+        return False
+    points = r.points
+    closed_pts = np.vstack([points, points[:1]]) if r.closed else points
+    seg_len = np.linalg.norm(np.diff(closed_pts, axis=0), axis=1)
+    length = float(np.sum(seg_len))
+    if not abs(length - r.length) <= 1e-12 * max(length, 1e-300) + 1e-300:
+        c.add("length", -1, (), f"length {r.length!r} but the polyline is {length!r} long")
+    if not np.all(np.isfinite(bp)):
+        c.add("order", -1, (), "breakpoints are not finite")
+        return False
+    wrong = np.flatnonzero(np.diff(bp) <= 0)
+    c.add_many("order", wrong + 1, bp[wrong + 1], lambda i: "breakpoints not ascending")
+    out = np.flatnonzero((bp < 0) | (bp > r.length))
+    c.add_many("order", out, bp[out], lambda i: f"outside [0, {r.length!r}]")
+    starts = np.concatenate([[0.0], np.cumsum(seg_len)])
+    seg = r.segment
+    bad = np.flatnonzero((seg < 0) | (seg >= len(seg_len)))
+    c.add_many("segment", bad, bp[bad], lambda i: "segment index out of range")
+    if bad.size:
+        return False
+    slack = 1e-12 * max(length, 1e-300)
+    off = np.flatnonzero((bp < starts[seg] - slack) | (bp > starts[seg + 1] + slack))
+    c.add_many("segment", off, bp[off], lambda i: f"not on segment {int(seg[off[i]])}")
+    if r.patterns is not None:
+        bytes_per = (r.num_neurons + 7) // 8
+        if r.patterns.shape != (r.num_pieces, bytes_per):
+            c.add(
+                "shape",
+                -1,
+                (),
+                f"patterns {r.patterns.shape}, expected {(r.num_pieces, bytes_per)}",
+            )
+            return False
+        distinct = len(np.unique(r.patterns, axis=0)) if r.num_pieces else 0
+        if distinct != r.num_distinct:
+            c.add(
+                "count",
+                -1,
+                (),
+                f"num_distinct={r.num_distinct} but the pieces carry {distinct} distinct patterns",
+            )
+    return True
+
+
+def _sub_intervals(r: PathResult) -> tuple[FloatArray, FloatArray, FloatArray, IntArray]:
+    """Pieces cut at the polyline's vertices: start, end, mid points and their piece.
+
+    Returns (positions (m, 3) of start/mid/end, points (m, 3, d), lengths (m,), piece (m,)).
+    """
+    points = r.points
+    closed_pts = np.vstack([points, points[:1]]) if r.closed else points
+    seg_len = np.linalg.norm(np.diff(closed_pts, axis=0), axis=1)
+    starts = np.concatenate([[0.0], np.cumsum(seg_len)])
+    starts[-1] = r.length
+    knots = np.unique(np.concatenate([r.breakpoints, starts]))
+    knots = knots[(knots >= 0) & (knots <= r.length)]
+    lo, hi = knots[:-1], knots[1:]
+    mid = 0.5 * (lo + hi)
+    positions = np.stack([lo, mid, hi], axis=1)
+    seg = np.clip(np.searchsorted(starts, mid, side="right") - 1, 0, len(seg_len) - 1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        frac = (positions - starts[seg][:, None]) / seg_len[seg][:, None]
+    frac = np.clip(np.nan_to_num(frac), 0.0, 1.0)
+    a, b = closed_pts[seg], closed_pts[seg + 1]
+    xs = a[:, None, :] + frac[:, :, None] * (b - a)[:, None, :]
+    k = r.num_breakpoints
+    piece = np.searchsorted(r.breakpoints, mid, side="right")
+    if r.closed:
+        piece = piece % max(k, 1)
+    return positions, xs, hi - lo, piece.astype(np.int64)
+
+
+def _piece_bits(
+    r: PathResult, ev: _Evaluator, xs: FloatArray, lengths: FloatArray, piece: IntArray, tol: float
+) -> tuple[BoolArray, BoolArray]:
+    """Each piece's pattern (stored, or at the middle of its longest sub-interval) and
+    where it is uncertain (never, for stored patterns)."""
+    if r.patterns is not None:
+        bits = _unpack(r.patterns, r.num_neurons)
+        return bits, np.zeros_like(bits)
+    order = np.lexsort((-lengths, piece))
+    first = order[np.concatenate([[True], piece[order][1:] != piece[order][:-1]])]
+    bits = np.zeros((r.num_pieces, r.num_neurons), dtype=bool)
+    unsure = np.ones_like(bits)
+    got_bits, got_unsure = _certain_bits(ev, xs[first, 1], tol)
+    bits[piece[first]] = got_bits
+    unsure[piece[first]] = got_unsure
+    return bits, unsure
+
+
+def verify_path(
+    r: PathResult,
+    net: Network,
+    tol: float,
+    collector: _Collector | None = None,
+) -> tuple[_Collector, int, int, int, float]:
+    """Check one path; returns (problems, pieces, breakpoints, points, max residual)."""
+    c = collector if collector is not None else _Collector()
+    if r.points.ndim != 2 or r.points.shape[1] != net.input_dim:
+        c.add("shape", -1, (), f"points {r.points.shape} do not fit the network's inputs")
+        return c, 0, 0, 0, 0.0
+    if r.num_neurons != net.num_neurons:
+        c.add(
+            "shape",
+            -1,
+            (),
+            f"{r.num_neurons} neurons in the result, {net.num_neurons} in the network",
+        )
+        return c, 0, 0, 0, 0.0
+    if not _path_structure(r, net, c):
+        return c, 0, 0, 0, 0.0
+    closed_pts = np.vstack([r.points, r.points[:1]]) if r.closed else r.points
+    steps = np.diff(closed_pts, axis=0)
+    direction = np.abs(steps).max(axis=0) / max(float(np.abs(steps).max()), 1e-300)
+    spread = _POSITION_ULPS * (np.abs(r.points).max(axis=0) + r.length * direction)
+    ev = _Evaluator(net, spread)
+    positions, xs, lengths, piece = _sub_intervals(r)
+    if len(lengths) == 0 or net.num_neurons == 0:
+        return c, r.num_pieces, r.num_breakpoints, 0, 0.0
+    bits, unsure = _piece_bits(r, ev, xs, lengths, piece, tol)
+
+    # Every neuron at the start, middle and end of every sub-interval agrees with the
+    # piece's pattern (or is zero within the tolerance).
+    flat_points = xs.reshape(-1, xs.shape[2])
+    known = np.repeat(~unsure[piece], 3, axis=0)
+    rows, cols, ratios = _contradictions(
+        ev, flat_points, np.repeat(bits[piece], 3, axis=0), tol, known
+    )
+    where = ("start", "middle", "end")
+    c.add_many(
+        "pattern",
+        piece[rows // 3],
+        positions.reshape(-1)[rows],
+        lambda i: (
+            f"{_name(ev, int(cols[i]))} has residual {ratios[i]:.3g} at the {where[rows[i] % 3]}"
+            f" of a sub-interval of the piece, against the piece's pattern bit "
+            f"{int(bits[piece[rows[i] // 3], cols[i]])}"
+        ),
+    )
+
+    # Flipping neurons vanish at their breakpoint.
+    k = r.num_breakpoints
+    residual = 0.0
+    if k:
+        counts = np.diff(r.flip_offsets)
+        bp_rows = np.repeat(np.arange(k), counts)
+        columns = ev.flat(r.flip_neurons)
+        seg = r.segment[bp_rows]
+        seg_len = np.linalg.norm(steps, axis=1)
+        starts = np.concatenate([[0.0], np.cumsum(seg_len)])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            frac = (r.breakpoints[bp_rows] - starts[seg]) / seg_len[seg]
+        frac = np.clip(np.nan_to_num(frac), 0.0, 1.0)
+        at = closed_pts[seg] + frac[:, None] * steps[seg]
+        res = _residuals(ev, at, columns)
+        residual = float(res.max(initial=0.0))
+        bad = np.flatnonzero(~(res <= tol))
+        c.add_many(
+            "breakpoint-zero",
+            bp_rows[bad],
+            r.breakpoints[bp_rows[bad]],
+            lambda i: (
+                f"flipping {_name(ev, int(columns[bad[i]]))} has residual "
+                f"{res[bad[i]]:.3g} there (tolerance {tol:.3g})"
+            ),
+        )
+
+        # The pieces on either side differ in exactly the flipping neurons.
+        before = np.arange(k)
+        after = (before + 1) % r.num_pieces if r.closed else before + 1
+        flips = np.zeros((k, r.num_neurons), dtype=bool)
+        flips[bp_rows, columns] = True
+        differ = bits[before] != bits[after]
+        sure = ~unsure[before] & ~unsure[after]
+        wrong = (differ != flips) & sure
+        bad_bp = np.flatnonzero(wrong.any(axis=1))
+        c.add_many(
+            "breakpoint-flips",
+            bad_bp,
+            r.breakpoints[bad_bp],
+            lambda i: (
+                "the pieces on either side differ in "
+                f"{np.flatnonzero(differ[bad_bp[i]] & sure[bad_bp[i]]).tolist()}, the flipping "
+                f"neurons are columns {np.flatnonzero(flips[bad_bp[i]]).tolist()}"
+            ),
+        )
+    return c, r.num_pieces, k, ev.num_points, residual
+
+
+def _verify_batch(b: BatchResult, net: Network, tol: float) -> VerifyReport:
+    pieces = cuts = points = 0
+    residual = 0.0
+    total = _Collector()
+    for i in range(b.num_paths):
+        c, p, k, n, res = verify_path(b[i], net, tol, _Collector(path=i))
+        pieces, cuts, points = pieces + p, cuts + k, points + n
+        residual = max(residual, res)
+        total.count += c.count
+        total.kept.extend(c.kept[: max(0, 4 * MAX_PROBLEMS_PER_CHECK - len(total.kept))])
+    return _finish("batch", tol, pieces, cuts, points, residual, total)
+
+
+def _verify_path(r: PathResult, net: Network, tol: float) -> VerifyReport:
+    c, pieces, cuts, points, residual = verify_path(r, net, tol)
+    return _finish("path", tol, pieces, cuts, points, residual, c)
+
+
+def _raise(report: VerifyReport, raise_on_error: bool) -> VerifyReport:
+    if raise_on_error and not report.ok:
+        raise VerificationError(report)
+    return report
+
+
+# --- 2D -------------------------------------------------------------------------------
+
+
+def _slice_structure(r: SliceResult, net: Network, c: _Collector) -> bool:
+    """Shapes and index ranges; False when evaluating the faces makes no sense."""
+    v, f = r.num_vertices, r.num_regions
+    offsets, fv = r.face_offsets, r.face_vertices
+    if (
+        r.vertices.shape != (v, 2)
+        or r.vertex_outputs.shape != (v, net.output_dim)
+        or offsets.ndim != 1
+        or f < 1
+        or offsets[0] != 0
+        or offsets[-1] != len(fv)
+        or r.edges.shape != (r.num_edges, 2)
+        or r.edge_neurons.shape != (r.num_edges, 2)
+        or r.patterns.shape != (f, (net.num_neurons + 7) // 8)
+        or r.num_neurons != net.num_neurons
+    ):
+        c.add("shape", -1, (), "the arrays' shapes do not fit together or the network")
+        return False
+    if np.any(np.diff(offsets) < 3):
+        c.add("shape", -1, (), "a face has fewer than 3 corners")
+        return False
+    if np.any((fv < 0) | (fv >= v)) or np.any((r.edges < 0) | (r.edges >= v)):
+        c.add("shape", -1, (), "a vertex index is out of range")
+        return False
+    if not np.all(np.isfinite(r.vertices)):
+        c.add("shape", -1, (), "vertices are not finite")
+        return False
+    return True
+
+
+def _polygon_area(poly: FloatArray) -> float:
+    x, y = poly[:, 0], poly[:, 1]
+    return 0.5 * float(x @ np.roll(y, -1) - np.roll(x, -1) @ y)
+
+
+def _slice_geometry(r: SliceResult, tol: float, c: _Collector) -> None:
+    """Faces convex, counter-clockwise, inside the domain, tiling it; edges and Euler."""
+    dom = r.domain
+    diam = float(np.ptp(dom, axis=0).max())
+    area = r.areas
+    cent = r.centroids
+    bad = np.flatnonzero(~(area > 0))
+    c.add_many("area", bad, cent[bad], lambda i: f"area {area[bad[i]]!r} is not positive")
+    total, expected = float(np.sum(area)), _polygon_area(dom)
+    if not abs(total - expected) <= 1e-9 * expected:
+        c.add("area", -1, (), f"face areas sum to {total!r}, the domain's area is {expected!r}")
+
+    face, a, b = r._sides()
+    nxt = np.arange(1, len(a) + 1)
+    nxt[r.face_offsets[1:] - 1] = r.face_offsets[:-1]
+    side = r.vertices[b] - r.vertices[a]
+    length = np.hypot(side[:, 0], side[:, 1])
+    turn = side[:, 0] * side[nxt, 1] - side[:, 1] * side[nxt, 0]
+    reflex = np.flatnonzero((turn < -tol * length * length[nxt]) | (length == 0))
+    c.add_many(
+        "convex",
+        face[reflex],
+        r.vertices[b[reflex]],
+        lambda i: "the face turns right (or repeats a corner) here",
+    )
+    angle = np.arctan2(side[:, 1], side[:, 0])
+    bend = np.mod(angle[nxt] - angle + np.pi, 2 * np.pi) - np.pi
+    winding = np.add.reduceat(bend, r.face_offsets[:-1])
+    unwound = np.flatnonzero(~(np.abs(winding - 2 * np.pi) <= 1e-6))
+    c.add_many(
+        "convex",
+        unwound,
+        cent[unwound],
+        lambda i: (
+            f"the face winds {winding[unwound[i]] / (2 * np.pi):.3g} times, not once "
+            "counter-clockwise"
+        ),
+    )
+
+    d_edges = np.roll(dom, -1, axis=0) - dom
+    normal = np.stack([d_edges[:, 1], -d_edges[:, 0]], axis=1)
+    normal /= np.linalg.norm(normal, axis=1)[:, None]
+    outside = ((r.vertices[:, None, :] - dom[None, :, :]) * normal[None]).sum(axis=2).max(axis=1)
+    far = np.flatnonzero(outside > tol * diam)
+    c.add_many("domain", far, r.vertices[far], lambda i: "vertex outside the domain")
+
+    # Edges are the faces' sides; one face on the boundary, two (opposite ways) inside.
+    v = np.int64(max(r.num_vertices, 1))
+    edge_key = np.minimum(r.edges[:, 0], r.edges[:, 1]) * v + np.maximum(
+        r.edges[:, 0], r.edges[:, 1]
+    )
+    if len(np.unique(edge_key)) != r.num_edges:
+        c.add("edges", -1, (), "an edge is listed twice")
+    side_key = np.minimum(a, b) * v + np.maximum(a, b)
+    order = np.argsort(edge_key)
+    pos = np.clip(np.searchsorted(edge_key, side_key, sorter=order), 0, max(len(order) - 1, 0))
+    found = order[pos] if len(order) else np.zeros(len(side_key), np.int64)
+    hit = (edge_key[found] == side_key) if len(order) else np.zeros(len(side_key), bool)
+    missing = np.flatnonzero(~hit)
+    c.add_many("edges", face[missing], r.vertices[a[missing]], lambda i: "side not in edges")
+    uses = np.bincount(found[hit], minlength=r.num_edges)
+    odd = np.flatnonzero((uses < 1) | (uses > 2))
+    c.add_many(
+        "edges", odd, r.vertices[r.edges[odd, 0]], lambda i: f"edge used by {uses[odd[i]]} faces"
+    )
+    directed = a * v + b
+    if len(np.unique(directed)) != len(directed):
+        c.add("edges", -1, (), "two faces run the same way along an edge (they overlap)")
+    boundary = uses == 1
+    labelled = r.edge_neurons[:, 0] < 0
+    mislabelled = np.flatnonzero(boundary != labelled)
+    c.add_many(
+        "edges",
+        mislabelled,
+        r.vertices[r.edges[mislabelled, 0]],
+        lambda i: "edge on the domain boundary without neuron (-1, -1), or the reverse",
+    )
+    if len(np.unique(r.face_vertices)) != r.num_vertices:
+        c.add("euler", -1, (), "some vertices are corners of no face")
+    euler = r.num_vertices - r.num_edges + r.num_regions
+    if euler != 1:
+        c.add("euler", -1, (), f"V - E + F = {euler}, a subdivided disc has 1")
+
+
+def _interior_edges(r: SliceResult) -> tuple[IntArray, IntArray, IntArray]:
+    """(edge, face_a, face_b) of every edge two faces share."""
+    face, a, b = r._sides()
+    v = np.int64(max(r.num_vertices, 1))
+    side_key = np.minimum(a, b) * v + np.maximum(a, b)
+    order = np.argsort(side_key, kind="stable")
+    key = side_key[order]
+    twice = np.flatnonzero(key[1:] == key[:-1])
+    edge_key = r.edges[:, 0] * v + r.edges[:, 1]
+    sorter = np.argsort(edge_key)
+    edges = sorter[np.searchsorted(edge_key, key[twice], sorter=sorter)]
+    return edges, face[order[twice]], face[order[twice + 1]]
+
+
+def _verify_slice(r: SliceResult, net: Network, tol: float) -> VerifyReport:
+    """Check one slice against its own geometry and the network."""
+    c = _Collector()
+    if r.plane.input_dim != net.input_dim or not _slice_structure(r, net, c):
+        if r.plane.input_dim != net.input_dim:
+            c.add("shape", -1, (), "the plane does not fit the network's inputs")
+        return _finish("slice", tol, 0, 0, 0, 0.0, c)
+    _slice_geometry(r, tol, c)
+    diam = float(np.ptp(r.domain, axis=0).max())
+    reach = diam + float(np.abs(r.domain).max())
+    spread = _POSITION_ULPS * (
+        np.abs(r.plane.origin) + reach * (np.abs(r.plane.basis[0]) + np.abs(r.plane.basis[1]))
+    )
+    ev = _Evaluator(net, spread)
+    bits = r.pattern_bools()
+    to_input = r.plane.to_input
+
+    # Every neuron at every corner of every face, and at the face's vertex average.
+    face, a, _ = r._sides()
+    corners = to_input(r.vertices[a])
+    rows, cols, ratios = _contradictions(ev, corners, bits[face], tol)
+    c.add_many(
+        "pattern",
+        face[rows],
+        r.vertices[a[rows]],
+        lambda i: (
+            f"{_name(ev, int(cols[i]))} has residual {ratios[i]:.3g} at this corner, "
+            f"against the face's pattern bit {int(bits[face[rows[i]], cols[i]])}"
+        ),
+    )
+    counts = np.diff(r.face_offsets)
+    inner = np.add.reduceat(r.vertices[r.face_vertices], r.face_offsets[:-1]) / counts[:, None]
+    rows, cols, ratios = _contradictions(ev, to_input(inner), bits, tol)
+    c.add_many(
+        "pattern",
+        rows,
+        inner[rows],
+        lambda i: (
+            f"{_name(ev, int(cols[i]))} has residual {ratios[i]:.3g} inside the face, "
+            f"against the face's pattern bit {int(bits[rows[i], cols[i]])}"
+        ),
+    )
+
+    # Interior edges lie on their neuron's zero set; the faces on either side differ in
+    # that neuron, and in others only where those vanish along the whole edge.
+    edges, fa, fb = _interior_edges(r)
+    residual = 0.0
+    if len(edges):
+        columns = ev.flat(r.edge_neurons[edges])
+        ends = r.edges[edges]
+        both = np.concatenate([ends[:, 0], ends[:, 1]])
+        res = _residuals(ev, to_input(r.vertices[both]), np.concatenate([columns, columns]))
+        res = np.maximum(res[: len(edges)], res[len(edges) :])
+        residual = float(res.max(initial=0.0))
+        bad = np.flatnonzero(~(res <= tol))
+        c.add_many(
+            "edge-zero",
+            edges[bad],
+            0.5 * (r.vertices[ends[bad, 0]] + r.vertices[ends[bad, 1]]),
+            lambda i: (
+                f"{_name(ev, int(columns[bad[i]]))} has residual {res[bad[i]]:.3g} "
+                f"at an end of its edge (tolerance {tol:.3g})"
+            ),
+        )
+        _, unsure = _certain_bits(ev, to_input(r.vertices), tol)
+        differ = bits[fa] != bits[fb]
+        idx = np.arange(len(edges))
+        same = np.flatnonzero(~differ[idx, columns])
+        c.add_many(
+            "edge-flips",
+            edges[same],
+            0.5 * (r.vertices[ends[same, 0]] + r.vertices[ends[same, 1]]),
+            lambda i: (
+                f"faces {int(fa[same[i]])} and {int(fb[same[i]])} agree in the edge's "
+                f"{_name(ev, int(columns[same[i]]))}"
+            ),
+        )
+        other = differ & ~(unsure[ends[:, 0]] & unsure[ends[:, 1]])
+        other[idx, columns] = False
+        extra = np.flatnonzero(other.any(axis=1))
+        c.add_many(
+            "edge-flips",
+            edges[extra],
+            0.5 * (r.vertices[ends[extra, 0]] + r.vertices[ends[extra, 1]]),
+            lambda i: (
+                f"faces {int(fa[extra[i]])} and {int(fb[extra[i]])} also differ in "
+                f"{_name(ev, int(np.argmax(other[extra[i]])))}, which does not vanish on the edge"
+            ),
+        )
+
+    # The outputs stored at the vertices.
+    xs = to_input(r.vertices)
+    worst = np.zeros(r.num_vertices)
+    for lo in range(0, r.num_vertices, _CHUNK):
+        out, scale = ev.outputs(xs[lo : lo + _CHUNK])
+        diff = out - r.vertex_outputs[lo : lo + _CHUNK]
+        worst[lo : lo + _CHUNK] = _residual(diff, scale, ev.output_slack).max(axis=1)
+    bad = np.flatnonzero(~(worst <= tol))
+    c.add_many(
+        "outputs",
+        bad,
+        r.vertices[bad],
+        lambda i: f"stored output differs from the network's by {worst[bad[i]]:.3g} x scale",
+    )
+    return _finish("slice", tol, r.num_regions, len(edges), ev.num_points, residual, c)
+
+
+class Verifiable:
+    """The ``verify`` method of PathResult, BatchResult and SliceResult."""
+
+    #: The network the result was computed for (``verify`` re-evaluates it).
+    network: Network | None
+    #: The zero tolerance it was computed with.
+    rtol: float
+
+    def verify(
+        self,
+        raise_on_error: bool = False,
+        *,
+        tol: float | None = None,
+        net: Network | None = None,
+    ) -> VerifyReport:
+        """Check this result against its own structure and the network: a certificate.
+
+        Re-evaluates the network (its float64 forward pass) and checks:
+
+        - 1D (each path): every neuron's sign at the start, middle and end of every piece
+          (cut at the polyline's bends) agrees with the piece's pattern (the stored one,
+          or the one at the piece's middle without ``return_patterns``); every flipping
+          neuron vanishes at its breakpoint; the pieces on either side of a breakpoint
+          differ in exactly its flipping neurons; counts, order, segments, length and
+          ``num_distinct`` are consistent.
+        - 2D: every neuron's sign at every corner of every face and at the face's vertex
+          average agrees with the face's pattern; every interior edge's neuron vanishes at
+          both ends, and the faces on either side differ in it (and in others only where
+          those vanish along the whole edge); faces have positive area, are convex and
+          counter-clockwise, lie in the domain and tile it (areas sum to its area, every
+          side an edge of one face on the boundary or two running opposite ways inside,
+          ``V - E + F = 1``); the stored vertex outputs are the network's.
+
+        By convexity the corner checks rule out a missed crossing: where a cell's pattern
+        is not constant, the earliest neuron changing sign is affine on the cell and has
+        opposite signs at two of its corners.
+
+        Tolerance: a pre-activation counts as zero (either sign accepted) when
+        ``|z_j| <= tol * (||W_j||_2 ||h||_2 + |b_j|) + slack_j``: the core's zero test
+        (``h`` the layer's input at the point) with ``tol`` for ``rtol``, plus ``slack_j``,
+        the effect of rounding the point's own position (about 1e-13 of the path's length
+        or the domain's size, pushed through ``|W|`` of the earlier layers). The residual
+        of a value is ``max(|z_j| - slack_j, 0) / (||W_j||_2 ||h||_2 + |b_j|)``.
+
+        Parameters
+        ----------
+        raise_on_error
+            Raise :class:`lrcore.VerificationError` (an AssertionError) if a check fails.
+        tol
+            Relative zero tolerance; default ``lrcore.VERIFY_FACTOR * max(rtol,
+            lrcore.DEFAULT_RTOL)`` with the ``rtol`` of the computation (1e-8 by default).
+        net
+            The network to check against (default: the one the result was computed for).
+
+        Returns
+        -------
+        VerifyReport
+            ``report.ok``, what was checked, and the problems with their positions.
+
+        Examples
+        --------
+        >>> import numpy as np, lrcore
+        >>> net = lrcore.Network.random([2, 16, 16, 1], seed=0)
+        >>> lrcore.count_1d(net, np.array([[-2.0, -1.0], [2.0, 1.0]])).verify().ok
+        True
+        >>> lrcore.slice_2d(net, np.zeros(2), np.eye(2)).verify(raise_on_error=True).ok
+        True
+        """
+        from .network import Network
+        from .path1d import BatchResult, PathResult
+        from .slice2d import SliceResult
+
+        network = net if net is not None else self.network
+        if not isinstance(network, Network):
+            msg = (
+                "net: expected an lrcore.Network (this result does not know its network), "
+                f"got {type(network).__name__}"
+            )
+            raise TypeError(msg)
+        limit = _default_tol(tol, self.rtol)
+        if isinstance(self, PathResult):
+            report = _verify_path(self, network, limit)
+        elif isinstance(self, BatchResult):
+            report = _verify_batch(self, network, limit)
+        elif isinstance(self, SliceResult):
+            report = _verify_slice(self, network, limit)
+        else:  # pragma: no cover - only the three result classes inherit this
+            raise TypeError(type(self).__name__)
+        return _raise(report, raise_on_error)

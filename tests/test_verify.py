@@ -1,0 +1,347 @@
+"""result.verify(): passes on what the core computes, fails on corrupted results."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import lrcore
+from support import nets, paths_for, random_net, random_path, seeds
+
+# --- Corrupting results ----------------------------------------------------------------
+
+
+def path_with(r: lrcore.PathResult, **changes) -> lrcore.PathResult:
+    """A copy of a PathResult with some of its arrays replaced."""
+    fields = {
+        "points": r.points,
+        "closed": r.closed,
+        "length": r.length,
+        "breakpoints": r.breakpoints,
+        "segment": r.segment,
+        "flip_offsets": r.flip_offsets,
+        "flip_neurons": r.flip_neurons,
+        "num_pieces": r.num_pieces,
+        "num_distinct": r.num_distinct,
+        "patterns": r.patterns,
+        "num_neurons": r.num_neurons,
+    }
+    fields.update(changes)
+    return lrcore.PathResult(**fields, network=r.network, rtol=r.rtol)
+
+
+def slice_with(r: lrcore.SliceResult, **changes) -> lrcore.SliceResult:
+    """A copy of a SliceResult with some of its arrays replaced."""
+    arrays = {
+        "vertices": r.vertices,
+        "outputs": r.vertex_outputs,
+        "face_offsets": r.face_offsets,
+        "face_vertices": r.face_vertices,
+        "edges": r.edges,
+        "edge_neurons": r.edge_neurons,
+        "patterns": r.patterns,
+    }
+    arrays.update(changes)
+    return lrcore.SliceResult(
+        arrays, r.plane, r.domain, r.num_neurons, network=r.network, rtol=r.rtol
+    )
+
+
+def drop_breakpoint(r: lrcore.PathResult, i: int) -> lrcore.PathResult:
+    """Forget breakpoint i of an open path: pieces i and i + 1 merge (into piece i's)."""
+    lo, hi = r.flip_offsets[i], r.flip_offsets[i + 1]
+    offsets = np.concatenate([r.flip_offsets[: i + 1], r.flip_offsets[i + 2 :] - (hi - lo)])
+    patterns = None if r.patterns is None else np.delete(r.patterns, i + 1, axis=0)
+    return path_with(
+        r,
+        breakpoints=np.delete(r.breakpoints, i),
+        segment=np.delete(r.segment, i),
+        flip_offsets=offsets,
+        flip_neurons=np.delete(r.flip_neurons, np.arange(lo, hi), axis=0),
+        num_pieces=r.num_pieces - 1,
+        num_distinct=len(np.unique(patterns, axis=0)) if patterns is not None else 0,
+        patterns=patterns,
+    )
+
+
+def failed_checks(result, **kwargs) -> set[str]:
+    report = result.verify(**kwargs)
+    assert report.ok == (report.num_problems == 0) == (len(report.problems) == 0)
+    return {p.check for p in report.problems}
+
+
+NET = random_net([3, 16, 16, 1], seed=40)
+PATH = random_path(3, 5, seed=41)
+
+
+def one_path(return_patterns: bool = True, closed: bool = False) -> lrcore.PathResult:
+    r = lrcore.count_1d(NET.to_lrcore(), PATH, closed, return_patterns=return_patterns)
+    assert r.num_breakpoints > 10
+    assert r.verify().ok
+    return r
+
+
+def one_slice() -> lrcore.SliceResult:
+    r = lrcore.slice_2d(NET.to_lrcore(), PATH[0], PATH[1:3] - PATH[0], (-1, 2, -1, 2))
+    assert r.num_regions > 50
+    assert r.verify().ok
+    return r
+
+
+# --- Passing on computed results ------------------------------------------------------
+
+
+@given(
+    spec=nets(max_hidden=3, max_width=20),
+    data=st.data(),
+    closed=st.booleans(),
+    patterns=st.booleans(),
+)
+def test_paths_verify(spec, data, closed, patterns):
+    net = spec.to_lrcore()
+    path = data.draw(paths_for(spec.input_dim))
+    r = lrcore.count_1d(net, path, closed, return_patterns=patterns)
+    report = r.verify(raise_on_error=True)
+    assert report.kind == "path"
+    assert report.num_cells == r.num_pieces
+    assert report.num_cuts == r.num_breakpoints
+    assert report.max_residual <= report.tolerance == 1e-8
+    assert report.num_points >= 3 * r.num_pieces
+
+
+@settings(max_examples=20)
+@given(spec=nets(max_hidden=3, max_width=12), seed=seeds, count=st.integers(0, 5))
+def test_batches_verify(spec, seed, count):
+    rng = np.random.default_rng(seed)
+    paths = [
+        2 * rng.standard_normal((int(rng.integers(2, 6)), spec.input_dim)) for _ in range(count)
+    ]
+    b = lrcore.count_1d(spec.to_lrcore(), paths, closed=bool(seed % 2))
+    report = b.verify(raise_on_error=True)
+    assert report.kind == "batch"
+    assert report.num_cells == int(b.num_pieces.sum())
+
+
+@settings(max_examples=30)
+@given(spec=nets(max_hidden=3, max_width=16), seed=seeds)
+def test_slices_verify(spec, seed):
+    rng = np.random.default_rng(seed)
+    d = max(spec.input_dim, 2)  # a plane needs two independent directions
+    spec = spec.with_layers(
+        [np.resize(spec.weights[0], (spec.weights[0].shape[0], d)), *list(spec.weights[1:])],
+        spec.biases,
+    )
+    r = lrcore.slice_2d(spec.to_lrcore(), rng.standard_normal(d), rng.standard_normal((2, d)))
+    report = r.verify(raise_on_error=True)
+    assert report.kind == "slice"
+    assert report.num_cells == r.num_regions
+    assert report.num_cuts == int(np.sum(r.edge_neurons[:, 0] >= 0))
+
+
+def test_degenerate_constructions_verify():
+    # Lines through one point, a path along a hyperplane and through a vertex of the
+    # arrangement, duplicate and zero neurons.
+    w0 = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0], [1.0, 1.0], [0.0, 0.0], [1.0, -1.0]])
+    net = lrcore.Network([w0, np.ones((1, 6))], [np.zeros(6), np.ones(1)])
+    for path in ([[-1, -1], [1, 1]], [[-1, 0], [1, 0]], [[-1, 1], [1, -1], [2, 2]]):
+        for closed in (False, True):
+            for patterns in (False, True):
+                r = lrcore.count_1d(net, np.array(path, float), closed, return_patterns=patterns)
+                r.verify(raise_on_error=True)
+    r = lrcore.slice_2d(net, np.zeros(2), np.eye(2))
+    assert r.num_regions == 8
+    r.verify(raise_on_error=True)
+
+
+# --- Failing on corrupted results -----------------------------------------------------
+
+
+@pytest.mark.parametrize("patterns", [True, False])
+def test_moved_breakpoint_fails(patterns):
+    r = one_path(patterns)
+    bp = r.breakpoints.copy()
+    bp[5] += 0.1 * min(bp[6] - bp[5], bp[5] - bp[4])
+    report = path_with(r, breakpoints=bp).verify()
+    assert not report.ok
+    assert {"breakpoint-zero", "pattern"} <= {p.check for p in report.problems}
+    assert any(p.index == 5 and p.position == (bp[5],) for p in report.problems)
+    assert report.max_residual > report.tolerance
+    with pytest.raises(lrcore.VerificationError, match="breakpoint-zero") as err:
+        path_with(r, breakpoints=bp).verify(raise_on_error=True)
+    assert err.value.report.num_problems == report.num_problems
+    assert isinstance(err.value, AssertionError)
+
+
+@pytest.mark.parametrize("patterns", [True, False])
+def test_dropped_breakpoint_fails(patterns):
+    r = one_path(patterns)
+    assert "pattern" in failed_checks(drop_breakpoint(r, 7))
+
+
+def test_flipped_pattern_bit_fails():
+    r = one_path()
+    patterns = r.patterns.copy()
+    patterns[3, 0] ^= 1
+    checks = failed_checks(path_with(r, patterns=patterns))
+    assert {"pattern", "breakpoint-flips"} <= checks
+
+
+def test_wrong_flip_neuron_fails():
+    r = one_path()
+    neurons = r.flip_neurons.copy()
+    neurons[4] = [1 - neurons[4, 0], (neurons[4, 1] + 1) % 16]
+    assert {"breakpoint-zero", "breakpoint-flips"} <= failed_checks(
+        path_with(r, flip_neurons=neurons)
+    )
+
+
+def test_wrong_counts_and_orders_fail():
+    r = one_path()
+    assert "count" in failed_checks(path_with(r, num_pieces=r.num_pieces + 1))
+    assert "count" in failed_checks(path_with(r, num_distinct=r.num_distinct + 1))
+    assert "length" in failed_checks(path_with(r, length=r.length * 1.01))
+    swapped = r.breakpoints.copy()
+    swapped[[2, 3]] = swapped[[3, 2]]
+    assert "order" in failed_checks(path_with(r, breakpoints=swapped))
+    assert "segment" in failed_checks(path_with(r, segment=(r.segment + 1) % 4))
+
+
+def test_closed_path_with_a_wrong_piece_fails():
+    r = one_path(closed=True)
+    patterns = r.patterns.copy()
+    patterns[0] = patterns[1]  # the piece through the start takes its neighbour's pattern
+    assert "pattern" in failed_checks(path_with(r, patterns=patterns))
+
+
+def test_another_network_fails():
+    r = one_path()
+    layer, unit = r.neurons[0]
+    biases = [b.copy() for b in NET.biases]
+    biases[layer][unit] += 1e-3  # the first flipping neuron's zero set moves a little
+    other = lrcore.Network(list(NET.weights), biases)
+    assert not r.verify(net=other).ok
+    batch = lrcore.count_1d(NET.to_lrcore(), [PATH, PATH[::-1]])
+    report = batch.verify(net=other)
+    assert not report.ok
+    assert {p.path for p in report.problems} == {0, 1}
+
+
+def test_slice_flipped_pattern_bit_fails():
+    r = one_slice()
+    patterns = r.patterns.copy()
+    patterns[10, 1] ^= 4
+    checks = failed_checks(slice_with(r, patterns=patterns))
+    assert "pattern" in checks
+
+
+def test_slice_moved_vertex_fails():
+    r = one_slice()
+    vertices = r.vertices.copy()
+    inner = r.edges[r.edge_neurons[:, 0] >= 0]
+    v = np.intersect1d(inner[:, 0], inner[:, 1])[0]  # interior: on two inner edges
+    vertices[v] += 1e-4 * np.array([0.6, 0.8])
+    report = slice_with(r, vertices=vertices).verify()
+    assert "edge-zero" in {p.check for p in report.problems}
+    assert any(
+        np.allclose(p.position, vertices[v]) for p in report.problems if p.check == "pattern"
+    )
+
+
+def test_slice_dropped_vertex_and_face_fail():
+    r = one_slice()
+    # A face loses a corner: it no longer covers its area, its neighbours' sides dangle.
+    sizes = np.diff(r.face_offsets)
+    f = int(np.argmax(sizes))
+    keep = np.ones(len(r.face_vertices), bool)
+    keep[r.face_offsets[f]] = False
+    offsets = r.face_offsets.copy()
+    offsets[f + 1 :] -= 1
+    checks = failed_checks(
+        slice_with(r, face_vertices=r.face_vertices[keep], face_offsets=offsets)
+    )
+    assert {"area", "edges"} <= checks
+    # A face is gone: a hole in the domain.
+    start, stop = r.face_offsets[5], r.face_offsets[6]
+    offsets = np.concatenate([r.face_offsets[:6], r.face_offsets[7:] - (stop - start)])
+    dropped = slice_with(
+        r,
+        face_vertices=np.delete(r.face_vertices, np.arange(start, stop)),
+        face_offsets=offsets,
+        patterns=np.delete(r.patterns, 5, axis=0),
+    )
+    assert {"area", "edges", "euler"} & failed_checks(dropped) == {"area", "edges", "euler"}
+
+
+def test_slice_reversed_face_and_wrong_outputs_fail():
+    r = one_slice()
+    fv = r.face_vertices.copy()
+    lo, hi = r.face_offsets[2], r.face_offsets[3]
+    fv[lo:hi] = fv[lo:hi][::-1]
+    assert {"area", "convex"} <= failed_checks(slice_with(r, face_vertices=fv))
+    outputs = r.vertex_outputs.copy()
+    outputs[7] += 1e-3
+    assert failed_checks(slice_with(r, outputs=outputs)) == {"outputs"}
+
+
+def test_slice_edge_with_wrong_neuron_fails():
+    r = one_slice()
+    neurons = r.edge_neurons.copy()
+    inner = np.flatnonzero(neurons[:, 0] >= 0)
+    neurons[inner[0]] = [1 - neurons[inner[0], 0], (neurons[inner[0], 1] + 3) % 16]
+    assert {"edge-zero", "edge-flips"} <= failed_checks(slice_with(r, edge_neurons=neurons))
+
+
+# --- The report and the options -------------------------------------------------------
+
+
+def test_report_reads_well():
+    r = one_path()
+    report = r.verify()
+    assert bool(report) is True
+    assert str(report).startswith("verify (path): ok;")
+    bad = path_with(r, num_pieces=r.num_pieces + 1).verify()
+    assert bool(bad) is False
+    text = str(bad)
+    assert "FAILED" in text
+    assert "[count]" in text
+    with pytest.raises(AttributeError):
+        bad.ok = True  # frozen
+
+
+def test_tolerance_option():
+    r = one_path()
+    bp = r.breakpoints.copy()
+    bp[5] += 1e-4 * (bp[6] - bp[5])
+    moved = path_with(r, breakpoints=bp)
+    assert not moved.verify().ok
+    assert moved.verify(tol=1.0).ok  # a loose enough tolerance accepts anything this small
+    loose = lrcore.count_1d(NET.to_lrcore(), PATH, rtol=1e-6)
+    assert loose.verify().tolerance == pytest.approx(1e-4)
+    with pytest.raises(ValueError, match="tol"):
+        r.verify(tol=-1.0)
+    with pytest.raises(ValueError, match="tol"):
+        r.verify(tol=float("nan"))
+
+
+def test_result_without_network_needs_one():
+    r = one_path()
+    orphan = lrcore.PathResult(
+        r.points,
+        r.closed,
+        r.length,
+        r.breakpoints,
+        r.segment,
+        r.flip_offsets,
+        r.flip_neurons,
+        r.num_pieces,
+        r.num_distinct,
+        r.patterns,
+        r.num_neurons,
+    )
+    with pytest.raises(TypeError, match="net"):
+        orphan.verify()
+    assert orphan.verify(net=NET.to_lrcore()).ok
+    wrong_size = lrcore.Network.random([3, 5, 1], seed=0)
+    assert "shape" in failed_checks(orphan, net=wrong_size)
