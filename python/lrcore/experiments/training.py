@@ -30,8 +30,9 @@ def build_mlp(input_dim: int, width: int, depth: int, seed: int) -> Any:
     layers: list[Any] = []
     sizes = [int(input_dim)] + [int(width)] * int(depth)
     for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
-        layers += [torch.nn.Linear(fan_in, fan_out), torch.nn.ReLU()]
-    layers.append(torch.nn.Linear(sizes[-1], 1))
+        # skip_init: no draw from torch's global generator; the weights are set below.
+        layers += [torch.nn.utils.skip_init(torch.nn.Linear, fan_in, fan_out), torch.nn.ReLU()]
+    layers.append(torch.nn.utils.skip_init(torch.nn.Linear, sizes[-1], 1))
     model = torch.nn.Sequential(*layers)
     with torch.no_grad():
         for layer in model:
