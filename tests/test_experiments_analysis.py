@@ -8,13 +8,13 @@ import pytest
 pd = pytest.importorskip("pandas")
 pytest.importorskip("scipy")
 
-from lrcore.experiments.analysis import (  # noqa: E402
+from lrcore.experiments.analysis import (
     cluster_bootstrap_indices,
     correlation_table,
     discontinuity_table,
 )
-from lrcore.experiments.targets import Target  # noqa: E402
-from lrcore.experiments.training import checkpoint_steps  # noqa: E402
+from lrcore.experiments.targets import Target
+from lrcore.experiments.training import checkpoint_steps
 
 
 def _changes(curvature, change, near, seeds=3):
@@ -57,7 +57,9 @@ def test_correlations_find_a_monotone_link_and_none_in_noise():
 
 def test_constant_curvature_gives_no_correlation():
     curvature = np.full(20, 2.0)
-    frame = _changes(curvature, np.random.default_rng(1).standard_normal((3, 20)), np.zeros(20, bool))
+    frame = _changes(
+        curvature, np.random.default_rng(1).standard_normal((3, 20)), np.zeros(20, bool)
+    )
     row = correlation_table(frame, resamples=50).iloc[0]
     assert np.isnan(row["spearman"])
     assert row["note"] == "constant curvature"
@@ -65,7 +67,9 @@ def test_constant_curvature_gives_no_correlation():
 
 def test_discontinuity_ratio_and_its_interval():
     near = np.arange(30) % 5 == 0
-    change = np.where(near, 3.0, 1.0)[None, :] + 0.1 * np.random.default_rng(2).standard_normal((3, 30))
+    change = np.where(near, 3.0, 1.0)[None, :] + 0.1 * np.random.default_rng(2).standard_normal(
+        (3, 30)
+    )
     frame = _changes(np.ones(30), change, near)
     row = discontinuity_table(frame, resamples=300).iloc[0]
     # final density 4 near the jumps, 2 elsewhere.

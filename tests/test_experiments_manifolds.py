@@ -10,7 +10,7 @@ import pytest
 pytest.importorskip("scipy")
 pytest.importorskip("sklearn")
 
-from lrcore.experiments.manifolds import (  # noqa: E402
+from lrcore.experiments.manifolds import (
     Circle,
     Ellipse,
     Ellipsoid,
@@ -70,14 +70,17 @@ def test_closed_curves_close_and_turn_once(curve):
     np.testing.assert_allclose(curve.points([0.0]), curve.points([curve.length]), atol=1e-12)
     trajectory = curve.trajectories(800)[0]
     # A simple closed plane curve turns by 2π in total (corners included as spikes).
-    total = window_means(
-        trajectory.arc,
-        trajectory.measures["curvature"],
-        True,
-        trajectory.length,
-        np.array([trajectory.length / 2]),
-        trajectory.length,
-    )[0] * trajectory.length
+    total = (
+        window_means(
+            trajectory.arc,
+            trajectory.measures["curvature"],
+            True,
+            trajectory.length,
+            np.array([trajectory.length / 2]),
+            trajectory.length,
+        )[0]
+        * trajectory.length
+    )
     assert total == pytest.approx(2 * math.pi, rel=2e-3)
 
 
@@ -98,7 +101,13 @@ def _fundamental_forms(surface, u, v, h=1e-4):
 
 @pytest.mark.parametrize(
     "surface",
-    [Sphere(1.3), Torus(1.0, 0.4), Ellipsoid(1.2, 0.8, 0.5), Ellipsoid(0.6, 1.0, 1.4), Saddle(1.5)],
+    [
+        Sphere(1.3),
+        Torus(1.0, 0.4),
+        Ellipsoid(1.2, 0.8, 0.5),
+        Ellipsoid(0.6, 1.0, 1.4),
+        Saddle(1.5),
+    ],
     ids=lambda s: s.name,
 )
 def test_surface_curvatures_match_finite_differences(surface):

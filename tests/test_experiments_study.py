@@ -12,9 +12,9 @@ pytest.importorskip("pyarrow")
 pytest.importorskip("matplotlib")
 pytest.importorskip("sklearn")
 
-from lrcore.cli import main  # noqa: E402
-from lrcore.experiments.study import TABLES, TINY, run_study  # noqa: E402
-from lrcore.experiments.sweep import StudyConfig, make_tasks, run_sweep  # noqa: E402
+from lrcore.cli import main
+from lrcore.experiments.study import TABLES, TINY, run_study
+from lrcore.experiments.sweep import StudyConfig, make_tasks, run_sweep
 
 SMALL = dataclasses.replace(
     TINY, manifolds=("ellipse:b=0.5", "saddle"), steps=30, resolution=64, bootstrap=30

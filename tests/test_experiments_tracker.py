@@ -9,12 +9,12 @@ pytest.importorskip("torch")
 pytest.importorskip("pandas")
 pytest.importorskip("scipy")
 
-from lrcore import Network, count_1d  # noqa: E402
-from lrcore.experiments.manifolds import Ellipse  # noqa: E402
-from lrcore.experiments.sweep import measure_densities  # noqa: E402
-from lrcore.experiments.targets import Target  # noqa: E402
-from lrcore.experiments.training import build_mlp, checkpoint_steps, train  # noqa: E402
-from lrcore.torch import RegionTracker  # noqa: E402
+from lrcore import Network, count_1d
+from lrcore.experiments.manifolds import Ellipse
+from lrcore.experiments.sweep import measure_densities
+from lrcore.experiments.targets import Target
+from lrcore.experiments.training import build_mlp, checkpoint_steps, train
+from lrcore.torch import RegionTracker
 
 
 def test_tracker_and_direct_counting_agree_on_a_trained_toy_model():

@@ -27,7 +27,11 @@ __all__ = [
 
 FloatArray = NDArray[np.float64]
 #: Curvature measures a family is compared with (window means of their absolute values).
-FAMILY_MEASURES = {"curves": ("curvature",), "surfaces": ("gaussian", "mean"), "images": ("curvature",)}
+FAMILY_MEASURES = {
+    "curves": ("curvature",),
+    "surfaces": ("gaussian", "mean"),
+    "images": ("curvature",),
+}
 KEYS = ["family", "manifold", "target", "width", "depth"]
 
 
@@ -159,12 +163,21 @@ def correlation_table(changes: Any, resamples: int = 1000, seed: int = 0) -> Any
     return pd.DataFrame(rows)
 
 
-def _ratio_rows(near: NDArray[np.bool_], values: FloatArray, index: NDArray[np.int64]) -> FloatArray:
+def _near_and_far_means(
+    near: NDArray[np.bool_], values: FloatArray, index: NDArray[np.int64]
+) -> tuple[FloatArray, FloatArray]:
+    """Mean of ``values`` near the jumps and elsewhere, for each row of ``index``."""
     nb = near[index]
     vb = values[index]
     with np.errstate(invalid="ignore", divide="ignore"):
-        inside = (vb * nb).sum(-1) / nb.sum(-1)
-        outside = (vb * ~nb).sum(-1) / (~nb).sum(-1)
+        return (vb * nb).sum(-1) / nb.sum(-1), (vb * ~nb).sum(-1) / (~nb).sum(-1)
+
+
+def _ratio_rows(
+    near: NDArray[np.bool_], values: FloatArray, index: NDArray[np.int64]
+) -> FloatArray:
+    inside, outside = _near_and_far_means(near, values, index)
+    with np.errstate(invalid="ignore", divide="ignore"):
         out: FloatArray = inside / outside
     return out
 
@@ -172,10 +185,8 @@ def _ratio_rows(near: NDArray[np.bool_], values: FloatArray, index: NDArray[np.i
 def _difference_rows(
     near: NDArray[np.bool_], values: FloatArray, index: NDArray[np.int64]
 ) -> FloatArray:
-    nb = near[index]
-    vb = values[index]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        out: FloatArray = (vb * nb).sum(-1) / nb.sum(-1) - (vb * ~nb).sum(-1) / (~nb).sum(-1)
+    inside, outside = _near_and_far_means(near, values, index)
+    out: FloatArray = inside - outside
     return out
 
 

@@ -21,12 +21,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
-from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from lrcore._optional import optional_import
+from lrcore.path1d import _positive
 
 __all__ = [
     "Circle",
@@ -290,9 +290,7 @@ class Curve(Manifold):
                 index = int(np.argmin(np.abs(s - position)))
                 kappa[index] += angle / spacing
         return [
-            Trajectory(
-                "curve", "on", points, self.closed, s / self.length, {"curvature": kappa}
-            )
+            Trajectory("curve", "on", points, self.closed, s / self.length, {"curvature": kappa})
         ]
 
 
@@ -311,7 +309,7 @@ class Circle(Curve):
 
     def points(self, s: ArrayLike) -> FloatArray:
         angle = np.asarray(s, dtype=np.float64) / self.radius
-        return self.radius * np.c_[np.cos(angle), np.sin(angle)]
+        return self.radius * np.column_stack([np.cos(angle), np.sin(angle)])
 
     def curvature(self, s: ArrayLike) -> FloatArray:
         return np.full(np.shape(s), 1.0 / self.radius)
@@ -353,7 +351,7 @@ class Ellipse(Curve):
 
     def points(self, s: ArrayLike) -> FloatArray:
         phi = self.angle(s)
-        return np.c_[self.a * np.sin(phi), self.b * np.cos(phi)]
+        return np.column_stack([self.a * np.sin(phi), self.b * np.cos(phi)])
 
     def curvature(self, s: ArrayLike) -> FloatArray:
         phi = self.angle(s)
@@ -403,7 +401,7 @@ class ProfileCurve(Curve):
         self._cells = 2 * self.symmetry * 64
         self._h = self.length / self._cells
         self._gl_x, self._gl_w = np.polynomial.legendre.leggauss(16)
-        starts = self._h * np.arange(self._cells)
+        starts: FloatArray = np.arange(self._cells, dtype=np.float64) * self._h
         steps = self._integral(starts, starts + self._h)
         self._nodes = np.concatenate([np.zeros((1, 2)), np.cumsum(steps, axis=0)])
 
@@ -443,7 +441,9 @@ class ProfileCurve(Curve):
         mid, half = (hi + lo) / 2, (hi - lo) / 2
         theta = self.tangent_angle(mid[:, None] + half[:, None] * self._gl_x[None, :])
         weights = half[:, None] * self._gl_w[None, :]
-        return np.c_[(weights * np.cos(theta)).sum(1), (weights * np.sin(theta)).sum(1)]
+        return np.column_stack(
+            [(weights * np.cos(theta)).sum(1), (weights * np.sin(theta)).sum(1)]
+        )
 
     def points(self, s: ArrayLike) -> FloatArray:
         s_arr = np.mod(np.atleast_1d(np.asarray(s, dtype=np.float64)), self.length)
@@ -473,12 +473,10 @@ class Polygon(Curve):
         self.sides = int(sides)
         self.radius = _positive(radius, "radius")
         angles = 2 * math.pi * np.arange(self.sides + 1) / self.sides
-        self._vertices = self.radius * np.c_[np.cos(angles), np.sin(angles)]
+        self._vertices = self.radius * np.column_stack([np.cos(angles), np.sin(angles)])
         self._side = 2 * self.radius * math.sin(math.pi / self.sides)
         self.length = self.sides * self._side
-        self.corners = tuple(
-            (i * self._side, 2 * math.pi / self.sides) for i in range(self.sides)
-        )
+        self.corners = tuple((i * self._side, 2 * math.pi / self.sides) for i in range(self.sides))
 
     def params(self) -> dict[str, float]:
         return {"sides": float(self.sides), "radius": self.radius}
@@ -521,7 +519,7 @@ class Helix(Curve):
     def points(self, s: ArrayLike) -> FloatArray:
         t = np.asarray(s, dtype=np.float64) / self._c
         height = self.pitch * (t - math.pi * self.turns)
-        return np.c_[self.radius * np.cos(t), self.radius * np.sin(t), height]
+        return np.column_stack([self.radius * np.cos(t), self.radius * np.sin(t), height])
 
     def curvature(self, s: ArrayLike) -> FloatArray:
         return np.full(np.shape(s), self.radius / self._c**2)
@@ -671,7 +669,9 @@ class Sphere(Surface):
         return {"radius": self.radius}
 
     def point(self, u: FloatArray, v: FloatArray) -> FloatArray:
-        return self.radius * np.c_[np.sin(u) * np.cos(v), np.sin(u) * np.sin(v), np.cos(u)]
+        return self.radius * np.column_stack(
+            [np.sin(u) * np.cos(v), np.sin(u) * np.sin(v), np.cos(u)]
+        )
 
     def gaussian(self, u: FloatArray, v: FloatArray) -> FloatArray:
         return np.full(np.shape(u), 1.0 / self.radius**2)
@@ -702,7 +702,7 @@ class Torus(Surface):
 
     def point(self, u: FloatArray, v: FloatArray) -> FloatArray:
         ring = self.major + self.minor * np.cos(u)
-        return np.c_[ring * np.cos(v), ring * np.sin(v), self.minor * np.sin(u)]
+        return np.column_stack([ring * np.cos(v), ring * np.sin(v), self.minor * np.sin(u)])
 
     def gaussian(self, u: FloatArray, v: FloatArray) -> FloatArray:
         out: FloatArray = np.cos(u) / (self.minor * (self.major + self.minor * np.cos(u)))
@@ -729,9 +729,9 @@ class Ellipsoid(Surface):
         return {"a": self.a, "b": self.b, "c": self.c}
 
     def point(self, u: FloatArray, v: FloatArray) -> FloatArray:
-        return np.c_[
-            self.a * np.sin(u) * np.cos(v), self.b * np.sin(u) * np.sin(v), self.c * np.cos(u)
-        ]
+        return np.column_stack(
+            [self.a * np.sin(u) * np.cos(v), self.b * np.sin(u) * np.sin(v), self.c * np.cos(u)]
+        )
 
     def _gradient_norm2(self, u: FloatArray, v: FloatArray) -> FloatArray:
         x, y, z = self.point(u, v).T
@@ -772,7 +772,7 @@ class Saddle(Surface):
         return {"a": self.a}
 
     def point(self, u: FloatArray, v: FloatArray) -> FloatArray:
-        return np.c_[u, v, self.a * (u**2 - v**2) / 2]
+        return np.column_stack([u, v, self.a * (u**2 - v**2) / 2])
 
     def gaussian(self, u: FloatArray, v: FloatArray) -> FloatArray:
         w = 1 + self.a**2 * (u**2 + v**2)
@@ -844,11 +844,3 @@ class ImageOrbit(Manifold):
         return [
             Trajectory("rotation", "on", points, True, theta / (2 * math.pi), {"curvature": kappa})
         ]
-
-
-def _positive(value: Any, name: str) -> float:
-    number = float(value)
-    if not math.isfinite(number) or number <= 0:
-        msg = f"{name}: expected a positive finite number, got {value!r}"
-        raise ValueError(msg)
-    return number

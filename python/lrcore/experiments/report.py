@@ -13,7 +13,7 @@ __all__ = ["markdown_table", "verdict", "write_report"]
 def _fmt(value: Any, digits: int = 3) -> str:
     if isinstance(value, float):
         if math.isnan(value):
-            return "–"
+            return "-"
         return f"{value:.{digits}g}"
     return str(value)
 
@@ -23,7 +23,7 @@ def _ci(row: Any, name: str) -> str:
     lo = row.get(f"{name}_lo", float("nan"))
     hi = row.get(f"{name}_hi", float("nan"))
     if not isinstance(value, float) or math.isnan(value):
-        return "–"
+        return "-"
     return f"{value:+.2f} [{lo:+.2f}, {hi:+.2f}]"
 
 
@@ -111,10 +111,12 @@ def write_report(
     text: list[str] = [
         "# Does training put linear regions where the data manifold curves?",
         "",
-        "Exact activation-region counts by lrcore (`count_1d`, float64) along trajectories "
-        "on curves, surfaces and an image orbit, before and after training small ReLU MLPs "
-        "(PyTorch, float32, Adam, MSE) on smooth and discontinuous targets. "
-        f"{len(runs)} training runs in {seconds:.0f} s.",
+        (
+            "Exact activation-region counts by lrcore (`count_1d`, float64) along trajectories "
+            "on curves, surfaces and an image orbit, before and after training small ReLU MLPs "
+            "(PyTorch, float32, Adam, MSE) on smooth and discontinuous targets. "
+            f"{len(runs)} training runs in {seconds:.0f} s."
+        ),
         "",
         "## Findings",
         "",
@@ -125,9 +127,11 @@ def write_report(
                 row = _pooled(correlations, family, target, {"kind": "on", "measure": measure})
                 if row is None:
                     continue
-                words = row["note"] or verdict(row["spearman_lo"], row["spearman_hi"], row["spearman"])
+                words = row["note"] or verdict(
+                    row["spearman_lo"], row["spearman_hi"], row["spearman"]
+                )
                 text.append(
-                    f"- **{family}, {target} target, |{measure}|**: Spearman ρ between the "
+                    f"- **{family}, {target} target, |{measure}|**: Spearman rho between the "
                     f"density change and curvature {_ci(row, 'spearman')}, Pearson r "
                     f"{_ci(row, 'pearson')} over {row['windows']} windows of {row['runs']} seeds"
                     f" ({row['manifold']} manifolds): {words}."
@@ -136,7 +140,11 @@ def write_report(
     for family in families:
         step = _pooled(discontinuity, family, "step", {})
         smooth = _pooled(discontinuity, family, "smooth", {})
-        if step is None or "ratio_final" not in step or math.isnan(step.get("ratio_final", math.nan)):
+        if (
+            step is None
+            or "ratio_final" not in step
+            or math.isnan(step.get("ratio_final", math.nan))
+        ):
             continue
         placebo = (
             f"; with the smooth target the same positions give {_ci(smooth, 'ratio_final')}"
@@ -207,9 +215,11 @@ def write_report(
     text += [
         "## Controls",
         "",
-        f"Offset trajectories (moved {config['offset']} along the normals, compared with the "
-        "curvature of the manifold point they come from) and random lines through the data. "
-        "Offset correlations:",
+        (
+            f"Offset trajectories (moved {config['offset']} along the normals, compared with the "
+            "curvature of the manifold point they come from) and random lines through the data. "
+            "Offset correlations:"
+        ),
         "",
         markdown_table(
             [
@@ -220,8 +230,7 @@ def write_report(
             ["family", "manifold", "target", "measure", "mean_change", "Spearman [95% CI]"],
         ),
         "",
-        "Mean density (breakpoints per unit length) before and after training by trajectory "
-        "kind:",
+        "Mean density (breakpoints per unit length) before and after training by trajectory kind:",
         "",
         markdown_table(_records(tables["kinds"]), list(tables["kinds"].columns)),
         "",
@@ -233,25 +242,33 @@ def write_report(
         "",
         "## Method",
         "",
-        "- Trajectories: each curve itself as a fine polyline (closed when the curve is); "
-        "for surfaces, u-coordinate curves (great circles on the sphere, tube circles on the "
-        "torus, meridians on the ellipsoid, parabolas on the saddle); for the image, the "
-        "rotation orbit sampled finely. Controls: the same polylines moved off the manifold "
-        "along their normals, and random straight lines of the same length through the "
-        "centre of the data.",
-        f"- Density: exact breakpoints per unit arc length in {config['windows']} equal "
-        "windows per trajectory, at initialisation, at checkpoints and after training. "
-        "Curvature of a window: the mean of |κ| (curves, images; a corner adds its turning "
-        "angle), |K| or |H| (surfaces) over it.",
-        "- Statistics: Spearman and Pearson correlation of the change (after minus before) "
-        "with curvature; 95% percentile intervals from a two-level bootstrap (seeds, then "
-        f"windows within seeds; {config['bootstrap']} resamples). For step targets, windows "
-        "within one window of a jump are left out of the curvature correlations. "
-        "Discontinuity ratio: mean trained density in windows within one window of a jump "
-        "over the mean elsewhere.",
-        "- Image curvature is estimated by the Menger (three-point circle) formula on the "
-        "fine sampling; its error is checked against the analytic curves in the tests "
-        "(second-order convergence).",
+        (
+            "- Trajectories: each curve itself as a fine polyline (closed when the curve is); "
+            "for surfaces, u-coordinate curves (great circles on the sphere, tube circles on the "
+            "torus, meridians on the ellipsoid, parabolas on the saddle); for the image, the "
+            "rotation orbit sampled finely. Controls: the same polylines moved off the manifold "
+            "along their normals, and random straight lines of the same length through the "
+            "centre of the data."
+        ),
+        (
+            f"- Density: exact breakpoints per unit arc length in {config['windows']} equal "
+            "windows per trajectory, at initialisation, at checkpoints and after training. "
+            "Curvature of a window: the mean of |κ| (curves, images; a corner adds its turning "
+            "angle), |K| or |H| (surfaces) over it."
+        ),
+        (
+            "- Statistics: Spearman and Pearson correlation of the change (after minus before) "
+            "with curvature; 95% percentile intervals from a two-level bootstrap (seeds, then "
+            f"windows within seeds; {config['bootstrap']} resamples). For step targets, windows "
+            "within one window of a jump are left out of the curvature correlations. "
+            "Discontinuity ratio: mean trained density in windows within one window of a jump "
+            "over the mean elsewhere."
+        ),
+        (
+            "- Image curvature is estimated by the Menger (three-point circle) formula on the "
+            "fine sampling; its error is checked against the analytic curves in the tests "
+            "(second-order convergence)."
+        ),
         f"- Configuration: `{ {k: v for k, v in config.items() if k != 'extra'} }`",
         "",
     ]
@@ -265,21 +282,27 @@ def _comparison(correlations: Any, discontinuity: Any, families: Sequence[str]) 
     clear = pooled[(pooled["spearman_lo"] > 0) | (pooled["spearman_hi"] < 0)]
     strong = clear[clear["spearman"].abs() >= 0.3]
     step = discontinuity[(discontinuity["target"] == "step")]
-    raised = step[step.get("ratio_final_lo", step["near_windows"] * 0) > 1] if "ratio_final_lo" in step else step.iloc[:0]
+    raised = (
+        step[step.get("ratio_final_lo", step["near_windows"] * 0) > 1]
+        if "ratio_final_lo" in step
+        else step.iloc[:0]
+    )
     lines = [
-        "The 2022 study found no clear link between the change of region density and "
-        "curvature, in any setting, but saw the density rise at discontinuities of the target.",
+        (
+            "The 2022 study found no clear link between the change of region density and "
+            "curvature, in any setting, but saw the density rise at discontinuities of the target."
+        ),
         "",
     ]
     if strong.empty:
         lines.append(
             "- **Curvature: reproduced.** No pooled family-level correlation is both "
-            f"distinguishable from zero and at least moderate (|ρ| ≥ 0.3); {len(clear)} of "
+            f"distinguishable from zero and at least moderate (|rho| ≥ 0.3); {len(clear)} of "
             f"{len(pooled)} pooled correlations exclude zero, all weak."
         )
     else:
         described = ", ".join(
-            f"{r['family']}/{r['target']}/|{r['measure']}| ρ={r['spearman']:+.2f}"
+            f"{r['family']}/{r['target']}/|{r['measure']}| rho={r['spearman']:+.2f}"
             for r in _records(strong)
         )
         lines.append(

@@ -109,12 +109,14 @@ def run_study(
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
     tasks = make_tasks(config)
-    planes = {spec: _plane(build_manifold(spec, config.embed_dim)) for spec in config.manifold_specs()}
+    planes = {
+        spec: _plane(build_manifold(spec, config.embed_dim)) for spec in config.manifold_specs()
+    }
     first = (config.seeds[0], config.widths[0], config.depths[0])
-    keep = [
-        planes[t.manifold] is not None and (t.seed, t.width, t.depth) == first for t in tasks
-    ]
-    results = run_sweep(tasks, config, jobs=jobs, scheduler=scheduler, quiet=quiet, keep_weights=keep)
+    keep = [planes[t.manifold] is not None and (t.seed, t.width, t.depth) == first for t in tasks]
+    results = run_sweep(
+        tasks, config, jobs=jobs, scheduler=scheduler, quiet=quiet, keep_weights=keep
+    )
     tables = collect_tables(results, config)
     files: list[Path] = []
     for name in TABLES:
@@ -131,13 +133,21 @@ def run_study(
         ).to_csv(path, index=False)
         files.append(path)
     figures = [density_figure(tables["windows"], spec, folder) for spec in config.manifold_specs()]
-    figures += [scatter_figure(tables["changes"], f, folder) for f in config.families if f in set(tables["changes"]["family"])]
+    figures += [
+        scatter_figure(tables["changes"], f, folder)
+        for f in config.families
+        if f in set(tables["changes"]["family"])
+    ]
     for task, result in zip(tasks, results):
         plane = planes[task.manifold]
         if result["weights"] and plane is not None:
             figures.append(
                 partition_figure(
-                    result["weights"], plane[0], plane[1], f"{task.manifold} ({task.target})", folder
+                    result["weights"],
+                    plane[0],
+                    plane[1],
+                    f"{task.manifold} ({task.target})",
+                    folder,
                 )
             )
     files += figures

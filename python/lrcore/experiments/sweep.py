@@ -182,9 +182,7 @@ class StudyConfig:
     def manifold_specs(self) -> list[str]:
         """The manifold specs studied, in order."""
         if self.manifolds:
-            return [
-                s for s in self.manifolds if MANIFOLDS[_spec_name(s)][0] in self.families
-            ]
+            return [s for s in self.manifolds if MANIFOLDS[_spec_name(s)][0] in self.families]
         return [spec for family in self.families for spec in DEFAULT_MANIFOLDS[family]]
 
     def as_dict(self) -> dict[str, Any]:
@@ -257,7 +255,7 @@ def build_manifold(spec: str, embed_dim: int = 2) -> Manifold:
                 msg = f"manifolds: expected key=value in {spec!r}, got {item!r}"
                 raise ValueError(msg)
             kwargs[key.strip()] = _parse_value(value.strip())
-    family, cls = MANIFOLDS[name]
+    cls = MANIFOLDS[name][1]
     try:
         manifold = cls(**kwargs)
     except TypeError as err:
@@ -281,11 +279,7 @@ def _random_lines(
         direction = rng.standard_normal(dim)
         direction /= np.linalg.norm(direction)
         points = centre + np.linspace(-length / 2, length / 2, 64)[:, None] * direction
-        lines.append(
-            Trajectory(
-                f"line{i}", "line", points, False, np.full(64, np.nan), {}, None
-            )
-        )
+        lines.append(Trajectory(f"line{i}", "line", points, False, np.full(64, np.nan), {}, None))
     return lines
 
 
@@ -370,9 +364,7 @@ def run_task(
     def on_checkpoint(step: int, model: Any) -> None:
         nonlocal centres
         net = Network.from_torch(model)
-        centres, densities, _ = measure_densities(
-            net, trajectories, config.windows, num_threads
-        )
+        centres, densities, _ = measure_densities(net, trajectories, config.windows, num_threads)
         recorded[step] = densities
         if keep_weights and step in (steps[0], steps[-1]):
             weights["init" if step == 0 else "final"] = sequential_to_arrays(model)[:2]

@@ -84,7 +84,7 @@ def train(
     x = torch.from_numpy(np.asarray(inputs, dtype=np.float32))
     y = torch.from_numpy(np.asarray(targets, dtype=np.float32).reshape(-1, 1))
     optimiser = torch.optim.Adam(model.parameters(), lr=learning_rate)
-    wanted = set(int(c) for c in checkpoints)
+    wanted = {int(c) for c in checkpoints}
 
     def loss_now() -> float:
         with torch.no_grad():
