@@ -167,6 +167,9 @@ def test_image_orbit_is_a_closed_smooth_rotation_orbit():
         orbit.points_at([np.pi / 2])[0].reshape(8, 8), np.rot90(image), atol=1e-12
     )
     np.testing.assert_allclose(orbit.points_at([2 * np.pi]), orbit.points_at([0.0]), atol=1e-12)
+    # Whole-pixel translations are exact pixel shifts too.
+    moved = ImageOrbit(0, motion="translation").shifted([1.0])[0].reshape(8, 8)
+    np.testing.assert_allclose(moved[:, 1:], image[:, :-1], atol=1e-12)
     # The estimated curvature is resolved: doubling the sampling changes it little.
     coarse = orbit.trajectories(720)[0].measures["curvature"]
     fine = orbit.trajectories(1440)[0].measures["curvature"][::2]
@@ -184,3 +187,5 @@ def test_bad_parameters_name_the_argument():
         Torus(1.0, 2.0)
     with pytest.raises(ValueError, match="digit"):
         ImageOrbit(10**6)
+    with pytest.raises(ValueError, match="motion"):
+        ImageOrbit(0, motion="zoom")

@@ -32,6 +32,7 @@ def test_quick_study_writes_every_table_figure_and_the_report(tmp_path):
     for family in ("curves", "surfaces", "images"):
         assert f"table_{family}.csv" in names
         assert f"scatter_{family}.png" in names
+        assert f"training_{family}.png" in names
     for manifold in ("ellipse_b_0_5", "torus", "digit_digit_0"):
         assert f"density_{manifold}.png" in names
     assert any(name.startswith("partition_ellipse") for name in names)

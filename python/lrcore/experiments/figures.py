@@ -12,7 +12,13 @@ from lrcore._optional import optional_import
 from .analysis import FAMILY_MEASURES
 from .targets import Target
 
-__all__ = ["density_figure", "partition_figure", "pyplot", "scatter_figure"]
+__all__ = [
+    "density_figure",
+    "partition_figure",
+    "pyplot",
+    "scatter_figure",
+    "training_figure",
+]
 
 
 def pyplot() -> Any:
@@ -86,6 +92,35 @@ def scatter_figure(changes: Any, family: str, out: Path) -> Path:
     axes[0][-1].legend(fontsize="x-small", markerscale=2, loc="best")
     fig.tight_layout()
     path = out / f"scatter_{family}.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def training_figure(windows: Any, family: str, out: Path) -> Path:
+    """Mean density at every checkpoint, per target and trajectory kind, for a family
+    (seeds and manifolds averaged)."""
+    plt = pyplot()
+    frame = windows[windows["family"] == family]
+    means = frame.groupby(["target", "kind", "step"], sort=False)["density"].mean().reset_index()
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    styles = {"on": "-", "offset": "--", "line": ":"}
+    for k, (target, part) in enumerate(means.groupby("target", sort=False)):
+        for kind, sub in part.groupby("kind", sort=False):
+            ax.plot(
+                sub["step"],
+                sub["density"],
+                styles.get(str(kind), "-"),
+                marker="o",
+                color=f"C{k}",
+                label=f"{target} target, {kind}",
+            )
+    ax.set_xlabel("training step")
+    ax.set_ylabel("mean breakpoints per unit length")
+    ax.set_title(f"{family}: density during training")
+    ax.legend(fontsize="small")
+    fig.tight_layout()
+    path = out / f"training_{family}.png"
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path

@@ -787,27 +787,38 @@ class Saddle(Surface):
 
 # -- image orbits -----------------------------------------------------------------------
 class ImageOrbit(Manifold):
-    """The orbit of an 8×8 scikit-learn digit under rotation about the image centre.
+    """The orbit of an 8×8 scikit-learn digit under rotation about the image centre (a
+    closed curve), or under horizontal translation by up to ``shift`` pixels either way
+    (an open one).
 
     The image is a cubic B-spline (coefficients from the pixels, zero outside), so the
-    orbit θ -> rotated image is a smooth closed curve in R^64. Pixel values are scaled to
-    [0, 1]. Curvature is estimated by :func:`menger_curvature` on the fine sampling that
-    is also the trajectory; the target coordinate is θ / 2π.
+    orbit is a smooth curve in R^64. Pixel values are scaled to [0, 1]. Curvature is
+    estimated by :func:`menger_curvature` on the fine sampling that is also the
+    trajectory; the target coordinate is θ / 2π (or the shift, scaled to [0, 1]).
     """
 
     family = "images"
     ambient_dim = 64
 
-    def __init__(self, digit: int = 0) -> None:
+    def __init__(self, digit: int = 0, motion: str = "rotation", shift: float = 2.0) -> None:
         datasets = optional_import("sklearn.datasets", "experiments")
         ndimage = optional_import("scipy.ndimage", "experiments")
         images = datasets.load_digits().images
         if not 0 <= int(digit) < len(images):
             msg = f"digit: expected an index in [0, {len(images)}), got {digit}"
             raise ValueError(msg)
-        self.digit = int(digit)
-        self.name = f"digit-{self.digit}"
+        if motion not in ("rotation", "translation"):
+            msg = f"motion: expected 'rotation' or 'translation', got {motion!r}"
+            raise ValueError(msg)
         pad = 4
+        if not 0 < float(shift) <= pad:
+            msg = f"shift: expected a number of pixels in (0, {pad}], got {shift}"
+            raise ValueError(msg)
+        self.digit = int(digit)
+        self.motion = motion
+        self.shift = float(shift)
+        self.closed = motion == "rotation"
+        self.name = f"digit-{self.digit}-{motion}"
         padded = np.pad(images[self.digit] / 16.0, pad)
         self._pad = pad
         self._coefficients = ndimage.spline_filter(padded, order=3, mode="constant")
@@ -815,32 +826,53 @@ class ImageOrbit(Manifold):
         self._grid = np.stack(np.meshgrid(grid, grid, indexing="ij"), axis=-1).reshape(-1, 2)
 
     def params(self) -> dict[str, float]:
-        return {"digit": float(self.digit)}
+        out = {"digit": float(self.digit)}
+        if self.motion == "translation":
+            out["shift"] = self.shift
+        return out
 
-    def points_at(self, angles: ArrayLike) -> FloatArray:
-        """Rotated images ``(n, 64)`` at angles ``angles`` (radians)."""
+    def _image_at(self, rows: FloatArray, cols: FloatArray) -> FloatArray:
+        # The spline image sampled at (row, col) offsets from the centre, one image a row.
         ndimage = optional_import("scipy.ndimage", "experiments")
-        theta = np.atleast_1d(np.asarray(angles, dtype=np.float64))
-        cos, sin = np.cos(theta)[:, None], np.sin(theta)[:, None]
-        # The rotated image at pixel p is the original at R(-θ) p.
-        rows = cos * self._grid[None, :, 0] + sin * self._grid[None, :, 1]
-        cols = -sin * self._grid[None, :, 0] + cos * self._grid[None, :, 1]
         centre = 3.5 + self._pad
         coords = np.stack([rows.ravel() + centre, cols.ravel() + centre])
         values = ndimage.map_coordinates(
             self._coefficients, coords, order=3, prefilter=False, mode="constant"
         )
-        out: FloatArray = values.reshape(theta.shape[0], 64)
+        out: FloatArray = values.reshape(rows.shape[0], 64)
         return out
 
+    def points_at(self, angles: ArrayLike) -> FloatArray:
+        """Rotated images ``(n, 64)`` at angles ``angles`` (radians)."""
+        theta = np.atleast_1d(np.asarray(angles, dtype=np.float64))
+        cos, sin = np.cos(theta)[:, None], np.sin(theta)[:, None]
+        # The rotated image at pixel p is the original at R(-θ) p.
+        rows = cos * self._grid[None, :, 0] + sin * self._grid[None, :, 1]
+        cols = -sin * self._grid[None, :, 0] + cos * self._grid[None, :, 1]
+        return self._image_at(rows, cols)
+
+    def shifted(self, shifts: ArrayLike) -> FloatArray:
+        """Images ``(n, 64)`` moved right by ``shifts`` pixels."""
+        tau = np.atleast_1d(np.asarray(shifts, dtype=np.float64))[:, None]
+        rows = np.broadcast_to(self._grid[None, :, 0], (tau.shape[0], 64))
+        return self._image_at(rows, self._grid[None, :, 1] - tau)
+
+    def _along(self, coordinate: FloatArray) -> FloatArray:
+        if self.motion == "rotation":
+            return self.points_at(2 * math.pi * coordinate)
+        return self.shifted(self.shift * (2 * coordinate - 1))
+
     def sample(self, count: int, rng: np.random.Generator) -> tuple[FloatArray, FloatArray]:
-        theta = rng.uniform(0.0, 2 * math.pi, size=count)
-        return self.points_at(theta), theta / (2 * math.pi)
+        coordinate = rng.uniform(0.0, 1.0, size=count)
+        return self._along(coordinate), coordinate
 
     def trajectories(self, resolution: int) -> list[Trajectory]:
-        theta = 2 * math.pi * np.arange(resolution) / resolution
-        points = self.points_at(theta)
-        kappa = menger_curvature(points, closed=True)
+        if self.closed:
+            coordinate = np.arange(resolution) / resolution
+        else:
+            coordinate = np.linspace(0.0, 1.0, resolution)
+        points = self._along(coordinate)
+        kappa = menger_curvature(points, closed=self.closed)
         return [
-            Trajectory("rotation", "on", points, True, theta / (2 * math.pi), {"curvature": kappa})
+            Trajectory(self.motion, "on", points, self.closed, coordinate, {"curvature": kappa})
         ]

@@ -12,10 +12,10 @@ import numpy as np
 from lrcore._optional import optional_import
 
 from .analysis import correlation_table, density_changes, discontinuity_table
-from .figures import density_figure, partition_figure, scatter_figure
+from .figures import density_figure, partition_figure, scatter_figure, training_figure
 from .manifolds import Curve, Embedded
 from .report import write_report
-from .sweep import StudyConfig, Task, build_manifold, make_tasks, run_sweep
+from .sweep import StudyConfig, build_manifold, make_tasks, run_sweep
 
 __all__ = ["QUICK", "TINY", "StudyResult", "run_study"]
 
@@ -133,11 +133,9 @@ def run_study(
         ).to_csv(path, index=False)
         files.append(path)
     figures = [density_figure(tables["windows"], spec, folder) for spec in config.manifold_specs()]
-    figures += [
-        scatter_figure(tables["changes"], f, folder)
-        for f in config.families
-        if f in set(tables["changes"]["family"])
-    ]
+    studied = [f for f in config.families if f in set(tables["changes"]["family"])]
+    figures += [scatter_figure(tables["changes"], f, folder) for f in studied]
+    figures += [training_figure(tables["windows"], f, folder) for f in studied]
     for task, result in zip(tasks, results):
         plane = planes[task.manifold]
         if result["weights"] and plane is not None:
@@ -154,8 +152,3 @@ def run_study(
     seconds = time.perf_counter() - start
     files.append(write_report(folder / "report.md", config.as_dict(), tables, figures, seconds))
     return StudyResult(tables, files, seconds)
-
-
-def tasks_of(config: StudyConfig) -> list[Task]:
-    """The study's tasks (for inspection)."""
-    return make_tasks(config)

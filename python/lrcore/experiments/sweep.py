@@ -79,7 +79,7 @@ DEFAULT_MANIFOLDS: dict[str, tuple[str, ...]] = {
         "helix",
     ),
     "surfaces": ("sphere", "torus", "ellipsoid", "saddle"),
-    "images": ("digit:digit=0",),
+    "images": ("digit:digit=0", "digit:digit=0,motion=translation"),
 }
 
 

@@ -24,8 +24,9 @@ class Target:
 
     Examples
     --------
-    The default jumps (0.2 and 0.6) avoid the symmetry points of the study's curves, where
-    their curvature is extreme, so jumps and curvature are not confounded.
+    The default jumps (at 1/8 and 5/8 of the coordinate) avoid the symmetry points of the
+    study's curves (the corners of the square, the vertices of the ellipse), where their
+    curvature is extreme, so that jumps and curvature are not confounded.
 
     >>> Target("step")(np.array([0.1, 0.5, 0.9])).tolist()
     [-1.0, 1.0, -1.0]
@@ -33,7 +34,7 @@ class Target:
 
     kind: str = "smooth"
     frequency: int = 2
-    steps: tuple[float, ...] = (0.2, 0.6)
+    steps: tuple[float, ...] = (0.125, 0.625)
 
     def __post_init__(self) -> None:
         if self.kind not in TARGET_KINDS:
