@@ -86,3 +86,19 @@ def test_config_and_cli_reject_bad_input(tmp_path, capsys):
     assert "targets" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["study", "--seeds", "0"])
+
+
+def test_study_without_torch_says_which_extra_to_install(tmp_path):
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.modules['torch'] = None\n"
+        "from lrcore.cli import main\n"
+        f"raise SystemExit(main(['study', '--tiny', '--quiet', '--out', {str(tmp_path)!r}]))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 1, done.stderr
+    assert "lrcore[experiments]" in done.stderr

@@ -201,9 +201,13 @@ def _run_study(args: argparse.Namespace) -> int:
     except ValueError as err:
         print(f"lrcore study: {err}", file=sys.stderr)
         return 2
-    result = run_study(
-        config, args.out, jobs=args.jobs, scheduler=args.scheduler, quiet=args.quiet
-    )
+    try:
+        result = run_study(
+            config, args.out, jobs=args.jobs, scheduler=args.scheduler, quiet=args.quiet
+        )
+    except ImportError as err:  # an optional dependency of the study is missing
+        print(f"lrcore study: {err}", file=sys.stderr)
+        return 1
     if not args.quiet:
         print(f"wrote {len(result.files)} files to {args.out}/ in {result.seconds:.0f} s")
         print(f"report: {args.out}/report.md")

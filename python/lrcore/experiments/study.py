@@ -106,6 +106,9 @@ def run_study(
     >>> result = run_study(TINY, "results-tiny", quiet=True)  # doctest: +SKIP
     """
     start = time.perf_counter()
+    # Fail fast, with the extra to install, before any work is done.
+    for module in ("torch", "scipy", "pandas", "pyarrow", "matplotlib", "tqdm", "sklearn"):
+        optional_import(module, "experiments")
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
     tasks = make_tasks(config)

@@ -50,6 +50,7 @@ __all__ = [
     "build_manifold",
     "make_tasks",
     "measure_densities",
+    "parse_spec",
     "run_sweep",
     "run_task",
 ]
@@ -177,7 +178,7 @@ class StudyConfig:
             msg = f"offset: expected a positive distance, got {self.offset}"
             raise ValueError(msg)
         for spec in self.manifolds:
-            build_manifold(spec, self.embed_dim)  # fails early on a bad spec
+            parse_spec(spec)  # fails early on a bad spec, without building the manifold
 
     def manifold_specs(self) -> list[str]:
         """The manifold specs studied, in order."""
@@ -235,17 +236,17 @@ def _parse_value(text: str) -> Any:
     return text
 
 
-def build_manifold(spec: str, embed_dim: int = 2) -> Manifold:
-    """Build a manifold from a spec ``name[:key=value,...]``, e.g. ``"ellipse:b=0.3"``.
-
-    Curves of lower dimension than ``embed_dim`` are embedded isometrically in
-    R^embed_dim by a fixed random orthogonal map.
+def parse_spec(spec: str) -> tuple[type[Manifold], dict[str, Any]]:
+    """The class and keyword arguments of a spec ``name[:key=value,...]``, checked against
+    the class's signature (nothing is built).
 
     Examples
     --------
-    >>> build_manifold("ellipse:b=0.3").params()
-    {'a': 1.0, 'b': 0.3}
+    >>> parse_spec("ellipse:b=0.3")
+    (<class 'lrcore.experiments.manifolds.Ellipse'>, {'b': 0.3})
     """
+    import inspect
+
     name = _spec_name(spec)
     kwargs: dict[str, Any] = {}
     if ":" in spec:
@@ -257,10 +258,26 @@ def build_manifold(spec: str, embed_dim: int = 2) -> Manifold:
             kwargs[key.strip()] = _parse_value(value.strip())
     cls = MANIFOLDS[name][1]
     try:
-        manifold = cls(**kwargs)
+        inspect.signature(cls).bind(**kwargs)
     except TypeError as err:
         msg = f"manifolds: bad parameters in {spec!r} ({err})"
         raise ValueError(msg) from err
+    return cls, kwargs
+
+
+def build_manifold(spec: str, embed_dim: int = 2) -> Manifold:
+    """Build a manifold from a spec ``name[:key=value,...]``, e.g. ``"ellipse:b=0.3"``.
+
+    Curves of lower dimension than ``embed_dim`` are embedded isometrically in
+    R^embed_dim by a fixed random orthogonal map.
+
+    Examples
+    --------
+    >>> build_manifold("ellipse:b=0.3").params()
+    {'a': 1.0, 'b': 0.3}
+    """
+    cls, kwargs = parse_spec(spec)
+    manifold = cls(**kwargs)
     if isinstance(manifold, Curve) and manifold.ambient_dim < embed_dim:
         return Embedded(manifold, embed_dim, seed=0)
     return manifold
