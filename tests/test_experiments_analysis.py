@@ -101,3 +101,20 @@ def test_targets_and_checkpoints():
         Target("step", steps=(0.6, 0.2))
     assert checkpoint_steps(10, 4) == [0, 2, 5, 8, 10]
     assert checkpoint_steps(0, 3) == [0]
+
+
+def test_pooled_correlation_ignores_differences_between_manifolds():
+    rng = np.random.default_rng(3)
+    near = np.zeros(30, dtype=bool)
+    # Within each manifold change and curvature are unrelated; between them, a larger
+    # curvature goes with a larger change.
+    small = _changes(rng.uniform(0, 1, 30), rng.standard_normal((3, 30)), near)
+    large = _changes(rng.uniform(5, 6, 30), 10 + rng.standard_normal((3, 30)), near)
+    large["manifold"] = "other"
+    table = correlation_table(pd.concat([small, large], ignore_index=True), resamples=300)
+    pooled = table[table["manifold"] == "all"].iloc[0]
+    assert pooled["spearman_lo"] < 0 < pooled["spearman_hi"]
+    assert abs(pooled["spearman"]) < 0.2
+    # Without the standardisation the two manifolds alone would give a strong link.
+    both = pd.concat([small, large])
+    assert np.corrcoef(both["curvature"], both["change"])[0, 1] > 0.8

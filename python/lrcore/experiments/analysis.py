@@ -23,6 +23,7 @@ __all__ = [
     "discontinuity_table",
     "percentile_interval",
     "rank_rows",
+    "within_run_scores",
 ]
 
 FloatArray = NDArray[np.float64]
@@ -151,7 +152,12 @@ def correlation_table(changes: Any, resamples: int = 1000, seed: int = 0) -> Any
     means), with bootstrap CIs, per manifold, target and trajectory kind (on the manifold,
     and the offset controls with the curvature of the manifold point they come from), and
     pooled per family (``manifold == "all"``). For step targets the windows near a jump
-    are left out, so the jumps' own effect does not pass for one of curvature."""
+    are left out, so the jumps' own effect does not pass for one of curvature.
+
+    Pooled rows first standardise curvature and change within each manifold and seed
+    (:func:`within_run_scores`), so that differences between manifolds (their size, how
+    hard the target is on them) do not pass for an effect of curvature along them; their
+    ``curvature_min/max`` and ``mean_change`` are of the standardised values."""
     pd = optional_import("pandas", "experiments")
     rng = np.random.default_rng(seed)
     rows = []
@@ -159,8 +165,24 @@ def correlation_table(changes: Any, resamples: int = 1000, seed: int = 0) -> Any
     away = ~(changes["near_step"].to_numpy(dtype=bool) & (changes["target"] == "step"))
     for ident, frame in _groups(changes[away], ("on", "offset")):
         for measure in FAMILY_MEASURES[ident["family"]]:
-            rows.append({**ident, **_correlations(frame, measure, resamples, rng)})
+            data = frame
+            if ident["manifold"] == "all":
+                data = within_run_scores(frame, [measure, "change"])
+            rows.append({**ident, **_correlations(data, measure, resamples, rng)})
     return pd.DataFrame(rows)
+
+
+def within_run_scores(frame: Any, columns: list[str]) -> Any:
+    """``frame`` with ``columns`` standardised (z-scores) within each manifold and seed;
+    a column that is constant within a run becomes 0 there."""
+    out = frame.copy()
+    runs = out.groupby(["manifold", "seed"], sort=False)
+    for column in columns:
+        centred = out[column] - runs[column].transform("mean")
+        spread = runs[column].transform("std", ddof=0)
+        scale = spread.where(spread > 1e-12 * (runs[column].transform("max").abs() + 1e-300))
+        out[column] = (centred / scale).fillna(0.0)
+    return out
 
 
 def _near_and_far_means(

@@ -263,7 +263,9 @@ def write_report(
         ),
         (
             "- Statistics: Spearman and Pearson correlation of the change (after minus before) "
-            "with curvature; 95% percentile intervals from a two-level bootstrap (seeds, then "
+            "with curvature; family-level rows pool the manifolds after standardising both "
+            "within each manifold and seed, so differences between manifolds do not count; "
+            "95% percentile intervals from a two-level bootstrap (seeds, then "
             f"windows within seeds; {config['bootstrap']} resamples). For step targets, windows "
             "within one window of a jump are left out of the curvature correlations (the extra "
             "breakpoints of a jump can still spill further, so the smooth target is the "
@@ -329,8 +331,7 @@ def _comparison(correlations: Any, discontinuity: Any, families: Sequence[str]) 
         lines.append(
             f"- **Curvature: not reproduced everywhere.** {len(strong)} of {len(level)} "
             f"family-level correlations are at least moderate with a CI that excludes zero: "
-            f"{described}. A pooled correlation can come from differences between manifolds "
-            "(scale, length, how hard the target is) rather than from curvature along one."
+            f"{described}."
         )
     if not strong_manifolds.empty:
         described = ", ".join(
