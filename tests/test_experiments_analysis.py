@@ -118,3 +118,30 @@ def test_pooled_correlation_ignores_differences_between_manifolds():
     # Without the standardisation the two manifolds alone would give a strong link.
     both = pd.concat([small, large])
     assert np.corrcoef(both["curvature"], both["change"])[0, 1] > 0.8
+
+
+def test_partial_correlation_removes_a_shared_driver():
+    rng = np.random.default_rng(4)
+    driver = rng.uniform(0, 1, 40)
+    curvature = driver + 0.05 * rng.standard_normal(40)
+    change = np.array([driver**2 + 0.01 * rng.standard_normal(40) for _ in range(3)])
+    frame = _changes(curvature, change, np.zeros(40, dtype=bool))
+    frame["target_variation"] = np.tile(driver, 3)
+    table = correlation_table(frame, resamples=300)
+    row = table[table["measure"] == "curvature"].iloc[0]
+    assert row["spearman"] > 0.8  # curvature follows the driver...
+    assert abs(row["partial_spearman"]) < 0.3  # ...and carries nothing beyond it
+    control = table[table["measure"] == "target_variation"].iloc[0]
+    assert control["spearman_lo"] > 0.95
+
+
+def test_target_variation_integrates_to_the_total_variation():
+    from lrcore.experiments.manifolds import Circle, window_means
+    from lrcore.experiments.sweep import _target_rate
+
+    trajectory = Circle(1.0).trajectories(2000)[0]
+    length = trajectory.length
+    for target, total in ((Target("smooth", frequency=2), 8.0), (Target("step"), 4.0)):
+        rate = _target_rate(trajectory, target)
+        whole = window_means(trajectory.arc, rate, True, length, np.array([length / 2]), length)[0]
+        assert whole * length == pytest.approx(total, rel=1e-3)

@@ -34,6 +34,9 @@ FAMILY_MEASURES = {
     "images": ("curvature",),
 }
 KEYS = ["family", "manifold", "target", "width", "depth"]
+#: The target's variation per unit arc length in a window: the positive control, and
+#: the covariate held fixed in the partial correlations.
+CONTROL = "target_variation"
 
 
 def density_changes(windows: Any) -> Any:
@@ -113,9 +116,9 @@ def _correlations(
     row["curvature_min"] = float(x.min()) if x.size else np.nan
     row["curvature_max"] = float(x.max()) if x.size else np.nan
     row["mean_change"] = float(y.mean()) if y.size else np.nan
-    names = ("spearman", "pearson")
+    names = ("spearman", "pearson", "partial_spearman")
     if x.size < 3 or _constant(x) or _constant(y):
-        row["note"] = "constant curvature" if x.size >= 3 and _constant(x) else "too few/constant"
+        row["note"] = f"constant {measure}" if x.size >= 3 and _constant(x) else "too few/constant"
         for name in names:
             row[name] = row[f"{name}_lo"] = row[f"{name}_hi"] = row[f"{name}_p"] = np.nan
         return row
@@ -127,11 +130,35 @@ def _correlations(
         "spearman": _pearson_rows(rank_rows(xb), rank_rows(yb)),
         "pearson": _pearson_rows(xb, yb),
     }
-    for name in names:
+    for name in names[:2]:
         row[name] = float(point[name][0])
         row[f"{name}_p"] = float(point[name][1])
         row[f"{name}_lo"], row[f"{name}_hi"] = percentile_interval(boot[name])
+    # Rank correlation with the target's own variation held fixed (None: not recorded).
+    control = frame.get(CONTROL)
+    z = control.to_numpy(dtype=np.float64) if control is not None else np.full(x.size, np.nan)
+    row["partial_spearman_p"] = np.nan
+    if measure == CONTROL or not np.all(np.isfinite(z)) or _constant(z):
+        row["partial_spearman"] = row["partial_spearman_lo"] = row["partial_spearman_hi"] = np.nan
+        return row
+    row["partial_spearman"] = float(_partial_rank_rows(x[None], y[None], z[None])[0])
+    partial = _partial_rank_rows(xb, yb, z[index])
+    row["partial_spearman_lo"], row["partial_spearman_hi"] = percentile_interval(partial)
     return row
+
+
+def _partial_rank_rows(x: FloatArray, y: FloatArray, z: FloatArray) -> FloatArray:
+    """Partial Spearman correlation of x and y given z, row by row: the correlation of
+    the ranks of x and y after a linear fit on the ranks of z is taken out of each."""
+    rx, ry, rz = rank_rows(x), rank_rows(y), rank_rows(z)
+    rz = rz - rz.mean(-1, keepdims=True)
+    var = (rz * rz).sum(-1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        res_x = rx - rx.mean(-1, keepdims=True)
+        res_y = ry - ry.mean(-1, keepdims=True)
+        res_x = res_x - (res_x * rz).sum(-1, keepdims=True) / var * rz
+        res_y = res_y - (res_y * rz).sum(-1, keepdims=True) / var * rz
+    return _pearson_rows(res_x, res_y)
 
 
 def _groups(changes: Any, kinds: tuple[str, ...]) -> list[tuple[dict[str, Any], Any]]:
@@ -157,17 +184,24 @@ def correlation_table(changes: Any, resamples: int = 1000, seed: int = 0) -> Any
     Pooled rows first standardise curvature and change within each manifold and seed
     (:func:`within_run_scores`), so that differences between manifolds (their size, how
     hard the target is on them) do not pass for an effect of curvature along them; their
-    ``curvature_min/max`` and ``mean_change`` are of the standardised values."""
+    ``curvature_min/max`` and ``mean_change`` are of the standardised values.
+
+    ``partial_spearman`` holds the target's variation per unit length in the window
+    fixed; rows with ``measure == "target_variation"`` are the positive control: the
+    change against the target's own variation."""
     pd = optional_import("pandas", "experiments")
     rng = np.random.default_rng(seed)
     rows = []
     # Windows near a jump of a step target measure the jump, not the curvature.
     away = ~(changes["near_step"].to_numpy(dtype=bool) & (changes["target"] == "step"))
     for ident, frame in _groups(changes[away], ("on", "offset")):
-        for measure in FAMILY_MEASURES[ident["family"]]:
+        controls = (CONTROL,) if CONTROL in frame else ()
+        for measure in (*FAMILY_MEASURES[ident["family"]], *controls):
             data = frame
             if ident["manifold"] == "all":
-                data = within_run_scores(frame, [measure, "change"])
+                data = within_run_scores(
+                    frame, list(dict.fromkeys([measure, "change", *controls]))
+                )
             rows.append({**ident, **_correlations(data, measure, resamples, rng)})
     return pd.DataFrame(rows)
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from .analysis import CONTROL
 from .manifolds import estimator_errors
 
 __all__ = ["markdown_table", "verdict", "write_report"]
@@ -66,6 +67,7 @@ def _correlation_rows(correlations: Any, family: str) -> list[dict[str, Any]]:
                 **row,
                 "Spearman [95% CI]": _ci(row, "spearman"),
                 "Pearson [95% CI]": _ci(row, "pearson"),
+                "partial rho [95% CI]": _ci(row, "partial_spearman"),
                 "verdict": verdict(row["spearman_lo"], row["spearman_hi"], row["spearman"])
                 if not row.get("note")
                 else row["note"],
@@ -128,7 +130,8 @@ def write_report(
     ]
     for family in families:
         for target in config["targets"]:
-            for measure in sorted(set(correlations[correlations["family"] == family]["measure"])):
+            measures = set(correlations[correlations["family"] == family]["measure"])
+            for measure in sorted(measures - {CONTROL}):
                 row = _pooled(correlations, family, target, {"kind": "on", "measure": measure})
                 if row is None:
                     continue
@@ -138,8 +141,16 @@ def write_report(
                 text.append(
                     f"- **{family}, {target} target, |{measure}|**: Spearman rho between the "
                     f"density change and curvature {_ci(row, 'spearman')}, Pearson r "
-                    f"{_ci(row, 'pearson')} over {row['windows']} windows of {row['runs']} seeds"
-                    f" ({row['manifold']} manifolds): {words}."
+                    f"{_ci(row, 'pearson')}, partial rho given the target's variation "
+                    f"{_ci(row, 'partial_spearman')}, over {row['windows']} windows of "
+                    f"{row['runs']} seeds ({row['manifold']} manifolds): {words}."
+                )
+            control = _pooled(correlations, family, target, {"kind": "on", "measure": CONTROL})
+            if control is not None and not control["note"]:
+                text.append(
+                    f"  Positive control, the change against the target's own variation per "
+                    f"unit length: rho {_ci(control, 'spearman')} "
+                    f"({verdict(control['spearman_lo'], control['spearman_hi'], control['spearman'])})."
                 )
     text.append("")
     for family in families:
@@ -185,7 +196,16 @@ def write_report(
     text += _comparison(correlations, discontinuity, families)
     text += ["", "## Tables per family", ""]
     for family in families:
-        text += [f"### {family}", "", "Density change against |curvature| (on the manifold):", ""]
+        text += [
+            f"### {family}",
+            "",
+            (
+                "Density change against |curvature| on the manifold (partial rho: with the "
+                f"target's variation per unit length held fixed; measure {CONTROL}: the "
+                "positive control):"
+            ),
+            "",
+        ]
         text.append(
             markdown_table(
                 _correlation_rows(correlations, family),
@@ -197,6 +217,7 @@ def write_report(
                     "mean_change",
                     "Spearman [95% CI]",
                     "Pearson [95% CI]",
+                    "partial rho [95% CI]",
                     "verdict",
                 ],
             )
@@ -304,7 +325,7 @@ def _clear(frame: Any) -> Any:
 
 def _comparison(correlations: Any, discontinuity: Any, families: Sequence[str]) -> list[str]:
     on = correlations[(correlations["kind"] == "on") & (correlations["note"] == "")]
-    on = on[on["family"].isin(families)]
+    on = on[on["family"].isin(families) & (on["measure"] != CONTROL)]
     level = _family_level(on)
     strong = _clear(level)
     per_manifold = on[on["manifold"] != "all"]

@@ -348,6 +348,28 @@ def _near_steps(
     return near
 
 
+def _target_rate(trajectory: Trajectory, target: Target) -> NDArray[np.float64] | None:
+    """|d target / d arc length| at the vertices, as spikes whose trapezoid integral is
+    the target's total variation (a jump of 2 counts 2); None off the manifold's chart."""
+    if np.all(np.isnan(trajectory.coordinate)):
+        return None
+    values = target(trajectory.coordinate)
+    points = trajectory.points
+    if trajectory.closed:
+        values = np.append(values, values[0])
+        points = np.vstack([points, points[:1]])
+    change = np.abs(np.diff(values))
+    seg = np.linalg.norm(np.diff(points, axis=0), axis=1)
+    if trajectory.closed:
+        before_change, before_seg = np.roll(change, 1), np.roll(seg, 1)
+    else:
+        before_change = np.r_[0.0, change]
+        before_seg = np.r_[0.0, seg]
+        change, seg = np.r_[change, 0.0], np.r_[seg, 0.0]
+    rate: NDArray[np.float64] = (before_change + change) / np.maximum(before_seg + seg, 1e-300)
+    return rate
+
+
 def run_task(
     task: Task, config: StudyConfig, num_threads: int | None = 1, keep_weights: bool = False
 ) -> dict[str, Any]:
@@ -421,7 +443,13 @@ def run_task(
             "window": np.arange(centre.size),
             "center": centre,
             "near_step": _near_steps(trajectory, Target("step"), centre, window),
+            "target_variation": np.nan,
         }
+        rate = _target_rate(trajectory, target)
+        if rate is not None:
+            columns["target_variation"] = window_means(
+                trajectory.arc, rate, trajectory.closed, trajectory.length, centre, window
+            )
         for measure in ("curvature", "gaussian", "mean"):
             values = trajectory.measures.get(measure)
             if measure not in measures:
