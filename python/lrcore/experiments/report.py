@@ -303,7 +303,7 @@ def write_report(
             )
             + "."
         ),
-        f"- Configuration: `{ {k: v for k, v in config.items() if k != 'extra'} }`",
+        f"- Configuration: `{config}`",
         "",
     ]
     path.write_text("\n".join(text), encoding="utf-8")
