@@ -126,22 +126,24 @@ def test_partial_correlation_removes_a_shared_driver():
     curvature = driver + 0.05 * rng.standard_normal(40)
     change = np.array([driver**2 + 0.01 * rng.standard_normal(40) for _ in range(3)])
     frame = _changes(curvature, change, np.zeros(40, dtype=bool))
-    frame["target_variation"] = np.tile(driver, 3)
+    frame["target_bending"] = np.tile(driver, 3)
     table = correlation_table(frame, resamples=300)
     row = table[table["measure"] == "curvature"].iloc[0]
     assert row["spearman"] > 0.8  # curvature follows the driver...
     assert abs(row["partial_spearman"]) < 0.3  # ...and carries nothing beyond it
-    control = table[table["measure"] == "target_variation"].iloc[0]
+    control = table[table["measure"] == "target_bending"].iloc[0]
     assert control["spearman_lo"] > 0.95
 
 
-def test_target_variation_integrates_to_the_total_variation():
-    from lrcore.experiments.manifolds import Circle, window_means
-    from lrcore.experiments.sweep import _target_rate
+def test_target_bending_is_the_second_derivative_along_arc_length():
+    from lrcore.experiments.manifolds import Circle, Helix
+    from lrcore.experiments.sweep import _target_bending
 
-    trajectory = Circle(1.0).trajectories(2000)[0]
-    length = trajectory.length
-    for target, total in ((Target("smooth", frequency=2), 8.0), (Target("step"), 4.0)):
-        rate = _target_rate(trajectory, target)
-        whole = window_means(trajectory.arc, rate, True, length, np.array([length / 2]), length)[0]
-        assert whole * length == pytest.approx(total, rel=1e-3)
+    target = Target("smooth", frequency=2)
+    for curve in (Circle(0.8), Helix(1.0, 0.3, 1.0)):
+        trajectory = curve.trajectories(4000)[0]
+        # f = sin(4π s / L): |f''| = (4π / L)² |sin(4π s / L)|.
+        k = 4 * np.pi / curve.length
+        exact = k**2 * np.abs(np.sin(k * trajectory.coordinate * curve.length))
+        bend = _target_bending(trajectory, target)
+        np.testing.assert_allclose(bend[1:-1], exact[1:-1], atol=1e-3 * k**2)

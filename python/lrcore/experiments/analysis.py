@@ -34,9 +34,9 @@ FAMILY_MEASURES = {
     "images": ("curvature",),
 }
 KEYS = ["family", "manifold", "target", "width", "depth"]
-#: The target's variation per unit arc length in a window: the positive control, and
-#: the covariate held fixed in the partial correlations.
-CONTROL = "target_variation"
+#: The window mean of |d² target / ds²| (how much the target's graph bends there): the
+#: positive control, and the covariate held fixed in the partial correlations.
+CONTROL = "target_bending"
 
 
 def density_changes(windows: Any) -> Any:
@@ -186,9 +186,9 @@ def correlation_table(changes: Any, resamples: int = 1000, seed: int = 0) -> Any
     hard the target is on them) do not pass for an effect of curvature along them; their
     ``curvature_min/max`` and ``mean_change`` are of the standardised values.
 
-    ``partial_spearman`` holds the target's variation per unit length in the window
-    fixed; rows with ``measure == "target_variation"`` are the positive control: the
-    change against the target's own variation."""
+    ``partial_spearman`` holds the target's bending in the window fixed; rows with
+    ``measure == "target_bending"`` are the positive control: the change against how much
+    the target's graph bends (where a piecewise-linear fit needs breakpoints)."""
     pd = optional_import("pandas", "experiments")
     rng = np.random.default_rng(seed)
     rows = []

@@ -347,26 +347,28 @@ def _near_steps(
     return near
 
 
-def _target_rate(trajectory: Trajectory, target: Target) -> NDArray[np.float64] | None:
-    """|d target / d arc length| at the vertices, as spikes whose trapezoid integral is
-    the target's total variation (a jump of 2 counts 2); None off the manifold's chart."""
+def _target_bending(trajectory: Trajectory, target: Target) -> NDArray[np.float64] | None:
+    """|d² target / d arc length²| at the vertices (three-point formula for uneven
+    spacing); None off the manifold's chart.
+
+    A linear piece of length h fits a target with error about h² |f''| / 8, so where the
+    target's graph bends is where a piecewise-linear fit needs its breakpoints: this is
+    the positive control of the study.
+    """
     if np.all(np.isnan(trajectory.coordinate)):
         return None
     values = target(trajectory.coordinate)
     points = trajectory.points
-    if trajectory.closed:
-        values = np.append(values, values[0])
-        points = np.vstack([points, points[:1]])
-    change = np.abs(np.diff(values))
-    seg = np.linalg.norm(np.diff(points, axis=0), axis=1)
-    if trajectory.closed:
-        before_change, before_seg = np.roll(change, 1), np.roll(seg, 1)
-    else:
-        before_change = np.r_[0.0, change]
-        before_seg = np.r_[0.0, seg]
-        change, seg = np.r_[change, 0.0], np.r_[seg, 0.0]
-    rate: NDArray[np.float64] = (before_change + change) / np.maximum(before_seg + seg, 1e-300)
-    return rate
+    after = np.linalg.norm(np.roll(points, -1, axis=0) - points, axis=1)
+    before = np.roll(after, 1)
+    slope_after = (np.roll(values, -1) - values) / np.maximum(after, 1e-300)
+    slope_before = (values - np.roll(values, 1)) / np.maximum(before, 1e-300)
+    bend: NDArray[np.float64] = np.abs(
+        2 * (slope_after - slope_before) / np.maximum(after + before, 1e-300)
+    )
+    if not trajectory.closed:
+        bend[0], bend[-1] = bend[1], bend[-2]
+    return bend
 
 
 def run_task(
@@ -442,12 +444,12 @@ def run_task(
             "window": np.arange(centre.size),
             "center": centre,
             "near_step": _near_steps(trajectory, Target("step"), centre, window),
-            "target_variation": np.nan,
+            "target_bending": np.nan,
         }
-        rate = _target_rate(trajectory, target)
-        if rate is not None:
-            columns["target_variation"] = window_means(
-                trajectory.arc, rate, trajectory.closed, trajectory.length, centre, window
+        bend = _target_bending(trajectory, target)
+        if bend is not None:
+            columns["target_bending"] = window_means(
+                trajectory.arc, bend, trajectory.closed, trajectory.length, centre, window
             )
         for measure in ("curvature", "gaussian", "mean"):
             values = trajectory.measures.get(measure)
