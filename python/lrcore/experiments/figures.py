@@ -130,11 +130,13 @@ def partition_figure(
     weights: dict[str, Any],
     basis: np.ndarray[Any, Any],
     curve: np.ndarray[Any, Any],
+    jumps: np.ndarray[Any, Any],
     title: str,
     out: Path,
 ) -> Path:
     """The exact partition of the plane containing a plane curve, before and after
-    training, with the curve drawn on it (:func:`lrcore.slice_2d`)."""
+    training, with the curve drawn on it and the step target's jumps marked
+    (:func:`lrcore.slice_2d`)."""
     from lrcore.network import Network
     from lrcore.slice2d import slice_2d
 
@@ -149,6 +151,7 @@ def partition_figure(
         result.plot(ax=ax, edges=True)
         closed = np.vstack([curve, curve[:1]])
         ax.plot(closed[:, 0], closed[:, 1], color="k", linewidth=1.6)
+        ax.plot(jumps[:, 0], jumps[:, 1], "o", color="red", markersize=6, label="jumps")
         ax.set_title(f"{title}, {label}: {result.num_regions} regions")
     fig.tight_layout()
     path = out / f"partition_{_slug(title)}.png"

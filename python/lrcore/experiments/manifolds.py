@@ -422,6 +422,8 @@ class ProfileCurve(Curve):
         starts: FloatArray = np.arange(self._cells, dtype=np.float64) * self._h
         steps = self._integral(starts, starts + self._h)
         self._nodes = np.concatenate([np.zeros((1, 2)), np.cumsum(steps, axis=0)])
+        # Centre the curve on its centroid (as a wire), like the other curves.
+        self._nodes -= self.points(self.length * np.arange(4096) / 4096).mean(axis=0)
 
     def params(self) -> dict[str, float]:
         return {"amplitude": self.amplitude, "symmetry": float(self.symmetry)}

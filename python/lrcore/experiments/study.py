@@ -16,6 +16,7 @@ from .figures import density_figure, partition_figure, scatter_figure, training_
 from .manifolds import Curve, Embedded
 from .report import write_report
 from .sweep import StudyConfig, build_manifold, make_tasks, run_sweep
+from .targets import Target
 
 __all__ = ["QUICK", "TINY", "StudyResult", "run_study"]
 
@@ -47,14 +48,17 @@ class StudyResult:
     seconds: float
 
 
-def _plane(manifold: Any) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]] | None:
-    """(basis (2, d), curve in plane coordinates) of a plane curve, else None."""
-    if isinstance(manifold, Embedded) and manifold.curve.ambient_dim == 2:
-        s = manifold.positions(512)
-        return manifold.basis.T, manifold.curve.points(s)
-    if isinstance(manifold, Curve) and manifold.ambient_dim == 2:
-        return np.eye(2), manifold.points(manifold.positions(512))
-    return None
+def _plane(
+    manifold: Any, steps: tuple[float, ...]
+) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any], np.ndarray[Any, Any]] | None:
+    """(basis (2, d), the curve and its jump points in plane coordinates) of a plane
+    curve, else None."""
+    curve = manifold.curve if isinstance(manifold, Embedded) else manifold
+    if not isinstance(curve, Curve) or curve.ambient_dim != 2:
+        return None
+    basis = manifold.basis.T if isinstance(manifold, Embedded) else np.eye(2)
+    jumps = curve.points(np.asarray(steps) * curve.length)
+    return basis, curve.points(curve.positions(512)), jumps
 
 
 def collect_tables(results: list[dict[str, Any]], config: StudyConfig) -> dict[str, Any]:
@@ -113,7 +117,8 @@ def run_study(
     folder.mkdir(parents=True, exist_ok=True)
     tasks = make_tasks(config)
     planes = {
-        spec: _plane(build_manifold(spec, config.embed_dim)) for spec in config.manifold_specs()
+        spec: _plane(build_manifold(spec, config.embed_dim), Target().steps)
+        for spec in config.manifold_specs()
     }
     first = (config.seeds[0], config.widths[0], config.depths[0])
     keep = [planes[t.manifold] is not None and (t.seed, t.width, t.depth) == first for t in tasks]
@@ -147,6 +152,7 @@ def run_study(
                     result["weights"],
                     plane[0],
                     plane[1],
+                    plane[2],
                     f"{task.manifold} ({task.target})",
                     folder,
                 )
