@@ -9,6 +9,7 @@ deterministic, so a sweep gives the same tables in any order, on any engine.
 from __future__ import annotations
 
 import math
+import threading
 import zlib
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -54,6 +55,8 @@ __all__ = [
     "run_sweep",
     "run_task",
 ]
+
+_TORCH_LOCK = threading.Lock()
 
 #: Manifold name -> (family, class). Keep in step with DEFAULT_MANIFOLDS.
 MANIFOLDS: dict[str, tuple[str, type[Manifold]]] = {
@@ -409,22 +412,25 @@ def run_task(
         if keep_weights and step in (steps[0], steps[-1]):
             weights["init" if step == 0 else "final"] = sequential_to_arrays(model)[:2]
 
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        model = build_mlp(manifold.ambient_dim, task.width, task.depth, task.seed)
-        loss0, loss1 = train(
-            model,
-            inputs,
-            target(coordinate),
-            config.steps,
-            config.learning_rate,
-            steps,
-            on_checkpoint,
-        )
-        final_net = Network.from_torch(model)
-    finally:
-        torch.set_num_threads(threads)
+    # torch's thread count is process-wide: tasks in threads of one process (a Dask
+    # worker with several threads) take turns, so none sees another's setting.
+    with _TORCH_LOCK:
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            model = build_mlp(manifold.ambient_dim, task.width, task.depth, task.seed)
+            loss0, loss1 = train(
+                model,
+                inputs,
+                target(coordinate),
+                config.steps,
+                config.learning_rate,
+                steps,
+                on_checkpoint,
+            )
+            final_net = Network.from_torch(model)
+        finally:
+            torch.set_num_threads(threads)
 
     ident = {
         "family": manifold.family,
