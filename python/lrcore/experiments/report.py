@@ -402,10 +402,13 @@ def _comparison(correlations: Any, discontinuity: Any, families: Sequence[str]) 
     )
     positive = control[control["spearman_lo"] > 0]
     lines.append(
-        "- Why: a network fits the target, and a piecewise-linear fit needs its breakpoints "
-        "where the target's graph bends (|d²f/ds²|, a jump being the extreme case), not where "
-        "the inputs curve: the targets here are functions of arc length (or angle), so the "
-        "input curvature does not change what has to be fitted along the trajectory. "
+        "- Why (our reading): a network fits the target, and a piecewise-linear fit needs its "
+        "breakpoints where the target's graph bends (|d²f/ds²|, a jump being the extreme "
+        "case), not where the inputs curve: the targets here are functions of arc length (or "
+        "angle), so the input curvature does not change what has to be fitted along the "
+        "trajectory. Where single manifolds do show a link, its sign differs between them, "
+        "which points to geometry-specific effects (how far apart the two sides of a curved "
+        "trajectory lie in input space) rather than to a general rule. "
         f"The positive control (change against the target's bending) is positive with a CI "
         f"above 0 in {len(positive)} of {len(control)} family-level groups with a smooth "
         "target, which shows the pipeline detects a link where one is expected."
