@@ -406,11 +406,20 @@ def _comparison(correlations: Any, discontinuity: Any, families: Sequence[str]) 
         "breakpoints where the target's graph bends (|d²f/ds²|, a jump being the extreme "
         "case), not where the inputs curve: the targets here are functions of arc length (or "
         "angle), so the input curvature does not change what has to be fitted along the "
-        "trajectory. Where single manifolds do show a link, its sign differs between them, "
-        "which points to geometry-specific effects (how far apart the two sides of a curved "
-        "trajectory lie in input space) rather than to a general rule. "
-        f"The positive control (change against the target's bending) is positive with a CI "
+        "trajectory. "
+        + (
+            "Where single manifolds do show a link, its sign differs between them, which "
+            "points to geometry-specific effects rather than to a general rule. "
+            if len(set(np.sign(strong_manifolds["spearman"]))) > 1
+            else ""
+        )
+        + f"The positive control (change against the target's bending) is positive with a CI "
         f"above 0 in {len(positive)} of {len(control)} family-level groups with a smooth "
-        "target, which shows the pipeline detects a link where one is expected."
+        "target"
+        + (
+            ", which shows the pipeline detects a link where one is expected."
+            if len(positive) == len(control) > 0
+            else "; where it is not, the study may lack the power to see links of that size."
+        )
     )
     return lines
