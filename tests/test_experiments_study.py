@@ -102,3 +102,17 @@ def test_study_without_torch_says_which_extra_to_install(tmp_path):
     )
     assert done.returncode == 1, done.stderr
     assert "lrcore[experiments]" in done.stderr
+
+
+def test_cli_options_reach_the_study(tmp_path):
+    argv = ["study", "--tiny", "--quiet", "--out", str(tmp_path), "--workers", "1"]
+    argv += ["--manifolds", "circle+polygon:sides=5", "--targets", "step", "--seeds", "1"]
+    argv += ["--steps", "10", "--checkpoints", "1", "--widths", "4,6", "--windows", "4"]
+    assert main(argv) == 0
+    windows = pd.read_parquet(tmp_path / "windows.parquet")
+    assert set(windows["manifold"]) == {"circle", "polygon:sides=5"}
+    assert set(windows["target"]) == {"step"}
+    assert set(windows["seed"]) == {0}
+    assert set(windows["step"]) == {0, 10}
+    assert set(windows["width"]) == {4, 6}
+    assert windows.groupby(["manifold", "width", "trajectory"]).size().eq(2 * 4).all()

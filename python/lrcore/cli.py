@@ -147,6 +147,12 @@ def _add_study(commands: Any) -> None:
         "--samples", type=_positive_int, default=None, help="training points (1024)"
     )
     study.add_argument(
+        "--checkpoints",
+        type=_positive_int,
+        default=None,
+        help="measured checkpoints after initialisation (3, the last being the end)",
+    )
+    study.add_argument(
         "--resolution", type=_positive_int, default=None, help="vertices per trajectory (1024)"
     )
     study.add_argument(
@@ -165,7 +171,12 @@ def _add_study(commands: Any) -> None:
         "--tiny", action="store_true", help="a tiny configuration (seconds; for smoke tests)"
     )
     study.add_argument(
-        "--jobs", type=_positive_int, default=2, help="local worker processes (default 2)"
+        "--jobs",
+        "--workers",
+        dest="jobs",
+        type=_positive_int,
+        default=2,
+        help="local worker processes, joblib (default 2)",
     )
     study.add_argument(
         "--scheduler",
@@ -191,7 +202,8 @@ def _run_study(args: argparse.Namespace) -> int:
         changes["targets"] = args.targets
     if args.seeds is not None:
         changes["seeds"] = tuple(range(args.seeds))
-    for name in ("widths", "depths", "steps", "samples", "resolution", "windows", "bootstrap"):
+    names = ("widths", "depths", "steps", "checkpoints", "samples", "resolution", "windows")
+    for name in (*names, "bootstrap"):
         if getattr(args, name) is not None:
             changes[name] = getattr(args, name)
     if args.embed_dim is not None:
