@@ -12,6 +12,11 @@ EXTRAS = {
     "pandas": "pandas",
     "matplotlib": "plot",
     "tqdm": "progress",
+    "scipy": "experiments",
+    "sklearn": "experiments",
+    "joblib": "experiments",
+    "dask": "experiments",
+    "pyarrow": "experiments",
 }
 
 

@@ -5,6 +5,10 @@ Commands
 demo
     Exact breakpoints, pieces, distinct regions and densities of small ReLU networks
     along a segment and a circle, before and after a short training run.
+study
+    The curvature study (lrcore's main job): train ReLU MLPs on targets on curves,
+    surfaces and an image orbit, relate the change of exact region density to curvature
+    and to the target's jumps, and write tables, figures and a report.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 __all__ = ["build_parser", "main"]
 
@@ -82,7 +87,143 @@ def build_parser() -> argparse.ArgumentParser:
         help="also count with the slow numpy walk (lrcore.reference) and compare",
     )
     demo.set_defaults(handler=_run_demo)
+    _add_study(commands)
     return parser
+
+
+def _int_list(text: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated integers, got {text!r}"
+        ) from None
+    if not values:
+        raise argparse.ArgumentTypeError(f"expected at least one integer, got {text!r}")
+    return values
+
+
+def _name_list(text: str) -> tuple[str, ...]:
+    return tuple(v.strip() for v in text.split(",") if v.strip())
+
+
+def _add_study(commands: Any) -> None:
+    study = commands.add_parser(
+        "study",
+        help="the curvature study: tables, figures and report (lrcore's main job)",
+        description=(
+            "Train seeded ReLU MLPs on smooth and discontinuous targets on curves, surfaces "
+            "and an image orbit; count exact breakpoints along trajectories on and off the "
+            "manifold before, during and after training; relate the change of density to "
+            "curvature and to the target's jumps (bootstrap CIs); write CSV and Parquet "
+            "tables, PNG figures and report.md. The defaults run in a few minutes on 2 cores."
+        ),
+    )
+    study.add_argument("--out", default="results", help="output folder (default results/)")
+    study.add_argument(
+        "--families",
+        type=_name_list,
+        default=None,
+        help="comma-separated subset of curves,surfaces,images (default: all)",
+    )
+    study.add_argument(
+        "--manifolds",
+        default=None,
+        help=(
+            "manifold specs name[:key=value,...] joined by '+', e.g. "
+            "'ellipse:b=0.3+ellipse:b=0.6+torus' (default: each family's built-in list)"
+        ),
+    )
+    study.add_argument(
+        "--targets", type=_name_list, default=None, help="smooth,step (default: both)"
+    )
+    study.add_argument(
+        "--seeds", type=_positive_int, default=None, help="number of seeds 0..N-1 (default 3)"
+    )
+    study.add_argument("--widths", type=_int_list, default=None, help="hidden widths (32)")
+    study.add_argument("--depths", type=_int_list, default=None, help="hidden layers (3)")
+    study.add_argument("--steps", type=_non_negative_int, default=None, help="Adam steps (1500)")
+    study.add_argument(
+        "--samples", type=_positive_int, default=None, help="training points (1024)"
+    )
+    study.add_argument(
+        "--checkpoints",
+        type=_positive_int,
+        default=None,
+        help="measured checkpoints after initialisation (3, the last being the end)",
+    )
+    study.add_argument(
+        "--resolution", type=_positive_int, default=None, help="vertices per trajectory (1024)"
+    )
+    study.add_argument(
+        "--windows", type=_positive_int, default=None, help="density windows per trajectory (32)"
+    )
+    study.add_argument(
+        "--embed-dim",
+        type=_positive_int,
+        default=None,
+        help="embed curves isometrically in this dimension (default 2: plane curves stay 2D)",
+    )
+    study.add_argument(
+        "--bootstrap", type=_positive_int, default=None, help="bootstrap resamples (1000)"
+    )
+    study.add_argument(
+        "--tiny", action="store_true", help="a tiny configuration (seconds; for smoke tests)"
+    )
+    study.add_argument(
+        "--jobs",
+        "--workers",
+        dest="jobs",
+        type=_positive_int,
+        default=2,
+        help="local worker processes, joblib (default 2)",
+    )
+    study.add_argument(
+        "--scheduler",
+        default=None,
+        help="Dask scheduler address (tcp://host:8786): run the sweep on that cluster",
+    )
+    study.add_argument("--quiet", action="store_true", help="no progress bars")
+    study.set_defaults(handler=_run_study)
+
+
+def _run_study(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from lrcore.experiments.study import QUICK, TINY, run_study
+
+    base = TINY if args.tiny else QUICK
+    changes: dict[str, Any] = {}
+    if args.families is not None:
+        changes["families"] = args.families
+    if args.manifolds is not None:
+        changes["manifolds"] = tuple(m.strip() for m in args.manifolds.split("+") if m.strip())
+    if args.targets is not None:
+        changes["targets"] = args.targets
+    if args.seeds is not None:
+        changes["seeds"] = tuple(range(args.seeds))
+    names = ("widths", "depths", "steps", "checkpoints", "samples", "resolution", "windows")
+    for name in (*names, "bootstrap"):
+        if getattr(args, name) is not None:
+            changes[name] = getattr(args, name)
+    if args.embed_dim is not None:
+        changes["embed_dim"] = args.embed_dim
+    try:
+        config = dataclasses.replace(base, **changes)
+    except ValueError as err:
+        print(f"lrcore study: {err}", file=sys.stderr)
+        return 2
+    try:
+        result = run_study(
+            config, args.out, jobs=args.jobs, scheduler=args.scheduler, quiet=args.quiet
+        )
+    except ImportError as err:  # an optional dependency of the study is missing
+        print(f"lrcore study: {err}", file=sys.stderr)
+        return 1
+    if not args.quiet:
+        print(f"wrote {len(result.files)} files to {args.out}/ in {result.seconds:.0f} s")
+        print(f"report: {args.out}/report.md")
+    return 0
 
 
 def _run_demo(args: argparse.Namespace) -> int:

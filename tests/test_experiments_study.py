@@ -1,0 +1,118 @@
+"""The curvature study end to end: files, reproducibility, Dask against local runs, CLI."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+pd = pytest.importorskip("pandas")
+pytest.importorskip("torch")
+pytest.importorskip("pyarrow")
+pytest.importorskip("matplotlib")
+pytest.importorskip("sklearn")
+
+from lrcore.cli import main
+from lrcore.experiments.study import TABLES, TINY, run_study
+from lrcore.experiments.sweep import StudyConfig, make_tasks, run_sweep
+
+SMALL = dataclasses.replace(
+    TINY, manifolds=("ellipse:b=0.5", "saddle"), steps=30, resolution=64, bootstrap=30
+)
+
+
+def test_quick_study_writes_every_table_figure_and_the_report(tmp_path):
+    config = dataclasses.replace(TINY, steps=40, bootstrap=30)
+    result = run_study(config, tmp_path, jobs=1, quiet=True)
+    names = {p.name for p in tmp_path.iterdir()}
+    for table in TABLES:
+        assert {f"{table}.csv", f"{table}.parquet"} <= names
+        from_csv = pd.read_csv(tmp_path / f"{table}.csv")
+        assert len(from_csv) == len(pd.read_parquet(tmp_path / f"{table}.parquet")) > 0
+    for family in ("curves", "surfaces", "images"):
+        assert f"table_{family}.csv" in names
+        assert f"scatter_{family}.png" in names
+        assert f"training_{family}.png" in names
+    for manifold in ("ellipse_b_0_5", "torus", "digit_digit_0"):
+        assert f"density_{manifold}.png" in names
+    assert any(name.startswith("partition_ellipse") for name in names)
+    assert all((tmp_path / n).stat().st_size > 0 for n in names)
+    report = (tmp_path / "report.md").read_text()
+    for heading in ("## Findings", "## Compared with the 2022 study", "Resolution check"):
+        assert heading in report
+    windows = result.tables["windows"]
+    assert set(windows["kind"]) == {"on", "offset", "line"}
+    assert set(windows["step"]) == {0, 20, 40}
+    assert set(result.tables["correlations"]["family"]) == {"curves", "surfaces", "images"}
+
+
+def test_same_seed_gives_the_same_tables_and_other_seeds_differ():
+    tasks = make_tasks(SMALL)[:2]
+    first = run_sweep(tasks, SMALL, quiet=True)
+    second = run_sweep(tasks, SMALL, jobs=2, quiet=True)
+    for a, b in zip(first, second):
+        pd.testing.assert_frame_equal(a["windows"], b["windows"])
+        pd.testing.assert_frame_equal(a["runs"], b["runs"])
+    assert not first[0]["windows"]["density"].equals(first[1]["windows"]["density"])
+
+
+def test_sweep_on_a_dask_cluster_equals_the_local_run():
+    distributed = pytest.importorskip("dask.distributed")
+    tasks = make_tasks(SMALL)[:3]
+    local = run_sweep(tasks, SMALL, jobs=1, quiet=True)
+    with distributed.LocalCluster(
+        n_workers=1,
+        threads_per_worker=2,
+        processes=False,
+        host="127.0.0.1",
+        protocol="tcp",  # a real network transport on loopback, not in-process queues
+        dashboard_address=None,
+    ) as cluster:
+        remote = run_sweep(tasks, SMALL, scheduler=cluster.scheduler_address, quiet=True)
+    assert len(remote) == len(local)
+    for a, b in zip(local, remote):
+        for name in ("windows", "runs", "convergence"):
+            pd.testing.assert_frame_equal(a[name], b[name])
+
+
+def test_config_and_cli_reject_bad_input(tmp_path, capsys):
+    with pytest.raises(ValueError, match="families"):
+        StudyConfig(families=("curves", "planets"))
+    with pytest.raises(ValueError, match="manifolds"):
+        StudyConfig(manifolds=("ellipse:c=2",))
+    with pytest.raises(ValueError, match="resolution"):
+        StudyConfig(resolution=10, windows=32)
+    assert main(["study", "--tiny", "--targets", "wavy", "--out", str(tmp_path)]) == 2
+    assert "targets" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["study", "--seeds", "0"])
+
+
+def test_study_without_torch_says_which_extra_to_install(tmp_path):
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.modules['torch'] = None\n"
+        "from lrcore.cli import main\n"
+        f"raise SystemExit(main(['study', '--tiny', '--quiet', '--out', {str(tmp_path)!r}]))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 1, done.stderr
+    assert "lrcore[experiments]" in done.stderr
+
+
+def test_cli_options_reach_the_study(tmp_path):
+    argv = ["study", "--tiny", "--quiet", "--out", str(tmp_path), "--workers", "1"]
+    argv += ["--manifolds", "circle+polygon:sides=5", "--targets", "step", "--seeds", "1"]
+    argv += ["--steps", "10", "--checkpoints", "1", "--widths", "4,6", "--windows", "4"]
+    assert main(argv) == 0
+    windows = pd.read_parquet(tmp_path / "windows.parquet")
+    assert set(windows["manifold"]) == {"circle", "polygon:sides=5"}
+    assert set(windows["target"]) == {"step"}
+    assert set(windows["seed"]) == {0}
+    assert set(windows["step"]) == {0, 10}
+    assert set(windows["width"]) == {4, 6}
+    assert windows.groupby(["manifold", "width", "trajectory"]).size().eq(2 * 4).all()
