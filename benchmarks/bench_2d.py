@@ -254,6 +254,7 @@ def worker_lrcore(spec: dict[str, Any]) -> dict[str, Any]:
     ]
     out: dict[str, Any] = measured | {
         "regions": result.num_regions,
+        "tiles": result.tiles,
         "vertices": result.num_vertices,
         "edges": result.num_edges,
         "result_bytes": int(sum(a.nbytes for a in arrays)),
@@ -612,9 +613,10 @@ def report(results: Sequence[CaseResult], args: argparse.Namespace, command: str
     """Print the tables; return the list of missed targets."""
     print_header("lrcore 2D benchmark")
     print(
-        f"- threads: slice_2d(num_threads={args.threads}); one slice runs on one thread in "
-        "the current core (see CPU/wall), regioncam is single-threaded, the grid baseline "
-        "runs on one thread"
+        f"- threads: slice_2d(num_threads={args.threads}); a slice is cut into strips "
+        '(tiles="auto", about 20,000 regions each) that run in parallel and are merged '
+        "(see CPU/wall and the tiles column); regioncam is single-threaded, the grid "
+        "baseline runs on one thread"
     )
     print(f"- python {platform.python_version()}, numpy {np.__version__}")
     print(f"- lrcore {getattr(lrcore, '__version__', '?')}, regioncam {regioncam_version()}")
@@ -633,6 +635,7 @@ def report(results: Sequence[CaseResult], args: argparse.Namespace, command: str
         "lrcore wall [s]",
         "lrcore regions/s",
         "lrcore CPU/wall",
+        "tiles",
         "regioncam wall [s]",
         "regioncam regions/s",
         "speed-up",
@@ -655,6 +658,7 @@ def report(results: Sequence[CaseResult], args: argparse.Namespace, command: str
             format_seconds(lr["seconds"]),
             f"{rate:,.0f}",
             f"{lr['cpu_per_wall']:.2f}",
+            str(lr.get("tiles", 1)),
         ]
         if r.regioncam:
             rc = r.regioncam

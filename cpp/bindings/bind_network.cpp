@@ -1,9 +1,9 @@
-#include "lrcore/network.hpp"
-#include "pybind11.hpp"
-
 #include <memory>
 #include <stdexcept>
 #include <vector>
+
+#include "lrcore/network.hpp"
+#include "pybind11.hpp"
 
 namespace lrcore::bindings {
 
@@ -50,9 +50,9 @@ std::shared_ptr<const AffineMap> make_layer(const py::object& weight, const Doub
     require_shape(bias, "biases" + index, 1, out);
     require_finite(dense, "weights" + index);
     require_finite(bias, "biases" + index);
-    return std::make_shared<DenseAffine>(
-        out, in, std::vector<double>(dense.data(), dense.data() + out * in),
-        std::vector<double>(bias.data(), bias.data() + out));
+    return std::make_shared<DenseAffine>(out, in,
+                                         std::vector<double>(dense.data(), dense.data() + out * in),
+                                         std::vector<double>(bias.data(), bias.data() + out));
 }
 
 std::shared_ptr<Network> make_network(const std::vector<py::object>& weights,
@@ -63,8 +63,7 @@ std::shared_ptr<Network> make_network(const std::vector<py::object>& weights,
     if (weights.empty()) throw std::invalid_argument("weights: need at least one layer");
     if (biases.size() != weights.size())
         throw std::invalid_argument("biases: expected one bias per layer");
-    if (activations.size() + 1 != weights.size() ||
-        negative_slopes.size() != activations.size())
+    if (activations.size() + 1 != weights.size() || negative_slopes.size() != activations.size())
         throw std::invalid_argument("activations: expected one per hidden layer");
     std::vector<std::shared_ptr<const AffineMap>> layers;
     for (std::size_t l = 0; l < weights.size(); ++l)
@@ -76,10 +75,9 @@ std::shared_ptr<Network> make_network(const std::vector<py::object>& weights,
         throw std::invalid_argument("linear_units: expected one per hidden layer");
     for (std::size_t l = 0; l < linear_units.size(); ++l) {
         if (linear_units[l] < 0 || linear_units[l] > layers[l]->out_dim())
-            throw std::invalid_argument("linear_units[" + std::to_string(l) +
-                                        "]: expected 0 to the layer's width " +
-                                        std::to_string(layers[l]->out_dim()) + ", got " +
-                                        std::to_string(linear_units[l]));
+            throw std::invalid_argument(
+                "linear_units[" + std::to_string(l) + "]: expected 0 to the layer's width " +
+                std::to_string(layers[l]->out_dim()) + ", got " + std::to_string(linear_units[l]));
     }
     return std::make_shared<Network>(std::move(layers), std::move(acts), linear_units);
 }
@@ -87,7 +85,8 @@ std::shared_ptr<Network> make_network(const std::vector<py::object>& weights,
 py::array_t<double> forward(const Network& net, const DoubleArray& x) {
     require_shape(x, "x", 2, -1, net.input_dim());
     const Index n = x.shape(0);
-    py::array_t<double> out({static_cast<py::ssize_t>(n), static_cast<py::ssize_t>(net.output_dim())});
+    py::array_t<double> out(
+        {static_cast<py::ssize_t>(n), static_cast<py::ssize_t>(net.output_dim())});
     const double* in = x.data();
     double* target = out.mutable_data();
     {
@@ -124,9 +123,8 @@ py::list pre_activations(const Network& net, const DoubleArray& x) {
 
 void bind_network(py::module_& m) {
     py::class_<Network, std::shared_ptr<Network>>(m, "Network")
-        .def(py::init(&make_network), py::arg("weights"), py::arg("biases"),
-             py::arg("activations"), py::arg("negative_slopes"),
-             py::arg("linear_units") = std::vector<Index>{})
+        .def(py::init(&make_network), py::arg("weights"), py::arg("biases"), py::arg("activations"),
+             py::arg("negative_slopes"), py::arg("linear_units") = std::vector<Index>{})
         .def_property_readonly("input_dim", &Network::input_dim)
         .def_property_readonly("output_dim", &Network::output_dim)
         .def_property_readonly("num_neurons", &Network::num_neurons)

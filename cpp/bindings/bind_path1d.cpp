@@ -1,7 +1,7 @@
+#include <vector>
+
 #include "lrcore/path1d.hpp"
 #include "pybind11.hpp"
-
-#include <vector>
 
 namespace lrcore::bindings {
 
@@ -84,8 +84,7 @@ py::dict count_1d_flat(const Network& net, const std::vector<DoubleArray>& paths
 
 void bind_path1d(py::module_& m) {
     m.def("count_1d", &count_1d_flat, py::arg("net"), py::arg("paths"), py::arg("closed"),
-          py::arg("rtol"), py::arg("want_patterns"), py::arg("num_threads"),
-          py::arg("max_pieces"),
+          py::arg("rtol"), py::arg("want_patterns"), py::arg("num_threads"), py::arg("max_pieces"),
           "Exact breakpoints of the network along each polyline (flat batch arrays).");
 }
 

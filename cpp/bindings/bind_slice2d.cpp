@@ -1,8 +1,8 @@
+#include <vector>
+
 #include "lrcore/path1d.hpp"
 #include "lrcore/slice2d.hpp"
 #include "pybind11.hpp"
-
-#include <vector>
 
 namespace lrcore::bindings {
 
@@ -77,7 +77,8 @@ py::list slice_2d_arrays(const Network& net, const std::vector<DoubleArray>& ori
 
 void bind_slice2d(py::module_& m) {
     m.def("slice_2d", &slice_2d_arrays, py::arg("net"), py::arg("origins"), py::arg("bases"),
-          py::arg("domains"), py::arg("cuts"), py::arg("rtol"), py::arg("num_threads"), py::arg("max_regions"),
+          py::arg("domains"), py::arg("cuts"), py::arg("rtol"), py::arg("num_threads"),
+          py::arg("max_regions"),
           "Exact planar partition of each slice (one dict of arrays per slice).");
 }
 

@@ -1,9 +1,9 @@
+#include <cmath>
+#include <stdexcept>
+
 #include "lrcore/blas.hpp"
 #include "lrcore/errors.hpp"
 #include "pybind11.hpp"
-
-#include <cmath>
-#include <stdexcept>
 
 namespace lrcore::bindings {
 
@@ -44,8 +44,9 @@ bool python_interrupt_requested() {
 PYBIND11_MODULE(_core, m) {
     m.doc() = "lrcore's compiled core (private: use the lrcore package)";
     py::register_exception<lrcore::LimitExceeded>(m, "LimitExceeded", PyExc_RuntimeError);
-    m.def("blas_corename", [] { return std::string(lrcore::blas_corename()); },
-          "Name of the OpenBLAS kernel chosen for this CPU.");
+    m.def(
+        "blas_corename", [] { return std::string(lrcore::blas_corename()); },
+        "Name of the OpenBLAS kernel chosen for this CPU.");
     // The core parallelises over paths itself; BLAS inside it runs one thread per call.
     lrcore::set_blas_threads(1);
     lrcore::bindings::bind_network(m);

@@ -61,8 +61,7 @@ inline void snap_zeros(double* z, Index n, Index width, Index neurons, const dou
         double* row = z + v * width;
         const double s = scale[v];
         for (Index j = 0; j < neurons; ++j) {
-            if (std::abs(row[j]) <= rtol * (row_norms[sz(j)] * s + abs_bias[sz(j)]))
-                row[j] = 0.0;
+            if (std::abs(row[j]) <= rtol * (row_norms[sz(j)] * s + abs_bias[sz(j)])) row[j] = 0.0;
         }
     }
 }
@@ -105,9 +104,9 @@ public:
             Buffer<double>& block = blocks_[b];
             activated_.resize(sz(rows * in_width));
             for (Index v = 0; v < rows; ++v) {
-                scale[first + v] = act.apply_row(block.data() + v * in_width,
-                                                 activated_.data() + v * in_width, in_width,
-                                                 neurons);
+                scale[first + v] =
+                    act.apply_row(block.data() + v * in_width, activated_.data() + v * in_width,
+                                  in_width, neurons);
             }
             if (out_width > in_width) block.resize(sz(kBlockRows * out_width));
             map.apply(activated_.data(), rows, in_width, block.data(), out_width);

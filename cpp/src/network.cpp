@@ -92,8 +92,8 @@ Network::Network(std::vector<std::shared_ptr<const AffineMap>> layers,
     for (std::size_t l = 0; l + 1 < layers_.size(); ++l) {
         if (layers_[l]->out_dim() != layers_[l + 1]->in_dim())
             throw std::invalid_argument("Network: layer " + std::to_string(l + 1) +
-                                        " input size does not match layer " +
-                                        std::to_string(l) + " output size");
+                                        " input size does not match layer " + std::to_string(l) +
+                                        " output size");
     }
     if (linear_units.empty()) linear_units.assign(activations_.size(), 0);
     if (linear_units.size() != activations_.size())
@@ -102,10 +102,9 @@ Network::Network(std::vector<std::shared_ptr<const AffineMap>> layers,
     for (std::size_t l = 0; l < activations_.size(); ++l) {
         const Index width = layers_[l]->out_dim();
         if (linear_units[l] < 0 || linear_units[l] > width)
-            throw std::invalid_argument("Network: hidden layer " + std::to_string(l) +
-                                        " has " + std::to_string(width) + " units, so " +
-                                        std::to_string(linear_units[l]) +
-                                        " linear units are out of range");
+            throw std::invalid_argument(
+                "Network: hidden layer " + std::to_string(l) + " has " + std::to_string(width) +
+                " units, so " + std::to_string(linear_units[l]) + " linear units are out of range");
         neuron_offsets_.push_back(neuron_offsets_.back() + width - linear_units[l]);
     }
 }

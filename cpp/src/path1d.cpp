@@ -9,8 +9,6 @@
 // are the vertices whose two intervals' patterns differ.
 #include "lrcore/path1d.hpp"
 
-#include "detail.hpp"
-
 #include <algorithm>
 #include <atomic>
 #include <cmath>
@@ -20,6 +18,8 @@
 #include <stdexcept>
 #include <string>
 #include <utility>
+
+#include "detail.hpp"
 
 namespace lrcore {
 
@@ -35,14 +35,14 @@ using detail::words_for;
 // Vertices and intervals of one work unit. Row v of `bits` is the pattern of the
 // interval (v, v + 1); it is meaningless where link[v] is 0.
 struct Unit {
-    Index width = 0;            // width of the layer whose values `z` holds
-    Buffer<double> z;           // V × width pre-activations of the current layer
-    Buffer<double> scale;       // V: ||input of the current layer||_2 (upper bound)
-    Buffer<Index> path;         // V: path id
-    Buffer<Index> seg;          // V: segment of the path
-    Buffer<double> t;           // V: parameter within the segment, in [0, 1]
-    Buffer<std::uint8_t> link;  // V: interval (v, v + 1) exists
-    Buffer<Word> bits;          // V × words: pattern of interval (v, v + 1)
+    Index width = 0;                   // width of the layer whose values `z` holds
+    Buffer<double> z;                  // V × width pre-activations of the current layer
+    Buffer<double> scale;              // V: ||input of the current layer||_2 (upper bound)
+    Buffer<Index> path;                // V: path id
+    Buffer<Index> seg;                 // V: segment of the path
+    Buffer<double> t;                  // V: parameter within the segment, in [0, 1]
+    Buffer<std::uint8_t> link;         // V: interval (v, v + 1) exists
+    Buffer<Word> bits;                 // V × words: pattern of interval (v, v + 1)
     bool duplicates_previous = false;  // first vertex repeats the previous unit's last
 
     Index size() const { return static_cast<Index>(t.size()); }
@@ -89,9 +89,8 @@ struct Crossing {
 
 class Subdivider {
 public:
-    Subdivider(const Network& net, const std::vector<PathSpec>& paths,
-               const Path1DOptions& options, std::atomic<Index>& created,
-               std::vector<std::atomic<Index>>& vertices_per_layer)
+    Subdivider(const Network& net, const std::vector<PathSpec>& paths, const Path1DOptions& options,
+               std::atomic<Index>& created, std::vector<std::atomic<Index>>& vertices_per_layer)
         : net_(net),
           paths_(paths),
           options_(options),
@@ -237,8 +236,7 @@ private:
 
         // Values within rounding error of zero are zero: the vertex lies on that
         // neuron's zero set (a path point on a hyperplane, a touching neuron).
-        detail::snap_zeros(unit.z.data(), n, width, neurons, unit.scale.data(), map,
-                           options_.rtol);
+        detail::snap_zeros(unit.z.data(), n, width, neurons, unit.scale.data(), map, options_.rtol);
 
         // Pattern bits of the layer (value at the interval's start, or at its end where
         // the start is on the zero set) and the crossings, interval by interval.
@@ -301,9 +299,9 @@ private:
                 const Index k = it->unit;
                 const double value = za[k] + group_tau * (zb[k] - za[k]);
                 const double scale = sa + group_tau * (sb - sa);
-                it->joins = it->tau == group_tau ||
-                            std::abs(value) <= options_.rtol * (row_norms[sz(k)] * scale +
-                                                                abs_bias[sz(k)]);
+                it->joins =
+                    it->tau == group_tau ||
+                    std::abs(value) <= options_.rtol * (row_norms[sz(k)] * scale + abs_bias[sz(k)]);
                 if (!it->joins) {
                     group_tau = it->tau;
                     ++added;
@@ -312,10 +310,9 @@ private:
         }
         const Index total = created_.fetch_add(added) + added;
         if (total > options_.max_pieces) {
-            throw LimitExceeded(
-                "lrcore: more than max_pieces=" + std::to_string(options_.max_pieces) +
-                " pieces were created (" + std::to_string(total) +
-                " so far); raise max_pieces to allow more");
+            throw LimitExceeded("lrcore: more than max_pieces=" +
+                                std::to_string(options_.max_pieces) + " pieces were created (" +
+                                std::to_string(total) + " so far); raise max_pieces to allow more");
         }
 
         Unit& next = spare_;
@@ -355,8 +352,7 @@ private:
             // The interval lies in the segment of its start; its end is either in the
             // same segment or the next segment's first point (t = 0 there, 1 here).
             const double ta = unit.t[sz(v)];
-            const double tb =
-                unit.seg[sz(v) + 1] == unit.seg[sz(v)] ? unit.t[sz(v) + 1] : 1.0;
+            const double tb = unit.seg[sz(v) + 1] == unit.seg[sz(v)] ? unit.t[sz(v) + 1] : 1.0;
             Index c = c_begin;
             while (c < c_end) {
                 const double tau = crossings[sz(c)].tau;
@@ -365,8 +361,7 @@ private:
 
                 if (!last) {
                     double* z_new = interpolated_.data();
-                    for (Index j = 0; j < width; ++j)
-                        z_new[j] = za[j] + tau * (zb[j] - za[j]);
+                    for (Index j = 0; j < width; ++j) z_new[j] = za[j] + tau * (zb[j] - za[j]);
                     // Neurons crossing in this interval keep the side they must be on
                     // here, whatever rounding did to the interpolated value.
                     for (Index k = c_begin; k < c_end; ++k) {
@@ -397,7 +392,9 @@ private:
     }
 };
 
-Index position_count(const PathSpec& spec) { return spec.closed ? spec.num_points : spec.num_points - 1; }
+Index position_count(const PathSpec& spec) {
+    return spec.closed ? spec.num_points : spec.num_points - 1;
+}
 
 // Splits all segments of all paths into tasks of about `per_task` segments; a task may
 // hold pieces of several short paths so that its dense products are large enough.

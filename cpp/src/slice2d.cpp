@@ -11,11 +11,11 @@
 
 #include <algorithm>
 #include <atomic>
-#include <memory>
-#include <numeric>
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <memory>
+#include <numeric>
 #include <stdexcept>
 #include <string>
 #include <unordered_map>
@@ -51,11 +51,11 @@ struct Tile {
 // A partition before edges are indexed: faces as cycles of (vertex, label of the side
 // leaving it), with vertex coordinates, outputs and packed pattern bits.
 struct RawPartition {
-    std::vector<double> st;        // V × 2
-    std::vector<double> outputs;   // V × output_dim
+    std::vector<double> st;       // V × 2
+    std::vector<double> outputs;  // V × output_dim
     std::vector<Index> face_start{0};
     std::vector<Index> side_vertex, side_label;
-    std::vector<Word> bits;        // F × words
+    std::vector<Word> bits;              // F × words
     std::vector<std::uint8_t> patterns;  // or F × pattern bytes, packed (bits then empty)
     Index num_vertices() const { return static_cast<Index>(st.size() / 2); }
     Index num_faces() const { return static_cast<Index>(face_start.size()) - 1; }
@@ -140,10 +140,10 @@ private:
     std::atomic<Index>& finished_faces_;  // faces of the slice's finished tiles
     Index words_;
 
-    std::vector<double> st_;      // V × 2 plane coordinates
-    detail::RowStore z_;          // V rows: the current layer's pre-activations
-    std::vector<double> scale_;   // V: norm of the current layer's input (upper bound)
-    Index layer_ = 0;             // the hidden layer being cut
+    std::vector<double> st_;     // V × 2 plane coordinates
+    detail::RowStore z_;         // V rows: the current layer's pre-activations
+    std::vector<double> scale_;  // V: norm of the current layer's input (upper bound)
+    Index layer_ = 0;            // the hidden layer being cut
 
     // Faces in CSR form: face f has sides [face_start_[f], face_start_[f + 1]).
     std::vector<Side> sides_;
@@ -254,8 +254,8 @@ private:
 
     // Cuts the polygon sides[first, last) along neuron's zero line; appends its positive
     // and its negative part to `out` (each a polygon: the start offsets go to `starts`).
-    void split(const std::vector<Side>& sides, Index first, Index last, Index neuron,
-               Index label, std::vector<Side>& out, std::vector<Index>& starts) {
+    void split(const std::vector<Side>& sides, Index first, Index last, Index neuron, Index label,
+               std::vector<Side>& out, std::vector<Index>& starts) {
         pos_.clear();
         neg_.clear();
         const Index m = last - first;
@@ -368,7 +368,8 @@ private:
                 // Neurons positive on the whole face: their pattern bit is 1.
                 Word on = any_pos[sz(k)] & ~any_neg[sz(k)];
                 while (on != 0) {
-                    const Index bit = offset + k * kWordBits + static_cast<Index>(__builtin_ctzll(on));
+                    const Index bit =
+                        offset + k * kWordBits + static_cast<Index>(__builtin_ctzll(on));
                     on &= on - 1;
                     part_bits[sz(bit / kWordBits)] |= Word{1} << (bit % kWordBits);
                 }
@@ -414,15 +415,16 @@ private:
                 const Index j = node_cands_[sz(kept_begin)];
                 const Index bit = offset + j;
                 part_start.assign(1, static_cast<Index>(node_sides_.size()));
-                split(node_sides_, node.side_begin, node.side_end, j, bit, node_sides_,
-                      part_start);
+                split(node_sides_, node.side_begin, node.side_end, j, bit, node_sides_, part_start);
                 // Two children: the positive part (bit set) and the negative one.
                 const Index pos_bits = static_cast<Index>(node_bits_.size());
                 node_bits_.insert(node_bits_.end(), node_bits_.begin() + node.bits,
                                   node_bits_.begin() + node.bits + words_);
                 node_bits_[sz(pos_bits + bit / kWordBits)] |= Word{1} << (bit % kWordBits);
-                nodes_.push_back({part_start[1], part_start[2], kept_begin + 1, kept_end, node.bits});
-                nodes_.push_back({part_start[0], part_start[1], kept_begin + 1, kept_end, pos_bits});
+                nodes_.push_back(
+                    {part_start[1], part_start[2], kept_begin + 1, kept_end, node.bits});
+                nodes_.push_back(
+                    {part_start[0], part_start[1], kept_begin + 1, kept_end, pos_bits});
             }
             // A region meets a tile in one face, so one tile never holds more faces than
             // the slice has regions; across tiles the count is checked loosely here (a
@@ -445,9 +447,9 @@ private:
         if (net_.num_hidden_layers() == 0) {
             for (Index v = 0; v < n; ++v)
                 for (Index j = 0; j < out; ++j)
-                    raw.outputs[sz(v * out + j)] =
-                        first_map_[sz(j)] + st_[sz(2 * v)] * first_map_[sz(out + j)] +
-                        st_[sz(2 * v + 1)] * first_map_[sz(2 * out + j)];
+                    raw.outputs[sz(v * out + j)] = first_map_[sz(j)] +
+                                                   st_[sz(2 * v)] * first_map_[sz(out + j)] +
+                                                   st_[sz(2 * v + 1)] * first_map_[sz(2 * out + j)];
         } else {
             const Index last = net_.num_layers() - 1;
             z_.next_layer(net_.layer(last), net_.activation(last - 1), net_.neurons(last - 1),
@@ -548,10 +550,10 @@ std::vector<Tile> make_tiles(const std::vector<double>& domain, const std::vecto
 // The vertices of one tile on one of its cut lines, ordered along it, with the labels of
 // the region edges that meet each; and the tile sides between consecutive ones.
 struct CutLine {
-    std::vector<Index> vertex;                // ordered by t
+    std::vector<Index> vertex;  // ordered by t
     std::vector<double> t;
-    std::vector<std::vector<Index>> labels;   // sorted, distinct
-    std::vector<Index> side, face;            // of the part between vertex r and r + 1
+    std::vector<std::vector<Index>> labels;  // sorted, distinct
+    std::vector<Index> side, face;           // of the part between vertex r and r + 1
 };
 
 bool read_cut_line(const RawPartition& tile, Index line_label, CutLine& line) {
@@ -574,9 +576,8 @@ bool read_cut_line(const RawPartition& tile, Index line_label, CutLine& line) {
     }
     std::vector<Index> order;
     for (const auto& entry : slot) order.push_back(entry.first);
-    std::sort(order.begin(), order.end(), [&](Index a, Index b) {
-        return tile.st[sz(2 * a + 1)] < tile.st[sz(2 * b + 1)];
-    });
+    std::sort(order.begin(), order.end(),
+              [&](Index a, Index b) { return tile.st[sz(2 * a + 1)] < tile.st[sz(2 * b + 1)]; });
     const Index n = static_cast<Index>(order.size());
     if (n < 2) return false;
     line.vertex = order;
@@ -592,8 +593,8 @@ bool read_cut_line(const RawPartition& tile, Index line_label, CutLine& line) {
         for (Index i = first; i < last; ++i) {
             const Index label = tile.side_label[sz(i)];
             if (label != kBoundary && label < 0) continue;
-            for (const Index v : {tile.side_vertex[sz(i)],
-                                  tile.side_vertex[sz(i + 1 < last ? i + 1 : first)]}) {
+            for (const Index v :
+                 {tile.side_vertex[sz(i)], tile.side_vertex[sz(i + 1 < last ? i + 1 : first)]}) {
                 const auto found = slot.find(v);
                 if (found != slot.end()) line.labels[sz(found->second)].push_back(label);
             }
@@ -723,8 +724,7 @@ bool stitch(std::vector<RawPartition>& tiles, const std::vector<double>& domain,
             new_id[sz(g)] = kept++;
             merged.st.push_back(tiles[i].st[sz(2 * v)]);
             merged.st.push_back(tiles[i].st[sz(2 * v + 1)]);
-            merged.outputs.insert(merged.outputs.end(),
-                                  tiles[i].outputs.begin() + v * out_dim,
+            merged.outputs.insert(merged.outputs.end(), tiles[i].outputs.begin() + v * out_dim,
                                   tiles[i].outputs.begin() + (v + 1) * out_dim);
         }
         std::vector<double>().swap(tiles[i].st);
@@ -800,9 +800,8 @@ bool stitch(std::vector<RawPartition>& tiles, const std::vector<double>& domain,
                 if (step + 1 != links.size()) return false;
                 break;
             }
-            const auto next = std::lower_bound(
-                links.begin(), links.end(), current.to,
-                [](const Link& x, Index v) { return x.from < v; });
+            const auto next = std::lower_bound(links.begin(), links.end(), current.to,
+                                               [](const Link& x, Index v) { return x.from < v; });
             if (next == links.end() || next->from != current.to) return false;
             current = *next;
         }
@@ -810,7 +809,8 @@ bool stitch(std::vector<RawPartition>& tiles, const std::vector<double>& domain,
         merged.face_start.push_back(static_cast<Index>(merged.side_vertex.size()));
         const Word* bits = tiles[consumed].bits.data() + (root - fo[consumed]) * words;
         merged.patterns.resize(merged.patterns.size() + sz(bytes));
-        detail::pack_pattern(bits, bytes, merged.patterns.data() + merged.patterns.size() - sz(bytes));
+        detail::pack_pattern(bits, bytes,
+                             merged.patterns.data() + merged.patterns.size() - sz(bytes));
     }
     return true;
 }
@@ -869,8 +869,9 @@ std::vector<Slice2DResult> slice_2d(const Network& net, const std::vector<SliceS
     for (const SliceSpec& spec : slices) {
         if (spec.origin == nullptr || spec.basis == nullptr || spec.domain.size() < 6 ||
             spec.domain.size() % 2 != 0)
-            throw std::invalid_argument("slice_2d: every slice needs an origin, a basis and a "
-                                        "domain polygon of at least 3 points");
+            throw std::invalid_argument(
+                "slice_2d: every slice needs an origin, a basis and a "
+                "domain polygon of at least 3 points");
         double lo = spec.domain[0], hi = spec.domain[0];
         for (std::size_t i = 0; i < spec.domain.size(); i += 2) {
             lo = std::min(lo, spec.domain[i]);

@@ -78,9 +78,8 @@ class SparseAffine final : public AffineMap {
 public:
     // CSR of the (out × in) matrix: row r's entries are indices/values[indptr[r],
     // indptr[r + 1]).
-    SparseAffine(Index out_dim, Index in_dim, std::vector<Index> indptr,
-                 std::vector<Index> indices, std::vector<double> values,
-                 std::vector<double> bias);
+    SparseAffine(Index out_dim, Index in_dim, std::vector<Index> indptr, std::vector<Index> indices,
+                 std::vector<double> values, std::vector<double> bias);
     Index in_dim() const override { return in_; }
     Index out_dim() const override { return out_; }
     void apply(const double* x, Index n, Index ldx, double* y, Index ldy) const override;

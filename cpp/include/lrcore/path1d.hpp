@@ -36,10 +36,10 @@ struct Path1DResult {
     double length = 0.0;
     Index num_pieces = 0;
     Index num_distinct = 0;
-    std::vector<double> breakpoints;   // arc-length positions, ascending
-    std::vector<Index> segment;        // polyline segment of each breakpoint
-    std::vector<Index> flip_offsets;   // CSR offsets (k + 1) into flip_neurons
-    std::vector<Index> flip_neurons;   // (m × 2) flattened (layer, unit) pairs
+    std::vector<double> breakpoints;     // arc-length positions, ascending
+    std::vector<Index> segment;          // polyline segment of each breakpoint
+    std::vector<Index> flip_offsets;     // CSR offsets (k + 1) into flip_neurons
+    std::vector<Index> flip_neurons;     // (m × 2) flattened (layer, unit) pairs
     std::vector<std::uint8_t> patterns;  // num_pieces × pattern_bytes, if requested
 };
 

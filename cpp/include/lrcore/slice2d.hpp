@@ -31,14 +31,14 @@ struct Slice2DOptions {
 };
 
 struct Slice2DResult {
-    std::vector<double> vertices;       // V × 2 plane coordinates
-    std::vector<double> outputs;        // V × output_dim: f at each vertex
-    std::vector<Index> face_offsets;    // F + 1
-    std::vector<Index> face_vertices;   // counter-clockwise cycles
-    std::vector<Index> edges;           // E × 2 vertex pairs (smaller index first)
-    std::vector<Index> edge_neurons;    // E × 2 (layer, unit); (-1, -1) on the domain boundary
+    std::vector<double> vertices;        // V × 2 plane coordinates
+    std::vector<double> outputs;         // V × output_dim: f at each vertex
+    std::vector<Index> face_offsets;     // F + 1
+    std::vector<Index> face_vertices;    // counter-clockwise cycles
+    std::vector<Index> edges;            // E × 2 vertex pairs (smaller index first)
+    std::vector<Index> edge_neurons;     // E × 2 (layer, unit); (-1, -1) on the domain boundary
     std::vector<std::uint8_t> patterns;  // F × pattern_bytes
-    Index tiles = 1;                    // strips computed (1 where they were merged badly)
+    Index tiles = 1;                     // strips computed (1 where they were merged badly)
     Index num_faces() const { return static_cast<Index>(face_offsets.size()) - 1; }
 };
 
