@@ -441,7 +441,8 @@ void assemble(const Network& net, const PathSpec& spec, const VertexSeq& seq, In
     const Word* bits = seq.bits.data();
     auto interval = [&](Index v) { return bits + v * words; };
     auto differ = [&](Index u, Index v) {
-        return std::memcmp(interval(u), interval(v), sz(words) * sizeof(Word)) != 0;
+        // Without neurons (no hidden layer) the rows are empty and bits.data() may be null.
+        return words > 0 && std::memcmp(interval(u), interval(v), sz(words) * sizeof(Word)) != 0;
     };
 
     // Vertices first..last (inclusive), intervals first..last-1. Intervals of zero
@@ -511,7 +512,8 @@ void assemble(const Network& net, const PathSpec& spec, const VertexSeq& seq, In
     std::vector<Index> order(piece_interval.size());
     std::iota(order.begin(), order.end(), Index{0});
     auto less = [&](Index x, Index y) {
-        return std::memcmp(interval(piece_interval[sz(x)]), interval(piece_interval[sz(y)]),
+        return words > 0 &&
+               std::memcmp(interval(piece_interval[sz(x)]), interval(piece_interval[sz(y)]),
                            sz(words) * sizeof(Word)) < 0;
     };
     std::sort(order.begin(), order.end(), less);
