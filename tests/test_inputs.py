@@ -127,6 +127,18 @@ def test_max_pieces_limit():
         lrcore.count_1d(net, path, max_pieces=10)
 
 
+def test_max_memory_limit():
+    net = NET.to_lrcore()
+    paths = [random_path(3, 50, seed=s) for s in range(20)]
+    full = lrcore.count_1d(net, paths)
+    same = lrcore.count_1d(net, paths, max_memory=1e9)
+    assert [r.num_pieces for r in same] == [r.num_pieces for r in full]
+    with pytest.raises(lrcore.LimitExceeded, match=r"max_memory=0\.0 MB \([0-9]+ pieces"):
+        lrcore.count_1d(net, paths, max_memory=1e3)
+    with pytest.raises(ValueError, match="max_memory"):
+        lrcore.count_1d(net, paths, max_memory=-5)
+
+
 # --- Batches and threads ----------------------------------------------------------------
 
 

@@ -243,6 +243,25 @@ def test_max_regions_stops_with_a_helpful_message():
     assert issubclass(lrcore.LimitExceeded, Exception)
 
 
+def test_max_memory_stops_before_the_memory_runs_out():
+    net = random_net([2, 64, 64, 1], seed=33).to_lrcore()
+    full = lrcore.slice_2d(net, np.zeros(2), np.eye(2), (-3, 3, -3, 3))
+    # A generous cap changes nothing; one far below the partition's size stops the call
+    # with the estimate and the ways out, whole or in tiles, and the interpreter goes on.
+    roomy = lrcore.slice_2d(net, np.zeros(2), np.eye(2), (-3, 3, -3, 3), max_memory=1e9)
+    same_slice(roomy, full)
+    for tiles in (1, 4):
+        with pytest.raises(
+            lrcore.LimitExceeded, match=r"max_memory=0\.1 MB \(about [0-9.]+ MB at [0-9]+ "
+        ):
+            lrcore.slice_2d(
+                net, np.zeros(2), np.eye(2), (-3, 3, -3, 3), max_memory=1e5, tiles=tiles
+            )
+    for bad in (0, -1.0, float("nan"), float("inf"), "lots"):
+        with pytest.raises(ValueError, match="max_memory"):
+            lrcore.slice_2d(net, np.zeros(2), np.eye(2), max_memory=bad)
+
+
 # --- Plotting and the density map -----------------------------------------------------
 
 

@@ -11,7 +11,7 @@ namespace {
 // layer builds the result objects from them.
 py::dict count_1d_flat(const Network& net, const std::vector<DoubleArray>& paths,
                        const std::vector<bool>& closed, double rtol, bool want_patterns,
-                       int num_threads, Index max_pieces) {
+                       int num_threads, Index max_pieces, double max_memory) {
     if (closed.size() != paths.size())
         throw std::invalid_argument("closed: expected one flag per path");
     if (max_pieces < 1) throw std::invalid_argument("max_pieces: expected a positive integer");
@@ -31,6 +31,8 @@ py::dict count_1d_flat(const Network& net, const std::vector<DoubleArray>& paths
     options.want_patterns = want_patterns;
     options.num_threads = num_threads;
     options.max_pieces = max_pieces;
+    if (!(max_memory >= 0.0)) throw std::invalid_argument("max_memory: expected bytes >= 0");
+    options.max_memory = max_memory;
 
     Path1DStats stats;
     // Safe without the GIL: `paths` keeps every array alive, and the core reads them only.
@@ -85,6 +87,7 @@ py::dict count_1d_flat(const Network& net, const std::vector<DoubleArray>& paths
 void bind_path1d(py::module_& m) {
     m.def("count_1d", &count_1d_flat, py::arg("net"), py::arg("paths"), py::arg("closed"),
           py::arg("rtol"), py::arg("want_patterns"), py::arg("num_threads"), py::arg("max_pieces"),
+          py::arg("max_memory") = 0.0,
           "Exact breakpoints of the network along each polyline (flat batch arrays).");
 }
 

@@ -14,7 +14,7 @@ py::list slice_2d_arrays(const Network& net, const std::vector<DoubleArray>& ori
                          const std::vector<DoubleArray>& bases,
                          const std::vector<DoubleArray>& domains,
                          const std::vector<DoubleArray>& cuts, double rtol, int num_threads,
-                         Index max_regions) {
+                         Index max_regions, double max_memory) {
     if (origins.size() != bases.size() || origins.size() != domains.size() ||
         origins.size() != cuts.size())
         throw std::invalid_argument("slices: origins, bases, domains and cuts differ in number");
@@ -45,6 +45,8 @@ py::list slice_2d_arrays(const Network& net, const std::vector<DoubleArray>& ori
     options.rtol = rtol;
     options.num_threads = num_threads;
     options.max_regions = max_regions;
+    if (!(max_memory >= 0.0)) throw std::invalid_argument("max_memory: expected bytes >= 0");
+    options.max_memory = max_memory;
 
     // Safe without the GIL: the argument vectors keep every array alive; the core only
     // reads them.
@@ -78,7 +80,7 @@ py::list slice_2d_arrays(const Network& net, const std::vector<DoubleArray>& ori
 void bind_slice2d(py::module_& m) {
     m.def("slice_2d", &slice_2d_arrays, py::arg("net"), py::arg("origins"), py::arg("bases"),
           py::arg("domains"), py::arg("cuts"), py::arg("rtol"), py::arg("num_threads"),
-          py::arg("max_regions"),
+          py::arg("max_regions"), py::arg("max_memory") = 0.0,
           "Exact planar partition of each slice (one dict of arrays per slice).");
 }
 

@@ -4,8 +4,10 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
 #include <memory>
 #include <new>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -19,6 +21,15 @@ constexpr Index kWordBits = 64;
 inline std::size_t sz(Index value) { return static_cast<std::size_t>(value); }
 
 inline Index words_for(Index bits) { return (bits + kWordBits - 1) / kWordBits; }
+
+// "1.5 GB", "20.0 MB": a byte count for messages.
+inline std::string format_bytes(double bytes) {
+    const char* unit = bytes >= 1e9 ? "GB" : "MB";
+    const double value = bytes >= 1e9 ? bytes / 1e9 : bytes / 1e6;
+    char text[32];
+    std::snprintf(text, sizeof text, "%.1f %s", value, unit);
+    return text;
+}
 
 // Leaves new elements uninitialised on resize: the buffers that use it are written in
 // full before they are read, and zero-filling them cost more than the crossings search.

@@ -314,6 +314,19 @@ private:
                                 std::to_string(options_.max_pieces) + " pieces were created (" +
                                 std::to_string(total) + " so far); raise max_pieces to allow more");
         }
+        // Every piece keeps its pattern row and position until the result is assembled,
+        // and the result holds them again (patterns packed when asked for).
+        const double bytes_per_piece =
+            static_cast<double>(words_) * 8.0 + 48.0 +
+            (options_.want_patterns ? static_cast<double>(words_) * 8.0 : 0.0);
+        if (options_.max_memory > 0.0 &&
+            static_cast<double>(total) * bytes_per_piece > options_.max_memory) {
+            throw LimitExceeded("lrcore: the pieces would need more than max_memory=" +
+                                detail::format_bytes(options_.max_memory) + " (" +
+                                std::to_string(total) + " pieces so far, about " +
+                                detail::format_bytes(static_cast<double>(total) * bytes_per_piece) +
+                                "); raise max_memory, or count fewer or shorter paths per call");
+        }
 
         Unit& next = spare_;
         next.width = width;

@@ -106,12 +106,14 @@ int sign_of(double value) { return (value > 0.0) - (value < 0.0); }
 class SliceBuilder {
 public:
     SliceBuilder(const Network& net, const SliceSpec& spec, const Tile& tile,
-                 const Slice2DOptions& options, std::atomic<Index>& finished_faces)
+                 const Slice2DOptions& options, std::atomic<Index>& finished_faces,
+                 std::atomic<Index>& finished_bytes)
         : net_(net),
           spec_(spec),
           tile_(tile),
           options_(options),
           finished_faces_(finished_faces),
+          finished_bytes_(finished_bytes),
           words_(words_for(net.num_neurons())) {}
 
     RawPartition run(const StopFlag& stop) {
@@ -138,6 +140,7 @@ private:
     const Tile& tile_;
     const Slice2DOptions& options_;
     std::atomic<Index>& finished_faces_;  // faces of the slice's finished tiles
+    std::atomic<Index>& finished_bytes_;  // and the memory their partitions take
     Index words_;
 
     std::vector<double> st_;     // V × 2 plane coordinates
@@ -303,6 +306,24 @@ private:
         }
     }
 
+    // Bytes this tile holds (vertex rows, coordinates, split keys; faces with their
+    // sides and patterns) plus the finished tiles of the slice, against max_memory.
+    void check_memory(Index faces) const {
+        if (options_.max_memory <= 0.0) return;
+        const double vertex_bytes = static_cast<double>(z_.width()) * 8.0 + 96.0;
+        const double face_bytes = static_cast<double>(words_) * 8.0 + 6.0 * 32.0;
+        const double bytes = static_cast<double>(num_vertices()) * vertex_bytes +
+                             static_cast<double>(faces) * face_bytes +
+                             static_cast<double>(finished_bytes_.load(std::memory_order_relaxed));
+        if (bytes > options_.max_memory) {
+            throw LimitExceeded("lrcore: the slice would need more than max_memory=" +
+                                detail::format_bytes(options_.max_memory) + " (about " +
+                                detail::format_bytes(bytes) + " at " + std::to_string(faces) +
+                                " regions in this tile so far); raise max_memory, or use more "
+                                "tiles or a smaller domain");
+        }
+    }
+
     void cut_faces(Index layer, const StopFlag& stop) {
         layer_ = layer;
         const Index offset = net_.neuron_offset(layer);
@@ -430,6 +451,7 @@ private:
             // the slice has regions; across tiles the count is checked loosely here (a
             // region cut by tile lines counts once per tile) and exactly after merging.
             const Index total = static_cast<Index>(next_start.size()) - 1 + (num_faces() - f - 1);
+            if ((f & 1023) == 0) check_memory(total);
             if (total > options_.max_regions ||
                 total + finished_faces_.load(std::memory_order_relaxed) > 2 * options_.max_regions)
                 throw_too_many_regions(options_.max_regions, total);
@@ -896,11 +918,16 @@ std::vector<Slice2DResult> slice_2d(const Network& net, const std::vector<SliceS
         for (std::size_t k = 0; k < tiles[i].size(); ++k) tasks.emplace_back(i, k);
     }
     std::unique_ptr<std::atomic<Index>[]> finished(new std::atomic<Index>[n]);
-    for (std::size_t i = 0; i < n; ++i) finished[i] = 0;
+    std::unique_ptr<std::atomic<Index>[]> finished_bytes(new std::atomic<Index>[n]);
+    for (std::size_t i = 0; i < n; ++i) finished[i] = finished_bytes[i] = 0;
     auto build = [&](std::size_t i, const Tile& tile, const StopFlag& stop) {
-        SliceBuilder builder(net, slices[i], tile, options, finished[i]);
+        SliceBuilder builder(net, slices[i], tile, options, finished[i], finished_bytes[i]);
         RawPartition raw = builder.run(stop);
         finished[i].fetch_add(raw.num_faces(), std::memory_order_relaxed);
+        const std::size_t bytes =
+            8 * (raw.st.size() + raw.outputs.size() + raw.face_start.size() +
+                 raw.side_vertex.size() + raw.side_label.size() + raw.bits.size());
+        finished_bytes[i].fetch_add(static_cast<Index>(bytes), std::memory_order_relaxed);
         return raw;
     };
     parallel_for(
@@ -943,7 +970,7 @@ std::vector<Slice2DResult> slice_2d(const Network& net, const std::vector<SliceS
             static_cast<Index>(redo.size()), options.num_threads,
             [&](Index task, Index, const StopFlag& stop) {
                 const std::size_t i = redo[sz(task)];
-                finished[i] = 0;
+                finished[i] = finished_bytes[i] = 0;
                 const Tile tile = make_tiles(slices[i].domain, {}).front();
                 results[i] = assemble(net, build(i, tile, stop), words);
                 results[i].tiles = 1;

@@ -38,6 +38,7 @@ def count_1d(
     want_patterns: bool,
     num_threads: int,
     max_pieces: int,
+    max_memory: float = ...,
 ) -> dict[str, Any]: ...
 def slice_2d(
     net: Network,
@@ -48,4 +49,5 @@ def slice_2d(
     rtol: float,
     num_threads: int,
     max_regions: int,
+    max_memory: float = ...,
 ) -> list[dict[str, Any]]: ...

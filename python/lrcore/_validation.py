@@ -102,3 +102,35 @@ def check_magnitudes(net: Any, bound: NDArray[np.float64], name: str) -> None:
             "values overflow); rescale the inputs or the network"
         )
         raise ValueError(msg)
+
+
+#: Share of the memory available at call time that ``max_memory=None`` allows.
+MEMORY_SHARE = 0.8
+
+
+def available_memory() -> float | None:
+    """Bytes of memory available now (Linux ``MemAvailable``), or None where unknown."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return float(line.split()[1]) * 1024.0
+    except OSError:
+        pass
+    return None
+
+
+def check_max_memory(max_memory: float | None) -> float:
+    """The memory cap in bytes for the core (0: none); None is MEMORY_SHARE of what is
+    available now."""
+    if max_memory is None:
+        available = available_memory()
+        return 0.0 if available is None else MEMORY_SHARE * available
+    try:
+        value = float(max_memory)
+    except (TypeError, ValueError):
+        value = float("nan")
+    if not value > 0 or value == float("inf"):
+        msg = f"max_memory: expected a positive number of bytes or None, got {max_memory!r}"
+        raise ValueError(msg)
+    return value

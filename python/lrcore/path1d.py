@@ -10,7 +10,13 @@ from numpy.typing import ArrayLike, NDArray
 
 from . import _core
 from ._optional import optional_import
-from ._validation import DEFAULT_RTOL, as_float_array, check_magnitudes, check_run_options
+from ._validation import (
+    DEFAULT_RTOL,
+    as_float_array,
+    check_magnitudes,
+    check_max_memory,
+    check_run_options,
+)
 from ._verify import Verifiable
 from .network import Network
 
@@ -370,6 +376,7 @@ def count_1d(
     return_patterns: bool = ...,
     num_threads: int | None = ...,
     max_pieces: int = ...,
+    max_memory: float | None = ...,
 ) -> BatchResult: ...
 
 
@@ -383,6 +390,7 @@ def count_1d(
     return_patterns: bool = ...,
     num_threads: int | None = ...,
     max_pieces: int = ...,
+    max_memory: float | None = ...,
 ) -> PathResult: ...
 
 
@@ -395,6 +403,7 @@ def count_1d(
     return_patterns: bool = False,
     num_threads: int | None = None,
     max_pieces: int = DEFAULT_MAX_PIECES,
+    max_memory: float | None = None,
 ) -> PathResult | BatchResult:
     """Exact breakpoints of ``net``'s activation pattern along polylines.
 
@@ -422,6 +431,10 @@ def count_1d(
         Worker threads (default: all CPUs this process may use).
     max_pieces
         Stop with :class:`lrcore.LimitExceeded` once the call has created this many pieces.
+    max_memory
+        Bytes the call may use for its result and working data (default: 80% of the
+        memory available when it starts). The core checks its estimate as it goes and
+        stops with :class:`lrcore.LimitExceeded` past it, instead of being killed.
 
     Returns
     -------
@@ -475,7 +488,14 @@ def count_1d(
         check_magnitudes(net, np.abs(p).max(axis=0), f"path[{i}]" if is_batch else "path")
 
     flat = _core.count_1d(
-        net._core, paths, flags, rtol, bool(return_patterns), threads, max_pieces
+        net._core,
+        paths,
+        flags,
+        rtol,
+        bool(return_patterns),
+        threads,
+        max_pieces,
+        check_max_memory(max_memory),
     )
     batch = BatchResult(flat, paths, flags, net.num_neurons, network=net, rtol=rtol)
     return batch if is_batch else batch[0]

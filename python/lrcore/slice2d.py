@@ -11,7 +11,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from . import _core
 from ._optional import optional_import
-from ._validation import as_float_array, check_magnitudes, check_run_options
+from ._validation import as_float_array, check_magnitudes, check_max_memory, check_run_options
 from ._verify import Verifiable
 from .network import Network
 from .path1d import DEFAULT_RTOL, count_1d
@@ -501,6 +501,7 @@ def slice_2d(
     rtol: float = ...,
     num_threads: int | None = ...,
     max_regions: int = ...,
+    max_memory: float | None = ...,
     tiles: int | str = ...,
 ) -> list[SliceResult]: ...
 
@@ -516,6 +517,7 @@ def slice_2d(
     rtol: float = ...,
     num_threads: int | None = ...,
     max_regions: int = ...,
+    max_memory: float | None = ...,
     tiles: int | str = ...,
 ) -> SliceResult: ...
 
@@ -530,6 +532,7 @@ def slice_2d(
     rtol: float = DEFAULT_RTOL,
     num_threads: int | None = None,
     max_regions: int = DEFAULT_MAX_REGIONS,
+    max_memory: float | None = None,
     tiles: int | str = "auto",
 ) -> SliceResult | list[SliceResult]:
     """The exact partition of a 2D slice of input space into activation regions.
@@ -556,6 +559,10 @@ def slice_2d(
         of a batch and the tiles of each slice.
     max_regions
         Stop with :class:`lrcore.LimitExceeded` when a slice exceeds this many regions.
+    max_memory
+        Bytes the call may use for one slice's partition and working data (default: 80% of the
+        memory available when it starts). The core checks its estimate as it goes and
+        stops with :class:`lrcore.LimitExceeded` past it, instead of being killed.
     tiles
         Cut the domain into this many strips along ``s``, computed in parallel (each
         with the working memory of one strip) and merged into one partition:
@@ -626,6 +633,7 @@ def slice_2d(
         rtol,
         threads,
         max_regions,
+        check_max_memory(max_memory),
     )
     results = [
         SliceResult(a, p, poly, net.num_neurons, network=net, rtol=rtol)

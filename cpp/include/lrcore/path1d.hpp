@@ -27,6 +27,9 @@ struct Path1DOptions {
     // Upper bound on the vertices created over the whole call (≈ pieces); past it the
     // call fails with std::length_error instead of exhausting memory.
     Index max_pieces = 50'000'000;
+    // Upper bound on the memory the pieces created so far will take (their pattern rows
+    // and positions, then the result), in bytes; 0: none. Past it, LimitExceeded.
+    double max_memory = 0.0;
     // Work units with more vertices than this are split in two before the next layer,
     // which bounds working memory (vertices × width) and keeps products cache-sized.
     Index max_unit_vertices = 8192;

@@ -28,6 +28,9 @@ struct Slice2DOptions {
     int num_threads = 0;
     // Past this many faces in one slice the call fails with LimitExceeded.
     Index max_regions = 10'000'000;
+    // Upper bound on the memory one slice's partition takes while it is built (vertex
+    // rows, faces, finished tiles), in bytes; 0: none. Past it, LimitExceeded.
+    double max_memory = 0.0;
 };
 
 struct Slice2DResult {
