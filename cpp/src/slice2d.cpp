@@ -765,7 +765,12 @@ bool stitch(std::vector<RawPartition>& tiles, const std::vector<double>& domain,
         Index from, to, label;
     };
     std::vector<Link> links;
-    std::size_t tile_of = 0;
+    // A corner of the merged face, unless it was dropped.
+    auto emit = [&](const Link& link) {
+        if (drop[sz(link.from)]) return;
+        merged.side_vertex.push_back(new_id[sz(link.from)]);
+        merged.side_label.push_back(link.label);
+    };
     std::size_t consumed = 0;  // tiles whose faces are all merged
     for (Index root = 0; root < nf; ++root) {
         // A face joins a group whose first face comes no later: once the roots reach a
@@ -779,7 +784,8 @@ bool stitch(std::vector<RawPartition>& tiles, const std::vector<double>& domain,
         bool removed = false;
         for (Index m = group_start[sz(root)]; m < group_start[sz(root) + 1]; ++m) {
             const Index g = members[sz(m)];
-            tile_of = sz(std::upper_bound(fo.begin(), fo.end(), g) - fo.begin() - 1);
+            const std::size_t tile_of =
+                sz(std::upper_bound(fo.begin(), fo.end(), g) - fo.begin() - 1);
             const RawPartition& tile = tiles[tile_of];
             const Index f = g - fo[tile_of];
             const Index first = tile.face_start[sz(f)];
@@ -796,36 +802,31 @@ bool stitch(std::vector<RawPartition>& tiles, const std::vector<double>& domain,
                 links.push_back({rep[sz(vo[tile_of] + v)], rep[sz(vo[tile_of] + w)], label});
             }
         }
+        if (links.empty()) return false;
         const Index face_begin = static_cast<Index>(merged.side_vertex.size());
         if (!removed) {
             // One face, whole: its sides in order.
-            for (const Link& link : links) {
-                if (drop[sz(link.from)]) continue;
-                merged.side_vertex.push_back(new_id[sz(link.from)]);
-                merged.side_label.push_back(link.label);
-            }
-        }
-        // Parts of one region: chain their sides into one cycle (a convex face leaves
-        // each corner once).
-        const Link start = links.front();
-        if (removed)
+            for (const Link& link : links) emit(link);
+        } else {
+            // Parts of one region: chain their sides into one cycle (a convex face leaves
+            // each corner once).
+            const Link start = links.front();
             std::sort(links.begin(), links.end(),
                       [](const Link& x, const Link& y) { return x.from < y.from; });
-        Link current = start;
-        for (std::size_t step = 0; removed; ++step) {
-            if (step == links.size()) return false;
-            if (!drop[sz(current.from)]) {
-                merged.side_vertex.push_back(new_id[sz(current.from)]);
-                merged.side_label.push_back(current.label);
+            Link current = start;
+            for (std::size_t step = 0;; ++step) {
+                if (step == links.size()) return false;
+                emit(current);
+                if (current.to == start.from) {
+                    if (step + 1 != links.size()) return false;
+                    break;
+                }
+                const auto next =
+                    std::lower_bound(links.begin(), links.end(), current.to,
+                                     [](const Link& x, Index v) { return x.from < v; });
+                if (next == links.end() || next->from != current.to) return false;
+                current = *next;
             }
-            if (current.to == start.from) {
-                if (step + 1 != links.size()) return false;
-                break;
-            }
-            const auto next = std::lower_bound(links.begin(), links.end(), current.to,
-                                               [](const Link& x, Index v) { return x.from < v; });
-            if (next == links.end() || next->from != current.to) return false;
-            current = *next;
         }
         if (static_cast<Index>(merged.side_vertex.size()) - face_begin < 3) return false;
         merged.face_start.push_back(static_cast<Index>(merged.side_vertex.size()));
@@ -839,9 +840,8 @@ bool stitch(std::vector<RawPartition>& tiles, const std::vector<double>& domain,
 
 // The result arrays of a partition: faces in CSR form, edges indexed once each. The
 // partition's arrays move into the result where their layout is the result's.
-Slice2DResult assemble(const Network& net, RawPartition&& raw, Index words) {
+Slice2DResult assemble(const Network& net, RawPartition&& raw, Index words, Index bytes) {
     Slice2DResult result;
-    const Index bytes = (net.num_neurons() + 7) / 8;
     const Index num_faces = raw.num_faces();
     result.vertices = std::move(raw.st);
     result.outputs = std::move(raw.outputs);
@@ -909,6 +909,7 @@ std::vector<Slice2DResult> slice_2d(const Network& net, const std::vector<SliceS
         throw std::invalid_argument("slice_2d: rtol must be a finite number >= 0");
     const std::size_t n = slices.size();
     const Index words = words_for(net.num_neurons());
+    const Index bytes = (net.num_neurons() + 7) / 8;  // of a packed pattern
     std::vector<std::vector<Tile>> tiles(n);
     std::vector<std::vector<RawPartition>> parts(n);
     std::vector<std::pair<std::size_t, std::size_t>> tasks;
@@ -924,10 +925,10 @@ std::vector<Slice2DResult> slice_2d(const Network& net, const std::vector<SliceS
         SliceBuilder builder(net, slices[i], tile, options, finished[i], finished_bytes[i]);
         RawPartition raw = builder.run(stop);
         finished[i].fetch_add(raw.num_faces(), std::memory_order_relaxed);
-        const std::size_t bytes =
+        const std::size_t held =
             8 * (raw.st.size() + raw.outputs.size() + raw.face_start.size() +
                  raw.side_vertex.size() + raw.side_label.size() + raw.bits.size());
-        finished_bytes[i].fetch_add(static_cast<Index>(bytes), std::memory_order_relaxed);
+        finished_bytes[i].fetch_add(static_cast<Index>(held), std::memory_order_relaxed);
         return raw;
     };
     parallel_for(
@@ -947,12 +948,11 @@ std::vector<Slice2DResult> slice_2d(const Network& net, const std::vector<SliceS
             const std::size_t i = sz(task);
             stop.throw_if_requested();
             if (parts[i].size() == 1) {
-                results[i] = assemble(net, std::move(parts[i][0]), words);
+                results[i] = assemble(net, std::move(parts[i][0]), words, bytes);
             } else {
                 RawPartition merged;
-                if (stitch(parts[i], slices[i].domain, words, (net.num_neurons() + 7) / 8,
-                           net.output_dim(), merged))
-                    results[i] = assemble(net, std::move(merged), words);
+                if (stitch(parts[i], slices[i].domain, words, bytes, net.output_dim(), merged))
+                    results[i] = assemble(net, std::move(merged), words, bytes);
                 else
                     whole[i] = 1;
             }
@@ -972,7 +972,7 @@ std::vector<Slice2DResult> slice_2d(const Network& net, const std::vector<SliceS
                 const std::size_t i = redo[sz(task)];
                 finished[i] = finished_bytes[i] = 0;
                 const Tile tile = make_tiles(slices[i].domain, {}).front();
-                results[i] = assemble(net, build(i, tile, stop), words);
+                results[i] = assemble(net, build(i, tile, stop), words, bytes);
                 results[i].tiles = 1;
             },
             poll);

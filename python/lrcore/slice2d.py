@@ -672,15 +672,12 @@ def _tile_cuts(
     tiles: int | str, net: Network, plane: Plane, poly: NDArray[np.float64], rtol: float
 ) -> NDArray[np.float64]:
     """Positions ``s = c`` of the lines that cut one slice's domain into strips."""
-    lo, hi = float(poly[:, 0].min()), float(poly[:, 0].max())
-    if isinstance(tiles, str):
-        if tiles != "auto":
-            msg = f"tiles: expected a positive integer or 'auto', got {tiles!r}"
-            raise ValueError(msg)
+    if isinstance(tiles, str) and tiles == "auto":
         return _auto_cuts(net, plane, poly, rtol)
-    if isinstance(tiles, bool) or not isinstance(tiles, (int, np.integer)) or tiles < 1:
+    if not isinstance(tiles, (int, np.integer)) or isinstance(tiles, bool) or tiles < 1:
         msg = f"tiles: expected a positive integer or 'auto', got {tiles!r}"
         raise ValueError(msg)
+    lo, hi = float(poly[:, 0].min()), float(poly[:, 0].max())
     count = int(tiles)
     return np.array([lo + (hi - lo) * (k + CUT_OFFSET) / count for k in range(1, count)])
 
@@ -695,21 +692,20 @@ def _auto_cuts(
     split the breakpoints that the horizontal lines meet into equal shares, so dense parts
     of the slice get narrow strips.
     """
-    t_lo, t_hi = float(poly[:, 1].min()), float(poly[:, 1].max())
+    (s_lo, t_lo), (s_hi, t_hi) = poly.min(axis=0), poly.max(axis=0)
     chords = []
     for k in range(PROBE_LINES):
         t = t_lo + (k + 0.5) / PROBE_LINES * (t_hi - t_lo)
         chord = _chord(poly, t)
         if chord is not None:
             chords.append((t, *chord))
-    s_mid = float(poly[:, 0].min() + poly[:, 0].max()) / 2
+    s_mid = float(s_lo + s_hi) / 2
     flipped = _chord(poly[:, ::-1].copy(), s_mid)
     if not chords or flipped is None:
         return np.zeros(0)
     lines = [np.array([[a, t], [b, t]]) for t, a, b in chords]
     lines.append(np.array([[s_mid, flipped[0]], [s_mid, flipped[1]]]))
-    batch = count_1d(net, [plane.to_input(line) for line in lines], rtol=rtol)
-    results = [batch[i] for i in range(len(lines))]
+    results = list(count_1d(net, [plane.to_input(line) for line in lines], rtol=rtol))
     positions = np.concatenate(
         [
             a + r.breakpoints / r.length * (b - a) if r.length > 0 else np.zeros(0)
@@ -721,7 +717,5 @@ def _auto_cuts(
     count = int(min(MAX_AUTO_TILES, max(1, np.ceil(estimate / TILE_REGIONS))))
     if count == 1 or positions.size < count:
         return np.zeros(0)
-    cuts = np.quantile(np.sort(positions), np.arange(1, count) / count)
-    lo, hi = float(poly[:, 0].min()), float(poly[:, 0].max())
-    cuts = np.unique(cuts[(cuts > lo) & (cuts < hi)])
-    return cuts
+    cuts = np.quantile(positions, np.arange(1, count) / count)
+    return np.unique(cuts[(cuts > s_lo) & (cuts < s_hi)])

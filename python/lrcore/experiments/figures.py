@@ -28,6 +28,14 @@ def pyplot() -> Any:
     return optional_import("matplotlib.pyplot", "experiments")
 
 
+def _save(plt: Any, fig: Any, path: Path) -> Path:
+    """Write a finished figure as PNG and free it."""
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def _slug(text: str) -> str:
     return "".join(c if c.isalnum() or c in "-_" else "_" for c in text)
 
@@ -59,11 +67,7 @@ def density_figure(windows: Any, manifold: str, out: Path) -> Path:
         ax.set_ylabel("breakpoints per unit length")
         ax.set_title(f"{manifold}, {target} target (shaded: near jumps of {Target().steps})")
         ax.legend(loc="upper left", fontsize="small")
-    fig.tight_layout()
-    path = out / f"density_{_slug(manifold)}.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, out / f"density_{_slug(manifold)}.png")
 
 
 def scatter_figure(changes: Any, family: str, out: Path) -> Path:
@@ -90,11 +94,7 @@ def scatter_figure(changes: Any, family: str, out: Path) -> Path:
         ax.set_title(f"{family}: density change against |{measure}|")
         ax.axhline(0.0, color="0.6", linewidth=0.8)
     axes[0][-1].legend(fontsize="x-small", markerscale=2, loc="best")
-    fig.tight_layout()
-    path = out / f"scatter_{family}.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, out / f"scatter_{family}.png")
 
 
 def training_figure(windows: Any, family: str, out: Path) -> Path:
@@ -119,11 +119,7 @@ def training_figure(windows: Any, family: str, out: Path) -> Path:
     ax.set_ylabel("mean breakpoints per unit length")
     ax.set_title(f"{family}: density during training")
     ax.legend(fontsize="small")
-    fig.tight_layout()
-    path = out / f"training_{family}.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, out / f"training_{family}.png")
 
 
 def partition_figure(
@@ -153,8 +149,4 @@ def partition_figure(
         ax.plot(closed[:, 0], closed[:, 1], color="k", linewidth=1.6)
         ax.plot(jumps[:, 0], jumps[:, 1], "o", color="red", markersize=6, label="jumps")
         ax.set_title(f"{title}, {label}: {result.num_regions} regions")
-    fig.tight_layout()
-    path = out / f"partition_{_slug(title)}.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, out / f"partition_{_slug(title)}.png")
