@@ -70,6 +70,7 @@ py::list slice_2d_arrays(const Network& net, const std::vector<DoubleArray>& ori
         item["edge_neurons"] = to_array(std::move(r.edge_neurons), {e, 2});
         item["patterns"] = to_array(std::move(r.patterns), {f, bytes});
         item["tiles"] = r.tiles;
+        item["merged"] = r.merged;
         out.append(item);
     }
     return out;

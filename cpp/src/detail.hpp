@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <limits>
 #include <memory>
 #include <new>
 #include <string>
@@ -75,6 +76,19 @@ inline void snap_zeros(double* z, Index n, Index width, Index neurons, const dou
             if (std::abs(row[j]) <= rtol * (row_norms[sz(j)] * s + abs_bias[sz(j)])) row[j] = 0.0;
         }
     }
+}
+
+// ||(1 - tau) a + tau b||_2 from ||a|| = na, ||b|| = nb and <a, b> = dot (a sum of `width`
+// products), rounded up: the norm of an affine vector function between two points (the
+// input of a layer inside a cell), which the interpolation na + tau (nb - na) can
+// overestimate by far (a path from x to -x passes the origin).
+inline double norm_between(double na, double nb, double dot, double tau, Index width) {
+    const double u = 1.0 - tau;
+    const double square = u * u * na * na + 2.0 * u * tau * dot + tau * tau * nb * nb;
+    // Rounding of the sum and of the dot product, added back.
+    const double error = static_cast<double>(width + 8) * std::numeric_limits<double>::epsilon() *
+                         (u * na + tau * nb) * (u * na + tau * nb);
+    return std::min(std::sqrt(std::max(square, 0.0) + error), u * na + tau * nb);
 }
 
 // Rows of per-vertex values (one row of `width` doubles per vertex), stored in blocks of

@@ -37,7 +37,9 @@ using detail::words_for;
 struct Unit {
     Index width = 0;                   // width of the layer whose values `z` holds
     Buffer<double> z;                  // V × width pre-activations of the current layer
-    Buffer<double> scale;              // V: ||input of the current layer||_2 (upper bound)
+    Buffer<double> scale;              // V: ||input of the current layer||_2
+    Buffer<double> dot;                // V: <input at v, input at v + 1> of the current layer
+    Index dot_width = 0;               // the input's width
     Buffer<Index> path;                // V: path id
     Buffer<Index> seg;                 // V: segment of the path
     Buffer<double> t;                  // V: parameter within the segment, in [0, 1]
@@ -159,6 +161,8 @@ private:
             for (Index k = 0; k < d; ++k) sum += src[k] * src[k];
             unit.scale[sz(v)] = std::sqrt(sum);
         }
+        neighbour_dots(x.data(), n, d, unit.dot);
+        unit.dot_width = d;
         const AffineMap& map = net_.layer(0);
         unit.width = map.out_dim();
         unit.z.resize(sz(n * unit.width));
@@ -166,11 +170,27 @@ private:
         vertices_per_layer_[0].fetch_add(n, std::memory_order_relaxed);
     }
 
+    // dot[v] = <row v, row v + 1> of n rows of `width` values: with the rows' norms it gives
+    // the norm of the layer's input anywhere inside interval v (the input is affine there).
+    static void neighbour_dots(const double* rows, Index n, Index width, Buffer<double>& dot) {
+        dot.resize(sz(n));
+        for (Index v = 0; v + 1 < n; ++v) {
+            const double* a = rows + v * width;
+            const double* b = a + width;
+            double sum = 0.0;
+            for (Index k = 0; k < width; ++k) sum += a[k] * b[k];
+            dot[sz(v)] = sum;
+        }
+        if (n > 0) dot[sz(n - 1)] = 0.0;
+    }
+
     // Values of hidden layer `layer` at every vertex of the unit: one dense product of
     // the previous layer's activations, which `unit.z` holds on entry.
     void evaluate_next_layer(Unit& unit, Index layer) {
         const AffineMap& map = net_.layer(layer);
         const Index n = unit.size();
+        neighbour_dots(unit.z.data(), n, unit.width, unit.dot);
+        unit.dot_width = unit.width;
         activated_.resize(sz(n * map.out_dim()));
         map.apply(unit.z.data(), n, unit.width, activated_.data(), map.out_dim());
         unit.z.swap(activated_);
@@ -293,12 +313,13 @@ private:
             const double* zb = za + width;
             const double sa = unit.scale[sz(v)];
             const double sb = unit.scale[sz(v) + 1];
+            const double dot = unit.dot[sz(v)];
             double group_tau = first->tau;
             ++added;
             for (auto it = first + 1; it != last_crossing; ++it) {
                 const Index k = it->unit;
                 const double value = za[k] + group_tau * (zb[k] - za[k]);
-                const double scale = sa + group_tau * (sb - sa);
+                const double scale = detail::norm_between(sa, sb, dot, group_tau, unit.dot_width);
                 it->joins =
                     it->tau == group_tau ||
                     std::abs(value) <= options_.rtol * (row_norms[sz(k)] * scale + abs_bias[sz(k)]);

@@ -41,6 +41,8 @@ constexpr Index kCut = -2;       // placeholder label of the side a cut creates
 constexpr Index kTileLow = -3;   // a side on a tile's left cut line s = c
 constexpr Index kTileHigh = -4;  // a side on a tile's right cut line s = c
 constexpr Index kRemoved = -5;   // a tile side inside a region, dropped when tiles merge
+// Plane coordinates closer than this many ulps of the domain's size are one point.
+constexpr double kPlaneUlps = 64.0;
 
 // One convex piece of a slice's domain: the strip between two cut lines s = c.
 struct Tile {
@@ -57,6 +59,7 @@ struct RawPartition {
     std::vector<Index> side_vertex, side_label;
     std::vector<Word> bits;              // F × words
     std::vector<std::uint8_t> patterns;  // or F × pattern bytes, packed (bits then empty)
+    Index merged = 0;                    // crossings placed at a vertex (plane rounding)
     Index num_vertices() const { return static_cast<Index>(st.size() / 2); }
     Index num_faces() const { return static_cast<Index>(face_start.size()) - 1; }
 };
@@ -147,6 +150,11 @@ private:
     detail::RowStore z_;         // V rows: the current layer's pre-activations
     std::vector<double> scale_;  // V: norm of the current layer's input (upper bound)
     Index layer_ = 0;            // the hidden layer being cut
+    // Rounding of a plane coordinate: kPlaneUlps ulps of the domain's largest coordinate.
+    // A crossing closer than this to a vertex (or to another crossing on the same edge)
+    // is placed at it: float64 coordinates could not tell them apart.
+    double plane_tol_ = 0.0;
+    Index merged_ = 0;  // crossings placed at a vertex by plane_tol_
 
     // Faces in CSR form: face f has sides [face_start_[f], face_start_[f + 1]).
     std::vector<Side> sides_;
@@ -170,6 +178,17 @@ private:
         std::copy_n(spec_.basis, 2 * d, rows.begin() + d);
         std::vector<double> values(sz(4 * out));
         map.apply(rows.data(), 4, d, values.data(), out);
+        const double* o = spec_.origin;
+        const double* u = spec_.basis;
+        const double* v = spec_.basis + d;
+        for (Index k = 0; k < d; ++k) {
+            gram_[0] += o[k] * o[k];
+            gram_[1] += o[k] * u[k];
+            gram_[2] += o[k] * v[k];
+            gram_[3] += u[k] * u[k];
+            gram_[4] += u[k] * v[k];
+            gram_[5] += v[k] * v[k];
+        }
         first_map_.assign(sz(3 * out), 0.0);
         for (Index j = 0; j < out; ++j) {
             const double bias = values[sz(3 * out + j)];
@@ -177,6 +196,21 @@ private:
             first_map_[sz(out + j)] = values[sz(out + j)] - bias;
             first_map_[sz(2 * out + j)] = values[sz(2 * out + j)] - bias;
         }
+    }
+
+    // <o, o>, <o, u>, <o, v>, <u, u>, <u, v>, <v, v> of the plane's origin and basis.
+    double gram_[6] = {0, 0, 0, 0, 0, 0};
+
+    // ||origin + s u + t v||_2 from the Gram matrix, rounded up.
+    double plane_norm(double s, double t) const {
+        const double* g = gram_;
+        const double square = g[0] + 2.0 * s * g[1] + 2.0 * t * g[2] + s * s * g[3] +
+                              2.0 * s * t * g[4] + t * t * g[5];
+        const double reach =
+            std::sqrt(g[0]) + std::abs(s) * std::sqrt(g[3]) + std::abs(t) * std::sqrt(g[5]);
+        const double error = static_cast<double>(net_.input_dim() + 8) *
+                             std::numeric_limits<double>::epsilon() * reach * reach;
+        return std::min(std::sqrt(std::max(square, 0.0) + error), reach);
     }
 
     double input_norm(double s, double t) const {
@@ -191,6 +225,9 @@ private:
 
     void initial_face() {
         compose_first_layer();
+        double reach = 0.0;
+        for (const double c : spec_.domain) reach = std::max(reach, std::abs(c));
+        plane_tol_ = kPlaneUlps * std::numeric_limits<double>::epsilon() * reach;
         const Index out = net_.layer(0).out_dim();
         z_.reset(out);
         const Index m = static_cast<Index>(tile_.polygon.size() / 2);
@@ -212,6 +249,50 @@ private:
     }
 
     double value(Index vertex, Index neuron) const { return z_.row(vertex)[neuron]; }
+
+    double distance(Index a, Index b) const {
+        return std::hypot(st_[sz(2 * b)] - st_[sz(2 * a)], st_[sz(2 * b + 1)] - st_[sz(2 * a + 1)]);
+    }
+
+    // A neuron that crosses a layer-start edge within plane_tol_ of an end passes through
+    // that end: its value there becomes zero (before any face is cut, so every face sees
+    // the same values). Updates the sign masks of the end.
+    void snap_near_ends(std::vector<Word>& positive, std::vector<Word>& negative,
+                        Index mask_words) {
+        for (Index f = 0; f < num_faces(); ++f) {
+            const Index first = face_start_[sz(f)];
+            const Index last = face_start_[sz(f) + 1];
+            for (Index i = first; i < last; ++i) {
+                const Index p = sides_[sz(i)].vertex;
+                const Index q = sides_[sz(i + 1 < last ? i + 1 : first)].vertex;
+                Word* pos_p = positive.data() + p * mask_words;
+                Word* neg_p = negative.data() + p * mask_words;
+                Word* pos_q = positive.data() + q * mask_words;
+                Word* neg_q = negative.data() + q * mask_words;
+                double near = -1.0;  // computed at the first crossing
+                for (Index k = 0; k < mask_words; ++k) {
+                    Word both = (pos_p[k] & neg_q[k]) | (neg_p[k] & pos_q[k]);
+                    while (both != 0) {
+                        const Index j = k * kWordBits + static_cast<Index>(__builtin_ctzll(both));
+                        both &= both - 1;
+                        if (near < 0.0) near = plane_tol_ / distance(p, q);
+                        double* zp = z_.row(p);
+                        double* zq = z_.row(q);
+                        const double limit = near * std::abs(zq[j] - zp[j]);
+                        const Index end = std::abs(zp[j]) <= limit   ? p
+                                          : std::abs(zq[j]) <= limit ? q
+                                                                     : -1;
+                        if (end < 0) continue;
+                        z_.row(end)[j] = 0.0;
+                        const Word keep = ~(Word{1} << (j % kWordBits));
+                        positive[sz(end * mask_words + k)] &= keep;
+                        negative[sz(end * mask_words + k)] &= keep;
+                        ++merged_;
+                    }
+                }
+            }
+        }
+    }
 
     // The vertex where `neuron` crosses the layer-start edge (key_a, key_b), created once;
     // (p, q) is the side of the asking face that contains it.
@@ -246,11 +327,23 @@ private:
         zv[neuron] = 0.0;
         st_.push_back(st_[sz(2 * a)] + tau * (st_[sz(2 * b)] - st_[sz(2 * a)]));
         st_.push_back(st_[sz(2 * a + 1)] + tau * (st_[sz(2 * b + 1)] - st_[sz(2 * a + 1)]));
-        scale_.push_back(scale_[sz(a)] + tau * (scale_[sz(b)] - scale_[sz(a)]));
+        // The norm of the layer's input there: exact in layer 0 (the plane's own Gram
+        // matrix), the interpolation of the ends' norms (an upper bound) later.
+        scale_.push_back(layer_ == 0 ? plane_norm(st_[st_.size() - 2], st_.back())
+                                     : scale_[sz(a)] + tau * (scale_[sz(b)] - scale_[sz(a)]));
         // The new vertex may lie on other neurons' lines too (lines through one point):
         // the same tolerance as at the layer's start makes it their vertex as well, so
         // they cut through it instead of creating sliver faces next to it.
         detail::snap_zeros(zv, 1, w, neurons, &scale_.back(), net_.layer(layer_), options_.rtol);
+        // So does a zero on this edge within plane_tol_ of the crossing, whatever the
+        // values' scale: float64 coordinates could not place two points there.
+        const double near = plane_tol_ / distance(a, b);
+        for (Index j = 0; j < neurons; ++j) {
+            if (zv[j] != 0.0 && std::abs(zv[j]) <= near * std::abs(zb[j] - za[j])) {
+                zv[j] = 0.0;
+                ++merged_;
+            }
+        }
         splits_.emplace(key, v);
         return v;
     }
@@ -350,6 +443,7 @@ private:
                 neg_row[j / kWordBits] |= static_cast<Word>(row[j] < 0.0) << (j % kWordBits);
             }
         }
+        snap_near_ends(positive, negative, mask_words);
         std::vector<Word> any_pos(sz(mask_words)), any_neg(sz(mask_words));
         std::vector<Index> straddling;
         std::vector<Index> part_start;
@@ -492,6 +586,7 @@ private:
             raw.side_label.push_back(side.label);
         }
         raw.bits.swap(bits_);
+        raw.merged = merged_;
         return raw;
     }
 
@@ -651,6 +746,7 @@ bool stitch(std::vector<RawPartition>& tiles, const std::vector<double>& domain,
         vo[i + 1] = vo[i] + tiles[i].num_vertices();
         fo[i + 1] = fo[i] + tiles[i].num_faces();
     }
+    for (const RawPartition& tile : tiles) merged.merged += tile.merged;
     std::vector<Index> rep(sz(vo[count]));
     std::iota(rep.begin(), rep.end(), Index{0});
     std::vector<char> drop(sz(vo[count]), 0);
@@ -842,6 +938,7 @@ bool stitch(std::vector<RawPartition>& tiles, const std::vector<double>& domain,
 // partition's arrays move into the result where their layout is the result's.
 Slice2DResult assemble(const Network& net, RawPartition&& raw, Index words, Index bytes) {
     Slice2DResult result;
+    result.merged = raw.merged;
     const Index num_faces = raw.num_faces();
     result.vertices = std::move(raw.st);
     result.outputs = std::move(raw.outputs);

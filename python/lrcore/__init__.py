@@ -41,6 +41,7 @@ except ImportError as _err:  # pragma: no cover - depends on the installation
         )
         raise ImportError(_msg) from _err
 
+from ._validation import RoundingWarning
 from ._verify import VERIFY_FACTOR, Problem, VerificationError, VerifyReport
 from .network import ACTIVATIONS, Network, from_torch
 from .path1d import DEFAULT_MAX_PIECES, DEFAULT_RTOL, BatchResult, PathResult, count_1d
@@ -67,6 +68,7 @@ __all__ = [
     "PathResult",
     "Plane",
     "Problem",
+    "RoundingWarning",
     "SliceResult",
     "VerificationError",
     "VerifyReport",

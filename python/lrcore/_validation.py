@@ -13,6 +13,15 @@ from numpy.typing import NDArray
 DEFAULT_RTOL = 1e-10
 
 
+class RoundingWarning(UserWarning):
+    """A result is exact only up to float64 rounding of its coordinates.
+
+    ``slice_2d`` warns when crossings lay closer to a vertex (or to each other) than
+    float64 plane coordinates can resolve and were placed at that vertex, so regions
+    narrower than that are not counted (``SliceResult.merged_crossings`` says how many).
+    """
+
+
 def as_float_array(
     value: Any, name: str, ndim: int | None = None, finite: bool = True
 ) -> NDArray[np.float64]:

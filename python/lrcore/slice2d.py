@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, overload
@@ -11,7 +12,13 @@ from numpy.typing import ArrayLike, NDArray
 
 from . import _core
 from ._optional import optional_import
-from ._validation import as_float_array, check_magnitudes, check_max_memory, check_run_options
+from ._validation import (
+    RoundingWarning,
+    as_float_array,
+    check_magnitudes,
+    check_max_memory,
+    check_run_options,
+)
 from ._verify import Verifiable
 from .network import Network
 from .path1d import DEFAULT_RTOL, count_1d
@@ -151,6 +158,11 @@ class SliceResult(Verifiable):
         self.patterns: NDArray[np.uint8] = arrays["patterns"]
         #: Strips of the domain the partition was computed in (see ``slice_2d(tiles=)``).
         self.tiles: int = int(arrays.get("tiles", 1))
+        #: Crossings that lay closer to a vertex (or to another crossing on the same edge)
+        #: than float64 plane coordinates resolve (64 ulps of the domain's largest
+        #: coordinate) and were placed at it; the slivers between them are not counted.
+        #: ``slice_2d`` warns (:class:`lrcore.RoundingWarning`) when this is not zero.
+        self.merged_crossings: int = int(arrays.get("merged", 0))
         #: The network the slice was computed for (``verify`` re-evaluates it).
         self.network = network
         #: The zero tolerance it was computed with.
@@ -583,6 +595,13 @@ def slice_2d(
     lrcore.LimitExceeded
         More than ``max_regions`` faces in a slice.
 
+    Warns
+    -----
+    lrcore.RoundingWarning
+        Crossings lay closer to a vertex than float64 plane coordinates resolve (64 ulps
+        of the domain's largest coordinate) and were placed at it, so slivers narrower
+        than that are not counted (:attr:`SliceResult.merged_crossings`).
+
     Examples
     --------
     >>> import numpy as np, lrcore
@@ -639,8 +658,22 @@ def slice_2d(
         SliceResult(a, p, poly, net.num_neurons, network=net, rtol=rtol)
         for a, p in zip(arrays, planes)
     ]
+    merged = [(i, r.merged_crossings) for i, r in enumerate(results) if r.merged_crossings]
+    if merged:
+        where = ", ".join(f"slice {i}: {n}" for i, n in merged) if is_batch else str(merged[0][1])
+        msg = (
+            f"slice_2d: crossings closer to a vertex than float64 plane coordinates resolve "
+            f"(64 ulps of the domain's largest coordinate, {PLANE_ULPS * np.finfo(np.float64).eps * reach:.3g}) "
+            f"were placed at it ({where}); regions narrower than that are not counted. "
+            "See SliceResult.merged_crossings and the README's 'Tolerance and exactness'."
+        )
+        warnings.warn(msg, RoundingWarning, stacklevel=2)
     return results if is_batch else results[0]
 
+
+#: Plane coordinates closer than this many ulps of the domain's largest coordinate are
+#: one point in the core (a crossing that close to a vertex is placed at it).
+PLANE_ULPS = 64
 
 #: Regions per tile aimed at by ``slice_2d(..., tiles="auto")``.
 TILE_REGIONS = 20_000

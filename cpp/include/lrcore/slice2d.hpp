@@ -42,6 +42,10 @@ struct Slice2DResult {
     std::vector<Index> edge_neurons;     // E × 2 (layer, unit); (-1, -1) on the domain boundary
     std::vector<std::uint8_t> patterns;  // F × pattern_bytes
     Index tiles = 1;                     // strips computed (1 where they were merged badly)
+    // Crossings closer to a vertex (or to another crossing on its edge) than float64 plane
+    // coordinates resolve (64 ulps of the domain's largest coordinate), placed at it: the
+    // regions between them, narrower than that, are not counted.
+    Index merged = 0;
     Index num_faces() const { return static_cast<Index>(face_offsets.size()) - 1; }
 };
 
