@@ -100,7 +100,64 @@ struct SplitKeyHash {
         std::uint64_t h = static_cast<std::uint64_t>(key.a) * 0x9E3779B97F4A7C15ULL;
         h ^= static_cast<std::uint64_t>(key.b) + 0x7F4A7C159E3779B9ULL + (h << 6) + (h >> 2);
         h ^= static_cast<std::uint64_t>(key.neuron) + 0x94D049BB133111EBULL + (h << 6) + (h >> 2);
+        h ^= h >> 29;
         return static_cast<std::size_t>(h);
+    }
+};
+
+// SplitKey -> Index, open addressing with linear probing in one flat array: a slice looks
+// up every vertex it creates, and std::unordered_map's node per entry cost more than the
+// cutting around it. Keys have a >= 0; a = -1 marks an empty slot.
+class SplitMap {
+public:
+    void reset(std::size_t expected) {
+        std::size_t capacity = 16;
+        while (capacity < 2 * expected) capacity *= 2;
+        slots_.assign(capacity, Slot{{-1, 0, 0}, 0});
+        size_ = 0;
+    }
+
+    // The value of `key`, or -1.
+    Index find(const SplitKey& key) const {
+        for (std::size_t i = start(key);; i = (i + 1) & (slots_.size() - 1)) {
+            const Slot& slot = slots_[i];
+            if (slot.key.a < 0) return -1;
+            if (slot.key == key) return slot.value;
+        }
+    }
+
+    // Stores key -> value unless key is present; returns the value stored for key.
+    Index insert(const SplitKey& key, Index value) {
+        if (2 * (size_ + 1) > slots_.size()) grow();
+        for (std::size_t i = start(key);; i = (i + 1) & (slots_.size() - 1)) {
+            Slot& slot = slots_[i];
+            if (slot.key.a < 0) {
+                slot = Slot{key, value};
+                ++size_;
+                return value;
+            }
+            if (slot.key == key) return slot.value;
+        }
+    }
+
+private:
+    struct Slot {
+        SplitKey key;
+        Index value;
+    };
+    std::vector<Slot> slots_;
+    std::size_t size_ = 0;
+
+    std::size_t start(const SplitKey& key) const {
+        return SplitKeyHash{}(key) & (slots_.size() - 1);
+    }
+
+    void grow() {
+        std::vector<Slot> old;
+        old.swap(slots_);
+        reset(std::max<std::size_t>(old.size(), 8));
+        for (const Slot& slot : old)
+            if (slot.key.a >= 0) insert(slot.key, slot.value);
     }
 };
 
@@ -160,7 +217,7 @@ private:
     std::vector<Side> sides_;
     std::vector<Index> face_start_;
     std::vector<Word> bits_;  // F × words_
-    std::unordered_map<SplitKey, Index, SplitKeyHash> splits_;
+    SplitMap splits_;
 
     Index num_vertices() const { return static_cast<Index>(scale_.size()); }
     Index num_faces() const { return static_cast<Index>(face_start_.size()) - 1; }
@@ -298,8 +355,8 @@ private:
     // (p, q) is the side of the asking face that contains it.
     Index crossing(Index key_a, Index key_b, Index p, Index q, Index neuron) {
         const SplitKey key{key_a, key_b, neuron};
-        auto found = splits_.find(key);
-        if (found != splits_.end()) return found->second;
+        const Index found = splits_.find(key);
+        if (found >= 0) return found;
         const Index w = z_.width();
         const Index neurons = net_.neurons(layer_);
         Index a = key_a, b = key_b;
@@ -344,7 +401,7 @@ private:
                 ++merged_;
             }
         }
-        splits_.emplace(key, v);
+        splits_.insert(key, v);
         return v;
     }
 
@@ -421,8 +478,7 @@ private:
         layer_ = layer;
         const Index offset = net_.neuron_offset(layer);
         const Index w = net_.neurons(layer);  // linear units never cut
-        splits_.clear();
-        splits_.reserve(sz(num_faces()) * 2);
+        splits_.reset(sz(num_faces()) * 2);
         std::vector<Side> next_sides;
         std::vector<Index> next_start{0};
         std::vector<Word> next_bits;
@@ -951,8 +1007,8 @@ Slice2DResult assemble(const Network& net, RawPartition&& raw, Index words, Inde
         result.patterns = std::move(raw.patterns);
     }
     std::vector<Word>().swap(raw.bits);
-    std::unordered_map<SplitKey, Index, SplitKeyHash> edge_index;
-    edge_index.reserve(raw.side_vertex.size() / 2 + 16);
+    SplitMap edge_index;
+    edge_index.reset(raw.side_vertex.size() / 2 + 16);
     for (Index f = 0; f < num_faces; ++f) {
         const Index first = raw.face_start[sz(f)];
         const Index last = raw.face_start[sz(f) + 1];
@@ -960,7 +1016,8 @@ Slice2DResult assemble(const Network& net, RawPartition&& raw, Index words, Inde
             const Index p = raw.side_vertex[sz(i)];
             const Index q = raw.side_vertex[sz(i + 1 < last ? i + 1 : first)];
             const SplitKey key{std::min(p, q), std::max(p, q), 0};
-            if (edge_index.emplace(key, static_cast<Index>(result.edges.size() / 2)).second) {
+            const Index next = static_cast<Index>(result.edges.size() / 2);
+            if (edge_index.insert(key, next) == next) {
                 result.edges.push_back(key.a);
                 result.edges.push_back(key.b);
                 const Index label = raw.side_label[sz(i)];
@@ -1044,7 +1101,8 @@ std::vector<Slice2DResult> slice_2d(const Network& net, const std::vector<SliceS
         [&](Index task, Index, const StopFlag& stop) {
             const std::size_t i = sz(task);
             stop.throw_if_requested();
-            if (parts[i].size() == 1) {
+            const bool tiled = parts[i].size() > 1;
+            if (!tiled) {
                 results[i] = assemble(net, std::move(parts[i][0]), words, bytes);
             } else {
                 RawPartition merged;
@@ -1055,7 +1113,9 @@ std::vector<Slice2DResult> slice_2d(const Network& net, const std::vector<SliceS
             }
             results[i].tiles = static_cast<Index>(parts[i].size());
             std::vector<RawPartition>().swap(parts[i]);
-            release_free_memory();
+            // A tiled slice freed its tiles' partitions: hand the memory back. (Trimming
+            // after every small slice made the next one fault its pages in again.)
+            if (tiled) release_free_memory();
         },
         poll);
     // Where tiles disagreed, the slice in one piece.

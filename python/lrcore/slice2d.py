@@ -21,7 +21,7 @@ from ._validation import (
 )
 from ._verify import Verifiable
 from .network import Network
-from .path1d import DEFAULT_RTOL, count_1d
+from .path1d import DEFAULT_RTOL
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -642,7 +642,7 @@ def slice_2d(
     for i, plane in enumerate(planes):
         bound = np.abs(plane.origin) + reach * (np.abs(plane.basis[0]) + np.abs(plane.basis[1]))
         check_magnitudes(net, bound, f"origin[{i}]" if is_batch else "origin")
-    cuts = [_tile_cuts(tiles, net, p, poly, rtol) for p in planes]
+    cuts = [_tile_cuts(tiles, net, p, poly, rtol, threads) for p in planes]
     arrays = _core.slice_2d(
         net._core,
         [p.origin for p in planes],
@@ -702,11 +702,16 @@ def _chord(poly: NDArray[np.float64], t: float) -> tuple[float, float] | None:
 
 
 def _tile_cuts(
-    tiles: int | str, net: Network, plane: Plane, poly: NDArray[np.float64], rtol: float
+    tiles: int | str,
+    net: Network,
+    plane: Plane,
+    poly: NDArray[np.float64],
+    rtol: float,
+    threads: int = 0,
 ) -> NDArray[np.float64]:
     """Positions ``s = c`` of the lines that cut one slice's domain into strips."""
     if isinstance(tiles, str) and tiles == "auto":
-        return _auto_cuts(net, plane, poly, rtol)
+        return _auto_cuts(net, plane, poly, rtol, threads)
     if not isinstance(tiles, (int, np.integer)) or isinstance(tiles, bool) or tiles < 1:
         msg = f"tiles: expected a positive integer or 'auto', got {tiles!r}"
         raise ValueError(msg)
@@ -716,7 +721,7 @@ def _tile_cuts(
 
 
 def _auto_cuts(
-    net: Network, plane: Plane, poly: NDArray[np.float64], rtol: float
+    net: Network, plane: Plane, poly: NDArray[np.float64], rtol: float, threads: int
 ) -> NDArray[np.float64]:
     """Strips of about TILE_REGIONS regions each, from exact 1D counts along lines.
 
@@ -738,15 +743,28 @@ def _auto_cuts(
         return np.zeros(0)
     lines = [np.array([[a, t], [b, t]]) for t, a, b in chords]
     lines.append(np.array([[s_mid, flipped[0]], [s_mid, flipped[1]]]))
-    results = list(count_1d(net, [plane.to_input(line) for line in lines], rtol=rtol))
+    # The core directly: slice_2d checked the plane and the magnitudes on the domain,
+    # which holds these lines (count_1d's own checks cost more than the counts).
+    flat = _core.count_1d(
+        net._core,
+        [plane.origin + line @ plane.basis for line in lines],
+        [False] * len(lines),
+        rtol,
+        False,
+        threads,
+        DEFAULT_MAX_REGIONS,
+        0.0,
+    )
+    offsets, lengths = flat["offsets"], flat["lengths"]
+    counts = np.diff(offsets)
     positions = np.concatenate(
         [
-            a + r.breakpoints / r.length * (b - a) if r.length > 0 else np.zeros(0)
-            for (_, a, b), r in zip(chords, results[:-1])
+            a + flat["breakpoints"][offsets[i] : offsets[i + 1]] / lengths[i] * (b - a)
+            for i, (_, a, b) in enumerate(chords)
+            if lengths[i] > 0
         ]
     )
-    across = np.mean([r.num_breakpoints for r in results[:-1]])
-    estimate = (across + 1) * (results[-1].num_breakpoints + 1)
+    estimate = (np.mean(counts[:-1]) + 1) * (counts[-1] + 1)
     count = int(min(MAX_AUTO_TILES, max(1, np.ceil(estimate / TILE_REGIONS))))
     if count == 1 or positions.size < count:
         return np.zeros(0)
