@@ -12,6 +12,10 @@
 #include <utility>
 #include <vector>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 #include "lrcore/network.hpp"
 
 namespace lrcore::detail {
@@ -89,6 +93,47 @@ inline double norm_between(double na, double nb, double dot, double tau, Index w
     const double error = static_cast<double>(width + 8) * std::numeric_limits<double>::epsilon() *
                          (u * na + tau * nb) * (u * na + tau * nb);
     return std::min(std::sqrt(std::max(square, 0.0) + error), u * na + tau * nb);
+}
+
+// snap_zeros for one row of `neurons` values with input norm `scale`, and their signs as
+// bit masks: bit j of positive (negative) is set where the snapped value is > 0 (< 0).
+// The masks hold words_for(neurons) words, written whole.
+inline void snap_and_sign(double* row, Index neurons, double scale, const AffineMap& map,
+                          double rtol, Word* positive, Word* negative) {
+    const double* row_norms = map.row_norms().data();
+    const double* abs_bias = map.abs_bias().data();
+    for (Index j0 = 0; j0 < neurons; j0 += kWordBits) {
+        const Index n = std::min(kWordBits, neurons - j0);
+        double* z = row + j0;
+        const double* norms = row_norms + j0;
+        const double* bias = abs_bias + j0;
+        Word pos = 0, neg = 0;
+        Index k = 0;
+#if defined(__SSE2__)
+        // Two values at a time: the comparisons' sign bits give two mask bits at once.
+        const __m128d sign_bit = _mm_set1_pd(-0.0);
+        const __m128d zero = _mm_setzero_pd();
+        const __m128d r = _mm_set1_pd(rtol);
+        const __m128d sc = _mm_set1_pd(scale);
+        for (; k + 2 <= n; k += 2) {
+            __m128d x = _mm_loadu_pd(z + k);
+            const __m128d tol = _mm_mul_pd(
+                r, _mm_add_pd(_mm_mul_pd(_mm_loadu_pd(norms + k), sc), _mm_loadu_pd(bias + k)));
+            const __m128d small = _mm_cmple_pd(_mm_andnot_pd(sign_bit, x), tol);
+            x = _mm_andnot_pd(small, x);
+            _mm_storeu_pd(z + k, x);
+            pos |= static_cast<Word>(_mm_movemask_pd(_mm_cmpgt_pd(x, zero))) << k;
+            neg |= static_cast<Word>(_mm_movemask_pd(_mm_cmplt_pd(x, zero))) << k;
+        }
+#endif
+        for (; k < n; ++k) {
+            if (std::abs(z[k]) <= rtol * (norms[k] * scale + bias[k])) z[k] = 0.0;
+            pos |= static_cast<Word>(z[k] > 0.0) << k;
+            neg |= static_cast<Word>(z[k] < 0.0) << k;
+        }
+        positive[j0 / kWordBits] = pos;
+        negative[j0 / kWordBits] = neg;
+    }
 }
 
 // Rows of per-vertex values (one row of `width` doubles per vertex), stored in blocks of

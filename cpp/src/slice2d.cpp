@@ -184,11 +184,6 @@ public:
             if (layer > 0)
                 z_.next_layer(net_.layer(layer), net_.activation(layer - 1),
                               net_.neurons(layer - 1), scale_.data());
-            const AffineMap& map = net_.layer(layer);
-            const Index neurons = net_.neurons(layer);
-            for (Index v = 0; v < num_vertices(); ++v)
-                detail::snap_zeros(z_.row(v), 1, z_.width(), neurons, &scale_[sz(v)], map,
-                                   options_.rtol);
             cut_faces(layer, stop);
         }
         return collect();
@@ -371,36 +366,44 @@ private:
         const double* za = z_.row(a);
         const double* zb = z_.row(b);
         const double tau = za[neuron] / (za[neuron] - zb[neuron]);
-        for (Index j = 0; j < w; ++j) zv[j] = za[j] + tau * (zb[j] - za[j]);
-        for (Index j = 0; j < neurons; ++j) {
-            // Neurons that also cross this edge keep the side their own crossing puts
-            // them on, whatever rounding did to the interpolated value.
-            if (za[j] * zb[j] < 0.0) {
-                const double tau_j = za[j] / (za[j] - zb[j]);
-                const double side = tau_j < tau ? zb[j] : za[j];
-                if (tau_j == tau || zv[j] * side < 0.0) zv[j] = 0.0;
-            }
-        }
-        zv[neuron] = 0.0;
         st_.push_back(st_[sz(2 * a)] + tau * (st_[sz(2 * b)] - st_[sz(2 * a)]));
         st_.push_back(st_[sz(2 * a + 1)] + tau * (st_[sz(2 * b + 1)] - st_[sz(2 * a + 1)]));
         // The norm of the layer's input there: exact in layer 0 (the plane's own Gram
         // matrix), the interpolation of the ends' norms (an upper bound) later.
-        scale_.push_back(layer_ == 0 ? plane_norm(st_[st_.size() - 2], st_.back())
-                                     : scale_[sz(a)] + tau * (scale_[sz(b)] - scale_[sz(a)]));
-        // The new vertex may lie on other neurons' lines too (lines through one point):
-        // the same tolerance as at the layer's start makes it their vertex as well, so
-        // they cut through it instead of creating sliver faces next to it.
-        detail::snap_zeros(zv, 1, w, neurons, &scale_.back(), net_.layer(layer_), options_.rtol);
-        // So does a zero on this edge within plane_tol_ of the crossing, whatever the
-        // values' scale: float64 coordinates could not place two points there.
+        const double scale = layer_ == 0 ? plane_norm(st_[st_.size() - 2], st_.back())
+                                         : scale_[sz(a)] + tau * (scale_[sz(b)] - scale_[sz(a)]);
+        scale_.push_back(scale);
+        // One pass over the row. A neuron's interpolated value is zero
+        // - within the zero tolerance (the vertex lies on its line too: lines through one
+        //   point, which then cut through the vertex instead of leaving slivers beside it);
+        // - within rounding of zero (8 ulps of its end values): its sign there is unsure,
+        //   and a sign against its own crossing on this edge would cross it twice;
+        // - when its zero on this edge is within plane_tol_ of the crossing, whatever the
+        //   values' scale: float64 coordinates could not place two points there.
+        // The last two place another neuron's crossing at this one below float64's
+        // resolution: counted in merged_ (and warned about), unlike the tolerance.
+        const double* __restrict row_norms = net_.layer(layer_).row_norms().data();
+        const double* __restrict abs_bias = net_.layer(layer_).abs_bias().data();
+        const double* __restrict x = za;
+        const double* __restrict y = zb;
+        double* __restrict out = zv;
+        const double rtol = options_.rtol;
         const double near = plane_tol_ / distance(a, b);
+        constexpr double kRound = 8.0 * std::numeric_limits<double>::epsilon();
+        Index merged = 0;
         for (Index j = 0; j < neurons; ++j) {
-            if (zv[j] != 0.0 && std::abs(zv[j]) <= near * std::abs(zb[j] - za[j])) {
-                zv[j] = 0.0;
-                ++merged_;
-            }
+            const double d = y[j] - x[j];
+            const double value = x[j] + tau * d;
+            const double size = std::abs(value);
+            const bool within_tol = size <= rtol * (row_norms[j] * scale + abs_bias[j]);
+            const bool unresolved =
+                size <= std::max(kRound * (std::abs(x[j]) + std::abs(y[j])), near * std::abs(d));
+            merged += !within_tol && unresolved && j != neuron;  // neuron: zero by construction
+            out[j] = within_tol || unresolved ? 0.0 : value;
         }
+        for (Index j = neurons; j < w; ++j) out[j] = x[j] + tau * (y[j] - x[j]);
+        out[neuron] = 0.0;
+        merged_ += merged;
         splits_.insert(key, v);
         return v;
     }
@@ -490,15 +493,12 @@ private:
         const Index mask_words = words_for(w);
         std::vector<Word> positive(sz(num_vertices() * mask_words), 0);
         std::vector<Word> negative(sz(num_vertices() * mask_words), 0);
-        for (Index v = 0; v < num_vertices(); ++v) {
-            const double* row = z_.row(v);
-            Word* pos_row = positive.data() + v * mask_words;
-            Word* neg_row = negative.data() + v * mask_words;
-            for (Index j = 0; j < w; ++j) {
-                pos_row[j / kWordBits] |= static_cast<Word>(row[j] > 0.0) << (j % kWordBits);
-                neg_row[j / kWordBits] |= static_cast<Word>(row[j] < 0.0) << (j % kWordBits);
-            }
-        }
+        // Values within the zero tolerance become zero first (the vertex lies on that
+        // neuron's line: a domain corner on it, lines through one point).
+        for (Index v = 0; v < num_vertices(); ++v)
+            detail::snap_and_sign(z_.row(v), w, scale_[sz(v)], net_.layer(layer), options_.rtol,
+                                  positive.data() + v * mask_words,
+                                  negative.data() + v * mask_words);
         snap_near_ends(positive, negative, mask_words);
         std::vector<Word> any_pos(sz(mask_words)), any_neg(sz(mask_words));
         std::vector<Index> straddling;
