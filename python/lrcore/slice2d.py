@@ -720,29 +720,16 @@ def _tile_cuts(
     return np.array([lo + (hi - lo) * (k + CUT_OFFSET) / count for k in range(1, count)])
 
 
-def _auto_cuts(
-    net: Network, plane: Plane, poly: NDArray[np.float64], rtol: float, threads: int
-) -> NDArray[np.float64]:
-    """Strips of about TILE_REGIONS regions each, from exact 1D counts along lines.
-
-    Regions in a box whose horizontal lines cross about a breakpoints and whose vertical
-    middle line crosses b number about (a + 1)(b + 1) (a line arrangement); the strips
-    split the breakpoints that the horizontal lines meet into equal shares, so dense parts
-    of the slice get narrow strips.
-    """
-    (s_lo, t_lo), (s_hi, t_hi) = poly.min(axis=0), poly.max(axis=0)
-    chords = []
-    for k in range(PROBE_LINES):
-        t = t_lo + (k + 0.5) / PROBE_LINES * (t_hi - t_lo)
-        chord = _chord(poly, t)
-        if chord is not None:
-            chords.append((t, *chord))
-    s_mid = float(s_lo + s_hi) / 2
-    flipped = _chord(poly[:, ::-1].copy(), s_mid)
-    if not chords or flipped is None:
-        return np.zeros(0)
-    lines = [np.array([[a, t], [b, t]]) for t, a, b in chords]
-    lines.append(np.array([[s_mid, flipped[0]], [s_mid, flipped[1]]]))
+def _probe(
+    net: Network,
+    plane: Plane,
+    lines: list[NDArray[np.float64]],
+    chords: list[tuple[float, float]],
+    rtol: float,
+    threads: int,
+) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
+    """Breakpoint counts along ``lines`` (in the plane), and the ``s`` of the breakpoints
+    of the first ``len(chords)`` (horizontal, from s = a to s = b)."""
     # The core directly: slice_2d checked the plane and the magnitudes on the domain,
     # which holds these lines (count_1d's own checks cost more than the counts).
     flat = _core.count_1d(
@@ -756,17 +743,45 @@ def _auto_cuts(
         0.0,
     )
     offsets, lengths = flat["offsets"], flat["lengths"]
-    counts = np.diff(offsets)
     positions = np.concatenate(
         [
             a + flat["breakpoints"][offsets[i] : offsets[i + 1]] / lengths[i] * (b - a)
-            for i, (_, a, b) in enumerate(chords)
+            for i, (a, b) in enumerate(chords)
             if lengths[i] > 0
         ]
     )
-    estimate = (np.mean(counts[:-1]) + 1) * (counts[-1] + 1)
-    count = int(min(MAX_AUTO_TILES, max(1, np.ceil(estimate / TILE_REGIONS))))
-    if count == 1 or positions.size < count:
+    return np.diff(offsets), positions
+
+
+def _auto_cuts(
+    net: Network, plane: Plane, poly: NDArray[np.float64], rtol: float, threads: int
+) -> NDArray[np.float64]:
+    """Strips of about TILE_REGIONS regions each, from exact 1D counts along lines.
+
+    Regions in a box whose horizontal lines cross about a breakpoints and whose vertical
+    middle line crosses b number about (a + 1)(b + 1) (a line arrangement); the strips
+    split the breakpoints that the horizontal lines meet into equal shares, so dense parts
+    of the slice get narrow strips. Two horizontal lines decide first whether a slice
+    needs more than one strip; only then do all PROBE_LINES place the cuts.
+    """
+    (s_lo, t_lo), (s_hi, t_hi) = poly.min(axis=0), poly.max(axis=0)
+    s_mid = float(s_lo + s_hi) / 2
+    flipped = _chord(poly[:, ::-1].copy(), s_mid)
+    if flipped is None:
+        return np.zeros(0)
+    vertical = np.array([[s_mid, flipped[0]], [s_mid, flipped[1]]])
+    for heights in (np.array([0.25, 0.75]), (np.arange(PROBE_LINES) + 0.5) / PROBE_LINES):
+        rows = [(t, _chord(poly, t)) for t in t_lo + heights * (t_hi - t_lo)]
+        chords = [chord for _, chord in rows if chord is not None]
+        if not chords:
+            return np.zeros(0)
+        lines = [np.array([[c[0], t], [c[1], t]]) for t, c in rows if c is not None]
+        counts, positions = _probe(net, plane, [*lines, vertical], chords, rtol, threads)
+        estimate = (np.mean(counts[:-1]) + 1) * (counts[-1] + 1)
+        count = int(min(MAX_AUTO_TILES, max(1, np.ceil(estimate / TILE_REGIONS))))
+        if count == 1:
+            return np.zeros(0)
+    if positions.size < count:
         return np.zeros(0)
     cuts = np.quantile(positions, np.arange(1, count) / count)
     return np.unique(cuts[(cuts > s_lo) & (cuts < s_hi)])
