@@ -141,7 +141,9 @@ inline void snap_and_sign(double* row, Index neurons, double scale, const Affine
 // by block, so the only extra memory is one block.
 class RowStore {
 public:
-    static constexpr Index kBlockRows = 2048;
+    // 512 rows: the dense product runs as fast as on larger blocks, and a slice's rows
+    // waste at most one block (2048 cost small slices about 200 B a region).
+    static constexpr Index kBlockRows = 512;
 
     Index width() const { return width_; }
     Index size() const { return size_; }

@@ -582,8 +582,10 @@ def slice_2d(
         vertices where an edge runs straight across a cut line are removed. The
         partition does not depend on it (up to the order of faces and vertices and
         rounding in the last bits); ``"auto"`` (default) picks one tile per about
-        :data:`TILE_REGIONS` regions, estimated from exact 1D counts along the domain's
-        two middle lines. Should the two sides of a cut line ever disagree (rounding
+        :data:`TILE_REGIONS` regions, estimated from exact 1D counts along horizontal
+        lines and the vertical middle line, and on wide nets up to
+        :data:`MEMORY_TILES` tiles so that each holds about :data:`TILE_WORK_BYTES` of
+        vertex rows. Should the two sides of a cut line ever disagree (rounding
         at a degenerate spot), the slice is recomputed in one piece;
         :attr:`SliceResult.tiles` says how many strips the result came from.
 
@@ -678,6 +680,12 @@ PLANE_ULPS = 64
 #: Regions per tile aimed at by ``slice_2d(..., tiles="auto")``.
 TILE_REGIONS = 20_000
 
+#: Working memory per tile (vertex rows) that ``"auto"`` aims at on slices too small for
+#: TILE_REGIONS to cut, with at most MEMORY_TILES tiles: a slice of a wide net then never
+#: holds all its rows at once.
+TILE_WORK_BYTES = 4 * 2**20
+MEMORY_TILES = 8
+
 #: The most tiles ``"auto"`` picks.
 MAX_AUTO_TILES = 256
 
@@ -765,6 +773,7 @@ def _auto_cuts(
     needs more than one strip; only then do all PROBE_LINES place the cuts.
     """
     (s_lo, t_lo), (s_hi, t_hi) = poly.min(axis=0), poly.max(axis=0)
+    width = max(net.layer_widths, default=1)
     s_mid = float(s_lo + s_hi) / 2
     flipped = _chord(poly[:, ::-1].copy(), s_mid)
     if flipped is None:
@@ -778,7 +787,11 @@ def _auto_cuts(
         lines = [np.array([[c[0], t], [c[1], t]]) for t, c in rows if c is not None]
         counts, positions = _probe(net, plane, [*lines, vertical], chords, rtol, threads)
         estimate = (np.mean(counts[:-1]) + 1) * (counts[-1] + 1)
-        count = int(min(MAX_AUTO_TILES, max(1, np.ceil(estimate / TILE_REGIONS))))
+        # Enough strips for TILE_REGIONS each, and on wide nets enough (up to
+        # MEMORY_TILES) that the vertex rows in flight (about 16 w bytes a region, w the
+        # widest layer) stay near TILE_WORK_BYTES a strip.
+        by_memory = min(MEMORY_TILES, np.floor(16 * width * estimate / TILE_WORK_BYTES))
+        count = int(min(MAX_AUTO_TILES, max(1, np.ceil(estimate / TILE_REGIONS), by_memory)))
         if count == 1:
             return np.zeros(0)
     if positions.size < count:
