@@ -732,12 +732,11 @@ def _probe(
     net: Network,
     plane: Plane,
     lines: list[NDArray[np.float64]],
-    chords: list[tuple[float, float]],
     rtol: float,
     threads: int,
-) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
-    """Breakpoint counts along ``lines`` (in the plane), and the ``s`` of the breakpoints
-    of the first ``len(chords)`` (horizontal, from s = a to s = b)."""
+) -> tuple[NDArray[np.int64], list[NDArray[np.float64]]]:
+    """Breakpoint counts along ``lines`` (segments in the plane), and the points of
+    each line's breakpoints in plane coordinates."""
     # The core directly: slice_2d checked the plane and the magnitudes on the domain,
     # which holds these lines (count_1d's own checks cost more than the counts).
     flat = _core.count_1d(
@@ -751,14 +750,11 @@ def _probe(
         0.0,
     )
     offsets, lengths = flat["offsets"], flat["lengths"]
-    positions = np.concatenate(
-        [
-            a + flat["breakpoints"][offsets[i] : offsets[i + 1]] / lengths[i] * (b - a)
-            for i, (a, b) in enumerate(chords)
-            if lengths[i] > 0
-        ]
-    )
-    return np.diff(offsets), positions
+    points = []
+    for i, line in enumerate(lines):
+        frac = flat["breakpoints"][offsets[i] : offsets[i + 1]] / max(lengths[i], 1e-300)
+        points.append(line[0] + frac[:, None] * (line[1] - line[0]))
+    return np.diff(offsets), points
 
 
 def _auto_cuts(
@@ -770,7 +766,9 @@ def _auto_cuts(
     middle line crosses b number about (a + 1)(b + 1) (a line arrangement); the strips
     split the breakpoints that the horizontal lines meet into equal shares, so dense parts
     of the slice get narrow strips. Two horizontal lines decide first whether a slice
-    needs more than one strip; only then do all PROBE_LINES place the cuts.
+    needs more than one strip; only then do PROBE_LINES lines place the cuts, at heights
+    that split the vertical line's breakpoints into equal shares: each stands for as many
+    rows of regions, and a crowd of regions in the middle of the domain is not missed.
     """
     (s_lo, t_lo), (s_hi, t_hi) = poly.min(axis=0), poly.max(axis=0)
     width = max(net.layer_widths, default=1)
@@ -779,13 +777,13 @@ def _auto_cuts(
     if flipped is None:
         return np.zeros(0)
     vertical = np.array([[s_mid, flipped[0]], [s_mid, flipped[1]]])
-    for heights in (np.array([0.25, 0.75]), (np.arange(PROBE_LINES) + 0.5) / PROBE_LINES):
-        rows = [(t, _chord(poly, t)) for t in t_lo + heights * (t_hi - t_lo)]
-        chords = [chord for _, chord in rows if chord is not None]
-        if not chords:
-            return np.zeros(0)
+    heights = t_lo + np.array([0.25, 0.75]) * (t_hi - t_lo)
+    for stage in range(2):
+        rows = [(t, _chord(poly, t)) for t in heights]
         lines = [np.array([[c[0], t], [c[1], t]]) for t, c in rows if c is not None]
-        counts, positions = _probe(net, plane, [*lines, vertical], chords, rtol, threads)
+        if not lines:
+            return np.zeros(0)
+        counts, points = _probe(net, plane, [*lines, vertical], rtol, threads)
         estimate = (np.mean(counts[:-1]) + 1) * (counts[-1] + 1)
         # Enough strips for TILE_REGIONS each, and on wide nets enough (up to
         # MEMORY_TILES) that the vertex rows in flight (about 16 w bytes a region, w the
@@ -794,6 +792,15 @@ def _auto_cuts(
         count = int(min(MAX_AUTO_TILES, max(1, np.ceil(estimate / TILE_REGIONS), by_memory)))
         if count == 1:
             return np.zeros(0)
+        if stage == 0:
+            shares = (np.arange(PROBE_LINES) + 0.5) / PROBE_LINES
+            t_breaks = points[-1][:, 1]
+            heights = (
+                np.quantile(t_breaks, shares)
+                if t_breaks.size >= 2 * PROBE_LINES
+                else t_lo + shares * (t_hi - t_lo)
+            )
+    positions = np.concatenate([p[:, 0] for p in points[:-1]])
     if positions.size < count:
         return np.zeros(0)
     cuts = np.quantile(positions, np.arange(1, count) / count)
