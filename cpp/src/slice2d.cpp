@@ -111,8 +111,10 @@ struct SplitKeyHash {
 class SplitMap {
 public:
     void reset(std::size_t expected) {
+        // At most 3/4 full (1.3 to 2.7 slots an entry, against 2 to 4 at most half full):
+        // linear probing stays short, and a slice's edge index takes less memory.
         std::size_t capacity = 16;
-        while (capacity < 2 * expected) capacity *= 2;
+        while (3 * capacity < 4 * expected) capacity *= 2;
         slots_.assign(capacity, Slot{{-1, 0, 0}, 0});
         size_ = 0;
     }
@@ -128,7 +130,7 @@ public:
 
     // Stores key -> value unless key is present; returns the value stored for key.
     Index insert(const SplitKey& key, Index value) {
-        if (2 * (size_ + 1) > slots_.size()) grow();
+        if (4 * (size_ + 1) > 3 * slots_.size()) grow();
         for (std::size_t i = start(key);; i = (i + 1) & (slots_.size() - 1)) {
             Slot& slot = slots_[i];
             if (slot.key.a < 0) {
@@ -155,7 +157,7 @@ private:
     void grow() {
         std::vector<Slot> old;
         old.swap(slots_);
-        reset(std::max<std::size_t>(old.size(), 8));
+        reset(std::max<std::size_t>(old.size(), 12));
         for (const Slot& slot : old)
             if (slot.key.a >= 0) insert(slot.key, slot.value);
     }
@@ -1007,8 +1009,15 @@ Slice2DResult assemble(const Network& net, RawPartition&& raw, Index words, Inde
         result.patterns = std::move(raw.patterns);
     }
     std::vector<Word>().swap(raw.bits);
+    // Two sides per interior edge, one per boundary edge: 2 E entries, reserved exactly
+    // (doubling would copy them, and the spare capacity would stay with the result).
+    const std::size_t edge_entries =
+        raw.side_vertex.size() + static_cast<std::size_t>(std::count(
+                                     raw.side_label.begin(), raw.side_label.end(), kBoundary));
+    result.edges.reserve(edge_entries);
+    result.edge_neurons.reserve(edge_entries);
     SplitMap edge_index;
-    edge_index.reset(raw.side_vertex.size() / 2 + 16);
+    edge_index.reset(edge_entries / 2 + 16);
     for (Index f = 0; f < num_faces; ++f) {
         const Index first = raw.face_start[sz(f)];
         const Index last = raw.face_start[sz(f) + 1];
