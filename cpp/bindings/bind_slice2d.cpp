@@ -83,6 +83,7 @@ void bind_slice2d(py::module_& m) {
           py::arg("domains"), py::arg("cuts"), py::arg("rtol"), py::arg("num_threads"),
           py::arg("max_regions"), py::arg("max_memory") = 0.0,
           "Exact planar partition of each slice (one dict of arrays per slice).");
+    m.attr("PLANE_ULPS") = kPlaneUlps;
 }
 
 }  // namespace lrcore::bindings

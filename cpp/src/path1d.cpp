@@ -39,7 +39,6 @@ struct Unit {
     Buffer<double> z;                  // V × width pre-activations of the current layer
     Buffer<double> scale;              // V: ||input of the current layer||_2
     Buffer<double> dot;                // V: <input at v, input at v + 1> of the current layer
-    Index dot_width = 0;               // the input's width
     Buffer<Index> path;                // V: path id
     Buffer<Index> seg;                 // V: segment of the path
     Buffer<double> t;                  // V: parameter within the segment, in [0, 1]
@@ -162,7 +161,6 @@ private:
             unit.scale[sz(v)] = std::sqrt(sum);
         }
         neighbour_dots(x.data(), n, d, unit.dot);
-        unit.dot_width = d;
         const AffineMap& map = net_.layer(0);
         unit.width = map.out_dim();
         unit.z.resize(sz(n * unit.width));
@@ -190,7 +188,6 @@ private:
         const AffineMap& map = net_.layer(layer);
         const Index n = unit.size();
         neighbour_dots(unit.z.data(), n, unit.width, unit.dot);
-        unit.dot_width = unit.width;
         activated_.resize(sz(n * map.out_dim()));
         map.apply(unit.z.data(), n, unit.width, activated_.data(), map.out_dim());
         unit.z.swap(activated_);
@@ -319,7 +316,7 @@ private:
             for (auto it = first + 1; it != last_crossing; ++it) {
                 const Index k = it->unit;
                 const double value = za[k] + group_tau * (zb[k] - za[k]);
-                const double scale = detail::norm_between(sa, sb, dot, group_tau, unit.dot_width);
+                const double scale = detail::norm_between(sa, sb, dot, group_tau, map.in_dim());
                 it->joins =
                     it->tau == group_tau ||
                     std::abs(value) <= options_.rtol * (row_norms[sz(k)] * scale + abs_bias[sz(k)]);

@@ -41,8 +41,6 @@ constexpr Index kCut = -2;       // placeholder label of the side a cut creates
 constexpr Index kTileLow = -3;   // a side on a tile's left cut line s = c
 constexpr Index kTileHigh = -4;  // a side on a tile's right cut line s = c
 constexpr Index kRemoved = -5;   // a tile side inside a region, dropped when tiles merge
-// Plane coordinates closer than this many ulps of the domain's size are one point.
-constexpr double kPlaneUlps = 64.0;
 
 // One convex piece of a slice's domain: the strip between two cut lines s = c.
 struct Tile {
@@ -310,7 +308,8 @@ private:
 
     // A neuron that crosses a layer-start edge within plane_tol_ of an end passes through
     // that end: its value there becomes zero (before any face is cut, so every face sees
-    // the same values). Updates the sign masks of the end.
+    // the same values). Updates the sign masks of the end. An edge between two faces (a
+    // neuron's label) is seen from both; it is checked from the face that has it as p < q.
     void snap_near_ends(std::vector<Word>& positive, std::vector<Word>& negative,
                         Index mask_words) {
         for (Index f = 0; f < num_faces(); ++f) {
@@ -319,6 +318,9 @@ private:
             for (Index i = first; i < last; ++i) {
                 const Index p = sides_[sz(i)].vertex;
                 const Index q = sides_[sz(i + 1 < last ? i + 1 : first)].vertex;
+                if (sides_[sz(i)].label >= 0 && p > q) continue;
+                double* zp = z_.row(p);
+                double* zq = z_.row(q);
                 Word* pos_p = positive.data() + p * mask_words;
                 Word* neg_p = negative.data() + p * mask_words;
                 Word* pos_q = positive.data() + q * mask_words;
@@ -330,14 +332,12 @@ private:
                         const Index j = k * kWordBits + static_cast<Index>(__builtin_ctzll(both));
                         both &= both - 1;
                         if (near < 0.0) near = plane_tol_ / distance(p, q);
-                        double* zp = z_.row(p);
-                        double* zq = z_.row(q);
                         const double limit = near * std::abs(zq[j] - zp[j]);
                         const Index end = std::abs(zp[j]) <= limit   ? p
                                           : std::abs(zq[j]) <= limit ? q
                                                                      : -1;
                         if (end < 0) continue;
-                        z_.row(end)[j] = 0.0;
+                        (end == p ? zp : zq)[j] = 0.0;
                         const Word keep = ~(Word{1} << (j % kWordBits));
                         positive[sz(end * mask_words + k)] &= keep;
                         negative[sz(end * mask_words + k)] &= keep;

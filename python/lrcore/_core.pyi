@@ -6,6 +6,8 @@ from numpy.typing import NDArray
 
 class LimitExceeded(RuntimeError): ...
 
+PLANE_ULPS: float
+
 def blas_corename() -> str: ...
 
 class Network:

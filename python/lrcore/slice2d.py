@@ -665,7 +665,8 @@ def slice_2d(
         where = ", ".join(f"slice {i}: {n}" for i, n in merged) if is_batch else str(merged[0][1])
         msg = (
             f"slice_2d: crossings closer to a vertex than float64 plane coordinates resolve "
-            f"(64 ulps of the domain's largest coordinate, {PLANE_ULPS * np.finfo(np.float64).eps * reach:.3g}) "
+            f"({PLANE_ULPS:g} ulps of the domain's largest coordinate, "
+            f"{PLANE_ULPS * np.finfo(np.float64).eps * reach:.3g}) "
             f"were placed at it ({where}); regions narrower than that are not counted. "
             "See SliceResult.merged_crossings and the README's 'Tolerance and exactness'."
         )
@@ -675,7 +676,7 @@ def slice_2d(
 
 #: Plane coordinates closer than this many ulps of the domain's largest coordinate are
 #: one point in the core (a crossing that close to a vertex is placed at it).
-PLANE_ULPS = 64
+PLANE_ULPS: float = _core.PLANE_ULPS
 
 #: Regions per tile aimed at by ``slice_2d(..., tiles="auto")``.
 TILE_REGIONS = 20_000
@@ -715,7 +716,7 @@ def _tile_cuts(
     plane: Plane,
     poly: NDArray[np.float64],
     rtol: float,
-    threads: int = 0,
+    threads: int,
 ) -> NDArray[np.float64]:
     """Positions ``s = c`` of the lines that cut one slice's domain into strips."""
     if isinstance(tiles, str) and tiles == "auto":
@@ -741,7 +742,7 @@ def _probe(
     # which holds these lines (count_1d's own checks cost more than the counts).
     flat = _core.count_1d(
         net._core,
-        [plane.origin + line @ plane.basis for line in lines],
+        [plane.to_input(line) for line in lines],
         [False] * len(lines),
         rtol,
         False,

@@ -22,6 +22,11 @@ struct SliceSpec {
     std::vector<double> cuts;
 };
 
+// Plane coordinates closer than this many ulps of the domain's largest coordinate are one
+// point: a crossing that close to a vertex (or to another crossing on its edge) is placed
+// at it and counted in Slice2DResult::merged.
+constexpr double kPlaneUlps = 64.0;
+
 struct Slice2DOptions {
     // Same zero tolerance as in 1D: |z_j| <= rtol * (||W_j||_2 * ||h||_2 + |b_j|) is zero.
     double rtol = 1e-10;
@@ -43,8 +48,8 @@ struct Slice2DResult {
     std::vector<std::uint8_t> patterns;  // F × pattern_bytes
     Index tiles = 1;                     // strips computed (1 where they were merged badly)
     // Crossings closer to a vertex (or to another crossing on its edge) than float64 plane
-    // coordinates resolve (64 ulps of the domain's largest coordinate), placed at it: the
-    // regions between them, narrower than that, are not counted.
+    // coordinates resolve (kPlaneUlps), placed at it: the regions between them, narrower
+    // than that, are not counted.
     Index merged = 0;
     Index num_faces() const { return static_cast<Index>(face_offsets.size()) - 1; }
 };
