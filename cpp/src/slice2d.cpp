@@ -117,6 +117,12 @@ public:
         size_ = 0;
     }
 
+    // No entries, and no memory held.
+    void release() {
+        std::vector<Slot>().swap(slots_);
+        size_ = 0;
+    }
+
     // The value of `key`, or -1.
     Index find(const SplitKey& key) const {
         for (std::size_t i = start(key);; i = (i + 1) & (slots_.size() - 1)) {
@@ -163,20 +169,23 @@ private:
 
 int sign_of(double value) { return (value > 0.0) - (value < 0.0); }
 
+// Builds the partition of one tile after another (one builder per worker thread). Its
+// buffers keep their memory from tile to tile: only the returned partitions are new.
 class SliceBuilder {
 public:
-    SliceBuilder(const Network& net, const SliceSpec& spec, const Tile& tile,
-                 const Slice2DOptions& options, std::atomic<Index>& finished_faces,
-                 std::atomic<Index>& finished_bytes)
-        : net_(net),
-          spec_(spec),
-          tile_(tile),
-          options_(options),
-          finished_faces_(finished_faces),
-          finished_bytes_(finished_bytes),
-          words_(words_for(net.num_neurons())) {}
+    SliceBuilder(const Network& net, const Slice2DOptions& options)
+        : net_(net), options_(options), words_(words_for(net.num_neurons())) {}
 
-    RawPartition run(const StopFlag& stop) {
+    // The partition of `tile` of the slice `spec`; finished_faces and finished_bytes count
+    // the slice's finished tiles (for max_regions and max_memory). With `release`, the
+    // builder frees its buffers before it copies the result (its last tile: the memory
+    // is not held beside the result).
+    RawPartition run(const SliceSpec& spec, const Tile& tile, std::atomic<Index>& finished_faces,
+                     std::atomic<Index>& finished_bytes, bool release, const StopFlag& stop) {
+        spec_ = &spec;
+        tile_ = &tile;
+        finished_faces_ = &finished_faces;
+        finished_bytes_ = &finished_bytes;
         initial_face();
         const Index num_hidden = net_.num_hidden_layers();
         for (Index layer = 0; layer < num_hidden; ++layer) {
@@ -186,17 +195,18 @@ public:
                               net_.neurons(layer - 1), scale_.data());
             cut_faces(layer, stop);
         }
-        return collect();
+        return collect(release);
     }
 
 private:
     const Network& net_;
-    const SliceSpec& spec_;
-    const Tile& tile_;
     const Slice2DOptions& options_;
-    std::atomic<Index>& finished_faces_;  // faces of the slice's finished tiles
-    std::atomic<Index>& finished_bytes_;  // and the memory their partitions take
     Index words_;
+    // The tile being built.
+    const SliceSpec* spec_ = nullptr;
+    const Tile* tile_ = nullptr;
+    std::atomic<Index>* finished_faces_ = nullptr;  // faces of the slice's finished tiles
+    std::atomic<Index>* finished_bytes_ = nullptr;  // and the memory their partitions take
 
     std::vector<double> st_;     // V × 2 plane coordinates
     detail::RowStore z_;         // V rows: the current layer's pre-activations
@@ -226,13 +236,14 @@ private:
         const AffineMap& map = net_.layer(0);
         const Index out = map.out_dim();
         std::vector<double> rows(sz(4 * d), 0.0);  // origin, basis[0], basis[1], zero
-        std::copy_n(spec_.origin, d, rows.begin());
-        std::copy_n(spec_.basis, 2 * d, rows.begin() + d);
+        std::copy_n(spec_->origin, d, rows.begin());
+        std::copy_n(spec_->basis, 2 * d, rows.begin() + d);
         std::vector<double> values(sz(4 * out));
         map.apply(rows.data(), 4, d, values.data(), out);
-        const double* o = spec_.origin;
-        const double* u = spec_.basis;
-        const double* v = spec_.basis + d;
+        const double* o = spec_->origin;
+        const double* u = spec_->basis;
+        const double* v = spec_->basis + d;
+        std::fill(std::begin(gram_), std::end(gram_), 0.0);
         for (Index k = 0; k < d; ++k) {
             gram_[0] += o[k] * o[k];
             gram_[1] += o[k] * u[k];
@@ -269,7 +280,7 @@ private:
         const Index d = net_.input_dim();
         double sum = 0.0;
         for (Index k = 0; k < d; ++k) {
-            const double x = spec_.origin[k] + s * spec_.basis[k] + t * spec_.basis[d + k];
+            const double x = spec_->origin[k] + s * spec_->basis[k] + t * spec_->basis[d + k];
             sum += x * x;
         }
         return std::sqrt(sum);
@@ -278,13 +289,16 @@ private:
     void initial_face() {
         compose_first_layer();
         double reach = 0.0;
-        for (const double c : spec_.domain) reach = std::max(reach, std::abs(c));
+        for (const double c : spec_->domain) reach = std::max(reach, std::abs(c));
         plane_tol_ = kPlaneUlps * std::numeric_limits<double>::epsilon() * reach;
+        merged_ = 0;
+        layer_ = 0;
         const Index out = net_.layer(0).out_dim();
         z_.reset(out);
-        const Index m = static_cast<Index>(tile_.polygon.size() / 2);
-        st_ = tile_.polygon;
+        const Index m = static_cast<Index>(tile_->polygon.size() / 2);
+        st_ = tile_->polygon;
         scale_.resize(sz(m));
+        sides_.clear();
         face_start_.assign(1, 0);
         for (Index v = 0; v < m; ++v) {
             const double s = st_[sz(2 * v)];
@@ -294,7 +308,7 @@ private:
                 row[j] = first_map_[sz(j)] + s * first_map_[sz(out + j)] +
                          t * first_map_[sz(2 * out + j)];
             scale_[sz(v)] = input_norm(s, t);
-            sides_.push_back({v, tile_.labels[sz(v)], 0, 0});
+            sides_.push_back({v, tile_->labels[sz(v)], 0, 0});
         }
         face_start_.push_back(m);
         bits_.assign(sz(words_), 0);
@@ -303,7 +317,14 @@ private:
     double value(Index vertex, Index neuron) const { return z_.row(vertex)[neuron]; }
 
     double distance(Index a, Index b) const {
-        return std::hypot(st_[sz(2 * b)] - st_[sz(2 * a)], st_[sz(2 * b + 1)] - st_[sz(2 * a + 1)]);
+        const double ds = st_[sz(2 * b)] - st_[sz(2 * a)];
+        const double dt = st_[sz(2 * b + 1)] - st_[sz(2 * a + 1)];
+        const double square = ds * ds + dt * dt;
+        // hypot (slower) where the square leaves the normal range.
+        return square >= std::numeric_limits<double>::min() &&
+                       square <= std::numeric_limits<double>::max()
+                   ? std::sqrt(square)
+                   : std::hypot(ds, dt);
     }
 
     // A neuron that crosses a layer-start edge within plane_tol_ of an end passes through
@@ -384,27 +405,13 @@ private:
         //   values' scale: float64 coordinates could not place two points there.
         // The last two place another neuron's crossing at this one below float64's
         // resolution: counted in merged_ (and warned about), unlike the tolerance.
-        const double* __restrict row_norms = net_.layer(layer_).row_norms().data();
-        const double* __restrict abs_bias = net_.layer(layer_).abs_bias().data();
-        const double* __restrict x = za;
-        const double* __restrict y = zb;
-        double* __restrict out = zv;
-        const double rtol = options_.rtol;
-        const double near = plane_tol_ / distance(a, b);
-        constexpr double kRound = 8.0 * std::numeric_limits<double>::epsilon();
-        Index merged = 0;
-        for (Index j = 0; j < neurons; ++j) {
-            const double d = y[j] - x[j];
-            const double value = x[j] + tau * d;
-            const double size = std::abs(value);
-            const bool within_tol = size <= rtol * (row_norms[j] * scale + abs_bias[j]);
-            const bool unresolved =
-                size <= std::max(kRound * (std::abs(x[j]) + std::abs(y[j])), near * std::abs(d));
-            merged += !within_tol && unresolved && j != neuron;  // neuron: zero by construction
-            out[j] = within_tol || unresolved ? 0.0 : value;
-        }
-        for (Index j = neurons; j < w; ++j) out[j] = x[j] + tau * (y[j] - x[j]);
-        out[neuron] = 0.0;
+        const detail::InterpolationRule rule{net_.layer(layer_).row_norms().data(),
+                                             net_.layer(layer_).abs_bias().data(), options_.rtol,
+                                             scale, plane_tol_ / distance(a, b)};
+        Index merged = detail::interpolate_row(za, zb, tau, neurons, w, rule, zv);
+        double own;  // the neuron itself: zero by construction, never counted
+        merged -= rule.classify(za[neuron], zb[neuron], tau, neuron, own) == 2;
+        zv[neuron] = 0.0;
         merged_ += merged;
         splits_.insert(key, v);
         return v;
@@ -469,7 +476,7 @@ private:
         const double face_bytes = static_cast<double>(words_) * 8.0 + 6.0 * 32.0;
         const double bytes = static_cast<double>(num_vertices()) * vertex_bytes +
                              static_cast<double>(faces) * face_bytes +
-                             static_cast<double>(finished_bytes_.load(std::memory_order_relaxed));
+                             static_cast<double>(finished_bytes_->load(std::memory_order_relaxed));
         if (bytes > options_.max_memory) {
             throw LimitExceeded("lrcore: the slice would need more than max_memory=" +
                                 detail::format_bytes(options_.max_memory) + " (about " +
@@ -484,17 +491,23 @@ private:
         const Index offset = net_.neuron_offset(layer);
         const Index w = net_.neurons(layer);  // linear units never cut
         splits_.reset(sz(num_faces()) * 2);
-        std::vector<Side> next_sides;
-        std::vector<Index> next_start{0};
-        std::vector<Word> next_bits;
+        std::vector<Side>& next_sides = next_sides_;
+        std::vector<Index>& next_start = next_start_;
+        std::vector<Word>& next_bits = next_bits_;
+        next_sides.clear();
+        next_start.assign(1, 0);
+        next_bits.clear();
         next_sides.reserve(sides_.size() * 2);
         next_start.reserve(face_start_.size() * 2);
         next_bits.reserve(bits_.size() * 2);
         // Sign masks of every layer-start vertex: a face straddles neuron j when its
-        // vertices' masks have bit j both in `positive` and in `negative`.
+        // vertices' masks have bit j both in `positive` and in `negative` (written whole
+        // by snap_and_sign).
         const Index mask_words = words_for(w);
-        std::vector<Word> positive(sz(num_vertices() * mask_words), 0);
-        std::vector<Word> negative(sz(num_vertices() * mask_words), 0);
+        std::vector<Word>& positive = positive_;
+        std::vector<Word>& negative = negative_;
+        positive.resize(sz(num_vertices() * mask_words));
+        negative.resize(sz(num_vertices() * mask_words));
         // Values within the zero tolerance become zero first (the vertex lies on that
         // neuron's line: a domain corner on it, lines through one point).
         for (Index v = 0; v < num_vertices(); ++v)
@@ -503,9 +516,9 @@ private:
                                   negative.data() + v * mask_words);
         snap_near_ends(positive, negative, mask_words);
         std::vector<Word> any_pos(sz(mask_words)), any_neg(sz(mask_words));
-        std::vector<Index> straddling;
-        std::vector<Index> part_start;
-        std::vector<Word> part_bits;
+        std::vector<Index>& straddling = straddling_;
+        std::vector<Index>& part_start = part_start_;
+        std::vector<Word>& part_bits = part_bits_;
 
         for (Index f = 0; f < num_faces(); ++f) {
             if ((f & 1023) == 0) stop.throw_if_requested();
@@ -605,7 +618,7 @@ private:
             const Index total = static_cast<Index>(next_start.size()) - 1 + (num_faces() - f - 1);
             if ((f & 1023) == 0) check_memory(total);
             if (total > options_.max_regions ||
-                total + finished_faces_.load(std::memory_order_relaxed) > 2 * options_.max_regions)
+                total + finished_faces_->load(std::memory_order_relaxed) > 2 * options_.max_regions)
                 throw_too_many_regions(options_.max_regions, total);
         }
         sides_.swap(next_sides);
@@ -613,7 +626,10 @@ private:
         bits_.swap(next_bits);
     }
 
-    RawPartition collect() {
+    // The tile's partition, in exactly sized arrays (every tile's partition waits in
+    // memory until the tiles merge). The builder's buffers keep their memory unless
+    // `release`: then they are freed first, and the arrays that are the result's move.
+    RawPartition collect(bool release) {
         RawPartition raw;
         const Index n = num_vertices();
         const Index out = net_.output_dim();
@@ -626,29 +642,54 @@ private:
                                                    st_[sz(2 * v + 1)] * first_map_[sz(2 * out + j)];
         } else {
             const Index last = net_.num_layers() - 1;
-            z_.next_layer(net_.layer(last), net_.activation(last - 1), net_.neurons(last - 1),
-                          scale_.data());
-            for (Index v = 0; v < n; ++v) std::copy_n(z_.row(v), out, raw.outputs.data() + v * out);
+            z_.evaluate(net_.layer(last), net_.activation(last - 1), net_.neurons(last - 1),
+                        raw.outputs.data());
         }
         z_.reset(0);
-        // Exact sizes: every tile's partition waits in memory until the tiles merge.
-        st_.shrink_to_fit();
-        face_start_.shrink_to_fit();
-        bits_.shrink_to_fit();
-        raw.st.swap(st_);
-        raw.face_start.swap(face_start_);
+        if (release) {
+            z_.release();
+            for (std::vector<Side>* v : {&next_sides_, &pos_, &neg_, &node_sides_})
+                std::vector<Side>().swap(*v);
+            for (std::vector<Word>* v : {&next_bits_, &positive_, &negative_, &node_bits_})
+                std::vector<Word>().swap(*v);
+            std::vector<Index>().swap(next_start_);
+            splits_.release();
+        }
+        // Exact sizes, moved or copied.
+        auto take = [release](auto& from, auto& to) {
+            if (release) {
+                from.shrink_to_fit();
+                to.swap(from);
+            } else {
+                to.assign(from.begin(), from.end());
+            }
+        };
+        take(st_, raw.st);
+        take(face_start_, raw.face_start);
+        take(bits_, raw.bits);
         raw.side_vertex.reserve(sides_.size());
         raw.side_label.reserve(sides_.size());
         for (const Side& side : sides_) {
             raw.side_vertex.push_back(side.vertex);
             raw.side_label.push_back(side.label);
         }
-        raw.bits.swap(bits_);
+        if (release) {
+            std::vector<Side>().swap(sides_);
+            std::vector<double>().swap(scale_);
+        }
         raw.merged = merged_;
         return raw;
     }
 
     std::vector<Side> pos_, neg_;  // scratch of split()
+
+    // Scratch of cut_faces(): the next layer's faces, the layer-start vertices' sign
+    // masks, the neurons that straddle a face, a split's parts and a part's pattern.
+    std::vector<Side> next_sides_;
+    std::vector<Index> next_start_;
+    std::vector<Word> next_bits_, positive_, negative_;
+    std::vector<Index> straddling_, part_start_;
+    std::vector<Word> part_bits_;
 
     // The cutting tree of one face: a node is a part (sides in node_sides_, pattern bits
     // at node_bits_[bits]) and its candidate neurons node_cands_[cand_begin, cand_end).
@@ -1084,9 +1125,17 @@ std::vector<Slice2DResult> slice_2d(const Network& net, const std::vector<SliceS
     std::unique_ptr<std::atomic<Index>[]> finished(new std::atomic<Index>[n]);
     std::unique_ptr<std::atomic<Index>[]> finished_bytes(new std::atomic<Index>[n]);
     for (std::size_t i = 0; i < n; ++i) finished[i] = finished_bytes[i] = 0;
-    auto build = [&](std::size_t i, const Tile& tile, const StopFlag& stop) {
-        SliceBuilder builder(net, slices[i], tile, options, finished[i], finished_bytes[i]);
-        RawPartition raw = builder.run(stop);
+    // One builder per worker thread, reused tile after tile.
+    std::vector<std::unique_ptr<SliceBuilder>> builders(
+        sz(resolve_num_threads(options.num_threads)));
+    // A builder frees its memory after a task in the last round (it will probably find no
+    // other task: the memory would only sit beside the finished partitions).
+    auto build = [&](std::size_t i, const Tile& tile, Index worker, bool last_round,
+                     const StopFlag& stop) {
+        std::unique_ptr<SliceBuilder>& builder = builders[sz(worker)];
+        if (!builder) builder = std::make_unique<SliceBuilder>(net, options);
+        RawPartition raw =
+            builder->run(slices[i], tile, finished[i], finished_bytes[i], last_round, stop);
         finished[i].fetch_add(raw.num_faces(), std::memory_order_relaxed);
         const std::size_t held =
             8 * (raw.st.size() + raw.outputs.size() + raw.face_start.size() +
@@ -1096,12 +1145,16 @@ std::vector<Slice2DResult> slice_2d(const Network& net, const std::vector<SliceS
     };
     parallel_for(
         static_cast<Index>(tasks.size()), options.num_threads,
-        [&](Index task, Index, const StopFlag& stop) {
+        [&](Index task, Index worker, const StopFlag& stop) {
             const auto [i, k] = tasks[sz(task)];
-            parts[i][k] = build(i, tiles[i][k], stop);
-            if (tiles[i].size() > 1) release_free_memory();
+            const bool last_round = task + static_cast<Index>(builders.size()) >= static_cast<Index>(tasks.size());
+            parts[i][k] = build(i, tiles[i][k], worker, last_round, stop);
         },
         poll);
+    builders.clear();
+    // The builders' memory goes back to the system before the tiles merge (glibc keeps
+    // it in the worker threads' heaps otherwise).
+    if (tasks.size() > n) release_free_memory();
 
     std::vector<Slice2DResult> results(n);
     std::vector<char> whole(n, 0);
@@ -1134,14 +1187,16 @@ std::vector<Slice2DResult> slice_2d(const Network& net, const std::vector<SliceS
     if (!redo.empty()) {
         parallel_for(
             static_cast<Index>(redo.size()), options.num_threads,
-            [&](Index task, Index, const StopFlag& stop) {
+            [&](Index task, Index worker, const StopFlag& stop) {
                 const std::size_t i = redo[sz(task)];
                 finished[i] = finished_bytes[i] = 0;
                 const Tile tile = make_tiles(slices[i].domain, {}).front();
-                results[i] = assemble(net, build(i, tile, stop), words, bytes);
+                const bool last_round = task + static_cast<Index>(builders.size()) >= static_cast<Index>(redo.size());
+                results[i] = assemble(net, build(i, tile, worker, last_round, stop), words, bytes);
                 results[i].tiles = 1;
             },
             poll);
+        builders.clear();
     }
     for (const Slice2DResult& result : results)
         if (result.num_faces() > options.max_regions)
