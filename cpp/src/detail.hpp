@@ -177,12 +177,12 @@ inline Index interpolate_row(const double* __restrict x, const double* __restric
         const __m128d d = _mm_sub_pd(yj, xj);
         const __m128d value = _mm_add_pd(xj, _mm_mul_pd(t, d));
         const __m128d size = _mm_andnot_pd(sign_bit, value);
-        const __m128d tol = _mm_mul_pd(
-            rtol, _mm_add_pd(_mm_mul_pd(_mm_loadu_pd(rule.row_norms + j), scale),
-                             _mm_loadu_pd(rule.abs_bias + j)));
+        const __m128d tol =
+            _mm_mul_pd(rtol, _mm_add_pd(_mm_mul_pd(_mm_loadu_pd(rule.row_norms + j), scale),
+                                        _mm_loadu_pd(rule.abs_bias + j)));
         const __m128d within = _mm_cmple_pd(size, tol);
-        const __m128d rounding = _mm_mul_pd(
-            round, _mm_add_pd(_mm_andnot_pd(sign_bit, xj), _mm_andnot_pd(sign_bit, yj)));
+        const __m128d rounding =
+            _mm_mul_pd(round, _mm_add_pd(_mm_andnot_pd(sign_bit, xj), _mm_andnot_pd(sign_bit, yj)));
         const __m128d resolution = _mm_mul_pd(near, _mm_andnot_pd(sign_bit, d));
         const __m128d unresolved = _mm_cmple_pd(size, _mm_max_pd(rounding, resolution));
         _mm_storeu_pd(out + j, _mm_andnot_pd(_mm_or_pd(within, unresolved), value));
@@ -279,8 +279,8 @@ private:
                   double* scale) {
         activated_.resize(sz(rows * width_));
         for (Index v = 0; v < rows; ++v)
-            scale[v] = act.apply_row(block + v * width_, activated_.data() + v * width_, width_,
-                                     neurons);
+            scale[v] =
+                act.apply_row(block + v * width_, activated_.data() + v * width_, width_, neurons);
     }
 };
 

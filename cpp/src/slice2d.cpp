@@ -1147,7 +1147,8 @@ std::vector<Slice2DResult> slice_2d(const Network& net, const std::vector<SliceS
         static_cast<Index>(tasks.size()), options.num_threads,
         [&](Index task, Index worker, const StopFlag& stop) {
             const auto [i, k] = tasks[sz(task)];
-            const bool last_round = task + static_cast<Index>(builders.size()) >= static_cast<Index>(tasks.size());
+            const bool last_round =
+                task + static_cast<Index>(builders.size()) >= static_cast<Index>(tasks.size());
             parts[i][k] = build(i, tiles[i][k], worker, last_round, stop);
         },
         poll);
@@ -1191,7 +1192,8 @@ std::vector<Slice2DResult> slice_2d(const Network& net, const std::vector<SliceS
                 const std::size_t i = redo[sz(task)];
                 finished[i] = finished_bytes[i] = 0;
                 const Tile tile = make_tiles(slices[i].domain, {}).front();
-                const bool last_round = task + static_cast<Index>(builders.size()) >= static_cast<Index>(redo.size());
+                const bool last_round =
+                    task + static_cast<Index>(builders.size()) >= static_cast<Index>(redo.size());
                 results[i] = assemble(net, build(i, tile, worker, last_round, stop), words, bytes);
                 results[i].tiles = 1;
             },
