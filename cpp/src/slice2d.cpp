@@ -48,6 +48,16 @@ struct Tile {
     std::vector<Index> labels;    // label of the side from corner i to corner i + 1
 };
 
+// The vertices of one tile on one of its cut lines, ordered along it, with the labels of
+// the region edges that meet each; and the tile sides between consecutive ones.
+struct CutLine {
+    std::vector<Index> vertex;  // ordered by t
+    std::vector<double> t;
+    std::vector<std::vector<Index>> labels;  // sorted, distinct
+    std::vector<Index> side, face;           // of the part between vertex r and r + 1
+    bool valid = false;                      // read, and consistent
+};
+
 // A partition before edges are indexed: faces as cycles of (vertex, label of the side
 // leaving it), with vertex coordinates, outputs and packed pattern bits.
 struct RawPartition {
@@ -58,6 +68,7 @@ struct RawPartition {
     std::vector<Word> bits;              // F × words
     std::vector<std::uint8_t> patterns;  // or F × pattern bytes, packed (bits then empty)
     Index merged = 0;                    // crossings placed at a vertex (plane rounding)
+    CutLine low, high;                   // a tile's cut lines (read by the worker)
     Index num_vertices() const { return static_cast<Index>(st.size() / 2); }
     Index num_faces() const { return static_cast<Index>(face_start.size()) - 1; }
 };
@@ -763,15 +774,6 @@ std::vector<Tile> make_tiles(const std::vector<double>& domain, const std::vecto
     return tiles;
 }
 
-// The vertices of one tile on one of its cut lines, ordered along it, with the labels of
-// the region edges that meet each; and the tile sides between consecutive ones.
-struct CutLine {
-    std::vector<Index> vertex;  // ordered by t
-    std::vector<double> t;
-    std::vector<std::vector<Index>> labels;  // sorted, distinct
-    std::vector<Index> side, face;           // of the part between vertex r and r + 1
-};
-
 bool read_cut_line(const RawPartition& tile, Index line_label, CutLine& line) {
     std::unordered_map<Index, Index> slot;
     std::vector<Index> seg_side, seg_face, seg_from, seg_to;
@@ -875,8 +877,9 @@ bool stitch(std::vector<RawPartition>& tiles, const std::vector<double>& domain,
     for (std::size_t k = 1; k < count; ++k) {
         RawPartition& left = tiles[k - 1];
         RawPartition& right = tiles[k];
-        CutLine a, b;
-        if (!read_cut_line(left, kTileHigh, a) || !read_cut_line(right, kTileLow, b)) return false;
+        CutLine& a = left.high;
+        const CutLine& b = right.low;
+        if (!a.valid || !b.valid) return false;
         const Index n = static_cast<Index>(a.vertex.size());
         if (static_cast<Index>(b.vertex.size()) != n) return false;
         // The r-th points on both sides are one vertex. Their edges agree, except that an
@@ -1136,6 +1139,12 @@ std::vector<Slice2DResult> slice_2d(const Network& net, const std::vector<SliceS
         if (!builder) builder = std::make_unique<SliceBuilder>(net, options);
         RawPartition raw =
             builder->run(slices[i], tile, finished[i], finished_bytes[i], last_round, stop);
+        // The tile's cut lines, read here in parallel for the merge.
+        const auto has = [&tile](Index label) {
+            return std::find(tile.labels.begin(), tile.labels.end(), label) != tile.labels.end();
+        };
+        if (has(kTileLow)) raw.low.valid = read_cut_line(raw, kTileLow, raw.low);
+        if (has(kTileHigh)) raw.high.valid = read_cut_line(raw, kTileHigh, raw.high);
         finished[i].fetch_add(raw.num_faces(), std::memory_order_relaxed);
         const std::size_t held =
             8 * (raw.st.size() + raw.outputs.size() + raw.face_start.size() +
