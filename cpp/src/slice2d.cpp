@@ -1060,29 +1060,62 @@ Slice2DResult assemble(const Network& net, RawPartition&& raw, Index words, Inde
                                      raw.side_label.begin(), raw.side_label.end(), kBoundary));
     result.edges.reserve(edge_entries);
     result.edge_neurons.reserve(edge_entries);
-    SplitMap edge_index;
-    edge_index.reset(edge_entries / 2 + 16);
-    for (Index f = 0; f < num_faces; ++f) {
-        const Index first = raw.face_start[sz(f)];
+    // Edges are numbered as faces first list them. The sides (p, q) sorted into buckets by
+    // min(p, q) (counting sort) find the other side of their edge in a bucket of a few
+    // entries next to those of the vertices created near p (a hash table was a cache miss
+    // at almost every side of a large slice).
+    const Index num_vertices = static_cast<Index>(result.vertices.size() / 2);
+    const std::size_t num_sides = raw.side_vertex.size();
+    auto side_ends = [&](Index f, Index i, Index& a, Index& b) {
         const Index last = raw.face_start[sz(f) + 1];
-        for (Index i = first; i < last; ++i) {
-            const Index p = raw.side_vertex[sz(i)];
-            const Index q = raw.side_vertex[sz(i + 1 < last ? i + 1 : first)];
-            const SplitKey key{std::min(p, q), std::max(p, q), 0};
-            const Index next = static_cast<Index>(result.edges.size() / 2);
-            if (edge_index.insert(key, next) == next) {
-                result.edges.push_back(key.a);
-                result.edges.push_back(key.b);
-                const Index label = raw.side_label[sz(i)];
-                if (label < 0) {
-                    result.edge_neurons.push_back(-1);
-                    result.edge_neurons.push_back(-1);
-                } else {
-                    Index layer = 0;
-                    while (net.neuron_offset(layer + 1) <= label) ++layer;
-                    result.edge_neurons.push_back(layer);
-                    result.edge_neurons.push_back(label - net.neuron_offset(layer));
-                }
+        const Index p = raw.side_vertex[sz(i)];
+        const Index q = raw.side_vertex[sz(i + 1 < last ? i + 1 : raw.face_start[sz(f)])];
+        a = std::min(p, q);
+        b = std::max(p, q);
+    };
+    std::vector<Index> bucket_start(sz(num_vertices) + 1, 0);
+    for (Index f = 0; f < num_faces; ++f) {
+        for (Index i = raw.face_start[sz(f)]; i < raw.face_start[sz(f) + 1]; ++i) {
+            Index a, b;
+            side_ends(f, i, a, b);
+            ++bucket_start[sz(a) + 1];
+        }
+    }
+    std::partial_sum(bucket_start.begin(), bucket_start.end(), bucket_start.begin());
+    struct Entry {
+        Index b, edge;  // edge: -1 until numbered
+    };
+    std::vector<Entry> entries(num_sides);
+    {
+        std::vector<Index> fill(bucket_start.begin(), bucket_start.end() - 1);
+        for (Index f = 0; f < num_faces; ++f) {
+            for (Index i = raw.face_start[sz(f)]; i < raw.face_start[sz(f) + 1]; ++i) {
+                Index a, b;
+                side_ends(f, i, a, b);
+                entries[sz(fill[sz(a)]++)] = Entry{b, -1};
+            }
+        }
+    }
+    for (Index f = 0; f < num_faces; ++f) {
+        for (Index i = raw.face_start[sz(f)]; i < raw.face_start[sz(f) + 1]; ++i) {
+            Index a, b;
+            side_ends(f, i, a, b);
+            // The first entry of (a, b) in its bucket carries the edge's number.
+            Entry* entry = entries.data() + bucket_start[sz(a)];
+            while (entry->b != b) ++entry;
+            if (entry->edge >= 0) continue;
+            entry->edge = static_cast<Index>(result.edges.size() / 2);
+            result.edges.push_back(a);
+            result.edges.push_back(b);
+            const Index label = raw.side_label[sz(i)];
+            if (label < 0) {
+                result.edge_neurons.push_back(-1);
+                result.edge_neurons.push_back(-1);
+            } else {
+                Index layer = 0;
+                while (net.neuron_offset(layer + 1) <= label) ++layer;
+                result.edge_neurons.push_back(layer);
+                result.edge_neurons.push_back(label - net.neuron_offset(layer));
             }
         }
     }
