@@ -122,3 +122,17 @@ def test_auto_tiles_grow_with_the_slice_and_keep_the_result():
         lrcore.slice_2d(small_net, np.zeros(2), np.eye(2), tiles=0)
     with pytest.raises(ValueError, match="tiles"):
         lrcore.slice_2d(small_net, np.zeros(2), np.eye(2), tiles="many")
+
+
+def test_auto_tiles_give_spare_threads_strips():
+    # About 5,000 regions: under TILE_REGIONS, but enough to share among threads.
+    net = lrcore.Network.random([2, 64, 64, 64, 1], seed=0)
+    plane = lrcore.Plane(np.zeros(2), np.eye(2))
+    one = lrcore.slice_2d(net, plane, num_threads=1)
+    assert one.tiles == 1
+    for threads in (2, 4):
+        shared = lrcore.slice_2d(net, plane, num_threads=threads)
+        assert 2 <= shared.tiles <= 2 * threads
+        assert_same_partition(shared, one)
+    # As many slices as threads: each slice runs whole on a thread of its own.
+    assert [r.tiles for r in lrcore.slice_2d(net, [plane, plane], num_threads=2)] == [1, 1]

@@ -585,7 +585,8 @@ def slice_2d(
         :data:`TILE_REGIONS` regions, estimated from exact 1D counts along horizontal
         lines and the vertical middle line, and on wide nets up to
         :data:`MEMORY_TILES` tiles so that each holds about :data:`TILE_WORK_BYTES` of
-        vertex rows. Should the two sides of a cut line ever disagree (rounding
+        vertex rows; a single slice with threads to spare gets at least one tile per
+        :data:`PARALLEL_TILE_REGIONS` regions, up to two per thread. Should the two sides of a cut line ever disagree (rounding
         at a degenerate spot), the slice is recomputed in one piece;
         :attr:`SliceResult.tiles` says how many strips the result came from.
 
@@ -644,7 +645,9 @@ def slice_2d(
     for i, plane in enumerate(planes):
         bound = np.abs(plane.origin) + reach * (np.abs(plane.basis[0]) + np.abs(plane.basis[1]))
         check_magnitudes(net, bound, f"origin[{i}]" if is_batch else "origin")
-    cuts = [_tile_cuts(tiles, net, p, poly, rtol, threads) for p in planes]
+    # Threads a slice's strips can use beside the other slices of the call.
+    spare = max(1, threads // max(1, len(planes)))
+    cuts = [_tile_cuts(tiles, net, p, poly, rtol, threads, spare) for p in planes]
     arrays = _core.slice_2d(
         net._core,
         [p.origin for p in planes],
@@ -687,6 +690,9 @@ TILE_REGIONS = 20_000
 TILE_WORK_BYTES = 4 * 2**20
 MEMORY_TILES = 8
 
+#: Regions per strip below which ``"auto"`` does not split a slice for threads alone.
+PARALLEL_TILE_REGIONS = 2_000
+
 #: The most tiles ``"auto"`` picks.
 MAX_AUTO_TILES = 256
 
@@ -717,10 +723,12 @@ def _tile_cuts(
     poly: NDArray[np.float64],
     rtol: float,
     threads: int,
+    spare: int = 1,
 ) -> NDArray[np.float64]:
-    """Positions ``s = c`` of the lines that cut one slice's domain into strips."""
+    """Positions ``s = c`` of the lines that cut one slice's domain into strips
+    (``spare``: the threads the slice's strips may run on at once)."""
     if isinstance(tiles, str) and tiles == "auto":
-        return _auto_cuts(net, plane, poly, rtol, threads)
+        return _auto_cuts(net, plane, poly, rtol, threads, spare)
     if not isinstance(tiles, (int, np.integer)) or isinstance(tiles, bool) or tiles < 1:
         msg = f"tiles: expected a positive integer or 'auto', got {tiles!r}"
         raise ValueError(msg)
@@ -759,7 +767,12 @@ def _probe(
 
 
 def _auto_cuts(
-    net: Network, plane: Plane, poly: NDArray[np.float64], rtol: float, threads: int
+    net: Network,
+    plane: Plane,
+    poly: NDArray[np.float64],
+    rtol: float,
+    threads: int,
+    spare: int = 1,
 ) -> NDArray[np.float64]:
     """Strips of about TILE_REGIONS regions each, from exact 1D counts along lines.
 
@@ -767,9 +780,12 @@ def _auto_cuts(
     middle line crosses b number about (a + 1)(b + 1) (a line arrangement); the strips
     split the breakpoints that the horizontal lines meet into equal shares, so dense parts
     of the slice get narrow strips. Two horizontal lines decide first whether a slice
-    needs more than one strip; only then do PROBE_LINES lines place the cuts, at heights
+    needs more than one strip; only for TILE_REGIONS or more do PROBE_LINES lines place
+    the cuts, at heights
     that split the vertical line's breakpoints into equal shares: each stands for as many
     rows of regions, and a crowd of regions in the middle of the domain is not missed.
+    With spare threads, a slice gets at least one strip per PARALLEL_TILE_REGIONS regions,
+    up to two per spare thread, so that its threads share the work.
     """
     (s_lo, t_lo), (s_hi, t_hi) = poly.min(axis=0), poly.max(axis=0)
     width = max(net.layer_widths, default=1)
@@ -790,9 +806,14 @@ def _auto_cuts(
         # MEMORY_TILES) that the vertex rows in flight (about 16 w bytes a region, w the
         # widest layer) stay near TILE_WORK_BYTES a strip.
         by_memory = min(MEMORY_TILES, np.floor(16 * width * estimate / TILE_WORK_BYTES))
-        count = int(min(MAX_AUTO_TILES, max(1, np.ceil(estimate / TILE_REGIONS), by_memory)))
+        by_threads = min(2 * spare, np.floor(estimate / PARALLEL_TILE_REGIONS)) if spare > 1 else 1
+        count = int(
+            min(MAX_AUTO_TILES, max(1, np.ceil(estimate / TILE_REGIONS), by_memory, by_threads))
+        )
         if count == 1:
             return np.zeros(0)
+        if estimate < TILE_REGIONS:
+            break  # strips for threads or memory: the two lines place them well enough
         if stage == 0:
             shares = (np.arange(PROBE_LINES) + 0.5) / PROBE_LINES
             t_breaks = points[-1][:, 1]
