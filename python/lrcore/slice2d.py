@@ -705,6 +705,16 @@ CUT_OFFSET = 0.0137254901960784
 PROBE_LINES = 8
 
 
+def _quantiles(values: NDArray[np.float64], shares: NDArray[np.float64]) -> NDArray[np.float64]:
+    """``np.quantile(values, shares)`` (linear interpolation), without its first-call cost
+    (numpy imports its machinery lazily: about 1 MB that a small slice would carry)."""
+    ordered = np.sort(values)
+    pos = np.asarray(shares, dtype=np.float64) * (ordered.size - 1)
+    lo = np.floor(pos).astype(np.int64)
+    hi = np.minimum(lo + 1, ordered.size - 1)
+    return ordered[lo] + (pos - lo) * (ordered[hi] - ordered[lo])
+
+
 def _chord(poly: NDArray[np.float64], t: float) -> tuple[float, float] | None:
     """The range of ``s`` where the line at height ``t`` meets the convex polygon."""
     ends = []
@@ -818,12 +828,12 @@ def _auto_cuts(
             shares = (np.arange(PROBE_LINES) + 0.5) / PROBE_LINES
             t_breaks = points[-1][:, 1]
             heights = (
-                np.quantile(t_breaks, shares)
+                _quantiles(t_breaks, shares)
                 if t_breaks.size >= 2 * PROBE_LINES
                 else t_lo + shares * (t_hi - t_lo)
             )
     positions = np.concatenate([p[:, 0] for p in points[:-1]])
     if positions.size < count:
         return np.zeros(0)
-    cuts = np.quantile(positions, np.arange(1, count) / count)
+    cuts = _quantiles(positions, np.arange(1, count) / count)
     return np.unique(cuts[(cuts > s_lo) & (cuts < s_hi)])
