@@ -691,7 +691,7 @@ TILE_WORK_BYTES = 4 * 2**20
 MEMORY_TILES = 8
 
 #: Regions per strip below which ``"auto"`` does not split a slice for threads alone.
-PARALLEL_TILE_REGIONS = 2_000
+PARALLEL_TILE_REGIONS = 1_500
 
 #: The most tiles ``"auto"`` picks.
 MAX_AUTO_TILES = 256
