@@ -136,3 +136,20 @@ def test_auto_tiles_give_spare_threads_strips():
         assert_same_partition(shared, one)
     # As many slices as threads: each slice runs whole on a thread of its own.
     assert [r.tiles for r in lrcore.slice_2d(net, [plane, plane], num_threads=2)] == [1, 1]
+
+
+def test_strips_that_disagree_are_recomputed_whole():
+    # Rounding at a degenerate spot can leave the two sides of a cut line disagreeing;
+    # the slice is then computed in one piece, by the same (reused) worker builders.
+    net = lrcore.Network.random([2, 24, 24, 1], seed=3)
+    plane = lrcore.Plane(np.zeros(2), np.eye(2))
+    whole = lrcore.slice_2d(net, [plane, plane], bounds=(-2, 2, -2, 2), tiles=1)
+    lrcore._core._set_stitch_failure_for_tests(True)
+    try:
+        redone = lrcore.slice_2d(net, [plane, plane], bounds=(-2, 2, -2, 2), tiles=5)
+    finally:
+        lrcore._core._set_stitch_failure_for_tests(False)
+    for r, w in zip(redone, whole):
+        assert r.tiles == 1
+        assert_same_partition(r, w)
+        r.verify()

@@ -834,6 +834,8 @@ bool read_cut_line(const RawPartition& tile, Index line_label, CutLine& line) {
     return std::find(line.side.begin(), line.side.end(), -1) == line.side.end();
 }
 
+std::atomic<bool> g_fail_stitch{false};  // set_stitch_failure_for_tests
+
 // Merges the partitions of a slice's tiles (left to right) into one. Faces on both sides of
 // a cut line with the same pattern are parts of one region and become one face; the
 // vertices where region edges cross a cut line are shared, and dropped where one edge runs
@@ -847,6 +849,7 @@ bool stitch(std::vector<RawPartition>& tiles, const std::vector<double>& domain,
         vo[i + 1] = vo[i] + tiles[i].num_vertices();
         fo[i + 1] = fo[i] + tiles[i].num_faces();
     }
+    if (g_fail_stitch.load(std::memory_order_relaxed)) return false;
     for (const RawPartition& tile : tiles) merged.merged += tile.merged;
     std::vector<Index> rep(sz(vo[count]));
     std::iota(rep.begin(), rep.end(), Index{0});
@@ -1126,6 +1129,10 @@ Slice2DResult assemble(const Network& net, RawPartition&& raw, Index words, Inde
 
 }  // namespace
 
+void set_stitch_failure_for_tests(bool fail) {
+    g_fail_stitch.store(fail, std::memory_order_relaxed);
+}
+
 std::vector<Slice2DResult> slice_2d(const Network& net, const std::vector<SliceSpec>& slices,
                                     const Slice2DOptions& options, const InterruptPoll& poll) {
     for (const SliceSpec& spec : slices) {
@@ -1194,7 +1201,7 @@ std::vector<Slice2DResult> slice_2d(const Network& net, const std::vector<SliceS
             parts[i][k] = build(i, tiles[i][k], worker, last_round, stop);
         },
         poll);
-    builders.clear();
+    for (std::unique_ptr<SliceBuilder>& builder : builders) builder.reset();
     // The builders' memory goes back to the system before the tiles merge (glibc keeps
     // it in the worker threads' heaps otherwise).
     if (tasks.size() > n) release_free_memory();
@@ -1240,7 +1247,7 @@ std::vector<Slice2DResult> slice_2d(const Network& net, const std::vector<SliceS
                 results[i].tiles = 1;
             },
             poll);
-        builders.clear();
+        for (std::unique_ptr<SliceBuilder>& builder : builders) builder.reset();
     }
     for (const Slice2DResult& result : results)
         if (result.num_faces() > options.max_regions)

@@ -57,4 +57,8 @@ struct Slice2DResult {
 std::vector<Slice2DResult> slice_2d(const Network& net, const std::vector<SliceSpec>& slices,
                                     const Slice2DOptions& options, const InterruptPoll& poll);
 
+// Testing only: while set, every tiled slice takes the path for strips whose cut lines
+// disagree (it is recomputed in one piece), which rounding reaches only at rare spots.
+void set_stitch_failure_for_tests(bool fail);
+
 }  // namespace lrcore
