@@ -69,7 +69,8 @@ using Buffer = std::vector<T, UninitAllocator<T>>;
 // Packs the first num_bytes bytes of a bit row little-endian (numpy's bitorder="little").
 inline void pack_pattern(const Word* row, Index num_bytes, std::uint8_t* out) {
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-    std::memcpy(out, row, sz(num_bytes));  // the words' bytes are in that order already
+    // The words' bytes are in that order already (no bytes: out may be null).
+    if (num_bytes > 0) std::memcpy(out, row, sz(num_bytes));
 #else
     for (Index b = 0; b < num_bytes; ++b)
         out[b] = static_cast<std::uint8_t>(row[b / 8] >> (8 * (b % 8)));
