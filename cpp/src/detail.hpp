@@ -106,6 +106,39 @@ inline double norm_between(double na, double nb, double dot, double tau, Index w
     return std::min(std::sqrt(std::max(square, 0.0) + error), u * na + tau * nb);
 }
 
+#if defined(LRCORE_AVX2_DISPATCH)
+inline bool cpu_has_avx2() {
+    static const bool has = __builtin_cpu_supports("avx2") != 0;
+    return has;
+}
+
+// snap_and_sign's loop over the n (<= 64) values of one mask word, four at a time (the
+// same operations as its SSE2 loop); returns how many values it did.
+__attribute__((target("avx2"))) inline Index snap_and_sign_avx2(double* z, Index n,
+                                                                const double* norms,
+                                                                const double* bias, double rtol,
+                                                                double scale, Word& pos,
+                                                                Word& neg) {
+    const __m256d sign_bit = _mm256_set1_pd(-0.0);
+    const __m256d zero = _mm256_setzero_pd();
+    const __m256d r = _mm256_set1_pd(rtol);
+    const __m256d sc = _mm256_set1_pd(scale);
+    Index k = 0;
+    for (; k + 4 <= n; k += 4) {
+        __m256d x = _mm256_loadu_pd(z + k);
+        const __m256d tol =
+            _mm256_mul_pd(r, _mm256_add_pd(_mm256_mul_pd(_mm256_loadu_pd(norms + k), sc),
+                                           _mm256_loadu_pd(bias + k)));
+        const __m256d small = _mm256_cmp_pd(_mm256_andnot_pd(sign_bit, x), tol, _CMP_LE_OQ);
+        x = _mm256_andnot_pd(small, x);
+        _mm256_storeu_pd(z + k, x);
+        pos |= static_cast<Word>(_mm256_movemask_pd(_mm256_cmp_pd(x, zero, _CMP_GT_OQ))) << k;
+        neg |= static_cast<Word>(_mm256_movemask_pd(_mm256_cmp_pd(x, zero, _CMP_LT_OQ))) << k;
+    }
+    return k;
+}
+#endif
+
 // snap_zeros for one row of `neurons` values with input norm `scale`, and their signs as
 // bit masks: bit j of positive (negative) is set where the snapped value is > 0 (< 0).
 // The masks hold words_for(neurons) words, written whole.
@@ -120,6 +153,9 @@ inline void snap_and_sign(double* row, Index neurons, double scale, const Affine
         const double* bias = abs_bias + j0;
         Word pos = 0, neg = 0;
         Index k = 0;
+#if defined(LRCORE_AVX2_DISPATCH)
+        if (cpu_has_avx2()) k = snap_and_sign_avx2(z, n, norms, bias, rtol, scale, pos, neg);
+#endif
 #if defined(__SSE2__)
         // Two values at a time: the comparisons' sign bits give two mask bits at once.
         const __m128d sign_bit = _mm_set1_pd(-0.0);
@@ -170,11 +206,6 @@ struct InterpolationRule {
 };
 
 #if defined(LRCORE_AVX2_DISPATCH)
-inline bool cpu_has_avx2() {
-    static const bool has = __builtin_cpu_supports("avx2") != 0;
-    return has;
-}
-
 // interpolate_row's SSE2 loop four values at a time (the same operations, so the same
 // results); returns the neurons zeroed by rounding only, and in `done` how many it did.
 __attribute__((target("avx2"))) inline Index interpolate_row_avx2(

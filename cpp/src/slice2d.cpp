@@ -562,13 +562,16 @@ private:
                     straddling.push_back(k * kWordBits + static_cast<Index>(__builtin_ctzll(both)));
                     both &= both - 1;
                 }
-                // Neurons positive on the whole face: their pattern bit is 1.
-                Word on = any_pos[sz(k)] & ~any_neg[sz(k)];
-                while (on != 0) {
-                    const Index bit =
-                        offset + k * kWordBits + static_cast<Index>(__builtin_ctzll(on));
-                    on &= on - 1;
-                    part_bits[sz(bit / kWordBits)] |= Word{1} << (bit % kWordBits);
+                // Neurons positive on the whole face: their pattern bit is 1 (a word of
+                // them at a time, shifted to the layer's offset in the pattern).
+                const Word on = any_pos[sz(k)] & ~any_neg[sz(k)];
+                if (on != 0) {
+                    const Index base = offset + k * kWordBits;
+                    const std::size_t word = sz(base / kWordBits);
+                    const Index shift = base % kWordBits;
+                    part_bits[word] |= on << shift;
+                    if (shift != 0 && (on >> (kWordBits - shift)) != 0)
+                        part_bits[word + 1] |= on >> (kWordBits - shift);
                 }
             }
             // A cutting tree: a part is cut by the first of its candidate neurons that
