@@ -614,8 +614,8 @@ def report(results: Sequence[CaseResult], args: argparse.Namespace, command: str
     print_header("lrcore 2D benchmark")
     print(
         f"- threads: slice_2d(num_threads={args.threads}); a slice is cut into strips "
-        '(tiles="auto": at most about 20,000 regions or 4 MiB of vertex rows each) that '
-        "run in parallel and are merged "
+        '(tiles="auto": at most about 20,000 regions or 4 MiB of vertex rows each, and '
+        "from 1,500 regions up two per thread) that run in parallel and are merged "
         "(see CPU/wall and the tiles column); regioncam is single-threaded, the grid "
         "baseline runs on one thread"
     )
