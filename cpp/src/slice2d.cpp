@@ -1174,10 +1174,13 @@ std::vector<Slice2DResult> slice_2d(const Network& net, const std::vector<SliceS
     // One builder per worker thread, reused tile after tile.
     std::vector<std::unique_ptr<SliceBuilder>> builders(
         sz(resolve_num_threads(options.num_threads)));
-    // A builder frees its memory after a task in the last round (it will probably find no
-    // other task: the memory would only sit beside the finished partitions).
-    auto build = [&](std::size_t i, const Tile& tile, Index worker, bool last_round,
+    // A builder frees its memory after a task in the last round of `count` tasks (it will
+    // probably find no other task: the memory would only sit beside the finished
+    // partitions).
+    auto build = [&](std::size_t i, const Tile& tile, Index worker, Index task, std::size_t count,
                      const StopFlag& stop) {
+        const bool last_round =
+            task + static_cast<Index>(builders.size()) >= static_cast<Index>(count);
         std::unique_ptr<SliceBuilder>& builder = builders[sz(worker)];
         if (!builder) builder = std::make_unique<SliceBuilder>(net, options);
         RawPartition raw =
@@ -1199,9 +1202,7 @@ std::vector<Slice2DResult> slice_2d(const Network& net, const std::vector<SliceS
         static_cast<Index>(tasks.size()), options.num_threads,
         [&](Index task, Index worker, const StopFlag& stop) {
             const auto [i, k] = tasks[sz(task)];
-            const bool last_round =
-                task + static_cast<Index>(builders.size()) >= static_cast<Index>(tasks.size());
-            parts[i][k] = build(i, tiles[i][k], worker, last_round, stop);
+            parts[i][k] = build(i, tiles[i][k], worker, task, tasks.size(), stop);
         },
         poll);
     for (std::unique_ptr<SliceBuilder>& builder : builders) builder.reset();
@@ -1244,9 +1245,8 @@ std::vector<Slice2DResult> slice_2d(const Network& net, const std::vector<SliceS
                 const std::size_t i = redo[sz(task)];
                 finished[i] = finished_bytes[i] = 0;
                 const Tile tile = make_tiles(slices[i].domain, {}).front();
-                const bool last_round =
-                    task + static_cast<Index>(builders.size()) >= static_cast<Index>(redo.size());
-                results[i] = assemble(net, build(i, tile, worker, last_round, stop), words, bytes);
+                results[i] =
+                    assemble(net, build(i, tile, worker, task, redo.size(), stop), words, bytes);
                 results[i].tiles = 1;
             },
             poll);

@@ -586,8 +586,9 @@ def slice_2d(
         lines and the vertical middle line, and on wide nets up to
         :data:`MEMORY_TILES` tiles so that each holds about :data:`TILE_WORK_BYTES` of
         vertex rows; a single slice with threads to spare gets at least one tile per
-        :data:`PARALLEL_TILE_REGIONS` regions, up to two per thread. Should the two sides of a cut line ever disagree (rounding
-        at a degenerate spot), the slice is recomputed in one piece;
+        :data:`PARALLEL_TILE_REGIONS` regions, up to two per thread. Should the two
+        sides of a cut line ever disagree (rounding at a degenerate spot), the slice is
+        recomputed in one piece;
         :attr:`SliceResult.tiles` says how many strips the result came from.
 
     Raises
@@ -733,7 +734,7 @@ def _tile_cuts(
     poly: NDArray[np.float64],
     rtol: float,
     threads: int,
-    spare: int = 1,
+    spare: int,
 ) -> NDArray[np.float64]:
     """Positions ``s = c`` of the lines that cut one slice's domain into strips
     (``spare``: the threads the slice's strips may run on at once)."""
@@ -782,7 +783,7 @@ def _auto_cuts(
     poly: NDArray[np.float64],
     rtol: float,
     threads: int,
-    spare: int = 1,
+    spare: int,
 ) -> NDArray[np.float64]:
     """Strips of about TILE_REGIONS regions each, from exact 1D counts along lines.
 
@@ -791,9 +792,9 @@ def _auto_cuts(
     split the breakpoints that the horizontal lines meet into equal shares, so dense parts
     of the slice get narrow strips. Two horizontal lines decide first whether a slice
     needs more than one strip; only for TILE_REGIONS or more do PROBE_LINES lines place
-    the cuts, at heights
-    that split the vertical line's breakpoints into equal shares: each stands for as many
-    rows of regions, and a crowd of regions in the middle of the domain is not missed.
+    the cuts, at heights that split the vertical line's breakpoints into equal shares:
+    each stands for as many rows of regions, and a crowd of regions in the middle of the
+    domain is not missed.
     With spare threads, a slice gets at least one strip per PARALLEL_TILE_REGIONS regions,
     up to two per spare thread, so that its threads share the work.
     """
