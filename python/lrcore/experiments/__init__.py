@@ -10,7 +10,7 @@ statistics, and writes tables, figures and a report. Needs ``pip install
 
 from __future__ import annotations
 
-from .analysis import correlation_table, density_changes, discontinuity_table
+from .analysis import analyse, density_changes, discontinuity_table, link_tests
 from .manifolds import (
     Circle,
     Ellipse,
@@ -49,10 +49,11 @@ __all__ = [
     "Task",
     "Torus",
     "Trajectory",
+    "analyse",
     "build_manifold",
-    "correlation_table",
     "density_changes",
     "discontinuity_table",
+    "link_tests",
     "make_tasks",
     "menger_curvature",
     "run_study",

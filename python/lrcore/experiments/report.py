@@ -1,4 +1,10 @@
-"""The study's markdown report: findings with numbers, compared with the 2022 study."""
+"""The study's markdown report: every sentence of interpretation is generated from the
+numbers of the tables (:func:`.analysis.analyse`), one function per section.
+
+The words for sizes come from :data:`.inference.STRENGTHS`, the equivalence margin from
+:data:`.inference.EQUIVALENCE_RHO`, the primary endpoint from :data:`.analysis.PRIMARY`:
+the report names them, it never restates them in fixed prose.
+"""
 
 from __future__ import annotations
 
@@ -9,48 +15,84 @@ from typing import Any
 
 import numpy as np
 
-from .analysis import CONTROL
-from .manifolds import estimator_errors
+from .analysis import CONFOUNDS, CONTROL, PRIMARY
+from .inference import ALPHA, EQUIVALENCE_RHO, STRENGTHS, strength
 
-__all__ = ["markdown_table", "verdict", "write_report"]
+__all__ = [
+    "HETEROGENEITY",
+    "markdown_table",
+    "write_report",
+]
+
+#: I² bounds (Higgins et al. 2003) and the words for heterogeneity above them.
+HETEROGENEITY: tuple[tuple[float, str], ...] = (
+    (0.75, "high"),
+    (0.5, "substantial"),
+    (0.25, "moderate"),
+)
+#: |rho| of |curvature| with a covariate from which the report says an effect may carry it.
+CONFOUND_RHO = 0.3
+#: A variance inflation factor of |curvature| above which the report says the mixed model
+#: separates it poorly from the other predictors.
+VIF_ENTANGLED = 5.0
+#: Conclusions (:func:`.analysis.conclusion`) that reject zero.
+LINKS = ("link", "small link")
+_NAMES = {
+    "target_value": "the target's value",
+    "target_bending": "the target's bending",
+    "dist_centre": "the distance to the data's centre",
+    "density_init": "the initial density",
+}
 
 
+# -- formatting -----------------------------------------------------------------------
 def _fmt(value: Any, digits: int = 3) -> str:
-    if isinstance(value, float):
+    if isinstance(value, (bool, np.bool_)):
+        return "yes" if value else "no"
+    if isinstance(value, (float, np.floating)):
         if math.isnan(value):
             return "-"
         return f"{value:.{digits}g}"
     return str(value)
 
 
-def _ci(row: Any, name: str) -> str:
-    value = row.get(name, float("nan"))
-    lo = row.get(f"{name}_lo", float("nan"))
-    hi = row.get(f"{name}_hi", float("nan"))
-    if not isinstance(value, float) or math.isnan(value):
+def _p(value: float) -> str:
+    """A p-value: ``p = 0.012``, ``p < 0.001``."""
+    if value is None or not np.isfinite(value):
+        return "p = -"
+    return "p < 0.001" if value < 0.001 else f"p = {value:.3f}"
+
+
+def _interval(value: float, lo: float, hi: float, sign: bool = True) -> str:
+    if not np.isfinite(value):
         return "-"
-    sign = "" if name.startswith("ratio") else "+"  # ratios are positive
-    return f"{value:{sign}.2f} [{lo:{sign}.2f}, {hi:{sign}.2f}]"
+    form = "+.2f" if sign else ".2f"
+    return f"{value:{form}} [{lo:{form}}, {hi:{form}}]"
+
+
+def _rho(row: Any) -> str:
+    """rho with its 95% CI (the seeds' mean Fisher z and its t interval, back-transformed)."""
+    return _interval(row["rho"], row["rho_lo"], row["rho_hi"])
+
+
+def _excludes(lo: float, hi: float, value: float) -> bool:
+    return bool(np.isfinite(lo) and np.isfinite(hi) and (lo > value or hi < value))
 
 
 def markdown_table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
-    """A GitHub markdown table of ``rows`` (dicts) with the given columns."""
+    """A GitHub markdown table of ``rows`` (dicts) with the given columns.
+
+    Examples
+    --------
+    >>> print(markdown_table([{"a": 1, "b": 0.5}], ["a", "b"]))
+    | a | b |
+    |---|---|
+    | 1 | 0.5 |
+    """
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     for row in rows:
         lines.append("| " + " | ".join(_fmt(row.get(c, "")) for c in columns) + " |")
     return "\n".join(lines)
-
-
-def verdict(lo: float, hi: float, value: float) -> str:
-    """Words for a correlation and its CI: whether it is distinguishable from 0 and how
-    strong it is."""
-    if any(math.isnan(x) for x in (lo, hi, value)):
-        return "undefined"
-    if lo <= 0 <= hi:
-        return "no clear link (CI contains 0)"
-    strength = "weak" if abs(value) < 0.3 else "moderate" if abs(value) < 0.6 else "strong"
-    sign = "positive" if value > 0 else "negative"
-    return f"{strength} {sign}"
 
 
 def _records(frame: Any) -> list[dict[str, Any]]:
@@ -58,48 +100,710 @@ def _records(frame: Any) -> list[dict[str, Any]]:
     return out
 
 
-def _correlation_rows(correlations: Any, family: str) -> list[dict[str, Any]]:
-    part = correlations[(correlations["family"] == family) & (correlations["kind"] == "on")]
-    rows = []
-    for row in _records(part):
-        rows.append(
-            {
-                **row,
-                "Spearman [95% CI]": _ci(row, "spearman"),
-                "Pearson [95% CI]": _ci(row, "pearson"),
-                "partial rho [95% CI]": _ci(row, "partial_spearman"),
-                "verdict": verdict(row["spearman_lo"], row["spearman_hi"], row["spearman"])
-                if not row.get("note")
-                else row["note"],
-            }
-        )
-    return rows
+def _label(row: Any, keys: Sequence[str] = ("family", "arm", "target")) -> str:
+    return "/".join(str(row[k]) for k in keys)
 
 
-def _discontinuity_rows(discontinuity: Any, family: str) -> list[dict[str, Any]]:
-    part = discontinuity[discontinuity["family"] == family]
+def _direction(value: float) -> str:
+    return "positive" if value > 0 else "negative"
+
+
+def _words(row: Any) -> str:
+    """The conclusion of a tested row in words, with its size."""
+    size = f"{strength(row['rho'])} {_direction(row['rho'])}"
+    if row["conclusion"] == "link":
+        return f"a {size} link"
+    if row["conclusion"] == "small link":
+        return f"a {size} link, shown to be within |rho| < {EQUIVALENCE_RHO}"
+    if row["conclusion"] == "no link":
+        return f"no link (|rho| < {EQUIVALENCE_RHO} shown)"
+    return "inconclusive"
+
+
+def _confounds(row: Any) -> list[str]:
+    """The covariates |curvature| correlates with at |rho| >= CONFOUND_RHO in this row."""
+    out = []
+    for name in CONFOUNDS:
+        value = row.get(f"confound_{name}", math.nan)
+        if isinstance(value, float) and np.isfinite(value) and abs(value) >= CONFOUND_RHO:
+            out.append(f"{_NAMES[name]} (rho {value:+.2f})")
+    return out
+
+
+# -- sections -------------------------------------------------------------------------
+def _primary_row(correlations: Any) -> Any | None:
+    if correlations.empty:
+        return None
+    part = correlations[correlations["primary"]]
+    return None if part.empty else part.iloc[0]
+
+
+def _title_section(config: dict[str, Any], tables: dict[str, Any], seconds: float) -> list[str]:
+    fit = tables["fit"]
+    excluded = int((~fit["fit_ok"]).sum())
     return [
-        {
-            **row,
-            "after / elsewhere [95% CI]": _ci(row, "ratio_final"),
-            "before / elsewhere [95% CI]": _ci(row, "ratio_init"),
-            "excess change [95% CI]": _ci(row, "excess_change"),
-        }
-        for row in _records(part)
+        "# Does training put linear regions where the data manifold curves?",
+        "",
+        (
+            "Exact activation-region counts by lrcore (`count_1d`, float64) along trajectories "
+            "on curves, surfaces and image orbits, before and after training small ReLU MLPs "
+            "(PyTorch, float32, Adam, MSE) on smooth and discontinuous targets, in two target "
+            f"arms. {len(fit)} training runs ({excluded} excluded for a poor fit) over "
+            f"{fit['seed'].nunique()} seeds, in {seconds:.0f} s."
+        ),
+        "",
     ]
 
 
-def _pooled(frame: Any, family: str, target: str, extra: dict[str, Any]) -> dict[str, Any] | None:
-    part = frame[(frame["family"] == family) & (frame["target"] == target)]
-    for key, value in extra.items():
-        part = part[part[key] == value]
-    pooled = part[part["manifold"] == "all"]
-    if pooled.empty:
-        pooled = part
-    if pooled.empty:
-        return None
-    out: dict[str, Any] = _records(pooled)[0]
-    return out
+def _headline_section(tables: dict[str, Any]) -> list[str]:
+    """The headline table: primary endpoint, equivalence, dose-response, discontinuity."""
+    rows = []
+    primary = _primary_row(tables["correlations"])
+    if primary is not None and np.isfinite(primary["rho"]):
+        rows.append(
+            {
+                "result": "primary endpoint: rho(change, |curvature|)",
+                "estimate [95% CI]": _rho(primary),
+                "test": f"t-test {_p(primary['p_t'])}; TOST (|rho| < {EQUIVALENCE_RHO}) "
+                f"{_p(primary['p_tost'])}",
+                "reading": _words(primary),
+            }
+        )
+    for row in _records(tables["dose_response"]) if not tables["dose_response"].empty else []:
+        if not np.isfinite(row.get("slope", math.nan)) or row["target"] != "smooth":
+            continue
+        rows.append(
+            {
+                "result": f"dose-response {row['contrast_name']} ({_label(row)}): slope of z",
+                "estimate [95% CI]": _interval(row["slope"], row["slope_lo"], row["slope_hi"]),
+                "test": f"slope t-test, Holm {_p(row['p_holm'])}",
+                "reading": _dose_words(row),
+            }
+        )
+    for row in _pooled_discontinuity(tables["discontinuity"]):
+        role = "jumps" if row["target"] == "step" else "placebo (smooth target)"
+        rows.append(
+            {
+                "result": f"density near {role} / elsewhere ({row['family']}/{row['arm']})",
+                "estimate [95% CI]": _interval(
+                    row["ratio_final"], row["ratio_final_lo"], row["ratio_final_hi"], sign=False
+                ),
+                "test": f"t-test of log ratio {_p(row['p_ratio_final'])}",
+                "reading": _ratio_words(row),
+            }
+        )
+    if not rows:
+        return []
+    return [
+        "## Headline",
+        "",
+        markdown_table(rows, ["result", "estimate [95% CI]", "test", "reading"]),
+        "",
+    ]
+
+
+def _primary_section(tables: dict[str, Any]) -> list[str]:
+    """The primary endpoint, named in advance, its estimate, tests and equivalence."""
+    named = (
+        f"Named before the data: the mean over seeds of the Fisher z of the Spearman "
+        f"correlation, across windows, of the density change with |{PRIMARY['measure']}|, on "
+        f"{PRIMARY['family']} (pooled over those whose curvature varies), "
+        f"{PRIMARY['arm']} arm, {PRIMARY['target']} target, {PRIMARY['kind']}-manifold "
+        f'trajectories; tested by a one-sample t-test across seeds; "no link" may be said '
+        f"only if a TOST shows |rho| < {EQUIVALENCE_RHO}."
+    )
+    lines = ["## Primary endpoint", "", named, ""]
+    row = _primary_row(tables["correlations"])
+    if row is None or not np.isfinite(row["rho"]):
+        lines.append(
+            "- The primary endpoint could not be computed in this run: it needs at least two "
+            f"{PRIMARY['family']} whose curvature varies, the {PRIMARY['arm']} arm and the "
+            f"{PRIMARY['target']} target, with runs that fit."
+        )
+        return [*lines, ""]
+    lines.append(
+        f"- Estimate: rho = {_rho(row)} (mean z {_interval(row['mean_z'], row['z_lo'], row['z_hi'])}"
+        f") over {int(row['seeds'])} seeds and {int(row['manifolds'])} manifolds; t-test "
+        f"{_p(row['p_t'])}, Wilcoxon signed-rank {_p(row['p_wilcoxon'])}, circular-shift "
+        f"permutation {_p(row['p_shift'])}."
+    )
+    shown = row["p_tost"] < ALPHA
+    lines.append(
+        f"- Equivalence (TOST, |rho| < {EQUIVALENCE_RHO}): {_p(row['p_tost'])}: equivalence "
+        + ("is shown." if shown else "is not shown.")
+    )
+    if row["conclusion"] == "link":
+        lines.append(
+            f"- Reading: the change of density follows |curvature| with a {strength(row['rho'])} "
+            f"{_direction(row['rho'])} correlation, distinguishable from zero."
+        )
+    elif row["conclusion"] == "small link":
+        lines.append(
+            f"- Reading: a {strength(row['rho'])} {_direction(row['rho'])} link, "
+            "distinguishable from zero but shown to lie within "
+            f"|rho| < {EQUIVALENCE_RHO}: real, and small."
+        )
+    elif row["conclusion"] == "no link":
+        lines.append(
+            "- Reading: no link: the correlation is shown to lie within "
+            f"|rho| < {EQUIVALENCE_RHO} (its CI reaches at most "
+            f"{max(abs(row['rho_lo']), abs(row['rho_hi'])):.2f})."
+        )
+    else:
+        lines.append(
+            "- Reading: inconclusive: the test of zero does not reject and equivalence is not "
+            "shown, so this run supports neither a link nor its absence (more seeds would "
+            "narrow the CI)."
+        )
+    others = [
+        name
+        for name, p in (("Wilcoxon", row["p_wilcoxon"]), ("circular shift", row["p_shift"]))
+        if np.isfinite(p) and (p < ALPHA) != (row["p_t"] < ALPHA)
+    ]
+    if others:
+        lines.append(
+            f"- The {' and '.join(others)} test{'s' if len(others) > 1 else ''} "
+            f"disagree{'' if len(others) > 1 else 's'} with the t-test at {ALPHA}: the "
+            "result is fragile."
+        )
+    return [*lines, ""]
+
+
+def _secondary_section(tables: dict[str, Any]) -> list[str]:
+    """Holm-adjusted per-manifold and pooled tests, with their possible confounds."""
+    correlations = tables["correlations"]
+    lines = ["## Secondary tests (Holm-adjusted)", ""]
+    if correlations.empty:
+        return [*lines, "- No test could be computed.", ""]
+    family = correlations[correlations["in_family"]]
+    links = family[family["conclusion"].isin(LINKS)]
+    equivalent = family[family["conclusion"] == "no link"]
+    lines.append(
+        f"- The family: {len(family)} tests of density change against a curvature measure "
+        "on the manifold (every manifold, arm, target and measure, and the pooled family "
+        f"rows; the primary endpoint excluded), Holm-adjusted at {ALPHA}. {len(links)} show "
+        f"a link, {len(equivalent)} show equivalence within |rho| < {EQUIVALENCE_RHO} "
+        f"(Holm-adjusted TOST), {len(family) - len(links) - len(equivalent)} are inconclusive."
+    )
+    for row in _records(links):
+        carried = _confounds(row)
+        lines.append(
+            f"  - {row['manifold']} ({_label(row)}), |{row['measure']}|: rho = {_rho(row)}, "
+            f"Holm {_p(row['p_holm'])} ({row['p_method']}): {_words(row)}"
+            + (f"; it may carry {', '.join(carried)}." if carried else ".")
+        )
+    constant = correlations[correlations["constant_curvature"] & (correlations["kind"] == "on")][
+        "manifold"
+    ].unique()
+    if len(constant):
+        lines.append(
+            f"- Constant curvature, not tested and not pooled: {', '.join(map(str, constant))}."
+        )
+    lines.append("")
+    for name, part in family.groupby("family", sort=False):
+        lines += [
+            f"### {name}",
+            "",
+            markdown_table(
+                [
+                    {
+                        **r,
+                        "rho [95% CI]": _rho(r),
+                        "reading": _words(r),
+                        "may carry": "; ".join(_confounds(r)) or "-",
+                    }
+                    for r in _records(part)
+                ],
+                [
+                    "manifold",
+                    "arm",
+                    "target",
+                    "measure",
+                    "seeds",
+                    "rho [95% CI]",
+                    "p",
+                    "p_method",
+                    "p_holm",
+                    "p_tost_holm",
+                    "reading",
+                    "may carry",
+                ],
+            ),
+            "",
+        ]
+    return lines
+
+
+def _arms_section(tables: dict[str, Any]) -> list[str]:
+    """What each target arm can show, and what it shows."""
+    correlations = tables["correlations"]
+    lines = [
+        "## The two target arms",
+        "",
+        (
+            "- The arc arm's targets are functions of arc length (a chart coordinate): "
+            "curvature does not change what must be fitted along the trajectory, so a null is "
+            "expected there by construction, and a link there cannot come from the target; it "
+            "would point to the geometry of the embedding or to a confound."
+        ),
+        (
+            "- The ambient arm's targets are functions of the input coordinates: along a "
+            "curved path the function to fit bends with the path, so curvature changes what "
+            "must be fitted; a link there may run through the target's bending (the mixed "
+            "models hold that fixed)."
+        ),
+    ]
+    if correlations.empty:
+        return [*lines, ""]
+    on = correlations[
+        (correlations["kind"] == "on")
+        & (correlations["measure"] != CONTROL)
+        & correlations["p"].notna()
+    ]
+    found: dict[str, int] = {}
+    for arm, part in on.groupby("arm", sort=False):
+        links = part[part["conclusion"].isin(LINKS)]
+        nulls = part[part["conclusion"] == "no link"]
+        found[str(arm)] = len(links)
+        lines.append(
+            f"- In this run, {arm} arm: {len(links)} of {len(part)} curvature tests show a link "
+            f"(after Holm where in the family), {len(nulls)} show equivalence to no link, "
+            f"{len(part) - len(links) - len(nulls)} are inconclusive."
+        )
+    if found.get("arc", 0) > 0:
+        lines.append(
+            f"- The arc arm shows {found['arc']} link(s) although its targets do not depend on "
+            "curvature: these are not explained by what must be fitted (see the confounds)."
+        )
+    if "ambient" in found and "arc" in found:
+        if found["ambient"] > found["arc"]:
+            lines.append(
+                "- The ambient arm shows more links than the arc arm, as expected if curvature "
+                "acts through the function to be fitted along the path."
+            )
+        elif found["ambient"] == found["arc"] == 0:
+            lines.append(
+                "- Neither arm shows a link: even where curvature changes the function to fit, "
+                "no link is found at this number of seeds."
+            )
+    return [*lines, ""]
+
+
+def _heterogeneity_words(i2: float) -> str:
+    for bound, word in HETEROGENEITY:
+        if i2 >= bound:
+            return word
+    return "low"
+
+
+def _heterogeneity_section(tables: dict[str, Any]) -> list[str]:
+    table = tables["heterogeneity"]
+    lines = ["## Heterogeneity across manifolds", ""]
+    if table.empty:
+        return [*lines, "- Fewer than two manifolds with varying curvature per group.", ""]
+    part = table[table["measure"] != CONTROL]
+    for row in _records(part):
+        lines.append(
+            f"- {_label(row)}, |{row['measure']}|, {int(row['manifolds'])} manifolds: Cochran's "
+            f"Q = {row['q']:.2f} (df {int(row['df'])}, {_p(row['p_q'])}), I² = "
+            f"{100 * row['i2']:.0f}%: {_heterogeneity_words(row['i2'])} heterogeneity"
+            + (
+                ", so a pooled estimate averages manifolds that disagree."
+                if row["p_q"] < ALPHA
+                else "."
+            )
+        )
+    return [*lines, ""]
+
+
+def _mixed_model_section(tables: dict[str, Any]) -> list[str]:
+    table = tables["mixed_models"]
+    lines = ["## Mixed models", ""]
+    if table.empty:
+        return [*lines, "- No model was fitted.", ""]
+    lines.append(
+        "Per family, arm and target: change ~ |curvature| + |target bending| + target value + "
+        "distance to centre + initial density (+ manifold), random intercept per seed and a "
+        "variance component per trajectory; change and predictors standardised within each "
+        "manifold (statsmodels MixedLM, REML)."
+    )
+    lines.append("")
+    fitted = table[table["coef"].notna()] if "coef" in table else table.iloc[:0]
+    for row in _records(fitted):
+        excludes = _excludes(row["ci_lo"], row["ci_hi"], 0.0)
+        lines.append(
+            f"- {_label(row)}: the change moves by {_interval(row['coef'], row['ci_lo'], row['ci_hi'])} "
+            f"SD per SD of |curvature| with the other predictors held fixed ({_p(row['p'])}): "
+            + ("distinguishable from zero" if excludes else "not distinguishable from zero")
+            + (f"; dropped: {row['dropped']}" if row["dropped"] else "")
+            + (
+                f"; |curvature| is entangled with the other predictors (VIF "
+                f"{row['vif_curvature']:.1f}), so the model separates them poorly"
+                if row["vif_curvature"] > VIF_ENTANGLED
+                else ""
+            )
+            + "."
+        )
+    warned = fitted[fitted["warnings"].astype(bool)] if not fitted.empty else fitted
+    unconverged = fitted[~fitted["converged"].astype(bool)] if not fitted.empty else fitted
+    if len(fitted):
+        lines.append(
+            f"- {len(warned)} of {len(fitted)} fits gave warnings and {len(unconverged)} did not "
+            "converge (recorded in `mixed_models.csv`)"
+            + (f": {'; '.join(sorted(set(warned['warnings'])))[:400]}." if len(warned) else ".")
+        )
+    skipped = table[table["coef"].isna()] if "coef" in table else table
+    for row in _records(skipped):
+        lines.append(f"- {_label(row)}: no model ({row.get('note', '')}).")
+    return [*lines, ""]
+
+
+def _dose_words(row: Any) -> str:
+    if not np.isfinite(row.get("p_holm", math.nan)):
+        return "not tested"
+    if row["p_holm"] < ALPHA:
+        return f"the z {'rises' if row['slope'] > 0 else 'falls'} with contrast"
+    return "no trend shown"
+
+
+def _dose_section(tables: dict[str, Any]) -> list[str]:
+    table = tables["dose_response"]
+    lines = ["## Dose-response", ""]
+    if table.empty:
+        return [*lines, "- No dose-response series in this run.", ""]
+    lines.append(
+        "Dose: the coefficient of variation of window |curvature| along a manifold's "
+        "trajectories. Per seed, the slope of its z on the dose across a series' levels; the "
+        "mean slope is tested across seeds (t-test, Holm across series)."
+    )
+    lines.append("")
+    for row in _records(table):
+        if not np.isfinite(row.get("slope", math.nan)):
+            lines.append(f"- {row['contrast_name']} ({_label(row)}): {row.get('note', '')}.")
+            continue
+        levels = int(row["levels"])
+        smallest = 2 / math.factorial(levels)
+        text = (
+            f"- {row['contrast_name']} ({_label(row)}), levels {row['contrasts']} "
+            f"(doses {row['doses']}; mean z {row['mean_z']}"
+            + (f"; left out: {row['excluded']}, constant curvature" if row["excluded"] else "")
+            + f"): slope {_interval(row['slope'], row['slope_lo'], row['slope_hi'])} per unit "
+            f"dose over {int(row['seeds'])} seeds, Holm {_p(row['p_holm'])}: "
+            f"{_dose_words(row)}."
+        )
+        if levels >= 3:
+            text += (
+                f" Spearman of dose against mean z {row['spearman']:+.2f}, exact permutation "
+                f"{_p(row['p_spearman'])}"
+                + (
+                    f" (with {levels} levels it cannot go below {smallest:.2f})."
+                    if smallest > ALPHA
+                    else "."
+                )
+            )
+        lines.append(text)
+    return [*lines, ""]
+
+
+def _pooled_discontinuity(table: Any) -> list[dict[str, Any]]:
+    """Family-level rows (pooled, or the only manifold) of the discontinuity table."""
+    if table.empty:
+        return []
+    pooled = table["manifold"] == "all"
+    keys = ["family", "arm", "target", "width", "depth"]
+    has_pool = table[pooled].set_index(keys).index
+    alone = ~table.set_index(keys).index.isin(has_pool)
+    return _records(table[pooled | alone])
+
+
+def _ratio_words(row: Any) -> str:
+    lo, hi = row["ratio_final_lo"], row["ratio_final_hi"]
+    if row["target"] == "step":
+        if lo > 1:
+            return "higher near the jumps"
+        if hi < 1:
+            return "lower near the jumps"
+        return "no difference shown"
+    if _excludes(lo, hi, 1.0):
+        return "placebo fails (CI excludes 1)"
+    return "placebo holds (CI contains 1)"
+
+
+def _discontinuity_section(tables: dict[str, Any]) -> list[str]:
+    lines = ["## Discontinuities of the target", ""]
+    rows = sorted(
+        _pooled_discontinuity(tables["discontinuity"]),
+        key=lambda r: (r["family"], r["arm"], r["target"] != "step"),
+    )
+    if not rows:
+        return [*lines, "- No window near a jump position in this run.", ""]
+    for row in rows:
+        ratio = _interval(row["ratio_final"], row["ratio_final_lo"], row["ratio_final_hi"], False)
+        before = _interval(row["ratio_init"], row["ratio_init_lo"], row["ratio_init_hi"], False)
+        where = f"{row['family']}/{row['arm']} ({row['manifold']})"
+        if row["target"] == "step":
+            lines.append(
+                f"- {where}, step target: after training, density near the jumps over elsewhere "
+                f"= {ratio} (geometric mean over {int(row['seeds'])} seeds, "
+                f"{_p(row['p_ratio_final'])}"
+                f"; before training {before}): {_ratio_words(row)}."
+            )
+        elif _excludes(row["ratio_final_lo"], row["ratio_final_hi"], 1.0):
+            lines.append(
+                f"- {where}, placebo (smooth target, same positions): {ratio}, a CI that "
+                f"excludes 1: the placebo fails, so density differs at these positions even "
+                "without a jump, and part of the step target's ratio may not be due to the "
+                "jumps."
+            )
+        else:
+            lines.append(
+                f"- {where}, placebo (smooth target, same positions): {ratio}, a CI that "
+                "contains 1: the placebo holds."
+            )
+    return [*lines, ""]
+
+
+def _confound_section(tables: dict[str, Any]) -> list[str]:
+    correlations = tables["correlations"]
+    lines = ["## Confounds", ""]
+    if correlations.empty:
+        return [*lines, ""]
+    part = correlations[
+        (correlations["kind"] == "on")
+        & (correlations["measure"] == "curvature")
+        & (correlations["manifold"] != "all")
+        & ~correlations["constant_curvature"]
+    ]
+    lines.append(
+        "Spearman correlation, across windows (mean over seeds and trajectories), of "
+        f"|curvature| with the covariates it could stand in for; |rho| >= {CONFOUND_RHO} is "
+        "named as a confound an effect on that manifold may carry."
+    )
+    lines.append("")
+    carried = 0
+    for row in _records(part):
+        names = _confounds(row)
+        if names:
+            carried += 1
+            lines.append(f"- {row['manifold']} ({_label(row)}): {', '.join(names)}.")
+    if not carried:
+        lines.append(
+            f"- No manifold's |curvature| correlates with any covariate at |rho| >= {CONFOUND_RHO}."
+        )
+    columns = [f"confound_{c}" for c in CONFOUNDS if f"confound_{c}" in part]
+    lines += [
+        "",
+        markdown_table(_records(part), ["manifold", "arm", "target", *columns]),
+        "",
+    ]
+    return lines
+
+
+def _fit_section(tables: dict[str, Any], config: dict[str, Any]) -> list[str]:
+    fit = tables["fit"]
+    lines = ["## Fit", ""]
+    rule = config.get("fit_rule") or (
+        "a run fits when its held-out MSE is at most its `fit_threshold` (see the configuration)"
+    )
+    excluded = fit[~fit["fit_ok"]]
+    lines.append(
+        f"- Rule: {rule}. {len(fit) - len(excluded)} of {len(fit)} runs fit; "
+        + (
+            f"{len(excluded)} are excluded from every analysis:"
+            if len(excluded)
+            else "none is excluded."
+        )
+    )
+    if len(excluded):
+        lines += [
+            "",
+            markdown_table(
+                _records(excluded),
+                ["run", "loss_train_final", "loss_heldout_final", "fit_threshold"],
+            ),
+        ]
+    summary = (
+        fit.groupby(["family", "manifold", "arm", "target"], sort=False)
+        .agg(
+            runs=("run", "size"),
+            fit=("fit_ok", "sum"),
+            train_median=("loss_train_final", "median"),
+            heldout_median=("loss_heldout_final", "median"),
+            heldout_max=("loss_heldout_final", "max"),
+            threshold=("fit_threshold", "median"),
+        )
+        .reset_index()
+    )
+    lines += [
+        "",
+        "Final MSE per manifold, arm and target (every run: `fit.csv`):",
+        "",
+        markdown_table(_records(summary), list(summary.columns)),
+        "",
+    ]
+    return lines
+
+
+def _resolution_section(tables: dict[str, Any]) -> list[str]:
+    convergence = tables["convergence"]
+    if convergence is None or convergence.empty:
+        return []
+    rel = (convergence["fine_breakpoints"] - convergence["breakpoints"]).abs() / convergence[
+        "fine_breakpoints"
+    ].clip(lower=1)
+    return [
+        "## Resolution check",
+        "",
+        f"- Counting the trained networks again along polylines with "
+        f"{int(convergence['fine_resolution'].iloc[0])} instead of "
+        f"{int(convergence['resolution'].iloc[0])} vertices changes the breakpoint count of a "
+        f"trajectory by at most {100 * rel.max():.2f}% (median {100 * rel.median():.2f}%), and "
+        f"a window density by at most {convergence['max_window_density_difference'].max():.3g} "
+        "breakpoints per unit length: "
+        + (
+            "the polylines are fine enough."
+            if rel.max() < 0.05
+            else "some polylines are too coarse; raise --resolution."
+        ),
+        "",
+    ]
+
+
+def _controls_section(tables: dict[str, Any], config: dict[str, Any]) -> list[str]:
+    correlations = tables["correlations"]
+    lines = ["## Controls", ""]
+    if not correlations.empty:
+        control = correlations[
+            (correlations["measure"] == CONTROL)
+            & (correlations["kind"] == "on")
+            & (correlations["manifold"] == "all")
+            & correlations["p"].notna()
+        ]
+        positive = control[(control["p"] < ALPHA) & (control["rho"] > 0)]
+        if len(control):
+            lines.append(
+                "- Positive control, the change against the target's bending |d²f/ds²| "
+                f"(pooled per family, arm and target): {len(positive)} of {len(control)} "
+                f"groups show a positive link at {ALPHA} (unadjusted)"
+                + (
+                    ", so the pipeline detects a link where one is expected."
+                    if len(positive) == len(control)
+                    else "; where it does not, links of that size are beyond this run's power."
+                )
+            )
+        offsets = correlations[
+            (correlations["kind"] == "offset")
+            & (correlations["manifold"] == "all")
+            & (correlations["measure"] != CONTROL)
+            & correlations["p"].notna()
+        ]
+        if len(offsets):
+            off_links = offsets[offsets["conclusion"].isin(LINKS)]
+            lines.append(
+                f"- Offset trajectories ({config.get('offset', '?')} off the manifold along its "
+                f"outward normal, with the curvature of the point they come from): "
+                f"{len(off_links)} of {len(offsets)} pooled tests show a link (unadjusted)."
+            )
+    kinds = tables["kinds"]
+    lines += [
+        "",
+        "Mean density (breakpoints per unit length) by trajectory kind:",
+        "",
+        markdown_table(_records(kinds), list(kinds.columns)),
+        "",
+    ]
+    return lines
+
+
+def _comparison_section(tables: dict[str, Any]) -> list[str]:
+    lines = [
+        "## Compared with the 2022 study",
+        "",
+        (
+            "The 2022 study reported no clear link between the change of region density and "
+            "curvature, and a rise of density at discontinuities of the target."
+        ),
+        "",
+    ]
+    row = _primary_row(tables["correlations"])
+    if row is None or not np.isfinite(row["rho"]):
+        lines.append("- Curvature: not compared (no primary endpoint in this run).")
+    elif row["conclusion"] == "no link":
+        lines.append(
+            "- Curvature: reproduced, and now shown: the primary endpoint is equivalent to no "
+            f"link within |rho| < {EQUIVALENCE_RHO}."
+        )
+    elif row["conclusion"] == "link":
+        lines.append(
+            f"- Curvature: not reproduced: the primary endpoint shows a {strength(row['rho'])} "
+            f"{_direction(row['rho'])} link (rho {_rho(row)})."
+        )
+    elif row["conclusion"] == "small link":
+        lines.append(
+            f"- Curvature: refined: the primary endpoint shows a link (rho {_rho(row)}), but "
+            f"one shown to be smaller than |rho| = {EQUIVALENCE_RHO}."
+        )
+    else:
+        lines.append(
+            "- Curvature: neither reproduced nor contradicted: no link is detected, but its "
+            "absence is not shown either (equivalence fails)."
+        )
+    steps = [r for r in _pooled_discontinuity(tables["discontinuity"]) if r["target"] == "step"]
+    if steps:
+        raised = [r for r in steps if r["ratio_final_lo"] > 1]
+        lines.append(
+            f"- Discontinuities: {'reproduced' if len(raised) == len(steps) else 'partly reproduced' if raised else 'not reproduced'}"
+            f": in {len(raised)} of {len(steps)} family/arm groups the density near the jumps "
+            "is higher than elsewhere with a CI above 1."
+        )
+    return [*lines, ""]
+
+
+def _figures_section(figures: Sequence[Path]) -> list[str]:
+    return ["## Figures", "", *[f"![{p.stem}]({p.name})" for p in figures], ""]
+
+
+def _method_section(config: dict[str, Any]) -> list[str]:
+    words = ", ".join(f"{word} from |rho| >= {bound}" for bound, word in reversed(STRENGTHS))
+    return [
+        "## Method",
+        "",
+        (
+            f"- Density: exact breakpoints per unit arc length in {config.get('windows')} equal "
+            "windows per trajectory, at initialisation, at checkpoints and after training; "
+            "curvature of a window: the mean of |kappa| of the trajectory (curves and orbits: "
+            "the curve's; surfaces: the normal curvature |II(t, t)| of the path, besides its "
+            "geodesic curvature and |K|, |H|)."
+        ),
+        (
+            "- Unit of inference: the seed. Per seed and trajectory, Spearman's rho of the "
+            "change with |curvature| across windows, as Fisher z, averaged over a seed's "
+            "trajectories (and manifolds, each with one vote, for pooled rows); across seeds "
+            "the mean z with a t interval (reported back as rho), the one-sample t-test and "
+            "the Wilcoxon signed-rank test (scipy.stats). For a step target the windows near "
+            "a jump are left out of the curvature correlations."
+        ),
+        (
+            "- Circular-shift permutation test (closed trajectories): each seed's change "
+            "series is rotated along its loop by a random offset relative to curvature, "
+            f"{config.get('bootstrap')} times; p = (1 + #{{|T*| >= |T|}}) / (B + 1). It keeps "
+            "the autocorrelation along the loop, which makes rows of windows dependent."
+        ),
+        (
+            f"- Multiplicity: Holm across the family of on-manifold curvature tests; the "
+            f"primary endpoint is tested alone. Equivalence: TOST on the Fisher-z scale with "
+            f"bounds +-artanh({EQUIVALENCE_RHO}) (statsmodels), seeds as units. Words for "
+            f"sizes: {words}; below the smallest, negligible."
+        ),
+        (
+            "- Heterogeneity: Cochran's Q and I² of the per-manifold mean z (statsmodels "
+            "combine_effects). Mixed models: statsmodels MixedLM (see above). Discontinuity: "
+            "per seed the ratio of mean trained density near the jump positions to elsewhere; "
+            "geometric mean over seeds with a t interval of the log ratio."
+        ),
+        f"- Configuration: `{config}`",
+        "",
+    ]
 
 
 def write_report(
@@ -109,317 +813,49 @@ def write_report(
     figures: Sequence[Path],
     seconds: float,
 ) -> Path:
-    """Write ``report.md`` from the study's tables and figures."""
-    correlations = tables["correlations"]
-    discontinuity = tables["discontinuity"]
-    convergence = tables["convergence"]
-    runs = tables["runs"]
-    families = [f for f in config["families"] if f in set(correlations["family"])]
-    text: list[str] = [
-        "# Does training put linear regions where the data manifold curves?",
-        "",
-        (
-            "Exact activation-region counts by lrcore (`count_1d`, float64) along trajectories "
-            "on curves, surfaces and an image orbit, before and after training small ReLU MLPs "
-            "(PyTorch, float32, Adam, MSE) on smooth and discontinuous targets. "
-            f"{len(runs)} training runs in {seconds:.0f} s."
-        ),
-        "",
-        "## Findings",
-        "",
-    ]
-    for family in families:
-        for target in config["targets"]:
-            measures = set(correlations[correlations["family"] == family]["measure"])
-            for measure in sorted(measures - {CONTROL}):
-                row = _pooled(correlations, family, target, {"kind": "on", "measure": measure})
-                if row is None:
-                    continue
-                words = row["note"] or verdict(
-                    row["spearman_lo"], row["spearman_hi"], row["spearman"]
-                )
-                text.append(
-                    f"- **{family}, {target} target, |{measure}|**: Spearman rho between the "
-                    f"density change and curvature {_ci(row, 'spearman')}, Pearson r "
-                    f"{_ci(row, 'pearson')}, partial rho given the target's bending "
-                    f"{_ci(row, 'partial_spearman')}, over {row['windows']} windows of "
-                    f"{row['runs']} seeds ({row['manifold']} manifolds): {words}."
-                )
-            control = _pooled(correlations, family, target, {"kind": "on", "measure": CONTROL})
-            if control is not None and not control["note"]:
-                text.append(
-                    "  Positive control, the change against the target's bending "
-                    f"|d²f/ds²|: rho {_ci(control, 'spearman')} "
-                    f"({verdict(control['spearman_lo'], control['spearman_hi'], control['spearman'])})."
-                )
-    text.append("")
-    for family in families:
-        step = _pooled(discontinuity, family, "step", {})
-        smooth = _pooled(discontinuity, family, "smooth", {})
-        if (
-            step is None
-            or "ratio_final" not in step
-            or math.isnan(step.get("ratio_final", math.nan))
-        ):
-            continue
-        placebo = (
-            f"; with the smooth target the same positions give {_ci(smooth, 'ratio_final')}"
-            if smooth is not None and "ratio_final" in smooth
-            else ""
-        )
-        text.append(
-            f"- **{family}, near the jumps of the step target**: trained density near a jump "
-            f"over elsewhere = {_ci(step, 'ratio_final')} (before training "
-            f"{_ci(step, 'ratio_init')}){placebo}; the density change is "
-            f"{_ci(step, 'excess_change')} breakpoints per unit length larger near jumps."
-        )
-    rel = (convergence["fine_breakpoints"] - convergence["breakpoints"]).abs() / convergence[
-        "fine_breakpoints"
-    ].clip(lower=1)
-    text += [
-        "",
-        f"- **Resolution check**: counting the trained networks again along polylines with "
-        f"{int(convergence['fine_resolution'].iloc[0])} instead of "
-        f"{int(convergence['resolution'].iloc[0])} vertices changes the breakpoint count of a "
-        f"trajectory by at most {100 * rel.max():.2f}% (median {100 * rel.median():.2f}%), and "
-        f"a window density by at most {convergence['max_window_density_difference'].max():.3g} "
-        f"breakpoints per unit length: "
-        + (
-            "the polylines are fine enough."
-            if rel.max() < 0.05
-            else "some polylines are too coarse; raise --resolution."
-        ),
-        "",
-        "## Compared with the 2022 study",
-        "",
-    ]
-    text += _comparison(correlations, discontinuity, families)
-    text += ["", "## Tables per family", ""]
-    for family in families:
-        text += [
-            f"### {family}",
-            "",
-            (
-                "Density change against |curvature| on the manifold (partial rho: with the "
-                f"target's bending |d²f/ds²| held fixed; measure {CONTROL}: the positive "
-                "control):"
-            ),
-            "",
-        ]
-        text.append(
-            markdown_table(
-                _correlation_rows(correlations, family),
-                [
-                    "manifold",
-                    "target",
-                    "measure",
-                    "windows",
-                    "mean_change",
-                    "Spearman [95% CI]",
-                    "Pearson [95% CI]",
-                    "partial rho [95% CI]",
-                    "verdict",
-                ],
-            )
-        )
-        text += ["", "Density near the target's jumps against elsewhere:", ""]
-        text.append(
-            markdown_table(
-                _discontinuity_rows(discontinuity, family),
-                [
-                    "manifold",
-                    "target",
-                    "near_windows",
-                    "after / elsewhere [95% CI]",
-                    "before / elsewhere [95% CI]",
-                    "excess change [95% CI]",
-                ],
-            )
-        )
-        text.append("")
-    controls = correlations[correlations["kind"] == "offset"]
-    text += [
-        "## Controls",
-        "",
-        (
-            f"Offset trajectories (moved {config['offset']} along the normals, compared with the "
-            "curvature of the manifold point they come from) and random lines through the data. "
-            "Offset correlations:"
-        ),
-        "",
-        markdown_table(
-            [
-                {**r, "Spearman [95% CI]": _ci(r, "spearman")}
-                for r in _records(controls[controls["manifold"] == "all"])
-            ]
-            or [{**r, "Spearman [95% CI]": _ci(r, "spearman")} for r in _records(controls)],
-            ["family", "manifold", "target", "measure", "mean_change", "Spearman [95% CI]"],
-        ),
-        "",
-        "Mean density (breakpoints per unit length) before and after training by trajectory kind:",
-        "",
-        markdown_table(_records(tables["kinds"]), list(tables["kinds"].columns)),
-        "",
-        "## Figures",
-        "",
-    ]
-    text += [f"![{p.stem}]({p.name})" for p in figures]
-    text += [
-        "",
-        "## Method",
-        "",
-        (
-            "- Trajectories: each curve itself as a fine polyline (closed when the curve is); "
-            "for surfaces, u-coordinate curves (great circles on the sphere, tube circles on the "
-            "torus, meridians on the ellipsoid, parabolas on the saddle); for the image, the "
-            "rotation orbit sampled finely. Controls: the same polylines moved off the manifold "
-            "along their normals, and random straight lines of the same length through the "
-            "centre of the data."
-        ),
-        (
-            f"- Density: exact breakpoints per unit arc length in {config['windows']} equal "
-            "windows per trajectory, at initialisation, at checkpoints and after training. "
-            "Curvature of a window: the mean of |κ| (curves, images; a corner adds its turning "
-            "angle), |K| or |H| (surfaces) over it."
-        ),
-        (
-            "- Statistics: Spearman and Pearson correlation of the change (after minus before) "
-            "with curvature; family-level rows pool the manifolds after standardising both "
-            "within each manifold and seed, so differences between manifolds do not count; "
-            "95% percentile intervals from a two-level bootstrap (seeds, then "
-            f"windows within seeds; {config['bootstrap']} resamples). For step targets, windows "
-            "within one window of a jump are left out of the curvature correlations (the extra "
-            "breakpoints of a jump can still spill further, so the smooth target is the "
-            "cleaner test of curvature). "
-            "Discontinuity ratio: mean trained density in windows within one window of a jump "
-            "over the mean elsewhere."
-        ),
-        (
-            "- Image curvature is estimated by the Menger (three-point circle) formula on the "
-            "fine sampling; it converges at second order on analytic curves (tested). At "
-            f"{config['resolution']} vertices its largest relative error is "
-            + ", ".join(
-                f"{v:.1e} on the {k}" for k, v in estimator_errors(config["resolution"]).items()
-            )
-            + "."
-        ),
-        f"- Configuration: `{config}`",
-        "",
+    """Write ``report.md`` from the study's tables (:func:`.analysis.analyse`) and figures.
+
+    Parameters
+    ----------
+    path
+        The file to write.
+    config
+        The study's configuration as plain data (``StudyConfig.as_dict()``).
+    tables
+        The tables of :func:`.analysis.analyse`.
+    figures
+        PNG files to show.
+    seconds
+        The run time.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from lrcore.experiments.analysis import analyse
+    >>> from lrcore.experiments.synthetic import synthetic_tables
+    >>> tables = analyse(**synthetic_tables(seeds=4, windows=16), resamples=19)
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     text = write_report(Path(folder) / "report.md", {}, tables, [], 1.0).read_text()
+    >>> "## Primary endpoint" in text
+    True
+    """
+    text = [
+        *_title_section(config, tables, seconds),
+        *_headline_section(tables),
+        *_primary_section(tables),
+        *_secondary_section(tables),
+        *_arms_section(tables),
+        *_heterogeneity_section(tables),
+        *_mixed_model_section(tables),
+        *_dose_section(tables),
+        *_discontinuity_section(tables),
+        *_confound_section(tables),
+        *_fit_section(tables, config),
+        *_resolution_section(tables),
+        *_controls_section(tables, config),
+        *_comparison_section(tables),
+        *_figures_section(figures),
+        *_method_section(config),
     ]
     path.write_text("\n".join(text), encoding="utf-8")
     return path
-
-
-def _family_level(frame: Any) -> Any:
-    """Pooled rows (manifold 'all'), and the single manifold of families with only one."""
-    pooled = frame["manifold"] == "all"
-    alone = ~frame["family"].isin(set(frame.loc[pooled, "family"]))
-    return frame[pooled | alone]
-
-
-def _clear(frame: Any) -> Any:
-    """Correlations whose CI excludes zero and whose size is at least moderate (0.3)."""
-    excludes = (frame["spearman_lo"] > 0) | (frame["spearman_hi"] < 0)
-    return frame[excludes & (frame["spearman"].abs() >= 0.3)]
-
-
-def _comparison(correlations: Any, discontinuity: Any, families: Sequence[str]) -> list[str]:
-    on = correlations[(correlations["kind"] == "on") & (correlations["note"] == "")]
-    on = on[on["family"].isin(families) & (on["measure"] != CONTROL)]
-    level = _family_level(on)
-    strong = _clear(level)
-    per_manifold = on[on["manifold"] != "all"]
-    strong_manifolds = _clear(per_manifold)
-    lines = [
-        (
-            "The 2022 study found no clear link between the change of region density and "
-            "curvature, in any setting, but saw the density rise at discontinuities of the target."
-        ),
-        "",
-    ]
-    excluding = int(((level["spearman_lo"] > 0) | (level["spearman_hi"] < 0)).sum())
-    if strong.empty:
-        lines.append(
-            "- **Curvature: reproduced.** No family-level correlation is both "
-            f"distinguishable from zero and at least moderate (|rho| >= 0.3): {excluding} of "
-            f"{len(level)} exclude zero, all weak."
-        )
-    else:
-        described = ", ".join(
-            f"{r['family']}/{r['target']}/|{r['measure']}| rho={r['spearman']:+.2f}"
-            for r in _records(strong)
-        )
-        lines.append(
-            f"- **Curvature: not reproduced everywhere.** {len(strong)} of {len(level)} "
-            f"family-level correlations are at least moderate with a CI that excludes zero: "
-            f"{described}."
-        )
-    if not strong_manifolds.empty:
-        described = ", ".join(
-            f"{r['manifold']}/{r['target']}/|{r['measure']}| rho={r['spearman']:+.2f}"
-            for r in _records(strong_manifolds)
-        )
-        signs = set(np.sign(strong_manifolds["spearman"]))
-        consistent = "with one sign" if len(signs) == 1 else "with both signs"
-        explained = strong_manifolds[
-            (strong_manifolds["partial_spearman_lo"] <= 0)
-            & (strong_manifolds["partial_spearman_hi"] >= 0)
-        ]
-        lines.append(
-            f"  Per manifold, {len(strong_manifolds)} of {len(per_manifold)} correlations are "
-            f"at least moderate with a CI excluding zero ({consistent}): {described}; "
-            f"{len(explained)} of them vanish (partial CI contains 0) once the target's "
-            "bending in the window is held fixed. With "
-            f"{len(per_manifold)} intervals at 95%, about {0.05 * len(per_manifold):.1f} would "
-            "exclude zero by chance alone, and these are not corrected for multiple testing."
-        )
-    step = _family_level(discontinuity[discontinuity["target"] == "step"])
-    smooth = _family_level(discontinuity[discontinuity["target"] == "smooth"])
-    if step.empty or "ratio_final_lo" not in step:
-        lines.append("- **Discontinuities:** no step target was studied.")
-    else:
-        raised = step[step["ratio_final_lo"] > 1]
-        verdict_words = "reproduced" if len(raised) == len(step) else "partly reproduced"
-        lines.append(
-            f"- **Discontinuities: {verdict_words}.** In {len(raised)} of {len(step)} families "
-            "the trained density near the jumps is higher than elsewhere with a CI above 1 "
-            f"(ratios {step['ratio_final'].min():.2f} to {step['ratio_final'].max():.2f}); "
-            f"before training the ratio is {step['ratio_init'].min():.2f} to "
-            f"{step['ratio_init'].max():.2f}"
-            + (
-                f", and with the smooth target at the same places {smooth['ratio_final'].min():.2f}"
-                f" to {smooth['ratio_final'].max():.2f}."
-                if not smooth.empty and "ratio_final" in smooth
-                else "."
-            )
-        )
-    control = _family_level(
-        correlations[
-            (correlations["kind"] == "on")
-            & (correlations["measure"] == CONTROL)
-            & (correlations["note"] == "")
-        ]
-    )
-    positive = control[control["spearman_lo"] > 0]
-    lines.append(
-        "- Why (our reading): a network fits the target, and a piecewise-linear fit needs its "
-        "breakpoints where the target's graph bends (|d²f/ds²|, a jump being the extreme "
-        "case), not where the inputs curve: the targets here are functions of arc length (or "
-        "angle), so the input curvature does not change what has to be fitted along the "
-        "trajectory. "
-        + (
-            "Where single manifolds do show a link, its sign differs between them, which "
-            "points to geometry-specific effects rather than to a general rule. "
-            if len(set(np.sign(strong_manifolds["spearman"]))) > 1
-            else ""
-        )
-        + f"The positive control (change against the target's bending) is positive with a CI "
-        f"above 0 in {len(positive)} of {len(control)} family-level groups with a smooth "
-        "target"
-        + (
-            ", which shows the pipeline detects a link where one is expected."
-            if len(positive) == len(control) > 0
-            else "; where it is not, the study may lack the power to see links of that size."
-        )
-    )
-    return lines

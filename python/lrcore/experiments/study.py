@@ -11,8 +11,15 @@ import numpy as np
 
 from lrcore._optional import optional_import
 
-from .analysis import correlation_table, density_changes, discontinuity_table
-from .figures import density_figure, partition_figure, scatter_figure, training_figure
+from .analysis import PERMUTATIONS, analyse
+from .figures import (
+    density_figure,
+    dose_figure,
+    forest_figure,
+    partition_figure,
+    scatter_figure,
+    training_figure,
+)
 from .manifolds import Curve, Embedded
 from .report import write_report
 from .sweep import StudyConfig, build_manifold, make_tasks, run_sweep
@@ -36,7 +43,20 @@ TINY = StudyConfig(
     convergence_factor=2,
     bootstrap=50,
 )
-TABLES = ("windows", "changes", "runs", "convergence", "correlations", "discontinuity", "kinds")
+TABLES = (
+    "windows",
+    "changes",
+    "runs",
+    "fit",
+    "convergence",
+    "seed_effects",
+    "correlations",
+    "heterogeneity",
+    "mixed_models",
+    "dose_response",
+    "discontinuity",
+    "kinds",
+)
 
 
 @dataclass
@@ -62,24 +82,16 @@ def _plane(
 
 
 def collect_tables(results: list[dict[str, Any]], config: StudyConfig) -> dict[str, Any]:
-    """The study's tables from the sweep's task results."""
+    """The study's tables from the sweep's task results (:func:`.analysis.analyse`; its
+    circular-shift tests draw ``config.permutations`` shift sets, by default
+    :data:`.analysis.PERMUTATIONS`)."""
     pd = optional_import("pandas", "experiments")
     tables = {
         name: pd.concat([r[name] for r in results], ignore_index=True)
         for name in ("windows", "runs", "convergence")
     }
-    changes = density_changes(tables["windows"])
-    tables["changes"] = changes
-    tables["correlations"] = correlation_table(changes, config.bootstrap)
-    tables["discontinuity"] = discontinuity_table(changes, config.bootstrap)
-    tables["kinds"] = (
-        changes.groupby(["family", "target", "kind"], sort=False)[
-            ["density_init", "density_final", "change"]
-        ]
-        .mean()
-        .reset_index()
-    )
-    return tables
+    resamples = int(getattr(config, "permutations", PERMUTATIONS))
+    return analyse(tables["windows"], tables["runs"], tables["convergence"], resamples=resamples)
 
 
 def run_study(
@@ -111,7 +123,8 @@ def run_study(
     """
     start = time.perf_counter()
     # Fail fast, with the extra to install, before any work is done.
-    for module in ("torch", "scipy", "pandas", "pyarrow", "matplotlib", "tqdm", "sklearn"):
+    modules = ("torch", "scipy", "statsmodels", "pandas", "pyarrow", "matplotlib", "tqdm")
+    for module in (*modules, "sklearn"):
         optional_import(module, "experiments")
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
@@ -134,16 +147,19 @@ def run_study(
         files += [folder / f"{name}.csv", folder / f"{name}.parquet"]
     for family, part in tables["correlations"].groupby("family", sort=False):
         path = folder / f"table_{family}.csv"
-        part.merge(
-            tables["discontinuity"],
-            on=["family", "manifold", "target", "width", "depth", "kind"],
-            how="left",
-        ).to_csv(path, index=False)
+        part.to_csv(path, index=False)
         files.append(path)
     figures = [density_figure(tables["windows"], spec, folder) for spec in config.manifold_specs()]
     studied = [f for f in config.families if f in set(tables["changes"]["family"])]
     figures += [scatter_figure(tables["changes"], f, folder) for f in studied]
     figures += [training_figure(tables["windows"], f, folder) for f in studied]
+    figures += [
+        forest_figure(tables["seed_effects"], tables["correlations"], f, folder)
+        for f in studied
+        if not tables["seed_effects"].empty
+    ]
+    dose = dose_figure(tables["correlations"], folder)
+    figures += [dose] if dose is not None else []
     for task, result in zip(tasks, results):
         plane = planes[task.manifold]
         if result["weights"] and plane is not None:
