@@ -86,6 +86,14 @@ def test_config_and_cli_reject_bad_input(tmp_path, capsys):
     assert "targets" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["study", "--seeds", "0"])
+    with pytest.raises(SystemExit):
+        main(["study", "--quick", "--tiny"])
+    with pytest.raises(SystemExit):
+        main(["study", "--fit-fraction", "-1"])
+    assert main(["study", "--tiny", "--arms", "chart", "--out", str(tmp_path)]) == 2
+    assert "arms" in capsys.readouterr().err
+    assert main(["study", "--tiny", "--fit-fraction", "2", "--out", str(tmp_path)]) == 2
+    assert "fit_fraction" in capsys.readouterr().err
 
 
 def test_study_without_torch_says_which_extra_to_install(tmp_path):
@@ -108,11 +116,19 @@ def test_cli_options_reach_the_study(tmp_path):
     argv = ["study", "--tiny", "--quiet", "--out", str(tmp_path), "--workers", "1"]
     argv += ["--manifolds", "circle+polygon:sides=5", "--targets", "step", "--seeds", "1"]
     argv += ["--steps", "10", "--checkpoints", "1", "--widths", "4,6", "--windows", "4"]
+    argv += ["--arms", "ambient", "--heldout", "32", "--fit-fraction", "0.2", "--lines", "2"]
+    argv += ["--motion-scale", "0", "--offset", "0.05", "--learning-rate", "0.02"]
     assert main(argv) == 0
     windows = pd.read_parquet(tmp_path / "windows.parquet")
     assert set(windows["manifold"]) == {"circle", "polygon:sides=5"}
     assert set(windows["target"]) == {"step"}
+    assert set(windows["arm"]) == {"ambient"}
     assert set(windows["seed"]) == {0}
     assert set(windows["step"]) == {0, 10}
     assert set(windows["width"]) == {4, 6}
     assert windows.groupby(["manifold", "width", "trajectory"]).size().eq(2 * 4).all()
+    assert set(windows["trajectory"]) >= {"line:0", "line:1", "offset+:curve"}
+    runs = pd.read_parquet(tmp_path / "runs.parquet")
+    assert set(runs["heldout"]) == {32}
+    assert (runs["motion_distance"] == 0).all()
+    assert runs["fit_threshold"].to_numpy() == pytest.approx(0.2 * runs["target_variance"])
