@@ -186,3 +186,10 @@ def test_circular_shift_test_handles_missing_trajectories_and_bad_input():
         circular_shift_test(z[0, 0], 9, rng)
     with pytest.raises(ValueError, match="phi"):
         circular_ar1((3, 8), 1.0, rng)
+
+
+def test_seeds_that_agree_to_rounding_give_a_degenerate_test_not_a_warning():
+    out = seed_level_test(np.full(5, 0.3) + np.array([0, 1, 0, -1, 0]) * 1e-17)
+    assert out["z_lo"] == out["z_hi"] == pytest.approx(0.3)
+    assert out["p_t"] == 0.0
+    assert seed_level_test(np.zeros(4))["p_t"] == 1.0

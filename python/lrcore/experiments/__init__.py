@@ -20,17 +20,28 @@ from .manifolds import (
     ImageOrbit,
     Polygon,
     ProfileCurve,
+    RigidMotion,
     Saddle,
     Sphere,
     Torus,
     Trajectory,
     menger_curvature,
 )
-from .study import QUICK, TINY, StudyResult, run_study
-from .sweep import StudyConfig, Task, build_manifold, make_tasks, run_sweep, run_task
-from .targets import Target
+from .study import DEFAULT, QUICK, TINY, StudyResult, run_study
+from .sweep import (
+    StudyConfig,
+    Task,
+    TaskSetup,
+    build_manifold,
+    make_tasks,
+    prepare_task,
+    run_sweep,
+    run_task,
+)
+from .targets import Target, draw_targets
 
 __all__ = [
+    "DEFAULT",
     "QUICK",
     "TINY",
     "Circle",
@@ -41,21 +52,25 @@ __all__ = [
     "ImageOrbit",
     "Polygon",
     "ProfileCurve",
+    "RigidMotion",
     "Saddle",
     "Sphere",
     "StudyConfig",
     "StudyResult",
     "Target",
     "Task",
+    "TaskSetup",
     "Torus",
     "Trajectory",
     "analyse",
     "build_manifold",
     "density_changes",
     "discontinuity_table",
+    "draw_targets",
     "link_tests",
     "make_tasks",
     "menger_curvature",
+    "prepare_task",
     "run_study",
     "run_sweep",
     "run_task",

@@ -346,6 +346,8 @@ def link_tests(changes: Any, resamples: int = PERMUTATIONS, seed: int = 0) -> tu
     rng = np.random.default_rng(seed)
     measures = sorted({m for ms in FAMILY_MEASURES.values() for m in ms} | {CONTROL})
     kept = changes[changes["kind"].isin(("on", "offset"))]
+    if kept.empty:
+        return pd.DataFrame(), pd.DataFrame()
     units = _Units(kept, [*dict.fromkeys([*measures, *CONFOUNDS]), "change", "near_step"])
     meta = units.meta
     valid = _valid_windows(units)
@@ -557,6 +559,8 @@ def mixed_model_table(changes: Any) -> Any:
     on = changes[(changes["kind"] == "on") & ~changes["constant_curvature"].astype(bool)]
     # As in the correlations: a step target's jumps are not curvature.
     on = on[~(on["near_step"].astype(bool) & (on["target"] == "step"))]
+    if on.empty:
+        return pd.DataFrame()
     rows = []
     for key, frame in on.groupby(keys, sort=False):
         row: dict[str, Any] = {**dict(zip(keys, key)), "term": "curvature"}
@@ -665,6 +669,8 @@ def discontinuity_table(changes: Any) -> Any:
     """
     pd = optional_import("pandas", "experiments")
     on = changes[changes["kind"] == "on"].assign(near=lambda f: f["near_step"].astype(bool))
+    if on.empty:
+        return pd.DataFrame()
     means = on.groupby(["run", "near"])[["density_final", "density_init", "change"]].mean()
     means = means.unstack("near")
     rows: list[dict[str, Any]] = []

@@ -210,6 +210,8 @@ def dose_figure(correlations: Any, out: Path) -> Path | None:
     of variation of |curvature|) for every dose-response series, one panel per series and
     one line per arm and target; None when the study has no series."""
     plt = pyplot()
+    if correlations.empty:
+        return None
     frame = correlations[
         (correlations["manifold"] != "all")
         & (correlations["kind"] == "on")

@@ -214,6 +214,9 @@ def _primary_section(tables: dict[str, Any]) -> list[str]:
     )
     lines = ["## Primary endpoint", "", named, ""]
     row = _primary_row(tables["correlations"])
+    if not tables["fit"]["fit_ok"].any():
+        lines.append("- No run fits its target, so nothing is analysed (see Fit).")
+        return [*lines, ""]
     if row is None or not np.isfinite(row["rho"]):
         lines.append(
             "- The primary endpoint could not be computed in this run: it needs at least two "
