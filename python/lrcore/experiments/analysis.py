@@ -78,9 +78,12 @@ FAMILY_MEASURES = {
 #: the positive control, tested like a curvature measure but outside the family of tests.
 CONTROL = "target_bending"
 #: What |curvature| may stand in for: the report names those it correlates with.
-CONFOUNDS = ("target_value", "target_bending", "dist_centre", "density_init")
+CONFOUNDS = ("target_value", "target_bending", "dist_centre", "dist_origin", "density_init")
 #: Fixed effects of the mixed models (standardised within each manifold).
-MODEL_PREDICTORS = ("curvature", "target_bending", "target_value", "dist_centre", "density_init")
+#: ``dist_origin`` (to the network's origin, which the random rigid motion moves) stands
+#: for distance: ``dist_centre`` (to the data's centroid) is intrinsic geometry, on
+#: convex curves nearly a function of curvature, and is reported as a confound instead.
+MODEL_PREDICTORS = ("curvature", "target_bending", "target_value", "dist_origin", "density_init")
 #: Columns that identify a group of runs tested together (with ``manifold``).
 GROUP = ["family", "arm", "target", "width", "depth", "kind"]
 #: The primary endpoint, named before any data is seen: the mean over seeds of the Fisher
@@ -178,6 +181,31 @@ class _Units:
             if column in order:
                 values[codes, window] = order[column].to_numpy(dtype=np.float64)
             self.arrays[column] = values
+
+
+#: Relative spread (peak to peak over the largest |value|) below which a measure counts
+#: as constant along a trajectory: a torus's coordinate circles have a constant normal
+#: curvature whose window means differ only by rounding, and rounding has no rank order.
+CONSTANT_SPREAD = 1e-9
+
+
+def _without_constant_rows(values: FloatArray) -> FloatArray:
+    """``values`` (units, windows) with the rows that are constant (to
+    :data:`CONSTANT_SPREAD`) set to NaN.
+
+    Examples
+    --------
+    >>> _without_constant_rows(np.array([[1.0, 1 + 1e-15], [1.0, 2.0]])).tolist()
+    [[nan, nan], [1.0, 2.0]]
+    """
+    finite = np.where(np.isfinite(values), values, np.nan)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows
+        spread = np.nanmax(finite, axis=1) - np.nanmin(finite, axis=1)
+        scale = np.nanmax(np.abs(finite), axis=1)
+    constant = ~(spread > CONSTANT_SPREAD * scale)
+    out: FloatArray = np.where(constant[:, None], np.nan, values)
+    return out
 
 
 def _valid_windows(units: _Units) -> NDArray[np.bool_]:
@@ -349,6 +377,8 @@ def link_tests(changes: Any, resamples: int = PERMUTATIONS, seed: int = 0) -> tu
     if kept.empty:
         return pd.DataFrame(), pd.DataFrame()
     units = _Units(kept, [*dict.fromkeys([*measures, *CONFOUNDS]), "change", "near_step"])
+    for name in measures:  # a measure constant along a path has no rank correlation there
+        units.arrays[name] = _without_constant_rows(units.arrays[name])
     meta = units.meta
     valid = _valid_windows(units)
     manifolds = meta["manifold"].to_numpy()
@@ -488,11 +518,6 @@ def _standardise(values: Any, groups: Any) -> Any:
     return (centred / spread.where(spread > 0)).fillna(0.0)
 
 
-def _note(text: str) -> warnings.WarningMessage:
-    """A record of something the fit did, kept with the warnings it raised."""
-    return warnings.WarningMessage(UserWarning(text), UserWarning, __file__, 0)
-
-
 #: Optimisers tried in turn until a fit converges (statsmodels' advice when one fails;
 #: L-BFGS can stop on a singular matrix where BFGS does not).
 OPTIMISERS = ("lbfgs", "bfgs", "powell")
@@ -509,41 +534,86 @@ def _vif(predictors: FloatArray, column: int) -> float:
         return float(influence.variance_inflation_factor(design, column + 1))
 
 
-def _fit_mixed(model: Any) -> tuple[Any, list[warnings.WarningMessage]]:
+def _messages(caught: Sequence[warnings.WarningMessage]) -> str:
+    """Distinct warnings as ``Category: message`` joined by ``"; "``."""
+    return "; ".join(dict.fromkeys(f"{w.category.__name__}: {w.message}" for w in caught))
+
+
+def _fit_mixed(model: Any) -> tuple[Any, str, str, str]:
     """Fit a MixedLM by REML with :data:`OPTIMISERS` in turn until one converges; every
-    warning is recorded, none raised. Returns (the converged fit, else the last one or
-    None when every optimiser failed; the warnings and notes)."""
-    notes: list[warnings.WarningMessage] = []
-    result = None
+    warning is recorded, none raised.
+
+    Returns
+    -------
+    (the fit: the first that converged, else the last one; None when every optimiser
+    failed), the optimiser used, the warnings of that fit, and what went wrong with the
+    optimisers tried before it.
+    """
+    attempts: list[str] = []
     for method in OPTIMISERS:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             try:
                 result = model.fit(reml=True, method=[method])
             except (np.linalg.LinAlgError, ValueError) as err:
-                caught.append(_note(f"{method} failed: {err}"))
-        notes += caught
-        if result is not None and result.converged:
-            if method != OPTIMISERS[0]:
-                notes.append(_note(f"converged with {method}"))
-            break
-    return result, notes
+                attempts.append(f"{method}: {err}")
+                continue
+        if result.converged or method == OPTIMISERS[-1]:
+            return result, method, _messages(caught), "; ".join(attempts)
+        attempts.append(f"{method}: did not converge")
+    return None, "", "", "; ".join(attempts)
+
+
+def _curvature_terms(result: Any, nested: bool) -> tuple[dict[str, Any], str]:
+    """The within-trajectory |curvature| coefficient of a fit with its interval and
+    p-value, and the variance components; statsmodels computes some of them lazily, so
+    their warnings (a Hessian that is not positive definite) are recorded here."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        interval = result.conf_int(alpha=ALPHA)
+        out = {
+            "coef": float(result.fe_params["curvature"]),
+            "se": float(result.bse_fe["curvature"]),
+            "ci_lo": float(interval.loc["curvature", 0]),
+            "ci_hi": float(interval.loc["curvature", 1]),
+            "p": float(result.pvalues["curvature"]),
+            "seed_variance": float(result.cov_re.iloc[0, 0]),
+            "trajectory_variance": float(result.vcomp[0]) if nested else math.nan,
+            "converged": bool(result.converged),
+        }
+    return out, _messages(caught)
+
+
+def _within(values: Any, units: Any, manifolds: Any) -> Any:
+    """Deviations from the trajectory's mean, scaled by their standard deviation within
+    each manifold (0 where they do not vary beyond rounding, :data:`CONSTANT_SPREAD`)."""
+    centred = values - values.groupby(units).transform("mean")
+    spread = np.sqrt((centred**2).groupby(manifolds).transform("mean"))
+    scale = values.abs().groupby(manifolds).transform("max")
+    return (centred / spread.where(spread > CONSTANT_SPREAD * scale)).fillna(0.0)
 
 
 def mixed_model_table(changes: Any) -> Any:
     """A linear mixed model of the density change per family, arm and target, on the
     on-manifold windows of manifolds whose curvature varies (statsmodels MixedLM):
 
-    ``change ~ |curvature| + |target bending| + target value + distance to centre +
-    initial density (+ manifold)``, with a random intercept per seed and a variance
-    component per trajectory within a seed. The change and the predictors are
-    standardised within each manifold, so ``coef`` is the change in standard deviations
-    per standard deviation of |curvature| with the others held fixed. Predictors that are
-    missing or constant are dropped (``dropped``). ``vif_curvature`` is the variance
-    inflation factor of |curvature| among the predictors: above 10 it is nearly a
-    function of them and its coefficient cannot be told apart. Warnings of the fit (convergence, a
-    variance on the boundary) are recorded in ``warnings``, never raised; ``converged``
-    is statsmodels' flag.
+    ``change ~ |curvature| + |target bending| + target value + distance to the origin +
+    initial density + mean |curvature| of the trajectory (+ manifold)``, with a random
+    intercept per seed and a variance component per trajectory within a seed.
+
+    Like the correlations, the model is about the link *along* a trajectory: each
+    predictor enters as its deviation from the trajectory's mean (scaled by its spread
+    within the manifold), and the trajectory's mean |curvature| as a separate term
+    (``curvature_between``), so differences between trajectories do not pass for a
+    within-trajectory effect. The change is standardised within each manifold: ``coef``
+    is the change, in standard deviations, per standard deviation of |curvature| along a
+    trajectory with the others held fixed. Predictors that are missing or do not vary
+    are dropped (``dropped``). ``vif_curvature``: the variance inflation factor of
+    |curvature| among the predictors (above 5-10 it is entangled with them).
+    Convergence is handled explicitly: :data:`OPTIMISERS` are tried in turn
+    (``optimiser``: the one used, ``attempts``: what failed before), and every warning
+    of the fit used (a variance component on the boundary, a Hessian that is not
+    positive definite) is recorded in ``warnings``, never raised.
 
     Examples
     --------
@@ -563,12 +633,14 @@ def mixed_model_table(changes: Any) -> Any:
         return pd.DataFrame()
     rows = []
     for key, frame in on.groupby(keys, sort=False):
-        row: dict[str, Any] = {**dict(zip(keys, key)), "term": "curvature"}
+        row: dict[str, Any] = {**dict(zip(keys, key)), "term": "curvature (within trajectory)"}
+        units = (frame["run"] + "|" + frame["trajectory"]).to_numpy()
+        manifolds = frame["manifold"].to_numpy()
         data = pd.DataFrame(
             {
                 "change": _standardise(frame["change"], frame["manifold"]),
                 "seed": frame["seed"].to_numpy(),
-                "manifold": frame["manifold"].to_numpy(),
+                "manifold": manifolds,
                 "unit": (frame["manifold"] + "|" + frame["trajectory"]).to_numpy(),
             },
             index=frame.index,
@@ -580,8 +652,13 @@ def mixed_model_table(changes: Any) -> Any:
             if values is None or not np.isfinite(values.to_numpy(dtype=np.float64)).all():
                 dropped.append(name)
                 continue
-            data[name] = _standardise(values.astype(np.float64), frame["manifold"])
+            data[name] = _within(values.astype(np.float64), units, manifolds)
             (used if data[name].abs().max() > 0 else dropped).append(name)
+        if "curvature" in frame:
+            between = frame["curvature"].groupby(units).transform("mean").astype(np.float64)
+            data["curvature_between"] = _standardise(between, frame["manifold"])
+            if data["curvature_between"].abs().max() > 0:
+                used.append("curvature_between")
         row.update(
             manifolds=int(frame["manifold"].nunique()),
             seeds=int(frame["seed"].nunique()),
@@ -590,7 +667,11 @@ def mixed_model_table(changes: Any) -> Any:
             dropped=", ".join(dropped),
         )
         if "curvature" not in used or row["seeds"] < 3:
-            row["note"] = "curvature constant or too few seeds: no model"
+            row["note"] = (
+                "|curvature| constant along every trajectory"
+                if "curvature" not in used
+                else "fewer than 3 seeds"
+            )
             rows.append(row)
             continue
         row["vif_curvature"] = _vif(data[used].to_numpy(), used.index("curvature"))
@@ -608,26 +689,15 @@ def mixed_model_table(changes: Any) -> Any:
             vc_formula={"trajectory": "0 + C(unit)"} if nested else None,
         )
         row["random_effects"] = "seed + trajectory" if nested else "seed"
-        result, caught = _fit_mixed(model)
+        result, row["optimiser"], fit_warnings, row["attempts"] = _fit_mixed(model)
         if result is None:
-            row["note"] = "fit failed: " + "; ".join(str(w.message) for w in caught)
+            row["note"] = f"fit failed: {row['attempts']}"
             rows.append(row)
             continue
-        interval = result.conf_int(alpha=ALPHA)
-        row.update(
-            coef=float(result.fe_params["curvature"]),
-            se=float(result.bse_fe["curvature"]),
-            ci_lo=float(interval.loc["curvature", 0]),
-            ci_hi=float(interval.loc["curvature", 1]),
-            p=float(result.pvalues["curvature"]),
-            seed_variance=float(result.cov_re.iloc[0, 0]),
-            trajectory_variance=float(result.vcomp[0]) if nested else math.nan,
-            converged=bool(result.converged),
-            warnings="; ".join(
-                dict.fromkeys(f"{w.category.__name__}: {w.message}" for w in caught)
-            ),
-            note="",
-        )
+        terms, late = _curvature_terms(result, nested)
+        row.update(terms)
+        row["warnings"] = "; ".join(w for w in (fit_warnings, late) if w)
+        row["note"] = ""
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -645,6 +715,31 @@ def _per_seed_summary(values: FloatArray, name: str, log: bool) -> dict[str, Any
     }
 
 
+#: The per-run statistics of :func:`discontinuity_table`, and whether each is a ratio
+#: (summarised on the log scale, tested against 1).
+_NEAR_STATISTICS = {
+    "ratio_final": True,
+    "ratio_init": True,
+    "excess_change": False,
+    "ratio_vs_placebo": True,
+    "bending_ratio": True,
+}
+
+
+def _near_and_far(on: Any, column: str) -> tuple[Any, Any]:
+    """Per run, the mean of ``column`` in the windows near a jump and elsewhere (NaN
+    where a run has none of one)."""
+    means = on.groupby(["run", "near"])[column].mean().unstack("near")
+    means = means.reindex(columns=[True, False])
+    return means[True], means[False]
+
+
+def _near_over_far(on: Any, column: str) -> Any:
+    near, far = _near_and_far(on, column)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return near / far
+
+
 def discontinuity_table(changes: Any) -> Any:
     """Density near the target's jumps against elsewhere, on the manifold, with the seed
     as the unit.
@@ -652,11 +747,16 @@ def discontinuity_table(changes: Any) -> Any:
     Per run: ``ratio_final`` = mean density after training in the windows near a jump
     (``near_step``) over the mean elsewhere, ``ratio_init`` the same before training (a
     control: about 1), ``excess_change`` = mean change near the jumps minus elsewhere.
+    For smooth targets ``near_step`` marks the positions the step target of the same run
+    jumps at: the placebo, and ``bending_ratio`` says how much more the smooth target
+    bends there than elsewhere (a placebo that fails where the target bends more has
+    that explanation). For step targets, ``ratio_vs_placebo``: the step run's ratio over
+    the ratio of the smooth run with the same manifold, arm and seed (same positions).
+
     Per manifold (and pooled per family, ``manifold == "all"``: per seed the geometric
-    mean of its manifolds' ratios), the geometric mean over seeds of the ratios and the
-    mean of the excess, each with a t interval across seeds and the t-test of no
-    difference (``p_ratio_final`` ...). For smooth targets ``near_step`` marks the
-    positions the step target of the same run jumps at: the placebo.
+    mean of its manifolds' ratios), the geometric mean over seeds of each ratio and the
+    mean of the excess, with a t interval across seeds and the t-test of no difference
+    (``p_ratio_final`` ...).
 
     Examples
     --------
@@ -666,53 +766,58 @@ def discontinuity_table(changes: Any) -> Any:
     >>> row = table[(table["manifold"] == "all") & (table["target"] == "step")].iloc[0]
     >>> bool(row["ratio_final_lo"] > 1), bool(row["ratio_init_lo"] < 1 < row["ratio_init_hi"])
     (True, True)
+    >>> bool(row["ratio_vs_placebo_lo"] > 1)
+    True
     """
     pd = optional_import("pandas", "experiments")
     on = changes[changes["kind"] == "on"].assign(near=lambda f: f["near_step"].astype(bool))
-    if on.empty:
-        return pd.DataFrame()
-    means = on.groupby(["run", "near"])[["density_final", "density_init", "change"]].mean()
-    means = means.unstack("near")
     rows: list[dict[str, Any]] = []
-    if True not in means.columns.get_level_values("near") or means.empty:
+    if on.empty or not on["near"].any():
         return pd.DataFrame(rows)
     counts = on.groupby("run")["near"].agg(["sum", "size"])
-    with np.errstate(invalid="ignore", divide="ignore"):
-        per_run = pd.DataFrame(
-            {
-                "ratio_final": means[("density_final", True)] / means[("density_final", False)],
-                "ratio_init": means[("density_init", True)] / means[("density_init", False)],
-                "excess_change": means[("change", True)] - means[("change", False)],
-                "near_windows": counts["sum"],
-                "other_windows": counts["size"] - counts["sum"],
-            }
-        )
+    per_run = pd.DataFrame(
+        {
+            "ratio_final": _near_over_far(on, "density_final"),
+            "ratio_init": _near_over_far(on, "density_init"),
+            "excess_change": np.subtract(*_near_and_far(on, "change")),
+            "bending_ratio": _near_over_far(on, CONTROL) if CONTROL in on else np.nan,
+            "near_windows": counts["sum"],
+            "other_windows": counts["size"] - counts["sum"],
+        }
+    )
     ident = on.drop_duplicates("run").set_index("run")[[*GROUP, "manifold", "seed"]]
     per_run = per_run.join(ident).dropna(subset=["ratio_final", "excess_change"])
     per_run = per_run[(per_run["ratio_final"] > 0) & (per_run["ratio_init"] > 0)]
+    # Pair each step run with the smooth run at the same positions.
+    pair = [k for k in GROUP if k != "target"] + ["manifold", "seed"]
+    smooth = per_run[per_run["target"] == "smooth"].set_index(pair)["ratio_final"]
+    placebo = per_run.set_index(pair).index.map(smooth.to_dict().get)
+    per_run["ratio_vs_placebo"] = np.where(
+        per_run["target"] == "step", per_run["ratio_final"] / placebo.astype(float), np.nan
+    )
+    per_run.loc[per_run["target"] == "step", "bending_ratio"] = np.nan
+    columns = [*_NEAR_STATISTICS, "near_windows", "other_windows"]
     for key, frame in per_run.groupby(GROUP, sort=False):
         ident_row = dict(zip(GROUP, key))
         parts = [(m, part) for m, part in frame.groupby("manifold", sort=False)]
         if len(parts) > 1:
-            logs = frame.assign(
-                ratio_final=np.log(frame["ratio_final"]), ratio_init=np.log(frame["ratio_init"])
-            )
-            seeds = logs.groupby("seed")[
-                ["ratio_final", "ratio_init", "excess_change", "near_windows", "other_windows"]
-            ].mean()
-            seeds["ratio_final"] = np.exp(seeds["ratio_final"])
-            seeds["ratio_init"] = np.exp(seeds["ratio_init"])
+            logs = frame[columns].copy()
+            for name, ratio in _NEAR_STATISTICS.items():
+                if ratio:
+                    logs[name] = np.log(logs[name])
+            seeds = logs.groupby(frame["seed"]).mean()
+            for name, ratio in _NEAR_STATISTICS.items():
+                if ratio:
+                    seeds[name] = np.exp(seeds[name])
             parts.append(("all", seeds))
         for manifold, part in parts:
             row: dict[str, Any] = {**ident_row, "manifold": manifold, "seeds": len(part)}
             row["near_windows"] = float(part["near_windows"].mean())
             row["other_windows"] = float(part["other_windows"].mean())
-            for name, log in (
-                ("ratio_final", True),
-                ("ratio_init", True),
-                ("excess_change", False),
-            ):
-                row.update(_per_seed_summary(part[name].to_numpy(dtype=np.float64), name, log))
+            for name, ratio in _NEAR_STATISTICS.items():
+                values = part[name].to_numpy(dtype=np.float64)
+                values = values[np.isfinite(values) & ((values > 0) | (not ratio))]
+                row.update(_per_seed_summary(values, name, ratio))
             rows.append(row)
     return pd.DataFrame(rows)
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from .analysis import CONFOUNDS, CONTROL, PRIMARY
+from .analysis import CONFOUNDS, CONTROL, MODEL_PREDICTORS, PRIMARY
 from .inference import ALPHA, EQUIVALENCE_RHO, STRENGTHS, strength
 
 __all__ = [
@@ -41,6 +41,7 @@ _NAMES = {
     "target_value": "the target's value",
     "target_bending": "the target's bending",
     "dist_centre": "the distance to the data's centre",
+    "dist_origin": "the distance to the network's origin",
     "density_init": "the initial density",
 }
 
@@ -386,8 +387,8 @@ def _arms_section(tables: dict[str, Any]) -> list[str]:
             )
         elif found["ambient"] == found["arc"] == 0:
             lines.append(
-                "- Neither arm shows a link: even where curvature changes the function to fit, "
-                "no link is found at this number of seeds."
+                "- Neither arm shows a link in these tests: not even where curvature changes "
+                "the function to fit, at this number of seeds."
             )
     return [*lines, ""]
 
@@ -405,18 +406,37 @@ def _heterogeneity_section(tables: dict[str, Any]) -> list[str]:
     if table.empty:
         return [*lines, "- Fewer than two manifolds with varying curvature per group.", ""]
     part = table[table["measure"] != CONTROL]
-    for row in _records(part):
-        lines.append(
-            f"- {_label(row)}, |{row['measure']}|, {int(row['manifolds'])} manifolds: Cochran's "
-            f"Q = {row['q']:.2f} (df {int(row['df'])}, {_p(row['p_q'])}), I² = "
-            f"{100 * row['i2']:.0f}%: {_heterogeneity_words(row['i2'])} heterogeneity"
-            + (
-                ", so a pooled estimate averages manifolds that disagree."
-                if row["p_q"] < ALPHA
-                else "."
-            )
+    differ = part[part["p_q"] < ALPHA]
+    lines.append(
+        f"Cochran's Q and I² of the per-manifold mean z, per family, arm, target and measure: "
+        f"{len(differ)} of {len(part)} groups show heterogeneity at {ALPHA} (Q test)"
+        + (
+            " (" + "; ".join(f"{_label(r)}, |{r['measure']}|" for r in _records(differ)) + ")"
+            ", where a pooled estimate averages manifolds that disagree."
+            if len(differ)
+            else "."
         )
-    return [*lines, ""]
+    )
+    rows = [
+        {
+            **r,
+            "Q": f"{r['q']:.2f}",
+            "p": _p(r["p_q"])[4:],
+            "I²": f"{100 * r['i2']:.0f}%",
+            "heterogeneity": _heterogeneity_words(r["i2"]),
+        }
+        for r in _records(part)
+    ]
+    columns = ["family", "arm", "target", "measure", "manifolds", "Q", "df", "p", "I²"]
+    return [*lines, "", markdown_table(rows, [*columns, "heterogeneity"]), ""]
+
+
+#: Phrases of statsmodels' MixedLM warnings and what they mean for the reader.
+_FIT_TROUBLE = {
+    "boundary": "a variance component estimated at zero (on the boundary)",
+    "Hessian": "a Hessian that is not positive definite (standard errors less reliable)",
+    "singular": "a singular random-effects covariance",
+}
 
 
 def _mixed_model_section(tables: dict[str, Any]) -> list[str]:
@@ -424,21 +444,25 @@ def _mixed_model_section(tables: dict[str, Any]) -> list[str]:
     lines = ["## Mixed models", ""]
     if table.empty:
         return [*lines, "- No model was fitted.", ""]
+    names = ", ".join(f"|{p}|" if p != "target_value" else p for p in MODEL_PREDICTORS)
     lines.append(
-        "Per family, arm and target: change ~ |curvature| + |target bending| + target value + "
-        "distance to centre + initial density (+ manifold), random intercept per seed and a "
-        "variance component per trajectory; change and predictors standardised within each "
-        "manifold (statsmodels MixedLM, REML)."
+        f"Per family, arm and target (statsmodels MixedLM, REML): change ~ {names} along the "
+        "trajectory (deviations from its mean) + the trajectory's mean |curvature| "
+        "(+ manifold), a random intercept per seed and a variance component per trajectory; "
+        "the change and the predictors standardised within each manifold."
     )
     lines.append("")
     fitted = table[table["coef"].notna()] if "coef" in table else table.iloc[:0]
+    distinct = 0
     for row in _records(fitted):
         excludes = _excludes(row["ci_lo"], row["ci_hi"], 0.0)
+        distinct += excludes
         lines.append(
-            f"- {_label(row)}: the change moves by {_interval(row['coef'], row['ci_lo'], row['ci_hi'])} "
-            f"SD per SD of |curvature| with the other predictors held fixed ({_p(row['p'])}): "
+            f"- {_label(row)}: the change moves by "
+            f"{_interval(row['coef'], row['ci_lo'], row['ci_hi'])} SD per SD of |curvature| "
+            f"along the trajectory, the others held fixed ({_p(row['p'])}): "
             + ("distinguishable from zero" if excludes else "not distinguishable from zero")
-            + (f"; dropped: {row['dropped']}" if row["dropped"] else "")
+            + (f"; dropped (constant or missing): {row['dropped']}" if row["dropped"] else "")
             + (
                 f"; |curvature| is entangled with the other predictors (VIF "
                 f"{row['vif_curvature']:.1f}), so the model separates them poorly"
@@ -447,13 +471,23 @@ def _mixed_model_section(tables: dict[str, Any]) -> list[str]:
             )
             + "."
         )
-    warned = fitted[fitted["warnings"].astype(bool)] if not fitted.empty else fitted
-    unconverged = fitted[~fitted["converged"].astype(bool)] if not fitted.empty else fitted
     if len(fitted):
         lines.append(
-            f"- {len(warned)} of {len(fitted)} fits gave warnings and {len(unconverged)} did not "
-            "converge (recorded in `mixed_models.csv`)"
-            + (f": {'; '.join(sorted(set(warned['warnings'])))[:400]}." if len(warned) else ".")
+            f"- {distinct} of {len(fitted)} models give a curvature coefficient whose 95% CI "
+            f"excludes zero (unadjusted; about {ALPHA * len(fitted):.1f} would by chance)."
+        )
+        unconverged = int((~fitted["converged"].astype(bool)).sum())
+        other = int(fitted["attempts"].astype(bool).sum())
+        trouble = [
+            f"{int(fitted['warnings'].str.contains(key).sum())} with {words}"
+            for key, words in _FIT_TROUBLE.items()
+            if fitted["warnings"].str.contains(key).any()
+        ]
+        lines.append(
+            f"- Convergence: {len(fitted) - unconverged} of {len(fitted)} fits converged"
+            + (f", {other} only after another optimiser" if other else "")
+            + (f"; {', '.join(trouble)}" if trouble else "; no warnings")
+            + " (every warning is in `mixed_models.csv`)."
         )
     skipped = table[table["coef"].isna()] if "coef" in table else table
     for row in _records(skipped):
@@ -532,6 +566,60 @@ def _ratio_words(row: Any) -> str:
     return "placebo holds (CI contains 1)"
 
 
+def _ratio(row: Any, name: str) -> str:
+    return _interval(row[name], row[f"{name}_lo"], row[f"{name}_hi"], sign=False)
+
+
+def _step_sentence(row: Any, where: str) -> str:
+    text = (
+        f"- {where}, step target: after training, density near the jumps over elsewhere "
+        f"= {_ratio(row, 'ratio_final')} (geometric mean over {int(row['seeds'])} seeds, "
+        f"{_p(row['p_ratio_final'])}): {_ratio_words(row)}."
+    )
+    if _excludes(row["ratio_init_lo"], row["ratio_init_hi"], 1.0):
+        text += (
+            f" Before training the ratio already differs from 1 ({_ratio(row, 'ratio_init')}),"
+            " so part of the difference predates training."
+        )
+    else:
+        text += f" Before training: {_ratio(row, 'ratio_init')}, a CI that contains 1."
+    if np.isfinite(row.get("ratio_vs_placebo", math.nan)):
+        text += (
+            f" Over the placebo's ratio at the same positions (same seeds): "
+            f"{_ratio(row, 'ratio_vs_placebo')}"
+            + (
+                ", so the jumps add density beyond what the positions carry."
+                if row["ratio_vs_placebo_lo"] > 1
+                else ", so the jumps add no density shown beyond the positions'."
+            )
+        )
+    return text
+
+
+def _placebo_sentence(row: Any, where: str) -> str:
+    head = f"- {where}, placebo (smooth target, same positions): {_ratio(row, 'ratio_final')}"
+    if not _excludes(row["ratio_final_lo"], row["ratio_final_hi"], 1.0):
+        return head + ", a CI that contains 1: the placebo holds."
+    text = (
+        head + ", a CI that excludes 1: the placebo fails, so density differs at these "
+        "positions even without a jump, and part of the step target's ratio may not be due "
+        "to the jumps."
+    )
+    if np.isfinite(row.get("bending_ratio", math.nan)):
+        bends = _excludes(row["bending_ratio_lo"], row["bending_ratio_hi"], 1.0)
+        more = row["bending_ratio"] > 1
+        text += (
+            f" There the smooth target bends {_ratio(row, 'bending_ratio')} times as much as "
+            "elsewhere"
+            + (
+                ", which can explain it (a fit needs breakpoints where the target bends)."
+                if bends and more == (row["ratio_final"] > 1)
+                else ", which does not explain it."
+            )
+        )
+    return text
+
+
 def _discontinuity_section(tables: dict[str, Any]) -> list[str]:
     lines = ["## Discontinuities of the target", ""]
     rows = sorted(
@@ -541,29 +629,14 @@ def _discontinuity_section(tables: dict[str, Any]) -> list[str]:
     if not rows:
         return [*lines, "- No window near a jump position in this run.", ""]
     for row in rows:
-        ratio = _interval(row["ratio_final"], row["ratio_final_lo"], row["ratio_final_hi"], False)
-        before = _interval(row["ratio_init"], row["ratio_init_lo"], row["ratio_init_hi"], False)
         where = f"{row['family']}/{row['arm']} ({row['manifold']})"
-        if row["target"] == "step":
-            lines.append(
-                f"- {where}, step target: after training, density near the jumps over elsewhere "
-                f"= {ratio} (geometric mean over {int(row['seeds'])} seeds, "
-                f"{_p(row['p_ratio_final'])}"
-                f"; before training {before}): {_ratio_words(row)}."
-            )
-        elif _excludes(row["ratio_final_lo"], row["ratio_final_hi"], 1.0):
-            lines.append(
-                f"- {where}, placebo (smooth target, same positions): {ratio}, a CI that "
-                f"excludes 1: the placebo fails, so density differs at these positions even "
-                "without a jump, and part of the step target's ratio may not be due to the "
-                "jumps."
-            )
-        else:
-            lines.append(
-                f"- {where}, placebo (smooth target, same positions): {ratio}, a CI that "
-                "contains 1: the placebo holds."
-            )
+        step = row["target"] == "step"
+        lines.append(_step_sentence(row, where) if step else _placebo_sentence(row, where))
     return [*lines, ""]
+
+
+#: |rho| above which the report calls |curvature| nearly a function of a covariate.
+ENTANGLED_RHO = 0.8
 
 
 def _confound_section(tables: dict[str, Any]) -> list[str]:
@@ -573,30 +646,60 @@ def _confound_section(tables: dict[str, Any]) -> list[str]:
         return [*lines, ""]
     part = correlations[
         (correlations["kind"] == "on")
-        & (correlations["measure"] == "curvature")
+        & (correlations["measure"] != CONTROL)
         & (correlations["manifold"] != "all")
         & ~correlations["constant_curvature"]
     ]
+    columns = [f"confound_{c}" for c in CONFOUNDS if f"confound_{c}" in part]
     lines.append(
-        "Spearman correlation, across windows (mean over seeds and trajectories), of "
-        f"|curvature| with the covariates it could stand in for; |rho| >= {CONFOUND_RHO} is "
-        "named as a confound an effect on that manifold may carry."
+        "Spearman correlation across windows (mean over seeds and trajectories) of each "
+        "curvature measure with the covariates it could stand in for; a covariate with "
+        f"|rho| >= {CONFOUND_RHO} in some arm and target is named: an effect on that "
+        "manifold may carry it."
     )
     lines.append("")
     carried = 0
-    for row in _records(part):
-        names = _confounds(row)
-        if names:
+    for (manifold, measure), group in part.groupby(["manifold", "measure"], sort=False):
+        named = []
+        for column in columns:
+            values = group[column].to_numpy(dtype=np.float64)
+            big = np.isfinite(values) & (np.abs(values) >= CONFOUND_RHO)
+            if big.any():
+                lo, hi = np.nanmin(values), np.nanmax(values)
+                span = (
+                    f"{lo:+.2f}"
+                    if math.isclose(lo, hi, abs_tol=0.005)
+                    else f"{lo:+.2f} to {hi:+.2f}"
+                )
+                named.append(
+                    f"{_NAMES[column.removeprefix('confound_')]} (rho {span}; "
+                    f"{int(big.sum())} of {len(values)} arm/target groups)"
+                )
+        if named:
             carried += 1
-            lines.append(f"- {row['manifold']} ({_label(row)}): {', '.join(names)}.")
+            lines.append(f"- {manifold}, |{measure}|: {'; '.join(named)}.")
     if not carried:
         lines.append(
-            f"- No manifold's |curvature| correlates with any covariate at |rho| >= {CONFOUND_RHO}."
+            f"- No manifold's curvature correlates with a covariate at |rho| >= {CONFOUND_RHO}."
         )
-    columns = [f"confound_{c}" for c in CONFOUNDS if f"confound_{c}" in part]
+    if "confound_dist_centre" in part:
+        curvature = part[part["measure"] == "curvature"]
+        tied = curvature.groupby("manifold")["confound_dist_centre"].apply(
+            lambda v: bool((v.abs() >= ENTANGLED_RHO).any())
+        )
+        tied = tied[tied]
+        if len(tied):
+            lines.append(
+                f"- On {len(tied)} of {curvature['manifold'].nunique()} manifolds "
+                f"({', '.join(tied.index)}) |curvature| is nearly a function of the distance "
+                f"to the data's centre (|rho| >= {ENTANGLED_RHO}): intrinsic geometry that no "
+                "design breaks, so an effect there cannot be told apart from one of that "
+                "distance. The mixed models use the distance to the network's origin (which "
+                "the random rigid motion decorrelates) instead."
+            )
     lines += [
         "",
-        markdown_table(_records(part), ["manifold", "arm", "target", *columns]),
+        markdown_table(_records(part), ["manifold", "measure", "arm", "target", *columns]),
         "",
     ]
     return lines

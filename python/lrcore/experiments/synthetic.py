@@ -258,6 +258,7 @@ def synthetic_tables(
                             "target_value": value,
                             "target_bending": 4 * np.abs(value),
                             "dist_centre": distance(angle) * (1 + 0.1 * side),
+                            "dist_origin": 2 + np.cos(angle - phase) * (1 + 0.1 * side),
                             "near_step": near if kind == "on" else np.zeros(windows, bool),
                         }
                         rows.append({**frame, "step": 0, "density": init})
