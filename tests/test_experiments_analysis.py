@@ -180,7 +180,7 @@ def test_mixed_model_recovers_a_planted_slope_and_records_its_warnings():
         planted["predictors"]
         == "curvature, target_bending, target_value, dist_origin, density_init"
     )
-    assert planted["random_effects"] == "seed + trajectory"  # 2 manifolds per seed
+    assert planted["random_effects"] == "seed (intercept, slope) + trajectory"
     assert planted["vif_curvature"] < 2
     assert planted["optimiser"] in ("lbfgs", "bfgs", "powell")
     # The distance to the data's centre, nearly a function of curvature on an ellipse,

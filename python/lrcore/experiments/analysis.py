@@ -578,6 +578,7 @@ def _curvature_terms(result: Any, nested: bool) -> tuple[dict[str, Any], str]:
             "ci_hi": float(interval.loc["curvature", 1]),
             "p": float(result.pvalues["curvature"]),
             "seed_variance": float(result.cov_re.iloc[0, 0]),
+            "slope_variance": float(result.cov_re.iloc[-1, -1]),
             "trajectory_variance": float(result.vcomp[0]) if nested else math.nan,
             "converged": bool(result.converged),
         }
@@ -599,7 +600,13 @@ def mixed_model_table(changes: Any) -> Any:
 
     ``change ~ |curvature| + |target bending| + target value + distance to the origin +
     initial density + mean |curvature| of the trajectory (+ manifold)``, with a random
-    intercept per seed and a variance component per trajectory within a seed.
+    intercept and a random |curvature| slope per seed, and a variance component per
+    trajectory within a seed.
+
+    The random slope makes the seed the unit of inference for the curvature term: on
+    synthetic changes independent of curvature and autocorrelated along the path (3
+    ellipses, 20 seeds, 32 windows, lag-1 correlation 0.6), the slope's p-value was
+    below 0.05 in 0.07 of 60 studies with it, in 0.23 with a random intercept only.
 
     Like the correlations, the model is about the link *along* a trajectory: each
     predictor enters as its deviation from the trajectory's mean (scaled by its spread
@@ -681,14 +688,17 @@ def mixed_model_table(changes: Any) -> Any:
         # A trajectory component only where a seed has several trajectories (with one,
         # it is the seed's intercept again, and the model is not identified).
         nested = bool(data.groupby("seed")["unit"].nunique().max() > 1)
+        # A random |curvature| slope per seed: the seed is the unit of inference (with a
+        # random intercept only, windows autocorrelated along a path count as
+        # independent, and the slope's p-value is far too small; see the docstring).
         model = smf.mixedlm(
             formula,
             data,
             groups="seed",
-            re_formula="1",
+            re_formula="1 + curvature",
             vc_formula={"trajectory": "0 + C(unit)"} if nested else None,
         )
-        row["random_effects"] = "seed + trajectory" if nested else "seed"
+        row["random_effects"] = "seed (intercept, slope)" + (" + trajectory" if nested else "")
         result, row["optimiser"], fit_warnings, row["attempts"] = _fit_mixed(model)
         if result is None:
             row["note"] = f"fit failed: {row['attempts']}"

@@ -259,6 +259,7 @@ def _primary_section(tables: dict[str, Any]) -> list[str]:
             "shown, so this run supports neither a link nor its absence (more seeds would "
             "narrow the CI)."
         )
+    lines += _primary_model_sentence(tables, row)
     others = [
         name
         for name, p in (("Wilcoxon", row["p_wilcoxon"]), ("circular shift", row["p_shift"]))
@@ -271,6 +272,35 @@ def _primary_section(tables: dict[str, Any]) -> list[str]:
             "result is fragile."
         )
     return [*lines, ""]
+
+
+def _primary_model_sentence(tables: dict[str, Any], row: Any) -> list[str]:
+    """How the mixed model of the primary endpoint's runs agrees with it."""
+    models = tables["mixed_models"]
+    if models.empty or "coef" not in models:
+        return []
+    keys = ("family", "arm", "target")
+    match = models[np.logical_and.reduce([models[k] == PRIMARY[k] for k in keys])]
+    match = match[match["coef"].notna()]
+    if match.empty:
+        return []
+    model = match.iloc[0]
+    slope = _interval(model["coef"], model["ci_lo"], model["ci_hi"])
+    nonzero = _excludes(model["ci_lo"], model["ci_hi"], 0.0)
+    text = (
+        f"- Cross-check: the mixed model of the same runs, with the covariates held fixed, "
+        f"gives a within-trajectory slope of {slope} SD per SD ({_p(model['p'])})"
+    )
+    if nonzero and row["conclusion"] == "no link":
+        text += (
+            f': a small slope distinguishable from zero, so "no link" here means no link '
+            f"as large as |rho| = {EQUIVALENCE_RHO}, not none at all."
+        )
+    elif nonzero == (row["conclusion"] in LINKS):
+        text += ", which agrees."
+    else:
+        text += ", which disagrees: the result depends on the method."
+    return [text]
 
 
 def _secondary_section(tables: dict[str, Any]) -> list[str]:
@@ -431,6 +461,13 @@ def _heterogeneity_section(tables: dict[str, Any]) -> list[str]:
     return [*lines, "", markdown_table(rows, [*columns, "heterogeneity"]), ""]
 
 
+_PREDICTOR_NAMES = {
+    "curvature": "|curvature|",
+    "target_bending": "|target bending|",
+    "target_value": "target value",
+    "dist_origin": "distance to the network's origin",
+    "density_init": "initial density",
+}
 #: Phrases of statsmodels' MixedLM warnings and what they mean for the reader.
 _FIT_TROUBLE = {
     "boundary": "a variance component estimated at zero (on the boundary)",
@@ -444,12 +481,13 @@ def _mixed_model_section(tables: dict[str, Any]) -> list[str]:
     lines = ["## Mixed models", ""]
     if table.empty:
         return [*lines, "- No model was fitted.", ""]
-    names = ", ".join(f"|{p}|" if p != "target_value" else p for p in MODEL_PREDICTORS)
+    names = " + ".join(_PREDICTOR_NAMES.get(p, p) for p in MODEL_PREDICTORS)
     lines.append(
-        f"Per family, arm and target (statsmodels MixedLM, REML): change ~ {names} along the "
-        "trajectory (deviations from its mean) + the trajectory's mean |curvature| "
-        "(+ manifold), a random intercept per seed and a variance component per trajectory; "
-        "the change and the predictors standardised within each manifold."
+        f"Per family, arm and target (statsmodels MixedLM, REML): change ~ {names}, each "
+        "along the trajectory (deviation from its mean), + the trajectory's mean |curvature| "
+        "(+ manifold); a random intercept and a random |curvature| slope per seed (so that "
+        "the seeds, not the windows, carry the slope's uncertainty) and a variance "
+        "component per trajectory; change and predictors standardised within each manifold."
     )
     lines.append("")
     fitted = table[table["coef"].notna()] if "coef" in table else table.iloc[:0]
@@ -467,6 +505,11 @@ def _mixed_model_section(tables: dict[str, Any]) -> list[str]:
                 f"; |curvature| is entangled with the other predictors (VIF "
                 f"{row['vif_curvature']:.1f}), so the model separates them poorly"
                 if row["vif_curvature"] > VIF_ENTANGLED
+                else ""
+            )
+            + (
+                "; its Hessian is not positive definite, so this interval is less reliable"
+                if "Hessian" in str(row["warnings"])
                 else ""
             )
             + "."
@@ -514,9 +557,12 @@ def _dose_section(tables: dict[str, Any]) -> list[str]:
         "mean slope is tested across seeds (t-test, Holm across series)."
     )
     lines.append("")
+    skipped: dict[str, list[str]] = {}
     for row in _records(table):
         if not np.isfinite(row.get("slope", math.nan)):
-            lines.append(f"- {row['contrast_name']} ({_label(row)}): {row.get('note', '')}.")
+            skipped.setdefault(str(row.get("note", "")), []).append(
+                f"{row['contrast_name']} ({_label(row)})"
+            )
             continue
         levels = int(row["levels"])
         smallest = 2 / math.factorial(levels)
@@ -539,6 +585,8 @@ def _dose_section(tables: dict[str, Any]) -> list[str]:
                 )
             )
         lines.append(text)
+    for note, series in skipped.items():
+        lines.append(f"- Not tested, {note}: {', '.join(series)}.")
     return [*lines, ""]
 
 
