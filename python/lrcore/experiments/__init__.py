@@ -3,8 +3,9 @@
 ``lrcore study`` (or :func:`run_study`) trains seeded ReLU MLPs on regression targets
 defined on curves, surfaces and an image orbit, counts exact breakpoints with lrcore along
 trajectories on the manifold (and off it) before, during and after training, relates the
-change of density to curvature and to the target's discontinuities with bootstrap
-statistics, and writes tables, figures and a report. Needs ``pip install
+change of density to curvature and to the target's discontinuities with the seed as the
+unit of inference (:mod:`.inference`, :mod:`.analysis`), and writes tables, figures and
+a report whose readings are generated from the numbers (:mod:`.report`). Needs ``pip install
 "lrcore[experiments]"``.
 """
 
