@@ -925,7 +925,15 @@ def dose_response_table(correlations: Any, seed_effects: Any) -> Any:
 
 def kinds_table(changes: Any) -> Any:
     """Mean density before and after training and the change, per family, arm, target and
-    trajectory kind."""
+    trajectory kind.
+
+    Examples
+    --------
+    >>> from lrcore.experiments.synthetic import synthetic_tables
+    >>> windows = synthetic_tables(seeds=2, windows=8, arms=("arc",))["windows"]
+    >>> kinds_table(density_changes(windows))[["target", "kind"]].values.tolist()
+    [['smooth', 'on'], ['smooth', 'offset'], ['smooth', 'line'], ['step', 'on'], ['step', 'offset'], ['step', 'line']]
+    """
     return (
         changes.groupby(["family", "arm", "target", "kind"], sort=False)[
             ["density_init", "density_final", "change"]

@@ -140,7 +140,20 @@ def training_figure(windows: Any, family: str, out: Path) -> Path:
 def forest_figure(seed_effects: Any, correlations: Any, family: str, out: Path) -> Path:
     """Per-seed Fisher z of Spearman(change, |curvature|) on the manifold, one row per
     manifold (and the pooled family), with the seeds' mean and its 95% t interval, the
-    zero line and the equivalence margin: one panel per arm and target."""
+    zero line and the equivalence margin: one panel per arm and target.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from lrcore.experiments.analysis import analyse
+    >>> from lrcore.experiments.synthetic import synthetic_tables
+    >>> tables = analyse(**synthetic_tables(seeds=3, windows=8), resamples=9)
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     path = forest_figure(tables["seed_effects"], tables["correlations"], "curves", Path(folder))
+    ...     dose = dose_figure(tables["correlations"], Path(folder))
+    >>> path.name, dose.name
+    ('forest_curves.png', 'dose_response.png')
+    """
     plt = pyplot()
     effects = seed_effects[
         (seed_effects["family"] == family)
