@@ -262,3 +262,12 @@ def test_target_bending_is_the_second_derivative_along_arc_length():
         exact = k**2 * np.abs(np.sin(k * trajectory.coordinate * curve.length))
         bend = _target_bending(trajectory, target)
         np.testing.assert_allclose(bend[1:-1], exact[1:-1], atol=1e-3 * k**2)
+
+
+def test_one_primary_endpoint_even_with_two_architectures():
+    data = synthetic_tables(manifolds=ELLIPSES, seeds=3, windows=8, arms=("arc",))
+    other = data["windows"].assign(width=16, run=lambda f: f["run"] + "w16")
+    changes = density_changes(pd.concat([data["windows"], other], ignore_index=True))
+    tests, _ = link_tests(changes, resamples=9)
+    assert tests["primary"].sum() == 1
+    assert tests.loc[tests["primary"], "width"].iloc[0] == 8

@@ -89,7 +89,8 @@ GROUP = ["family", "arm", "target", "width", "depth", "kind"]
 #: The primary endpoint, named before any data is seen: the mean over seeds of the Fisher
 #: z of Spearman(change, |curvature|) on curves, arc-length targets, smooth target,
 #: on-manifold trajectories, pooled over the curves whose curvature varies. Its test is
-#: the one-sample t-test across seeds; "no link" needs its TOST to pass.
+#: the one-sample t-test across seeds; "no link" needs its TOST to pass. With several
+#: architectures, the first one in the tables carries it.
 PRIMARY = {
     "family": "curves",
     "arm": "arc",
@@ -438,6 +439,8 @@ def _decide(table: Any) -> Any:
     primary = np.ones(len(table), dtype=bool)
     for key, value in PRIMARY.items():
         primary &= (table[key] == value).to_numpy()
+    # With several architectures, the first one studied carries the primary endpoint.
+    primary[np.flatnonzero(primary)[1:]] = False
     table["primary"] = primary
     table["p"] = np.where(primary | table["p_shift"].isna(), table["p_t"], table["p_shift"])
     table["p_method"] = np.where(
