@@ -837,11 +837,13 @@ def discontinuity_table(changes: Any) -> Any:
 
 def dose_response_table(correlations: Any, seed_effects: Any) -> Any:
     """Does the within-curve link grow with the curvature contrast? One row per series
-    (``contrast_name``), arm, target and architecture, on-manifold |curvature|.
+    (``contrast_name``), arm, target, architecture and curvature measure, on the manifold
+    (a torus's coordinate circles have a constant normal curvature, but |K| and |H| vary
+    along them, and more so as its minor radius grows).
 
     The dose of a manifold is its ``curvature_spread`` (the coefficient of variation of
-    window |curvature| along its trajectories: 0 for a circle), whichever way the named
-    contrast runs. Per seed, the least-squares slope of its z on the dose over the
+    the measure's window means along its trajectories: 0 for a circle), whichever way the
+    named contrast runs. Per seed, the least-squares slope of its z on the dose over the
     series' levels whose curvature varies (a constant-curvature level has no
     within-curve correlation: it is listed in ``excluded``); across seeds, the mean slope
     with a t interval, the t-test and the Wilcoxon test of zero (``p_slope``,
@@ -863,11 +865,11 @@ def dose_response_table(correlations: Any, seed_effects: Any) -> Any:
     rows: list[dict[str, Any]] = []
     if correlations.empty:
         return pd.DataFrame(rows)
-    keys = ["contrast_name", "family", "arm", "target", "width", "depth"]
+    keys = ["contrast_name", "family", "arm", "target", "width", "depth", "measure"]
     series = correlations[
         (correlations["manifold"] != "all")
         & (correlations["kind"] == "on")
-        & (correlations["measure"] == "curvature")
+        & (correlations["measure"] != CONTROL)
         & correlations["contrast_name"].fillna("").astype(bool)
     ]
     for key, frame in series.groupby(keys, sort=False):
@@ -880,13 +882,11 @@ def dose_response_table(correlations: Any, seed_effects: Any) -> Any:
         row["doses"] = ", ".join(f"{d:.3g}" for d in tested["curvature_spread"])
         row["mean_z"] = ", ".join(f"{z:+.3f}" for z in tested["mean_z"])
         if len(tested) < 2:
-            row["note"] = "fewer than 2 levels with varying curvature"
+            row["note"] = f"fewer than 2 levels where |{row['measure']}| varies along the path"
             rows.append(row)
             continue
         effects = seed_effects[
-            seed_effects["manifold"].isin(tested["manifold"])
-            & (seed_effects["measure"] == "curvature")
-            & (seed_effects["kind"] == "on")
+            seed_effects["manifold"].isin(tested["manifold"]) & (seed_effects["kind"] == "on")
         ]
         for k, value in zip(keys[1:], key[1:]):
             effects = effects[effects[k] == value]

@@ -175,7 +175,8 @@ def _headline_section(tables: dict[str, Any]) -> list[str]:
             continue
         rows.append(
             {
-                "result": f"dose-response {row['contrast_name']} ({_label(row)}): slope of z",
+                "result": f"dose-response {row['contrast_name']} ({_label(row)}, "
+                f"|{row['measure']}|): slope of z",
                 "estimate [95% CI]": _interval(row["slope"], row["slope_lo"], row["slope_hi"]),
                 "test": f"slope t-test, Holm {_p(row['p_holm'])}",
                 "reading": _dose_words(row),
@@ -552,22 +553,23 @@ def _dose_section(tables: dict[str, Any]) -> list[str]:
     if table.empty:
         return [*lines, "- No dose-response series in this run.", ""]
     lines.append(
-        "Dose: the coefficient of variation of window |curvature| along a manifold's "
-        "trajectories. Per seed, the slope of its z on the dose across a series' levels; the "
-        "mean slope is tested across seeds (t-test, Holm across series)."
+        "Dose: the coefficient of variation of a curvature measure's window means along a "
+        "manifold's trajectories. Per seed, the slope of its z on the dose across a series' "
+        "levels; the mean slope is tested across seeds (t-test, Holm across series)."
     )
     lines.append("")
     skipped: dict[str, list[str]] = {}
     for row in _records(table):
         if not np.isfinite(row.get("slope", math.nan)):
             skipped.setdefault(str(row.get("note", "")), []).append(
-                f"{row['contrast_name']} ({_label(row)})"
+                f"{row['contrast_name']} ({_label(row)}, |{row['measure']}|)"
             )
             continue
         levels = int(row["levels"])
         smallest = 2 / math.factorial(levels)
         text = (
-            f"- {row['contrast_name']} ({_label(row)}), levels {row['contrasts']} "
+            f"- {row['contrast_name']} ({_label(row)}, |{row['measure']}|), levels "
+            f"{row['contrasts']} "
             f"(doses {row['doses']}; mean z {row['mean_z']}"
             + (f"; left out: {row['excluded']}, constant curvature" if row["excluded"] else "")
             + f"): slope {_interval(row['slope'], row['slope_lo'], row['slope_hi'])} per unit "
