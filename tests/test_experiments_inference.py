@@ -26,6 +26,7 @@ from lrcore.experiments.inference import (
     holm,
     seed_level_test,
     shifted_spearman,
+    spearman_rows,
     strength,
 )
 from lrcore.experiments.synthetic import circular_ar1, plant
@@ -61,6 +62,11 @@ def test_shifted_spearman_matches_scipy_at_every_shift_with_ties_and_gaps():
             assert full[i, k] == pytest.approx(stats.spearmanr(c[i], rolled).statistic)
             expected = stats.spearmanr(c[i][keep], rolled[keep]).statistic
             assert masked[i, k] == pytest.approx(expected)
+    gappy = np.where(valid, y, np.nan)
+    rows = spearman_rows(c, gappy)
+    for i in range(6):
+        keep = valid[i]
+        assert rows[i] == pytest.approx(stats.spearmanr(c[i][keep], y[i][keep]).statistic)
     # A constant side (a circle's curvature) has no correlation.
     assert np.isnan(shifted_spearman(np.ones(8), np.arange(8.0))).all()
     with pytest.raises(ValueError, match="curvature, change"):

@@ -42,6 +42,7 @@ from .inference import (
     holm,
     seed_level_test,
     shifted_spearman,
+    spearman_rows,
 )
 
 __all__ = [
@@ -191,20 +192,24 @@ CONSTANT_SPREAD = 1e-9
 
 
 def _without_constant_rows(values: FloatArray) -> FloatArray:
-    """``values`` (units, windows) with the rows that are constant (to
-    :data:`CONSTANT_SPREAD`) set to NaN.
+    """``values`` (units, windows) with the rows that are constant set to NaN: those
+    whose spread is at most :data:`CONSTANT_SPREAD` times their largest |value|, or
+    times the largest |value| of all rows (a measure that is 0 along a path up to
+    rounding, a geodesic's geodesic curvature, is constant there too).
 
     Examples
     --------
-    >>> _without_constant_rows(np.array([[1.0, 1 + 1e-15], [1.0, 2.0]])).tolist()
-    [[nan, nan], [1.0, 2.0]]
+    >>> rows = np.array([[1.0, 1 + 1e-15], [1e-17, -1e-17], [1.0, 2.0]])
+    >>> _without_constant_rows(rows).tolist()
+    [[nan, nan], [nan, nan], [1.0, 2.0]]
     """
     finite = np.where(np.isfinite(values), values, np.nan)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows
         spread = np.nanmax(finite, axis=1) - np.nanmin(finite, axis=1)
         scale = np.nanmax(np.abs(finite), axis=1)
-    constant = ~(spread > CONSTANT_SPREAD * scale)
+    overall = float(np.nanmax(scale)) if np.isfinite(scale).any() else 0.0
+    constant = ~(spread > CONSTANT_SPREAD * np.maximum(scale, overall))
     out: FloatArray = np.where(constant[:, None], np.nan, values)
     return out
 
@@ -316,10 +321,7 @@ def _confound_z(units: _Units, measure: str) -> dict[str, FloatArray]:
     for name in CONFOUNDS:
         if name == measure:
             continue
-        x = units.arrays[name]
-        both = np.isfinite(c) & np.isfinite(x)
-        rho = shifted_spearman(np.where(both, c, np.nan), np.where(both, x, np.nan), both)
-        out[name] = fisher_z(rho[:, 0])
+        out[name] = fisher_z(spearman_rows(c, units.arrays[name]))
     return out
 
 
@@ -593,7 +595,7 @@ def _within(values: Any, units: Any, manifolds: Any) -> Any:
     each manifold (0 where they do not vary beyond rounding, :data:`CONSTANT_SPREAD`)."""
     centred = values - values.groupby(units).transform("mean")
     spread = np.sqrt((centred**2).groupby(manifolds).transform("mean"))
-    scale = values.abs().groupby(manifolds).transform("max")
+    scale = max(float(values.abs().max()), 1e-300)
     return (centred / spread.where(spread > CONSTANT_SPREAD * scale)).fillna(0.0)
 
 

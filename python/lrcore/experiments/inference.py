@@ -39,6 +39,7 @@ __all__ = [
     "holm",
     "seed_level_test",
     "shifted_spearman",
+    "spearman_rows",
     "strength",
 ]
 
@@ -87,9 +88,24 @@ def fisher_z(rho: ArrayLike) -> FloatArray:
     return out
 
 
+def spearman_rows(x: ArrayLike, y: ArrayLike) -> FloatArray:
+    """Spearman correlation along the last axis, over the positions where both are finite;
+    NaN when fewer than 4 remain or one side is constant there.
+
+    Examples
+    --------
+    >>> spearman_rows([[1.0, 2, 3, 4, np.nan], [1, 1, 1, 1, 1]], [[2.0, 1, 4, 3, 9], [1, 2, 3, 4, 5]])
+    array([0.6, nan])
+    """
+    xs = np.asarray(x, dtype=np.float64)
+    ys = np.asarray(y, dtype=np.float64)
+    both = np.isfinite(xs) & np.isfinite(ys)
+    return _rank_correlation(np.where(both, xs, np.nan), np.where(both, ys, np.nan))
+
+
 def _rank_correlation(x: FloatArray, y: FloatArray) -> FloatArray:
-    """Pearson correlation of ranks along the last axis, NaNs left out pairwise (x and y
-    share their NaNs); NaN when fewer than 4 values remain or one side is constant."""
+    """Pearson correlation of ranks along the last axis, NaNs left out (x and y share
+    their NaNs); NaN when fewer than 4 values remain or one side is constant."""
     stats = optional_import("scipy.stats", "experiments")
     rx = stats.rankdata(x, axis=-1, nan_policy="omit")
     ry = stats.rankdata(y, axis=-1, nan_policy="omit")

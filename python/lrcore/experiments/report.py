@@ -800,6 +800,11 @@ def _fit_section(tables: dict[str, Any], config: dict[str, Any]) -> list[str]:
     return lines
 
 
+#: Relative change of a trajectory's breakpoint count at the finer resolution above which
+#: the report names the trajectory as not converged.
+RESOLUTION_TOLERANCE = 0.05
+
+
 def _resolution_section(tables: dict[str, Any]) -> list[str]:
     convergence = tables["convergence"]
     if convergence is None or convergence.empty:
@@ -807,22 +812,37 @@ def _resolution_section(tables: dict[str, Any]) -> list[str]:
     rel = (convergence["fine_breakpoints"] - convergence["breakpoints"]).abs() / convergence[
         "fine_breakpoints"
     ].clip(lower=1)
-    return [
-        "## Resolution check",
-        "",
+    coarse = convergence[rel > RESOLUTION_TOLERANCE]
+    worst = convergence.loc[rel.idxmax()]
+    text = (
         f"- Counting the trained networks again along polylines with "
         f"{int(convergence['fine_resolution'].iloc[0])} instead of "
         f"{int(convergence['resolution'].iloc[0])} vertices changes the breakpoint count of a "
-        f"trajectory by at most {100 * rel.max():.2f}% (median {100 * rel.median():.2f}%), and "
-        f"a window density by at most {convergence['max_window_density_difference'].max():.3g} "
-        "breakpoints per unit length: "
-        + (
-            "the polylines are fine enough."
-            if rel.max() < 0.05
-            else "some polylines are too coarse; raise --resolution."
-        ),
-        "",
-    ]
+        f"trajectory by {100 * rel.median():.2f}% at the median, by more than 1% on "
+        f"{int((rel > 0.01).sum())} of {len(rel)} trajectories and by at most "
+        f"{100 * rel.max():.1f}% ({worst['manifold']}, {worst['trajectory']}, seed "
+        f"{worst['seed']}); a window density changes by at most "
+        f"{convergence['max_window_density_difference'].max():.3g} breakpoints per unit "
+        "length. "
+    )
+    if coarse.empty:
+        text += (
+            f"Every trajectory is within {100 * RESOLUTION_TOLERANCE:.0f}%: the polylines are "
+            "fine enough."
+        )
+    else:
+        text += (
+            f"{len(coarse)} trajectories change by more than {100 * RESOLUTION_TOLERANCE:.0f}% "
+            "(their window densities are the least exact; raise --resolution to shrink this)."
+        )
+    lines = ["## Resolution check", "", text]
+    if "curvature_difference" in convergence:
+        lines.append(
+            "- The window-mean curvature of a trajectory changes by at most "
+            f"{100 * convergence['curvature_difference'].max():.2g}% of its largest value at "
+            "the finer resolution."
+        )
+    return [*lines, ""]
 
 
 def _controls_section(tables: dict[str, Any], config: dict[str, Any]) -> list[str]:
