@@ -855,16 +855,19 @@ def _controls_section(tables: dict[str, Any], config: dict[str, Any]) -> list[st
             & (correlations["manifold"] == "all")
             & correlations["p"].notna()
         ]
-        positive = control[(control["p"] < ALPHA) & (control["rho"] > 0)]
+        positive = (control["p"] < ALPHA) & (control["rho"] > 0)
         if len(control):
+            others = [
+                f"{_label(r)} (rho {_rho(r)}, {_p(r['p'])})" for r in _records(control[~positive])
+            ]
             lines.append(
                 "- Positive control, the change against the target's bending |d²f/ds²| "
-                f"(pooled per family, arm and target): {len(positive)} of {len(control)} "
+                f"(pooled per family, arm and target): {int(positive.sum())} of {len(control)} "
                 f"groups show a positive link at {ALPHA} (unadjusted)"
                 + (
                     ", so the pipeline detects a link where one is expected."
-                    if len(positive) == len(control)
-                    else "; where it does not, links of that size are beyond this run's power."
+                    if not others
+                    else f"; none in {'; '.join(others)}."
                 )
             )
         offsets = correlations[
@@ -876,8 +879,9 @@ def _controls_section(tables: dict[str, Any], config: dict[str, Any]) -> list[st
         if len(offsets):
             off_links = offsets[offsets["conclusion"].isin(LINKS)]
             lines.append(
-                f"- Offset trajectories ({config.get('offset', '?')} off the manifold along its "
-                f"outward normal, with the curvature of the point they come from): "
+                f"- Offset trajectories ({config.get('offset', '?')} off the manifold on both "
+                "sides along its outward normal, with the curvature of the point they come "
+                "from): "
                 f"{len(off_links)} of {len(offsets)} pooled tests show a link (unadjusted)."
             )
     kinds = tables["kinds"]
