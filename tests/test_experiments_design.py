@@ -407,3 +407,43 @@ def test_tables_carry_the_contract_columns():
         lines = windows[windows["kind"] == "line"]
         assert (lines["curvature"] == 0).all()
         assert {"curvature_difference", "estimate_difference"} <= set(result["convergence"])
+
+
+def test_arc_frequencies_share_no_factor_with_the_curvature_symmetry():
+    from lrcore.experiments.sweep import DEFAULT_MANIFOLDS, build_manifold
+    from lrcore.experiments.targets import draw_targets
+
+    for spec in DEFAULT_MANIFOLDS["curves"] + DEFAULT_MANIFOLDS["images"]:
+        manifold = build_manifold(spec)
+        k = manifold.curvature_symmetry
+        drawn = {
+            draw_targets(
+                "arc", np.random.default_rng(seed), k, frequencies=manifold.arc_frequencies
+            )["smooth"].frequency
+            for seed in range(40)
+        }
+        assert len(drawn) >= 2, spec  # random per seed
+        assert all(math.gcd(int(f), k) == 1 for f in drawn) or k < 2, spec
+    assert build_manifold("profile:amplitude=0.6").curvature_symmetry == 3
+    assert build_manifold("ellipse:b=0.4").curvature_symmetry == 2
+
+
+def test_targets_and_training_reject_bad_input():
+    from lrcore.experiments.targets import Target, draw_targets
+    from lrcore.experiments.training import build_mlp, train
+
+    with pytest.raises(ValueError, match="arm"):
+        Target("smooth", arm="chart")
+    with pytest.raises(ValueError, match="direction"):
+        Target("smooth", arm="ambient", direction=(1.0, 1.0))
+    with pytest.raises(ValueError, match="frequency"):
+        Target("smooth", frequency=0)
+    with pytest.raises(ValueError, match="inputs"):
+        draw_targets("ambient", np.random.default_rng(0))
+    with pytest.raises(ValueError, match="frequencies"):
+        draw_targets("arc", np.random.default_rng(0), symmetry=6, frequencies=(2, 3))
+    x = np.zeros((4, 1))
+    with pytest.raises(ValueError, match="schedule"):
+        train(build_mlp(1, 2, 1, seed=0), x, x[:, 0], 1, schedule="linear")
+    with pytest.raises(ValueError, match="distance"):
+        Ellipse().trajectories(16)[0].offset(0.0)

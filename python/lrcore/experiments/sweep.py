@@ -198,14 +198,14 @@ class StudyConfig:
     depths: tuple[int, ...] = (3,)
     steps: int = 500
     checkpoints: int = 2
-    samples: int = 512
+    samples: int = 768
     heldout: int = 512
     resolution: int = 512
     windows: int = 32
     offset: float = 0.1
     surface_paths: int = 2
     lines: int = 1
-    learning_rate: float = 1e-2
+    learning_rate: float = 2e-2
     schedule: str = "cosine"
     motion_scale: float = 3.0
     fit_fraction: float = 0.1
@@ -476,7 +476,7 @@ def prepare_task(task: Task, config: StudyConfig) -> TaskSetup:
     --------
     >>> setup = prepare_task(Task("ellipse:b=0.4", "smooth", 0, 8, 2), StudyConfig())
     >>> setup.inputs.shape, [t.kind for t in setup.trajectories]
-    ((512, 2), ['on', 'offset', 'offset', 'line'])
+    ((768, 2), ['on', 'offset', 'offset', 'line'])
     """
     spec, seed = task.manifold, task.seed
     manifold, on_base = _base(spec, config.embed_dim, config.resolution, config.surface_paths)
