@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from .analysis import CONFOUNDS, CONTROL, MODEL_PREDICTORS, PRIMARY
+from .analysis import CONFOUNDS, CONTROL, MODEL_PREDICTORS, PERMUTATIONS, PRIMARY
 from .inference import ALPHA, EQUIVALENCE_RHO, STRENGTHS, strength
 
 __all__ = [
@@ -966,8 +966,10 @@ def _method_section(config: dict[str, Any]) -> list[str]:
         (
             "- Circular-shift permutation test (closed trajectories): each seed's change "
             "series is rotated along its loop by a random offset relative to curvature, "
-            f"{config.get('bootstrap')} times; p = (1 + #{{|T*| >= |T|}}) / (B + 1). It keeps "
-            "the autocorrelation along the loop, which makes rows of windows dependent."
+            f"B = {config.get('permutations', PERMUTATIONS)} times; p = (1 + #{{|T*| >= |T|}}) "
+            "/ (B + 1). It keeps the autocorrelation along the loop (which makes windows "
+            "dependent) and breaks only the alignment with curvature. Trajectories that are "
+            "not closed are tested by the t-test across seeds alone."
         ),
         (
             f"- Multiplicity: Holm across the family of on-manifold curvature tests; the "
