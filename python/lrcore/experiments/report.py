@@ -758,8 +758,12 @@ def _confound_section(tables: dict[str, Any]) -> list[str]:
 def _fit_section(tables: dict[str, Any], config: dict[str, Any]) -> list[str]:
     fit = tables["fit"]
     lines = ["## Fit", ""]
-    rule = config.get("fit_rule") or (
-        "a run fits when its held-out MSE is at most its `fit_threshold` (see the configuration)"
+    fraction = config.get("fit_fraction")
+    rule = (
+        f"a run fits when its held-out MSE is at most {fraction} times the variance of its "
+        "target on the held-out points"
+        if fraction is not None
+        else "a run fits when its held-out MSE is at most its `fit_threshold`"
     )
     excluded = fit[~fit["fit_ok"]]
     lines.append(
