@@ -65,9 +65,23 @@ def _p(value: float) -> str:
 
 
 def _interval(value: float, lo: float, hi: float, sign: bool = True) -> str:
+    """``value [lo, hi]`` with two decimals, or more where two would show a bound that
+    excludes the null value (0 for signed values, 1 for ratios) as equal to it.
+
+    Examples
+    --------
+    >>> _interval(1.57, 1.001, 2.45, sign=False), _interval(0.1, -0.2, 0.3)
+    ('1.570 [1.001, 2.450]', '+0.10 [-0.20, +0.30]')
+    """
     if not np.isfinite(value):
         return "-"
-    form = "+.2f" if sign else ".2f"
+    null = 0.0 if sign else 1.0
+    digits = 2
+    while digits < 6 and any(
+        np.isfinite(b) and b != null and round(b, digits) == null for b in (lo, hi)
+    ):
+        digits += 1
+    form = f"+.{digits}f" if sign else f".{digits}f"
     return f"{value:{form}} [{lo:{form}}, {hi:{form}}]"
 
 
@@ -664,7 +678,11 @@ def _placebo_sentence(row: Any, where: str) -> str:
             + (
                 ", which can explain it (a fit needs breakpoints where the target bends)."
                 if bends and more == (row["ratio_final"] > 1)
-                else ", which does not explain it."
+                else (
+                    ", the other way, so it does not explain it."
+                    if bends
+                    else ", a ratio not distinguishable from 1, so it does not explain it."
+                )
             )
         )
     return text
