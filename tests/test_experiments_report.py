@@ -75,6 +75,13 @@ def test_a_placebo_whose_interval_excludes_one_is_reported(tables, tmp_path):
     assert "1.20 [1.10, 1.30], a CI that excludes 1: the placebo fails" in text
     assert "placebo fails (CI excludes 1)" in text.split("## Primary")[0]  # the headline
     assert "the placebo holds" not in text
+    bending = ["bending_ratio", "bending_ratio_lo", "bending_ratio_hi"]
+    table.loc[placebo, bending] = [1.6, 1.4, 1.8]
+    text = _report(tables, tmp_path, discontinuity=table)
+    assert "bends 1.60 [1.40, 1.80] times as much as elsewhere, which can explain it" in text
+    table.loc[placebo, bending] = [1.1, 0.9, 1.3]
+    text = _report(tables, tmp_path, discontinuity=table)
+    assert "a ratio not distinguishable from 1, so it does not explain it" in text
     table.loc[placebo, ["ratio_final", "ratio_final_lo", "ratio_final_hi"]] = [1.0, 0.9, 1.1]
     text = _report(tables, tmp_path, discontinuity=table)
     assert "1.00 [0.90, 1.10], a CI that contains 1: the placebo holds" in text
