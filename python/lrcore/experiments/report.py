@@ -287,7 +287,7 @@ def write_report(
             "with curvature; family-level rows pool the manifolds after standardising both "
             "within each manifold and seed, so differences between manifolds do not count; "
             "95% percentile intervals from a two-level bootstrap (seeds, then "
-            f"windows within seeds; {config['bootstrap']} resamples). For step targets, windows "
+            "windows within seeds). For step targets, windows "
             "within one window of a jump are left out of the curvature correlations (the extra "
             "breakpoints of a jump can still spill further, so the smooth target is the "
             "cleaner test of curvature). "

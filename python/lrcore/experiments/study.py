@@ -36,7 +36,6 @@ QUICK = StudyConfig(
         "digit:digit=1",
     ),
     seeds=tuple(range(6)),
-    bootstrap=500,
 )
 #: A tiny study for tests: one manifold per family, 2 seeds, few steps.
 TINY = StudyConfig(
@@ -51,9 +50,10 @@ TINY = StudyConfig(
     resolution=128,
     windows=8,
     convergence_factor=2,
-    bootstrap=50,
     permutations=99,
 )
+#: Bootstrap resamples of the (interim) correlation and discontinuity tables.
+_RESAMPLES = 200
 TABLES = ("windows", "changes", "runs", "convergence", "correlations", "discontinuity", "kinds")
 
 
@@ -88,8 +88,8 @@ def collect_tables(results: list[dict[str, Any]], config: StudyConfig) -> dict[s
     }
     changes = density_changes(tables["windows"])
     tables["changes"] = changes
-    tables["correlations"] = correlation_table(changes, config.bootstrap)
-    tables["discontinuity"] = discontinuity_table(changes, config.bootstrap)
+    tables["correlations"] = correlation_table(changes, _RESAMPLES)
+    tables["discontinuity"] = discontinuity_table(changes, _RESAMPLES)
     tables["kinds"] = (
         changes.groupby(["family", "target", "kind"], sort=False)[
             ["density_init", "density_final", "change"]

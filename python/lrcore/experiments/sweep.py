@@ -177,8 +177,6 @@ class StudyConfig:
     convergence_factor
         The resolution check measures the final network and the curvature again at this
         many times the resolution.
-    bootstrap
-        Bootstrap resamples for confidence intervals.
     permutations
         Circular-shift permutations of the per-manifold null distributions.
 
@@ -211,7 +209,6 @@ class StudyConfig:
     fit_fraction: float = 0.1
     embed_dim: int = 2
     convergence_factor: int = 2
-    bootstrap: int = 1000
     permutations: int = 9999
 
     def __post_init__(self) -> None:
@@ -242,7 +239,6 @@ class StudyConfig:
             "lines": self.lines,
             "embed_dim": self.embed_dim,
             "convergence_factor": self.convergence_factor,
-            "bootstrap": self.bootstrap,
             "permutations": self.permutations,
         }
         for name, value in positive.items():
