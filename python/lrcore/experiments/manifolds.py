@@ -364,7 +364,8 @@ class Manifold:
         """The order of the symmetry of its curvature along the chart coordinate: the
         curvature repeats ``k`` times per turn (0: constant, 1: no symmetry). Target
         frequencies are chosen to share no factor with it, so that a target does not
-        repeat with the curvature."""
+        repeat with the curvature. Members of a dose-response series share their
+        series' symmetry (its circle too), so they draw their targets alike."""
         return 0 if self.constant_curvature else 1
 
     def contrast(self) -> tuple[str, float] | None:
@@ -472,7 +473,9 @@ class Ellipse(Curve):
 
     @property
     def curvature_symmetry(self) -> int:
-        return 0 if self.constant_curvature else 2
+        # 2 for every ellipse, the circle too: all members of the axis-ratio series draw
+        # their targets alike.
+        return 2
 
     def contrast(self) -> tuple[str, float] | None:
         """``("axis_ratio", short / long axis)``: 1 is a circle."""
@@ -562,7 +565,9 @@ class ProfileCurve(Curve):
 
     @property
     def curvature_symmetry(self) -> int:
-        return 0 if self.constant_curvature else self.symmetry
+        # ``symmetry`` even at amplitude 0 (a circle): all members of the amplitude
+        # series draw their targets alike.
+        return self.symmetry
 
     def contrast(self) -> tuple[str, float] | None:
         """``("amplitude", amplitude)`` for the sinusoidal profiles (0 is a circle)."""

@@ -160,6 +160,9 @@ class StudyConfig:
         Density windows per trajectory.
     offset
         Distance of the off-manifold trajectories from the manifold (on both sides).
+        Where the manifold curves by more than ``1 / offset`` (the ellipse of axis
+        ratio 0.2 near its vertices) the inward offset passes its centres of curvature
+        and folds over: it is a control path there, not a parallel curve.
     surface_paths
         u-curves and v-curves measured on each surface (this many of each).
     lines
