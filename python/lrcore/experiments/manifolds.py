@@ -882,7 +882,19 @@ class Surface(Manifold):
         """``count`` u-curves (named ``u0, u1, ...``) at spread values of v, then
         ``count`` v-curves (``v0, ...``) at spread values of u, each with ``resolution``
         vertices, carrying |normal curvature| (``"curvature"``), |geodesic curvature|,
-        |K| and |H|, and outward normals."""
+        |K| and |H|, and outward normals.
+
+        Examples
+        --------
+        Meridians of the torus bend by 1/minor; its parallels by less, and differently.
+
+        >>> paths = Torus(1.0, 0.5).trajectories(64)
+        >>> [(t.name, round(float(t.measures["curvature"].max()), 3)) for t in paths]
+        [('u0', 2.0), ('u1', 2.0), ('v0', 0.522), ('v1', 1.094)]
+        """
+        if int(count) < 1:
+            msg = f"count: expected a positive number of curves per direction, got {count}"
+            raise ValueError(msg)
         (u0, u1), (v0, v1) = self.u_range, self.v_range
         (pv0, pv1), pv_closed = self.v_path or ((v0, v1), self.v_closed)
         pu0, pu1 = self.u_path_positions or (u0, u1)
