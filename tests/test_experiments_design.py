@@ -406,7 +406,10 @@ def test_tables_carry_the_contract_columns():
             assert windows["geodesic_curvature"].isna().all()
         lines = windows[windows["kind"] == "line"]
         assert (lines["curvature"] == 0).all()
-        assert {"curvature_difference", "estimate_difference"} <= set(result["convergence"])
+        convergence = result["convergence"]
+        # The window curvature is resolved: at 2x the vertices it moves by < 1% of its max.
+        assert (convergence["curvature_difference"] < 1e-2).all(), task.manifold
+        assert (convergence["estimate_difference"] < 2e-2).all(), task.manifold
 
 
 def test_arc_frequencies_share_no_factor_with_the_curvature_symmetry():
@@ -426,6 +429,9 @@ def test_arc_frequencies_share_no_factor_with_the_curvature_symmetry():
         assert all(math.gcd(int(f), k) == 1 for f in drawn) or k < 2, spec
     assert build_manifold("profile:amplitude=0.6").curvature_symmetry == 3
     assert build_manifold("ellipse:b=0.4").curvature_symmetry == 2
+    # A series' circle draws its targets like the rest of the series.
+    assert build_manifold("ellipse:b=1.0").curvature_symmetry == 2
+    assert build_manifold("profile:amplitude=0.0").curvature_symmetry == 3
 
 
 def test_targets_and_training_reject_bad_input():

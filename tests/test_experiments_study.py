@@ -16,9 +16,7 @@ from lrcore.cli import main
 from lrcore.experiments.study import TABLES, TINY, run_study
 from lrcore.experiments.sweep import StudyConfig, make_tasks, run_sweep
 
-SMALL = dataclasses.replace(
-    TINY, manifolds=("ellipse:b=0.5", "saddle"), steps=30, resolution=64, bootstrap=30
-)
+SMALL = dataclasses.replace(TINY, manifolds=("ellipse:b=0.5", "saddle"), steps=30, resolution=64)
 
 
 def test_quick_study_writes_every_table_figure_and_the_report(tmp_path):

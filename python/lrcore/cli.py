@@ -253,9 +253,6 @@ def _add_study(commands: Any) -> None:
         help="the resolution check measures again at this many times the resolution (2)",
     )
     study.add_argument(
-        "--bootstrap", type=_positive_int, default=None, help="bootstrap resamples (1000)"
-    )
-    study.add_argument(
         "--permutations",
         type=_positive_int,
         default=None,
@@ -300,7 +297,6 @@ _STUDY_FIELDS = (
     "motion_scale",
     "embed_dim",
     "convergence_factor",
-    "bootstrap",
     "permutations",
 )
 

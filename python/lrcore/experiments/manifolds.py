@@ -364,7 +364,8 @@ class Manifold:
         """The order of the symmetry of its curvature along the chart coordinate: the
         curvature repeats ``k`` times per turn (0: constant, 1: no symmetry). Target
         frequencies are chosen to share no factor with it, so that a target does not
-        repeat with the curvature."""
+        repeat with the curvature. Members of a dose-response series share their
+        series' symmetry (its circle too), so they draw their targets alike."""
         return 0 if self.constant_curvature else 1
 
     def contrast(self) -> tuple[str, float] | None:
@@ -472,7 +473,9 @@ class Ellipse(Curve):
 
     @property
     def curvature_symmetry(self) -> int:
-        return 0 if self.constant_curvature else 2
+        # 2 for every ellipse, the circle too: all members of the axis-ratio series draw
+        # their targets alike.
+        return 2
 
     def contrast(self) -> tuple[str, float] | None:
         """``("axis_ratio", short / long axis)``: 1 is a circle."""
@@ -562,7 +565,9 @@ class ProfileCurve(Curve):
 
     @property
     def curvature_symmetry(self) -> int:
-        return 0 if self.constant_curvature else self.symmetry
+        # ``symmetry`` even at amplitude 0 (a circle): all members of the amplitude
+        # series draw their targets alike.
+        return self.symmetry
 
     def contrast(self) -> tuple[str, float] | None:
         """``("amplitude", amplitude)`` for the sinusoidal profiles (0 is a circle)."""
@@ -877,7 +882,19 @@ class Surface(Manifold):
         """``count`` u-curves (named ``u0, u1, ...``) at spread values of v, then
         ``count`` v-curves (``v0, ...``) at spread values of u, each with ``resolution``
         vertices, carrying |normal curvature| (``"curvature"``), |geodesic curvature|,
-        |K| and |H|, and outward normals."""
+        |K| and |H|, and outward normals.
+
+        Examples
+        --------
+        Meridians of the torus bend by 1/minor; its parallels by less, and differently.
+
+        >>> paths = Torus(1.0, 0.5).trajectories(64)
+        >>> [(t.name, round(float(t.measures["curvature"].max()), 3)) for t in paths]
+        [('u0', 2.0), ('u1', 2.0), ('v0', 0.522), ('v1', 1.094)]
+        """
+        if int(count) < 1:
+            msg = f"count: expected a positive number of curves per direction, got {count}"
+            raise ValueError(msg)
         (u0, u1), (v0, v1) = self.u_range, self.v_range
         (pv0, pv1), pv_closed = self.v_path or ((v0, v1), self.v_closed)
         pu0, pu1 = self.u_path_positions or (u0, u1)

@@ -43,7 +43,6 @@ QUICK = StudyConfig(
         "digit:digit=1",
     ),
     seeds=tuple(range(6)),
-    bootstrap=500,
 )
 #: A tiny study for tests: one manifold per family, 2 seeds, few steps.
 TINY = StudyConfig(
@@ -58,7 +57,6 @@ TINY = StudyConfig(
     resolution=128,
     windows=8,
     convergence_factor=2,
-    bootstrap=50,
     permutations=99,
 )
 TABLES = (

@@ -160,6 +160,9 @@ class StudyConfig:
         Density windows per trajectory.
     offset
         Distance of the off-manifold trajectories from the manifold (on both sides).
+        Where the manifold curves by more than ``1 / offset`` (the ellipse of axis
+        ratio 0.2 near its vertices) the inward offset passes its centres of curvature
+        and folds over: it is a control path there, not a parallel curve.
     surface_paths
         u-curves and v-curves measured on each surface (this many of each).
     lines
@@ -177,8 +180,6 @@ class StudyConfig:
     convergence_factor
         The resolution check measures the final network and the curvature again at this
         many times the resolution.
-    bootstrap
-        Bootstrap resamples for confidence intervals.
     permutations
         Circular-shift permutations of the per-manifold null distributions.
 
@@ -211,7 +212,6 @@ class StudyConfig:
     fit_fraction: float = 0.1
     embed_dim: int = 2
     convergence_factor: int = 2
-    bootstrap: int = 1000
     permutations: int = 9999
 
     def __post_init__(self) -> None:
@@ -242,7 +242,6 @@ class StudyConfig:
             "lines": self.lines,
             "embed_dim": self.embed_dim,
             "convergence_factor": self.convergence_factor,
-            "bootstrap": self.bootstrap,
             "permutations": self.permutations,
         }
         for name, value in positive.items():
