@@ -58,10 +58,20 @@ def _fmt(value: Any, digits: int = 3) -> str:
 
 
 def _p(value: float) -> str:
-    """A p-value: ``p = 0.012``, ``p < 0.001``."""
+    """A p-value: ``p = 0.012``, ``p < 0.001``; with a fourth decimal where three would
+    round it onto :data:`.inference.ALPHA`.
+
+    Examples
+    --------
+    >>> _p(0.0123), _p(0.0004), _p(0.04996), _p(float("nan"))
+    ('p = 0.012', 'p < 0.001', 'p = 0.0500', 'p = -')
+    """
     if value is None or not np.isfinite(value):
         return "p = -"
-    return "p < 0.001" if value < 0.001 else f"p = {value:.3f}"
+    if value < 0.001:
+        return "p < 0.001"
+    digits = 3 if round(value, 3) != ALPHA or value == ALPHA else 4
+    return f"p = {value:.{digits}f}"
 
 
 def _interval(value: float, lo: float, hi: float, sign: bool = True) -> str:
@@ -390,10 +400,12 @@ def _arms_section(tables: dict[str, Any]) -> list[str]:
         "## The two target arms",
         "",
         (
-            "- The arc arm's targets are functions of arc length (a chart coordinate): "
-            "curvature does not change what must be fitted along the trajectory, so a null is "
-            "expected there by construction, and a link there cannot come from the target; it "
-            "would point to the geometry of the embedding or to a confound."
+            "- The arc arm's targets are functions of a chart coordinate (arc length on "
+            "curves): on a curve, curvature does not change what must be fitted along the "
+            "trajectory, so a null is expected there by construction, and a link cannot come "
+            "from the target; it would point to the geometry of the embedding or to a "
+            "confound. (On a surface the chart coordinate need not follow a path's arc "
+            "length, so there the data decide; see below.)"
         ),
         (
             "- The ambient arm's targets are functions of the input coordinates: along a "
@@ -419,16 +431,18 @@ def _arms_section(tables: dict[str, Any]) -> list[str]:
             f"(after Holm where in the family), {len(nulls)} show equivalence to no link, "
             f"{len(part) - len(links) - len(nulls)} are inconclusive."
         )
-    if found.get("arc", 0) > 0:
-        lines.append(
-            f"- The arc arm shows {found['arc']} link(s) although its targets do not depend on "
-            "curvature: these are not explained by what must be fitted (see the confounds)."
-        )
+    lines += _arc_arm_check(on)
     if "ambient" in found and "arc" in found:
         if found["ambient"] > found["arc"]:
             lines.append(
                 "- The ambient arm shows more links than the arc arm, as expected if curvature "
                 "acts through the function to be fitted along the path."
+            )
+        elif found["ambient"] < found["arc"]:
+            lines.append(
+                f"- The arc arm shows more links than the ambient arm ({found['arc']} against "
+                f"{found['ambient']}): making curvature change the function to fit did not "
+                "make links more frequent here."
             )
         elif found["ambient"] == found["arc"] == 0:
             lines.append(
@@ -436,6 +450,35 @@ def _arms_section(tables: dict[str, Any]) -> list[str]:
                 "the function to fit, at this number of seeds."
             )
     return [*lines, ""]
+
+
+def _arc_arm_check(on: Any) -> list[str]:
+    """Whether the arc arm isolates geometry in the data: where its target's bending
+    follows |curvature| after all (a surface's chart coordinate along a curved path), it
+    does not, and its links there may carry the bending."""
+    column = f"confound_{CONTROL}"
+    arc = on[(on["arm"] == "arc") & (on["manifold"] != "all")]
+    if arc.empty or column not in arc:
+        return []
+    bending = arc[arc[column].abs() >= CONFOUND_RHO]
+    lines = []
+    if len(bending):
+        names = sorted(set(bending["manifold"]))
+        lines.append(
+            f"- In the data, the arc arm's target bending follows the curvature measure on "
+            f"{len(names)} manifold(s) ({', '.join(names)}; |rho| >= {CONFOUND_RHO}): there "
+            "the arc arm does not separate geometry from what must be fitted."
+        )
+    links = arc[arc["conclusion"].isin(LINKS)]
+    if len(links):
+        carried = links[links[column].abs() >= CONFOUND_RHO]
+        lines.append(
+            f"- The arc arm shows {len(links)} per-manifold link(s): {len(carried)} where its "
+            "target's bending follows the curvature measure (they may carry it), "
+            f"{len(links) - len(carried)} where it does not (not explained by what must be "
+            "fitted; see the confounds)."
+        )
+    return lines
 
 
 def _heterogeneity_words(i2: float) -> str:
