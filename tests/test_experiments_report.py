@@ -122,3 +122,16 @@ def test_a_study_where_no_run_fits_still_writes_its_report(tmp_path):
     text = _report(tables, tmp_path)
     assert "No run fits its target, so nothing is analysed" in text
     assert "8 are excluded from every analysis" in text
+
+
+def test_a_ratio_that_differs_from_one_before_training_is_read_by_its_side(tables, tmp_path):
+    table = tables["discontinuity"].copy()
+    step = table["target"] == "step"
+    table.loc[step, ["ratio_final", "ratio_final_lo", "ratio_final_hi"]] = [11.0, 10.0, 12.0]
+    table.loc[step, ["ratio_init", "ratio_init_lo", "ratio_init_hi"]] = [1.1, 1.05, 1.15]
+    text = _report(tables, tmp_path, discontinuity=table)
+    assert "(1.10 [1.05, 1.15]), so part of the difference predates training" in text
+    table.loc[step, ["ratio_init", "ratio_init_lo", "ratio_init_hi"]] = [0.9, 0.85, 0.95]
+    text = _report(tables, tmp_path, discontinuity=table)
+    assert "on the other side of 1, so the difference after training is not inherited" in text
+    assert "predates training" not in text

@@ -684,9 +684,14 @@ def _step_sentence(row: Any, where: str) -> str:
         f"{_p(row['p_ratio_final'])}): {_ratio_words(row)}."
     )
     if _excludes(row["ratio_init_lo"], row["ratio_init_hi"], 1.0):
+        same_side = (row["ratio_init"] > 1) == (row["ratio_final"] > 1)
         text += (
-            f" Before training the ratio already differs from 1 ({_ratio(row, 'ratio_init')}),"
-            " so part of the difference predates training."
+            f" Before training the ratio already differs from 1 ({_ratio(row, 'ratio_init')})"
+            + (
+                ", so part of the difference predates training."
+                if same_side
+                else ", on the other side of 1, so the difference after training is not inherited."
+            )
         )
     else:
         text += f" Before training: {_ratio(row, 'ratio_init')}, a CI that contains 1."
