@@ -928,7 +928,10 @@ def _controls_section(tables: dict[str, Any], config: dict[str, Any]) -> list[st
         positive = (control["p"] < ALPHA) & (control["rho"] > 0)
         if len(control):
             others = [
-                f"{_label(r)} (rho {_rho(r)}, {_p(r['p'])})" for r in _records(control[~positive])
+                f"{_label(r)} (rho {_rho(r)}, {_p(r['p'])}"
+                + (": the opposite sign" if r["p"] < ALPHA and r["rho"] < 0 else "")
+                + ")"
+                for r in _records(control[~positive])
             ]
             lines.append(
                 "- Positive control, the change against the target's bending |d²f/ds²| "
