@@ -10,7 +10,7 @@ are not independent observations, and no p-value here treats them as such. Inste
    trajectories (and, pooled over a family, over its manifolds);
 2. across seeds, the mean z with a t confidence interval, a one-sample t-test and a
    Wilcoxon signed-rank test (:func:`seed_level_test`, scipy.stats), and an equivalence
-   test (TOST, statsmodels) against ``|rho| <` :data:`EQUIVALENCE_RHO`;
+   test (TOST, statsmodels) of ``|rho| <`` :data:`EQUIVALENCE_RHO`;
 3. for closed trajectories, a circular-shift permutation null: each seed's change series
    is rotated along its loop by a random offset relative to the curvature, which keeps
    the autocorrelation of both and breaks only their alignment
