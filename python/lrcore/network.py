@@ -9,6 +9,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from . import _core
+from ._torch_sequential import infer_input_shape, sequential_to_arrays
 from ._validation import as_float_array
 
 if TYPE_CHECKING:
@@ -236,8 +237,6 @@ class Network:
         (8,)
         """
         if input_shape is None:
-            from .torch import infer_input_shape, sequential_to_arrays
-
             try:
                 weights, biases, activations, slopes = sequential_to_arrays(model)
                 return cls(weights, biases, activations, slopes)
