@@ -17,7 +17,7 @@ from ._validation import (
     check_max_memory,
     check_run_options,
 )
-from ._verify import Verifiable
+from ._verify import Verifiable, VerifyReport, check_batch, check_path
 from .network import Network
 
 if TYPE_CHECKING:
@@ -198,6 +198,9 @@ class PathResult(Verifiable):
         out: NDArray[np.float64] = pts[seg] + frac[:, None] * (pts[seg + 1] - pts[seg])
         return out
 
+    def _check(self, net: Network, tol: float) -> VerifyReport:
+        return check_path(self, net, tol)
+
 
 class BatchResult(Verifiable):
     """Results of :func:`count_1d` for several paths, as flat arrays with offsets.
@@ -330,6 +333,9 @@ class BatchResult(Verifiable):
             )
         msg = f"kind: expected 'breakpoints' or 'paths', got {kind!r}"
         raise ValueError(msg)
+
+    def _check(self, net: Network, tol: float) -> VerifyReport:
+        return check_batch(self, net, tol)
 
 
 def _positive(value: float, name: str) -> float:

@@ -19,7 +19,7 @@ from ._validation import (
     check_max_memory,
     check_run_options,
 )
-from ._verify import Verifiable
+from ._verify import Verifiable, VerifyReport, check_slice
 from .network import Network
 from .path1d import DEFAULT_RTOL
 
@@ -451,6 +451,9 @@ class SliceResult(Verifiable):
         ax.set_ylabel("t")
         ax.set_title(f"{self.num_regions} activation regions")
         return ax
+
+    def _check(self, net: Network, tol: float) -> VerifyReport:
+        return check_slice(self, net, tol)
 
 
 def _as_domain(
