@@ -56,6 +56,15 @@ def as_float_array(
     return arr
 
 
+def check_positive(value: float, name: str) -> float:
+    """``value`` as a float, or a ValueError naming ``name`` unless it is finite and > 0."""
+    number = float(value)
+    if not np.isfinite(number) or number <= 0:
+        msg = f"{name}: expected a positive finite number, got {value!r}"
+        raise ValueError(msg)
+    return number
+
+
 def default_threads() -> int:
     """Worker threads by default: the CPUs this process may run on."""
     try:

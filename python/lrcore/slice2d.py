@@ -11,6 +11,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from . import _core
+from ._corecalls import core_count_1d, core_slice_2d
 from ._optional import optional_import
 from ._validation import (
     RoundingWarning,
@@ -25,6 +26,8 @@ from .path1d import DEFAULT_RTOL
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
+
+    from ._core import SliceArrays
 
 __all__ = ["DEFAULT_MAX_REGIONS", "LinearRegions", "Plane", "SliceResult", "slice_2d"]
 
@@ -137,7 +140,7 @@ class SliceResult(Verifiable):
 
     def __init__(
         self,
-        arrays: dict[str, Any],
+        arrays: SliceArrays,
         plane: Plane,
         domain: NDArray[np.float64],
         num_neurons: int,
@@ -652,16 +655,16 @@ def slice_2d(
     # Threads a slice's strips can use beside the other slices of the call.
     spare = max(1, threads // max(1, len(planes)))
     cuts = [_tile_cuts(tiles, net, p, poly, rtol, threads, spare) for p in planes]
-    arrays = _core.slice_2d(
-        net._core,
-        [p.origin for p in planes],
-        [p.basis for p in planes],
-        [poly] * len(planes),
-        cuts,
-        rtol,
-        threads,
-        max_regions,
-        check_max_memory(max_memory),
+    arrays = core_slice_2d(
+        net=net,
+        origins=[p.origin for p in planes],
+        bases=[p.basis for p in planes],
+        domains=[poly] * len(planes),
+        cuts=cuts,
+        rtol=rtol,
+        num_threads=threads,
+        max_regions=max_regions,
+        max_memory=check_max_memory(max_memory),
     )
     results = [
         SliceResult(a, p, poly, net.num_neurons, network=net, rtol=rtol)
@@ -762,15 +765,15 @@ def _probe(
     each line's breakpoints in plane coordinates."""
     # The core directly: slice_2d checked the plane and the magnitudes on the domain,
     # which holds these lines (count_1d's own checks cost more than the counts).
-    flat = _core.count_1d(
-        net._core,
-        [plane.to_input(line) for line in lines],
-        [False] * len(lines),
-        rtol,
-        False,
-        threads,
-        DEFAULT_MAX_REGIONS,
-        0.0,
+    flat = core_count_1d(
+        net=net,
+        paths=[plane.to_input(line) for line in lines],
+        closed=[False] * len(lines),
+        rtol=rtol,
+        want_patterns=False,
+        num_threads=threads,
+        max_pieces=DEFAULT_MAX_REGIONS,
+        max_memory=0.0,
     )
     offsets, lengths = flat["offsets"], flat["lengths"]
     points = []
