@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from scipy.spatial import cKDTree
 
 import lrcore
-from lrcore.slice2d import CUT_OFFSET
+from lrcore._tiling import CUT_OFFSET, TILE_REGIONS
 from support import activations, random_net, seeds
 from test_slice2d import check_all, compare_with_oracle, diameter, lines_net, oracle_slice
 
@@ -116,7 +116,7 @@ def test_auto_tiles_grow_with_the_slice_and_keep_the_result():
     net = lrcore.Network.random([2, 200, 200, 1], seed=1)
     bounds = (-3, 3, -3, 3)
     large = lrcore.slice_2d(net, np.zeros(2), np.eye(2), bounds)
-    assert 2 <= large.tiles <= 3 * large.num_regions // lrcore.slice2d.TILE_REGIONS + 1
+    assert 2 <= large.tiles <= 3 * large.num_regions // TILE_REGIONS + 1
     assert_same_partition(large, lrcore.slice_2d(net, np.zeros(2), np.eye(2), bounds, tiles=1))
     with pytest.raises(ValueError, match="tiles"):
         lrcore.slice_2d(small_net, np.zeros(2), np.eye(2), tiles=0)

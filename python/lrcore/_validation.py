@@ -1,4 +1,9 @@
-"""Input checks shared by the public entry points: clear errors before the core runs."""
+"""Defaults and input checks shared by the public entry points: clear errors before the
+core runs.
+
+The defaults are re-exported by :mod:`lrcore` (``lrcore.DEFAULT_RTOL`` and so on). Python
+passes every option to the core explicitly, so these are the defaults a user meets.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +16,15 @@ from numpy.typing import NDArray
 #: Default relative zero tolerance: a pre-activation z_j at a vertex counts as exactly
 #: zero when |z_j| <= rtol * (||W_j||_2 * ||h||_2 + |b_j|), h being the layer's input.
 DEFAULT_RTOL = 1e-10
+
+#: Default cap on the pieces one count_1d call may create before it stops with
+#: LimitExceeded.
+DEFAULT_MAX_PIECES = 50_000_000
+
+#: Default cap on the faces of one slice; past it slice_2d raises LimitExceeded. At the
+#: core's working memory (about the current layer's width × 16 bytes per vertex, two
+#: vertices per face) this keeps a 256-wide network under a few GB.
+DEFAULT_MAX_REGIONS = 5_000_000
 
 
 class RoundingWarning(UserWarning):

@@ -11,6 +11,7 @@ from numpy.typing import ArrayLike, NDArray
 from ._corecalls import core_count_1d
 from ._optional import optional_import
 from ._validation import (
+    DEFAULT_MAX_PIECES,
     DEFAULT_RTOL,
     as_float_array,
     check_magnitudes,
@@ -33,8 +34,6 @@ __all__ = ["DEFAULT_MAX_PIECES", "DEFAULT_RTOL", "BatchResult", "PathResult", "c
 MIN_STEP = 1e-150
 #: Most windows :meth:`PathResult.window_centers` makes (it refuses more).
 MAX_WINDOWS = 10_000_000
-#: Default cap on the pieces one call may create before it stops with LimitExceeded.
-DEFAULT_MAX_PIECES = 50_000_000
 
 PathLike = Union[ArrayLike, Sequence[ArrayLike]]
 
