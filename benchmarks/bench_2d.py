@@ -523,8 +523,10 @@ def search_box(case: Case, args: argparse.Namespace) -> tuple[float, list[Any], 
 def projected_regioncam_gib(
     case: Case, regions: int, measured: list[tuple[int, int, float]]
 ) -> float | None:
-    """regioncam's peak memory for ``regions`` regions, from its bytes per region per unit
-    of width on the largest earlier case (None when nothing was measured)."""
+    """regioncam's peak memory for ``regions`` regions (None when nothing was measured).
+
+    From its bytes per region per unit of width on the largest earlier case.
+    """
     if not measured:
         return None
     width, count, per_region = max(measured, key=lambda item: item[1])

@@ -696,8 +696,10 @@ def test_linear_regions_merge_duplicate_cancelling_units():
 
 
 def exact_case(spec, origin, basis, bounds=None, domain=None):
-    """Check the slice against the exact oracle, computed whole and in 3 and 4 strips
-    (cut lines through the constructed degeneracies' neighbourhood); returns the whole."""
+    """Check the slice against the exact oracle, computed whole and in 3 and 4 strips.
+
+    The cut lines pass near the constructed degeneracies; returns the whole slice.
+    """
     for tiles in (4, 3, 1):
         r = lrcore.slice_2d(spec.to_lrcore(), origin, basis, bounds, domain=domain, tiles=tiles)
         check_all(r, spec, generic=False)
@@ -966,8 +968,11 @@ def test_property_matches_oracle(case):
 
 @st.composite
 def integer_cases(draw):
-    """Small integer weights and half-integer biases: coincident, parallel, concurrent
-    lines and lines through vertices and box corners are common, and exact."""
+    """Nets of small integer weights and half-integer biases.
+
+    Coincident, parallel and concurrent lines, and lines through vertices and box
+    corners, are common among them, and exact.
+    """
     d = draw(st.integers(2, 3))
     sizes = [d, *draw(st.lists(st.integers(1, 6), min_size=1, max_size=3)), 1]
     ints = st.integers(-2, 2)

@@ -1,5 +1,7 @@
-"""Graph models from torch (residual additions, concatenation, functional forms) lowered to
-chains with linear units, checked against the torch forward pass and a torch-only walk.
+"""Graph models from torch lowered to chains with linear units, checked against torch.
+
+Residual additions, concatenation and functional forms are lowered to chains with linear
+units and checked against the torch forward pass and a torch-only walk.
 
 The oracle (``torch_walk``) runs the model itself, records every ReLU / LeakyReLU input and
 its derivative along the segment, and walks from crossing to crossing (Gamba et al. 2022).

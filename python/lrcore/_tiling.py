@@ -1,5 +1,4 @@
-"""How ``slice_2d`` cuts a slice into strips (tiles): the cut lines, and the heuristic of
-``tiles="auto"``.
+"""How ``slice_2d`` cuts a slice into strips (tiles), and the heuristic of ``tiles="auto"``.
 
 A slice's domain is cut along lines ``s = c`` into strips that the core builds in
 parallel, each with the working memory of one strip, and merges into one partition
@@ -78,8 +77,10 @@ PROBE_MAX_PIECES = DEFAULT_MAX_REGIONS
 
 
 def _quantiles(values: NDArray[np.float64], shares: NDArray[np.float64]) -> NDArray[np.float64]:
-    """``np.quantile(values, shares)`` (linear interpolation), without its first-call cost
-    (numpy imports its machinery lazily: about 1 MB that a small slice would carry)."""
+    """``np.quantile(values, shares)`` (linear interpolation), without its first-call cost.
+
+    numpy imports its quantile machinery lazily: about 1 MB that a small slice would carry.
+    """
     ordered = np.sort(values)
     pos = np.asarray(shares, dtype=np.float64) * (ordered.size - 1)
     lo = np.floor(pos).astype(np.int64)
@@ -107,8 +108,10 @@ def tile_cuts(
     threads: int,
     spare: int,
 ) -> NDArray[np.float64]:
-    """Positions ``s = c`` of the lines that cut one slice's domain into strips
-    (``spare``: the threads the slice's strips may run on at once)."""
+    """Positions ``s = c`` of the lines that cut one slice's domain into strips.
+
+    ``spare``: the threads the slice's strips may run on at once.
+    """
     if isinstance(tiles, str) and tiles == "auto":
         return _auto_cuts(net, plane, poly, rtol, threads, spare)
     if not isinstance(tiles, (int, np.integer)) or isinstance(tiles, bool) or tiles < 1:
@@ -126,8 +129,10 @@ def _probe(
     rtol: float,
     threads: int,
 ) -> tuple[NDArray[np.int64], list[NDArray[np.float64]]]:
-    """Breakpoint counts along ``lines`` (segments in the plane), and the points of
-    each line's breakpoints in plane coordinates."""
+    """Breakpoint counts along ``lines`` (segments in the plane), and their points.
+
+    The points of each line's breakpoints are in plane coordinates.
+    """
     # The core directly: slice_2d checked the plane and the magnitudes on the domain,
     # which holds these lines (count_1d's own checks cost more than the counts).
     flat = core_count_1d(
@@ -156,8 +161,11 @@ def _auto_cuts(
     threads: int,
     spare: int,
 ) -> NDArray[np.float64]:
-    """The cut lines of ``tiles="auto"`` for one slice (the module docstring says how
-    they are placed; ``spare``: the threads the slice's strips may run on at once)."""
+    """The cut lines of ``tiles="auto"`` for one slice.
+
+    The module docstring says how they are placed; ``spare``: the threads the slice's
+    strips may run on at once.
+    """
     (s_lo, t_lo), (s_hi, t_hi) = poly.min(axis=0), poly.max(axis=0)
     width = max(net.layer_widths, default=1)
     s_mid = float(s_lo + s_hi) / 2

@@ -1,5 +1,4 @@
-"""Defaults and input checks shared by the public entry points: clear errors before the
-core runs.
+"""Defaults and input checks shared by the public entry points (errors before the core).
 
 The defaults are re-exported by :mod:`lrcore` (``lrcore.DEFAULT_RTOL`` and so on). Python
 passes every option to the core explicitly, so these are the defaults a user meets.
@@ -153,8 +152,10 @@ def available_memory() -> float | None:
 
 
 def check_max_memory(max_memory: float | None) -> float:
-    """The memory cap in bytes for the core (0: none); None is MEMORY_SHARE of what is
-    available now."""
+    """The memory cap in bytes for the core (0: none).
+
+    ``None`` is :data:`MEMORY_SHARE` of the memory available now.
+    """
     if max_memory is None:
         available = available_memory()
         return 0.0 if available is None else MEMORY_SHARE * available

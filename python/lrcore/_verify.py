@@ -502,8 +502,11 @@ def _sub_intervals(r: PathResult) -> tuple[FloatArray, FloatArray, FloatArray, I
 def _piece_bits(
     r: PathResult, ev: _Evaluator, xs: FloatArray, lengths: FloatArray, piece: IntArray, tol: float
 ) -> tuple[BoolArray, BoolArray]:
-    """Each piece's pattern (stored, or at the middle of its longest sub-interval) and
-    where it is uncertain (never, for stored patterns)."""
+    """Each piece's pattern, and where it is uncertain.
+
+    The pattern is the stored one, or the one at the middle of the piece's longest
+    sub-interval; stored patterns are never uncertain.
+    """
     if r.patterns is not None:
         bits = _unpack(r.patterns, r.num_neurons)
         return bits, np.zeros_like(bits)
@@ -783,8 +786,10 @@ def _interior_edges(r: SliceResult) -> tuple[IntArray, IntArray, IntArray]:
 
 
 def check_slice(r: SliceResult, net: Network, tol: float) -> VerifyReport:
-    """Check one slice against its own geometry and the network: the report of
-    ``SliceResult.verify``."""
+    """Check one slice against its own geometry and the network.
+
+    The report of ``SliceResult.verify``.
+    """
     c = _Collector()
     if r.plane.input_dim != net.input_dim or not _slice_structure(r, net, c):
         if r.plane.input_dim != net.input_dim:

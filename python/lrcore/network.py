@@ -211,8 +211,7 @@ class Network:
     def from_torch(
         cls, model: torch.nn.Module, input_shape: Sequence[int] | None = None
     ) -> Network:
-        """Convert a PyTorch model (weights copied to float64 on the CPU; the model is
-        not changed).
+        """Convert a PyTorch model (weights copied to float64 on the CPU; model unchanged).
 
         Without ``input_shape``: a ``torch.nn.Sequential`` of Linear / ReLU / LeakyReLU /
         Identity / Flatten / Dropout (eval). With ``input_shape`` (one input's shape
