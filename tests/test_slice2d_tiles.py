@@ -18,8 +18,8 @@ from scipy.spatial import cKDTree
 
 import lrcore
 from lrcore._tiling import CUT_OFFSET, TILE_REGIONS
+from slice_oracle import check_all, compare_with_oracle, diameter, lines_net, oracle_slice
 from support import activations, random_net, seeds
-from test_slice2d import check_all, compare_with_oracle, diameter, lines_net, oracle_slice
 
 
 def cut_positions(lo: float, hi: float, count: int) -> list[float]:

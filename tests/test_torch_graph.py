@@ -18,7 +18,7 @@ import lrcore
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("scipy")
-from test_slice2d import check_partition, points_in_domain, segment_crossings
+from slice_oracle import check_partition, points_in_domain, segment_crossings
 from test_torch_traced import randomise_batchnorm
 from torch_walk import float64_copy, pre_activations, walk_segment
 
