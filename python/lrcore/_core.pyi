@@ -18,7 +18,7 @@ class Network:
         biases: list[NDArray[np.float64]],
         activations: list[str],
         negative_slopes: list[float],
-        linear_units: list[int] = ...,
+        linear_units: list[int],
     ) -> None: ...
     @property
     def input_dim(self) -> int: ...
@@ -41,7 +41,7 @@ def count_1d(
     want_patterns: bool,
     num_threads: int,
     max_pieces: int,
-    max_memory: float = ...,
+    max_memory: float,
 ) -> dict[str, Any]: ...
 def slice_2d(
     net: Network,
@@ -52,5 +52,5 @@ def slice_2d(
     rtol: float,
     num_threads: int,
     max_regions: int,
-    max_memory: float = ...,
+    max_memory: float,
 ) -> list[dict[str, Any]]: ...
