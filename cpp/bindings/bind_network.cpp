@@ -33,10 +33,7 @@ std::shared_ptr<const AffineMap> make_layer(const py::object& weight, const Doub
         const auto values = csr[2].cast<DoubleArray>();
         const auto out = csr[3].cast<Index>();
         const auto in = csr[4].cast<Index>();
-        require_shape(values, "weights" + index + " values", 1);
-        require_finite(values, "weights" + index + " values");
-        require_shape(bias, "biases" + index, 1, static_cast<py::ssize_t>(out));
-        require_finite(bias, "biases" + index);
+        // Copied whole: SparseAffine checks that the sizes fit together.
         return std::make_shared<SparseAffine>(
             out, in, std::vector<Index>(indptr.data(), indptr.data() + indptr.size()),
             std::vector<Index>(indices.data(), indices.data() + indices.size()),
@@ -48,8 +45,6 @@ std::shared_ptr<const AffineMap> make_layer(const py::object& weight, const Doub
     const py::ssize_t out = dense.shape(0);
     const py::ssize_t in = dense.shape(1);
     require_shape(bias, "biases" + index, 1, out);
-    require_finite(dense, "weights" + index);
-    require_finite(bias, "biases" + index);
     return std::make_shared<DenseAffine>(out, in,
                                          std::vector<double>(dense.data(), dense.data() + out * in),
                                          std::vector<double>(bias.data(), bias.data() + out));
@@ -60,25 +55,18 @@ std::shared_ptr<Network> make_network(const std::vector<py::object>& weights,
                                       const std::vector<std::string>& activations,
                                       const std::vector<double>& negative_slopes,
                                       const std::vector<Index>& linear_units) {
-    if (weights.empty()) throw std::invalid_argument("weights: need at least one layer");
+    // The lists are read in step; Network checks the counts of layers, activations and
+    // linear units, and their ranges.
     if (biases.size() != weights.size())
         throw std::invalid_argument("biases: expected one bias per layer");
-    if (activations.size() + 1 != weights.size() || negative_slopes.size() != activations.size())
-        throw std::invalid_argument("activations: expected one per hidden layer");
+    if (negative_slopes.size() != activations.size())
+        throw std::invalid_argument("negative_slopes: expected one per activation");
     std::vector<std::shared_ptr<const AffineMap>> layers;
     for (std::size_t l = 0; l < weights.size(); ++l)
         layers.push_back(make_layer(weights[l], biases[l], l));
     std::vector<Activation> acts;
     for (std::size_t l = 0; l < activations.size(); ++l)
         acts.push_back(parse_activation(activations[l], negative_slopes[l], l));
-    if (!linear_units.empty() && linear_units.size() != activations.size())
-        throw std::invalid_argument("linear_units: expected one per hidden layer");
-    for (std::size_t l = 0; l < linear_units.size(); ++l) {
-        if (linear_units[l] < 0 || linear_units[l] > layers[l]->out_dim())
-            throw std::invalid_argument(
-                "linear_units[" + std::to_string(l) + "]: expected 0 to the layer's width " +
-                std::to_string(layers[l]->out_dim()) + ", got " + std::to_string(linear_units[l]));
-    }
     return std::make_shared<Network>(std::move(layers), std::move(acts), linear_units);
 }
 
@@ -124,7 +112,7 @@ py::list pre_activations(const Network& net, const DoubleArray& x) {
 void bind_network(py::module_& m) {
     py::class_<Network, std::shared_ptr<Network>>(m, "Network")
         .def(py::init(&make_network), py::arg("weights"), py::arg("biases"), py::arg("activations"),
-             py::arg("negative_slopes"), py::arg("linear_units") = std::vector<Index>{})
+             py::arg("negative_slopes"), py::arg("linear_units"))
         .def_property_readonly("input_dim", &Network::input_dim)
         .def_property_readonly("output_dim", &Network::output_dim)
         .def_property_readonly("num_neurons", &Network::num_neurons)

@@ -1,4 +1,3 @@
-#include <cmath>
 #include <stdexcept>
 
 #include "lrcore/blas.hpp"
@@ -24,14 +23,6 @@ void require_shape(const DoubleArray& array, const std::string& name, py::ssize_
     if (dim1 >= 0 && ndim >= 2 && array.shape(1) != dim1)
         throw std::invalid_argument(name + ": expected " + std::to_string(dim1) +
                                     " columns, got shape " + describe());
-}
-
-void require_finite(const DoubleArray& array, const std::string& name) {
-    const double* data = array.data();
-    for (py::ssize_t i = 0; i < array.size(); ++i) {
-        if (!std::isfinite(data[i]))
-            throw std::invalid_argument(name + ": contains NaN or infinite values");
-    }
 }
 
 bool python_interrupt_requested() {

@@ -31,6 +31,7 @@ void check_arguments(const std::vector<PathSpec>& paths, const Path1DOptions& op
     }
     if (!(options.rtol >= 0.0) || !std::isfinite(options.rtol))
         throw std::invalid_argument("count_1d: rtol must be a finite number >= 0");
+    if (options.max_pieces < 1) throw std::invalid_argument("count_1d: max_pieces must be >= 1");
 }
 
 // Splits all segments of all paths into tasks of about `per_task` segments; a task may

@@ -19,7 +19,7 @@ class Network:
         biases: list[NDArray[np.float64]],
         activations: list[str],
         negative_slopes: list[float],
-        linear_units: list[int] = ...,
+        linear_units: list[int],
     ) -> None: ...
     @property
     def input_dim(self) -> int: ...
@@ -70,7 +70,7 @@ def count_1d(
     want_patterns: bool,
     num_threads: int,
     max_pieces: int,
-    max_memory: float = ...,
+    max_memory: float,
 ) -> PathBatchArrays: ...
 def slice_2d(
     net: Network,
@@ -81,5 +81,5 @@ def slice_2d(
     rtol: float,
     num_threads: int,
     max_regions: int,
-    max_memory: float = ...,
+    max_memory: float,
 ) -> list[SliceArrays]: ...

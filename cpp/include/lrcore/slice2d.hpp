@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <limits>
 #include <vector>
 
 #include "lrcore/network.hpp"
@@ -27,12 +28,15 @@ struct SliceSpec {
 // at it and counted in Slice2DResult::merged.
 constexpr double kPlaneUlps = 64.0;
 
+// The caller sets rtol and max_regions: the core has no defaults of its own for them
+// (Python's are lrcore's DEFAULT_RTOL and DEFAULT_MAX_REGIONS), and slice_2d refuses them
+// unset.
 struct Slice2DOptions {
     // Same zero tolerance as in 1D: |z_j| <= rtol * (||W_j||_2 * ||h||_2 + |b_j|) is zero.
-    double rtol = 1e-10;
-    int num_threads = 0;
-    // Past this many faces in one slice the call fails with LimitExceeded.
-    Index max_regions = 10'000'000;
+    double rtol = std::numeric_limits<double>::quiet_NaN();
+    int num_threads = 0;  // 0: all hardware threads
+    // Past this many (>= 1) faces in one slice the call fails with LimitExceeded.
+    Index max_regions = 0;
     // Upper bound on the memory one slice's partition takes while it is built (vertex
     // rows, faces, finished tiles), in bytes; 0: none. Past it, LimitExceeded.
     double max_memory = 0.0;
