@@ -92,7 +92,7 @@ py::list pre_activations(const Network& net, const DoubleArray& x) {
     std::vector<double*> targets;
     for (Index l = 0; l < net.num_hidden_layers(); ++l) {
         arrays.emplace_back(std::vector<py::ssize_t>{static_cast<py::ssize_t>(n),
-                                                     static_cast<py::ssize_t>(net.hidden_size(l))});
+                                                     static_cast<py::ssize_t>(net.layer_width(l))});
         targets.push_back(arrays.back().mutable_data());
     }
     std::vector<double> out(static_cast<std::size_t>(n * net.output_dim()));
@@ -107,6 +107,13 @@ py::list pre_activations(const Network& net, const DoubleArray& x) {
     return result;
 }
 
+// One value per hidden layer: hidden_size (neurons) or layer_width.
+std::vector<Index> per_layer(const Network& net, Index (Network::*value)(Index) const) {
+    std::vector<Index> values;
+    for (Index l = 0; l < net.num_hidden_layers(); ++l) values.push_back((net.*value)(l));
+    return values;
+}
+
 }  // namespace
 
 void bind_network(py::module_& m) {
@@ -116,20 +123,12 @@ void bind_network(py::module_& m) {
         .def_property_readonly("input_dim", &Network::input_dim)
         .def_property_readonly("output_dim", &Network::output_dim)
         .def_property_readonly("num_neurons", &Network::num_neurons)
-        .def_property_readonly("hidden_sizes",
-                               [](const Network& net) {
-                                   std::vector<Index> sizes;
-                                   for (Index l = 0; l < net.num_hidden_layers(); ++l)
-                                       sizes.push_back(net.neurons(l));
-                                   return sizes;
-                               })
-        .def_property_readonly("layer_widths",
-                               [](const Network& net) {
-                                   std::vector<Index> sizes;
-                                   for (Index l = 0; l < net.num_hidden_layers(); ++l)
-                                       sizes.push_back(net.hidden_size(l));
-                                   return sizes;
-                               })
+        .def_property_readonly(
+            "hidden_sizes",
+            [](const Network& net) { return per_layer(net, &Network::hidden_size); })
+        .def_property_readonly(
+            "layer_widths",
+            [](const Network& net) { return per_layer(net, &Network::layer_width); })
         .def("forward", &forward, py::arg("x"))
         .def("pre_activations", &pre_activations, py::arg("x"));
 }

@@ -63,7 +63,7 @@ py::list slice_2d_arrays(const Network& net, const std::vector<DoubleArray>& ori
         item["edge_neurons"] = to_array(std::move(r.edge_neurons), {e, 2});
         item["patterns"] = to_array(std::move(r.patterns), {f, bytes});
         item["tiles"] = r.tiles;
-        item["merged"] = r.merged;
+        item["merged_crossings"] = r.merged_crossings;
         out.append(item);
     }
     return out;

@@ -38,7 +38,8 @@ PYBIND11_MODULE(_core, m) {
     m.def(
         "blas_corename", [] { return std::string(lrcore::blas_corename()); },
         "Name of the OpenBLAS kernel chosen for this CPU.");
-    // The core parallelises over paths itself; BLAS inside it runs one thread per call.
+    // The core parallelises over paths and tiles itself; BLAS inside it runs one thread per
+    // call.
     lrcore::set_blas_threads(1);
     lrcore::bindings::bind_network(m);
     lrcore::bindings::bind_path1d(m);

@@ -17,7 +17,8 @@ namespace lrcore::detail {
 // - within the zero tolerance: |value| <= rtol * (row_norms[j] * scale + abs_bias[j]);
 // - within rounding of zero: |value| <= max(8 eps (|x_j| + |y_j|), near |y_j - x_j|),
 //   near being the plane's resolution as a fraction of the segment from x to y.
-// Returns the number of neurons zeroed by the second rule only.
+// Returns the number of neurons zeroed by the second rule only: crossings placed at this
+// vertex below float64's resolution (Slice2DResult::merged_crossings).
 struct InterpolationRule {
     const double* row_norms;
     const double* abs_bias;
@@ -47,7 +48,7 @@ __attribute__((target("avx2"))) inline Index interpolate_row_avx2(
     const __m256d scale = _mm256_set1_pd(rule.scale);
     const __m256d round = _mm256_set1_pd(InterpolationRule::kRound);
     const __m256d near = _mm256_set1_pd(rule.near);
-    Index merged = 0;
+    Index merged_crossings = 0;
     Index j = 0;
     for (; j + 4 <= neurons; j += 4) {
         const __m256d xj = _mm256_loadu_pd(x + j);
@@ -65,20 +66,20 @@ __attribute__((target("avx2"))) inline Index interpolate_row_avx2(
         const __m256d unresolved =
             _mm256_cmp_pd(size, _mm256_max_pd(rounding, resolution), _CMP_LE_OQ);
         _mm256_storeu_pd(out + j, _mm256_andnot_pd(_mm256_or_pd(within, unresolved), value));
-        merged += kBits[_mm256_movemask_pd(_mm256_andnot_pd(within, unresolved))];
+        merged_crossings += kBits[_mm256_movemask_pd(_mm256_andnot_pd(within, unresolved))];
     }
     done = j;
-    return merged;
+    return merged_crossings;
 }
 #endif
 
 inline Index interpolate_row(const double* __restrict x, const double* __restrict y, double tau,
                              Index neurons, Index width, const InterpolationRule& rule,
                              double* __restrict out) {
-    Index merged = 0;
+    Index merged_crossings = 0;
     Index j = 0;
 #if defined(LRCORE_AVX2_DISPATCH)
-    if (cpu_has_avx2()) merged = interpolate_row_avx2(x, y, tau, neurons, rule, out, j);
+    if (cpu_has_avx2()) merged_crossings = interpolate_row_avx2(x, y, tau, neurons, rule, out, j);
 #endif
 #if defined(__SSE2__)
     // Two values at a time, the same operations as the scalar rule (so the same results).
@@ -104,17 +105,17 @@ inline Index interpolate_row(const double* __restrict x, const double* __restric
         const __m128d unresolved = _mm_cmple_pd(size, _mm_max_pd(rounding, resolution));
         _mm_storeu_pd(out + j, _mm_andnot_pd(_mm_or_pd(within, unresolved), value));
         const int mask = _mm_movemask_pd(_mm_andnot_pd(within, unresolved));
-        merged += (mask & 1) + (mask >> 1);
+        merged_crossings += (mask & 1) + (mask >> 1);
     }
 #endif
     for (; j < neurons; ++j) {
         double value;
         const int kind = rule.classify(x[j], y[j], tau, j, value);
-        merged += kind == 2;
+        merged_crossings += kind == 2;
         out[j] = kind == 0 ? value : 0.0;
     }
     for (j = neurons; j < width; ++j) out[j] = x[j] + tau * (y[j] - x[j]);
-    return merged;
+    return merged_crossings;
 }
 
 }  // namespace lrcore::detail

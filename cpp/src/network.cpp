@@ -36,12 +36,6 @@ Network::Network(std::vector<std::shared_ptr<const AffineMap>> layers,
     }
 }
 
-Index Network::max_width() const {
-    Index width = input_dim();
-    for (const auto& layer : layers_) width = std::max(width, layer->out_dim());
-    return width;
-}
-
 void Network::forward(const double* x, Index n, double* out,
                       const std::vector<double*>* pre_activations) const {
     std::vector<double> current(x, x + n * input_dim());
@@ -62,7 +56,7 @@ void Network::forward(const double* x, Index n, double* out,
         const Index width = map.out_dim();
         for (Index i = 0; i < n; ++i) {
             double* row = next.data() + i * width;
-            act.apply_row(row, row, width, neurons(l));
+            act.apply_row(row, row, width, hidden_size(l));
         }
         current.swap(next);
     }

@@ -165,7 +165,7 @@ std::pair<Unit, Unit> Subdivider::split(Unit unit) const {
 void Subdivider::subdivide(Unit& unit, Index layer, bool last) {
     // Values within rounding error of zero are zero: the vertex lies on that
     // neuron's zero set (a path point on a hyperplane, a touching neuron).
-    snap_zeros(unit.z.data(), unit.size(), unit.width, net_.neurons(layer), unit.scale.data(),
+    snap_zeros(unit.z.data(), unit.size(), unit.width, net_.hidden_size(layer), unit.scale.data(),
                net_.layer(layer), options_.rtol);
     find_crossings(unit, layer);
     const Index added = group_crossings(unit, layer);
@@ -180,7 +180,7 @@ void Subdivider::find_crossings(Unit& unit, Index layer) {
     const Index n = unit.size();
     const Index width = unit.width;
     const Index offset = net_.neuron_offset(layer);
-    const Index neurons = net_.neurons(layer);  // the rest are linear units
+    const Index neurons = net_.hidden_size(layer);  // the rest are linear units
     std::vector<Index>& crossing_begin = crossing_begin_;
     std::vector<Crossing>& crossings = crossings_;
     crossing_begin.assign(sz(n) + 1, 0);
@@ -287,7 +287,7 @@ void Subdivider::insert_crossings(Unit& unit, Index layer, bool last, Index adde
     const Index width = unit.width;
     const Index offset = net_.neuron_offset(layer);
     const Activation act = net_.activation(layer);
-    const Index neurons = net_.neurons(layer);
+    const Index neurons = net_.hidden_size(layer);
     const std::vector<Crossing>& crossings = crossings_;
     Unit& next = spare_;
     next.width = width;

@@ -16,7 +16,7 @@
 
 namespace lrcore::detail {
 
-// Sets neuron values within rounding error of zero to exactly zero: |z_j| <= rtol *
+// Sets neuron values within the zero tolerance to exactly zero: |z_j| <= rtol *
 // (||W_j|| s + |b_j|), s bounding the norm of the layer's input at the vertex. Rows hold
 // `width` values, of which the first `neurons` are neurons (the rest are linear units).
 inline void snap_zeros(double* z, Index n, Index width, Index neurons, const double* scale,

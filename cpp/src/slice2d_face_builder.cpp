@@ -300,7 +300,7 @@ RawPartition FaceBuilder::collect(bool release) {
         std::vector<Side>().swap(sides_);
         vertices_.release();
     }
-    raw.merged = vertices_.merged();
+    raw.merged_crossings = vertices_.merged_crossings();
     return raw;
 }
 

@@ -40,7 +40,7 @@ struct RawPartition {
     std::vector<Index> side_vertex, side_label;
     std::vector<Word> bits;              // F × words
     std::vector<std::uint8_t> patterns;  // or F × pattern bytes, packed (bits then empty)
-    Index merged = 0;                    // crossings placed at a vertex (plane rounding)
+    Index merged_crossings = 0;          // crossings placed at a vertex (plane rounding)
     CutLine low, high;                   // a tile's cut lines (read by the worker)
     Index num_vertices() const { return static_cast<Index>(st.size() / 2); }
     Index num_faces() const { return static_cast<Index>(face_start.size()) - 1; }

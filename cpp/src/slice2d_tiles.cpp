@@ -1,4 +1,4 @@
-// Tiling: a slice's convex domain clipped to the strips between its cut lines s = c.
+// Tiling: a slice's convex domain clipped to the parts between its cut lines s = c.
 #include "slice2d_tiles.hpp"
 
 #include <algorithm>
@@ -54,8 +54,6 @@ std::vector<Corner> clip(const std::vector<Corner>& poly, const std::vector<doub
 
 }  // namespace
 
-// The domain cut into strips by the lines s = c for c in `cuts` (increasing, inside the
-// domain's range of s), left to right.
 std::vector<Tile> make_tiles(const std::vector<double>& domain, const std::vector<double>& cuts) {
     const Index m = static_cast<Index>(domain.size() / 2);
     std::vector<Corner> whole;

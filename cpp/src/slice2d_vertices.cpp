@@ -70,7 +70,7 @@ void TileVertices::start(const SliceSpec& spec, const std::vector<double>& polyg
     double reach = 0.0;
     for (const double c : spec.domain) reach = std::max(reach, std::abs(c));
     plane_tol_ = kPlaneUlps * std::numeric_limits<double>::epsilon() * reach;
-    merged_ = 0;
+    merged_crossings_ = 0;
     layer_ = 0;
     const Index out = net_.layer(0).out_dim();
     rows_.reset(out);
@@ -94,7 +94,7 @@ void TileVertices::start_layer(Index layer, std::size_t expected_crossings) {
     // Sign masks of every layer-start vertex: a face straddles neuron j when its vertices'
     // masks have bit j both in `positive` and in `negative` (written whole by
     // snap_and_sign).
-    const Index neurons = net_.neurons(layer);  // linear units never cut
+    const Index neurons = net_.hidden_size(layer);  // linear units never cut
     mask_words_ = words_for(neurons);
     positive_.resize(sz(size() * mask_words_));
     negative_.resize(sz(size() * mask_words_));
@@ -110,7 +110,7 @@ Index TileVertices::crossing(Index key_a, Index key_b, Index p, Index q, Index n
     const Index found = splits_.find(key);
     if (found >= 0) return found;
     const Index w = rows_.width();
-    const Index neurons = net_.neurons(layer_);
+    const Index neurons = net_.hidden_size(layer_);
     Index a = key_a, b = key_b;
     // Rounding can leave the edge's end values on one side although the side's own
     // values differ in sign; then the side's end points give the crossing.
@@ -138,15 +138,15 @@ Index TileVertices::crossing(Index key_a, Index key_b, Index p, Index q, Index n
     // - when its zero on this edge is within plane_tol_ of the crossing, whatever the
     //   values' scale: float64 coordinates could not place two points there.
     // The last two place another neuron's crossing at this one below float64's
-    // resolution: counted in merged_ (and warned about), unlike the tolerance.
+    // resolution: counted in merged_crossings_ (and warned about), unlike the tolerance.
     const InterpolationRule rule{net_.layer(layer_).row_norms().data(),
                                  net_.layer(layer_).abs_bias().data(), rtol_, scale,
                                  plane_tol_ / distance(a, b)};
-    Index merged = interpolate_row(za, zb, tau, neurons, w, rule, zv);
+    Index merged_crossings = interpolate_row(za, zb, tau, neurons, w, rule, zv);
     double own;  // the neuron itself: zero by construction, never counted
-    merged -= rule.classify(za[neuron], zb[neuron], tau, neuron, own) == 2;
+    merged_crossings -= rule.classify(za[neuron], zb[neuron], tau, neuron, own) == 2;
     zv[neuron] = 0.0;
-    merged_ += merged;
+    merged_crossings_ += merged_crossings;
     splits_.insert(key, v);
     return v;
 }
@@ -163,7 +163,7 @@ void TileVertices::outputs(std::vector<double>& out) {
                                            st_[sz(2 * v + 1)] * first_map_[sz(2 * out_dim + j)];
     } else {
         const Index last = net_.num_layers() - 1;
-        rows_.evaluate(net_.layer(last), net_.activation(last - 1), net_.neurons(last - 1),
+        rows_.evaluate(net_.layer(last), net_.activation(last - 1), net_.hidden_size(last - 1),
                        out.data());
     }
     rows_.reset(0);

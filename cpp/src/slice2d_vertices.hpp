@@ -29,7 +29,7 @@ public:
     // Replaces every vertex's values by hidden layer `layer`'s (layer > 0), computed from
     // the previous layer's.
     void next_layer(Index layer) {
-        rows_.next_layer(net_.layer(layer), net_.activation(layer - 1), net_.neurons(layer - 1),
+        rows_.next_layer(net_.layer(layer), net_.activation(layer - 1), net_.hidden_size(layer - 1),
                          scale_.data());
     }
 
@@ -41,7 +41,7 @@ public:
     // A layer-start edge (p, q): a neuron that crosses it within the plane's resolution of
     // an end passes through that end, whose value becomes zero and leaves the sign masks.
     // Called for every edge once, before any face is cut (so every face sees the same
-    // values); counted in merged().
+    // values); counted in merged_crossings().
     void snap_edge_ends(Index p, Index q);
 
     // The vertex where `neuron` crosses the layer-start edge (key_a, key_b), created once;
@@ -52,14 +52,14 @@ public:
     // Values per vertex row: the current layer's width.
     Index width() const { return rows_.width(); }
     double value(Index vertex, Index neuron) const { return rows_.row(vertex)[neuron]; }
-    // Sign masks of a vertex (words_for(neurons of the layer) words): bit j is set in
+    // Sign masks of a vertex (words_for(hidden_size(layer)) words): bit j is set in
     // positive (negative) where neuron j's snapped value is > 0 (< 0).
     const Word* positive(Index vertex) const { return positive_.data() + vertex * mask_words_; }
     const Word* negative(Index vertex) const { return negative_.data() + vertex * mask_words_; }
     Index mask_words() const { return mask_words_; }
     // Crossings placed at a vertex because float64 plane coordinates could not tell them
     // apart from it.
-    Index merged() const { return merged_; }
+    Index merged_crossings() const { return merged_crossings_; }
 
     // The network's outputs at every vertex (rows of output_dim values, after the last
     // hidden layer has cut the tile). The values are gone afterwards.
@@ -84,7 +84,7 @@ private:
     // A crossing closer than this to a vertex (or to another crossing on the same edge)
     // is placed at it: float64 coordinates could not tell them apart.
     double plane_tol_ = 0.0;
-    Index merged_ = 0;                       // crossings placed at a vertex by plane_tol_
+    Index merged_crossings_ = 0;             // crossings placed at a vertex by plane_tol_
     std::vector<Word> positive_, negative_;  // V × mask_words_ sign masks
     Index mask_words_ = 0;
     SplitMap splits_;  // (layer-start edge, neuron) -> crossing vertex
@@ -134,7 +134,7 @@ inline void TileVertices::snap_edge_ends(Index p, Index q) {
             const Word keep = ~(Word{1} << (j % kWordBits));
             positive_[sz(end * mask_words + k)] &= keep;
             negative_[sz(end * mask_words + k)] &= keep;
-            ++merged_;
+            ++merged_crossings_;
         }
     }
 }

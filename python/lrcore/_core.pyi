@@ -60,7 +60,7 @@ class SliceArrays(TypedDict):
     edge_neurons: NDArray[np.int64]  # (E, 2) (layer, unit), (-1, -1) on the boundary
     patterns: NDArray[np.uint8]  # (F, bytes)
     tiles: int  # strips the partition was computed in
-    merged: int  # crossings placed at a vertex closer than PLANE_ULPS
+    merged_crossings: int  # crossings placed at a vertex closer than PLANE_ULPS
 
 def count_1d(
     net: Network,

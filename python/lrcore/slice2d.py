@@ -162,7 +162,7 @@ class SliceResult(Verifiable):
         #: than float64 plane coordinates resolve (64 ulps of the domain's largest
         #: coordinate) and were placed at it; the slivers between them are not counted.
         #: ``slice_2d`` warns (:class:`lrcore.RoundingWarning`) when this is not zero.
-        self.merged_crossings: int = int(arrays.get("merged", 0))
+        self.merged_crossings: int = int(arrays.get("merged_crossings", 0))
         #: The network the slice was computed for (``verify`` re-evaluates it).
         self.network = network
         #: The zero tolerance it was computed with.

@@ -8,8 +8,9 @@
 
 namespace lrcore {
 
-// An affine map y = W x + b applied to a batch of points stored as rows. Dense today;
-// convolutions and pooling (sparse affine maps) implement the same interface later.
+// An affine map y = W x + b applied to a batch of points stored as rows: DenseAffine or
+// SparseAffine (convolutions and pooling, lowered to CSR), or a new kind of map behind the
+// same interface.
 class AffineMap {
 public:
     virtual ~AffineMap() = default;

@@ -27,7 +27,7 @@ struct Path1DOptions {
     // |z_j| <= rtol * (||W_j||_2 * ||h||_2 + |b_j|), h being the layer's input there.
     double rtol = std::numeric_limits<double>::quiet_NaN();
     bool want_patterns = false;
-    int num_threads = 0;  // 0: all hardware threads
+    int num_threads = 0;  // <= 0: all hardware threads
     // Upper bound (>= 1) on the pieces created over the whole call; past it the call
     // fails with LimitExceeded instead of exhausting memory.
     Index max_pieces = 0;
