@@ -615,7 +615,7 @@ def print_setup(args: argparse.Namespace) -> None:
     """The report's heading: threads, versions, nets and how times were taken."""
     print_header("lrcore 2D benchmark")
     print(
-        f"- threads: slice_2d(num_threads={args.threads}); a slice is cut into strips "
+        f"- threads: slice_2d(num_threads={args.threads}); a slice is cut into tiles "
         '(tiles="auto": at most about 20,000 regions or 4 MiB of vertex rows each, and '
         "from 1,500 regions up two per thread) that run in parallel and are merged "
         "(see CPU/wall and the tiles column); regioncam is single-threaded, the grid "

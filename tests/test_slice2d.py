@@ -200,7 +200,7 @@ def test_linear_regions_merge_duplicate_cancelling_units():
 
 
 def exact_case(spec, origin, basis, bounds=None, domain=None):
-    """Check the slice against the exact oracle, computed whole and in 3 and 4 strips.
+    """Check the slice against the exact oracle, computed whole and in 3 and 4 tiles.
 
     The cut lines pass near the constructed degeneracies; returns the whole slice.
     """

@@ -59,7 +59,7 @@ class SliceArrays(TypedDict):
     edges: NDArray[np.int64]  # (E, 2) vertex pairs, smaller first
     edge_neurons: NDArray[np.int64]  # (E, 2) (layer, unit), (-1, -1) on the boundary
     patterns: NDArray[np.uint8]  # (F, bytes)
-    tiles: int  # strips the partition was computed in
+    tiles: int  # tiles the partition was computed in
     merged_crossings: int  # crossings placed at a vertex closer than PLANE_ULPS
 
 def count_1d(

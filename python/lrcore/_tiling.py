@@ -1,32 +1,32 @@
-"""How ``slice_2d`` cuts a slice into strips (tiles), and the heuristic of ``tiles="auto"``.
+"""How ``slice_2d`` cuts a slice into tiles, and the heuristic of ``tiles="auto"``.
 
-A slice's domain is cut along lines ``s = c`` into strips that the core builds in
-parallel, each with the working memory of one strip, and merges into one partition
-(docs/design.md, "Tiles"). The partition does not depend on the cuts; their number and
-place only change time and peak memory. ``tiles=n`` gives ``n`` strips of equal width
-(the cut lines sit :data:`CUT_OFFSET` of a strip off round fractions, where constructed
-examples put their zero lines).
+A slice's domain is cut along lines ``s = c`` into tiles (the strips between two cut
+lines) that the core builds in parallel, each with the working memory of one tile, and
+merges into one partition (docs/design.md, "Tiles"). The partition does not depend on
+the cuts; their number and place only change time and peak memory. ``tiles=n`` gives
+``n`` tiles of equal width (the cut lines sit :data:`CUT_OFFSET` of a tile off round
+fractions, where constructed examples put their zero lines).
 
 ``tiles="auto"`` estimates the number of regions from exact 1D counts (the core's
 ``count_1d``) and picks:
 
-- one strip per about :data:`TILE_REGIONS` regions;
-- on wide nets, up to :data:`MEMORY_TILES` strips so that each holds about
+- one tile per about :data:`TILE_REGIONS` regions;
+- on wide nets, up to :data:`MEMORY_TILES` tiles so that each holds about
   :data:`TILE_WORK_BYTES` of vertex rows (about 16 bytes per unit of the widest layer
   per region);
-- for a single slice with threads to spare, at least one strip per
+- for a single slice with threads to spare, at least one tile per
   :data:`PARALLEL_TILE_REGIONS` regions, up to two per spare thread;
 - at most :data:`MAX_AUTO_TILES`.
 
 Regions in a box whose horizontal lines cross about ``a`` breakpoints and whose vertical
 middle line crosses ``b`` number about ``(a + 1)(b + 1)`` (as in a line arrangement). Two
 horizontal lines (at a quarter and three quarters of the height) and the vertical middle
-line decide first whether a slice needs more than one strip. Only for
+line decide first whether a slice needs more than one tile. Only for
 :data:`TILE_REGIONS` regions or more do :data:`PROBE_LINES` horizontal lines place the
 cuts, at heights that split the vertical line's breakpoints into equal shares (each line
 stands for as many rows of regions, so a crowd of regions in the middle of the domain is
 not missed). The cuts split the breakpoints the horizontal lines meet into equal shares,
-so dense parts of the slice get narrow strips.
+so dense parts of the slice get narrow tiles.
 
 The constants were tuned on benchmarks/bench_2d.py (see the git log of this file and of
 slice2d.py before it).
@@ -57,13 +57,13 @@ TILE_REGIONS = 20_000
 TILE_WORK_BYTES = 4 * 2**20
 MEMORY_TILES = 8
 
-#: Regions per strip below which ``"auto"`` does not split a slice for threads alone.
+#: Regions per tile below which ``"auto"`` does not split a slice for threads alone.
 PARALLEL_TILE_REGIONS = 1_500
 
 #: The most tiles ``"auto"`` picks.
 MAX_AUTO_TILES = 256
 
-#: Equal-width cut lines sit this fraction of a strip off round fractions of the width,
+#: Equal-width cut lines sit this fraction of a tile off round fractions of the width,
 #: where constructed examples put their zero lines (keep tests/test_slice2d_tiles.py in
 #: step).
 CUT_OFFSET = 0.0137254901960784
@@ -108,9 +108,9 @@ def tile_cuts(
     threads: int,
     spare: int,
 ) -> NDArray[np.float64]:
-    """Positions ``s = c`` of the lines that cut one slice's domain into strips.
+    """Positions ``s = c`` of the lines that cut one slice's domain into tiles.
 
-    ``spare``: the threads the slice's strips may run on at once.
+    ``spare``: the threads the slice's tiles may run on at once.
     """
     if isinstance(tiles, str) and tiles == "auto":
         return _auto_cuts(net, plane, poly, rtol, threads, spare)
@@ -164,7 +164,7 @@ def _auto_cuts(
     """The cut lines of ``tiles="auto"`` for one slice.
 
     The module docstring says how they are placed; ``spare``: the threads the slice's
-    strips may run on at once.
+    tiles may run on at once.
     """
     (s_lo, t_lo), (s_hi, t_hi) = poly.min(axis=0), poly.max(axis=0)
     width = max(net.layer_widths, default=1)
@@ -181,9 +181,9 @@ def _auto_cuts(
             return np.zeros(0)
         counts, points = _probe(net, plane, [*lines, vertical], rtol, threads)
         estimate = (np.mean(counts[:-1]) + 1) * (counts[-1] + 1)
-        # Enough strips for TILE_REGIONS each, and on wide nets enough (up to
+        # Enough tiles for TILE_REGIONS each, and on wide nets enough (up to
         # MEMORY_TILES) that the vertex rows in flight (about 16 w bytes a region, w the
-        # widest layer) stay near TILE_WORK_BYTES a strip.
+        # widest layer) stay near TILE_WORK_BYTES a tile.
         by_memory = min(MEMORY_TILES, np.floor(16 * width * estimate / TILE_WORK_BYTES))
         by_threads = min(2 * spare, np.floor(estimate / PARALLEL_TILE_REGIONS)) if spare > 1 else 1
         count = int(
@@ -192,7 +192,7 @@ def _auto_cuts(
         if count == 1:
             return np.zeros(0)
         if estimate < TILE_REGIONS:
-            break  # strips for threads or memory: the two lines place them well enough
+            break  # tiles for threads or memory: the two lines place them well enough
         if stage == 0:
             shares = (np.arange(PROBE_LINES) + 0.5) / PROBE_LINES
             t_breaks = points[-1][:, 1]

@@ -579,7 +579,7 @@ def slice_2d(
         memory available when it starts). The core checks its estimate as it goes and
         stops with :class:`lrcore.LimitExceeded` past it, instead of being killed.
     tiles
-        Cut the domain into this many strips along ``s``, built in parallel and merged
+        Cut the domain into this many tiles along ``s``, built in parallel and merged
         into one partition (the same up to order and last-bit rounding); ``"auto"``
         (default) sizes them from exact 1D counts: see ``lrcore._tiling``, docs/design.md.
 
@@ -638,7 +638,7 @@ def slice_2d(
     for i, plane in enumerate(planes):
         bound = np.abs(plane.origin) + reach * (np.abs(plane.basis[0]) + np.abs(plane.basis[1]))
         check_magnitudes(net, bound, f"origin[{i}]" if is_batch else "origin")
-    # Threads a slice's strips can use beside the other slices of the call.
+    # Threads a slice's tiles can use beside the other slices of the call.
     spare = max(1, threads // max(1, len(planes)))
     cuts = [tile_cuts(tiles, net, p, poly, rtol, threads, spare) for p in planes]
     arrays = core_slice_2d(
