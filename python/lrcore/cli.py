@@ -18,8 +18,6 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from lrcore import __version__
-
 __all__ = ["build_parser", "main"]
 
 
@@ -37,13 +35,22 @@ def _non_negative_int(text: str) -> int:
     return value
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("lrcore")
+    except PackageNotFoundError:  # run from a source tree without installing
+        return "unknown"
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``lrcore`` command."""
     parser = argparse.ArgumentParser(
         prog="lrcore",
         description="Exact linear regions of ReLU networks along paths.",
     )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = parser.add_subparsers(dest="command", metavar="command")
 
     demo = commands.add_parser(
