@@ -385,7 +385,7 @@ def run_task(
     """
     torch = optional_import("torch", "experiments")
     pd = optional_import("pandas", "experiments")
-    from lrcore.torch import sequential_to_arrays
+    from lrcore._torch_sequential import sequential_to_arrays
 
     manifold = build_manifold(task.manifold, config.embed_dim)
     target = Target(task.target)
