@@ -165,8 +165,11 @@ def print_header(title: str) -> None:
 def segment_benchmark_parser(
     doc: str, networks: Sequence[str], repeat: int
 ) -> argparse.ArgumentParser:
-    """The options the segment benchmarks share: segments, threads, seed, repeat, nets,
-    quick and strict (each script adds its own baselines' options)."""
+    """The options the segment benchmarks share.
+
+    Segments, threads, seed, repeat, nets, quick and strict; each script adds its own
+    baselines' options.
+    """
     parser = argparse.ArgumentParser(
         description=doc.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter
     )

@@ -523,8 +523,10 @@ def search_box(case: Case, args: argparse.Namespace) -> tuple[float, list[Any], 
 def projected_regioncam_gib(
     case: Case, regions: int, measured: list[tuple[int, int, float]]
 ) -> float | None:
-    """regioncam's peak memory for ``regions`` regions, from its bytes per region per unit
-    of width on the largest earlier case (None when nothing was measured)."""
+    """regioncam's peak memory for ``regions`` regions (None when nothing was measured).
+
+    From its bytes per region per unit of width on the largest earlier case.
+    """
     if not measured:
         return None
     width, count, per_region = max(measured, key=lambda item: item[1])
@@ -609,11 +611,11 @@ def bytes_per_region(result: dict[str, Any]) -> float:
     return (result["peak_kib"] - result["rss_before_kib"]) * 1024 / max(result["regions"], 1)
 
 
-def report(results: Sequence[CaseResult], args: argparse.Namespace, command: str) -> list[str]:
-    """Print the tables; return the list of missed targets."""
+def print_setup(args: argparse.Namespace) -> None:
+    """The report's heading: threads, versions, nets and how times were taken."""
     print_header("lrcore 2D benchmark")
     print(
-        f"- threads: slice_2d(num_threads={args.threads}); a slice is cut into strips "
+        f"- threads: slice_2d(num_threads={args.threads}); a slice is cut into tiles "
         '(tiles="auto": at most about 20,000 regions or 4 MiB of vertex rows each, and '
         "from 1,500 regions up two per thread) that run in parallel and are merged "
         "(see CPU/wall and the tiles column); regioncam is single-threaded, the grid "
@@ -628,6 +630,9 @@ def report(results: Sequence[CaseResult], args: argparse.Namespace, command: str
     )
     print()
 
+
+def print_comparison(results: Sequence[CaseResult]) -> None:
+    """The table of lrcore against regioncam: regions, times, rates, memory."""
     header = [
         "case",
         "box (s, t)",
@@ -682,6 +687,9 @@ def report(results: Sequence[CaseResult], args: argparse.Namespace, command: str
     )
     print()
 
+
+def print_notes(results: Sequence[CaseResult]) -> None:
+    """Per case: sizes, memory held, self-checks, the box search and regioncam's agreement."""
     notes = []
     for r in results:
         lr = r.lrcore
@@ -733,6 +741,9 @@ def report(results: Sequence[CaseResult], args: argparse.Namespace, command: str
         print(f"- {note}")
     print()
 
+
+def print_grid(results: Sequence[CaseResult]) -> None:
+    """The table of dense grid sampling against the exact counts."""
     rows = []
     for r in results:
         if r.lrcore is None:
@@ -777,6 +788,11 @@ def report(results: Sequence[CaseResult], args: argparse.Namespace, command: str
     )
     print()
 
+
+def target_lines(
+    results: Sequence[CaseResult], args: argparse.Namespace
+) -> list[tuple[bool, str]]:
+    """Each target with whether it was met: equal counts, speed-up, time, memory."""
     lines = []
     for r in results:
         lr = r.lrcore
@@ -824,7 +840,16 @@ def report(results: Sequence[CaseResult], args: argparse.Namespace, command: str
         )
     if not any(r.lrcore and r.lrcore["regions"] >= args.target_regions for r in results):
         lines.append((False, f"no case reached {args.target_regions:,} regions"))
-    return print_targets(lines, command)
+    return lines
+
+
+def report(results: Sequence[CaseResult], args: argparse.Namespace, command: str) -> list[str]:
+    """Print the tables; return the list of missed targets."""
+    print_setup(args)
+    print_comparison(results)
+    print_notes(results)
+    print_grid(results)
+    return print_targets(target_lines(results, args), command)
 
 
 def profile(result: CaseResult, args: argparse.Namespace) -> None:

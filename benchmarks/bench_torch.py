@@ -179,8 +179,11 @@ class NetResult:
 
     @property
     def best_seconds(self) -> float:
-        """lrcore's better time of the two thread counts (on a busy machine more threads
-        can be slower than one; the walk itself runs on one thread)."""
+        """lrcore's better time of the two thread counts.
+
+        On a busy machine more threads can be slower than one; the walk itself runs on one
+        thread.
+        """
         return min(self.seconds, self.seconds_one_thread)
 
 

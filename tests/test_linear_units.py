@@ -19,6 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import lrcore
+from slice_oracle import check_partition, oracle_slice
 from support import (
     NetSpec,
     activations,
@@ -28,7 +29,6 @@ from support import (
     random_path,
     seeds,
 )
-from test_slice2d import check_partition, oracle_slice
 
 
 def residual(d: int, k: int, seed: int, activation: str, slope: float):

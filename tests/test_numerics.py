@@ -20,8 +20,10 @@ ORIGIN, BASIS = PATH[0], PATH[1:3] - PATH[0]
 
 
 def scaled(c: float, input_scale: float = 1.0) -> lrcore.Network:
-    """The network with z_l multiplied by c^l (W_l by c, b_l by c^l), for inputs scaled by
-    ``input_scale`` (the first layer divides it back out)."""
+    """The network with z_l multiplied by c^l (W_l by c, b_l by c^l).
+
+    For inputs scaled by ``input_scale``: the first layer divides it back out.
+    """
     weights = [w * c for w in SPEC.weights]
     weights[0] = weights[0] / input_scale
     biases = [b * c ** (layer + 1) for layer, b in enumerate(SPEC.biases)]

@@ -1,7 +1,7 @@
-"""slice_2d(tiles=T): strips computed apart and merged give the partition computed whole.
+"""slice_2d(tiles=T): tiles computed apart and merged give the partition computed whole.
 
 The whole partition is the oracle (itself checked against the exact oracle in
-test_slice2d.py, where ``exact_case`` also runs every degenerate construction in strips):
+test_slice2d.py, where ``exact_case`` also runs every degenerate construction in tiles):
 the merged one must have the same regions (patterns, areas, centroids), vertices and
 edges, and no vertex left on a cut line where an edge runs straight through it.
 """
@@ -17,9 +17,9 @@ from hypothesis import strategies as st
 from scipy.spatial import cKDTree
 
 import lrcore
-from lrcore.slice2d import CUT_OFFSET
+from lrcore._tiling import CUT_OFFSET, TILE_REGIONS
+from slice_oracle import check_all, compare_with_oracle, diameter, lines_net, oracle_slice
 from support import activations, random_net, seeds
-from test_slice2d import check_all, compare_with_oracle, diameter, lines_net, oracle_slice
 
 
 def cut_positions(lo: float, hi: float, count: int) -> list[float]:
@@ -63,7 +63,7 @@ def assert_same_partition(tiled, whole):
     tiles=st.integers(2, 9),
     half=st.floats(0.5, 4.0),
 )
-def test_strips_merge_into_the_whole_partition(d, widths, activation, seed, tiles, half):
+def test_tiles_merge_into_the_whole_partition(d, widths, activation, seed, tiles, half):
     spec = random_net([d, *widths, 1], seed, activation, 0.1)
     net = spec.to_lrcore()
     rng = np.random.default_rng(seed)
@@ -77,7 +77,7 @@ def test_strips_merge_into_the_whole_partition(d, widths, activation, seed, tile
     check_all(tiled, spec)
 
 
-def test_strips_of_a_polygon_domain():
+def test_tiles_of_a_polygon_domain():
     spec = random_net([3, 16, 16, 1], 4)
     rng = np.random.default_rng(4)
     origin, basis = rng.standard_normal(3), rng.standard_normal((2, 3))
@@ -112,11 +112,11 @@ def test_auto_tiles_grow_with_the_slice_and_keep_the_result():
     small_net = lrcore.Network.random([2, 32, 32, 1], seed=1)
     small = lrcore.slice_2d(small_net, np.zeros(2), np.eye(2), (-0.5, 0.5, -0.5, 0.5))
     assert small.tiles == 1
-    # About 57,000 regions: "auto" aims at TILE_REGIONS a strip, narrow where they crowd.
+    # About 57,000 regions: "auto" aims at TILE_REGIONS a tile, narrow where they crowd.
     net = lrcore.Network.random([2, 200, 200, 1], seed=1)
     bounds = (-3, 3, -3, 3)
     large = lrcore.slice_2d(net, np.zeros(2), np.eye(2), bounds)
-    assert 2 <= large.tiles <= 3 * large.num_regions // lrcore.slice2d.TILE_REGIONS + 1
+    assert 2 <= large.tiles <= 3 * large.num_regions // TILE_REGIONS + 1
     assert_same_partition(large, lrcore.slice_2d(net, np.zeros(2), np.eye(2), bounds, tiles=1))
     with pytest.raises(ValueError, match="tiles"):
         lrcore.slice_2d(small_net, np.zeros(2), np.eye(2), tiles=0)
@@ -124,7 +124,7 @@ def test_auto_tiles_grow_with_the_slice_and_keep_the_result():
         lrcore.slice_2d(small_net, np.zeros(2), np.eye(2), tiles="many")
 
 
-def test_auto_tiles_give_spare_threads_strips():
+def test_auto_tiles_share_a_slice_among_spare_threads():
     # About 5,000 regions: under TILE_REGIONS, but enough to share among threads.
     net = lrcore.Network.random([2, 64, 64, 64, 1], seed=0)
     plane = lrcore.Plane(np.zeros(2), np.eye(2))
@@ -138,7 +138,7 @@ def test_auto_tiles_give_spare_threads_strips():
     assert [r.tiles for r in lrcore.slice_2d(net, [plane, plane], num_threads=2)] == [1, 1]
 
 
-def test_strips_that_disagree_are_recomputed_whole():
+def test_tiles_that_disagree_are_recomputed_whole():
     # Rounding at a degenerate spot can leave the two sides of a cut line disagreeing;
     # the slice is then computed in one piece, by the same (reused) worker builders.
     net = lrcore.Network.random([2, 24, 24, 1], seed=3)

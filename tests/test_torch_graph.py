@@ -1,5 +1,7 @@
-"""Graph models from torch (residual additions, concatenation, functional forms) lowered to
-chains with linear units, checked against the torch forward pass and a torch-only walk.
+"""Graph models from torch lowered to chains with linear units, checked against torch.
+
+Residual additions, concatenation and functional forms are lowered to chains with linear
+units and checked against the torch forward pass and a torch-only walk.
 
 The oracle (``torch_walk``) runs the model itself, records every ReLU / LeakyReLU input and
 its derivative along the segment, and walks from crossing to crossing (Gamba et al. 2022).
@@ -16,7 +18,7 @@ import lrcore
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("scipy")
-from test_slice2d import check_partition, points_in_domain, segment_crossings
+from slice_oracle import check_partition, points_in_domain, segment_crossings
 from test_torch_traced import randomise_batchnorm
 from torch_walk import float64_copy, pre_activations, walk_segment
 

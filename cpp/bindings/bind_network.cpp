@@ -33,10 +33,7 @@ std::shared_ptr<const AffineMap> make_layer(const py::object& weight, const Doub
         const auto values = csr[2].cast<DoubleArray>();
         const auto out = csr[3].cast<Index>();
         const auto in = csr[4].cast<Index>();
-        require_shape(values, "weights" + index + " values", 1);
-        require_finite(values, "weights" + index + " values");
-        require_shape(bias, "biases" + index, 1, static_cast<py::ssize_t>(out));
-        require_finite(bias, "biases" + index);
+        // Copied whole: SparseAffine checks that the sizes fit together.
         return std::make_shared<SparseAffine>(
             out, in, std::vector<Index>(indptr.data(), indptr.data() + indptr.size()),
             std::vector<Index>(indices.data(), indices.data() + indices.size()),
@@ -48,8 +45,6 @@ std::shared_ptr<const AffineMap> make_layer(const py::object& weight, const Doub
     const py::ssize_t out = dense.shape(0);
     const py::ssize_t in = dense.shape(1);
     require_shape(bias, "biases" + index, 1, out);
-    require_finite(dense, "weights" + index);
-    require_finite(bias, "biases" + index);
     return std::make_shared<DenseAffine>(out, in,
                                          std::vector<double>(dense.data(), dense.data() + out * in),
                                          std::vector<double>(bias.data(), bias.data() + out));
@@ -60,25 +55,18 @@ std::shared_ptr<Network> make_network(const std::vector<py::object>& weights,
                                       const std::vector<std::string>& activations,
                                       const std::vector<double>& negative_slopes,
                                       const std::vector<Index>& linear_units) {
-    if (weights.empty()) throw std::invalid_argument("weights: need at least one layer");
+    // The lists are read in step; Network checks the counts of layers, activations and
+    // linear units, and their ranges.
     if (biases.size() != weights.size())
         throw std::invalid_argument("biases: expected one bias per layer");
-    if (activations.size() + 1 != weights.size() || negative_slopes.size() != activations.size())
-        throw std::invalid_argument("activations: expected one per hidden layer");
+    if (negative_slopes.size() != activations.size())
+        throw std::invalid_argument("negative_slopes: expected one per activation");
     std::vector<std::shared_ptr<const AffineMap>> layers;
     for (std::size_t l = 0; l < weights.size(); ++l)
         layers.push_back(make_layer(weights[l], biases[l], l));
     std::vector<Activation> acts;
     for (std::size_t l = 0; l < activations.size(); ++l)
         acts.push_back(parse_activation(activations[l], negative_slopes[l], l));
-    if (!linear_units.empty() && linear_units.size() != activations.size())
-        throw std::invalid_argument("linear_units: expected one per hidden layer");
-    for (std::size_t l = 0; l < linear_units.size(); ++l) {
-        if (linear_units[l] < 0 || linear_units[l] > layers[l]->out_dim())
-            throw std::invalid_argument(
-                "linear_units[" + std::to_string(l) + "]: expected 0 to the layer's width " +
-                std::to_string(layers[l]->out_dim()) + ", got " + std::to_string(linear_units[l]));
-    }
     return std::make_shared<Network>(std::move(layers), std::move(acts), linear_units);
 }
 
@@ -104,7 +92,7 @@ py::list pre_activations(const Network& net, const DoubleArray& x) {
     std::vector<double*> targets;
     for (Index l = 0; l < net.num_hidden_layers(); ++l) {
         arrays.emplace_back(std::vector<py::ssize_t>{static_cast<py::ssize_t>(n),
-                                                     static_cast<py::ssize_t>(net.hidden_size(l))});
+                                                     static_cast<py::ssize_t>(net.layer_width(l))});
         targets.push_back(arrays.back().mutable_data());
     }
     std::vector<double> out(static_cast<std::size_t>(n * net.output_dim()));
@@ -119,29 +107,28 @@ py::list pre_activations(const Network& net, const DoubleArray& x) {
     return result;
 }
 
+// One value per hidden layer: hidden_size (neurons) or layer_width.
+std::vector<Index> per_layer(const Network& net, Index (Network::*value)(Index) const) {
+    std::vector<Index> values;
+    for (Index l = 0; l < net.num_hidden_layers(); ++l) values.push_back((net.*value)(l));
+    return values;
+}
+
 }  // namespace
 
 void bind_network(py::module_& m) {
     py::class_<Network, std::shared_ptr<Network>>(m, "Network")
         .def(py::init(&make_network), py::arg("weights"), py::arg("biases"), py::arg("activations"),
-             py::arg("negative_slopes"), py::arg("linear_units") = std::vector<Index>{})
+             py::arg("negative_slopes"), py::arg("linear_units"))
         .def_property_readonly("input_dim", &Network::input_dim)
         .def_property_readonly("output_dim", &Network::output_dim)
         .def_property_readonly("num_neurons", &Network::num_neurons)
-        .def_property_readonly("hidden_sizes",
-                               [](const Network& net) {
-                                   std::vector<Index> sizes;
-                                   for (Index l = 0; l < net.num_hidden_layers(); ++l)
-                                       sizes.push_back(net.neurons(l));
-                                   return sizes;
-                               })
-        .def_property_readonly("layer_widths",
-                               [](const Network& net) {
-                                   std::vector<Index> sizes;
-                                   for (Index l = 0; l < net.num_hidden_layers(); ++l)
-                                       sizes.push_back(net.hidden_size(l));
-                                   return sizes;
-                               })
+        .def_property_readonly(
+            "hidden_sizes",
+            [](const Network& net) { return per_layer(net, &Network::hidden_size); })
+        .def_property_readonly(
+            "layer_widths",
+            [](const Network& net) { return per_layer(net, &Network::layer_width); })
         .def("forward", &forward, py::arg("x"))
         .def("pre_activations", &pre_activations, py::arg("x"));
 }

@@ -12,18 +12,13 @@ namespace {
 py::dict count_1d_flat(const Network& net, const std::vector<DoubleArray>& paths,
                        const std::vector<bool>& closed, double rtol, bool want_patterns,
                        int num_threads, Index max_pieces, double max_memory) {
+    // Only what reading the arrays needs: lrcore.count_1d has checked the arguments, and
+    // the core checks its own preconditions (docs/core-layout.md).
     if (closed.size() != paths.size())
         throw std::invalid_argument("closed: expected one flag per path");
-    if (max_pieces < 1) throw std::invalid_argument("max_pieces: expected a positive integer");
-    if (num_threads < 0) throw std::invalid_argument("num_threads: expected >= 0");
     std::vector<PathSpec> specs;
     for (std::size_t i = 0; i < paths.size(); ++i) {
-        const std::string name = "path[" + std::to_string(i) + "]";
-        require_shape(paths[i], name, 2, -1, net.input_dim());
-        if (paths[i].shape(0) < 2)
-            throw std::invalid_argument(name + ": expected at least 2 points, got " +
-                                        std::to_string(paths[i].shape(0)));
-        require_finite(paths[i], name);
+        require_shape(paths[i], "path[" + std::to_string(i) + "]", 2, -1, net.input_dim());
         specs.push_back({paths[i].data(), paths[i].shape(0), static_cast<bool>(closed[i])});
     }
     Path1DOptions options;
@@ -31,7 +26,6 @@ py::dict count_1d_flat(const Network& net, const std::vector<DoubleArray>& paths
     options.want_patterns = want_patterns;
     options.num_threads = num_threads;
     options.max_pieces = max_pieces;
-    if (!(max_memory >= 0.0)) throw std::invalid_argument("max_memory: expected bytes >= 0");
     options.max_memory = max_memory;
 
     Path1DStats stats;
@@ -87,7 +81,7 @@ py::dict count_1d_flat(const Network& net, const std::vector<DoubleArray>& paths
 void bind_path1d(py::module_& m) {
     m.def("count_1d", &count_1d_flat, py::arg("net"), py::arg("paths"), py::arg("closed"),
           py::arg("rtol"), py::arg("want_patterns"), py::arg("num_threads"), py::arg("max_pieces"),
-          py::arg("max_memory") = 0.0,
+          py::arg("max_memory"),
           "Exact breakpoints of the network along each polyline (flat batch arrays).");
 }
 

@@ -1,4 +1,3 @@
-#include <cmath>
 #include <stdexcept>
 
 #include "lrcore/blas.hpp"
@@ -26,14 +25,6 @@ void require_shape(const DoubleArray& array, const std::string& name, py::ssize_
                                     " columns, got shape " + describe());
 }
 
-void require_finite(const DoubleArray& array, const std::string& name) {
-    const double* data = array.data();
-    for (py::ssize_t i = 0; i < array.size(); ++i) {
-        if (!std::isfinite(data[i]))
-            throw std::invalid_argument(name + ": contains NaN or infinite values");
-    }
-}
-
 bool python_interrupt_requested() {
     py::gil_scoped_acquire acquire;
     return PyErr_CheckSignals() != 0;
@@ -47,7 +38,8 @@ PYBIND11_MODULE(_core, m) {
     m.def(
         "blas_corename", [] { return std::string(lrcore::blas_corename()); },
         "Name of the OpenBLAS kernel chosen for this CPU.");
-    // The core parallelises over paths itself; BLAS inside it runs one thread per call.
+    // The core parallelises over paths and tiles itself; BLAS inside it runs one thread per
+    // call.
     lrcore::set_blas_threads(1);
     lrcore::bindings::bind_network(m);
     lrcore::bindings::bind_path1d(m);

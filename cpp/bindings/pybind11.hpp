@@ -18,12 +18,12 @@ namespace lrcore::bindings {
 // Float64, C-contiguous; pybind11 converts other numeric dtypes and layouts.
 using DoubleArray = py::array_t<double, py::array::c_style | py::array::forcecast>;
 
-// Checks ndim and, where given (>= 0), the sizes of an array before raw access.
+// Checks ndim and, where given (>= 0), the sizes of an array before raw access. The
+// bindings check only what raw access needs (shape; dtype and layout come from
+// DoubleArray): every user-facing error is Python's, and the core checks its own
+// preconditions.
 void require_shape(const DoubleArray& array, const std::string& name, py::ssize_t ndim,
                    py::ssize_t dim0 = -1, py::ssize_t dim1 = -1);
-
-// Refuses NaN and infinities, which would give wrong regions rather than an error.
-void require_finite(const DoubleArray& array, const std::string& name);
 
 // Interrupt poll for long calls: takes the GIL and runs Python's signal handlers.
 bool python_interrupt_requested();

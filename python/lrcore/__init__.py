@@ -16,6 +16,9 @@ True
 
 from __future__ import annotations
 
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as _version
+
 try:
     from . import _core
 except ImportError as _err:  # pragma: no cover - depends on the installation
@@ -53,7 +56,11 @@ LimitExceeded.__doc__ = (
     "A resource cap (max_pieces, max_regions) was reached; the message says how to raise it."
 )
 
-__version__ = "0.1.0"
+try:
+    # pyproject.toml is the one place the version is written.
+    __version__ = _version("lrcore")
+except PackageNotFoundError:  # pragma: no cover - a source tree on sys.path, not installed
+    __version__ = "0+unknown"
 
 __all__ = [
     "ACTIVATIONS",

@@ -1,5 +1,6 @@
 # Type stubs for the compiled core (cpp/bindings/); keep in step with the bind_*.cpp files.
-from typing import Any
+# Python code calls count_1d and slice_2d only through lrcore/_corecalls.py.
+from typing import Any, TypedDict
 
 import numpy as np
 from numpy.typing import NDArray
@@ -18,7 +19,7 @@ class Network:
         biases: list[NDArray[np.float64]],
         activations: list[str],
         negative_slopes: list[float],
-        linear_units: list[int] = ...,
+        linear_units: list[int],
     ) -> None: ...
     @property
     def input_dim(self) -> int: ...
@@ -33,6 +34,34 @@ class Network:
     def forward(self, x: NDArray[np.float64]) -> NDArray[np.float64]: ...
     def pre_activations(self, x: NDArray[np.float64]) -> list[NDArray[np.float64]]: ...
 
+class PathBatchArrays(TypedDict):
+    """What count_1d returns: a batch of paths as flat arrays (bind_path1d.cpp)."""
+
+    lengths: NDArray[np.float64]  # (paths,)
+    num_pieces: NDArray[np.int64]  # (paths,)
+    num_distinct: NDArray[np.int64]  # (paths,)
+    offsets: NDArray[np.int64]  # (paths + 1,): path i's breakpoints in breakpoints
+    breakpoints: NDArray[np.float64]  # (k,) arc lengths
+    segment: NDArray[np.int64]  # (k,) polyline segment of each breakpoint
+    flip_offsets: NDArray[np.int64]  # (k + 1,): breakpoint j's rows of flip_neurons
+    flip_neurons: NDArray[np.int64]  # (m, 2) (layer, unit)
+    piece_offsets: NDArray[np.int64]  # (paths + 1,): path i's rows of patterns
+    patterns: NDArray[np.uint8] | None  # (pieces, bytes), None unless want_patterns
+    vertices_per_layer: NDArray[np.int64]  # (hidden layers,)
+
+class SliceArrays(TypedDict):
+    """What slice_2d returns for one slice: its planar partition (bind_slice2d.cpp)."""
+
+    vertices: NDArray[np.float64]  # (V, 2) plane coordinates
+    outputs: NDArray[np.float64]  # (V, output_dim)
+    face_offsets: NDArray[np.int64]  # (F + 1,)
+    face_vertices: NDArray[np.int64]  # (sides,) counter-clockwise per face
+    edges: NDArray[np.int64]  # (E, 2) vertex pairs, smaller first
+    edge_neurons: NDArray[np.int64]  # (E, 2) (layer, unit), (-1, -1) on the boundary
+    patterns: NDArray[np.uint8]  # (F, bytes)
+    tiles: int  # tiles the partition was computed in
+    merged_crossings: int  # crossings placed at a vertex closer than PLANE_ULPS
+
 def count_1d(
     net: Network,
     paths: list[NDArray[np.float64]],
@@ -41,8 +70,8 @@ def count_1d(
     want_patterns: bool,
     num_threads: int,
     max_pieces: int,
-    max_memory: float = ...,
-) -> dict[str, Any]: ...
+    max_memory: float,
+) -> PathBatchArrays: ...
 def slice_2d(
     net: Network,
     origins: list[NDArray[np.float64]],
@@ -52,5 +81,5 @@ def slice_2d(
     rtol: float,
     num_threads: int,
     max_regions: int,
-    max_memory: float = ...,
-) -> list[dict[str, Any]]: ...
+    max_memory: float,
+) -> list[SliceArrays]: ...

@@ -1,4 +1,8 @@
-"""Input checks shared by the public entry points: clear errors before the core runs."""
+"""Defaults and input checks shared by the public entry points (errors before the core).
+
+The defaults are re-exported by :mod:`lrcore` (``lrcore.DEFAULT_RTOL`` and so on). Python
+passes every option to the core explicitly, so these are the defaults a user meets.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,15 @@ from numpy.typing import NDArray
 #: Default relative zero tolerance: a pre-activation z_j at a vertex counts as exactly
 #: zero when |z_j| <= rtol * (||W_j||_2 * ||h||_2 + |b_j|), h being the layer's input.
 DEFAULT_RTOL = 1e-10
+
+#: Default cap on the pieces one count_1d call may create before it stops with
+#: LimitExceeded.
+DEFAULT_MAX_PIECES = 50_000_000
+
+#: Default cap on the faces of one slice; past it slice_2d raises LimitExceeded. At the
+#: core's working memory (about the current layer's width × 16 bytes per vertex, two
+#: vertices per face) this keeps a 256-wide network under a few GB.
+DEFAULT_MAX_REGIONS = 5_000_000
 
 
 class RoundingWarning(UserWarning):
@@ -54,6 +67,15 @@ def as_float_array(
         msg = f"{name}: contains {bad} NaN or infinite value(s); all entries must be finite"
         raise ValueError(msg)
     return arr
+
+
+def check_positive(value: float, name: str) -> float:
+    """``value`` as a float, or a ValueError naming ``name`` unless it is finite and > 0."""
+    number = float(value)
+    if not np.isfinite(number) or number <= 0:
+        msg = f"{name}: expected a positive finite number, got {value!r}"
+        raise ValueError(msg)
+    return number
 
 
 def default_threads() -> int:
@@ -130,8 +152,10 @@ def available_memory() -> float | None:
 
 
 def check_max_memory(max_memory: float | None) -> float:
-    """The memory cap in bytes for the core (0: none); None is MEMORY_SHARE of what is
-    available now."""
+    """The memory cap in bytes for the core (0: none).
+
+    ``None`` is :data:`MEMORY_SHARE` of the memory available now.
+    """
     if max_memory is None:
         available = available_memory()
         return 0.0 if available is None else MEMORY_SHARE * available

@@ -1,7 +1,9 @@
 """Self-checks of results: re-evaluate the network and test every piece, face and cut.
 
-``PathResult.verify``, ``BatchResult.verify`` and ``SliceResult.verify`` call into this
-module. The checks use only the result's arrays and the network's own float64 forward
+The result classes inherit :class:`Verifiable`, whose ``verify`` checks its arguments
+and calls the class's own ``_check``: ``PathResult`` calls :func:`check_path`,
+``BatchResult`` :func:`check_batch` and ``SliceResult`` :func:`check_slice`. This module
+imports the result classes for typing only. The checks use only the result's arrays and the network's own float64 forward
 pass, so a user can run them on any result as a certificate.
 
 Why the checks are a certificate (up to the tolerance): on a piece (1D) or convex face
@@ -26,6 +28,7 @@ that must match the pattern. The *residual* of a value is ``max(|z_j| - slack_j,
 
 from __future__ import annotations
 
+import abc
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -34,13 +37,22 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ._validation import DEFAULT_RTOL
+from .network import Network
 
 if TYPE_CHECKING:
-    from .network import Network
     from .path1d import BatchResult, PathResult
     from .slice2d import SliceResult
 
-__all__ = ["VERIFY_FACTOR", "Problem", "Verifiable", "VerificationError", "VerifyReport"]
+__all__ = [
+    "VERIFY_FACTOR",
+    "Problem",
+    "Verifiable",
+    "VerificationError",
+    "VerifyReport",
+    "check_batch",
+    "check_path",
+    "check_slice",
+]
 
 #: Default verify tolerance: this many times the ``rtol`` of the computation.
 VERIFY_FACTOR = 100.0
@@ -490,8 +502,11 @@ def _sub_intervals(r: PathResult) -> tuple[FloatArray, FloatArray, FloatArray, I
 def _piece_bits(
     r: PathResult, ev: _Evaluator, xs: FloatArray, lengths: FloatArray, piece: IntArray, tol: float
 ) -> tuple[BoolArray, BoolArray]:
-    """Each piece's pattern (stored, or at the middle of its longest sub-interval) and
-    where it is uncertain (never, for stored patterns)."""
+    """Each piece's pattern, and where it is uncertain.
+
+    The pattern is the stored one, or the one at the middle of the piece's longest
+    sub-interval; stored patterns are never uncertain.
+    """
     if r.patterns is not None:
         bits = _unpack(r.patterns, r.num_neurons)
         return bits, np.zeros_like(bits)
@@ -505,13 +520,17 @@ def _piece_bits(
     return bits, unsure
 
 
-def verify_path(
+def _collect_path_problems(
     r: PathResult,
     net: Network,
     tol: float,
     collector: _Collector | None = None,
 ) -> tuple[_Collector, int, int, int, float]:
-    """Check one path; returns (problems, pieces, breakpoints, points, max residual)."""
+    """Check one path, adding its problems to ``collector`` (a new one by default).
+
+    Returns the collector and the tallies a report needs: pieces, breakpoints and points
+    checked, and the largest residual.
+    """
     c = collector if collector is not None else _Collector()
     if r.points.ndim != 2 or r.points.shape[1] != net.input_dim:
         c.add("shape", -1, (), f"points {r.points.shape} do not fit the network's inputs")
@@ -604,12 +623,13 @@ def verify_path(
     return c, r.num_pieces, k, ev.num_points, residual
 
 
-def _verify_batch(b: BatchResult, net: Network, tol: float) -> VerifyReport:
+def check_batch(b: BatchResult, net: Network, tol: float) -> VerifyReport:
+    """Check every path of a batch: the report of ``BatchResult.verify``."""
     pieces = cuts = points = 0
     residual = 0.0
     total = _Collector()
     for i in range(b.num_paths):
-        c, p, k, n, res = verify_path(b[i], net, tol, _Collector(path=i))
+        c, p, k, n, res = _collect_path_problems(b[i], net, tol, _Collector(path=i))
         pieces, cuts, points = pieces + p, cuts + k, points + n
         residual = max(residual, res)
         total.count += c.count
@@ -617,8 +637,9 @@ def _verify_batch(b: BatchResult, net: Network, tol: float) -> VerifyReport:
     return _finish("batch", tol, pieces, cuts, points, residual, total)
 
 
-def _verify_path(r: PathResult, net: Network, tol: float) -> VerifyReport:
-    c, pieces, cuts, points, residual = verify_path(r, net, tol)
+def check_path(r: PathResult, net: Network, tol: float) -> VerifyReport:
+    """Check one path: the report of ``PathResult.verify``."""
+    c, pieces, cuts, points, residual = _collect_path_problems(r, net, tol)
     return _finish("path", tol, pieces, cuts, points, residual, c)
 
 
@@ -764,8 +785,11 @@ def _interior_edges(r: SliceResult) -> tuple[IntArray, IntArray, IntArray]:
     return edges, face[order[twice]], face[order[twice + 1]]
 
 
-def _verify_slice(r: SliceResult, net: Network, tol: float) -> VerifyReport:
-    """Check one slice against its own geometry and the network."""
+def check_slice(r: SliceResult, net: Network, tol: float) -> VerifyReport:
+    """Check one slice against its own geometry and the network.
+
+    The report of ``SliceResult.verify``.
+    """
     c = _Collector()
     if r.plane.input_dim != net.input_dim or not _slice_structure(r, net, c):
         if r.plane.input_dim != net.input_dim:
@@ -871,8 +895,12 @@ def _verify_slice(r: SliceResult, net: Network, tol: float) -> VerifyReport:
     return _finish("slice", tol, r.num_regions, len(edges), ev.num_points, residual, c)
 
 
-class Verifiable:
-    """The ``verify`` method of PathResult, BatchResult and SliceResult."""
+class Verifiable(abc.ABC):
+    """The ``verify`` method of PathResult, BatchResult and SliceResult.
+
+    Each result class implements :meth:`_check`, its own checks; ``verify`` picks the
+    network and the tolerance, calls it and raises if asked.
+    """
 
     #: The network the result was computed for (``verify`` re-evaluates it).
     network: Network | None
@@ -939,10 +967,6 @@ class Verifiable:
         >>> lrcore.slice_2d(net, np.zeros(2), np.eye(2)).verify(raise_on_error=True).ok
         True
         """
-        from .network import Network
-        from .path1d import BatchResult, PathResult
-        from .slice2d import SliceResult
-
         network = net if net is not None else self.network
         if not isinstance(network, Network):
             msg = (
@@ -950,13 +974,9 @@ class Verifiable:
                 f"got {type(network).__name__}"
             )
             raise TypeError(msg)
-        limit = _default_tol(tol, self.rtol)
-        if isinstance(self, PathResult):
-            report = _verify_path(self, network, limit)
-        elif isinstance(self, BatchResult):
-            report = _verify_batch(self, network, limit)
-        elif isinstance(self, SliceResult):
-            report = _verify_slice(self, network, limit)
-        else:  # pragma: no cover - only the three result classes inherit this
-            raise TypeError(type(self).__name__)
+        report = self._check(network, _default_tol(tol, self.rtol))
         return _raise(report, raise_on_error)
+
+    @abc.abstractmethod
+    def _check(self, net: Network, tol: float) -> VerifyReport:
+        """Check this result against ``net`` with zero tolerance ``tol``."""

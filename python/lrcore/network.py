@@ -9,6 +9,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from . import _core
+from ._torch_sequential import infer_input_shape, sequential_to_arrays
 from ._validation import as_float_array
 
 if TYPE_CHECKING:
@@ -210,8 +211,7 @@ class Network:
     def from_torch(
         cls, model: torch.nn.Module, input_shape: Sequence[int] | None = None
     ) -> Network:
-        """Convert a PyTorch model (weights copied to float64 on the CPU; the model is
-        not changed).
+        """Convert a PyTorch model (weights copied to float64 on the CPU; model unchanged).
 
         Without ``input_shape``: a ``torch.nn.Sequential`` of Linear / ReLU / LeakyReLU /
         Identity / Flatten / Dropout (eval). With ``input_shape`` (one input's shape
@@ -236,8 +236,6 @@ class Network:
         (8,)
         """
         if input_shape is None:
-            from .torch import infer_input_shape, sequential_to_arrays
-
             try:
                 weights, biases, activations, slopes = sequential_to_arrays(model)
                 return cls(weights, biases, activations, slopes)

@@ -8,20 +8,24 @@ from typing import TYPE_CHECKING, Any, Union, overload
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from . import _core
+from ._corecalls import core_count_1d
 from ._optional import optional_import
 from ._validation import (
+    DEFAULT_MAX_PIECES,
     DEFAULT_RTOL,
     as_float_array,
     check_magnitudes,
     check_max_memory,
+    check_positive,
     check_run_options,
 )
-from ._verify import Verifiable
+from ._verify import Verifiable, VerifyReport, check_batch, check_path
 from .network import Network
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from ._core import PathBatchArrays
 
 __all__ = ["DEFAULT_MAX_PIECES", "DEFAULT_RTOL", "BatchResult", "PathResult", "count_1d"]
 
@@ -30,8 +34,6 @@ __all__ = ["DEFAULT_MAX_PIECES", "DEFAULT_RTOL", "BatchResult", "PathResult", "c
 MIN_STEP = 1e-150
 #: Most windows :meth:`PathResult.window_centers` makes (it refuses more).
 MAX_WINDOWS = 10_000_000
-#: Default cap on the pieces one call may create before it stops with LimitExceeded.
-DEFAULT_MAX_PIECES = 50_000_000
 
 PathLike = Union[ArrayLike, Sequence[ArrayLike]]
 
@@ -123,7 +125,7 @@ class PathResult(Verifiable):
         A quotient within 1e-9 below an integer counts as that integer, so
         ``window = length / n`` gives ``n`` windows despite rounding.
         """
-        window = _positive(window, "window")
+        window = check_positive(window, "window")
         # A window that fits up to rounding (window = length / n) still counts.
         count = max(1, int(np.floor(self.length / window + 1e-9)))
         if count > MAX_WINDOWS:
@@ -149,7 +151,7 @@ class PathResult(Verifiable):
         >>> bool(np.isclose(r.density(6.0, at=[3.0])[0], r.num_breakpoints / 6.0))
         True
         """
-        window = _positive(window, "window")
+        window = check_positive(window, "window")
         centers = self.window_centers(window) if at is None else as_float_array(at, "at")
         centers = np.atleast_1d(centers)
         if centers.ndim != 1:
@@ -198,6 +200,9 @@ class PathResult(Verifiable):
         out: NDArray[np.float64] = pts[seg] + frac[:, None] * (pts[seg + 1] - pts[seg])
         return out
 
+    def _check(self, net: Network, tol: float) -> VerifyReport:
+        return check_path(self, net, tol)
+
 
 class BatchResult(Verifiable):
     """Results of :func:`count_1d` for several paths, as flat arrays with offsets.
@@ -208,7 +213,7 @@ class BatchResult(Verifiable):
 
     def __init__(
         self,
-        flat: dict[str, Any],
+        flat: PathBatchArrays,
         paths: list[NDArray[np.float64]],
         closed: list[bool],
         num_neurons: int,
@@ -331,13 +336,8 @@ class BatchResult(Verifiable):
         msg = f"kind: expected 'breakpoints' or 'paths', got {kind!r}"
         raise ValueError(msg)
 
-
-def _positive(value: float, name: str) -> float:
-    number = float(value)
-    if not np.isfinite(number) or number <= 0:
-        msg = f"{name}: expected a positive finite number, got {value!r}"
-        raise ValueError(msg)
-    return number
+    def _check(self, net: Network, tol: float) -> VerifyReport:
+        return check_batch(self, net, tol)
 
 
 def _as_path(value: Any, name: str, dim: int) -> NDArray[np.float64]:
@@ -487,15 +487,15 @@ def count_1d(
     for i, p in enumerate(paths):
         check_magnitudes(net, np.abs(p).max(axis=0), f"path[{i}]" if is_batch else "path")
 
-    flat = _core.count_1d(
-        net._core,
-        paths,
-        flags,
-        rtol,
-        bool(return_patterns),
-        threads,
-        max_pieces,
-        check_max_memory(max_memory),
+    flat = core_count_1d(
+        net=net,
+        paths=paths,
+        closed=flags,
+        rtol=rtol,
+        want_patterns=bool(return_patterns),
+        num_threads=threads,
+        max_pieces=max_pieces,
+        max_memory=check_max_memory(max_memory),
     )
     batch = BatchResult(flat, paths, flags, net.num_neurons, network=net, rtol=rtol)
     return batch if is_batch else batch[0]

@@ -6,7 +6,7 @@ against each other. It imports numpy only (never ``lrcore._core`` or any other
 lrcore module) and favours clarity over speed. Benchmarks also use it as the
 "numpy walk" baseline.
 
-The algorithm is the sequential walk of DESIGN.md §2. Along each segment of the
+The algorithm is the sequential walk of docs/design.md §2. Along each segment of the
 polyline, from the current point, the network restricted to the current linear
 piece is one affine map of the segment parameter, so every hidden neuron's
 pre-activation is ``z + tau * c`` there. The nearest sign change of any neuron
@@ -15,7 +15,7 @@ the network exactly at the new point and repeats until the segment ends. The
 subdivision algorithm of the core instead refines the whole path one layer at a
 time, so the two share no code path beyond the arithmetic of an affine layer.
 
-Conventions (the same as the core's, see API.md):
+Conventions (the same as the core's, see docs/design.md §1, §2 and §5):
 
 - A neuron's pattern bit is ``pre_activation > 0``: zero counts as inactive.
 - ``|z| <= rtol * (||W_j||_2 * ||h||_2 + |b_j|)`` counts as exactly zero, where
@@ -75,7 +75,7 @@ class ReferenceWalk(NamedTuple):
         ``(layer, unit)`` of each flipping neuron, ``layer`` counting hidden
         layers from 0.
     piece_patterns : ndarray of bool, shape (num_pieces, num_neurons)
-        Pattern of every piece in the order of API.md: piece ``i`` lies between
+        Pattern of every piece in the order of docs/design.md §2: piece ``i`` lies between
         breakpoints ``i - 1`` and ``i``; for a closed path piece 0 wraps around
         through position 0.
     length : float
@@ -488,7 +488,7 @@ def walk_1d(
     if closed and np.any(current != patterns[0]):
         # The pattern arriving back at the start differs from the one leaving it:
         # a breakpoint at position 0, and the wrapping piece 0 has the arrival
-        # pattern (API.md), the departing one moving to piece 1.
+        # pattern (docs/design.md §2), the departing one moving to piece 1.
         assert current is not None  # a path with positive length has a first piece
         flipped = _flips(current, patterns[0], layer_of, unit_of)
         positions.insert(0, np.zeros(len(flipped)))

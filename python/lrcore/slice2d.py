@@ -11,27 +11,27 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from . import _core
+from ._corecalls import core_slice_2d
 from ._optional import optional_import
+from ._tiling import tile_cuts
 from ._validation import (
+    DEFAULT_MAX_REGIONS,
+    DEFAULT_RTOL,
     RoundingWarning,
     as_float_array,
     check_magnitudes,
     check_max_memory,
     check_run_options,
 )
-from ._verify import Verifiable
+from ._verify import Verifiable, VerifyReport, check_slice
 from .network import Network
-from .path1d import DEFAULT_RTOL
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
-__all__ = ["DEFAULT_MAX_REGIONS", "LinearRegions", "Plane", "SliceResult", "slice_2d"]
+    from ._core import SliceArrays
 
-#: Default cap on the faces of one slice; past it slice_2d raises LimitExceeded. At the
-#: core's working memory (about the current layer's width × 16 bytes per vertex, two
-#: vertices per face) this keeps a 256-wide network under a few GB.
-DEFAULT_MAX_REGIONS = 5_000_000
+__all__ = ["DEFAULT_MAX_REGIONS", "LinearRegions", "Plane", "SliceResult", "slice_2d"]
 
 
 class Plane:
@@ -137,7 +137,7 @@ class SliceResult(Verifiable):
 
     def __init__(
         self,
-        arrays: dict[str, Any],
+        arrays: SliceArrays,
         plane: Plane,
         domain: NDArray[np.float64],
         num_neurons: int,
@@ -162,7 +162,7 @@ class SliceResult(Verifiable):
         #: than float64 plane coordinates resolve (64 ulps of the domain's largest
         #: coordinate) and were placed at it; the slivers between them are not counted.
         #: ``slice_2d`` warns (:class:`lrcore.RoundingWarning`) when this is not zero.
-        self.merged_crossings: int = int(arrays.get("merged", 0))
+        self.merged_crossings: int = int(arrays.get("merged_crossings", 0))
         #: The network the slice was computed for (``verify`` re-evaluates it).
         self.network = network
         #: The zero tolerance it was computed with.
@@ -452,6 +452,9 @@ class SliceResult(Verifiable):
         ax.set_title(f"{self.num_regions} activation regions")
         return ax
 
+    def _check(self, net: Network, tol: float) -> VerifyReport:
+        return check_slice(self, net, tol)
+
 
 def _as_domain(
     bounds: Sequence[float] | None, domain: ArrayLike | None, name_prefix: str = ""
@@ -576,20 +579,9 @@ def slice_2d(
         memory available when it starts). The core checks its estimate as it goes and
         stops with :class:`lrcore.LimitExceeded` past it, instead of being killed.
     tiles
-        Cut the domain into this many strips along ``s``, computed in parallel (each
-        with the working memory of one strip) and merged into one partition:
-        faces on both sides of a cut line with the same pattern become one region, and
-        vertices where an edge runs straight across a cut line are removed. The
-        partition does not depend on it (up to the order of faces and vertices and
-        rounding in the last bits); ``"auto"`` (default) picks one tile per about
-        :data:`TILE_REGIONS` regions, estimated from exact 1D counts along horizontal
-        lines and the vertical middle line, and on wide nets up to
-        :data:`MEMORY_TILES` tiles so that each holds about :data:`TILE_WORK_BYTES` of
-        vertex rows; a single slice with threads to spare gets at least one tile per
-        :data:`PARALLEL_TILE_REGIONS` regions, up to two per thread. Should the two
-        sides of a cut line ever disagree (rounding at a degenerate spot), the slice is
-        recomputed in one piece;
-        :attr:`SliceResult.tiles` says how many strips the result came from.
+        Cut the domain into this many tiles along ``s``, built in parallel and merged
+        into one partition (the same up to order and last-bit rounding); ``"auto"``
+        (default) sizes them from exact 1D counts: see ``lrcore._tiling``, docs/design.md.
 
     Raises
     ------
@@ -646,19 +638,19 @@ def slice_2d(
     for i, plane in enumerate(planes):
         bound = np.abs(plane.origin) + reach * (np.abs(plane.basis[0]) + np.abs(plane.basis[1]))
         check_magnitudes(net, bound, f"origin[{i}]" if is_batch else "origin")
-    # Threads a slice's strips can use beside the other slices of the call.
+    # Threads a slice's tiles can use beside the other slices of the call.
     spare = max(1, threads // max(1, len(planes)))
-    cuts = [_tile_cuts(tiles, net, p, poly, rtol, threads, spare) for p in planes]
-    arrays = _core.slice_2d(
-        net._core,
-        [p.origin for p in planes],
-        [p.basis for p in planes],
-        [poly] * len(planes),
-        cuts,
-        rtol,
-        threads,
-        max_regions,
-        check_max_memory(max_memory),
+    cuts = [tile_cuts(tiles, net, p, poly, rtol, threads, spare) for p in planes]
+    arrays = core_slice_2d(
+        net=net,
+        origins=[p.origin for p in planes],
+        bases=[p.basis for p in planes],
+        domains=[poly] * len(planes),
+        cuts=cuts,
+        rtol=rtol,
+        num_threads=threads,
+        max_regions=max_regions,
+        max_memory=check_max_memory(max_memory),
     )
     results = [
         SliceResult(a, p, poly, net.num_neurons, network=net, rtol=rtol)
@@ -681,160 +673,3 @@ def slice_2d(
 #: Plane coordinates closer than this many ulps of the domain's largest coordinate are
 #: one point in the core (a crossing that close to a vertex is placed at it).
 PLANE_ULPS: float = _core.PLANE_ULPS
-
-#: Regions per tile aimed at by ``slice_2d(..., tiles="auto")``.
-TILE_REGIONS = 20_000
-
-#: Working memory per tile (vertex rows) that ``"auto"`` aims at on slices too small for
-#: TILE_REGIONS to cut, with at most MEMORY_TILES tiles: a slice of a wide net then never
-#: holds all its rows at once.
-TILE_WORK_BYTES = 4 * 2**20
-MEMORY_TILES = 8
-
-#: Regions per strip below which ``"auto"`` does not split a slice for threads alone.
-PARALLEL_TILE_REGIONS = 1_500
-
-#: The most tiles ``"auto"`` picks.
-MAX_AUTO_TILES = 256
-
-#: Equal-width cut lines sit this fraction of a strip off round fractions of the width,
-#: where constructed examples put their zero lines (keep tests/test_slice2d_tiles.py in
-#: step).
-CUT_OFFSET = 0.0137254901960784
-
-#: Horizontal lines along which ``"auto"`` measures how regions spread over ``s``.
-PROBE_LINES = 8
-
-
-def _quantiles(values: NDArray[np.float64], shares: NDArray[np.float64]) -> NDArray[np.float64]:
-    """``np.quantile(values, shares)`` (linear interpolation), without its first-call cost
-    (numpy imports its machinery lazily: about 1 MB that a small slice would carry)."""
-    ordered = np.sort(values)
-    pos = np.asarray(shares, dtype=np.float64) * (ordered.size - 1)
-    lo = np.floor(pos).astype(np.int64)
-    hi = np.minimum(lo + 1, ordered.size - 1)
-    return ordered[lo] + (pos - lo) * (ordered[hi] - ordered[lo])
-
-
-def _chord(poly: NDArray[np.float64], t: float) -> tuple[float, float] | None:
-    """The range of ``s`` where the line at height ``t`` meets the convex polygon."""
-    ends = []
-    for a, b in zip(poly, np.roll(poly, -1, axis=0)):
-        if (a[1] - t) * (b[1] - t) <= 0 and a[1] != b[1]:
-            ends.append(a[0] + (t - a[1]) / (b[1] - a[1]) * (b[0] - a[0]))
-    if len(ends) < 2 or max(ends) <= min(ends):
-        return None
-    return min(ends), max(ends)
-
-
-def _tile_cuts(
-    tiles: int | str,
-    net: Network,
-    plane: Plane,
-    poly: NDArray[np.float64],
-    rtol: float,
-    threads: int,
-    spare: int,
-) -> NDArray[np.float64]:
-    """Positions ``s = c`` of the lines that cut one slice's domain into strips
-    (``spare``: the threads the slice's strips may run on at once)."""
-    if isinstance(tiles, str) and tiles == "auto":
-        return _auto_cuts(net, plane, poly, rtol, threads, spare)
-    if not isinstance(tiles, (int, np.integer)) or isinstance(tiles, bool) or tiles < 1:
-        msg = f"tiles: expected a positive integer or 'auto', got {tiles!r}"
-        raise ValueError(msg)
-    lo, hi = float(poly[:, 0].min()), float(poly[:, 0].max())
-    count = int(tiles)
-    return np.array([lo + (hi - lo) * (k + CUT_OFFSET) / count for k in range(1, count)])
-
-
-def _probe(
-    net: Network,
-    plane: Plane,
-    lines: list[NDArray[np.float64]],
-    rtol: float,
-    threads: int,
-) -> tuple[NDArray[np.int64], list[NDArray[np.float64]]]:
-    """Breakpoint counts along ``lines`` (segments in the plane), and the points of
-    each line's breakpoints in plane coordinates."""
-    # The core directly: slice_2d checked the plane and the magnitudes on the domain,
-    # which holds these lines (count_1d's own checks cost more than the counts).
-    flat = _core.count_1d(
-        net._core,
-        [plane.to_input(line) for line in lines],
-        [False] * len(lines),
-        rtol,
-        False,
-        threads,
-        DEFAULT_MAX_REGIONS,
-        0.0,
-    )
-    offsets, lengths = flat["offsets"], flat["lengths"]
-    points = []
-    for i, line in enumerate(lines):
-        frac = flat["breakpoints"][offsets[i] : offsets[i + 1]] / max(lengths[i], 1e-300)
-        points.append(line[0] + frac[:, None] * (line[1] - line[0]))
-    return np.diff(offsets), points
-
-
-def _auto_cuts(
-    net: Network,
-    plane: Plane,
-    poly: NDArray[np.float64],
-    rtol: float,
-    threads: int,
-    spare: int,
-) -> NDArray[np.float64]:
-    """Strips of about TILE_REGIONS regions each, from exact 1D counts along lines.
-
-    Regions in a box whose horizontal lines cross about a breakpoints and whose vertical
-    middle line crosses b number about (a + 1)(b + 1) (a line arrangement); the strips
-    split the breakpoints that the horizontal lines meet into equal shares, so dense parts
-    of the slice get narrow strips. Two horizontal lines decide first whether a slice
-    needs more than one strip; only for TILE_REGIONS or more do PROBE_LINES lines place
-    the cuts, at heights that split the vertical line's breakpoints into equal shares:
-    each stands for as many rows of regions, and a crowd of regions in the middle of the
-    domain is not missed.
-    With spare threads, a slice gets at least one strip per PARALLEL_TILE_REGIONS regions,
-    up to two per spare thread, so that its threads share the work.
-    """
-    (s_lo, t_lo), (s_hi, t_hi) = poly.min(axis=0), poly.max(axis=0)
-    width = max(net.layer_widths, default=1)
-    s_mid = float(s_lo + s_hi) / 2
-    flipped = _chord(poly[:, ::-1].copy(), s_mid)
-    if flipped is None:
-        return np.zeros(0)
-    vertical = np.array([[s_mid, flipped[0]], [s_mid, flipped[1]]])
-    heights = t_lo + np.array([0.25, 0.75]) * (t_hi - t_lo)
-    for stage in range(2):
-        rows = [(t, _chord(poly, t)) for t in heights]
-        lines = [np.array([[c[0], t], [c[1], t]]) for t, c in rows if c is not None]
-        if not lines:
-            return np.zeros(0)
-        counts, points = _probe(net, plane, [*lines, vertical], rtol, threads)
-        estimate = (np.mean(counts[:-1]) + 1) * (counts[-1] + 1)
-        # Enough strips for TILE_REGIONS each, and on wide nets enough (up to
-        # MEMORY_TILES) that the vertex rows in flight (about 16 w bytes a region, w the
-        # widest layer) stay near TILE_WORK_BYTES a strip.
-        by_memory = min(MEMORY_TILES, np.floor(16 * width * estimate / TILE_WORK_BYTES))
-        by_threads = min(2 * spare, np.floor(estimate / PARALLEL_TILE_REGIONS)) if spare > 1 else 1
-        count = int(
-            min(MAX_AUTO_TILES, max(1, np.ceil(estimate / TILE_REGIONS), by_memory, by_threads))
-        )
-        if count == 1:
-            return np.zeros(0)
-        if estimate < TILE_REGIONS:
-            break  # strips for threads or memory: the two lines place them well enough
-        if stage == 0:
-            shares = (np.arange(PROBE_LINES) + 0.5) / PROBE_LINES
-            t_breaks = points[-1][:, 1]
-            heights = (
-                _quantiles(t_breaks, shares)
-                if t_breaks.size >= 2 * PROBE_LINES
-                else t_lo + shares * (t_hi - t_lo)
-            )
-    positions = np.concatenate([p[:, 0] for p in points[:-1]])
-    if positions.size < count:
-        return np.zeros(0)
-    cuts = _quantiles(positions, np.arange(1, count) / count)
-    return np.unique(cuts[(cuts > s_lo) & (cuts < s_hi)])

@@ -1,128 +1,29 @@
-"""PyTorch front end: convert models to :class:`lrcore.Network` (torch imported lazily).
+"""PyTorch front end: record exact region counts while a model trains (torch imported lazily).
 
-This module converts ``nn.Sequential`` stacks of Linear / ReLU / LeakyReLU / Identity /
-Flatten / Dropout (eval) directly and records counts during training (RegionTracker);
-models with convolutions, batch-norm, residual additions or concatenation go through the
-traced front end (``lrcore._torch_fx``, used by ``Network.from_torch`` with
-``input_shape``).
+:class:`RegionTracker` copies a model to a :class:`lrcore.Network` every few steps and
+counts its regions along paths and on slices. The conversion itself lives in two private
+leaves that return plain arrays: ``lrcore._torch_sequential`` (``nn.Sequential`` stacks of
+Linear / ReLU / LeakyReLU / Identity / Flatten / Dropout in eval mode; its
+:func:`sequential_to_arrays` and :func:`infer_input_shape` are re-exported here) and
+``lrcore._torch_fx`` (traced graphs with convolutions, batch-norm, residual additions or
+concatenation, used by ``Network.from_torch`` with ``input_shape``).
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from numpy.typing import NDArray
 
 from ._optional import optional_import
+from ._torch_sequential import infer_input_shape, sequential_to_arrays
+from .network import Network
+from .path1d import count_1d
+from .slice2d import Plane, slice_2d
 
 __all__ = ["RegionTracker", "infer_input_shape", "sequential_to_arrays"]
-
-
-def _modules_in_order(model: Any, torch: Any) -> list[tuple[str, Any]]:
-    """The leaf modules of (possibly nested) Sequential containers, with their names."""
-    if not isinstance(model, torch.nn.Sequential):
-        msg = (
-            f"model: expected a torch.nn.Sequential, got {type(model).__name__}; models "
-            "with other structure need the traced front end: pass input_shape (one "
-            "input's shape without the batch dimension)"
-        )
-        raise TypeError(msg)
-    leaves: list[tuple[str, Any]] = []
-    for name, module in model.named_children():
-        if isinstance(module, torch.nn.Sequential):
-            leaves.extend(
-                (f"{name}.{sub}", leaf) for sub, leaf in _modules_in_order(module, torch)
-            )
-        else:
-            leaves.append((name, module))
-    return leaves
-
-
-def infer_input_shape(model: Any) -> tuple[int, ...] | None:
-    """The input shape of a Sequential whose first layer is Linear, else None."""
-    torch = optional_import("torch")
-    if not isinstance(model, torch.nn.Sequential):
-        return None
-    leaves = _modules_in_order(model, torch)
-    if leaves and isinstance(leaves[0][1], torch.nn.Linear):
-        return (int(leaves[0][1].in_features),)
-    return None
-
-
-def sequential_to_arrays(
-    model: Any,
-) -> tuple[list[NDArray[np.float64]], list[NDArray[np.float64]], list[str], list[float]]:
-    """Weights, biases, activations and slopes of an ``nn.Sequential`` MLP, in float64.
-
-    Consecutive Linear layers without an activation between them are composed into one
-    affine map; a model that ends in an activation gets an identity output layer, so that
-    activation's units still count as neurons.
-
-    Examples
-    --------
-    >>> import torch
-    >>> model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU(),
-    ...                             torch.nn.Linear(4, 2))
-    >>> [w.shape for w in sequential_to_arrays(model)[0]]
-    [(4, 3), (2, 4)]
-    """
-    torch = optional_import("torch")
-    nn = torch.nn
-    weights: list[NDArray[np.float64]] = []
-    biases: list[NDArray[np.float64]] = []
-    activations: list[str] = []
-    slopes: list[float] = []
-    pending_affine = False  # the last affine map has no activation yet
-    for position, (name, module) in enumerate(_modules_in_order(model, torch)):
-        where = f"module {name!r} ({type(module).__name__}) at position {position}"
-        if isinstance(module, nn.Linear):
-            w = module.weight.detach().to("cpu", torch.float64).numpy().copy()
-            if module.bias is None:
-                b = np.zeros(w.shape[0])
-            else:
-                b = module.bias.detach().to("cpu", torch.float64).numpy().copy()
-            if pending_affine:
-                # Two affine maps in a row are one affine map.
-                b = w @ biases[-1] + b
-                w = w @ weights[-1]
-                weights[-1], biases[-1] = w, b
-            else:
-                weights.append(w)
-                biases.append(b)
-            pending_affine = True
-        elif isinstance(module, (nn.ReLU, nn.LeakyReLU)):
-            if not pending_affine:
-                msg = f"{where}: an activation must follow a Linear layer"
-                raise ValueError(msg)
-            if isinstance(module, nn.LeakyReLU):
-                activations.append("leaky_relu")
-                slopes.append(float(module.negative_slope))
-            else:
-                activations.append("relu")
-                slopes.append(0.0)
-            pending_affine = False
-        elif isinstance(module, (nn.Identity, nn.Flatten)):
-            continue
-        elif isinstance(module, nn.Dropout):
-            if module.training:
-                msg = f"{where}: Dropout in training mode is random; call model.eval() first"
-                raise ValueError(msg)
-        else:
-            msg = (
-                f"{where}: not supported by the Sequential converter (supported: Linear, "
-                "ReLU, LeakyReLU, Identity, Flatten, Dropout in eval mode)"
-            )
-            # The model is the right type; what it contains is not supported.
-            raise ValueError(msg)  # noqa: TRY004
-    if not weights:
-        raise ValueError("model: contains no Linear layer")
-    if not pending_affine:
-        width = weights[-1].shape[0]
-        weights.append(np.eye(width))
-        biases.append(np.zeros(width))
-    return weights, biases, activations, slopes
 
 
 class RegionTracker:
@@ -180,8 +81,6 @@ class RegionTracker:
         bounds: Sequence[float] = (-1.0, 1.0, -1.0, 1.0),
         total_steps: int | None = None,
     ) -> None:
-        from .slice2d import Plane
-
         if int(every) < 1:
             msg = f"every: expected a positive integer, got {every!r}"
             raise ValueError(msg)
@@ -214,8 +113,6 @@ class RegionTracker:
 
     def network(self) -> Any:
         """The model's current weights as a float64 :class:`lrcore.Network`."""
-        from .network import Network
-
         torch = optional_import("torch")
         modes = {m: m.training for m in self.model.modules()}
         try:
@@ -228,11 +125,6 @@ class RegionTracker:
 
     def step(self, step: int) -> bool:
         """Record at this training step if it is due; returns whether it recorded."""
-        import time
-
-        from .path1d import count_1d
-        from .slice2d import slice_2d
-
         if self._bar is not None:
             self._bar.update(1)
         if int(step) % self.every != 0:

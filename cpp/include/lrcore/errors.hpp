@@ -1,5 +1,6 @@
-// Exceptions the core throws besides the standard ones (std::invalid_argument for bad
-// arguments).
+// Exceptions the core throws besides the standard ones (std::invalid_argument for an
+// argument that breaks a precondition, std::length_error for a product beyond the BLAS's
+// 32-bit sizes, std::bad_alloc).
 #pragma once
 
 #include <stdexcept>
@@ -13,7 +14,8 @@ public:
     Interrupted() : std::runtime_error("lrcore: interrupted") {}
 };
 
-// A resource cap (max_pieces, max_regions) was reached; the message says how to raise it.
+// A resource cap (max_pieces, max_regions, max_memory) was reached; the message says how
+// to raise it.
 class LimitExceeded : public std::runtime_error {
 public:
     explicit LimitExceeded(const std::string& message) : std::runtime_error(message) {}

@@ -27,7 +27,7 @@ private:
 using InterruptPoll = std::function<bool()>;
 
 // Runs body(task, worker, stop) for every task in [0, num_tasks) on num_threads worker
-// threads (0: all hardware threads); worker in [0, threads) names the thread, so a body
+// threads (<= 0: all hardware threads); worker in [0, threads) names the thread, so a body
 // can keep per-thread scratch. The calling thread waits and calls poll every ~50 ms;
 // when poll returns true the workers stop at their next check and Interrupted is thrown.
 // The first exception thrown by a task stops the others and is rethrown here.
@@ -35,7 +35,7 @@ void parallel_for(Index num_tasks, int num_threads,
                   const std::function<void(Index, Index, const StopFlag&)>& body,
                   const InterruptPoll& poll);
 
-// Number of worker threads used for num_threads (0 means all hardware threads).
+// Number of worker threads used for num_threads (<= 0 means all hardware threads).
 int resolve_num_threads(int num_threads);
 
 }  // namespace lrcore

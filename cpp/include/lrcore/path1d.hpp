@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <limits>
 #include <vector>
 
 #include "lrcore/network.hpp"
@@ -18,15 +19,18 @@ struct PathSpec {
     bool closed = false;
 };
 
+// The caller sets rtol and max_pieces: the core has no defaults of its own for them
+// (Python's are lrcore's DEFAULT_RTOL and DEFAULT_MAX_PIECES), and count_1d refuses them
+// unset.
 struct Path1DOptions {
     // A pre-activation z_j at a vertex counts as exactly zero when
     // |z_j| <= rtol * (||W_j||_2 * ||h||_2 + |b_j|), h being the layer's input there.
-    double rtol = 1e-10;
+    double rtol = std::numeric_limits<double>::quiet_NaN();
     bool want_patterns = false;
-    int num_threads = 0;  // 0: all hardware threads
-    // Upper bound on the vertices created over the whole call (≈ pieces); past it the
-    // call fails with std::length_error instead of exhausting memory.
-    Index max_pieces = 50'000'000;
+    int num_threads = 0;  // <= 0: all hardware threads
+    // Upper bound (>= 1) on the pieces created over the whole call; past it the call
+    // fails with LimitExceeded instead of exhausting memory.
+    Index max_pieces = 0;
     // Upper bound on the memory the pieces created so far will take (their pattern rows
     // and positions, then the result), in bytes; 0: none. Past it, LimitExceeded.
     double max_memory = 0.0;

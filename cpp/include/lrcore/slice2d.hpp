@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <limits>
 #include <vector>
 
 #include "lrcore/network.hpp"
@@ -15,24 +16,27 @@ struct SliceSpec {
     const double* origin = nullptr;  // input_dim
     const double* basis = nullptr;   // 2 × input_dim, row-major
     std::vector<double> domain;      // (s, t) pairs of a convex counter-clockwise polygon
-    // The domain is cut into strips by the lines s = c for c in cuts (increasing, strictly
+    // The domain is cut into tiles by the lines s = c for c in cuts (increasing, strictly
     // inside the domain's range of s), computed in parallel (with the working memory of
-    // one strip each) and merged: the result does not depend on them, up to the order of
+    // one tile each) and merged: the result does not depend on them, up to the order of
     // faces and vertices and rounding in the last bits.
     std::vector<double> cuts;
 };
 
 // Plane coordinates closer than this many ulps of the domain's largest coordinate are one
 // point: a crossing that close to a vertex (or to another crossing on its edge) is placed
-// at it and counted in Slice2DResult::merged.
+// at it and counted in Slice2DResult::merged_crossings.
 constexpr double kPlaneUlps = 64.0;
 
+// The caller sets rtol and max_regions: the core has no defaults of its own for them
+// (Python's are lrcore's DEFAULT_RTOL and DEFAULT_MAX_REGIONS), and slice_2d refuses them
+// unset.
 struct Slice2DOptions {
     // Same zero tolerance as in 1D: |z_j| <= rtol * (||W_j||_2 * ||h||_2 + |b_j|) is zero.
-    double rtol = 1e-10;
-    int num_threads = 0;
-    // Past this many faces in one slice the call fails with LimitExceeded.
-    Index max_regions = 10'000'000;
+    double rtol = std::numeric_limits<double>::quiet_NaN();
+    int num_threads = 0;  // <= 0: all hardware threads
+    // Past this many (>= 1) faces in one slice the call fails with LimitExceeded.
+    Index max_regions = 0;
     // Upper bound on the memory one slice's partition takes while it is built (vertex
     // rows, faces, finished tiles), in bytes; 0: none. Past it, LimitExceeded.
     double max_memory = 0.0;
@@ -46,18 +50,20 @@ struct Slice2DResult {
     std::vector<Index> edges;            // E × 2 vertex pairs (smaller index first)
     std::vector<Index> edge_neurons;     // E × 2 (layer, unit); (-1, -1) on the domain boundary
     std::vector<std::uint8_t> patterns;  // F × pattern_bytes
-    Index tiles = 1;                     // strips computed (1 where they were merged badly)
+    // Tiles the partition was computed in: 1 + the cut lines, or 1 where the tiles
+    // disagreed along a cut line and the slice was computed again in one piece.
+    Index tiles = 1;
     // Crossings closer to a vertex (or to another crossing on its edge) than float64 plane
     // coordinates resolve (kPlaneUlps), placed at it: the regions between them, narrower
     // than that, are not counted.
-    Index merged = 0;
+    Index merged_crossings = 0;
     Index num_faces() const { return static_cast<Index>(face_offsets.size()) - 1; }
 };
 
 std::vector<Slice2DResult> slice_2d(const Network& net, const std::vector<SliceSpec>& slices,
                                     const Slice2DOptions& options, const InterruptPoll& poll);
 
-// Testing only: while set, every tiled slice takes the path for strips whose cut lines
+// Testing only: while set, every tiled slice takes the path for tiles whose cut lines
 // disagree (it is recomputed in one piece), which rounding reaches only at rare spots.
 void set_stitch_failure_for_tests(bool fail);
 

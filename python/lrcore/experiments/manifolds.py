@@ -28,7 +28,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from lrcore._optional import optional_import
-from lrcore.path1d import _positive
+from lrcore._validation import check_positive as _positive
 
 __all__ = [
     "Circle",

@@ -750,7 +750,7 @@ def run_task(
     """
     torch = optional_import("torch", "experiments")
     pd = optional_import("pandas", "experiments")
-    from lrcore.torch import sequential_to_arrays
+    from lrcore._torch_sequential import sequential_to_arrays
 
     setup = prepare_task(task, config)
     manifold, trajectories = setup.manifold, setup.trajectories

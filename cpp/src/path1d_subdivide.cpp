@@ -1,0 +1,365 @@
+// Subdivision by evaluation along polylines (docs/design.md, docs/core-layout.md).
+//
+// A work unit is a list of vertices along one or more polyline pieces. Consecutive vertices
+// v, v+1 with link[v] set bound an interval on which every hidden layer processed so far
+// has a constant sign pattern, so the next layer's pre-activations are affine on it: they
+// are computed at all vertices by one dense product, every sign change between the two
+// ends of an interval is a crossing found by linear interpolation, and the interval is cut
+// there. After the last hidden layer, each interval carries its full pattern; breakpoints
+// are the vertices whose two intervals' patterns differ.
+#include "path1d_subdivide.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+
+#include "bits.hpp"
+#include "lrcore/errors.hpp"
+#include "signs.hpp"
+
+namespace lrcore::detail {
+
+Subdivider::Subdivider(const Network& net, const std::vector<PathSpec>& paths,
+                       const Path1DOptions& options, std::atomic<Index>& created,
+                       std::vector<std::atomic<Index>>& vertices_per_layer)
+    : net_(net),
+      paths_(paths),
+      options_(options),
+      created_(created),
+      vertices_per_layer_(vertices_per_layer),
+      words_(words_for(net.num_neurons())) {}
+
+VertexSeq Subdivider::run(const std::vector<Chunk>& chunks, const StopFlag& stop) {
+    VertexSeq out;
+    out.words = words_;
+    Unit unit = initial_unit(chunks);
+    evaluate_first_layer(unit);
+    process(std::move(unit), 0, out, stop);
+    return out;
+}
+
+Unit Subdivider::initial_unit(const std::vector<Chunk>& chunks) const {
+    Unit unit;
+    for (const Chunk& chunk : chunks) {
+        for (Index s = chunk.seg_begin; s < chunk.seg_end; ++s) {
+            unit.path.push_back(chunk.path);
+            unit.seg.push_back(s);
+            unit.t.push_back(0.0);
+            unit.link.push_back(1);
+        }
+        unit.path.push_back(chunk.path);
+        unit.seg.push_back(chunk.seg_end - 1);
+        unit.t.push_back(1.0);
+        unit.link.push_back(0);
+    }
+    unit.bits.assign(sz(unit.size() * words_), 0);
+    return unit;
+}
+
+namespace {
+
+// dot[v] = <row v, row v + 1> of n rows of `width` values: with the rows' norms it gives
+// the norm of the layer's input anywhere inside interval v (the input is affine there).
+void neighbour_dots(const double* rows, Index n, Index width, Buffer<double>& dot) {
+    dot.resize(sz(n));
+    for (Index v = 0; v + 1 < n; ++v) {
+        const double* a = rows + v * width;
+        const double* b = a + width;
+        double sum = 0.0;
+        for (Index k = 0; k < width; ++k) sum += a[k] * b[k];
+        dot[sz(v)] = sum;
+    }
+    if (n > 0) dot[sz(n - 1)] = 0.0;
+}
+
+}  // namespace
+
+// Layer 0 is evaluated at the polyline's own points only: every later vertex lies
+// inside a segment, where layer 0 is affine, so this composes the first affine map
+// with the path once and the input dimension costs nothing after it.
+void Subdivider::evaluate_first_layer(Unit& unit) {
+    const Index d = net_.input_dim();
+    const Index n = unit.size();
+    Buffer<double>& x = input_points_;
+    x.resize(sz(n * d));
+    unit.scale.resize(sz(n));
+    for (Index v = 0; v < n; ++v) {
+        const PathSpec& spec = paths_[sz(unit.path[sz(v)])];
+        Index point = unit.seg[sz(v)] + (unit.t[sz(v)] > 0.0 ? 1 : 0);
+        if (point == spec.num_points) point = 0;  // end of a closed path's last segment
+        const double* src = spec.points + point * d;
+        std::copy(src, src + d, x.begin() + v * d);
+        double sum = 0.0;
+        for (Index k = 0; k < d; ++k) sum += src[k] * src[k];
+        unit.scale[sz(v)] = std::sqrt(sum);
+    }
+    neighbour_dots(x.data(), n, d, unit.dot);
+    const AffineMap& map = net_.layer(0);
+    unit.width = map.out_dim();
+    unit.z.resize(sz(n * unit.width));
+    map.apply(x.data(), n, d, unit.z.data(), unit.width);
+    vertices_per_layer_[0].fetch_add(n, std::memory_order_relaxed);
+}
+
+// Values of hidden layer `layer` at every vertex of the unit: one dense product of
+// the previous layer's activations, which `unit.z` holds on entry.
+void Subdivider::evaluate_next_layer(Unit& unit, Index layer) {
+    const AffineMap& map = net_.layer(layer);
+    const Index n = unit.size();
+    neighbour_dots(unit.z.data(), n, unit.width, unit.dot);
+    activated_.resize(sz(n * map.out_dim()));
+    map.apply(unit.z.data(), n, unit.width, activated_.data(), map.out_dim());
+    unit.z.swap(activated_);
+    unit.width = map.out_dim();
+    vertices_per_layer_[sz(layer)].fetch_add(n, std::memory_order_relaxed);
+}
+
+void Subdivider::process(Unit unit, Index layer, VertexSeq& out, const StopFlag& stop) {
+    const Index num_hidden = net_.num_hidden_layers();
+    for (; layer < num_hidden; ++layer) {
+        stop.throw_if_requested();
+        if (layer > 0) evaluate_next_layer(unit, layer);
+        subdivide(unit, layer, layer + 1 == num_hidden);
+        if (layer + 1 < num_hidden && unit.size() > options_.max_unit_vertices &&
+            unit.size() >= 4) {
+            auto [left, right] = split(std::move(unit));
+            process(std::move(left), layer + 1, out, stop);
+            process(std::move(right), layer + 1, out, stop);
+            return;
+        }
+    }
+    out.append(unit);
+}
+
+// Halves a unit at its middle vertex, which both halves keep.
+std::pair<Unit, Unit> Subdivider::split(Unit unit) const {
+    const Index n = unit.size();
+    const Index m = n / 2;
+    const Index w = unit.width;
+    Unit right;
+    right.width = w;
+    right.duplicates_previous = true;
+    right.z.assign(unit.z.begin() + m * w, unit.z.end());
+    right.scale.assign(unit.scale.begin() + m, unit.scale.end());
+    right.path.assign(unit.path.begin() + m, unit.path.end());
+    right.seg.assign(unit.seg.begin() + m, unit.seg.end());
+    right.t.assign(unit.t.begin() + m, unit.t.end());
+    right.link.assign(unit.link.begin() + m, unit.link.end());
+    right.bits.assign(unit.bits.begin() + m * words_, unit.bits.end());
+
+    unit.z.resize(sz((m + 1) * w));
+    unit.scale.resize(sz(m + 1));
+    unit.path.resize(sz(m + 1));
+    unit.seg.resize(sz(m + 1));
+    unit.t.resize(sz(m + 1));
+    unit.link.resize(sz(m + 1));
+    unit.link[sz(m)] = 0;  // the interval (m, m + 1) belongs to the right half
+    unit.bits.resize(sz((m + 1) * words_));
+    return {std::move(unit), std::move(right)};
+}
+
+// Sets layer `layer`'s pattern bits on every interval and cuts intervals where one of
+// its neurons changes sign. On return `unit.z` holds the layer's activations (the input
+// of the next dense product) and `unit.scale` their norms; after the last hidden layer
+// no values are needed any more and only positions and patterns are kept.
+void Subdivider::subdivide(Unit& unit, Index layer, bool last) {
+    // Values within rounding error of zero are zero: the vertex lies on that
+    // neuron's zero set (a path point on a hyperplane, a touching neuron).
+    snap_zeros(unit.z.data(), unit.size(), unit.width, net_.hidden_size(layer), unit.scale.data(),
+               net_.layer(layer), options_.rtol);
+    find_crossings(unit, layer);
+    const Index added = group_crossings(unit, layer);
+    count_pieces(added);
+    insert_crossings(unit, layer, last, added);
+}
+
+// Pattern bits of the layer (value at the interval's start, or at its end where the start
+// is on the zero set) and the crossings (opposite signs at the two ends), interval by
+// interval, into crossing_begin_ and crossings_.
+void Subdivider::find_crossings(Unit& unit, Index layer) {
+    const Index n = unit.size();
+    const Index width = unit.width;
+    const Index offset = net_.neuron_offset(layer);
+    const Index neurons = net_.hidden_size(layer);  // the rest are linear units
+    std::vector<Index>& crossing_begin = crossing_begin_;
+    std::vector<Crossing>& crossings = crossings_;
+    crossing_begin.assign(sz(n) + 1, 0);
+    crossings.clear();
+    for (Index v = 0; v < n; ++v) {
+        crossing_begin[sz(v)] = static_cast<Index>(crossings.size());
+        if (!unit.link[sz(v)]) continue;
+        const double* za = unit.z.data() + v * width;
+        const double* zb = za + width;
+        Word* row = unit.bits.data() + v * words_;
+        for (Index j0 = 0; j0 < neurons; j0 += kWordBits) {
+            const Index j1 = std::min(neurons, j0 + kWordBits);
+            Word on = 0;
+            Word cross = 0;
+            for (Index j = j0; j < j1; ++j) {
+                const double a = za[j];
+                const double b = zb[j];
+                const Word bit = Word{1} << (j - j0);
+                on |= ((a > 0.0) | ((a == 0.0) & (b > 0.0))) ? bit : 0;
+                cross |= (((a > 0.0) & (b < 0.0)) | ((a < 0.0) & (b > 0.0))) ? bit : 0;
+            }
+            // Place the 64 local bits at the layer's offset in the pattern row.
+            set_bits_at(row, offset + j0, on);
+            while (cross != 0) {
+                const Index j = j0 + static_cast<Index>(__builtin_ctzll(cross));
+                cross &= cross - 1;
+                crossings.push_back({za[j] / (za[j] - zb[j]), j, false});
+            }
+        }
+    }
+    crossing_begin[sz(n)] = static_cast<Index>(crossings.size());
+}
+
+// Orders the crossings of each interval. A crossing joins the previous one's vertex
+// when its neuron is within the zero tolerance there (the vertex lies on both zero sets:
+// concurrent or coincident hyperplanes), so no sliver piece appears. Returns the number
+// of vertices the crossings add.
+Index Subdivider::group_crossings(const Unit& unit, Index layer) {
+    const Index n = unit.size();
+    const Index width = unit.width;
+    const AffineMap& map = net_.layer(layer);
+    const std::vector<double>& row_norms = map.row_norms();
+    const std::vector<double>& abs_bias = map.abs_bias();
+    std::vector<Crossing>& crossings = crossings_;
+    Index added = 0;
+    for (Index v = 0; v < n; ++v) {
+        auto first = crossings.begin() + crossing_begin_[sz(v)];
+        auto last_crossing = crossings.begin() + crossing_begin_[sz(v) + 1];
+        if (first == last_crossing) continue;
+        std::sort(first, last_crossing, [](const Crossing& x, const Crossing& y) {
+            return x.tau < y.tau || (x.tau == y.tau && x.unit < y.unit);
+        });
+        const double* za = unit.z.data() + v * width;
+        const double* zb = za + width;
+        const double sa = unit.scale[sz(v)];
+        const double sb = unit.scale[sz(v) + 1];
+        const double dot = unit.dot[sz(v)];
+        double group_tau = first->tau;
+        ++added;
+        for (auto it = first + 1; it != last_crossing; ++it) {
+            const Index k = it->unit;
+            const double value = za[k] + group_tau * (zb[k] - za[k]);
+            const double scale = norm_between(sa, sb, dot, group_tau, map.in_dim());
+            it->joins =
+                it->tau == group_tau ||
+                std::abs(value) <= options_.rtol * (row_norms[sz(k)] * scale + abs_bias[sz(k)]);
+            if (!it->joins) {
+                group_tau = it->tau;
+                ++added;
+            }
+        }
+    }
+    return added;
+}
+
+// Counts the pieces `added` against max_pieces and their memory against max_memory.
+void Subdivider::count_pieces(Index added) const {
+    const Index total = created_.fetch_add(added) + added;
+    if (total > options_.max_pieces) {
+        throw LimitExceeded("lrcore: more than max_pieces=" + std::to_string(options_.max_pieces) +
+                            " pieces were created (" + std::to_string(total) +
+                            " so far); raise max_pieces to allow more");
+    }
+    // Every piece keeps its pattern row and position until the result is assembled,
+    // and the result holds them again (patterns packed when asked for).
+    const double bytes_per_piece =
+        static_cast<double>(words_) * 8.0 + 48.0 +
+        (options_.want_patterns ? static_cast<double>(words_) * 8.0 : 0.0);
+    if (options_.max_memory > 0.0 &&
+        static_cast<double>(total) * bytes_per_piece > options_.max_memory) {
+        throw LimitExceeded("lrcore: the pieces would need more than max_memory=" +
+                            format_bytes(options_.max_memory) + " (" + std::to_string(total) +
+                            " pieces so far, about " +
+                            format_bytes(static_cast<double>(total) * bytes_per_piece) +
+                            "); raise max_memory, or count fewer or shorter paths per call");
+    }
+}
+
+// Rebuilds the unit with a vertex at each group of crossings: its position, the pattern
+// beyond it and (before the last hidden layer) the activations there, interpolated in the
+// interval, which the next layer's product takes as input.
+void Subdivider::insert_crossings(Unit& unit, Index layer, bool last, Index added) {
+    const Index n = unit.size();
+    const Index width = unit.width;
+    const Index offset = net_.neuron_offset(layer);
+    const Activation act = net_.activation(layer);
+    const Index neurons = net_.hidden_size(layer);
+    const std::vector<Crossing>& crossings = crossings_;
+    Unit& next = spare_;
+    next.width = width;
+    next.duplicates_previous = unit.duplicates_previous;
+    const Index new_n = n + added;
+    if (!last) {
+        next.z.resize(sz(new_n * width));
+        next.scale.resize(sz(new_n));
+    }
+    next.path.resize(sz(new_n));
+    next.seg.resize(sz(new_n));
+    next.t.resize(sz(new_n));
+    next.link.resize(sz(new_n));
+    next.bits.resize(sz(new_n * words_));
+    interpolated_.resize(sz(width));
+
+    Index w = 0;  // write position
+    // Writes the activations of pre-activation row `z` as row w, with their norm.
+    auto activate_row = [&](const double* z) {
+        next.scale[sz(w)] = act.apply_row(z, next.z.data() + w * width, width, neurons);
+    };
+
+    for (Index v = 0; v < n; ++v) {
+        if (!last) activate_row(unit.z.data() + v * width);
+        next.path[sz(w)] = unit.path[sz(v)];
+        next.seg[sz(w)] = unit.seg[sz(v)];
+        next.t[sz(w)] = unit.t[sz(v)];
+        next.link[sz(w)] = unit.link[sz(v)];
+        std::copy_n(unit.bits.data() + v * words_, words_, next.bits.data() + w * words_);
+        ++w;
+        const Index c_begin = crossing_begin_[sz(v)];
+        const Index c_end = crossing_begin_[sz(v) + 1];
+        if (c_begin == c_end) continue;
+        const double* za = unit.z.data() + v * width;
+        const double* zb = za + width;
+        // The interval lies in the segment of its start; its end is either in the
+        // same segment or the next segment's first point (t = 0 there, 1 here).
+        const double ta = unit.t[sz(v)];
+        const double tb = unit.seg[sz(v) + 1] == unit.seg[sz(v)] ? unit.t[sz(v) + 1] : 1.0;
+        Index c = c_begin;
+        while (c < c_end) {
+            const double tau = crossings[sz(c)].tau;
+            Index group_end = c + 1;
+            while (group_end < c_end && crossings[sz(group_end)].joins) ++group_end;
+
+            if (!last) {
+                double* z_new = interpolated_.data();
+                for (Index j = 0; j < width; ++j) z_new[j] = za[j] + tau * (zb[j] - za[j]);
+                // Neurons crossing in this interval keep the side they must be on
+                // here, whatever rounding did to the interpolated value.
+                for (Index k = c_begin; k < c_end; ++k) {
+                    const Index j = crossings[sz(k)].unit;
+                    const bool here = k >= c && k < group_end;
+                    const double side = k < c ? zb[j] : za[j];
+                    if (here || z_new[j] * side < 0.0) z_new[j] = 0.0;
+                }
+                activate_row(z_new);
+            }
+            next.path[sz(w)] = unit.path[sz(v)];
+            next.seg[sz(w)] = unit.seg[sz(v)];
+            next.t[sz(w)] = ta + tau * (tb - ta);
+            next.link[sz(w)] = 1;
+            // The pattern beyond the crossing: the previous piece's, with the crossing
+            // neurons flipped.
+            Word* row = next.bits.data() + w * words_;
+            std::copy_n(next.bits.data() + (w - 1) * words_, words_, row);
+            for (Index k = c; k < group_end; ++k) flip_bit(row, offset + crossings[sz(k)].unit);
+            ++w;
+            c = group_end;
+        }
+    }
+    std::swap(unit, next);
+}
+
+}  // namespace lrcore::detail

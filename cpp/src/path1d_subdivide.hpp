@@ -1,0 +1,64 @@
+// Subdivision of a task's polyline pieces layer by layer (internal; the phases are
+// described in docs/core-layout.md).
+#pragma once
+
+#include <atomic>
+#include <utility>
+#include <vector>
+
+#include "lrcore/network.hpp"
+#include "lrcore/parallel.hpp"
+#include "lrcore/path1d.hpp"
+#include "memory.hpp"
+#include "path1d_units.hpp"
+
+namespace lrcore::detail {
+
+// A crossing of a neuron's zero inside one interval.
+struct Crossing {
+    double tau;          // fraction of the interval at which the neuron's pre-activation is zero
+    Index unit;          // neuron within the layer
+    bool joins = false;  // shares the vertex of the crossing before it
+};
+
+// Subdivides one task after another (one per worker thread): its scratch buffers keep
+// their memory from task to task.
+class Subdivider {
+public:
+    Subdivider(const Network& net, const std::vector<PathSpec>& paths, const Path1DOptions& options,
+               std::atomic<Index>& created, std::vector<std::atomic<Index>>& vertices_per_layer);
+
+    // The vertices of the task's chunks after every hidden layer, with the pattern of
+    // each interval, in path order.
+    VertexSeq run(const std::vector<Chunk>& chunks, const StopFlag& stop);
+
+private:
+    const Network& net_;
+    const std::vector<PathSpec>& paths_;
+    const Path1DOptions& options_;
+    std::atomic<Index>& created_;  // pieces created by the whole call (max_pieces)
+    std::vector<std::atomic<Index>>& vertices_per_layer_;
+    Index words_;
+    // Scratch reused across layers and tasks of one worker thread.
+    Buffer<double> activated_;
+    Buffer<double> input_points_;
+    std::vector<Index> crossing_begin_;  // crossings of interval v: [begin[v], begin[v + 1])
+    std::vector<Crossing> crossings_;
+    Buffer<double> interpolated_;
+    Unit spare_;
+
+    Unit initial_unit(const std::vector<Chunk>& chunks) const;
+    void evaluate_first_layer(Unit& unit);
+    void evaluate_next_layer(Unit& unit, Index layer);
+    void process(Unit unit, Index layer, VertexSeq& out, const StopFlag& stop);
+    std::pair<Unit, Unit> split(Unit unit) const;
+
+    // The phases of one layer: subdivide() runs them in order.
+    void subdivide(Unit& unit, Index layer, bool last);
+    void find_crossings(Unit& unit, Index layer);
+    Index group_crossings(const Unit& unit, Index layer);
+    void count_pieces(Index added) const;
+    void insert_crossings(Unit& unit, Index layer, bool last, Index added);
+};
+
+}  // namespace lrcore::detail

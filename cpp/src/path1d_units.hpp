@@ -1,0 +1,66 @@
+// The vertices and intervals of the 1D subdivision (internal): a work unit while its
+// layers are processed, the vertex sequence it leaves for assembly, and the piece of a
+// path a task starts from.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "bits.hpp"
+#include "index.hpp"
+#include "lrcore/blas.hpp"
+#include "memory.hpp"
+
+namespace lrcore::detail {
+
+// Vertices and intervals of one work unit. Row v of `bits` is the pattern of the
+// interval (v, v + 1); it is meaningless where link[v] is 0.
+struct Unit {
+    Index width = 0;                   // width of the layer whose values `z` holds
+    Buffer<double> z;                  // V × width pre-activations of the current layer
+    Buffer<double> scale;              // V: ||input of the current layer||_2
+    Buffer<double> dot;                // V: <input at v, input at v + 1> of the current layer
+    Buffer<Index> path;                // V: path id
+    Buffer<Index> seg;                 // V: segment of the path
+    Buffer<double> t;                  // V: parameter within the segment, in [0, 1]
+    Buffer<std::uint8_t> link;         // V: interval (v, v + 1) exists
+    Buffer<Word> bits;                 // V × words: pattern of interval (v, v + 1)
+    bool duplicates_previous = false;  // first vertex repeats the previous unit's last
+
+    Index size() const { return static_cast<Index>(t.size()); }
+};
+
+// Vertices in path order with their interval patterns: what a task hands to assembly.
+struct VertexSeq {
+    std::vector<Index> path, seg;
+    std::vector<double> t;
+    std::vector<std::uint8_t> link;
+    std::vector<Word> bits;
+    Index words = 0;
+
+    Index size() const { return static_cast<Index>(t.size()); }
+
+    void pop_back() {
+        path.pop_back();
+        seg.pop_back();
+        t.pop_back();
+        link.pop_back();
+        bits.resize(bits.size() - sz(words));
+    }
+
+    void append(const Unit& unit) {
+        if (unit.duplicates_previous && size() > 0) pop_back();
+        path.insert(path.end(), unit.path.begin(), unit.path.end());
+        seg.insert(seg.end(), unit.seg.begin(), unit.seg.end());
+        t.insert(t.end(), unit.t.begin(), unit.t.end());
+        link.insert(link.end(), unit.link.begin(), unit.link.end());
+        bits.insert(bits.end(), unit.bits.begin(), unit.bits.end());
+    }
+};
+
+// Consecutive segments [seg_begin, seg_end) of one path.
+struct Chunk {
+    Index path, seg_begin, seg_end;
+};
+
+}  // namespace lrcore::detail

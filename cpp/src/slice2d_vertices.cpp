@@ -1,0 +1,185 @@
+// Numerics at a tile's vertices: layer values, sign decisions and crossings
+// (docs/core-layout.md).
+#include "slice2d_vertices.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "interpolation.hpp"
+#include "memory.hpp"
+#include "signs.hpp"
+
+namespace lrcore::detail {
+
+void TileVertices::compose_first_layer() {
+    const Index d = net_.input_dim();
+    const AffineMap& map = net_.layer(0);
+    const Index out = map.out_dim();
+    std::vector<double> rows(sz(4 * d), 0.0);  // origin, basis[0], basis[1], zero
+    std::copy_n(spec_->origin, d, rows.begin());
+    std::copy_n(spec_->basis, 2 * d, rows.begin() + d);
+    std::vector<double> values(sz(4 * out));
+    map.apply(rows.data(), 4, d, values.data(), out);
+    const double* o = spec_->origin;
+    const double* u = spec_->basis;
+    const double* v = spec_->basis + d;
+    std::fill(std::begin(gram_), std::end(gram_), 0.0);
+    for (Index k = 0; k < d; ++k) {
+        gram_[0] += o[k] * o[k];
+        gram_[1] += o[k] * u[k];
+        gram_[2] += o[k] * v[k];
+        gram_[3] += u[k] * u[k];
+        gram_[4] += u[k] * v[k];
+        gram_[5] += v[k] * v[k];
+    }
+    first_map_.assign(sz(3 * out), 0.0);
+    for (Index j = 0; j < out; ++j) {
+        const double bias = values[sz(3 * out + j)];
+        first_map_[sz(j)] = values[sz(j)];
+        first_map_[sz(out + j)] = values[sz(out + j)] - bias;
+        first_map_[sz(2 * out + j)] = values[sz(2 * out + j)] - bias;
+    }
+}
+
+// ||origin + s u + t v||_2 from the Gram matrix, rounded up.
+double TileVertices::plane_norm(double s, double t) const {
+    const double* g = gram_;
+    const double square =
+        g[0] + 2.0 * s * g[1] + 2.0 * t * g[2] + s * s * g[3] + 2.0 * s * t * g[4] + t * t * g[5];
+    const double reach =
+        std::sqrt(g[0]) + std::abs(s) * std::sqrt(g[3]) + std::abs(t) * std::sqrt(g[5]);
+    const double error = static_cast<double>(net_.input_dim() + 8) *
+                         std::numeric_limits<double>::epsilon() * reach * reach;
+    return std::min(std::sqrt(std::max(square, 0.0) + error), reach);
+}
+
+double TileVertices::input_norm(double s, double t) const {
+    const Index d = net_.input_dim();
+    double sum = 0.0;
+    for (Index k = 0; k < d; ++k) {
+        const double x = spec_->origin[k] + s * spec_->basis[k] + t * spec_->basis[d + k];
+        sum += x * x;
+    }
+    return std::sqrt(sum);
+}
+
+void TileVertices::start(const SliceSpec& spec, const std::vector<double>& polygon) {
+    spec_ = &spec;
+    compose_first_layer();
+    double reach = 0.0;
+    for (const double c : spec.domain) reach = std::max(reach, std::abs(c));
+    plane_tol_ = kPlaneUlps * std::numeric_limits<double>::epsilon() * reach;
+    merged_crossings_ = 0;
+    layer_ = 0;
+    const Index out = net_.layer(0).out_dim();
+    rows_.reset(out);
+    const Index m = static_cast<Index>(polygon.size() / 2);
+    st_ = polygon;
+    scale_.resize(sz(m));
+    for (Index v = 0; v < m; ++v) {
+        const double s = st_[sz(2 * v)];
+        const double t = st_[sz(2 * v + 1)];
+        double* row = rows_.append();
+        for (Index j = 0; j < out; ++j)
+            row[j] =
+                first_map_[sz(j)] + s * first_map_[sz(out + j)] + t * first_map_[sz(2 * out + j)];
+        scale_[sz(v)] = input_norm(s, t);
+    }
+}
+
+void TileVertices::start_layer(Index layer, std::size_t expected_crossings) {
+    layer_ = layer;
+    splits_.reset(expected_crossings);
+    // Sign masks of every layer-start vertex: a face straddles neuron j when its vertices'
+    // masks have bit j both in `positive` and in `negative` (written whole by
+    // snap_and_sign).
+    const Index neurons = net_.hidden_size(layer);  // linear units never cut
+    mask_words_ = words_for(neurons);
+    positive_.resize(sz(size() * mask_words_));
+    negative_.resize(sz(size() * mask_words_));
+    // Values within the zero tolerance become zero first (the vertex lies on that
+    // neuron's line: a domain corner on it, lines through one point).
+    for (Index v = 0; v < size(); ++v)
+        snap_and_sign(rows_.row(v), neurons, scale_[sz(v)], net_.layer(layer), rtol_,
+                      positive_.data() + v * mask_words_, negative_.data() + v * mask_words_);
+}
+
+Index TileVertices::crossing(Index key_a, Index key_b, Index p, Index q, Index neuron) {
+    const SplitKey key{key_a, key_b, neuron};
+    const Index found = splits_.find(key);
+    if (found >= 0) return found;
+    const Index w = rows_.width();
+    const Index neurons = net_.hidden_size(layer_);
+    Index a = key_a, b = key_b;
+    // Rounding can leave the edge's end values on one side although the side's own
+    // values differ in sign; then the side's end points give the crossing.
+    if (!(value(a, neuron) * value(b, neuron) < 0.0)) {
+        a = p;
+        b = q;
+    }
+    const Index v = size();
+    double* zv = rows_.append();  // other rows do not move
+    const double* za = rows_.row(a);
+    const double* zb = rows_.row(b);
+    const double tau = za[neuron] / (za[neuron] - zb[neuron]);
+    st_.push_back(st_[sz(2 * a)] + tau * (st_[sz(2 * b)] - st_[sz(2 * a)]));
+    st_.push_back(st_[sz(2 * a + 1)] + tau * (st_[sz(2 * b + 1)] - st_[sz(2 * a + 1)]));
+    // The norm of the layer's input there: exact in layer 0 (the plane's own Gram
+    // matrix), the interpolation of the ends' norms (an upper bound) later.
+    const double scale = layer_ == 0 ? plane_norm(st_[st_.size() - 2], st_.back())
+                                     : scale_[sz(a)] + tau * (scale_[sz(b)] - scale_[sz(a)]);
+    scale_.push_back(scale);
+    // One pass over the row. A neuron's interpolated value is zero
+    // - within the zero tolerance (the vertex lies on its line too: lines through one
+    //   point, which then cut through the vertex instead of leaving slivers beside it);
+    // - within rounding of zero (8 ulps of its end values): its sign there is unsure,
+    //   and a sign against its own crossing on this edge would cross it twice;
+    // - when its zero on this edge is within plane_tol_ of the crossing, whatever the
+    //   values' scale: float64 coordinates could not place two points there.
+    // The last two place another neuron's crossing at this one below float64's
+    // resolution: counted in merged_crossings_ (and warned about), unlike the tolerance.
+    const InterpolationRule rule{net_.layer(layer_).row_norms().data(),
+                                 net_.layer(layer_).abs_bias().data(), rtol_, scale,
+                                 plane_tol_ / distance(a, b)};
+    Index merged_crossings = interpolate_row(za, zb, tau, neurons, w, rule, zv);
+    double own;  // the neuron itself: zero by construction, never counted
+    merged_crossings -= rule.classify(za[neuron], zb[neuron], tau, neuron, own) == 2;
+    zv[neuron] = 0.0;
+    merged_crossings_ += merged_crossings;
+    splits_.insert(key, v);
+    return v;
+}
+
+void TileVertices::outputs(std::vector<double>& out) {
+    const Index n = size();
+    const Index out_dim = net_.output_dim();
+    out.resize(sz(n * out_dim));
+    if (net_.num_hidden_layers() == 0) {
+        for (Index v = 0; v < n; ++v)
+            for (Index j = 0; j < out_dim; ++j)
+                out[sz(v * out_dim + j)] = first_map_[sz(j)] +
+                                           st_[sz(2 * v)] * first_map_[sz(out_dim + j)] +
+                                           st_[sz(2 * v + 1)] * first_map_[sz(2 * out_dim + j)];
+    } else {
+        const Index last = net_.num_layers() - 1;
+        rows_.evaluate(net_.layer(last), net_.activation(last - 1), net_.hidden_size(last - 1),
+                       out.data());
+    }
+    rows_.reset(0);
+}
+
+void TileVertices::release_scratch() {
+    rows_.release();
+    std::vector<Word>().swap(positive_);
+    std::vector<Word>().swap(negative_);
+    splits_.release();
+}
+
+void TileVertices::take_coordinates(std::vector<double>& to, bool release) {
+    take_exact(st_, to, release);
+}
+
+void TileVertices::release() { std::vector<double>().swap(scale_); }
+
+}  // namespace lrcore::detail

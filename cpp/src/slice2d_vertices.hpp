@@ -1,0 +1,142 @@
+// The vertices of one tile and the numerics at them (internal): plane coordinates, the
+// current layer's values (the first layer composed with the plane), the bound on the
+// layer input's norm that the zero tolerance uses, the sign decisions, and the vertices
+// created where neurons cross edges. The faces they bound are slice2d_face_builder's.
+#pragma once
+
+#include <cmath>
+#include <cstdlib>
+#include <limits>
+#include <vector>
+
+#include "bits.hpp"
+#include "index.hpp"
+#include "lrcore/network.hpp"
+#include "lrcore/slice2d.hpp"
+#include "row_store.hpp"
+#include "split_map.hpp"
+
+namespace lrcore::detail {
+
+class TileVertices {
+public:
+    TileVertices(const Network& net, double rtol) : net_(net), rtol_(rtol) {}
+
+    // The corners of a tile of `spec`'s domain (counter-clockwise (s, t) pairs) as the
+    // only vertices, with layer 0's values there.
+    void start(const SliceSpec& spec, const std::vector<double>& polygon);
+
+    // Replaces every vertex's values by hidden layer `layer`'s (layer > 0), computed from
+    // the previous layer's.
+    void next_layer(Index layer) {
+        rows_.next_layer(net_.layer(layer), net_.activation(layer - 1), net_.hidden_size(layer - 1),
+                         scale_.data());
+    }
+
+    // Starts cutting by hidden layer `layer`: values within the zero tolerance become zero
+    // at every vertex, and each vertex's sign masks are set. The crossing map is emptied
+    // (sized for about `expected_crossings`).
+    void start_layer(Index layer, std::size_t expected_crossings);
+
+    // A layer-start edge (p, q): a neuron that crosses it within the plane's resolution of
+    // an end passes through that end, whose value becomes zero and leaves the sign masks.
+    // Called for every edge once, before any face is cut (so every face sees the same
+    // values); counted in merged_crossings().
+    void snap_edge_ends(Index p, Index q);
+
+    // The vertex where `neuron` crosses the layer-start edge (key_a, key_b), created once;
+    // (p, q) is the side of the asking face that contains it.
+    Index crossing(Index key_a, Index key_b, Index p, Index q, Index neuron);
+
+    Index size() const { return static_cast<Index>(scale_.size()); }
+    // Values per vertex row: the current layer's width.
+    Index width() const { return rows_.width(); }
+    double value(Index vertex, Index neuron) const { return rows_.row(vertex)[neuron]; }
+    // Sign masks of a vertex (words_for(hidden_size(layer)) words): bit j is set in
+    // positive (negative) where neuron j's snapped value is > 0 (< 0).
+    const Word* positive(Index vertex) const { return positive_.data() + vertex * mask_words_; }
+    const Word* negative(Index vertex) const { return negative_.data() + vertex * mask_words_; }
+    Index mask_words() const { return mask_words_; }
+    // Crossings placed at a vertex because float64 plane coordinates could not tell them
+    // apart from it.
+    Index merged_crossings() const { return merged_crossings_; }
+
+    // The network's outputs at every vertex (rows of output_dim values, after the last
+    // hidden layer has cut the tile). The values are gone afterwards.
+    void outputs(std::vector<double>& out);
+    // Frees the buffers kept from tile to tile (values, sign masks, the crossing map).
+    void release_scratch();
+    // Moves (with `release`, exactly sized) or copies the plane coordinates (V × 2) out.
+    void take_coordinates(std::vector<double>& to, bool release);
+    // Frees what remains (the norms).
+    void release();
+
+private:
+    const Network& net_;
+    double rtol_;
+    const SliceSpec* spec_ = nullptr;
+
+    std::vector<double> st_;     // V × 2 plane coordinates
+    RowStore rows_;              // V rows: the current layer's pre-activations
+    std::vector<double> scale_;  // V: norm of the current layer's input (upper bound)
+    Index layer_ = 0;            // the hidden layer being cut
+    // Rounding of a plane coordinate: kPlaneUlps ulps of the domain's largest coordinate.
+    // A crossing closer than this to a vertex (or to another crossing on the same edge)
+    // is placed at it: float64 coordinates could not tell them apart.
+    double plane_tol_ = 0.0;
+    Index merged_crossings_ = 0;             // crossings placed at a vertex by plane_tol_
+    std::vector<Word> positive_, negative_;  // V × mask_words_ sign masks
+    Index mask_words_ = 0;
+    SplitMap splits_;  // (layer-start edge, neuron) -> crossing vertex
+
+    // Layer 0 (or the output, without hidden layers) at plane point (s, t) is
+    // c + s * cu + t * cv: the first affine map composed with the plane once.
+    std::vector<double> first_map_;  // 3 × out: c, cu, cv
+    // <o, o>, <o, u>, <o, v>, <u, u>, <u, v>, <v, v> of the plane's origin and basis.
+    double gram_[6] = {0, 0, 0, 0, 0, 0};
+
+    void compose_first_layer();
+    double plane_norm(double s, double t) const;
+    double input_norm(double s, double t) const;
+    double distance(Index a, Index b) const;
+};
+
+inline double TileVertices::distance(Index a, Index b) const {
+    const double ds = st_[sz(2 * b)] - st_[sz(2 * a)];
+    const double dt = st_[sz(2 * b + 1)] - st_[sz(2 * a + 1)];
+    const double square = ds * ds + dt * dt;
+    // hypot (slower) where the square leaves the normal range.
+    return square >= std::numeric_limits<double>::min() &&
+                   square <= std::numeric_limits<double>::max()
+               ? std::sqrt(square)
+               : std::hypot(ds, dt);
+}
+
+inline void TileVertices::snap_edge_ends(Index p, Index q) {
+    double* zp = rows_.row(p);
+    double* zq = rows_.row(q);
+    const Index mask_words = mask_words_;
+    Word* pos_p = positive_.data() + p * mask_words;
+    Word* neg_p = negative_.data() + p * mask_words;
+    Word* pos_q = positive_.data() + q * mask_words;
+    Word* neg_q = negative_.data() + q * mask_words;
+    double near = -1.0;  // computed at the first crossing
+    for (Index k = 0; k < mask_words; ++k) {
+        Word both = (pos_p[k] & neg_q[k]) | (neg_p[k] & pos_q[k]);
+        while (both != 0) {
+            const Index j = k * kWordBits + static_cast<Index>(__builtin_ctzll(both));
+            both &= both - 1;
+            if (near < 0.0) near = plane_tol_ / distance(p, q);
+            const double limit = near * std::abs(zq[j] - zp[j]);
+            const Index end = std::abs(zp[j]) <= limit ? p : std::abs(zq[j]) <= limit ? q : -1;
+            if (end < 0) continue;
+            (end == p ? zp : zq)[j] = 0.0;
+            const Word keep = ~(Word{1} << (j % kWordBits));
+            positive_[sz(end * mask_words + k)] &= keep;
+            negative_[sz(end * mask_words + k)] &= keep;
+            ++merged_crossings_;
+        }
+    }
+}
+
+}  // namespace lrcore::detail

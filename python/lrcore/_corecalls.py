@@ -1,0 +1,83 @@
+"""Every call into the compiled core's entry points, one keyword-only wrapper each.
+
+``lrcore._core.count_1d`` and ``lrcore._core.slice_2d`` take many arguments of the same
+types (two integer caps, two floats, lists of arrays); a positional call that swaps two
+of them still runs. The wrappers here take keywords only and pass them on by name, so
+each call site says what every value is. They add no checks: the public functions
+(:func:`lrcore.count_1d`, :func:`lrcore.slice_2d`) have checked every argument before
+(see docs/contributing.md, "Which layer checks what"). The results are typed by the
+``TypedDict`` classes of ``_core.pyi``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+from numpy.typing import NDArray
+
+from . import _core
+
+if TYPE_CHECKING:
+    from ._core import PathBatchArrays, SliceArrays
+    from .network import Network
+
+__all__ = ["core_count_1d", "core_slice_2d"]
+
+
+def core_count_1d(
+    *,
+    net: Network,
+    paths: list[NDArray[np.float64]],
+    closed: list[bool],
+    rtol: float,
+    want_patterns: bool,
+    num_threads: int,
+    max_pieces: int,
+    max_memory: float,
+) -> PathBatchArrays:
+    """Breakpoints of ``net`` along each path, as the core's flat batch arrays.
+
+    ``max_memory`` is in bytes, 0 for no cap.
+    """
+    return _core.count_1d(
+        net=net._core,
+        paths=paths,
+        closed=closed,
+        rtol=rtol,
+        want_patterns=want_patterns,
+        num_threads=num_threads,
+        max_pieces=max_pieces,
+        max_memory=max_memory,
+    )
+
+
+def core_slice_2d(
+    *,
+    net: Network,
+    origins: list[NDArray[np.float64]],
+    bases: list[NDArray[np.float64]],
+    domains: list[NDArray[np.float64]],
+    cuts: list[NDArray[np.float64]],
+    rtol: float,
+    num_threads: int,
+    max_regions: int,
+    max_memory: float,
+) -> list[SliceArrays]:
+    """The planar partition of each slice (one dict of arrays per slice).
+
+    Slice ``i`` is the plane ``origins[i] + s * bases[i][0] + t * bases[i][1]`` on the
+    convex polygon ``domains[i]``, cut along ``s = c`` for each ``c`` in ``cuts[i]``;
+    ``max_memory`` is in bytes, 0 for no cap.
+    """
+    return _core.slice_2d(
+        net=net._core,
+        origins=origins,
+        bases=bases,
+        domains=domains,
+        cuts=cuts,
+        rtol=rtol,
+        num_threads=num_threads,
+        max_regions=max_regions,
+        max_memory=max_memory,
+    )
