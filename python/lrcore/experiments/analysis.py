@@ -958,7 +958,8 @@ def analyse(
     Examples
     --------
     >>> from lrcore.experiments.synthetic import synthetic_tables
-    >>> tables = analyse(**synthetic_tables(seeds=4, windows=16), resamples=19)
+    >>> data = synthetic_tables(seeds=3, windows=8, arms=("arc",), targets=("smooth",))
+    >>> tables = analyse(**data, resamples=9)
     >>> sorted(tables)  # doctest: +NORMALIZE_WHITESPACE
     ['changes', 'convergence', 'correlations', 'discontinuity', 'dose_response', 'fit',
      'heterogeneity', 'kinds', 'mixed_models', 'runs', 'seed_effects', 'windows']

@@ -147,7 +147,8 @@ def forest_figure(seed_effects: Any, correlations: Any, family: str, out: Path) 
     >>> import tempfile
     >>> from lrcore.experiments.analysis import analyse
     >>> from lrcore.experiments.synthetic import synthetic_tables
-    >>> tables = analyse(**synthetic_tables(seeds=3, windows=8), resamples=9)
+    >>> data = synthetic_tables(seeds=3, windows=8, arms=("arc",), targets=("smooth",))
+    >>> tables = analyse(**data, resamples=9)
     >>> with tempfile.TemporaryDirectory() as folder:
     ...     path = forest_figure(tables["seed_effects"], tables["correlations"], "curves", Path(folder))
     ...     dose = dose_figure(tables["correlations"], Path(folder))

@@ -1088,7 +1088,8 @@ def write_report(
     >>> import tempfile
     >>> from lrcore.experiments.analysis import analyse
     >>> from lrcore.experiments.synthetic import synthetic_tables
-    >>> tables = analyse(**synthetic_tables(seeds=4, windows=16), resamples=19)
+    >>> data = synthetic_tables(seeds=3, windows=8, arms=("arc",), targets=("smooth",))
+    >>> tables = analyse(**data, resamples=9)
     >>> with tempfile.TemporaryDirectory() as folder:
     ...     text = write_report(Path(folder) / "report.md", {}, tables, [], 1.0).read_text()
     >>> "## Primary endpoint" in text
