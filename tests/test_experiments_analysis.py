@@ -1,93 +1,240 @@
-"""Statistics of the curvature study on data with known answers."""
+"""Statistics of the curvature study on synthetic tables with known answers."""
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import pytest
 
 pd = pytest.importorskip("pandas")
 pytest.importorskip("scipy")
+pytest.importorskip("statsmodels")
+
+from scipy import stats
 
 from lrcore.experiments.analysis import (
-    cluster_bootstrap_indices,
-    correlation_table,
+    PRIMARY,
+    analyse,
+    density_changes,
     discontinuity_table,
+    dose_response_table,
+    heterogeneity_table,
+    link_tests,
+    mixed_model_table,
 )
+from lrcore.experiments.synthetic import synthetic_tables
 from lrcore.experiments.targets import Target
 from lrcore.experiments.training import checkpoint_steps
 
-
-def _changes(curvature, change, near, seeds=3):
-    rows = []
-    for seed in range(seeds):
-        for i, (k, c, n) in enumerate(zip(curvature, change[seed], near)):
-            rows.append(
-                {
-                    "family": "curves",
-                    "manifold": "m",
-                    "target": "smooth",
-                    "width": 8,
-                    "depth": 2,
-                    "kind": "on",
-                    "seed": seed,
-                    "window": i,
-                    "curvature": k,
-                    "density_init": 1.0,
-                    "density_final": 1.0 + c,
-                    "change": c,
-                    "near_step": n,
-                }
-            )
-    return pd.DataFrame(rows)
+ELLIPSES = ("circle", "ellipse:b=0.7", "ellipse:b=0.4", "ellipse:b=0.2")
 
 
-def test_correlations_find_a_monotone_link_and_none_in_noise():
+def _changes(**kwargs):
+    return density_changes(synthetic_tables(**kwargs)["windows"])
+
+
+def test_density_changes_pair_each_window_with_its_last_step():
+    windows = synthetic_tables(seeds=2, windows=8, arms=("arc",))["windows"]
+    shuffled = windows.sample(frac=1.0, random_state=0)
+    changes = density_changes(shuffled).set_index(["run", "trajectory", "window"]).sort_index()
+    init = windows[windows["step"] == 0].set_index(["run", "trajectory", "window"])
+    final = windows[windows["step"] == 100].set_index(["run", "trajectory", "window"])
+    np.testing.assert_allclose(
+        changes["change"], (final["density"] - init["density"]).loc[changes.index]
+    )
+    assert len(changes) == len(init)
+
+
+def test_link_tests_follow_the_seeds_and_never_pool_constant_curvature():
+    changes = _changes(manifolds=ELLIPSES, seeds=6, windows=16, arms=("arc",), effect=0.3)
+    tests, effects = link_tests(changes, resamples=199)
+    on = tests[(tests["kind"] == "on") & (tests["measure"] == "curvature")]
+    circle = on[on["manifold"] == "circle"]
+    assert circle["note"].str.startswith("constant curvature").all()
+    assert circle["p"].isna().all()
+    assert not circle["in_family"].any()
+    assert set(effects["manifold"]) == set(ELLIPSES[1:])
+    primary = tests[tests["primary"]]
+    assert len(primary) == 1
+    row = primary.iloc[0]
+    assert {k: row[k] for k in PRIMARY} == PRIMARY
+    assert row["manifolds"] == 3
+    assert row["seeds"] == 6
+    assert row["p_method"].startswith("t-test")
+    assert row["p"] == row["p_t"]
+    # By hand: per seed the mean over the 3 ellipses of Fisher z of Spearman over windows.
+    part = changes[
+        (changes["kind"] == "on")
+        & (changes["target"] == "smooth")
+        & (changes["manifold"] != "circle")
+    ]
+    seed_z = part.groupby("seed").apply(
+        lambda f: np.mean(
+            [
+                np.arctanh(stats.spearmanr(g["curvature"], g["change"]).statistic)
+                for _, g in f.groupby("manifold")
+            ]
+        ),
+        include_groups=False,
+    )
+    assert row["mean_z"] == pytest.approx(seed_z.mean())
+    assert row["p_t"] == pytest.approx(stats.ttest_1samp(seed_z, 0.0).pvalue)
+    assert row["conclusion"] == "link"
+    # The family of tests: on-manifold curvature rows other than the primary, Holm-adjusted.
+    family = tests[tests["in_family"]]
+    assert not family["primary"].any()
+    assert (family["kind"] == "on").all()
+    assert (family["p_holm"] >= family["p"]).all()
+    # Step targets leave the windows near their jumps out of the correlations.
+    row = on.set_index(["manifold", "target"])["windows"]
+    assert row[("ellipse:b=0.4", "step")] < row[("ellipse:b=0.4", "smooth")]
+
+
+def test_no_planted_effect_gives_no_link_with_many_seeds_and_inconclusive_with_few():
+    primary = {"arms": ("arc",), "targets": ("smooth",)}
+    many = link_tests(_changes(manifolds=ELLIPSES, seeds=30, **primary), resamples=199)[0]
+    few = link_tests(_changes(manifolds=ELLIPSES, seeds=3, windows=16, **primary), resamples=99)[0]
+    assert many[many["primary"]].iloc[0]["conclusion"] == "no link"
+    assert few[few["primary"]].iloc[0]["conclusion"] == "inconclusive"
+
+
+def test_confounds_are_measured_in_the_data():
+    tests, _ = link_tests(_changes(manifolds=ELLIPSES, seeds=3, windows=16), resamples=19)
+    row = tests[(tests["manifold"] == "ellipse:b=0.2") & (tests["measure"] == "curvature")]
+    # On an ellipse the curvature peaks where the curve is farthest from its centre.
+    assert (row["confound_dist_centre"] > 0.9).all()
+
+
+def test_unfit_runs_are_left_out_and_listed():
+    data = synthetic_tables(
+        manifolds=ELLIPSES, seeds=3, windows=16, targets=("step",), unfit=("ellipse:b=0.4",)
+    )
+    tables = analyse(**data, resamples=19)
+    excluded = set(tables["fit"].loc[~tables["fit"]["fit_ok"], "run"])
+    assert len(excluded) == 2  # seed 0 of ellipse:b=0.4 in 2 arms
+    assert excluded.isdisjoint(tables["changes"]["run"])
+    seeds = tables["seed_effects"]
+    assert set(seeds[seeds["manifold"] == "ellipse:b=0.4"]["seed"]) == {1, 2}
+    with pytest.raises(ValueError, match="fit_ok"):
+        analyse(data["windows"], data["runs"].drop(columns="fit_ok"), data["convergence"])
+
+
+def test_discontinuity_ratio_per_seed_and_the_placebo():
+    changes = _changes(seeds=6, windows=16, arms=("arc",), jump_effect=3.0, placebo_effect=1.5)
+    table = discontinuity_table(changes).set_index(["manifold", "target"])
+    step, placebo = table.loc[("all", "step")], table.loc[("all", "smooth")]
+    assert step["ratio_final_lo"] > 1
+    assert placebo["ratio_final_lo"] > 1
+    assert step["ratio_final"] > placebo["ratio_final"]
+    assert step["ratio_init_lo"] < 1 < step["ratio_init_hi"]
+    # By hand for one manifold: the geometric mean over seeds of near / elsewhere.
+    on = changes[
+        (changes["kind"] == "on")
+        & (changes["manifold"] == "ellipse:b=0.4")
+        & (changes["target"] == "step")
+    ]
+    ratios = on.groupby("seed").apply(
+        lambda f: (
+            f.loc[f["near_step"], "density_final"].mean()
+            / f.loc[~f["near_step"], "density_final"].mean()
+        ),
+        include_groups=False,
+    )
+    row = table.loc[("ellipse:b=0.4", "step")]
+    assert row["ratio_final"] == pytest.approx(math.exp(np.log(ratios).mean()))
+    assert row["seeds"] == 6
+    # Paired with the smooth run of the same seed (same positions): the jumps' own share.
+    smooth = changes[
+        (changes["kind"] == "on")
+        & (changes["manifold"] == "ellipse:b=0.4")
+        & (changes["target"] == "smooth")
+    ]
+    placebos = smooth.groupby("seed").apply(
+        lambda f: (
+            f.loc[f["near_step"], "density_final"].mean()
+            / f.loc[~f["near_step"], "density_final"].mean()
+        ),
+        include_groups=False,
+    )
+    paired = math.exp(np.log(ratios / placebos).mean())
+    assert row["ratio_vs_placebo"] == pytest.approx(paired)
+    assert table.loc[("all", "step"), "ratio_vs_placebo_lo"] > 1
+    # The smooth target bends about as much at these positions as elsewhere here.
+    assert table.loc[("all", "smooth"), "bending_ratio_lo"] < 1.05
+    none = discontinuity_table(_changes(seeds=6, windows=16, arms=("arc",)))
+    placebo = none.set_index(["manifold", "target"]).loc[("all", "smooth")]
+    assert placebo["ratio_final_lo"] < 1 < placebo["ratio_final_hi"]
+
+
+def test_mixed_model_recovers_a_planted_slope_and_records_its_warnings():
+    profiles = ("circle", "profile:amplitude=0.3", "profile:amplitude=0.9")
+    changes = _changes(
+        manifolds=profiles, seeds=10, windows=16, targets=("smooth",), effect={"arc": 0.4}
+    )
+    table = mixed_model_table(changes).set_index(["arm", "target"])
+    planted, null = table.loc[("arc", "smooth")], table.loc[("ambient", "smooth")]
+    assert planted["ci_lo"] > 0.1
+    assert planted["manifolds"] == 2
+    assert null["ci_lo"] < 0 < null["ci_hi"]
+    assert table["converged"].all()
+    assert table["warnings"].map(lambda w: isinstance(w, str)).all()
+    assert (
+        planted["predictors"]
+        == "curvature, target_bending, target_value, dist_origin, density_init"
+    )
+    assert planted["random_effects"] == "seed (intercept, slope) + trajectory"
+    assert planted["vif_curvature"] < 2
+    assert planted["optimiser"] in ("lbfgs", "bfgs", "powell")
+    # The distance to the data's centre, nearly a function of curvature on an ellipse,
+    # is not a predictor: the planted effect is found there too.
+    ellipses = mixed_model_table(
+        _changes(manifolds=ELLIPSES, seeds=10, windows=16, arms=("arc",), effect=0.4)
+    )
+    assert (ellipses["ci_lo"] > 0.1).all()
+
+
+def test_a_curvature_constant_along_each_path_is_not_correlated_with_rounding():
+    # A torus's coordinate circles: |normal curvature| is constant along each, differs
+    # between them, and its window means differ only by rounding.
+    changes = _changes(manifolds=("ellipse:b=0.4",), seeds=6, windows=16, arms=("arc",))
     rng = np.random.default_rng(0)
-    curvature = np.linspace(0.1, 3.0, 40)
-    near = np.zeros(40, dtype=bool)
-    linked = _changes(curvature, [curvature**3 + 0.01 * rng.standard_normal(40)] * 3, near)
-    row = correlation_table(linked, resamples=300).iloc[0]
-    assert row["spearman"] == pytest.approx(1.0, abs=1e-3)
-    assert row["spearman_lo"] > 0.95
-    assert 0.8 < row["pearson"] < 1.0
-    noise = _changes(curvature, rng.standard_normal((3, 40)), near)
-    row = correlation_table(noise, resamples=300).iloc[0]
-    assert row["spearman_lo"] < 0 < row["spearman_hi"]
+    level = changes["seed"] + 1.0
+    changes["curvature"] = level * (1 + 1e-16 * rng.standard_normal(len(changes)))
+    tests, effects = link_tests(changes, resamples=19)
+    row = tests[(tests["measure"] == "curvature") & (tests["kind"] == "on")].iloc[0]
+    assert row["note"] == "curvature constant along every trajectory"
+    assert np.isnan(row["p"])
+    assert effects[effects["measure"] == "curvature"]["z"].isna().all()
+    model = mixed_model_table(changes).iloc[0]
+    assert model["note"] == "|curvature| constant along every trajectory"
 
 
-def test_constant_curvature_gives_no_correlation():
-    curvature = np.full(20, 2.0)
-    frame = _changes(
-        curvature, np.random.default_rng(1).standard_normal((3, 20)), np.zeros(20, bool)
-    )
-    row = correlation_table(frame, resamples=50).iloc[0]
-    assert np.isnan(row["spearman"])
-    assert row["note"] == "constant curvature"
+def test_dose_response_finds_a_link_that_grows_with_contrast():
+    effect = {"ellipse:b=0.7": 0.0, "ellipse:b=0.4": 0.25, "ellipse:b=0.2": 0.5}
+    kwargs = {"manifolds": ELLIPSES, "seeds": 12, "windows": 16, "targets": ("smooth",)}
+    grows = _changes(**kwargs, effect=effect)
+    flat = _changes(**kwargs, effect=0.25)
+    rows = {}
+    for name, changes in (("grows", grows), ("flat", flat)):
+        tests, effects = link_tests(changes, resamples=19)
+        rows[name] = dose_response_table(tests, effects).set_index("arm")
+    assert rows["grows"].loc["arc", "slope_lo"] > 0
+    assert rows["grows"].loc["arc", "p_holm"] < 0.05
+    assert rows["grows"].loc["arc", "excluded"] == "circle"
+    assert rows["grows"].loc["arc", "spearman"] == pytest.approx(1.0)
+    assert rows["flat"].loc["arc", "p_holm"] > 0.05
 
 
-def test_discontinuity_ratio_and_its_interval():
-    near = np.arange(30) % 5 == 0
-    change = np.where(near, 3.0, 1.0)[None, :] + 0.1 * np.random.default_rng(2).standard_normal(
-        (3, 30)
-    )
-    frame = _changes(np.ones(30), change, near)
-    row = discontinuity_table(frame, resamples=300).iloc[0]
-    # final density 4 near the jumps, 2 elsewhere.
-    assert row["ratio_final"] == pytest.approx(2.0, rel=0.05)
-    assert row["ratio_final_lo"] < 2.0 < row["ratio_final_hi"]
-    assert row["ratio_init"] == pytest.approx(1.0)
-    assert row["excess_change"] == pytest.approx(2.0, rel=0.05)
-
-
-def test_cluster_bootstrap_draws_whole_seeds_then_windows():
-    clusters = np.repeat([10, 20, 30], 4)
-    index = cluster_bootstrap_indices(clusters, 200, np.random.default_rng(0))
-    assert index.shape == (200, 12)
-    # Each block of 4 comes from one seed.
-    blocks = clusters[index].reshape(200, 3, 4)
-    assert np.all(blocks == blocks[:, :, :1])
-    again = cluster_bootstrap_indices(clusters, 200, np.random.default_rng(0))
-    np.testing.assert_array_equal(index, again)
+def test_heterogeneity_flags_manifolds_that_disagree():
+    kwargs = {"manifolds": ELLIPSES, "seeds": 12, "windows": 16, "targets": ("smooth",)}
+    kwargs["arms"] = ("arc",)
+    split = {"ellipse:b=0.7": 0.5, "ellipse:b=0.4": -0.5, "ellipse:b=0.2": 0.0}
+    same = heterogeneity_table(link_tests(_changes(**kwargs, effect=0.3), resamples=19)[0])
+    apart = heterogeneity_table(link_tests(_changes(**kwargs, effect=split), resamples=19)[0])
+    curvature = same["measure"] == "curvature"
+    assert apart[curvature]["i2"].iloc[0] > 0.75 > same[curvature]["i2"].iloc[0]
+    assert apart[curvature]["p_q"].iloc[0] < 0.001
 
 
 def test_targets_and_checkpoints():
@@ -103,38 +250,6 @@ def test_targets_and_checkpoints():
     assert checkpoint_steps(0, 3) == [0]
 
 
-def test_pooled_correlation_ignores_differences_between_manifolds():
-    rng = np.random.default_rng(3)
-    near = np.zeros(30, dtype=bool)
-    # Within each manifold change and curvature are unrelated; between them, a larger
-    # curvature goes with a larger change.
-    small = _changes(rng.uniform(0, 1, 30), rng.standard_normal((3, 30)), near)
-    large = _changes(rng.uniform(5, 6, 30), 10 + rng.standard_normal((3, 30)), near)
-    large["manifold"] = "other"
-    table = correlation_table(pd.concat([small, large], ignore_index=True), resamples=300)
-    pooled = table[table["manifold"] == "all"].iloc[0]
-    assert pooled["spearman_lo"] < 0 < pooled["spearman_hi"]
-    assert abs(pooled["spearman"]) < 0.2
-    # Without the standardisation the two manifolds alone would give a strong link.
-    both = pd.concat([small, large])
-    assert np.corrcoef(both["curvature"], both["change"])[0, 1] > 0.8
-
-
-def test_partial_correlation_removes_a_shared_driver():
-    rng = np.random.default_rng(4)
-    driver = rng.uniform(0, 1, 40)
-    curvature = driver + 0.05 * rng.standard_normal(40)
-    change = np.array([driver**2 + 0.01 * rng.standard_normal(40) for _ in range(3)])
-    frame = _changes(curvature, change, np.zeros(40, dtype=bool))
-    frame["target_bending"] = np.tile(driver, 3)
-    table = correlation_table(frame, resamples=300)
-    row = table[table["measure"] == "curvature"].iloc[0]
-    assert row["spearman"] > 0.8  # curvature follows the driver...
-    assert abs(row["partial_spearman"]) < 0.3  # ...and carries nothing beyond it
-    control = table[table["measure"] == "target_bending"].iloc[0]
-    assert control["spearman_lo"] > 0.95
-
-
 def test_target_bending_is_the_second_derivative_along_arc_length():
     from lrcore.experiments.manifolds import Circle, Helix
     from lrcore.experiments.sweep import _target_bending
@@ -147,3 +262,12 @@ def test_target_bending_is_the_second_derivative_along_arc_length():
         exact = k**2 * np.abs(np.sin(k * trajectory.coordinate * curve.length))
         bend = _target_bending(trajectory, target)
         np.testing.assert_allclose(bend[1:-1], exact[1:-1], atol=1e-3 * k**2)
+
+
+def test_one_primary_endpoint_even_with_two_architectures():
+    data = synthetic_tables(manifolds=ELLIPSES, seeds=3, windows=8, arms=("arc",))
+    other = data["windows"].assign(width=16, run=lambda f: f["run"] + "w16")
+    changes = density_changes(pd.concat([data["windows"], other], ignore_index=True))
+    tests, _ = link_tests(changes, resamples=9)
+    assert tests["primary"].sum() == 1
+    assert tests.loc[tests["primary"], "width"].iloc[0] == 8

@@ -16,34 +16,45 @@ from lrcore.cli import main
 from lrcore.experiments.study import TABLES, TINY, run_study
 from lrcore.experiments.sweep import StudyConfig, make_tasks, run_sweep
 
-SMALL = dataclasses.replace(
-    TINY, manifolds=("ellipse:b=0.5", "saddle"), steps=30, resolution=64, bootstrap=30
-)
+SMALL = dataclasses.replace(TINY, manifolds=("ellipse:b=0.5", "saddle"), steps=30, resolution=64)
 
 
 def test_quick_study_writes_every_table_figure_and_the_report(tmp_path):
-    config = dataclasses.replace(TINY, steps=40, bootstrap=30)
+    # Two curves, so that the family is pooled (the primary endpoint) and compared
+    # (heterogeneity); 150 steps, so that some runs fit and some are excluded.
+    manifolds = ("ellipse:b=0.5", "ellipse:b=0.2", "torus", "digit:digit=0")
+    config = dataclasses.replace(TINY, manifolds=manifolds, steps=150)
     result = run_study(config, tmp_path, jobs=1, quiet=True)
     names = {p.name for p in tmp_path.iterdir()}
     for table in TABLES:
         assert {f"{table}.csv", f"{table}.parquet"} <= names
-        from_csv = pd.read_csv(tmp_path / f"{table}.csv")
-        assert len(from_csv) == len(pd.read_parquet(tmp_path / f"{table}.parquet")) > 0
+        frame = pd.read_parquet(tmp_path / f"{table}.parquet")
+        if table in ("windows", "changes", "runs", "fit", "convergence", "correlations"):
+            assert len(pd.read_csv(tmp_path / f"{table}.csv")) == len(frame) > 0
+    fit = result.tables["fit"]
+    assert 0 < fit["fit_ok"].sum() < len(fit)
+    assert set(result.tables["changes"]["run"]) == set(fit.loc[fit["fit_ok"], "run"])
+    fitted = set(result.tables["changes"]["family"])
     for family in ("curves", "surfaces", "images"):
-        assert f"table_{family}.csv" in names
-        assert f"scatter_{family}.png" in names
         assert f"training_{family}.png" in names
+        if family in fitted:
+            assert f"table_{family}.csv" in names
+            assert f"scatter_{family}.png" in names
+            assert f"forest_{family}.png" in names
     for manifold in ("ellipse_b_0_5", "torus", "digit_digit_0"):
         assert f"density_{manifold}.png" in names
+    assert "dose_response.png" in names
     assert any(name.startswith("partition_ellipse") for name in names)
     assert all((tmp_path / n).stat().st_size > 0 for n in names)
     report = (tmp_path / "report.md").read_text()
-    for heading in ("## Findings", "## Compared with the 2022 study", "Resolution check"):
+    for heading in ("## Primary endpoint", "## Compared with the 2022 study", "## Fit"):
         assert heading in report
+    assert "Resolution check" in report
+    excluded = fit.loc[~fit["fit_ok"], "run"]
+    assert all(run in report for run in excluded)
     windows = result.tables["windows"]
     assert set(windows["kind"]) == {"on", "offset", "line"}
-    assert set(windows["step"]) == {0, 20, 40}
-    assert set(result.tables["correlations"]["family"]) == {"curves", "surfaces", "images"}
+    assert set(windows["step"]) == {0, 75, 150}
 
 
 def test_same_seed_gives_the_same_tables_and_other_seeds_differ():
@@ -86,6 +97,14 @@ def test_config_and_cli_reject_bad_input(tmp_path, capsys):
     assert "targets" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["study", "--seeds", "0"])
+    with pytest.raises(SystemExit):
+        main(["study", "--quick", "--tiny"])
+    with pytest.raises(SystemExit):
+        main(["study", "--fit-fraction", "-1"])
+    assert main(["study", "--tiny", "--arms", "chart", "--out", str(tmp_path)]) == 2
+    assert "arms" in capsys.readouterr().err
+    assert main(["study", "--tiny", "--fit-fraction", "2", "--out", str(tmp_path)]) == 2
+    assert "fit_fraction" in capsys.readouterr().err
 
 
 def test_study_without_torch_says_which_extra_to_install(tmp_path):
@@ -108,11 +127,19 @@ def test_cli_options_reach_the_study(tmp_path):
     argv = ["study", "--tiny", "--quiet", "--out", str(tmp_path), "--workers", "1"]
     argv += ["--manifolds", "circle+polygon:sides=5", "--targets", "step", "--seeds", "1"]
     argv += ["--steps", "10", "--checkpoints", "1", "--widths", "4,6", "--windows", "4"]
+    argv += ["--arms", "ambient", "--heldout", "32", "--fit-fraction", "0.2", "--lines", "2"]
+    argv += ["--motion-scale", "0", "--offset", "0.05", "--learning-rate", "0.02"]
     assert main(argv) == 0
     windows = pd.read_parquet(tmp_path / "windows.parquet")
     assert set(windows["manifold"]) == {"circle", "polygon:sides=5"}
     assert set(windows["target"]) == {"step"}
+    assert set(windows["arm"]) == {"ambient"}
     assert set(windows["seed"]) == {0}
     assert set(windows["step"]) == {0, 10}
     assert set(windows["width"]) == {4, 6}
     assert windows.groupby(["manifold", "width", "trajectory"]).size().eq(2 * 4).all()
+    assert set(windows["trajectory"]) >= {"line:0", "line:1", "offset+:curve"}
+    runs = pd.read_parquet(tmp_path / "runs.parquet")
+    assert set(runs["heldout"]) == {32}
+    assert (runs["motion_distance"] == 0).all()
+    assert runs["fit_threshold"].to_numpy() == pytest.approx(0.2 * runs["target_variance"])

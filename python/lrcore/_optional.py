@@ -14,6 +14,7 @@ EXTRAS = {
     "tqdm": "progress",
     "scipy": "experiments",
     "sklearn": "experiments",
+    "statsmodels": "experiments",
     "joblib": "experiments",
     "dask": "experiments",
     "pyarrow": "experiments",

@@ -7,15 +7,16 @@ demo
     along a segment and a circle, before and after a short training run.
 study
     The curvature study (lrcore's main job): train ReLU MLPs on targets on curves,
-    surfaces and an image orbit, relate the change of exact region density to curvature
+    surfaces and image orbits, relate the change of exact region density to curvature
     and to the target's jumps, and write tables, figures and a report.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 __all__ = ["build_parser", "main"]
@@ -33,6 +34,26 @@ def _non_negative_int(text: str) -> int:
     if value < 0:
         raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text}")
     return value
+
+
+def _float_parser(positive: bool) -> Callable[[str], float]:
+    """An argparse type: a finite number, > 0 (``positive``) or >= 0."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if not math.isfinite(value) or value < 0 or (positive and value == 0):
+            bound = "a positive number" if positive else "a number >= 0"
+            raise argparse.ArgumentTypeError(f"expected {bound}, got {text}")
+        return value
+
+    return parse
+
+
+_positive_float = _float_parser(positive=True)
+_non_negative_float = _float_parser(positive=False)
 
 
 def _version() -> str:
@@ -112,14 +133,26 @@ def _add_study(commands: Any) -> None:
         "study",
         help="the curvature study: tables, figures and report (lrcore's main job)",
         description=(
-            "Train seeded ReLU MLPs on smooth and discontinuous targets on curves, surfaces "
-            "and an image orbit; count exact breakpoints along trajectories on and off the "
-            "manifold before, during and after training; relate the change of density to "
-            "curvature and to the target's jumps (bootstrap CIs); write CSV and Parquet "
-            "tables, PNG figures and report.md. The defaults run in a few minutes on 2 cores."
+            "Train seeded ReLU MLPs on smooth and step targets, functions of the chart "
+            "coordinate (arc arm) or of the position (ambient arm), on curves (with "
+            "dose-response series of curvature contrast), surfaces and digit image orbits; "
+            "count exact breakpoints along trajectories on the manifold, offset from it on "
+            "both sides and on random lines, before, during and after training; relate the "
+            "change of density to curvature and to the target's jumps; write CSV and "
+            "Parquet tables, PNG figures and report.md. The defaults (1,920 runs, 20 seeds) "
+            "train and count for about 8 minutes on 2 cores; --quick about 1 minute."
         ),
     )
     study.add_argument("--out", default="results", help="output folder (default results/)")
+    sizes = study.add_mutually_exclusive_group()
+    sizes.add_argument(
+        "--quick",
+        action="store_true",
+        help="a first look: 8 manifolds, 6 seeds, 192 runs (about a minute on 2 cores)",
+    )
+    sizes.add_argument(
+        "--tiny", action="store_true", help="a tiny configuration (seconds; for smoke tests)"
+    )
     study.add_argument(
         "--families",
         type=_name_list,
@@ -135,28 +168,77 @@ def _add_study(commands: Any) -> None:
         ),
     )
     study.add_argument(
+        "--arms",
+        type=_name_list,
+        default=None,
+        help="target arms: arc (function of the chart coordinate), ambient (of the "
+        "position x) (default: both)",
+    )
+    study.add_argument(
         "--targets", type=_name_list, default=None, help="smooth,step (default: both)"
     )
     study.add_argument(
-        "--seeds", type=_positive_int, default=None, help="number of seeds 0..N-1 (default 3)"
+        "--seeds", type=_positive_int, default=None, help="number of seeds 0..N-1 (default 20)"
     )
     study.add_argument("--widths", type=_int_list, default=None, help="hidden widths (32)")
     study.add_argument("--depths", type=_int_list, default=None, help="hidden layers (3)")
-    study.add_argument("--steps", type=_non_negative_int, default=None, help="Adam steps (1500)")
+    study.add_argument("--steps", type=_non_negative_int, default=None, help="Adam steps (500)")
     study.add_argument(
-        "--samples", type=_positive_int, default=None, help="training points (1024)"
+        "--learning-rate", type=_positive_float, default=None, help="Adam's rate (0.02)"
+    )
+    study.add_argument(
+        "--schedule",
+        choices=("constant", "cosine"),
+        default=None,
+        help="learning-rate schedule (cosine decay)",
+    )
+    study.add_argument("--samples", type=_positive_int, default=None, help="training points (768)")
+    study.add_argument(
+        "--heldout",
+        type=_positive_int,
+        default=None,
+        help="held-out points for the fit check (512)",
+    )
+    study.add_argument(
+        "--fit-fraction",
+        type=_positive_float,
+        default=None,
+        help="a run fits when its held-out MSE is at most this fraction of the target's "
+        "variance (0.1)",
     )
     study.add_argument(
         "--checkpoints",
         type=_positive_int,
         default=None,
-        help="measured checkpoints after initialisation (3, the last being the end)",
+        help="measured checkpoints after initialisation (2, the last being the end)",
     )
     study.add_argument(
-        "--resolution", type=_positive_int, default=None, help="vertices per trajectory (1024)"
+        "--resolution", type=_positive_int, default=None, help="vertices per trajectory (512)"
     )
     study.add_argument(
         "--windows", type=_positive_int, default=None, help="density windows per trajectory (32)"
+    )
+    study.add_argument(
+        "--offset",
+        type=_positive_float,
+        default=None,
+        help="distance of the offset trajectories from the manifold (0.1)",
+    )
+    study.add_argument(
+        "--surface-paths",
+        type=_positive_int,
+        default=None,
+        help="u-curves and v-curves measured per surface (2 of each)",
+    )
+    study.add_argument(
+        "--lines", type=_positive_int, default=None, help="random lines per run (1)"
+    )
+    study.add_argument(
+        "--motion-scale",
+        type=_non_negative_float,
+        default=None,
+        help="the data's centroid moves up to this many RMS radii from the network's "
+        "origin (3; 0: rotation only)",
     )
     study.add_argument(
         "--embed-dim",
@@ -165,10 +247,16 @@ def _add_study(commands: Any) -> None:
         help="embed curves isometrically in this dimension (default 2: plane curves stay 2D)",
     )
     study.add_argument(
-        "--bootstrap", type=_positive_int, default=None, help="bootstrap resamples (1000)"
+        "--convergence-factor",
+        type=_positive_int,
+        default=None,
+        help="the resolution check measures again at this many times the resolution (2)",
     )
     study.add_argument(
-        "--tiny", action="store_true", help="a tiny configuration (seconds; for smoke tests)"
+        "--permutations",
+        type=_positive_int,
+        default=None,
+        help="circular-shift permutations per test (9999)",
     )
     study.add_argument(
         "--jobs",
@@ -187,27 +275,45 @@ def _add_study(commands: Any) -> None:
     study.set_defaults(handler=_run_study)
 
 
+#: Study options copied to the configuration as they are (argparse dest == field).
+_STUDY_FIELDS = (
+    "families",
+    "arms",
+    "targets",
+    "widths",
+    "depths",
+    "steps",
+    "learning_rate",
+    "schedule",
+    "samples",
+    "heldout",
+    "fit_fraction",
+    "checkpoints",
+    "resolution",
+    "windows",
+    "offset",
+    "surface_paths",
+    "lines",
+    "motion_scale",
+    "embed_dim",
+    "convergence_factor",
+    "permutations",
+)
+
+
 def _run_study(args: argparse.Namespace) -> int:
     import dataclasses
 
-    from lrcore.experiments.study import QUICK, TINY, run_study
+    from lrcore.experiments.study import DEFAULT, QUICK, TINY, run_study
 
-    base = TINY if args.tiny else QUICK
-    changes: dict[str, Any] = {}
-    if args.families is not None:
-        changes["families"] = args.families
+    base = TINY if args.tiny else QUICK if args.quick else DEFAULT
+    changes: dict[str, Any] = {
+        name: getattr(args, name) for name in _STUDY_FIELDS if getattr(args, name) is not None
+    }
     if args.manifolds is not None:
         changes["manifolds"] = tuple(m.strip() for m in args.manifolds.split("+") if m.strip())
-    if args.targets is not None:
-        changes["targets"] = args.targets
     if args.seeds is not None:
         changes["seeds"] = tuple(range(args.seeds))
-    names = ("widths", "depths", "steps", "checkpoints", "samples", "resolution", "windows")
-    for name in (*names, "bootstrap"):
-        if getattr(args, name) is not None:
-            changes[name] = getattr(args, name)
-    if args.embed_dim is not None:
-        changes["embed_dim"] = args.embed_dim
     try:
         config = dataclasses.replace(base, **changes)
     except ValueError as err:

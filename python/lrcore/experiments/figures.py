@@ -10,10 +10,12 @@ import numpy as np
 from lrcore._optional import optional_import
 
 from .analysis import FAMILY_MEASURES
-from .targets import Target
+from .inference import EQUIVALENCE_RHO
 
 __all__ = [
     "density_figure",
+    "dose_figure",
+    "forest_figure",
     "partition_figure",
     "pyplot",
     "scatter_figure",
@@ -40,23 +42,29 @@ def _slug(text: str) -> str:
     return "".join(c if c.isalnum() or c in "-_" else "_" for c in text)
 
 
+def _arm_targets(frame: Any) -> list[tuple[str, str]]:
+    """The (arm, target) pairs present, in order of appearance."""
+    return list(dict.fromkeys(zip(frame["arm"], frame["target"])))
+
+
 def density_figure(windows: Any, manifold: str, out: Path) -> Path:
     """Density along arc length before and after training, with curvature overlaid:
-    one panel per target, the first seed's first on-manifold trajectory."""
+    one panel per arm and target, the first seed's first on-manifold trajectory."""
     plt = pyplot()
     frame = windows[(windows["manifold"] == manifold) & (windows["kind"] == "on")]
     family = str(frame["family"].iloc[0])
-    measure = FAMILY_MEASURES[family][-1]
-    targets = list(dict.fromkeys(frame["target"]))
-    fig, axes = plt.subplots(1, len(targets), figsize=(6 * len(targets), 3.8), squeeze=False)
-    for ax, target in zip(axes[0], targets):
-        part = frame[(frame["target"] == target) & (frame["seed"] == frame["seed"].min())]
+    measure = FAMILY_MEASURES[family][0]
+    pairs = _arm_targets(frame)
+    fig, axes = plt.subplots(1, len(pairs), figsize=(6 * len(pairs), 3.8), squeeze=False)
+    for ax, (arm, target) in zip(axes[0], pairs):
+        part = frame[(frame["arm"] == arm) & (frame["target"] == target)]
+        part = part[part["seed"] == part["seed"].min()]
         part = part[part["trajectory"] == part["trajectory"].iloc[0]]
         last = part["step"].max()
         for step, colour, label in ((0, "0.55", "initialisation"), (last, "C0", "trained")):
             at = part[part["step"] == step]
             ax.step(at["center"], at["density"], where="mid", color=colour, label=label)
-        near = part[(part["step"] == 0) & part["near_step"]]["center"]
+        near = part[(part["step"] == 0) & part["near_step"].astype(bool)]["center"]
         for x in near:
             ax.axvline(x, color="C3", alpha=0.12, linewidth=6)
         twin = ax.twinx()
@@ -65,47 +73,54 @@ def density_figure(windows: Any, manifold: str, out: Path) -> Path:
         twin.set_ylabel(f"|{measure}| (window mean)", color="C1")
         ax.set_xlabel("arc length")
         ax.set_ylabel("breakpoints per unit length")
-        ax.set_title(f"{manifold}, {target} target (shaded: near jumps of {Target().steps})")
+        ax.set_title(f"{manifold}, {arm} arm, {target} target\n(shaded: near the jump positions)")
         ax.legend(loc="upper left", fontsize="small")
     return _save(plt, fig, out / f"density_{_slug(manifold)}.png")
 
 
 def scatter_figure(changes: Any, family: str, out: Path) -> Path:
-    """Density change against |curvature| for every on-manifold window of a family."""
+    """Density change against |curvature| for every on-manifold window of a family: one
+    row of panels per arm, one column per curvature measure."""
     plt = pyplot()
     frame = changes[(changes["family"] == family) & (changes["kind"] == "on")]
     measures = FAMILY_MEASURES[family]
-    fig, axes = plt.subplots(1, len(measures), figsize=(6 * len(measures), 4.2), squeeze=False)
+    arms = list(dict.fromkeys(frame["arm"]))
+    fig, axes = plt.subplots(
+        len(arms), len(measures), figsize=(6 * len(measures), 4.2 * len(arms)), squeeze=False
+    )
     markers = {"smooth": "o", "step": "x"}
-    for ax, measure in zip(axes[0], measures):
-        for k, (manifold, part) in enumerate(frame.groupby("manifold", sort=False)):
-            for target, sub in part.groupby("target", sort=False):
-                ax.scatter(
-                    sub[measure],
-                    sub["change"],
-                    s=8,
-                    alpha=0.5,
-                    marker=markers.get(str(target), "o"),
-                    color=f"C{k % 10}",
-                    label=f"{manifold} ({target})",
-                )
-        ax.set_xlabel(f"|{measure}| (window mean)")
-        ax.set_ylabel("density change (after - before training)")
-        ax.set_title(f"{family}: density change against |{measure}|")
-        ax.axhline(0.0, color="0.6", linewidth=0.8)
-    axes[0][-1].legend(fontsize="x-small", markerscale=2, loc="best")
+    for row, arm in zip(axes, arms):
+        for ax, measure in zip(row, measures):
+            part = frame[frame["arm"] == arm]
+            for k, (manifold, sub) in enumerate(part.groupby("manifold", sort=False)):
+                for target, points in sub.groupby("target", sort=False):
+                    ax.scatter(
+                        points[measure],
+                        points["change"],
+                        s=6,
+                        alpha=0.4,
+                        marker=markers.get(str(target), "o"),
+                        color=f"C{k % 10}",
+                        label=f"{manifold} ({target})",
+                    )
+            ax.set_xlabel(f"|{measure}| (window mean)")
+            ax.set_ylabel("density change (after - before training)")
+            ax.set_title(f"{family}, {arm} arm: density change against |{measure}|")
+            ax.axhline(0.0, color="0.6", linewidth=0.8)
+        row[-1].legend(fontsize="x-small", markerscale=2, loc="best")
     return _save(plt, fig, out / f"scatter_{family}.png")
 
 
 def training_figure(windows: Any, family: str, out: Path) -> Path:
-    """Mean density at every checkpoint, per target and trajectory kind, for a family
-    (seeds and manifolds averaged)."""
+    """Mean density at every checkpoint, per arm, target and trajectory kind, for a
+    family (seeds and manifolds averaged)."""
     plt = pyplot()
     frame = windows[windows["family"] == family]
-    means = frame.groupby(["target", "kind", "step"], sort=False)["density"].mean().reset_index()
+    keys = ["arm", "target", "kind", "step"]
+    means = frame.groupby(keys, sort=False)["density"].mean().reset_index()
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
     styles = {"on": "-", "offset": "--", "line": ":"}
-    for k, (target, part) in enumerate(means.groupby("target", sort=False)):
+    for k, ((arm, target), part) in enumerate(means.groupby(["arm", "target"], sort=False)):
         for kind, sub in part.groupby("kind", sort=False):
             ax.plot(
                 sub["step"],
@@ -113,13 +128,136 @@ def training_figure(windows: Any, family: str, out: Path) -> Path:
                 styles.get(str(kind), "-"),
                 marker="o",
                 color=f"C{k}",
-                label=f"{target} target, {kind}",
+                label=f"{arm}/{target}, {kind}",
             )
     ax.set_xlabel("training step")
     ax.set_ylabel("mean breakpoints per unit length")
     ax.set_title(f"{family}: density during training")
-    ax.legend(fontsize="small")
+    ax.legend(fontsize="x-small")
     return _save(plt, fig, out / f"training_{family}.png")
+
+
+def forest_figure(seed_effects: Any, correlations: Any, family: str, out: Path) -> Path:
+    """Per-seed Fisher z of Spearman(change, |curvature|) on the manifold, one row per
+    manifold (and the pooled family), with the seeds' mean and its 95% t interval, the
+    zero line and the equivalence margin: one panel per arm and target.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from lrcore.experiments.analysis import analyse
+    >>> from lrcore.experiments.synthetic import synthetic_tables
+    >>> data = synthetic_tables(seeds=3, windows=8, arms=("arc",), targets=("smooth",))
+    >>> tables = analyse(**data, resamples=9)
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     path = forest_figure(tables["seed_effects"], tables["correlations"], "curves", Path(folder))
+    ...     dose = dose_figure(tables["correlations"], Path(folder))
+    >>> path.name, dose.name
+    ('forest_curves.png', 'dose_response.png')
+    """
+    plt = pyplot()
+    effects = seed_effects[
+        (seed_effects["family"] == family)
+        & (seed_effects["kind"] == "on")
+        & (seed_effects["measure"] == "curvature")
+    ]
+    tests = correlations[
+        (correlations["family"] == family)
+        & (correlations["kind"] == "on")
+        & (correlations["measure"] == "curvature")
+        & correlations["mean_z"].notna()
+    ]
+    pairs = _arm_targets(tests)
+    manifolds = list(dict.fromkeys(tests["manifold"]))
+    fig, axes = plt.subplots(
+        1,
+        max(len(pairs), 1),
+        figsize=(4.8 * max(len(pairs), 1), 0.45 * len(manifolds) + 1.8),
+        squeeze=False,
+        sharey=True,
+    )
+    margin = float(np.arctanh(EQUIVALENCE_RHO))
+    jitter = np.random.default_rng(0)
+    for ax, (arm, target) in zip(axes[0], pairs):
+        for y, manifold in enumerate(manifolds):
+            points = effects[
+                (effects["arm"] == arm)
+                & (effects["target"] == target)
+                & (effects["manifold"] == manifold)
+            ]["z"]
+            ax.plot(
+                points,
+                y + 0.15 * jitter.uniform(-1, 1, len(points)),
+                ".",
+                color="0.6",
+                markersize=4,
+            )
+            row = tests[
+                (tests["arm"] == arm)
+                & (tests["target"] == target)
+                & (tests["manifold"] == manifold)
+            ]
+            if not row.empty:
+                r = row.iloc[0]
+                colour = "C3" if r["primary"] else "C0"
+                ax.errorbar(
+                    r["mean_z"],
+                    y,
+                    xerr=[[r["mean_z"] - r["z_lo"]], [r["z_hi"] - r["mean_z"]]],
+                    fmt="D" if manifold == "all" else "o",
+                    color=colour,
+                    capsize=3,
+                )
+        ax.axvline(0.0, color="k", linewidth=0.8)
+        for x in (-margin, margin):
+            ax.axvline(x, color="C2", linestyle="--", linewidth=0.8)
+        ax.set_yticks(range(len(manifolds)))
+        ax.set_yticklabels(manifolds)
+        ax.invert_yaxis()
+        ax.set_xlabel("Fisher z of Spearman(change, |curvature|)")
+        ax.set_title(f"{family}, {arm} arm, {target} target", fontsize="medium")
+    return _save(plt, fig, out / f"forest_{family}.png")
+
+
+def dose_figure(correlations: Any, out: Path) -> Path | None:
+    """Mean z (95% t interval over seeds) against the curvature contrast (the coefficient
+    of variation of |curvature|) for every dose-response series, one panel per series and
+    one line per arm and target; None when the study has no series."""
+    plt = pyplot()
+    if correlations.empty:
+        return None
+    frame = correlations[
+        (correlations["manifold"] != "all")
+        & (correlations["kind"] == "on")
+        & (correlations["measure"] == "curvature")
+        & correlations["contrast_name"].fillna("").astype(bool)
+        & correlations["mean_z"].notna()
+    ]
+    series = list(dict.fromkeys(frame["contrast_name"]))
+    if not series:
+        return None
+    fig, axes = plt.subplots(1, len(series), figsize=(5.5 * len(series), 4.2), squeeze=False)
+    for ax, name in zip(axes[0], series):
+        part = frame[frame["contrast_name"] == name]
+        for k, ((arm, target), sub) in enumerate(part.groupby(["arm", "target"], sort=False)):
+            sub = sub.sort_values("curvature_spread")
+            ax.errorbar(
+                sub["curvature_spread"],
+                sub["mean_z"],
+                yerr=[sub["mean_z"] - sub["z_lo"], sub["z_hi"] - sub["mean_z"]],
+                marker="o",
+                capsize=3,
+                color=f"C{k}",
+                label=f"{arm}/{target}",
+            )
+            for _, r in sub.iterrows():
+                ax.annotate(f"{r['contrast']:g}", (r["curvature_spread"], r["mean_z"]), fontsize=7)
+        ax.axhline(0.0, color="k", linewidth=0.8)
+        ax.set_xlabel("curvature contrast (CV of |curvature| over windows)")
+        ax.set_ylabel("mean Fisher z over seeds")
+        ax.set_title(f"dose-response: {name} (labels: its values)")
+        ax.legend(fontsize="small")
+    return _save(plt, fig, out / "dose_response.png")
 
 
 def partition_figure(

@@ -1,4 +1,4 @@
-"""Manifolds with exact (or carefully estimated) curvature, and trajectories on them.
+"""Manifolds with exact curvature, and trajectories on them.
 
 Three families:
 
@@ -7,14 +7,16 @@ Three families:
   corners) and a space curve (:class:`Helix`), optionally embedded isometrically in a
   higher dimension by a random orthogonal map (:class:`Embedded`);
 - **surfaces** in R³ (:class:`Sphere`, :class:`Torus`, :class:`Ellipsoid`,
-  :class:`Saddle`) with Gaussian and mean curvature;
-- **images**: the rotation orbit of a scikit-learn digit (:class:`ImageOrbit`), whose
-  curvature is estimated by a discrete formula on a fine sampling
-  (:func:`menger_curvature`).
+  :class:`Saddle`) with analytic derivatives: outward normals, Gaussian and mean
+  curvature, and the normal and geodesic curvature of the coordinate curves;
+- **images**: the rotation (or translation) orbit of a scikit-learn digit
+  (:class:`ImageOrbit`) through a cubic spline interpolant of the image, whose curvature
+  comes from the interpolant's analytic derivatives.
 
-Every manifold gives training samples with a *target coordinate* in [0, 1] (arc length
-over length for curves, a height or angle for surfaces, the angle for orbits) and
-trajectories: fine polylines on the manifold with the curvature at their vertices.
+Every manifold gives training samples with a *chart coordinate* in [0, 1] (arc length
+over length for curves, a height or angle for surfaces, the angle or shift for orbits)
+and trajectories: fine polylines on the manifold with the curvature at their vertices.
+A :class:`RigidMotion` places a manifold relative to a network's initialisation.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ __all__ = [
     "Manifold",
     "Polygon",
     "ProfileCurve",
+    "RigidMotion",
     "Saddle",
     "Sphere",
     "Surface",
@@ -64,21 +67,35 @@ class Trajectory:
     Attributes
     ----------
     name
-        Identifies the trajectory within its manifold, e.g. ``"curve"`` or ``"u@v=0.79"``.
+        Identifies the trajectory within its manifold, e.g. ``"curve"``, ``"u0"`` (the
+        first u-coordinate curve of a surface) or ``"orbit"``.
     kind
-        ``"on"`` (on the manifold), ``"offset"`` (moved off it along a normal) or ``"line"``
-        (a random straight segment, a control without curvature).
+        ``"on"`` (on the manifold), ``"offset"`` (moved off it along its normals) or
+        ``"line"`` (a random straight segment, a control without curvature).
     points
         ``(n, d)`` vertices.
     closed
         Whether the last vertex joins the first.
     coordinate
-        ``(n,)`` target coordinate in [0, 1] at each vertex (NaN for lines).
+        ``(n,)`` chart coordinate in [0, 1] at each vertex (NaN for lines). Offsets keep
+        the coordinate of the manifold point they come from.
     measures
         Curvature measure name -> ``(n,)`` non-negative values at the vertices. A corner
         of turning angle α appears as a spike whose trapezoid integral is exactly α.
     normals
-        ``(n, d)`` unit normals used to build offset controls (None: estimated).
+        ``(n, d)`` unit normals (outward) used to build offsets (None: estimated).
+    side
+        ``+1`` for an outward offset, ``-1`` for an inward one, 0 on the manifold and for
+        lines.
+    direction
+        ``"u"`` or ``"v"`` for the coordinate curves of a surface, ``""`` otherwise.
+
+    Examples
+    --------
+    >>> on = Circle(1.0).trajectories(64)[0]
+    >>> inside = on.offset(-0.25)
+    >>> (inside.kind, inside.side, round(float(np.linalg.norm(inside.points[0])), 6))
+    ('offset', -1, 0.75)
     """
 
     name: str
@@ -88,6 +105,8 @@ class Trajectory:
     coordinate: FloatArray
     measures: dict[str, FloatArray] = field(default_factory=dict)
     normals: FloatArray | None = None
+    side: int = 0
+    direction: str = ""
 
     @property
     def arc(self) -> FloatArray:
@@ -102,11 +121,83 @@ class Trajectory:
         return float(arc[-1] + closing)
 
     def offset(self, distance: float) -> Trajectory:
-        """The trajectory moved by ``distance`` along its (outward) normals."""
+        """The trajectory moved by ``distance`` along its outward normals: outward for a
+        positive distance (``side`` +1), inward for a negative one (``side`` -1)."""
+        if not (math.isfinite(distance) and distance != 0):
+            msg = f"distance: expected a non-zero finite distance, got {distance}"
+            raise ValueError(msg)
         normals = self.normals if self.normals is not None else outward_normals(self.points)
         return replace(
-            self, kind="offset", points=self.points + distance * normals, normals=normals
+            self,
+            kind="offset",
+            points=self.points + distance * normals,
+            normals=normals,
+            side=1 if distance > 0 else -1,
         )
+
+    def moved(self, motion: RigidMotion) -> Trajectory:
+        """The trajectory under a rigid motion (its normals turn with it)."""
+        normals = None if self.normals is None else motion.turn(self.normals)
+        return replace(self, points=motion(self.points), normals=normals)
+
+
+@dataclass(frozen=True)
+class RigidMotion:
+    """The rigid motion ``x -> rotation @ (x - centre) + translation``.
+
+    :meth:`random` draws one that places a manifold at a random pose relative to a
+    network's initialisation: a Haar-random rotation about the data's centroid, and the
+    centroid moved to a random point at a distance uniform in ``[0, scale * radius]``
+    from the origin, in a uniform direction. (The hyperplanes of a freshly initialised
+    MLP crowd around the origin, so without the motion the distance from the origin would
+    be a fixed function of the position on the manifold.)
+
+    Examples
+    --------
+    >>> motion = RigidMotion.random(np.zeros(2), 1.0, 1.0, np.random.default_rng(0))
+    >>> x = np.array([[1.0, 0.0], [0.0, 2.0]])
+    >>> moved = motion(x)
+    >>> bool(np.isclose(np.linalg.norm(moved[0] - moved[1]), np.linalg.norm(x[0] - x[1])))
+    True
+    """
+
+    rotation: FloatArray
+    centre: FloatArray
+    translation: FloatArray
+
+    @classmethod
+    def identity(cls, dim: int) -> RigidMotion:
+        """The motion that moves nothing."""
+        return cls(np.eye(dim), np.zeros(dim), np.zeros(dim))
+
+    @classmethod
+    def random(
+        cls, centre: ArrayLike, radius: float, scale: float, rng: np.random.Generator
+    ) -> RigidMotion:
+        """A random rotation about ``centre`` and a translation of the centre to a random
+        point within ``scale * radius`` of the origin (``scale`` 0: onto the origin)."""
+        stats = optional_import("scipy.stats", "experiments")
+        c = np.asarray(centre, dtype=np.float64).ravel()
+        if not (math.isfinite(scale) and scale >= 0):
+            msg = f"scale: expected a finite number >= 0, got {scale}"
+            raise ValueError(msg)
+        dim = c.size
+        rotation = np.asarray(stats.special_ortho_group.rvs(dim, random_state=rng))
+        direction = rng.standard_normal(dim)
+        direction /= np.linalg.norm(direction)
+        distance = rng.uniform(0.0, 1.0) * scale * _positive(radius, "radius")
+        return cls(rotation.reshape(dim, dim), c, distance * direction)
+
+    def __call__(self, points: ArrayLike) -> FloatArray:
+        """Moved points ``(n, d)``."""
+        x = np.asarray(points, dtype=np.float64)
+        out: FloatArray = (x - self.centre) @ self.rotation.T + self.translation
+        return out
+
+    def turn(self, vectors: ArrayLike) -> FloatArray:
+        """Moved direction vectors ``(n, d)`` (rotated only)."""
+        out: FloatArray = np.asarray(vectors, dtype=np.float64) @ self.rotation.T
+        return out
 
 
 def polyline_arc_length(points: FloatArray) -> FloatArray:
@@ -245,27 +336,49 @@ def random_orthogonal(dim: int, rank: int, seed: int) -> FloatArray:
 
 # -- the common interface ------------------------------------------------------------
 class Manifold:
-    """Base class: a manifold that gives training samples and trajectories."""
+    """Base class: a manifold that gives training samples and trajectories.
+
+    ``coordinate_closed`` says whether the chart coordinate wraps around (a closed curve,
+    the angle of an orbit) or not (a height, a shift), which decides how a target's jump
+    positions are drawn.
+    """
 
     family: str = ""
     name: str = ""
     ambient_dim: int = 0
+    coordinate_closed: bool = True
+    #: Periods per turn of the chart coordinate that arc-arm sinusoids are drawn from.
+    arc_frequencies: tuple[int, ...] = (3, 4, 5)
 
     def params(self) -> dict[str, float]:
         """The manifold's parameters (for tables)."""
         return {}
 
+    @property
+    def constant_curvature(self) -> bool:
+        """Whether its curvature is the same everywhere (no within-manifold contrast)."""
+        return False
+
+    @property
+    def curvature_symmetry(self) -> int:
+        """The order of the symmetry of its curvature along the chart coordinate: the
+        curvature repeats ``k`` times per turn (0: constant, 1: no symmetry). Target
+        frequencies are chosen to share no factor with it, so that a target does not
+        repeat with the curvature. Members of a dose-response series share their
+        series' symmetry (its circle too), so they draw their targets alike."""
+        return 0 if self.constant_curvature else 1
+
+    def contrast(self) -> tuple[str, float] | None:
+        """The dose-response parameter it varies (name, value), or None outside a series."""
+        return None
+
     def sample(self, count: int, rng: np.random.Generator) -> tuple[FloatArray, FloatArray]:
-        """``count`` points uniform on the manifold and their target coordinates."""
+        """``count`` points uniform on the manifold and their chart coordinates."""
         raise NotImplementedError
 
     def trajectories(self, resolution: int) -> list[Trajectory]:
         """Fine polylines on the manifold with ``resolution`` vertices each."""
         raise NotImplementedError
-
-    def curvature_measures(self) -> tuple[str, ...]:
-        """Names of the curvature measures its trajectories carry."""
-        return ("curvature",)
 
 
 # -- curves -----------------------------------------------------------------------------
@@ -325,6 +438,10 @@ class Circle(Curve):
     def params(self) -> dict[str, float]:
         return {"radius": self.radius}
 
+    @property
+    def constant_curvature(self) -> bool:
+        return True
+
     def points(self, s: ArrayLike) -> FloatArray:
         angle = np.asarray(s, dtype=np.float64) / self.radius
         return self.radius * np.column_stack([np.cos(angle), np.sin(angle)])
@@ -349,6 +466,20 @@ class Ellipse(Curve):
 
     def params(self) -> dict[str, float]:
         return {"a": self.a, "b": self.b}
+
+    @property
+    def constant_curvature(self) -> bool:
+        return self.a == self.b
+
+    @property
+    def curvature_symmetry(self) -> int:
+        # 2 for every ellipse, the circle too: all members of the axis-ratio series draw
+        # their targets alike.
+        return 2
+
+    def contrast(self) -> tuple[str, float] | None:
+        """``("axis_ratio", short / long axis)``: 1 is a circle."""
+        return ("axis_ratio", min(self.a, self.b) / max(self.a, self.b))
 
     def _speed(self, phi: FloatArray) -> FloatArray:
         out: FloatArray = np.hypot(self.a * np.cos(phi), self.b * np.sin(phi))
@@ -428,6 +559,20 @@ class ProfileCurve(Curve):
     def params(self) -> dict[str, float]:
         return {"amplitude": self.amplitude, "symmetry": float(self.symmetry)}
 
+    @property
+    def constant_curvature(self) -> bool:
+        return self.amplitude == 0
+
+    @property
+    def curvature_symmetry(self) -> int:
+        # ``symmetry`` even at amplitude 0 (a circle): all members of the amplitude
+        # series draw their targets alike.
+        return self.symmetry
+
+    def contrast(self) -> tuple[str, float] | None:
+        """``("amplitude", amplitude)`` for the sinusoidal profiles (0 is a circle)."""
+        return ("amplitude", self.amplitude) if self.profile == "sinusoidal" else None
+
     def _g(self, x: FloatArray) -> FloatArray:
         frac = np.mod(x, 1.0)
         if self.profile == "sinusoidal":
@@ -501,6 +646,10 @@ class Polygon(Curve):
     def params(self) -> dict[str, float]:
         return {"sides": float(self.sides), "radius": self.radius}
 
+    @property
+    def curvature_symmetry(self) -> int:
+        return self.sides
+
     def positions(self, resolution: int) -> FloatArray:
         # A multiple of the number of sides puts a vertex on every corner.
         per_side = max(1, -(-resolution // self.sides))
@@ -525,6 +674,7 @@ class Helix(Curve):
     name = "helix"
     ambient_dim = 3
     closed = False
+    coordinate_closed = False
 
     def __init__(self, radius: float = 1.0, pitch: float = 0.2, turns: float = 2.0) -> None:
         self.radius = _positive(radius, "radius")
@@ -535,6 +685,10 @@ class Helix(Curve):
 
     def params(self) -> dict[str, float]:
         return {"radius": self.radius, "pitch": self.pitch, "turns": self.turns}
+
+    @property
+    def constant_curvature(self) -> bool:
+        return True
 
     def points(self, s: ArrayLike) -> FloatArray:
         t = np.asarray(s, dtype=np.float64) / self._c
@@ -555,12 +709,24 @@ class Embedded(Curve):
         self.ambient_dim = int(dim)
         self.length = curve.length
         self.closed = curve.closed
+        self.coordinate_closed = curve.coordinate_closed
         self.corners = curve.corners
         #: ``(dim, curve.ambient_dim)``: maps the curve's space into R^dim.
         self.basis = random_orthogonal(self.ambient_dim, curve.ambient_dim, seed)
 
     def params(self) -> dict[str, float]:
         return {**self.curve.params(), "dim": float(self.ambient_dim)}
+
+    @property
+    def constant_curvature(self) -> bool:
+        return self.curve.constant_curvature
+
+    @property
+    def curvature_symmetry(self) -> int:
+        return self.curve.curvature_symmetry
+
+    def contrast(self) -> tuple[str, float] | None:
+        return self.curve.contrast()
 
     def positions(self, resolution: int) -> FloatArray:
         return self.curve.positions(resolution)
@@ -574,23 +740,47 @@ class Embedded(Curve):
 
 
 # -- surfaces ---------------------------------------------------------------------------
-class Surface(Manifold):
-    """A parametrised surface ``x(u, v)`` in R³ with exact Gaussian and mean curvature.
+Derivatives = tuple[FloatArray, FloatArray, FloatArray, FloatArray, FloatArray, FloatArray]
 
-    Trajectories are ``u``-coordinate curves at evenly spread ``v``; the target
-    coordinate is a function of the point (:meth:`coordinate`), so targets are functions
-    on the surface.
+
+class Surface(Manifold):
+    """A parametrised surface ``x(u, v)`` in R³ with analytic derivatives.
+
+    Subclasses give :meth:`derivatives` (the point and its first and second partial
+    derivatives), the outward unit :meth:`normal`, and the Gaussian and mean curvature.
+    From them come the normal and geodesic curvature of the coordinate curves
+    (:meth:`path_curvatures`). Trajectories are ``u``-curves (``v`` fixed) and
+    ``v``-curves (``u`` fixed); the chart coordinate (:meth:`coordinate`) is a function
+    of the point, so arc-arm targets are functions on the surface.
     """
 
     family = "surfaces"
     ambient_dim = 3
+    # A surface's samples are spread over two dimensions: fewer periods fit.
+    arc_frequencies = (1, 2, 3)
     u_range: tuple[float, float] = (0.0, 2 * math.pi)
     v_range: tuple[float, float] = (0.0, 2 * math.pi)
     u_closed = True
     v_closed = True
+    #: The range and closedness of the v-curves (the sphere's and ellipsoid's run all
+    #: the way round, though v_range covers the surface once with the u-curves).
+    v_path: tuple[tuple[float, float], bool] | None = None
+    #: Where v-curves sit: u over this range (None: u_range).
+    u_path_positions: tuple[float, float] | None = None
 
-    def point(self, u: FloatArray, v: FloatArray) -> FloatArray:
+    def derivatives(self, u: FloatArray, v: FloatArray) -> Derivatives:
+        """``x, x_u, x_v, x_uu, x_uv, x_vv``, each ``(n, 3)``."""
+        raise NotImplementedError
+
+    def point(self, u: ArrayLike, v: ArrayLike) -> FloatArray:
         """Points ``(n, 3)`` at parameters ``(u, v)``."""
+        uu, vv = np.broadcast_arrays(
+            np.asarray(u, dtype=np.float64).ravel(), np.asarray(v, dtype=np.float64).ravel()
+        )
+        return self.derivatives(uu, vv)[0]
+
+    def normal(self, u: ArrayLike, v: ArrayLike) -> FloatArray:
+        """Outward unit normals ``(n, 3)`` (for the saddle: the side ``z`` grows to)."""
         raise NotImplementedError
 
     def gaussian(self, u: FloatArray, v: FloatArray) -> FloatArray:
@@ -602,26 +792,53 @@ class Surface(Manifold):
         raise NotImplementedError
 
     def coordinate(self, u: FloatArray, v: FloatArray) -> FloatArray:
-        """The target coordinate in [0, 1] (default: ``u`` over its range)."""
+        """The chart coordinate in [0, 1] (default: ``u`` over its range)."""
         lo, hi = self.u_range
         out: FloatArray = (u - lo) / (hi - lo)
         return out
 
-    def curvature_measures(self) -> tuple[str, ...]:
-        return ("gaussian", "mean")
+    def path_curvatures(
+        self, u: ArrayLike, v: ArrayLike, direction: str
+    ) -> tuple[FloatArray, FloatArray]:
+        """Signed normal and geodesic curvature of the ``direction`` coordinate curve.
 
-    def normal(self, u: FloatArray, v: FloatArray, step: float = 1e-6) -> FloatArray:
-        """Unit normals from the cross product of the tangents (central differences)."""
-        xu = (self.point(u + step, v) - self.point(u - step, v)) / (2 * step)
-        xv = (self.point(u, v + step) - self.point(u, v - step)) / (2 * step)
-        n = np.cross(xu, xv)
-        out: FloatArray = n / np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-300)
-        return out
+        For the u-curve, with first and second fundamental forms ``E, F, G`` and ``L, M,
+        N``, the normal curvature is ``II(x_u, x_u) / I(x_u, x_u) = L / E`` and the
+        geodesic curvature ``Γ²₁₁ sqrt(EG - F²) / E^(3/2)``; equivalently (as computed
+        here, from the analytic derivatives) the curve's curvature vector
+        ``k = (x_uu - (x_uu·t) t) / |x_u|²`` projected on the outward normal ``n`` and on
+        ``n × t``, ``t = x_u / |x_u|``. Likewise for v-curves with ``x_v, x_vv``. Their
+        squares add up to the squared curvature of the curve in space. The normal
+        curvature is negative where the surface bends away from its outward normal.
 
-    def area_element(self, u: FloatArray, v: FloatArray, step: float = 1e-6) -> FloatArray:
-        """``sqrt(EG - F²)`` by central differences."""
-        xu = (self.point(u + step, v) - self.point(u - step, v)) / (2 * step)
-        xv = (self.point(u, v + step) - self.point(u, v - step)) / (2 * step)
+        Examples
+        --------
+        On the sphere every curve has normal curvature -1/R (it bends away from the
+        outward normal); the equator is a geodesic.
+
+        >>> kn, kg = Sphere(2.0).path_curvatures([np.pi / 2], [0.0], "v")
+        >>> float(kn[0]), abs(round(float(kg[0]), 12))
+        (-0.5, 0.0)
+        """
+        if direction not in ("u", "v"):
+            msg = f"direction: expected 'u' or 'v', got {direction!r}"
+            raise ValueError(msg)
+        uu, vv = np.broadcast_arrays(
+            np.asarray(u, dtype=np.float64).ravel(), np.asarray(v, dtype=np.float64).ravel()
+        )
+        _, xu, xv, xuu, _, xvv = self.derivatives(uu, vv)
+        first, second = (xu, xuu) if direction == "u" else (xv, xvv)
+        speed2 = np.sum(first * first, axis=1, keepdims=True)
+        tangent = first / np.sqrt(speed2)
+        bend = (second - np.sum(second * tangent, axis=1, keepdims=True) * tangent) / speed2
+        normal = self.normal(uu, vv)
+        kn: FloatArray = np.sum(bend * normal, axis=1)
+        kg: FloatArray = np.sum(bend * np.cross(normal, tangent), axis=1)
+        return kn, kg
+
+    def area_element(self, u: FloatArray, v: FloatArray) -> FloatArray:
+        """``|x_u × x_v| = sqrt(EG - F²)``."""
+        _, xu, xv, _, _, _ = self.derivatives(u, v)
         out: FloatArray = np.linalg.norm(np.cross(xu, xv), axis=1)
         return out
 
@@ -644,43 +861,91 @@ class Surface(Manifold):
         v_all = np.concatenate(vs)[:count]
         return self.point(u_all, v_all), self.coordinate(u_all, v_all)
 
-    def trajectories(self, resolution: int, count: int = 4) -> list[Trajectory]:
+    @staticmethod
+    def _positions(lo: float, hi: float, closed: bool, count: int) -> FloatArray:
+        # Unevenly spread, so that symmetric surfaces do not give congruent curves only
+        # (the torus: an outer and an inner parallel, not two at cos u = 0).
+        fractions = (
+            (np.arange(count) + 0.25) / count if closed else (np.arange(count) + 1) / (count + 2)
+        )
+        out: FloatArray = lo + (hi - lo) * fractions
+        return out
+
+    @staticmethod
+    def _samples(lo: float, hi: float, closed: bool, resolution: int) -> FloatArray:
+        if closed:
+            out: FloatArray = lo + (hi - lo) * np.arange(resolution) / resolution
+            return out
+        return np.linspace(lo, hi, resolution)
+
+    def trajectories(self, resolution: int, count: int = 2) -> list[Trajectory]:
+        """``count`` u-curves (named ``u0, u1, ...``) at spread values of v, then
+        ``count`` v-curves (``v0, ...``) at spread values of u, each with ``resolution``
+        vertices, carrying |normal curvature| (``"curvature"``), |geodesic curvature|,
+        |K| and |H|, and outward normals.
+
+        Examples
+        --------
+        Meridians of the torus bend by 1/minor; its parallels by less, and differently.
+
+        >>> paths = Torus(1.0, 0.5).trajectories(64)
+        >>> [(t.name, round(float(t.measures["curvature"].max()), 3)) for t in paths]
+        [('u0', 2.0), ('u1', 2.0), ('v0', 0.522), ('v1', 1.094)]
+        """
+        if int(count) < 1:
+            msg = f"count: expected a positive number of curves per direction, got {count}"
+            raise ValueError(msg)
         (u0, u1), (v0, v1) = self.u_range, self.v_range
-        if self.u_closed:
-            u = u0 + (u1 - u0) * np.arange(resolution) / resolution
-        else:
-            u = np.linspace(u0, u1, resolution)
-        if self.v_closed:
-            v_values = v0 + (v1 - v0) * (np.arange(count) + 0.5) / count
-        else:
-            v_values = np.linspace(v0, v1, count + 2)[1:-1]
+        (pv0, pv1), pv_closed = self.v_path or ((v0, v1), self.v_closed)
+        pu0, pu1 = self.u_path_positions or (u0, u1)
+        plans = [
+            ("u", self._samples(u0, u1, self.u_closed, resolution), value, self.u_closed)
+            for value in self._positions(v0, v1, self.v_closed, count)
+        ]
+        plans += [
+            ("v", self._samples(pv0, pv1, pv_closed, resolution), value, pv_closed)
+            for value in self._positions(
+                pu0, pu1, self.u_closed and self.u_path_positions is None, count
+            )
+        ]
         out = []
-        for v_value in v_values:
-            v = np.full_like(u, v_value)
+        counter = {"u": 0, "v": 0}
+        for direction, along, value, closed in plans:
+            fixed = np.full_like(along, value)
+            u, v = (along, fixed) if direction == "u" else (fixed, along)
+            normal, geodesic = self.path_curvatures(u, v, direction)
             out.append(
                 Trajectory(
-                    f"u@v={v_value:.2f}",
+                    f"{direction}{counter[direction]}",
                     "on",
                     self.point(u, v),
-                    self.u_closed,
+                    closed,
                     self.coordinate(u, v),
                     {
+                        "curvature": np.abs(normal),
+                        "geodesic_curvature": np.abs(geodesic),
                         "gaussian": np.abs(self.gaussian(u, v)),
                         "mean": np.abs(self.mean(u, v)),
                     },
                     self.normal(u, v),
+                    direction=direction,
                 )
             )
+            counter[direction] += 1
         return out
 
 
 class Sphere(Surface):
     """The sphere of radius ``radius``; ``u``-curves are great circles (geodesics)
-    through the poles, and the target coordinate is the normalised height."""
+    through the poles, ``v``-curves latitude circles, and the chart coordinate is the
+    normalised height."""
 
     name = "sphere"
     v_range = (0.0, math.pi)
     v_closed = False
+    v_path = ((0.0, 2 * math.pi), True)
+    u_path_positions = (0.0, math.pi)
+    coordinate_closed = False
 
     def __init__(self, radius: float = 1.0) -> None:
         self.radius = _positive(radius, "radius")
@@ -688,10 +953,24 @@ class Sphere(Surface):
     def params(self) -> dict[str, float]:
         return {"radius": self.radius}
 
-    def point(self, u: FloatArray, v: FloatArray) -> FloatArray:
-        return self.radius * np.column_stack(
-            [np.sin(u) * np.cos(v), np.sin(u) * np.sin(v), np.cos(u)]
-        )
+    @property
+    def constant_curvature(self) -> bool:
+        return True
+
+    def derivatives(self, u: FloatArray, v: FloatArray) -> Derivatives:
+        r = self.radius
+        su, cu, sv, cv = np.sin(u), np.cos(u), np.sin(v), np.cos(v)
+        zero = np.zeros_like(u)
+        x = r * np.column_stack([su * cv, su * sv, cu])
+        xu = r * np.column_stack([cu * cv, cu * sv, -su])
+        xv = r * np.column_stack([-su * sv, su * cv, zero])
+        xuv = r * np.column_stack([-cu * sv, cu * cv, zero])
+        xvv = r * np.column_stack([-su * cv, -su * sv, zero])
+        return x, xu, xv, -x, xuv, xvv
+
+    def normal(self, u: ArrayLike, v: ArrayLike) -> FloatArray:
+        out: FloatArray = self.point(u, v) / self.radius
+        return out
 
     def gaussian(self, u: FloatArray, v: FloatArray) -> FloatArray:
         return np.full(np.shape(u), 1.0 / self.radius**2)
@@ -706,7 +985,8 @@ class Sphere(Surface):
 
 class Torus(Surface):
     """The torus of radii ``major > minor``; ``u`` runs around the tube, so the
-    ``u``-curves cross from positive (outside) to negative (inside) Gaussian curvature."""
+    ``u``-curves (meridians) cross from positive (outside) to negative (inside) Gaussian
+    curvature, and the ``v``-curves are parallels of radius ``major + minor cos u``."""
 
     name = "torus"
 
@@ -720,9 +1000,28 @@ class Torus(Surface):
     def params(self) -> dict[str, float]:
         return {"major": self.major, "minor": self.minor}
 
-    def point(self, u: FloatArray, v: FloatArray) -> FloatArray:
-        ring = self.major + self.minor * np.cos(u)
-        return np.column_stack([ring * np.cos(v), ring * np.sin(v), self.minor * np.sin(u)])
+    def contrast(self) -> tuple[str, float] | None:
+        """``("minor_radius", minor / major)``."""
+        return ("minor_radius", self.minor / self.major)
+
+    def derivatives(self, u: FloatArray, v: FloatArray) -> Derivatives:
+        big, r = self.major, self.minor
+        su, cu, sv, cv = np.sin(u), np.cos(u), np.sin(v), np.cos(v)
+        ring = big + r * cu
+        zero = np.zeros_like(u)
+        x = np.column_stack([ring * cv, ring * sv, r * su])
+        xu = np.column_stack([-r * su * cv, -r * su * sv, r * cu])
+        xv = np.column_stack([-ring * sv, ring * cv, zero])
+        xuu = np.column_stack([-r * cu * cv, -r * cu * sv, -r * su])
+        xuv = np.column_stack([r * su * sv, -r * su * cv, zero])
+        xvv = np.column_stack([-ring * cv, -ring * sv, zero])
+        return x, xu, xv, xuu, xuv, xvv
+
+    def normal(self, u: ArrayLike, v: ArrayLike) -> FloatArray:
+        uu, vv = np.broadcast_arrays(
+            np.asarray(u, dtype=np.float64).ravel(), np.asarray(v, dtype=np.float64).ravel()
+        )
+        return np.column_stack([np.cos(uu) * np.cos(vv), np.cos(uu) * np.sin(vv), np.sin(uu)])
 
     def gaussian(self, u: FloatArray, v: FloatArray) -> FloatArray:
         out: FloatArray = np.cos(u) / (self.minor * (self.major + self.minor * np.cos(u)))
@@ -735,12 +1034,15 @@ class Torus(Surface):
 
 
 class Ellipsoid(Surface):
-    """The ellipsoid with semi-axes ``(a, b, c)``; ``u``-curves are meridian ellipses and
-    the target coordinate is the normalised height."""
+    """The ellipsoid with semi-axes ``(a, b, c)``; ``u``-curves are meridian ellipses,
+    ``v``-curves horizontal ellipses, and the chart coordinate is the normalised height."""
 
     name = "ellipsoid"
     v_range = (0.0, math.pi)
     v_closed = False
+    v_path = ((0.0, 2 * math.pi), True)
+    u_path_positions = (0.0, math.pi)
+    coordinate_closed = False
 
     def __init__(self, a: float = 1.2, b: float = 0.8, c: float = 0.5) -> None:
         self.a, self.b, self.c = (_positive(x, n) for x, n in ((a, "a"), (b, "b"), (c, "c")))
@@ -748,10 +1050,19 @@ class Ellipsoid(Surface):
     def params(self) -> dict[str, float]:
         return {"a": self.a, "b": self.b, "c": self.c}
 
-    def point(self, u: FloatArray, v: FloatArray) -> FloatArray:
-        return np.column_stack(
-            [self.a * np.sin(u) * np.cos(v), self.b * np.sin(u) * np.sin(v), self.c * np.cos(u)]
-        )
+    @property
+    def constant_curvature(self) -> bool:
+        return self.a == self.b == self.c
+
+    def derivatives(self, u: FloatArray, v: FloatArray) -> Derivatives:
+        scale = np.array([self.a, self.b, self.c])
+        x, xu, xv, xuu, xuv, xvv = Sphere(1.0).derivatives(u, v)
+        return x * scale, xu * scale, xv * scale, xuu * scale, xuv * scale, xvv * scale
+
+    def normal(self, u: ArrayLike, v: ArrayLike) -> FloatArray:
+        gradient = self.point(u, v) / np.array([self.a, self.b, self.c]) ** 2
+        out: FloatArray = gradient / np.linalg.norm(gradient, axis=1, keepdims=True)
+        return out
 
     def _gradient_norm2(self, u: FloatArray, v: FloatArray) -> FloatArray:
         x, y, z = self.point(u, v).T
@@ -777,13 +1088,14 @@ class Ellipsoid(Surface):
 
 class Saddle(Surface):
     """The saddle ``z = a (x² - y²) / 2`` over ``[-1, 1]²`` (``u = x``, ``v = y``): negative
-    Gaussian curvature, strongest at the centre."""
+    Gaussian curvature, strongest at the centre. Its normals point to growing ``z``."""
 
     name = "saddle"
     u_range = (-1.0, 1.0)
     v_range = (-1.0, 1.0)
     u_closed = False
     v_closed = False
+    coordinate_closed = False
 
     def __init__(self, a: float = 1.0) -> None:
         self.a = _positive(a, "a")
@@ -791,8 +1103,23 @@ class Saddle(Surface):
     def params(self) -> dict[str, float]:
         return {"a": self.a}
 
-    def point(self, u: FloatArray, v: FloatArray) -> FloatArray:
-        return np.column_stack([u, v, self.a * (u**2 - v**2) / 2])
+    def derivatives(self, u: FloatArray, v: FloatArray) -> Derivatives:
+        a = self.a
+        zero, one = np.zeros_like(u), np.ones_like(u)
+        x = np.column_stack([u, v, a * (u**2 - v**2) / 2])
+        xu = np.column_stack([one, zero, a * u])
+        xv = np.column_stack([zero, one, -a * v])
+        xuu = np.column_stack([zero, zero, a * one])
+        xvv = np.column_stack([zero, zero, -a * one])
+        return x, xu, xv, xuu, np.zeros_like(x), xvv
+
+    def normal(self, u: ArrayLike, v: ArrayLike) -> FloatArray:
+        uu, vv = np.broadcast_arrays(
+            np.asarray(u, dtype=np.float64).ravel(), np.asarray(v, dtype=np.float64).ravel()
+        )
+        n = np.column_stack([-self.a * uu, self.a * vv, np.ones_like(uu)])
+        out: FloatArray = n / np.linalg.norm(n, axis=1, keepdims=True)
+        return out
 
     def gaussian(self, u: FloatArray, v: FloatArray) -> FloatArray:
         w = 1 + self.a**2 * (u**2 + v**2)
@@ -811,10 +1138,18 @@ class ImageOrbit(Manifold):
     closed curve), or under horizontal translation by up to ``shift`` pixels either way
     (an open one).
 
-    The image is a cubic B-spline (coefficients from the pixels, zero outside), so the
-    orbit is a smooth curve in R^64. Pixel values are scaled to [0, 1]. Curvature is
-    estimated by :func:`menger_curvature` on the fine sampling that is also the
-    trajectory; the target coordinate is θ / 2π (or the shift, scaled to [0, 1]).
+    The image is the interpolating bicubic spline of its pixels (scaled to [0, 1]) padded
+    with 4 pixels of zeros (:class:`scipy.interpolate.RectBivariateSpline`), so the orbit
+    is a smooth curve in R^64 whose derivatives are those of the spline:
+    :meth:`curvature` is exact (to rounding), not a discrete estimate. The chart
+    coordinate is θ / 2π (or the shift, scaled to [0, 1]).
+
+    Examples
+    --------
+    >>> orbit = ImageOrbit(0)
+    >>> kappa = orbit.curvature(np.linspace(0, 1, 5))
+    >>> bool(np.all(kappa > 0)), bool(np.isclose(kappa[0], kappa[-1]))
+    (True, True)
     """
 
     family = "images"
@@ -822,7 +1157,7 @@ class ImageOrbit(Manifold):
 
     def __init__(self, digit: int = 0, motion: str = "rotation", shift: float = 2.0) -> None:
         datasets = optional_import("sklearn.datasets", "experiments")
-        ndimage = optional_import("scipy.ndimage", "experiments")
+        interpolate = optional_import("scipy.interpolate", "experiments")
         images = datasets.load_digits().images
         if not 0 <= int(digit) < len(images):
             msg = f"digit: expected an index in [0, {len(images)}), got {digit}"
@@ -838,10 +1173,11 @@ class ImageOrbit(Manifold):
         self.motion = motion
         self.shift = float(shift)
         self.closed = motion == "rotation"
+        self.coordinate_closed = self.closed
         self.name = f"digit-{self.digit}-{motion}"
         padded = np.pad(images[self.digit] / 16.0, pad)
-        self._pad = pad
-        self._coefficients = ndimage.spline_filter(padded, order=3, mode="constant")
+        nodes = np.arange(padded.shape[0], dtype=np.float64) - (3.5 + pad)
+        self._spline = interpolate.RectBivariateSpline(nodes, nodes, padded, kx=3, ky=3, s=0)
         grid = np.arange(8, dtype=np.float64) - 3.5
         self._grid = np.stack(np.meshgrid(grid, grid, indexing="ij"), axis=-1).reshape(-1, 2)
 
@@ -851,39 +1187,86 @@ class ImageOrbit(Manifold):
             out["shift"] = self.shift
         return out
 
-    def _image_at(self, rows: FloatArray, cols: FloatArray) -> FloatArray:
-        # The spline image sampled at (row, col) offsets from the centre, one image a row.
-        ndimage = optional_import("scipy.ndimage", "experiments")
-        centre = 3.5 + self._pad
-        coords = np.stack([rows.ravel() + centre, cols.ravel() + centre])
-        values = ndimage.map_coordinates(
-            self._coefficients, coords, order=3, prefilter=False, mode="constant"
-        )
-        out: FloatArray = values.reshape(rows.shape[0], 64)
+    @property
+    def curvature_symmetry(self) -> int:
+        # Many digits (0, 1, 8) are nearly symmetric under a half turn.
+        return 2 if self.closed else 1
+
+    def _image_at(
+        self, rows: FloatArray, cols: FloatArray, d_row: int = 0, d_col: int = 0
+    ) -> FloatArray:
+        # The spline image (or a partial derivative) at (row, col) offsets from the
+        # centre, one image a row.
+        values = self._spline.ev(rows.ravel(), cols.ravel(), dx=d_row, dy=d_col)
+        out: FloatArray = np.asarray(values, dtype=np.float64).reshape(rows.shape[0], 64)
         return out
 
-    def points_at(self, angles: ArrayLike) -> FloatArray:
-        """Rotated images ``(n, 64)`` at angles ``angles`` (radians)."""
+    def _rotated_grid(self, angles: ArrayLike) -> tuple[FloatArray, FloatArray]:
         theta = np.atleast_1d(np.asarray(angles, dtype=np.float64))
         cos, sin = np.cos(theta)[:, None], np.sin(theta)[:, None]
         # The rotated image at pixel p is the original at R(-θ) p.
         rows = cos * self._grid[None, :, 0] + sin * self._grid[None, :, 1]
         cols = -sin * self._grid[None, :, 0] + cos * self._grid[None, :, 1]
-        return self._image_at(rows, cols)
+        return rows, cols
+
+    def _shifted_grid(self, shifts: ArrayLike) -> tuple[FloatArray, FloatArray]:
+        tau = np.atleast_1d(np.asarray(shifts, dtype=np.float64))[:, None]
+        rows = np.broadcast_to(self._grid[None, :, 0], (tau.shape[0], 64))
+        cols: FloatArray = self._grid[None, :, 1] - tau
+        return np.ascontiguousarray(rows), cols
+
+    def points_at(self, angles: ArrayLike) -> FloatArray:
+        """Rotated images ``(n, 64)`` at angles ``angles`` (radians)."""
+        return self._image_at(*self._rotated_grid(angles))
 
     def shifted(self, shifts: ArrayLike) -> FloatArray:
         """Images ``(n, 64)`` moved right by ``shifts`` pixels."""
-        tau = np.atleast_1d(np.asarray(shifts, dtype=np.float64))[:, None]
-        rows = np.broadcast_to(self._grid[None, :, 0], (tau.shape[0], 64))
-        return self._image_at(rows, self._grid[None, :, 1] - tau)
+        return self._image_at(*self._shifted_grid(shifts))
+
+    def _parameter(self, coordinate: ArrayLike) -> FloatArray:
+        c = np.asarray(coordinate, dtype=np.float64)
+        out: FloatArray = 2 * math.pi * c if self.closed else self.shift * (2 * c - 1)
+        return out
 
     def _along(self, coordinate: FloatArray) -> FloatArray:
-        if self.motion == "rotation":
-            return self.points_at(2 * math.pi * coordinate)
-        return self.shifted(self.shift * (2 * coordinate - 1))
+        if self.closed:
+            return self.points_at(self._parameter(coordinate))
+        return self.shifted(self._parameter(coordinate))
+
+    def curvature(self, coordinate: ArrayLike) -> FloatArray:
+        """Exact curvature of the orbit at chart coordinates ``coordinate``, from the
+        first and second derivatives of the spline image along the motion:
+        ``sqrt(|x'|² |x''|² - (x'·x'')²) / |x'|³``."""
+        parameter = np.atleast_1d(self._parameter(coordinate))
+        if self.closed:
+            rows, cols = self._rotated_grid(parameter)
+            # d(row, col)/dθ = (col, -row); the second derivative is -(row, col).
+            d_row, d_col = cols, -rows
+        else:
+            rows, cols = self._shifted_grid(parameter)
+            d_row, d_col = np.zeros_like(rows), -np.ones_like(cols)
+        i_r, i_c = self._image_at(rows, cols, 1, 0), self._image_at(rows, cols, 0, 1)
+        i_rr = self._image_at(rows, cols, 2, 0)
+        i_rc = self._image_at(rows, cols, 1, 1)
+        i_cc = self._image_at(rows, cols, 0, 2)
+        first = i_r * d_row + i_c * d_col
+        second = i_rr * d_row**2 + 2 * i_rc * d_row * d_col + i_cc * d_col**2
+        if self.closed:
+            second = second - i_r * rows - i_c * cols
+        n1 = np.sum(first * first, axis=1)
+        cross2 = np.maximum(
+            n1 * np.sum(second * second, axis=1) - np.sum(first * second, axis=1) ** 2, 0.0
+        )
+        out: FloatArray = np.sqrt(cross2) / np.maximum(n1, 1e-300) ** 1.5
+        return out
 
     def sample(self, count: int, rng: np.random.Generator) -> tuple[FloatArray, FloatArray]:
-        coordinate = rng.uniform(0.0, 1.0, size=count)
+        # Uniform in arc length (not in the angle or shift, along which the orbit's speed
+        # varies): the coordinate at a uniform arc length, by inverting the arc length of
+        # a fine polyline.
+        grid = np.linspace(0.0, 1.0, 4097)
+        arc = polyline_arc_length(self._along(grid))
+        coordinate = np.interp(rng.uniform(0.0, arc[-1], size=count), arc, grid)
         return self._along(coordinate), coordinate
 
     def trajectories(self, resolution: int) -> list[Trajectory]:
@@ -892,7 +1275,5 @@ class ImageOrbit(Manifold):
         else:
             coordinate = np.linspace(0.0, 1.0, resolution)
         points = self._along(coordinate)
-        kappa = menger_curvature(points, closed=self.closed)
-        return [
-            Trajectory(self.motion, "on", points, self.closed, coordinate, {"curvature": kappa})
-        ]
+        kappa = self.curvature(coordinate)
+        return [Trajectory("orbit", "on", points, self.closed, coordinate, {"curvature": kappa})]

@@ -1,4 +1,10 @@
-"""The study's markdown report: findings with numbers, compared with the 2022 study."""
+"""The study's markdown report: every sentence of interpretation is generated from the
+numbers of the tables (:func:`.analysis.analyse`), one function per section.
+
+The words for sizes come from :data:`.inference.STRENGTHS`, the equivalence margin from
+:data:`.inference.EQUIVALENCE_RHO`, the primary endpoint from :data:`.analysis.PRIMARY`:
+the report names them, it never restates them in fixed prose.
+"""
 
 from __future__ import annotations
 
@@ -9,48 +15,109 @@ from typing import Any
 
 import numpy as np
 
-from .analysis import CONTROL
-from .manifolds import estimator_errors
+from .analysis import CONFOUNDS, CONTROL, MODEL_PREDICTORS, PERMUTATIONS, PRIMARY
+from .inference import ALPHA, EQUIVALENCE_RHO, STRENGTHS, strength
 
-__all__ = ["markdown_table", "verdict", "write_report"]
+__all__ = [
+    "HETEROGENEITY",
+    "markdown_table",
+    "write_report",
+]
+
+#: I² bounds (Higgins et al. 2003) and the words for heterogeneity above them.
+HETEROGENEITY: tuple[tuple[float, str], ...] = (
+    (0.75, "high"),
+    (0.5, "substantial"),
+    (0.25, "moderate"),
+)
+#: |rho| of |curvature| with a covariate from which the report says an effect may carry it.
+CONFOUND_RHO = 0.3
+#: A variance inflation factor of |curvature| above which the report says the mixed model
+#: separates it poorly from the other predictors.
+VIF_ENTANGLED = 5.0
+#: Conclusions (:func:`.analysis.conclusion`) that reject zero.
+LINKS = ("link", "small link")
+_NAMES = {
+    "target_value": "the target's value",
+    "target_bending": "the target's bending",
+    "dist_centre": "the distance to the data's centre",
+    "dist_origin": "the distance to the network's origin",
+    "density_init": "the initial density",
+}
 
 
+# -- formatting -----------------------------------------------------------------------
 def _fmt(value: Any, digits: int = 3) -> str:
-    if isinstance(value, float):
+    if isinstance(value, (bool, np.bool_)):
+        return "yes" if value else "no"
+    if isinstance(value, (float, np.floating)):
         if math.isnan(value):
             return "-"
         return f"{value:.{digits}g}"
     return str(value)
 
 
-def _ci(row: Any, name: str) -> str:
-    value = row.get(name, float("nan"))
-    lo = row.get(f"{name}_lo", float("nan"))
-    hi = row.get(f"{name}_hi", float("nan"))
-    if not isinstance(value, float) or math.isnan(value):
+def _p(value: float) -> str:
+    """A p-value: ``p = 0.012``, ``p < 0.001``; with a fourth decimal where three would
+    round it onto :data:`.inference.ALPHA`.
+
+    Examples
+    --------
+    >>> _p(0.0123), _p(0.0004), _p(0.04996), _p(float("nan"))
+    ('p = 0.012', 'p < 0.001', 'p = 0.0500', 'p = -')
+    """
+    if value is None or not np.isfinite(value):
+        return "p = -"
+    if value < 0.001:
+        return "p < 0.001"
+    digits = 3 if round(value, 3) != ALPHA or value == ALPHA else 4
+    return f"p = {value:.{digits}f}"
+
+
+def _interval(value: float, lo: float, hi: float, sign: bool = True) -> str:
+    """``value [lo, hi]`` with two decimals, or more where two would show a bound that
+    excludes the null value (0 for signed values, 1 for ratios) as equal to it.
+
+    Examples
+    --------
+    >>> _interval(1.57, 1.001, 2.45, sign=False), _interval(0.1, -0.2, 0.3)
+    ('1.570 [1.001, 2.450]', '+0.10 [-0.20, +0.30]')
+    """
+    if not np.isfinite(value):
         return "-"
-    sign = "" if name.startswith("ratio") else "+"  # ratios are positive
-    return f"{value:{sign}.2f} [{lo:{sign}.2f}, {hi:{sign}.2f}]"
+    null = 0.0 if sign else 1.0
+    digits = 2
+    while digits < 6 and any(
+        np.isfinite(b) and b != null and round(b, digits) == null for b in (lo, hi)
+    ):
+        digits += 1
+    form = f"+.{digits}f" if sign else f".{digits}f"
+    return f"{value:{form}} [{lo:{form}}, {hi:{form}}]"
+
+
+def _rho(row: Any) -> str:
+    """rho with its 95% CI (the seeds' mean Fisher z and its t interval, back-transformed)."""
+    return _interval(row["rho"], row["rho_lo"], row["rho_hi"])
+
+
+def _excludes(lo: float, hi: float, value: float) -> bool:
+    return bool(np.isfinite(lo) and np.isfinite(hi) and (lo > value or hi < value))
 
 
 def markdown_table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
-    """A GitHub markdown table of ``rows`` (dicts) with the given columns."""
+    """A GitHub markdown table of ``rows`` (dicts) with the given columns.
+
+    Examples
+    --------
+    >>> print(markdown_table([{"a": 1, "b": 0.5}], ["a", "b"]))
+    | a | b |
+    |---|---|
+    | 1 | 0.5 |
+    """
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     for row in rows:
         lines.append("| " + " | ".join(_fmt(row.get(c, "")) for c in columns) + " |")
     return "\n".join(lines)
-
-
-def verdict(lo: float, hi: float, value: float) -> str:
-    """Words for a correlation and its CI: whether it is distinguishable from 0 and how
-    strong it is."""
-    if any(math.isnan(x) for x in (lo, hi, value)):
-        return "undefined"
-    if lo <= 0 <= hi:
-        return "no clear link (CI contains 0)"
-    strength = "weak" if abs(value) < 0.3 else "moderate" if abs(value) < 0.6 else "strong"
-    sign = "positive" if value > 0 else "negative"
-    return f"{strength} {sign}"
 
 
 def _records(frame: Any) -> list[dict[str, Any]]:
@@ -58,48 +125,940 @@ def _records(frame: Any) -> list[dict[str, Any]]:
     return out
 
 
-def _correlation_rows(correlations: Any, family: str) -> list[dict[str, Any]]:
-    part = correlations[(correlations["family"] == family) & (correlations["kind"] == "on")]
-    rows = []
-    for row in _records(part):
-        rows.append(
-            {
-                **row,
-                "Spearman [95% CI]": _ci(row, "spearman"),
-                "Pearson [95% CI]": _ci(row, "pearson"),
-                "partial rho [95% CI]": _ci(row, "partial_spearman"),
-                "verdict": verdict(row["spearman_lo"], row["spearman_hi"], row["spearman"])
-                if not row.get("note")
-                else row["note"],
-            }
-        )
-    return rows
+def _label(row: Any, keys: Sequence[str] = ("family", "arm", "target")) -> str:
+    return "/".join(str(row[k]) for k in keys)
 
 
-def _discontinuity_rows(discontinuity: Any, family: str) -> list[dict[str, Any]]:
-    part = discontinuity[discontinuity["family"] == family]
+def _direction(value: float) -> str:
+    return "positive" if value > 0 else "negative"
+
+
+def _words(row: Any) -> str:
+    """The conclusion of a tested row in words, with its size."""
+    size = f"{strength(row['rho'])} {_direction(row['rho'])}"
+    if row["conclusion"] == "link":
+        return f"a {size} link"
+    if row["conclusion"] == "small link":
+        return f"a {size} link, shown to be within |rho| < {EQUIVALENCE_RHO}"
+    if row["conclusion"] == "no link":
+        return f"no link (|rho| < {EQUIVALENCE_RHO} shown)"
+    return "inconclusive"
+
+
+def _confounds(row: Any) -> list[str]:
+    """The covariates |curvature| correlates with at |rho| >= CONFOUND_RHO in this row."""
+    out = []
+    for name in CONFOUNDS:
+        value = row.get(f"confound_{name}", math.nan)
+        if isinstance(value, float) and np.isfinite(value) and abs(value) >= CONFOUND_RHO:
+            out.append(f"{_NAMES[name]} (rho {value:+.2f})")
+    return out
+
+
+# -- sections -------------------------------------------------------------------------
+def _primary_row(correlations: Any) -> Any | None:
+    if correlations.empty:
+        return None
+    part = correlations[correlations["primary"]]
+    return None if part.empty else part.iloc[0]
+
+
+def _title_section(config: dict[str, Any], tables: dict[str, Any], seconds: float) -> list[str]:
+    fit = tables["fit"]
+    excluded = int((~fit["fit_ok"]).sum())
     return [
-        {
-            **row,
-            "after / elsewhere [95% CI]": _ci(row, "ratio_final"),
-            "before / elsewhere [95% CI]": _ci(row, "ratio_init"),
-            "excess change [95% CI]": _ci(row, "excess_change"),
-        }
-        for row in _records(part)
+        "# Does training put linear regions where the data manifold curves?",
+        "",
+        (
+            "Exact activation-region counts by lrcore (`count_1d`, float64) along trajectories "
+            "on curves, surfaces and image orbits, before and after training small ReLU MLPs "
+            "(PyTorch, float32, Adam, MSE) on smooth and discontinuous targets, in two target "
+            f"arms. {len(fit)} training runs ({excluded} excluded for a poor fit) over "
+            f"{fit['seed'].nunique()} seeds, in {seconds:.0f} s."
+        ),
+        "",
     ]
 
 
-def _pooled(frame: Any, family: str, target: str, extra: dict[str, Any]) -> dict[str, Any] | None:
-    part = frame[(frame["family"] == family) & (frame["target"] == target)]
-    for key, value in extra.items():
-        part = part[part[key] == value]
-    pooled = part[part["manifold"] == "all"]
-    if pooled.empty:
-        pooled = part
-    if pooled.empty:
-        return None
-    out: dict[str, Any] = _records(pooled)[0]
-    return out
+def _headline_section(tables: dict[str, Any]) -> list[str]:
+    """The headline table: primary endpoint, equivalence, dose-response, discontinuity."""
+    rows = []
+    primary = _primary_row(tables["correlations"])
+    if primary is not None and np.isfinite(primary["rho"]):
+        rows.append(
+            {
+                "result": "primary endpoint: rho(change, |curvature|)",
+                "estimate [95% CI]": _rho(primary),
+                "test": f"t-test {_p(primary['p_t'])}; TOST (|rho| < {EQUIVALENCE_RHO}) "
+                f"{_p(primary['p_tost'])}",
+                "reading": _words(primary),
+            }
+        )
+    for row in _records(tables["dose_response"]) if not tables["dose_response"].empty else []:
+        if not np.isfinite(row.get("slope", math.nan)) or row["target"] != "smooth":
+            continue
+        rows.append(
+            {
+                "result": f"dose-response {row['contrast_name']} ({_label(row)}, "
+                f"|{row['measure']}|): slope of z",
+                "estimate [95% CI]": _interval(row["slope"], row["slope_lo"], row["slope_hi"]),
+                "test": f"slope t-test, Holm {_p(row['p_holm'])}",
+                "reading": _dose_words(row),
+            }
+        )
+    for row in _pooled_discontinuity(tables["discontinuity"]):
+        role = "jumps" if row["target"] == "step" else "placebo (smooth target)"
+        rows.append(
+            {
+                "result": f"density near {role} / elsewhere ({row['family']}/{row['arm']})",
+                "estimate [95% CI]": _interval(
+                    row["ratio_final"], row["ratio_final_lo"], row["ratio_final_hi"], sign=False
+                ),
+                "test": f"t-test of log ratio {_p(row['p_ratio_final'])}",
+                "reading": _ratio_words(row),
+            }
+        )
+    if not rows:
+        return []
+    return [
+        "## Headline",
+        "",
+        markdown_table(rows, ["result", "estimate [95% CI]", "test", "reading"]),
+        "",
+    ]
+
+
+def _primary_section(tables: dict[str, Any]) -> list[str]:
+    """The primary endpoint, named in advance, its estimate, tests and equivalence."""
+    named = (
+        f"Named before the data: the mean over seeds of the Fisher z of the Spearman "
+        f"correlation, across windows, of the density change with |{PRIMARY['measure']}|, on "
+        f"{PRIMARY['family']} (pooled over those whose curvature varies), "
+        f"{PRIMARY['arm']} arm, {PRIMARY['target']} target, {PRIMARY['kind']}-manifold "
+        f'trajectories; tested by a one-sample t-test across seeds; "no link" may be said '
+        f"only if a TOST shows |rho| < {EQUIVALENCE_RHO}."
+    )
+    lines = ["## Primary endpoint", "", named, ""]
+    row = _primary_row(tables["correlations"])
+    if not tables["fit"]["fit_ok"].any():
+        lines.append("- No run fits its target, so nothing is analysed (see Fit).")
+        return [*lines, ""]
+    if row is None or not np.isfinite(row["rho"]):
+        lines.append(
+            "- The primary endpoint could not be computed in this run: it needs at least two "
+            f"{PRIMARY['family']} whose curvature varies, the {PRIMARY['arm']} arm and the "
+            f"{PRIMARY['target']} target, with runs that fit."
+        )
+        return [*lines, ""]
+    lines.append(
+        f"- Estimate: rho = {_rho(row)} (mean z {_interval(row['mean_z'], row['z_lo'], row['z_hi'])}"
+        f") over {int(row['seeds'])} seeds and {int(row['manifolds'])} manifolds; t-test "
+        f"{_p(row['p_t'])}, Wilcoxon signed-rank {_p(row['p_wilcoxon'])}, circular-shift "
+        f"permutation {_p(row['p_shift'])}."
+    )
+    shown = row["p_tost"] < ALPHA
+    lines.append(
+        f"- Equivalence (TOST, |rho| < {EQUIVALENCE_RHO}): {_p(row['p_tost'])}: equivalence "
+        + ("is shown." if shown else "is not shown.")
+    )
+    if row["conclusion"] == "link":
+        lines.append(
+            f"- Reading: the change of density follows |curvature| with a {strength(row['rho'])} "
+            f"{_direction(row['rho'])} correlation, distinguishable from zero."
+        )
+    elif row["conclusion"] == "small link":
+        lines.append(
+            f"- Reading: a {strength(row['rho'])} {_direction(row['rho'])} link, "
+            "distinguishable from zero but shown to lie within "
+            f"|rho| < {EQUIVALENCE_RHO}: real, and small."
+        )
+    elif row["conclusion"] == "no link":
+        lines.append(
+            "- Reading: no link: the correlation is shown to lie within "
+            f"|rho| < {EQUIVALENCE_RHO} (its CI reaches at most "
+            f"{max(abs(row['rho_lo']), abs(row['rho_hi'])):.2f})."
+        )
+    else:
+        lines.append(
+            "- Reading: inconclusive: the test of zero does not reject and equivalence is not "
+            "shown, so this run supports neither a link nor its absence (more seeds would "
+            "narrow the CI)."
+        )
+    lines += _primary_model_sentence(tables, row)
+    others = [
+        name
+        for name, p in (("Wilcoxon", row["p_wilcoxon"]), ("circular shift", row["p_shift"]))
+        if np.isfinite(p) and (p < ALPHA) != (row["p_t"] < ALPHA)
+    ]
+    if others:
+        lines.append(
+            f"- The {' and '.join(others)} test{'s' if len(others) > 1 else ''} "
+            f"disagree{'' if len(others) > 1 else 's'} with the t-test at {ALPHA}: the "
+            "result is fragile."
+        )
+    return [*lines, ""]
+
+
+def _primary_model_sentence(tables: dict[str, Any], row: Any) -> list[str]:
+    """How the mixed model of the primary endpoint's runs agrees with it."""
+    models = tables["mixed_models"]
+    if models.empty or "coef" not in models:
+        return []
+    keys = ("family", "arm", "target")
+    match = models[np.logical_and.reduce([models[k] == PRIMARY[k] for k in keys])]
+    match = match[match["coef"].notna()]
+    if match.empty:
+        return []
+    model = match.iloc[0]
+    slope = _interval(model["coef"], model["ci_lo"], model["ci_hi"])
+    nonzero = _excludes(model["ci_lo"], model["ci_hi"], 0.0)
+    text = (
+        f"- Cross-check: the mixed model of the same runs, with the covariates held fixed, "
+        f"gives a within-trajectory slope of {slope} SD per SD ({_p(model['p'])})"
+    )
+    if nonzero and row["conclusion"] == "no link":
+        text += (
+            f': a small slope distinguishable from zero, so "no link" here means no link '
+            f"as large as |rho| = {EQUIVALENCE_RHO}, not none at all."
+        )
+    elif nonzero == (row["conclusion"] in LINKS):
+        text += ", which agrees."
+    else:
+        text += ", which disagrees: the result depends on the method."
+    return [text]
+
+
+def _secondary_section(tables: dict[str, Any]) -> list[str]:
+    """Holm-adjusted per-manifold and pooled tests, with their possible confounds."""
+    correlations = tables["correlations"]
+    lines = ["## Secondary tests (Holm-adjusted)", ""]
+    if correlations.empty:
+        return [*lines, "- No test could be computed.", ""]
+    family = correlations[correlations["in_family"]]
+    links = family[family["conclusion"].isin(LINKS)]
+    equivalent = family[family["conclusion"] == "no link"]
+    lines.append(
+        f"- The family: {len(family)} tests of density change against a curvature measure "
+        "on the manifold (every manifold, arm, target and measure, and the pooled family "
+        f"rows; the primary endpoint excluded), Holm-adjusted at {ALPHA}. {len(links)} show "
+        f"a link, {len(equivalent)} show equivalence within |rho| < {EQUIVALENCE_RHO} "
+        f"(Holm-adjusted TOST), {len(family) - len(links) - len(equivalent)} are inconclusive."
+    )
+    for row in _records(links):
+        carried = _confounds(row)
+        lines.append(
+            f"  - {row['manifold']} ({_label(row)}), |{row['measure']}|: rho = {_rho(row)}, "
+            f"Holm {_p(row['p_holm'])} ({row['p_method']}): {_words(row)}"
+            + (f"; it may carry {', '.join(carried)}." if carried else ".")
+        )
+    constant = correlations[correlations["constant_curvature"] & (correlations["kind"] == "on")][
+        "manifold"
+    ].unique()
+    if len(constant):
+        lines.append(
+            f"- Constant curvature, not tested and not pooled: {', '.join(map(str, constant))}."
+        )
+    lines.append("")
+    for name, part in family.groupby("family", sort=False):
+        lines += [
+            f"### {name}",
+            "",
+            markdown_table(
+                [
+                    {
+                        **r,
+                        "rho [95% CI]": _rho(r),
+                        "reading": _words(r),
+                        "may carry": "; ".join(_confounds(r)) or "-",
+                    }
+                    for r in _records(part)
+                ],
+                [
+                    "manifold",
+                    "arm",
+                    "target",
+                    "measure",
+                    "seeds",
+                    "rho [95% CI]",
+                    "p",
+                    "p_method",
+                    "p_holm",
+                    "p_tost_holm",
+                    "reading",
+                    "may carry",
+                ],
+            ),
+            "",
+        ]
+    return lines
+
+
+def _arms_section(tables: dict[str, Any]) -> list[str]:
+    """What each target arm can show, and what it shows."""
+    correlations = tables["correlations"]
+    lines = [
+        "## The two target arms",
+        "",
+        (
+            "- The arc arm's targets are functions of a chart coordinate (arc length on "
+            "curves): on a curve, curvature does not change what must be fitted along the "
+            "trajectory, so a null is expected there by construction, and a link cannot come "
+            "from the target; it would point to the geometry of the embedding or to a "
+            "confound. (On a surface the chart coordinate need not follow a path's arc "
+            "length, so there the data decide; see below.)"
+        ),
+        (
+            "- The ambient arm's targets are functions of the input coordinates: along a "
+            "curved path the function to fit bends with the path, so curvature changes what "
+            "must be fitted; a link there may run through the target's bending (the mixed "
+            "models hold that fixed)."
+        ),
+    ]
+    if correlations.empty:
+        return [*lines, ""]
+    on = correlations[
+        (correlations["kind"] == "on")
+        & (correlations["measure"] != CONTROL)
+        & correlations["p"].notna()
+    ]
+    found: dict[str, int] = {}
+    for arm, part in on.groupby("arm", sort=False):
+        links = part[part["conclusion"].isin(LINKS)]
+        nulls = part[part["conclusion"] == "no link"]
+        found[str(arm)] = len(links)
+        lines.append(
+            f"- In this run, {arm} arm: {len(links)} of {len(part)} curvature tests show a link "
+            f"(after Holm where in the family), {len(nulls)} show equivalence to no link, "
+            f"{len(part) - len(links) - len(nulls)} are inconclusive."
+        )
+    lines += _arc_arm_check(on)
+    if "ambient" in found and "arc" in found:
+        if found["ambient"] > found["arc"]:
+            lines.append(
+                "- The ambient arm shows more links than the arc arm, as expected if curvature "
+                "acts through the function to be fitted along the path."
+            )
+        elif found["ambient"] < found["arc"]:
+            lines.append(
+                f"- The arc arm shows more links than the ambient arm ({found['arc']} against "
+                f"{found['ambient']}): making curvature change the function to fit did not "
+                "make links more frequent here."
+            )
+        elif found["ambient"] == found["arc"] == 0:
+            lines.append(
+                "- Neither arm shows a link in these tests: not even where curvature changes "
+                "the function to fit, at this number of seeds."
+            )
+    return [*lines, ""]
+
+
+def _arc_arm_check(on: Any) -> list[str]:
+    """Whether the arc arm isolates geometry in the data: where its target's bending
+    follows |curvature| after all (a surface's chart coordinate along a curved path), it
+    does not, and its links there may carry the bending."""
+    column = f"confound_{CONTROL}"
+    arc = on[(on["arm"] == "arc") & (on["manifold"] != "all")]
+    if arc.empty or column not in arc:
+        return []
+    bending = arc[arc[column].abs() >= CONFOUND_RHO]
+    lines = []
+    if len(bending):
+        names = sorted(set(bending["manifold"]))
+        lines.append(
+            f"- In the data, the arc arm's target bending follows the curvature measure on "
+            f"{len(names)} manifold(s) ({', '.join(names)}; |rho| >= {CONFOUND_RHO}): there "
+            "the arc arm does not separate geometry from what must be fitted."
+        )
+    links = arc[arc["conclusion"].isin(LINKS)]
+    if len(links):
+        carried = links[links[column].abs() >= CONFOUND_RHO]
+        lines.append(
+            f"- The arc arm shows {len(links)} per-manifold link(s): {len(carried)} where its "
+            "target's bending follows the curvature measure (they may carry it), "
+            f"{len(links) - len(carried)} where it does not (not explained by what must be "
+            "fitted; see the confounds)."
+        )
+    return lines
+
+
+def _heterogeneity_words(i2: float) -> str:
+    for bound, word in HETEROGENEITY:
+        if i2 >= bound:
+            return word
+    return "low"
+
+
+def _heterogeneity_section(tables: dict[str, Any]) -> list[str]:
+    table = tables["heterogeneity"]
+    lines = ["## Heterogeneity across manifolds", ""]
+    if table.empty:
+        return [*lines, "- Fewer than two manifolds with varying curvature per group.", ""]
+    part = table[table["measure"] != CONTROL]
+    differ = part[part["p_q"] < ALPHA]
+    lines.append(
+        f"Cochran's Q and I² of the per-manifold mean z, per family, arm, target and measure: "
+        f"{len(differ)} of {len(part)} groups show heterogeneity at {ALPHA} (Q test)"
+        + (
+            " (" + "; ".join(f"{_label(r)}, |{r['measure']}|" for r in _records(differ)) + ")"
+            ", where a pooled estimate averages manifolds that disagree."
+            if len(differ)
+            else "."
+        )
+    )
+    rows = [
+        {
+            **r,
+            "Q": f"{r['q']:.2f}",
+            "p": _p(r["p_q"])[4:],
+            "I²": f"{100 * r['i2']:.0f}%",
+            "heterogeneity": _heterogeneity_words(r["i2"]),
+        }
+        for r in _records(part)
+    ]
+    columns = ["family", "arm", "target", "measure", "manifolds", "Q", "df", "p", "I²"]
+    return [*lines, "", markdown_table(rows, [*columns, "heterogeneity"]), ""]
+
+
+_PREDICTOR_NAMES = {
+    "curvature": "|curvature|",
+    "target_bending": "|target bending|",
+    "target_value": "target value",
+    "dist_origin": "distance to the network's origin",
+    "density_init": "initial density",
+}
+#: Phrases of statsmodels' MixedLM warnings and what they mean for the reader.
+_FIT_TROUBLE = {
+    "boundary": "a variance component estimated at zero (on the boundary)",
+    "Hessian": "a Hessian that is not positive definite (standard errors less reliable)",
+    "singular": "a singular random-effects covariance",
+}
+
+
+def _mixed_model_section(tables: dict[str, Any]) -> list[str]:
+    table = tables["mixed_models"]
+    lines = ["## Mixed models", ""]
+    if table.empty:
+        return [*lines, "- No model was fitted.", ""]
+    names = " + ".join(_PREDICTOR_NAMES.get(p, p) for p in MODEL_PREDICTORS)
+    lines.append(
+        f"Per family, arm and target (statsmodels MixedLM, REML): change ~ {names}, each "
+        "along the trajectory (deviation from its mean), + the trajectory's mean |curvature| "
+        "(+ manifold); a random intercept and a random |curvature| slope per seed (so that "
+        "the seeds, not the windows, carry the slope's uncertainty) and a variance "
+        "component per trajectory; change and predictors standardised within each manifold."
+    )
+    lines.append("")
+    fitted = table[table["coef"].notna()] if "coef" in table else table.iloc[:0]
+    distinct = 0
+    for row in _records(fitted):
+        excludes = _excludes(row["ci_lo"], row["ci_hi"], 0.0)
+        distinct += excludes
+        lines.append(
+            f"- {_label(row)}: the change moves by "
+            f"{_interval(row['coef'], row['ci_lo'], row['ci_hi'])} SD per SD of |curvature| "
+            f"along the trajectory, the others held fixed ({_p(row['p'])}): "
+            + ("distinguishable from zero" if excludes else "not distinguishable from zero")
+            + (f"; dropped (constant or missing): {row['dropped']}" if row["dropped"] else "")
+            + (
+                f"; |curvature| is entangled with the other predictors (VIF "
+                f"{row['vif_curvature']:.1f}), so the model separates them poorly"
+                if row["vif_curvature"] > VIF_ENTANGLED
+                else ""
+            )
+            + (
+                "; its Hessian is not positive definite, so this interval is less reliable"
+                if "Hessian" in str(row["warnings"])
+                else ""
+            )
+            + "."
+        )
+    if len(fitted):
+        lines.append(
+            f"- {distinct} of {len(fitted)} models give a curvature coefficient whose 95% CI "
+            f"excludes zero (unadjusted; about {ALPHA * len(fitted):.1f} would by chance)."
+        )
+        unconverged = int((~fitted["converged"].astype(bool)).sum())
+        other = int(fitted["attempts"].astype(bool).sum())
+        trouble = [
+            f"{int(fitted['warnings'].str.contains(key).sum())} with {words}"
+            for key, words in _FIT_TROUBLE.items()
+            if fitted["warnings"].str.contains(key).any()
+        ]
+        lines.append(
+            f"- Convergence: {len(fitted) - unconverged} of {len(fitted)} fits converged"
+            + (f", {other} only after another optimiser" if other else "")
+            + (f"; {', '.join(trouble)}" if trouble else "; no warnings")
+            + " (every warning is in `mixed_models.csv`)."
+        )
+    skipped = table[table["coef"].isna()] if "coef" in table else table
+    for row in _records(skipped):
+        lines.append(f"- {_label(row)}: no model ({row.get('note', '')}).")
+    return [*lines, ""]
+
+
+def _dose_words(row: Any) -> str:
+    if not np.isfinite(row.get("p_holm", math.nan)):
+        return "not tested"
+    if row["p_holm"] < ALPHA:
+        return f"the z {'rises' if row['slope'] > 0 else 'falls'} with contrast"
+    return "no trend shown"
+
+
+def _dose_section(tables: dict[str, Any]) -> list[str]:
+    table = tables["dose_response"]
+    lines = ["## Dose-response", ""]
+    if table.empty:
+        return [*lines, "- No dose-response series in this run.", ""]
+    lines.append(
+        "Dose: the coefficient of variation of a curvature measure's window means along a "
+        "manifold's trajectories. Per seed, the slope of its z on the dose across a series' "
+        "levels; the mean slope is tested across seeds (t-test, Holm across series)."
+    )
+    lines.append("")
+    skipped: dict[str, list[str]] = {}
+    for row in _records(table):
+        if not np.isfinite(row.get("slope", math.nan)):
+            skipped.setdefault(str(row.get("note", "")), []).append(
+                f"{row['contrast_name']} ({_label(row)}, |{row['measure']}|)"
+            )
+            continue
+        levels = int(row["levels"])
+        smallest = 2 / math.factorial(levels)
+        text = (
+            f"- {row['contrast_name']} ({_label(row)}, |{row['measure']}|), levels "
+            f"{row['contrasts']} "
+            f"(doses {row['doses']}; mean z {row['mean_z']}"
+            + (f"; left out: {row['excluded']}, constant curvature" if row["excluded"] else "")
+            + f"): slope {_interval(row['slope'], row['slope_lo'], row['slope_hi'])} per unit "
+            f"dose over {int(row['seeds'])} seeds, Holm {_p(row['p_holm'])}: "
+            f"{_dose_words(row)}."
+        )
+        if levels >= 3:
+            text += (
+                f" Spearman of dose against mean z {row['spearman']:+.2f}, exact permutation "
+                f"{_p(row['p_spearman'])}"
+                + (
+                    f" (with {levels} levels it cannot go below {smallest:.2f})."
+                    if smallest > ALPHA
+                    else "."
+                )
+            )
+        lines.append(text)
+    for note, series in skipped.items():
+        lines.append(f"- Not tested, {note}: {', '.join(series)}.")
+    return [*lines, ""]
+
+
+def _pooled_discontinuity(table: Any) -> list[dict[str, Any]]:
+    """Family-level rows (pooled, or the only manifold) of the discontinuity table."""
+    if table.empty:
+        return []
+    pooled = table["manifold"] == "all"
+    keys = ["family", "arm", "target", "width", "depth"]
+    has_pool = table[pooled].set_index(keys).index
+    alone = ~table.set_index(keys).index.isin(has_pool)
+    return _records(table[pooled | alone])
+
+
+def _ratio_words(row: Any) -> str:
+    lo, hi = row["ratio_final_lo"], row["ratio_final_hi"]
+    if row["target"] == "step":
+        if lo > 1:
+            return "higher near the jumps"
+        if hi < 1:
+            return "lower near the jumps"
+        return "no difference shown"
+    if _excludes(lo, hi, 1.0):
+        return "placebo fails (CI excludes 1)"
+    return "placebo holds (CI contains 1)"
+
+
+def _ratio(row: Any, name: str) -> str:
+    return _interval(row[name], row[f"{name}_lo"], row[f"{name}_hi"], sign=False)
+
+
+def _step_sentence(row: Any, where: str) -> str:
+    text = (
+        f"- {where}, step target: after training, density near the jumps over elsewhere "
+        f"= {_ratio(row, 'ratio_final')} (geometric mean over {int(row['seeds'])} seeds, "
+        f"{_p(row['p_ratio_final'])}): {_ratio_words(row)}."
+    )
+    if _excludes(row["ratio_init_lo"], row["ratio_init_hi"], 1.0):
+        same_side = (row["ratio_init"] > 1) == (row["ratio_final"] > 1)
+        text += (
+            f" Before training the ratio already differs from 1 ({_ratio(row, 'ratio_init')})"
+            + (
+                ", so part of the difference predates training."
+                if same_side
+                else ", on the other side of 1, so the difference after training is not inherited."
+            )
+        )
+    else:
+        text += f" Before training: {_ratio(row, 'ratio_init')}, a CI that contains 1."
+    if np.isfinite(row.get("ratio_vs_placebo", math.nan)):
+        text += (
+            f" Over the placebo's ratio at the same positions (same seeds): "
+            f"{_ratio(row, 'ratio_vs_placebo')}"
+            + (
+                ", so the jumps add density beyond what the positions carry."
+                if row["ratio_vs_placebo_lo"] > 1
+                else ", so the jumps add no density shown beyond the positions'."
+            )
+        )
+    return text
+
+
+def _placebo_sentence(row: Any, where: str) -> str:
+    head = f"- {where}, placebo (smooth target, same positions): {_ratio(row, 'ratio_final')}"
+    if not _excludes(row["ratio_final_lo"], row["ratio_final_hi"], 1.0):
+        return head + ", a CI that contains 1: the placebo holds."
+    text = (
+        head + ", a CI that excludes 1: the placebo fails, so density differs at these "
+        "positions even without a jump, and part of the step target's ratio may not be due "
+        "to the jumps."
+    )
+    if np.isfinite(row.get("bending_ratio", math.nan)):
+        bends = _excludes(row["bending_ratio_lo"], row["bending_ratio_hi"], 1.0)
+        more = row["bending_ratio"] > 1
+        text += (
+            f" There the smooth target bends {_ratio(row, 'bending_ratio')} times as much as "
+            "elsewhere"
+            + (
+                ", which can explain it (a fit needs breakpoints where the target bends)."
+                if bends and more == (row["ratio_final"] > 1)
+                else (
+                    ", the other way, so it does not explain it."
+                    if bends
+                    else ", a ratio not distinguishable from 1, so it does not explain it."
+                )
+            )
+        )
+    return text
+
+
+def _discontinuity_section(tables: dict[str, Any]) -> list[str]:
+    lines = ["## Discontinuities of the target", ""]
+    rows = sorted(
+        _pooled_discontinuity(tables["discontinuity"]),
+        key=lambda r: (r["family"], r["arm"], r["target"] != "step"),
+    )
+    if not rows:
+        return [*lines, "- No window near a jump position in this run.", ""]
+    for row in rows:
+        where = f"{row['family']}/{row['arm']} ({row['manifold']})"
+        step = row["target"] == "step"
+        lines.append(_step_sentence(row, where) if step else _placebo_sentence(row, where))
+    return [*lines, ""]
+
+
+#: |rho| above which the report calls |curvature| nearly a function of a covariate.
+ENTANGLED_RHO = 0.8
+
+
+def _confound_section(tables: dict[str, Any]) -> list[str]:
+    correlations = tables["correlations"]
+    lines = ["## Confounds", ""]
+    if correlations.empty:
+        return [*lines, ""]
+    part = correlations[
+        (correlations["kind"] == "on")
+        & (correlations["measure"] != CONTROL)
+        & (correlations["manifold"] != "all")
+        & ~correlations["constant_curvature"]
+    ]
+    columns = [f"confound_{c}" for c in CONFOUNDS if f"confound_{c}" in part]
+    lines.append(
+        "Spearman correlation across windows (mean over seeds and trajectories) of each "
+        "curvature measure with the covariates it could stand in for; a covariate with "
+        f"|rho| >= {CONFOUND_RHO} in some arm and target is named: an effect on that "
+        "manifold may carry it."
+    )
+    lines.append("")
+    carried = 0
+    for (manifold, measure), group in part.groupby(["manifold", "measure"], sort=False):
+        named = []
+        for column in columns:
+            values = group[column].to_numpy(dtype=np.float64)
+            big = np.isfinite(values) & (np.abs(values) >= CONFOUND_RHO)
+            if big.any():
+                lo, hi = np.nanmin(values), np.nanmax(values)
+                span = (
+                    f"{lo:+.2f}"
+                    if math.isclose(lo, hi, abs_tol=0.005)
+                    else f"{lo:+.2f} to {hi:+.2f}"
+                )
+                named.append(
+                    f"{_NAMES[column.removeprefix('confound_')]} (rho {span}; "
+                    f"{int(big.sum())} of {len(values)} arm/target groups)"
+                )
+        if named:
+            carried += 1
+            lines.append(f"- {manifold}, |{measure}|: {'; '.join(named)}.")
+    if not carried:
+        lines.append(
+            f"- No manifold's curvature correlates with a covariate at |rho| >= {CONFOUND_RHO}."
+        )
+    if "confound_dist_centre" in part:
+        curvature = part[part["measure"] == "curvature"]
+        tied = curvature.groupby("manifold")["confound_dist_centre"].apply(
+            lambda v: bool((v.abs() >= ENTANGLED_RHO).any())
+        )
+        tied = tied[tied]
+        if len(tied):
+            lines.append(
+                f"- On {len(tied)} of {curvature['manifold'].nunique()} manifolds "
+                f"({', '.join(tied.index)}) |curvature| is nearly a function of the distance "
+                f"to the data's centre (|rho| >= {ENTANGLED_RHO}): intrinsic geometry that no "
+                "design breaks, so an effect there cannot be told apart from one of that "
+                "distance. The mixed models use the distance to the network's origin (which "
+                "the random rigid motion decorrelates) instead."
+            )
+    lines += [
+        "",
+        markdown_table(_records(part), ["manifold", "measure", "arm", "target", *columns]),
+        "",
+    ]
+    return lines
+
+
+def _fit_section(tables: dict[str, Any], config: dict[str, Any]) -> list[str]:
+    fit = tables["fit"]
+    lines = ["## Fit", ""]
+    fraction = config.get("fit_fraction")
+    rule = (
+        f"a run fits when its held-out MSE is at most {fraction} times the variance of its "
+        "target on the held-out points"
+        if fraction is not None
+        else "a run fits when its held-out MSE is at most its `fit_threshold`"
+    )
+    excluded = fit[~fit["fit_ok"]]
+    lines.append(
+        f"- Rule: {rule}. {len(fit) - len(excluded)} of {len(fit)} runs fit; "
+        + (
+            f"{len(excluded)} are excluded from every analysis:"
+            if len(excluded)
+            else "none is excluded."
+        )
+    )
+    if len(excluded):
+        lines += [
+            "",
+            markdown_table(
+                _records(excluded),
+                ["run", "loss_train_final", "loss_heldout_final", "fit_threshold"],
+            ),
+        ]
+    summary = (
+        fit.groupby(["family", "manifold", "arm", "target"], sort=False)
+        .agg(
+            runs=("run", "size"),
+            fit=("fit_ok", "sum"),
+            train_median=("loss_train_final", "median"),
+            heldout_median=("loss_heldout_final", "median"),
+            heldout_max=("loss_heldout_final", "max"),
+            threshold=("fit_threshold", "median"),
+        )
+        .reset_index()
+    )
+    lines += [
+        "",
+        "Final MSE per manifold, arm and target (every run: `fit.csv`):",
+        "",
+        markdown_table(_records(summary), list(summary.columns)),
+        "",
+    ]
+    return lines
+
+
+#: Relative change of a trajectory's breakpoint count at the finer resolution above which
+#: the report names the trajectory as not converged.
+RESOLUTION_TOLERANCE = 0.05
+
+
+def _resolution_section(tables: dict[str, Any]) -> list[str]:
+    convergence = tables["convergence"]
+    if convergence is None or convergence.empty:
+        return []
+    rel = (convergence["fine_breakpoints"] - convergence["breakpoints"]).abs() / convergence[
+        "fine_breakpoints"
+    ].clip(lower=1)
+    coarse = convergence[rel > RESOLUTION_TOLERANCE]
+    worst = convergence.loc[rel.idxmax()]
+    text = (
+        f"- Counting the trained networks again along polylines with "
+        f"{int(convergence['fine_resolution'].iloc[0])} instead of "
+        f"{int(convergence['resolution'].iloc[0])} vertices changes the breakpoint count of a "
+        f"trajectory by {100 * rel.median():.2f}% at the median, by more than 1% on "
+        f"{int((rel > 0.01).sum())} of {len(rel)} trajectories and by at most "
+        f"{100 * rel.max():.1f}% ({worst['manifold']}, {worst['trajectory']}, seed "
+        f"{worst['seed']}); a window density changes by at most "
+        f"{convergence['max_window_density_difference'].max():.3g} breakpoints per unit "
+        "length. "
+    )
+    if coarse.empty:
+        text += (
+            f"Every trajectory is within {100 * RESOLUTION_TOLERANCE:.0f}%: the polylines are "
+            "fine enough."
+        )
+    else:
+        text += (
+            f"{len(coarse)} trajectories change by more than {100 * RESOLUTION_TOLERANCE:.0f}% "
+            "(their window densities are the least exact; raise --resolution to shrink this)."
+        )
+    lines = ["## Resolution check", "", text]
+    if "curvature_difference" in convergence:
+        lines.append(
+            "- The window-mean curvature of a trajectory changes by at most "
+            f"{100 * convergence['curvature_difference'].max():.2g}% of its largest value at "
+            "the finer resolution."
+        )
+    return [*lines, ""]
+
+
+def _controls_section(tables: dict[str, Any], config: dict[str, Any]) -> list[str]:
+    correlations = tables["correlations"]
+    lines = ["## Controls", ""]
+    if not correlations.empty:
+        control = correlations[
+            (correlations["measure"] == CONTROL)
+            & (correlations["kind"] == "on")
+            & (correlations["manifold"] == "all")
+            & correlations["p"].notna()
+        ]
+        positive = (control["p"] < ALPHA) & (control["rho"] > 0)
+        if len(control):
+            others = [
+                f"{_label(r)} (rho {_rho(r)}, {_p(r['p'])}"
+                + (": the opposite sign" if r["p"] < ALPHA and r["rho"] < 0 else "")
+                + ")"
+                for r in _records(control[~positive])
+            ]
+            lines.append(
+                "- Positive control, the change against the target's bending |d²f/ds²| "
+                f"(pooled per family, arm and target): {int(positive.sum())} of {len(control)} "
+                f"groups show a positive link at {ALPHA} (unadjusted)"
+                + (
+                    ", so the pipeline detects a link where one is expected."
+                    if not others
+                    else f"; none in {'; '.join(others)}."
+                )
+            )
+        offsets = correlations[
+            (correlations["kind"] == "offset")
+            & (correlations["manifold"] == "all")
+            & (correlations["measure"] != CONTROL)
+            & correlations["p"].notna()
+        ]
+        if len(offsets):
+            off_links = offsets[offsets["conclusion"].isin(LINKS)]
+            lines.append(
+                f"- Offset trajectories ({config.get('offset', '?')} off the manifold on both "
+                "sides along its outward normal, with the curvature of the point they come "
+                "from): "
+                f"{len(off_links)} of {len(offsets)} pooled tests show a link (unadjusted)."
+            )
+    kinds = tables["kinds"]
+    lines += [
+        "",
+        "Mean density (breakpoints per unit length) by trajectory kind:",
+        "",
+        markdown_table(_records(kinds), list(kinds.columns)),
+        "",
+    ]
+    return lines
+
+
+def _comparison_section(tables: dict[str, Any]) -> list[str]:
+    lines = [
+        "## Compared with the 2022 study",
+        "",
+        (
+            "The 2022 study reported no clear link between the change of region density and "
+            "curvature, and a rise of density at discontinuities of the target."
+        ),
+        "",
+    ]
+    row = _primary_row(tables["correlations"])
+    if row is None or not np.isfinite(row["rho"]):
+        lines.append("- Curvature: not compared (no primary endpoint in this run).")
+    elif row["conclusion"] == "no link":
+        lines.append(
+            "- Curvature: reproduced, and now shown: the primary endpoint is equivalent to no "
+            f"link within |rho| < {EQUIVALENCE_RHO}."
+        )
+    elif row["conclusion"] == "link":
+        lines.append(
+            f"- Curvature: not reproduced: the primary endpoint shows a {strength(row['rho'])} "
+            f"{_direction(row['rho'])} link (rho {_rho(row)})."
+        )
+    elif row["conclusion"] == "small link":
+        lines.append(
+            f"- Curvature: refined: the primary endpoint shows a link (rho {_rho(row)}), but "
+            f"one shown to be smaller than |rho| = {EQUIVALENCE_RHO}."
+        )
+    else:
+        lines.append(
+            "- Curvature: neither reproduced nor contradicted: no link is detected, but its "
+            "absence is not shown either (equivalence fails)."
+        )
+    steps = [r for r in _pooled_discontinuity(tables["discontinuity"]) if r["target"] == "step"]
+    if steps:
+        raised = [r for r in steps if r["ratio_final_lo"] > 1]
+        lines.append(
+            f"- Discontinuities: {'reproduced' if len(raised) == len(steps) else 'partly reproduced' if raised else 'not reproduced'}"
+            f": in {len(raised)} of {len(steps)} family/arm groups the density near the jumps "
+            "is higher than elsewhere with a CI above 1."
+        )
+    return [*lines, ""]
+
+
+def _figures_section(figures: Sequence[Path]) -> list[str]:
+    return ["## Figures", "", *[f"![{p.stem}]({p.name})" for p in figures], ""]
+
+
+def _method_section(config: dict[str, Any]) -> list[str]:
+    words = ", ".join(f"{word} from |rho| >= {bound}" for bound, word in reversed(STRENGTHS))
+    return [
+        "## Method",
+        "",
+        (
+            f"- Density: exact breakpoints per unit arc length in {config.get('windows')} equal "
+            "windows per trajectory, at initialisation, at checkpoints and after training; "
+            "curvature of a window: the mean of |kappa| of the trajectory (curves and orbits: "
+            "the curve's; surfaces: the normal curvature |II(t, t)| of the path, besides its "
+            "geodesic curvature and |K|, |H|)."
+        ),
+        (
+            "- Unit of inference: the seed. Per seed and trajectory, Spearman's rho of the "
+            "change with |curvature| across windows, as Fisher z, averaged over a seed's "
+            "trajectories (and manifolds, each with one vote, for pooled rows); across seeds "
+            "the mean z with a t interval (reported back as rho), the one-sample t-test and "
+            "the Wilcoxon signed-rank test (scipy.stats). For a step target the windows near "
+            "a jump are left out of the curvature correlations."
+        ),
+        (
+            "- Circular-shift permutation test (closed trajectories): each seed's change "
+            "series is rotated along its loop by a random offset relative to curvature, "
+            f"B = {config.get('permutations', PERMUTATIONS)} times; p = (1 + #{{|T*| >= |T|}}) "
+            "/ (B + 1). It keeps the autocorrelation along the loop (which makes windows "
+            "dependent) and breaks only the alignment with curvature. Trajectories that are "
+            "not closed are tested by the t-test across seeds alone."
+        ),
+        (
+            f"- Multiplicity: Holm across the family of on-manifold curvature tests; the "
+            f"primary endpoint is tested alone. Equivalence: TOST on the Fisher-z scale with "
+            f"bounds +-artanh({EQUIVALENCE_RHO}) (statsmodels), seeds as units. Words for "
+            f"sizes: {words}; below the smallest, negligible."
+        ),
+        (
+            "- Heterogeneity: Cochran's Q and I² of the per-manifold mean z (statsmodels "
+            "combine_effects). Mixed models: statsmodels MixedLM (see above). Discontinuity: "
+            "per seed the ratio of mean trained density near the jump positions to elsewhere; "
+            "geometric mean over seeds with a t interval of the log ratio."
+        ),
+        f"- Configuration: `{config}`",
+        "",
+    ]
 
 
 def write_report(
@@ -109,317 +1068,50 @@ def write_report(
     figures: Sequence[Path],
     seconds: float,
 ) -> Path:
-    """Write ``report.md`` from the study's tables and figures."""
-    correlations = tables["correlations"]
-    discontinuity = tables["discontinuity"]
-    convergence = tables["convergence"]
-    runs = tables["runs"]
-    families = [f for f in config["families"] if f in set(correlations["family"])]
-    text: list[str] = [
-        "# Does training put linear regions where the data manifold curves?",
-        "",
-        (
-            "Exact activation-region counts by lrcore (`count_1d`, float64) along trajectories "
-            "on curves, surfaces and an image orbit, before and after training small ReLU MLPs "
-            "(PyTorch, float32, Adam, MSE) on smooth and discontinuous targets. "
-            f"{len(runs)} training runs in {seconds:.0f} s."
-        ),
-        "",
-        "## Findings",
-        "",
-    ]
-    for family in families:
-        for target in config["targets"]:
-            measures = set(correlations[correlations["family"] == family]["measure"])
-            for measure in sorted(measures - {CONTROL}):
-                row = _pooled(correlations, family, target, {"kind": "on", "measure": measure})
-                if row is None:
-                    continue
-                words = row["note"] or verdict(
-                    row["spearman_lo"], row["spearman_hi"], row["spearman"]
-                )
-                text.append(
-                    f"- **{family}, {target} target, |{measure}|**: Spearman rho between the "
-                    f"density change and curvature {_ci(row, 'spearman')}, Pearson r "
-                    f"{_ci(row, 'pearson')}, partial rho given the target's bending "
-                    f"{_ci(row, 'partial_spearman')}, over {row['windows']} windows of "
-                    f"{row['runs']} seeds ({row['manifold']} manifolds): {words}."
-                )
-            control = _pooled(correlations, family, target, {"kind": "on", "measure": CONTROL})
-            if control is not None and not control["note"]:
-                text.append(
-                    "  Positive control, the change against the target's bending "
-                    f"|d²f/ds²|: rho {_ci(control, 'spearman')} "
-                    f"({verdict(control['spearman_lo'], control['spearman_hi'], control['spearman'])})."
-                )
-    text.append("")
-    for family in families:
-        step = _pooled(discontinuity, family, "step", {})
-        smooth = _pooled(discontinuity, family, "smooth", {})
-        if (
-            step is None
-            or "ratio_final" not in step
-            or math.isnan(step.get("ratio_final", math.nan))
-        ):
-            continue
-        placebo = (
-            f"; with the smooth target the same positions give {_ci(smooth, 'ratio_final')}"
-            if smooth is not None and "ratio_final" in smooth
-            else ""
-        )
-        text.append(
-            f"- **{family}, near the jumps of the step target**: trained density near a jump "
-            f"over elsewhere = {_ci(step, 'ratio_final')} (before training "
-            f"{_ci(step, 'ratio_init')}){placebo}; the density change is "
-            f"{_ci(step, 'excess_change')} breakpoints per unit length larger near jumps."
-        )
-    rel = (convergence["fine_breakpoints"] - convergence["breakpoints"]).abs() / convergence[
-        "fine_breakpoints"
-    ].clip(lower=1)
-    text += [
-        "",
-        f"- **Resolution check**: counting the trained networks again along polylines with "
-        f"{int(convergence['fine_resolution'].iloc[0])} instead of "
-        f"{int(convergence['resolution'].iloc[0])} vertices changes the breakpoint count of a "
-        f"trajectory by at most {100 * rel.max():.2f}% (median {100 * rel.median():.2f}%), and "
-        f"a window density by at most {convergence['max_window_density_difference'].max():.3g} "
-        f"breakpoints per unit length: "
-        + (
-            "the polylines are fine enough."
-            if rel.max() < 0.05
-            else "some polylines are too coarse; raise --resolution."
-        ),
-        "",
-        "## Compared with the 2022 study",
-        "",
-    ]
-    text += _comparison(correlations, discontinuity, families)
-    text += ["", "## Tables per family", ""]
-    for family in families:
-        text += [
-            f"### {family}",
-            "",
-            (
-                "Density change against |curvature| on the manifold (partial rho: with the "
-                f"target's bending |d²f/ds²| held fixed; measure {CONTROL}: the positive "
-                "control):"
-            ),
-            "",
-        ]
-        text.append(
-            markdown_table(
-                _correlation_rows(correlations, family),
-                [
-                    "manifold",
-                    "target",
-                    "measure",
-                    "windows",
-                    "mean_change",
-                    "Spearman [95% CI]",
-                    "Pearson [95% CI]",
-                    "partial rho [95% CI]",
-                    "verdict",
-                ],
-            )
-        )
-        text += ["", "Density near the target's jumps against elsewhere:", ""]
-        text.append(
-            markdown_table(
-                _discontinuity_rows(discontinuity, family),
-                [
-                    "manifold",
-                    "target",
-                    "near_windows",
-                    "after / elsewhere [95% CI]",
-                    "before / elsewhere [95% CI]",
-                    "excess change [95% CI]",
-                ],
-            )
-        )
-        text.append("")
-    controls = correlations[correlations["kind"] == "offset"]
-    text += [
-        "## Controls",
-        "",
-        (
-            f"Offset trajectories (moved {config['offset']} along the normals, compared with the "
-            "curvature of the manifold point they come from) and random lines through the data. "
-            "Offset correlations:"
-        ),
-        "",
-        markdown_table(
-            [
-                {**r, "Spearman [95% CI]": _ci(r, "spearman")}
-                for r in _records(controls[controls["manifold"] == "all"])
-            ]
-            or [{**r, "Spearman [95% CI]": _ci(r, "spearman")} for r in _records(controls)],
-            ["family", "manifold", "target", "measure", "mean_change", "Spearman [95% CI]"],
-        ),
-        "",
-        "Mean density (breakpoints per unit length) before and after training by trajectory kind:",
-        "",
-        markdown_table(_records(tables["kinds"]), list(tables["kinds"].columns)),
-        "",
-        "## Figures",
-        "",
-    ]
-    text += [f"![{p.stem}]({p.name})" for p in figures]
-    text += [
-        "",
-        "## Method",
-        "",
-        (
-            "- Trajectories: each curve itself as a fine polyline (closed when the curve is); "
-            "for surfaces, u-coordinate curves (great circles on the sphere, tube circles on the "
-            "torus, meridians on the ellipsoid, parabolas on the saddle); for the image, the "
-            "rotation orbit sampled finely. Controls: the same polylines moved off the manifold "
-            "along their normals, and random straight lines of the same length through the "
-            "centre of the data."
-        ),
-        (
-            f"- Density: exact breakpoints per unit arc length in {config['windows']} equal "
-            "windows per trajectory, at initialisation, at checkpoints and after training. "
-            "Curvature of a window: the mean of |κ| (curves, images; a corner adds its turning "
-            "angle), |K| or |H| (surfaces) over it."
-        ),
-        (
-            "- Statistics: Spearman and Pearson correlation of the change (after minus before) "
-            "with curvature; family-level rows pool the manifolds after standardising both "
-            "within each manifold and seed, so differences between manifolds do not count; "
-            "95% percentile intervals from a two-level bootstrap (seeds, then "
-            f"windows within seeds; {config['bootstrap']} resamples). For step targets, windows "
-            "within one window of a jump are left out of the curvature correlations (the extra "
-            "breakpoints of a jump can still spill further, so the smooth target is the "
-            "cleaner test of curvature). "
-            "Discontinuity ratio: mean trained density in windows within one window of a jump "
-            "over the mean elsewhere."
-        ),
-        (
-            "- Image curvature is estimated by the Menger (three-point circle) formula on the "
-            "fine sampling; it converges at second order on analytic curves (tested). At "
-            f"{config['resolution']} vertices its largest relative error is "
-            + ", ".join(
-                f"{v:.1e} on the {k}" for k, v in estimator_errors(config["resolution"]).items()
-            )
-            + "."
-        ),
-        f"- Configuration: `{config}`",
-        "",
+    """Write ``report.md`` from the study's tables (:func:`.analysis.analyse`) and figures.
+
+    Parameters
+    ----------
+    path
+        The file to write.
+    config
+        The study's configuration as plain data (``StudyConfig.as_dict()``).
+    tables
+        The tables of :func:`.analysis.analyse`.
+    figures
+        PNG files to show.
+    seconds
+        The run time.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from lrcore.experiments.analysis import analyse
+    >>> from lrcore.experiments.synthetic import synthetic_tables
+    >>> data = synthetic_tables(seeds=3, windows=8, arms=("arc",), targets=("smooth",))
+    >>> tables = analyse(**data, resamples=9)
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     text = write_report(Path(folder) / "report.md", {}, tables, [], 1.0).read_text()
+    >>> "## Primary endpoint" in text
+    True
+    """
+    text = [
+        *_title_section(config, tables, seconds),
+        *_headline_section(tables),
+        *_primary_section(tables),
+        *_secondary_section(tables),
+        *_arms_section(tables),
+        *_heterogeneity_section(tables),
+        *_mixed_model_section(tables),
+        *_dose_section(tables),
+        *_discontinuity_section(tables),
+        *_confound_section(tables),
+        *_fit_section(tables, config),
+        *_resolution_section(tables),
+        *_controls_section(tables, config),
+        *_comparison_section(tables),
+        *_figures_section(figures),
+        *_method_section(config),
     ]
     path.write_text("\n".join(text), encoding="utf-8")
     return path
-
-
-def _family_level(frame: Any) -> Any:
-    """Pooled rows (manifold 'all'), and the single manifold of families with only one."""
-    pooled = frame["manifold"] == "all"
-    alone = ~frame["family"].isin(set(frame.loc[pooled, "family"]))
-    return frame[pooled | alone]
-
-
-def _clear(frame: Any) -> Any:
-    """Correlations whose CI excludes zero and whose size is at least moderate (0.3)."""
-    excludes = (frame["spearman_lo"] > 0) | (frame["spearman_hi"] < 0)
-    return frame[excludes & (frame["spearman"].abs() >= 0.3)]
-
-
-def _comparison(correlations: Any, discontinuity: Any, families: Sequence[str]) -> list[str]:
-    on = correlations[(correlations["kind"] == "on") & (correlations["note"] == "")]
-    on = on[on["family"].isin(families) & (on["measure"] != CONTROL)]
-    level = _family_level(on)
-    strong = _clear(level)
-    per_manifold = on[on["manifold"] != "all"]
-    strong_manifolds = _clear(per_manifold)
-    lines = [
-        (
-            "The 2022 study found no clear link between the change of region density and "
-            "curvature, in any setting, but saw the density rise at discontinuities of the target."
-        ),
-        "",
-    ]
-    excluding = int(((level["spearman_lo"] > 0) | (level["spearman_hi"] < 0)).sum())
-    if strong.empty:
-        lines.append(
-            "- **Curvature: reproduced.** No family-level correlation is both "
-            f"distinguishable from zero and at least moderate (|rho| >= 0.3): {excluding} of "
-            f"{len(level)} exclude zero, all weak."
-        )
-    else:
-        described = ", ".join(
-            f"{r['family']}/{r['target']}/|{r['measure']}| rho={r['spearman']:+.2f}"
-            for r in _records(strong)
-        )
-        lines.append(
-            f"- **Curvature: not reproduced everywhere.** {len(strong)} of {len(level)} "
-            f"family-level correlations are at least moderate with a CI that excludes zero: "
-            f"{described}."
-        )
-    if not strong_manifolds.empty:
-        described = ", ".join(
-            f"{r['manifold']}/{r['target']}/|{r['measure']}| rho={r['spearman']:+.2f}"
-            for r in _records(strong_manifolds)
-        )
-        signs = set(np.sign(strong_manifolds["spearman"]))
-        consistent = "with one sign" if len(signs) == 1 else "with both signs"
-        explained = strong_manifolds[
-            (strong_manifolds["partial_spearman_lo"] <= 0)
-            & (strong_manifolds["partial_spearman_hi"] >= 0)
-        ]
-        lines.append(
-            f"  Per manifold, {len(strong_manifolds)} of {len(per_manifold)} correlations are "
-            f"at least moderate with a CI excluding zero ({consistent}): {described}; "
-            f"{len(explained)} of them vanish (partial CI contains 0) once the target's "
-            "bending in the window is held fixed. With "
-            f"{len(per_manifold)} intervals at 95%, about {0.05 * len(per_manifold):.1f} would "
-            "exclude zero by chance alone, and these are not corrected for multiple testing."
-        )
-    step = _family_level(discontinuity[discontinuity["target"] == "step"])
-    smooth = _family_level(discontinuity[discontinuity["target"] == "smooth"])
-    if step.empty or "ratio_final_lo" not in step:
-        lines.append("- **Discontinuities:** no step target was studied.")
-    else:
-        raised = step[step["ratio_final_lo"] > 1]
-        verdict_words = "reproduced" if len(raised) == len(step) else "partly reproduced"
-        lines.append(
-            f"- **Discontinuities: {verdict_words}.** In {len(raised)} of {len(step)} families "
-            "the trained density near the jumps is higher than elsewhere with a CI above 1 "
-            f"(ratios {step['ratio_final'].min():.2f} to {step['ratio_final'].max():.2f}); "
-            f"before training the ratio is {step['ratio_init'].min():.2f} to "
-            f"{step['ratio_init'].max():.2f}"
-            + (
-                f", and with the smooth target at the same places {smooth['ratio_final'].min():.2f}"
-                f" to {smooth['ratio_final'].max():.2f}."
-                if not smooth.empty and "ratio_final" in smooth
-                else "."
-            )
-        )
-    control = _family_level(
-        correlations[
-            (correlations["kind"] == "on")
-            & (correlations["measure"] == CONTROL)
-            & (correlations["note"] == "")
-        ]
-    )
-    positive = control[control["spearman_lo"] > 0]
-    lines.append(
-        "- Why (our reading): a network fits the target, and a piecewise-linear fit needs its "
-        "breakpoints where the target's graph bends (|d²f/ds²|, a jump being the extreme "
-        "case), not where the inputs curve: the targets here are functions of arc length (or "
-        "angle), so the input curvature does not change what has to be fitted along the "
-        "trajectory. "
-        + (
-            "Where single manifolds do show a link, its sign differs between them, which "
-            "points to geometry-specific effects rather than to a general rule. "
-            if len(set(np.sign(strong_manifolds["spearman"]))) > 1
-            else ""
-        )
-        + f"The positive control (change against the target's bending) is positive with a CI "
-        f"above 0 in {len(positive)} of {len(control)} family-level groups with a smooth "
-        "target"
-        + (
-            ", which shows the pipeline detects a link where one is expected."
-            if len(positive) == len(control) > 0
-            else "; where it is not, the study may lack the power to see links of that size."
-        )
-    )
-    return lines

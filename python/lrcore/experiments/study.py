@@ -11,17 +11,39 @@ import numpy as np
 
 from lrcore._optional import optional_import
 
-from .analysis import correlation_table, density_changes, discontinuity_table
-from .figures import density_figure, partition_figure, scatter_figure, training_figure
-from .manifolds import Curve, Embedded
+from .analysis import analyse
+from .figures import (
+    density_figure,
+    dose_figure,
+    forest_figure,
+    partition_figure,
+    scatter_figure,
+    training_figure,
+)
+from .manifolds import Curve
 from .report import write_report
-from .sweep import StudyConfig, build_manifold, make_tasks, run_sweep
-from .targets import Target
+from .sweep import StudyConfig, TaskSetup, make_tasks, prepare_task, run_sweep
 
-__all__ = ["QUICK", "TINY", "StudyResult", "run_study"]
+__all__ = ["DEFAULT", "QUICK", "TINY", "StudyResult", "run_study"]
 
-#: The default study: all three families, 3 seeds, a few minutes on 2 cores.
-QUICK = StudyConfig()
+#: The default study (``lrcore study``): every family, both target arms and kinds, the
+#: dose-response series, 20 seeds (see :class:`StudyConfig` for the sizes).
+DEFAULT = StudyConfig()
+#: A first look (``lrcore study --quick``): the same design on the ends of the three
+#: dose-response series and two digits, with 6 seeds (192 runs).
+QUICK = StudyConfig(
+    manifolds=(
+        "ellipse:b=1.0",
+        "ellipse:b=0.2",
+        "profile:amplitude=0.0",
+        "profile:amplitude=0.9",
+        "torus:minor=0.2",
+        "torus:minor=0.65",
+        "digit:digit=0",
+        "digit:digit=1",
+    ),
+    seeds=tuple(range(6)),
+)
 #: A tiny study for tests: one manifold per family, 2 seeds, few steps.
 TINY = StudyConfig(
     manifolds=("ellipse:b=0.5", "torus", "digit:digit=0"),
@@ -31,12 +53,26 @@ TINY = StudyConfig(
     steps=60,
     checkpoints=2,
     samples=128,
+    heldout=64,
     resolution=128,
     windows=8,
     convergence_factor=2,
-    bootstrap=50,
+    permutations=99,
 )
-TABLES = ("windows", "changes", "runs", "convergence", "correlations", "discontinuity", "kinds")
+TABLES = (
+    "windows",
+    "changes",
+    "runs",
+    "fit",
+    "convergence",
+    "seed_effects",
+    "correlations",
+    "heterogeneity",
+    "mixed_models",
+    "dose_response",
+    "discontinuity",
+    "kinds",
+)
 
 
 @dataclass
@@ -49,41 +85,33 @@ class StudyResult:
 
 
 def _plane(
-    manifold: Any, steps: tuple[float, ...]
+    setup: TaskSetup,
 ) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any], np.ndarray[Any, Any]] | None:
-    """(basis (2, d), the curve and its jump points in plane coordinates) of a plane
-    curve, else None."""
-    curve = manifold.curve if isinstance(manifold, Embedded) else manifold
-    if not isinstance(curve, Curve) or curve.ambient_dim != 2:
+    """(basis (2, 2), the curve and the step target's jumps, in the input plane) of a
+    plane curve in R² with an arc-arm target, else None."""
+    curve = setup.manifold
+    if not isinstance(curve, Curve) or curve.ambient_dim != 2 or setup.task.arm != "arc":
         return None
-    basis = manifold.basis.T if isinstance(manifold, Embedded) else np.eye(2)
-    jumps = curve.points(np.asarray(steps) * curve.length)
-    return basis, curve.points(curve.positions(512)), jumps
+    jumps = curve.points(np.asarray(setup.targets["step"].steps) * curve.length)
+    outline = curve.points(curve.positions(512))
+    return np.eye(2), setup.motion(outline), setup.motion(jumps)
 
 
 def collect_tables(results: list[dict[str, Any]], config: StudyConfig) -> dict[str, Any]:
-    """The study's tables from the sweep's task results."""
+    """The study's tables from the sweep's task results (:func:`.analysis.analyse`; its
+    circular-shift tests draw ``config.permutations`` shift sets)."""
     pd = optional_import("pandas", "experiments")
     tables = {
         name: pd.concat([r[name] for r in results], ignore_index=True)
         for name in ("windows", "runs", "convergence")
     }
-    changes = density_changes(tables["windows"])
-    tables["changes"] = changes
-    tables["correlations"] = correlation_table(changes, config.bootstrap)
-    tables["discontinuity"] = discontinuity_table(changes, config.bootstrap)
-    tables["kinds"] = (
-        changes.groupby(["family", "target", "kind"], sort=False)[
-            ["density_init", "density_final", "change"]
-        ]
-        .mean()
-        .reset_index()
+    return analyse(
+        tables["windows"], tables["runs"], tables["convergence"], resamples=config.permutations
     )
-    return tables
 
 
 def run_study(
-    config: StudyConfig = QUICK,
+    config: StudyConfig = DEFAULT,
     out: str | Path = "results",
     jobs: int = 1,
     scheduler: str | None = None,
@@ -95,7 +123,7 @@ def run_study(
     Parameters
     ----------
     config
-        What to compute (:class:`StudyConfig`); :data:`QUICK` by default.
+        What to compute (:class:`StudyConfig`); :data:`DEFAULT` by default.
     out
         Output folder (created).
     jobs
@@ -111,17 +139,21 @@ def run_study(
     """
     start = time.perf_counter()
     # Fail fast, with the extra to install, before any work is done.
-    for module in ("torch", "scipy", "pandas", "pyarrow", "matplotlib", "tqdm", "sklearn"):
+    modules = ("torch", "scipy", "statsmodels", "pandas", "pyarrow", "matplotlib", "tqdm")
+    for module in (*modules, "sklearn"):
         optional_import(module, "experiments")
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
     tasks = make_tasks(config)
-    planes = {
-        spec: _plane(build_manifold(spec, config.embed_dim), Target().steps)
-        for spec in config.manifold_specs()
-    }
+    # The exact partition of the input plane, for each plane curve's first run of each
+    # target kind (arc arm).
     first = (config.seeds[0], config.widths[0], config.depths[0])
-    keep = [planes[t.manifold] is not None and (t.seed, t.width, t.depth) == first for t in tasks]
+    planes = {
+        task: _plane(prepare_task(task, config))
+        for task in tasks
+        if (task.seed, task.width, task.depth) == first and task.arm == config.arms[0]
+    }
+    keep = [planes.get(t) is not None for t in tasks]
     results = run_sweep(
         tasks, config, jobs=jobs, scheduler=scheduler, quiet=quiet, keep_weights=keep
     )
@@ -132,20 +164,24 @@ def run_study(
         frame.to_csv(folder / f"{name}.csv", index=False)
         frame.to_parquet(folder / f"{name}.parquet", index=False)
         files += [folder / f"{name}.csv", folder / f"{name}.parquet"]
-    for family, part in tables["correlations"].groupby("family", sort=False):
+    correlations = tables["correlations"]
+    for family, part in correlations.groupby("family", sort=False) if len(correlations) else ():
         path = folder / f"table_{family}.csv"
-        part.merge(
-            tables["discontinuity"],
-            on=["family", "manifold", "target", "width", "depth", "kind"],
-            how="left",
-        ).to_csv(path, index=False)
+        part.to_csv(path, index=False)
         files.append(path)
     figures = [density_figure(tables["windows"], spec, folder) for spec in config.manifold_specs()]
     studied = [f for f in config.families if f in set(tables["changes"]["family"])]
     figures += [scatter_figure(tables["changes"], f, folder) for f in studied]
     figures += [training_figure(tables["windows"], f, folder) for f in studied]
+    figures += [
+        forest_figure(tables["seed_effects"], tables["correlations"], f, folder)
+        for f in studied
+        if not tables["seed_effects"].empty
+    ]
+    dose = dose_figure(tables["correlations"], folder)
+    figures += [dose] if dose is not None else []
     for task, result in zip(tasks, results):
-        plane = planes[task.manifold]
+        plane = planes.get(task)
         if result["weights"] and plane is not None:
             figures.append(
                 partition_figure(

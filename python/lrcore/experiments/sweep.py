@@ -1,16 +1,19 @@
 """One training run of the study (a *task*) and sweeps of tasks through joblib or Dask.
 
-A task trains one seeded MLP on one manifold and target, and counts exact breakpoints
-with :func:`lrcore.count_1d` along every trajectory (on the manifold, offset from it
-along its normals, and random lines) at every checkpoint. Tasks are independent and
-deterministic, so a sweep gives the same tables in any order, on any engine.
+A task trains one MLP on one manifold, target arm, target kind and seed, and counts exact
+breakpoints with :func:`lrcore.count_1d` along every trajectory (on the manifold, offset
+from it on both sides along its outward normals, and random lines) at every checkpoint.
+Everything random in a task is drawn from streams keyed by what it depends on (see
+:func:`prepare_task`), so tasks are independent and deterministic: a sweep gives the same
+tables in any order, on any engine.
 """
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import math
 import threading
-import zlib
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -33,14 +36,17 @@ from .manifolds import (
     Manifold,
     Polygon,
     ProfileCurve,
+    RigidMotion,
     Saddle,
     Sphere,
+    Surface,
     Torus,
     Trajectory,
+    menger_curvature,
     window_means,
 )
-from .targets import TARGET_KINDS, Target
-from .training import build_mlp, checkpoint_steps, train
+from .targets import ARMS, TARGET_KINDS, Target, draw_targets
+from .training import SCHEDULES, build_mlp, checkpoint_steps, train
 
 __all__ = [
     "DEFAULT_MANIFOLDS",
@@ -48,10 +54,12 @@ __all__ = [
     "MANIFOLDS",
     "StudyConfig",
     "Task",
+    "TaskSetup",
     "build_manifold",
     "make_tasks",
     "measure_densities",
     "parse_spec",
+    "prepare_task",
     "run_sweep",
     "run_task",
 ]
@@ -72,18 +80,42 @@ MANIFOLDS: dict[str, tuple[str, type[Manifold]]] = {
     "digit": ("images", ImageOrbit),
 }
 FAMILIES = ("curves", "surfaces", "images")
-#: The manifolds each family studies by default, as ``name[:key=value,...]`` specs.
+#: The manifolds each family studies by default, as ``name[:key=value,...]`` specs: the
+#: dose-response series (ellipse axis ratio, sinusoidal-profile amplitude, torus minor
+#: radius; their contrast-0 members are circles), curves with corners and jumps of
+#: curvature, a helix, the sphere, an ellipsoid, a saddle, and five digits' rotation
+#: orbits and one translation orbit.
 DEFAULT_MANIFOLDS: dict[str, tuple[str, ...]] = {
     "curves": (
-        "circle",
+        "ellipse:b=1.0",
+        "ellipse:b=0.7",
         "ellipse:b=0.4",
-        "profile:profile=sinusoidal",
+        "ellipse:b=0.2",
+        "profile:amplitude=0.0",
+        "profile:amplitude=0.3",
+        "profile:amplitude=0.6",
+        "profile:amplitude=0.9",
         "profile:profile=piecewise",
         "polygon:sides=4",
         "helix",
     ),
-    "surfaces": ("sphere", "torus", "ellipsoid", "saddle"),
-    "images": ("digit:digit=0", "digit:digit=0,motion=translation"),
+    "surfaces": (
+        "sphere",
+        "torus:minor=0.2",
+        "torus:minor=0.35",
+        "torus:minor=0.5",
+        "torus:minor=0.65",
+        "ellipsoid",
+        "saddle",
+    ),
+    "images": (
+        "digit:digit=0",
+        "digit:digit=1",
+        "digit:digit=2",
+        "digit:digit=3",
+        "digit:digit=4",
+        "digit:digit=0,motion=translation",
+    ),
 }
 
 
@@ -91,77 +123,126 @@ DEFAULT_MANIFOLDS: dict[str, tuple[str, ...]] = {
 class StudyConfig:
     """What the study computes (not how it is run): every field changes the tables.
 
+    Every combination of manifold, arm, target kind, seed, width and depth is one
+    training run (a :class:`Task`).
+
+    **Fit check.** Each run is evaluated on a held-out sample of ``heldout`` points of
+    the manifold, drawn independently of the training sample. A run *fits* when its
+    held-out mean squared error is at most ``fit_fraction`` times the variance of the
+    target on that held-out sample (``fit_ok``), i.e. its held-out R² is at least
+    ``1 - fit_fraction`` (0.9 by default). Runs that do not fit are excluded from the
+    analysis and listed in the report.
+
     Attributes
     ----------
     families
         Manifold families to study (a subset of :data:`FAMILIES`).
     manifolds
         Manifold specs (``name[:key=value,...]``) overriding the families' defaults.
+    arms
+        Target arms (:data:`lrcore.experiments.targets.ARMS`): ``"arc"`` (targets are
+        functions of the chart / arc-length coordinate) and ``"ambient"`` (functions of
+        the position in input space).
     targets
         Target kinds (:data:`lrcore.experiments.targets.TARGET_KINDS`).
     seeds
-        Training seeds.
+        Study seeds, the unit of inference: each draws its own target phase, frequency
+        and jumps, rigid motion, samples and (per task) network initialisation.
     widths, depths
         Architectures: every combination is trained.
     steps, checkpoints
         Adam steps, and how many evenly spread checkpoints after step 0 are measured.
-    samples
-        Training points sampled on the manifold.
+    samples, heldout
+        Training points and held-out points sampled uniformly on the manifold.
     resolution
         Vertices of each trajectory polyline.
     windows
         Density windows per trajectory.
     offset
-        Distance of the off-manifold control trajectories from the manifold.
-    learning_rate
-        Adam's learning rate.
+        Distance of the off-manifold trajectories from the manifold (on both sides).
+        Where the manifold curves by more than ``1 / offset`` (the ellipse of axis
+        ratio 0.2 near its vertices) the inward offset passes its centres of curvature
+        and folds over: it is a control path there, not a parallel curve.
+    surface_paths
+        u-curves and v-curves measured on each surface (this many of each).
+    lines
+        Random straight segments through the data per run (controls without curvature).
+    learning_rate, schedule
+        Adam's learning rate and its schedule (``"constant"`` or ``"cosine"``).
+    motion_scale
+        The random rigid motion moves the data's centroid to a distance uniform in
+        ``[0, motion_scale * r]`` from the network's origin, ``r`` the RMS radius of
+        the data (0: the centroid at the origin, rotation only).
+    fit_fraction
+        The fit threshold, as a fraction of the target's held-out variance (see above).
     embed_dim
         Curves of lower dimension are embedded isometrically in R^embed_dim.
     convergence_factor
-        The resolution check counts the final network again at this many times the
-        resolution.
-    bootstrap
-        Bootstrap resamples for confidence intervals.
+        The resolution check measures the final network and the curvature again at this
+        many times the resolution.
+    permutations
+        Circular-shift permutations of the per-manifold null distributions.
+
+    Examples
+    --------
+    >>> config = StudyConfig(manifolds=("ellipse:b=0.4",), seeds=(0, 1))
+    >>> len(make_tasks(config))  # 2 arms x 2 targets x 2 seeds
+    8
     """
 
     families: tuple[str, ...] = FAMILIES
     manifolds: tuple[str, ...] = ()
+    arms: tuple[str, ...] = ARMS
     targets: tuple[str, ...] = TARGET_KINDS
-    seeds: tuple[int, ...] = (0, 1, 2)
+    seeds: tuple[int, ...] = tuple(range(20))
     widths: tuple[int, ...] = (32,)
     depths: tuple[int, ...] = (3,)
-    steps: int = 1500
-    checkpoints: int = 3
-    samples: int = 1024
-    resolution: int = 1024
+    steps: int = 500
+    checkpoints: int = 2
+    samples: int = 768
+    heldout: int = 512
+    resolution: int = 512
     windows: int = 32
     offset: float = 0.1
-    learning_rate: float = 3e-3
+    surface_paths: int = 2
+    lines: int = 1
+    learning_rate: float = 2e-2
+    schedule: str = "cosine"
+    motion_scale: float = 3.0
+    fit_fraction: float = 0.1
     embed_dim: int = 2
-    convergence_factor: int = 4
-    bootstrap: int = 1000
+    convergence_factor: int = 2
+    permutations: int = 9999
 
     def __post_init__(self) -> None:
-        for family in self.families:
-            if family not in FAMILIES:
-                msg = f"families: expected a subset of {FAMILIES}, got {family!r}"
-                raise ValueError(msg)
-        for kind in self.targets:
-            if kind not in TARGET_KINDS:
-                msg = f"targets: expected a subset of {TARGET_KINDS}, got {kind!r}"
-                raise ValueError(msg)
-        for name in ("seeds", "widths", "depths", "targets"):
-            if not getattr(self, name):
+        choices = {"families": FAMILIES, "arms": ARMS, "targets": TARGET_KINDS}
+        for name, allowed in choices.items():
+            for value in getattr(self, name):
+                if value not in allowed:
+                    msg = f"{name}: expected a subset of {allowed}, got {value!r}"
+                    raise ValueError(msg)
+        for name in ("families", "arms", "seeds", "widths", "depths", "targets"):
+            values = getattr(self, name)
+            if not values:
                 msg = f"{name}: expected at least one value"
                 raise ValueError(msg)
+            if len(set(values)) != len(values):
+                msg = f"{name}: expected distinct values, got {values}"
+                raise ValueError(msg)
+        if min(self.seeds) < 0:
+            msg = f"seeds: expected integers >= 0, got {self.seeds}"
+            raise ValueError(msg)
         positive = {
             "steps": self.steps + 1,
             "checkpoints": self.checkpoints,
             "samples": self.samples,
+            "heldout": self.heldout,
             "windows": self.windows,
+            "surface_paths": self.surface_paths,
+            "lines": self.lines,
             "embed_dim": self.embed_dim,
             "convergence_factor": self.convergence_factor,
-            "bootstrap": self.bootstrap,
+            "permutations": self.permutations,
         }
         for name, value in positive.items():
             if value < 1:
@@ -176,8 +257,19 @@ class StudyConfig:
                 f"({4 * self.windows}), got {self.resolution}"
             )
             raise ValueError(msg)
-        if not (self.offset > 0 and math.isfinite(self.offset)):
-            msg = f"offset: expected a positive distance, got {self.offset}"
+        for name in ("offset", "learning_rate"):
+            value = getattr(self, name)
+            if not (value > 0 and math.isfinite(value)):
+                msg = f"{name}: expected a positive finite number, got {value}"
+                raise ValueError(msg)
+        if not (self.motion_scale >= 0 and math.isfinite(self.motion_scale)):
+            msg = f"motion_scale: expected a finite number >= 0, got {self.motion_scale}"
+            raise ValueError(msg)
+        if not 0 < self.fit_fraction < 1:
+            msg = f"fit_fraction: expected a fraction in (0, 1), got {self.fit_fraction}"
+            raise ValueError(msg)
+        if self.schedule not in SCHEDULES:
+            msg = f"schedule: expected one of {SCHEDULES}, got {self.schedule!r}"
             raise ValueError(msg)
         for spec in self.manifolds:
             parse_spec(spec)  # fails early on a bad spec, without building the manifold
@@ -195,25 +287,33 @@ class StudyConfig:
 
 @dataclass(frozen=True)
 class Task:
-    """One training run: a manifold spec, a target kind, a seed and an architecture."""
+    """One training run: a manifold spec, a target kind, a seed, an architecture and a
+    target arm (last, so that older positional calls keep their meaning)."""
 
     manifold: str
     target: str
     seed: int
     width: int
     depth: int
+    arm: str = "arc"
 
     @property
     def family(self) -> str:
         """The manifold's family."""
         return MANIFOLDS[_spec_name(self.manifold)][0]
 
+    @property
+    def run(self) -> str:
+        """The run's id, e.g. ``"ellipse:b=0.4|arc|smooth|s3|32x3"``."""
+        return f"{self.manifold}|{self.arm}|{self.target}|s{self.seed}|{self.width}x{self.depth}"
+
 
 def make_tasks(config: StudyConfig) -> list[Task]:
     """All tasks of a study, in a fixed order."""
     return [
-        Task(spec, target, seed, width, depth)
+        Task(spec, target, seed, width, depth, arm)
         for spec in config.manifold_specs()
+        for arm in config.arms
         for target in config.targets
         for width in config.widths
         for depth in config.depths
@@ -285,21 +385,152 @@ def build_manifold(spec: str, embed_dim: int = 2) -> Manifold:
     return manifold
 
 
-def _task_rng(task: Task, salt: int) -> np.random.Generator:
-    key = f"{task.manifold}|{task.target}|{task.width}|{task.depth}"
-    return np.random.default_rng([task.seed, zlib.crc32(key.encode()), salt])
+def _stream_seed(*parts: Any) -> int:
+    """A 63-bit seed from the parts that an outcome depends on (stable across processes
+    and Python versions, unlike ``hash``)."""
+    digest = hashlib.blake2b("|".join(map(str, parts)).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") >> 1
 
 
-def _random_lines(
-    centre: NDArray[np.float64], lengths: Sequence[float], dim: int, rng: np.random.Generator
-) -> list[Trajectory]:
-    lines = []
-    for i, length in enumerate(lengths):
-        direction = rng.standard_normal(dim)
+@functools.lru_cache(maxsize=64)
+def _base(
+    spec: str, embed_dim: int, resolution: int, paths: int
+) -> tuple[Manifold, tuple[Trajectory, ...]]:
+    """The manifold of a spec and its on-manifold trajectories, before any motion (built
+    once per process: tasks of the same manifold share them, read-only)."""
+    manifold = build_manifold(spec, embed_dim)
+    if isinstance(manifold, Surface):
+        on = manifold.trajectories(resolution, count=paths)
+    else:
+        on = manifold.trajectories(resolution)
+    return manifold, tuple(on)
+
+
+@dataclass
+class TaskSetup:
+    """Everything a task draws before training (see :func:`prepare_task`).
+
+    ``inputs``, ``heldout_inputs`` and the trajectories' points are in the network's
+    input space (after the rigid motion); ``coordinate`` and ``heldout_coordinate`` are
+    the samples' chart coordinates; ``values`` and ``heldout_values`` the target there.
+    ``targets`` holds both kinds drawn for the seed and arm (``target`` is the task's).
+    """
+
+    task: Task
+    manifold: Manifold
+    motion: RigidMotion
+    motion_seed: int
+    init_seed: int
+    targets: dict[str, Target]
+    inputs: NDArray[np.float64]
+    coordinate: NDArray[np.float64]
+    heldout_inputs: NDArray[np.float64]
+    heldout_coordinate: NDArray[np.float64]
+    centre: NDArray[np.float64]
+    trajectories: list[Trajectory]
+
+    @property
+    def target(self) -> Target:
+        """The task's target."""
+        return self.targets[self.task.target]
+
+    @property
+    def values(self) -> NDArray[np.float64]:
+        """The target at the training inputs."""
+        return self.target.values(self.coordinate, self.inputs)
+
+    @property
+    def heldout_values(self) -> NDArray[np.float64]:
+        """The target at the held-out inputs."""
+        return self.target.values(self.heldout_coordinate, self.heldout_inputs)
+
+    def draws(self) -> dict[str, Any]:
+        """The per-seed draws, for the ``runs`` table."""
+        target = self.target
+        return {
+            "init_seed": self.init_seed,
+            "motion_seed": self.motion_seed,
+            "motion_distance": float(np.linalg.norm(self.motion.translation)),
+            "target_phase": target.phase,
+            "target_frequency": target.frequency,
+            "target_jumps": ",".join(f"{p:.6f}" for p in self.targets["step"].steps),
+        }
+
+
+def prepare_task(task: Task, config: StudyConfig) -> TaskSetup:
+    """The task's manifold, rigid motion, targets, samples and trajectories.
+
+    Random streams, each seeded by what it depends on (so that draws are shared where
+    the design pairs runs, and differ everywhere else):
+
+    - training sample, held-out sample, rigid motion, random lines: (manifold, seed),
+      shared by both arms and both target kinds of a seed;
+    - target phase, frequency, jumps (and the ambient direction): (manifold, arm, seed),
+      shared by the smooth and the step target, so that the smooth target's placebo
+      windows sit where the step target jumps;
+    - network initialisation: (manifold, arm, target, seed, width, depth): every task
+      starts from its own network.
+
+    Examples
+    --------
+    >>> setup = prepare_task(Task("ellipse:b=0.4", "smooth", 0, 8, 2), StudyConfig())
+    >>> setup.inputs.shape, [t.kind for t in setup.trajectories]
+    ((768, 2), ['on', 'offset', 'offset', 'line'])
+    """
+    spec, seed = task.manifold, task.seed
+    manifold, on_base = _base(spec, config.embed_dim, config.resolution, config.surface_paths)
+    data_rng = np.random.default_rng(_stream_seed("data", spec, config.embed_dim, seed))
+    raw, coordinate = manifold.sample(config.samples, data_rng)
+    heldout_rng = np.random.default_rng(_stream_seed("heldout", spec, config.embed_dim, seed))
+    raw_heldout, heldout_coordinate = manifold.sample(config.heldout, heldout_rng)
+    centre = raw.mean(axis=0)
+    radius = float(np.sqrt(np.mean(np.sum((raw - centre) ** 2, axis=1))))
+    motion_seed = _stream_seed("motion", spec, config.embed_dim, seed)
+    motion = RigidMotion.random(
+        centre, radius, config.motion_scale, np.random.default_rng(motion_seed)
+    )
+    inputs = motion(raw)
+    target_rng = np.random.default_rng(
+        _stream_seed("target", spec, config.embed_dim, task.arm, seed)
+    )
+    targets = draw_targets(
+        task.arm,
+        target_rng,
+        manifold.curvature_symmetry,
+        manifold.coordinate_closed,
+        inputs,
+        manifold.arc_frequencies,
+    )
+    on = [t.moved(motion) for t in on_base]
+    trajectories = list(on)
+    for trajectory in on:
+        trajectories += [trajectory.offset(config.offset), trajectory.offset(-config.offset)]
+    moved_centre = inputs.mean(axis=0)
+    line_rng = np.random.default_rng(_stream_seed("lines", spec, config.embed_dim, seed))
+    for i in range(config.lines):
+        direction = line_rng.standard_normal(manifold.ambient_dim)
         direction /= np.linalg.norm(direction)
-        points = centre + np.linspace(-length / 2, length / 2, 64)[:, None] * direction
-        lines.append(Trajectory(f"line{i}", "line", points, False, np.full(64, np.nan), {}, None))
-    return lines
+        half = on[i % len(on)].length / 2
+        points = moved_centre + np.linspace(-half, half, config.resolution)[:, None] * direction
+        nowhere = np.full(config.resolution, np.nan)
+        trajectories.append(Trajectory(f"{i}", "line", points, False, nowhere))
+    init_seed = _stream_seed(
+        "init", spec, config.embed_dim, task.arm, task.target, seed, task.width, task.depth
+    )
+    return TaskSetup(
+        task,
+        manifold,
+        motion,
+        motion_seed,
+        init_seed,
+        targets,
+        inputs,
+        coordinate,
+        motion(raw_heldout),
+        heldout_coordinate,
+        moved_centre,
+        trajectories,
+    )
 
 
 def measure_densities(
@@ -325,16 +556,18 @@ def measure_densities(
     return centres, densities, np.asarray(batch.num_breakpoints)
 
 
-def _near_steps(
-    trajectory: Trajectory, target: Target, centres: NDArray[np.float64], window: float
+def _near_jumps(
+    trajectory: Trajectory,
+    steps: NDArray[np.float64],
+    centres: NDArray[np.float64],
+    window: float,
 ) -> NDArray[np.bool_]:
-    """Windows (widened by half a window each side) that contain a jump of the step."""
-    if np.all(np.isnan(trajectory.coordinate)):
-        return np.zeros(centres.shape, dtype=bool)
-    values = target.step_function(trajectory.coordinate)
+    """Windows whose centre is within one window of a jump of the step values ``steps``
+    at the vertices (so the window reaches within half a window of the jump)."""
+    defined = np.isfinite(steps)
+    nxt = np.roll(steps, -1)
+    jumps = defined & np.isfinite(nxt) & (steps != nxt)
     arc = trajectory.arc
-    nxt = np.roll(values, -1)
-    jumps = values != nxt
     mid = (arc + np.roll(arc, -1)) / 2
     if trajectory.closed:
         mid[-1] = (arc[-1] + trajectory.length) / 2
@@ -350,17 +583,14 @@ def _near_steps(
     return near
 
 
-def _target_bending(trajectory: Trajectory, target: Target) -> NDArray[np.float64] | None:
+def _bending(trajectory: Trajectory, values: NDArray[np.float64]) -> NDArray[np.float64]:
     """|d² target / d arc length²| at the vertices (three-point formula for uneven
-    spacing); None off the manifold's chart.
+    spacing; NaN where the target is undefined).
 
     A linear piece of length h fits a target with error about h² |f''| / 8, so where the
-    target's graph bends is where a piecewise-linear fit needs its breakpoints: this is
-    the positive control of the study.
+    target's graph bends is where a piecewise-linear fit needs its breakpoints: the
+    positive control of the study.
     """
-    if np.all(np.isnan(trajectory.coordinate)):
-        return None
-    values = target(trajectory.coordinate)
     points = trajectory.points
     after = np.linalg.norm(np.roll(points, -1, axis=0) - points, axis=1)
     before = np.roll(after, 1)
@@ -374,6 +604,140 @@ def _target_bending(trajectory: Trajectory, target: Target) -> NDArray[np.float6
     return bend
 
 
+def _target_bending(trajectory: Trajectory, target: Target) -> NDArray[np.float64] | None:
+    """|d² target / d arc length²| at the vertices of a trajectory, or None where the
+    target is undefined on it (the arc arm off the manifold's chart)."""
+    values = target.values(trajectory.coordinate, trajectory.points)
+    if np.all(np.isnan(values)):
+        return None
+    return _bending(trajectory, values)
+
+
+#: Window-mean columns of every trajectory, from the vertex measures of the same name.
+_MEASURES = ("curvature", "geodesic_curvature", "gaussian", "mean")
+
+
+def _window_columns(
+    trajectory: Trajectory, setup: TaskSetup, centres: NDArray[np.float64], windows: int
+) -> dict[str, Any]:
+    """The window covariates of one trajectory (identity columns aside)."""
+    window = trajectory.length / windows
+
+    def mean(values: NDArray[np.float64]) -> NDArray[np.float64]:
+        return window_means(
+            trajectory.arc, values, trajectory.closed, trajectory.length, centres, window
+        )
+
+    prefix = {"on": "on", "line": "line"}.get(
+        trajectory.kind, "offset+" if trajectory.side > 0 else "offset-"
+    )
+    columns: dict[str, Any] = {
+        "trajectory": f"{prefix}:{trajectory.name}",
+        "kind": trajectory.kind,
+        "side": trajectory.side,
+        "direction": trajectory.direction,
+        "closed": trajectory.closed,
+        "window": np.arange(centres.size),
+        "center": centres,
+    }
+    for measure in _MEASURES:
+        values = trajectory.measures.get(measure)
+        if values is not None:
+            columns[measure] = mean(values)
+        else:  # lines are straight: no curvature; no surface there
+            columns[measure] = (
+                0.0 if trajectory.kind == "line" and measure == "curvature" else np.nan
+            )
+    values = setup.target.values(trajectory.coordinate, trajectory.points)
+    columns["target_value"] = mean(values)
+    columns["target_bending"] = mean(_bending(trajectory, values))
+    points = trajectory.points
+    columns["dist_centre"] = mean(np.linalg.norm(points - setup.centre, axis=1))
+    columns["dist_origin"] = mean(np.linalg.norm(points, axis=1))
+    steps = setup.targets["step"].step_values(trajectory.coordinate, points)
+    columns["near_step"] = _near_jumps(trajectory, steps, centres, window)
+    return columns
+
+
+def _identity(task: Task, manifold: Manifold) -> dict[str, Any]:
+    contrast = manifold.contrast()
+    return {
+        "run": task.run,
+        "family": manifold.family,
+        "manifold": task.manifold,
+        "manifold_name": _spec_name(task.manifold),
+        "arm": task.arm,
+        "target": task.target,
+        "seed": task.seed,
+        "width": task.width,
+        "depth": task.depth,
+        "contrast_name": contrast[0] if contrast else "",
+        "contrast": float(contrast[1]) if contrast else math.nan,
+        "constant_curvature": manifold.constant_curvature,
+    }
+
+
+def _space_curvature(trajectory: Trajectory) -> NDArray[np.float64]:
+    """The curvature of the trajectory as a curve in space (on surfaces: from its normal
+    and geodesic curvature)."""
+    kappa = trajectory.measures["curvature"]
+    geodesic = trajectory.measures.get("geodesic_curvature")
+    out: NDArray[np.float64] = kappa if geodesic is None else np.hypot(kappa, geodesic)
+    return out
+
+
+def _relative_difference(a: NDArray[np.float64], b: NDArray[np.float64]) -> float:
+    scale = float(np.max(np.abs(b), initial=0.0))
+    return float(np.max(np.abs(a - b), initial=0.0) / scale) if scale > 0 else 0.0
+
+
+def _convergence(
+    setup: TaskSetup, config: StudyConfig, net: Network, num_threads: int | None
+) -> dict[str, Any]:
+    """The resolution check of a run's on-manifold trajectories (columns)."""
+    on = [t for t in setup.trajectories if t.kind == "on"]
+    fine_resolution = config.resolution * config.convergence_factor
+    _, fine_base = _base(
+        setup.task.manifold, config.embed_dim, fine_resolution, config.surface_paths
+    )
+    fine = [t.moved(setup.motion) for t in fine_base]
+    fine_centres, fine_density, fine_breakpoints = measure_densities(
+        net, fine, config.windows, num_threads
+    )
+    centres, density, breakpoints = measure_densities(net, on, config.windows, num_threads)
+    curvature, estimate = [], []
+    for coarse, finer, at, fine_at in zip(on, fine, centres, fine_centres):
+
+        def mean(
+            t: Trajectory, values: NDArray[np.float64], c: NDArray[np.float64]
+        ) -> NDArray[np.float64]:
+            return window_means(t.arc, values, t.closed, t.length, c, t.length / config.windows)
+
+        exact = mean(coarse, coarse.measures["curvature"], at)
+        curvature.append(
+            _relative_difference(exact, mean(finer, finer.measures["curvature"], fine_at))
+        )
+        menger = menger_curvature(coarse.points, closed=coarse.closed)
+        estimate.append(
+            _relative_difference(
+                mean(coarse, menger, at), mean(coarse, _space_curvature(coarse), at)
+            )
+        )
+    return {
+        "trajectory": [f"on:{t.name}" for t in on],
+        "direction": [t.direction for t in on],
+        "resolution": config.resolution,
+        "fine_resolution": fine_resolution,
+        "breakpoints": breakpoints,
+        "fine_breakpoints": fine_breakpoints,
+        "max_window_density_difference": [
+            float(np.max(np.abs(a - b))) for a, b in zip(density, fine_density)
+        ],
+        "curvature_difference": curvature,
+        "estimate_difference": estimate,
+    }
+
+
 def run_task(
     task: Task, config: StudyConfig, num_threads: int | None = 1, keep_weights: bool = False
 ) -> dict[str, Any]:
@@ -382,23 +746,16 @@ def run_task(
 
     Torch runs on one thread here, whatever the caller's setting (restored after), so
     the result is the same in a worker process, a Dask worker thread or the caller.
+    The columns are those of the study's table contract (identity columns in all three).
     """
     torch = optional_import("torch", "experiments")
     pd = optional_import("pandas", "experiments")
     from lrcore._torch_sequential import sequential_to_arrays
 
-    manifold = build_manifold(task.manifold, config.embed_dim)
-    target = Target(task.target)
-    data_rng = _task_rng(task, 0)
-    inputs, coordinate = manifold.sample(config.samples, data_rng)
-    on = manifold.trajectories(config.resolution)
-    offsets = [t.offset(config.offset) for t in on]
-    lines = _random_lines(
-        inputs.mean(axis=0), [t.length for t in on], manifold.ambient_dim, _task_rng(task, 1)
-    )
-    trajectories = on + offsets + lines
-    measures = manifold.curvature_measures()
+    setup = prepare_task(task, config)
+    manifold, trajectories = setup.manifold, setup.trajectories
     steps = checkpoint_steps(config.steps, config.checkpoints)
+    heldout_values = setup.heldout_values
 
     recorded: dict[int, list[NDArray[np.float64]]] = {}
     weights: dict[str, Any] = {}
@@ -418,83 +775,63 @@ def run_task(
         threads = torch.get_num_threads()
         torch.set_num_threads(1)
         try:
-            model = build_mlp(manifold.ambient_dim, task.width, task.depth, task.seed)
+            model = build_mlp(manifold.ambient_dim, task.width, task.depth, setup.init_seed)
             loss0, loss1 = train(
                 model,
-                inputs,
-                target(coordinate),
+                setup.inputs,
+                setup.values,
                 config.steps,
                 config.learning_rate,
                 steps,
                 on_checkpoint,
+                schedule=config.schedule,
             )
+            with torch.no_grad():
+                x = torch.from_numpy(setup.heldout_inputs.astype(np.float32))
+                y = torch.from_numpy(heldout_values.astype(np.float32).reshape(-1, 1))
+                heldout_loss = float(torch.mean((model(x) - y) ** 2))
             final_net = Network.from_torch(model)
         finally:
             torch.set_num_threads(threads)
 
-    ident = {
-        "family": manifold.family,
-        "manifold": task.manifold,
-        "target": task.target,
-        "seed": task.seed,
-        "width": task.width,
-        "depth": task.depth,
-    }
-    frames = []
-    for index, trajectory in enumerate(trajectories):
-        centre = centres[index]
-        window = trajectory.length / config.windows
-        columns: dict[str, Any] = {
-            "trajectory": f"{trajectory.kind}:{trajectory.name}",
-            "kind": trajectory.kind,
-            "window": np.arange(centre.size),
-            "center": centre,
-            "near_step": _near_steps(trajectory, Target("step"), centre, window),
-            "target_bending": np.nan,
-        }
-        bend = _target_bending(trajectory, target)
-        if bend is not None:
-            columns["target_bending"] = window_means(
-                trajectory.arc, bend, trajectory.closed, trajectory.length, centre, window
-            )
-        for measure in ("curvature", "gaussian", "mean"):
-            values = trajectory.measures.get(measure)
-            if measure not in measures:
-                columns[measure] = np.nan
-            elif values is None:  # lines: straight, no curvature
-                columns[measure] = 0.0
-            else:
-                columns[measure] = window_means(
-                    trajectory.arc, values, trajectory.closed, trajectory.length, centre, window
-                )
-        for step in steps:
-            frames.append(
-                pd.DataFrame({**ident, **columns, "step": step, "density": recorded[step][index]})
-            )
-    windows_table = pd.concat(frames, ignore_index=True)
-
-    # Resolution check: the final network along the same curves sampled finer.
-    fine = manifold.trajectories(config.resolution * config.convergence_factor)
-    _, fine_density, fine_breakpoints = measure_densities(
-        final_net, fine, config.windows, num_threads
-    )
-    _, coarse_density, coarse_breakpoints = measure_densities(
-        final_net, on, config.windows, num_threads
-    )
-    convergence = pd.DataFrame(
+    ident = _identity(task, manifold)
+    parts = [
+        _window_columns(t, setup, centres[i], config.windows) for i, t in enumerate(trajectories)
+    ]
+    sizes = [c.size for c in centres]
+    columns: dict[str, Any] = {}
+    for name in parts[0]:
+        per = [np.broadcast_to(np.asarray(p[name]), (n,)) for p, n in zip(parts, sizes)]
+        columns[name] = np.tile(np.concatenate(per), len(steps))
+    total = sum(sizes)
+    windows_table = pd.DataFrame(
         {
             **ident,
-            "trajectory": [f"on:{t.name}" for t in on],
-            "resolution": config.resolution,
-            "fine_resolution": config.resolution * config.convergence_factor,
-            "breakpoints": coarse_breakpoints,
-            "fine_breakpoints": fine_breakpoints,
-            "max_window_density_difference": [
-                float(np.max(np.abs(a - b))) for a, b in zip(coarse_density, fine_density)
-            ],
+            **columns,
+            "step": np.repeat(np.asarray(steps, dtype=np.int64), total),
+            "density": np.concatenate([np.concatenate(recorded[s]) for s in steps]),
         }
     )
-    runs = pd.DataFrame([{**ident, **manifold.params(), "loss_init": loss0, "loss_final": loss1}])
+    convergence = pd.DataFrame({**ident, **_convergence(setup, config, final_net, num_threads)})
+    variance = float(np.var(heldout_values))
+    threshold = config.fit_fraction * variance
+    runs = pd.DataFrame(
+        [
+            {
+                **ident,
+                **setup.draws(),
+                **manifold.params(),
+                "samples": config.samples,
+                "heldout": config.heldout,
+                "loss_train_init": loss0,
+                "loss_train_final": loss1,
+                "loss_heldout_final": heldout_loss,
+                "target_variance": variance,
+                "fit_threshold": threshold,
+                "fit_ok": bool(heldout_loss <= threshold),
+            }
+        ]
+    )
     return {
         "windows": windows_table,
         "runs": runs,
