@@ -1,0 +1,132 @@
+"""Measures of the curvature study (issue 15), each against an independent computation."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+import lrcore
+from lrcore.experiments.measures import interpolant_slope_jumps, slope_jumps
+
+
+# -- slope jumps --------------------------------------------------------------------------
+def _path_output(net: lrcore.Network, result: lrcore.PathResult, s: np.ndarray) -> np.ndarray:
+    return net.forward(result.positions_to_points(s))
+
+
+@pytest.mark.parametrize(
+    ("sizes", "activation", "closed"),
+    [
+        ([2, 12, 12, 1], "relu", False),
+        ([3, 10, 8, 2], "leaky_relu", False),
+        ([2, 16, 16, 1], "relu", True),
+    ],
+)
+def test_slope_jumps_match_finite_differences(sizes, activation, closed):
+    net = lrcore.Network.random(sizes, activation=activation, negative_slope=0.2, seed=3)
+    rng = np.random.default_rng(1)
+    if closed:
+        angles = np.linspace(0, 2 * np.pi, 37, endpoint=False)
+        path = 1.5 * np.c_[np.cos(angles), np.sin(angles)]
+    else:
+        path = 2.0 * rng.standard_normal((6, sizes[0]))
+    sj = slope_jumps(net, path, closed)
+    result = lrcore.count_1d(net, path, closed)
+    assert sj.positions.size == result.num_breakpoints > 5
+    # Central differences inside each side of each breakpoint, well within its piece and
+    # its polyline segment, where the output is affine in s: exact up to rounding.
+    arc = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(path, axis=0), axis=1))])
+    marks = np.sort(np.concatenate([sj.positions, arc, [sj.length]]))
+    gaps = np.diff(marks)
+    h = 0.2 * gaps[gaps > 1e-9].min()
+    checked = 0
+    for b, before, after in zip(sj.positions, sj.before, sj.after):
+        if np.min(np.abs(arc - b)) < 2.5 * h or b < 2.5 * h or sj.length - b < 2.5 * h:
+            continue  # the tangent changes there (a polyline vertex or the path's end)
+        left = _path_output(net, result, np.array([b - 2 * h, b - h]))
+        right = _path_output(net, result, np.array([b + h, b + 2 * h]))
+        fd_before = (left[1] - left[0]) / h
+        fd_after = (right[1] - right[0]) / h
+        scale = max(1.0, np.abs(fd_before).max())
+        np.testing.assert_allclose(before, fd_before, rtol=1e-6, atol=1e-7 * scale)
+        np.testing.assert_allclose(after, fd_after, rtol=1e-6, atol=1e-7 * scale)
+        checked += 1
+    assert checked >= 3
+    assert np.all(sj.jumps >= 0)
+    assert sj.total == pytest.approx(sj.jumps.sum())
+
+
+@pytest.mark.parametrize("slope", [0.0, 0.3])
+def test_slope_jump_of_one_neuron_closed_form(slope):
+    # f(x) = a * σ(w·x + b) + c: one breakpoint on a segment through the line, where the
+    # slope along unit direction t jumps by |a (1 - slope) w·t|.
+    w, b, a = np.array([0.7, -1.3]), 0.4, -2.5
+    activation = "leaky_relu" if slope else "relu"
+    net = lrcore.Network(
+        [w[None, :], np.array([[a]])], [[b], [1.0]], activation, negative_slope=slope
+    )
+    start, end = np.array([-2.0, -1.0]), np.array([1.5, 2.0])
+    sj = slope_jumps(net, np.stack([start, end]))
+    t = (end - start) / np.linalg.norm(end - start)
+    assert sj.jumps.tolist() == pytest.approx([abs(a * (1 - slope) * (w @ t))], rel=1e-12)
+    # Where the line is crossed: w·(start + s t) + b = 0.
+    assert sj.positions[0] == pytest.approx(-(w @ start + b) / (w @ t), rel=1e-12)
+    sj_back = slope_jumps(net, np.stack([end, start]))
+    assert sj_back.jumps == pytest.approx(sj.jumps, rel=1e-12)
+
+
+def test_slope_jumps_dead_neuron_and_reuse_of_result():
+    # Neuron 1 flips, but its output weight is 0: a breakpoint with no jump.
+    net = lrcore.Network(
+        [np.array([[1.0, 0.0], [0.0, 1.0]]), np.array([[2.0, 0.0]])], [np.zeros(2), [0.0]]
+    )
+    path = np.array([[-1.0, -2.0], [1.0, 2.0]])
+    result = lrcore.count_1d(net, path, return_patterns=True)
+    sj = slope_jumps(net, path, result=result)
+    assert sj.positions.size == 1  # both lines cross at the origin: one breakpoint
+    t = np.array([1.0, 2.0]) / math.sqrt(5)
+    assert sj.jumps[0] == pytest.approx(2 * t[0])
+    off = np.array([[-1.0, -1.5], [1.0, 2.5]])
+    sj2 = slope_jumps(net, off)
+    assert sj2.positions.size == 2
+    assert sorted(sj2.jumps.tolist()) == pytest.approx([0.0, 2 * 2 / math.sqrt(20)])
+    with pytest.raises(ValueError, match="return_patterns"):
+        slope_jumps(net, path, result=lrcore.count_1d(net, path))
+    with pytest.raises(ValueError, match="another path"):
+        slope_jumps(net, off, result=result)
+    with pytest.raises(TypeError, match="net"):
+        slope_jumps("net", path)  # type: ignore[arg-type]
+
+
+def test_slope_jump_density_windows():
+    net = lrcore.Network.random([2, 16, 16, 1], seed=0)
+    path = np.array([[-3.0, -1.0], [3.0, 1.0]])
+    sj = slope_jumps(net, path)
+    centres, density = sj.density(sj.length / 4)
+    assert centres.size == 4
+    # The windows tile the path: their sums add up to the total variation.
+    assert density.sum() * sj.length / 4 == pytest.approx(sj.total)
+    _, whole = sj.density(sj.length, at=[sj.length / 2])
+    assert whole[0] == pytest.approx(sj.total / sj.length)
+
+
+def test_interpolant_slope_jumps_approximate_second_derivative():
+    # sin along a circle of radius 2 (arc length s): |f''| = |sin(s)|/... integrate.
+    n = 2000
+    angles = 2 * np.pi * np.arange(n) / n
+    points = 2.0 * np.c_[np.cos(angles), np.sin(angles)]
+    s = 2.0 * angles
+    values = np.sin(3 * s / 2.0)  # f(s) = sin(1.5 s), |f''| = 2.25 |sin(1.5 s)|
+    sj = interpolant_slope_jumps(points, values, closed=True)
+    assert sj.positions.size == n
+    window = sj.length / 8
+    centres, density = sj.density(window)
+    # Exact window mean of 2.25 |sin(1.5 s)| (chord lengths differ from arc by 1e-6).
+    fine = np.linspace(0, 4 * np.pi, 400_001)
+    bend = 2.25 * np.abs(np.sin(1.5 * fine))
+    expected = [bend[(fine >= c - window / 2) & (fine < c + window / 2)].mean() for c in centres]
+    np.testing.assert_allclose(density, expected, rtol=2e-3)
+    open_sj = interpolant_slope_jumps(points, values, closed=False)
+    assert open_sj.positions.size == n - 2
