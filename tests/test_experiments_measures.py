@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import lrcore
-from lrcore.experiments.measures import interpolant_slope_jumps, slope_jumps
+from lrcore.experiments.measures import interpolant_slope_jumps, slope_jumps, tube_density_map
 
 
 # -- slope jumps --------------------------------------------------------------------------
@@ -130,3 +130,111 @@ def test_interpolant_slope_jumps_approximate_second_derivative():
     np.testing.assert_allclose(density, expected, rtol=2e-3)
     open_sj = interpolant_slope_jumps(points, values, closed=False)
     assert open_sj.positions.size == n - 2
+
+
+# -- tube density map ---------------------------------------------------------------------
+def _ellipse(n: int = 400) -> np.ndarray:
+    angles = np.linspace(0, 2 * np.pi, n, endpoint=False)
+    return 0.8 * np.c_[np.cos(angles), 0.6 * np.sin(angles)]
+
+
+def _interior_length(partition: lrcore.SliceResult) -> float:
+    inner = partition.edges[partition.edge_neurons[:, 0] >= 0]
+    steps = partition.vertices[inner[:, 0]] - partition.vertices[inner[:, 1]]
+    return float(np.linalg.norm(steps, axis=1).sum())
+
+
+def test_tube_map_bins_match_slices_of_each_bin():
+    # Oracle: slice_2d with the bin itself as its (convex) domain; its interior edges are
+    # the region boundaries inside the bin (lrcore's own clipping, not the map's).
+    net = lrcore.Network.random([2, 12, 12, 1], seed=2)
+    tube = tube_density_map(net, _ellipse(), half_width=0.25, s_bins=8, r_bins=3)
+    assert tube.lengths.shape == tube.areas.shape == (8, 3)
+    assert tube.lengths.sum() > 5
+    for i in range(8):
+        for j in range(3):
+            piece = lrcore.slice_2d(net, np.zeros(2), np.eye(2), domain=tube.quad(i, j))
+            assert tube.lengths[i, j] == pytest.approx(
+                _interior_length(piece), rel=1e-9, abs=1e-12
+            )
+            assert tube.areas[i, j] == pytest.approx(piece.areas.sum(), rel=1e-12)
+    np.testing.assert_allclose(tube.density, tube.lengths / tube.areas)
+    assert tube.profile() == pytest.approx(tube.lengths.sum(0) / tube.areas.sum(0))
+    # Fine bins tile the tube of the ellipse, of area perimeter × width (Steiner: the
+    # offsets on both sides cancel) and converge at second order.
+    for bins, tol in ((128, 1e-3), (512, 1e-4)):
+        fine = tube_density_map(net, _ellipse(2000), half_width=0.25, s_bins=bins, r_bins=3)
+        assert fine.areas.sum() == pytest.approx(fine.s_edges[-1] * 0.5, rel=tol)
+
+
+def test_tube_map_matches_crofton_sampling_of_patterns():
+    # Oracle: Crofton's formula on dense samples. Along parallel lines of spacing h in K
+    # directions, count activation-pattern changes between consecutive samples (located
+    # in a bin by a point-in-quadrilateral test); a boundary of length L in a bin meets
+    # 2 L / (pi h) of them on average over the directions.
+    net = lrcore.Network.random([2, 12, 12, 1], seed=2)
+    tube = tube_density_map(net, _ellipse(), half_width=0.25, s_bins=8, r_bins=2)
+    quads = np.stack([tube.quad(i, j) for i in range(8) for j in range(2)])
+    h, directions = 0.004, 12
+    flat = tube.corners.reshape(-1, 2)
+    centre = (flat.min(0) + flat.max(0)) / 2
+    reach = np.linalg.norm(flat.max(0) - flat.min(0)) / 2 + 0.01
+    grid = np.arange(-reach, reach, h) + h / 2
+    counts = np.zeros(len(quads))
+    for k in range(directions):
+        angle = np.pi * (k + 0.5) / directions
+        along = np.array([np.cos(angle), np.sin(angle)])
+        across = np.array([-along[1], along[0]])
+        pts = centre + grid[None, :, None] * along + grid[:, None, None] * across
+        pattern = net.patterns(pts.reshape(-1, 2)).reshape(grid.size, grid.size, -1)
+        change = np.any(pattern[:, 1:] != pattern[:, :-1], axis=2)
+        mid = ((pts[:, 1:] + pts[:, :-1]) / 2)[change]
+        side = np.roll(quads, -1, axis=1) - quads
+        rel = mid[:, None, None, :] - quads[None]
+        cross = side[None, ..., 0] * rel[..., 1] - side[None, ..., 1] * rel[..., 0]
+        inside = np.all(cross >= 0, axis=2)
+        counts += inside.sum(axis=0)
+    estimate = (np.pi * h / 2) * counts / directions
+    np.testing.assert_allclose(estimate, tube.lengths.ravel(), rtol=0.04)
+    assert estimate.sum() == pytest.approx(tube.lengths.sum(), rel=0.015)
+
+
+def test_tube_map_of_one_neuron_closed_form():
+    # One neuron: the boundary is the line w·x + b = 0, at distance d from the centre
+    # of a unit circle; within the tube 0.7 <= |x| <= 1.3 it has length
+    # 2 (sqrt(1.3² - d²) - sqrt(0.7² - d²)).
+    w, b = np.array([0.6, 0.8]), -0.35
+    net = lrcore.Network([w[None, :], np.ones((1, 1))], [[b], [0.0]])
+    angles = np.linspace(0, 2 * np.pi, 1000, endpoint=False)
+    circle = np.c_[np.cos(angles), np.sin(angles)]
+    tube = tube_density_map(net, circle, half_width=0.3, s_bins=128, r_bins=6)
+    d = abs(b)
+    chord = 2 * (math.sqrt(1.3**2 - d**2) - math.sqrt(0.7**2 - d**2))
+    assert tube.lengths.sum() == pytest.approx(chord, rel=2e-3)
+    # Through the centre: each offset band holds two radial pieces of length dr, in an
+    # annulus of area pi ((1 + r1)² - (1 + r0)²) (r > 0 outside the counter-clockwise
+    # circle).
+    centred = lrcore.Network([w[None, :], np.ones((1, 1))], [[0.0], [0.0]])
+    tube = tube_density_map(centred, circle, half_width=0.3, s_bins=128, r_bins=6)
+    r0, r1 = tube.r_edges[:-1], tube.r_edges[1:]
+    expected = 2 * (r1 - r0) / (np.pi * ((1 + r1) ** 2 - (1 + r0) ** 2))
+    np.testing.assert_allclose(tube.profile(), expected, rtol=2e-3)
+    # Clockwise travel flips the side: the profile reverses.
+    flipped = tube_density_map(centred, circle[::-1], half_width=0.3, s_bins=128, r_bins=6)
+    np.testing.assert_allclose(flipped.profile(), expected[::-1], rtol=2e-3)
+
+
+def test_tube_map_in_a_plane_of_higher_dimension_and_errors():
+    net = lrcore.Network.random([4, 10, 1], seed=5)
+    basis = np.linalg.qr(np.random.default_rng(0).standard_normal((4, 2)))[0].T
+    plane = lrcore.Plane(np.full(4, 0.1), basis)
+    tube = tube_density_map(net, _ellipse(), half_width=0.2, s_bins=6, r_bins=2, plane=plane)
+    piece = lrcore.slice_2d(net, plane, domain=tube.quad(2, 1))
+    assert tube.lengths[2, 1] == pytest.approx(_interior_length(piece), rel=1e-9, abs=1e-12)
+    with pytest.raises(ValueError, match="plane"):
+        tube_density_map(net, _ellipse(), half_width=0.2)
+    net2 = lrcore.Network.random([2, 4, 1], seed=0)
+    with pytest.raises(ValueError, match="half_width"):
+        tube_density_map(net2, _ellipse(), half_width=0.6)  # radius of curvature 0.288
+    with pytest.raises(ValueError, match="curve"):
+        tube_density_map(net2, np.zeros((5, 3)), half_width=0.1)
