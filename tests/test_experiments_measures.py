@@ -8,7 +8,12 @@ import numpy as np
 import pytest
 
 import lrcore
-from lrcore.experiments.measures import interpolant_slope_jumps, slope_jumps, tube_density_map
+from lrcore.experiments.measures import (
+    hanin_rolnick_density,
+    interpolant_slope_jumps,
+    slope_jumps,
+    tube_density_map,
+)
 
 
 # -- slope jumps --------------------------------------------------------------------------
@@ -238,3 +243,87 @@ def test_tube_map_in_a_plane_of_higher_dimension_and_errors():
         tube_density_map(net2, _ellipse(), half_width=0.6)  # radius of curvature 0.288
     with pytest.raises(ValueError, match="curve"):
         tube_density_map(net2, np.zeros((5, 3)), half_width=0.1)
+
+
+# -- Hanin-Rolnick ------------------------------------------------------------------------
+def _one_layer(rng: np.random.Generator, n: int, bias: np.ndarray) -> lrcore.Network:
+    weights = rng.normal(0.0, 1.0, (n, 2))
+    return lrcore.Network([weights, np.ones((1, n)) / n], [bias, [0.0]])
+
+
+def test_hanin_rolnick_one_gaussian_layer_closed_forms():
+    special = pytest.importorskip("scipy.special")
+    rng = np.random.default_rng(0)
+    n, sigma_b = 3000, 0.5
+    net = _one_layer(rng, n, rng.normal(0.0, sigma_b, n))
+    a, c = np.array([-0.5, 0.2]), np.array([0.8, 0.6])
+    length = float(np.linalg.norm(c - a))
+    hr = hanin_rolnick_density(
+        net, np.stack([a, c]), bias_distribution="normal", bias_scale=sigma_b, samples=1000
+    )
+    # Given the weights, neuron j crosses iff -b_j lies between w_j·a and w_j·c:
+    # probability p_j = |Φ(w_j·c / σ_b) - Φ(w_j·a / σ_b)|.
+    w = net.weights[0]
+    p = np.abs(special.ndtr(w @ c / sigma_b) - special.ndtr(w @ a / sigma_b))
+    assert hr.expected == pytest.approx(p.sum() / length, rel=1e-4)
+    # Over the weights too (w ~ N(0, I), b ~ N(0, σ_b²)): z(a), z(c) are jointly normal
+    # with correlation ρ and P(sign change) = arccos(ρ) / π.
+    rho = (a @ c + sigma_b**2) / math.sqrt((a @ a + sigma_b**2) * (c @ c + sigma_b**2))
+    closed = n * math.acos(rho) / math.pi / length
+    assert abs(hr.expected - closed) < 4 * math.sqrt(n) * p.std() / length
+    # The exact count is a sum of independent Bernoulli(p_j) given the weights.
+    assert abs(hr.measured - p.sum() / length) < 4 * math.sqrt(np.sum(p * (1 - p))) / length
+    assert hr.ratio == pytest.approx(hr.measured / hr.expected)
+    assert hr.per_layer.tolist() == pytest.approx([hr.expected])
+
+
+def test_hanin_rolnick_uniform_bias_fixed_weights_closed_form():
+    # Uniform bias on [-B, B]: neuron j crosses with probability |I_j ∩ [-B, B]| / 2B,
+    # I_j the interval between -w_j·a and -w_j·c. Over a polyline the probabilities add
+    # segment by segment.
+    rng = np.random.default_rng(1)
+    n, bound = 40, 0.7
+    net = _one_layer(rng, n, rng.uniform(-bound, bound, n))
+    path = np.array([[-0.6, 0.1], [0.3, 0.5], [0.9, -0.4]])
+    hr = hanin_rolnick_density(net, path, samples=20_000, bias_scale=bound)
+    w = net.weights[0]
+    total, length = 0.0, 0.0
+    for x0, x1 in zip(path[:-1], path[1:]):
+        lo, hi = np.minimum(w @ x0, w @ x1), np.maximum(w @ x0, w @ x1)
+        total += np.sum(np.clip(np.minimum(hi, bound) - np.maximum(lo, -bound), 0, None))
+        length += float(np.linalg.norm(x1 - x0))
+    assert hr.expected == pytest.approx(total / (2 * bound) / length, rel=2e-3)
+    assert hr.length == pytest.approx(length)
+    # PyTorch's bound 1/sqrt(fan_in) is the default.
+    default = hanin_rolnick_density(net, path, samples=100)
+    explicit = hanin_rolnick_density(net, path, samples=100, bias_scale=1 / math.sqrt(2))
+    assert default.expected == explicit.expected
+
+
+def test_hanin_rolnick_matches_mean_exact_count_of_deep_nets():
+    # Over many initialisations (PyTorch's uniform init) the estimate and the exact count
+    # have the same mean: their paired differences average to 0 within sampling error.
+    path = np.array([[-1.0, -0.5], [0.5, 0.3], [1.2, -0.8]])
+    measured, expected = [], []
+    for seed in range(200):
+        net = lrcore.Network.random([2, 16, 16, 1], seed=seed)
+        hr = hanin_rolnick_density(net, path, samples=500)
+        measured.append(hr.measured)
+        expected.append(hr.expected)
+        assert hr.per_layer.shape == (2,)
+    diff = np.array(measured) - np.array(expected)
+    assert abs(diff.mean()) < 4 * diff.std() / math.sqrt(diff.size)
+    assert np.mean(measured) / np.mean(expected) == pytest.approx(1.0, abs=0.05)
+
+
+def test_hanin_rolnick_errors():
+    net = lrcore.Network.random([2, 4, 1], seed=0)
+    segment = np.array([[0.0, 0.0], [1.0, 0.0]])
+    with pytest.raises(ValueError, match="bias_distribution"):
+        hanin_rolnick_density(net, segment, bias_distribution="cauchy")
+    with pytest.raises(ValueError, match="bias_scale"):
+        hanin_rolnick_density(net, segment, bias_distribution="normal")
+    with pytest.raises(ValueError, match="bias_scale"):
+        hanin_rolnick_density(net, segment, bias_scale=[0.1, 0.2])
+    with pytest.raises(ValueError, match="samples"):
+        hanin_rolnick_density(net, segment, samples=0)

@@ -9,7 +9,10 @@ lrcore's partitions are exact:
   along the path, for comparison;
 - :func:`tube_density_map`: region-boundary length per unit area around a plane curve,
   on bins of (arc length, signed normal offset), from the exact partition of
-  :func:`lrcore.slice_2d`.
+  :func:`lrcore.slice_2d`;
+- :func:`hanin_rolnick_density`: the expected density of breakpoints along a path at
+  initialisation (Hanin & Rolnick 2019), estimated on one initialised network by
+  integrating out each neuron's own bias, against the exact count.
 """
 
 from __future__ import annotations
@@ -33,8 +36,11 @@ from lrcore import (
 from lrcore._validation import as_float_array, check_positive
 
 __all__ = [
+    "BIAS_DISTRIBUTIONS",
+    "HaninRolnick",
     "SlopeJumps",
     "TubeMap",
+    "hanin_rolnick_density",
     "interpolant_slope_jumps",
     "slope_jumps",
     "tube_density_map",
@@ -559,4 +565,171 @@ def tube_density_map(
     shape = (int(s_bins), int(r_bins))
     return TubeMap(
         s_edges, r_edges, corners, lengths.reshape(shape), areas.reshape(shape), partition
+    )
+
+
+# -- Hanin-Rolnick expectation at initialisation -------------------------------------------
+#: Bias distributions :func:`hanin_rolnick_density` knows the density of.
+BIAS_DISTRIBUTIONS = ("uniform", "normal")
+
+
+@dataclass(frozen=True)
+class HaninRolnick:
+    """Expected and measured density of breakpoints along a path.
+
+    Attributes
+    ----------
+    positions
+        ``(n,)`` arc lengths of the sample points (midpoints of ``n`` equal steps).
+    local
+        ``(n,)`` expected breakpoints per unit length at each sample point, summed over
+        neurons: ``sum_j |∇z_j·t| ρ_j(-(z_j - b_j))``.
+    per_layer
+        ``(L,)`` expected breakpoints per unit length from each hidden layer's neurons.
+    expected
+        Expected breakpoints per unit length over the path (the mean of ``local``).
+    measured
+        Exact breakpoints per unit length of the network (:func:`lrcore.count_1d`).
+    length
+        Length of the path.
+    """
+
+    positions: FloatArray
+    local: FloatArray
+    per_layer: FloatArray
+    expected: float
+    measured: float
+    length: float
+
+    @property
+    def ratio(self) -> float:
+        """``measured / expected`` (NaN when nothing is expected)."""
+        return self.measured / self.expected if self.expected > 0 else float("nan")
+
+
+def _path_samples(
+    points: FloatArray, closed: bool, samples: int
+) -> tuple[FloatArray, FloatArray, FloatArray, float]:
+    """Midpoints of ``samples`` equal arc-length steps: positions, points, unit tangents
+    and the path's length."""
+    pts = np.vstack([points, points[:1]]) if closed else points
+    steps = np.linalg.norm(np.diff(pts, axis=0), axis=1)
+    arc = np.concatenate([[0.0], np.cumsum(steps)])
+    length = float(arc[-1])
+    if not length > 0:
+        raise ValueError("path: the path has length 0")
+    s = (np.arange(samples) + 0.5) * length / samples
+    seg = np.clip(np.searchsorted(arc, s, "right") - 1, 0, steps.size - 1)
+    # Zero-length segments hold no sample (s falls past them).
+    frac = (s - arc[seg]) / steps[seg]
+    x = pts[seg] + frac[:, None] * (pts[seg + 1] - pts[seg])
+    tangents = _segment_tangents(points, closed)[seg]
+    return s, x, tangents, length
+
+
+def hanin_rolnick_density(
+    net: Network,
+    path: ArrayLike,
+    closed: bool = False,
+    *,
+    samples: int = 2000,
+    bias_distribution: str = "uniform",
+    bias_scale: float | list[float] | None = None,
+    rtol: float = DEFAULT_RTOL,
+    num_threads: int | None = None,
+) -> HaninRolnick:
+    """Hanin-Rolnick expected density of breakpoints along a path, against the exact one.
+
+    Neuron ``j``'s zeros along the path are breakpoints, so (Kac-Rice; Hanin & Rolnick
+    2019) the expected number per unit length at ``x(s)`` is
+    ``sum_j E[|∇z_j(x)·t| δ(z_j(x))]``. Its bias ``b_j`` is independent of everything
+    else at initialisation and neither ``∇z_j`` nor ``z_j - b_j`` depends on it, so
+    ``E[|∇z_j·t| δ(z_j)] = E[|∇z_j·t| ρ_j(-(z_j - b_j))]`` with ``ρ_j`` the density of
+    the bias. Evaluating the bracket on this network (forward-mode derivatives, float64)
+    at ``samples`` points along the path gives an estimate unbiased over the
+    initialisation, with no kernel bandwidth; it is compared with the network's exact
+    density from :func:`lrcore.count_1d`.
+
+    Parameters
+    ----------
+    net
+        An initialised network (biases drawn independently of the weights).
+    path
+        ``(n, d)`` polyline.
+    closed
+        Whether the last point joins the first.
+    samples
+        Sample points (midpoints of equal arc-length steps; the estimate is the mean).
+    bias_distribution
+        ``"uniform"`` on ``[-scale, scale]`` (PyTorch's ``nn.Linear``, ``Network.random``
+        and the study's ``build_mlp``) or ``"normal"`` with standard deviation ``scale``.
+    bias_scale
+        One value for all hidden layers or one per hidden layer. Default for
+        ``"uniform"``: ``1/sqrt(fan_in)`` of each layer (PyTorch's bound); ``"normal"``
+        needs it.
+    rtol, num_threads
+        Passed to :func:`lrcore.count_1d`.
+
+    Returns
+    -------
+    HaninRolnick
+        The local and mean expected densities, per layer, the measured density and
+        their ratio.
+
+    Examples
+    --------
+    >>> import numpy as np, lrcore
+    >>> net = lrcore.Network.random([2, 32, 32, 1], seed=0)
+    >>> hr = hanin_rolnick_density(net, np.array([[-1.0, -1.0], [1.0, 1.0]]))
+    >>> bool(hr.expected > 0 and np.isclose(hr.per_layer.sum(), hr.expected))
+    True
+    """
+    if not isinstance(net, Network):
+        msg = f"net: expected an lrcore.Network, got {type(net).__name__}"
+        raise TypeError(msg)
+    if bias_distribution not in BIAS_DISTRIBUTIONS:
+        msg = f"bias_distribution: expected one of {BIAS_DISTRIBUTIONS}, got {bias_distribution!r}"
+        raise ValueError(msg)
+    if int(samples) != samples or samples < 1:
+        raise ValueError(f"samples: expected a positive integer, got {samples!r}")
+    weights, biases = net.weights, net.biases
+    layers = net.num_hidden_layers
+    if bias_scale is None:
+        if bias_distribution != "uniform":
+            raise ValueError("bias_scale: the normal distribution needs its standard deviation")
+        scales = [1.0 / np.sqrt(w.shape[1]) for w in weights[:-1]]
+    elif isinstance(bias_scale, (int, float)):
+        scales = [float(bias_scale)] * layers
+    else:
+        scales = [float(v) for v in bias_scale]
+        if len(scales) != layers:
+            msg = f"bias_scale: expected one per hidden layer ({layers}), got {len(scales)}"
+            raise ValueError(msg)
+    for value in scales:
+        check_positive(value, "bias_scale")
+    result = count_1d(net, path, bool(closed), rtol=rtol, num_threads=num_threads)
+    s, h, v, length = _path_samples(result.points, result.closed, int(samples))
+    local_per_layer = np.zeros((layers, s.size))
+    for layer, (slope, sizes) in enumerate(zip(net.negative_slopes, net.hidden_sizes)):
+        pre = _apply(weights[layer], h)  # z - b
+        dz = _apply(weights[layer], v)
+        scale = scales[layer]
+        values = pre[:, :sizes]
+        if bias_distribution == "uniform":
+            density = np.where(np.abs(values) <= scale, 0.5 / scale, 0.0)
+        else:
+            density = np.exp(-0.5 * (values / scale) ** 2) / (scale * np.sqrt(2 * np.pi))
+        local_per_layer[layer] = np.sum(np.abs(dz[:, :sizes]) * density, axis=1)
+        z = pre + biases[layer]
+        gain = np.ones_like(z)
+        gain[:, :sizes] = np.where(z[:, :sizes] > 0, 1.0, slope)
+        h, v = z * gain, dz * gain
+    local = local_per_layer.sum(axis=0)
+    return HaninRolnick(
+        positions=s,
+        local=local,
+        per_layer=local_per_layer.mean(axis=1),
+        expected=float(local.mean()),
+        measured=result.num_breakpoints / result.length,
+        length=length,
     )
