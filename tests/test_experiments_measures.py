@@ -9,6 +9,7 @@ import pytest
 
 import lrcore
 from lrcore.experiments.measures import (
+    checkpoint_table,
     hanin_rolnick_density,
     interpolant_slope_jumps,
     slope_jumps,
@@ -327,3 +328,46 @@ def test_hanin_rolnick_errors():
         hanin_rolnick_density(net, segment, bias_scale=[0.1, 0.2])
     with pytest.raises(ValueError, match="samples"):
         hanin_rolnick_density(net, segment, samples=0)
+
+
+# -- checkpoints --------------------------------------------------------------------------
+def test_checkpoint_table_matches_direct_measures():
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("pandas")
+    from lrcore.experiments.manifolds import Circle
+    from lrcore.experiments.training import build_mlp
+
+    models = {step: build_mlp(2, 12, 2, seed=step) for step in (0, 5, 9)}
+    circle = Circle(1.2).trajectories(90)[0]
+    segment = np.array([[-2.0, -1.0], [1.0, 2.0], [2.0, -1.0]])
+    as_nets = {step: lrcore.Network.from_torch(m) for step, m in models.items()}
+    table = checkpoint_table(as_nets, [circle, segment], windows=5)
+    assert list(table.columns) == [
+        "step", "path", "window", "center", "length", "density", "jump_density", "breakpoints"
+    ]  # fmt: skip
+    assert len(table) == 3 * 2 * 5
+    assert sorted(set(table.path)) == ["1", "on:curve"]
+    for step, net in as_nets.items():
+        for name, points, closed in (("on:curve", circle.points, True), ("1", segment, False)):
+            rows = table[(table.step == step) & (table.path == name)]
+            result = lrcore.count_1d(net, points, closed)
+            window = result.length / 5
+            np.testing.assert_allclose(rows.density, result.density(window))
+            assert set(rows.breakpoints) == {result.num_breakpoints}
+            sj = slope_jumps(net, points, closed)
+            assert rows.jump_density.sum() * window == pytest.approx(sj.total)
+    # Torch modules and state dicts (loaded into a model of the same shape) give the same.
+    from_modules = checkpoint_table(list(models.items()), [circle, segment], windows=5)
+    states = {step: m.state_dict() for step, m in models.items()}
+    template = build_mlp(2, 12, 2, seed=99)
+    from_states = checkpoint_table(states, [circle, segment], windows=5, model=template)
+    for other in (from_modules, from_states):
+        np.testing.assert_array_equal(other.density, table.density)
+        np.testing.assert_array_equal(other.jump_density, table.jump_density)
+    assert torch.equal(template[0].weight, build_mlp(2, 12, 2, seed=99)[0].weight)
+    with pytest.raises(ValueError, match="model"):
+        checkpoint_table(states, [segment])
+    with pytest.raises(TypeError, match="networks"):
+        checkpoint_table({0: "net"}, [segment])
+    named = checkpoint_table(as_nets, [segment], closed=True, names=["loop"], windows=2)
+    assert set(named.path) == {"loop"}

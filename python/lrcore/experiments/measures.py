@@ -12,13 +12,17 @@ lrcore's partitions are exact:
   :func:`lrcore.slice_2d`;
 - :func:`hanin_rolnick_density`: the expected density of breakpoints along a path at
   initialisation (Hanin & Rolnick 2019), estimated on one initialised network by
-  integrating out each neuron's own bias, against the exact count.
+  integrating out each neuron's own bias, against the exact count;
+- :func:`checkpoint_table`: breakpoint density and slope-jump density in windows along
+  paths at every checkpoint of a training run, as a tidy table.
 """
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -33,13 +37,18 @@ from lrcore import (
     count_1d,
     slice_2d,
 )
+from lrcore._optional import optional_import
 from lrcore._validation import as_float_array, check_positive
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = [
     "BIAS_DISTRIBUTIONS",
     "HaninRolnick",
     "SlopeJumps",
     "TubeMap",
+    "checkpoint_table",
     "hanin_rolnick_density",
     "interpolant_slope_jumps",
     "slope_jumps",
@@ -733,3 +742,137 @@ def hanin_rolnick_density(
         measured=result.num_breakpoints / result.length,
         length=length,
     )
+
+
+# -- checkpoints ----------------------------------------------------------------------------
+def _as_network(value: Any, model: Any, step: int) -> Network:
+    """A Network from a Network, a torch module or a state dict loaded into ``model``."""
+    if isinstance(value, Network):
+        return value
+    if isinstance(value, Mapping):
+        if model is None:
+            msg = f"model: checkpoint {step} is a state dict; pass the model to load it into"
+            raise ValueError(msg)
+        target = copy.deepcopy(model)
+        target.load_state_dict(value)
+        return Network.from_torch(target)
+    if hasattr(value, "state_dict"):
+        return Network.from_torch(value)
+    msg = (
+        f"networks: checkpoint {step} is a {type(value).__name__}; expected an "
+        "lrcore.Network, a torch module or a state dict"
+    )
+    raise TypeError(msg)
+
+
+def checkpoint_table(
+    networks: Mapping[int, Any] | Sequence[tuple[int, Any]],
+    paths: Sequence[Any],
+    closed: bool | Sequence[bool] | None = None,
+    *,
+    windows: int = 16,
+    names: Sequence[str] | None = None,
+    model: Any = None,
+    rtol: float = DEFAULT_RTOL,
+    num_threads: int | None = None,
+) -> pd.DataFrame:
+    """Breakpoint and slope-jump densities in windows along paths at every checkpoint.
+
+    For each checkpoint, one :func:`lrcore.count_1d` call on all paths (with patterns),
+    then :func:`slope_jumps` on each result. Every path is cut into ``windows`` equal
+    windows (those of :meth:`lrcore.PathResult.density` with ``window = length /
+    windows``).
+
+    Parameters
+    ----------
+    networks
+        Training step -> network, or ``(step, network)`` pairs. A network is an
+        :class:`lrcore.Network`, a torch module (converted with
+        :meth:`lrcore.Network.from_torch`) or a state dict (loaded into a copy of
+        ``model`` first).
+    paths
+        ``(n, d)`` polylines, or objects with ``points`` and ``closed`` attributes (the
+        study's :class:`~lrcore.experiments.manifolds.Trajectory`).
+    closed
+        One flag for all paths or one per path; None takes each path's ``closed``
+        attribute (False for plain arrays).
+    windows
+        Windows per path.
+    names
+        One name per path (default: ``"{kind}:{name}"`` of a trajectory, else its index).
+    model
+        A torch module of the checkpoints' architecture, for state dicts.
+    rtol, num_threads
+        Passed to :func:`lrcore.count_1d`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per (step, path, window): ``step, path, window, center, length,
+        density`` (breakpoints per unit length), ``jump_density`` (sum of the slope
+        jumps ``|Δ ∂f/∂s|`` per unit length), ``breakpoints`` (of the whole path).
+
+    Examples
+    --------
+    >>> import numpy as np, lrcore
+    >>> nets = {0: lrcore.Network.random([2, 8, 1], seed=0),
+    ...         10: lrcore.Network.random([2, 8, 1], seed=1)}
+    >>> table = checkpoint_table(nets, [np.array([[-1.0, 0.0], [1.0, 0.0]])], windows=4)
+    >>> table.shape[0], sorted(set(table.step))
+    (8, [0, 10])
+    """
+    pd_module = optional_import("pandas", "experiments")
+    items = list(networks.items()) if isinstance(networks, Mapping) else list(networks)
+    if not items:
+        raise ValueError("networks: expected at least one checkpoint")
+    if int(windows) != windows or windows < 1:
+        raise ValueError(f"windows: expected a positive integer, got {windows!r}")
+    arrays = [np.asarray(getattr(p, "points", p), dtype=np.float64) for p in paths]
+    if not arrays:
+        raise ValueError("paths: expected at least one path")
+    if closed is None:
+        flags = [bool(getattr(p, "closed", False)) for p in paths]
+    elif isinstance(closed, (bool, np.bool_)):
+        flags = [bool(closed)] * len(arrays)
+    else:
+        flags = [bool(c) for c in closed]
+        if len(flags) != len(arrays):
+            msg = f"closed: expected one flag per path ({len(arrays)}), got {len(flags)}"
+            raise ValueError(msg)
+    if names is None:
+        labels = [
+            f"{p.kind}:{p.name}" if hasattr(p, "kind") and hasattr(p, "name") else str(i)
+            for i, p in enumerate(paths)
+        ]
+    else:
+        labels = [str(n) for n in names]
+        if len(labels) != len(arrays):
+            msg = f"names: expected one name per path ({len(arrays)}), got {len(labels)}"
+            raise ValueError(msg)
+    frames = []
+    for step, value in items:
+        net = _as_network(value, model, int(step))
+        batch = count_1d(
+            net, arrays, flags, rtol=rtol, return_patterns=True, num_threads=num_threads
+        )
+        for label, points, flag, result in zip(labels, arrays, flags, batch):
+            window = result.length / int(windows)
+            at = result.window_centers(window)
+            jumps = slope_jumps(net, points, flag, result=result)
+            _, jump_density = jumps.density(window, at=at)
+            frames.append(
+                pd_module.DataFrame(
+                    {
+                        "step": int(step),
+                        "path": label,
+                        "window": np.arange(at.size),
+                        "center": at,
+                        "length": result.length,
+                        "density": result.density(window, at=at),
+                        "jump_density": jump_density,
+                        "breakpoints": result.num_breakpoints,
+                    }
+                )
+            )
+    table: pd.DataFrame = pd_module.concat(frames, ignore_index=True)
+    return table
