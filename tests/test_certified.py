@@ -154,3 +154,59 @@ def test_random_networks_match_exact_arithmetic(seed, length):
     rng = np.random.default_rng(seed)
     x0 = rng.normal(size=2)
     check_exact(net, np.array([x0, x0 + length * rng.normal(size=2)]))
+
+
+def deep_cancelling_net(
+    depth: int, gaps: list[float], seed: int
+) -> tuple[lrcore.Network, np.ndarray]:
+    """A deep narrow network whose last layer's neurons cancel a large carried value.
+
+    Every hidden layer carries a constant unit ``B = 1e6`` (as BatchNorm shifts or large
+    activations do in real networks) beside two positive units mixed by random positive
+    weights; the last hidden layer's neurons ``w_m . h + B - 1e6 - c_m`` cross along the
+    path at positions ``gaps`` apart. Their scale ``||W_m|| ||h||`` is about 1e6, so the
+    old zero tolerance (1e-10 of it) merges crossings closer than about 1e-4; float64's
+    actual rounding error is about 1e-10.
+    """
+    rng = np.random.default_rng(seed)
+    big = 1e6
+    ws = [np.array([[1.0, 0.2], [0.3, 1.0], [0.0, 0.0]])]
+    bs = [np.array([2.0, 2.0, big])]
+    for _ in range(depth - 2):
+        mix = rng.uniform(0.5, 1.5, size=(2, 2))
+        w = np.zeros((3, 3))
+        w[:2, :2] = mix / mix.sum(axis=1, keepdims=True)
+        w[2, 2] = 1.0
+        ws.append(w)
+        bs.append(np.append(rng.uniform(0.0, 0.1, size=2), 0.0))
+    # The values of the two carried units along the path x(t) = (t, -t), t in [-1, 1]:
+    # affine in t (every unit stays positive); the last layer's neurons cross at
+    # t_m = 0.25 + sum(gaps[:m]).
+    ex = lrcore.Network(ws + [np.eye(3)], bs + [np.zeros(3)])
+    at0 = ex.forward(np.array([[0.0, 0.0]]))[0, :2]
+    at1 = ex.forward(np.array([[1.0, -1.0]]))[0, :2]
+    positions = 0.25 + np.concatenate([[0.0], np.cumsum(gaps)])
+    rows, biases = [], []
+    for m, t in enumerate(positions):
+        w = rng.uniform(0.5, 1.5, size=2) * (1 if m % 2 else -1)
+        value = w @ (at0 + t * (at1 - at0))
+        rows.append(np.append(w, 1.0))
+        biases.append(-big - value)
+    ws.append(np.array(rows))
+    bs.append(np.array(biases))
+    ws.append(np.ones((1, len(rows))))
+    bs.append(np.zeros(1))
+    return lrcore.Network(ws, bs), np.array([[-1.0, 1.0], [1.0, -1.0]])
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_deep_narrow_net_where_the_old_tolerance_merges(seed):
+    gaps = [1e-6, 3e-7, 2e-5, 1e-8]
+    net, path = deep_cancelling_net(24, gaps, seed)
+    assert net.num_hidden_layers == 24
+    exact = exact_breakpoints(net, path)
+    assert len(exact) == len(gaps) + 1  # the oracle sees every crossing apart
+    r = check_exact(net, path)
+    assert r.num_breakpoints == len(exact)
+    old = lrcore.count_1d(net, path, rtol=lrcore.DEFAULT_RTOL)
+    assert old.num_breakpoints < len(exact)  # merged by the old rule
