@@ -182,7 +182,7 @@ def deep_cancelling_net(
     # The values of the two carried units along the path x(t) = (t, -t), t in [-1, 1]:
     # affine in t (every unit stays positive); the last layer's neurons cross at
     # t_m = 0.25 + sum(gaps[:m]).
-    ex = lrcore.Network(ws + [np.eye(3)], bs + [np.zeros(3)])
+    ex = lrcore.Network([*ws, np.eye(3)], [*bs, np.zeros(3)])
     at0 = ex.forward(np.array([[0.0, 0.0]]))[0, :2]
     at1 = ex.forward(np.array([[1.0, -1.0]]))[0, :2]
     positions = 0.25 + np.concatenate([[0.0], np.cumsum(gaps)])
