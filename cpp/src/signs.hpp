@@ -50,20 +50,20 @@ inline double norm_between(double na, double nb, double dot, double tau, Index w
 // same operations as its SSE2 loop); returns how many values it did.
 __attribute__((target("avx2"))) inline Index snap_and_sign_avx2(double* z, Index n,
                                                                 const double* norms,
-                                                                const double* bias, double a,
-                                                                double b, Word& pos, Word& neg,
-                                                                Word& snapped) {
+                                                                const double* bias, double rtol,
+                                                                double scale, Word& pos,
+                                                                Word& neg) {
     const __m256d sign_bit = _mm256_set1_pd(-0.0);
     const __m256d zero = _mm256_setzero_pd();
-    const __m256d va = _mm256_set1_pd(a);
-    const __m256d vb = _mm256_set1_pd(b);
+    const __m256d r = _mm256_set1_pd(rtol);
+    const __m256d sc = _mm256_set1_pd(scale);
     Index k = 0;
     for (; k + 4 <= n; k += 4) {
         __m256d x = _mm256_loadu_pd(z + k);
-        const __m256d tol = _mm256_add_pd(_mm256_mul_pd(_mm256_loadu_pd(norms + k), va),
-                                          _mm256_mul_pd(_mm256_loadu_pd(bias + k), vb));
+        const __m256d tol =
+            _mm256_mul_pd(r, _mm256_add_pd(_mm256_mul_pd(_mm256_loadu_pd(norms + k), sc),
+                                           _mm256_loadu_pd(bias + k)));
         const __m256d small = _mm256_cmp_pd(_mm256_andnot_pd(sign_bit, x), tol, _CMP_LE_OQ);
-        snapped |= static_cast<Word>(_mm256_movemask_pd(small)) << k;
         x = _mm256_andnot_pd(small, x);
         _mm256_storeu_pd(z + k, x);
         pos |= static_cast<Word>(_mm256_movemask_pd(_mm256_cmp_pd(x, zero, _CMP_GT_OQ))) << k;
@@ -73,14 +73,11 @@ __attribute__((target("avx2"))) inline Index snap_and_sign_avx2(double* z, Index
 }
 #endif
 
-// Sets the values of one row of `neurons` values with |z_j| <= row_norms[j] * a +
-// abs_bias[j] * b to zero (the zero tolerance: a = rtol * s, b = rtol; the certified
-// filter: its VertexBound), and gives their signs as bit masks: bit j of positive
-// (negative) is set where the snapped value is > 0 (< 0). The masks hold
-// words_for(neurons) words, written whole. Returns how many values were within the bound.
-inline Index snap_and_sign(double* row, Index neurons, double a, double b, const AffineMap& map,
-                           Word* positive, Word* negative) {
-    Index within = 0;
+// snap_zeros for one row of `neurons` values with input norm `scale`, and their signs as
+// bit masks: bit j of positive (negative) is set where the snapped value is > 0 (< 0).
+// The masks hold words_for(neurons) words, written whole.
+inline void snap_and_sign(double* row, Index neurons, double scale, const AffineMap& map,
+                          double rtol, Word* positive, Word* negative) {
     const double* row_norms = map.row_norms().data();
     const double* abs_bias = map.abs_bias().data();
     for (Index j0 = 0; j0 < neurons; j0 += kWordBits) {
@@ -88,23 +85,22 @@ inline Index snap_and_sign(double* row, Index neurons, double a, double b, const
         double* z = row + j0;
         const double* norms = row_norms + j0;
         const double* bias = abs_bias + j0;
-        Word pos = 0, neg = 0, snapped = 0;
+        Word pos = 0, neg = 0;
         Index k = 0;
 #if defined(LRCORE_AVX2_DISPATCH)
-        if (cpu_has_avx2()) k = snap_and_sign_avx2(z, n, norms, bias, a, b, pos, neg, snapped);
+        if (cpu_has_avx2()) k = snap_and_sign_avx2(z, n, norms, bias, rtol, scale, pos, neg);
 #endif
 #if defined(__SSE2__)
         // Two values at a time: the comparisons' sign bits give two mask bits at once.
         const __m128d sign_bit = _mm_set1_pd(-0.0);
         const __m128d zero = _mm_setzero_pd();
-        const __m128d va = _mm_set1_pd(a);
-        const __m128d vb = _mm_set1_pd(b);
+        const __m128d r = _mm_set1_pd(rtol);
+        const __m128d sc = _mm_set1_pd(scale);
         for (; k + 2 <= n; k += 2) {
             __m128d x = _mm_loadu_pd(z + k);
-            const __m128d tol = _mm_add_pd(_mm_mul_pd(_mm_loadu_pd(norms + k), va),
-                                           _mm_mul_pd(_mm_loadu_pd(bias + k), vb));
+            const __m128d tol = _mm_mul_pd(
+                r, _mm_add_pd(_mm_mul_pd(_mm_loadu_pd(norms + k), sc), _mm_loadu_pd(bias + k)));
             const __m128d small = _mm_cmple_pd(_mm_andnot_pd(sign_bit, x), tol);
-            snapped |= static_cast<Word>(_mm_movemask_pd(small)) << k;
             x = _mm_andnot_pd(small, x);
             _mm_storeu_pd(z + k, x);
             pos |= static_cast<Word>(_mm_movemask_pd(_mm_cmpgt_pd(x, zero))) << k;
@@ -112,18 +108,13 @@ inline Index snap_and_sign(double* row, Index neurons, double a, double b, const
         }
 #endif
         for (; k < n; ++k) {
-            if (std::abs(z[k]) <= norms[k] * a + bias[k] * b) {
-                z[k] = 0.0;
-                snapped |= Word{1} << k;
-            }
+            if (std::abs(z[k]) <= rtol * (norms[k] * scale + bias[k])) z[k] = 0.0;
             pos |= static_cast<Word>(z[k] > 0.0) << k;
             neg |= static_cast<Word>(z[k] < 0.0) << k;
         }
         positive[j0 / kWordBits] = pos;
         negative[j0 / kWordBits] = neg;
-        within += static_cast<Index>(__builtin_popcountll(snapped));
     }
-    return within;
 }
 
 // The sign of a (snapped) value: 1, 0 or -1.

@@ -46,7 +46,7 @@ void check_arguments(const std::vector<SliceSpec>& slices, const Slice2DOptions&
                     "slice_2d: cut lines must be increasing and inside the domain's range of s");
         }
     }
-    if (!options.certified && (!(options.rtol >= 0.0) || !std::isfinite(options.rtol)))
+    if (!(options.rtol >= 0.0) || !std::isfinite(options.rtol))
         throw std::invalid_argument("slice_2d: rtol must be a finite number >= 0");
     if (options.max_regions < 1) throw std::invalid_argument("slice_2d: max_regions must be >= 1");
 }

@@ -118,7 +118,6 @@ void index_edges(const Network& net, const RawPartition& raw, Index num_vertices
 Slice2DResult assemble_slice(const Network& net, RawPartition&& raw, Index words, Index bytes) {
     Slice2DResult result;
     result.merged_crossings = raw.merged_crossings;
-    result.undecided_signs = raw.undecided_signs;
     result.vertices = std::move(raw.st);
     result.outputs = std::move(raw.outputs);
     pack_patterns(raw, words, bytes, result);

@@ -301,7 +301,6 @@ RawPartition FaceBuilder::collect(bool release) {
         vertices_.release();
     }
     raw.merged_crossings = vertices_.merged_crossings();
-    raw.undecided_signs = vertices_.undecided_signs();
     return raw;
 }
 

@@ -36,7 +36,7 @@ public:
         : net_(net),
           options_(options),
           words_(words_for(net.num_neurons())),
-          vertices_(net, options.rtol, options.certified) {}
+          vertices_(net, options.rtol) {}
 
     // The partition of `tile` of the slice `spec`; finished_faces and finished_bytes count
     // the slice's finished tiles (for max_regions and max_memory). With `release`, the

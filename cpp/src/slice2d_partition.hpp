@@ -41,7 +41,6 @@ struct RawPartition {
     std::vector<Word> bits;              // F × words
     std::vector<std::uint8_t> patterns;  // or F × pattern bytes, packed (bits then empty)
     Index merged_crossings = 0;          // crossings placed at a vertex (plane rounding)
-    Index undecided_signs = 0;           // certified: values the filter left undecided
     CutLine low, high;                   // a tile's cut lines (read by the worker)
     Index num_vertices() const { return static_cast<Index>(st.size() / 2); }
     Index num_faces() const { return static_cast<Index>(face_start.size()) - 1; }

@@ -132,10 +132,7 @@ public:
 
     bool run(RawPartition& whole) {
         if (g_fail_stitch.load(std::memory_order_relaxed)) return false;
-        for (const RawPartition& tile : tiles_) {
-            whole.merged_crossings += tile.merged_crossings;
-            whole.undecided_signs += tile.undecided_signs;
-        }
+        for (const RawPartition& tile : tiles_) whole.merged_crossings += tile.merged_crossings;
         start();
         for (std::size_t k = 1; k < tiles_.size(); ++k) {
             if (!match_vertices(k)) return false;

@@ -71,14 +71,12 @@ void TileVertices::start(const SliceSpec& spec, const std::vector<double>& polyg
     for (const double c : spec.domain) reach = std::max(reach, std::abs(c));
     plane_tol_ = kPlaneUlps * std::numeric_limits<double>::epsilon() * reach;
     merged_crossings_ = 0;
-    undecided_signs_ = 0;
     layer_ = 0;
     const Index out = net_.layer(0).out_dim();
     rows_.reset(out);
     const Index m = static_cast<Index>(polygon.size() / 2);
     st_ = polygon;
     scale_.resize(sz(m));
-    err_.assign(sz(m), 0.0);
     for (Index v = 0; v < m; ++v) {
         const double s = st_[sz(2 * v)];
         const double t = st_[sz(2 * v + 1)];
@@ -102,51 +100,9 @@ void TileVertices::start_layer(Index layer, std::size_t expected_crossings) {
     negative_.resize(sz(size() * mask_words_));
     // Values within the zero tolerance become zero first (the vertex lies on that
     // neuron's line: a domain corner on it, lines through one point).
-    if (!certified_) {
-        for (Index v = 0; v < size(); ++v)
-            snap_and_sign(rows_.row(v), neurons, rtol_ * scale_[sz(v)], rtol_, net_.layer(layer),
-                          positive_.data() + v * mask_words_, negative_.data() + v * mask_words_);
-        return;
-    }
-    // Certified: the fast filter's bound at every vertex; a value within it is taken as
-    // zero (2D has no slow path yet) and counted.
-    const FilterLayer& f = filter_[sz(layer)];
-    bound_a_.resize(sz(size()));
-    bound_b_.resize(sz(size()));
-    for (Index v = 0; v < size(); ++v) {
-        VertexBound bound;
-        if (layer == 0) {
-            bound = first_layer_bound(st_[sz(2 * v)], st_[sz(2 * v + 1)]);
-        } else {
-            bound = VertexBound::at(f, scale_[sz(v)],
-                                    filter_[sz(layer - 1)].slope * err_[sz(v)] * kSafety);
-        }
-        const Index within =
-            snap_and_sign(rows_.row(v), neurons, bound.a, bound.b, net_.layer(layer),
-                          positive_.data() + v * mask_words_, negative_.data() + v * mask_words_);
-        if (within > 0) {
-            // A value set to zero is within 2 eps of the exact one.
-            undecided_signs_ += within;
-            bound.a *= 2.0;
-            bound.b *= 2.0;
-        }
-        bound_a_[sz(v)] = bound.a;
-        bound_b_[sz(v)] = bound.b;
-        err_[sz(v)] = bound.vector_error(f);
-    }
-}
-
-// Layer 0 at plane point (s, t), c + s cu + t cv: c = fl(W o + b) errs by at most
-// gamma (||W_j|| ||o|| + |b_j|), cu = fl(fl(W u + b) - b) by (gamma + 2u) (||W_j|| ||u|| +
-// 2 |b_j|) (cv alike), and the sum's rounding by 3u (1 + gamma) times the same terms:
-// altogether at most (gamma + 8u) (||W_j|| reach + |b_j| (1 + 2|s| + 2|t|)), reach =
-// ||o|| + |s| ||u|| + |t| ||v||.
-VertexBound TileVertices::first_layer_bound(double s, double t) const {
-    const double g = (filter_[0].gamma + 8.0 * kUnitRoundoff) * kSafety;
-    const double reach =
-        std::sqrt(gram_[0]) + std::abs(s) * std::sqrt(gram_[3]) + std::abs(t) * std::sqrt(gram_[5]);
-    return {g * reach * kSafety * kSafety,
-            g * (1.0 + 2.0 * std::abs(s) + 2.0 * std::abs(t)) * kSafety * kSafety};
+    for (Index v = 0; v < size(); ++v)
+        snap_and_sign(rows_.row(v), neurons, scale_[sz(v)], net_.layer(layer), rtol_,
+                      positive_.data() + v * mask_words_, negative_.data() + v * mask_words_);
 }
 
 Index TileVertices::crossing(Index key_a, Index key_b, Index p, Index q, Index neuron) {
@@ -174,11 +130,6 @@ Index TileVertices::crossing(Index key_a, Index key_b, Index p, Index q, Index n
     const double scale = layer_ == 0 ? plane_norm(st_[st_.size() - 2], st_.back())
                                      : scale_[sz(a)] + tau * (scale_[sz(b)] - scale_[sz(a)]);
     scale_.push_back(scale);
-    if (certified_) {
-        certified_row(a, b, tau, neuron, zv);
-        splits_.insert(key, v);
-        return v;
-    }
     // One pass over the row. A neuron's interpolated value is zero
     // - within the zero tolerance (the vertex lies on its line too: lines through one
     //   point, which then cut through the vertex instead of leaving slivers beside it);
@@ -198,65 +149,6 @@ Index TileVertices::crossing(Index key_a, Index key_b, Index p, Index q, Index n
     merged_crossings_ += merged_crossings;
     splits_.insert(key, v);
     return v;
-}
-
-// The certified counterpart of interpolate_row: the new vertex's values, with its own
-// VertexBound. eps_j at the new vertex is at most (1 - tau + dtau) eps_j(a) + (tau + dtau)
-// eps_j(b) + (dtau + 3u) (|z_j(a)| + |z_j(b)|) (the ends' bounds, the crossing fraction's,
-// the rounding), and |z_j| <= ||W_j|| s + |b_j| at either end (Cauchy-Schwarz, s the
-// norm of the layer's input): a bound of the same form, whose coefficients grow additively
-// along chains of crossings. A value within its bound is taken as zero (counted in
-// undecided_signs), and so is one whose zero on the edge is within plane resolution of
-// the vertex (counted in merged_crossings).
-void TileVertices::certified_row(Index a, Index b, double tau, Index neuron, double* zv) {
-    const Index w = rows_.width();
-    const Index neurons = net_.hidden_size(layer_);
-    const double* za = rows_.row(a);
-    const double* zb = rows_.row(b);
-    const double* norms = net_.layer(layer_).row_norms().data();
-    const double* bias = net_.layer(layer_).abs_bias().data();
-    const VertexBound at_a{bound_a_[sz(a)], bound_b_[sz(a)]};
-    const VertexBound at_b{bound_a_[sz(b)], bound_b_[sz(b)]};
-    double lo = 0.0, hi = 1.0;
-    crossing_interval(za[neuron], zb[neuron], at_a.eps(norms[neuron], bias[neuron]),
-                      at_b.eps(norms[neuron], bias[neuron]), lo, hi);
-    const double dtau = std::max(hi - tau, tau - lo);
-    constexpr double u = kUnitRoundoff;
-    const double grow = (dtau + 3.0 * u) * (1.0 + filter_[sz(layer_)].gamma);
-    VertexBound bound{
-        kSafety * kSafety *
-            ((1.0 - tau + dtau) * at_a.a + (tau + dtau) * at_b.a +
-             grow * (scale_[sz(a)] + scale_[sz(b)]) * kSafety),
-        kSafety * kSafety * ((1.0 - tau + dtau) * at_a.b + (tau + dtau) * at_b.b + 2.0 * grow)};
-    const double near = plane_tol_ / distance(a, b);
-    double moved = 0.0;
-    bool undecided = false;
-    for (Index j = 0; j < w; ++j) {
-        const double d = zb[j] - za[j];
-        double value = za[j] + tau * d;
-        // Zero at both ends: the edge lies on the neuron's line (exactly zero).
-        if (j < neurons && j != neuron && (za[j] != 0.0 || zb[j] != 0.0)) {
-            const double size = std::abs(value);
-            const bool unsure = !bound.decides(value, norms[j], bias[j]);
-            if (unsure || size <= near * std::abs(d)) {
-                (unsure ? undecided_signs_ : merged_crossings_) += 1;
-                undecided = undecided || unsure;
-                moved += value * value;
-                value = 0.0;
-            }
-        }
-        zv[j] = value;
-    }
-    zv[neuron] = 0.0;  // zero at the exact crossing by construction
-    if (undecided) {
-        // A value set to zero is within 2 eps of the exact one.
-        bound.a *= 2.0;
-        bound.b *= 2.0;
-    }
-    bound_a_.push_back(bound.a);
-    bound_b_.push_back(bound.b);
-    const double up = kSafety * (1.0 + gamma_of(static_cast<double>(w) + 3.0));
-    err_.push_back(bound.vector_error(filter_[sz(layer_)]) + std::sqrt(moved) * up);
 }
 
 void TileVertices::outputs(std::vector<double>& out) {
@@ -288,11 +180,6 @@ void TileVertices::take_coordinates(std::vector<double>& to, bool release) {
     take_exact(st_, to, release);
 }
 
-void TileVertices::release() {
-    std::vector<double>().swap(scale_);
-    std::vector<double>().swap(err_);
-    std::vector<double>().swap(bound_a_);
-    std::vector<double>().swap(bound_b_);
-}
+void TileVertices::release() { std::vector<double>().swap(scale_); }
 
 }  // namespace lrcore::detail

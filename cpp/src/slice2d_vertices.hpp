@@ -10,7 +10,6 @@
 #include <vector>
 
 #include "bits.hpp"
-#include "certify.hpp"
 #include "index.hpp"
 #include "lrcore/network.hpp"
 #include "lrcore/slice2d.hpp"
@@ -21,11 +20,7 @@ namespace lrcore::detail {
 
 class TileVertices {
 public:
-    TileVertices(const Network& net, double rtol, bool certified)
-        : net_(net),
-          rtol_(rtol),
-          certified_(certified),
-          filter_(certified ? filter_layers(net) : std::vector<FilterLayer>()) {}
+    TileVertices(const Network& net, double rtol) : net_(net), rtol_(rtol) {}
 
     // The corners of a tile of `spec`'s domain (counter-clockwise (s, t) pairs) as the
     // only vertices, with layer 0's values there.
@@ -65,8 +60,6 @@ public:
     // Crossings placed at a vertex because float64 plane coordinates could not tell them
     // apart from it.
     Index merged_crossings() const { return merged_crossings_; }
-    // Certified: values at vertices the fast filter could not decide, taken as zero.
-    Index undecided_signs() const { return undecided_signs_; }
 
     // The network's outputs at every vertex (rows of output_dim values, after the last
     // hidden layer has cut the tile). The values are gone afterwards.
@@ -81,8 +74,6 @@ public:
 private:
     const Network& net_;
     double rtol_;
-    bool certified_;
-    std::vector<FilterLayer> filter_;
     const SliceSpec* spec_ = nullptr;
 
     std::vector<double> st_;     // V × 2 plane coordinates
@@ -97,10 +88,6 @@ private:
     std::vector<Word> positive_, negative_;  // V × mask_words_ sign masks
     Index mask_words_ = 0;
     SplitMap splits_;  // (layer-start edge, neuron) -> crossing vertex
-    // Certified (docs/numerics.md): per vertex a bound on the l2 error of the current
-    // layer's values, and its VertexBound.
-    std::vector<double> err_, bound_a_, bound_b_;
-    Index undecided_signs_ = 0;
 
     // Layer 0 (or the output, without hidden layers) at plane point (s, t) is
     // c + s * cu + t * cv: the first affine map composed with the plane once.
@@ -109,8 +96,6 @@ private:
     double gram_[6] = {0, 0, 0, 0, 0, 0};
 
     void compose_first_layer();
-    VertexBound first_layer_bound(double s, double t) const;
-    void certified_row(Index a, Index b, double tau, Index neuron, double* zv);
     double plane_norm(double s, double t) const;
     double input_norm(double s, double t) const;
     double distance(Index a, Index b) const;
@@ -145,10 +130,7 @@ inline void TileVertices::snap_edge_ends(Index p, Index q) {
             const double limit = near * std::abs(zq[j] - zp[j]);
             const Index end = std::abs(zp[j]) <= limit ? p : std::abs(zq[j]) <= limit ? q : -1;
             if (end < 0) continue;
-            double& moved = (end == p ? zp : zq)[j];
-            // Certified: the value moves by |moved|, which the vertex's error takes in.
-            if (certified_) err_[sz(end)] += std::abs(moved) * kSafety;
-            moved = 0.0;
+            (end == p ? zp : zq)[j] = 0.0;
             const Word keep = ~(Word{1} << (j % kWordBits));
             positive_[sz(end * mask_words + k)] &= keep;
             negative_[sz(end * mask_words + k)] &= keep;

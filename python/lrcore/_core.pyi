@@ -64,7 +64,6 @@ class SliceArrays(TypedDict):
     patterns: NDArray[np.uint8]  # (F, bytes)
     tiles: int  # tiles the partition was computed in
     merged_crossings: int  # crossings placed at a vertex closer than PLANE_ULPS
-    undecided_signs: int  # certified: values at vertices the filter left undecided (zero)
 
 def count_1d(
     net: Network,
@@ -82,7 +81,7 @@ def slice_2d(
     bases: list[NDArray[np.float64]],
     domains: list[NDArray[np.float64]],
     cuts: list[NDArray[np.float64]],
-    rtol: float | None,
+    rtol: float,
     num_threads: int,
     max_regions: int,
     max_memory: float,

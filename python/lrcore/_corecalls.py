@@ -59,7 +59,7 @@ def core_slice_2d(
     bases: list[NDArray[np.float64]],
     domains: list[NDArray[np.float64]],
     cuts: list[NDArray[np.float64]],
-    rtol: float | None,
+    rtol: float,
     num_threads: int,
     max_regions: int,
     max_memory: float,

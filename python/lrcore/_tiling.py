@@ -104,7 +104,7 @@ def tile_cuts(
     net: Network,
     plane: Plane,
     poly: NDArray[np.float64],
-    rtol: float | None,
+    rtol: float,
     threads: int,
     spare: int,
 ) -> NDArray[np.float64]:
@@ -126,7 +126,7 @@ def _probe(
     net: Network,
     plane: Plane,
     lines: list[NDArray[np.float64]],
-    rtol: float | None,
+    rtol: float,
     threads: int,
 ) -> tuple[NDArray[np.int64], list[NDArray[np.float64]]]:
     """Breakpoint counts along ``lines`` (segments in the plane), and their points.
@@ -157,7 +157,7 @@ def _auto_cuts(
     net: Network,
     plane: Plane,
     poly: NDArray[np.float64],
-    rtol: float | None,
+    rtol: float,
     threads: int,
     spare: int,
 ) -> NDArray[np.float64]:

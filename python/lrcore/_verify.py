@@ -14,7 +14,13 @@ at two corners (the ends of a sub-interval, or two vertices of a convex face). C
 every neuron at every corner of every cell against the cell's pattern therefore finds any
 missed crossing whose values exceed the tolerance.
 
-The zero tolerance is the core's, loosened. The core counts ``z_j`` as zero when
+Certified results (``rtol=None``, docs/numerics.md) are checked with the same filter the
+core decides signs with: ``z_j`` counts as zero when ``|z_j| <= tol * eps_j + slack_j``,
+``eps_j`` the filter's rigorous bound on the rounding error of ``z_j`` at that point and
+``tol`` by default :data:`VERIFY_FACTOR`; the residual is ``max(|z_j| - slack_j, 0) /
+eps_j``. The slow path is not run: a value within the bound may have either sign.
+
+Results computed with a zero tolerance ``rtol``: the core counts ``z_j`` as zero when
 ``|z_j| <= rtol * (||W_j||_2 ||h||_2 + |b_j|)``, ``h`` being the layer's input at that
 point. Here ``z_j`` counts as zero when ``|z_j| <= tol * (||W_j||_2 ||h||_2 + |b_j|) +
 slack_j`` with ``tol`` by default :data:`VERIFY_FACTOR` times the ``rtol`` the result
@@ -844,7 +850,7 @@ def check_slice(r: SliceResult, net: Network, tol: float) -> VerifyReport:
     spread = _POSITION_ULPS * (
         np.abs(r.plane.origin) + reach * (np.abs(r.plane.basis[0]) + np.abs(r.plane.basis[1]))
     )
-    ev = _Evaluator(net, spread, certified=r.rtol is None)
+    ev = _Evaluator(net, spread)
     bits = r.pattern_bools()
     to_input = r.plane.to_input
 
@@ -984,7 +990,9 @@ class Verifiable(abc.ABC):
         (``h`` the layer's input at the point) with ``tol`` for ``rtol``, plus ``slack_j``,
         the effect of rounding the point's own position (about 1e-13 of the path's length
         or the domain's size, pushed through ``|W|`` of the earlier layers). The residual
-        of a value is ``max(|z_j| - slack_j, 0) / (||W_j||_2 ||h||_2 + |b_j|)``.
+        of a value is ``max(|z_j| - slack_j, 0) / (||W_j||_2 ||h||_2 + |b_j|)``. For a
+        certified result (``rtol=None``) ``||W_j||_2 ||h||_2 + |b_j|`` is replaced by the
+        certified filter's error bound ``eps_j`` at the point (docs/numerics.md).
 
         Parameters
         ----------
@@ -992,7 +1000,9 @@ class Verifiable(abc.ABC):
             Raise :class:`lrcore.VerificationError` (an AssertionError) if a check fails.
         tol
             Relative zero tolerance; default ``lrcore.VERIFY_FACTOR * max(rtol,
-            lrcore.DEFAULT_RTOL)`` with the ``rtol`` of the computation (1e-8 by default).
+            lrcore.DEFAULT_RTOL)`` with the ``rtol`` of the computation (1e-8 for
+            ``rtol=1e-10``); for a certified result, the multiple of the filter's bound
+            (default ``lrcore.VERIFY_FACTOR``).
         net
             The network to check against (default: the one the result was computed for).
 

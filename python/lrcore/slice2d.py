@@ -143,7 +143,7 @@ class SliceResult(Verifiable):
         num_neurons: int,
         *,
         network: Network | None = None,
-        rtol: float | None = DEFAULT_RTOL,
+        rtol: float = DEFAULT_RTOL,
     ) -> None:
         self.plane = plane
         self.domain = domain
@@ -163,14 +163,10 @@ class SliceResult(Verifiable):
         #: coordinate) and were placed at it; the slivers between them are not counted.
         #: ``slice_2d`` warns (:class:`lrcore.RoundingWarning`) when this is not zero.
         self.merged_crossings: int = int(arrays.get("merged_crossings", 0))
-        #: Certified decisions (``rtol=None``): values at vertices that the fast filter
-        #: could not decide and that were taken as zero (2D has no slow path yet: such a
-        #: vertex lies on the neuron's line or within the filter's error bound of it).
-        self.undecided_signs: int = int(arrays.get("undecided_signs", 0))
         #: The network the slice was computed for (``verify`` re-evaluates it).
         self.network = network
-        #: The zero tolerance it was computed with; None: certified sign decisions.
-        self.rtol = None if rtol is None else float(rtol)
+        #: The zero tolerance it was computed with.
+        self.rtol = float(rtol)
         self._cache: dict[str, Any] = {}
 
     # -- sizes -------------------------------------------------------------------------
@@ -517,7 +513,7 @@ def slice_2d(
     bounds: Sequence[float] | None = ...,
     *,
     domain: ArrayLike | None = ...,
-    rtol: float | None = ...,
+    rtol: float = ...,
     num_threads: int | None = ...,
     max_regions: int = ...,
     max_memory: float | None = ...,
@@ -533,7 +529,7 @@ def slice_2d(
     bounds: Sequence[float] | None = ...,
     *,
     domain: ArrayLike | None = ...,
-    rtol: float | None = ...,
+    rtol: float = ...,
     num_threads: int | None = ...,
     max_regions: int = ...,
     max_memory: float | None = ...,
@@ -548,7 +544,7 @@ def slice_2d(
     bounds: Sequence[float] | None = (-1.0, 1.0, -1.0, 1.0),
     *,
     domain: ArrayLike | None = None,
-    rtol: float | None = DEFAULT_RTOL,
+    rtol: float = DEFAULT_RTOL,
     num_threads: int | None = None,
     max_regions: int = DEFAULT_MAX_REGIONS,
     max_memory: float | None = None,
@@ -569,15 +565,10 @@ def slice_2d(
     domain
         Instead of ``bounds``, any convex polygon ``(m, 2)`` of the ``(s, t)`` plane.
     rtol
-        Relative zero tolerance, as in :func:`lrcore.count_1d` with a number: a vertex
-        where ``|z_j| <= rtol * (||W_j||_2 ||h||_2 + |b_j|)`` lies on neuron j's line, so
-        lines closer than that share vertices and leave no sliver face (``rtol=0`` keeps
-        them apart down to rounding). ``None`` (experimental, not yet the default in 2D):
-        the signs at vertices are decided by the certified fast filter of
-        :func:`lrcore.count_1d`; a value it cannot decide is taken as zero and counted in
-        ``undecided_signs``: 2D has no slow path yet, and its bounds grow along chains of
-        crossings, so today it merges more than ``rtol=1e-10`` on deep networks (see
-        docs/numerics.md, "2D"). ``result.verify()`` checks a result against the network.
+        Relative zero tolerance, as in :func:`lrcore.count_1d`: a vertex where
+        ``|z_j| <= rtol * (||W_j||_2 ||h||_2 + |b_j|)`` lies on neuron j's line, so lines
+        closer than that share vertices and leave no sliver face (``rtol=0`` keeps them
+        apart down to rounding). ``result.verify()`` checks a result against the network.
     num_threads
         Worker threads (default: all CPUs this process may use). They share the slices
         of a batch and the tiles of each slice.
@@ -642,30 +633,27 @@ def slice_2d(
             )
             raise ValueError(msg)
     poly = _as_domain(bounds, domain)
-    checked, threads, max_regions = check_run_options(
-        0.0 if rtol is None else rtol, num_threads, max_regions, "max_regions"
-    )
-    core_rtol = None if rtol is None else checked
+    rtol, threads, max_regions = check_run_options(rtol, num_threads, max_regions, "max_regions")
     reach = float(np.abs(poly).max())
     for i, plane in enumerate(planes):
         bound = np.abs(plane.origin) + reach * (np.abs(plane.basis[0]) + np.abs(plane.basis[1]))
         check_magnitudes(net, bound, f"origin[{i}]" if is_batch else "origin")
     # Threads a slice's tiles can use beside the other slices of the call.
     spare = max(1, threads // max(1, len(planes)))
-    cuts = [tile_cuts(tiles, net, p, poly, core_rtol, threads, spare) for p in planes]
+    cuts = [tile_cuts(tiles, net, p, poly, rtol, threads, spare) for p in planes]
     arrays = core_slice_2d(
         net=net,
         origins=[p.origin for p in planes],
         bases=[p.basis for p in planes],
         domains=[poly] * len(planes),
         cuts=cuts,
-        rtol=core_rtol,
+        rtol=rtol,
         num_threads=threads,
         max_regions=max_regions,
         max_memory=check_max_memory(max_memory),
     )
     results = [
-        SliceResult(a, p, poly, net.num_neurons, network=net, rtol=core_rtol)
+        SliceResult(a, p, poly, net.num_neurons, network=net, rtol=rtol)
         for a, p in zip(arrays, planes)
     ]
     merged = [(i, r.merged_crossings) for i, r in enumerate(results) if r.merged_crossings]

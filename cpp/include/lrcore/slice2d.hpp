@@ -32,10 +32,7 @@ constexpr double kPlaneUlps = 64.0;
 // (Python's are lrcore's DEFAULT_RTOL and DEFAULT_MAX_REGIONS), and slice_2d refuses them
 // unset.
 struct Slice2DOptions {
-    // certified: the signs at vertices are decided by the certified fast filter
-    // (docs/numerics.md; rtol is not read). Otherwise the same zero tolerance as in 1D:
-    // |z_j| <= rtol * (||W_j||_2 * ||h||_2 + |b_j|) is zero.
-    bool certified = false;
+    // Same zero tolerance as in 1D: |z_j| <= rtol * (||W_j||_2 * ||h||_2 + |b_j|) is zero.
     double rtol = std::numeric_limits<double>::quiet_NaN();
     int num_threads = 0;  // <= 0: all hardware threads
     // Past this many (>= 1) faces in one slice the call fails with LimitExceeded.
@@ -60,10 +57,6 @@ struct Slice2DResult {
     // coordinates resolve (kPlaneUlps), placed at it: the regions between them, narrower
     // than that, are not counted.
     Index merged_crossings = 0;
-    // Certified only: values at vertices the fast filter could not decide, taken as zero
-    // (2D has no slow path yet: the vertex lies on that neuron's line, or within the
-    // filter's error bound of it).
-    Index undecided_signs = 0;
     Index num_faces() const { return static_cast<Index>(face_offsets.size()) - 1; }
 };
 
