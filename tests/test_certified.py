@@ -210,3 +210,22 @@ def test_deep_narrow_net_where_the_old_tolerance_merges(seed):
     assert r.num_breakpoints == len(exact)
     old = lrcore.count_1d(net, path, rtol=lrcore.DEFAULT_RTOL)
     assert old.num_breakpoints < len(exact)  # merged by the old rule
+
+
+def test_small_conv_net_from_torch_matches_exact_arithmetic():
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(
+        torch.nn.Conv2d(1, 3, 3),
+        torch.nn.ReLU(),
+        torch.nn.Conv2d(3, 3, 3, padding=1),
+        torch.nn.ReLU(),
+        torch.nn.Flatten(),
+        torch.nn.Linear(27, 1),
+    ).double()
+    net = lrcore.Network.from_torch(model, input_shape=(1, 5, 5))
+    rng = np.random.default_rng(0)
+    x0 = rng.normal(size=25)
+    r = check_exact(net, np.stack([x0, x0 + 2.0 * rng.normal(size=25)]))
+    assert r.num_breakpoints > 5
+    assert r.slow_decisions == 0

@@ -38,10 +38,11 @@ inline constexpr double kSafety = 1.0 + 0x1p-20;
 
 // Per-layer constants of the fast filter.
 struct FilterLayer {
-    double gamma = 0.0;  // gamma_{n+2} of the layer's fan-in n (bias and rounding of s)
-    double frob = 0.0;   // sqrt(sum_j ||W_j||^2): the l2 norm of all eps_j's first terms
-    double bias2 = 0.0;  // ||b||_2
-    double slope = 1.0;  // max(1, |negative slope|) of the activation after the layer
+    double gamma = 0.0;   // gamma_{n+2} of the layer's fan-in n (bias and rounding of s)
+    double frob = 0.0;    // sqrt(sum_j ||W_j||^2): the l2 norm of all rounding terms
+    double opnorm = 0.0;  // min(frob, sqrt(||W||_1 ||W||_inf)) >= ||W||_2: carries E
+    double bias2 = 0.0;   // ||b||_2
+    double slope = 1.0;   // max(1, |negative slope|) of the activation after the layer
 };
 
 std::vector<FilterLayer> filter_layers(const Network& net);
@@ -58,8 +59,13 @@ struct VertexBound {
                 f.gamma * kSafety * kSafety};
     }
     double eps(double row_norm, double abs_bias) const { return row_norm * a + abs_bias * b; }
-    // A bound on the l2 error of the whole row of the layer's values (linear units too).
-    double vector_error(const FilterLayer& f) const { return kSafety * (a * f.frob + b * f.bias2); }
+    // A bound on the l2 error of the whole row of the layer's values (linear units too):
+    // the rounding terms' l2 norm (gamma s ||W||_F + gamma ||b||), plus ||W (h - h*)|| <=
+    // ||W||_2 E (an operator norm: Frobenius would grow by sqrt(width) per layer).
+    static double vector_error(const FilterLayer& f, double s, double input_error) {
+        return kSafety * kSafety * kSafety *
+               (f.gamma * (s * kSafety * f.frob + f.bias2) + input_error * f.opnorm);
+    }
     bool decides(double value, double row_norm, double abs_bias) const {
         return std::abs(value) > eps(row_norm, abs_bias);  // false for NaN
     }

@@ -318,11 +318,13 @@ void Subdivider::certify_values(Unit& unit, Index layer) {
         Index undecided = 0;
         for (Index j = 0; j < neurons; ++j)
             undecided += !(std::abs(row[j]) > norms[j] * a + bias[j] * b);
+        double replaced = 0.0;  // sum of eps^2 over the replaced values
         if (undecided > 0) {
             const Index path = unit.path[sz(v)];
             for (Index j = 0; j < neurons; ++j) {
                 if (bound.decides(row[j], norms[j], bias[j])) continue;
                 const double eps = bound.eps(norms[j], bias[j]);
+                replaced += eps * eps;
                 const SlowDecision d = slow_sign(unit, v, layer, j);
                 count(path, 0);
                 if (!d.decided) {
@@ -339,6 +341,10 @@ void Subdivider::certify_values(Unit& unit, Index layer) {
         }
         unit.bound_a[sz(v)] = bound.a;
         unit.bound_b[sz(v)] = bound.b;
+        // From here on err[v] bounds the l2 error of the layer's values at v: a replaced
+        // value errs by at most 2 eps instead (the vector bound plus 2 ||eps_replaced||).
+        unit.err[sz(v)] = VertexBound::vector_error(f, unit.scale[sz(v)], unit.err[sz(v)]) +
+                          2.0 * std::sqrt(replaced) * kSafety;
     }
 }
 
@@ -490,9 +496,7 @@ void Subdivider::insert_crossings(Unit& unit, Index layer, bool last, Index adde
     };
     // Certified: the l2 error of a vertex's values, and of its activations (next.err).
     const FilterLayer* f = certified ? &filter_[sz(layer)] : nullptr;
-    auto vector_error = [&](Index v) {
-        return VertexBound{unit.bound_a[sz(v)], unit.bound_b[sz(v)]}.vector_error(*f);
-    };
+    auto vector_error = [&](Index v) { return unit.err[sz(v)]; };
 
     for (Index v = 0; v < n; ++v) {
         if (!last) {

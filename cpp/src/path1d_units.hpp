@@ -22,6 +22,7 @@ struct Unit {
     Buffer<double> dot;    // V: <input at v, input at v + 1> of the current layer
     // Certified sign decisions (docs/numerics.md):
     Buffer<double> err;                // V: bound on ||input - exact input||_2 of the layer
+                                       //    (after certify_values: on the layer's values')
     Buffer<double> bound_a, bound_b;   // V: the values' bounds (VertexBound) once decided
     Buffer<Index> origin;              // V: -1 a polyline point; else the crossing neuron
                                        //    (index into all neurons) that made the vertex

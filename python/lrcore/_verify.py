@@ -212,6 +212,12 @@ def _norms(rows: FloatArray) -> FloatArray:
     return out
 
 
+def _abs_sums(weight: Any, axis: int) -> float:
+    """The largest column (axis 0) or row (axis 1) sum of ``|weight|``."""
+    sums = np.asarray(abs(weight).sum(axis=axis), dtype=np.float64).ravel()
+    return float(sums.max(initial=0.0))
+
+
 def _row_norms(weight: Any) -> FloatArray:
     if hasattr(weight, "multiply"):  # scipy.sparse
         squares = np.asarray(weight.multiply(weight).sum(axis=1), dtype=np.float64).ravel()
@@ -251,6 +257,10 @@ class _Evaluator:
         # The certified filter's per-layer constants (cpp/src/certify.cpp).
         self.gammas = [_gamma(w.shape[1] + 2.0) * _SAFETY for w in weights]
         self.frob = [float(np.sqrt(np.sum(n * n))) * _SAFETY for n in self.row_norms]
+        self.opnorm = [
+            min(f, float(np.sqrt(_abs_sums(w, 0) * _abs_sums(w, 1))) * _SAFETY**2)
+            for f, w in zip(self.frob, weights)
+        ]
         self.bias2 = [float(np.sqrt(np.sum(b * b))) * _SAFETY for b in self.abs_bias]
 
     def _layers(self, x: FloatArray, with_output: bool) -> Iterator[tuple[FloatArray, FloatArray]]:
@@ -268,7 +278,7 @@ class _Evaluator:
             neurons = z[:, :count]
             h = np.concatenate([np.where(neurons > 0, neurons, slope * neurons), z[:, count:]], 1)
             if self.certified:
-                error = self._next_error(layer, *self._bound(layer, norm, error))
+                error = self._next_error(layer, norm, error)
         if not with_output:
             return
         out: FloatArray = self.net._core.forward(x)
@@ -282,9 +292,12 @@ class _Evaluator:
         a = _SAFETY * _SAFETY * (g * norm * _SAFETY + error)
         return a, np.full_like(a, g * _SAFETY * _SAFETY)
 
-    def _next_error(self, layer: int, a: FloatArray, b: FloatArray) -> FloatArray:
+    def _next_error(self, layer: int, norm: FloatArray, error: FloatArray) -> FloatArray:
+        """The next layer's input error (``VertexBound::vector_error``, activated)."""
         gain = max(1.0, abs(self.slopes[layer]))
-        out: FloatArray = gain * _SAFETY * _SAFETY * (a * self.frob[layer] + b * self.bias2[layer])
+        g = self.gammas[layer]
+        rounding = g * (norm * _SAFETY * self.frob[layer] + self.bias2[layer])
+        out: FloatArray = gain * _SAFETY**4 * (rounding + error * self.opnorm[layer])
         return out
 
     def _scale(self, layer: int, norm: FloatArray, error: FloatArray) -> FloatArray:
