@@ -82,17 +82,55 @@ double lower_magnitude(double hi, double lo) {
 // parts u sum |w_i x_i|, and the float sum of 3n terms errs by gamma_{3n} times their sum),
 // plus ||W_j|| times the l2 error of the input (Cauchy-Schwarz).
 void PathOracle::forward(const double* x_hi, const double* x_lo, bool with_bias,
-                         const Word* pattern, Index upto, std::vector<LayerValues>& out) {
+                         const Word* pattern, Index from, Index upto,
+                         std::vector<LayerValues>& out) {
     out.resize(sz(upto) + 1);
-    const Index d = net_.input_dim();
-    h_hi_.assign(x_hi, x_hi + d);
-    if (x_lo != nullptr) {
-        h_lo_.assign(x_lo, x_lo + d);
-    } else {
-        h_lo_.assign(sz(d), 0.0);
-    }
     double input_error = 0.0;  // the input is exact
-    for (Index l = 0; l <= upto; ++l) {
+    // The forced activation of layer l's values: h = z where the pattern's bit is set,
+    // else slope * z (0 for ReLU); linear units pass. Sets input_error.
+    auto activate = [&](Index l) {
+        const LayerValues& z = out[sz(l)];
+        const Index m = static_cast<Index>(z.hi.size());
+        const Activation& act = net_.activation(l);
+        const Index neurons = net_.hidden_size(l);
+        const Index offset = net_.neuron_offset(l);
+        h_hi_.resize(sz(m));
+        h_lo_.resize(sz(m));
+        h_err_.resize(sz(m));
+        double sum = 0.0;
+        for (Index j = 0; j < m; ++j) {
+            double hi = z.hi[sz(j)], lo = z.lo[sz(j)], err = z.err[sz(j)];
+            if (j < neurons && !pattern_bit(pattern, offset + j)) {
+                if (act.kind == ActivationKind::relu) {
+                    hi = lo = err = 0.0;
+                } else {
+                    const double a = act.negative_slope;
+                    const DD p = two_prod(a, hi);
+                    const double al = a * lo;
+                    const DD v = two_sum(p.hi, p.lo + al);
+                    hi = v.hi;
+                    lo = v.lo;
+                    err = std::abs(a) * err + 4.0 * u * (std::abs(al) + std::abs(p.lo));
+                }
+            }
+            h_hi_[sz(j)] = hi;
+            h_lo_[sz(j)] = lo;
+            sum += err * err;
+        }
+        input_error = std::sqrt(sum) * kSafety * (1.0 + gamma_of(static_cast<double>(m) + 2.0));
+    };
+    if (from == 0) {
+        const Index d = net_.input_dim();
+        h_hi_.assign(x_hi, x_hi + d);
+        if (x_lo != nullptr) {
+            h_lo_.assign(x_lo, x_lo + d);
+        } else {
+            h_lo_.assign(sz(d), 0.0);
+        }
+    } else {
+        activate(from - 1);  // resumes a cached pass: layers < from are kept
+    }
+    for (Index l = from; l <= upto; ++l) {
         const AffineMap& map = net_.layer(l);
         const Index m = map.out_dim();
         const auto n = static_cast<double>(map.in_dim());
@@ -125,35 +163,7 @@ void PathOracle::forward(const double* x_hi, const double* x_lo, bool with_bias,
                                       map.row_norms()[sz(r)] * (1.0 + gn) * input_error);
         }
         if (l == upto) break;
-        // The forced activation: h = z where the pattern's bit is set, else slope * z
-        // (0 for ReLU); linear units pass.
-        const Activation& act = net_.activation(l);
-        const Index neurons = net_.hidden_size(l);
-        const Index offset = net_.neuron_offset(l);
-        h_hi_.resize(sz(m));
-        h_lo_.resize(sz(m));
-        h_err_.resize(sz(m));
-        double sum = 0.0;
-        for (Index j = 0; j < m; ++j) {
-            double hi = z.hi[sz(j)], lo = z.lo[sz(j)], err = z.err[sz(j)];
-            if (j < neurons && !pattern_bit(pattern, offset + j)) {
-                if (act.kind == ActivationKind::relu) {
-                    hi = lo = err = 0.0;
-                } else {
-                    const double a = act.negative_slope;
-                    const DD p = two_prod(a, hi);
-                    const double al = a * lo;
-                    const DD v = two_sum(p.hi, p.lo + al);
-                    hi = v.hi;
-                    lo = v.lo;
-                    err = std::abs(a) * err + 4.0 * u * (std::abs(al) + std::abs(p.lo));
-                }
-            }
-            h_hi_[sz(j)] = hi;
-            h_lo_[sz(j)] = lo;
-            sum += err * err;
-        }
-        input_error = std::sqrt(sum) * kSafety * (1.0 + gamma_of(static_cast<double>(m) + 2.0));
+        activate(l);
     }
 }
 
@@ -184,12 +194,20 @@ void PathOracle::evaluate(const double* x0, const double* x1, const Word* patter
     const bool hit =
         same_key(net_, x0, x1, upto, pattern, key_x0_, key_x1_, key_upto_, key_pattern_);
     if (hit) return;
+    // The same line and pattern up to the cached layer, asked for a deeper one: the
+    // cached layers are kept and the pass resumes after them (a vertex asked layer
+    // after layer costs one pass, not one per layer).
+    const Index from = key_upto_ >= 0 && key_upto_ < upto &&
+                               same_key(net_, x0, x1, key_upto_, pattern, key_x0_, key_x1_,
+                                        key_upto_, key_pattern_)
+                           ? key_upto_ + 1
+                           : 0;
     ++evaluations_;
     key_x0_ = x0;
     key_x1_ = x1;
     key_upto_ = upto;
     key_pattern_.assign(pattern, pattern + words);
-    forward(x0, nullptr, true, pattern, upto, c_);
+    forward(x0, nullptr, true, pattern, from, upto, c_);
     if (x1 != nullptr) {
         // The direction x1 - x0, exact as a double-double.
         const Index d = net_.input_dim();
@@ -199,7 +217,7 @@ void PathOracle::evaluate(const double* x0, const double* x1, const Word* patter
             dir_hi[sz(i)] = v.hi;
             dir_lo[sz(i)] = v.lo;
         }
-        forward(dir_hi.data(), dir_lo.data(), false, pattern, upto, d_);
+        forward(dir_hi.data(), dir_lo.data(), false, pattern, from, upto, d_);
     }
 }
 

@@ -164,8 +164,9 @@ private:
     void evaluate_exact(const double* x0, const double* x1, const Word* pattern, Index upto);
     void forward_exact(std::vector<Expansion> h, bool with_bias, const Word* pattern, Index upto,
                        std::vector<std::vector<Expansion>>& out);
+    // Layers from..upto of the forced-pattern pass (from > 0: out holds layers < from).
     void forward(const double* x_hi, const double* x_lo, bool with_bias, const Word* pattern,
-                 Index upto, std::vector<LayerValues>& out);
+                 Index from, Index upto, std::vector<LayerValues>& out);
 };
 
 }  // namespace lrcore::detail
