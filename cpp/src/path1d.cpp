@@ -24,6 +24,9 @@ using detail::segment_count;
 using detail::sz;
 using detail::VertexSeq;
 
+// Dense-product flops (a lower bound) above which a call starts all its threads at once.
+constexpr double kShareFlops = 1e7;
+
 void check_arguments(const std::vector<PathSpec>& paths, const Path1DOptions& options) {
     for (const PathSpec& spec : paths) {
         if (spec.num_points < 2 || spec.points == nullptr)
@@ -128,6 +131,16 @@ std::vector<Path1DResult> count_1d(const Network& net, const std::vector<PathSpe
     // bit-for-bit the same however many threads run.
     const Index per_task = std::clamp<Index>(total_segments / 64, 1, 32);
     const auto tasks = make_tasks(paths, per_task);
+    // Every polyline point goes through every layer's product: a lower bound on the
+    // work. Above about a millisecond of it, all threads start at once; below, the
+    // calling thread's first tasks tell whether threads pay (parallel_for).
+    double points = 0.0;
+    for (const PathSpec& spec : paths) points += static_cast<double>(spec.num_points);
+    double flops_per_point = 0.0;
+    for (Index l = 0; l < net.num_hidden_layers(); ++l)
+        flops_per_point += 2.0 * static_cast<double>(net.layer(l).in_dim()) *
+                           static_cast<double>(net.layer(l).out_dim());
+    const bool share_at_once = points * flops_per_point > kShareFlops;
 
     std::atomic<Index> created{0};
     const Index num_hidden = net.num_hidden_layers();
@@ -148,7 +161,7 @@ std::vector<Path1DResult> count_1d(const Network& net, const std::vector<PathSpe
                                                                       vertices_per_layer);
                 outputs[sz(task)] = subdivider->run(tasks[sz(task)], stop);
             },
-            poll);
+            poll, share_at_once);
     } else {
         for (std::size_t i = 0; i < tasks.size(); ++i) outputs[i] = unsubdivided(tasks[i]);
     }

@@ -137,7 +137,8 @@ private:
                 const auto [i, k] = tasks_[sz(task)];
                 parts_[i][k] = build(i, tiles_[i][k], worker, task, tasks_.size(), stop);
             },
-            poll_);
+            // Tiles are cut for large slices (or on request): share them at once.
+            poll_, tasks_.size() > n_);
         for (std::unique_ptr<FaceBuilder>& builder : builders_) builder.reset();
         // The builders' memory goes back to the system before the tiles merge (glibc keeps
         // it in the worker threads' heaps otherwise).

@@ -13,11 +13,14 @@ from ._optional import optional_import
 from ._validation import (
     DEFAULT_MAX_PIECES,
     DEFAULT_RTOL,
+    MAX_MAGNITUDE,
     as_float_array,
     check_magnitudes,
     check_max_memory,
     check_positive,
     check_run_options,
+    magnitude_bound,
+    uniform_input_limit,
 )
 from ._verify import Verifiable, VerifyReport, check_batch, check_path
 from .network import Network
@@ -341,7 +344,11 @@ class BatchResult(Verifiable):
 
 
 def _as_path(value: Any, name: str, dim: int) -> NDArray[np.float64]:
-    arr = as_float_array(value, name)
+    """A path as a float64 ``(n, dim)`` array, its shape checked (values: :func:`_check_paths`)."""
+    if type(value) is np.ndarray and value.dtype == np.float64 and value.flags.c_contiguous:
+        arr = value  # the common case, without as_float_array's conversions
+    else:
+        arr = as_float_array(value, name, finite=False)
     if arr.ndim != 2:
         msg = f"{name}: expected an (n, {dim}) array of points, got shape {arr.shape}"
         raise ValueError(msg)
@@ -354,6 +361,12 @@ def _as_path(value: Any, name: str, dim: int) -> NDArray[np.float64]:
     if arr.shape[0] < 2:
         msg = f"{name}: a path needs at least 2 points, got {arr.shape[0]}"
         raise ValueError(msg)
+    return arr
+
+
+def _check_path(net: Network, arr: NDArray[np.float64], name: str) -> None:
+    """Every check of one path's values: finite, no too short segment, magnitudes."""
+    as_float_array(arr, name)  # NaN and infinities, with their count
     steps = np.abs(np.diff(arr, axis=0)).max(axis=1)
     short = np.flatnonzero((steps > 0) & (steps < MIN_STEP))
     if short.size:
@@ -363,7 +376,37 @@ def _as_path(value: Any, name: str, dim: int) -> NDArray[np.float64]:
             "zero-length segment or rescale the path"
         )
         raise ValueError(msg)
-    return arr
+    check_magnitudes(net, np.abs(arr).max(axis=0), name)
+
+
+def _check_paths(net: Network, paths: list[NDArray[np.float64]], names: list[str]) -> None:
+    """The values of all paths checked at once; the first bad path named.
+
+    One pass over all points finds the per-coordinate bound, the finiteness and the
+    shortest nonzero step of the batch; only when that fails are the paths checked one
+    by one (:func:`_check_path`) for the message.
+    """
+    if not paths:
+        return
+    points = paths[0] if len(paths) == 1 else np.concatenate(paths)
+    with np.errstate(invalid="ignore"):
+        # NaN propagates through max and min: peak is finite iff every value is.
+        peak = max(float(points.max()), -float(points.min()))
+        steps = np.diff(points, axis=0)
+        np.abs(steps, out=steps)
+        steps = steps.max(axis=1)
+    if len(paths) > 1:  # the rows joining one path's last point to the next one's first
+        ends = np.cumsum([p.shape[0] for p in paths[:-1]]) - 1
+        steps[ends] = np.inf
+    ok = (
+        peak <= uniform_input_limit(net)
+        or (
+            np.isfinite(peak) and magnitude_bound(net, np.abs(points).max(axis=0)) <= MAX_MAGNITUDE
+        )
+    ) and (float(steps.min()) >= MIN_STEP or not bool(((steps > 0) & (steps < MIN_STEP)).any()))
+    if not ok:
+        for arr, name in zip(paths, names):
+            _check_path(net, arr, name)
 
 
 @overload
@@ -484,8 +527,7 @@ def count_1d(
             msg = f"closed: expected one flag per path ({len(paths)}), got {len(flags)}"
             raise ValueError(msg)
     rtol, threads, max_pieces = check_run_options(rtol, num_threads, max_pieces, "max_pieces")
-    for i, p in enumerate(paths):
-        check_magnitudes(net, np.abs(p).max(axis=0), f"path[{i}]" if is_batch else "path")
+    _check_paths(net, paths, [f"path[{i}]" for i in range(len(paths))] if is_batch else ["path"])
 
     flat = core_count_1d(
         net=net,
@@ -497,5 +539,20 @@ def count_1d(
         max_pieces=max_pieces,
         max_memory=check_max_memory(max_memory),
     )
-    batch = BatchResult(flat, paths, flags, net.num_neurons, network=net, rtol=rtol)
-    return batch if is_batch else batch[0]
+    if not is_batch:  # the flat arrays are the path's own: no batch to slice
+        return PathResult(
+            points=paths[0],
+            closed=flags[0],
+            length=float(flat["lengths"][0]),
+            breakpoints=flat["breakpoints"],
+            segment=flat["segment"],
+            flip_offsets=flat["flip_offsets"],
+            flip_neurons=flat["flip_neurons"],
+            num_pieces=int(flat["num_pieces"][0]),
+            num_distinct=int(flat["num_distinct"][0]),
+            patterns=flat["patterns"],
+            num_neurons=net.num_neurons,
+            network=net,
+            rtol=rtol,
+        )
+    return BatchResult(flat, paths, flags, net.num_neurons, network=net, rtol=rtol)
