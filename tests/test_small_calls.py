@@ -133,3 +133,30 @@ def test_one_pass_checks_find_short_segments_inside_paths_only():
         lrcore.count_1d(NET, [first, short])
     repeated = np.array([[0.0, 0.0, 0.0], [0.0, 0.0, 0.0], [1.0, 1.0, 1.0]])
     lrcore.count_1d(NET, [first, repeated])
+
+
+@pytest.mark.parametrize("sizes", [[2, 3, 1], [2, 8, 1], [2, 4, 4, 1], [2, 6, 5, 2]])
+@pytest.mark.parametrize("spare", [1, 2, 8])
+def test_small_nets_skip_the_probes_with_the_same_tiles(monkeypatch, sizes, spare):
+    from lrcore import _tiling
+
+    net = random_net(sizes, seed=120).to_lrcore()
+    plane = lrcore.Plane(np.zeros(2), np.eye(2))
+    poly = np.array([[-5.0, -5.0], [5.0, -5.0], [5.0, 5.0], [-5.0, 5.0]])
+    width = max(net.layer_widths)
+    skipped = _tiling._one_tile_for_sure(net, width, spare)
+    fast = _tiling.tile_cuts("auto", net, plane, poly, 1e-10, 8, spare)
+    monkeypatch.setattr(_tiling, "_one_tile_for_sure", lambda *args: False)
+    probed = _tiling.tile_cuts("auto", net, plane, poly, 1e-10, 8, spare)
+    np.testing.assert_array_equal(fast, probed)
+    assert skipped == (np.prod([(1 + n) ** 2 for n in net.hidden_sizes]) <= 2 * 1500 or spare <= 1)
+
+
+@pytest.mark.parametrize("sizes", [[2, 3, 1], [2, 8, 1], [2, 4, 4, 1], [2, 6, 5, 2]])
+def test_a_line_meets_at_most_the_product_of_one_plus_widths_pieces(sizes):
+    # The bound _one_tile_for_sure rests on, against exact counts on long lines.
+    net = random_net(sizes, seed=130).to_lrcore()
+    rng = np.random.default_rng(131)
+    lines = [np.stack([c - 50 * u, c + 50 * u]) for c, u in rng.standard_normal((40, 2, 2))]
+    pieces = lrcore.count_1d(net, lines).num_pieces
+    assert pieces.max() <= np.prod([1 + n for n in net.hidden_sizes])

@@ -153,6 +153,24 @@ def _probe(
     return np.diff(offsets), points
 
 
+def _one_tile_for_sure(net: Network, width: int, spare: int) -> bool:
+    """Whether every probe would give one tile, known from the network's sizes alone.
+
+    A line meets at most ``prod(1 + n_l)`` pieces (``n_l`` neurons in hidden layer
+    ``l``: on each piece of the layers before, a neuron is affine and changes sign once
+    at most), so the probes' estimate ``(a + 1)(b + 1)`` is at most that squared. Where
+    even that bound picks one tile, the probes are skipped: small nets are not probed.
+    """
+    bound = 1.0
+    for neurons in net.hidden_sizes:
+        bound *= (1.0 + neurons) ** 2
+        if bound > TILE_REGIONS:
+            return False
+    by_memory = 16 * width * bound < 2 * TILE_WORK_BYTES
+    by_threads = spare <= 1 or bound < 2 * PARALLEL_TILE_REGIONS
+    return by_memory and by_threads
+
+
 def _auto_cuts(
     net: Network,
     plane: Plane,
@@ -166,8 +184,10 @@ def _auto_cuts(
     The module docstring says how they are placed; ``spare``: the threads the slice's
     tiles may run on at once.
     """
-    (s_lo, t_lo), (s_hi, t_hi) = poly.min(axis=0), poly.max(axis=0)
     width = max(net.layer_widths, default=1)
+    if _one_tile_for_sure(net, width, spare):
+        return np.zeros(0)
+    (s_lo, t_lo), (s_hi, t_hi) = poly.min(axis=0), poly.max(axis=0)
     s_mid = float(s_lo + s_hi) / 2
     flipped = _chord(poly[:, ::-1].copy(), s_mid)
     if flipped is None:

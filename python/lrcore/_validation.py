@@ -6,6 +6,7 @@ passes every option to the core explicitly, so these are the defaults a user mee
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from typing import Any
@@ -45,6 +46,16 @@ def as_float_array(
     complex and other dtypes raise TypeError; NaN/Inf (when ``finite``) and a wrong
     number of dimensions raise ValueError.
     """
+    if (
+        type(value) is np.ndarray
+        and value.dtype == np.float64
+        and value.flags.c_contiguous
+        and (ndim is None or value.ndim == ndim)
+        # A finite sum means finite entries (NaN and infinities propagate); an overflowed
+        # one takes the full check below.
+        and (not finite or math.isfinite(float(value.sum())))
+    ):
+        return value
     if isinstance(value, (str, bytes)):
         msg = f"{name}: expected a numeric array, got {type(value).__name__}"
         raise TypeError(msg)

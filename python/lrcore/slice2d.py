@@ -22,6 +22,7 @@ from ._validation import (
     check_magnitudes,
     check_max_memory,
     check_run_options,
+    uniform_input_limit,
 )
 from ._verify import Verifiable, VerifyReport, check_slice
 from .network import Network
@@ -63,11 +64,11 @@ class Plane:
         peaks = np.abs(self.basis).max(axis=1)
         with np.errstate(divide="ignore", invalid="ignore"):
             unit = self.basis / peaks[:, None]
-            unit /= np.linalg.norm(unit, axis=1)[:, None]
-        norms = peaks * np.linalg.norm(
-            self.basis / np.where(peaks > 0, peaks, 1.0)[:, None], axis=1
-        )
-        if np.any(peaks == 0) or 1.0 - float(unit[0] @ unit[1]) ** 2 <= 1e-12:
+            unit /= np.sqrt(np.einsum("ij,ij->i", unit, unit))[:, None]
+        if not float(peaks.min()) > 0 or 1.0 - float(unit[0] @ unit[1]) ** 2 <= 1e-12:
+            norms = peaks * np.linalg.norm(
+                self.basis / np.where(peaks > 0, peaks, 1.0)[:, None], axis=1
+            )
             msg = (
                 "basis: the two directions must be linearly independent (got collinear or "
                 f"zero rows, norms {norms.tolist()})"
@@ -635,9 +636,11 @@ def slice_2d(
     poly = _as_domain(bounds, domain)
     rtol, threads, max_regions = check_run_options(rtol, num_threads, max_regions, "max_regions")
     reach = float(np.abs(poly).max())
+    limit = uniform_input_limit(net)
     for i, plane in enumerate(planes):
         bound = np.abs(plane.origin) + reach * (np.abs(plane.basis[0]) + np.abs(plane.basis[1]))
-        check_magnitudes(net, bound, f"origin[{i}]" if is_batch else "origin")
+        if not float(bound.max()) <= limit:  # the layer by layer bound, and its message
+            check_magnitudes(net, bound, f"origin[{i}]" if is_batch else "origin")
     # Threads a slice's tiles can use beside the other slices of the call.
     spare = max(1, threads // max(1, len(planes)))
     cuts = [tile_cuts(tiles, net, p, poly, rtol, threads, spare) for p in planes]
