@@ -160,3 +160,27 @@ def test_a_line_meets_at_most_the_product_of_one_plus_widths_pieces(sizes):
     lines = [np.stack([c - 50 * u, c + 50 * u]) for c, u in rng.standard_normal((40, 2, 2))]
     pieces = lrcore.count_1d(net, lines).num_pieces
     assert pieces.max() <= np.prod([1 + n for n in net.hidden_sizes])
+
+
+@pytest.mark.parametrize(
+    ("bad", "match"),
+    [
+        (np.nan, "path\\[1\\]: contains 1 NaN"),
+        (-np.inf, "path\\[1\\]: contains 1 NaN"),
+        (-1e151, "path\\[1\\]: the network's values there could reach"),
+        (1e-200, "path\\[1\\]: segment 0 is 1e-200 long"),
+    ],
+)
+def test_small_batches_checked_in_python_give_the_same_errors(bad, match):
+    from lrcore import path1d
+
+    first = np.array([[0.0, 1.0, 0.0], [1.0, 0.0, 0.0]])
+    second = np.array([[0.0, 0.0, 0.0], [bad, 0.0, 0.0], [1.0, 1.0, 1.0]])
+    assert first.size + second.size <= path1d.SMALL_PATHS
+    with pytest.raises(ValueError, match=match):
+        lrcore.count_1d(NET, [first, second])
+    with pytest.raises(ValueError, match=match.replace("\\[1\\]", "")):
+        lrcore.count_1d(NET, second)
+    # The same values in a batch too large for the plain-Python check.
+    with pytest.raises(ValueError, match=match):
+        lrcore.count_1d(NET, [first, second, *[first] * path1d.SMALL_PATHS])

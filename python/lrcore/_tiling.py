@@ -168,7 +168,7 @@ def _one_tile_for_sure(net: Network, width: int, spare: int) -> bool:
             return False
     by_memory = 16 * width * bound < 2 * TILE_WORK_BYTES
     by_threads = spare <= 1 or bound < 2 * PARALLEL_TILE_REGIONS
-    return by_memory and by_threads
+    return bool(by_memory and by_threads)
 
 
 def _auto_cuts(

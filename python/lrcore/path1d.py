@@ -379,6 +379,27 @@ def _check_path(net: Network, arr: NDArray[np.float64], name: str) -> None:
     check_magnitudes(net, np.abs(arr).max(axis=0), name)
 
 
+#: Paths of at most this many values in all are checked in plain Python (numpy's calls
+#: cost more than the arithmetic on them).
+SMALL_PATHS = 64
+
+
+def _small_paths_ok(paths: list[NDArray[np.float64]], limit: float) -> bool:
+    """True when every value is within ``limit`` (so finite) and no step is too short."""
+    for path in paths:
+        previous: list[float] | None = None
+        for row in path.tolist():
+            for value in row:
+                if not -limit <= value <= limit:  # NaN fails too
+                    return False
+            if previous is not None:
+                step = max(abs(a - b) for a, b in zip(row, previous))
+                if 0 < step < MIN_STEP:
+                    return False
+            previous = row
+    return True
+
+
 def _check_paths(net: Network, paths: list[NDArray[np.float64]], names: list[str]) -> None:
     """The values of all paths checked at once; the first bad path named.
 
@@ -387,6 +408,9 @@ def _check_paths(net: Network, paths: list[NDArray[np.float64]], names: list[str
     by one (:func:`_check_path`) for the message.
     """
     if not paths:
+        return
+    limit = uniform_input_limit(net)
+    if sum(p.size for p in paths) <= SMALL_PATHS and _small_paths_ok(paths, limit):
         return
     points = paths[0] if len(paths) == 1 else np.concatenate(paths)
     with np.errstate(invalid="ignore"):
@@ -399,7 +423,7 @@ def _check_paths(net: Network, paths: list[NDArray[np.float64]], names: list[str
         ends = np.cumsum([p.shape[0] for p in paths[:-1]]) - 1
         steps[ends] = np.inf
     ok = (
-        peak <= uniform_input_limit(net)
+        peak <= limit
         or (
             np.isfinite(peak) and magnitude_bound(net, np.abs(points).max(axis=0)) <= MAX_MAGNITUDE
         )
