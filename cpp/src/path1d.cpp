@@ -129,7 +129,9 @@ std::vector<Path1DResult> count_1d(const Network& net, const std::vector<PathSpe
     // Enough tasks to balance many threads, few enough that each product is sizeable.
     // The split depends on the input only, never on the thread count, so results are
     // bit-for-bit the same however many threads run.
-    const Index per_task = std::clamp<Index>(total_segments / 64, 1, 32);
+    // 32 tasks or more: on 200 segments through 784->[128]x3 tasks of 6 segments (and
+    // their larger products) took 9% less time than tasks of 3.
+    const Index per_task = std::clamp<Index>(total_segments / 32, 1, 32);
     const auto tasks = make_tasks(paths, per_task);
     // Every polyline point goes through every layer's product: a lower bound on the
     // work. Above about a millisecond of it, all threads start at once; below, the
