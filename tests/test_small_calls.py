@@ -184,3 +184,36 @@ def test_small_batches_checked_in_python_give_the_same_errors(bad, match):
     # The same values in a batch too large for the plain-Python check.
     with pytest.raises(ValueError, match=match):
         lrcore.count_1d(NET, [first, second, *[first] * path1d.SMALL_PATHS])
+
+
+def _extent_by_numpy(paths):
+    values = np.concatenate(paths)
+    peak = float(np.abs(values).max()) if np.isfinite(values).all() else np.nan
+    steps = np.concatenate([np.abs(np.diff(p, axis=0)).max(axis=1) for p in paths])
+    nonzero = steps[steps > 0]
+    return peak, float(nonzero.min()) if nonzero.size else np.inf
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_core_path_extent_equals_numpy(seed):
+    from lrcore._corecalls import core_path_extent
+
+    rng = np.random.default_rng(seed)
+    paths = [
+        rng.standard_normal((int(n), 5)) * 10.0 ** rng.integers(-160, 160)
+        for n in rng.integers(3, 9, 7)
+    ]
+    paths[1][2] = paths[1][1]  # a repeated point: no step
+    paths[3][1] = paths[3][0] + 1e-155  # a tiny step
+    if seed % 3 == 1:
+        paths[seed][0, 1] = np.nan
+    if seed % 3 == 2:
+        paths[seed][-1, 4] = -np.inf
+    peak, shortest = core_path_extent(paths=paths)
+    want_peak, want_shortest = _extent_by_numpy(paths)
+    if np.isnan(want_peak):
+        assert np.isnan(peak)
+    else:
+        assert peak == want_peak
+        assert shortest == want_shortest
+    assert core_path_extent(paths=[np.zeros((3, 2))]) == (0.0, np.inf)

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <limits>
 #include <memory>
 #include <stdexcept>
 #include <utility>
@@ -118,6 +119,26 @@ std::vector<Path1DResult> join_and_assemble(const Network& net, const std::vecto
 }  // namespace
 
 Index pattern_bytes(const Network& net) { return (net.num_neurons() + 7) / 8; }
+
+PathExtent path_extent(const std::vector<PathSpec>& paths, Index dim) {
+    PathExtent extent;
+    bool finite = true;
+    for (const PathSpec& spec : paths) {
+        for (Index k = 0; k < spec.num_points; ++k) {
+            const double* row = spec.points + k * dim;
+            double step = 0.0;
+            for (Index i = 0; i < dim; ++i) {
+                const double size = std::abs(row[i]);
+                finite = finite && size <= std::numeric_limits<double>::max();
+                extent.peak = std::max(extent.peak, size);
+                if (k > 0) step = std::max(step, std::abs(row[i] - row[i - dim]));
+            }
+            if (step > 0.0) extent.shortest_step = std::min(extent.shortest_step, step);
+        }
+    }
+    if (!finite) extent.peak = std::numeric_limits<double>::quiet_NaN();
+    return extent;
+}
 
 std::vector<Path1DResult> count_1d(const Network& net, const std::vector<PathSpec>& paths,
                                    const Path1DOptions& options, const InterruptPoll& poll,
