@@ -8,7 +8,8 @@ the cuts; their number and place only change time and peak memory. ``tiles=n`` g
 fractions, where constructed examples put their zero lines).
 
 ``tiles="auto"`` estimates the number of regions from exact 1D counts (the core's
-``count_1d``) and picks:
+``count_1d``; not for networks whose sizes alone bound the estimate below one tile's
+worth, see ``_one_tile_for_sure``) and picks:
 
 - one tile per about :data:`TILE_REGIONS` regions;
 - on wide nets, up to :data:`MEMORY_TILES` tiles so that each holds about

@@ -63,7 +63,8 @@ class Plane:
             raise ValueError(msg)
         # Independence: the Gram matrix in floats where its entries cannot over- or
         # underflow, else the directions scaled to unit length first.
-        (g00, g01), (_, g11) = (self.basis @ self.basis.T).tolist()
+        with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+            (g00, g01), (_, g11) = (self.basis @ self.basis.T).tolist()
         self._extent: tuple[float, float] | None = None
         if 1e-280 < g00 < 1e280 and 1e-280 < g11 < 1e280 and 1.0 - g01 * g01 / (g00 * g11) > 1e-12:
             return
@@ -88,10 +89,11 @@ class Plane:
         ``|s|, |t| <= r``.
         """
         if self._extent is None:
-            self._extent = (
-                float(np.abs(self.origin).max()),
-                float(np.abs(self.basis).sum(axis=0).max()),
-            )
+            with np.errstate(over="ignore"):
+                self._extent = (
+                    float(np.abs(self.origin).max()),
+                    float(np.abs(self.basis).sum(axis=0).max()),
+                )
         return self._extent
 
     @classmethod
@@ -667,7 +669,8 @@ def slice_2d(
     for i, plane in enumerate(planes):
         origin_peak, basis_peak = plane.extent()
         if not origin_peak + reach * basis_peak <= limit:  # the layer by layer bound
-            bound = np.abs(plane.origin) + reach * np.abs(plane.basis).sum(axis=0)
+            with np.errstate(over="ignore"):
+                bound = np.abs(plane.origin) + reach * np.abs(plane.basis).sum(axis=0)
             check_magnitudes(net, bound, f"origin[{i}]" if is_batch else "origin")
     # Threads a slice's tiles can use beside the other slices of the call.
     spare = max(1, threads // max(1, len(planes)))
