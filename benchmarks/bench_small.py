@@ -14,8 +14,9 @@ float32, lrcore float64, on identical networks and inputs):
 - :class:`lrcore.torch.RegionTracker` in the small training loop of bench_torch.py: the
   time in ``tracker.step`` against the training steps (``--skip-tracker`` to leave out).
 
-Timings are the best of several blocks of calls, lrcore and regioncam interleaved, so
-that on a shared machine the ratios compare like with like. Every lrcore count is
+regioncam starts no threads of its own (its CPU time never exceeds its wall time), so
+it runs unpinned. Timings are the best of several blocks of calls, lrcore and regioncam
+interleaved, so that on a shared machine the ratios compare like with like. Every lrcore count is
 printed (``--json`` writes them with the times), and ``--compare before.json`` adds the
 numbers of an earlier run (e.g. of another build) as columns, with a check that every
 count is equal.
@@ -34,13 +35,12 @@ Examples
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import platform
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Callable
 
@@ -76,52 +76,43 @@ class Row:
     regioncam_seconds: float | None = None
     regioncam_count: int | None = None
     extra: str = ""
+    lrcore_cpu: float | None = None
+    regioncam_cpu: float | None = None
 
 
 # --------------------------------------------------------------------------- timing
 
 
-@contextlib.contextmanager
-def one_cpu() -> Iterator[None]:
-    """Pin the calling thread (and the threads it starts) to one CPU inside the block."""
-    if not hasattr(os, "sched_getaffinity"):
-        yield
-        return
-    cpus = os.sched_getaffinity(0)
-    os.sched_setaffinity(0, {min(cpus)})
-    try:
-        yield
-    finally:
-        os.sched_setaffinity(0, cpus)
-
-
-def per_call(function: Callable[[], Any], min_seconds: float, blocks: int) -> float:
-    """Seconds per call: the best block of calls, each block about min_seconds / blocks."""
+def per_call(function: Callable[[], Any], min_seconds: float) -> tuple[float, float]:
+    """Wall and CPU seconds (all threads of the process) per call of one block of calls."""
     function()
     start = time.perf_counter()
     function()
     once = max(time.perf_counter() - start, 1e-7)
-    calls = max(1, int(min_seconds / blocks / once))
-    best = np.inf
-    for _ in range(blocks):
-        start = time.perf_counter()
-        for _ in range(calls):
-            function()
-        best = min(best, (time.perf_counter() - start) / calls)
-    return float(best)
+    calls = max(1, int(min_seconds / once))
+    start, cpu = time.perf_counter(), time.process_time()
+    for _ in range(calls):
+        function()
+    return (time.perf_counter() - start) / calls, (time.process_time() - cpu) / calls
 
 
 def interleaved(
     functions: Sequence[Callable[[], Any] | None], min_seconds: float, blocks: int
-) -> list[float | None]:
-    """``per_call`` of several functions, their blocks interleaved (None: skipped)."""
-    best: list[float | None] = [None if f is None else np.inf for f in functions]
+) -> tuple[list[float | None], list[float | None]]:
+    """Best wall and CPU seconds per call of several functions, blocks interleaved.
+
+    None skips a function. On a loaded machine the CPU time (which waiting for a core
+    does not count) is the steadier measure of the work done.
+    """
+    walls: list[float | None] = [None if f is None else np.inf for f in functions]
+    cpus: list[float | None] = [None if f is None else np.inf for f in functions]
     for _ in range(blocks):
         for i, function in enumerate(functions):
             if function is not None:
-                value = per_call(function, min_seconds / blocks, 1)
-                best[i] = min(best[i], value)  # type: ignore[type-var]
-    return best
+                wall, cpu = per_call(function, min_seconds / blocks)
+                walls[i] = min(walls[i], wall)  # type: ignore[type-var]
+                cpus[i] = min(cpus[i], cpu)  # type: ignore[type-var]
+    return walls, cpus
 
 
 # --------------------------------------------------------------------------- regioncam
@@ -201,13 +192,15 @@ def tiny_1d(args: argparse.Namespace) -> Row:
     def run() -> Any:
         return lrcore.count_1d(net, segment, num_threads=args.threads)
 
-    seconds, rc_seconds = interleaved([run, rc], args.min_seconds, args.blocks)
+    (seconds, rc_seconds), (cpu, rc_cpu) = interleaved([run, rc], args.min_seconds, args.blocks)
     return Row(
         "count_1d, net 1→8→1, one segment (per call)",
         float(seconds),  # type: ignore[arg-type]
         run().num_breakpoints,
         rc_seconds,
         None if rc is None else int(rc()[0]),
+        lrcore_cpu=cpu,
+        regioncam_cpu=rc_cpu,
     )
 
 
@@ -219,13 +212,15 @@ def tiny_2d(args: argparse.Namespace) -> Row:
     def run() -> Any:
         return lrcore.slice_2d(net, origin, basis, (-1, 1, -1, 1), num_threads=args.threads)
 
-    seconds, rc_seconds = interleaved([run, rc], args.min_seconds, args.blocks)
+    (seconds, rc_seconds), (cpu, rc_cpu) = interleaved([run, rc], args.min_seconds, args.blocks)
     return Row(
         "slice_2d, net 2→8→1, box [-1,1]² (per call)",
         float(seconds),  # type: ignore[arg-type]
         run().num_regions,
         rc_seconds,
         None if rc is None else rc(),
+        lrcore_cpu=cpu,
+        regioncam_cpu=rc_cpu,
     )
 
 
@@ -237,7 +232,7 @@ def one_segment(args: argparse.Namespace) -> Row:
     def run() -> Any:
         return lrcore.count_1d(net, segment, num_threads=args.threads)
 
-    seconds, rc_seconds = interleaved([run, rc], args.min_seconds, args.blocks)
+    (seconds, rc_seconds), (cpu, rc_cpu) = interleaved([run, rc], args.min_seconds, args.blocks)
     return Row(
         "one segment through 784→[128]x3",
         float(seconds),  # type: ignore[arg-type]
@@ -245,6 +240,8 @@ def one_segment(args: argparse.Namespace) -> Row:
         rc_seconds,
         None if rc is None else int(rc()[0]),
         f"{run().num_pieces} pieces",
+        lrcore_cpu=cpu,
+        regioncam_cpu=rc_cpu,
     )
 
 
@@ -257,16 +254,11 @@ def segment_batch(args: argparse.Namespace, sizes: list[int], name: str) -> list
     def run(threads: int) -> Callable[[], Any]:
         return lambda: lrcore.count_1d(net, segments, num_threads=threads)
 
-    rc_one = None
-    if rc is not None:
-
-        def rc_one() -> Any:
-            with one_cpu():
-                return rc()
-
-    functions = [run(1), run(args.threads) if args.threads > 1 else None, rc_one]
+    functions = [run(1), run(args.threads) if args.threads > 1 else None, rc]
     budget = args.min_seconds * (3 if sizes[1] > 128 else 1)
-    one, many, rc_seconds = interleaved(functions, budget, args.blocks)
+    (one, many, rc_seconds), (one_cpu, many_cpu, rc_cpu) = interleaved(
+        functions, budget, args.blocks
+    )
     batch = run(1)()
     flops, _ = subdivision_flops(net, batch, points_per_path=2)
     width = max(net.hidden_sizes)
@@ -289,6 +281,8 @@ def segment_batch(args: argparse.Namespace, sizes: list[int], name: str) -> list
             rc_total,
             f"{flops / one / 1e9:.1f} GFLOP/s = {flops / one / 1e9 / dgemm_one:.0%} of DGEMM "
             f"({dgemm_one:.1f})",  # type: ignore[operator]
+            lrcore_cpu=one_cpu,
+            regioncam_cpu=rc_cpu,
         )
     ]
     if many is not None:
@@ -301,6 +295,8 @@ def segment_batch(args: argparse.Namespace, sizes: list[int], name: str) -> list
                 rc_total,
                 f"{flops / many / 1e9:.1f} GFLOP/s = "
                 f"{flops / many / 1e9 / dgemm_all:.0%} of DGEMM ({dgemm_all:.1f})",
+                lrcore_cpu=many_cpu,
+                regioncam_cpu=rc_cpu,
             )
         )
     return rows
@@ -310,19 +306,13 @@ def small_slice(args: argparse.Namespace, sizes: list[int], half: float) -> Row:
     net = lrcore.Network.random(sizes, seed=args.seed)
     origin, basis = np.zeros(2), np.eye(2)
     rc = rc_slice(net, half)
-    rc_one = None
-    if rc is not None:
-
-        def rc_one() -> Any:
-            with one_cpu():
-                return rc()
 
     def run() -> Any:
         return lrcore.slice_2d(
             net, origin, basis, (-half, half, -half, half), num_threads=args.threads
         )
 
-    seconds, rc_seconds = interleaved([run, rc_one], args.min_seconds, args.blocks)
+    (seconds, rc_seconds), (cpu, rc_cpu) = interleaved([run, rc], args.min_seconds, args.blocks)
     hidden = "x".join(str(w) for w in sizes[1:-1])
     return Row(
         f"slice of 2→[{sizes[1]}]x{len(sizes) - 2} on [-{half:g},{half:g}]²",
@@ -331,6 +321,8 @@ def small_slice(args: argparse.Namespace, sizes: list[int], half: float) -> Row:
         rc_seconds,
         None if rc is None else rc(),
         f"hidden {hidden}",
+        lrcore_cpu=cpu,
+        regioncam_cpu=rc_cpu,
     )
 
 
@@ -389,7 +381,15 @@ def report(rows: Sequence[Row], before: dict[str, Any] | None, args: argparse.Na
     )
     print(f"- best of {args.blocks} interleaved blocks of about {args.min_seconds:g} s per case")
     print()
-    header = ["case", "lrcore", "regioncam", "speed-up", "count (regioncam)", "notes"]
+    header = [
+        "case",
+        "lrcore",
+        "regioncam",
+        "speed-up",
+        "CPU time: lrcore, regioncam (ratio)",
+        "count (regioncam)",
+        "notes",
+    ]
     # Runs of the first version of this script named the cases with "\u00d7" and "\u2212".
     old = (
         {r["case"].replace("\u00d7", "x").replace("\u2212", "-"): r for r in before["rows"]}
@@ -402,8 +402,11 @@ def report(rows: Sequence[Row], before: dict[str, Any] | None, args: argparse.Na
     for r in rows:
         speedup = f"{r.regioncam_seconds / r.lrcore_seconds:,.3g}x" if r.regioncam_seconds else "—"
         count = f"{r.count}" + (f" ({r.regioncam_count})" if r.regioncam_count is not None else "")
+        cpu = format_time(r.lrcore_cpu)
+        if r.regioncam_cpu and r.lrcore_cpu:
+            cpu += f", {format_time(r.regioncam_cpu)} ({r.regioncam_cpu / r.lrcore_cpu:,.3g}x)"
         line = [r.case, format_time(r.lrcore_seconds), format_time(r.regioncam_seconds)]
-        line += [speedup, count, r.extra]
+        line += [speedup, cpu, count, r.extra]
         if before:
             prev = old.get(r.case)
             line[1:1] = [format_time(prev["lrcore_seconds"]) if prev else "—"]
