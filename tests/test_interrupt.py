@@ -39,7 +39,7 @@ CHILD = textwrap.dedent(
     print("ready", flush=True)
     start = time.perf_counter()
     try:
-        lrcore.count_1d(net, paths, num_threads=2)
+        lrcore.count_1d(net, paths, num_threads=THREADS)
         print("finished", flush=True)
     except KeyboardInterrupt:
         stopped = time.perf_counter()
@@ -51,9 +51,11 @@ CHILD = textwrap.dedent(
 )
 
 
-def test_sigint_stops_a_long_call_within_a_second():
+# On 1 thread the calling thread does all the work and polls from inside its tasks.
+@pytest.mark.parametrize("threads", [2, 1])
+def test_sigint_stops_a_long_call_within_a_second(threads):
     child = subprocess.Popen(
-        [sys.executable, "-c", CHILD],
+        [sys.executable, "-c", CHILD.replace("THREADS", str(threads))],
         stdout=subprocess.PIPE,
         text=True,
     )

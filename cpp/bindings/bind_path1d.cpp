@@ -87,7 +87,22 @@ py::dict count_1d_flat(const Network& net, const std::vector<DoubleArray>& paths
 
 }  // namespace
 
+// (largest |coordinate| or NaN, shortest nonzero step) of the paths, for their checks.
+py::tuple path_extent_of(const std::vector<DoubleArray>& paths) {
+    std::vector<PathSpec> specs;
+    if (!paths.empty()) require_shape(paths[0], "path[0]", 2);
+    const py::ssize_t dim = paths.empty() ? 0 : paths[0].shape(1);
+    for (std::size_t i = 0; i < paths.size(); ++i) {
+        require_shape(paths[i], "path[" + std::to_string(i) + "]", 2, -1, dim);
+        specs.push_back({paths[i].data(), paths[i].shape(0), false});
+    }
+    const PathExtent extent = path_extent(specs, dim);
+    return py::make_tuple(extent.peak, extent.shortest_step);
+}
+
 void bind_path1d(py::module_& m) {
+    m.def("path_extent", &path_extent_of, py::arg("paths"),
+          "(largest |coordinate| or NaN, shortest nonzero step) of 2-d paths of one width.");
     m.def("count_1d", &count_1d_flat, py::arg("net"), py::arg("paths"), py::arg("closed"),
           py::arg("rtol"), py::arg("want_patterns"), py::arg("num_threads"), py::arg("max_pieces"),
           py::arg("max_memory"),

@@ -2,6 +2,7 @@
 
 #include "lrcore/blas.hpp"
 #include "lrcore/errors.hpp"
+#include "lrcore/parallel.hpp"
 #include "pybind11.hpp"
 
 namespace lrcore::bindings {
@@ -41,6 +42,10 @@ PYBIND11_MODULE(_core, m) {
     // The core parallelises over paths and tiles itself; BLAS inside it runs one thread per
     // call.
     lrcore::set_blas_threads(1);
+    m.def("_share_threshold_seconds", &lrcore::share_threshold_seconds,
+          "Predicted seconds of work above which a call starts worker threads.");
+    m.def("_set_share_threshold_seconds", &lrcore::set_share_threshold_seconds, py::arg("seconds"),
+          "Change it (tests: 0 shares any work, a huge value none).");
     lrcore::bindings::bind_network(m);
     lrcore::bindings::bind_path1d(m);
     lrcore::bindings::bind_slice2d(m);

@@ -14,6 +14,7 @@
 #include <string>
 
 #include "bits.hpp"
+#include "interval_signs.hpp"
 #include "lrcore/errors.hpp"
 #include "signs.hpp"
 
@@ -230,15 +231,9 @@ void Subdivider::find_crossings(Unit& unit, Index layer) {
         }
         for (Index j0 = 0; j0 < neurons; j0 += kWordBits) {
             const Index j1 = std::min(neurons, j0 + kWordBits);
-            Word on = 0;
-            Word cross = 0;
-            for (Index j = j0; j < j1; ++j) {
-                const double a = za[j];
-                const double b = zb[j];
-                const Word bit = Word{1} << (j - j0);
-                on |= ((a > 0.0) | ((a == 0.0) & (b > 0.0))) ? bit : 0;
-                cross |= (((a > 0.0) & (b < 0.0)) | ((a < 0.0) & (b > 0.0))) ? bit : 0;
-            }
+            Word on;
+            Word cross;
+            interval_sign_words(za + j0, zb + j0, j1 - j0, on, cross);
             // Place the 64 local bits at the layer's offset in the pattern row.
             set_bits_at(row, offset + j0, on);
             while (cross != 0) {

@@ -3,6 +3,8 @@
 #pragma once
 
 #include <algorithm>
+#include <cstddef>
+#include <utility>
 #include <vector>
 
 #include "index.hpp"
@@ -11,6 +13,46 @@
 #include "memory.hpp"
 
 namespace lrcore::detail {
+
+// Blocks of finished stores, kept on their thread for the next store (up to
+// kSpareBlockBytes): the next slice's rows land in memory already touched, instead of
+// memory that malloc took from the system and page-faults in again (the heap's top is
+// handed back when a small slice frees its rows: a third of a small slice's time went to
+// the kernel). Worker threads free theirs when they end; the calling thread keeps them.
+constexpr std::size_t kSpareBlockBytes = std::size_t{32} << 20;
+
+inline std::vector<HugeBuffer<double>>& spare_blocks() {
+    thread_local std::vector<HugeBuffer<double>> spare;
+    return spare;
+}
+
+// Moves `blocks` to this thread's spare blocks while they hold under kSpareBlockBytes;
+// frees the rest. `blocks` is left empty.
+inline void keep_spare_blocks(std::vector<HugeBuffer<double>>& blocks) {
+    std::vector<HugeBuffer<double>>& spare = spare_blocks();
+    std::size_t held = 0;
+    for (const HugeBuffer<double>& block : spare) held += block.capacity() * sizeof(double);
+    for (HugeBuffer<double>& block : blocks) {
+        const std::size_t bytes = block.capacity() * sizeof(double);
+        if (bytes == 0 || held + bytes > kSpareBlockBytes) continue;
+        held += bytes;
+        spare.push_back(std::move(block));
+    }
+    std::vector<HugeBuffer<double>>().swap(blocks);
+}
+
+// A block with room for `values` values if a spare one has it, else an empty one.
+inline HugeBuffer<double> take_spare_block(std::size_t values) {
+    std::vector<HugeBuffer<double>>& spare = spare_blocks();
+    for (std::size_t i = spare.size(); i-- > 0;) {
+        if (spare[i].capacity() >= values) {
+            HugeBuffer<double> block = std::move(spare[i]);
+            spare.erase(spare.begin() + static_cast<std::ptrdiff_t>(i));
+            return block;
+        }
+    }
+    return {};
+}
 
 // Rows of per-vertex values (one row of `width` doubles per vertex), stored in blocks of
 // kBlockRows rows: appending a row never moves the others, and a layer is evaluated block
@@ -22,6 +64,13 @@ public:
     // 512 rows: the dense product runs as fast as on larger blocks, and a slice's rows
     // waste at most one block (2048 cost small slices about 200 B a region).
     static constexpr Index kBlockRows = 512;
+
+    RowStore() = default;
+    RowStore(const RowStore&) = default;
+    RowStore(RowStore&&) = default;
+    RowStore& operator=(const RowStore&) = default;
+    RowStore& operator=(RowStore&&) = default;
+    ~RowStore() { keep_spare_blocks(blocks_); }
 
     Index width() const { return width_; }
     Index size() const { return size_; }
@@ -37,10 +86,11 @@ public:
         return blocks_[sz(v / kBlockRows)].data() + (v % kBlockRows) * width_;
     }
 
-    // No rows, and no memory held.
+    // No rows, and no memory held (the blocks kept as this thread's spare blocks, up to
+    // kSpareBlockBytes).
     void release() {
         reset(0);
-        std::vector<HugeBuffer<double>>().swap(blocks_);
+        keep_spare_blocks(blocks_);
         HugeBuffer<double>().swap(activated_);
     }
 
@@ -48,7 +98,7 @@ public:
     double* append() {
         if (size_ % kBlockRows == 0) {
             const std::size_t b = sz(size_ / kBlockRows);
-            if (b == blocks_.size()) blocks_.emplace_back();
+            if (b == blocks_.size()) blocks_.push_back(take_spare_block(sz(kBlockRows * width_)));
             blocks_[b].resize(sz(kBlockRows * width_));  // within capacity: no writes
         }
         return row(size_++);

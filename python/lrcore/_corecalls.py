@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from ._core import PathBatchArrays, SliceArrays
     from .network import Network
 
-__all__ = ["core_count_1d", "core_slice_2d"]
+__all__ = ["core_count_1d", "core_path_extent", "core_slice_2d"]
 
 
 def core_count_1d(
@@ -50,6 +50,15 @@ def core_count_1d(
         max_pieces=max_pieces,
         max_memory=max_memory,
     )
+
+
+def core_path_extent(*, paths: list[NDArray[np.float64]]) -> tuple[float, float]:
+    """``(largest |coordinate|, shortest nonzero step)`` of 2-d paths of one width.
+
+    The peak is NaN when any value is NaN or infinite; the step is infinite when no two
+    consecutive points of a path differ.
+    """
+    return _core.path_extent(paths=paths)
 
 
 def core_slice_2d(

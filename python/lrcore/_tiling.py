@@ -8,7 +8,8 @@ the cuts; their number and place only change time and peak memory. ``tiles=n`` g
 fractions, where constructed examples put their zero lines).
 
 ``tiles="auto"`` estimates the number of regions from exact 1D counts (the core's
-``count_1d``) and picks:
+``count_1d``; not for networks whose sizes alone bound the estimate below one tile's
+worth, see ``_one_tile_for_sure``) and picks:
 
 - one tile per about :data:`TILE_REGIONS` regions;
 - on wide nets, up to :data:`MEMORY_TILES` tiles so that each holds about
@@ -153,6 +154,24 @@ def _probe(
     return np.diff(offsets), points
 
 
+def _one_tile_for_sure(net: Network, width: int, spare: int) -> bool:
+    """Whether every probe would give one tile, known from the network's sizes alone.
+
+    A line meets at most ``prod(1 + n_l)`` pieces (``n_l`` neurons in hidden layer
+    ``l``: on each piece of the layers before, a neuron is affine and changes sign once
+    at most), so the probes' estimate ``(a + 1)(b + 1)`` is at most that squared. Where
+    even that bound picks one tile, the probes are skipped: small nets are not probed.
+    """
+    bound = 1.0
+    for neurons in net.hidden_sizes:
+        bound *= (1.0 + neurons) ** 2
+        if bound > TILE_REGIONS:
+            return False
+    by_memory = 16 * width * bound < 2 * TILE_WORK_BYTES
+    by_threads = spare <= 1 or bound < 2 * PARALLEL_TILE_REGIONS
+    return bool(by_memory and by_threads)
+
+
 def _auto_cuts(
     net: Network,
     plane: Plane,
@@ -166,8 +185,10 @@ def _auto_cuts(
     The module docstring says how they are placed; ``spare``: the threads the slice's
     tiles may run on at once.
     """
-    (s_lo, t_lo), (s_hi, t_hi) = poly.min(axis=0), poly.max(axis=0)
     width = max(net.layer_widths, default=1)
+    if _one_tile_for_sure(net, width, spare):
+        return np.zeros(0)
+    (s_lo, t_lo), (s_hi, t_hi) = poly.min(axis=0), poly.max(axis=0)
     s_mid = float(s_lo + s_hi) / 2
     flipped = _chord(poly[:, ::-1].copy(), s_mid)
     if flipped is None:

@@ -6,7 +6,9 @@ passes every option to the core explicitly, so these are the defaults a user mee
 
 from __future__ import annotations
 
+import math
 import os
+import time
 from typing import Any
 
 import numpy as np
@@ -44,6 +46,16 @@ def as_float_array(
     complex and other dtypes raise TypeError; NaN/Inf (when ``finite``) and a wrong
     number of dimensions raise ValueError.
     """
+    if (
+        type(value) is np.ndarray
+        and value.dtype == np.float64
+        and value.flags.c_contiguous
+        and (ndim is None or value.ndim == ndim)
+        # A finite sum means finite entries (NaN and infinities propagate); an overflowed
+        # one takes the full check below.
+        and (not finite or math.isfinite(float(value.sum())))
+    ):
+        return value
     if isinstance(value, (str, bytes)):
         msg = f"{name}: expected a numeric array, got {type(value).__name__}"
         raise TypeError(msg)
@@ -109,23 +121,78 @@ def check_run_options(
 MAX_MAGNITUDE = 1e150
 
 
-def check_magnitudes(net: Any, bound: NDArray[np.float64], name: str) -> None:
-    """Refuse inputs where the network's values could exceed :data:`MAX_MAGNITUDE`.
+def _abs_layers(net: Any) -> list[tuple[Any, NDArray[np.float64], float]]:
+    """``(|W|, |b|, gain)`` of every layer, computed once per network and kept on it.
 
-    ``bound`` bounds ``|x|`` coordinate-wise over the inputs; it is pushed through the
-    layers as ``gain * |W| m + |b|`` (``gain = max(1, |negative_slope|)``), an upper bound
-    of every pre-activation and output.
+    The first layer's ``|W|`` is kept as its row sums: :func:`check_magnitudes` pushes a
+    uniform bound through it first.
+    """
+    cached: list[tuple[Any, NDArray[np.float64], float]] | None = getattr(net, "_abs_layers", None)
+    if cached is None:
+        slopes = [*net.negative_slopes, 0.0]
+        cached = [
+            (abs(weight), np.abs(bias), max(1.0, abs(slope)))
+            for weight, bias, slope in zip(net._weights, net._biases, slopes)
+        ]
+        net._abs_layers = cached
+    return cached
+
+
+def uniform_input_limit(net: Any) -> float:
+    """A ``c`` such that inputs with every ``|x_i| <= c`` pass :func:`check_magnitudes`.
+
+    With ``m = c`` in every coordinate, every layer's bound in :func:`magnitude_bound` is
+    ``c * u + v`` (``u``, ``v`` >= 0 found once by pushing 1 and 0 through the layers),
+    so the largest such ``c`` has a closed form; it is computed once per network, and
+    shrunk a little against rounding. Checking one number against it replaces the layer
+    by layer bound on every call (which is still the check, and the message, when the
+    number is larger).
+    """
+    cached: float | None = getattr(net, "_uniform_input_limit", None)
+    if cached is None:
+        u = np.ones(net.input_dim)
+        v = np.zeros(net.input_dim)
+        limit = MAX_MAGNITUDE
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            for abs_weight, abs_bias, gain in _abs_layers(net):
+                u = np.asarray(abs_weight @ u, dtype=np.float64).ravel()
+                v = np.asarray(abs_weight @ v, dtype=np.float64).ravel() + abs_bias
+                room = (MAX_MAGNITUDE - v) / u  # c * u + v <= MAX where u > 0
+                room = np.where(u > 0, room, np.where(v <= MAX_MAGNITUDE, np.inf, -np.inf))
+                room[np.isnan(room)] = -np.inf  # overflowed: no uniform limit
+                limit = min(limit, float(room.min(initial=np.inf)))
+                u, v = gain * u, gain * v
+        cached = limit * (1.0 - 1e-9) if np.isfinite(limit) else 0.0
+        net._uniform_input_limit = cached
+    return cached
+
+
+def magnitude_bound(net: Any, bound: NDArray[np.float64]) -> float:
+    """The largest value the network can reach for inputs with ``|x| <= bound``.
+
+    ``bound`` bounds ``|x|`` coordinate-wise; it is pushed through the layers as
+    ``gain * |W| m + |b|`` (``gain = max(1, |negative_slope|)``), an upper bound of every
+    pre-activation and output. NaN or infinity where it overflows.
     """
     m = np.asarray(bound, dtype=np.float64)
     peak = float(m.max(initial=0.0))
-    slopes = [*net.negative_slopes, 0.0]
     with np.errstate(over="ignore", invalid="ignore"):
-        for weight, bias, slope in zip(net._weights, net._biases, slopes):
+        for abs_weight, abs_bias, gain in _abs_layers(net):
             if not peak <= MAX_MAGNITUDE:
                 break
-            m = np.asarray(abs(weight) @ m, dtype=np.float64).ravel() + np.abs(bias)
+            m = np.asarray(abs_weight @ m, dtype=np.float64).ravel() + abs_bias
             peak = max(peak, float(m.max(initial=0.0)))
-            m = max(1.0, abs(slope)) * m
+            m = gain * m
+    return peak
+
+
+def check_magnitudes(net: Any, bound: NDArray[np.float64], name: str) -> None:
+    """Refuse inputs where the network's values could exceed :data:`MAX_MAGNITUDE`.
+
+    ``bound`` bounds ``|x|`` coordinate-wise over the inputs (see
+    :func:`magnitude_bound`).
+    """
+    peak = magnitude_bound(net, bound)
     if not peak <= MAX_MAGNITUDE:
         msg = (
             f"{name}: the network's values there could reach {peak:.3g}, beyond the "
@@ -137,6 +204,12 @@ def check_magnitudes(net: Any, bound: NDArray[np.float64], name: str) -> None:
 
 #: Share of the memory available at call time that ``max_memory=None`` allows.
 MEMORY_SHARE = 0.8
+
+#: Seconds for which one reading of the available memory serves ``max_memory=None``:
+#: reading /proc/meminfo took a third of a small call.
+MEMORY_PROBE_SECONDS = 1.0
+
+_memory_probe: tuple[float, float | None] | None = None  # (time.monotonic(), bytes)
 
 
 def available_memory() -> float | None:
@@ -154,10 +227,16 @@ def available_memory() -> float | None:
 def check_max_memory(max_memory: float | None) -> float:
     """The memory cap in bytes for the core (0: none).
 
-    ``None`` is :data:`MEMORY_SHARE` of the memory available now.
+    ``None`` is :data:`MEMORY_SHARE` of the memory available now (read at most once
+    every :data:`MEMORY_PROBE_SECONDS`).
     """
     if max_memory is None:
-        available = available_memory()
+        global _memory_probe
+        now = time.monotonic()
+        probe = _memory_probe
+        if probe is None or not 0 <= now - probe[0] < MEMORY_PROBE_SECONDS:
+            probe = _memory_probe = (now, available_memory())
+        available = probe[1]
         return 0.0 if available is None else MEMORY_SHARE * available
     try:
         value = float(max_memory)

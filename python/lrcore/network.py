@@ -165,6 +165,10 @@ class Network:
         self._activations = activations
         self._slopes = [s if a == "leaky_relu" else 0.0 for a, s in zip(activations, slopes)]
         self._linear = linear
+        # Sizes asked on every call, computed once (a Network does not change).
+        self._hidden_sizes = tuple(int(w.shape[0]) - n for w, n in zip(ws[:-1], linear))
+        self._layer_widths = tuple(int(w.shape[0]) for w in ws[:-1])
+        self._num_neurons = int(sum(self._hidden_sizes))
         self._core = _core.Network(
             [_core_weight(w) for w in ws], bs, activations, self._slopes, linear
         )
@@ -270,12 +274,12 @@ class Network:
     @property
     def hidden_sizes(self) -> tuple[int, ...]:
         """Neurons of each hidden layer: the units with an activation and a pattern bit."""
-        return tuple(int(w.shape[0]) - n for w, n in zip(self._weights[:-1], self._linear))
+        return self._hidden_sizes
 
     @property
     def layer_widths(self) -> tuple[int, ...]:
         """Full width of each hidden layer: its neurons, then its linear units."""
-        return tuple(int(w.shape[0]) for w in self._weights[:-1])
+        return self._layer_widths
 
     @property
     def linear_units(self) -> tuple[int, ...]:
@@ -290,7 +294,7 @@ class Network:
     @property
     def num_neurons(self) -> int:
         """Total number of neurons: the length of an activation pattern."""
-        return int(sum(self.hidden_sizes))
+        return self._num_neurons
 
     @property
     def weights(self) -> list[Any]:

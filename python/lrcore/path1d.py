@@ -2,22 +2,26 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Union, overload
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from ._corecalls import core_count_1d
+from ._corecalls import core_count_1d, core_path_extent
 from ._optional import optional_import
 from ._validation import (
     DEFAULT_MAX_PIECES,
     DEFAULT_RTOL,
+    MAX_MAGNITUDE,
     as_float_array,
     check_magnitudes,
     check_max_memory,
     check_positive,
     check_run_options,
+    magnitude_bound,
+    uniform_input_limit,
 )
 from ._verify import Verifiable, VerifyReport, check_batch, check_path
 from .network import Network
@@ -360,7 +364,11 @@ class BatchResult(Verifiable):
 
 
 def _as_path(value: Any, name: str, dim: int) -> NDArray[np.float64]:
-    arr = as_float_array(value, name)
+    """A path as a float64 ``(n, dim)`` array, its shape checked (values: :func:`_check_paths`)."""
+    if type(value) is np.ndarray and value.dtype == np.float64 and value.flags.c_contiguous:
+        arr = value  # the common case, without as_float_array's conversions
+    else:
+        arr = as_float_array(value, name, finite=False)
     if arr.ndim != 2:
         msg = f"{name}: expected an (n, {dim}) array of points, got shape {arr.shape}"
         raise ValueError(msg)
@@ -373,6 +381,12 @@ def _as_path(value: Any, name: str, dim: int) -> NDArray[np.float64]:
     if arr.shape[0] < 2:
         msg = f"{name}: a path needs at least 2 points, got {arr.shape[0]}"
         raise ValueError(msg)
+    return arr
+
+
+def _check_path(net: Network, arr: NDArray[np.float64], name: str) -> None:
+    """Every check of one path's values: finite, no too short segment, magnitudes."""
+    as_float_array(arr, name)  # NaN and infinities, with their count
     steps = np.abs(np.diff(arr, axis=0)).max(axis=1)
     short = np.flatnonzero((steps > 0) & (steps < MIN_STEP))
     if short.size:
@@ -382,7 +396,55 @@ def _as_path(value: Any, name: str, dim: int) -> NDArray[np.float64]:
             "zero-length segment or rescale the path"
         )
         raise ValueError(msg)
-    return arr
+    check_magnitudes(net, np.abs(arr).max(axis=0), name)
+
+
+#: Paths of at most this many values in all are checked in plain Python (numpy's calls
+#: cost more than the arithmetic on them).
+SMALL_PATHS = 64
+
+
+def _small_paths_ok(paths: list[NDArray[np.float64]], limit: float) -> bool:
+    """True when every value is within ``limit`` (so finite) and no step is too short."""
+    for path in paths:
+        previous: list[float] | None = None
+        for row in path.tolist():
+            for value in row:
+                if not -limit <= value <= limit:  # NaN fails too
+                    return False
+            if previous is not None:
+                step = max(abs(a - b) for a, b in zip(row, previous))
+                if 0 < step < MIN_STEP:
+                    return False
+            previous = row
+    return True
+
+
+def _check_paths(net: Network, paths: list[NDArray[np.float64]], names: list[str]) -> None:
+    """The values of all paths checked at once; the first bad path named.
+
+    One pass over all points (in the core; in plain Python for a few values) finds the
+    largest value, the finiteness and the shortest nonzero step of the batch; only when
+    that fails are the paths checked one by one (:func:`_check_path`) for the message.
+    """
+    if not paths:
+        return
+    limit = uniform_input_limit(net)
+    if sum(p.size for p in paths) <= SMALL_PATHS and _small_paths_ok(paths, limit):
+        return
+    # One pass over all points in the core, without numpy's temporaries (their fresh
+    # pages cost a 200-segment batch through 784 inputs 2-6 ms).
+    peak, shortest = core_path_extent(paths=paths)
+    ok = (
+        peak <= limit
+        or (
+            math.isfinite(peak)
+            and magnitude_bound(net, np.abs(np.concatenate(paths)).max(axis=0)) <= MAX_MAGNITUDE
+        )
+    ) and not shortest < MIN_STEP
+    if not ok:
+        for arr, name in zip(paths, names):
+            _check_path(net, arr, name)
 
 
 @overload
@@ -509,8 +571,7 @@ def count_1d(
         0.0 if rtol is None else rtol, num_threads, max_pieces, "max_pieces"
     )
     core_rtol = None if rtol is None else checked
-    for i, p in enumerate(paths):
-        check_magnitudes(net, np.abs(p).max(axis=0), f"path[{i}]" if is_batch else "path")
+    _check_paths(net, paths, [f"path[{i}]" for i in range(len(paths))] if is_batch else ["path"])
 
     flat = core_count_1d(
         net=net,
@@ -522,5 +583,23 @@ def count_1d(
         max_pieces=max_pieces,
         max_memory=check_max_memory(max_memory),
     )
-    batch = BatchResult(flat, paths, flags, net.num_neurons, network=net, rtol=core_rtol)
-    return batch if is_batch else batch[0]
+    if not is_batch:  # the flat arrays are the path's own: no batch to slice
+        return PathResult(
+            points=paths[0],
+            closed=flags[0],
+            length=float(flat["lengths"][0]),
+            breakpoints=flat["breakpoints"],
+            segment=flat["segment"],
+            flip_offsets=flat["flip_offsets"],
+            flip_neurons=flat["flip_neurons"],
+            num_pieces=int(flat["num_pieces"][0]),
+            num_distinct=int(flat["num_distinct"][0]),
+            patterns=flat["patterns"],
+            num_neurons=net.num_neurons,
+            network=net,
+            rtol=core_rtol,
+            slow_decisions=int(flat["slow_decisions"][0]),
+            exact_coincidences=int(flat["exact_coincidences"][0]),
+            unresolved_crossings=int(flat["unresolved_crossings"][0]),
+        )
+    return BatchResult(flat, paths, flags, net.num_neurons, network=net, rtol=core_rtol)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from ._validation import (
     check_magnitudes,
     check_max_memory,
     check_run_options,
+    uniform_input_limit,
 )
 from ._verify import Verifiable, VerifyReport, check_slice
 from .network import Network
@@ -59,20 +61,40 @@ class Plane:
         if self.basis.shape != (2, d):
             msg = f"basis: expected shape (2, {d}) to match origin {self.origin.shape}, got {self.basis.shape}"
             raise ValueError(msg)
-        # Independence of the directions scaled to unit length (no overflow for huge ones).
+        # Independence: the Gram matrix in floats where its entries cannot over- or
+        # underflow, else the directions scaled to unit length first.
+        with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+            (g00, g01), (_, g11) = (self.basis @ self.basis.T).tolist()
+        self._extent: tuple[float, float] | None = None
+        if 1e-280 < g00 < 1e280 and 1e-280 < g11 < 1e280 and 1.0 - g01 * g01 / (g00 * g11) > 1e-12:
+            return
         peaks = np.abs(self.basis).max(axis=1)
         with np.errstate(divide="ignore", invalid="ignore"):
             unit = self.basis / peaks[:, None]
-            unit /= np.linalg.norm(unit, axis=1)[:, None]
-        norms = peaks * np.linalg.norm(
-            self.basis / np.where(peaks > 0, peaks, 1.0)[:, None], axis=1
-        )
-        if np.any(peaks == 0) or 1.0 - float(unit[0] @ unit[1]) ** 2 <= 1e-12:
+            unit /= np.sqrt(np.einsum("ij,ij->i", unit, unit))[:, None]
+        if not float(peaks.min()) > 0 or 1.0 - float(unit[0] @ unit[1]) ** 2 <= 1e-12:
+            norms = peaks * np.linalg.norm(
+                self.basis / np.where(peaks > 0, peaks, 1.0)[:, None], axis=1
+            )
             msg = (
                 "basis: the two directions must be linearly independent (got collinear or "
                 f"zero rows, norms {norms.tolist()})"
             )
             raise ValueError(msg)
+
+    def extent(self) -> tuple[float, float]:
+        """``(max |origin_i|, max (|basis[0, i]| + |basis[1, i]|))``, kept once computed.
+
+        ``|x_i| <= extent[0] + r * extent[1]`` for every point of the plane with
+        ``|s|, |t| <= r``.
+        """
+        if self._extent is None:
+            with np.errstate(over="ignore"):
+                self._extent = (
+                    float(np.abs(self.origin).max()),
+                    float(np.abs(self.basis).sum(axis=0).max()),
+                )
+        return self._extent
 
     @classmethod
     def through(cls, x0: ArrayLike, x1: ArrayLike, x2: ArrayLike) -> Plane:
@@ -494,6 +516,14 @@ def _as_domain(
         return np.ascontiguousarray(poly)
     if bounds is None:
         bounds = (-1.0, 1.0, -1.0, 1.0)
+    if (
+        isinstance(bounds, (tuple, list))
+        and len(bounds) == 4
+        and all(type(v) in (float, int) for v in bounds)
+    ):
+        s0, s1, t0, t1 = (float(v) for v in bounds)
+        if s0 < s1 and t0 < t1 and math.isfinite(s1 - s0) and math.isfinite(t1 - t0):
+            return np.array([[s0, t0], [s1, t0], [s1, t1], [s0, t1]])
     b = as_float_array(bounds, f"{name_prefix}bounds", ndim=1)
     if b.shape != (4,):
         msg = f"{name_prefix}bounds: expected (s0, s1, t0, t1), got shape {b.shape}"
@@ -635,9 +665,13 @@ def slice_2d(
     poly = _as_domain(bounds, domain)
     rtol, threads, max_regions = check_run_options(rtol, num_threads, max_regions, "max_regions")
     reach = float(np.abs(poly).max())
+    limit = uniform_input_limit(net)
     for i, plane in enumerate(planes):
-        bound = np.abs(plane.origin) + reach * (np.abs(plane.basis[0]) + np.abs(plane.basis[1]))
-        check_magnitudes(net, bound, f"origin[{i}]" if is_batch else "origin")
+        origin_peak, basis_peak = plane.extent()
+        if not origin_peak + reach * basis_peak <= limit:  # the layer by layer bound
+            with np.errstate(over="ignore"):
+                bound = np.abs(plane.origin) + reach * np.abs(plane.basis).sum(axis=0)
+            check_magnitudes(net, bound, f"origin[{i}]" if is_batch else "origin")
     # Threads a slice's tiles can use beside the other slices of the call.
     spare = max(1, threads // max(1, len(planes)))
     cuts = [tile_cuts(tiles, net, p, poly, rtol, threads, spare) for p in planes]

@@ -69,6 +69,16 @@ struct Path1DStats {
 // Bytes per packed pattern: one bit per hidden neuron, little-endian bit order.
 Index pattern_bytes(const Network& net);
 
+// What checking paths' values needs, in one pass over their points (rows of `dim`
+// values): the largest |coordinate| (NaN when any value is NaN or infinite) and the
+// shortest nonzero step (largest |coordinate difference| of consecutive points of one
+// path; infinity when there is none). Python decides what is an error (lrcore.count_1d).
+struct PathExtent {
+    double peak = 0.0;
+    double shortest_step = std::numeric_limits<double>::infinity();
+};
+PathExtent path_extent(const std::vector<PathSpec>& paths, Index dim);
+
 std::vector<Path1DResult> count_1d(const Network& net, const std::vector<PathSpec>& paths,
                                    const Path1DOptions& options, const InterruptPoll& poll,
                                    Path1DStats* stats = nullptr);
