@@ -36,6 +36,7 @@ from typing import Any, NamedTuple
 import numpy as np
 from numpy.typing import NDArray
 
+from ._maxpool import PoolingBuilder, lower_max_pool, max_pool_kind
 from ._optional import optional_import
 
 __all__ = ["TracedLayers", "trace_to_layers"]
@@ -82,6 +83,7 @@ class TracedLayers(NamedTuple):
     activations: list[str]
     slopes: list[float]
     linear_units: list[int]
+    pooling: PoolingBuilder
 
 
 # --------------------------------------------------------------------------- matrices
@@ -364,7 +366,7 @@ class _Lowering:
         }
         self.input_shape = input_shape
         self.values: dict[Any, _Value | _Shape] = {}
-        self.layers = TracedLayers([], [], [], [], [])
+        self.layers = TracedLayers([], [], [], [], [], PoolingBuilder())
 
     # -- helpers ---------------------------------------------------------------------
     def tensor(self, arg: Any, where: str) -> _Value:
@@ -396,6 +398,8 @@ class _Lowering:
                 raise ValueError(msg)
             elif self.is_activation(node, module):
                 self.close_layer(node, position, module, where)
+            elif max_pool_kind(type(module).__name__ if module is not None else self.name(node)):
+                self.values[node] = lower_max_pool(self, node, module, position, where)
             else:
                 self.values[node] = self.affine(node, module, where)
         raise ValueError("model: the traced graph has no output node")
@@ -405,6 +409,10 @@ class _Lowering:
         self.layers.weights.append(_tidy(value.matrix))
         self.layers.biases.append(np.asarray(value.offset, dtype=np.float64).ravel())
         return self.layers
+
+    @staticmethod
+    def name(node: Any) -> str:
+        return "" if node.op != "call_function" else getattr(node.target, "__name__", "")
 
     # -- activations -----------------------------------------------------------------
     def activation_of(self, node: Any, module: Any) -> tuple[str, float, bool] | None:

@@ -29,6 +29,7 @@ that must match the pattern. The *residual* of a value is ``max(|z_j| - slack_j,
 from __future__ import annotations
 
 import abc
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -233,7 +234,10 @@ class _Evaluator:
         self.offsets = net.neuron_offsets()
         slack: list[FloatArray] = []
         delta = np.abs(np.asarray(spread, dtype=np.float64))
+        #: Norm of the rounding spread at the input of each layer.
+        self.spread_norms: list[float] = []
         for layer, w in enumerate(weights):
+            self.spread_norms.append(float(_norms(delta)))
             slack.append(self.row_norms[layer] * float(_norms(delta)))
             if layer < len(self.slopes):
                 gain = max(1.0, abs(self.slopes[layer]))
@@ -554,6 +558,11 @@ def _collect_path_problems(
     if len(lengths) == 0 or net.num_neurons == 0:
         return c, r.num_pieces, r.num_breakpoints, 0, 0.0
     bits, unsure = _piece_bits(r, ev, xs, lengths, piece, tol)
+    pooled = net.pooling is not None
+    if pooled:
+        # Matches off the winners' paths may change sign inside a piece: not checked.
+        unsure = unsure | _loser_columns(net, bits)
+        _check_argmax(r, net, ev, xs, positions, piece, bits, tol, c)
 
     # Every neuron at the start, middle and end of every sub-interval agrees with the
     # piece's pattern (or is zero within the tolerance).
@@ -608,6 +617,15 @@ def _collect_path_problems(
         flips[bp_rows, columns] = True
         differ = bits[before] != bits[after]
         sure = ~unsure[before] & ~unsure[after]
+        if pooled:
+            changed = np.flatnonzero(~differ.any(axis=1))
+            c.add_many(
+                "breakpoint-change",
+                changed,
+                r.breakpoints[changed],
+                lambda i: "neither a ReLU sign nor a window's argmax changes there",
+            )
+            _check_changes(r, net, bits, before, after, c)
         wrong = (differ != flips) & sure
         bad_bp = np.flatnonzero(wrong.any(axis=1))
         c.add_many(
@@ -621,6 +639,137 @@ def _collect_path_problems(
             ),
         )
     return c, r.num_pieces, k, ev.num_points, residual
+
+
+def _loser_columns(net: Network, bits: BoolArray) -> BoolArray:
+    """Pattern columns of the matches off the winners' paths, per row of ``bits``."""
+    pooling = net.pooling
+    assert pooling is not None
+    offsets = net.neuron_offsets()
+    _, on_path = pooling.winners(bits, offsets)
+    out = np.zeros_like(bits)
+    out[:, pooling.columns(offsets)] = ~on_path
+    return out
+
+
+def _pool_inputs(net: Network, x: FloatArray) -> tuple[list[FloatArray], list[FloatArray]]:
+    """Each pooling node's input at points ``x``, and the norm of its layer's input."""
+    pooling = net.pooling
+    assert pooling is not None
+    values: list[FloatArray] = net._core.pre_activations(x) if net.num_hidden_layers else []
+    sizes, slopes = net.hidden_sizes, net.negative_slopes
+    inputs, norms = [], []
+    for record in pooling.pools:
+        if record.layer == 0:
+            h = x
+        else:
+            z = values[record.layer - 1]
+            n = sizes[record.layer - 1]
+            neurons = z[:, :n]
+            act = np.where(neurons > 0, neurons, slopes[record.layer - 1] * neurons)
+            h = np.concatenate([act, z[:, n:]], axis=1)
+        entries = np.asarray((record.matrix @ h.T).T, dtype=np.float64) + record.offset
+        inputs.append(entries)
+        norms.append(_norms(h))
+    return inputs, norms
+
+
+def _check_argmax(
+    r: PathResult,
+    net: Network,
+    ev: _Evaluator,
+    xs: FloatArray,
+    positions: FloatArray,
+    piece: IntArray,
+    bits: BoolArray,
+    tol: float,
+    c: _Collector,
+) -> None:
+    """Every window's argmax (read from the pattern) is its maximum at every corner.
+
+    Given the earlier layers' signs and argmaxes, a window's entries are affine on a
+    piece, so the winner beating every other entry at the ends of each sub-interval
+    beats it all along (up to the tolerance).
+    """
+    pooling = net.pooling
+    assert pooling is not None
+    offsets = net.neuron_offsets()
+    argmax_pos, _ = pooling.winners(bits, offsets)
+    winner = pooling.entries[pooling.entry_offsets[:-1][None, :] + argmax_pos]
+    if r.pooling is not None and not np.array_equal(r.pooling.argmax, winner):
+        bad = np.flatnonzero(np.any(r.pooling.argmax != winner, axis=1))
+        c.add_many(
+            "pooling-argmax",
+            bad,
+            np.zeros(bad.size),
+            lambda i: "the stored argmax differs from the one the pattern gives",
+        )
+    flat_points = xs.reshape(-1, xs.shape[2])
+    corner_piece = np.repeat(piece, 3)
+    window_of_entry = np.repeat(np.arange(pooling.num_windows), np.diff(pooling.entry_offsets))
+    for lo in range(0, flat_points.shape[0], _CHUNK):
+        pts = flat_points[lo : lo + _CHUNK]
+        inputs, norms = _pool_inputs(net, pts)
+        rows_piece = corner_piece[lo : lo + _CHUNK]
+        for index, record in enumerate(pooling.pools):
+            w_lo = record.first_window
+            w_hi = w_lo + math.prod(record.out_shape)
+            e_lo, e_hi = int(pooling.entry_offsets[w_lo]), int(pooling.entry_offsets[w_hi])
+            entries = pooling.entries[e_lo:e_hi]
+            windows = window_of_entry[e_lo:e_hi]
+            rn = _row_norms(record.matrix)
+            best = winner[rows_piece][:, windows]  # (n, entries) the window's winner
+            value = inputs[index]
+            diff = value[:, entries] - np.take_along_axis(value, best, axis=1)
+            scale = norms[index][:, None] * (rn[entries][None, :] + rn[best]) + (
+                np.abs(record.offset[entries])[None, :] + np.abs(record.offset[best])
+            )
+            slack = (rn[entries][None, :] + rn[best]) * ev.spread_norms[record.layer]
+            bad = diff > tol * scale + slack
+            bad_rows = np.flatnonzero(bad.any(axis=1))
+            if bad_rows.size == 0:
+                continue
+            first = np.argmax(bad[bad_rows], axis=1)
+            rows = bad_rows + lo
+            where = ("start", "middle", "end")
+            words = [
+                f"window {int(windows[f])}: entry {int(entries[f])} exceeds the piece's "
+                f"argmax at the {where[row % 3]} of a sub-interval"
+                for f, row in zip(first, rows)
+            ]
+            c.add_many("argmax", piece[rows // 3], positions.reshape(-1)[rows], words.__getitem__)
+
+
+def _check_changes(
+    r: PathResult,
+    net: Network,
+    bits: BoolArray,
+    before: IntArray,
+    after: IntArray,
+    c: _Collector,
+) -> None:
+    """The windows whose argmax differs across each breakpoint are the reported ones."""
+    pooling = net.pooling
+    assert pooling is not None
+    if r.pooling is None:
+        c.add("pooling", -1, (), "the network has max pooling but the result has no pooling part")
+        return
+    argmax_pos, _ = pooling.winners(bits, net.neuron_offsets())
+    winner = pooling.entries[pooling.entry_offsets[:-1][None, :] + argmax_pos]
+    offsets, changes = r.pooling.change_offsets, r.pooling.changes
+    for j in range(before.size):
+        windows = np.flatnonzero(winner[before[j]] != winner[after[j]])
+        expected = np.stack(
+            [windows, winner[before[j], windows], winner[after[j], windows]], axis=1
+        )
+        got = changes[offsets[j] : offsets[j + 1]]
+        if got.shape != expected.shape or not np.array_equal(got, expected):
+            c.add(
+                "pooling-change",
+                j,
+                r.breakpoints[j],
+                f"reported argmax changes {got.tolist()}, the pieces give {expected.tolist()}",
+            )
 
 
 def check_batch(b: BatchResult, net: Network, tol: float) -> VerifyReport:

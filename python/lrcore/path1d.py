@@ -9,6 +9,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from ._corecalls import core_count_1d
+from ._maxpool import PathPooling, merge_paths
 from ._optional import optional_import
 from ._validation import (
     DEFAULT_MAX_PIECES,
@@ -46,6 +47,11 @@ class PathResult(Verifiable):
     ``max(num_breakpoints, 1)`` on a closed one). Positions are arc lengths from the first
     point. These are activation regions (one per sign pattern met), not merged linear
     regions.
+
+    With max pooling (``net.pooling``) the pattern is the ReLU signs and the argmax of
+    every window: a breakpoint is also where a window's argmax changes (``pooling``
+    says which window and entries), and the tournament neurons' bits in ``patterns``
+    are canonical (the bits off the winners' paths are 0).
     """
 
     def __init__(
@@ -64,6 +70,7 @@ class PathResult(Verifiable):
         *,
         network: Network | None = None,
         rtol: float = DEFAULT_RTOL,
+        pooling: PathPooling | None = None,
     ) -> None:
         self._points = points
         self.closed = bool(closed)
@@ -80,6 +87,9 @@ class PathResult(Verifiable):
         self.network = network
         #: The zero tolerance it was computed with.
         self.rtol = float(rtol)
+        #: For a network with max pooling: each piece's argmax per window and the
+        #: windows whose argmax changes at each breakpoint (see ``docs/maxpool.md``).
+        self.pooling = pooling
 
     @property
     def num_breakpoints(self) -> int:
@@ -220,6 +230,7 @@ class BatchResult(Verifiable):
         *,
         network: Network | None = None,
         rtol: float = DEFAULT_RTOL,
+        pooling: PathPooling | None = None,
     ) -> None:
         self._paths = paths
         self._closed = closed
@@ -240,6 +251,8 @@ class BatchResult(Verifiable):
         self.network = network
         #: The zero tolerance they were computed with.
         self.rtol = float(rtol)
+        #: Max pooling's part, all paths (see :attr:`PathResult.pooling`).
+        self.pooling = pooling
 
     @property
     def num_paths(self) -> int:
@@ -298,6 +311,14 @@ class BatchResult(Verifiable):
             num_neurons=self.num_neurons,
             network=self.network,
             rtol=self.rtol,
+            pooling=(
+                None
+                if self.pooling is None
+                else self.pooling.select(
+                    slice(int(self.piece_offsets[i]), int(self.piece_offsets[i + 1])),
+                    slice(lo, hi),
+                )
+            ),
         )
 
     def to_dataframe(self, kind: str = "breakpoints") -> pd.DataFrame:
@@ -426,7 +447,8 @@ def count_1d(
         relative). See README, "Tolerance and exactness"; ``result.verify()`` checks a
         result against the network.
     return_patterns
-        Also return each piece's activation pattern (packed bits).
+        Also return each piece's activation pattern (packed bits). Always on for a
+        network with max pooling, whose pieces are read from the patterns.
     num_threads
         Worker threads (default: all CPUs this process may use).
     max_pieces
@@ -492,10 +514,15 @@ def count_1d(
         paths=paths,
         closed=flags,
         rtol=rtol,
-        want_patterns=bool(return_patterns),
+        want_patterns=bool(return_patterns) or net.pooling is not None,
         num_threads=threads,
         max_pieces=max_pieces,
         max_memory=check_max_memory(max_memory),
     )
-    batch = BatchResult(flat, paths, flags, net.num_neurons, network=net, rtol=rtol)
+    pooling = None
+    if net.pooling is not None:
+        flat, pooling = merge_paths(flat, net.pooling, net.neuron_offsets(), flags)
+    batch = BatchResult(
+        flat, paths, flags, net.num_neurons, network=net, rtol=rtol, pooling=pooling
+    )
     return batch if is_batch else batch[0]
