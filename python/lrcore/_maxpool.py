@@ -201,8 +201,8 @@ class MaxPooling:
 
 
 def max_pool_kind(name: str) -> bool:
-    """Whether a module class name or function name is max pooling."""
-    return name in _MODULES or name in _FUNCTIONS
+    """Whether a module class name or function name is max pooling (1-d or 2-d)."""
+    return name in _MODULES or name.removesuffix("_with_indices") in _FUNCTIONS
 
 
 def _tuple(value: Any, n: int) -> tuple[int, ...]:
@@ -257,6 +257,9 @@ def pool_windows(
 ) -> tuple[list[list[int]], tuple[int, ...]]:
     """Flat input entries of every window (output in C order) and the output shape."""
     kind = type(module).__name__ if module is not None else getattr(node.target, "__name__", "")
+    if kind.endswith("_with_indices"):
+        msg = f"{where}: return_indices=True is not supported (the indices are not a tensor value)"
+        raise ValueError(msg)
     nd = (
         1 if kind in ("MaxPool1d", "AdaptiveMaxPool1d", "max_pool1d", "adaptive_max_pool1d") else 2
     )

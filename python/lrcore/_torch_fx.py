@@ -534,7 +534,7 @@ class _Lowering:
             return self.tensor(node.args[0], where)
         hint = ""
         if "max_pool" in name.lower():
-            hint = " (max pooling is not supported: its regions are defined by the argmax)"
+            hint = " (of max pooling, only the 1-d and 2-d kinds are supported)"
         elif name.lower() in _NOT_PIECEWISE_LINEAR:
             hint = " (not piecewise linear)"
         msg = f"{where}: {name or target} is not supported{hint}"
@@ -599,7 +599,7 @@ class _Lowering:
         kind = type(module).__name__
         hint = ""
         if "MaxPool" in kind:
-            hint = " (max pooling is not supported: its regions are defined by the argmax)"
+            hint = " (of max pooling, only the 1-d and 2-d kinds are supported)"
         elif kind.lower() in _NOT_PIECEWISE_LINEAR:
             hint = " (not piecewise linear)"
         msg = f"{where}: {kind} is not supported{hint}"

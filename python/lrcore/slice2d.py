@@ -611,6 +611,13 @@ def slice_2d(
     if not isinstance(net, Network):
         msg = f"net: expected an lrcore.Network, got {type(net).__name__}"
         raise TypeError(msg)
+    if net.pooling is not None:
+        msg = (
+            "net: slices of networks with max pooling are not supported yet (their faces "
+            "would be those of the pooling tournaments, finer than the argmax regions); "
+            "count_1d handles max pooling exactly"
+        )
+        raise NotImplementedError(msg)
     is_batch = isinstance(origin, (list, tuple)) and all(isinstance(p, Plane) for p in origin)
     if is_batch:
         if basis is not None:
