@@ -424,3 +424,30 @@ def test_random_conv_pool_nets_match_torch_oracle(drawn):
     a, b = endpoints(net.input_dim, seed)
     # Sampling is a lower bound: near-coincident changes may share a sample gap.
     check_against_oracle(model, a, b, samples=2001, exact_count=False)
+
+
+@pytest.mark.slow
+def test_lenet5_on_28x28_matches_torch_oracle():
+    model = sequential(
+        (1, 28, 28),
+        nn.Conv2d(1, 6, 5, padding=2),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(6, 16, 5),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(400, 120),
+        nn.ReLU(),
+        nn.Linear(120, 84),
+        nn.ReLU(),
+        nn.Linear(84, 10),
+    )
+    net = lrcore.Network.from_torch(model, input_shape=(1, 28, 28))
+    assert net.pooling.num_windows == 6 * 14 * 14 + 16 * 5 * 5
+    check_function(model, net)
+    rng = np.random.default_rng(0)
+    a, b = rng.uniform(0, 1, 784), rng.uniform(0, 1, 784)
+    # A short stretch of the segment between two random images: ~100 breakpoints.
+    _, r = check_against_oracle(model, a, a + 0.05 * (b - a), samples=2001)
+    assert r.num_breakpoints > 50

@@ -539,6 +539,14 @@ def _entry_index(pooling: MaxPooling, positions: IntArray) -> IntArray:
     return out
 
 
+def _distinct_rows(bits: NDArray[np.bool_]) -> int:
+    """Number of distinct rows of a bool array (packed, compared as bytes)."""
+    if bits.shape[0] == 0:
+        return 0
+    packed = np.ascontiguousarray(np.packbits(bits, axis=1))
+    return len(np.unique(packed.view(np.dtype((np.void, packed.shape[1])))))
+
+
 def merge_paths(
     flat: Any, pooling: MaxPooling, offsets: IntArray, closed: Sequence[bool]
 ) -> tuple[Any, PathPooling]:
@@ -582,7 +590,7 @@ def merge_paths(
         out_pieces.append(plo + pieces)
         out_bp.append(lo + keep)
         num_pieces[p] = pieces.size
-        num_distinct[p] = len(np.unique(piece[pieces], axis=0))
+        num_distinct[p] = _distinct_rows(piece[pieces])
     piece_rows = np.concatenate(out_pieces).astype(np.int64)
     bp_rows = np.concatenate(out_bp).astype(np.int64)
 

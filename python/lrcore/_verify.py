@@ -707,10 +707,11 @@ def _check_argmax(
     flat_points = xs.reshape(-1, xs.shape[2])
     corner_piece = np.repeat(piece, 3)
     window_of_entry = np.repeat(np.arange(pooling.num_windows), np.diff(pooling.entry_offsets))
-    for lo in range(0, flat_points.shape[0], _CHUNK):
-        pts = flat_points[lo : lo + _CHUNK]
+    chunk = 512  # (points x entries) temporaries
+    for lo in range(0, flat_points.shape[0], chunk):
+        pts = flat_points[lo : lo + chunk]
         inputs, norms = _pool_inputs(net, pts)
-        rows_piece = corner_piece[lo : lo + _CHUNK]
+        rows_piece = corner_piece[lo : lo + chunk]
         for index, record in enumerate(pooling.pools):
             w_lo = record.first_window
             w_hi = w_lo + math.prod(record.out_shape)
