@@ -18,11 +18,13 @@ consecutive layers (the branch waiting for its turn is carried as linear units).
 activation node is a layer of its own, in graph order: activations of different kinds or
 slopes never share a layer. The output node's value is the last (affine) layer.
 
+Max pooling (1-d and 2-d, modules and functions) is lowered by ``_maxpool.py`` to one
+hidden layer per round of a ReLU tournament per window.
+
 Refused, with an error naming the node, its kind and its position in the graph: layers
-that are not piecewise linear, max pooling (its regions depend on the argmax of each
-window, which is not a sign pattern of affine functions), BatchNorm/Dropout in training
-mode, parameters used as values, and models torch.fx cannot trace (data-dependent
-control flow).
+that are not piecewise linear, 3-d max pooling, BatchNorm/Dropout in training mode,
+parameters used as values, and models torch.fx cannot trace (data-dependent control
+flow).
 """
 
 from __future__ import annotations

@@ -241,9 +241,11 @@ class Network:
         dimension and multiplication by constants. The graph is lowered to a chain: every
         activation closes a hidden layer, and values that later nodes still use (a
         residual branch's input, a concatenated branch) travel along in linear units
-        (see ``linear_units``). Convolutions and pooling stay sparse. Max pooling is
-        refused (its regions are defined by the argmax of each window, not by signs of
-        affine functions), as are non-piecewise-linear layers and training mode.
+        (see ``linear_units``). Convolutions and pooling stay sparse. MaxPool1d/2d and
+        AdaptiveMaxPool1d/2d (and their functional forms) become ReLU tournaments, one
+        hidden layer per round, recorded in :attr:`pooling` so that results count
+        regions of ReLU signs and window argmaxes. Non-piecewise-linear layers and
+        training mode are refused.
 
         Examples
         --------
