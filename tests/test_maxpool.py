@@ -378,11 +378,99 @@ def test_verify_catches_a_wrong_argmax():
     assert {p.check for p in report.problems} & {"argmax", "pattern", "pooling"}
 
 
-def test_slice_2d_refuses_max_pooling():
-    net = lrcore.Network.from_torch(lenet_like(), input_shape=(1, 12, 12))
+def torch_relu_bits(model, points):
+    """ReLU signs (n, units) and window argmaxes (n, windows) of a Sequential model."""
+    x = torch.as_tensor(points, dtype=torch.float64)
+    x = x.reshape((x.shape[0], *model.lrcore_input_shape))
+    relu = []
+    with torch.no_grad():
+        for layer in model:
+            if isinstance(layer, nn.ReLU):
+                relu.append((x > 0).reshape(x.shape[0], -1))
+            x = layer(x)
+    bits = torch.cat(relu, dim=1).numpy() if relu else np.zeros((len(points), 0), bool)
+    return bits, pool_argmax(model, points)
+
+
+def check_slice_against_oracle(model, origin, basis, bounds, grid=60):
+    """Faces against torch's ReLU signs and argmaxes, at centroids and on a grid."""
+    net = lrcore.Network.from_torch(model, input_shape=model.lrcore_input_shape)
+    s = lrcore.slice_2d(net, origin, basis, bounds)
+    assert s.verify().ok, s.verify()
+    bits = s.pattern_bools()
+    is_match = np.zeros(net.num_neurons, dtype=bool)
+    is_match[net.pooling.columns(net.neuron_offsets())] = True
+    relu_of_face = bits[:, ~is_match]
+    # At each face's centroid torch gives the face's ReLU signs and argmaxes.
+    relu, argmax = torch_relu_bits(model, s.to_input(s.centroids))
+    np.testing.assert_array_equal(relu, relu_of_face)
+    np.testing.assert_array_equal(argmax, s.pooling.argmax)
+    # Faces beside an edge have different torch patterns (no edge is spurious).
+    pairs = s.adjacency
+    differ = np.any(relu[pairs[:, 0]] != relu[pairs[:, 1]], axis=1) | np.any(
+        argmax[pairs[:, 0]] != argmax[pairs[:, 1]], axis=1
+    )
+    assert np.all(differ)
+    # Every pattern torch shows on a grid is a face's (sampling is a lower bound).
+    s_grid, t_grid = np.meshgrid(
+        np.linspace(bounds[0], bounds[1], grid), np.linspace(bounds[2], bounds[3], grid)
+    )
+    st = np.stack([s_grid.ravel(), t_grid.ravel()], axis=1)
+    g_relu, g_argmax = torch_relu_bits(model, s.to_input(st))
+    faces = {tuple(np.concatenate([r, m])) for r, m in zip(relu, argmax)}
+    seen = {tuple(np.concatenate([r, m])) for r, m in zip(g_relu, g_argmax)}
+    assert seen <= faces
+    return net, s
+
+
+def test_slice_merges_loser_faces_to_one_region():
+    # One 2x2 window of the input: x2 = t + 3 wins on the whole square while x0 = s and
+    # x1 = -s swap order along s = 0 (a loser match).
+    model = sequential((1, 2, 2), nn.MaxPool2d(2), nn.Flatten())
+    net = lrcore.Network.from_torch(model, input_shape=(1, 2, 2))
+    origin = np.array([0.0, 0.0, 3.0, 0.0])
+    basis = np.array([[1.0, -1.0, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0]])
+    tournament = lrcore.Network(net.weights, net.biases, linear_units=net.linear_units)
+    assert lrcore.slice_2d(tournament, origin, basis).num_regions == 2
+    s = lrcore.slice_2d(net, origin, basis)
+    assert s.num_regions == 1
+    assert s.num_vertices == 4
+    assert s.num_edges == 4
+    assert s.pooling.argmax.tolist() == [[2]]
+    assert s.verify().ok
+    # max(s, -s, t, 0): argmax x0, x1 or x2 in three cones from the origin, split by
+    # t = s, t = -s and s = 0; every interior edge changes window 0's argmax.
+    s = lrcore.slice_2d(net, np.zeros(4), basis)
+    assert s.verify().ok
+    assert s.num_regions == 3
+    assert sorted(s.pooling.argmax[:, 0].tolist()) == [0, 1, 2]
+    changed = np.flatnonzero(np.diff(s.pooling.change_offsets))
+    assert changed.size == 3
+    assert s.pooling.changes[:, 0].tolist() == [0, 0, 0]
+
+
+def test_lenet_like_slice_matches_torch_oracle():
+    model = lenet_like()
     rng = np.random.default_rng(0)
-    with pytest.raises(NotImplementedError, match="max pooling"):
-        lrcore.slice_2d(net, rng.normal(size=144), rng.normal(size=(2, 144)))
+    origin, u, v = rng.normal(size=(3, 144))
+    net, s = check_slice_against_oracle(model, origin, np.stack([u, v]), (-0.1, 0.1, -0.1, 0.1))
+    tournament = lrcore.Network(net.weights, net.biases, linear_units=net.linear_units)
+    raw = lrcore.slice_2d(tournament, origin, np.stack([u, v]), (-0.1, 0.1, -0.1, 0.1))
+    assert raw.num_regions > s.num_regions > 50
+    tiled = lrcore.slice_2d(net, origin, np.stack([u, v]), (-0.1, 0.1, -0.1, 0.1), tiles=3)
+    assert tiled.num_regions == s.num_regions
+    assert tiled.verify().ok
+
+
+@pytest.mark.parametrize(
+    "pool",
+    [nn.MaxPool2d(3, stride=2, padding=1), nn.MaxPool2d(2, stride=1, dilation=2)],
+)
+def test_overlapping_windows_slice_matches_torch_oracle(pool):
+    model = sequential((1, 6, 6), nn.Conv2d(1, 2, 3, padding=1), nn.ReLU(), pool, nn.Flatten())
+    rng = np.random.default_rng(1)
+    origin, u, v = rng.normal(size=(3, 36))
+    check_slice_against_oracle(model, origin, np.stack([u, v]), (-0.5, 0.5, -0.5, 0.5))
 
 
 # --------------------------------------------------------------------------- random nets

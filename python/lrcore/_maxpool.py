@@ -43,10 +43,12 @@ __all__ = [
     "PathPooling",
     "PoolRecord",
     "PoolingBuilder",
+    "SlicePooling",
     "build_pooling",
     "lower_max_pool",
     "max_pool_kind",
     "merge_paths",
+    "merge_slice",
 ]
 
 IntArray = NDArray[np.int64]
@@ -650,3 +652,236 @@ def merge_paths(
         ),
     )
     return new, result
+
+
+# --------------------------------------------------------------------------- 2D results
+
+
+@dataclass(frozen=True)
+class SlicePooling:
+    """What the windows do on a slice: each face's argmaxes, each edge's changes.
+
+    Attributes
+    ----------
+    argmax
+        ``(faces, W)`` the winning entry (a flat index into its pooling node's input)
+        of every window on every face.
+    change_offsets, changes
+        CSR over edges: edge ``e``'s rows of ``changes`` are
+        ``change_offsets[e]:change_offsets[e + 1]``, each ``(window, entry, entry)``: the
+        argmax in the face with the smaller index beside the edge, then in the other.
+        Boundary edges and changes of ReLU signs only have no row.
+    """
+
+    argmax: IntArray
+    change_offsets: IntArray
+    changes: IntArray
+
+
+def _same_rows(packed: NDArray[np.uint8], i: IntArray, j: IntArray) -> NDArray[np.bool_]:
+    out: NDArray[np.bool_] = np.all(packed[i] == packed[j], axis=1)
+    return out
+
+
+def _components(n: int, i: IntArray, j: IntArray) -> IntArray:
+    """Connected components of the graph with edges ``(i, j)``, labelled 0..k-1."""
+    label = np.arange(n, dtype=np.int64)
+    while True:
+        before = label.copy()
+        low = np.minimum(label[i], label[j])
+        np.minimum.at(label, i, low)
+        np.minimum.at(label, j, low)
+        label = label[label]
+        if np.array_equal(label, before):
+            break
+    _, out = np.unique(label, return_inverse=True)
+    result: IntArray = out.astype(np.int64).ravel()
+    return result
+
+
+def merge_slice(
+    arrays: Any, pooling: MaxPooling, offsets: IntArray, evaluate: Any
+) -> tuple[Any, SlicePooling]:
+    """Merge the faces of a slice that differ in loser matches only.
+
+    Faces with equal canonical patterns that share a side are parts of one region (a
+    window's argmax region is an intersection of half-planes, so their union is convex).
+    Their shared sides go; a vertex left with two collinear sides goes too, its two
+    edges becoming one. ``evaluate(points)`` gives the network's neurons at plane points
+    (used to relabel an edge whose neuron's canonical bits agree on both sides).
+
+    Returns the new arrays (the keys of ``_core.SliceArrays``) and the windows' part.
+    """
+    num_neurons = int(offsets[-1])
+    cols = pooling.columns(offsets)
+    vertices = arrays["vertices"]
+    face_offsets = arrays["face_offsets"]
+    fv = arrays["face_vertices"]
+    bits = np.unpackbits(arrays["patterns"], axis=1, count=num_neurons, bitorder="little").astype(
+        bool
+    )
+    argmax_pos, on_path = pooling.winners(bits, offsets)
+    canon = bits.copy()
+    canon[:, cols] &= on_path
+    packed = np.packbits(canon, axis=1, bitorder="little")
+    num_faces = int(face_offsets.shape[0] - 1)
+    nv = np.int64(max(int(vertices.shape[0]), 1))
+
+    # Sides and the face across each.
+    sizes = np.diff(face_offsets)
+    face = np.repeat(np.arange(num_faces, dtype=np.int64), sizes)
+    nxt = np.arange(1, fv.shape[0] + 1)
+    nxt[face_offsets[1:] - 1] = face_offsets[:-1]
+    a, b = fv, fv[nxt]
+    key = a * nv + b
+    sorter = np.argsort(key)
+    rkey = b * nv + a
+    pos = np.clip(np.searchsorted(key, rkey, sorter=sorter), 0, max(len(key) - 1, 0))
+    across = np.where(key[sorter[pos]] == rkey, face[sorter[pos]], -1) if len(key) else face
+    inner = across >= 0
+    joined = inner & _same_rows(packed, face, np.where(inner, across, face))
+    group = _components(num_faces, face[joined], across[joined])
+    num_groups = int(group.max()) + 1 if num_faces else 0
+
+    # Edge labels by undirected vertex pair.
+    edges, labels = arrays["edges"], arrays["edge_neurons"]
+    label_of = {
+        (int(u), int(w)): (int(x), int(y))
+        for (u, w), (x, y) in zip(edges.tolist(), labels.tolist())
+    }
+
+    # Each group's boundary, followed counter-clockwise from vertex to vertex.
+    keep = ~inner | (group[face] != group[np.where(inner, across, face)])
+    out_of: dict[tuple[int, int], int] = {}
+    for g, u, w in zip(group[face[keep]].tolist(), a[keep].tolist(), b[keep].tolist()):
+        out_of[(g, u)] = w
+    first: dict[int, int] = {}
+    for g, u in zip(group[face[keep]].tolist(), a[keep].tolist()):
+        first.setdefault(g, u)
+    polygons: list[list[int]] = []
+    for g in range(num_groups):
+        start = first[g]
+        poly = [start]
+        here = out_of[(g, start)]
+        while here != start:
+            poly.append(here)
+            here = out_of[(g, here)]
+        polygons.append(poly)
+
+    # Vertices left with two collinear edges go.
+    neighbours: dict[int, set[int]] = {}
+    for poly in polygons:
+        for u, w in zip(poly, poly[1:] + poly[:1]):
+            neighbours.setdefault(u, set()).add(w)
+            neighbours.setdefault(w, set()).add(u)
+    drop = set()
+    for v, near in neighbours.items():
+        if len(near) != 2:
+            continue
+        u, w = near
+        d1, d2 = vertices[v] - vertices[u], vertices[w] - vertices[v]
+        cross = d1[0] * d2[1] - d1[1] * d2[0]
+        if abs(cross) <= 1e-9 * np.hypot(*d1) * np.hypot(*d2) and float(d1 @ d2) > 0:
+            drop.add(v)
+    # Each side keeps its edge's neuron; across a dropped vertex, the first part's.
+    sides: list[list[tuple[int, tuple[int, int]]]] = []
+    for poly in polygons:
+        labelled = [
+            (u, label_of[(min(u, w), max(u, w))]) for u, w in zip(poly, poly[1:] + poly[:1])
+        ]
+        sides.append([(v, lab) for v, lab in labelled if v not in drop])
+    polygons = [[v for v, _ in poly] for poly in sides]
+
+    used = sorted({v for poly in polygons for v in poly})
+    new_index = np.full(int(vertices.shape[0]), -1, dtype=np.int64)
+    new_index[used] = np.arange(len(used))
+    edge_rows: dict[tuple[int, int], int] = {}
+    edge_list: list[tuple[int, int]] = []
+    edge_labels: list[tuple[int, int]] = []
+    edge_faces: list[list[int]] = []
+    for g, poly_sides in enumerate(sides):
+        poly = polygons[g]
+        for (u, lab), w in zip(poly_sides, poly[1:] + poly[:1]):
+            pair = (min(u, w), max(u, w))
+            if pair not in edge_rows:
+                edge_rows[pair] = len(edge_list)
+                edge_list.append(pair)
+                edge_labels.append(lab)
+                edge_faces.append([])
+            edge_faces[edge_rows[pair]].append(g)
+    rep = np.zeros(num_groups, dtype=np.int64)  # a face of each group
+    rep[group[::-1]] = np.arange(num_faces)[::-1]
+    group_canon = canon[rep]
+    group_argmax = pooling.entries[pooling.entry_offsets[:-1][None, :] + argmax_pos[rep]]
+    label_arr = np.array(edge_labels, dtype=np.int64).reshape(-1, 2)
+    _relabel(label_arr, edge_list, edge_faces, group_canon, offsets, vertices, evaluate)
+
+    counts = np.zeros(len(edge_list), dtype=np.int64)
+    change_rows = []
+    for e, faces in enumerate(edge_faces):
+        if len(faces) == 2:
+            f, g = sorted(faces)
+            windows = np.flatnonzero(group_argmax[f] != group_argmax[g])
+            change_rows.append(
+                np.stack([windows, group_argmax[f, windows], group_argmax[g, windows]], 1)
+            )
+            counts[e] = windows.size
+    new_edges = new_index[np.array(edge_list, dtype=np.int64).reshape(-1, 2)]
+    new_edges.sort(axis=1)
+    lengths = np.array([len(p) for p in polygons], dtype=np.int64)
+    new = dict(arrays)
+    new.update(
+        vertices=vertices[used],
+        outputs=arrays["outputs"][used],
+        face_offsets=np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64),
+        face_vertices=new_index[np.array([v for p in polygons for v in p], dtype=np.int64)],
+        edges=new_edges,
+        edge_neurons=label_arr,
+        patterns=np.packbits(group_canon, axis=1, bitorder="little"),
+    )
+    result = SlicePooling(
+        argmax=group_argmax,
+        change_offsets=np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
+        changes=(
+            np.concatenate(change_rows).astype(np.int64)
+            if change_rows
+            else np.zeros((0, 3), dtype=np.int64)
+        ),
+    )
+    return new, result
+
+
+def _relabel(
+    labels: IntArray,
+    edge_list: list[tuple[int, int]],
+    edge_faces: list[list[int]],
+    canon: NDArray[np.bool_],
+    offsets: IntArray,
+    vertices: FloatArray,
+    evaluate: Any,
+) -> None:
+    """Give an interior edge whose neuron's canonical bits agree a neuron that differs.
+
+    A match shared by overlapping windows has one zero line but a neuron per window;
+    the edge may carry the one whose window's argmax does not change there. The new
+    label is the differing neuron closest to zero at the edge's middle.
+    """
+    todo = []
+    for e, faces in enumerate(edge_faces):
+        if len(faces) != 2:
+            continue
+        column = int(offsets[labels[e, 0]] + labels[e, 1])
+        if canon[faces[0], column] == canon[faces[1], column]:
+            todo.append(e)
+    if not todo:
+        return
+    mids = np.array([0.5 * (vertices[edge_list[e][0]] + vertices[edge_list[e][1]]) for e in todo])
+    values = np.abs(evaluate(mids))
+    for row, e in enumerate(todo):
+        f, g = edge_faces[e]
+        differ = np.flatnonzero(canon[f] != canon[g])
+        if differ.size == 0:
+            continue
+        column = int(differ[np.argmin(values[row, differ])])
+        layer = int(np.searchsorted(offsets, column, side="right") - 1)
+        labels[e] = (layer, column - int(offsets[layer]))

@@ -562,7 +562,20 @@ def _collect_path_problems(
     if pooled:
         # Matches off the winners' paths may change sign inside a piece: not checked.
         unsure = unsure | _loser_columns(net, bits)
-        _check_argmax(r, net, ev, xs, positions, piece, bits, tol, c)
+        winner = _winners(net, bits)
+        _check_stored_argmax(None if r.pooling is None else r.pooling.argmax, winner, c)
+        corner = ("start", "middle", "end")
+        _check_argmax(
+            net,
+            ev,
+            xs.reshape(-1, xs.shape[2]),
+            np.repeat(piece, 3),
+            positions.reshape(-1),
+            winner,
+            tol,
+            c,
+            lambda row: f"at the {corner[row % 3]} of a sub-interval",
+        )
 
     # Every neuron at the start, middle and end of every sub-interval agrees with the
     # piece's pattern (or is zero within the tolerance).
@@ -674,44 +687,58 @@ def _pool_inputs(net: Network, x: FloatArray) -> tuple[list[FloatArray], list[Fl
     return inputs, norms
 
 
-def _check_argmax(
-    r: PathResult,
-    net: Network,
-    ev: _Evaluator,
-    xs: FloatArray,
-    positions: FloatArray,
-    piece: IntArray,
-    bits: BoolArray,
-    tol: float,
-    c: _Collector,
-) -> None:
-    """Every window's argmax (read from the pattern) is its maximum at every corner.
-
-    Given the earlier layers' signs and argmaxes, a window's entries are affine on a
-    piece, so the winner beating every other entry at the ends of each sub-interval
-    beats it all along (up to the tolerance).
-    """
+def _winners(net: Network, bits: BoolArray) -> IntArray:
+    """Each cell's winning entry per window, read from its (canonical) pattern."""
     pooling = net.pooling
     assert pooling is not None
-    offsets = net.neuron_offsets()
-    argmax_pos, _ = pooling.winners(bits, offsets)
-    winner = pooling.entries[pooling.entry_offsets[:-1][None, :] + argmax_pos]
-    if r.pooling is not None and not np.array_equal(r.pooling.argmax, winner):
-        bad = np.flatnonzero(np.any(r.pooling.argmax != winner, axis=1))
+    argmax_pos, _ = pooling.winners(bits, net.neuron_offsets())
+    out: IntArray = pooling.entries[pooling.entry_offsets[:-1][None, :] + argmax_pos]
+    return out
+
+
+def _check_stored_argmax(stored: IntArray | None, winner: IntArray, c: _Collector) -> None:
+    if stored is None:
+        c.add("pooling", -1, (), "the network has max pooling but the result has no pooling part")
+        return
+    if stored.shape != winner.shape or not np.array_equal(stored, winner):
+        bad = (
+            np.flatnonzero(np.any(stored != winner, axis=1))
+            if stored.shape == winner.shape
+            else np.array([-1])
+        )
         c.add_many(
             "pooling-argmax",
             bad,
-            np.zeros(bad.size),
+            np.zeros((bad.size, 0)),
             lambda i: "the stored argmax differs from the one the pattern gives",
         )
-    flat_points = xs.reshape(-1, xs.shape[2])
-    corner_piece = np.repeat(piece, 3)
+
+
+def _check_argmax(
+    net: Network,
+    ev: _Evaluator,
+    points: FloatArray,
+    cells: IntArray,
+    positions: FloatArray,
+    winner: IntArray,
+    tol: float,
+    c: _Collector,
+    where: Any,
+) -> None:
+    """Every window's argmax (read from the cell's pattern) is its maximum at every point.
+
+    Given the earlier layers' signs and argmaxes, a window's entries are affine on a
+    cell, so the winner beating every other entry at the cell's corners (the ends of
+    each sub-interval, the vertices of a convex face) beats it all over the cell (up to
+    the tolerance). ``where(row)`` words the place of point ``row``.
+    """
+    pooling = net.pooling
+    assert pooling is not None
     window_of_entry = np.repeat(np.arange(pooling.num_windows), np.diff(pooling.entry_offsets))
     chunk = 512  # (points x entries) temporaries
-    for lo in range(0, flat_points.shape[0], chunk):
-        pts = flat_points[lo : lo + chunk]
-        inputs, norms = _pool_inputs(net, pts)
-        rows_piece = corner_piece[lo : lo + chunk]
+    for lo in range(0, points.shape[0], chunk):
+        inputs, norms = _pool_inputs(net, points[lo : lo + chunk])
+        rows_cell = cells[lo : lo + chunk]
         for index, record in enumerate(pooling.pools):
             w_lo = record.first_window
             w_hi = w_lo + math.prod(record.out_shape)
@@ -719,7 +746,7 @@ def _check_argmax(
             entries = pooling.entries[e_lo:e_hi]
             windows = window_of_entry[e_lo:e_hi]
             rn = _row_norms(record.matrix)
-            best = winner[rows_piece][:, windows]  # (n, entries) the window's winner
+            best = winner[rows_cell][:, windows]  # (n, entries) the window's winner
             value = inputs[index]
             diff = value[:, entries] - np.take_along_axis(value, best, axis=1)
             scale = norms[index][:, None] * (rn[entries][None, :] + rn[best]) + (
@@ -732,13 +759,12 @@ def _check_argmax(
                 continue
             first = np.argmax(bad[bad_rows], axis=1)
             rows = bad_rows + lo
-            where = ("start", "middle", "end")
             words = [
-                f"window {int(windows[f])}: entry {int(entries[f])} exceeds the piece's "
-                f"argmax at the {where[row % 3]} of a sub-interval"
+                f"window {int(windows[f])}: entry {int(entries[f])} exceeds the cell's "
+                f"argmax {where(row)}"
                 for f, row in zip(first, rows)
             ]
-            c.add_many("argmax", piece[rows // 3], positions.reshape(-1)[rows], words.__getitem__)
+            c.add_many("argmax", cells[rows], positions[rows], words.__getitem__)
 
 
 def _check_changes(
@@ -770,6 +796,37 @@ def _check_changes(
                 j,
                 r.breakpoints[j],
                 f"reported argmax changes {got.tolist()}, the pieces give {expected.tolist()}",
+            )
+
+
+def _check_edge_changes(
+    r: SliceResult, winner: IntArray, edges: IntArray, fa: IntArray, fb: IntArray, c: _Collector
+) -> None:
+    """The windows whose argmax differs across each edge are the reported ones."""
+    assert r.pooling is not None
+    offsets, changes = r.pooling.change_offsets, r.pooling.changes
+    if offsets.shape != (r.num_edges + 1,):
+        c.add("pooling-change", -1, (), "change_offsets do not match the edges")
+        return
+    interior = np.zeros(r.num_edges, dtype=bool)
+    interior[edges] = True
+    stray = np.flatnonzero(~interior & (np.diff(offsets) > 0))
+    c.add_many(
+        "pooling-change",
+        stray,
+        r.vertices[r.edges[stray, 0]],
+        lambda i: "a boundary edge reports argmax changes",
+    )
+    for e, f, g in zip(edges, np.minimum(fa, fb), np.maximum(fa, fb)):
+        windows = np.flatnonzero(winner[f] != winner[g])
+        expected = np.stack([windows, winner[f, windows], winner[g, windows]], axis=1)
+        got = changes[offsets[e] : offsets[e + 1]]
+        if got.shape != expected.shape or not np.array_equal(got, expected):
+            c.add(
+                "pooling-change",
+                int(e),
+                r.vertices[r.edges[e, 0]],
+                f"reported argmax changes {got.tolist()}, the faces give {expected.tolist()}",
             )
 
 
@@ -954,11 +1011,14 @@ def check_slice(r: SliceResult, net: Network, tol: float) -> VerifyReport:
     ev = _Evaluator(net, spread)
     bits = r.pattern_bools()
     to_input = r.plane.to_input
+    pooled = net.pooling is not None
+    # With max pooling, matches off the winners' paths are not checked (see _check_argmax).
+    known = ~_loser_columns(net, bits) if pooled else np.ones_like(bits)
 
     # Every neuron at every corner of every face, and at the face's vertex average.
     face, a, _ = r._sides()
     corners = to_input(r.vertices[a])
-    rows, cols, ratios = _contradictions(ev, corners, bits[face], tol)
+    rows, cols, ratios = _contradictions(ev, corners, bits[face], tol, known[face])
     c.add_many(
         "pattern",
         face[rows],
@@ -970,7 +1030,7 @@ def check_slice(r: SliceResult, net: Network, tol: float) -> VerifyReport:
     )
     counts = np.diff(r.face_offsets)
     inner = np.add.reduceat(r.vertices[r.face_vertices], r.face_offsets[:-1]) / counts[:, None]
-    rows, cols, ratios = _contradictions(ev, to_input(inner), bits, tol)
+    rows, cols, ratios = _contradictions(ev, to_input(inner), bits, tol, known)
     c.add_many(
         "pattern",
         rows,
@@ -981,9 +1041,29 @@ def check_slice(r: SliceResult, net: Network, tol: float) -> VerifyReport:
         ),
     )
 
+    if pooled:
+        winner = _winners(net, bits)
+        _check_stored_argmax(None if r.pooling is None else r.pooling.argmax, winner, c)
+        _check_argmax(
+            net, ev, corners, face, r.vertices[a], winner, tol, c, lambda row: "at a corner"
+        )
+        _check_argmax(
+            net,
+            ev,
+            to_input(inner),
+            np.arange(r.num_regions),
+            inner,
+            winner,
+            tol,
+            c,
+            lambda row: "inside the face",
+        )
+
     # Interior edges lie on their neuron's zero set; the faces on either side differ in
     # that neuron, and in others only where those vanish along the whole edge.
     edges, fa, fb = _interior_edges(r)
+    if pooled and r.pooling is not None:
+        _check_edge_changes(r, winner, edges, fa, fb, c)
     residual = 0.0
     if len(edges):
         columns = ev.flat(r.edge_neurons[edges])
@@ -1015,7 +1095,7 @@ def check_slice(r: SliceResult, net: Network, tol: float) -> VerifyReport:
                 f"{_name(ev, int(columns[same[i]]))}"
             ),
         )
-        other = differ & ~(unsure[ends[:, 0]] & unsure[ends[:, 1]])
+        other = differ & ~(unsure[ends[:, 0]] & unsure[ends[:, 1]]) & known[fa] & known[fb]
         other[idx, columns] = False
         extra = np.flatnonzero(other.any(axis=1))
         c.add_many(

@@ -12,6 +12,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from . import _core
 from ._corecalls import core_slice_2d
+from ._maxpool import SlicePooling, merge_slice
 from ._optional import optional_import
 from ._tiling import tile_cuts
 from ._validation import (
@@ -133,6 +134,11 @@ class SliceResult(Verifiable):
     (``face_vertices[face_offsets[f]:face_offsets[f + 1]]``); each has one activation
     pattern. These are activation regions; :meth:`linear_regions` merges faces on which the
     network is the same affine map.
+
+    With max pooling (``net.pooling``) a face is a region of ReLU signs and window
+    argmaxes: faces of the pooling tournaments that differ in loser matches only are
+    merged, patterns are canonical, and ``pooling`` gives the argmaxes per face and the
+    windows whose argmax changes across each edge.
     """
 
     def __init__(
@@ -144,6 +150,7 @@ class SliceResult(Verifiable):
         *,
         network: Network | None = None,
         rtol: float = DEFAULT_RTOL,
+        pooling: SlicePooling | None = None,
     ) -> None:
         self.plane = plane
         self.domain = domain
@@ -167,6 +174,9 @@ class SliceResult(Verifiable):
         self.network = network
         #: The zero tolerance it was computed with.
         self.rtol = float(rtol)
+        #: For a network with max pooling: each face's argmax per window and the windows
+        #: whose argmax changes across each edge (see ``docs/maxpool.md``).
+        self.pooling = pooling
         self._cache: dict[str, Any] = {}
 
     # -- sizes -------------------------------------------------------------------------
@@ -505,6 +515,16 @@ def _as_domain(
     return np.array([[s0, t0], [s1, t0], [s1, t1], [s0, t1]], dtype=np.float64)
 
 
+def _neurons_on(net: Network, plane: Plane) -> Any:
+    """``points -> (n, num_neurons)`` neuron values at plane points (for merge_slice)."""
+
+    def evaluate(points: NDArray[np.float64]) -> NDArray[np.float64]:
+        values = net.pre_activations(plane.to_input(points))
+        return np.concatenate(values, axis=1) if values else np.zeros((len(points), 0))
+
+    return evaluate
+
+
 @overload
 def slice_2d(
     net: Network,
@@ -611,13 +631,6 @@ def slice_2d(
     if not isinstance(net, Network):
         msg = f"net: expected an lrcore.Network, got {type(net).__name__}"
         raise TypeError(msg)
-    if net.pooling is not None:
-        msg = (
-            "net: slices of networks with max pooling are not supported yet (their faces "
-            "would be those of the pooling tournaments, finer than the argmax regions); "
-            "count_1d handles max pooling exactly"
-        )
-        raise NotImplementedError(msg)
     is_batch = isinstance(origin, (list, tuple)) and all(isinstance(p, Plane) for p in origin)
     if is_batch:
         if basis is not None:
@@ -659,9 +672,15 @@ def slice_2d(
         max_regions=max_regions,
         max_memory=check_max_memory(max_memory),
     )
+    pooled: list[SlicePooling | None] = [None] * len(planes)
+    if net.pooling is not None:
+        for i, plane in enumerate(planes):
+            arrays[i], pooled[i] = merge_slice(
+                arrays[i], net.pooling, net.neuron_offsets(), _neurons_on(net, plane)
+            )
     results = [
-        SliceResult(a, p, poly, net.num_neurons, network=net, rtol=rtol)
-        for a, p in zip(arrays, planes)
+        SliceResult(a, p, poly, net.num_neurons, network=net, rtol=rtol, pooling=q)
+        for a, p, q in zip(arrays, planes, pooled)
     ]
     merged = [(i, r.merged_crossings) for i, r in enumerate(results) if r.merged_crossings]
     if merged:
