@@ -539,3 +539,13 @@ def test_lenet5_on_28x28_matches_torch_oracle():
     # A short stretch of the segment between two random images: ~100 breakpoints.
     _, r = check_against_oracle(model, a, a + 0.05 * (b - a), samples=2001)
     assert r.num_breakpoints > 50
+
+
+@settings(max_examples=15, deadline=None, derandomize=True)
+@given(conv_pool_nets())
+def test_random_conv_pool_slices_match_torch_oracle(drawn):
+    model, seed = drawn
+    dim = int(np.prod(model.lrcore_input_shape))
+    rng = np.random.default_rng(seed)
+    origin, u, v = rng.normal(size=(3, dim))
+    check_slice_against_oracle(model, origin, np.stack([u, v]), (-0.4, 0.4, -0.4, 0.4), grid=40)

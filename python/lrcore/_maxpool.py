@@ -543,8 +543,8 @@ def _entry_index(pooling: MaxPooling, positions: IntArray) -> IntArray:
 
 def _distinct_rows(bits: NDArray[np.bool_]) -> int:
     """Number of distinct rows of a bool array (packed, compared as bytes)."""
-    if bits.shape[0] == 0:
-        return 0
+    if bits.shape[0] == 0 or bits.shape[1] == 0:
+        return min(int(bits.shape[0]), 1)
     packed = np.ascontiguousarray(np.packbits(bits, axis=1))
     return len(np.unique(packed.view(np.dtype((np.void, packed.shape[1])))))
 
@@ -765,7 +765,13 @@ def merge_slice(
         here = out_of[(g, start)]
         while here != start:
             poly.append(here)
-            here = out_of[(g, here)]
+            here = out_of.get((g, here), -1)
+            if here < 0 or len(poly) > len(out_of):
+                msg = (
+                    "slice_2d: the faces of one max-pooling region do not form one convex "
+                    "polygon (a rounding problem); try another rtol or plane"
+                )
+                raise RuntimeError(msg)
         polygons.append(poly)
 
     # Vertices left with two collinear edges go.
