@@ -449,6 +449,38 @@ def test_slice_merges_loser_faces_to_one_region():
     assert s.pooling.changes[:, 0].tolist() == [0, 0, 0]
 
 
+def test_slice_verify_catches_a_wrong_argmax_and_unmerged_faces():
+    model = lenet_like()
+    net = lrcore.Network.from_torch(model, input_shape=(1, 12, 12))
+    rng = np.random.default_rng(0)
+    origin, u, v = rng.normal(size=(3, 144))
+    s = lrcore.slice_2d(net, origin, np.stack([u, v]), (-0.1, 0.1, -0.1, 0.1))
+    assert s.verify().ok
+    # Another face's argmax stored for face 0.
+    other = int(np.flatnonzero(np.any(s.pooling.argmax != s.pooling.argmax[0], axis=1))[0])
+    bad = lrcore.slice2d.SliceResult(
+        {
+            "vertices": s.vertices,
+            "outputs": s.vertex_outputs,
+            "face_offsets": s.face_offsets,
+            "face_vertices": s.face_vertices,
+            "edges": s.edges,
+            "edge_neurons": s.edge_neurons,
+            "patterns": np.concatenate([s.patterns[other : other + 1], s.patterns[1:]]),
+            "tiles": 1,
+            "merged_crossings": 0,
+        },
+        s.plane,
+        s.domain,
+        s.num_neurons,
+        network=net,
+        pooling=s.pooling,
+    )
+    checks = {p.check for p in bad.verify(raise_on_error=False).problems}
+    assert "argmax" in checks
+    assert "pooling-argmax" in checks
+
+
 def test_lenet_like_slice_matches_torch_oracle():
     model = lenet_like()
     rng = np.random.default_rng(0)
