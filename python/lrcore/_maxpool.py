@@ -743,124 +743,116 @@ def merge_slice(
     group = _components(num_faces, face[joined], across[joined])
     num_groups = int(group.max()) + 1 if num_faces else 0
 
-    # Edge labels by undirected vertex pair.
+    # Each group's boundary: its sides whose other face is in another group (or none).
+    other = np.where(inner, across, face)
+    keep = ~inner | (group[face] != group[other])
+    g_side, u_side, w_side = group[face[keep]], a[keep], b[keep]
     edges, labels = arrays["edges"], arrays["edge_neurons"]
-    label_of = {
-        (int(u), int(w)): (int(x), int(y))
-        for (u, w), (x, y) in zip(edges.tolist(), labels.tolist())
-    }
+    edge_key = edges[:, 0] * nv + edges[:, 1]
+    edge_sorter = np.argsort(edge_key)
+    side_key = np.minimum(u_side, w_side) * nv + np.maximum(u_side, w_side)
+    side_label = labels[edge_sorter[np.searchsorted(edge_key, side_key, sorter=edge_sorter)]]
 
-    # Each group's boundary, followed counter-clockwise from vertex to vertex.
-    keep = ~inner | (group[face] != group[np.where(inner, across, face)])
-    out_of: dict[tuple[int, int], int] = {}
-    for g, u, w in zip(group[face[keep]].tolist(), a[keep].tolist(), b[keep].tolist()):
-        out_of[(g, u)] = w
-    first: dict[int, int] = {}
-    for g, u in zip(group[face[keep]].tolist(), a[keep].tolist()):
-        first.setdefault(g, u)
-    polygons: list[list[int]] = []
-    for g in range(num_groups):
-        start = first[g]
-        poly = [start]
-        here = out_of[(g, start)]
-        while here != start:
-            poly.append(here)
-            here = out_of.get((g, here), -1)
-            if here < 0 or len(poly) > len(out_of):
-                msg = (
-                    "slice_2d: the faces of one max-pooling region do not form one convex "
-                    "polygon (a rounding problem); try another rtol or plane"
-                )
-                raise RuntimeError(msg)
-        polygons.append(poly)
-
-    # Vertices left with two collinear edges go.
-    neighbours: dict[int, set[int]] = {}
-    for poly in polygons:
-        for u, w in zip(poly, poly[1:] + poly[:1]):
-            neighbours.setdefault(u, set()).add(w)
-            neighbours.setdefault(w, set()).add(u)
-    drop = set()
-    for v, near in neighbours.items():
-        if len(near) != 2:
-            continue
-        u, w = near
+    # Vertices left with two collinear edges go (the end of a dropped edge on a side).
+    pair_key = np.unique(side_key)
+    ends = np.stack([pair_key // nv, pair_key % nv], axis=1)
+    degree = np.bincount(ends.ravel(), minlength=int(vertices.shape[0]))
+    by_vertex = np.concatenate([ends, ends[:, ::-1]])
+    by_vertex = by_vertex[np.argsort(by_vertex[:, 0], kind="stable")]
+    two = np.flatnonzero(degree[by_vertex[:, 0]] == 2)
+    drop = np.zeros(int(vertices.shape[0]), dtype=bool)
+    if two.size:
+        near = by_vertex[two].reshape(-1, 2, 2)  # (vertex, its 2 neighbours)
+        v, u, w = near[:, 0, 0], near[:, 0, 1], near[:, 1, 1]
         d1, d2 = vertices[v] - vertices[u], vertices[w] - vertices[v]
-        cross = d1[0] * d2[1] - d1[1] * d2[0]
-        if abs(cross) <= 1e-9 * np.hypot(*d1) * np.hypot(*d2) and float(d1 @ d2) > 0:
-            drop.add(v)
-    # Each side keeps its edge's neuron; across a dropped vertex, the first part's.
-    sides: list[list[tuple[int, tuple[int, int]]]] = []
-    for poly in polygons:
-        labelled = [
-            (u, label_of[(min(u, w), max(u, w))]) for u, w in zip(poly, poly[1:] + poly[:1])
-        ]
-        sides.append([(v, lab) for v, lab in labelled if v not in drop])
-    polygons = [[v for v, _ in poly] for poly in sides]
+        cross = d1[:, 0] * d2[:, 1] - d1[:, 1] * d2[:, 0]
+        norms = np.hypot(d1[:, 0], d1[:, 1]) * np.hypot(d2[:, 0], d2[:, 1])
+        straight = (np.abs(cross) <= 1e-9 * norms) & (np.einsum("ij,ij->i", d1, d2) > 0)
+        drop[v[straight]] = True
 
-    used = sorted({v for poly in polygons for v in poly})
-    new_index = np.full(int(vertices.shape[0]), -1, dtype=np.int64)
-    new_index[used] = np.arange(len(used))
-    edge_rows: dict[tuple[int, int], int] = {}
-    edge_list: list[tuple[int, int]] = []
-    edge_labels: list[tuple[int, int]] = []
-    edge_faces: list[list[int]] = []
-    for g, poly_sides in enumerate(sides):
-        poly = polygons[g]
-        for (u, lab), w in zip(poly_sides, poly[1:] + poly[:1]):
-            pair = (min(u, w), max(u, w))
-            if pair not in edge_rows:
-                edge_rows[pair] = len(edge_list)
-                edge_list.append(pair)
-                edge_labels.append(lab)
-                edge_faces.append([])
-            edge_faces[edge_rows[pair]].append(g)
+    # Each group's kept boundary vertices, counter-clockwise: sorted by angle around
+    # their mean, inside the convex polygon.
+    kept = ~drop[u_side]
+    g_k, u_k, label_k = g_side[kept], u_side[kept], side_label[kept]
+    counts = np.bincount(g_k, minlength=num_groups)
+    if np.any(counts < 3):
+        msg = (
+            "slice_2d: a max-pooling region's faces do not form one convex polygon (a "
+            "rounding problem); try another rtol or plane"
+        )
+        raise RuntimeError(msg)
+    center = (
+        np.stack(
+            [np.bincount(g_k, weights=vertices[u_k, i], minlength=num_groups) for i in (0, 1)],
+            axis=1,
+        )
+        / counts[:, None]
+    )
+    rel = vertices[u_k] - center[g_k]
+    order = np.lexsort((np.arctan2(rel[:, 1], rel[:, 0]), g_k))
+    g_k, u_k, label_k = g_k[order], u_k[order], label_k[order]
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    nxt = np.arange(1, u_k.size + 1)
+    nxt[np.cumsum(counts) - 1] = starts
+    w_k = u_k[nxt]
+
+    # Edges of the merged partition: one per undirected pair, with the groups beside.
+    key = np.minimum(u_k, w_k) * nv + np.maximum(u_k, w_k)
+    pair_key, first, inverse, uses = np.unique(
+        key, return_index=True, return_inverse=True, return_counts=True
+    )
+    inverse = inverse.ravel()
+    if np.any(uses > 2):
+        msg = "slice_2d: an edge of the merged max-pooling faces is used more than twice"
+        raise RuntimeError(msg)
+    edge_groups = np.full((pair_key.size, 2), -1, dtype=np.int64)
+    edge_groups[inverse[first], 0] = g_k[first]
+    second = np.setdiff1d(np.arange(key.size), first)
+    edge_groups[inverse[second], 1] = g_k[second]
+    label_arr = label_k[first].astype(np.int64)
     rep = np.zeros(num_groups, dtype=np.int64)  # a face of each group
     rep[group[::-1]] = np.arange(num_faces)[::-1]
     group_canon = canon[rep]
     group_argmax = pooling.entries[pooling.entry_offsets[:-1][None, :] + argmax_pos[rep]]
-    label_arr = np.array(edge_labels, dtype=np.int64).reshape(-1, 2)
-    _relabel(label_arr, edge_list, edge_faces, group_canon, offsets, vertices, evaluate)
+    edge_pairs = np.stack([pair_key // nv, pair_key % nv], axis=1)
+    _relabel(label_arr, edge_pairs, edge_groups, group_canon, offsets, vertices, evaluate)
 
-    counts = np.zeros(len(edge_list), dtype=np.int64)
-    change_rows = []
-    for e, faces in enumerate(edge_faces):
-        if len(faces) == 2:
-            f, g = sorted(faces)
-            windows = np.flatnonzero(group_argmax[f] != group_argmax[g])
-            change_rows.append(
-                np.stack([windows, group_argmax[f, windows], group_argmax[g, windows]], 1)
-            )
-            counts[e] = windows.size
-    new_edges = new_index[np.array(edge_list, dtype=np.int64).reshape(-1, 2)]
-    new_edges.sort(axis=1)
-    lengths = np.array([len(p) for p in polygons], dtype=np.int64)
+    interior = np.flatnonzero(edge_groups[:, 1] >= 0)
+    f = np.minimum(edge_groups[interior, 0], edge_groups[interior, 1])
+    g = np.maximum(edge_groups[interior, 0], edge_groups[interior, 1])
+    rows, windows = np.nonzero(group_argmax[f] != group_argmax[g])
+    change_counts = np.zeros(pair_key.size, dtype=np.int64)
+    np.add.at(change_counts, interior[rows], 1)
+    changes = np.stack(
+        [windows, group_argmax[f[rows], windows], group_argmax[g[rows], windows]], axis=1
+    ).astype(np.int64)
+    # rows come out grouped by interior edge in ascending order, as the CSR needs.
+
+    used = np.unique(u_k)
+    new_index = np.full(int(vertices.shape[0]), -1, dtype=np.int64)
+    new_index[used] = np.arange(used.size)
     new = dict(arrays)
     new.update(
         vertices=vertices[used],
         outputs=arrays["outputs"][used],
-        face_offsets=np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64),
-        face_vertices=new_index[np.array([v for p in polygons for v in p], dtype=np.int64)],
-        edges=new_edges,
+        face_offsets=np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
+        face_vertices=new_index[u_k],
+        edges=new_index[edge_pairs],
         edge_neurons=label_arr,
         patterns=np.packbits(group_canon, axis=1, bitorder="little"),
     )
     result = SlicePooling(
         argmax=group_argmax,
-        change_offsets=np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
-        changes=(
-            np.concatenate(change_rows).astype(np.int64)
-            if change_rows
-            else np.zeros((0, 3), dtype=np.int64)
-        ),
+        change_offsets=np.concatenate([[0], np.cumsum(change_counts)]).astype(np.int64),
+        changes=changes.reshape(-1, 3),
     )
     return new, result
 
 
 def _relabel(
     labels: IntArray,
-    edge_list: list[tuple[int, int]],
-    edge_faces: list[list[int]],
+    edge_pairs: IntArray,
+    edge_groups: IntArray,
     canon: NDArray[np.bool_],
     offsets: IntArray,
     vertices: FloatArray,
@@ -872,22 +864,20 @@ def _relabel(
     the edge may carry the one whose window's argmax does not change there. The new
     label is the differing neuron closest to zero at the edge's middle.
     """
-    todo = []
-    for e, faces in enumerate(edge_faces):
-        if len(faces) != 2:
-            continue
-        column = int(offsets[labels[e, 0]] + labels[e, 1])
-        if canon[faces[0], column] == canon[faces[1], column]:
-            todo.append(e)
-    if not todo:
+    interior = np.flatnonzero(edge_groups[:, 1] >= 0)
+    if interior.size == 0:
         return
-    mids = np.array([0.5 * (vertices[edge_list[e][0]] + vertices[edge_list[e][1]]) for e in todo])
+    column = offsets[labels[interior, 0]] + labels[interior, 1]
+    f, g = edge_groups[interior, 0], edge_groups[interior, 1]
+    todo = interior[canon[f, column] == canon[g, column]]
+    if todo.size == 0:
+        return
+    mids = 0.5 * (vertices[edge_pairs[todo, 0]] + vertices[edge_pairs[todo, 1]])
     values = np.abs(evaluate(mids))
     for row, e in enumerate(todo):
-        f, g = edge_faces[e]
-        differ = np.flatnonzero(canon[f] != canon[g])
+        differ = np.flatnonzero(canon[edge_groups[e, 0]] != canon[edge_groups[e, 1]])
         if differ.size == 0:
             continue
-        column = int(differ[np.argmin(values[row, differ])])
-        layer = int(np.searchsorted(offsets, column, side="right") - 1)
-        labels[e] = (layer, column - int(offsets[layer]))
+        best = int(differ[np.argmin(values[row, differ])])
+        layer = int(np.searchsorted(offsets, best, side="right") - 1)
+        labels[e] = (layer, best - int(offsets[layer]))
