@@ -20,7 +20,8 @@ argmax, and two inputs have the same canonical pattern exactly when they have th
 ReLU signs and the same argmax in every window. :func:`merge_paths` rewrites a batch of
 1D results in those terms: breakpoints where only loser matches flip are dropped, the
 pieces on either side merged, and every kept breakpoint lists the windows whose argmax
-changes there.
+changes there. :func:`merge_slice` does the same for a slice's faces (their union per
+canonical pattern is convex) and edges.
 
 This module imports neither torch nor the traced front end: the lowering works on the
 front end's values through their own methods (``then``, ``reshaped``) and ``type``.
