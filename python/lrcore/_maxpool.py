@@ -179,24 +179,22 @@ class MaxPooling:
         """
         n = bits.shape[0]
         cols = self.columns(offsets)
-        match_bits = bits[:, cols] if self.num_matches else np.zeros((n, 0), dtype=bool)
         on_path = np.zeros((n, self.num_matches), dtype=bool)
         argmax = np.zeros((n, self.num_windows), dtype=np.int64)
-        for d in range(int(self.depth.max(initial=-1)) + 1):
-            level = np.flatnonzero(self.depth == d)
-            if d == 0:
-                on_path[:, level] = True
-            else:
-                up = self.parent[level]
-                on_path[:, level] = on_path[:, up] & (match_bits[:, up] == (self.side[level] == 1))
-            # A match on the path whose winning operand is an entry decides the argmax.
-            for m_side in (0, 1):
-                leafy = level[self.child[level, m_side] < 0]
-                if leafy.size == 0:
-                    continue
-                wins = on_path[:, leafy] & (match_bits[:, leafy] == (m_side == 1))
-                rows, k = np.nonzero(wins)
-                argmax[rows, self.window[leafy[k]]] = self.leaf[leafy[k], m_side]
+        windows = np.flatnonzero(self.root >= 0)  # windows of one entry: position 0
+        if windows.size == 0 or n == 0:
+            return argmax, on_path
+        # Walk down from every window's root along the winning operands, all rows at once.
+        rows = np.repeat(np.arange(n), windows.size)
+        wins = np.tile(windows, n)
+        match = self.root[wins]
+        while rows.size:
+            on_path[rows, match] = True
+            side = bits[rows, cols[match]].astype(np.int64)
+            below = self.child[match, side]
+            leaf = below < 0
+            argmax[rows[leaf], wins[leaf]] = self.leaf[match[leaf], side[leaf]]
+            rows, wins, match = rows[~leaf], wins[~leaf], below[~leaf]
         return argmax, on_path
 
 
@@ -607,24 +605,23 @@ def merge_paths(
     before_rows = first_piece + local
     after_rows = first_piece + np.where(closed_arr, (local + 1) % np.maximum(k_of, 1), local + 1)
 
-    new_flips: list[IntArray] = []
-    counts = np.zeros(bp_rows.size, dtype=np.int64)
-    change_list: list[IntArray] = []
-    change_counts = np.zeros(bp_rows.size, dtype=np.int64)
+    # Flipping neurons of the kept breakpoints: ReLU neurons, and matches whose
+    # canonical bit changes.
+    per_bp = flip_offsets[bp_rows + 1] - flip_offsets[bp_rows]
+    owner = np.repeat(np.arange(bp_rows.size), per_bp)
+    within = np.arange(owner.size) - np.repeat(np.cumsum(per_bp) - per_bp, per_bp)
+    rows = np.repeat(flip_offsets[bp_rows], per_bp) + within
+    c = flip_cols[rows]
+    differs = canon[before_rows[owner], c] != canon[after_rows[owner], c]
+    chosen = ~is_match[c] | differs
+    counts = np.bincount(owner[chosen], minlength=bp_rows.size).astype(np.int64)
     entries_before = _entry_index(pooling, argmax_all[before_rows])
     entries_after = _entry_index(pooling, argmax_all[after_rows])
-    for j, b in enumerate(bp_rows):
-        rows = np.arange(flip_offsets[b], flip_offsets[b + 1])
-        c = flip_cols[rows]
-        differs = canon[before_rows[j], c] != canon[after_rows[j], c]
-        chosen = rows[~is_match[c] | differs]
-        new_flips.append(flip_neurons[chosen])
-        counts[j] = chosen.size
-        windows = np.flatnonzero(entries_before[j] != entries_after[j])
-        change_list.append(
-            np.stack([windows, entries_before[j, windows], entries_after[j, windows]], axis=1)
-        )
-        change_counts[j] = windows.size
+    which, windows = np.nonzero(entries_before != entries_after)
+    change_counts = np.bincount(which, minlength=bp_rows.size).astype(np.int64)
+    changes = np.stack(
+        [windows, entries_before[which, windows], entries_after[which, windows]], axis=1
+    ).astype(np.int64)
     piece_offsets = np.concatenate([[0], np.cumsum(num_pieces)]).astype(np.int64)
     bp_offsets = np.concatenate([[0], np.cumsum([len(b) for b in out_bp])]).astype(np.int64)
     new = dict(flat)
@@ -635,22 +632,14 @@ def merge_paths(
         breakpoints=flat["breakpoints"][bp_rows],
         segment=flat["segment"][bp_rows],
         flip_offsets=np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
-        flip_neurons=(
-            np.concatenate(new_flips).astype(np.int64)
-            if new_flips
-            else np.zeros((0, 2), dtype=np.int64)
-        ),
+        flip_neurons=flip_neurons[rows[chosen]].astype(np.int64).reshape(-1, 2),
         piece_offsets=piece_offsets,
         patterns=np.packbits(canon[piece_rows], axis=1, bitorder="little"),
     )
     result = PathPooling(
         argmax=_entry_index(pooling, argmax_all[piece_rows]),
         change_offsets=np.concatenate([[0], np.cumsum(change_counts)]).astype(np.int64),
-        changes=(
-            np.concatenate(change_list).astype(np.int64)
-            if change_list
-            else np.zeros((0, 3), dtype=np.int64)
-        ),
+        changes=changes.reshape(-1, 3),
     )
     return new, result
 
