@@ -37,6 +37,11 @@ void DenseAffine::apply(const double* x, Index n, Index ldx, double* y, Index ld
     gemm_nt(n, out_, in_, x, ldx, weight_.data(), in_, 1.0, y, ldy);
 }
 
+AffineRow DenseAffine::row(Index r, std::vector<double>& /*scratch_values*/,
+                           std::vector<Index>& /*scratch_cols*/) const {
+    return {weight_.data() + r * in_, nullptr, in_, bias_[to_size(r)]};
+}
+
 SparseAffine::SparseAffine(Index out_dim, Index in_dim, std::vector<Index> indptr,
                            std::vector<Index> indices, std::vector<double> values,
                            std::vector<double> bias)
@@ -83,6 +88,13 @@ void SparseAffine::apply(const double* x, Index n, Index ldx, double* y, Index l
             yi[r] = sum;
         }
     }
+}
+
+AffineRow SparseAffine::row(Index r, std::vector<double>& /*scratch_values*/,
+                            std::vector<Index>& /*scratch_cols*/) const {
+    const Index begin = indptr_[to_size(r)];
+    return {values_.data() + begin, indices_.data() + begin, indptr_[to_size(r + 1)] - begin,
+            bias_[to_size(r)]};
 }
 
 }  // namespace lrcore

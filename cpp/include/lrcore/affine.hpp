@@ -8,6 +8,15 @@
 
 namespace lrcore {
 
+// One row of an affine map: W[r, cols[i]] = values[i] for i < count (cols null: the row
+// is dense, cols[i] = i), and b[r]. The certified sign decisions' slow path reads rows.
+struct AffineRow {
+    const double* values = nullptr;
+    const Index* cols = nullptr;
+    Index count = 0;
+    double bias = 0.0;
+};
+
 // An affine map y = W x + b applied to a batch of points stored as rows: DenseAffine or
 // SparseAffine (convolutions and pooling, lowered to CSR), or a new kind of map behind the
 // same interface.
@@ -22,6 +31,11 @@ public:
     // zero tolerance.
     virtual const std::vector<double>& row_norms() const = 0;
     virtual const std::vector<double>& abs_bias() const = 0;
+    // Row r of the map, for the slow path of the certified sign decisions (evaluation in
+    // double-double, cpp/src/certify.hpp). A map that builds its rows on the fly writes
+    // them to the scratch vectors and points into them.
+    virtual AffineRow row(Index r, std::vector<double>& scratch_values,
+                          std::vector<Index>& scratch_cols) const = 0;
 };
 
 class DenseAffine final : public AffineMap {
@@ -33,6 +47,8 @@ public:
     void apply(const double* x, Index n, Index ldx, double* y, Index ldy) const override;
     const std::vector<double>& row_norms() const override { return row_norms_; }
     const std::vector<double>& abs_bias() const override { return abs_bias_; }
+    AffineRow row(Index r, std::vector<double>& scratch_values,
+                  std::vector<Index>& scratch_cols) const override;
     const std::vector<double>& weight() const { return weight_; }
     const std::vector<double>& bias() const { return bias_; }
 
@@ -54,6 +70,8 @@ public:
     void apply(const double* x, Index n, Index ldx, double* y, Index ldy) const override;
     const std::vector<double>& row_norms() const override { return row_norms_; }
     const std::vector<double>& abs_bias() const override { return abs_bias_; }
+    AffineRow row(Index r, std::vector<double>& scratch_values,
+                  std::vector<Index>& scratch_cols) const override;
 
 private:
     Index out_, in_;

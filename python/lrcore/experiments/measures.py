@@ -190,7 +190,7 @@ def slope_jumps(
     closed: bool = False,
     *,
     result: PathResult | None = None,
-    rtol: float = DEFAULT_RTOL,
+    rtol: float | None = None,
     num_threads: int | None = None,
 ) -> SlopeJumps:
     """The jump of the network's slope along a path at each of its breakpoints.
@@ -731,7 +731,7 @@ def hanin_rolnick_density(
     samples: int = 2000,
     bias_distribution: str = "uniform",
     bias_scale: float | list[float] | None = None,
-    rtol: float = DEFAULT_RTOL,
+    rtol: float | None = None,
     num_threads: int | None = None,
 ) -> HaninRolnick:
     """Hanin-Rolnick expected density of breakpoints along a path, against the exact one.
@@ -860,7 +860,7 @@ def checkpoint_table(
     windows: int = 16,
     names: Sequence[str] | None = None,
     model: Any = None,
-    rtol: float = DEFAULT_RTOL,
+    rtol: float | None = None,
     num_threads: int | None = None,
 ) -> pd.DataFrame:
     """Breakpoint and slope-jump densities in windows along paths at every checkpoint.
