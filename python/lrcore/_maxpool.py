@@ -12,7 +12,7 @@ candidates that both lose further up (a *loser* match) can change sign while no 
 argmax changes and the function stays affine.
 
 Reading back. A match's bit is on when the later candidate wins it (``later - earlier >
-0``); on a tie (zero, by the core's zero rule) the earlier one wins, as torch takes the
+0``); on a tie (a value the core decides is zero) the earlier one wins, as torch takes the
 first maximum of a window. Following the bits down from a window's final match gives
 its argmax. The *canonical pattern* keeps the bits of the matches on the winner's path
 (they are constant wherever the argmax is) and clears the others; it determines the
