@@ -164,11 +164,11 @@ def data_dependent(self, x):
     ("model", "shape", "match"),
     [
         (nn.Sequential(nn.Linear(4, 4), nn.Tanh(), nn.Linear(4, 1)), (4,), "Tanh.*not piecewise"),
-        (nn.Sequential(nn.Conv2d(1, 2, 3), nn.MaxPool2d(2)), (1, 6, 6), "MaxPool2d.*argmax"),
+        (nn.Sequential(nn.MaxPool3d(2)), (1, 4, 4, 4), "MaxPool3d.*only the 1-d and 2-d"),
         (
-            Functional(lambda self, x: nn.functional.max_pool2d(x, 2)),
-            (1, 4, 4),
-            "max_pool2d.*argmax",
+            Functional(lambda self, x: nn.functional.max_pool3d(x, 2)),
+            (1, 4, 4, 4),
+            "max_pool3d.*only the 1-d and 2-d",
         ),
         (Functional(lambda self, x: nn.functional.gelu(self.fc(x))), (4,), "gelu.*not piecewise"),
         (Functional(lambda self, x: torch.sigmoid(x)), (4,), "sigmoid.*not piecewise"),

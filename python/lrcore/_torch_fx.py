@@ -18,11 +18,13 @@ consecutive layers (the branch waiting for its turn is carried as linear units).
 activation node is a layer of its own, in graph order: activations of different kinds or
 slopes never share a layer. The output node's value is the last (affine) layer.
 
+Max pooling (1-d and 2-d, modules and functions) is lowered by ``_maxpool.py`` to one
+hidden layer per round of a ReLU tournament per window.
+
 Refused, with an error naming the node, its kind and its position in the graph: layers
-that are not piecewise linear, max pooling (its regions depend on the argmax of each
-window, which is not a sign pattern of affine functions), BatchNorm/Dropout in training
-mode, parameters used as values, and models torch.fx cannot trace (data-dependent
-control flow).
+that are not piecewise linear, 3-d max pooling, BatchNorm/Dropout in training mode,
+parameters used as values, and models torch.fx cannot trace (data-dependent control
+flow).
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from typing import Any, NamedTuple
 import numpy as np
 from numpy.typing import NDArray
 
+from ._maxpool import PoolingBuilder, lower_max_pool, max_pool_kind
 from ._optional import optional_import
 
 __all__ = ["TracedLayers", "trace_to_layers"]
@@ -82,6 +85,7 @@ class TracedLayers(NamedTuple):
     activations: list[str]
     slopes: list[float]
     linear_units: list[int]
+    pooling: PoolingBuilder
 
 
 # --------------------------------------------------------------------------- matrices
@@ -364,7 +368,7 @@ class _Lowering:
         }
         self.input_shape = input_shape
         self.values: dict[Any, _Value | _Shape] = {}
-        self.layers = TracedLayers([], [], [], [], [])
+        self.layers = TracedLayers([], [], [], [], [], PoolingBuilder())
 
     # -- helpers ---------------------------------------------------------------------
     def tensor(self, arg: Any, where: str) -> _Value:
@@ -396,6 +400,8 @@ class _Lowering:
                 raise ValueError(msg)
             elif self.is_activation(node, module):
                 self.close_layer(node, position, module, where)
+            elif max_pool_kind(type(module).__name__ if module is not None else self.name(node)):
+                self.values[node] = lower_max_pool(self, node, module, position, where)
             else:
                 self.values[node] = self.affine(node, module, where)
         raise ValueError("model: the traced graph has no output node")
@@ -405,6 +411,10 @@ class _Lowering:
         self.layers.weights.append(_tidy(value.matrix))
         self.layers.biases.append(np.asarray(value.offset, dtype=np.float64).ravel())
         return self.layers
+
+    @staticmethod
+    def name(node: Any) -> str:
+        return "" if node.op != "call_function" else getattr(node.target, "__name__", "")
 
     # -- activations -----------------------------------------------------------------
     def activation_of(self, node: Any, module: Any) -> tuple[str, float, bool] | None:
@@ -526,7 +536,7 @@ class _Lowering:
             return self.tensor(node.args[0], where)
         hint = ""
         if "max_pool" in name.lower():
-            hint = " (max pooling is not supported: its regions are defined by the argmax)"
+            hint = " (of max pooling, only the 1-d and 2-d kinds are supported)"
         elif name.lower() in _NOT_PIECEWISE_LINEAR:
             hint = " (not piecewise linear)"
         msg = f"{where}: {name or target} is not supported{hint}"
@@ -591,7 +601,7 @@ class _Lowering:
         kind = type(module).__name__
         hint = ""
         if "MaxPool" in kind:
-            hint = " (max pooling is not supported: its regions are defined by the argmax)"
+            hint = " (of max pooling, only the 1-d and 2-d kinds are supported)"
         elif kind.lower() in _NOT_PIECEWISE_LINEAR:
             hint = " (not piecewise linear)"
         msg = f"{where}: {kind} is not supported{hint}"

@@ -35,6 +35,7 @@ that must match the pattern. The *residual* of a value is ``max(|z_j| - slack_j,
 from __future__ import annotations
 
 import abc
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -246,7 +247,10 @@ class _Evaluator:
         self.offsets = net.neuron_offsets()
         slack: list[FloatArray] = []
         delta = np.abs(np.asarray(spread, dtype=np.float64))
+        #: Norm of the rounding spread at the input of each layer.
+        self.spread_norms: list[float] = []
         for layer, w in enumerate(weights):
+            self.spread_norms.append(float(_norms(delta)))
             slack.append(self.row_norms[layer] * float(_norms(delta)))
             if layer < len(self.slopes):
                 gain = max(1.0, abs(self.slopes[layer]))
@@ -616,6 +620,24 @@ def _collect_path_problems(
     if len(lengths) == 0 or net.num_neurons == 0:
         return c, r.num_pieces, r.num_breakpoints, 0, 0.0
     bits, unsure = _piece_bits(r, ev, xs, lengths, piece, tol)
+    pooled = net.pooling is not None
+    if pooled:
+        # Matches off the winners' paths may change sign inside a piece: not checked.
+        unsure = unsure | _loser_columns(net, bits)
+        winner = _winners(net, bits)
+        _check_stored_argmax(None if r.pooling is None else r.pooling.argmax, winner, c)
+        corner = ("start", "middle", "end")
+        _check_argmax(
+            net,
+            ev,
+            xs.reshape(-1, xs.shape[2]),
+            np.repeat(piece, 3),
+            positions.reshape(-1),
+            winner,
+            tol,
+            c,
+            lambda row: f"at the {corner[row % 3]} of a sub-interval",
+        )
 
     # Every neuron at the start, middle and end of every sub-interval agrees with the
     # piece's pattern (or is zero within the tolerance).
@@ -670,6 +692,15 @@ def _collect_path_problems(
         flips[bp_rows, columns] = True
         differ = bits[before] != bits[after]
         sure = ~unsure[before] & ~unsure[after]
+        if pooled:
+            changed = np.flatnonzero(~differ.any(axis=1))
+            c.add_many(
+                "breakpoint-change",
+                changed,
+                r.breakpoints[changed],
+                lambda i: "neither a ReLU sign nor a window's argmax changes there",
+            )
+            _check_changes(r, net, bits, before, after, c)
         wrong = (differ != flips) & sure
         bad_bp = np.flatnonzero(wrong.any(axis=1))
         c.add_many(
@@ -683,6 +714,182 @@ def _collect_path_problems(
             ),
         )
     return c, r.num_pieces, k, ev.num_points, residual
+
+
+def _loser_columns(net: Network, bits: BoolArray) -> BoolArray:
+    """Pattern columns of the matches off the winners' paths, per row of ``bits``."""
+    pooling = net.pooling
+    assert pooling is not None
+    offsets = net.neuron_offsets()
+    _, on_path = pooling.winners(bits, offsets)
+    out = np.zeros_like(bits)
+    out[:, pooling.columns(offsets)] = ~on_path
+    return out
+
+
+def _pool_inputs(net: Network, x: FloatArray) -> tuple[list[FloatArray], list[FloatArray]]:
+    """Each pooling node's input at points ``x``, and the norm of its layer's input."""
+    pooling = net.pooling
+    assert pooling is not None
+    values: list[FloatArray] = net._core.pre_activations(x) if net.num_hidden_layers else []
+    sizes, slopes = net.hidden_sizes, net.negative_slopes
+    inputs, norms = [], []
+    for record in pooling.pools:
+        if record.layer == 0:
+            h = x
+        else:
+            z = values[record.layer - 1]
+            n = sizes[record.layer - 1]
+            neurons = z[:, :n]
+            act = np.where(neurons > 0, neurons, slopes[record.layer - 1] * neurons)
+            h = np.concatenate([act, z[:, n:]], axis=1)
+        entries = np.asarray((record.matrix @ h.T).T, dtype=np.float64) + record.offset
+        inputs.append(entries)
+        norms.append(_norms(h))
+    return inputs, norms
+
+
+def _winners(net: Network, bits: BoolArray) -> IntArray:
+    """Each cell's winning entry per window, read from its (canonical) pattern."""
+    pooling = net.pooling
+    assert pooling is not None
+    argmax_pos, _ = pooling.winners(bits, net.neuron_offsets())
+    out: IntArray = pooling.entries[pooling.entry_offsets[:-1][None, :] + argmax_pos]
+    return out
+
+
+def _check_stored_argmax(stored: IntArray | None, winner: IntArray, c: _Collector) -> None:
+    if stored is None:
+        c.add("pooling", -1, (), "the network has max pooling but the result has no pooling part")
+        return
+    if stored.shape != winner.shape or not np.array_equal(stored, winner):
+        bad = (
+            np.flatnonzero(np.any(stored != winner, axis=1))
+            if stored.shape == winner.shape
+            else np.array([-1])
+        )
+        c.add_many(
+            "pooling-argmax",
+            bad,
+            np.zeros((bad.size, 0)),
+            lambda i: "the stored argmax differs from the one the pattern gives",
+        )
+
+
+def _check_argmax(
+    net: Network,
+    ev: _Evaluator,
+    points: FloatArray,
+    cells: IntArray,
+    positions: FloatArray,
+    winner: IntArray,
+    tol: float,
+    c: _Collector,
+    where: Any,
+) -> None:
+    """Every window's argmax (read from the cell's pattern) is its maximum at every point.
+
+    Given the earlier layers' signs and argmaxes, a window's entries are affine on a
+    cell, so the winner beating every other entry at the cell's corners (the ends of
+    each sub-interval, the vertices of a convex face) beats it all over the cell (up to
+    the tolerance). ``where(row)`` words the place of point ``row``.
+    """
+    pooling = net.pooling
+    assert pooling is not None
+    window_of_entry = np.repeat(np.arange(pooling.num_windows), np.diff(pooling.entry_offsets))
+    chunk = 512  # (points x entries) temporaries
+    for lo in range(0, points.shape[0], chunk):
+        inputs, norms = _pool_inputs(net, points[lo : lo + chunk])
+        rows_cell = cells[lo : lo + chunk]
+        for index, record in enumerate(pooling.pools):
+            w_lo = record.first_window
+            w_hi = w_lo + math.prod(record.out_shape)
+            e_lo, e_hi = int(pooling.entry_offsets[w_lo]), int(pooling.entry_offsets[w_hi])
+            entries = pooling.entries[e_lo:e_hi]
+            windows = window_of_entry[e_lo:e_hi]
+            rn = _row_norms(record.matrix)
+            best = winner[rows_cell][:, windows]  # (n, entries) the window's winner
+            value = inputs[index]
+            diff = value[:, entries] - np.take_along_axis(value, best, axis=1)
+            scale = norms[index][:, None] * (rn[entries][None, :] + rn[best]) + (
+                np.abs(record.offset[entries])[None, :] + np.abs(record.offset[best])
+            )
+            slack = (rn[entries][None, :] + rn[best]) * ev.spread_norms[record.layer]
+            bad = diff > tol * scale + slack
+            bad_rows = np.flatnonzero(bad.any(axis=1))
+            if bad_rows.size == 0:
+                continue
+            first = np.argmax(bad[bad_rows], axis=1)
+            rows = bad_rows + lo
+            words = [
+                f"window {int(windows[f])}: entry {int(entries[f])} exceeds the cell's "
+                f"argmax {where(row)}"
+                for f, row in zip(first, rows)
+            ]
+            c.add_many("argmax", cells[rows], positions[rows], words.__getitem__)
+
+
+def _check_changes(
+    r: PathResult,
+    net: Network,
+    bits: BoolArray,
+    before: IntArray,
+    after: IntArray,
+    c: _Collector,
+) -> None:
+    """The windows whose argmax differs across each breakpoint are the reported ones."""
+    pooling = net.pooling
+    assert pooling is not None
+    if r.pooling is None:
+        c.add("pooling", -1, (), "the network has max pooling but the result has no pooling part")
+        return
+    argmax_pos, _ = pooling.winners(bits, net.neuron_offsets())
+    winner = pooling.entries[pooling.entry_offsets[:-1][None, :] + argmax_pos]
+    offsets, changes = r.pooling.change_offsets, r.pooling.changes
+    for j in range(before.size):
+        windows = np.flatnonzero(winner[before[j]] != winner[after[j]])
+        expected = np.stack(
+            [windows, winner[before[j], windows], winner[after[j], windows]], axis=1
+        )
+        got = changes[offsets[j] : offsets[j + 1]]
+        if got.shape != expected.shape or not np.array_equal(got, expected):
+            c.add(
+                "pooling-change",
+                j,
+                r.breakpoints[j],
+                f"reported argmax changes {got.tolist()}, the pieces give {expected.tolist()}",
+            )
+
+
+def _check_edge_changes(
+    r: SliceResult, winner: IntArray, edges: IntArray, fa: IntArray, fb: IntArray, c: _Collector
+) -> None:
+    """The windows whose argmax differs across each edge are the reported ones."""
+    assert r.pooling is not None
+    offsets, changes = r.pooling.change_offsets, r.pooling.changes
+    if offsets.shape != (r.num_edges + 1,):
+        c.add("pooling-change", -1, (), "change_offsets do not match the edges")
+        return
+    interior = np.zeros(r.num_edges, dtype=bool)
+    interior[edges] = True
+    stray = np.flatnonzero(~interior & (np.diff(offsets) > 0))
+    c.add_many(
+        "pooling-change",
+        stray,
+        r.vertices[r.edges[stray, 0]],
+        lambda i: "a boundary edge reports argmax changes",
+    )
+    for e, f, g in zip(edges, np.minimum(fa, fb), np.maximum(fa, fb)):
+        windows = np.flatnonzero(winner[f] != winner[g])
+        expected = np.stack([windows, winner[f, windows], winner[g, windows]], axis=1)
+        got = changes[offsets[e] : offsets[e + 1]]
+        if got.shape != expected.shape or not np.array_equal(got, expected):
+            c.add(
+                "pooling-change",
+                int(e),
+                r.vertices[r.edges[e, 0]],
+                f"reported argmax changes {got.tolist()}, the faces give {expected.tolist()}",
+            )
 
 
 def check_batch(b: BatchResult, net: Network, tol: float) -> VerifyReport:
@@ -866,11 +1073,14 @@ def check_slice(r: SliceResult, net: Network, tol: float) -> VerifyReport:
     ev = _Evaluator(net, spread)
     bits = r.pattern_bools()
     to_input = r.plane.to_input
+    pooled = net.pooling is not None
+    # With max pooling, matches off the winners' paths are not checked (see _check_argmax).
+    known = ~_loser_columns(net, bits) if pooled else np.ones_like(bits)
 
     # Every neuron at every corner of every face, and at the face's vertex average.
     face, a, _ = r._sides()
     corners = to_input(r.vertices[a])
-    rows, cols, ratios = _contradictions(ev, corners, bits[face], tol)
+    rows, cols, ratios = _contradictions(ev, corners, bits[face], tol, known[face])
     c.add_many(
         "pattern",
         face[rows],
@@ -882,7 +1092,7 @@ def check_slice(r: SliceResult, net: Network, tol: float) -> VerifyReport:
     )
     counts = np.diff(r.face_offsets)
     inner = np.add.reduceat(r.vertices[r.face_vertices], r.face_offsets[:-1]) / counts[:, None]
-    rows, cols, ratios = _contradictions(ev, to_input(inner), bits, tol)
+    rows, cols, ratios = _contradictions(ev, to_input(inner), bits, tol, known)
     c.add_many(
         "pattern",
         rows,
@@ -893,9 +1103,29 @@ def check_slice(r: SliceResult, net: Network, tol: float) -> VerifyReport:
         ),
     )
 
+    if pooled:
+        winner = _winners(net, bits)
+        _check_stored_argmax(None if r.pooling is None else r.pooling.argmax, winner, c)
+        _check_argmax(
+            net, ev, corners, face, r.vertices[a], winner, tol, c, lambda row: "at a corner"
+        )
+        _check_argmax(
+            net,
+            ev,
+            to_input(inner),
+            np.arange(r.num_regions),
+            inner,
+            winner,
+            tol,
+            c,
+            lambda row: "inside the face",
+        )
+
     # Interior edges lie on their neuron's zero set; the faces on either side differ in
     # that neuron, and in others only where those vanish along the whole edge.
     edges, fa, fb = _interior_edges(r)
+    if pooled and r.pooling is not None:
+        _check_edge_changes(r, winner, edges, fa, fb, c)
     residual = 0.0
     if len(edges):
         columns = ev.flat(r.edge_neurons[edges])
@@ -927,7 +1157,7 @@ def check_slice(r: SliceResult, net: Network, tol: float) -> VerifyReport:
                 f"{_name(ev, int(columns[same[i]]))}"
             ),
         )
-        other = differ & ~(unsure[ends[:, 0]] & unsure[ends[:, 1]])
+        other = differ & ~(unsure[ends[:, 0]] & unsure[ends[:, 1]]) & known[fa] & known[fb]
         other[idx, columns] = False
         extra = np.flatnonzero(other.any(axis=1))
         c.add_many(

@@ -9,6 +9,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from . import _core
+from ._maxpool import MaxPooling, build_pooling
 from ._torch_sequential import infer_input_shape, sequential_to_arrays
 from ._validation import as_float_array
 
@@ -91,6 +92,10 @@ class Network:
         which makes a graph of affine maps, activations and additions one chain. The
         first ``hidden_sizes[l]`` units of hidden layer ``l`` are its neurons; its full
         width is ``layer_widths[l]``.
+    pooling
+        The max-pooling windows lowered into the chain as ReLU tournaments (set by
+        :meth:`from_torch`; see :attr:`pooling`). Results then count regions of ReLU
+        signs and window argmaxes, not of the tournament neurons' signs.
 
     Examples
     --------
@@ -107,6 +112,8 @@ class Network:
         activation: ActivationSpec = "relu",
         negative_slope: SlopeSpec = 0.01,
         linear_units: int | Sequence[int] = 0,
+        *,
+        pooling: MaxPooling | None = None,
     ) -> None:
         weights = list(weights)
         biases = list(biases)
@@ -169,6 +176,17 @@ class Network:
         self._hidden_sizes = tuple(int(w.shape[0]) - n for w, n in zip(ws[:-1], linear))
         self._layer_widths = tuple(int(w.shape[0]) for w in ws[:-1])
         self._num_neurons = int(sum(self._hidden_sizes))
+        if pooling is not None:
+            if not isinstance(pooling, MaxPooling):
+                msg = f"pooling: expected a MaxPooling or None, got {type(pooling).__name__}"
+                raise TypeError(msg)
+            sizes = np.array([w.shape[0] - n for w, n in zip(ws[:-1], linear)], dtype=np.int64)
+            layer, unit = pooling.neurons[:, 0], pooling.neurons[:, 1]
+            inside = (layer >= 0) & (layer < len(sizes))
+            if not np.all(inside) or np.any((unit < 0) | (unit >= sizes[layer[inside]])):
+                msg = "pooling: its tournament neurons do not all exist in the network"
+                raise ValueError(msg)
+        self._pooling = pooling
         self._core = _core.Network(
             [_core_weight(w) for w in ws], bs, activations, self._slopes, linear
         )
@@ -227,9 +245,11 @@ class Network:
         dimension and multiplication by constants. The graph is lowered to a chain: every
         activation closes a hidden layer, and values that later nodes still use (a
         residual branch's input, a concatenated branch) travel along in linear units
-        (see ``linear_units``). Convolutions and pooling stay sparse. Max pooling is
-        refused (its regions are defined by the argmax of each window, not by signs of
-        affine functions), as are non-piecewise-linear layers and training mode.
+        (see ``linear_units``). Convolutions and pooling stay sparse. MaxPool1d/2d and
+        AdaptiveMaxPool1d/2d (and their functional forms) become ReLU tournaments, one
+        hidden layer per round, recorded in :attr:`pooling` so that results count
+        regions of ReLU signs and window argmaxes. Non-piecewise-linear layers and
+        training mode are refused.
 
         Examples
         --------
@@ -258,6 +278,7 @@ class Network:
             layers.activations,
             layers.slopes,
             linear_units=layers.linear_units,
+            pooling=build_pooling(layers.pooling),
         )
 
     # -- structure ---------------------------------------------------------------------
@@ -295,6 +316,17 @@ class Network:
     def num_neurons(self) -> int:
         """Total number of neurons: the length of an activation pattern."""
         return self._num_neurons
+
+    @property
+    def pooling(self) -> MaxPooling | None:
+        """Max-pooling windows and their tournaments (None without max pooling).
+
+        :meth:`from_torch` lowers each window's maximum to a tournament of ReLU neurons
+        (``max(a, b) = a + relu(b - a)``, one hidden layer per round). Such a neuron
+        changes sign where two candidates of a window swap order; only the changes of
+        a window's argmax split regions (see ``docs/maxpool.md``).
+        """
+        return self._pooling
 
     @property
     def weights(self) -> list[Any]:

@@ -10,6 +10,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from ._corecalls import core_count_1d, core_path_extent
+from ._maxpool import PathPooling, merge_paths
 from ._optional import optional_import
 from ._validation import (
     DEFAULT_MAX_PIECES,
@@ -50,6 +51,11 @@ class PathResult(Verifiable):
     ``max(num_breakpoints, 1)`` on a closed one). Positions are arc lengths from the first
     point. These are activation regions (one per sign pattern met), not merged linear
     regions.
+
+    With max pooling (``net.pooling``) the pattern is the ReLU signs and the argmax of
+    every window: a breakpoint is also where a window's argmax changes (``pooling``
+    says which window and entries), and the tournament neurons' bits in ``patterns``
+    are canonical (the bits off the winners' paths are 0).
     """
 
     def __init__(
@@ -71,6 +77,7 @@ class PathResult(Verifiable):
         slow_decisions: int = 0,
         exact_coincidences: int = 0,
         unresolved_crossings: int = 0,
+        pooling: PathPooling | None = None,
     ) -> None:
         self._points = points
         self.closed = bool(closed)
@@ -95,6 +102,9 @@ class PathResult(Verifiable):
         #: Crossings distinct in exact arithmetic that float64 places at one position
         #: (they share one breakpoint).
         self.unresolved_crossings = int(unresolved_crossings)
+        #: For a network with max pooling: each piece's argmax per window and the
+        #: windows whose argmax changes at each breakpoint (see ``docs/maxpool.md``).
+        self.pooling = pooling
 
     @property
     def num_breakpoints(self) -> int:
@@ -235,6 +245,7 @@ class BatchResult(Verifiable):
         *,
         network: Network | None = None,
         rtol: float | None = None,
+        pooling: PathPooling | None = None,
     ) -> None:
         self._paths = paths
         self._closed = closed
@@ -260,6 +271,8 @@ class BatchResult(Verifiable):
         self.network = network
         #: The zero tolerance they were computed with; None: certified sign decisions.
         self.rtol = None if rtol is None else float(rtol)
+        #: Max pooling's part, all paths (see :attr:`PathResult.pooling`).
+        self.pooling = pooling
 
     @property
     def num_paths(self) -> int:
@@ -321,6 +334,14 @@ class BatchResult(Verifiable):
             slow_decisions=int(self.slow_decisions[i]),
             exact_coincidences=int(self.exact_coincidences[i]),
             unresolved_crossings=int(self.unresolved_crossings[i]),
+            pooling=(
+                None
+                if self.pooling is None
+                else self.pooling.select(
+                    slice(int(self.piece_offsets[i]), int(self.piece_offsets[i + 1])),
+                    slice(lo, hi),
+                )
+            ),
         )
 
     def to_dataframe(self, kind: str = "breakpoints") -> pd.DataFrame:
@@ -510,7 +531,8 @@ def count_1d(
         (``lrcore.DEFAULT_RTOL`` was the default before). ``result.verify()`` checks a
         result against the network.
     return_patterns
-        Also return each piece's activation pattern (packed bits).
+        Also return each piece's activation pattern (packed bits). Always on for a
+        network with max pooling, whose pieces are read from the patterns.
     num_threads
         Worker threads (default: all CPUs this process may use).
     max_pieces
@@ -578,11 +600,17 @@ def count_1d(
         paths=paths,
         closed=flags,
         rtol=core_rtol,
-        want_patterns=bool(return_patterns),
+        want_patterns=bool(return_patterns) or net.pooling is not None,
         num_threads=threads,
         max_pieces=max_pieces,
         max_memory=check_max_memory(max_memory),
     )
+    if net.pooling is not None:
+        flat, pooling = merge_paths(flat, net.pooling, net.neuron_offsets(), flags)
+        batch = BatchResult(
+            flat, paths, flags, net.num_neurons, network=net, rtol=core_rtol, pooling=pooling
+        )
+        return batch if is_batch else batch[0]
     if not is_batch:  # the flat arrays are the path's own: no batch to slice
         return PathResult(
             points=paths[0],

@@ -13,6 +13,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from . import _core
 from ._corecalls import core_slice_2d
+from ._maxpool import SlicePooling, merge_slice
 from ._optional import optional_import
 from ._tiling import tile_cuts
 from ._validation import (
@@ -155,6 +156,11 @@ class SliceResult(Verifiable):
     (``face_vertices[face_offsets[f]:face_offsets[f + 1]]``); each has one activation
     pattern. These are activation regions; :meth:`linear_regions` merges faces on which the
     network is the same affine map.
+
+    With max pooling (``net.pooling``) a face is a region of ReLU signs and window
+    argmaxes: faces of the pooling tournaments that differ in loser matches only are
+    merged, patterns are canonical, and ``pooling`` gives the argmaxes per face and the
+    windows whose argmax changes across each edge.
     """
 
     def __init__(
@@ -166,6 +172,7 @@ class SliceResult(Verifiable):
         *,
         network: Network | None = None,
         rtol: float = DEFAULT_RTOL,
+        pooling: SlicePooling | None = None,
     ) -> None:
         self.plane = plane
         self.domain = domain
@@ -189,6 +196,9 @@ class SliceResult(Verifiable):
         self.network = network
         #: The zero tolerance it was computed with.
         self.rtol = float(rtol)
+        #: For a network with max pooling: each face's argmax per window and the windows
+        #: whose argmax changes across each edge (see ``docs/maxpool.md``).
+        self.pooling = pooling
         self._cache: dict[str, Any] = {}
 
     # -- sizes -------------------------------------------------------------------------
@@ -535,6 +545,16 @@ def _as_domain(
     return np.array([[s0, t0], [s1, t0], [s1, t1], [s0, t1]], dtype=np.float64)
 
 
+def _neurons_on(net: Network, plane: Plane) -> Any:
+    """``points -> (n, num_neurons)`` neuron values at plane points (for merge_slice)."""
+
+    def evaluate(points: NDArray[np.float64]) -> NDArray[np.float64]:
+        values = net.pre_activations(plane.to_input(points))
+        return np.concatenate(values, axis=1) if values else np.zeros((len(points), 0))
+
+    return evaluate
+
+
 @overload
 def slice_2d(
     net: Network,
@@ -686,9 +706,15 @@ def slice_2d(
         max_regions=max_regions,
         max_memory=check_max_memory(max_memory),
     )
+    pooled: list[SlicePooling | None] = [None] * len(planes)
+    if net.pooling is not None:
+        for i, plane in enumerate(planes):
+            arrays[i], pooled[i] = merge_slice(
+                arrays[i], net.pooling, net.neuron_offsets(), _neurons_on(net, plane)
+            )
     results = [
-        SliceResult(a, p, poly, net.num_neurons, network=net, rtol=rtol)
-        for a, p in zip(arrays, planes)
+        SliceResult(a, p, poly, net.num_neurons, network=net, rtol=rtol, pooling=q)
+        for a, p, q in zip(arrays, planes, pooled)
     ]
     merged = [(i, r.merged_crossings) for i, r in enumerate(results) if r.merged_crossings]
     if merged:
