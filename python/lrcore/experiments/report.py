@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from .analysis import CONFOUNDS, CONTROL, MODEL_PREDICTORS, PERMUTATIONS, PRIMARY
+from .analysis import CONFOUNDS, CONTROL, CONTROLS, MODEL_PREDICTORS, PERMUTATIONS, PRIMARY, RIVAL
 from .inference import ALPHA, EQUIVALENCE_RHO, STRENGTHS, strength
 
 __all__ = [
@@ -40,6 +40,7 @@ LINKS = ("link", "small link")
 _NAMES = {
     "target_value": "the target's value",
     "target_bending": "the target's bending",
+    "target_slope": "the target's slope",
     "dist_centre": "the distance to the data's centre",
     "dist_origin": "the distance to the network's origin",
     "density_init": "the initial density",
@@ -208,13 +209,13 @@ def _headline_section(tables: dict[str, Any]) -> list[str]:
         )
     for row in _pooled_discontinuity(tables["discontinuity"]):
         role = "jumps" if row["target"] == "step" else "placebo (smooth target)"
+        key = "ratio_final" if row["target"] == "step" else _placebo_key(row)
+        reference = "windows of matched bending" if key == "placebo_final" else "elsewhere"
         rows.append(
             {
-                "result": f"density near {role} / elsewhere ({row['family']}/{row['arm']})",
-                "estimate [95% CI]": _interval(
-                    row["ratio_final"], row["ratio_final_lo"], row["ratio_final_hi"], sign=False
-                ),
-                "test": f"t-test of log ratio {_p(row['p_ratio_final'])}",
+                "result": f"density near {role} / {reference} ({row['family']}/{row['arm']})",
+                "estimate [95% CI]": _ratio(row, key),
+                "test": f"t-test of log ratio {_p(row[f'p_{key}'])}",
                 "reading": _ratio_words(row),
             }
         )
@@ -418,7 +419,7 @@ def _arms_section(tables: dict[str, Any]) -> list[str]:
         return [*lines, ""]
     on = correlations[
         (correlations["kind"] == "on")
-        & (correlations["measure"] != CONTROL)
+        & ~correlations["measure"].isin(CONTROLS)
         & correlations["p"].notna()
     ]
     found: dict[str, int] = {}
@@ -493,7 +494,7 @@ def _heterogeneity_section(tables: dict[str, Any]) -> list[str]:
     lines = ["## Heterogeneity across manifolds", ""]
     if table.empty:
         return [*lines, "- Fewer than two manifolds with varying curvature per group.", ""]
-    part = table[table["measure"] != CONTROL]
+    part = table[~table["measure"].isin(CONTROLS)]
     differ = part[part["p_q"] < ALPHA]
     lines.append(
         f"Cochran's Q and I² of the per-manifold mean z, per family, arm, target and measure: "
@@ -668,9 +669,19 @@ def _ratio_words(row: Any) -> str:
         if hi < 1:
             return "lower near the jumps"
         return "no difference shown"
+    key = _placebo_key(row)
+    lo, hi = row[f"{key}_lo"], row[f"{key}_hi"]
+    matched = " at matched bending" if key == "placebo_final" else ""
     if _excludes(lo, hi, 1.0):
-        return "placebo fails (CI excludes 1)"
-    return "placebo holds (CI contains 1)"
+        return f"placebo fails{matched} (CI excludes 1)"
+    return f"placebo holds{matched} (CI contains 1)"
+
+
+def _placebo_key(row: Any) -> str:
+    """The placebo's ratio: matched on the smooth target's bending where the table has
+    it (``placebo_final``), else against all other windows (``ratio_final``)."""
+    value = row.get("placebo_final", math.nan)
+    return "placebo_final" if isinstance(value, float) and np.isfinite(value) else "ratio_final"
 
 
 def _ratio(row: Any, name: str) -> str:
@@ -708,7 +719,44 @@ def _step_sentence(row: Any, where: str) -> str:
     return text
 
 
+#: The matched placebo is balanced when the CI of its bending ratio lies within
+#: 1 / (1 + BALANCE) to 1 + BALANCE.
+BALANCE = 0.1
+
+
 def _placebo_sentence(row: Any, where: str) -> str:
+    if _placebo_key(row) == "ratio_final":
+        return _unmatched_placebo_sentence(row, where)
+    text = (
+        f"- {where}, placebo (smooth target at the jump positions, against windows of the "
+        f"same paths matched on its bending): {_ratio(row, 'placebo_final')}"
+        f" ({_p(row['p_placebo_final'])})"
+    )
+    if _excludes(row["placebo_final_lo"], row["placebo_final_hi"], 1.0):
+        text += (
+            ", a CI that excludes 1: the placebo fails, so density differs at these "
+            "positions even where the target bends as much, and part of the step target's "
+            "ratio may not be due to the jumps."
+        )
+    else:
+        text += ", a CI that contains 1: the placebo holds."
+    lo, hi = row["placebo_bending_lo"], row["placebo_bending_hi"]
+    balanced = lo >= 1 / (1 + BALANCE) and hi <= 1 + BALANCE
+    text += f" Bending near over matched: {_ratio(row, 'placebo_bending')}" + (
+        f" (balanced: the CI lies within {1 / (1 + BALANCE):.2f} to {1 + BALANCE:.2f})."
+        if balanced
+        else (
+            " (not balanced: the matching leaves a difference of bending, "
+            f"against {_ratio(row, 'bending_ratio')} unmatched)."
+        )
+    )
+    if np.isfinite(row.get("placebo_init", math.nan)):
+        text += f" Before training: {_ratio(row, 'placebo_init')}."
+    unmatched = _unmatched_placebo_sentence(row, "").split(": ", 1)[-1]
+    return text + f" Unmatched (against all other windows): {unmatched}"
+
+
+def _unmatched_placebo_sentence(row: Any, where: str) -> str:
     head = f"- {where}, placebo (smooth target, same positions): {_ratio(row, 'ratio_final')}"
     if not _excludes(row["ratio_final_lo"], row["ratio_final_hi"], 1.0):
         return head + ", a CI that contains 1: the placebo holds."
@@ -762,7 +810,7 @@ def _confound_section(tables: dict[str, Any]) -> list[str]:
         return [*lines, ""]
     part = correlations[
         (correlations["kind"] == "on")
-        & (correlations["measure"] != CONTROL)
+        & ~correlations["measure"].isin(CONTROLS)
         & (correlations["manifold"] != "all")
         & ~correlations["constant_curvature"]
     ]
@@ -915,6 +963,61 @@ def _resolution_section(tables: dict[str, Any]) -> list[str]:
     return [*lines, ""]
 
 
+def _control_reading(row: dict[str, Any], correlations: Any) -> str:
+    """What a positive-control group without a positive link carries, from its numbers:
+    the covariates its bending correlates with, its manifolds' spread, and whether the
+    change follows the target's slope (:data:`.analysis.RIVAL`) instead."""
+    keys = ["family", "arm", "target", "width", "depth", "kind"]
+    same = np.ones(len(correlations), dtype=bool)
+    for key in keys:
+        same &= (correlations[key] == row[key]).to_numpy()
+    per = correlations[same & (correlations["measure"] == CONTROL).to_numpy()]
+    per = per[(per["manifold"] != "all") & per["rho"].notna()]
+    text = f"- {_label(row)}, bending control rho {_rho(row)}:"
+    if len(per) > 1:
+        low, high = per.loc[per["rho"].idxmin()], per.loc[per["rho"].idxmax()]
+        negative = per[(per["p"] < ALPHA) & (per["rho"] < 0)]
+        text += (
+            f" per manifold from {low['rho']:+.2f} ({low['manifold']}) to "
+            f"{high['rho']:+.2f} ({high['manifold']}), significantly negative on "
+            f"{len(negative)} of {len(per)};"
+        )
+    named = [n for n in _confounds(row) if not n.startswith(_NAMES[RIVAL])]
+    text += (
+        f" its bending correlates with {', '.join(named)}"
+        if named
+        else (
+            " its bending correlates with no covariate (value, position, initial density) at "
+            f"|rho| >= {CONFOUND_RHO}"
+        )
+    )
+    rival = correlations[
+        same & (correlations["measure"] == RIVAL).to_numpy() & (correlations["manifold"] == "all")
+    ]
+    tie = row.get(f"confound_{RIVAL}", math.nan)
+    if rival.empty or not np.isfinite(rival.iloc[0]["rho"]) or not np.isfinite(tie):
+        return text + "."
+    other = rival.iloc[0]
+    follows = other["p"] < ALPHA
+    explains = (
+        follows
+        and abs(tie) >= CONFOUND_RHO
+        and np.sign(row["rho"]) == np.sign(tie) * np.sign(other["rho"])
+    )
+    text += (
+        f". The change against the target's slope |df/ds|: rho {_rho(other)} "
+        f"({_p(other['p'])}), with bending and slope correlated at {tie:+.2f} across windows"
+    )
+    if explains:
+        where = "steep" if other["rho"] > 0 else "flat"
+        return text + (
+            f": density moved to where the target is {where}, and the bending control "
+            "inherits the sign through its tie to the slope, so this group tests the slope, "
+            "not a failure to detect a link."
+        )
+    return text + ": the slope does not account for it."
+
+
 def _controls_section(tables: dict[str, Any], config: dict[str, Any]) -> list[str]:
     correlations = tables["correlations"]
     lines = ["## Controls", ""]
@@ -943,10 +1046,12 @@ def _controls_section(tables: dict[str, Any], config: dict[str, Any]) -> list[st
                     else f"; none in {'; '.join(others)}."
                 )
             )
+            for row in _records(control[~positive]):
+                lines.append(_control_reading(row, correlations))
         offsets = correlations[
             (correlations["kind"] == "offset")
             & (correlations["manifold"] == "all")
-            & (correlations["measure"] != CONTROL)
+            & ~correlations["measure"].isin(CONTROLS)
             & correlations["p"].notna()
         ]
         if len(offsets):

@@ -14,6 +14,7 @@ import functools
 import hashlib
 import math
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -604,6 +605,25 @@ def _bending(trajectory: Trajectory, values: NDArray[np.float64]) -> NDArray[np.
     return bend
 
 
+def _slope(trajectory: Trajectory, values: NDArray[np.float64]) -> NDArray[np.float64]:
+    """|d target / d arc length| at the vertices (central differences; one-sided at the
+    ends of an open trajectory; NaN where the target is undefined).
+
+    A sinusoid is steepest where it bends least: ``|f''| = (2πf)² |f|`` while ``|f'|``
+    peaks at its zeros, so the slope is the bending control's natural rival.
+    """
+    points = trajectory.points
+    after = np.linalg.norm(np.roll(points, -1, axis=0) - points, axis=1)
+    before = np.roll(after, 1)
+    slope: NDArray[np.float64] = np.abs(
+        (np.roll(values, -1) - np.roll(values, 1)) / np.maximum(after + before, 1e-300)
+    )
+    if not trajectory.closed:
+        slope[0] = abs(values[1] - values[0]) / max(after[0], 1e-300)
+        slope[-1] = abs(values[-1] - values[-2]) / max(before[-1], 1e-300)
+    return slope
+
+
 def _target_bending(trajectory: Trajectory, target: Target) -> NDArray[np.float64] | None:
     """|d² target / d arc length²| at the vertices of a trajectory, or None where the
     target is undefined on it (the arc arm off the manifold's chart)."""
@@ -651,6 +671,7 @@ def _window_columns(
     values = setup.target.values(trajectory.coordinate, trajectory.points)
     columns["target_value"] = mean(values)
     columns["target_bending"] = mean(_bending(trajectory, values))
+    columns["target_slope"] = mean(_slope(trajectory, values))
     points = trajectory.points
     columns["dist_centre"] = mean(np.linalg.norm(points - setup.centre, axis=1))
     columns["dist_origin"] = mean(np.linalg.norm(points, axis=1))
@@ -752,6 +773,7 @@ def run_task(
     pd = optional_import("pandas", "experiments")
     from lrcore._torch_sequential import sequential_to_arrays
 
+    cpu_start, wall_start = time.process_time(), time.perf_counter()
     setup = prepare_task(task, config)
     manifold, trajectories = setup.manifold, setup.trajectories
     steps = checkpoint_steps(config.steps, config.checkpoints)
@@ -829,6 +851,9 @@ def run_task(
                 "target_variance": variance,
                 "fit_threshold": threshold,
                 "fit_ok": bool(heldout_loss <= threshold),
+                # The task's own time (process CPU: the worker's threads together).
+                "cpu_seconds": time.process_time() - cpu_start,
+                "wall_seconds": time.perf_counter() - wall_start,
             }
         ]
     )
