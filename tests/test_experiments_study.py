@@ -25,7 +25,19 @@ def test_quick_study_writes_every_table_figure_and_the_report(tmp_path):
     # Two curves, so that the family is pooled (the primary endpoint) and compared
     # (heterogeneity); 150 steps, so that some runs fit and some are excluded.
     manifolds = ("ellipse:b=0.5", "ellipse:b=0.2", "torus", "digit:digit=0")
-    config = dataclasses.replace(TINY, manifolds=manifolds, steps=150)
+    config = dataclasses.replace(
+        TINY,
+        manifolds=manifolds,
+        steps=150,
+        arch_seeds=3,
+        arch_widths=(8, 12),
+        arch_depths=(1, 2),
+        arch_manifolds=("ellipse:b=0.5", "ellipse:b=0.2"),
+        dynamics_seeds=3,
+        dynamics_factor=4,
+        dynamics_checkpoints=2,
+        dynamics_manifolds=("ellipse:b=0.5",),
+    )
     result = run_study(config, tmp_path, jobs=1, quiet=True)
     names = {p.name for p in tmp_path.iterdir()}
     for table in TABLES:
@@ -46,6 +58,30 @@ def test_quick_study_writes_every_table_figure_and_the_report(tmp_path):
     for manifold in ("ellipse_b_0_5", "torus", "digit_digit_0"):
         assert f"density_{manifold}.png" in names
     assert "dose_response.png" in names
+    for figure in ("theory", "tube_map", "tube_profile", "slope_jumps", "architectures"):
+        assert f"{figure}.png" in names
+    assert "dynamics.png" in names
+    tables = result.tables
+    # The measures beyond counts: one theory row per trajectory of every run, tube maps
+    # of the plane curves' seed-0 runs (tube_seeds=1), slope jumps at every checkpoint.
+    assert len(tables["theory"]) == len(
+        tables["windows"].query("step == 0").drop_duplicates(["run", "trajectory"])
+    )
+    assert set(tables["tube"]["seed"]) == {0}
+    assert set(tables["tube"]["manifold"]) <= {"ellipse:b=0.5", "ellipse:b=0.2"}
+    assert tables["windows"]["jump_density"].notna().all()
+    archs = tables["architectures"]
+    assert {(8, 1), (8, 2), (12, 1), (12, 2)} <= set(zip(archs["width"], archs["depth"]))
+    assert (archs.loc[archs["width"] > 0, "runs"] == 2 * 3).all()  # 2 manifolds x 3 seeds
+    assert sorted(tables["dynamics"]["step"]) == [0, 300, 600]
+    for heading in (
+        "## Breakpoints weighted by the slope jump",
+        "## Density at initialisation against theory (Hanin-Rolnick)",
+        "## Local complexity around plane curves (tube maps)",
+        "## Architectures",
+        "## Training dynamics",
+    ):
+        assert heading in (tmp_path / "report.md").read_text()
     assert any(name.startswith("partition_ellipse") for name in names)
     assert all((tmp_path / n).stat().st_size > 0 for n in names)
     report = (tmp_path / "report.md").read_text()
@@ -86,7 +122,7 @@ def test_sweep_on_a_dask_cluster_equals_the_local_run():
         remote = run_sweep(tasks, SMALL, scheduler=cluster.scheduler_address, quiet=True)
     assert len(remote) == len(local)
     for a, b in zip(local, remote):
-        for name in ("windows", "runs", "convergence"):
+        for name in ("windows", "runs", "convergence", "theory", "tube"):
             pd.testing.assert_frame_equal(
                 a[name].drop(columns=TIMINGS, errors="ignore"),
                 b[name].drop(columns=TIMINGS, errors="ignore"),
@@ -136,6 +172,9 @@ def test_cli_options_reach_the_study(tmp_path):
     argv += ["--steps", "10", "--checkpoints", "1", "--widths", "4,6", "--windows", "4"]
     argv += ["--arms", "ambient", "--heldout", "32", "--fit-fraction", "0.2", "--lines", "2"]
     argv += ["--motion-scale", "0", "--offset", "0.05", "--learning-rate", "0.02"]
+    argv += ["--tube-seeds", "0", "--no-theory", "--no-slope-jumps", "--arch-seeds", "1"]
+    argv += ["--arch-widths", "4", "--arch-depths", "1,2", "--dynamics-seeds", "1"]
+    argv += ["--dynamics-factor", "2", "--dynamics-checkpoints", "2"]
     assert main(argv) == 0
     windows = pd.read_parquet(tmp_path / "windows.parquet")
     assert set(windows["manifold"]) == {"circle", "polygon:sides=5"}
@@ -150,3 +189,10 @@ def test_cli_options_reach_the_study(tmp_path):
     assert set(runs["heldout"]) == {32}
     assert (runs["motion_distance"] == 0).all()
     assert runs["fit_threshold"].to_numpy() == pytest.approx(0.2 * runs["target_variance"])
+    assert windows["jump_density"].isna().all()
+    assert pd.read_parquet(tmp_path / "theory.parquet").empty
+    assert pd.read_parquet(tmp_path / "tube.parquet").empty
+    archs = pd.read_parquet(tmp_path / "architectures.parquet")
+    assert {(4, 1), (4, 2)} <= set(zip(archs["width"], archs["depth"]))
+    dynamics = pd.read_parquet(tmp_path / "dynamics_windows.parquet")
+    assert sorted(set(dynamics["step"])) == [0, 10, 20]  # 2 x 10 steps, 2 checkpoints

@@ -259,6 +259,55 @@ def _add_study(commands: Any) -> None:
         help="circular-shift permutations per test (9999)",
     )
     study.add_argument(
+        "--arch-seeds",
+        type=_non_negative_int,
+        default=None,
+        help="architecture sweep: seeds of every --arch-widths x --arch-depths on a subset "
+        "of curves (0: off)",
+    )
+    study.add_argument(
+        "--arch-widths", type=_int_list, default=None, help="architecture sweep widths (16,32,64)"
+    )
+    study.add_argument(
+        "--arch-depths", type=_int_list, default=None, help="architecture sweep depths (2,3,4)"
+    )
+    study.add_argument(
+        "--dynamics-seeds",
+        type=_non_negative_int,
+        default=None,
+        help="dynamics: seeds trained --dynamics-factor times longer, measured at "
+        "--dynamics-checkpoints checkpoints (0: off)",
+    )
+    study.add_argument(
+        "--dynamics-factor", type=_positive_int, default=None, help="dynamics: steps factor (10)"
+    )
+    study.add_argument(
+        "--dynamics-checkpoints",
+        type=_positive_int,
+        default=None,
+        help="dynamics: checkpoints after initialisation (20)",
+    )
+    study.add_argument(
+        "--tube-seeds",
+        type=_non_negative_int,
+        default=None,
+        help="tube density maps around plane curves for the first N seeds (0: off)",
+    )
+    study.add_argument(
+        "--no-slope-jumps",
+        dest="slope_jumps",
+        action="store_false",
+        default=None,
+        help="do not weight breakpoints by the jump of the network's slope",
+    )
+    study.add_argument(
+        "--no-theory",
+        dest="theory",
+        action="store_false",
+        default=None,
+        help="no Hanin-Rolnick expectation at initialisation",
+    )
+    study.add_argument(
         "--jobs",
         "--workers",
         dest="jobs",
@@ -298,6 +347,15 @@ _STUDY_FIELDS = (
     "embed_dim",
     "convergence_factor",
     "permutations",
+    "arch_seeds",
+    "arch_widths",
+    "arch_depths",
+    "dynamics_seeds",
+    "dynamics_factor",
+    "dynamics_checkpoints",
+    "tube_seeds",
+    "slope_jumps",
+    "theory",
 )
 
 

@@ -136,9 +136,13 @@ def density_changes(windows: Any) -> Any:
     last = windows.groupby("run")["step"].transform("max")
     keys = [*_UNIT, "window"]
     init = windows[windows["step"] == 0].drop(columns=["step"])
-    final = windows.loc[windows["step"] == last, [*keys, "density"]]
-    out = init.rename(columns={"density": "density_init"}).merge(
-        final.rename(columns={"density": "density_final"}), on=keys, how="inner"
+    measured = ["density", "jump_density"] if "jump_density" in windows else ["density"]
+    final = windows.loc[windows["step"] == last, [*keys, *measured]]
+    names = {"density": "density_init", "jump_density": "jump_init"}
+    out = init.rename(columns=names).merge(
+        final.rename(columns={"density": "density_final", "jump_density": "jump_final"}),
+        on=keys,
+        how="inner",
     )
     out["change"] = out["density_final"] - out["density_init"]
     return out
@@ -807,7 +811,7 @@ def _matched_placebo(on: Any) -> Any:
                 "placebo_bending": total[4] / total[5],
             }
     columns = ["placebo_final", "placebo_init", "placebo_bending"]
-    return pd.DataFrame.from_dict(rows, orient="index", columns=columns)
+    return pd.DataFrame.from_dict(rows, orient="index", columns=columns).astype(np.float64)
 
 
 def _near_and_far(on: Any, column: str) -> tuple[Any, Any]:

@@ -1073,6 +1073,290 @@ def _controls_section(tables: dict[str, Any], config: dict[str, Any]) -> list[st
     return lines
 
 
+# -- measures beyond counts (issue 15) ------------------------------------------------------
+def _table(tables: dict[str, Any], name: str) -> Any | None:
+    frame = tables.get(name)
+    return None if frame is None or len(frame) == 0 else frame
+
+
+def _signed_interval(row: Any, name: str) -> str:
+    return _interval(row[name], row[f"{name}_lo"], row[f"{name}_hi"])
+
+
+def _slope_jump_section(tables: dict[str, Any]) -> list[str]:
+    table = _table(tables, "slope_jumps")
+    if table is None:
+        return []
+    lines = [
+        "## Breakpoints weighted by the slope jump",
+        "",
+        (
+            "Each breakpoint weighted by the jump of the network's slope along the path "
+            "there, |Δ ∂f/∂s| (exact, from the affine maps on both sides), per unit length, "
+            "after training; against the raw breakpoint density. Per run the Spearman "
+            "correlation across on-manifold windows with the target's bending and with "
+            "|curvature|; per seed the mean Fisher z; t intervals across seeds. "
+            "'Difference' is the seeds' mean z of the weighted minus the raw density."
+        ),
+        "",
+    ]
+    for row in _records(table):
+        if not (np.isfinite(row["rho_jumps"]) and row["seeds"] >= 2):
+            continue  # a step target bends only at its jumps, which are left out
+        jumps = _interval(row["rho_jumps"], row["rho_jumps_lo"], row["rho_jumps_hi"])
+        counts = _interval(row["rho_counts"], row["rho_counts_lo"], row["rho_counts_hi"])
+        diff = _signed_interval(row, "difference")
+        if _excludes(row["difference_lo"], row["difference_hi"], 0.0):
+            reading = (
+                "the weighting follows it more closely"
+                if row["difference"] > 0
+                else "the weighting follows it less closely"
+            )
+        else:
+            reading = "no difference shown"
+        what = "the target's bending" if row["measure"] == CONTROL else "|curvature|"
+        lines.append(
+            f"- {_label(row)}, with {what}: slope-jump density rho {jumps} "
+            f"({_p(row['p_jumps'])}), breakpoint density rho {counts} "
+            f"({_p(row['p_counts'])}); difference in z {diff}: {reading}."
+        )
+    return [*lines, ""]
+
+
+def _theory_section(tables: dict[str, Any]) -> list[str]:
+    table = _table(tables, "theory_ratios")
+    if table is None:
+        return []
+    lines = [
+        "## Density at initialisation against theory (Hanin-Rolnick)",
+        "",
+        (
+            "Expected breakpoints per unit length at initialisation: the sum over neurons of "
+            "E[|∇z·t| δ(z)], estimated on each initialised network by integrating out each "
+            "neuron's own bias (uniform, PyTorch's bound) at the trajectory's vertices; "
+            "measured: the exact count. Per seed the geometric mean of measured / expected "
+            "over runs, across seeds a t interval of the log."
+        ),
+        "",
+    ]
+    within = 0
+    for row in _records(table):
+        holds = not _excludes(row["ratio_lo"], row["ratio_hi"], 1.0)
+        within += holds
+        lines.append(
+            f"- {row['family']}, {row['kind']} trajectories ({int(row['width'])}x"
+            f"{int(row['depth'])}): measured {row['measured']:.3g}, expected "
+            f"{row['expected']:.3g} per unit length; ratio {_ratio(row, 'ratio')} "
+            f"({_p(row['p_ratio'])}): "
+            + (
+                "the theory's expectation holds."
+                if holds
+                else (
+                    f"the networks have {'more' if row['ratio'] > 1 else 'fewer'} "
+                    "breakpoints than expected."
+                )
+            )
+        )
+    spread = table["ratio"]
+    lines.append(
+        f"- In {within} of {len(table)} groups the CI contains 1; the ratios range from "
+        f"{spread.min():.3f} to {spread.max():.3f}."
+    )
+    return [*lines, ""]
+
+
+def _tube_section(tables: dict[str, Any]) -> list[str]:
+    table = _table(tables, "tube_concentration")
+    if table is None:
+        return []
+    tube = tables["tube"]
+    lines = [
+        "## Local complexity around plane curves (tube maps)",
+        "",
+        (
+            "For plane curves the input is the plane: the exact partition (`slice_2d`) of a "
+            "box around the curve gives the length of region boundaries per unit area in "
+            "bins of (arc length, signed normal offset) within a tube of half-width "
+            f"{tube['half_width'].min():.3g} to {tube['half_width'].max():.3g} (twice the "
+            "offset, less where the curve bends sharply), before and after training, for "
+            f"{tube['run'].nunique()} runs ({tube['seed'].nunique()} seeds). Concentration: "
+            f"density within {CORE_WORD} of the half-width of the curve over density beyond "
+            f"{RIM_WORD}; gain: after over before."
+        ),
+        "",
+    ]
+    for row in _records(table):
+        gain = _ratio(row, "gain")
+        if _excludes(row["gain_lo"], row["gain_hi"], 1.0):
+            reading = (
+                "training concentrates region boundaries on the curve"
+                if row["gain"] > 1
+                else "training moves region boundaries off the curve"
+            )
+        else:
+            reading = "no change of concentration shown"
+        link = _interval(row["link"], row["link_lo"], row["link_hi"])
+        lines.append(
+            f"- {row['arm']}/{row['target']}: concentration {row['before']:.2f} before, "
+            f"{row['after']:.2f} after; gain {gain} ({_p(row['p_gain'])}, "
+            f"{int(row['seeds'])} seeds): {reading}. Along the curve, the change on it "
+            f"against |curvature|: rho {link} ({_p(row['p_link'])})."
+        )
+    profile = _table(tables, "tube_profile")
+    if profile is not None:
+        lines += [
+            "",
+            (
+                "Profile (mean over bins, runs and windows) against the offset relative to the "
+                "half-width:"
+            ),
+            "",
+            markdown_table(
+                _records(profile),
+                ["arm", "target", "relative_offset", "tube_init", "tube_final", "change"],
+            ),
+        ]
+    return [*lines, ""]
+
+
+CORE_WORD = "a quarter"
+RIM_WORD = "half"
+
+
+def _architecture_section(tables: dict[str, Any]) -> list[str]:
+    table = _table(tables, "architectures")
+    if table is None:
+        return []
+    archs = table[table["width"] > 0]
+    lines = [
+        "## Architectures",
+        "",
+        (
+            "Widths x depths on a subset of curves (arc arm, smooth target): runs, fit, "
+            "on-manifold density per unit length and per neuron before and after training, "
+            "and the curvature link pooled like the primary endpoint."
+        ),
+        "",
+        markdown_table(
+            _records(archs),
+            [
+                "width",
+                "depth",
+                "neurons",
+                "runs",
+                "fit_rate",
+                "density_init",
+                "density_final",
+                "per_neuron_init",
+                "per_neuron_final",
+                "rho",
+                "rho_lo",
+                "rho_hi",
+                "p_t",
+            ],
+        ),
+        "",
+    ]
+    ok = archs.dropna(subset=["per_neuron_final"])
+    if len(ok) > 1:
+        small, large = ok.loc[ok["neurons"].idxmin()], ok.loc[ok["neurons"].idxmax()]
+        lines.append(
+            f"- Density per neuron after training: {small['per_neuron_final']:.3g} at "
+            f"{int(small['neurons'])} neurons, {large['per_neuron_final']:.3g} at "
+            f"{int(large['neurons'])} ("
+            + (
+                "larger networks place fewer breakpoints per neuron along the curve"
+                if large["per_neuron_final"] < small["per_neuron_final"]
+                else "larger networks place as many or more per neuron"
+            )
+            + f"); fit in {ok['fit_rate'].min():.0%} to {ok['fit_rate'].max():.0%} of runs."
+        )
+        links = ok[ok["p_t"] < ALPHA]
+        lines.append(
+            f"- The curvature link differs from 0 (t-test, unadjusted) in {len(links)} of "
+            f"{len(ok)} architectures; rho from {ok['rho'].min():+.2f} to "
+            f"{ok['rho'].max():+.2f}."
+        )
+    trend = table[table["width"] == 0]
+    if len(trend) and np.isfinite(trend.iloc[0]["slope"]):
+        row = trend.iloc[0]
+        shown = _excludes(row["slope_lo"], row["slope_hi"], 0.0)
+        lines.append(
+            f"- Trend with size: per seed the slope of z on log2(neurons) is "
+            f"{_signed_interval(row, 'slope')} ({_p(row['p_slope'])}, "
+            f"{int(row['seeds'])} seeds): "
+            + (
+                f"the link {'grows' if row['slope'] > 0 else 'falls'} with size."
+                if shown
+                else "no trend with size shown."
+            )
+        )
+    return [*lines, ""]
+
+
+def _shape_words(values: Any, tolerance: float) -> str:
+    """The moves of a series (rises and falls beyond ``tolerance`` of its mean), merged."""
+    moves: list[str] = []
+    level = float(values[0])
+    for value in values[1:]:
+        if abs(value - level) <= tolerance:
+            continue
+        move = "rise" if value > level else "fall"
+        if not moves or moves[-1] != move:
+            moves.append(move)
+        level = float(value)
+    return ", ".join(moves) if moves else "no change"
+
+
+def _dynamics_section(tables: dict[str, Any], config: dict[str, Any]) -> list[str]:
+    table = _table(tables, "dynamics")
+    if table is None:
+        return []
+    factor = config.get("dynamics_factor", "?")
+    default_steps = config.get("steps")
+    lines = [
+        "## Training dynamics",
+        "",
+        (
+            f"{factor} times the study's {default_steps} steps "
+            f"({int(table['step'].max())}) on "
+            f"{', '.join(config.get('dynamics_manifolds', ()))} (arc arm, smooth target, "
+            f"{int(table['runs'].max())} runs that fit), measured at {len(table) - 1} "
+            "checkpoints after initialisation; mean over seeds with t intervals."
+        ),
+        "",
+    ]
+    density = table["density"].to_numpy(np.float64)
+    peak = int(np.argmax(density))
+    lines.append(
+        f"- On-manifold density: {density[0]:.3g} at initialisation, highest "
+        f"{density[peak]:.3g} at step {int(table['step'].iloc[peak])}, "
+        f"{density[-1]:.3g} at the end; its moves (beyond 5% of its mean): "
+        f"{_shape_words(density, 0.05 * float(np.mean(density)))}."
+    )
+    if "jump_density" in table and table["jump_density"].notna().any():
+        jump = table["jump_density"].to_numpy(np.float64)
+        lines.append(
+            f"- Slope-jump density: {jump[0]:.3g} at initialisation, {jump[-1]:.3g} at the "
+            f"end; its moves: {_shape_words(jump, 0.05 * float(np.nanmean(jump)))}."
+        )
+    linked = table[table["step"] > 0].dropna(subset=["rho"])
+    if len(linked):
+        at_default = linked[linked["step"] == default_steps]
+        last = linked.iloc[-1]
+        text = "- Curvature link of the change so far: "
+        if len(at_default):
+            row = at_default.iloc[0]
+            text += f"rho {_rho(row)} at step {default_steps} (the default length), "
+        text += f"{_rho(last)} at step {int(last['step'])}"
+        shown = linked[(linked["rho_lo"] > 0) | (linked["rho_hi"] < 0)]
+        text += f"; its CI excludes 0 at {len(shown)} of {len(linked)} checkpoints" + (
+            f" (from step {int(shown['step'].min())})." if len(shown) else "."
+        )
+        lines.append(text)
+    return [*lines, ""]
+
+
 def _comparison_section(tables: dict[str, Any]) -> list[str]:
     lines = [
         "## Compared with the 2022 study",
@@ -1214,6 +1498,11 @@ def write_report(
         *_fit_section(tables, config),
         *_resolution_section(tables),
         *_controls_section(tables, config),
+        *_slope_jump_section(tables),
+        *_theory_section(tables),
+        *_tube_section(tables),
+        *_architecture_section(tables),
+        *_dynamics_section(tables, config),
         *_comparison_section(tables),
         *_figures_section(figures),
         *_method_section(config),
