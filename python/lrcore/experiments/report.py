@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from lrcore._optional import optional_import
+
 from .analysis import CONFOUNDS, CONTROL, CONTROLS, MODEL_PREDICTORS, PERMUTATIONS, PRIMARY, RIVAL
 from .inference import ALPHA, EQUIVALENCE_RHO, STRENGTHS, strength
 
@@ -176,6 +178,30 @@ def _title_section(config: dict[str, Any], tables: dict[str, Any], seconds: floa
             "(PyTorch, float32, Adam, MSE) on smooth and discontinuous targets, in two target "
             f"arms. {len(fit)} training runs ({excluded} excluded for a poor fit) over "
             f"{fit['seed'].nunique()} seeds, in {seconds:.0f} s."
+        ),
+        "",
+        *_timing_lines(tables),
+    ]
+
+
+def _timing_lines(tables: dict[str, Any]) -> list[str]:
+    """The run time split into the tasks' CPU seconds (parallel) and this process's
+    (serial), with what that makes on 2 quiet cores."""
+    timings = tables.get("timings")
+    if timings is None or len(timings) == 0:
+        return []
+    tasks = timings[timings["kind"] == "tasks"]
+    steps = timings[timings["kind"] != "tasks"]
+    parallel, serial = float(tasks["cpu_seconds"].sum()), float(steps["cpu_seconds"].sum())
+    parts = ", ".join(
+        f"{r['phase']} {int(r['tasks'])} tasks {r['cpu_seconds']:.0f} CPU-s"
+        for r in _records(tasks)
+    )
+    return [
+        (
+            f"Run time: the training runs took {parallel:.0f} CPU-seconds ({parts}), the "
+            f"statistics, tables and figures {serial:.0f} CPU-seconds in the main process: "
+            f"about {(parallel / 2 + serial) / 60:.1f} minutes on 2 quiet cores."
         ),
         "",
     ]
@@ -998,7 +1024,7 @@ def _control_reading(row: dict[str, Any], correlations: Any) -> str:
     if rival.empty or not np.isfinite(rival.iloc[0]["rho"]) or not np.isfinite(tie):
         return text + "."
     other = rival.iloc[0]
-    follows = other["p"] < ALPHA
+    follows = other["p"] < ALPHA and _excludes(other["rho_lo"], other["rho_hi"], 0.0)
     explains = (
         follows
         and abs(tie) >= CONFOUND_RHO
@@ -1015,7 +1041,11 @@ def _control_reading(row: dict[str, Any], correlations: Any) -> str:
             "inherits the sign through its tie to the slope, so this group tests the slope, "
             "not a failure to detect a link."
         )
-    return text + ": the slope does not account for it."
+    return text + (
+        ": the slope does not account for it."
+        if not follows
+        else ": the slope's link has the wrong sign to account for it."
+    )
 
 
 def _controls_section(tables: dict[str, Any], config: dict[str, Any]) -> list[str]:
@@ -1259,17 +1289,15 @@ def _architecture_section(tables: dict[str, Any]) -> list[str]:
     ]
     ok = archs.dropna(subset=["per_neuron_final"])
     if len(ok) > 1:
-        small, large = ok.loc[ok["neurons"].idxmin()], ok.loc[ok["neurons"].idxmax()]
+        stats = optional_import("scipy.stats", "experiments")
         lines.append(
-            f"- Density per neuron after training: {small['per_neuron_final']:.3g} at "
-            f"{int(small['neurons'])} neurons, {large['per_neuron_final']:.3g} at "
-            f"{int(large['neurons'])} ("
-            + (
-                "larger networks place fewer breakpoints per neuron along the curve"
-                if large["per_neuron_final"] < small["per_neuron_final"]
-                else "larger networks place as many or more per neuron"
-            )
-            + f"); fit in {ok['fit_rate'].min():.0%} to {ok['fit_rate'].max():.0%} of runs."
+            "- Density per neuron after training ranges from "
+            f"{ok['per_neuron_final'].min():.3g} to {ok['per_neuron_final'].max():.3g} "
+            f"(before: {ok['per_neuron_init'].min():.3g} to {ok['per_neuron_init'].max():.3g});"
+            " its Spearman correlation with the number of neurons across the "
+            f"{len(ok)} architectures is {stats.spearmanr(ok['neurons'], ok['per_neuron_final'])[0]:+.2f}"
+            f" after and {stats.spearmanr(ok['neurons'], ok['per_neuron_init'])[0]:+.2f} before "
+            f"training; fit in {ok['fit_rate'].min():.0%} to {ok['fit_rate'].max():.0%} of runs."
         )
         links = ok[ok["p_t"] < ALPHA]
         lines.append(
@@ -1328,11 +1356,16 @@ def _dynamics_section(tables: dict[str, Any], config: dict[str, Any]) -> list[st
     ]
     density = table["density"].to_numpy(np.float64)
     peak = int(np.argmax(density))
+    shape = _shape_words(density, 0.05 * float(np.mean(density)))
     lines.append(
         f"- On-manifold density: {density[0]:.3g} at initialisation, highest "
         f"{density[peak]:.3g} at step {int(table['step'].iloc[peak])}, "
         f"{density[-1]:.3g} at the end; its moves (beyond 5% of its mean): "
-        f"{_shape_words(density, 0.05 * float(np.mean(density)))}."
+        f"{shape}"
+        + (
+            " (the descent-ascent-descent of local complexity that Humayun et al. report "
+            + ("is seen here)." if "fall, rise, fall" in shape else "is not seen here).")
+        )
     )
     if "jump_density" in table and table["jump_density"].notna().any():
         jump = table["jump_density"].to_numpy(np.float64)

@@ -174,6 +174,51 @@ def architecture_tables(results: list[dict[str, Any]], config: StudyConfig) -> d
     return {"architectures": architecture_table(part), "architecture_correlations": correlations}
 
 
+class _Clock:
+    """The study's timings: per sweep the tasks' own CPU seconds (``cpu_seconds`` of the
+    ``runs`` table, summed over workers) and its wall time; per step in this process its
+    CPU and wall time. Written as ``timings.csv``: the run time on ``n`` quiet cores is
+    about the tasks' CPU seconds over ``n`` plus the steps' CPU seconds."""
+
+    def __init__(self) -> None:
+        self.rows: list[dict[str, Any]] = []
+        self._wall, self._cpu = time.perf_counter(), time.process_time()
+
+    def _lap(self) -> tuple[float, float]:
+        wall, cpu = time.perf_counter(), time.process_time()
+        out = (wall - self._wall, cpu - self._cpu)
+        self._wall, self._cpu = wall, cpu
+        return out
+
+    def sweep(self, name: str, results: list[dict[str, Any]]) -> None:
+        wall, _ = self._lap()
+        cpu = float(sum(r["runs"]["cpu_seconds"].sum() for r in results))
+        self.rows.append(
+            {
+                "phase": name,
+                "kind": "tasks",
+                "tasks": len(results),
+                "cpu_seconds": cpu,
+                "wall_seconds": wall,
+            }
+        )
+
+    def step(self, name: str) -> None:
+        wall, cpu = self._lap()
+        self.rows.append(
+            {
+                "phase": name,
+                "kind": "main process",
+                "tasks": 0,
+                "cpu_seconds": cpu,
+                "wall_seconds": wall,
+            }
+        )
+
+    def table(self) -> Any:
+        return optional_import("pandas", "experiments").DataFrame(self.rows)
+
+
 def _empty() -> Any:
     return optional_import("pandas", "experiments").DataFrame()
 
@@ -222,29 +267,38 @@ def run_study(
         if (task.seed, task.width, task.depth) == first and task.arm == config.arms[0]
     }
     keep = [planes.get(t) is not None for t in tasks]
+    clock = _Clock()
     results = run_sweep(
         tasks, config, jobs=jobs, scheduler=scheduler, quiet=quiet, keep_weights=keep
     )
-    tables = collect_tables(results, config)
+    clock.sweep("main sweep", results)
     # The architecture sweep reuses the study's own runs of the same task.
     arch = architecture_config(config)
-    tables["architectures"] = tables["architecture_correlations"] = _empty()
+    arch_results: list[dict[str, Any]] = []
     if arch is not None:
         done = dict(zip(tasks, results))
         todo = [t for t in make_tasks(arch) if t not in done]
-        more = dict(zip(todo, run_sweep(todo, arch, jobs=jobs, scheduler=scheduler, quiet=quiet)))
-        tables.update(
-            architecture_tables([done.get(t) or more[t] for t in make_tasks(arch)], arch)
-        )
+        fresh = run_sweep(todo, arch, jobs=jobs, scheduler=scheduler, quiet=quiet)
+        clock.sweep("architecture sweep", fresh)
+        more = dict(zip(todo, fresh))
+        arch_results = [done.get(t) or more[t] for t in make_tasks(arch)]
     dynamics = dynamics_config(config)
-    tables["dynamics"] = tables["dynamics_windows"] = _empty()
+    longer: list[dict[str, Any]] = []
     if dynamics is not None:
         longer = run_sweep(
             make_tasks(dynamics), dynamics, jobs=jobs, scheduler=scheduler, quiet=quiet
         )
+        clock.sweep("dynamics", longer)
+    tables = collect_tables(results, config)
+    tables["architectures"] = tables["architecture_correlations"] = _empty()
+    if arch is not None:
+        tables.update(architecture_tables(arch_results, arch))
+    tables["dynamics"] = tables["dynamics_windows"] = _empty()
+    if dynamics is not None:
         windows = _concat(longer, "windows")
         tables["dynamics_windows"] = windows
         tables["dynamics"] = dynamics_table(windows, fit_table(_concat(longer, "runs")))
+    clock.step("statistics")
     files: list[Path] = []
     for name in TABLES:
         frame = tables[name]
@@ -289,6 +343,10 @@ def run_study(
                 )
             )
     files += figures
+    clock.step("tables and figures")
+    tables["timings"] = clock.table()
+    tables["timings"].to_csv(folder / "timings.csv", index=False)
+    files.append(folder / "timings.csv")
     seconds = time.perf_counter() - start
     files.append(write_report(folder / "report.md", config.as_dict(), tables, figures, seconds))
     return StudyResult(tables, files, seconds)
