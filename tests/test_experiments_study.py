@@ -74,6 +74,26 @@ def test_quick_study_writes_every_table_figure_and_the_report(tmp_path):
     assert {(8, 1), (8, 2), (12, 1), (12, 2)} <= set(zip(archs["width"], archs["depth"]))
     assert (archs.loc[archs["width"] > 0, "runs"] == 2 * 3).all()  # 2 manifolds x 3 seeds
     assert sorted(tables["dynamics"]["step"]) == [0, 300, 600]
+    report = (tmp_path / "report.md").read_text()
+    # Issue 12, done when: the report states the primary endpoint with its estimate and
+    # CI, the equivalence result, the dose-response, both target arms, the discontinuity
+    # result and the fit table; and the run time.
+    for sentence in (
+        "- Estimate: rho = ",
+        "- Equivalence (TOST, |rho| < 0.2): p",
+        "## Dose-response",
+        "- In this run, arc arm:",
+        "- In this run, ambient arm:",
+        "density near the jumps over elsewhere = ",
+        "## Fit",
+        "Run time: the training runs took ",
+    ):
+        assert sentence in report, sentence
+    timings = pd.read_csv(tmp_path / "timings.csv")
+    assert list(timings["phase"]) == [
+        "main sweep", "architecture sweep", "dynamics", "statistics", "tables and figures"
+    ]  # fmt: skip
+    assert (timings["cpu_seconds"] > 0).all()
     for heading in (
         "## Breakpoints weighted by the slope jump",
         "## Density at initialisation against theory (Hanin-Rolnick)",
@@ -196,3 +216,34 @@ def test_cli_options_reach_the_study(tmp_path):
     assert {(4, 1), (4, 2)} <= set(zip(archs["width"], archs["depth"]))
     dynamics = pd.read_parquet(tmp_path / "dynamics_windows.parquet")
     assert sorted(set(dynamics["step"])) == [0, 10, 20]  # 2 x 10 steps, 2 checkpoints
+
+
+def test_the_default_and_quick_studies_have_the_designs_the_issues_ask_for():
+    from lrcore.experiments.study import DEFAULT, QUICK
+    from lrcore.experiments.sweep import architecture_config, dynamics_config
+
+    specs = DEFAULT.manifold_specs()
+    assert len(DEFAULT.seeds) >= 20
+    assert set(DEFAULT.arms) == {"arc", "ambient"}
+    assert set(DEFAULT.targets) == {"smooth", "step"}
+    assert DEFAULT.permutations >= 9999
+    for series in ("ellipse:b=", "profile:amplitude=", "torus:minor="):
+        assert sum(s.startswith(series) for s in specs) == 4, series
+    assert sum(s.startswith("digit:") and "translation" not in s for s in specs) >= 5
+    assert len(make_tasks(DEFAULT)) == 24 * 2 * 2 * 20
+    # Issue 15: the architecture sweep (16/32/64 x 2/3/4) and the dynamics (10x steps)
+    # are part of the default run; the measures too.
+    arch = architecture_config(DEFAULT)
+    assert arch is not None
+    assert {(t.width, t.depth) for t in make_tasks(arch)} == {
+        (w, d) for w in (16, 32, 64) for d in (2, 3, 4)
+    }
+    dynamics = dynamics_config(DEFAULT)
+    assert dynamics is not None
+    assert dynamics.steps == 10 * DEFAULT.steps
+    assert DEFAULT.slope_jumps
+    assert DEFAULT.theory
+    assert DEFAULT.tube_seeds > 0
+    # --quick: the same design on a subset.
+    assert set(QUICK.manifold_specs()) < set(specs)
+    assert len(make_tasks(QUICK)) < len(make_tasks(DEFAULT)) / 5
