@@ -139,8 +139,9 @@ def _add_study(commands: Any) -> None:
             "count exact breakpoints along trajectories on the manifold, offset from it on "
             "both sides and on random lines, before, during and after training; relate the "
             "change of density to curvature and to the target's jumps; write CSV and "
-            "Parquet tables, PNG figures and report.md. The defaults (1,920 runs, 20 seeds) "
-            "train and count for about 8 minutes on 2 cores; --quick about 1 minute."
+            "Parquet tables, PNG figures and report.md. The defaults (1,920 runs, 20 seeds, "
+            "with the architecture sweep and the dynamics) take about 8 minutes on 2 quiet "
+            "cores; --quick about 1.3 minutes."
         ),
     )
     study.add_argument("--out", default="results", help="output folder (default results/)")
@@ -148,7 +149,7 @@ def _add_study(commands: Any) -> None:
     sizes.add_argument(
         "--quick",
         action="store_true",
-        help="a first look: 8 manifolds, 6 seeds, 192 runs (about a minute on 2 cores)",
+        help="a first look: 8 manifolds, 6 seeds, 192 runs (about 1.3 minutes on 2 cores)",
     )
     sizes.add_argument(
         "--tiny", action="store_true", help="a tiny configuration (seconds; for smoke tests)"
