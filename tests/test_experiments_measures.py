@@ -12,6 +12,7 @@ from lrcore.experiments.measures import (
     checkpoint_table,
     hanin_rolnick_density,
     interpolant_slope_jumps,
+    local_tube_map,
     slope_jumps,
     tube_density_map,
 )
@@ -371,3 +372,29 @@ def test_checkpoint_table_matches_direct_measures():
         checkpoint_table({0: "net"}, [segment])
     named = checkpoint_table(as_nets, [segment], closed=True, names=["loop"], windows=2)
     assert set(named.path) == {"loop"}
+
+
+def test_local_tube_map_in_higher_dimension_closed_form():
+    # One neuron in R^5 whose hyperplane meets the tangent-normal plane in a line parallel
+    # to the tangent at normal offset 0.13: all its length 2a lies in the band holding
+    # 0.13, none elsewhere.
+    rng = np.random.default_rng(4)
+    basis = np.linalg.qr(rng.standard_normal((5, 3)))[0].T  # orthonormal t, n, m
+    t, n, m = basis
+    x0 = rng.standard_normal(5)
+    w = 2.0 * n + 0.7 * m  # orthogonal to t: the line runs along the tangent
+    b = -(w @ x0) - 2.0 * 0.13  # zero at x0 + 0.13 n
+    net = lrcore.Network([w[None, :], np.ones((1, 1))], [[b], [0.0]])
+    local = local_tube_map(
+        net, x0, 3.0 * t, n + 0.5 * t, half_length=0.4, half_width=0.2, s_bins=2, r_bins=4
+    )
+    band = np.searchsorted(local.r_edges, 0.13) - 1
+    expected = np.zeros(4)
+    expected[band] = 0.8 / (0.8 * 0.1)  # length 2a over the band's area 2a × 0.1
+    np.testing.assert_allclose(local.profile(), expected, atol=1e-12)
+    assert local.areas.sum() == pytest.approx(0.8 * 0.4)
+    # The same neuron seen with the normal reversed: the band mirrors.
+    flipped = local_tube_map(net, x0, t, -n, half_length=0.4, half_width=0.2, r_bins=4)
+    np.testing.assert_allclose(flipped.profile(), expected[::-1], atol=1e-12)
+    with pytest.raises(ValueError, match="normal"):
+        local_tube_map(net, x0, t, 2 * t, half_length=0.4, half_width=0.2)

@@ -9,7 +9,8 @@ lrcore's partitions are exact:
   along the path, for comparison;
 - :func:`tube_density_map`: region-boundary length per unit area around a plane curve,
   on bins of (arc length, signed normal offset), from the exact partition of
-  :func:`lrcore.slice_2d`;
+  :func:`lrcore.slice_2d`; :func:`local_tube_map` does the same in the plane spanned by
+  a tangent and a normal at a point (curves in higher dimension, surfaces);
 - :func:`hanin_rolnick_density`: the expected density of breakpoints along a path at
   initialisation (Hanin & Rolnick 2019), estimated on one initialised network by
   integrating out each neuron's own bias, against the exact count;
@@ -51,6 +52,7 @@ __all__ = [
     "checkpoint_table",
     "hanin_rolnick_density",
     "interpolant_slope_jumps",
+    "local_tube_map",
     "slope_jumps",
     "tube_density_map",
 ]
@@ -574,6 +576,91 @@ def tube_density_map(
     shape = (int(s_bins), int(r_bins))
     return TubeMap(
         s_edges, r_edges, corners, lengths.reshape(shape), areas.reshape(shape), partition
+    )
+
+
+def local_tube_map(
+    net: Network,
+    point: ArrayLike,
+    tangent: ArrayLike,
+    normal: ArrayLike,
+    *,
+    half_length: float,
+    half_width: float,
+    s_bins: int = 1,
+    r_bins: int = 16,
+    rtol: float = DEFAULT_RTOL,
+    num_threads: int | None = None,
+    max_regions: int = DEFAULT_MAX_REGIONS,
+) -> TubeMap:
+    """:func:`tube_density_map` in the plane through ``point`` spanned by a tangent and a
+    normal: for curves in higher dimension and for surfaces, at a sample point.
+
+    The plane's coordinates are orthonormal (the tangent normalised, the normal made
+    orthogonal to it and normalised), so lengths and areas are those of input space.
+    The bins cover ``[-half_length, half_length]`` along the tangent and ``[-half_width,
+    half_width]`` along the normal, with ``r > 0`` on the side of ``normal``.
+
+    Parameters
+    ----------
+    net
+        The network.
+    point, tangent, normal
+        ``(d,)`` vectors: the centre and two independent directions.
+    half_length, half_width
+        Half-extents of the box along the tangent and the normal.
+    s_bins, r_bins
+        Bins along the tangent and the normal (``profile()`` gives the density against
+        the normal offset).
+    rtol, num_threads, max_regions
+        Passed to :func:`lrcore.slice_2d`.
+
+    Returns
+    -------
+    TubeMap
+        Its ``s_edges`` run from 0 to ``2 * half_length``.
+
+    Examples
+    --------
+    >>> import numpy as np, lrcore
+    >>> net = lrcore.Network.random([3, 8, 1], seed=0)
+    >>> local = local_tube_map(net, np.zeros(3), [1.0, 0.0, 0.0], [0.0, 1.0, 1.0],
+    ...                        half_length=0.5, half_width=0.2, r_bins=4)
+    >>> local.profile().shape
+    (4,)
+    """
+    x0 = as_float_array(point, "point", ndim=1)
+    t = as_float_array(tangent, "tangent", ndim=1)
+    n = as_float_array(normal, "normal", ndim=1)
+    for name, vector in (("tangent", t), ("normal", n)):
+        if vector.shape != x0.shape:
+            msg = f"{name}: expected shape {x0.shape} (that of point), got {vector.shape}"
+            raise ValueError(msg)
+    t_norm = float(np.linalg.norm(t))
+    if not t_norm > 0:
+        raise ValueError("tangent: expected a non-zero vector")
+    t = t / t_norm
+    n = n - (n @ t) * t
+    n_norm = float(np.linalg.norm(n))
+    if not n_norm > 1e-12 * float(np.linalg.norm(normal)):
+        raise ValueError("normal: expected a vector independent of the tangent")
+    n = n / n_norm
+    a = check_positive(half_length, "half_length")
+    # Plane coordinates (u, v) -> x0 + u t - v n: the curve runs along +u (the tangent)
+    # and its right-hand normal (0, -1) is +n, so r > 0 on the side of ``normal``.
+    curve = np.array([[-a, 0.0], [a, 0.0]])
+    plane = Plane(x0, np.stack([t, -n]))
+    return tube_density_map(
+        net,
+        curve,
+        False,
+        half_width=half_width,
+        s_bins=s_bins,
+        r_bins=r_bins,
+        plane=plane,
+        rtol=rtol,
+        num_threads=num_threads,
+        max_regions=max_regions,
     )
 
 
