@@ -70,10 +70,15 @@ def test_equivalence_decides_whether_the_report_may_say_no_link(tables, tmp_path
 def test_a_placebo_whose_interval_excludes_one_is_reported(tables, tmp_path):
     table = tables["discontinuity"].copy()
     placebo = table["target"] == "smooth"
-    table.loc[placebo, ["ratio_final", "ratio_final_lo", "ratio_final_hi"]] = [1.2, 1.1, 1.3]
+    matched = ["placebo_final", "placebo_final_lo", "placebo_final_hi"]
+    unmatched = ["ratio_final", "ratio_final_lo", "ratio_final_hi"]
+    table.loc[placebo, unmatched] = [1.2, 1.1, 1.3]
+    table.loc[placebo, matched] = [1.25, 1.05, 1.5]
     text = _report(tables, tmp_path, discontinuity=table)
+    assert "1.25 [1.05, 1.50] (p = " in text
+    assert "the placebo fails, so density differs at these positions even where" in text
+    assert "placebo fails at matched bending (CI excludes 1)" in text.split("## Primary")[0]
     assert "1.20 [1.10, 1.30], a CI that excludes 1: the placebo fails" in text
-    assert "placebo fails (CI excludes 1)" in text.split("## Primary")[0]  # the headline
     assert "the placebo holds" not in text
     bending = ["bending_ratio", "bending_ratio_lo", "bending_ratio_hi"]
     table.loc[placebo, bending] = [1.6, 1.4, 1.8]
@@ -82,7 +87,17 @@ def test_a_placebo_whose_interval_excludes_one_is_reported(tables, tmp_path):
     table.loc[placebo, bending] = [1.1, 0.9, 1.3]
     text = _report(tables, tmp_path, discontinuity=table)
     assert "a ratio not distinguishable from 1, so it does not explain it" in text
-    table.loc[placebo, ["ratio_final", "ratio_final_lo", "ratio_final_hi"]] = [1.0, 0.9, 1.1]
+    table.loc[placebo, matched] = [1.0, 0.9, 1.1]
+    balance = ["placebo_bending", "placebo_bending_lo", "placebo_bending_hi"]
+    table.loc[placebo, balance] = [1.3, 1.2, 1.4]
+    text = _report(tables, tmp_path, discontinuity=table)
+    assert "1.00 [0.90, 1.10] (p = " in text
+    assert "a CI that contains 1: the placebo holds" in text
+    assert "placebo holds at matched bending (CI contains 1)" in text.split("## Primary")[0]
+    assert "(not balanced: the matching leaves a difference of bending" in text
+    # Without the matched columns (older tables), the unmatched placebo is read.
+    table = table.drop(columns=[*matched, *balance])
+    table.loc[placebo, unmatched] = [1.0, 0.9, 1.1]
     text = _report(tables, tmp_path, discontinuity=table)
     assert "1.00 [0.90, 1.10], a CI that contains 1: the placebo holds" in text
 
@@ -135,3 +150,29 @@ def test_a_ratio_that_differs_from_one_before_training_is_read_by_its_side(table
     text = _report(tables, tmp_path, discontinuity=table)
     assert "on the other side of 1, so the difference after training is not inherited" in text
     assert "predates training" not in text
+
+
+def test_a_negative_bending_control_is_read_against_the_target_slope(tmp_path):
+    # Changes that follow the target's slope |df/ds| (a sinusoid is steepest where it
+    # bends least): the bending control turns negative, and the report says why.
+    import numpy as np
+
+    data = synthetic_tables(
+        manifolds=("ellipse:b=0.7", "ellipse:b=0.2"), seeds=6, windows=16, arms=("arc",),
+        targets=("smooth",),
+    )  # fmt: skip
+    windows = data["windows"].copy()
+    rng = np.random.default_rng(1)
+    final = windows["step"] > 0
+    noise = 0.3 * rng.standard_normal(int(final.sum()))
+    windows.loc[final, "density"] = 5 + 2 * windows.loc[final, "target_slope"] + noise
+    tables = analyse(windows, data["runs"], data["convergence"], resamples=99)
+    text = _report(tables, tmp_path)
+    assert "curves/arc/smooth, bending control rho -" in text
+    assert "density moved to where the target is steep" in text
+    # Changes that follow the bending: the control holds, no reading is needed.
+    windows.loc[final, "density"] = 5 + windows.loc[final, "target_bending"] + noise
+    tables = analyse(windows, data["runs"], data["convergence"], resamples=99)
+    text = _report(tables, tmp_path)
+    assert "1 of 1 groups show a positive link" in text
+    assert "bending control rho" not in text

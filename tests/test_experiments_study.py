@@ -17,13 +17,27 @@ from lrcore.experiments.study import TABLES, TINY, run_study
 from lrcore.experiments.sweep import StudyConfig, make_tasks, run_sweep
 
 SMALL = dataclasses.replace(TINY, manifolds=("ellipse:b=0.5", "saddle"), steps=30, resolution=64)
+#: Per-task timings (the only columns that differ between runs of the same task).
+TIMINGS = ["cpu_seconds", "wall_seconds"]
 
 
 def test_quick_study_writes_every_table_figure_and_the_report(tmp_path):
     # Two curves, so that the family is pooled (the primary endpoint) and compared
     # (heterogeneity); 150 steps, so that some runs fit and some are excluded.
     manifolds = ("ellipse:b=0.5", "ellipse:b=0.2", "torus", "digit:digit=0")
-    config = dataclasses.replace(TINY, manifolds=manifolds, steps=150)
+    config = dataclasses.replace(
+        TINY,
+        manifolds=manifolds,
+        steps=150,
+        arch_seeds=3,
+        arch_widths=(8, 12),
+        arch_depths=(1, 2),
+        arch_manifolds=("ellipse:b=0.5", "ellipse:b=0.2"),
+        dynamics_seeds=3,
+        dynamics_factor=4,
+        dynamics_checkpoints=2,
+        dynamics_manifolds=("ellipse:b=0.5",),
+    )
     result = run_study(config, tmp_path, jobs=1, quiet=True)
     names = {p.name for p in tmp_path.iterdir()}
     for table in TABLES:
@@ -44,6 +58,61 @@ def test_quick_study_writes_every_table_figure_and_the_report(tmp_path):
     for manifold in ("ellipse_b_0_5", "torus", "digit_digit_0"):
         assert f"density_{manifold}.png" in names
     assert "dose_response.png" in names
+    for figure in ("theory", "tube_map", "tube_profile", "slope_jumps", "architectures"):
+        assert f"{figure}.png" in names
+    assert "dynamics.png" in names
+    tables = result.tables
+    # The measures beyond counts: one theory row per trajectory of every run, tube maps
+    # of the plane curves' seed-0 runs (tube_seeds=1), slope jumps at every checkpoint.
+    assert len(tables["theory"]) == len(
+        tables["windows"].query("step == 0").drop_duplicates(["run", "trajectory"])
+    )
+    assert set(tables["tube"]["seed"]) == {0}
+    assert set(tables["tube"]["manifold"]) <= {"ellipse:b=0.5", "ellipse:b=0.2"}
+    assert tables["windows"]["jump_density"].notna().all()
+    archs = tables["architectures"]
+    assert {(8, 1), (8, 2), (12, 1), (12, 2)} <= set(zip(archs["width"], archs["depth"]))
+    assert (archs.loc[archs["width"] > 0, "runs"] == 2 * 3).all()  # 2 manifolds x 3 seeds
+    assert sorted(tables["dynamics"]["step"]) == [0, 300, 600]
+    report = (tmp_path / "report.md").read_text()
+    # Issue 12, done when: the report states the primary endpoint with its estimate and
+    # CI, the equivalence result, the dose-response, both target arms, the discontinuity
+    # result and the fit table; and the run time.
+    correlations = result.tables["correlations"]
+    if (
+        correlations["primary"].any()
+        and correlations.loc[correlations["primary"], "rho"].notna().all()
+    ):
+        assert "- Estimate: rho = " in report
+        assert "- Equivalence (TOST, |rho| < 0.2): p" in report
+    else:  # too few curves fit in this tiny study: the report says so
+        assert "The primary endpoint could not be computed in this run" in report
+    for sentence in (
+        "## Primary endpoint",
+        "## Dose-response",
+        "## The two target arms",
+        "The ambient arm's targets are functions of the input coordinates",
+        "## Discontinuities of the target",
+        "## Fit",
+        "Run time: the training runs took ",
+    ):
+        assert sentence in report, sentence
+    discontinuity = result.tables["discontinuity"]
+    if (discontinuity["target"] == "step").any():
+        assert "density near the jumps over elsewhere = " in report
+    timings = pd.read_csv(tmp_path / "timings.csv")
+    assert list(timings["phase"]) == [
+        "main sweep", "architecture sweep", "dynamics", "statistics", "tables and figures"
+    ]  # fmt: skip
+    assert (timings["cpu_seconds"] > 0).all()
+    for heading in (
+        "## Breakpoints weighted by the slope jump",
+        "## Density at initialisation against theory (Hanin-Rolnick)",
+        "## Local complexity around plane curves (tube maps)",
+        "## Architectures",
+        "## Training dynamics",
+    ):
+        assert heading in (tmp_path / "report.md").read_text()
     assert any(name.startswith("partition_ellipse") for name in names)
     assert all((tmp_path / n).stat().st_size > 0 for n in names)
     report = (tmp_path / "report.md").read_text()
@@ -63,7 +132,9 @@ def test_same_seed_gives_the_same_tables_and_other_seeds_differ():
     second = run_sweep(tasks, SMALL, jobs=2, quiet=True)
     for a, b in zip(first, second):
         pd.testing.assert_frame_equal(a["windows"], b["windows"])
-        pd.testing.assert_frame_equal(a["runs"], b["runs"])
+        pd.testing.assert_frame_equal(
+            a["runs"].drop(columns=TIMINGS), b["runs"].drop(columns=TIMINGS)
+        )
     assert not first[0]["windows"]["density"].equals(first[1]["windows"]["density"])
 
 
@@ -82,8 +153,11 @@ def test_sweep_on_a_dask_cluster_equals_the_local_run():
         remote = run_sweep(tasks, SMALL, scheduler=cluster.scheduler_address, quiet=True)
     assert len(remote) == len(local)
     for a, b in zip(local, remote):
-        for name in ("windows", "runs", "convergence"):
-            pd.testing.assert_frame_equal(a[name], b[name])
+        for name in ("windows", "runs", "convergence", "theory", "tube"):
+            pd.testing.assert_frame_equal(
+                a[name].drop(columns=TIMINGS, errors="ignore"),
+                b[name].drop(columns=TIMINGS, errors="ignore"),
+            )
 
 
 def test_config_and_cli_reject_bad_input(tmp_path, capsys):
@@ -129,6 +203,9 @@ def test_cli_options_reach_the_study(tmp_path):
     argv += ["--steps", "10", "--checkpoints", "1", "--widths", "4,6", "--windows", "4"]
     argv += ["--arms", "ambient", "--heldout", "32", "--fit-fraction", "0.2", "--lines", "2"]
     argv += ["--motion-scale", "0", "--offset", "0.05", "--learning-rate", "0.02"]
+    argv += ["--tube-seeds", "0", "--no-theory", "--no-slope-jumps", "--arch-seeds", "1"]
+    argv += ["--arch-widths", "4", "--arch-depths", "1,2", "--dynamics-seeds", "1"]
+    argv += ["--dynamics-factor", "2", "--dynamics-checkpoints", "2"]
     assert main(argv) == 0
     windows = pd.read_parquet(tmp_path / "windows.parquet")
     assert set(windows["manifold"]) == {"circle", "polygon:sides=5"}
@@ -143,3 +220,41 @@ def test_cli_options_reach_the_study(tmp_path):
     assert set(runs["heldout"]) == {32}
     assert (runs["motion_distance"] == 0).all()
     assert runs["fit_threshold"].to_numpy() == pytest.approx(0.2 * runs["target_variance"])
+    assert windows["jump_density"].isna().all()
+    assert pd.read_parquet(tmp_path / "theory.parquet").empty
+    assert pd.read_parquet(tmp_path / "tube.parquet").empty
+    archs = pd.read_parquet(tmp_path / "architectures.parquet")
+    assert {(4, 1), (4, 2)} <= set(zip(archs["width"], archs["depth"]))
+    dynamics = pd.read_parquet(tmp_path / "dynamics_windows.parquet")
+    assert sorted(set(dynamics["step"])) == [0, 10, 20]  # 2 x 10 steps, 2 checkpoints
+
+
+def test_the_default_and_quick_studies_have_the_designs_the_issues_ask_for():
+    from lrcore.experiments.study import DEFAULT, QUICK
+    from lrcore.experiments.sweep import architecture_config, dynamics_config
+
+    specs = DEFAULT.manifold_specs()
+    assert len(DEFAULT.seeds) >= 20
+    assert set(DEFAULT.arms) == {"arc", "ambient"}
+    assert set(DEFAULT.targets) == {"smooth", "step"}
+    assert DEFAULT.permutations >= 9999
+    for series in ("ellipse:b=", "profile:amplitude=", "torus:minor="):
+        assert sum(s.startswith(series) for s in specs) == 4, series
+    assert sum(s.startswith("digit:") and "translation" not in s for s in specs) >= 5
+    assert len(make_tasks(DEFAULT)) == 24 * 2 * 2 * 20
+    # Issue 15: the architecture sweep (16/32/64 x 2/3/4) and the dynamics (10x steps)
+    # are part of the default run; the measures too.
+    arch = architecture_config(DEFAULT)
+    assert arch is not None
+    assert {(t.width, t.depth) for t in make_tasks(arch)} == {
+        (w, d) for w in (16, 32, 64) for d in (2, 3, 4)
+    }
+    dynamics = dynamics_config(DEFAULT)
+    assert dynamics is not None
+    assert dynamics.steps == 10 * DEFAULT.steps
+    assert DEFAULT.slope_jumps
+    assert DEFAULT.theory
+    assert DEFAULT.tube_seeds > 0
+    # --quick: the same design on a subset.
+    assert set(QUICK.manifold_specs()) < set(specs)
+    assert len(make_tasks(QUICK)) < len(make_tasks(DEFAULT)) / 5

@@ -139,8 +139,9 @@ def _add_study(commands: Any) -> None:
             "count exact breakpoints along trajectories on the manifold, offset from it on "
             "both sides and on random lines, before, during and after training; relate the "
             "change of density to curvature and to the target's jumps; write CSV and "
-            "Parquet tables, PNG figures and report.md. The defaults (1,920 runs, 20 seeds) "
-            "train and count for about 8 minutes on 2 cores; --quick about 1 minute."
+            "Parquet tables, PNG figures and report.md. The defaults (1,920 runs, 20 seeds, "
+            "with the architecture sweep and the dynamics) take about 8 minutes on 2 quiet "
+            "cores; --quick about 1.3 minutes."
         ),
     )
     study.add_argument("--out", default="results", help="output folder (default results/)")
@@ -148,7 +149,7 @@ def _add_study(commands: Any) -> None:
     sizes.add_argument(
         "--quick",
         action="store_true",
-        help="a first look: 8 manifolds, 6 seeds, 192 runs (about a minute on 2 cores)",
+        help="a first look: 8 manifolds, 6 seeds, 192 runs (about 1.3 minutes on 2 cores)",
     )
     sizes.add_argument(
         "--tiny", action="store_true", help="a tiny configuration (seconds; for smoke tests)"
@@ -259,6 +260,55 @@ def _add_study(commands: Any) -> None:
         help="circular-shift permutations per test (9999)",
     )
     study.add_argument(
+        "--arch-seeds",
+        type=_non_negative_int,
+        default=None,
+        help="architecture sweep: seeds of every --arch-widths x --arch-depths on a subset "
+        "of curves (0: off)",
+    )
+    study.add_argument(
+        "--arch-widths", type=_int_list, default=None, help="architecture sweep widths (16,32,64)"
+    )
+    study.add_argument(
+        "--arch-depths", type=_int_list, default=None, help="architecture sweep depths (2,3,4)"
+    )
+    study.add_argument(
+        "--dynamics-seeds",
+        type=_non_negative_int,
+        default=None,
+        help="dynamics: seeds trained --dynamics-factor times longer, measured at "
+        "--dynamics-checkpoints checkpoints (0: off)",
+    )
+    study.add_argument(
+        "--dynamics-factor", type=_positive_int, default=None, help="dynamics: steps factor (10)"
+    )
+    study.add_argument(
+        "--dynamics-checkpoints",
+        type=_positive_int,
+        default=None,
+        help="dynamics: checkpoints after initialisation (20)",
+    )
+    study.add_argument(
+        "--tube-seeds",
+        type=_non_negative_int,
+        default=None,
+        help="tube density maps around plane curves for the first N seeds (0: off)",
+    )
+    study.add_argument(
+        "--no-slope-jumps",
+        dest="slope_jumps",
+        action="store_false",
+        default=None,
+        help="do not weight breakpoints by the jump of the network's slope",
+    )
+    study.add_argument(
+        "--no-theory",
+        dest="theory",
+        action="store_false",
+        default=None,
+        help="no Hanin-Rolnick expectation at initialisation",
+    )
+    study.add_argument(
         "--jobs",
         "--workers",
         dest="jobs",
@@ -298,6 +348,15 @@ _STUDY_FIELDS = (
     "embed_dim",
     "convergence_factor",
     "permutations",
+    "arch_seeds",
+    "arch_widths",
+    "arch_depths",
+    "dynamics_seeds",
+    "dynamics_factor",
+    "dynamics_checkpoints",
+    "tube_seeds",
+    "slope_jumps",
+    "theory",
 )
 
 

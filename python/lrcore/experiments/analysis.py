@@ -48,12 +48,14 @@ from .inference import (
 __all__ = [
     "CONFOUNDS",
     "CONTROL",
+    "CONTROLS",
     "FAMILY_MEASURES",
     "GROUP",
     "MODEL_PREDICTORS",
     "OPTIMISERS",
     "PERMUTATIONS",
     "PRIMARY",
+    "RIVAL",
     "analyse",
     "conclusion",
     "density_changes",
@@ -78,8 +80,21 @@ FAMILY_MEASURES = {
 #: The window mean of |d² target / ds²| (where a piecewise-linear fit needs breakpoints):
 #: the positive control, tested like a curvature measure but outside the family of tests.
 CONTROL = "target_bending"
+#: The window mean of |d target / ds|: the control's rival. A sinusoid is steepest where
+#: it bends least, so a change that follows the slope shows as a *negative* link with the
+#: bending; tested like the control, outside the family of tests.
+RIVAL = "target_slope"
+#: The target measures tested like curvature but outside the family of tests.
+CONTROLS = (CONTROL, RIVAL)
 #: What |curvature| may stand in for: the report names those it correlates with.
-CONFOUNDS = ("target_value", "target_bending", "dist_centre", "dist_origin", "density_init")
+CONFOUNDS = (
+    "target_value",
+    "target_bending",
+    "target_slope",
+    "dist_centre",
+    "dist_origin",
+    "density_init",
+)
 #: Fixed effects of the mixed models (standardised within each manifold).
 #: ``dist_origin`` (to the network's origin, which the random rigid motion moves) stands
 #: for distance: ``dist_centre`` (to the data's centroid) is intrinsic geometry, on
@@ -121,9 +136,13 @@ def density_changes(windows: Any) -> Any:
     last = windows.groupby("run")["step"].transform("max")
     keys = [*_UNIT, "window"]
     init = windows[windows["step"] == 0].drop(columns=["step"])
-    final = windows.loc[windows["step"] == last, [*keys, "density"]]
-    out = init.rename(columns={"density": "density_init"}).merge(
-        final.rename(columns={"density": "density_final"}), on=keys, how="inner"
+    measured = ["density", "jump_density"] if "jump_density" in windows else ["density"]
+    final = windows.loc[windows["step"] == last, [*keys, *measured]]
+    names = {"density": "density_init", "jump_density": "jump_init"}
+    out = init.rename(columns=names).merge(
+        final.rename(columns={"density": "density_final", "jump_density": "jump_final"}),
+        on=keys,
+        how="inner",
     )
     out["change"] = out["density_final"] - out["density_init"]
     return out
@@ -375,7 +394,7 @@ def link_tests(changes: Any, resamples: int = PERMUTATIONS, seed: int = 0) -> tu
     """
     pd = optional_import("pandas", "experiments")
     rng = np.random.default_rng(seed)
-    measures = sorted({m for ms in FAMILY_MEASURES.values() for m in ms} | {CONTROL})
+    measures = sorted({m for ms in FAMILY_MEASURES.values() for m in ms} | set(CONTROLS))
     kept = changes[changes["kind"].isin(("on", "offset"))]
     if kept.empty:
         return pd.DataFrame(), pd.DataFrame()
@@ -396,7 +415,7 @@ def link_tests(changes: Any, resamples: int = PERMUTATIONS, seed: int = 0) -> tu
         spread = _spread(units.arrays[measure])
         for key, frame in meta.groupby(GROUP, sort=False):
             ident = dict(zip(GROUP, key))
-            if measure not in (*FAMILY_MEASURES[ident["family"]], CONTROL):
+            if measure not in (*FAMILY_MEASURES[ident["family"]], *CONTROLS):
                 continue
             index = frame.index.to_numpy()
             groups = [(m, index[manifolds[index] == m]) for m in dict.fromkeys(manifolds[index])]
@@ -451,7 +470,7 @@ def _decide(table: Any) -> Any:
         np.where(table["p_shift"].isna(), "t-test across seeds", "circular shift"),
     )
     table["in_family"] = (
-        (table["kind"] == "on") & (table["measure"] != CONTROL) & ~primary & table["p"].notna()
+        (table["kind"] == "on") & ~table["measure"].isin(CONTROLS) & ~primary & table["p"].notna()
     )
     family = table["in_family"].to_numpy()
     table["p_holm"] = math.nan
@@ -738,7 +757,61 @@ _NEAR_STATISTICS = {
     "excess_change": False,
     "ratio_vs_placebo": True,
     "bending_ratio": True,
+    "placebo_final": True,
+    "placebo_init": True,
+    "placebo_bending": True,
 }
+
+
+def _matched_placebo(on: Any) -> Any:
+    """Per smooth run, density near the jump positions over density in windows matched
+    on the target's bending: each near window is paired with the window of the same
+    trajectory, away from the positions, whose bending is closest (with replacement).
+
+    A fit needs breakpoints where its target bends (the positive control), and where a
+    trajectory crosses the step's cut it often moves fastest through the smooth target's
+    coordinate (the middle of a projection's or a height's range), so the smooth target
+    bends more at the jump positions than on average there. Matching holds the bending
+    fixed, so the placebo asks only whether the positions themselves carry density.
+    Near and matched sets also have the same size, so a log ratio of their means has no
+    bias from unequal noise (a mean of 4 windows over a mean of 28 has). Returns
+    ``placebo_final``, ``placebo_init`` (the same before training) and
+    ``placebo_bending`` (the balance check: about 1) per run.
+    """
+    pd = optional_import("pandas", "experiments")
+    smooth = on[(on["target"] == "smooth") & on[CONTROL].notna()]
+    rows: dict[str, dict[str, float]] = {}
+    sums: dict[str, NDArray[np.float64]] = {}
+    ordered = smooth.sort_values(["run", "trajectory", "window"], kind="stable")
+    for (run, _), part in ordered.groupby(["run", "trajectory"], sort=False):
+        near = part["near"].to_numpy(dtype=bool)
+        if not near.any() or near.all():
+            continue
+        bend = part[CONTROL].to_numpy(dtype=np.float64)
+        final = part["density_final"].to_numpy(dtype=np.float64)
+        init = part["density_init"].to_numpy(dtype=np.float64)
+        far = np.flatnonzero(~near)
+        match = far[np.argmin(np.abs(bend[near][:, None] - bend[far][None, :]), axis=1)]
+        add = np.array(
+            [
+                final[near].sum(),
+                final[match].sum(),
+                init[near].sum(),
+                init[match].sum(),
+                bend[near].sum(),
+                bend[match].sum(),
+            ]
+        )
+        sums[run] = sums.get(run, np.zeros(6)) + add
+    with np.errstate(invalid="ignore", divide="ignore"):
+        for run, total in sums.items():
+            rows[run] = {
+                "placebo_final": total[0] / total[1],
+                "placebo_init": total[2] / total[3],
+                "placebo_bending": total[4] / total[5],
+            }
+    columns = ["placebo_final", "placebo_init", "placebo_bending"]
+    return pd.DataFrame.from_dict(rows, orient="index", columns=columns).astype(np.float64)
 
 
 def _near_and_far(on: Any, column: str) -> tuple[Any, Any]:
@@ -765,8 +838,12 @@ def discontinuity_table(changes: Any) -> Any:
     For smooth targets ``near_step`` marks the positions the step target of the same run
     jumps at: the placebo, and ``bending_ratio`` says how much more the smooth target
     bends there than elsewhere (a placebo that fails where the target bends more has
-    that explanation). For step targets, ``ratio_vs_placebo``: the step run's ratio over
-    the ratio of the smooth run with the same manifold, arm and seed (same positions).
+    that explanation). The placebo proper, ``placebo_final``, compares the windows near
+    the positions with windows of the same trajectories matched on the smooth target's
+    bending (:func:`_matched_placebo`; ``placebo_bending`` checks the balance,
+    ``placebo_init`` the same before training). For step targets, ``ratio_vs_placebo``:
+    the step run's ratio over the ratio of the smooth run with the same manifold, arm and
+    seed (same positions).
 
     Per manifold (and pooled per family, ``manifold == "all"``: per seed the geometric
     mean of its manifolds' ratios), the geometric mean over seeds of each ratio and the
@@ -800,6 +877,7 @@ def discontinuity_table(changes: Any) -> Any:
             "other_windows": counts["size"] - counts["sum"],
         }
     )
+    per_run = per_run.join(_matched_placebo(on))
     ident = on.drop_duplicates("run").set_index("run")[[*GROUP, "manifold", "seed"]]
     per_run = per_run.join(ident).dropna(subset=["ratio_final", "excess_change"])
     per_run = per_run[(per_run["ratio_final"] > 0) & (per_run["ratio_init"] > 0)]
@@ -871,7 +949,7 @@ def dose_response_table(correlations: Any, seed_effects: Any) -> Any:
     series = correlations[
         (correlations["manifold"] != "all")
         & (correlations["kind"] == "on")
-        & (correlations["measure"] != CONTROL)
+        & ~correlations["measure"].isin(CONTROLS)
         & correlations["contrast_name"].fillna("").astype(bool)
     ]
     for key, frame in series.groupby(keys, sort=False):

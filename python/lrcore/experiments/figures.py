@@ -13,13 +13,18 @@ from .analysis import FAMILY_MEASURES
 from .inference import EQUIVALENCE_RHO
 
 __all__ = [
+    "architecture_figure",
     "density_figure",
     "dose_figure",
+    "dynamics_figure",
     "forest_figure",
     "partition_figure",
     "pyplot",
     "scatter_figure",
+    "slope_jump_figure",
+    "theory_figure",
     "training_figure",
+    "tube_figures",
 ]
 
 
@@ -288,3 +293,162 @@ def partition_figure(
         ax.plot(jumps[:, 0], jumps[:, 1], "o", color="red", markersize=6, label="jumps")
         ax.set_title(f"{title}, {label}: {result.num_regions} regions")
     return _save(plt, fig, out / f"partition_{_slug(title)}.png")
+
+
+# -- measures beyond counts (issue 15) ------------------------------------------------------
+def theory_figure(theory: Any, out: Path) -> Path | None:
+    """Measured density at initialisation against the Hanin-Rolnick expectation, one
+    point per trajectory, coloured by kind, with the line measured = expected."""
+    if theory is None or theory.empty:
+        return None
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(5.5, 5))
+    for k, (kind, part) in enumerate(theory.groupby("kind", sort=False)):
+        ax.scatter(part["expected"], part["measured"], s=6, alpha=0.5, color=f"C{k}", label=kind)
+    top = float(np.nanmax(theory[["expected", "measured"]].to_numpy()))
+    ax.plot([0, top], [0, top], color="k", linewidth=0.8)
+    ax.set_xlabel("Hanin-Rolnick expected breakpoints per unit length")
+    ax.set_ylabel("exact breakpoints per unit length (count_1d)")
+    ax.set_title("density at initialisation")
+    ax.legend(fontsize="small")
+    return _save(plt, fig, out / "theory.png")
+
+
+def tube_figures(tube: Any, profile: Any, out: Path) -> list[Path]:
+    """The tube density map of the first run measured (before, after, change; arc length
+    along, signed normal offset across, the curve at offset 0 and its |curvature| above)
+    and the profile of density against the normal offset per arm and target."""
+    if tube is None or tube.empty:
+        return []
+    plt = pyplot()
+    run = str(tube["run"].iloc[0])
+    part = tube[tube["run"] == run]
+    shape = (int(part["window"].max()) + 1, int(part["offset_bin"].max()) + 1)
+    half = float(part["half_width"].iloc[0])
+    fig, axes = plt.subplots(4, 1, figsize=(8, 9), sharex=True)
+    kappa = part.groupby("window")["curvature"].mean()
+    axes[0].plot(kappa.index, kappa.to_numpy(), color="C3")
+    axes[0].set_ylabel("|curvature|")
+    axes[0].set_title(f"tube density map: {run}")
+    maps = {
+        "before": part["tube_init"].to_numpy().reshape(shape),
+        "after": part["tube_final"].to_numpy().reshape(shape),
+    }
+    maps["change"] = maps["after"] - maps["before"]
+    for ax, (name, grid) in zip(axes[1:], maps.items()):
+        image = ax.imshow(
+            grid.T,
+            origin="lower",
+            aspect="auto",
+            extent=(-0.5, shape[0] - 0.5, -half, half),
+            cmap="coolwarm" if name == "change" else "viridis",
+        )
+        ax.axhline(0.0, color="w" if name != "change" else "k", linewidth=1.0)
+        ax.set_ylabel(f"offset ({name})")
+        fig.colorbar(image, ax=ax, label="boundary length / area")
+    axes[-1].set_xlabel("window along the curve (the curve is the line at offset 0)")
+    files = [_save(plt, fig, out / "tube_map.png")]
+    if profile is not None and not profile.empty:
+        fig, ax = plt.subplots(figsize=(6.5, 4))
+        for k, ((arm, target), sub) in enumerate(profile.groupby(["arm", "target"], sort=False)):
+            ax.plot(sub["relative_offset"], sub["tube_init"], "--", color=f"C{k}")
+            ax.plot(sub["relative_offset"], sub["tube_final"], "-o", color=f"C{k}",
+                    label=f"{arm}/{target} (dashed: before)")  # fmt: skip
+        ax.axvline(0.0, color="k", linewidth=0.8)
+        ax.set_xlabel("signed normal offset / tube half-width (0: on the curve)")
+        ax.set_ylabel("boundary length per unit area")
+        ax.set_title("density profile across plane curves")
+        ax.legend(fontsize="small")
+        files.append(_save(plt, fig, out / "tube_profile.png"))
+    return files
+
+
+def slope_jump_figure(table: Any, out: Path) -> Path | None:
+    """rho of slope-jump density and of raw counts with the target's bending and with
+    |curvature|, per family, arm and target (t intervals across seeds)."""
+    if table is None or table.empty:
+        return None
+    plt = pyplot()
+    measures = list(dict.fromkeys(table["measure"]))
+    fig, axes = plt.subplots(1, len(measures), figsize=(6 * len(measures), 4.5), squeeze=False)
+    for ax, measure in zip(axes[0], measures):
+        part = table[table["measure"] == measure].reset_index(drop=True)
+        y = np.arange(len(part))
+        for shift, (name, color) in enumerate((("jumps", "C0"), ("counts", "C1"))):
+            rho = part[f"rho_{name}"].to_numpy()
+            ax.errorbar(
+                rho,
+                y + 0.15 * (1 - 2 * shift),
+                xerr=[rho - part[f"rho_{name}_lo"], part[f"rho_{name}_hi"] - rho],
+                fmt="o",
+                color=color,
+                capsize=2,
+                label="slope-jump density" if name == "jumps" else "breakpoint density",
+            )
+        ax.set_yticks(y, [f"{r.family}/{r.arm}/{r.target}" for r in part.itertuples()])
+        ax.axvline(0.0, color="k", linewidth=0.8)
+        ax.set_xlabel(f"rho with {measure} across windows (after training)")
+        ax.legend(fontsize="small")
+    return _save(plt, fig, out / "slope_jumps.png")
+
+
+def architecture_figure(table: Any, out: Path) -> Path | None:
+    """Density per neuron and the curvature link against the number of neurons, one line
+    per depth."""
+    if table is None or table.empty:
+        return None
+    archs = table[table["width"] > 0]
+    plt = pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for k, (depth, part) in enumerate(archs.groupby("depth")):
+        part = part.sort_values("neurons")
+        axes[0].plot(part["neurons"], part["per_neuron_init"], "--", color=f"C{k}")
+        axes[0].plot(part["neurons"], part["per_neuron_final"], "-o", color=f"C{k}",
+                     label=f"depth {depth} (dashed: init)")  # fmt: skip
+        axes[1].errorbar(
+            part["neurons"],
+            part["rho"],
+            yerr=[part["rho"] - part["rho_lo"], part["rho_hi"] - part["rho"]],
+            marker="o",
+            capsize=3,
+            color=f"C{k}",
+            label=f"depth {depth}",
+        )
+    for ax in axes:
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("hidden neurons (width x depth)")
+        ax.legend(fontsize="small")
+    axes[0].set_ylabel("on-manifold density per neuron")
+    axes[1].axhline(0.0, color="k", linewidth=0.8)
+    axes[1].set_ylabel("rho(change, |curvature|), pooled curves")
+    return _save(plt, fig, out / "architectures.png")
+
+
+def dynamics_figure(table: Any, out: Path) -> Path | None:
+    """Density, slope-jump density and the curvature link against training step."""
+    if table is None or table.empty:
+        return None
+    plt = pyplot()
+    panels = ["density", "jump_density", "rho"]
+    panels = [p for p in panels if p in table]
+    fig, axes = plt.subplots(len(panels), 1, figsize=(7, 3 * len(panels)), sharex=True)
+    axes = np.atleast_1d(axes)
+    labels = {
+        "density": "breakpoints per unit length",
+        "jump_density": "slope jumps per unit length",
+        "rho": "rho(change so far, |curvature|)",
+    }
+    for ax, name in zip(axes, panels):
+        ax.errorbar(
+            table["step"],
+            table[name],
+            yerr=[table[name] - table[f"{name}_lo"], table[f"{name}_hi"] - table[name]],
+            marker="o",
+            capsize=2,
+        )
+        ax.set_ylabel(labels[name], fontsize="small")
+        if name == "rho":
+            ax.axhline(0.0, color="k", linewidth=0.8)
+    axes[0].set_title("training dynamics on the manifold (mean over seeds, 95% CI)")
+    axes[-1].set_xlabel("training step")
+    return _save(plt, fig, out / "dynamics.png")

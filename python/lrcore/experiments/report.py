@@ -15,7 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from .analysis import CONFOUNDS, CONTROL, MODEL_PREDICTORS, PERMUTATIONS, PRIMARY
+from lrcore._optional import optional_import
+
+from .analysis import CONFOUNDS, CONTROL, CONTROLS, MODEL_PREDICTORS, PERMUTATIONS, PRIMARY, RIVAL
 from .inference import ALPHA, EQUIVALENCE_RHO, STRENGTHS, strength
 
 __all__ = [
@@ -40,6 +42,7 @@ LINKS = ("link", "small link")
 _NAMES = {
     "target_value": "the target's value",
     "target_bending": "the target's bending",
+    "target_slope": "the target's slope",
     "dist_centre": "the distance to the data's centre",
     "dist_origin": "the distance to the network's origin",
     "density_init": "the initial density",
@@ -177,6 +180,30 @@ def _title_section(config: dict[str, Any], tables: dict[str, Any], seconds: floa
             f"{fit['seed'].nunique()} seeds, in {seconds:.0f} s."
         ),
         "",
+        *_timing_lines(tables),
+    ]
+
+
+def _timing_lines(tables: dict[str, Any]) -> list[str]:
+    """The run time split into the tasks' CPU seconds (parallel) and this process's
+    (serial), with what that makes on 2 quiet cores."""
+    timings = tables.get("timings")
+    if timings is None or len(timings) == 0:
+        return []
+    tasks = timings[timings["kind"] == "tasks"]
+    steps = timings[timings["kind"] != "tasks"]
+    parallel, serial = float(tasks["cpu_seconds"].sum()), float(steps["cpu_seconds"].sum())
+    parts = ", ".join(
+        f"{r['phase']} {int(r['tasks'])} tasks {r['cpu_seconds']:.0f} CPU-s"
+        for r in _records(tasks)
+    )
+    return [
+        (
+            f"Run time: the training runs took {parallel:.0f} CPU-seconds ({parts}), the "
+            f"statistics, tables and figures {serial:.0f} CPU-seconds in the main process: "
+            f"about {(parallel / 2 + serial) / 60:.1f} minutes on 2 quiet cores."
+        ),
+        "",
     ]
 
 
@@ -208,13 +235,13 @@ def _headline_section(tables: dict[str, Any]) -> list[str]:
         )
     for row in _pooled_discontinuity(tables["discontinuity"]):
         role = "jumps" if row["target"] == "step" else "placebo (smooth target)"
+        key = "ratio_final" if row["target"] == "step" else _placebo_key(row)
+        reference = "windows of matched bending" if key == "placebo_final" else "elsewhere"
         rows.append(
             {
-                "result": f"density near {role} / elsewhere ({row['family']}/{row['arm']})",
-                "estimate [95% CI]": _interval(
-                    row["ratio_final"], row["ratio_final_lo"], row["ratio_final_hi"], sign=False
-                ),
-                "test": f"t-test of log ratio {_p(row['p_ratio_final'])}",
+                "result": f"density near {role} / {reference} ({row['family']}/{row['arm']})",
+                "estimate [95% CI]": _ratio(row, key),
+                "test": f"t-test of log ratio {_p(row[f'p_{key}'])}",
                 "reading": _ratio_words(row),
             }
         )
@@ -418,7 +445,7 @@ def _arms_section(tables: dict[str, Any]) -> list[str]:
         return [*lines, ""]
     on = correlations[
         (correlations["kind"] == "on")
-        & (correlations["measure"] != CONTROL)
+        & ~correlations["measure"].isin(CONTROLS)
         & correlations["p"].notna()
     ]
     found: dict[str, int] = {}
@@ -493,7 +520,7 @@ def _heterogeneity_section(tables: dict[str, Any]) -> list[str]:
     lines = ["## Heterogeneity across manifolds", ""]
     if table.empty:
         return [*lines, "- Fewer than two manifolds with varying curvature per group.", ""]
-    part = table[table["measure"] != CONTROL]
+    part = table[~table["measure"].isin(CONTROLS)]
     differ = part[part["p_q"] < ALPHA]
     lines.append(
         f"Cochran's Q and I² of the per-manifold mean z, per family, arm, target and measure: "
@@ -668,9 +695,19 @@ def _ratio_words(row: Any) -> str:
         if hi < 1:
             return "lower near the jumps"
         return "no difference shown"
+    key = _placebo_key(row)
+    lo, hi = row[f"{key}_lo"], row[f"{key}_hi"]
+    matched = " at matched bending" if key == "placebo_final" else ""
     if _excludes(lo, hi, 1.0):
-        return "placebo fails (CI excludes 1)"
-    return "placebo holds (CI contains 1)"
+        return f"placebo fails{matched} (CI excludes 1)"
+    return f"placebo holds{matched} (CI contains 1)"
+
+
+def _placebo_key(row: Any) -> str:
+    """The placebo's ratio: matched on the smooth target's bending where the table has
+    it (``placebo_final``), else against all other windows (``ratio_final``)."""
+    value = row.get("placebo_final", math.nan)
+    return "placebo_final" if isinstance(value, float) and np.isfinite(value) else "ratio_final"
 
 
 def _ratio(row: Any, name: str) -> str:
@@ -708,7 +745,44 @@ def _step_sentence(row: Any, where: str) -> str:
     return text
 
 
+#: The matched placebo is balanced when the CI of its bending ratio lies within
+#: 1 / (1 + BALANCE) to 1 + BALANCE.
+BALANCE = 0.1
+
+
 def _placebo_sentence(row: Any, where: str) -> str:
+    if _placebo_key(row) == "ratio_final":
+        return _unmatched_placebo_sentence(row, where)
+    text = (
+        f"- {where}, placebo (smooth target at the jump positions, against windows of the "
+        f"same paths matched on its bending): {_ratio(row, 'placebo_final')}"
+        f" ({_p(row['p_placebo_final'])})"
+    )
+    if _excludes(row["placebo_final_lo"], row["placebo_final_hi"], 1.0):
+        text += (
+            ", a CI that excludes 1: the placebo fails, so density differs at these "
+            "positions even where the target bends as much, and part of the step target's "
+            "ratio may not be due to the jumps."
+        )
+    else:
+        text += ", a CI that contains 1: the placebo holds."
+    lo, hi = row["placebo_bending_lo"], row["placebo_bending_hi"]
+    balanced = lo >= 1 / (1 + BALANCE) and hi <= 1 + BALANCE
+    text += f" Bending near over matched: {_ratio(row, 'placebo_bending')}" + (
+        f" (balanced: the CI lies within {1 / (1 + BALANCE):.2f} to {1 + BALANCE:.2f})."
+        if balanced
+        else (
+            " (not balanced: the matching leaves a difference of bending, "
+            f"against {_ratio(row, 'bending_ratio')} unmatched)."
+        )
+    )
+    if np.isfinite(row.get("placebo_init", math.nan)):
+        text += f" Before training: {_ratio(row, 'placebo_init')}."
+    unmatched = _unmatched_placebo_sentence(row, "").split(": ", 1)[-1]
+    return text + f" Unmatched (against all other windows): {unmatched}"
+
+
+def _unmatched_placebo_sentence(row: Any, where: str) -> str:
     head = f"- {where}, placebo (smooth target, same positions): {_ratio(row, 'ratio_final')}"
     if not _excludes(row["ratio_final_lo"], row["ratio_final_hi"], 1.0):
         return head + ", a CI that contains 1: the placebo holds."
@@ -762,7 +836,7 @@ def _confound_section(tables: dict[str, Any]) -> list[str]:
         return [*lines, ""]
     part = correlations[
         (correlations["kind"] == "on")
-        & (correlations["measure"] != CONTROL)
+        & ~correlations["measure"].isin(CONTROLS)
         & (correlations["manifold"] != "all")
         & ~correlations["constant_curvature"]
     ]
@@ -915,6 +989,65 @@ def _resolution_section(tables: dict[str, Any]) -> list[str]:
     return [*lines, ""]
 
 
+def _control_reading(row: dict[str, Any], correlations: Any) -> str:
+    """What a positive-control group without a positive link carries, from its numbers:
+    the covariates its bending correlates with, its manifolds' spread, and whether the
+    change follows the target's slope (:data:`.analysis.RIVAL`) instead."""
+    keys = ["family", "arm", "target", "width", "depth", "kind"]
+    same = np.ones(len(correlations), dtype=bool)
+    for key in keys:
+        same &= (correlations[key] == row[key]).to_numpy()
+    per = correlations[same & (correlations["measure"] == CONTROL).to_numpy()]
+    per = per[(per["manifold"] != "all") & per["rho"].notna()]
+    text = f"- {_label(row)}, bending control rho {_rho(row)}:"
+    if len(per) > 1:
+        low, high = per.loc[per["rho"].idxmin()], per.loc[per["rho"].idxmax()]
+        negative = per[(per["p"] < ALPHA) & (per["rho"] < 0)]
+        text += (
+            f" per manifold from {low['rho']:+.2f} ({low['manifold']}) to "
+            f"{high['rho']:+.2f} ({high['manifold']}), significantly negative on "
+            f"{len(negative)} of {len(per)};"
+        )
+    named = [n for n in _confounds(row) if not n.startswith(_NAMES[RIVAL])]
+    text += (
+        f" its bending correlates with {', '.join(named)}"
+        if named
+        else (
+            " its bending correlates with no covariate (value, position, initial density) at "
+            f"|rho| >= {CONFOUND_RHO}"
+        )
+    )
+    rival = correlations[
+        same & (correlations["measure"] == RIVAL).to_numpy() & (correlations["manifold"] == "all")
+    ]
+    tie = row.get(f"confound_{RIVAL}", math.nan)
+    if rival.empty or not np.isfinite(rival.iloc[0]["rho"]) or not np.isfinite(tie):
+        return text + "."
+    other = rival.iloc[0]
+    follows = other["p"] < ALPHA and _excludes(other["rho_lo"], other["rho_hi"], 0.0)
+    explains = (
+        follows
+        and abs(tie) >= CONFOUND_RHO
+        and np.sign(row["rho"]) == np.sign(tie) * np.sign(other["rho"])
+    )
+    text += (
+        f". The change against the target's slope |df/ds|: rho {_rho(other)} "
+        f"({_p(other['p'])}), with bending and slope correlated at {tie:+.2f} across windows"
+    )
+    if explains:
+        where = "steep" if other["rho"] > 0 else "flat"
+        return text + (
+            f": density moved to where the target is {where}, and the bending control "
+            "inherits the sign through its tie to the slope, so this group tests the slope, "
+            "not a failure to detect a link."
+        )
+    return text + (
+        ": the slope does not account for it."
+        if not follows
+        else ": the slope's link has the wrong sign to account for it."
+    )
+
+
 def _controls_section(tables: dict[str, Any], config: dict[str, Any]) -> list[str]:
     correlations = tables["correlations"]
     lines = ["## Controls", ""]
@@ -943,10 +1076,12 @@ def _controls_section(tables: dict[str, Any], config: dict[str, Any]) -> list[st
                     else f"; none in {'; '.join(others)}."
                 )
             )
+            for row in _records(control[~positive]):
+                lines.append(_control_reading(row, correlations))
         offsets = correlations[
             (correlations["kind"] == "offset")
             & (correlations["manifold"] == "all")
-            & (correlations["measure"] != CONTROL)
+            & ~correlations["measure"].isin(CONTROLS)
             & correlations["p"].notna()
         ]
         if len(offsets):
@@ -966,6 +1101,293 @@ def _controls_section(tables: dict[str, Any], config: dict[str, Any]) -> list[st
         "",
     ]
     return lines
+
+
+# -- measures beyond counts (issue 15) ------------------------------------------------------
+def _table(tables: dict[str, Any], name: str) -> Any | None:
+    frame = tables.get(name)
+    return None if frame is None or len(frame) == 0 else frame
+
+
+def _signed_interval(row: Any, name: str) -> str:
+    return _interval(row[name], row[f"{name}_lo"], row[f"{name}_hi"])
+
+
+def _slope_jump_section(tables: dict[str, Any]) -> list[str]:
+    table = _table(tables, "slope_jumps")
+    if table is None:
+        return []
+    lines = [
+        "## Breakpoints weighted by the slope jump",
+        "",
+        (
+            "Each breakpoint weighted by the jump of the network's slope along the path "
+            "there, |Δ ∂f/∂s| (exact, from the affine maps on both sides), per unit length, "
+            "after training; against the raw breakpoint density. Per run the Spearman "
+            "correlation across on-manifold windows with the target's bending and with "
+            "|curvature|; per seed the mean Fisher z; t intervals across seeds. "
+            "'Difference' is the seeds' mean z of the weighted minus the raw density."
+        ),
+        "",
+    ]
+    for row in _records(table):
+        if not (np.isfinite(row["rho_jumps"]) and row["seeds"] >= 2):
+            continue  # a step target bends only at its jumps, which are left out
+        jumps = _interval(row["rho_jumps"], row["rho_jumps_lo"], row["rho_jumps_hi"])
+        counts = _interval(row["rho_counts"], row["rho_counts_lo"], row["rho_counts_hi"])
+        diff = _signed_interval(row, "difference")
+        if _excludes(row["difference_lo"], row["difference_hi"], 0.0):
+            reading = (
+                "the weighting follows it more closely"
+                if row["difference"] > 0
+                else "the weighting follows it less closely"
+            )
+        else:
+            reading = "no difference shown"
+        what = "the target's bending" if row["measure"] == CONTROL else "|curvature|"
+        lines.append(
+            f"- {_label(row)}, with {what}: slope-jump density rho {jumps} "
+            f"({_p(row['p_jumps'])}), breakpoint density rho {counts} "
+            f"({_p(row['p_counts'])}); difference in z {diff}: {reading}."
+        )
+    return [*lines, ""]
+
+
+def _theory_section(tables: dict[str, Any]) -> list[str]:
+    table = _table(tables, "theory_ratios")
+    if table is None:
+        return []
+    lines = [
+        "## Density at initialisation against theory (Hanin-Rolnick)",
+        "",
+        (
+            "Expected breakpoints per unit length at initialisation: the sum over neurons of "
+            "E[|∇z·t| δ(z)], estimated on each initialised network by integrating out each "
+            "neuron's own bias (uniform, PyTorch's bound) at the trajectory's vertices; "
+            "measured: the exact count. Per seed the geometric mean of measured / expected "
+            "over runs, across seeds a t interval of the log."
+        ),
+        "",
+    ]
+    within = 0
+    for row in _records(table):
+        holds = not _excludes(row["ratio_lo"], row["ratio_hi"], 1.0)
+        within += holds
+        lines.append(
+            f"- {row['family']}, {row['kind']} trajectories ({int(row['width'])}x"
+            f"{int(row['depth'])}): measured {row['measured']:.3g}, expected "
+            f"{row['expected']:.3g} per unit length; ratio {_ratio(row, 'ratio')} "
+            f"({_p(row['p_ratio'])}): "
+            + (
+                "the theory's expectation holds."
+                if holds
+                else (
+                    f"the networks have {'more' if row['ratio'] > 1 else 'fewer'} "
+                    "breakpoints than expected."
+                )
+            )
+        )
+    spread = table["ratio"]
+    lines.append(
+        f"- In {within} of {len(table)} groups the CI contains 1; the ratios range from "
+        f"{spread.min():.3f} to {spread.max():.3f}."
+    )
+    return [*lines, ""]
+
+
+def _tube_section(tables: dict[str, Any]) -> list[str]:
+    table = _table(tables, "tube_concentration")
+    if table is None:
+        return []
+    tube = tables["tube"]
+    lines = [
+        "## Local complexity around plane curves (tube maps)",
+        "",
+        (
+            "For plane curves the input is the plane: the exact partition (`slice_2d`) of a "
+            "box around the curve gives the length of region boundaries per unit area in "
+            "bins of (arc length, signed normal offset) within a tube of half-width "
+            f"{tube['half_width'].min():.3g} to {tube['half_width'].max():.3g} (twice the "
+            "offset, less where the curve bends sharply), before and after training, for "
+            f"{tube['run'].nunique()} runs ({tube['seed'].nunique()} seeds). Concentration: "
+            f"density within {CORE_WORD} of the half-width of the curve over density beyond "
+            f"{RIM_WORD}; gain: after over before."
+        ),
+        "",
+    ]
+    for row in _records(table):
+        gain = _ratio(row, "gain")
+        if _excludes(row["gain_lo"], row["gain_hi"], 1.0):
+            reading = (
+                "training concentrates region boundaries on the curve"
+                if row["gain"] > 1
+                else "training moves region boundaries off the curve"
+            )
+        else:
+            reading = "no change of concentration shown"
+        link = _interval(row["link"], row["link_lo"], row["link_hi"])
+        lines.append(
+            f"- {row['arm']}/{row['target']}: concentration {row['before']:.2f} before, "
+            f"{row['after']:.2f} after; gain {gain} ({_p(row['p_gain'])}, "
+            f"{int(row['seeds'])} seeds): {reading}. Along the curve, the change on it "
+            f"against |curvature|: rho {link} ({_p(row['p_link'])})."
+        )
+    profile = _table(tables, "tube_profile")
+    if profile is not None:
+        lines += [
+            "",
+            (
+                "Profile (mean over bins, runs and windows) against the offset relative to the "
+                "half-width:"
+            ),
+            "",
+            markdown_table(
+                _records(profile),
+                ["arm", "target", "relative_offset", "tube_init", "tube_final", "change"],
+            ),
+        ]
+    return [*lines, ""]
+
+
+CORE_WORD = "a quarter"
+RIM_WORD = "half"
+
+
+def _architecture_section(tables: dict[str, Any]) -> list[str]:
+    table = _table(tables, "architectures")
+    if table is None:
+        return []
+    archs = table[table["width"] > 0]
+    lines = [
+        "## Architectures",
+        "",
+        (
+            "Widths x depths on a subset of curves (arc arm, smooth target): runs, fit, "
+            "on-manifold density per unit length and per neuron before and after training, "
+            "and the curvature link pooled like the primary endpoint."
+        ),
+        "",
+        markdown_table(
+            _records(archs),
+            [
+                "width",
+                "depth",
+                "neurons",
+                "runs",
+                "fit_rate",
+                "density_init",
+                "density_final",
+                "per_neuron_init",
+                "per_neuron_final",
+                "rho",
+                "rho_lo",
+                "rho_hi",
+                "p_t",
+            ],
+        ),
+        "",
+    ]
+    ok = archs.dropna(subset=["per_neuron_final"])
+    if len(ok) > 1:
+        stats = optional_import("scipy.stats", "experiments")
+        lines.append(
+            "- Density per neuron after training ranges from "
+            f"{ok['per_neuron_final'].min():.3g} to {ok['per_neuron_final'].max():.3g} "
+            f"(before: {ok['per_neuron_init'].min():.3g} to {ok['per_neuron_init'].max():.3g});"
+            " its Spearman correlation with the number of neurons across the "
+            f"{len(ok)} architectures is {stats.spearmanr(ok['neurons'], ok['per_neuron_final'])[0]:+.2f}"
+            f" after and {stats.spearmanr(ok['neurons'], ok['per_neuron_init'])[0]:+.2f} before "
+            f"training; fit in {ok['fit_rate'].min():.0%} to {ok['fit_rate'].max():.0%} of runs."
+        )
+        links = ok[ok["p_t"] < ALPHA]
+        lines.append(
+            f"- The curvature link differs from 0 (t-test, unadjusted) in {len(links)} of "
+            f"{len(ok)} architectures; rho from {ok['rho'].min():+.2f} to "
+            f"{ok['rho'].max():+.2f}."
+        )
+    trend = table[table["width"] == 0]
+    if len(trend) and np.isfinite(trend.iloc[0]["slope"]):
+        row = trend.iloc[0]
+        shown = _excludes(row["slope_lo"], row["slope_hi"], 0.0)
+        lines.append(
+            f"- Trend with size: per seed the slope of z on log2(neurons) is "
+            f"{_signed_interval(row, 'slope')} ({_p(row['p_slope'])}, "
+            f"{int(row['seeds'])} seeds): "
+            + (
+                f"the link {'grows' if row['slope'] > 0 else 'falls'} with size."
+                if shown
+                else "no trend with size shown."
+            )
+        )
+    return [*lines, ""]
+
+
+def _shape_words(values: Any, tolerance: float) -> str:
+    """The moves of a series (rises and falls beyond ``tolerance`` of its mean), merged."""
+    moves: list[str] = []
+    level = float(values[0])
+    for value in values[1:]:
+        if abs(value - level) <= tolerance:
+            continue
+        move = "rise" if value > level else "fall"
+        if not moves or moves[-1] != move:
+            moves.append(move)
+        level = float(value)
+    return ", ".join(moves) if moves else "no change"
+
+
+def _dynamics_section(tables: dict[str, Any], config: dict[str, Any]) -> list[str]:
+    table = _table(tables, "dynamics")
+    if table is None:
+        return []
+    factor = config.get("dynamics_factor", "?")
+    default_steps = config.get("steps")
+    lines = [
+        "## Training dynamics",
+        "",
+        (
+            f"{factor} times the study's {default_steps} steps "
+            f"({int(table['step'].max())}) on "
+            f"{', '.join(config.get('dynamics_manifolds', ()))} (arc arm, smooth target, "
+            f"{int(table['runs'].max())} runs that fit), measured at {len(table) - 1} "
+            "checkpoints after initialisation; mean over seeds with t intervals."
+        ),
+        "",
+    ]
+    density = table["density"].to_numpy(np.float64)
+    peak = int(np.argmax(density))
+    shape = _shape_words(density, 0.05 * float(np.mean(density)))
+    lines.append(
+        f"- On-manifold density: {density[0]:.3g} at initialisation, highest "
+        f"{density[peak]:.3g} at step {int(table['step'].iloc[peak])}, "
+        f"{density[-1]:.3g} at the end; its moves (beyond 5% of its mean): "
+        f"{shape}"
+        + (
+            " (the descent-ascent-descent of local complexity that Humayun et al. report "
+            + ("is seen here)." if "fall, rise, fall" in shape else "is not seen here).")
+        )
+    )
+    if "jump_density" in table and table["jump_density"].notna().any():
+        jump = table["jump_density"].to_numpy(np.float64)
+        lines.append(
+            f"- Slope-jump density: {jump[0]:.3g} at initialisation, {jump[-1]:.3g} at the "
+            f"end; its moves: {_shape_words(jump, 0.05 * float(np.nanmean(jump)))}."
+        )
+    linked = table[table["step"] > 0].dropna(subset=["rho"])
+    if len(linked):
+        at_default = linked[linked["step"] == default_steps]
+        last = linked.iloc[-1]
+        text = "- Curvature link of the change so far: "
+        if len(at_default):
+            row = at_default.iloc[0]
+            text += f"rho {_rho(row)} at step {default_steps} (the default length), "
+        text += f"{_rho(last)} at step {int(last['step'])}"
+        shown = linked[(linked["rho_lo"] > 0) | (linked["rho_hi"] < 0)]
+        text += f"; its CI excludes 0 at {len(shown)} of {len(linked)} checkpoints" + (
+            f" (from step {int(shown['step'].min())})." if len(shown) else "."
+        )
+        lines.append(text)
+    return [*lines, ""]
 
 
 def _comparison_section(tables: dict[str, Any]) -> list[str]:
@@ -1109,6 +1531,11 @@ def write_report(
         *_fit_section(tables, config),
         *_resolution_section(tables),
         *_controls_section(tables, config),
+        *_slope_jump_section(tables),
+        *_theory_section(tables),
+        *_tube_section(tables),
+        *_architecture_section(tables),
+        *_dynamics_section(tables, config),
         *_comparison_section(tables),
         *_figures_section(figures),
         *_method_section(config),

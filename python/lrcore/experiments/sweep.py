@@ -14,8 +14,9 @@ import functools
 import hashlib
 import math
 import threading
+import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -55,7 +56,9 @@ __all__ = [
     "StudyConfig",
     "Task",
     "TaskSetup",
+    "architecture_config",
     "build_manifold",
+    "dynamics_config",
     "make_tasks",
     "measure_densities",
     "parse_spec",
@@ -182,6 +185,27 @@ class StudyConfig:
         many times the resolution.
     permutations
         Circular-shift permutations of the per-manifold null distributions.
+    slope_jumps
+        Also measure, at every checkpoint, the slope-jump density of each window: the sum
+        of ``|Δ ∂f/∂s|`` over its breakpoints per unit length
+        (:func:`~lrcore.experiments.measures.slope_jumps`; column ``jump_density``).
+    theory
+        At initialisation, the Hanin-Rolnick expected density of each trajectory against
+        its exact density (:func:`~lrcore.experiments.measures.hanin_rolnick_density`;
+        the ``theory`` table).
+    tube_seeds, tube_bins
+        The tube density map (:func:`~lrcore.experiments.measures.tube_density_map`)
+        around plane curves, before and after training, for runs of the first
+        ``tube_seeds`` seeds (0: none), with ``windows`` bins along the curve and
+        ``tube_bins`` across it (the ``tube`` table).
+    arch_seeds, arch_widths, arch_depths, arch_manifolds
+        The architecture sweep (:func:`architecture_config`): every width x depth on
+        ``arch_manifolds`` (arc arm, smooth target) for the first ``arch_seeds`` seeds
+        (0: none).
+    dynamics_seeds, dynamics_factor, dynamics_checkpoints, dynamics_manifolds
+        The dynamics run (:func:`dynamics_config`): ``dynamics_factor`` times the steps,
+        measured at ``dynamics_checkpoints`` checkpoints, on ``dynamics_manifolds`` (arc
+        arm, smooth target) for the first ``dynamics_seeds`` seeds (0: none).
 
     Examples
     --------
@@ -213,6 +237,23 @@ class StudyConfig:
     embed_dim: int = 2
     convergence_factor: int = 2
     permutations: int = 9999
+    slope_jumps: bool = True
+    theory: bool = True
+    tube_seeds: int = 3
+    tube_bins: int = 8
+    arch_seeds: int = 0
+    arch_widths: tuple[int, ...] = (16, 32, 64)
+    arch_depths: tuple[int, ...] = (2, 3, 4)
+    arch_manifolds: tuple[str, ...] = (
+        "ellipse:b=0.4",
+        "ellipse:b=0.2",
+        "profile:amplitude=0.6",
+        "profile:amplitude=0.9",
+    )
+    dynamics_seeds: int = 0
+    dynamics_factor: int = 10
+    dynamics_checkpoints: int = 20
+    dynamics_manifolds: tuple[str, ...] = ("ellipse:b=0.2", "profile:amplitude=0.9")
 
     def __post_init__(self) -> None:
         choices = {"families": FAMILIES, "arms": ARMS, "targets": TARGET_KINDS}
@@ -243,6 +284,12 @@ class StudyConfig:
             "embed_dim": self.embed_dim,
             "convergence_factor": self.convergence_factor,
             "permutations": self.permutations,
+            "tube_bins": self.tube_bins,
+            "dynamics_factor": self.dynamics_factor,
+            "dynamics_checkpoints": self.dynamics_checkpoints,
+            "tube_seeds": self.tube_seeds + 1,
+            "arch_seeds": self.arch_seeds + 1,
+            "dynamics_seeds": self.dynamics_seeds + 1,
         }
         for name, value in positive.items():
             if value < 1:
@@ -271,8 +318,18 @@ class StudyConfig:
         if self.schedule not in SCHEDULES:
             msg = f"schedule: expected one of {SCHEDULES}, got {self.schedule!r}"
             raise ValueError(msg)
-        for spec in self.manifolds:
+        for spec in (*self.manifolds, *self.arch_manifolds, *self.dynamics_manifolds):
             parse_spec(spec)  # fails early on a bad spec, without building the manifold
+        if (
+            not self.arch_widths
+            or not self.arch_depths
+            or min(*self.arch_widths, *self.arch_depths) < 1
+        ):
+            msg = (
+                f"arch_widths, arch_depths: expected positive integers, got "
+                f"{self.arch_widths}, {self.arch_depths}"
+            )
+            raise ValueError(msg)
 
     def manifold_specs(self) -> list[str]:
         """The manifold specs studied, in order."""
@@ -306,6 +363,67 @@ class Task:
     def run(self) -> str:
         """The run's id, e.g. ``"ellipse:b=0.4|arc|smooth|s3|32x3"``."""
         return f"{self.manifold}|{self.arm}|{self.target}|s{self.seed}|{self.width}x{self.depth}"
+
+
+def architecture_config(config: StudyConfig) -> StudyConfig | None:
+    """The architecture sweep of a study: every ``arch_widths`` x ``arch_depths`` on
+    ``arch_manifolds``, arc arm, smooth target, seeds ``0 .. arch_seeds - 1``, with the
+    study's other settings (None when ``arch_seeds`` is 0). Its tasks with the study's
+    own architecture are the study's own tasks (same results).
+
+    Examples
+    --------
+    >>> sub = architecture_config(StudyConfig(arch_seeds=2))
+    >>> len(make_tasks(sub))  # 4 manifolds x 9 architectures x 2 seeds
+    72
+    """
+    if config.arch_seeds == 0:
+        return None
+    return replace(
+        config,
+        families=FAMILIES,
+        manifolds=config.arch_manifolds,
+        arms=("arc",),
+        targets=("smooth",),
+        seeds=tuple(range(config.arch_seeds)),
+        widths=config.arch_widths,
+        depths=config.arch_depths,
+        tube_seeds=0,
+        arch_seeds=0,
+        dynamics_seeds=0,
+    )
+
+
+def dynamics_config(config: StudyConfig) -> StudyConfig | None:
+    """The dynamics run of a study: ``dynamics_factor`` times the steps, measured at
+    ``dynamics_checkpoints`` evenly spread checkpoints, on ``dynamics_manifolds``, arc
+    arm, smooth target, the study's first architecture, seeds ``0 .. dynamics_seeds -
+    1`` (None when ``dynamics_seeds`` is 0).
+
+    Examples
+    --------
+    >>> sub = dynamics_config(StudyConfig(dynamics_seeds=3))
+    >>> sub.steps, sub.checkpoints, len(make_tasks(sub))
+    (5000, 20, 6)
+    """
+    if config.dynamics_seeds == 0:
+        return None
+    return replace(
+        config,
+        families=FAMILIES,
+        manifolds=config.dynamics_manifolds,
+        arms=("arc",),
+        targets=("smooth",),
+        seeds=tuple(range(config.dynamics_seeds)),
+        widths=config.widths[:1],
+        depths=config.depths[:1],
+        steps=config.steps * config.dynamics_factor,
+        checkpoints=config.dynamics_checkpoints,
+        theory=False,
+        tube_seeds=0,
+        arch_seeds=0,
+        dynamics_seeds=0,
+    )
 
 
 def make_tasks(config: StudyConfig) -> list[Task]:
@@ -534,26 +652,44 @@ def prepare_task(task: Task, config: StudyConfig) -> TaskSetup:
 
 
 def measure_densities(
-    net: Network, trajectories: Sequence[Trajectory], windows: int, num_threads: int | None
-) -> tuple[list[NDArray[np.float64]], list[NDArray[np.float64]], NDArray[np.int64]]:
+    net: Network,
+    trajectories: Sequence[Trajectory],
+    windows: int,
+    num_threads: int | None,
+    jumps: bool = False,
+) -> tuple[
+    list[NDArray[np.float64]],
+    list[NDArray[np.float64]],
+    NDArray[np.int64],
+    list[NDArray[np.float64]] | None,
+]:
     """Exact density in ``windows`` equal windows along each trajectory (one batch call).
 
-    Returns the window centres (arc length), the densities (breakpoints per unit length)
-    and the total breakpoints of each trajectory.
+    Returns the window centres (arc length), the densities (breakpoints per unit length),
+    the total breakpoints of each trajectory, and with ``jumps`` the slope-jump density
+    of each window (the sum of ``|Δ ∂f/∂s|`` at its breakpoints per unit length,
+    :func:`~lrcore.experiments.measures.slope_jumps`), else None.
     """
     batch = count_1d(
         net,
         [t.points for t in trajectories],
         [t.closed for t in trajectories],
         num_threads=num_threads,
+        return_patterns=jumps,
     )
     centres, densities = [], []
-    for result in batch:
+    jump_densities: list[NDArray[np.float64]] | None = [] if jumps else None
+    for trajectory, result in zip(trajectories, batch):
         window = result.length / windows
         at = result.window_centers(window)
         centres.append(at)
         densities.append(result.density(window, at=at))
-    return centres, densities, np.asarray(batch.num_breakpoints)
+        if jump_densities is not None:
+            from .measures import slope_jumps
+
+            found = slope_jumps(net, trajectory.points, trajectory.closed, result=result)
+            jump_densities.append(found.density(window, at=at)[1])
+    return centres, densities, np.asarray(batch.num_breakpoints), jump_densities
 
 
 def _near_jumps(
@@ -604,6 +740,25 @@ def _bending(trajectory: Trajectory, values: NDArray[np.float64]) -> NDArray[np.
     return bend
 
 
+def _slope(trajectory: Trajectory, values: NDArray[np.float64]) -> NDArray[np.float64]:
+    """|d target / d arc length| at the vertices (central differences; one-sided at the
+    ends of an open trajectory; NaN where the target is undefined).
+
+    A sinusoid is steepest where it bends least: ``|f''| = (2πf)² |f|`` while ``|f'|``
+    peaks at its zeros, so the slope is the bending control's natural rival.
+    """
+    points = trajectory.points
+    after = np.linalg.norm(np.roll(points, -1, axis=0) - points, axis=1)
+    before = np.roll(after, 1)
+    slope: NDArray[np.float64] = np.abs(
+        (np.roll(values, -1) - np.roll(values, 1)) / np.maximum(after + before, 1e-300)
+    )
+    if not trajectory.closed:
+        slope[0] = abs(values[1] - values[0]) / max(after[0], 1e-300)
+        slope[-1] = abs(values[-1] - values[-2]) / max(before[-1], 1e-300)
+    return slope
+
+
 def _target_bending(trajectory: Trajectory, target: Target) -> NDArray[np.float64] | None:
     """|d² target / d arc length²| at the vertices of a trajectory, or None where the
     target is undefined on it (the arc arm off the manifold's chart)."""
@@ -651,6 +806,7 @@ def _window_columns(
     values = setup.target.values(trajectory.coordinate, trajectory.points)
     columns["target_value"] = mean(values)
     columns["target_bending"] = mean(_bending(trajectory, values))
+    columns["target_slope"] = mean(_slope(trajectory, values))
     points = trajectory.points
     columns["dist_centre"] = mean(np.linalg.norm(points - setup.centre, axis=1))
     columns["dist_origin"] = mean(np.linalg.norm(points, axis=1))
@@ -701,10 +857,10 @@ def _convergence(
         setup.task.manifold, config.embed_dim, fine_resolution, config.surface_paths
     )
     fine = [t.moved(setup.motion) for t in fine_base]
-    fine_centres, fine_density, fine_breakpoints = measure_densities(
+    fine_centres, fine_density, fine_breakpoints, _ = measure_densities(
         net, fine, config.windows, num_threads
     )
-    centres, density, breakpoints = measure_densities(net, on, config.windows, num_threads)
+    centres, density, breakpoints, _ = measure_densities(net, on, config.windows, num_threads)
     curvature, estimate = [], []
     for coarse, finer, at, fine_at in zip(on, fine, centres, fine_centres):
 
@@ -738,6 +894,112 @@ def _convergence(
     }
 
 
+#: Sample points of the Hanin-Rolnick estimate along each trajectory (its mean moved by
+#: 0.5% between 128 and 512 on a 64-d orbit, at a twentieth of the time).
+THEORY_SAMPLES = 128
+
+
+def _theory_rows(
+    net: Network, trajectories: Sequence[Trajectory], config: StudyConfig, threads: int | None
+) -> list[dict[str, Any]]:
+    """Hanin-Rolnick expected density against the exact one, per trajectory (at init)."""
+    from .measures import hanin_rolnick_density
+
+    rows = []
+    for t in trajectories:
+        found = hanin_rolnick_density(
+            net, t.points, t.closed, samples=THEORY_SAMPLES, num_threads=threads
+        )
+        prefix = {"on": "on", "line": "line"}.get(t.kind, "offset+" if t.side > 0 else "offset-")
+        rows.append(
+            {
+                "trajectory": f"{prefix}:{t.name}",
+                "kind": t.kind,
+                "length": found.length,
+                "expected": found.expected,
+                "measured": found.measured,
+                "ratio": found.ratio,
+                **{f"expected_layer{i + 1}": v for i, v in enumerate(found.per_layer)},
+            }
+        )
+    return rows
+
+
+@dataclass(frozen=True)
+class _TubePlan:
+    """Where a run's tube map is measured: the on-manifold curve in the input plane, the
+    tube's half-width and the curvature at the centres of the bins along it."""
+
+    points: NDArray[np.float64]
+    closed: bool
+    half_width: float
+    curvature: NDArray[np.float64]
+
+
+def _tube_plan(setup: TaskSetup, config: StudyConfig) -> _TubePlan | None:
+    """The tube of a plane curve's run among the first ``tube_seeds`` seeds, else None.
+
+    The half-width is twice the offset, but at most 0.8 times the smallest radius of
+    curvature of the window means (so that the bins do not fold)."""
+    manifold = setup.manifold
+    if (
+        setup.task.seed >= config.tube_seeds
+        or not isinstance(manifold, Curve)
+        or manifold.ambient_dim != 2
+    ):
+        return None
+    on = next(t for t in setup.trajectories if t.kind == "on")
+    window = on.length / config.windows
+    centres = (window / 2 + window * np.arange(config.windows)).astype(np.float64)
+    kappa = window_means(
+        on.arc, np.abs(on.measures["curvature"]), on.closed, on.length, centres, window
+    )
+    largest = float(np.max(np.abs(on.measures["curvature"])))
+    half = min(2 * config.offset, 0.8 / largest) if largest > 0 else 2 * config.offset
+    return _TubePlan(on.points, on.closed, half, kappa)
+
+
+def _tube_map(
+    net: Network, plan: _TubePlan, config: StudyConfig, threads: int | None
+) -> NDArray[np.float64] | None:
+    """The tube's density map (windows x tube_bins), or None where its bins fold."""
+    from .measures import tube_density_map
+
+    try:
+        found = tube_density_map(
+            net,
+            plan.points,
+            plan.closed,
+            half_width=plan.half_width,
+            s_bins=config.windows,
+            r_bins=config.tube_bins,
+            num_threads=threads,
+        )
+    except ValueError:  # a corner folds the bins: no map for this curve
+        return None
+    density: NDArray[np.float64] = found.density
+    return density
+
+
+def _tube_columns(plan: _TubePlan, maps: dict[str, Any]) -> dict[str, Any]:
+    """Columns of a run's tube table (one row per bin), empty where the bins fold."""
+    init, final = maps["init"], maps["final"]
+    if init is None or final is None:
+        return {"window": np.zeros(0, dtype=np.int64)}
+    s_bins, r_bins = init.shape
+    edges = np.linspace(-plan.half_width, plan.half_width, r_bins + 1)
+    offsets = (edges[1:] + edges[:-1]) / 2
+    return {
+        "window": np.repeat(np.arange(s_bins), r_bins),
+        "offset_bin": np.tile(np.arange(r_bins), s_bins),
+        "offset": np.tile(offsets, s_bins),
+        "half_width": plan.half_width,
+        "curvature": np.repeat(plan.curvature, r_bins),
+        "tube_init": init.ravel(),
+        "tube_final": final.ravel(),
+    }
+
+
 def run_task(
     task: Task, config: StudyConfig, num_threads: int | None = 1, keep_weights: bool = False
 ) -> dict[str, Any]:
@@ -752,6 +1014,7 @@ def run_task(
     pd = optional_import("pandas", "experiments")
     from lrcore._torch_sequential import sequential_to_arrays
 
+    cpu_start, wall_start = time.process_time(), time.perf_counter()
     setup = prepare_task(task, config)
     manifold, trajectories = setup.manifold, setup.trajectories
     steps = checkpoint_steps(config.steps, config.checkpoints)
@@ -761,13 +1024,26 @@ def run_task(
     weights: dict[str, Any] = {}
     centres: list[NDArray[np.float64]] = []
 
+    jumps: dict[int, list[NDArray[np.float64]]] = {}
+    theory: list[dict[str, Any]] = []
+    tube: dict[str, Any] = {}
+    tube_plan = _tube_plan(setup, config)
+
     def on_checkpoint(step: int, model: Any) -> None:
         nonlocal centres
         net = Network.from_torch(model)
-        centres, densities, _ = measure_densities(net, trajectories, config.windows, num_threads)
+        centres, densities, _, jump_density = measure_densities(
+            net, trajectories, config.windows, num_threads, jumps=config.slope_jumps
+        )
         recorded[step] = densities
+        if jump_density is not None:
+            jumps[step] = jump_density
         if keep_weights and step in (steps[0], steps[-1]):
             weights["init" if step == 0 else "final"] = sequential_to_arrays(model)[:2]
+        if step == 0 and config.theory:
+            theory.extend(_theory_rows(net, trajectories, config, num_threads))
+        if tube_plan is not None and step in (steps[0], steps[-1]):
+            tube["init" if step == 0 else "final"] = _tube_map(net, tube_plan, config, num_threads)
 
     # torch's thread count is process-wide: tasks in threads of one process (a Dask
     # worker with several threads) take turns, so none sees another's setting.
@@ -810,6 +1086,9 @@ def run_task(
             **columns,
             "step": np.repeat(np.asarray(steps, dtype=np.int64), total),
             "density": np.concatenate([np.concatenate(recorded[s]) for s in steps]),
+            "jump_density": (
+                np.concatenate([np.concatenate(jumps[s]) for s in steps]) if jumps else np.nan
+            ),
         }
     )
     convergence = pd.DataFrame({**ident, **_convergence(setup, config, final_net, num_threads)})
@@ -829,13 +1108,24 @@ def run_task(
                 "target_variance": variance,
                 "fit_threshold": threshold,
                 "fit_ok": bool(heldout_loss <= threshold),
+                # The task's own time (process CPU: the worker's threads together).
+                "cpu_seconds": time.process_time() - cpu_start,
+                "wall_seconds": time.perf_counter() - wall_start,
             }
         ]
+    )
+    theory_table = pd.DataFrame([{**ident, **row} for row in theory])
+    tube_table = (
+        pd.DataFrame({**ident, **_tube_columns(tube_plan, tube)})
+        if tube_plan is not None and len(tube) == 2
+        else pd.DataFrame()
     )
     return {
         "windows": windows_table,
         "runs": runs,
         "convergence": convergence,
+        "theory": theory_table,
+        "tube": tube_table,
         "weights": weights if keep_weights else None,
     }
 

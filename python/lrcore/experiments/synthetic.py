@@ -257,6 +257,7 @@ def synthetic_tables(
                             "mean": k if family == "surfaces" else np.nan,
                             "target_value": value,
                             "target_bending": 4 * np.abs(value),
+                            "target_slope": 2 * np.abs(np.cos(2 * angle + phase)),
                             "dist_centre": distance(angle) * (1 + 0.1 * side),
                             "dist_origin": 2 + np.cos(angle - phase) * (1 + 0.1 * side),
                             "near_step": near if kind == "on" else np.zeros(windows, bool),
