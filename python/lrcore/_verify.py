@@ -207,6 +207,9 @@ def _norms(rows: FloatArray) -> FloatArray:
 
 
 def _row_norms(weight: Any) -> FloatArray:
+    if hasattr(weight, "row_norms"):  # CompositeLayer: exact, without its matrix
+        norms: FloatArray = weight.row_norms()
+        return norms
     if hasattr(weight, "multiply"):  # scipy.sparse
         squares = np.asarray(weight.multiply(weight).sum(axis=1), dtype=np.float64).ravel()
         out: FloatArray = np.sqrt(squares)

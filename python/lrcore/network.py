@@ -9,6 +9,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from . import _core
+from ._layers import CompositeLayer
 from ._torch_sequential import infer_input_shape, sequential_to_arrays
 from ._validation import as_float_array
 
@@ -28,6 +29,8 @@ SlopeSpec = Union[float, Sequence[float]]
 def _as_weight(value: Any, index: int) -> Any:
     """A layer's weight: a dense float64 array, or a scipy.sparse matrix kept sparse."""
     name = f"weights[{index}]"
+    if isinstance(value, CompositeLayer):  # convolutions and carried values, structured
+        return value
     if hasattr(value, "tocsr"):  # scipy.sparse: convolutions and pooling stay sparse
         csr = value.tocsr().astype(np.float64)
         csr.sum_duplicates()
@@ -42,7 +45,9 @@ def _as_weight(value: Any, index: int) -> Any:
 
 
 def _core_weight(weight: Any) -> Any:
-    """What the compiled core takes for one layer: an array, or the CSR tuple."""
+    """What the compiled core takes for one layer: an array, the CSR tuple, a composite."""
+    if isinstance(weight, CompositeLayer):
+        return weight.core_weight()
     if hasattr(weight, "indptr"):
         out_dim, in_dim = weight.shape
         return (
