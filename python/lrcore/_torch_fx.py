@@ -346,8 +346,57 @@ def _overlap(a: tuple[int, int, Any], b: tuple[int, int, Any]) -> bool:
     return a_in0 < b_in1 and b_in0 < a_in1 and a_out0 < b_out1 and b_out0 < a_out1
 
 
+def _merged_conv(a: Conv, b: Conv) -> Conv | None:
+    """One convolution doing what two on the same input into the same output do, if any.
+
+    Both read the input at ``out * stride - pad + tap * dilation``: one kernel with
+    dilation 1 spanning both kernels' offsets holds each tap at its own offset (zero
+    padding is the same for both), so the sum is exact.
+    """
+    same = (a.in_shape, a.out_shape, a.stride, a.groups) == (
+        b.in_shape,
+        b.out_shape,
+        b.stride,
+        b.groups,
+    )
+    if not same:
+        return None
+    nd = len(a.in_shape) - 1
+    lows, highs = [], []
+    for axis in range(nd):
+        ends = []
+        for conv in (a, b):
+            k = conv.weight.shape[2 + axis]
+            ends += [-conv.pad_lo[axis], -conv.pad_lo[axis] + (k - 1) * conv.dilation[axis]]
+        lows.append(min(ends))
+        highs.append(max(ends))
+    kernel = tuple(h - lo + 1 for lo, h in zip(lows, highs))
+    weight = np.zeros(a.weight.shape[:2] + kernel)
+    for conv in (a, b):
+        taps = tuple(
+            slice(
+                -conv.pad_lo[i] - lows[i],
+                -conv.pad_lo[i] - lows[i] + (conv.weight.shape[2 + i] - 1) * conv.dilation[i] + 1,
+                conv.dilation[i],
+            )
+            for i in range(nd)
+        )
+        index: tuple[slice, ...] = (slice(None), slice(None))
+        weight[index + taps] += conv.weight
+    pad_lo = tuple(-lo for lo in lows)
+    pad_hi = tuple(
+        (a.out_shape[1 + i] - 1) * a.stride[i] + kernel[i] - pad_lo[i] - a.in_shape[1 + i]
+        for i in range(nd)
+    )
+    return Conv(weight, a.in_shape, a.out_shape, a.stride, pad_lo, pad_hi, (1,) * nd, a.groups)
+
+
 def _merge(a: tuple[int, int, Any], b: tuple[int, int, Any]) -> tuple[int, int, Any]:
-    """Two parts as one matrix part over the union of their ranges."""
+    """Two parts as one part over the union of their ranges (a convolution or a matrix)."""
+    if isinstance(a[2], Conv) and isinstance(b[2], Conv) and a[:2] == b[:2]:
+        conv = _merged_conv(a[2], b[2])
+        if conv is not None:
+            return a[0], a[1], conv
     sparse = _sparse()
     a_in0, a_in1, a_out0, a_out1 = _ranges(a)
     b_in0, b_in1, b_out0, b_out1 = _ranges(b)
@@ -673,6 +722,12 @@ class _Lowering:
                 msg = f"{where}: functional dropout with training=True is random"
                 raise ValueError(msg)
             return self.tensor(node.args[0], where)
+        if name in ("adaptive_avg_pool2d", "avg_pool2d"):
+            return self.module_value(node, self.pool_module(node, name), where)
+        if name == "mean":
+            return self.mean(node, where)
+        if name == "pad":
+            return self.pad(node, where)
         hint = ""
         if "max_pool" in name.lower():
             hint = " (max pooling is not supported: its regions are defined by the argmax)"
@@ -746,6 +801,85 @@ class _Lowering:
             hint = " (not piecewise linear)"
         msg = f"{where}: {kind} is not supported{hint}"
         raise ValueError(msg)
+
+    def pool_module(self, node: Any, name: str) -> Any:
+        """The pooling module that does what a functional pooling call does."""
+        nn = self.nn
+        if name == "adaptive_avg_pool2d":
+            return nn.AdaptiveAvgPool2d(_argument(node, 1, "output_size", None))
+        kernel = _argument(node, 1, "kernel_size", None)
+        return nn.AvgPool2d(
+            kernel,
+            stride=_argument(node, 2, "stride", None),
+            padding=_argument(node, 3, "padding", 0),
+            ceil_mode=bool(_argument(node, 4, "ceil_mode", False)),
+            count_include_pad=bool(_argument(node, 5, "count_include_pad", True)),
+            divisor_override=_argument(node, 6, "divisor_override", None),
+        )
+
+    def mean(self, node: Any, where: str) -> _Value:
+        """``x.mean(dims)`` / ``torch.mean(x, dims)`` over non-batch dimensions."""
+        value = self.tensor(node.args[0], where)
+        dims = _argument(node, 1, "dim", None)
+        keepdim = bool(_argument(node, 2, "keepdim", False))
+        ndim = len(value.shape) + 1
+        if dims is None:
+            msg = f"{where}: a mean over every dimension includes the batch; give dims"
+            raise ValueError(msg)
+        axes = sorted(
+            {int(d) % ndim for d in (dims if isinstance(dims, (tuple, list)) else [dims])}
+        )
+        if 0 in axes:
+            msg = f"{where}: a mean over the batch dimension is not supported"
+            raise ValueError(msg)
+        inner = [a - 1 for a in axes]
+        kept = [n if i not in inner else 1 for i, n in enumerate(value.shape)]
+        # Each entry's row in the result: its index with the averaged axes set to 0.
+        grids = np.indices(value.shape)
+        for axis in inner:
+            grids[axis] = 0
+        target = np.ravel_multi_index(tuple(grids), tuple(kept)).ravel()
+        count = math.prod(value.shape[a] for a in inner)
+        out_size = math.prod(kept)
+        matrix = _sparse().csr_matrix(
+            (np.full(value.size, 1.0 / count), (target, np.arange(value.size))),
+            shape=(out_size, value.size),
+        )
+        shape = tuple(kept) if keepdim else tuple(n for i, n in enumerate(kept) if i not in inner)
+        return value.then(matrix, np.zeros(out_size), shape)
+
+    def pad(self, node: Any, where: str) -> _Value:
+        """``F.pad`` with a constant (zero or not; negative pads crop)."""
+        value = self.tensor(node.args[0], where)
+        pads = [int(p) for p in _argument(node, 1, "pad", ())]
+        mode = _argument(node, 2, "mode", "constant")
+        fill = _argument(node, 3, "value", None)
+        if mode != "constant":
+            msg = f"{where}: F.pad with mode={mode!r} is not supported (only 'constant')"
+            raise ValueError(msg)
+        if len(pads) % 2 or len(pads) // 2 > len(value.shape):
+            msg = f"{where}: F.pad needs pairs for at most the non-batch dimensions, got {pads}"
+            raise ValueError(msg)
+        source = np.arange(value.size).reshape(value.shape)
+        for pair in range(len(pads) // 2):
+            axis = len(value.shape) - 1 - pair
+            lo, hi = pads[2 * pair], pads[2 * pair + 1]
+            width = [(0, 0)] * len(value.shape)
+            width[axis] = (max(lo, 0), max(hi, 0))
+            source = np.pad(source, width, constant_values=-1)
+            crop = [slice(None)] * len(value.shape)
+            crop[axis] = slice(max(-lo, 0), source.shape[axis] - max(-hi, 0))
+            source = source[tuple(crop)]
+        if source.size == 0:
+            msg = f"{where}: F.pad leaves an empty tensor"
+            raise ValueError(msg)
+        flat = source.ravel()
+        rows = np.flatnonzero(flat >= 0)
+        matrix = _sparse().csr_matrix(
+            (np.ones(rows.size), (rows, flat[rows])), shape=(flat.size, value.size)
+        )
+        offset = np.where(flat >= 0, 0.0, float(fill or 0.0))
+        return value.then(matrix, offset, tuple(source.shape))
 
     def flattened(self, value: _Value, start: int, end: int, where: str) -> _Value:
         """``torch.flatten(x, start, end)`` of a batch of values of this shape."""

@@ -58,8 +58,11 @@ __all__ = [
 VERIFY_FACTOR = 100.0
 #: Problems kept in a report per check (all are counted in ``num_problems``).
 MAX_PROBLEMS_PER_CHECK = 10
-# Points evaluated at once: bounds the temporary (points × neurons) arrays.
+# Points evaluated at once: bounds the temporary (points × neurons) arrays. A network
+# with many units (a CIFAR ResNet-18 has about a million per point) takes fewer points at
+# once: about _CHUNK_BYTES of layer values per chunk.
 _CHUNK = 4096
+_CHUNK_BYTES = 64 << 20
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
@@ -244,6 +247,9 @@ class _Evaluator:
         self.slack = np.concatenate([[]] + [s[:n] for s, n in zip(slack, self.sizes)])
         self.output_slack = slack[-1]
         self.num_points = 0
+        # Values held per point: every layer's units, the neurons' values and scales.
+        per_point = 8 * (sum(net.layer_widths) + 3 * net.num_neurons + net.input_dim)
+        self.chunk = int(np.clip(_CHUNK_BYTES // max(per_point, 1), 1, _CHUNK))
 
     def _layers(self, x: FloatArray, with_output: bool) -> Iterator[tuple[FloatArray, FloatArray]]:
         """(values, scales) of each hidden layer's neurons, then of the output if asked."""
@@ -295,9 +301,17 @@ def _residual(z: FloatArray, scale: FloatArray, slack: FloatArray) -> FloatArray
 
 
 def _contradictions(
-    ev: _Evaluator, points: FloatArray, bits: BoolArray, tol: float, known: BoolArray | None = None
+    ev: _Evaluator,
+    points: FloatArray,
+    bits: BoolArray,
+    tol: float,
+    unsure: BoolArray | None = None,
+    row_of: IntArray | None = None,
 ) -> tuple[IntArray, IntArray, FloatArray]:
-    """Rows whose certain signs contradict their pattern ``bits`` (where ``known``).
+    """Rows whose certain signs contradict their pattern (where not ``unsure``).
+
+    Point ``i``'s pattern is ``bits[row_of[i]]`` (``bits[i]`` without ``row_of``), taken a
+    chunk at a time: no (points × neurons) array of patterns is formed.
 
     Returns (row, neuron column, signed residual) of the first contradicting neuron of
     each bad row.
@@ -305,14 +319,17 @@ def _contradictions(
     rows: list[IntArray] = []
     cols: list[IntArray] = []
     ratios: list[FloatArray] = []
-    for lo in range(0, points.shape[0], _CHUNK):
-        z, scale = ev.neurons(points[lo : lo + _CHUNK])
-        b = bits[lo : lo + _CHUNK]
+    for lo in range(0, points.shape[0], ev.chunk):
+        z, scale = ev.neurons(points[lo : lo + ev.chunk])
+        idx = np.arange(lo, min(lo + ev.chunk, points.shape[0]))
+        if row_of is not None:
+            idx = row_of[idx]
+        b = bits[idx]
         with np.errstate(over="ignore"):
             limit = tol * scale + ev.slack
         bad = (b & (z < -limit)) | (~b & (z > limit))
-        if known is not None:
-            bad &= known[lo : lo + _CHUNK]
+        if unsure is not None:
+            bad &= ~unsure[idx]
         bad_rows = np.flatnonzero(bad.any(axis=1))
         if bad_rows.size:
             first = np.argmax(bad[bad_rows], axis=1)
@@ -329,25 +346,32 @@ def _contradictions(
 def _residuals(ev: _Evaluator, points: FloatArray, columns: IntArray) -> FloatArray:
     """Residual of neuron ``columns[i]`` at ``points[i]`` (zero when at most ``tol``)."""
     out = np.zeros(points.shape[0])
-    for lo in range(0, points.shape[0], _CHUNK):
-        z, scale = ev.neurons(points[lo : lo + _CHUNK])
+    for lo in range(0, points.shape[0], ev.chunk):
+        z, scale = ev.neurons(points[lo : lo + ev.chunk])
         idx = np.arange(z.shape[0])
-        col = columns[lo : lo + _CHUNK]
-        out[lo : lo + _CHUNK] = _residual(z[idx, col], scale[idx, col], ev.slack[col])
+        col = columns[lo : lo + ev.chunk]
+        out[lo : lo + ev.chunk] = _residual(z[idx, col], scale[idx, col], ev.slack[col])
     return out
 
 
-def _certain_bits(ev: _Evaluator, points: FloatArray, tol: float) -> tuple[BoolArray, BoolArray]:
-    """Pattern bits at points (``z`` above zero's limit) and where the sign is uncertain."""
-    bits = np.zeros((points.shape[0], int(ev.offsets[-1])), dtype=bool)
-    unsure = np.zeros_like(bits)
-    for lo in range(0, points.shape[0], _CHUNK):
-        z, scale = ev.neurons(points[lo : lo + _CHUNK])
+def _certain_bits(
+    ev: _Evaluator,
+    points: FloatArray,
+    tol: float,
+    bits: BoolArray,
+    unsure: BoolArray,
+    rows: IntArray,
+) -> None:
+    """Pattern bits at points (``z`` above zero's limit) and where the sign is uncertain.
+
+    They are written to ``bits[rows]`` and ``unsure[rows]``.
+    """
+    for lo in range(0, points.shape[0], ev.chunk):
+        z, scale = ev.neurons(points[lo : lo + ev.chunk])
         with np.errstate(over="ignore"):
             limit = tol * scale + ev.slack
-        bits[lo : lo + _CHUNK] = z > limit
-        unsure[lo : lo + _CHUNK] = np.abs(z) <= limit
-    return bits, unsure
+        bits[rows[lo : lo + ev.chunk]] = z > limit
+        unsure[rows[lo : lo + ev.chunk]] = np.abs(z) <= limit
 
 
 #: Rounding allowance for the position of a point, relative to the coordinates' size.
@@ -517,9 +541,7 @@ def _piece_bits(
     first = order[np.concatenate([[True], piece[order][1:] != piece[order][:-1]])]
     bits = np.zeros((r.num_pieces, r.num_neurons), dtype=bool)
     unsure = np.ones_like(bits)
-    got_bits, got_unsure = _certain_bits(ev, xs[first, 1], tol)
-    bits[piece[first]] = got_bits
-    unsure[piece[first]] = got_unsure
+    _certain_bits(ev, xs[first, 1], tol, bits, unsure, piece[first])
     return bits, unsure
 
 
@@ -561,10 +583,7 @@ def _collect_path_problems(
     # Every neuron at the start, middle and end of every sub-interval agrees with the
     # piece's pattern (or is zero within the tolerance).
     flat_points = xs.reshape(-1, xs.shape[2])
-    known = np.repeat(~unsure[piece], 3, axis=0)
-    rows, cols, ratios = _contradictions(
-        ev, flat_points, np.repeat(bits[piece], 3, axis=0), tol, known
-    )
+    rows, cols, ratios = _contradictions(ev, flat_points, bits, tol, unsure, np.repeat(piece, 3))
     where = ("start", "middle", "end")
     c.add_many(
         "pattern",
@@ -604,26 +623,44 @@ def _collect_path_problems(
             ),
         )
 
-        # The pieces on either side differ in exactly the flipping neurons.
-        before = np.arange(k)
-        after = (before + 1) % r.num_pieces if r.closed else before + 1
-        flips = np.zeros((k, r.num_neurons), dtype=bool)
-        flips[bp_rows, columns] = True
-        differ = bits[before] != bits[after]
-        sure = ~unsure[before] & ~unsure[after]
-        wrong = (differ != flips) & sure
-        bad_bp = np.flatnonzero(wrong.any(axis=1))
-        c.add_many(
-            "breakpoint-flips",
-            bad_bp,
-            r.breakpoints[bad_bp],
-            lambda i: (
-                "the pieces on either side differ in "
-                f"{np.flatnonzero(differ[bad_bp[i]] & sure[bad_bp[i]]).tolist()}, the flipping "
-                f"neurons are columns {np.flatnonzero(flips[bad_bp[i]]).tolist()}"
-            ),
-        )
+        # The pieces on either side differ in exactly the flipping neurons (in chunks of
+        # breakpoints: the (breakpoints × neurons) arrays of a large network are large).
+        step = max(1, _CHUNK_BYTES // (8 * max(r.num_neurons, 1)))
+        for lo in range(0, k, step):
+            _check_flips(r, c, bits, unsure, bp_rows, columns, lo, min(k, lo + step))
     return c, r.num_pieces, k, ev.num_points, residual
+
+
+def _check_flips(
+    r: PathResult,
+    c: _Collector,
+    bits: BoolArray,
+    unsure: BoolArray,
+    bp_rows: IntArray,
+    columns: IntArray,
+    lo: int,
+    hi: int,
+) -> None:
+    """Breakpoints ``lo .. hi``: the pieces on either side differ in the flipping neurons."""
+    before = np.arange(lo, hi)
+    after = (before + 1) % r.num_pieces if r.closed else before + 1
+    flips = np.zeros((hi - lo, r.num_neurons), dtype=bool)
+    mine = (bp_rows >= lo) & (bp_rows < hi)
+    flips[bp_rows[mine] - lo, columns[mine]] = True
+    differ = bits[before] != bits[after]
+    sure = ~unsure[before] & ~unsure[after]
+    wrong = (differ != flips) & sure
+    bad_bp = np.flatnonzero(wrong.any(axis=1))
+    c.add_many(
+        "breakpoint-flips",
+        bad_bp + lo,
+        r.breakpoints[bad_bp + lo],
+        lambda i: (
+            "the pieces on either side differ in "
+            f"{np.flatnonzero(differ[bad_bp[i]] & sure[bad_bp[i]]).tolist()}, the flipping "
+            f"neurons are columns {np.flatnonzero(flips[bad_bp[i]]).tolist()}"
+        ),
+    )
 
 
 def check_batch(b: BatchResult, net: Network, tol: float) -> VerifyReport:
@@ -811,7 +848,7 @@ def check_slice(r: SliceResult, net: Network, tol: float) -> VerifyReport:
     # Every neuron at every corner of every face, and at the face's vertex average.
     face, a, _ = r._sides()
     corners = to_input(r.vertices[a])
-    rows, cols, ratios = _contradictions(ev, corners, bits[face], tol)
+    rows, cols, ratios = _contradictions(ev, corners, bits, tol, row_of=face)
     c.add_many(
         "pattern",
         face[rows],
@@ -855,7 +892,10 @@ def check_slice(r: SliceResult, net: Network, tol: float) -> VerifyReport:
                 f"at an end of its edge (tolerance {tol:.3g})"
             ),
         )
-        _, unsure = _certain_bits(ev, to_input(r.vertices), tol)
+        vertices = to_input(r.vertices)
+        vertex_bits = np.zeros((len(vertices), r.num_neurons), dtype=bool)
+        unsure = np.zeros_like(vertex_bits)
+        _certain_bits(ev, vertices, tol, vertex_bits, unsure, np.arange(len(vertices)))
         differ = bits[fa] != bits[fb]
         idx = np.arange(len(edges))
         same = np.flatnonzero(~differ[idx, columns])
@@ -884,10 +924,10 @@ def check_slice(r: SliceResult, net: Network, tol: float) -> VerifyReport:
     # The outputs stored at the vertices.
     xs = to_input(r.vertices)
     worst = np.zeros(r.num_vertices)
-    for lo in range(0, r.num_vertices, _CHUNK):
-        out, scale = ev.outputs(xs[lo : lo + _CHUNK])
-        diff = out - r.vertex_outputs[lo : lo + _CHUNK]
-        worst[lo : lo + _CHUNK] = _residual(diff, scale, ev.output_slack).max(axis=1)
+    for lo in range(0, r.num_vertices, ev.chunk):
+        out, scale = ev.outputs(xs[lo : lo + ev.chunk])
+        diff = out - r.vertex_outputs[lo : lo + ev.chunk]
+        worst[lo : lo + ev.chunk] = _residual(diff, scale, ev.output_slack).max(axis=1)
     bad = np.flatnonzero(~(worst <= tol))
     c.add_many(
         "outputs",

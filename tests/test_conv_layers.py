@@ -1,0 +1,189 @@
+"""Convolutions applied as convolutions (CompositeLayer / the core's ConvAffine).
+
+Oracles: torch's own float64 forward pass, the old representation of the same chain
+(every layer one CSR or dense matrix: ``trace_to_layers(structured=False)``, built by
+independent numpy code), and the torch-forward walk of ``tests/torch_walk.py``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import lrcore
+from lrcore import _core
+from lrcore._layers import CompositeLayer, Conv
+from lrcore._verify import _row_norms
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("scipy")
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from lrcore import zoo
+from lrcore._torch_fx import trace_to_layers
+
+nn = torch.nn
+F = torch.nn.functional
+
+
+def both(model, shape):
+    """The model converted with structured layers, and as the old chain of matrices."""
+    new = lrcore.from_torch(model, shape)
+    layers = trace_to_layers(model, shape, structured=False)
+    old = lrcore.Network(
+        layers.weights, layers.biases, layers.activations, layers.slopes, layers.linear_units
+    )
+    return new, old
+
+
+def torch_forward(model, shape, x):
+    with torch.no_grad():
+        out = model.double()(torch.as_tensor(x).reshape(-1, *shape))
+    return out.reshape(len(x), -1).numpy()
+
+
+def check_layers(new, old):
+    """Same matrices, exact row norms, |W| @ v, against the old chain."""
+    rng = np.random.default_rng(0)
+    for w_new, w_old in zip(new.weights, old.weights):
+        if not isinstance(w_new, CompositeLayer):
+            continue
+        dense = w_old.toarray() if hasattr(w_old, "toarray") else w_old
+        np.testing.assert_allclose(w_new.toarray(), dense, rtol=0, atol=1e-15)
+        np.testing.assert_allclose(
+            w_new.row_norms(), np.linalg.norm(dense, axis=1), rtol=1e-13, atol=1e-300
+        )
+        v = rng.uniform(size=w_new.shape[1])
+        np.testing.assert_allclose(abs(w_new) @ v, np.abs(dense) @ v, rtol=1e-12)
+
+
+class Residual(nn.Module):
+    """Two residual blocks (identity and strided 1×1 shortcut) on a small image."""
+
+    def __init__(self, width=3):
+        super().__init__()
+        self.stem = nn.Conv2d(2, width, 3, padding=1)
+        self.bn = nn.BatchNorm2d(width)
+        self.c1 = nn.Conv2d(width, width, 3, padding=1, bias=False)
+        self.b1 = nn.BatchNorm2d(width)
+        self.c2 = nn.Conv2d(width, width, 3, padding=1)
+        self.c3 = nn.Conv2d(width, 2 * width, 3, stride=2, padding=1)
+        self.short = nn.Conv2d(width, 2 * width, 1, stride=2)
+        self.fc = nn.Linear(2 * width, 3)
+
+    def forward(self, x):
+        h = F.relu(self.bn(self.stem(x)))
+        h = F.relu(h + self.c2(F.relu(self.b1(self.c1(h)))))
+        h = F.relu(self.c3(h) + self.short(h))
+        return self.fc(torch.flatten(F.adaptive_avg_pool2d(h, 1), 1))
+
+
+def test_residual_net_layers_outputs_and_counts():
+    torch.manual_seed(0)
+    model = zoo.randomise_batchnorm(Residual())
+    shape = (2, 6, 6)
+    new, old = both(model, shape)
+    assert all(isinstance(w, CompositeLayer) for w in new.weights[:-1])
+    check_layers(new, old)
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((70, 72))
+    np.testing.assert_allclose(new.forward(x), torch_forward(model, shape, x), atol=1e-10)
+    from torch_walk import float64_copy, walk_segment
+
+    walk_model = float64_copy(model)
+    for _ in range(3):
+        a, b = rng.standard_normal((2, 72))
+        r_new = lrcore.count_1d(new, np.stack([a, b]))
+        r_old = lrcore.count_1d(old, np.stack([a, b]))
+        walk = walk_segment(walk_model, shape, a, b)
+        assert r_new.num_breakpoints == r_old.num_breakpoints == walk.num_breakpoints
+        np.testing.assert_allclose(r_new.breakpoints, r_old.breakpoints, atol=1e-9 * r_new.length)
+        np.testing.assert_allclose(r_new.breakpoints / r_new.length, walk.positions, atol=1e-8)
+        assert r_new.verify().ok
+
+
+def test_zoo_resnet18_small_width_matches_torch_and_old_chain():
+    model = zoo.resnet18(width=2)
+    shape = zoo.INPUT_SHAPES["resnet18"]
+    new, old = both(model, shape)
+    assert new.hidden_sizes == old.hidden_sizes
+    assert new.linear_units == old.linear_units
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((3, 3072))
+    np.testing.assert_allclose(new.forward(x), torch_forward(model, shape, x), atol=1e-10)
+    a = x[0]
+    b = a + 0.01 * rng.standard_normal(3072)
+    r_new = lrcore.count_1d(new, np.stack([a, b]))
+    r_old = lrcore.count_1d(old, np.stack([a, b]))
+    assert r_new.num_breakpoints == r_old.num_breakpoints > 0
+    np.testing.assert_allclose(r_new.breakpoints, r_old.breakpoints, atol=1e-9 * r_new.length)
+
+
+@st.composite
+def conv_nets(draw):
+    """A small random Conv1d/Conv2d net with the options the core must get right."""
+    nd = draw(st.sampled_from([1, 2]))
+    groups = draw(st.sampled_from([1, 2]))
+    c_in = groups * draw(st.integers(1, 2))
+    c_mid = groups * draw(st.integers(1, 2))
+    size = draw(st.integers(5, 9))
+    kernel = draw(st.integers(1, 3))
+    stride = draw(st.integers(1, 3))
+    dilation = draw(st.integers(1, 2))
+    padding = draw(st.sampled_from([0, 1, 2, "same"]))
+    if padding == "same":
+        stride = 1
+    conv = nn.Conv1d if nd == 1 else nn.Conv2d
+    seed = draw(st.integers(0, 2**16))
+    torch.manual_seed(seed)
+    first = conv(c_in, c_mid, kernel, stride, padding, dilation, groups, bias=draw(st.booleans()))
+    second = conv(c_mid, 2, 2, 1, 1)
+    bn = nn.BatchNorm1d(c_mid) if nd == 1 else nn.BatchNorm2d(c_mid)
+    model = nn.Sequential(first, bn, nn.ReLU(), second, nn.ReLU(), nn.Flatten())
+    shape = (c_in, size) if nd == 1 else (c_in, size, size + 1)
+    try:
+        with torch.no_grad():
+            model.eval()(torch.zeros(1, *shape))
+    except RuntimeError:
+        from hypothesis import assume
+
+        assume(False)
+    return zoo.randomise_batchnorm(model, seed), shape
+
+
+@settings(max_examples=40, deadline=None)
+@given(conv_nets(), st.integers(0, 2**16))
+def test_random_conv_nets_agree_with_torch_and_the_old_chain(net_and_shape, seed):
+    model, shape = net_and_shape
+    new, old = both(model, shape)
+    check_layers(new, old)
+    dim = new.input_dim
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((int(rng.integers(1, 80)), dim))
+    np.testing.assert_allclose(new.forward(x), torch_forward(model, shape, x), atol=1e-10)
+    path = rng.standard_normal((3, dim))
+    r_new, r_old = lrcore.count_1d(new, path), lrcore.count_1d(old, path)
+    assert r_new.num_breakpoints == r_old.num_breakpoints
+    np.testing.assert_allclose(r_new.breakpoints, r_old.breakpoints, atol=1e-9 * r_new.length)
+
+
+def test_conv_row_norms_leave_out_padding():
+    weight = np.arange(1.0, 10.0).reshape(1, 1, 3, 3)
+    conv = Conv(weight, (1, 3, 3), (1, 3, 3), (1, 1), (1, 1), (1, 1), (1, 1), 1)
+    norms = conv.row_norms().reshape(3, 3)
+    # The centre sees every tap; the corner (0, 0) only the taps 5, 6, 8, 9.
+    assert norms[1, 1] == pytest.approx(np.sqrt((weight**2).sum()))
+    assert norms[0, 0] == pytest.approx(np.sqrt(25 + 36 + 64 + 81))
+    np.testing.assert_allclose(norms.ravel(), _row_norms(conv.matrix()))
+
+
+def test_core_refuses_parts_that_overlap():
+    ones = np.ones(4)
+    layer = ("composite", 4, 4, [(0, 0, ("diag", ones)), (2, 0, ("diag", ones[:2]))])
+    with pytest.raises(ValueError, match="disjoint"):
+        _core.Network([layer], [np.zeros(4)], [], [], [])
+    with pytest.raises(ValueError, match="does not fit"):
+        _core.Network([("composite", 4, 4, [(2, 0, ("diag", ones))])], [np.zeros(4)], [], [], [])
+    with pytest.raises(ValueError, match="expected"):
+        _core.Network([("composite", 4, 4, [(0, 0, ("nope", ones))])], [np.zeros(4)], [], [], [])
