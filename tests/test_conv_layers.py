@@ -187,3 +187,56 @@ def test_core_refuses_parts_that_overlap():
         _core.Network([("composite", 4, 4, [(2, 0, ("diag", ones))])], [np.zeros(4)], [], [], [])
     with pytest.raises(ValueError, match="expected"):
         _core.Network([("composite", 4, 4, [(0, 0, ("nope", ones))])], [np.zeros(4)], [], [], [])
+
+
+class Head(nn.Module):
+    """A conv layer, then one functional form written in ``forward``, then Linear."""
+
+    def __init__(self, form, features):
+        super().__init__()
+        self.conv = nn.Conv2d(2, 3, 3, padding=1)
+        self.form = form
+        self.fc = nn.Linear(features, 2)
+
+    def forward(self, x):
+        return self.fc(torch.flatten(self.form(F.relu(self.conv(x))), 1))
+
+
+@pytest.mark.parametrize(
+    ("form", "features"),
+    [
+        (lambda h: F.adaptive_avg_pool2d(h, (2, 3)), 18),
+        (lambda h: F.adaptive_avg_pool2d(h, 1), 3),
+        (lambda h: F.avg_pool2d(h, 2), 27),
+        (lambda h: F.avg_pool2d(h, 3, stride=2, padding=1, count_include_pad=False), 27),
+        (lambda h: h.mean((2, 3)), 3),
+        (lambda h: torch.mean(h, dim=[2, 3]), 3),
+        (lambda h: h.mean(dim=(-2, -1), keepdim=True), 3),
+        (lambda h: h.mean(1), 36),
+        (lambda h: F.pad(h, (1, 2, 0, 1)), 3 * 7 * 9),
+        (lambda h: F.pad(h, (1, 1), mode="constant", value=0.5), 3 * 6 * 8),
+        (lambda h: F.pad(h, (-1, 0, 0, -2)), 3 * 4 * 5),
+        (lambda h: torch.flatten(h, 1), 108),
+    ],
+)
+def test_functional_forms_match_torch(form, features):
+    torch.manual_seed(9)
+    model = Head(form, features).eval()
+    shape = (2, 6, 6)
+    net = lrcore.from_torch(model, shape)
+    x = np.random.default_rng(3).standard_normal((5, 72))
+    np.testing.assert_allclose(net.forward(x), torch_forward(model, shape, x), atol=1e-10)
+
+
+@pytest.mark.parametrize(
+    ("form", "match"),
+    [
+        (lambda h: h.mean(), "batch"),
+        (lambda h: h.mean((0, 2)), "batch dimension"),
+        (lambda h: F.pad(h, (1, 1), mode="reflect"), "reflect"),
+    ],
+)
+def test_functional_forms_refused(form, match):
+    model = Head(form, 3).eval()
+    with pytest.raises(ValueError, match=match):
+        lrcore.from_torch(model, (2, 6, 6))

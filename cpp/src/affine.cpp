@@ -3,7 +3,9 @@
 #include "lrcore/affine.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
+#include <future>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -210,7 +212,35 @@ void ConvAffine::im2col(const double* x, Index group, double* cols, Index ldcols
     }
 }
 
+namespace {
+std::atomic<int> conv_threads{1};
+}  // namespace
+
+void ConvAffine::set_threads(int num_threads) { conv_threads.store(std::max(num_threads, 1)); }
+
+int ConvAffine::threads() { return conv_threads.load(); }
+
 void ConvAffine::apply(const double* x, Index n, Index ldx, double* y, Index ldy) const {
+    // Points split over the threads lent (at least 32 points each; results do not depend
+    // on the split: each point's values come from the same products).
+    const Index parts = std::min<Index>(threads(), n / 32);
+    if (parts <= 1) {
+        apply_block(x, n, ldx, y, ldy);
+        return;
+    }
+    std::vector<std::future<void>> helpers;
+    const Index share = (n + parts - 1) / parts;
+    for (Index first = share; first < n; first += share) {
+        const Index rows = std::min(share, n - first);
+        helpers.push_back(std::async(std::launch::async, [=] {
+            apply_block(x + first * ldx, rows, ldx, y + first * ldy, ldy);
+        }));
+    }
+    apply_block(x, share, ldx, y, ldy);
+    for (auto& helper : helpers) helper.get();
+}
+
+void ConvAffine::apply_block(const double* x, Index n, Index ldx, double* y, Index ldy) const {
     const ConvShape& s = shape_;
     const Index positions = s.out_height * s.out_width;
     const Index cg = s.in_channels / s.groups;

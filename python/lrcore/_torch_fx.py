@@ -3,11 +3,14 @@
 A model is traced with ``torch.fx``. The lowering walks the graph in order and keeps a
 *state*: the values that are alive after the last activation, side by side in one vector
 (at first, the flattened input). Every tensor-valued node is held as an affine function
-``matrix @ state + offset`` of it. Affine operations (Linear, Conv1d/2d, BatchNorm and
-Dropout in eval mode, average pooling, flatten/view/reshape, additions, concatenation,
-scalar multiples) compose into that function; the matrix stays a scipy CSR matrix where
-the operations are sparse (convolutions, pooling, the selections of the state) and
-becomes dense where dense layers make it so.
+of it: a sum of terms (a slice of the state, a chain of ops, added into some of the
+node's entries) plus an offset. Affine operations (Linear, Conv1d/2d, BatchNorm and
+Dropout in eval mode, average pooling, mean, constant padding, flatten/view/reshape,
+additions, concatenation, scalar multiples) compose into that function: convolutions stay
+convolutions (batch-norm folded into their kernels), matrices compose with the matrix
+before them (scipy CSR where sparse, dense where dense layers make it so). A layer is
+handed to the core as a :class:`CompositeLayer` of parts, or as one matrix where it is
+one (MLPs).
 
 A ReLU / LeakyReLU node closes one hidden layer of the chain: its units are that node's
 pre-activation (the neurons) followed by every other value still used later in the graph

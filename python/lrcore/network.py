@@ -228,7 +228,10 @@ class Network:
         dimension and multiplication by constants. The graph is lowered to a chain: every
         activation closes a hidden layer, and values that later nodes still use (a
         residual branch's input, a concatenated branch) travel along in linear units
-        (see ``linear_units``). Convolutions and pooling stay sparse. Max pooling is
+        (see ``linear_units``). Convolutions stay convolutions (a layer with them is a
+        :class:`~lrcore._layers.CompositeLayer`, which the core applies by im2col and
+        DGEMM); ``F.adaptive_avg_pool2d``, ``F.avg_pool2d``, ``x.mean(dims)`` and
+        ``F.pad`` with a constant are taken too. Max pooling is
         refused (its regions are defined by the argmax of each window, not by signs of
         affine functions), as are non-piecewise-linear layers and training mode.
 
@@ -301,8 +304,10 @@ class Network:
     def weights(self) -> list[Any]:
         """Copies of the weight matrices, ``(out_l, in_l)`` each.
 
-        Dense layers are numpy arrays; sparse ones (convolutions, pooling) are
-        ``scipy.sparse`` CSR matrices.
+        Dense layers are numpy arrays; sparse ones (pooling) are ``scipy.sparse`` CSR
+        matrices; layers made of parts (convolutions, carried values) are
+        :class:`~lrcore._layers.CompositeLayer` (immutable: the same object; its
+        ``toarray()`` gives the matrix).
         """
         return [w.copy() for w in self._weights]
 

@@ -93,16 +93,40 @@ public:
     const std::vector<double>& abs_bias() const override { return abs_bias_; }
     const ConvShape& shape() const { return shape_; }
 
-    // Bytes of im2col columns one call of apply holds at most (more only when a single
+    // Bytes of im2col columns one block of points holds at most (more only when a single
     // point's columns need more).
     static constexpr Index kIm2colBytes = Index{8} << 20;
 
+    // Threads one call of apply may split its points over (1 by default). A call of
+    // count_1d with fewer tasks than threads (one long path through a CNN) lends its idle
+    // threads here for its duration (ConvThreads); each point's values are computed the
+    // same way whatever the split, so results do not change.
+    static void set_threads(int num_threads);
+    static int threads();
+
 private:
+    void apply_block(const double* x, Index n, Index ldx, double* y, Index ldy) const;
     void im2col(const double* x, Index group, double* cols, Index ldcols) const;
 
     ConvShape shape_;
     Index in_, out_;
     std::vector<double> weight_, bias_, row_norms_, abs_bias_;
+};
+
+// While alive, ConvAffine::apply may split its points over `num_threads` threads.
+class ConvThreads {
+public:
+    explicit ConvThreads(int num_threads) : active_(num_threads > 1) {
+        if (active_) ConvAffine::set_threads(num_threads);
+    }
+    ~ConvThreads() {
+        if (active_) ConvAffine::set_threads(1);
+    }
+    ConvThreads(const ConvThreads&) = delete;
+    ConvThreads& operator=(const ConvThreads&) = delete;
+
+private:
+    bool active_;
 };
 
 // y = scale ⊙ x + b: values carried unchanged (linear units, identity shortcuts) or scaled.
