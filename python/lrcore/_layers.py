@@ -217,6 +217,7 @@ class CompositeLayer:
         self.shape = (int(shape[0]), int(shape[1]))
         self.parts = list(parts)
         self._abs_net: Any = None
+        self._net: Any = None
 
     ndim = 2
 
@@ -264,6 +265,13 @@ class CompositeLayer:
 
     def __abs__(self) -> _AbsoluteLayer:
         return _AbsoluteLayer(self)
+
+    def apply(self, x: FloatArray) -> FloatArray:
+        """``x @ W.T`` for points ``x`` (rows), without the layer's bias, by the core."""
+        if self._net is None:
+            self._net = _core.Network([self.core_weight()], [np.zeros(self.shape[0])], [], [], [])
+        out: FloatArray = self._net.forward(np.ascontiguousarray(x, dtype=np.float64))
+        return out
 
     def abs_matvec(self, vector: FloatArray) -> FloatArray:
         """``|W| @ vector`` for a vector (or a matrix of columns), by the core."""

@@ -29,13 +29,16 @@ that must match the pattern. The *residual* of a value is ``max(|z_j| - slack_j,
 from __future__ import annotations
 
 import abc
+import os
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
 
+from ._layers import CompositeLayer
 from ._validation import DEFAULT_RTOL
 from .network import Network
 
@@ -62,7 +65,15 @@ MAX_PROBLEMS_PER_CHECK = 10
 # with many units (a CIFAR ResNet-18 has about a million per point) takes fewer points at
 # once: about _CHUNK_BYTES of layer values per chunk.
 _CHUNK = 4096
-_CHUNK_BYTES = 64 << 20
+_CHUNK_BYTES = 128 << 20
+
+
+def _cpus() -> int:
+    """CPUs this process may run on."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
@@ -250,11 +261,13 @@ class _Evaluator:
         # Values held per point: every layer's units, the neurons' values and scales.
         per_point = 8 * (sum(net.layer_widths) + 3 * net.num_neurons + net.input_dim)
         self.chunk = int(np.clip(_CHUNK_BYTES // max(per_point, 1), 1, _CHUNK))
+        # Threads for the forward passes where a chunk is a few large points (CNNs).
+        self.threads = 1 if self.chunk >= _CHUNK else min(4, _cpus())
 
     def _layers(self, x: FloatArray, with_output: bool) -> Iterator[tuple[FloatArray, FloatArray]]:
         """(values, scales) of each hidden layer's neurons, then of the output if asked."""
         self.num_points += x.shape[0]
-        values: list[FloatArray] = self.net._core.pre_activations(x)
+        values = self._pre_activations(x)
         h = x
         for layer, z in enumerate(values):
             norm = _norms(h)
@@ -266,9 +279,28 @@ class _Evaluator:
             h = np.concatenate([np.where(neurons > 0, neurons, slope * neurons), z[:, count:]], 1)
         if not with_output:
             return
-        out: FloatArray = self.net._core.forward(x)
+        # The output layer on the last hidden layer's activations (no second forward pass).
+        weight, bias = self.net._weights[-1], self.net._biases[-1]
+        if isinstance(weight, CompositeLayer):
+            out: FloatArray = weight.apply(h) + bias
+        else:
+            out = np.asarray((weight @ h.T).T, dtype=np.float64) + bias
         norm = _norms(h)
         yield out, norm[:, None] * self.row_norms[-1][None, :] + self.abs_bias[-1]
+
+    def _pre_activations(self, x: FloatArray) -> list[FloatArray]:
+        """Every hidden layer's values at ``x``.
+
+        The rows are split over threads (the core releases the GIL) for networks large
+        enough that a chunk is a few points.
+        """
+        parts = min(self.threads, x.shape[0])
+        if parts <= 1:
+            values: list[FloatArray] = self.net._core.pre_activations(x)
+            return values
+        with ThreadPoolExecutor(parts) as pool:
+            results = list(pool.map(self.net._core.pre_activations, np.array_split(x, parts)))
+        return [np.concatenate(layer) for layer in zip(*results)]
 
     def neurons(self, x: FloatArray) -> tuple[FloatArray, FloatArray]:
         """``(n, num_neurons)`` pre-activations and their scales at points ``x``."""
