@@ -108,7 +108,8 @@ def test_paths_verify(spec, data, closed, patterns):
     assert report.num_cells == r.num_pieces
     assert report.num_cuts == r.num_breakpoints
     assert report.max_residual <= report.tolerance == 1e-8
-    assert report.num_points >= 3 * r.num_pieces
+    # Start, middle and end of each piece; a piece's end is the next one's start.
+    assert report.num_points >= 2 * r.num_pieces
 
 
 @settings(max_examples=20)

@@ -560,21 +560,99 @@ def _sub_intervals(r: PathResult) -> tuple[FloatArray, FloatArray, FloatArray, I
 
 def _piece_bits(
     r: PathResult, ev: _Evaluator, xs: FloatArray, lengths: FloatArray, piece: IntArray, tol: float
-) -> tuple[BoolArray, BoolArray]:
-    """Each piece's pattern, and where it is uncertain.
+) -> tuple[BoolArray, BoolArray, IntArray]:
+    """Each piece's pattern, where it is uncertain, and the sub-intervals it was read at.
 
     The pattern is the stored one, or the one at the middle of the piece's longest
     sub-interval; stored patterns are never uncertain.
     """
     if r.patterns is not None:
         bits = _unpack(r.patterns, r.num_neurons)
-        return bits, np.zeros_like(bits)
+        return bits, np.zeros_like(bits), np.zeros(0, np.int64)
     order = np.lexsort((-lengths, piece))
     first = order[np.concatenate([[True], piece[order][1:] != piece[order][:-1]])]
     bits = np.zeros((r.num_pieces, r.num_neurons), dtype=bool)
     unsure = np.ones_like(bits)
     _certain_bits(ev, xs[first, 1], tol, bits, unsure, piece[first])
-    return bits, unsure
+    return bits, unsure, first
+
+
+def _breakpoint_points(
+    r: PathResult, closed_pts: FloatArray, steps: FloatArray, bp_rows: IntArray
+) -> FloatArray:
+    """The input point of breakpoint ``bp_rows[i]``, one row each."""
+    seg = r.segment[bp_rows]
+    seg_len = np.linalg.norm(steps, axis=1)
+    starts = np.concatenate([[0.0], np.cumsum(seg_len)])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        frac = (r.breakpoints[bp_rows] - starts[seg]) / seg_len[seg]
+    frac = np.clip(np.nan_to_num(frac), 0.0, 1.0)
+    out: FloatArray = closed_pts[seg] + frac[:, None] * steps[seg]
+    return out
+
+
+def _path_checks(
+    ev: _Evaluator,
+    points: FloatArray,
+    check_rows: IntArray,
+    columns: IntArray,
+    bits: BoolArray,
+    unsure: BoolArray,
+    tol: float,
+) -> tuple[tuple[IntArray, IntArray, FloatArray], FloatArray]:
+    """Pattern checks and residuals at points, each distinct point evaluated once.
+
+    The first ``len(check_rows)`` points are checked against ``bits[check_rows[i]]``
+    (where not ``unsure``): (check, neuron column, signed residual) of the first
+    contradicting neuron of each bad check, as :func:`_contradictions`. The others are
+    breakpoints: the residual of neuron ``columns[j]`` at point ``len(check_rows) + j``.
+    """
+    n_checks = len(check_rows)
+    if len(points) == 0:
+        empty = np.zeros(0, np.int64)
+        return (empty, empty, np.zeros(0)), np.zeros(len(columns))
+    distinct, inverse = np.unique(points, axis=0, return_inverse=True)
+    inverse = inverse.ravel()
+    order = np.argsort(inverse, kind="stable")
+    sorted_inverse = inverse[order]
+    rows: list[IntArray] = []
+    cols: list[IntArray] = []
+    ratios: list[FloatArray] = []
+    residuals = np.zeros(len(columns))
+    for lo in range(0, len(distinct), ev.chunk):
+        hi = min(lo + ev.chunk, len(distinct))
+        z, scale = ev.neurons(distinct[lo:hi])
+        a, b = np.searchsorted(sorted_inverse, [lo, hi])
+        mine = order[a:b]
+        checks = mine[mine < n_checks]
+        if checks.size:
+            local = inverse[checks] - lo
+            pattern = bits[check_rows[checks]]
+            zc, sc = z[local], scale[local]
+            with np.errstate(over="ignore"):
+                limit = tol * sc + ev.slack
+            bad = (pattern & (zc < -limit)) | (~pattern & (zc > limit))
+            bad &= ~unsure[check_rows[checks]]
+            bad_rows = np.flatnonzero(bad.any(axis=1))
+            if bad_rows.size:
+                first = np.argmax(bad[bad_rows], axis=1)
+                rows.append(checks[bad_rows])
+                cols.append(first)
+                zf = zc[bad_rows, first]
+                ratios.append(np.sign(zf) * _residual(zf, sc[bad_rows, first], ev.slack[first]))
+        cuts = mine[mine >= n_checks]
+        if cuts.size:
+            local = inverse[cuts] - lo
+            col = columns[cuts - n_checks]
+            residuals[cuts - n_checks] = _residual(z[local, col], scale[local, col], ev.slack[col])
+    if not rows:
+        empty = np.zeros(0, np.int64)
+        return (empty, empty, np.zeros(0)), residuals
+    all_rows: IntArray = np.concatenate(rows)
+    all_cols: IntArray = np.concatenate(cols)
+    all_ratios: FloatArray = np.concatenate(ratios)
+    by_row = np.argsort(all_rows, kind="stable")
+    return (all_rows[by_row], all_cols[by_row], all_ratios[by_row]), residuals
 
 
 def _collect_path_problems(
@@ -610,12 +688,31 @@ def _collect_path_problems(
     positions, xs, lengths, piece = _sub_intervals(r)
     if len(lengths) == 0 or net.num_neurons == 0:
         return c, r.num_pieces, r.num_breakpoints, 0, 0.0
-    bits, unsure = _piece_bits(r, ev, xs, lengths, piece, tol)
+    bits, unsure, read = _piece_bits(r, ev, xs, lengths, piece, tol)
 
     # Every neuron at the start, middle and end of every sub-interval agrees with the
-    # piece's pattern (or is zero within the tolerance).
+    # piece's pattern (or is zero within the tolerance), and flipping neurons vanish at
+    # their breakpoint: one pass over the distinct points (a piece's end is the next
+    # one's start and a breakpoint), each evaluated once. A middle the pattern was read
+    # at agrees with it by construction.
     flat_points = xs.reshape(-1, xs.shape[2])
-    rows, cols, ratios = _contradictions(ev, flat_points, bits, tol, unsure, np.repeat(piece, 3))
+    checked = np.ones(len(flat_points), dtype=bool)
+    checked[3 * read + 1] = False
+    check_rows = np.flatnonzero(checked)
+    k = r.num_breakpoints
+    bp_rows = np.repeat(np.arange(k), np.diff(r.flip_offsets)) if k else np.zeros(0, np.int64)
+    columns = ev.flat(r.flip_neurons) if k else np.zeros(0, np.int64)
+    at = _breakpoint_points(r, closed_pts, steps, bp_rows)
+    found, res = _path_checks(
+        ev,
+        np.concatenate([flat_points[check_rows], at]),
+        np.repeat(piece, 3)[check_rows],
+        columns,
+        bits,
+        unsure,
+        tol,
+    )
+    rows, cols, ratios = check_rows[found[0]], found[1], found[2]
     where = ("start", "middle", "end")
     c.add_many(
         "pattern",
@@ -628,21 +725,8 @@ def _collect_path_problems(
         ),
     )
 
-    # Flipping neurons vanish at their breakpoint.
-    k = r.num_breakpoints
     residual = 0.0
     if k:
-        counts = np.diff(r.flip_offsets)
-        bp_rows = np.repeat(np.arange(k), counts)
-        columns = ev.flat(r.flip_neurons)
-        seg = r.segment[bp_rows]
-        seg_len = np.linalg.norm(steps, axis=1)
-        starts = np.concatenate([[0.0], np.cumsum(seg_len)])
-        with np.errstate(divide="ignore", invalid="ignore"):
-            frac = (r.breakpoints[bp_rows] - starts[seg]) / seg_len[seg]
-        frac = np.clip(np.nan_to_num(frac), 0.0, 1.0)
-        at = closed_pts[seg] + frac[:, None] * steps[seg]
-        res = _residuals(ev, at, columns)
         residual = float(res.max(initial=0.0))
         bad = np.flatnonzero(~(res <= tol))
         c.add_many(
