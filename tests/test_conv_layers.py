@@ -240,3 +240,22 @@ def test_functional_forms_refused(form, match):
     model = Head(form, 3).eval()
     with pytest.raises(ValueError, match=match):
         lrcore.from_torch(model, (2, 6, 6))
+
+
+def test_slice_through_three_images_of_a_residual_cnn():
+    torch.manual_seed(10)
+    model = zoo.randomise_batchnorm(Residual())
+    shape = (2, 6, 6)
+    new, old = both(model, shape)
+    rng = np.random.default_rng(4)
+    images = rng.standard_normal((3, 72))
+    plane = lrcore.Plane.through(*images)
+    s_new = lrcore.slice_2d(new, plane)
+    s_old = lrcore.slice_2d(old, plane)
+    assert s_new.num_regions == s_old.num_regions > 3
+    assert s_new.verify().ok
+    # Interior points of the faces have the patterns torch's own activations give.
+    from torch_walk import float64_copy, pre_activations
+
+    signs = pre_activations(float64_copy(model), shape, s_new.to_input(s_new.centroids)) > 0
+    np.testing.assert_array_equal(s_new.pattern_bools(), signs)

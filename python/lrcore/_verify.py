@@ -33,7 +33,7 @@ import os
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Union
 
 import numpy as np
 from numpy.typing import NDArray
@@ -390,8 +390,8 @@ def _certain_bits(
     ev: _Evaluator,
     points: FloatArray,
     tol: float,
-    bits: BoolArray,
-    unsure: BoolArray,
+    bits: _Bits,
+    unsure: _Bits,
     rows: IntArray,
 ) -> None:
     """Pattern bits at points (``z`` above zero's limit) and where the sign is uncertain.
@@ -445,6 +445,36 @@ def _unpack(patterns: NDArray[np.uint8], num_neurons: int) -> BoolArray:
     bits = np.unpackbits(patterns, axis=1, count=num_neurons, bitorder="little")
     out: BoolArray = bits.astype(bool)
     return out
+
+
+class _PackedRows:
+    """Rows of bits packed eight to a byte, indexed like a bool array by rows.
+
+    A path's pieces times a CNN's million neurons: packed, the patterns of 500 pieces of
+    a ResNet-18 take 80 MB instead of 640 MB.
+    """
+
+    def __init__(self, packed: NDArray[np.uint8], num_neurons: int) -> None:
+        self.data = packed
+        self.num_neurons = num_neurons
+
+    @classmethod
+    def filled(cls, rows: int, num_neurons: int, value: bool) -> _PackedRows:
+        width = (num_neurons + 7) // 8
+        return cls(np.full((rows, width), 255 if value else 0, dtype=np.uint8), num_neurons)
+
+    def __getitem__(self, key: Any) -> Any:
+        if isinstance(key, tuple):
+            row, col = int(key[0]), int(key[1])
+            return bool((int(self.data[row, col >> 3]) >> (col & 7)) & 1)
+        return _unpack(self.data[np.asarray(key).reshape(-1)], self.num_neurons)
+
+    def __setitem__(self, rows: Any, values: BoolArray) -> None:
+        self.data[rows] = np.packbits(values, axis=1, bitorder="little")
+
+
+#: Pattern bits of pieces or faces: a bool array, or packed rows for large networks.
+_Bits = Union[BoolArray, _PackedRows]
 
 
 # --- 1D -------------------------------------------------------------------------------
@@ -560,19 +590,21 @@ def _sub_intervals(r: PathResult) -> tuple[FloatArray, FloatArray, FloatArray, I
 
 def _piece_bits(
     r: PathResult, ev: _Evaluator, xs: FloatArray, lengths: FloatArray, piece: IntArray, tol: float
-) -> tuple[BoolArray, BoolArray, IntArray]:
+) -> tuple[_PackedRows, _PackedRows, IntArray]:
     """Each piece's pattern, where it is uncertain, and the sub-intervals it was read at.
 
     The pattern is the stored one, or the one at the middle of the piece's longest
     sub-interval; stored patterns are never uncertain.
     """
+    n = r.num_neurons
     if r.patterns is not None:
-        bits = _unpack(r.patterns, r.num_neurons)
-        return bits, np.zeros_like(bits), np.zeros(0, np.int64)
+        packed = np.ascontiguousarray(r.patterns, dtype=np.uint8)
+        unsure = _PackedRows.filled(r.num_pieces, n, False)
+        return _PackedRows(packed, n), unsure, np.zeros(0, np.int64)
     order = np.lexsort((-lengths, piece))
     first = order[np.concatenate([[True], piece[order][1:] != piece[order][:-1]])]
-    bits = np.zeros((r.num_pieces, r.num_neurons), dtype=bool)
-    unsure = np.ones_like(bits)
+    bits = _PackedRows.filled(r.num_pieces, n, False)
+    unsure = _PackedRows.filled(r.num_pieces, n, True)
     _certain_bits(ev, xs[first, 1], tol, bits, unsure, piece[first])
     return bits, unsure, first
 
@@ -596,8 +628,8 @@ def _path_checks(
     points: FloatArray,
     check_rows: IntArray,
     columns: IntArray,
-    bits: BoolArray,
-    unsure: BoolArray,
+    bits: _Bits,
+    unsure: _Bits,
     tol: float,
 ) -> tuple[tuple[IntArray, IntArray, FloatArray], FloatArray]:
     """Pattern checks and residuals at points, each distinct point evaluated once.
@@ -750,8 +782,8 @@ def _collect_path_problems(
 def _check_flips(
     r: PathResult,
     c: _Collector,
-    bits: BoolArray,
-    unsure: BoolArray,
+    bits: _Bits,
+    unsure: _Bits,
     bp_rows: IntArray,
     columns: IntArray,
     lo: int,
