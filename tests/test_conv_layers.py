@@ -259,3 +259,30 @@ def test_slice_through_three_images_of_a_residual_cnn():
 
     signs = pre_activations(float64_copy(model), shape, s_new.to_input(s_new.centroids)) > 0
     np.testing.assert_array_equal(s_new.pattern_bools(), signs)
+
+
+@pytest.mark.parametrize("name", ["vgg11", "lenet5"])
+def test_zoo_models_with_max_pooling_run_and_are_refused_for_now(name):
+    model = getattr(zoo, name)(**({"width": 2} if name == "vgg11" else {}))
+    shape = zoo.INPUT_SHAPES[name]
+    with torch.no_grad():
+        out = model(torch.zeros(2, *shape))
+    assert out.shape == (2, 10)
+    assert not model.training
+    # Exact max pooling is designed (docs/max-pooling.md), not implemented.
+    with pytest.raises(ValueError, match=r"MaxPool2d.*argmax"):
+        lrcore.from_torch(model, shape)
+
+
+def test_zoo_resnet18_structure():
+    model = zoo.resnet18(width=2)
+    net = lrcore.from_torch(model, zoo.INPUT_SHAPES["resnet18"])
+    # Stem, then two layers per basic block (the first carries the block's input).
+    assert net.num_hidden_layers == 1 + 2 * 8
+    assert net.hidden_sizes[0] == 2 * 32 * 32
+    assert net.hidden_sizes[-1] == 16 * 4 * 4
+    assert net.linear_units[1::2] == (2 * 32 * 32,) * 3 + (4 * 16 * 16,) * 2 + (8 * 8 * 8,) * 2 + (
+        16 * 4 * 4,
+    )
+    bn = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+    assert all(float(m.running_var.min()) >= 0.5 for m in bn)
