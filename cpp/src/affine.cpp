@@ -1,5 +1,5 @@
-// The dense and sparse affine maps: construction (with the row norms the zero tolerance
-// uses) and application to a batch of points.
+// The affine maps (dense, sparse, convolution, diagonal, composite): construction (with the
+// row norms the zero tolerance uses) and application to a batch of points.
 #include "lrcore/affine.hpp"
 
 #include <algorithm>
@@ -9,6 +9,8 @@
 #include <stdexcept>
 #include <string>
 #include <utility>
+
+#include "memory.hpp"
 
 namespace lrcore {
 
@@ -253,8 +255,9 @@ void ConvAffine::apply_block(const double* x, Index n, Index ldx, double* y, Ind
     block = std::min({block, n, std::max<Index>(1, kIm2colBytes / per_point)});
     if (n == 0) return;
     const Index width = block * positions;
-    std::vector<double> cols(to_size(depth * width));
-    std::vector<double> product(block > 1 ? to_size(og * width) : 0);
+    // Every entry is written before it is read: no zero fill.
+    detail::Buffer<double> cols(to_size(depth * width));
+    detail::Buffer<double> product(block > 1 ? to_size(og * width) : 0);
     for (Index first = 0; first < n; first += block) {
         const Index rows = std::min(block, n - first);
         const Index ldcols = rows * positions;
