@@ -69,9 +69,14 @@ def test_near_parallel_hyperplanes_along_a_path(angle):
     exact = lrcore.count_1d(two_lines(angle), SEGMENT, rtol=0.0)
     assert (exact.num_breakpoints, exact.num_pieces) == (2, 3)
     np.testing.assert_allclose(np.diff(exact.breakpoints), np.tan(angle), rtol=1e-3)
-    r = lrcore.count_1d(two_lines(angle), SEGMENT)
+    # Certified decisions (the default) tell them apart at every angle.
+    certified = lrcore.count_1d(two_lines(angle), SEGMENT)
+    certified.verify(raise_on_error=True)
+    assert (certified.num_breakpoints, certified.num_pieces) == (2, 3)
+    assert certified.exact_coincidences == certified.unresolved_crossings == 0
+    r = lrcore.count_1d(two_lines(angle), SEGMENT, rtol=lrcore.DEFAULT_RTOL)
     r.verify(raise_on_error=True)
-    # Both neurons flip either way; the default zero tolerance (1e-10 of the neuron's
+    # Both neurons flip either way; the old zero tolerance (1e-10 of the neuron's
     # scale, here |x| ~ 1) joins crossings closer than that into one breakpoint.
     assert len(r.flip_neurons) == 2
     # At exactly the tolerance (angle 1e-10, |x| = 1 at the crossing) rounding decides.

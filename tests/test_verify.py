@@ -107,7 +107,8 @@ def test_paths_verify(spec, data, closed, patterns):
     assert report.kind == "path"
     assert report.num_cells == r.num_pieces
     assert report.num_cuts == r.num_breakpoints
-    assert report.max_residual <= report.tolerance == 1e-8
+    # Certified results: the tolerance is a multiple of the certified error bound.
+    assert report.max_residual <= report.tolerance == lrcore.VERIFY_FACTOR
     # Start, middle and end of each piece; a piece's end is the next one's start.
     assert report.num_points >= 2 * r.num_pieces
 
@@ -317,7 +318,14 @@ def test_tolerance_option():
     bp[5] += 1e-4 * (bp[6] - bp[5])
     moved = path_with(r, breakpoints=bp)
     assert not moved.verify().ok
-    assert moved.verify(tol=1.0).ok  # a loose enough tolerance accepts anything this small
+    # A certified result's tolerance multiplies its certified error bound (about 1e-16 of
+    # the values' scale): a loose enough one accepts anything this small.
+    assert not moved.verify(tol=1e9).ok
+    assert moved.verify(tol=1e12).ok
+    old_rule = path_with(lrcore.count_1d(NET.to_lrcore(), PATH, rtol=1e-10), breakpoints=bp)
+    assert old_rule.rtol == 1e-10
+    assert not old_rule.verify().ok
+    assert old_rule.verify(tol=1.0).ok  # relative to ||W_j|| ||h|| + |b_j|
     loose = lrcore.count_1d(NET.to_lrcore(), PATH, rtol=1e-6)
     assert loose.verify().tolerance == pytest.approx(1e-4)
     with pytest.raises(ValueError, match="tol"):

@@ -1,3 +1,4 @@
+#include <optional>
 #include <vector>
 
 #include "lrcore/path1d.hpp"
@@ -10,8 +11,8 @@ namespace {
 // Runs count_1d and returns the batch as flat arrays with per-path offsets; the Python
 // layer builds the result objects from them.
 py::dict count_1d_flat(const Network& net, const std::vector<DoubleArray>& paths,
-                       const std::vector<bool>& closed, double rtol, bool want_patterns,
-                       int num_threads, Index max_pieces, double max_memory) {
+                       const std::vector<bool>& closed, std::optional<double> rtol,
+                       bool want_patterns, int num_threads, Index max_pieces, double max_memory) {
     // Only what reading the arrays needs: lrcore.count_1d has checked the arguments, and
     // the core checks its own preconditions (docs/core-layout.md).
     if (closed.size() != paths.size())
@@ -22,7 +23,9 @@ py::dict count_1d_flat(const Network& net, const std::vector<DoubleArray>& paths
         specs.push_back({paths[i].data(), paths[i].shape(0), static_cast<bool>(closed[i])});
     }
     Path1DOptions options;
-    options.rtol = rtol;
+    // rtol None: certified sign decisions; a number: the old zero rule.
+    options.certified = !rtol.has_value();
+    options.rtol = rtol.value_or(0.0);
     options.want_patterns = want_patterns;
     options.num_threads = num_threads;
     options.max_pieces = max_pieces;
@@ -35,13 +38,16 @@ py::dict count_1d_flat(const Network& net, const std::vector<DoubleArray>& paths
 
     const auto num_paths = static_cast<py::ssize_t>(results.size());
     std::vector<Index> offsets{0}, piece_offsets{0}, num_pieces, num_distinct, segment,
-        flip_offsets{0}, flip_neurons;
+        flip_offsets{0}, flip_neurons, slow_decisions, exact_coincidences, unresolved_crossings;
     std::vector<double> lengths, breakpoints;
     std::vector<std::uint8_t> patterns;
     for (const Path1DResult& r : results) {
         lengths.push_back(r.length);
         num_pieces.push_back(r.num_pieces);
         num_distinct.push_back(r.num_distinct);
+        slow_decisions.push_back(r.slow_decisions);
+        exact_coincidences.push_back(r.exact_coincidences);
+        unresolved_crossings.push_back(r.unresolved_crossings);
         breakpoints.insert(breakpoints.end(), r.breakpoints.begin(), r.breakpoints.end());
         segment.insert(segment.end(), r.segment.begin(), r.segment.end());
         const Index flip_base = flip_offsets.back();
@@ -60,6 +66,9 @@ py::dict count_1d_flat(const Network& net, const std::vector<DoubleArray>& paths
     out["lengths"] = to_array(lengths, {num_paths});
     out["num_pieces"] = to_array(num_pieces, {num_paths});
     out["num_distinct"] = to_array(num_distinct, {num_paths});
+    out["slow_decisions"] = to_array(slow_decisions, {num_paths});
+    out["exact_coincidences"] = to_array(exact_coincidences, {num_paths});
+    out["unresolved_crossings"] = to_array(unresolved_crossings, {num_paths});
     out["offsets"] = to_array(offsets, {num_paths + 1});
     out["breakpoints"] = to_array(breakpoints, {k});
     out["segment"] = to_array(segment, {k});

@@ -43,6 +43,11 @@ void DenseAffine::apply(const double* x, Index n, Index ldx, double* y, Index ld
     gemm_nt(n, out_, in_, x, ldx, weight_.data(), in_, 1.0, y, ldy);
 }
 
+AffineRow DenseAffine::row(Index r, std::vector<double>& /*scratch_values*/,
+                           std::vector<Index>& /*scratch_cols*/) const {
+    return {weight_.data() + r * in_, nullptr, in_, bias_[to_size(r)]};
+}
+
 SparseAffine::SparseAffine(Index out_dim, Index in_dim, std::vector<Index> indptr,
                            std::vector<Index> indices, std::vector<double> values,
                            std::vector<double> bias)
@@ -89,6 +94,13 @@ void SparseAffine::apply(const double* x, Index n, Index ldx, double* y, Index l
             yi[r] = sum;
         }
     }
+}
+
+AffineRow SparseAffine::row(Index r, std::vector<double>& /*scratch_values*/,
+                            std::vector<Index>& /*scratch_cols*/) const {
+    const Index begin = indptr_[to_size(r)];
+    return {values_.data() + begin, indices_.data() + begin, indptr_[to_size(r + 1)] - begin,
+            bias_[to_size(r)]};
 }
 
 }  // namespace lrcore
@@ -291,6 +303,36 @@ void ConvAffine::apply_block(const double* x, Index n, Index ldx, double* y, Ind
     }
 }
 
+AffineRow ConvAffine::row(Index r, std::vector<double>& scratch_values,
+                          std::vector<Index>& scratch_cols) const {
+    // Output unit r = (channel o, position oy, ox): the taps that land inside the input.
+    const ConvShape& s = shape_;
+    const Index positions = s.out_height * s.out_width;
+    const Index o = r / positions;
+    const Index oy = (r % positions) / s.out_width;
+    const Index ox = r % s.out_width;
+    const Index cg = s.in_channels / s.groups;
+    const Index group = o / (s.out_channels / s.groups);
+    const Index taps = s.kernel_h * s.kernel_w;
+    scratch_values.clear();
+    scratch_cols.clear();
+    for (Index c = 0; c < cg; ++c) {
+        for (Index ky = 0; ky < s.kernel_h; ++ky) {
+            const Index iy = oy * s.stride_h - s.pad_h + ky * s.dilation_h;
+            if (iy < 0 || iy >= s.in_height) continue;
+            for (Index kx = 0; kx < s.kernel_w; ++kx) {
+                const Index ix = ox * s.stride_w - s.pad_w + kx * s.dilation_w;
+                if (ix < 0 || ix >= s.in_width) continue;
+                scratch_values.push_back(
+                    weight_[to_size((o * cg + c) * taps + ky * s.kernel_w + kx)]);
+                scratch_cols.push_back(((group * cg + c) * s.in_height + iy) * s.in_width + ix);
+            }
+        }
+    }
+    return {scratch_values.data(), scratch_cols.data(), static_cast<Index>(scratch_values.size()),
+            bias_[to_size(o)]};
+}
+
 DiagonalAffine::DiagonalAffine(std::vector<double> scale, std::vector<double> bias)
     : scale_(std::move(scale)), bias_(std::move(bias)) {
     if (scale_.empty()) throw std::invalid_argument("DiagonalAffine: dimension must be positive");
@@ -311,6 +353,12 @@ void DiagonalAffine::apply(const double* x, Index n, Index ldx, double* y, Index
         double* yi = y + i * ldy;
         for (Index j = 0; j < d; ++j) yi[j] = scale_[to_size(j)] * xi[j] + bias_[to_size(j)];
     }
+}
+
+AffineRow DiagonalAffine::row(Index r, std::vector<double>& /*scratch_values*/,
+                              std::vector<Index>& scratch_cols) const {
+    scratch_cols.assign(1, r);
+    return {scale_.data() + r, scratch_cols.data(), 1, bias_[to_size(r)]};
 }
 
 CompositeAffine::CompositeAffine(Index out_dim, Index in_dim, std::vector<Part> parts,
@@ -373,6 +421,27 @@ CompositeAffine::CompositeAffine(Index out_dim, Index in_dim, std::vector<Part> 
         row_norms_[to_size(j)] = std::sqrt(squares[to_size(j)]);
         abs_bias_[to_size(j)] = std::abs(total[to_size(j)]);
     }
+    total_bias_ = std::move(total);
+}
+
+AffineRow CompositeAffine::row(Index r, std::vector<double>& scratch_values,
+                               std::vector<Index>& scratch_cols) const {
+    // The parts' rows that cover r, side by side (they read disjoint inputs).
+    scratch_values.clear();
+    scratch_cols.clear();
+    std::vector<double> part_values;
+    std::vector<Index> part_cols;
+    for (const Part& part : parts_) {
+        const Index local = r - part.out_offset;
+        if (local < 0 || local >= part.map->out_dim()) continue;
+        const AffineRow sub = part.map->row(local, part_values, part_cols);
+        for (Index i = 0; i < sub.count; ++i) {
+            scratch_values.push_back(sub.values[i]);
+            scratch_cols.push_back(part.in_offset + (sub.cols != nullptr ? sub.cols[i] : i));
+        }
+    }
+    return {scratch_values.data(), scratch_cols.data(), static_cast<Index>(scratch_values.size()),
+            total_bias_[to_size(r)]};
 }
 
 void CompositeAffine::apply(const double* x, Index n, Index ldx, double* y, Index ldy) const {

@@ -29,7 +29,7 @@ void check_arguments(const std::vector<PathSpec>& paths, const Path1DOptions& op
         if (spec.num_points < 2 || spec.points == nullptr)
             throw std::invalid_argument("count_1d: every path needs at least 2 points");
     }
-    if (!(options.rtol >= 0.0) || !std::isfinite(options.rtol))
+    if (!options.certified && (!(options.rtol >= 0.0) || !std::isfinite(options.rtol)))
         throw std::invalid_argument("count_1d: rtol must be a finite number >= 0");
     if (options.max_pieces < 1) throw std::invalid_argument("count_1d: max_pieces must be >= 1");
 }
@@ -140,6 +140,9 @@ std::vector<Path1DResult> count_1d(const Network& net, const std::vector<PathSpe
     std::vector<std::atomic<Index>> vertices_per_layer(sz(std::max<Index>(num_hidden, 1)));
     for (auto& count : vertices_per_layer) count.store(0);
     std::vector<VertexSeq> outputs(tasks.size());
+    // Per path: slow decisions, exact coincidences, unresolved crossings.
+    std::vector<std::atomic<Index>> counters(3 * paths.size());
+    for (auto& count : counters) count.store(0);
 
     if (num_hidden > 0) {
         // One subdivider per worker thread, reused task after task.
@@ -151,7 +154,7 @@ std::vector<Path1DResult> count_1d(const Network& net, const std::vector<PathSpe
                 auto& subdivider = workers[sz(worker)];
                 if (!subdivider)
                     subdivider = std::make_unique<detail::Subdivider>(net, paths, options, created,
-                                                                      vertices_per_layer);
+                                                                      vertices_per_layer, counters);
                 outputs[sz(task)] = subdivider->run(tasks[sz(task)], stop);
             },
             poll);
@@ -161,6 +164,11 @@ std::vector<Path1DResult> count_1d(const Network& net, const std::vector<PathSpe
 
     std::vector<Path1DResult> results =
         join_and_assemble(net, paths, outputs, options.want_patterns);
+    for (std::size_t p = 0; p < paths.size(); ++p) {
+        results[p].slow_decisions = counters[3 * p].load();
+        results[p].exact_coincidences = counters[3 * p + 1].load();
+        results[p].unresolved_crossings = counters[3 * p + 2].load();
+    }
 
     if (stats != nullptr) {
         stats->vertices_per_layer.assign(sz(num_hidden), 0);

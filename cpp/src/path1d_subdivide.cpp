@@ -21,13 +21,17 @@ namespace lrcore::detail {
 
 Subdivider::Subdivider(const Network& net, const std::vector<PathSpec>& paths,
                        const Path1DOptions& options, std::atomic<Index>& created,
-                       std::vector<std::atomic<Index>>& vertices_per_layer)
+                       std::vector<std::atomic<Index>>& vertices_per_layer,
+                       std::vector<std::atomic<Index>>& counters)
     : net_(net),
       paths_(paths),
       options_(options),
       created_(created),
       vertices_per_layer_(vertices_per_layer),
-      words_(words_for(net.num_neurons())) {}
+      counters_(counters),
+      words_(words_for(net.num_neurons())),
+      filter_(options.certified ? filter_layers(net) : std::vector<FilterLayer>()),
+      oracle_(net) {}
 
 VertexSeq Subdivider::run(const std::vector<Chunk>& chunks, const StopFlag& stop) {
     VertexSeq out;
@@ -52,6 +56,7 @@ Unit Subdivider::initial_unit(const std::vector<Chunk>& chunks) const {
         unit.t.push_back(1.0);
         unit.link.push_back(0);
     }
+    unit.origin.assign(unit.t.size(), -1);
     unit.bits.assign(sz(unit.size() * words_), 0);
     return unit;
 }
@@ -72,6 +77,19 @@ void neighbour_dots(const double* rows, Index n, Index width, Buffer<double>& do
     if (n > 0) dot[sz(n - 1)] = 0.0;
 }
 
+// The crossings of interval v, [first, last), sorted by (float fraction, neuron); false
+// when there are none.
+bool sorted_crossings(std::vector<Crossing>& crossings, const std::vector<Index>& begin, Index v,
+                      std::vector<Crossing>::iterator& first,
+                      std::vector<Crossing>::iterator& last) {
+    first = crossings.begin() + begin[sz(v)];
+    last = crossings.begin() + begin[sz(v) + 1];
+    std::sort(first, last, [](const Crossing& x, const Crossing& y) {
+        return x.tau < y.tau || (x.tau == y.tau && x.unit < y.unit);
+    });
+    return first != last;
+}
+
 }  // namespace
 
 // Layer 0 is evaluated at the polyline's own points only: every later vertex lies
@@ -83,6 +101,7 @@ void Subdivider::evaluate_first_layer(Unit& unit) {
     Buffer<double>& x = input_points_;
     x.resize(sz(n * d));
     unit.scale.resize(sz(n));
+    unit.err.assign(sz(n), 0.0);  // polyline points are exact
     for (Index v = 0; v < n; ++v) {
         const PathSpec& spec = paths_[sz(unit.path[sz(v)])];
         Index point = unit.seg[sz(v)] + (unit.t[sz(v)] > 0.0 ? 1 : 0);
@@ -141,6 +160,8 @@ std::pair<Unit, Unit> Subdivider::split(Unit unit) const {
     right.duplicates_previous = true;
     right.z.assign(unit.z.begin() + m * w, unit.z.end());
     right.scale.assign(unit.scale.begin() + m, unit.scale.end());
+    if (options_.certified) right.err.assign(unit.err.begin() + m, unit.err.end());
+    right.origin.assign(unit.origin.begin() + m, unit.origin.end());
     right.path.assign(unit.path.begin() + m, unit.path.end());
     right.seg.assign(unit.seg.begin() + m, unit.seg.end());
     right.t.assign(unit.t.begin() + m, unit.t.end());
@@ -149,6 +170,8 @@ std::pair<Unit, Unit> Subdivider::split(Unit unit) const {
 
     unit.z.resize(sz((m + 1) * w));
     unit.scale.resize(sz(m + 1));
+    if (options_.certified) unit.err.resize(sz(m + 1));
+    unit.origin.resize(sz(m + 1));
     unit.path.resize(sz(m + 1));
     unit.seg.resize(sz(m + 1));
     unit.t.resize(sz(m + 1));
@@ -163,12 +186,18 @@ std::pair<Unit, Unit> Subdivider::split(Unit unit) const {
 // of the next dense product) and `unit.scale` their norms; after the last hidden layer
 // no values are needed any more and only positions and patterns are kept.
 void Subdivider::subdivide(Unit& unit, Index layer, bool last) {
-    // Values within rounding error of zero are zero: the vertex lies on that
-    // neuron's zero set (a path point on a hyperplane, a touching neuron).
-    snap_zeros(unit.z.data(), unit.size(), unit.width, net_.hidden_size(layer), unit.scale.data(),
-               net_.layer(layer), options_.rtol);
+    if (options_.certified) {
+        // Every value gets a certified sign (0: the vertex lies on that neuron's zero set).
+        certify_values(unit, layer);
+    } else {
+        // Values within the zero tolerance are zero: the vertex lies on that neuron's zero
+        // set (a path point on a hyperplane, a touching neuron).
+        snap_zeros(unit.z.data(), unit.size(), unit.width, net_.hidden_size(layer),
+                   unit.scale.data(), net_.layer(layer), options_.rtol);
+    }
     find_crossings(unit, layer);
-    const Index added = group_crossings(unit, layer);
+    const Index added =
+        options_.certified ? order_crossings(unit, layer) : group_crossings(unit, layer);
     count_pieces(added);
     insert_crossings(unit, layer, last, added);
 }
@@ -183,6 +212,9 @@ void Subdivider::find_crossings(Unit& unit, Index layer) {
     const Index neurons = net_.hidden_size(layer);  // the rest are linear units
     std::vector<Index>& crossing_begin = crossing_begin_;
     std::vector<Crossing>& crossings = crossings_;
+    const bool certified = options_.certified;
+    const std::vector<double>& norms = net_.layer(layer).row_norms();
+    const std::vector<double>& bias = net_.layer(layer).abs_bias();
     crossing_begin.assign(sz(n) + 1, 0);
     crossings.clear();
     for (Index v = 0; v < n; ++v) {
@@ -191,6 +223,11 @@ void Subdivider::find_crossings(Unit& unit, Index layer) {
         const double* za = unit.z.data() + v * width;
         const double* zb = za + width;
         Word* row = unit.bits.data() + v * words_;
+        VertexBound bound_a, bound_b;
+        if (certified) {
+            bound_a = {unit.bound_a[sz(v)], unit.bound_b[sz(v)]};
+            bound_b = {unit.bound_a[sz(v) + 1], unit.bound_b[sz(v) + 1]};
+        }
         for (Index j0 = 0; j0 < neurons; j0 += kWordBits) {
             const Index j1 = std::min(neurons, j0 + kWordBits);
             Word on = 0;
@@ -208,6 +245,12 @@ void Subdivider::find_crossings(Unit& unit, Index layer) {
                 const Index j = j0 + static_cast<Index>(__builtin_ctzll(cross));
                 cross &= cross - 1;
                 crossings.push_back({za[j] / (za[j] - zb[j]), j, false});
+                if (certified) {
+                    const double ea = bound_a.eps(norms[sz(j)], bias[sz(j)]);
+                    const double eb = bound_b.eps(norms[sz(j)], bias[sz(j)]);
+                    crossing_interval(za[j], zb[j], ea, eb, crossings.back().lo,
+                                      crossings.back().hi);
+                }
             }
         }
     }
@@ -227,12 +270,8 @@ Index Subdivider::group_crossings(const Unit& unit, Index layer) {
     std::vector<Crossing>& crossings = crossings_;
     Index added = 0;
     for (Index v = 0; v < n; ++v) {
-        auto first = crossings.begin() + crossing_begin_[sz(v)];
-        auto last_crossing = crossings.begin() + crossing_begin_[sz(v) + 1];
-        if (first == last_crossing) continue;
-        std::sort(first, last_crossing, [](const Crossing& x, const Crossing& y) {
-            return x.tau < y.tau || (x.tau == y.tau && x.unit < y.unit);
-        });
+        std::vector<Crossing>::iterator first, last_crossing;
+        if (!sorted_crossings(crossings, crossing_begin_, v, first, last_crossing)) continue;
         const double* za = unit.z.data() + v * width;
         const double* zb = za + width;
         const double sa = unit.scale[sz(v)];
@@ -249,6 +288,149 @@ Index Subdivider::group_crossings(const Unit& unit, Index layer) {
                 std::abs(value) <= options_.rtol * (row_norms[sz(k)] * scale + abs_bias[sz(k)]);
             if (!it->joins) {
                 group_tau = it->tau;
+                ++added;
+            }
+        }
+    }
+    return added;
+}
+
+// The certified sign of every neuron value of the layer at every vertex
+// (docs/numerics.md): a value whose magnitude exceeds the fast filter's bound keeps its
+// float sign; any other goes to the slow path, which replaces it by a value of the
+// certified sign (or by 0: an exact coincidence). Where it did, the vertex's bounds are
+// doubled, which keeps them valid for the replaced values (both the replacement and the
+// exact value lie within 2 eps of zero on the same side).
+void Subdivider::certify_values(Unit& unit, Index layer) {
+    const FilterLayer& f = filter_[sz(layer)];
+    const AffineMap& map = net_.layer(layer);
+    const double* norms = map.row_norms().data();
+    const double* bias = map.abs_bias().data();
+    const Index n = unit.size();
+    const Index width = unit.width;
+    const Index neurons = net_.hidden_size(layer);
+    unit.bound_a.resize(sz(n));
+    unit.bound_b.resize(sz(n));
+    for (Index v = 0; v < n; ++v) {
+        VertexBound bound = VertexBound::at(f, unit.scale[sz(v)], unit.err[sz(v)]);
+        double* row = unit.z.data() + v * width;
+        const double a = bound.a, b = bound.b;
+        Index undecided = 0;
+        for (Index j = 0; j < neurons; ++j)
+            undecided += !(std::abs(row[j]) > norms[j] * a + bias[j] * b);
+        double replaced = 0.0;  // sum of eps^2 over the replaced values
+        if (undecided > 0) {
+            const Index path = unit.path[sz(v)];
+            for (Index j = 0; j < neurons; ++j) {
+                if (bound.decides(row[j], norms[j], bias[j])) continue;
+                const double eps = bound.eps(norms[j], bias[j]);
+                replaced += eps * eps;
+                const SlowDecision d = slow_sign(unit, v, layer, j);
+                count(path, 0);
+                if (!d.decided) {
+                    row[j] = 0.0;
+                    count(path, 1);
+                } else {
+                    const double limit = std::max(2.0 * eps, std::numeric_limits<double>::min());
+                    const bool usable = d.value * d.sign > 0.0 && std::abs(d.value) <= limit;
+                    row[j] = usable ? d.value : d.sign * limit * 0.5;
+                }
+            }
+            bound.a *= 2.0;
+            bound.b *= 2.0;
+        }
+        unit.bound_a[sz(v)] = bound.a;
+        unit.bound_b[sz(v)] = bound.b;
+        // From here on err[v] bounds the l2 error of the layer's values at v: a replaced
+        // value errs by at most 2 eps instead (the vector bound plus 2 ||eps_replaced||).
+        unit.err[sz(v)] = VertexBound::vector_error(f, unit.scale[sz(v)], unit.err[sz(v)]) +
+                          2.0 * std::sqrt(replaced) * kSafety;
+    }
+}
+
+// The slow path's sign of neuron k of the layer at vertex v: the vertex's exact point
+// (a polyline point, or the root of the neuron whose crossing made it) evaluated in
+// double-double, the earlier layers' pattern forced to that of an interval next to v.
+SlowDecision Subdivider::slow_sign(const Unit& unit, Index v, Index layer, Index k) {
+    const bool after = unit.link[sz(v)] != 0 || v == 0;
+    const Word* pattern = unit.bits.data() + (after ? v : v - 1) * words_;
+    const PathSpec& spec = paths_[sz(unit.path[sz(v)])];
+    const Index d = net_.input_dim();
+    const Index s = unit.seg[sz(v)];
+    const double* x0 = spec.points + s * d;
+    const double* x1 = spec.points + ((s + 1) % spec.num_points) * d;
+    const Index origin = unit.origin[sz(v)];
+    if (origin < 0) return oracle_.sign_at_point(unit.t[sz(v)] > 0.0 ? x1 : x0, pattern, layer, k);
+    Index lj = 0;
+    while (net_.neuron_offset(lj + 1) <= origin) ++lj;
+    const Index j = origin - net_.neuron_offset(lj);
+    // Neuron j is on beyond its crossing (after it along t) exactly when it rises.
+    const bool on = ((pattern[origin / kWordBits] >> (origin % kWordBits)) & Word{1}) != 0;
+    const int d_sign = on == after ? 1 : -1;
+    return oracle_.sign_at_root(x0, x1, pattern, lj, j, d_sign, layer, k);
+}
+
+// The exact order of two crossings p, q of one interval (q's neuron evaluated at p's
+// root): -1 when p comes first, 1 when q does, 0 when they coincide.
+int Subdivider::compare_crossings(const Unit& unit, Index v, Index layer, const Crossing& p,
+                                  const Crossing& q) {
+    const double* za = unit.z.data() + v * unit.width;
+    const double* zb = za + unit.width;
+    const Index k = q.unit;
+    const AffineMap& map = net_.layer(layer);
+    const double norm = map.row_norms()[sz(k)], bias = map.abs_bias()[sz(k)];
+    const double ea = VertexBound{unit.bound_a[sz(v)], unit.bound_b[sz(v)]}.eps(norm, bias);
+    const double eb = VertexBound{unit.bound_a[sz(v) + 1], unit.bound_b[sz(v) + 1]}.eps(norm, bias);
+    const double tau = p.tau;
+    const double dtau = std::max(p.hi - tau, tau - p.lo);
+    const double diff = zb[k] - za[k];
+    const double value = za[k] + tau * diff;
+    // g_k(t*) = (1 - t*) a* + t* b*: the ends' errors, the fraction's, the rounding.
+    const double err = kSafety * ((1.0 - tau) * ea + tau * eb + dtau * (std::abs(diff) + ea + eb) +
+                                  3.0 * kUnitRoundoff * (std::abs(za[k]) + std::abs(zb[k])));
+    int sign = 0;
+    if (std::abs(value) > err) {
+        sign = value > 0.0 ? 1 : -1;
+    } else {
+        const PathSpec& spec = paths_[sz(unit.path[sz(v)])];
+        const Index d = net_.input_dim();
+        const Index s = unit.seg[sz(v)];
+        const SlowDecision decision = oracle_.sign_at_root(
+            spec.points + s * d, spec.points + ((s + 1) % spec.num_points) * d,
+            unit.bits.data() + v * words_, layer, p.unit, zb[p.unit] > 0.0 ? 1 : -1, layer, k);
+        count(unit.path[sz(v)], 0);
+        sign = decision.decided ? decision.sign : 0;
+    }
+    if (sign == 0) return 0;
+    return sign == (za[k] > 0.0 ? 1 : -1) ? -1 : 1;
+}
+
+// Certified grouping: an interval's crossings sorted by their float fractions, then put
+// in exact order by insertion sort with the certified comparison (almost always the
+// order already), and a crossing joins the group before it only when the two coincide
+// (its neuron is exactly zero at the group's vertex: concurrent hyperplanes).
+Index Subdivider::order_crossings(const Unit& unit, Index layer) {
+    const Index n = unit.size();
+    std::vector<Crossing>& crossings = crossings_;
+    Index added = 0;
+    for (Index v = 0; v < n; ++v) {
+        std::vector<Crossing>::iterator first, last_crossing;
+        if (!sorted_crossings(crossings, crossing_begin_, v, first, last_crossing)) continue;
+        for (auto it = first + 1; it != last_crossing; ++it) {
+            // Only crossings whose fraction intervals overlap can be out of order.
+            for (auto at = it; at != first && (at - 1)->hi >= at->lo &&
+                               compare_crossings(unit, v, layer, *(at - 1), *at) > 0;
+                 --at)
+                std::iter_swap(at - 1, at);
+        }
+        auto group = first;
+        ++added;
+        for (auto it = first + 1; it != last_crossing; ++it) {
+            it->joins = group->hi >= it->lo && compare_crossings(unit, v, layer, *group, *it) == 0;
+            if (it->joins) {
+                count(unit.path[sz(v)], 1);
+            } else {
+                group = it;
                 ++added;
             }
         }
@@ -293,10 +475,13 @@ void Subdivider::insert_crossings(Unit& unit, Index layer, bool last, Index adde
     next.width = width;
     next.duplicates_previous = unit.duplicates_previous;
     const Index new_n = n + added;
+    const bool certified = options_.certified;
     if (!last) {
         next.z.resize(sz(new_n * width));
         next.scale.resize(sz(new_n));
+        if (certified) next.err.resize(sz(new_n));
     }
+    next.origin.resize(sz(new_n));
     next.path.resize(sz(new_n));
     next.seg.resize(sz(new_n));
     next.t.resize(sz(new_n));
@@ -309,9 +494,16 @@ void Subdivider::insert_crossings(Unit& unit, Index layer, bool last, Index adde
     auto activate_row = [&](const double* z) {
         next.scale[sz(w)] = act.apply_row(z, next.z.data() + w * width, width, neurons);
     };
+    // Certified: the l2 error of a vertex's values, and of its activations (next.err).
+    const FilterLayer* f = certified ? &filter_[sz(layer)] : nullptr;
+    auto vector_error = [&](Index v) { return unit.err[sz(v)]; };
 
     for (Index v = 0; v < n; ++v) {
-        if (!last) activate_row(unit.z.data() + v * width);
+        if (!last) {
+            activate_row(unit.z.data() + v * width);
+            if (certified) next.err[sz(w)] = f->slope * vector_error(v) * kSafety;
+        }
+        next.origin[sz(w)] = unit.origin[sz(v)];
         next.path[sz(w)] = unit.path[sz(v)];
         next.seg[sz(w)] = unit.seg[sz(v)];
         next.t[sz(w)] = unit.t[sz(v)];
@@ -327,9 +519,29 @@ void Subdivider::insert_crossings(Unit& unit, Index layer, bool last, Index adde
         // same segment or the next segment's first point (t = 0 there, 1 here).
         const double ta = unit.t[sz(v)];
         const double tb = unit.seg[sz(v) + 1] == unit.seg[sz(v)] ? unit.t[sz(v) + 1] : 1.0;
+        // Certified: the norms of the ends' values and of their difference, and errors.
+        double norm_a = 0.0, norm_b = 0.0, norm_diff = 0.0, error_a = 0.0, error_b = 0.0;
+        if (certified && !last) {
+            for (Index j = 0; j < width; ++j) {
+                norm_a += za[j] * za[j];
+                norm_b += zb[j] * zb[j];
+                norm_diff += (zb[j] - za[j]) * (zb[j] - za[j]);
+            }
+            const double up = kSafety * (1.0 + gamma_of(static_cast<double>(width) + 3.0));
+            norm_a = std::sqrt(norm_a) * up;
+            norm_b = std::sqrt(norm_b) * up;
+            norm_diff = std::sqrt(norm_diff) * up;
+            error_a = vector_error(v);
+            error_b = vector_error(v + 1);
+        }
+        double previous_tau = 0.0;
         Index c = c_begin;
         while (c < c_end) {
-            const double tau = crossings[sz(c)].tau;
+            // Certified: crossings are in exact order; their float fractions are made
+            // non-decreasing (a fraction out of order lies within its bounds' reach).
+            const double tau =
+                certified ? std::max(crossings[sz(c)].tau, previous_tau) : crossings[sz(c)].tau;
+            previous_tau = tau;
             Index group_end = c + 1;
             while (group_end < c_end && crossings[sz(group_end)].joins) ++group_end;
 
@@ -345,11 +557,27 @@ void Subdivider::insert_crossings(Unit& unit, Index layer, bool last, Index adde
                     if (here || z_new[j] * side < 0.0) z_new[j] = 0.0;
                 }
                 activate_row(z_new);
+                if (certified) {
+                    // z(t*) = (1 - t*) z_a* + t* z_b*: the ends' errors, the fraction's
+                    // (|tau - t*| <= dtau), the interpolation's rounding; setting values
+                    // to the side or zero they are known to have only brings them closer.
+                    const Crossing& x = crossings[sz(c)];
+                    const double dtau = std::max(x.hi - tau, tau - x.lo);
+                    const double error = kSafety * ((1.0 - tau) * error_a + tau * error_b +
+                                                    dtau * (norm_diff + error_a + error_b) +
+                                                    3.0 * kUnitRoundoff * (norm_a + norm_b));
+                    next.err[sz(w)] = f->slope * error * kSafety;
+                }
             }
+            next.origin[sz(w)] = offset + crossings[sz(c)].unit;
             next.path[sz(w)] = unit.path[sz(v)];
             next.seg[sz(w)] = unit.seg[sz(v)];
             next.t[sz(w)] = ta + tau * (tb - ta);
             next.link[sz(w)] = 1;
+            // Exactly distinct crossings that float64 places at one point (the vertex
+            // before, or the interval's end): one breakpoint in the result.
+            if (certified && (next.t[sz(w)] <= next.t[sz(w) - 1] || next.t[sz(w)] >= tb))
+                count(unit.path[sz(v)], 2, group_end - c);
             // The pattern beyond the crossing: the previous piece's, with the crossing
             // neurons flipped.
             Word* row = next.bits.data() + w * words_;

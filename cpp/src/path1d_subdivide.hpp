@@ -6,6 +6,7 @@
 #include <utility>
 #include <vector>
 
+#include "certify.hpp"
 #include "lrcore/network.hpp"
 #include "lrcore/parallel.hpp"
 #include "lrcore/path1d.hpp"
@@ -19,6 +20,7 @@ struct Crossing {
     double tau;          // fraction of the interval at which the neuron's pre-activation is zero
     Index unit;          // neuron within the layer
     bool joins = false;  // shares the vertex of the crossing before it
+    double lo = 0.0, hi = 1.0;  // certified: bounds on the exact fraction
 };
 
 // Subdivides one task after another (one per worker thread): its scratch buffers keep
@@ -26,7 +28,8 @@ struct Crossing {
 class Subdivider {
 public:
     Subdivider(const Network& net, const std::vector<PathSpec>& paths, const Path1DOptions& options,
-               std::atomic<Index>& created, std::vector<std::atomic<Index>>& vertices_per_layer);
+               std::atomic<Index>& created, std::vector<std::atomic<Index>>& vertices_per_layer,
+               std::vector<std::atomic<Index>>& counters);
 
     // The vertices of the task's chunks after every hidden layer, with the pattern of
     // each interval, in path order.
@@ -38,7 +41,10 @@ private:
     const Path1DOptions& options_;
     std::atomic<Index>& created_;  // pieces created by the whole call (max_pieces)
     std::vector<std::atomic<Index>>& vertices_per_layer_;
+    std::vector<std::atomic<Index>>& counters_;  // per path: slow, coincident, unresolved
     Index words_;
+    std::vector<FilterLayer> filter_;
+    PathOracle oracle_;
     // Scratch reused across layers and tasks of one worker thread.
     Buffer<double> activated_;
     Buffer<double> input_points_;
@@ -58,6 +64,15 @@ private:
     void find_crossings(Unit& unit, Index layer);
     Index group_crossings(const Unit& unit, Index layer);
     void count_pieces(Index added) const;
+    // Certified decisions (docs/numerics.md).
+    void certify_values(Unit& unit, Index layer);
+    SlowDecision slow_sign(const Unit& unit, Index v, Index layer, Index k);
+    int compare_crossings(const Unit& unit, Index v, Index layer, const Crossing& p,
+                          const Crossing& q);
+    Index order_crossings(const Unit& unit, Index layer);
+    void count(Index path, Index which, Index n = 1) {
+        counters_[sz(3 * path + which)].fetch_add(n, std::memory_order_relaxed);
+    }
     void insert_crossings(Unit& unit, Index layer, bool last, Index added);
 };
 

@@ -16,10 +16,16 @@ namespace lrcore::detail {
 // Vertices and intervals of one work unit. Row v of `bits` is the pattern of the
 // interval (v, v + 1); it is meaningless where link[v] is 0.
 struct Unit {
-    Index width = 0;                   // width of the layer whose values `z` holds
-    Buffer<double> z;                  // V × width pre-activations of the current layer
-    Buffer<double> scale;              // V: ||input of the current layer||_2
-    Buffer<double> dot;                // V: <input at v, input at v + 1> of the current layer
+    Index width = 0;       // width of the layer whose values `z` holds
+    Buffer<double> z;      // V × width pre-activations of the current layer
+    Buffer<double> scale;  // V: ||input of the current layer||_2
+    Buffer<double> dot;    // V: <input at v, input at v + 1> of the current layer
+    // Certified sign decisions (docs/numerics.md):
+    Buffer<double> err;                // V: bound on ||input - exact input||_2 of the layer
+                                       //    (after certify_values: on the layer's values')
+    Buffer<double> bound_a, bound_b;   // V: the values' bounds (VertexBound) once decided
+    Buffer<Index> origin;              // V: -1 a polyline point; else the crossing neuron
+                                       //    (index into all neurons) that made the vertex
     Buffer<Index> path;                // V: path id
     Buffer<Index> seg;                 // V: segment of the path
     Buffer<double> t;                  // V: parameter within the segment, in [0, 1]

@@ -51,6 +51,9 @@ class PathBatchArrays(TypedDict):
     piece_offsets: NDArray[np.int64]  # (paths + 1,): path i's rows of patterns
     patterns: NDArray[np.uint8] | None  # (pieces, bytes), None unless want_patterns
     vertices_per_layer: NDArray[np.int64]  # (hidden layers,)
+    slow_decisions: NDArray[np.int64]  # (paths,) decisions left to the slow path
+    exact_coincidences: NDArray[np.int64]  # (paths,) values the slow path found zero
+    unresolved_crossings: NDArray[np.int64]  # (paths,) crossings at one float64 position
 
 class SliceArrays(TypedDict):
     """What slice_2d returns for one slice: its planar partition (bind_slice2d.cpp)."""
@@ -69,7 +72,7 @@ def count_1d(
     net: Network,
     paths: list[NDArray[np.float64]],
     closed: list[bool],
-    rtol: float,
+    rtol: float | None,
     want_patterns: bool,
     num_threads: int,
     max_pieces: int,

@@ -30,7 +30,7 @@ def core_count_1d(
     net: Network,
     paths: list[NDArray[np.float64]],
     closed: list[bool],
-    rtol: float,
+    rtol: float | None,
     want_patterns: bool,
     num_threads: int,
     max_pieces: int,
@@ -38,7 +38,7 @@ def core_count_1d(
 ) -> PathBatchArrays:
     """Breakpoints of ``net`` along each path, as the core's flat batch arrays.
 
-    ``max_memory`` is in bytes, 0 for no cap.
+    ``rtol`` None: certified sign decisions. ``max_memory`` is in bytes, 0 for no cap.
     """
     return _core.count_1d(
         net=net._core,

@@ -273,6 +273,13 @@ class CompositeLayer:
         out: FloatArray = self._net.forward(np.ascontiguousarray(x, dtype=np.float64))
         return out
 
+    def __matmul__(self, other: FloatArray) -> FloatArray:
+        """``W @ other`` for a vector or a matrix of columns (no bias), by the core."""
+        v = np.asarray(other, dtype=np.float64)
+        columns = v.reshape(self.shape[1], -1).T
+        out: FloatArray = self.apply(columns).T
+        return out.reshape((self.shape[0], *v.shape[1:]))
+
     def abs_matvec(self, vector: FloatArray) -> FloatArray:
         """``|W| @ vector`` for a vector (or a matrix of columns), by the core."""
         if self._abs_net is None:
@@ -283,6 +290,29 @@ class CompositeLayer:
         columns = v.reshape(self.shape[1], -1).T
         out: FloatArray = self._abs_net.forward(np.ascontiguousarray(columns)).T
         return out.reshape((self.shape[0], *v.shape[1:]))
+
+    def abs_sums(self, axis: int) -> float:
+        """The largest column (axis 0) or row (axis 1) sum of ``|W|``.
+
+        Row sums are exact (``|W| @ 1``); a convolution's column sums are bounded by its
+        input channel's absolute kernel sum (exact where every tap lands inside).
+        """
+        if axis == 1:
+            return float(self.abs_matvec(np.ones(self.shape[1])).max(initial=0.0))
+        columns = np.zeros(self.shape[1])
+        for in_offset, _, spec in self.parts:
+            if isinstance(spec, Conv):
+                weight = np.abs(spec.weight)
+                per_group = weight.shape[0] // spec.groups
+                sums = weight.reshape(spec.groups, per_group, weight.shape[1], -1).sum(axis=(1, 3))
+                per_channel = sums.reshape(-1)  # (groups * in_channels per group,)
+                part = np.repeat(per_channel, spec.in_size // spec.in_shape[0])
+            elif isinstance(spec, tuple):
+                part = np.abs(np.asarray(spec[1], dtype=np.float64))
+            else:
+                part = np.asarray(abs(spec).sum(axis=0), dtype=np.float64).ravel()
+            columns[in_offset : in_offset + len(part)] += part
+        return float(columns.max(initial=0.0))
 
     def tocsr_matrix(self) -> Any:
         """The layer's whole matrix in CSR form (large for big convolutions)."""

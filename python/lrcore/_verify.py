@@ -14,7 +14,13 @@ at two corners (the ends of a sub-interval, or two vertices of a convex face). C
 every neuron at every corner of every cell against the cell's pattern therefore finds any
 missed crossing whose values exceed the tolerance.
 
-The zero tolerance is the core's, loosened. The core counts ``z_j`` as zero when
+Certified results (``rtol=None``, docs/numerics.md) are checked with the same filter the
+core decides signs with: ``z_j`` counts as zero when ``|z_j| <= tol * eps_j + slack_j``,
+``eps_j`` the filter's rigorous bound on the rounding error of ``z_j`` at that point and
+``tol`` by default :data:`VERIFY_FACTOR`; the residual is ``max(|z_j| - slack_j, 0) /
+eps_j``. The slow path is not run: a value within the bound may have either sign.
+
+Results computed with a zero tolerance ``rtol``: the core counts ``z_j`` as zero when
 ``|z_j| <= rtol * (||W_j||_2 ||h||_2 + |b_j|)``, ``h`` being the layer's input at that
 point. Here ``z_j`` counts as zero when ``|z_j| <= tol * (||W_j||_2 ||h||_2 + |b_j|) +
 slack_j`` with ``tol`` by default :data:`VERIFY_FACTOR` times the ``rtol`` the result
@@ -220,6 +226,14 @@ def _norms(rows: FloatArray) -> FloatArray:
     return out
 
 
+def _abs_sums(weight: Any, axis: int) -> float:
+    """The largest column (axis 0) or row (axis 1) sum of ``|weight|``."""
+    if hasattr(weight, "abs_sums"):  # CompositeLayer: without its matrix
+        return float(weight.abs_sums(axis))
+    sums = np.asarray(abs(weight).sum(axis=axis), dtype=np.float64).ravel()
+    return float(sums.max(initial=0.0))
+
+
 def _row_norms(weight: Any) -> FloatArray:
     if hasattr(weight, "row_norms"):  # CompositeLayer: exact, without its matrix
         norms: FloatArray = weight.row_norms()
@@ -240,8 +254,9 @@ class _Evaluator:
     (``spread``, an input-space vector) pushed through ``|W|`` of the earlier layers.
     """
 
-    def __init__(self, net: Network, spread: FloatArray) -> None:
+    def __init__(self, net: Network, spread: FloatArray, certified: bool = False) -> None:
         self.net = net
+        self.certified = certified
         weights = net._weights
         self.row_norms = [_row_norms(w) for w in weights]
         self.abs_bias = [np.abs(b) for b in net._biases]
@@ -258,6 +273,14 @@ class _Evaluator:
         self.slack = np.concatenate([[]] + [s[:n] for s, n in zip(slack, self.sizes)])
         self.output_slack = slack[-1]
         self.num_points = 0
+        # The certified filter's per-layer constants (cpp/src/certify.cpp).
+        self.gammas = [_gamma(w.shape[1] + 2.0) * _SAFETY for w in weights]
+        self.frob = [float(np.sqrt(np.sum(n * n))) * _SAFETY for n in self.row_norms]
+        self.opnorm = [
+            min(f, float(np.sqrt(_abs_sums(w, 0) * _abs_sums(w, 1))) * _SAFETY**2)
+            for f, w in zip(self.frob, weights)
+        ]
+        self.bias2 = [float(np.sqrt(np.sum(b * b))) * _SAFETY for b in self.abs_bias]
         # Values held per point: every layer's units, the neurons' values and scales.
         per_point = 8 * (sum(net.layer_widths) + 3 * net.num_neurons + net.input_dim)
         self.chunk = int(np.clip(_CHUNK_BYTES // max(per_point, 1), 1, _CHUNK))
@@ -269,14 +292,17 @@ class _Evaluator:
         self.num_points += x.shape[0]
         values = self._pre_activations(x)
         h = x
+        error = np.zeros(x.shape[0])  # certified: bound on the input's l2 error
         for layer, z in enumerate(values):
             norm = _norms(h)
-            scale = norm[:, None] * self.row_norms[layer][None, :] + self.abs_bias[layer]
+            scale = self._scale(layer, norm, error)
             count = self.sizes[layer]
             yield z[:, :count], scale[:, :count]
             slope = self.slopes[layer]
             neurons = z[:, :count]
             h = np.concatenate([np.where(neurons > 0, neurons, slope * neurons), z[:, count:]], 1)
+            if self.certified:
+                error = self._next_error(layer, norm, error)
         if not with_output:
             return
         # The output layer on the last hidden layer's activations (no second forward pass).
@@ -285,8 +311,35 @@ class _Evaluator:
             out: FloatArray = weight.apply(h) + bias
         else:
             out = np.asarray((weight @ h.T).T, dtype=np.float64) + bias
-        norm = _norms(h)
-        yield out, norm[:, None] * self.row_norms[-1][None, :] + self.abs_bias[-1]
+        yield out, self._scale(len(values), _norms(h), error)
+
+    def _bound(
+        self, layer: int, norm: FloatArray, error: FloatArray
+    ) -> tuple[FloatArray, FloatArray]:
+        """The certified filter's per-point coefficients (a, b): eps_j = ||W_j|| a + |b_j| b."""
+        g = self.gammas[layer]
+        a = _SAFETY * _SAFETY * (g * norm * _SAFETY + error)
+        return a, np.full_like(a, g * _SAFETY * _SAFETY)
+
+    def _next_error(self, layer: int, norm: FloatArray, error: FloatArray) -> FloatArray:
+        """The next layer's input error (``VertexBound::vector_error``, activated)."""
+        gain = max(1.0, abs(self.slopes[layer]))
+        g = self.gammas[layer]
+        rounding = g * (norm * _SAFETY * self.frob[layer] + self.bias2[layer])
+        out: FloatArray = gain * _SAFETY**4 * (rounding + error * self.opnorm[layer])
+        return out
+
+    def _scale(self, layer: int, norm: FloatArray, error: FloatArray) -> FloatArray:
+        """What ``tol`` multiplies: ``||W_j|| ||h|| + |b_j|``, or the certified bound."""
+        if self.certified:
+            a, b = self._bound(layer, norm, error)
+            out: FloatArray = (
+                a[:, None] * self.row_norms[layer][None, :]
+                + b[:, None] * self.abs_bias[layer][None, :]
+            )
+            return out
+        scaled: FloatArray = norm[:, None] * self.row_norms[layer][None, :] + self.abs_bias[layer]
+        return scaled
 
     def _pre_activations(self, x: FloatArray) -> list[FloatArray]:
         """Every hidden layer's values at ``x``.
@@ -406,6 +459,15 @@ def _certain_bits(
         unsure[rows[lo : lo + ev.chunk]] = np.abs(z) <= limit
 
 
+#: The certified filter's constants (cpp/src/certify.hpp): unit roundoff, safety factor.
+_UNIT = 2.0**-53
+_SAFETY = 1.0 + 2.0**-20
+
+
+def _gamma(n: float) -> float:
+    return n * _UNIT / (1.0 - n * _UNIT)
+
+
 #: Rounding allowance for the position of a point, relative to the coordinates' size.
 _POSITION_ULPS = 1024 * np.finfo(np.float64).eps
 
@@ -415,8 +477,10 @@ def _name(ev: _Evaluator, column: int) -> str:
     return f"neuron ({layer}, {column - int(ev.offsets[layer])})"
 
 
-def _default_tol(tol: float | None, rtol: float) -> float:
+def _default_tol(tol: float | None, rtol: float | None) -> float:
     if tol is None:
+        if rtol is None:
+            return VERIFY_FACTOR
         return VERIFY_FACTOR * max(float(rtol), DEFAULT_RTOL)
     value = float(tol)
     if not np.isfinite(value) or value < 0:
@@ -716,7 +780,7 @@ def _collect_path_problems(
     steps = np.diff(closed_pts, axis=0)
     direction = np.abs(steps).max(axis=0) / max(float(np.abs(steps).max()), 1e-300)
     spread = _POSITION_ULPS * (np.abs(r.points).max(axis=0) + r.length * direction)
-    ev = _Evaluator(net, spread)
+    ev = _Evaluator(net, spread, certified=r.rtol is None)
     positions, xs, lengths, piece = _sub_intervals(r)
     if len(lengths) == 0 or net.num_neurons == 0:
         return c, r.num_pieces, r.num_breakpoints, 0, 0.0
@@ -1095,8 +1159,8 @@ class Verifiable(abc.ABC):
 
     #: The network the result was computed for (``verify`` re-evaluates it).
     network: Network | None
-    #: The zero tolerance it was computed with.
-    rtol: float
+    #: The zero tolerance it was computed with; None: certified sign decisions.
+    rtol: float | None
 
     def verify(
         self,
@@ -1132,7 +1196,9 @@ class Verifiable(abc.ABC):
         (``h`` the layer's input at the point) with ``tol`` for ``rtol``, plus ``slack_j``,
         the effect of rounding the point's own position (about 1e-13 of the path's length
         or the domain's size, pushed through ``|W|`` of the earlier layers). The residual
-        of a value is ``max(|z_j| - slack_j, 0) / (||W_j||_2 ||h||_2 + |b_j|)``.
+        of a value is ``max(|z_j| - slack_j, 0) / (||W_j||_2 ||h||_2 + |b_j|)``. For a
+        certified result (``rtol=None``) ``||W_j||_2 ||h||_2 + |b_j|`` is replaced by the
+        certified filter's error bound ``eps_j`` at the point (docs/numerics.md).
 
         Parameters
         ----------
@@ -1140,7 +1206,9 @@ class Verifiable(abc.ABC):
             Raise :class:`lrcore.VerificationError` (an AssertionError) if a check fails.
         tol
             Relative zero tolerance; default ``lrcore.VERIFY_FACTOR * max(rtol,
-            lrcore.DEFAULT_RTOL)`` with the ``rtol`` of the computation (1e-8 by default).
+            lrcore.DEFAULT_RTOL)`` with the ``rtol`` of the computation (1e-8 for
+            ``rtol=1e-10``); for a certified result, the multiple of the filter's bound
+            (default ``lrcore.VERIFY_FACTOR``).
         net
             The network to check against (default: the one the result was computed for).
 

@@ -63,7 +63,10 @@ class PathResult(Verifiable):
         num_neurons: int,
         *,
         network: Network | None = None,
-        rtol: float = DEFAULT_RTOL,
+        rtol: float | None = None,
+        slow_decisions: int = 0,
+        exact_coincidences: int = 0,
+        unresolved_crossings: int = 0,
     ) -> None:
         self._points = points
         self.closed = bool(closed)
@@ -78,8 +81,16 @@ class PathResult(Verifiable):
         self.num_neurons = int(num_neurons)
         #: The network the result was computed for (``verify`` re-evaluates it).
         self.network = network
-        #: The zero tolerance it was computed with.
-        self.rtol = float(rtol)
+        #: The zero tolerance it was computed with; None: certified sign decisions.
+        self.rtol = None if rtol is None else float(rtol)
+        #: Sign decisions the fast filter left to the slow path (docs/numerics.md).
+        self.slow_decisions = int(slow_decisions)
+        #: Values the slow path could not tell from zero: exact coincidences (a vertex on
+        #: the neuron's zero set; concurrent crossings share one breakpoint).
+        self.exact_coincidences = int(exact_coincidences)
+        #: Crossings distinct in exact arithmetic that float64 places at one position
+        #: (they share one breakpoint).
+        self.unresolved_crossings = int(unresolved_crossings)
 
     @property
     def num_breakpoints(self) -> int:
@@ -219,7 +230,7 @@ class BatchResult(Verifiable):
         num_neurons: int,
         *,
         network: Network | None = None,
-        rtol: float = DEFAULT_RTOL,
+        rtol: float | None = None,
     ) -> None:
         self._paths = paths
         self._closed = closed
@@ -236,10 +247,15 @@ class BatchResult(Verifiable):
         self.patterns: NDArray[np.uint8] | None = flat["patterns"]
         #: Vertices at which each hidden layer was evaluated by a dense product.
         self.vertices_per_layer: NDArray[np.int64] = flat["vertices_per_layer"]
+        #: Per path: sign decisions left to the slow path, exact coincidences, and
+        #: crossings float64 places at one position (see :class:`PathResult`).
+        self.slow_decisions: NDArray[np.int64] = flat["slow_decisions"]
+        self.exact_coincidences: NDArray[np.int64] = flat["exact_coincidences"]
+        self.unresolved_crossings: NDArray[np.int64] = flat["unresolved_crossings"]
         #: The network the results were computed for (``verify`` re-evaluates it).
         self.network = network
-        #: The zero tolerance they were computed with.
-        self.rtol = float(rtol)
+        #: The zero tolerance they were computed with; None: certified sign decisions.
+        self.rtol = None if rtol is None else float(rtol)
 
     @property
     def num_paths(self) -> int:
@@ -298,6 +314,9 @@ class BatchResult(Verifiable):
             num_neurons=self.num_neurons,
             network=self.network,
             rtol=self.rtol,
+            slow_decisions=int(self.slow_decisions[i]),
+            exact_coincidences=int(self.exact_coincidences[i]),
+            unresolved_crossings=int(self.unresolved_crossings[i]),
         )
 
     def to_dataframe(self, kind: str = "breakpoints") -> pd.DataFrame:
@@ -372,7 +391,7 @@ def count_1d(
     path: list[Any] | tuple[Any, ...],
     closed: bool | Sequence[bool] = ...,
     *,
-    rtol: float = ...,
+    rtol: float | None = ...,
     return_patterns: bool = ...,
     num_threads: int | None = ...,
     max_pieces: int = ...,
@@ -386,7 +405,7 @@ def count_1d(
     path: ArrayLike,
     closed: bool | Sequence[bool] = ...,
     *,
-    rtol: float = ...,
+    rtol: float | None = ...,
     return_patterns: bool = ...,
     num_threads: int | None = ...,
     max_pieces: int = ...,
@@ -399,7 +418,7 @@ def count_1d(
     path: PathLike,
     closed: bool | Sequence[bool] = False,
     *,
-    rtol: float = DEFAULT_RTOL,
+    rtol: float | None = None,
     return_patterns: bool = False,
     num_threads: int | None = None,
     max_pieces: int = DEFAULT_MAX_PIECES,
@@ -417,13 +436,16 @@ def count_1d(
     closed
         Join the last point back to the first (one flag for all paths, or one per path).
     rtol
-        Relative zero tolerance, ``0 <= rtol < 1``: at a vertex, ``|z_j| <= rtol *
-        (||W_j||_2 ||h||_2 + |b_j|)`` (``h`` the layer's input there) counts as exactly zero
-        (the vertex lies on neuron j's boundary). A neuron that touches zero without
-        changing sign is no breakpoint; crossings of several neurons closer than the
-        tolerance make one breakpoint (use ``rtol=0`` to tell them apart down to
-        rounding). Scaling the network or the path changes nothing (the test is
-        relative). See README, "Tolerance and exactness"; ``result.verify()`` checks a
+        ``None`` (the default): certified sign decisions. Every sign is decided exactly
+        (in real arithmetic on the float64 weights and inputs): a fast float64 filter
+        with a rigorous error bound, and a double-double slow path for the rare values it
+        leaves undecided; crossings are merged only when they coincide exactly (see
+        docs/numerics.md; ``slow_decisions``, ``exact_coincidences`` and
+        ``unresolved_crossings`` of the result count what happened). A number
+        ``0 <= rtol < 1`` opts in to the old zero tolerance: at a vertex, ``|z_j| <= rtol
+        * (||W_j||_2 ||h||_2 + |b_j|)`` (``h`` the layer's input there) counts as exactly
+        zero, so crossings closer than the tolerance make one breakpoint
+        (``lrcore.DEFAULT_RTOL`` was the default before). ``result.verify()`` checks a
         result against the network.
     return_patterns
         Also return each piece's activation pattern (packed bits).
@@ -483,7 +505,10 @@ def count_1d(
         if len(flags) != len(paths):
             msg = f"closed: expected one flag per path ({len(paths)}), got {len(flags)}"
             raise ValueError(msg)
-    rtol, threads, max_pieces = check_run_options(rtol, num_threads, max_pieces, "max_pieces")
+    checked, threads, max_pieces = check_run_options(
+        0.0 if rtol is None else rtol, num_threads, max_pieces, "max_pieces"
+    )
+    core_rtol = None if rtol is None else checked
     for i, p in enumerate(paths):
         check_magnitudes(net, np.abs(p).max(axis=0), f"path[{i}]" if is_batch else "path")
 
@@ -491,11 +516,11 @@ def count_1d(
         net=net,
         paths=paths,
         closed=flags,
-        rtol=rtol,
+        rtol=core_rtol,
         want_patterns=bool(return_patterns),
         num_threads=threads,
         max_pieces=max_pieces,
         max_memory=check_max_memory(max_memory),
     )
-    batch = BatchResult(flat, paths, flags, net.num_neurons, network=net, rtol=rtol)
+    batch = BatchResult(flat, paths, flags, net.num_neurons, network=net, rtol=core_rtol)
     return batch if is_batch else batch[0]

@@ -10,6 +10,15 @@
 
 namespace lrcore {
 
+// One row of an affine map: W[r, cols[i]] = values[i] for i < count (cols null: the row
+// is dense, cols[i] = i), and b[r]. The certified sign decisions' slow path reads rows.
+struct AffineRow {
+    const double* values = nullptr;
+    const Index* cols = nullptr;
+    Index count = 0;
+    double bias = 0.0;
+};
+
 // An affine map y = W x + b applied to a batch of points stored as rows: DenseAffine or
 // SparseAffine (convolutions and pooling, lowered to CSR), or a new kind of map behind the
 // same interface.
@@ -24,6 +33,11 @@ public:
     // zero tolerance.
     virtual const std::vector<double>& row_norms() const = 0;
     virtual const std::vector<double>& abs_bias() const = 0;
+    // Row r of the map, for the slow path of the certified sign decisions (evaluation in
+    // double-double, cpp/src/certify.hpp). A map that builds its rows on the fly writes
+    // them to the scratch vectors and points into them.
+    virtual AffineRow row(Index r, std::vector<double>& scratch_values,
+                          std::vector<Index>& scratch_cols) const = 0;
 };
 
 class DenseAffine final : public AffineMap {
@@ -35,6 +49,8 @@ public:
     void apply(const double* x, Index n, Index ldx, double* y, Index ldy) const override;
     const std::vector<double>& row_norms() const override { return row_norms_; }
     const std::vector<double>& abs_bias() const override { return abs_bias_; }
+    AffineRow row(Index r, std::vector<double>& scratch_values,
+                  std::vector<Index>& scratch_cols) const override;
     const std::vector<double>& weight() const { return weight_; }
     const std::vector<double>& bias() const { return bias_; }
 
@@ -56,6 +72,8 @@ public:
     void apply(const double* x, Index n, Index ldx, double* y, Index ldy) const override;
     const std::vector<double>& row_norms() const override { return row_norms_; }
     const std::vector<double>& abs_bias() const override { return abs_bias_; }
+    AffineRow row(Index r, std::vector<double>& scratch_values,
+                  std::vector<Index>& scratch_cols) const override;
 
 private:
     Index out_, in_;
@@ -91,6 +109,8 @@ public:
     // Exact per output unit: the kernel taps that fall on padding do not count.
     const std::vector<double>& row_norms() const override { return row_norms_; }
     const std::vector<double>& abs_bias() const override { return abs_bias_; }
+    AffineRow row(Index r, std::vector<double>& scratch_values,
+                  std::vector<Index>& scratch_cols) const override;
     const ConvShape& shape() const { return shape_; }
 
     // Bytes of im2col columns one block of points holds at most (more only when a single
@@ -138,6 +158,8 @@ public:
     void apply(const double* x, Index n, Index ldx, double* y, Index ldy) const override;
     const std::vector<double>& row_norms() const override { return row_norms_; }
     const std::vector<double>& abs_bias() const override { return abs_bias_; }
+    AffineRow row(Index r, std::vector<double>& scratch_values,
+                  std::vector<Index>& scratch_cols) const override;
 
 private:
     std::vector<double> scale_, bias_, row_norms_, abs_bias_;
@@ -160,13 +182,15 @@ public:
     void apply(const double* x, Index n, Index ldx, double* y, Index ldy) const override;
     const std::vector<double>& row_norms() const override { return row_norms_; }
     const std::vector<double>& abs_bias() const override { return abs_bias_; }
+    AffineRow row(Index r, std::vector<double>& scratch_values,
+                  std::vector<Index>& scratch_cols) const override;
 
 private:
     Index out_, in_;
     std::vector<Part> parts_;
     std::vector<bool> adds_;                          // part t adds to rows an earlier part wrote
     std::vector<std::pair<Index, Index>> uncovered_;  // output ranges no part writes
-    std::vector<double> bias_, row_norms_, abs_bias_;
+    std::vector<double> bias_, total_bias_, row_norms_, abs_bias_;
 };
 
 }  // namespace lrcore

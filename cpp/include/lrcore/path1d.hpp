@@ -23,8 +23,11 @@ struct PathSpec {
 // (Python's are lrcore's DEFAULT_RTOL and DEFAULT_MAX_PIECES), and count_1d refuses them
 // unset.
 struct Path1DOptions {
-    // A pre-activation z_j at a vertex counts as exactly zero when
-    // |z_j| <= rtol * (||W_j||_2 * ||h||_2 + |b_j|), h being the layer's input there.
+    // certified: signs are decided by the certified predicates (docs/numerics.md); rtol
+    // is not read. Otherwise the old zero rule: a pre-activation z_j at a vertex counts
+    // as exactly zero when |z_j| <= rtol * (||W_j||_2 * ||h||_2 + |b_j|), h being the
+    // layer's input there.
+    bool certified = false;
     double rtol = std::numeric_limits<double>::quiet_NaN();
     bool want_patterns = false;
     int num_threads = 0;  // <= 0: all hardware threads
@@ -48,6 +51,13 @@ struct Path1DResult {
     std::vector<Index> flip_offsets;     // CSR offsets (k + 1) into flip_neurons
     std::vector<Index> flip_neurons;     // (m × 2) flattened (layer, unit) pairs
     std::vector<std::uint8_t> patterns;  // num_pieces × pattern_bytes, if requested
+    // Certified decisions only (0 under rtol): sign decisions the fast filter left to
+    // the slow path; values the slow path could not tell from zero (counted as exact
+    // coincidences: the vertex lies on the neuron's zero set); crossings distinct in
+    // exact arithmetic whose float64 positions coincide (one breakpoint in the result).
+    Index slow_decisions = 0;
+    Index exact_coincidences = 0;
+    Index unresolved_crossings = 0;
 };
 
 struct Path1DStats {

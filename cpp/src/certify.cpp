@@ -1,0 +1,444 @@
+// Certified sign decisions: the fast filter's per-layer constants and the slow path's
+// evaluation in double-double (docs/numerics.md has the error bounds and the argument).
+#include "certify.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+namespace lrcore::detail {
+
+std::vector<FilterLayer> filter_layers(const Network& net) {
+    std::vector<FilterLayer> out(sz(net.num_hidden_layers()));
+    for (Index l = 0; l < net.num_hidden_layers(); ++l) {
+        const AffineMap& map = net.layer(l);
+        FilterLayer& f = out[sz(l)];
+        // n products and the bias: n + 1 terms; one more covers the rounding of the
+        // input's float norm s (computed as fl(sqrt(fl(sum h^2)))).
+        f.gamma = gamma_of(static_cast<double>(map.in_dim()) + 2.0) * kSafety;
+        double frob = 0.0, bias2 = 0.0, max_row = 0.0;
+        std::vector<double> columns(sz(map.in_dim()), 0.0);
+        std::vector<double> scratch_values;
+        std::vector<Index> scratch_cols;
+        for (Index j = 0; j < map.out_dim(); ++j) {
+            frob += map.row_norms()[sz(j)] * map.row_norms()[sz(j)];
+            bias2 += map.abs_bias()[sz(j)] * map.abs_bias()[sz(j)];
+            const AffineRow row = map.row(j, scratch_values, scratch_cols);
+            double sum = 0.0;
+            for (Index i = 0; i < row.count; ++i) {
+                sum += std::abs(row.values[i]);
+                columns[sz(row.cols != nullptr ? row.cols[i] : i)] += std::abs(row.values[i]);
+            }
+            max_row = std::max(max_row, sum);
+        }
+        const double max_column = *std::max_element(columns.begin(), columns.end());
+        // The sums' rounding (relative (n + m) u at most) is far inside kSafety^2.
+        f.frob = std::sqrt(frob) * kSafety;
+        f.opnorm = std::min(f.frob, std::sqrt(max_column * max_row) * kSafety * kSafety);
+        f.bias2 = std::sqrt(bias2) * kSafety;
+        const Activation& act = net.activation(l);
+        f.slope =
+            act.kind == ActivationKind::relu ? 1.0 : std::max(1.0, std::abs(act.negative_slope));
+    }
+    return out;
+}
+
+namespace {
+
+constexpr double u = kUnitRoundoff;
+
+bool pattern_bit(const Word* pattern, Index bit) {
+    return ((pattern[bit / kWordBits] >> (bit % kWordBits)) & Word{1}) != 0;
+}
+
+// |x| as a double-double's magnitude, rounded up.
+double magnitude(double hi, double lo) { return (std::abs(hi) + std::abs(lo)) * (1.0 + 2.0 * u); }
+
+// (a.hi + a.lo) * (b.hi + b.lo) as a double-double, with a bound on its error (operands
+// normalised, |lo| <= u |hi|: the neglected and rounded terms are below 6 u^2 |a b|).
+DD mul(const DD& a, const DD& b, double& err) {
+    DD p = two_prod(a.hi, b.hi);
+    p.lo += a.hi * b.lo + a.lo * b.hi;
+    const DD r = two_sum(p.hi, p.lo);
+    err = 8.0 * u * u * magnitude(a.hi, a.lo) * magnitude(b.hi, b.lo);
+    return r;
+}
+
+// The lower bound of |hi + lo|, rounded down.
+double lower_magnitude(double hi, double lo) {
+    return (std::abs(hi) - std::abs(lo)) * (1.0 - 4.0 * u);
+}
+
+}  // namespace
+
+// Forced-pattern forward pass in double-double. Each value of layer l is
+// sum_i w_i (x_i + lo_i) + b accumulated as in Ogita, Rump and Oishi's Dot2: the products
+// w_i x_i split exactly (TwoProd), summed by TwoSum, every error term (the products' and
+// sums' low parts, w_i lo_i) summed in float64 into one correction. With n terms, the
+// result s + c (an exact double-double) differs from the exact sum by at most
+//   K1 * sum |w_i x_i| + K2 * sum |w_i lo_i|,
+//   K1 = gamma_{3n+3} (n + 1) u (1 + gamma_{n+2})^2,
+//   K2 = (gamma_{3n+3} (1 + u) + u) (1 + gamma_{n+2}),
+// (the TwoSum low parts total at most n u (1 + gamma_n) sum |w_i x_i|, the product low
+// parts u sum |w_i x_i|, and the float sum of 3n terms errs by gamma_{3n} times their sum),
+// plus ||W_j|| times the l2 error of the input (Cauchy-Schwarz).
+void PathOracle::forward(const double* x_hi, const double* x_lo, bool with_bias,
+                         const Word* pattern, Index from, Index upto,
+                         std::vector<LayerValues>& out) {
+    out.resize(sz(upto) + 1);
+    double input_error = 0.0;  // the input is exact
+    // The forced activation of layer l's values: h = z where the pattern's bit is set,
+    // else slope * z (0 for ReLU); linear units pass. Sets input_error.
+    auto activate = [&](Index l) {
+        const LayerValues& z = out[sz(l)];
+        const Index m = static_cast<Index>(z.hi.size());
+        const Activation& act = net_.activation(l);
+        const Index neurons = net_.hidden_size(l);
+        const Index offset = net_.neuron_offset(l);
+        h_hi_.resize(sz(m));
+        h_lo_.resize(sz(m));
+        h_err_.resize(sz(m));
+        double sum = 0.0;
+        for (Index j = 0; j < m; ++j) {
+            double hi = z.hi[sz(j)], lo = z.lo[sz(j)], err = z.err[sz(j)];
+            if (j < neurons && !pattern_bit(pattern, offset + j)) {
+                if (act.kind == ActivationKind::relu) {
+                    hi = lo = err = 0.0;
+                } else {
+                    const double a = act.negative_slope;
+                    const DD p = two_prod(a, hi);
+                    const double al = a * lo;
+                    const DD v = two_sum(p.hi, p.lo + al);
+                    hi = v.hi;
+                    lo = v.lo;
+                    err = std::abs(a) * err + 4.0 * u * (std::abs(al) + std::abs(p.lo));
+                }
+            }
+            h_hi_[sz(j)] = hi;
+            h_lo_[sz(j)] = lo;
+            sum += err * err;
+        }
+        input_error = std::sqrt(sum) * kSafety * (1.0 + gamma_of(static_cast<double>(m) + 2.0));
+    };
+    if (from == 0) {
+        const Index d = net_.input_dim();
+        h_hi_.assign(x_hi, x_hi + d);
+        if (x_lo != nullptr) {
+            h_lo_.assign(x_lo, x_lo + d);
+        } else {
+            h_lo_.assign(sz(d), 0.0);
+        }
+    } else {
+        activate(from - 1);  // resumes a cached pass: layers < from are kept
+    }
+    for (Index l = from; l <= upto; ++l) {
+        const AffineMap& map = net_.layer(l);
+        const Index m = map.out_dim();
+        const auto n = static_cast<double>(map.in_dim());
+        const double gn = gamma_of(n + 2.0);
+        const double k1 = gamma_of(3.0 * n + 3.0) * (n + 1.0) * u * (1.0 + gn) * (1.0 + gn);
+        const double k2 = (gamma_of(3.0 * n + 3.0) * (1.0 + u) + u) * (1.0 + gn);
+        LayerValues& z = out[sz(l)];
+        z.hi.resize(sz(m));
+        z.lo.resize(sz(m));
+        z.err.resize(sz(m));
+        for (Index r = 0; r < m; ++r) {
+            const AffineRow row = map.row(r, row_values_, row_cols_);
+            double s = with_bias ? row.bias : 0.0;
+            double c = 0.0, absum = std::abs(s), abslo = 0.0;
+            for (Index i = 0; i < row.count; ++i) {
+                const Index col = row.cols != nullptr ? row.cols[i] : i;
+                const double w = row.values[i];
+                const DD p = two_prod(w, h_hi_[sz(col)]);
+                const DD q = two_sum(s, p.hi);
+                s = q.hi;
+                const double wl = w * h_lo_[sz(col)];
+                c += (q.lo + p.lo) + wl;
+                absum += std::abs(p.hi);
+                abslo += std::abs(wl);
+            }
+            const DD v = two_sum(s, c);
+            z.hi[sz(r)] = v.hi;
+            z.lo[sz(r)] = v.lo;
+            z.err[sz(r)] = kSafety * (k1 * absum + k2 * abslo +
+                                      map.row_norms()[sz(r)] * (1.0 + gn) * input_error);
+        }
+        if (l == upto) break;
+        activate(l);
+    }
+}
+
+namespace {
+
+// Whether a cached evaluation's key matches: the same line, layers and pattern (the
+// bits of the layers below `upto` only: the last word is masked).
+bool same_key(const Network& net, const double* x0, const double* x1, Index upto,
+              const Word* pattern, const double* key_x0, const double* key_x1, Index key_upto,
+              const std::vector<Word>& key_pattern) {
+    const Index bits = net.neuron_offset(upto);
+    const Index words = words_for(bits);
+    if (key_x0 != x0 || key_x1 != x1 || key_upto != upto ||
+        static_cast<Index>(key_pattern.size()) != words)
+        return false;
+    for (Index w = 0; w < words; ++w) {
+        Word mask = ~Word{0};
+        if (w == words - 1 && bits % kWordBits != 0) mask = (Word{1} << (bits % kWordBits)) - 1;
+        if (((pattern[w] ^ key_pattern[sz(w)]) & mask) != 0) return false;
+    }
+    return true;
+}
+
+}  // namespace
+
+void PathOracle::evaluate(const double* x0, const double* x1, const Word* pattern, Index upto) {
+    const Index words = words_for(net_.neuron_offset(upto));
+    const bool hit =
+        same_key(net_, x0, x1, upto, pattern, key_x0_, key_x1_, key_upto_, key_pattern_);
+    if (hit) return;
+    // The same line and pattern up to the cached layer, asked for a deeper one: the
+    // cached layers are kept and the pass resumes after them (a vertex asked layer
+    // after layer costs one pass, not one per layer).
+    const Index from = key_upto_ >= 0 && key_upto_ < upto &&
+                               same_key(net_, x0, x1, key_upto_, pattern, key_x0_, key_x1_,
+                                        key_upto_, key_pattern_)
+                           ? key_upto_ + 1
+                           : 0;
+    ++evaluations_;
+    key_x0_ = x0;
+    key_x1_ = x1;
+    key_upto_ = upto;
+    key_pattern_.assign(pattern, pattern + words);
+    forward(x0, nullptr, true, pattern, from, upto, c_);
+    if (x1 != nullptr) {
+        // The direction x1 - x0, exact as a double-double.
+        const Index d = net_.input_dim();
+        std::vector<double> dir_hi(sz(d)), dir_lo(sz(d));
+        for (Index i = 0; i < d; ++i) {
+            const DD v = two_sum(x1[i], -x0[i]);
+            dir_hi[sz(i)] = v.hi;
+            dir_lo[sz(i)] = v.lo;
+        }
+        forward(dir_hi.data(), dir_lo.data(), false, pattern, from, upto, d_);
+    }
+}
+
+// --- The exact tier: expansion arithmetic (Shewchuk, "Adaptive precision floating-point
+// arithmetic and fast robust geometric predicates", 1997). Sums and products of float64
+// numbers are exact as expansions while no product underflows (|w x| >= 2^-969 keeps
+// the low part of TwoProd a normal number); exact_ok_ records that.
+
+namespace {
+
+// |a| >= |b| (or a == 0): a + b = x + y exactly.
+DD fast_two_sum(double a, double b) {
+    const double x = a + b;
+    return {x, b - (x - a)};
+}
+
+// e + b (Grow-Expansion with zero elimination).
+void grow(Expansion& e, double b, Expansion& scratch) {
+    scratch.clear();
+    double q = b;
+    for (const double component : e) {
+        const DD s = two_sum(q, component);
+        if (s.lo != 0.0) scratch.push_back(s.lo);
+        q = s.hi;
+    }
+    if (q != 0.0) scratch.push_back(q);
+    e.swap(scratch);
+}
+
+// e * b (Scale-Expansion with zero elimination), appended to `out` as its own expansion.
+void scale(const Expansion& e, double b, Expansion& out, bool& ok) {
+    out.clear();
+    if (e.empty() || b == 0.0) return;
+    DD p = two_prod(e[0], b);
+    if (p.hi != 0.0 && std::abs(p.hi) < 0x1p-969) ok = false;
+    if (p.lo != 0.0) out.push_back(p.lo);
+    double q = p.hi;
+    for (std::size_t i = 1; i < e.size(); ++i) {
+        const DD prod = two_prod(e[i], b);
+        if (prod.hi != 0.0 && std::abs(prod.hi) < 0x1p-969) ok = false;
+        const DD sum = two_sum(q, prod.lo);
+        if (sum.lo != 0.0) out.push_back(sum.lo);
+        const DD top = fast_two_sum(prod.hi, sum.hi);
+        if (top.lo != 0.0) out.push_back(top.lo);
+        q = top.hi;
+    }
+    if (q != 0.0) out.push_back(q);
+}
+
+// e + f: f's components grown into e one at a time.
+void add(Expansion& e, const Expansion& f, Expansion& scratch) {
+    for (const double component : f) grow(e, component, scratch);
+}
+
+// Compress (Shewchuk): the same value in fewer, larger components.
+void compress(Expansion& e) {
+    const std::size_t m = e.size();
+    if (m < 2) return;
+    Expansion h(m);
+    std::size_t bottom = m - 1;
+    double q = e[m - 1];
+    for (std::size_t i = m - 1; i-- > 0;) {
+        const DD s = fast_two_sum(q, e[i]);
+        if (s.lo != 0.0) {
+            h[bottom--] = s.hi;
+            q = s.lo;
+        } else {
+            q = s.hi;
+        }
+    }
+    std::size_t top = 0;
+    for (std::size_t i = bottom + 1; i < m; ++i) {
+        const DD s = fast_two_sum(h[i], q);
+        if (s.lo != 0.0) h[top++] = s.lo;
+        q = s.hi;
+    }
+    h[top++] = q;
+    h.resize(top);
+    if (h.size() == 1 && h[0] == 0.0) h.clear();
+    e.swap(h);
+}
+
+// e * f exactly.
+Expansion multiply(const Expansion& e, const Expansion& f, bool& ok) {
+    Expansion out, term, scratch;
+    for (const double component : f) {
+        scale(e, component, term, ok);
+        add(out, term, scratch);
+    }
+    compress(out);
+    return out;
+}
+
+int sign_of_expansion(const Expansion& e) {
+    if (e.empty()) return 0;
+    return e.back() > 0.0 ? 1 : -1;
+}
+
+}  // namespace
+
+// The forced-pattern forward pass, exactly.
+void PathOracle::forward_exact(std::vector<Expansion> h, bool with_bias, const Word* pattern,
+                               Index upto, std::vector<std::vector<Expansion>>& out) {
+    out.assign(sz(upto) + 1, {});
+    Expansion term, scratch;
+    for (Index l = 0; l <= upto; ++l) {
+        const AffineMap& map = net_.layer(l);
+        const Index m = map.out_dim();
+        std::vector<Expansion>& z = out[sz(l)];
+        z.assign(sz(m), {});
+        for (Index r = 0; r < m; ++r) {
+            const AffineRow row = map.row(r, row_values_, row_cols_);
+            Expansion& sum = z[sz(r)];
+            if (with_bias && row.bias != 0.0) sum.push_back(row.bias);
+            for (Index i = 0; i < row.count; ++i) {
+                const Index col = row.cols != nullptr ? row.cols[i] : i;
+                scale(h[sz(col)], row.values[i], term, exact_ok_);
+                add(sum, term, scratch);
+                if (sum.size() > 64) compress(sum);
+            }
+            compress(sum);
+        }
+        if (l == upto) break;
+        const Activation& act = net_.activation(l);
+        const Index neurons = net_.hidden_size(l);
+        const Index offset = net_.neuron_offset(l);
+        h.assign(sz(m), {});
+        for (Index j = 0; j < m; ++j) {
+            if (j < neurons && ((pattern[(offset + j) / kWordBits] >> ((offset + j) % kWordBits)) &
+                                Word{1}) == 0) {
+                if (act.kind != ActivationKind::relu)
+                    scale(z[sz(j)], act.negative_slope, h[sz(j)], exact_ok_);
+            } else {
+                h[sz(j)] = z[sz(j)];
+            }
+        }
+    }
+}
+
+void PathOracle::evaluate_exact(const double* x0, const double* x1, const Word* pattern,
+                                Index upto) {
+    if (same_key(net_, x0, x1, upto, pattern, exact_x0_, exact_x1_, exact_upto_, exact_pattern_))
+        return;
+    ++exact_evaluations_;
+    exact_x0_ = x0;
+    exact_x1_ = x1;
+    exact_upto_ = upto;
+    exact_pattern_.assign(pattern, pattern + words_for(net_.neuron_offset(upto)));
+    exact_ok_ = true;
+    const Index d = net_.input_dim();
+    std::vector<Expansion> h(sz(d));
+    for (Index i = 0; i < d; ++i)
+        if (x0[i] != 0.0) h[sz(i)] = {x0[i]};
+    forward_exact(h, true, pattern, upto, exact_c_);
+    if (x1 != nullptr) {
+        for (Index i = 0; i < d; ++i) {
+            const DD v = two_sum(x1[i], -x0[i]);
+            h[sz(i)].clear();
+            if (v.lo != 0.0) h[sz(i)].push_back(v.lo);
+            if (v.hi != 0.0) h[sz(i)].push_back(v.hi);
+        }
+        forward_exact(h, false, pattern, upto, exact_d_);
+    }
+}
+
+SlowDecision PathOracle::sign_at_point(const double* x, const Word* pattern, Index lk, Index k) {
+    evaluate(x, nullptr, pattern, lk);
+    const LayerValues& z = c_[sz(lk)];
+    SlowDecision out;
+    const double hi = z.hi[sz(k)], lo = z.lo[sz(k)];
+    out.value = hi;
+    if (lower_magnitude(hi, lo) > z.err[sz(k)]) {
+        out.decided = true;
+        out.sign = hi > 0.0 ? 1 : -1;
+        return out;
+    }
+    evaluate_exact(x, nullptr, pattern, lk);
+    out.sign = sign_of_expansion(exact_c_[sz(lk)][sz(k)]);
+    out.decided = exact_ok_ && out.sign != 0;
+    return out;
+}
+
+SlowDecision PathOracle::sign_at_root(const double* x0, const double* x1, const Word* pattern,
+                                      Index lj, Index j, int d_sign, Index lk, Index k) {
+    evaluate(x0, x1, pattern, lk);
+    const LayerValues& cj = c_[sz(lj)];
+    const LayerValues& dj = d_[sz(lj)];
+    const LayerValues& ck = c_[sz(lk)];
+    const LayerValues& dk = d_[sz(lk)];
+    const DD c_j{cj.hi[sz(j)], cj.lo[sz(j)]}, d_j{dj.hi[sz(j)], dj.lo[sz(j)]};
+    const DD c_k{ck.hi[sz(k)], ck.lo[sz(k)]}, d_k{dk.hi[sz(k)], dk.lo[sz(k)]};
+    const double e_cj = cj.err[sz(j)], e_dj = dj.err[sz(j)];
+    const double e_ck = ck.err[sz(k)], e_dk = dk.err[sz(k)];
+    // D = c_k d_j - c_j d_k; g_k(t*) = D / d_j.
+    double err1 = 0.0, err2 = 0.0;
+    const DD p1 = mul(c_k, d_j, err1);
+    const DD p2 = mul(c_j, d_k, err2);
+    const DD top = two_sum(p1.hi, -p2.hi);
+    const DD D = two_sum(top.hi, top.lo + (p1.lo - p2.lo));
+    const double m_ck = magnitude(c_k.hi, c_k.lo), m_dj = magnitude(d_j.hi, d_j.lo);
+    const double m_cj = magnitude(c_j.hi, c_j.lo), m_dk = magnitude(d_k.hi, d_k.lo);
+    const double err =
+        kSafety * (err1 + err2 + 4.0 * u * u * (m_ck * m_dj + m_cj * m_dk) + m_ck * e_dj +
+                   m_dj * e_ck + e_ck * e_dj + m_cj * e_dk + m_dk * e_cj + e_cj * e_dk);
+    SlowDecision out;
+    out.value = d_j.hi != 0.0 ? D.hi / d_j.hi : 0.0;
+    if (lower_magnitude(D.hi, D.lo) > err) {
+        out.decided = true;
+        out.sign = (D.hi > 0.0 ? 1 : -1) * d_sign;
+        return out;
+    }
+    // The exact tier: D = c_k d_j - c_j d_k in expansion arithmetic.
+    evaluate_exact(x0, x1, pattern, lk);
+    Expansion det = multiply(exact_c_[sz(lk)][sz(k)], exact_d_[sz(lj)][sz(j)], exact_ok_);
+    Expansion second = multiply(exact_c_[sz(lj)][sz(j)], exact_d_[sz(lk)][sz(k)], exact_ok_);
+    for (double& component : second) component = -component;
+    Expansion scratch;
+    add(det, second, scratch);
+    out.sign = sign_of_expansion(det) * d_sign;
+    out.decided = exact_ok_ && out.sign != 0;
+    return out;
+}
+
+}  // namespace lrcore::detail

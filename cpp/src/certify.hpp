@@ -1,0 +1,172 @@
+// Certified sign decisions (internal; the argument is in docs/numerics.md).
+//
+// Every value the core computes at a vertex is a float64 approximation z of an exact real
+// z* (the network's value at the vertex's exact point, in real arithmetic on the float64
+// weights and inputs). A sign is *decided* when |z| exceeds a rigorous bound on |z - z*|:
+//
+// - the fast filter: eps_j = ||W_j||_2 * a + |b_j| * b per neuron, with a and b per vertex
+//   (a = gamma * s + E: s the norm of the layer's input, E a bound on its error), the
+//   same shape and cost as the old zero tolerance (VertexBound, FilterLayer);
+// - the slow path, for the rare values the filter leaves undecided: the vertex's exact
+//   point is re-evaluated in double-double with its own rigorous bound (PathOracle);
+//   a value still undecided there is evaluated exactly, in expansion arithmetic
+//   (Shewchuk's error-free sums of float64 components); exactly zero is an exact
+//   coincidence.
+//
+// The predicate is the sign of a linear functional of one layer's values at a vertex
+// (Functional: today a unit vector, one neuron; max pooling's argmax changes are the sign
+// of z_a - z_b, a difference of two).
+#pragma once
+
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "bits.hpp"
+#include "index.hpp"
+#include "lrcore/network.hpp"
+
+namespace lrcore::detail {
+
+// Unit roundoff of float64 and gamma_n = n u / (1 - n u) (Higham): a dot product of n
+// terms computed in any order has |error| <= gamma_n * sum |terms|.
+inline constexpr double kUnitRoundoff = 0x1p-53;
+inline double gamma_of(double n) { return n * kUnitRoundoff / (1.0 - n * kUnitRoundoff); }
+// Every bound is multiplied by kSafety: it covers the rounding of the bound's own
+// computation (relative error at most (n + 10) u < 2^-22 for fan-ins below 2^31).
+inline constexpr double kSafety = 1.0 + 0x1p-20;
+
+// Per-layer constants of the fast filter.
+struct FilterLayer {
+    double gamma = 0.0;   // gamma_{n+2} of the layer's fan-in n (bias and rounding of s)
+    double frob = 0.0;    // sqrt(sum_j ||W_j||^2): the l2 norm of all rounding terms
+    double opnorm = 0.0;  // min(frob, sqrt(||W||_1 ||W||_inf)) >= ||W||_2: carries E
+    double bias2 = 0.0;   // ||b||_2
+    double slope = 1.0;   // max(1, |negative slope|) of the activation after the layer
+};
+
+std::vector<FilterLayer> filter_layers(const Network& net);
+
+// The bound eps_j = row_norms[j] * a + abs_bias[j] * b at one vertex.
+struct VertexBound {
+    double a = 0.0, b = 0.0;
+
+    // s: the float norm of the layer's input at the vertex; input_error: a bound on the
+    // l2 distance between the float input and the exact one.
+    // The safety factors cover the rounding of eps's own three operations.
+    static VertexBound at(const FilterLayer& f, double s, double input_error) {
+        return {kSafety * kSafety * (f.gamma * s * kSafety + input_error),
+                f.gamma * kSafety * kSafety};
+    }
+    double eps(double row_norm, double abs_bias) const { return row_norm * a + abs_bias * b; }
+    // A bound on the l2 error of the whole row of the layer's values (linear units too):
+    // the rounding terms' l2 norm (gamma s ||W||_F + gamma ||b||), plus ||W (h - h*)|| <=
+    // ||W||_2 E (an operator norm: Frobenius would grow by sqrt(width) per layer).
+    static double vector_error(const FilterLayer& f, double s, double input_error) {
+        return kSafety * kSafety * kSafety *
+               (f.gamma * (s * kSafety * f.frob + f.bias2) + input_error * f.opnorm);
+    }
+    bool decides(double value, double row_norm, double abs_bias) const {
+        return std::abs(value) > eps(row_norm, abs_bias);  // false for NaN
+    }
+};
+
+// Bounds on the exact fraction tau* = A* / (A* + B*) where a neuron crosses between two
+// vertices, from its float values there (|a| = A, |b| = B, opposite signs) and their
+// bounds (ea, eb): tau* is increasing in A* and decreasing in B*.
+inline void crossing_interval(double a, double b, double ea, double eb, double& lo, double& hi) {
+    const double A = std::abs(a), B = std::abs(b);
+    const double a_lo = std::max(A - ea, 0.0), b_lo = std::max(B - eb, 0.0);
+    const double den_lo = a_lo + B + eb;
+    lo = den_lo > 0.0 ? a_lo / den_lo * (1.0 - 4.0 * kUnitRoundoff) : 0.0;
+    const double den_hi = A + ea + b_lo;
+    hi = den_hi > 0.0 ? std::min(1.0, (A + ea) / den_hi * (1.0 + 4.0 * kUnitRoundoff)) : 1.0;
+}
+
+// A double-double number hi + lo (|lo| <= u |hi| once normalised).
+struct DD {
+    double hi = 0.0, lo = 0.0;
+};
+
+// Error-free transformations: a + b = s.hi + s.lo and a * b = p.hi + p.lo exactly
+// (barring overflow and underflow).
+inline DD two_sum(double a, double b) {
+    const double s = a + b;
+    const double bb = s - a;
+    return {s, (a - (s - bb)) + (b - bb)};
+}
+inline DD two_prod(double a, double b) {
+    const double p = a * b;
+    return {p, std::fma(a, b, -p)};
+}
+
+// An exact real as a nonoverlapping expansion (Shewchuk): the sum of its float64
+// components, in increasing magnitude, none zero. Its sign is its last component's.
+using Expansion = std::vector<double>;
+
+// Outcome of one slow-path decision: the sign when decided, and an estimate of the
+// value (accurate to far better than the fast filter's bound).
+struct SlowDecision {
+    bool decided = false;
+    int sign = 0;
+    double value = 0.0;
+};
+
+// The exact points of a path's vertices, evaluated in double-double under a forced
+// pattern: on an interval every earlier layer's pattern is constant, so layer l's values
+// are an affine function g(t) = c + t d of the segment parameter t, and so is every
+// linear functional of them. A vertex is either a polyline point (t = 0 or 1 of its
+// segment, exact) or the root t* = -c_j / d_j of a neuron j that crosses there; the
+// sign of g_k at t* is sign(c_k d_j - c_j d_k) * sign(d_j) (a 2 x 2 determinant).
+class PathOracle {
+public:
+    explicit PathOracle(const Network& net) : net_(net) {}
+
+    // Sign of neuron k of layer lk at a polyline point `x` (float64, exact), the
+    // earlier layers' pattern forced to `pattern` (layers < lk).
+    SlowDecision sign_at_point(const double* x, const Word* pattern, Index lk, Index k);
+
+    // Sign of neuron k of layer lk at the root of neuron j of layer lj <= lk on the line
+    // x0 + t (x1 - x0), the earlier layers' pattern forced to `pattern`; d_sign is the
+    // exact sign of neuron j's slope along t (known from the crossing: +1 or -1).
+    SlowDecision sign_at_root(const double* x0, const double* x1, const Word* pattern, Index lj,
+                              Index j, int d_sign, Index lk, Index k);
+
+    Index evaluations() const { return evaluations_; }
+    Index exact_evaluations() const { return exact_evaluations_; }
+
+private:
+    // One layer's values (DD) with a bound per value.
+    struct LayerValues {
+        std::vector<double> hi, lo, err;
+    };
+    const Network& net_;
+    // The cached evaluation: its key and values (c at the base point, d along the line).
+    const double* key_x0_ = nullptr;
+    const double* key_x1_ = nullptr;
+    Index key_upto_ = -1;
+    std::vector<Word> key_pattern_;
+    std::vector<LayerValues> c_, d_;
+    Index evaluations_ = 0;
+    // The exact tier's cached evaluation (same key scheme).
+    const double* exact_x0_ = nullptr;
+    const double* exact_x1_ = nullptr;
+    Index exact_upto_ = -1;
+    std::vector<Word> exact_pattern_;
+    std::vector<std::vector<Expansion>> exact_c_, exact_d_;
+    bool exact_ok_ = true;  // no product underflowed: the expansions are exact
+    Index exact_evaluations_ = 0;
+    // Scratch.
+    std::vector<double> h_hi_, h_lo_, h_err_, row_values_;
+    std::vector<Index> row_cols_;
+
+    void evaluate(const double* x0, const double* x1, const Word* pattern, Index upto);
+    void evaluate_exact(const double* x0, const double* x1, const Word* pattern, Index upto);
+    void forward_exact(std::vector<Expansion> h, bool with_bias, const Word* pattern, Index upto,
+                       std::vector<std::vector<Expansion>>& out);
+    // Layers from..upto of the forced-pattern pass (from > 0: out holds layers < from).
+    void forward(const double* x_hi, const double* x_lo, bool with_bias, const Word* pattern,
+                 Index from, Index upto, std::vector<LayerValues>& out);
+};
+
+}  // namespace lrcore::detail

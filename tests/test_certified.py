@@ -1,0 +1,231 @@
+"""Certified sign decisions (docs/numerics.md) against exact rational arithmetic.
+
+Adversarial cases with exact answers from ``exact_oracle`` (fractions.Fraction on the
+float64 weights and points): hyperplanes at tiny angles, crossings 1e-14 apart,
+concurrent and tangent neurons, huge and tiny scales, integer-weight networks full of
+exact coincidences (hypothesis), and a deep narrow network where the old zero tolerance
+merges crossings that the certified decisions separate.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import lrcore
+from exact_oracle import disagreements, exact_breakpoints
+
+
+def check_exact(net: lrcore.Network, path: np.ndarray, closed: bool = False) -> lrcore.PathResult:
+    """count_1d's certified result, checked against the exact breakpoints."""
+    r = lrcore.count_1d(net, path, closed)
+    assert r.rtol is None
+    exact = exact_breakpoints(net, path, closed)
+    assert disagreements(r, exact) == []
+    r.verify(raise_on_error=True)
+    return r
+
+
+def two_lines(angle: float) -> lrcore.Network:
+    """Neurons x0 and cos(a) x0 + sin(a) x1: lines at angle ``angle`` through 0."""
+    w = np.array([[1.0, 0.0], [np.cos(angle), np.sin(angle)]])
+    return lrcore.Network([w, np.ones((1, 2))], [np.zeros(2), np.zeros(1)])
+
+
+@pytest.mark.parametrize("angle", [1e-4, 1e-8, 1e-10, 1e-12, 1e-13, 1e-14, 1e-15])
+def test_hyperplanes_at_tiny_angles(angle):
+    # Along x1 = 10 the two crossings are 10 tan(a) apart: float64 tells them apart.
+    path = np.array([[-2.0, 10.0], [2.0, 10.0]])
+    r = check_exact(two_lines(angle), path)
+    assert r.num_breakpoints == 2
+    assert r.exact_coincidences == r.unresolved_crossings == 0
+    old = lrcore.count_1d(two_lines(angle), path, rtol=lrcore.DEFAULT_RTOL)
+    assert old.num_breakpoints in ({2} if angle > 1e-10 else {1, 2} if angle == 1e-10 else {1})
+
+
+def test_crossings_closer_than_float64_positions_are_reported():
+    # 1e-16 apart on a path of length 4: one float64 position, two exact crossings.
+    path = np.array([[-2.0, 1.0], [2.0, 1.0]])
+    r = lrcore.count_1d(two_lines(1e-16), path)
+    assert len(exact_breakpoints(two_lines(1e-16), path)) == 2
+    assert (r.num_breakpoints, r.unresolved_crossings) == (1, 1)
+    assert len(r.flip_neurons) == 2
+
+
+@pytest.mark.parametrize("gap", [1e-14, 3e-14, 1e-13])
+@pytest.mark.parametrize("where", [0.0, 0.3, -0.7])
+def test_crossings_1e14_apart(gap, where):
+    # Neurons x - c and x - (c + gap) (float64 values), one layer deeper too.
+    c = np.array([where, where + gap])
+    w1 = np.array([[1.0], [1.0]])
+    w2 = np.array([[1.0, -1.0], [-1.0, 1.0]])
+    net = lrcore.Network([w1, w2, np.ones((1, 2))], [-c, np.array([0.0, 1e-15]), np.zeros(1)])
+    r = check_exact(net, np.array([[-1.0], [1.0]]))
+    assert r.num_breakpoints >= 2
+
+
+def test_concurrent_neurons_at_a_point_float64_cannot_hold():
+    # 3 x0 - 1, 3 x1 - 1 and 3 x0 + 3 x1 - 2 all vanish at (1/3, 1/3), on the path x0 = x1.
+    w = np.array([[3.0, 0.0], [0.0, 3.0], [3.0, 3.0]])
+    net = lrcore.Network([w, np.ones((1, 3))], [np.array([-1.0, -1.0, -2.0]), np.zeros(1)])
+    r = check_exact(net, np.array([[0.0, 0.0], [1.0, 1.0]]))
+    assert r.num_breakpoints == 1
+    assert sorted(map(tuple, r.flip_neurons.tolist())) == [(0, 0), (0, 1), (0, 2)]
+    assert r.exact_coincidences == 2
+
+
+def test_concurrent_across_layers_and_tangent_neurons():
+    # Layer 1: h0 (crosses where x0 does: concurrent), -h0 (touches zero on a whole
+    # interval, never positive: no breakpoint) and h0 - h1 (crosses between them).
+    w1 = np.array([[3.0, 0.0], [0.0, 1.0]])
+    w2 = np.array([[1.0, 0.0], [-1.0, 0.0], [1.0, -1.0]])
+    net = lrcore.Network(
+        [w1, w2, np.ones((1, 3))], [np.array([-1.0, -0.25]), np.zeros(3), np.zeros(1)]
+    )
+    for path in (
+        np.array([[0.0, 0.0], [1.0, 1.0]]),
+        np.array([[-1.0, 0.3], [1.0, -0.2], [0.5, 2.0]]),
+    ):
+        check_exact(net, path)
+
+
+def test_path_bending_on_a_hyperplane_is_no_breakpoint():
+    net = lrcore.Network([np.array([[0.0, 1.0]]), np.ones((1, 1))], [np.zeros(1), np.zeros(1)])
+    path = np.array([[-1.0, 1.0], [0.0, 0.0], [1.0, 1.0]])
+    r = check_exact(net, path)
+    assert r.num_breakpoints == 0
+    # Just below the hyperplane at the bend: two crossings 1e-14 on either side of it.
+    bent = np.array([[-1.0, 1.0], [0.0, -1e-14], [1.0, 1.0]])
+    assert check_exact(net, bent).num_breakpoints == 2
+
+
+@pytest.mark.parametrize("scale", [1e-120, 1e-60, 1.0, 1e60, 1e120])
+def test_huge_and_tiny_scales(scale):
+    # Integer weights with exact coincidences, scaled: the count never changes.
+    net = lrcore.Network.random([2, 5, 5, 1], seed=3)
+    ws = [np.round(w * 2) for w in net._weights]
+    bs = [np.round(b * 2) for b in net._biases]
+    path = np.array([[-2.0, 1.0], [2.0, -1.0], [1.0, 2.0]])
+    base = check_exact(lrcore.Network(ws, bs), path)
+    # The first layer scaled, the later biases not: near the concurrent crossings the
+    # later layers' values are sums of 1e120-sized terms that cancel down to the biases
+    # (beyond double-double's reach: the exact tier decides).
+    check_exact(lrcore.Network([ws[0] * scale, *ws[1:]], [bs[0] * scale, *bs[1:]]), path)
+    # The inputs and every bias scaled (down to 1e-60).
+    tiny = max(scale, 1e-60) if scale < 1 else 1.0 / min(scale, 1e60)
+    r = check_exact(lrcore.Network(ws, [b * tiny for b in bs]), path * tiny)
+    assert r.num_breakpoints == base.num_breakpoints
+
+
+@st.composite
+def integer_nets(draw):
+    """Small networks with small integer weights: hyperplanes meet and coincide exactly."""
+    d = draw(st.integers(1, 3))
+    widths = [d, *draw(st.lists(st.integers(1, 4), min_size=1, max_size=3)), 1]
+    ints = st.integers(-2, 2)
+    ws = [
+        np.array(draw(st.lists(ints, min_size=a * b, max_size=a * b)), float).reshape(b, a)
+        for a, b in zip(widths, widths[1:])
+    ]
+    bs = [np.array(draw(st.lists(ints, min_size=b, max_size=b)), float) for b in widths[1:]]
+    slope = draw(st.sampled_from([0.0, 0.5, -1.0]))
+    if slope:
+        net = lrcore.Network(ws, bs, activation="leaky_relu", negative_slope=slope)
+    else:
+        net = lrcore.Network(ws, bs)
+    n = draw(st.integers(2, 4))
+    pts = np.array(draw(st.lists(st.integers(-3, 3), min_size=n * d, max_size=n * d)), float)
+    return net, pts.reshape(n, d) / 2
+
+
+@settings(max_examples=150, deadline=None)
+@given(case=integer_nets(), closed=st.booleans())
+def test_integer_networks_match_exact_arithmetic(case, closed):
+    net, path = case
+    check_exact(net, path, closed and len(path) > 2)
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 10_000), length=st.sampled_from([1e-12, 1e-6, 1.0, 1e6]))
+def test_random_networks_match_exact_arithmetic(seed, length):
+    net = lrcore.Network.random([2, 6, 6, 1], seed=seed)
+    rng = np.random.default_rng(seed)
+    x0 = rng.normal(size=2)
+    check_exact(net, np.array([x0, x0 + length * rng.normal(size=2)]))
+
+
+def deep_cancelling_net(
+    depth: int, gaps: list[float], seed: int
+) -> tuple[lrcore.Network, np.ndarray]:
+    """A deep narrow network whose last layer's neurons cancel a large carried value.
+
+    Every hidden layer carries a constant unit ``B = 1e6`` (as BatchNorm shifts or large
+    activations do in real networks) beside two positive units mixed by random positive
+    weights; the last hidden layer's neurons ``w_m . h + B - 1e6 - c_m`` cross along the
+    path at positions ``gaps`` apart. Their scale ``||W_m|| ||h||`` is about 1e6, so the
+    old zero tolerance (1e-10 of it) merges crossings closer than about 1e-4; float64's
+    actual rounding error is about 1e-10.
+    """
+    rng = np.random.default_rng(seed)
+    big = 1e6
+    ws = [np.array([[1.0, 0.2], [0.3, 1.0], [0.0, 0.0]])]
+    bs = [np.array([2.0, 2.0, big])]
+    for _ in range(depth - 2):
+        mix = rng.uniform(0.5, 1.5, size=(2, 2))
+        w = np.zeros((3, 3))
+        w[:2, :2] = mix / mix.sum(axis=1, keepdims=True)
+        w[2, 2] = 1.0
+        ws.append(w)
+        bs.append(np.append(rng.uniform(0.0, 0.1, size=2), 0.0))
+    # The values of the two carried units along the path x(t) = (t, -t), t in [-1, 1]:
+    # affine in t (every unit stays positive); the last layer's neurons cross at
+    # t_m = 0.25 + sum(gaps[:m]).
+    ex = lrcore.Network([*ws, np.eye(3)], [*bs, np.zeros(3)])
+    at0 = ex.forward(np.array([[0.0, 0.0]]))[0, :2]
+    at1 = ex.forward(np.array([[1.0, -1.0]]))[0, :2]
+    positions = 0.25 + np.concatenate([[0.0], np.cumsum(gaps)])
+    rows, biases = [], []
+    for m, t in enumerate(positions):
+        w = rng.uniform(0.5, 1.5, size=2) * (1 if m % 2 else -1)
+        value = w @ (at0 + t * (at1 - at0))
+        rows.append(np.append(w, 1.0))
+        biases.append(-big - value)
+    ws.append(np.array(rows))
+    bs.append(np.array(biases))
+    ws.append(np.ones((1, len(rows))))
+    bs.append(np.zeros(1))
+    return lrcore.Network(ws, bs), np.array([[-1.0, 1.0], [1.0, -1.0]])
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_deep_narrow_net_where_the_old_tolerance_merges(seed):
+    gaps = [1e-6, 3e-7, 2e-5, 1e-8]
+    net, path = deep_cancelling_net(24, gaps, seed)
+    assert net.num_hidden_layers == 24
+    exact = exact_breakpoints(net, path)
+    assert len(exact) == len(gaps) + 1  # the oracle sees every crossing apart
+    r = check_exact(net, path)
+    assert r.num_breakpoints == len(exact)
+    old = lrcore.count_1d(net, path, rtol=lrcore.DEFAULT_RTOL)
+    assert old.num_breakpoints < len(exact)  # merged by the old rule
+
+
+def test_small_conv_net_from_torch_matches_exact_arithmetic():
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(
+        torch.nn.Conv2d(1, 3, 3),
+        torch.nn.ReLU(),
+        torch.nn.Conv2d(3, 3, 3, padding=1),
+        torch.nn.ReLU(),
+        torch.nn.Flatten(),
+        torch.nn.Linear(27, 1),
+    ).double()
+    net = lrcore.Network.from_torch(model, input_shape=(1, 5, 5))
+    rng = np.random.default_rng(0)
+    x0 = rng.normal(size=25)
+    r = check_exact(net, np.stack([x0, x0 + 2.0 * rng.normal(size=25)]))
+    assert r.num_breakpoints > 5
+    assert r.slow_decisions == 0
