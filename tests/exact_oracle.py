@@ -35,7 +35,11 @@ class ExactNet:
 
     def __init__(self, net: lrcore.Network) -> None:
         self.weights = [
-            [[Fraction(float(w)) for w in row] for row in np.asarray(m)] for m in net._weights
+            [
+                [Fraction(float(w)) for w in row]
+                for row in (m.toarray() if hasattr(m, "toarray") else np.asarray(m))
+            ]
+            for m in net._weights
         ]
         self.biases = [[Fraction(float(b)) for b in v] for v in net._biases]
         self.slopes = [Fraction(float(s)) for s in net.negative_slopes]

@@ -23,8 +23,9 @@ blasint checked_size(Index value, const char* what) {
 }
 }  // namespace
 
-void gemm_nt(Index m, Index n, Index k, const double* a, Index lda, const double* b, Index ldb,
-             double beta, double* c, Index ldc) {
+namespace {
+void gemm(CBLAS_TRANSPOSE trans_b, Index m, Index n, Index k, const double* a, Index lda,
+          const double* b, Index ldb, double beta, double* c, Index ldc) {
     if (m == 0 || n == 0) return;
     if (k == 0) {
         for (Index i = 0; i < m; ++i)
@@ -35,15 +36,32 @@ void gemm_nt(Index m, Index n, Index k, const double* a, Index lda, const double
         // A few rows: one matrix-vector product each. dgemm packs all of B into its own
         // layout first, which for a 784-wide first layer and 2 points costs more than the
         // products (one segment through 784->[128]x3: 132 us of CPU, 105 us with dgemv).
-        for (Index i = 0; i < m; ++i)
-            scipy_cblas_dgemv(CblasRowMajor, CblasNoTrans, checked_size(n, "n"),
-                              checked_size(k, "k"), 1.0, b, checked_size(ldb, "ldb"), a + i * lda,
-                              1, beta, c + i * ldc, 1);
+        for (Index i = 0; i < m; ++i) {
+            if (trans_b == CblasTrans)  // B is (n x k): c_i = B a_i
+                scipy_cblas_dgemv(CblasRowMajor, CblasNoTrans, checked_size(n, "n"),
+                                  checked_size(k, "k"), 1.0, b, checked_size(ldb, "ldb"),
+                                  a + i * lda, 1, beta, c + i * ldc, 1);
+            else  // B is (k x n): c_i = B^T a_i
+                scipy_cblas_dgemv(CblasRowMajor, CblasTrans, checked_size(k, "k"),
+                                  checked_size(n, "n"), 1.0, b, checked_size(ldb, "ldb"),
+                                  a + i * lda, 1, beta, c + i * ldc, 1);
+        }
         return;
     }
-    scipy_cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, checked_size(m, "m"),
+    scipy_cblas_dgemm(CblasRowMajor, CblasNoTrans, trans_b, checked_size(m, "m"),
                       checked_size(n, "n"), checked_size(k, "k"), 1.0, a, checked_size(lda, "lda"),
                       b, checked_size(ldb, "ldb"), beta, c, checked_size(ldc, "ldc"));
+}
+}  // namespace
+
+void gemm_nt(Index m, Index n, Index k, const double* a, Index lda, const double* b, Index ldb,
+             double beta, double* c, Index ldc) {
+    gemm(CblasTrans, m, n, k, a, lda, b, ldb, beta, c, ldc);
+}
+
+void gemm_nn(Index m, Index n, Index k, const double* a, Index lda, const double* b, Index ldb,
+             double beta, double* c, Index ldc) {
+    gemm(CblasNoTrans, m, n, k, a, lda, b, ldb, beta, c, ldc);
 }
 
 void set_blas_threads(int num_threads) { scipy_openblas_set_num_threads(num_threads); }

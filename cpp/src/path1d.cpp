@@ -164,6 +164,12 @@ std::vector<Path1DResult> count_1d(const Network& net, const std::vector<PathSpe
         flops_per_point += 2.0 * static_cast<double>(net.layer(l).in_dim()) *
                            static_cast<double>(net.layer(l).out_dim());
     const bool share_at_once = points * flops_per_point > kShareFlops;
+    // Fewer tasks than threads (one long path through a CNN): the idle threads help
+    // inside the convolutions.
+    const Index threads = resolve_num_threads(options.num_threads);
+    const Index task_count = std::max<Index>(static_cast<Index>(tasks.size()), 1);
+    const ConvThreads conv_threads(
+        static_cast<int>(task_count < threads ? threads / task_count : 1));
 
     std::atomic<Index> created{0};
     const Index num_hidden = net.num_hidden_layers();

@@ -360,9 +360,9 @@ def _hidden_layer(low: Any, pre: Any, carried: Any, position: int) -> tuple[Any,
     """
     groups: dict[tuple[int, int], list[Any]] = {}
     for other, value in low.values.items():
-        if not hasattr(value, "matrix") or low.last_use[other] <= position:
+        if not hasattr(value, "terms") or low.last_use[other] <= position:
             continue
-        groups.setdefault((id(value.matrix), id(value.offset)), []).append(other)
+        groups.setdefault((id(value.terms), id(value.offset)), []).append(other)
     live = [low.values[members[0]] for members in groups.values()]
     blocks = [pre, carried, *live]
     weight = _vstack([b.matrix for b in blocks])
@@ -373,13 +373,13 @@ def _hidden_layer(low: Any, pre: Any, carried: Any, position: int) -> tuple[Any,
     low.layers.activations.append("relu")
     low.layers.slopes.append(0.0)
     low.layers.linear_units.append(width - pre.size)
-    make = type(pre)
+    make, term = type(pre), type(pre.terms[0])
 
     def select(start: int, size: int, shape: tuple[int, ...]) -> Any:
-        rows = [[(start + i, 1.0)] for i in range(size)]
-        return make(shape, _pick(rows, size, width), np.zeros(size))
+        # Entries start .. start + size of the new state, as they are (no op).
+        return make(shape, (term(start, size, 0),), np.zeros(size), width)
 
-    values = {n: v for n, v in low.values.items() if not hasattr(v, "matrix")}
+    values = {n: v for n, v in low.values.items() if not hasattr(v, "terms")}
     start = pre.size + carried.size
     for members, value in zip(groups.values(), live):
         shared = select(start, value.size, value.shape)
@@ -388,6 +388,14 @@ def _hidden_layer(low: Any, pre: Any, carried: Any, position: int) -> tuple[Any,
         start += value.size
     low.values = values
     return select(0, pre.size, pre.shape), select(pre.size, carried.size, carried.shape)
+
+
+def _state_map(like: Any, matrix: Any, width: int) -> Any:
+    """The value ``matrix @ state`` (a state of ``width`` entries), of ``like``'s class."""
+    rows = int(matrix.shape[0])
+    return type(like)(
+        (rows,), (type(like.terms[0])(0, width, 0, (matrix,)),), np.zeros(rows), width
+    )
 
 
 def lower_max_pool(low: Any, node: Any, module: Any, position: int, where: str) -> Any:
@@ -435,7 +443,7 @@ def lower_max_pool(low: Any, node: Any, module: Any, position: int, where: str) 
         layer = len(low.layers.weights)
         relu_value, _ = _hidden_layer(low, pre, carried, position)
         # Rows of the next candidates: earlier + relu(match), or a waiting candidate.
-        width = relu_value.matrix.shape[1]
+        width = int(relu_value.width)
         next_rows: list[list[tuple[int, float]]] = []
         new_cands: list[list[tuple[int, int, int]]] = [[] for _ in cands]
         base = len(tree.window)
@@ -457,9 +465,7 @@ def lower_max_pool(low: Any, node: Any, module: Any, position: int, where: str) 
                 next_rows.append([(len(pairs) + keep_at[c[-1][0]], 1.0)])
                 new_cands[w].append((len(next_rows) - 1, c[-1][1], c[-1][2]))
         # Keep each window's candidates in entry order (pairs, then the waiting one).
-        flat = type(value)(
-            (len(next_rows),), _pick(next_rows, len(next_rows), width), np.zeros(len(next_rows))
-        )
+        flat = _state_map(value, _pick(next_rows, len(next_rows), width), width)
         cands = new_cands
     tree.records.append(record)
     order = np.array([c[0][0] for c in cands], dtype=np.int64)
