@@ -141,12 +141,22 @@ private:
         std::vector<double> hi, lo, err;
     };
     const Network& net_;
-    // The cached evaluation: its key and values (c at the base point, d along the line).
-    const double* key_x0_ = nullptr;
-    const double* key_x1_ = nullptr;
-    Index key_upto_ = -1;
-    std::vector<Word> key_pattern_;
-    std::vector<LayerValues> c_, d_;
+    // Cached evaluations, one per recently asked vertex (key: line, layers, pattern; c
+    // at the base point, d along the line). Only the deepest layer and the layer of the
+    // root asked for are kept (resuming needs the deepest one); the count of entries is
+    // bounded by memory (kCacheBytes), the least recently used one is replaced.
+    struct Entry {
+        const double* x0 = nullptr;
+        const double* x1 = nullptr;
+        Index upto = -1;
+        std::vector<Word> pattern;
+        std::vector<LayerValues> c, d;
+        Index stamp = 0;
+    };
+    std::vector<Entry> entries_;
+    Entry* current_ = nullptr;
+    Index clock_ = 0;
+    Index max_entries_ = 0;
     Index evaluations_ = 0;
     // The exact tier's cached evaluation (same key scheme).
     const double* exact_x0_ = nullptr;
@@ -160,7 +170,8 @@ private:
     std::vector<double> h_hi_, h_lo_, h_err_, row_values_;
     std::vector<Index> row_cols_;
 
-    void evaluate(const double* x0, const double* x1, const Word* pattern, Index upto);
+    // Makes current_ an entry holding layers `upto` and `keep` (<= upto) of the pass.
+    void evaluate(const double* x0, const double* x1, const Word* pattern, Index upto, Index keep);
     void evaluate_exact(const double* x0, const double* x1, const Word* pattern, Index upto);
     void forward_exact(std::vector<Expansion> h, bool with_bias, const Word* pattern, Index upto,
                        std::vector<std::vector<Expansion>>& out);
