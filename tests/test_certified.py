@@ -229,3 +229,31 @@ def test_small_conv_net_from_torch_matches_exact_arithmetic():
     r = check_exact(net, np.stack([x0, x0 + 2.0 * rng.normal(size=25)]))
     assert r.num_breakpoints > 5
     assert r.slow_decisions == 0
+
+
+def test_slow_path_through_convolution_and_residual_rows():
+    # Integer weights and points: many values are exactly zero at vertices, so the slow
+    # path (double-double, then exact) reads the rows of convolutions (ConvAffine),
+    # carried values (DiagonalAffine) and residual sums (CompositeAffine). The result
+    # must equal the one on the same net lowered to CSR (rows read from the matrix; the
+    # exact oracle here knows no linear units).
+    torch = pytest.importorskip("torch")
+    from test_conv_layers import Residual, both
+
+    torch.manual_seed(0)
+    model = Residual(width=2).double().eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(torch.randint(-2, 3, p.shape, dtype=torch.float64))
+    new, old = both(model, (2, 4, 4))
+    rng = np.random.default_rng(3)
+    for _ in range(3):
+        path = rng.integers(-3, 4, size=(3, 32)).astype(np.float64)
+        r = lrcore.count_1d(new, path)
+        r_old = lrcore.count_1d(old, path)
+        assert r.verify().ok
+        assert r.slow_decisions > 0
+        assert r.num_breakpoints == r_old.num_breakpoints
+        assert r.exact_coincidences == r_old.exact_coincidences > 0
+        assert r.slow_decisions == r_old.slow_decisions
+        np.testing.assert_allclose(r.breakpoints, r_old.breakpoints, rtol=0, atol=1e-12 * r.length)

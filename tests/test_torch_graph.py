@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 import lrcore
+from lrcore._layers import CompositeLayer
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("scipy")
@@ -292,7 +293,8 @@ def test_layer_structure_of_residual_and_concat_nets():
     assert net.hidden_sizes == (256, 256, 256, 96, 96)
     # The block inputs ride along the first layer of each block.
     assert net.linear_units == (0, 256, 0, 256, 0)
-    assert all(hasattr(w, "nnz") for w in net.weights[:5])  # convolutions stay sparse
+    # Convolutions stay convolutions (and carried values diagonal parts).
+    assert all(isinstance(w, CompositeLayer) for w in net.weights[:5])
     _, _, net = converted("odd_graph")
     assert net.hidden_sizes == (4, 4, 4, 4)
     assert net.linear_units == (4, 4, 4, 0)

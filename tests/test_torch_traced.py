@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import lrcore
+from lrcore._layers import CompositeLayer, Conv
 from lrcore.reference import walk_1d
 
 torch = pytest.importorskip("torch")
@@ -55,9 +56,10 @@ def test_small_cnn_on_8x8_matches_torch():
     torch.manual_seed(1)
     net = check_forward(randomise_batchnorm(small_cnn()), (1, 8, 8))
     assert net.num_hidden_layers == 3
-    # Convolutions stay sparse in the core.
-    assert hasattr(net.weights[0], "nnz")
-    assert net.weights[0].nnz < 0.2 * np.prod(net.weights[0].shape)
+    # Convolutions are applied as convolutions in the core, never as matrices.
+    first = net.weights[0]
+    assert isinstance(first, CompositeLayer)
+    assert [type(spec) for _, _, spec in first.parts] == [Conv]
 
 
 def test_cnn_on_28x28_matches_torch():

@@ -1,5 +1,7 @@
+#include <algorithm>
 #include <memory>
 #include <stdexcept>
+#include <string>
 #include <vector>
 
 #include "lrcore/network.hpp"
@@ -18,36 +20,109 @@ Activation parse_activation(const std::string& name, double negative_slope, std:
 
 using IndexArray = py::array_t<Index, py::array::c_style | py::array::forcecast>;
 
-// One layer's affine map: a dense (out × in) array, or a sparse one given as the tuple
-// (indptr, indices, values, out_dim, in_dim) of its CSR form.
+std::shared_ptr<const AffineMap> make_sparse(const py::tuple& csr, std::vector<double> bias,
+                                             const std::string& name) {
+    if (csr.size() != 5)
+        throw std::invalid_argument(name +
+                                    ": a sparse layer is (indptr, indices, values, out, in)");
+    const auto indptr = csr[0].cast<IndexArray>();
+    const auto indices = csr[1].cast<IndexArray>();
+    const auto values = csr[2].cast<DoubleArray>();
+    const auto out = csr[3].cast<Index>();
+    const auto in = csr[4].cast<Index>();
+    if (bias.empty()) bias.assign(static_cast<std::size_t>(std::max<Index>(out, 0)), 0.0);
+    // Copied whole: SparseAffine checks that the sizes fit together.
+    return std::make_shared<SparseAffine>(
+        out, in, std::vector<Index>(indptr.data(), indptr.data() + indptr.size()),
+        std::vector<Index>(indices.data(), indices.data() + indices.size()),
+        std::vector<double>(values.data(), values.data() + values.size()), std::move(bias));
+}
+
+std::shared_ptr<const AffineMap> make_dense(const DoubleArray& dense, std::vector<double> bias,
+                                            const std::string& name) {
+    require_shape(dense, name, 2);
+    const py::ssize_t out = dense.shape(0);
+    const py::ssize_t in = dense.shape(1);
+    if (bias.empty()) bias.assign(static_cast<std::size_t>(out), 0.0);
+    return std::make_shared<DenseAffine>(
+        out, in, std::vector<double>(dense.data(), dense.data() + out * in), std::move(bias));
+}
+
+// A part of a composite layer (no bias of its own): a dense array, a CSR tuple,
+// ("conv", weight, geometry) or ("diag", scale).
+std::shared_ptr<const AffineMap> make_part(const py::object& spec, const std::string& name) {
+    if (!py::isinstance<py::tuple>(spec)) return make_dense(spec.cast<DoubleArray>(), {}, name);
+    const auto items = spec.cast<py::tuple>();
+    if (items.size() == 0 || !py::isinstance<py::str>(items[0]))
+        return make_sparse(items, {}, name);
+    const auto kind = items[0].cast<std::string>();
+    if (kind == "diag" && items.size() == 2) {
+        const auto scale = items[1].cast<DoubleArray>();
+        require_shape(scale, name + " (diag scale)", 1);
+        std::vector<double> values(scale.data(), scale.data() + scale.size());
+        std::vector<double> zeros(values.size(), 0.0);
+        return std::make_shared<DiagonalAffine>(std::move(values), std::move(zeros));
+    }
+    if (kind == "conv" && items.size() == 3) {
+        const auto weight = items[1].cast<DoubleArray>();
+        require_shape(weight, name + " (conv weight)", 4);
+        const auto g = items[2].cast<std::vector<Index>>();
+        if (g.size() != 15)
+            throw std::invalid_argument(name + ": a convolution's geometry has 15 integers");
+        ConvShape shape;
+        shape.in_channels = g[0];
+        shape.in_height = g[1];
+        shape.in_width = g[2];
+        shape.out_channels = g[3];
+        shape.out_height = g[4];
+        shape.out_width = g[5];
+        shape.kernel_h = g[6];
+        shape.kernel_w = g[7];
+        shape.stride_h = g[8];
+        shape.stride_w = g[9];
+        shape.pad_h = g[10];
+        shape.pad_w = g[11];
+        shape.dilation_h = g[12];
+        shape.dilation_w = g[13];
+        shape.groups = g[14];
+        return std::make_shared<ConvAffine>(
+            shape, std::vector<double>(weight.data(), weight.data() + weight.size()),
+            std::vector<double>(static_cast<std::size_t>(std::max<Index>(shape.out_channels, 0)),
+                                0.0));
+    }
+    throw std::invalid_argument(name + ": expected ('diag', scale) or ('conv', weight, geometry)");
+}
+
+// One layer's affine map: a dense (out × in) array, a sparse one given as the tuple
+// (indptr, indices, values, out_dim, in_dim) of its CSR form, or a composite one
+// ("composite", out_dim, in_dim, [(in_offset, out_offset, part), ...]).
 std::shared_ptr<const AffineMap> make_layer(const py::object& weight, const DoubleArray& bias,
                                             std::size_t l) {
     const std::string index = "[" + std::to_string(l) + "]";
+    std::vector<double> values(bias.data(), bias.data() + bias.size());
     if (py::isinstance<py::tuple>(weight)) {
-        const auto csr = weight.cast<py::tuple>();
-        if (csr.size() != 5)
-            throw std::invalid_argument("weights" + index +
-                                        ": a sparse layer is (indptr, indices, values, out, in)");
-        const auto indptr = csr[0].cast<IndexArray>();
-        const auto indices = csr[1].cast<IndexArray>();
-        const auto values = csr[2].cast<DoubleArray>();
-        const auto out = csr[3].cast<Index>();
-        const auto in = csr[4].cast<Index>();
-        // Copied whole: SparseAffine checks that the sizes fit together.
-        return std::make_shared<SparseAffine>(
-            out, in, std::vector<Index>(indptr.data(), indptr.data() + indptr.size()),
-            std::vector<Index>(indices.data(), indices.data() + indices.size()),
-            std::vector<double>(values.data(), values.data() + values.size()),
-            std::vector<double>(bias.data(), bias.data() + bias.size()));
+        const auto items = weight.cast<py::tuple>();
+        if (items.size() == 4 && py::isinstance<py::str>(items[0]) &&
+            items[0].cast<std::string>() == "composite") {
+            require_shape(bias, "biases" + index, 1, items[1].cast<Index>());
+            std::vector<CompositeAffine::Part> parts;
+            for (const auto& item : items[3].cast<py::list>()) {
+                const auto part = item.cast<py::tuple>();
+                if (part.size() != 3)
+                    throw std::invalid_argument("weights" + index +
+                                                ": a part is (in_offset, out_offset, map)");
+                parts.push_back({part[0].cast<Index>(), part[1].cast<Index>(),
+                                 make_part(part[2], "weights" + index)});
+            }
+            return std::make_shared<CompositeAffine>(items[1].cast<Index>(), items[2].cast<Index>(),
+                                                     std::move(parts), std::move(values));
+        }
+        return make_sparse(items, std::move(values), "weights" + index);
     }
     const auto dense = weight.cast<DoubleArray>();
     require_shape(dense, "weights" + index, 2);
-    const py::ssize_t out = dense.shape(0);
-    const py::ssize_t in = dense.shape(1);
-    require_shape(bias, "biases" + index, 1, out);
-    return std::make_shared<DenseAffine>(out, in,
-                                         std::vector<double>(dense.data(), dense.data() + out * in),
-                                         std::vector<double>(bias.data(), bias.data() + out));
+    require_shape(bias, "biases" + index, 1, dense.shape(0));
+    return make_dense(dense, std::move(values), "weights" + index);
 }
 
 std::shared_ptr<Network> make_network(const std::vector<py::object>& weights,

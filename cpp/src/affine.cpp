@@ -1,10 +1,16 @@
-// The dense and sparse affine maps: construction (with the row norms the zero tolerance
-// uses) and application to a batch of points.
+// The affine maps (dense, sparse, convolution, diagonal, composite): construction (with the
+// row norms the zero tolerance uses) and application to a batch of points.
 #include "lrcore/affine.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
+#include <future>
 #include <stdexcept>
+#include <string>
+#include <utility>
+
+#include "memory.hpp"
 
 namespace lrcore {
 
@@ -95,6 +101,382 @@ AffineRow SparseAffine::row(Index r, std::vector<double>& /*scratch_values*/,
     const Index begin = indptr_[to_size(r)];
     return {values_.data() + begin, indices_.data() + begin, indptr_[to_size(r + 1)] - begin,
             bias_[to_size(r)]};
+}
+
+}  // namespace lrcore
+
+namespace lrcore {
+
+namespace {
+
+void check_positive(Index value, const char* what) {
+    if (value <= 0)
+        throw std::invalid_argument(std::string("ConvAffine: ") + what + " must be positive");
+}
+
+// Output positions o (0 <= o < out) whose input position o * stride - pad + tap * dilation
+// lies inside [0, size): [first, last).
+std::pair<Index, Index> valid_outputs(Index out, Index size, Index stride, Index pad, Index tap,
+                                      Index dilation) {
+    const Index shift = tap * dilation - pad;  // input = o * stride + shift
+    Index first = shift >= 0 ? 0 : (-shift + stride - 1) / stride;
+    Index last = size - shift <= 0 ? 0 : (size - shift + stride - 1) / stride;
+    first = std::min(first, out);
+    last = std::clamp(last, first, out);
+    return {first, last};
+}
+
+}  // namespace
+
+ConvAffine::ConvAffine(const ConvShape& shape, std::vector<double> weight, std::vector<double> bias)
+    : shape_(shape), in_(0), out_(0), weight_(std::move(weight)), bias_(std::move(bias)) {
+    const ConvShape& s = shape_;
+    const std::pair<Index, const char*> positive[] = {{s.in_channels, "in_channels"},
+                                                      {s.in_height, "in_height"},
+                                                      {s.in_width, "in_width"},
+                                                      {s.out_channels, "out_channels"},
+                                                      {s.out_height, "out_height"},
+                                                      {s.out_width, "out_width"},
+                                                      {s.kernel_h, "kernel_h"},
+                                                      {s.kernel_w, "kernel_w"},
+                                                      {s.stride_h, "stride_h"},
+                                                      {s.stride_w, "stride_w"},
+                                                      {s.dilation_h, "dilation_h"},
+                                                      {s.dilation_w, "dilation_w"},
+                                                      {s.groups, "groups"}};
+    for (const auto& [value, what] : positive) check_positive(value, what);
+    if (s.pad_h < 0 || s.pad_w < 0) throw std::invalid_argument("ConvAffine: padding must be >= 0");
+    if (s.in_channels % s.groups != 0 || s.out_channels % s.groups != 0)
+        throw std::invalid_argument("ConvAffine: groups must divide both channel counts");
+    const Index taps = s.kernel_h * s.kernel_w;
+    if (weight_.size() != to_size(s.out_channels * (s.in_channels / s.groups) * taps) ||
+        bias_.size() != to_size(s.out_channels))
+        throw std::invalid_argument("ConvAffine: weight/bias sizes do not match the shape");
+    in_ = s.in_channels * s.in_height * s.in_width;
+    const Index positions = s.out_height * s.out_width;
+    out_ = s.out_channels * positions;
+    // Squared norms of each (output channel, tap) over the input channels of its group,
+    // then per output position the sum over the taps that land inside the input.
+    const Index cg = s.in_channels / s.groups;
+    std::vector<double> tap_sq(to_size(s.out_channels * taps), 0.0);
+    for (Index o = 0; o < s.out_channels; ++o)
+        for (Index c = 0; c < cg; ++c)
+            for (Index t = 0; t < taps; ++t) {
+                const double w = weight_[to_size((o * cg + c) * taps + t)];
+                tap_sq[to_size(o * taps + t)] += w * w;
+            }
+    row_norms_.assign(to_size(out_), 0.0);
+    abs_bias_.resize(to_size(out_));
+    std::vector<double> sums(to_size(positions));
+    for (Index o = 0; o < s.out_channels; ++o) {
+        std::fill(sums.begin(), sums.end(), 0.0);
+        for (Index ky = 0; ky < s.kernel_h; ++ky) {
+            const auto [y0, y1] =
+                valid_outputs(s.out_height, s.in_height, s.stride_h, s.pad_h, ky, s.dilation_h);
+            for (Index kx = 0; kx < s.kernel_w; ++kx) {
+                const auto [x0, x1] =
+                    valid_outputs(s.out_width, s.in_width, s.stride_w, s.pad_w, kx, s.dilation_w);
+                const double sq = tap_sq[to_size(o * taps + ky * s.kernel_w + kx)];
+                for (Index oy = y0; oy < y1; ++oy)
+                    for (Index ox = x0; ox < x1; ++ox) sums[to_size(oy * s.out_width + ox)] += sq;
+            }
+        }
+        for (Index p = 0; p < positions; ++p) {
+            row_norms_[to_size(o * positions + p)] = std::sqrt(sums[to_size(p)]);
+            abs_bias_[to_size(o * positions + p)] = std::abs(bias_[to_size(o)]);
+        }
+    }
+}
+
+void ConvAffine::im2col(const double* x, Index group, double* cols, Index ldcols) const {
+    // Row k = (c, ky, kx) of the group's kernel, column p = (oy, ox): the input value the
+    // tap reads at that output position, or 0 on padding.
+    const ConvShape& s = shape_;
+    const Index cg = s.in_channels / s.groups;
+    const Index plane = s.in_height * s.in_width;
+    Index k = 0;
+    for (Index c = 0; c < cg; ++c) {
+        const double* channel = x + (group * cg + c) * plane;
+        for (Index ky = 0; ky < s.kernel_h; ++ky) {
+            const auto [y0, y1] =
+                valid_outputs(s.out_height, s.in_height, s.stride_h, s.pad_h, ky, s.dilation_h);
+            for (Index kx = 0; kx < s.kernel_w; ++kx, ++k) {
+                const auto [x0, x1] =
+                    valid_outputs(s.out_width, s.in_width, s.stride_w, s.pad_w, kx, s.dilation_w);
+                double* row = cols + k * ldcols;
+                for (Index oy = 0; oy < s.out_height; ++oy) {
+                    double* out = row + oy * s.out_width;
+                    if (oy < y0 || oy >= y1 || x0 >= x1) {
+                        std::fill(out, out + s.out_width, 0.0);
+                        continue;
+                    }
+                    const double* in =
+                        channel + (oy * s.stride_h - s.pad_h + ky * s.dilation_h) * s.in_width +
+                        (kx * s.dilation_w - s.pad_w);
+                    std::fill(out, out + x0, 0.0);
+                    if (s.stride_w == 1) {
+                        std::copy(in + x0, in + x1, out + x0);
+                    } else {
+                        for (Index ox = x0; ox < x1; ++ox) out[ox] = in[ox * s.stride_w];
+                    }
+                    std::fill(out + x1, out + s.out_width, 0.0);
+                }
+            }
+        }
+    }
+}
+
+namespace {
+std::atomic<int> conv_threads{1};
+}  // namespace
+
+void ConvAffine::set_threads(int num_threads) { conv_threads.store(std::max(num_threads, 1)); }
+
+int ConvAffine::threads() { return conv_threads.load(); }
+
+void ConvAffine::apply(const double* x, Index n, Index ldx, double* y, Index ldy) const {
+    // Points split over the threads lent (at least 32 points each; results do not depend
+    // on the split: each point's values come from the same products).
+    const Index parts = std::min<Index>(threads(), n / 32);
+    if (parts <= 1) {
+        apply_block(x, n, ldx, y, ldy);
+        return;
+    }
+    std::vector<std::future<void>> helpers;
+    const Index share = (n + parts - 1) / parts;
+    for (Index first = share; first < n; first += share) {
+        const Index rows = std::min(share, n - first);
+        helpers.push_back(std::async(std::launch::async, [=] {
+            apply_block(x + first * ldx, rows, ldx, y + first * ldy, ldy);
+        }));
+    }
+    apply_block(x, share, ldx, y, ldy);
+    for (auto& helper : helpers) helper.get();
+}
+
+void ConvAffine::apply_block(const double* x, Index n, Index ldx, double* y, Index ldy) const {
+    const ConvShape& s = shape_;
+    const Index positions = s.out_height * s.out_width;
+    const Index cg = s.in_channels / s.groups;
+    const Index og = s.out_channels / s.groups;
+    const Index depth = cg * s.kernel_h * s.kernel_w;  // K of the product
+    // Points per block: enough columns for an efficient product (about 256), the columns
+    // within kIm2colBytes.
+    const Index per_point = depth * positions * Index{sizeof(double)};
+    Index block = std::max<Index>(1, (256 + positions - 1) / positions);
+    block = std::min({block, n, std::max<Index>(1, kIm2colBytes / per_point)});
+    if (n == 0) return;
+    const Index width = block * positions;
+    // Every entry is written before it is read: no zero fill.
+    detail::Buffer<double> cols(to_size(depth * width));
+    detail::Buffer<double> product(block > 1 ? to_size(og * width) : 0);
+    for (Index first = 0; first < n; first += block) {
+        const Index rows = std::min(block, n - first);
+        const Index ldcols = rows * positions;
+        for (Index g = 0; g < s.groups; ++g) {
+            for (Index b = 0; b < rows; ++b)
+                im2col(x + (first + b) * ldx, g, cols.data() + b * positions, ldcols);
+            const double* kernel = weight_.data() + g * og * depth;
+            if (rows == 1) {
+                double* target = y + first * ldy + g * og * positions;
+                gemm_nn(og, positions, depth, kernel, depth, cols.data(), ldcols, 0.0, target,
+                        positions);
+                continue;
+            }
+            gemm_nn(og, ldcols, depth, kernel, depth, cols.data(), ldcols, 0.0, product.data(),
+                    ldcols);
+            for (Index b = 0; b < rows; ++b) {
+                double* target = y + (first + b) * ldy + g * og * positions;
+                for (Index o = 0; o < og; ++o)
+                    std::copy_n(product.data() + o * ldcols + b * positions, positions,
+                                target + o * positions);
+            }
+        }
+        for (Index b = 0; b < rows; ++b) {
+            double* row = y + (first + b) * ldy;
+            for (Index o = 0; o < s.out_channels; ++o) {
+                const double add = bias_[to_size(o)];
+                if (add == 0.0) continue;
+                for (Index p = 0; p < positions; ++p) row[o * positions + p] += add;
+            }
+        }
+    }
+}
+
+DiagonalAffine::DiagonalAffine(std::vector<double> scale, std::vector<double> bias)
+    : scale_(std::move(scale)), bias_(std::move(bias)) {
+    if (scale_.empty()) throw std::invalid_argument("DiagonalAffine: dimension must be positive");
+    if (bias_.size() != scale_.size())
+        throw std::invalid_argument("DiagonalAffine: scale/bias sizes differ");
+    row_norms_.resize(scale_.size());
+    abs_bias_.resize(scale_.size());
+    for (std::size_t j = 0; j < scale_.size(); ++j) {
+        row_norms_[j] = std::abs(scale_[j]);
+        abs_bias_[j] = std::abs(bias_[j]);
+    }
+}
+
+void DiagonalAffine::apply(const double* x, Index n, Index ldx, double* y, Index ldy) const {
+    const Index d = in_dim();
+    for (Index i = 0; i < n; ++i) {
+        const double* xi = x + i * ldx;
+        double* yi = y + i * ldy;
+        for (Index j = 0; j < d; ++j) yi[j] = scale_[to_size(j)] * xi[j] + bias_[to_size(j)];
+    }
+}
+
+CompositeAffine::CompositeAffine(Index out_dim, Index in_dim, std::vector<Part> parts,
+                                 std::vector<double> bias)
+    : out_(out_dim), in_(in_dim), parts_(std::move(parts)), bias_(std::move(bias)) {
+    if (out_ <= 0 || in_ <= 0)
+        throw std::invalid_argument("CompositeAffine: dimensions must be positive");
+    if (bias_.size() != to_size(out_))
+        throw std::invalid_argument("CompositeAffine: bias size does not match out_dim");
+    std::vector<double> total(bias_);
+    std::vector<double> squares(to_size(out_), 0.0);
+    std::vector<bool> covered(to_size(out_), false);
+    for (std::size_t t = 0; t < parts_.size(); ++t) {
+        const Part& part = parts_[t];
+        if (!part.map) throw std::invalid_argument("CompositeAffine: a part has no map");
+        const Index pin = part.map->in_dim();
+        const Index pout = part.map->out_dim();
+        if (part.in_offset < 0 || part.out_offset < 0 || part.in_offset + pin > in_ ||
+            part.out_offset + pout > out_)
+            throw std::invalid_argument("CompositeAffine: a part does not fit in the layer");
+        for (std::size_t u = 0; u < t; ++u) {
+            const Part& other = parts_[u];
+            const bool out_overlap = part.out_offset < other.out_offset + other.map->out_dim() &&
+                                     other.out_offset < part.out_offset + pout;
+            const bool in_overlap = part.in_offset < other.in_offset + other.map->in_dim() &&
+                                    other.in_offset < part.in_offset + pin;
+            if (out_overlap && in_overlap)
+                throw std::invalid_argument(
+                    "CompositeAffine: parts adding to the same outputs must read disjoint "
+                    "inputs");
+        }
+        bool adds = false;
+        for (Index j = 0; j < pout; ++j) adds = adds || covered[to_size(part.out_offset + j)];
+        adds_.push_back(adds);
+        // The part's own bias: its value at the origin.
+        std::vector<double> zero(to_size(pin), 0.0);
+        std::vector<double> at_zero(to_size(pout));
+        part.map->apply(zero.data(), 1, pin, at_zero.data(), pout);
+        const std::vector<double>& norms = part.map->row_norms();
+        for (Index j = 0; j < pout; ++j) {
+            const std::size_t r = to_size(part.out_offset + j);
+            covered[r] = true;
+            total[r] += at_zero[to_size(j)];
+            squares[r] += norms[to_size(j)] * norms[to_size(j)];
+        }
+    }
+    for (Index j = 0; j < out_;) {
+        if (covered[to_size(j)]) {
+            ++j;
+            continue;
+        }
+        Index end = j;
+        while (end < out_ && !covered[to_size(end)]) ++end;
+        uncovered_.emplace_back(j, end);
+        j = end;
+    }
+    row_norms_.resize(to_size(out_));
+    abs_bias_.resize(to_size(out_));
+    for (Index j = 0; j < out_; ++j) {
+        row_norms_[to_size(j)] = std::sqrt(squares[to_size(j)]);
+        abs_bias_[to_size(j)] = std::abs(total[to_size(j)]);
+    }
+    total_bias_ = std::move(total);
+}
+
+AffineRow CompositeAffine::row(Index r, std::vector<double>& scratch_values,
+                               std::vector<Index>& scratch_cols) const {
+    scratch_values.clear();
+    scratch_cols.clear();
+    thread_local std::vector<double> part_values;
+    thread_local std::vector<Index> part_cols;
+    for (const Part& part : parts_) {
+        const Index j = r - part.out_offset;
+        if (j < 0 || j >= part.map->out_dim()) continue;
+        const AffineRow pr = part.map->row(j, part_values, part_cols);
+        for (Index i = 0; i < pr.count; ++i) {
+            scratch_values.push_back(pr.values[i]);
+            scratch_cols.push_back(part.in_offset + (pr.cols != nullptr ? pr.cols[i] : i));
+        }
+    }
+    return {scratch_values.data(), scratch_cols.data(), static_cast<Index>(scratch_values.size()),
+            total_bias_[to_size(r)]};
+}
+
+void CompositeAffine::apply(const double* x, Index n, Index ldx, double* y, Index ldy) const {
+    for (Index i = 0; i < n; ++i)
+        for (const auto& [begin, end] : uncovered_)
+            std::fill(y + i * ldy + begin, y + i * ldy + end, 0.0);
+    std::vector<double> temp;
+    for (std::size_t t = 0; t < parts_.size(); ++t) {
+        const Part& part = parts_[t];
+        const AffineMap& map = *part.map;
+        const Index pout = map.out_dim();
+        if (!adds_[t]) {
+            map.apply(x + part.in_offset, n, ldx, y + part.out_offset, ldy);
+            continue;
+        }
+        // Added in blocks of rows, the temporary within about 8 MiB.
+        const Index block = std::clamp<Index>((Index{1} << 20) / pout, 1, n);
+        temp.resize(to_size(block * pout));
+        for (Index first = 0; first < n; first += block) {
+            const Index rows = std::min(block, n - first);
+            map.apply(x + first * ldx + part.in_offset, rows, ldx, temp.data(), pout);
+            for (Index i = 0; i < rows; ++i) {
+                double* target = y + (first + i) * ldy + part.out_offset;
+                const double* source = temp.data() + i * pout;
+                for (Index j = 0; j < pout; ++j) target[j] += source[j];
+            }
+        }
+    }
+    for (Index i = 0; i < n; ++i) {
+        double* row = y + i * ldy;
+        for (Index j = 0; j < out_; ++j) row[j] += bias_[to_size(j)];
+    }
+}
+
+}  // namespace lrcore
+
+namespace lrcore {
+
+AffineRow DiagonalAffine::row(Index r, std::vector<double>& /*scratch_values*/,
+                              std::vector<Index>& scratch_cols) const {
+    scratch_cols.assign(1, r);
+    return {scale_.data() + r, scratch_cols.data(), 1, bias_[to_size(r)]};
+}
+
+AffineRow ConvAffine::row(Index r, std::vector<double>& scratch_values,
+                          std::vector<Index>& scratch_cols) const {
+    const ConvShape& s = shape_;
+    const Index positions = s.out_height * s.out_width;
+    const Index o = r / positions;
+    const Index oy = (r % positions) / s.out_width;
+    const Index ox = r % s.out_width;
+    const Index cg = s.in_channels / s.groups;
+    const Index group = o / (s.out_channels / s.groups);
+    const Index taps = s.kernel_h * s.kernel_w;
+    scratch_values.clear();
+    scratch_cols.clear();
+    for (Index c = 0; c < cg; ++c) {
+        const Index channel = group * cg + c;
+        for (Index ky = 0; ky < s.kernel_h; ++ky) {
+            const Index iy = oy * s.stride_h - s.pad_h + ky * s.dilation_h;
+            if (iy < 0 || iy >= s.in_height) continue;
+            for (Index kx = 0; kx < s.kernel_w; ++kx) {
+                const Index ix = ox * s.stride_w - s.pad_w + kx * s.dilation_w;
+                if (ix < 0 || ix >= s.in_width) continue;
+                scratch_values.push_back(
+                    weight_[to_size((o * cg + c) * taps + ky * s.kernel_w + kx)]);
+                scratch_cols.push_back((channel * s.in_height + iy) * s.in_width + ix);
+            }
+        }
+    }
+    return {scratch_values.data(), scratch_cols.data(), static_cast<Index>(scratch_values.size()),
+            bias_[to_size(o)]};
 }
 
 }  // namespace lrcore

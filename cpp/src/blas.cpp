@@ -20,17 +20,29 @@ blasint checked_size(Index value, const char* what) {
 }
 }  // namespace
 
-void gemm_nt(Index m, Index n, Index k, const double* a, Index lda, const double* b, Index ldb,
-             double beta, double* c, Index ldc) {
+namespace {
+void gemm(CBLAS_TRANSPOSE trans_b, Index m, Index n, Index k, const double* a, Index lda,
+          const double* b, Index ldb, double beta, double* c, Index ldc) {
     if (m == 0 || n == 0) return;
     if (k == 0) {
         for (Index i = 0; i < m; ++i)
             for (Index j = 0; j < n; ++j) c[i * ldc + j] *= beta;
         return;
     }
-    scipy_cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, checked_size(m, "m"),
+    scipy_cblas_dgemm(CblasRowMajor, CblasNoTrans, trans_b, checked_size(m, "m"),
                       checked_size(n, "n"), checked_size(k, "k"), 1.0, a, checked_size(lda, "lda"),
                       b, checked_size(ldb, "ldb"), beta, c, checked_size(ldc, "ldc"));
+}
+}  // namespace
+
+void gemm_nt(Index m, Index n, Index k, const double* a, Index lda, const double* b, Index ldb,
+             double beta, double* c, Index ldc) {
+    gemm(CblasTrans, m, n, k, a, lda, b, ldb, beta, c, ldc);
+}
+
+void gemm_nn(Index m, Index n, Index k, const double* a, Index lda, const double* b, Index ldb,
+             double beta, double* c, Index ldc) {
+    gemm(CblasNoTrans, m, n, k, a, lda, b, ldb, beta, c, ldc);
 }
 
 void set_blas_threads(int num_threads) { scipy_openblas_set_num_threads(num_threads); }

@@ -128,6 +128,12 @@ std::vector<Path1DResult> count_1d(const Network& net, const std::vector<PathSpe
     // bit-for-bit the same however many threads run.
     const Index per_task = std::clamp<Index>(total_segments / 64, 1, 32);
     const auto tasks = make_tasks(paths, per_task);
+    // Fewer tasks than threads (one long path through a CNN): the idle threads help
+    // inside the convolutions.
+    const Index threads = resolve_num_threads(options.num_threads);
+    const Index task_count = std::max<Index>(static_cast<Index>(tasks.size()), 1);
+    const ConvThreads conv_threads(
+        static_cast<int>(task_count < threads ? threads / task_count : 1));
 
     std::atomic<Index> created{0};
     const Index num_hidden = net.num_hidden_layers();

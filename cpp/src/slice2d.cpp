@@ -131,6 +131,11 @@ private:
     }
 
     void build_tiles() {
+        // Fewer tiles than threads (one slice through a CNN): the idle threads help inside
+        // the convolutions.
+        const Index threads = resolve_num_threads(options_.num_threads);
+        const Index count = std::max<Index>(static_cast<Index>(tasks_.size()), 1);
+        const ConvThreads conv_threads(static_cast<int>(count < threads ? threads / count : 1));
         parallel_for(
             static_cast<Index>(tasks_.size()), options_.num_threads,
             [&](Index task, Index worker, const StopFlag& stop) {

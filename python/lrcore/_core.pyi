@@ -15,7 +15,10 @@ def _set_stitch_failure_for_tests(fail: bool) -> None: ...
 class Network:
     def __init__(
         self,
-        weights: list[Any],  # dense arrays or (indptr, indices, values, out, in) tuples
+        # dense arrays, (indptr, indices, values, out, in) CSR tuples, or composite layers
+        # ("composite", out, in, [(in_offset, out_offset, part)]) whose parts are dense
+        # arrays, CSR tuples, ("diag", scale) or ("conv", weight (4-d), 15 geometry ints)
+        weights: list[Any],
         biases: list[NDArray[np.float64]],
         activations: list[str],
         negative_slopes: list[float],

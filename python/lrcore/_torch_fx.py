@@ -3,11 +3,14 @@
 A model is traced with ``torch.fx``. The lowering walks the graph in order and keeps a
 *state*: the values that are alive after the last activation, side by side in one vector
 (at first, the flattened input). Every tensor-valued node is held as an affine function
-``matrix @ state + offset`` of it. Affine operations (Linear, Conv1d/2d, BatchNorm and
-Dropout in eval mode, average pooling, flatten/view/reshape, additions, concatenation,
-scalar multiples) compose into that function; the matrix stays a scipy CSR matrix where
-the operations are sparse (convolutions, pooling, the selections of the state) and
-becomes dense where dense layers make it so.
+of it: a sum of terms (a slice of the state, a chain of ops, added into some of the
+node's entries) plus an offset. Affine operations (Linear, Conv1d/2d, BatchNorm and
+Dropout in eval mode, average pooling, mean, constant padding, flatten/view/reshape,
+additions, concatenation, scalar multiples) compose into that function: convolutions stay
+convolutions (batch-norm folded into their kernels), matrices compose with the matrix
+before them (scipy CSR where sparse, dense where dense layers make it so). A layer is
+handed to the core as a :class:`CompositeLayer` of parts, or as one matrix where it is
+one (MLPs).
 
 A ReLU / LeakyReLU node closes one hidden layer of the chain: its units are that node's
 pre-activation (the neurons) followed by every other value still used later in the graph
@@ -36,6 +39,7 @@ from typing import Any, NamedTuple
 import numpy as np
 from numpy.typing import NDArray
 
+from ._layers import CompositeLayer, Conv, part_matrix, part_shape
 from ._optional import optional_import
 
 __all__ = ["TracedLayers", "trace_to_layers"]
@@ -115,70 +119,300 @@ def _product(left: Any, right: Any) -> Any:
     return _tidy((right.T @ left.T).T)
 
 
-def _densify(matrix: Any) -> NDArray[np.float64]:
-    return np.asarray(matrix.toarray() if _is_sparse(matrix) else matrix, dtype=np.float64)
+@dataclass(frozen=True, eq=False)
+class _Term:
+    """A slice of the state mapped by ops and added into some of a value's entries.
+
+    ``ops`` are applied in turn to ``state[start : start + size]``, and the result is added
+    to the value's entries ``out_start ..``. An op is a :class:`Conv`, a
+    ``("diag", scale)`` pair or a dense / CSR matrix; no ops is the slice itself.
+    """
+
+    start: int
+    size: int
+    out_start: int
+    ops: tuple[Any, ...] = ()
+
+    @property
+    def out_size(self) -> int:
+        return part_shape(self.ops[-1])[0] if self.ops else self.size
+
+    def shifted(self, out_start: int) -> _Term:
+        return _Term(self.start, self.size, out_start, self.ops)
+
+    def matrix(self) -> Any:
+        """The composed map of the slice (``out_size × size``), dense or CSR."""
+        matrix: Any = None
+        for op in self.ops:
+            step = part_matrix(op)
+            matrix = step if matrix is None else _product(step, matrix)
+        if matrix is None:
+            return _sparse().identity(self.size, format="csr", dtype=np.float64)
+        return _tidy(matrix)
+
+    def then(self, matrix: Any) -> _Term:
+        """``matrix`` (rows by this term's outputs) after the term's ops."""
+        last = self.ops[-1] if self.ops else None
+        if last is not None and not isinstance(last, Conv):
+            return _Term(
+                self.start, self.size, 0, (*self.ops[:-1], _product(matrix, part_matrix(last)))
+            )
+        return _Term(self.start, self.size, 0, (*self.ops, _tidy(matrix)))
+
+    def scaled(self, scale: NDArray[np.float64]) -> _Term:
+        """Each output multiplied by its entry of ``scale``."""
+        last = self.ops[-1] if self.ops else None
+        rest = self.ops[:-1]
+        if isinstance(last, Conv):
+            per_channel = scale.reshape(last.out_shape[0], -1)
+            if np.all(per_channel == per_channel[:, :1]):
+                return _Term(
+                    self.start, self.size, self.out_start, (*rest, last.scaled(per_channel[:, 0]))
+                )
+            return _Term(self.start, self.size, self.out_start, (*self.ops, ("diag", scale)))
+        if last is None:
+            return _Term(self.start, self.size, self.out_start, (("diag", scale),))
+        if isinstance(last, tuple):
+            return _Term(self.start, self.size, self.out_start, (*rest, ("diag", scale * last[1])))
+        if _is_sparse(last):
+            scaled = _sparse().diags(scale, format="csr") @ last
+        else:
+            scaled = scale[:, None] * last
+        return _Term(self.start, self.size, self.out_start, (*rest, _tidy(scaled)))
 
 
-def _sum(left: Any, right: Any) -> Any:
-    if _is_sparse(left) and _is_sparse(right):
-        return _tidy(left + right)
-    return _tidy(_densify(left) + _densify(right))
-
-
-def _stack(blocks: Sequence[Any]) -> Any:
-    """Blocks of rows one above the other (CSR unless the result is dense enough)."""
-    if all(not _is_sparse(b) for b in blocks):
-        return _tidy(np.vstack(blocks))
-    sparse = _sparse()
-    return _tidy(sparse.vstack([sparse.csr_matrix(b) for b in blocks], format="csr"))
-
-
-def _selection(start: int, size: int, total: int) -> Any:
-    """The CSR matrix that picks entries ``start .. start + size`` of a vector."""
-    rows = np.arange(size)
-    return _sparse().csr_matrix(
-        (np.ones(size), (rows, start + rows)), shape=(size, total), dtype=np.float64
-    )
-
-
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class _Value:
-    """A tensor node's value: ``matrix @ state + offset``, reshaped to ``shape`` (C order)."""
+    """A tensor node's value: the sum of its terms plus ``offset``, in ``shape`` (C order).
+
+    The terms map slices of the state (``width`` entries); keeping them apart keeps
+    convolutions structured and carried values diagonal.
+    """
 
     shape: tuple[int, ...]
-    matrix: Any
+    terms: tuple[_Term, ...]
     offset: NDArray[np.float64]
+    width: int
 
     @property
     def size(self) -> int:
         return math.prod(self.shape)
 
+    @property
+    def matrix(self) -> Any:
+        """The value's whole matrix (``size × width``), dense or CSR."""
+        sparse = _sparse()
+        total = sparse.csr_matrix((self.size, self.width), dtype=np.float64)
+        for term in self.terms:
+            block = sparse.coo_matrix(term.matrix())
+            total = total + sparse.csr_matrix(
+                (block.data, (block.row + term.out_start, block.col + term.start)),
+                shape=(self.size, self.width),
+            )
+        return _tidy(total)
+
+    def _covers(self, term: _Term) -> bool:
+        return term.out_start == 0 and term.out_size == self.size
+
     def then(self, matrix: Any, offset: NDArray[np.float64], shape: tuple[int, ...]) -> _Value:
         """The composition: first self, then ``x -> matrix @ x + offset``."""
         applied = np.asarray(matrix @ self.offset, dtype=np.float64).ravel()
-        return _Value(shape, _product(matrix, self.matrix), applied + offset)
+        terms = []
+        for term in self.terms:
+            part = (
+                matrix
+                if self._covers(term)
+                else matrix[:, term.out_start : term.out_start + term.out_size]
+            )
+            terms.append(term.then(part))
+        return _Value(shape, tuple(terms), applied + offset, self.width)
+
+    def convolved(self, conv: Conv, bias: NDArray[np.float64], torch: Any) -> _Value:
+        """The convolution (plus a bias per output) of this value, kept as a convolution."""
+        value = self
+        if not all(self._covers(t) for t in self.terms):
+            value = _Value(
+                self.shape, (_Term(0, self.width, 0, (self.matrix,)),), self.offset, self.width
+            )
+        applied = bias
+        if np.any(self.offset != 0):
+            applied = bias + _conv_apply(conv, self.offset, torch)
+        terms = tuple(_Term(t.start, t.size, 0, (*t.ops, conv)) for t in value.terms)
+        return _Value(conv.out_shape, terms, applied, self.width)
 
     def scaled_rows(self, scale: NDArray[np.float64], shift: NDArray[np.float64]) -> _Value:
         """``scale * self + shift`` elementwise (batch-norm)."""
-        if _is_sparse(self.matrix):
-            matrix = _sparse().diags(scale, format="csr") @ self.matrix
-        else:
-            matrix = scale[:, None] * self.matrix
-        return _Value(self.shape, _tidy(matrix), scale * self.offset + shift)
+        terms = tuple(t.scaled(scale[t.out_start : t.out_start + t.out_size]) for t in self.terms)
+        return _Value(self.shape, terms, scale * self.offset + shift, self.width)
 
     def same_tensor(self, other: _Value) -> bool:
         """Whether both hold the same entries (one is a view or an alias of the other)."""
-        return self.matrix is other.matrix and self.offset is other.offset
+        return self.terms is other.terms and self.offset is other.offset
 
     def times(self, factor: float) -> _Value:
-        return _Value(self.shape, _tidy(self.matrix * factor), self.offset * factor)
+        return self.scaled_rows(np.full(self.size, float(factor)), np.zeros(self.size))
 
     def reshaped(self, shape: tuple[int, ...]) -> _Value:
-        """The same entries in another shape (shares the matrix: the same tensor)."""
-        return _Value(shape, self.matrix, self.offset)
+        """The same entries in another shape (shares the terms: the same tensor)."""
+        return _Value(shape, self.terms, self.offset, self.width)
 
     def rows(self, order: NDArray[np.int64], shape: tuple[int, ...]) -> _Value:
-        return _Value(shape, _tidy(self.matrix[order]), self.offset[order])
+        picks = _sparse().csr_matrix(
+            (np.ones(order.size), (np.arange(order.size), order)), shape=(order.size, self.size)
+        )
+        return self.then(picks, np.zeros(order.size), shape)
+
+    def plus(self, other: _Value, factor: float) -> _Value:
+        """``self + factor * other``."""
+        if factor != 1.0:
+            other = other.times(factor)
+        return _Value(self.shape, self.terms + other.terms, self.offset + other.offset, self.width)
+
+
+def _stacked(values: Sequence[_Value]) -> _Value:
+    """Values one after the other, as one flat value."""
+    terms: list[_Term] = []
+    start = 0
+    for value in values:
+        terms.extend(t.shifted(t.out_start + start) for t in value.terms)
+        start += value.size
+    return _Value(
+        (start,), tuple(terms), np.concatenate([v.offset for v in values]), values[0].width
+    )
+
+
+def _state_value(shape: tuple[int, ...], start: int, width: int) -> _Value:
+    """Entries ``start ..`` of a state of ``width`` entries, in ``shape``."""
+    size = math.prod(shape)
+    return _Value(shape, (_Term(start, size, 0),), np.zeros(size), width)
+
+
+def _conv_apply(conv: Conv, vector: NDArray[np.float64], torch: Any) -> NDArray[np.float64]:
+    """The convolution of one vector, by torch (no matrix formed)."""
+    functional = torch.nn.functional
+    nd = len(conv.in_shape) - 1
+    x = torch.as_tensor(vector, dtype=torch.float64).reshape(1, *conv.in_shape)
+    pads: list[int] = []
+    for lo, hi in reversed(list(zip(conv.pad_lo, conv.pad_hi))):
+        pads += [lo, hi]
+    x = functional.pad(x, pads)
+    run = functional.conv1d if nd == 1 else functional.conv2d
+    w = torch.as_tensor(conv.weight, dtype=torch.float64)
+    y = run(x, w, stride=conv.stride, dilation=conv.dilation, groups=conv.groups)
+    out: NDArray[np.float64] = y.reshape(-1).numpy().copy()
+    return out
+
+
+def _layer_weight(value: _Value, structured: bool) -> Any:
+    """A layer's weight for :class:`Network`: a matrix, or a :class:`CompositeLayer`."""
+    shape = (value.size, value.width)
+    if not structured:
+        return value.matrix
+    parts: list[tuple[int, int, Any]] = []
+    for term in value.terms:
+        if not term.ops:
+            spec: Any = ("diag", np.ones(term.size))
+        elif len(term.ops) == 1:
+            spec = term.ops[0]
+        else:
+            spec = term.matrix()
+        parts.append((term.start, term.out_start, spec))
+    # Parts adding into the same outputs from overlapping inputs become one matrix.
+    merged = True
+    while merged:
+        merged = False
+        for i in range(len(parts)):
+            for j in range(i):
+                if _overlap(parts[i], parts[j]):
+                    parts[j] = _merge(parts[j], parts[i])
+                    del parts[i]
+                    merged = True
+                    break
+            if merged:
+                break
+    if len(parts) == 1:
+        in_offset, out_offset, spec = parts[0]
+        whole = part_shape(spec) == shape and in_offset == 0 and out_offset == 0
+        if whole and not isinstance(spec, (Conv, tuple)):
+            return _tidy(spec)
+    return CompositeLayer(shape, parts)
+
+
+def _ranges(part: tuple[int, int, Any]) -> tuple[int, int, int, int]:
+    out_size, in_size = part_shape(part[2])
+    return part[0], part[0] + in_size, part[1], part[1] + out_size
+
+
+def _overlap(a: tuple[int, int, Any], b: tuple[int, int, Any]) -> bool:
+    a_in0, a_in1, a_out0, a_out1 = _ranges(a)
+    b_in0, b_in1, b_out0, b_out1 = _ranges(b)
+    return a_in0 < b_in1 and b_in0 < a_in1 and a_out0 < b_out1 and b_out0 < a_out1
+
+
+def _merged_conv(a: Conv, b: Conv) -> Conv | None:
+    """One convolution doing what two on the same input into the same output do, if any.
+
+    Both read the input at ``out * stride - pad + tap * dilation``: one kernel with
+    dilation 1 spanning both kernels' offsets holds each tap at its own offset (zero
+    padding is the same for both), so the sum is exact.
+    """
+    same = (a.in_shape, a.out_shape, a.stride, a.groups) == (
+        b.in_shape,
+        b.out_shape,
+        b.stride,
+        b.groups,
+    )
+    if not same:
+        return None
+    nd = len(a.in_shape) - 1
+    lows, highs = [], []
+    for axis in range(nd):
+        ends = []
+        for conv in (a, b):
+            k = conv.weight.shape[2 + axis]
+            ends += [-conv.pad_lo[axis], -conv.pad_lo[axis] + (k - 1) * conv.dilation[axis]]
+        lows.append(min(ends))
+        highs.append(max(ends))
+    kernel = tuple(h - lo + 1 for lo, h in zip(lows, highs))
+    weight = np.zeros(a.weight.shape[:2] + kernel)
+    for conv in (a, b):
+        taps = tuple(
+            slice(
+                -conv.pad_lo[i] - lows[i],
+                -conv.pad_lo[i] - lows[i] + (conv.weight.shape[2 + i] - 1) * conv.dilation[i] + 1,
+                conv.dilation[i],
+            )
+            for i in range(nd)
+        )
+        index: tuple[slice, ...] = (slice(None), slice(None))
+        weight[index + taps] += conv.weight
+    pad_lo = tuple(-lo for lo in lows)
+    pad_hi = tuple(
+        (a.out_shape[1 + i] - 1) * a.stride[i] + kernel[i] - pad_lo[i] - a.in_shape[1 + i]
+        for i in range(nd)
+    )
+    return Conv(weight, a.in_shape, a.out_shape, a.stride, pad_lo, pad_hi, (1,) * nd, a.groups)
+
+
+def _merge(a: tuple[int, int, Any], b: tuple[int, int, Any]) -> tuple[int, int, Any]:
+    """Two parts as one part over the union of their ranges (a convolution or a matrix)."""
+    if isinstance(a[2], Conv) and isinstance(b[2], Conv) and a[:2] == b[:2]:
+        conv = _merged_conv(a[2], b[2])
+        if conv is not None:
+            return a[0], a[1], conv
+    sparse = _sparse()
+    a_in0, a_in1, a_out0, a_out1 = _ranges(a)
+    b_in0, b_in1, b_out0, b_out1 = _ranges(b)
+    in0, in1 = min(a_in0, b_in0), max(a_in1, b_in1)
+    out0, out1 = min(a_out0, b_out0), max(a_out1, b_out1)
+    total = sparse.csr_matrix((out1 - out0, in1 - in0), dtype=np.float64)
+    for in_offset, out_offset, spec in (a, b):
+        block = sparse.coo_matrix(part_matrix(spec))
+        total = total + sparse.csr_matrix(
+            (block.data, (block.row + out_offset - out0, block.col + in_offset - in0)),
+            shape=total.shape,
+        )
+    return in0, out0, _tidy(total)
 
 
 class _Shape:
@@ -199,7 +433,7 @@ def _pair(value: Any, n: int) -> tuple[int, ...]:
     return (int(value),) * n
 
 
-def _conv_matrix(
+def _conv(
     weight: NDArray[np.float64],
     in_shape: tuple[int, ...],
     stride: tuple[int, ...],
@@ -207,12 +441,10 @@ def _conv_matrix(
     pad_hi: tuple[int, ...],
     dilation: tuple[int, ...],
     groups: int,
-) -> tuple[Any, tuple[int, ...]]:
-    """CSR matrix of a zero-padded N-d convolution (N = 1 or 2) on C-order features."""
-    sparse = _sparse()
-    c_out, c_in_group = weight.shape[:2]
+) -> Conv:
+    """A zero-padded N-d convolution (N = 1 or 2) on C-order features, kept structured."""
     kernel = weight.shape[2:]
-    c_in, spatial = in_shape[0], in_shape[1:]
+    spatial = in_shape[1:]
     out_spatial = tuple(
         (spatial[i] + pad_lo[i] + pad_hi[i] - dilation[i] * (kernel[i] - 1) - 1) // stride[i] + 1
         for i in range(len(spatial))
@@ -220,39 +452,13 @@ def _conv_matrix(
     if any(s <= 0 for s in out_spatial):
         msg = f"convolution output would be empty for input shape {in_shape}"
         raise ValueError(msg)
-    # Broadcast over (out channel, in channel of its group, out position..., kernel tap...).
-    nd = len(spatial)
-    o = np.arange(c_out).reshape((-1, 1) + (1,) * (2 * nd))
-    ci = np.arange(c_in_group).reshape((1, -1) + (1,) * (2 * nd))
-    group = o // (c_out // groups)
-    c_abs = group * c_in_group + ci
-    rows = o
-    cols = c_abs
-    valid = np.ones((1,) * (2 + 2 * nd), dtype=bool)
-    for i in range(nd):
-        shape_pos = [1] * (2 + 2 * nd)
-        shape_pos[2 + i] = out_spatial[i]
-        shape_tap = [1] * (2 + 2 * nd)
-        shape_tap[2 + nd + i] = kernel[i]
-        pos = np.arange(out_spatial[i]).reshape(shape_pos)
-        tap = np.arange(kernel[i]).reshape(shape_tap)
-        src = pos * stride[i] - pad_lo[i] + tap * dilation[i]
-        valid = valid & (src >= 0) & (src < spatial[i])
-        rows = rows * out_spatial[i] + pos
-        cols = cols * spatial[i] + np.clip(src, 0, spatial[i] - 1)
-    w = weight.reshape((c_out, c_in_group) + (1,) * nd + tuple(kernel))
-    full = np.broadcast_shapes(rows.shape, cols.shape, valid.shape, w.shape)
-    rows_b = np.broadcast_to(rows, full)
-    cols_b = np.broadcast_to(cols, full)
-    vals_b = np.broadcast_to(w, full)
-    keep = np.broadcast_to(valid, full)
-    n_out = c_out * math.prod(out_spatial)
-    n_in = c_in * math.prod(spatial)
-    matrix = sparse.csr_matrix(
-        (vals_b[keep], (rows_b[keep], cols_b[keep])), shape=(n_out, n_in), dtype=np.float64
-    )
-    matrix.sum_duplicates()
-    return matrix, (c_out, *out_spatial)
+    if in_shape[0] != weight.shape[1] * groups:
+        msg = (
+            f"convolution expects {weight.shape[1] * groups} input channels, got shape {in_shape}"
+        )
+        raise ValueError(msg)
+    out_shape = (int(weight.shape[0]), *out_spatial)
+    return Conv(weight, in_shape, out_shape, stride, pad_lo, pad_hi, dilation, groups)
 
 
 def _pool_matrix(
@@ -353,7 +559,10 @@ def _argument(node: Any, index: int, name: str, default: Any) -> Any:
 class _Lowering:
     """Walks a traced graph once, composing affine maps and closing a layer per activation."""
 
-    def __init__(self, graph_module: Any, input_shape: tuple[int, ...], torch: Any) -> None:
+    def __init__(
+        self, graph_module: Any, input_shape: tuple[int, ...], torch: Any, structured: bool
+    ) -> None:
+        self.structured = structured
         self.torch = torch
         self.nn = torch.nn
         self.modules = dict(graph_module.named_modules())
@@ -386,9 +595,7 @@ class _Lowering:
                     msg = f"{where}: models with more than one input are not supported"
                     raise ValueError(msg)
                 size = math.prod(self.input_shape)
-                self.values[node] = _Value(
-                    self.input_shape, _selection(0, size, size), np.zeros(size)
-                )
+                self.values[node] = _state_value(self.input_shape, 0, size)
             elif node.op == "output":
                 return self.finish(node, where)
             elif node.op == "get_attr":
@@ -402,7 +609,7 @@ class _Lowering:
 
     def finish(self, node: Any, where: str) -> TracedLayers:
         value = self.tensor(node.args[0], f"{where}: the output")
-        self.layers.weights.append(_tidy(value.matrix))
+        self.layers.weights.append(_layer_weight(value, self.structured))
         self.layers.biases.append(np.asarray(value.offset, dtype=np.float64).ravel())
         return self.layers
 
@@ -450,14 +657,14 @@ class _Lowering:
                 continue
             if inplace and value.same_tensor(pre_activation):
                 continue  # overwritten by the activation: it aliases the node's output
-            groups.setdefault((id(value.matrix), id(value.offset)), []).append(other)
+            groups.setdefault((id(value.terms), id(value.offset)), []).append(other)
         carried = [self.values[members[0]] for members in groups.values()]
         blocks = [pre_activation, *carried]
         assert all(isinstance(b, _Value) for b in blocks)
-        weight = _stack([b.matrix for b in blocks])  # type: ignore[union-attr]
-        bias = np.concatenate([b.offset for b in blocks])  # type: ignore[union-attr]
-        width = weight.shape[0]
-        self.layers.weights.append(weight)
+        layer = _stacked(blocks)  # type: ignore[arg-type]
+        bias = layer.offset
+        width = layer.size
+        self.layers.weights.append(_layer_weight(layer, self.structured))
         self.layers.biases.append(bias)
         self.layers.activations.append(kind)
         self.layers.slopes.append(slope)
@@ -467,11 +674,7 @@ class _Lowering:
         values: dict[Any, _Value | _Shape] = {
             n: v for n, v in self.values.items() if isinstance(v, _Shape)
         }
-        output = _Value(
-            pre_activation.shape,
-            _selection(0, pre_activation.size, width),
-            np.zeros(pre_activation.size),
-        )
+        output = _state_value(pre_activation.shape, 0, width)
         values[node] = output
         if inplace:
             for other, value in self.values.items():
@@ -481,9 +684,7 @@ class _Lowering:
         for members in groups.values():
             first = self.values[members[0]]
             assert isinstance(first, _Value)
-            shared = _Value(
-                first.shape, _selection(start, first.size, width), np.zeros(first.size)
-            )
+            shared = _state_value(first.shape, start, width)
             for member in members:
                 member_value = self.values[member]
                 assert isinstance(member_value, _Value)
@@ -524,6 +725,12 @@ class _Lowering:
                 msg = f"{where}: functional dropout with training=True is random"
                 raise ValueError(msg)
             return self.tensor(node.args[0], where)
+        if name in ("adaptive_avg_pool2d", "avg_pool2d"):
+            return self.module_value(node, self.pool_module(node, name), where)
+        if name == "mean":
+            return self.mean(node, where)
+        if name == "pad":
+            return self.pad(node, where)
         hint = ""
         if "max_pool" in name.lower():
             hint = " (max pooling is not supported: its regions are defined by the argmax)"
@@ -555,7 +762,7 @@ class _Lowering:
                 msg = f"{where}: padding_mode={module.padding_mode!r} is not supported"
                 raise ValueError(msg)
             lo, hi = _conv_padding(module, nd)
-            matrix, out_shape = _conv_matrix(
+            conv = _conv(
                 _as_numpy(module.weight),
                 shape,
                 _pair(module.stride, nd),
@@ -567,7 +774,8 @@ class _Lowering:
             channel_bias = (
                 np.zeros(module.out_channels) if module.bias is None else _as_numpy(module.bias)
             )
-            return value.then(matrix, np.repeat(channel_bias, math.prod(out_shape[1:])), out_shape)
+            per_channel = math.prod(conv.out_shape[1:])
+            return value.convolved(conv, np.repeat(channel_bias, per_channel), self.torch)
         if isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d)):
             if module.running_mean is None:
                 msg = f"{where}: needs running statistics (track_running_stats=True)"
@@ -596,6 +804,85 @@ class _Lowering:
             hint = " (not piecewise linear)"
         msg = f"{where}: {kind} is not supported{hint}"
         raise ValueError(msg)
+
+    def pool_module(self, node: Any, name: str) -> Any:
+        """The pooling module that does what a functional pooling call does."""
+        nn = self.nn
+        if name == "adaptive_avg_pool2d":
+            return nn.AdaptiveAvgPool2d(_argument(node, 1, "output_size", None))
+        kernel = _argument(node, 1, "kernel_size", None)
+        return nn.AvgPool2d(
+            kernel,
+            stride=_argument(node, 2, "stride", None),
+            padding=_argument(node, 3, "padding", 0),
+            ceil_mode=bool(_argument(node, 4, "ceil_mode", False)),
+            count_include_pad=bool(_argument(node, 5, "count_include_pad", True)),
+            divisor_override=_argument(node, 6, "divisor_override", None),
+        )
+
+    def mean(self, node: Any, where: str) -> _Value:
+        """``x.mean(dims)`` / ``torch.mean(x, dims)`` over non-batch dimensions."""
+        value = self.tensor(node.args[0], where)
+        dims = _argument(node, 1, "dim", None)
+        keepdim = bool(_argument(node, 2, "keepdim", False))
+        ndim = len(value.shape) + 1
+        if dims is None:
+            msg = f"{where}: a mean over every dimension includes the batch; give dims"
+            raise ValueError(msg)
+        axes = sorted(
+            {int(d) % ndim for d in (dims if isinstance(dims, (tuple, list)) else [dims])}
+        )
+        if 0 in axes:
+            msg = f"{where}: a mean over the batch dimension is not supported"
+            raise ValueError(msg)
+        inner = [a - 1 for a in axes]
+        kept = [n if i not in inner else 1 for i, n in enumerate(value.shape)]
+        # Each entry's row in the result: its index with the averaged axes set to 0.
+        grids = np.indices(value.shape)
+        for axis in inner:
+            grids[axis] = 0
+        target = np.ravel_multi_index(tuple(grids), tuple(kept)).ravel()
+        count = math.prod(value.shape[a] for a in inner)
+        out_size = math.prod(kept)
+        matrix = _sparse().csr_matrix(
+            (np.full(value.size, 1.0 / count), (target, np.arange(value.size))),
+            shape=(out_size, value.size),
+        )
+        shape = tuple(kept) if keepdim else tuple(n for i, n in enumerate(kept) if i not in inner)
+        return value.then(matrix, np.zeros(out_size), shape)
+
+    def pad(self, node: Any, where: str) -> _Value:
+        """``F.pad`` with a constant (zero or not; negative pads crop)."""
+        value = self.tensor(node.args[0], where)
+        pads = [int(p) for p in _argument(node, 1, "pad", ())]
+        mode = _argument(node, 2, "mode", "constant")
+        fill = _argument(node, 3, "value", None)
+        if mode != "constant":
+            msg = f"{where}: F.pad with mode={mode!r} is not supported (only 'constant')"
+            raise ValueError(msg)
+        if len(pads) % 2 or len(pads) // 2 > len(value.shape):
+            msg = f"{where}: F.pad needs pairs for at most the non-batch dimensions, got {pads}"
+            raise ValueError(msg)
+        source = np.arange(value.size).reshape(value.shape)
+        for pair in range(len(pads) // 2):
+            axis = len(value.shape) - 1 - pair
+            lo, hi = pads[2 * pair], pads[2 * pair + 1]
+            width = [(0, 0)] * len(value.shape)
+            width[axis] = (max(lo, 0), max(hi, 0))
+            source = np.pad(source, width, constant_values=-1)
+            crop = [slice(None)] * len(value.shape)
+            crop[axis] = slice(max(-lo, 0), source.shape[axis] - max(-hi, 0))
+            source = source[tuple(crop)]
+        if source.size == 0:
+            msg = f"{where}: F.pad leaves an empty tensor"
+            raise ValueError(msg)
+        flat = source.ravel()
+        rows = np.flatnonzero(flat >= 0)
+        matrix = _sparse().csr_matrix(
+            (np.ones(rows.size), (rows, flat[rows])), shape=(flat.size, value.size)
+        )
+        offset = np.where(flat >= 0, 0.0, float(fill or 0.0))
+        return value.then(matrix, offset, tuple(source.shape))
 
     def flattened(self, value: _Value, start: int, end: int, where: str) -> _Value:
         """``torch.flatten(x, start, end)`` of a batch of values of this shape."""
@@ -644,11 +931,7 @@ class _Lowering:
         except ValueError as err:
             msg = f"{where}: shapes {[p.shape for p in parts]} do not concatenate: {err}"
             raise ValueError(msg) from err
-        stacked = _Value(
-            (sum(p.size for p in parts),),
-            _stack([p.matrix for p in parts]),
-            np.concatenate([p.offset for p in parts]),
-        )
+        stacked = _stacked(parts)
         flat = order.ravel()
         if np.array_equal(flat, np.arange(flat.size)):
             return stacked.reshaped(tuple(order.shape))
@@ -677,19 +960,23 @@ class _Lowering:
         alpha = float(node.kwargs.get("alpha", 1.0))
         if isinstance(right, constant) and hasattr(left, "op"):
             value = self.tensor(left, where)
-            return _Value(value.shape, value.matrix, value.offset + sign * alpha * float(right))
+            return _Value(
+                value.shape, value.terms, value.offset + sign * alpha * float(right), value.width
+            )
         if isinstance(left, constant) and hasattr(right, "op"):
             value = self.tensor(right, where).times(sign)
-            return _Value(value.shape, value.matrix, value.offset + float(left))
+            return _Value(value.shape, value.terms, value.offset + float(left), value.width)
         a, b = self.tensor(left, where), self.tensor(right, where)
         if a.shape != b.shape:
             msg = f"{where}: adding shapes {a.shape} and {b.shape} (broadcasting) is not supported"
             raise ValueError(msg)
         factor = sign * alpha
-        return _Value(a.shape, _sum(a.matrix, b.matrix * factor), a.offset + factor * b.offset)
+        return a.plus(b, factor)
 
 
-def trace_to_layers(model: Any, input_shape: Sequence[int]) -> TracedLayers:
+def trace_to_layers(
+    model: Any, input_shape: Sequence[int], structured: bool = True
+) -> TracedLayers:
     """The chain (with linear units) that a traced model lowers to.
 
     Parameters
@@ -699,6 +986,11 @@ def trace_to_layers(model: Any, input_shape: Sequence[int]) -> TracedLayers:
         batch-norm or dropout). It is not changed.
     input_shape
         Shape of one input without the batch dimension, e.g. ``(1, 28, 28)``.
+    structured
+        Layers with convolutions or carried values as :class:`CompositeLayer` (the core
+        applies convolutions as convolutions); False gives every layer as one dense or
+        CSR matrix (the representation before convolutions were kept structured, for
+        comparisons).
     """
     torch = optional_import("torch")
     fx = optional_import("torch.fx", "torch")
@@ -709,4 +1001,4 @@ def trace_to_layers(model: Any, input_shape: Sequence[int]) -> TracedLayers:
         raise ValueError(msg) from err
     shape = tuple(int(s) for s in input_shape)
     with torch.no_grad():
-        return _Lowering(graph_module, shape, torch).run()
+        return _Lowering(graph_module, shape, torch, structured).run()

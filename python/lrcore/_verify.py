@@ -35,13 +35,16 @@ that must match the pattern. The *residual* of a value is ``max(|z_j| - slack_j,
 from __future__ import annotations
 
 import abc
+import os
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Union
 
 import numpy as np
 from numpy.typing import NDArray
 
+from ._layers import CompositeLayer
 from ._validation import DEFAULT_RTOL
 from .network import Network
 
@@ -64,8 +67,19 @@ __all__ = [
 VERIFY_FACTOR = 100.0
 #: Problems kept in a report per check (all are counted in ``num_problems``).
 MAX_PROBLEMS_PER_CHECK = 10
-# Points evaluated at once: bounds the temporary (points × neurons) arrays.
+# Points evaluated at once: bounds the temporary (points × neurons) arrays. A network
+# with many units (a CIFAR ResNet-18 has about a million per point) takes fewer points at
+# once: about _CHUNK_BYTES of layer values per chunk.
 _CHUNK = 4096
+_CHUNK_BYTES = 128 << 20
+
+
+def _cpus() -> int:
+    """CPUs this process may run on."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
@@ -219,6 +233,9 @@ def _abs_sums(weight: Any, axis: int) -> float:
 
 
 def _row_norms(weight: Any) -> FloatArray:
+    if hasattr(weight, "row_norms"):  # CompositeLayer: exact, without its matrix
+        norms: FloatArray = weight.row_norms()
+        return norms
     if hasattr(weight, "multiply"):  # scipy.sparse
         squares = np.asarray(weight.multiply(weight).sum(axis=1), dtype=np.float64).ravel()
         out: FloatArray = np.sqrt(squares)
@@ -257,16 +274,25 @@ class _Evaluator:
         # The certified filter's per-layer constants (cpp/src/certify.cpp).
         self.gammas = [_gamma(w.shape[1] + 2.0) * _SAFETY for w in weights]
         self.frob = [float(np.sqrt(np.sum(n * n))) * _SAFETY for n in self.row_norms]
+        # ||W||_2 <= min(||W||_F, sqrt(||W||_1 ||W||_inf)); a composite layer's matrix is
+        # not formed, its Frobenius norm bounds it.
         self.opnorm = [
-            min(f, float(np.sqrt(_abs_sums(w, 0) * _abs_sums(w, 1))) * _SAFETY**2)
+            f
+            if isinstance(w, CompositeLayer)
+            else min(f, float(np.sqrt(_abs_sums(w, 0) * _abs_sums(w, 1))) * _SAFETY**2)
             for f, w in zip(self.frob, weights)
         ]
         self.bias2 = [float(np.sqrt(np.sum(b * b))) * _SAFETY for b in self.abs_bias]
+        # Values held per point: every layer's units, the neurons' values and scales.
+        per_point = 8 * (sum(net.layer_widths) + 3 * net.num_neurons + net.input_dim)
+        self.chunk = int(np.clip(_CHUNK_BYTES // max(per_point, 1), 1, _CHUNK))
+        # Threads for the forward passes where a chunk is a few large points (CNNs).
+        self.threads = 1 if self.chunk >= _CHUNK else min(4, _cpus())
 
     def _layers(self, x: FloatArray, with_output: bool) -> Iterator[tuple[FloatArray, FloatArray]]:
         """(values, scales) of each hidden layer's neurons, then of the output if asked."""
         self.num_points += x.shape[0]
-        values: list[FloatArray] = self.net._core.pre_activations(x)
+        values = self._pre_activations(x)
         h = x
         error = np.zeros(x.shape[0])  # certified: bound on the input's l2 error
         for layer, z in enumerate(values):
@@ -281,7 +307,12 @@ class _Evaluator:
                 error = self._next_error(layer, norm, error)
         if not with_output:
             return
-        out: FloatArray = self.net._core.forward(x)
+        # The output layer on the last hidden layer's activations (no second forward pass).
+        weight, bias = self.net._weights[-1], self.net._biases[-1]
+        if isinstance(weight, CompositeLayer):
+            out: FloatArray = weight.apply(h) + bias
+        else:
+            out = np.asarray((weight @ h.T).T, dtype=np.float64) + bias
         yield out, self._scale(len(values), _norms(h), error)
 
     def _bound(
@@ -311,6 +342,20 @@ class _Evaluator:
             return out
         scaled: FloatArray = norm[:, None] * self.row_norms[layer][None, :] + self.abs_bias[layer]
         return scaled
+
+    def _pre_activations(self, x: FloatArray) -> list[FloatArray]:
+        """Every hidden layer's values at ``x``.
+
+        The rows are split over threads (the core releases the GIL) for networks large
+        enough that a chunk is a few points.
+        """
+        parts = min(self.threads, x.shape[0])
+        if parts <= 1:
+            values: list[FloatArray] = self.net._core.pre_activations(x)
+            return values
+        with ThreadPoolExecutor(parts) as pool:
+            results = list(pool.map(self.net._core.pre_activations, np.array_split(x, parts)))
+        return [np.concatenate(layer) for layer in zip(*results)]
 
     def neurons(self, x: FloatArray) -> tuple[FloatArray, FloatArray]:
         """``(n, num_neurons)`` pre-activations and their scales at points ``x``."""
@@ -343,9 +388,17 @@ def _residual(z: FloatArray, scale: FloatArray, slack: FloatArray) -> FloatArray
 
 
 def _contradictions(
-    ev: _Evaluator, points: FloatArray, bits: BoolArray, tol: float, known: BoolArray | None = None
+    ev: _Evaluator,
+    points: FloatArray,
+    bits: BoolArray,
+    tol: float,
+    unsure: BoolArray | None = None,
+    row_of: IntArray | None = None,
 ) -> tuple[IntArray, IntArray, FloatArray]:
-    """Rows whose certain signs contradict their pattern ``bits`` (where ``known``).
+    """Rows whose certain signs contradict their pattern (where not ``unsure``).
+
+    Point ``i``'s pattern is ``bits[row_of[i]]`` (``bits[i]`` without ``row_of``), taken a
+    chunk at a time: no (points × neurons) array of patterns is formed.
 
     Returns (row, neuron column, signed residual) of the first contradicting neuron of
     each bad row.
@@ -353,14 +406,17 @@ def _contradictions(
     rows: list[IntArray] = []
     cols: list[IntArray] = []
     ratios: list[FloatArray] = []
-    for lo in range(0, points.shape[0], _CHUNK):
-        z, scale = ev.neurons(points[lo : lo + _CHUNK])
-        b = bits[lo : lo + _CHUNK]
+    for lo in range(0, points.shape[0], ev.chunk):
+        z, scale = ev.neurons(points[lo : lo + ev.chunk])
+        idx = np.arange(lo, min(lo + ev.chunk, points.shape[0]))
+        if row_of is not None:
+            idx = row_of[idx]
+        b = bits[idx]
         with np.errstate(over="ignore"):
             limit = tol * scale + ev.slack
         bad = (b & (z < -limit)) | (~b & (z > limit))
-        if known is not None:
-            bad &= known[lo : lo + _CHUNK]
+        if unsure is not None:
+            bad &= ~unsure[idx]
         bad_rows = np.flatnonzero(bad.any(axis=1))
         if bad_rows.size:
             first = np.argmax(bad[bad_rows], axis=1)
@@ -377,25 +433,32 @@ def _contradictions(
 def _residuals(ev: _Evaluator, points: FloatArray, columns: IntArray) -> FloatArray:
     """Residual of neuron ``columns[i]`` at ``points[i]`` (zero when at most ``tol``)."""
     out = np.zeros(points.shape[0])
-    for lo in range(0, points.shape[0], _CHUNK):
-        z, scale = ev.neurons(points[lo : lo + _CHUNK])
+    for lo in range(0, points.shape[0], ev.chunk):
+        z, scale = ev.neurons(points[lo : lo + ev.chunk])
         idx = np.arange(z.shape[0])
-        col = columns[lo : lo + _CHUNK]
-        out[lo : lo + _CHUNK] = _residual(z[idx, col], scale[idx, col], ev.slack[col])
+        col = columns[lo : lo + ev.chunk]
+        out[lo : lo + ev.chunk] = _residual(z[idx, col], scale[idx, col], ev.slack[col])
     return out
 
 
-def _certain_bits(ev: _Evaluator, points: FloatArray, tol: float) -> tuple[BoolArray, BoolArray]:
-    """Pattern bits at points (``z`` above zero's limit) and where the sign is uncertain."""
-    bits = np.zeros((points.shape[0], int(ev.offsets[-1])), dtype=bool)
-    unsure = np.zeros_like(bits)
-    for lo in range(0, points.shape[0], _CHUNK):
-        z, scale = ev.neurons(points[lo : lo + _CHUNK])
+def _certain_bits(
+    ev: _Evaluator,
+    points: FloatArray,
+    tol: float,
+    bits: _Bits,
+    unsure: _Bits,
+    rows: IntArray,
+) -> None:
+    """Pattern bits at points (``z`` above zero's limit) and where the sign is uncertain.
+
+    They are written to ``bits[rows]`` and ``unsure[rows]``.
+    """
+    for lo in range(0, points.shape[0], ev.chunk):
+        z, scale = ev.neurons(points[lo : lo + ev.chunk])
         with np.errstate(over="ignore"):
             limit = tol * scale + ev.slack
-        bits[lo : lo + _CHUNK] = z > limit
-        unsure[lo : lo + _CHUNK] = np.abs(z) <= limit
-    return bits, unsure
+        bits[rows[lo : lo + ev.chunk]] = z > limit
+        unsure[rows[lo : lo + ev.chunk]] = np.abs(z) <= limit
 
 
 #: The certified filter's constants (cpp/src/certify.hpp): unit roundoff, safety factor.
@@ -448,6 +511,36 @@ def _unpack(patterns: NDArray[np.uint8], num_neurons: int) -> BoolArray:
     bits = np.unpackbits(patterns, axis=1, count=num_neurons, bitorder="little")
     out: BoolArray = bits.astype(bool)
     return out
+
+
+class _PackedRows:
+    """Rows of bits packed eight to a byte, indexed like a bool array by rows.
+
+    A path's pieces times a CNN's million neurons: packed, the patterns of 500 pieces of
+    a ResNet-18 take 80 MB instead of 640 MB.
+    """
+
+    def __init__(self, packed: NDArray[np.uint8], num_neurons: int) -> None:
+        self.data = packed
+        self.num_neurons = num_neurons
+
+    @classmethod
+    def filled(cls, rows: int, num_neurons: int, value: bool) -> _PackedRows:
+        width = (num_neurons + 7) // 8
+        return cls(np.full((rows, width), 255 if value else 0, dtype=np.uint8), num_neurons)
+
+    def __getitem__(self, key: Any) -> Any:
+        if isinstance(key, tuple):
+            row, col = int(key[0]), int(key[1])
+            return bool((int(self.data[row, col >> 3]) >> (col & 7)) & 1)
+        return _unpack(self.data[np.asarray(key).reshape(-1)], self.num_neurons)
+
+    def __setitem__(self, rows: Any, values: BoolArray) -> None:
+        self.data[rows] = np.packbits(values, axis=1, bitorder="little")
+
+
+#: Pattern bits of pieces or faces: a bool array, or packed rows for large networks.
+_Bits = Union[BoolArray, _PackedRows]
 
 
 # --- 1D -------------------------------------------------------------------------------
@@ -563,23 +656,101 @@ def _sub_intervals(r: PathResult) -> tuple[FloatArray, FloatArray, FloatArray, I
 
 def _piece_bits(
     r: PathResult, ev: _Evaluator, xs: FloatArray, lengths: FloatArray, piece: IntArray, tol: float
-) -> tuple[BoolArray, BoolArray]:
-    """Each piece's pattern, and where it is uncertain.
+) -> tuple[_PackedRows, _PackedRows, IntArray]:
+    """Each piece's pattern, where it is uncertain, and the sub-intervals it was read at.
 
     The pattern is the stored one, or the one at the middle of the piece's longest
     sub-interval; stored patterns are never uncertain.
     """
+    n = r.num_neurons
     if r.patterns is not None:
-        bits = _unpack(r.patterns, r.num_neurons)
-        return bits, np.zeros_like(bits)
+        packed = np.ascontiguousarray(r.patterns, dtype=np.uint8)
+        unsure = _PackedRows.filled(r.num_pieces, n, False)
+        return _PackedRows(packed, n), unsure, np.zeros(0, np.int64)
     order = np.lexsort((-lengths, piece))
     first = order[np.concatenate([[True], piece[order][1:] != piece[order][:-1]])]
-    bits = np.zeros((r.num_pieces, r.num_neurons), dtype=bool)
-    unsure = np.ones_like(bits)
-    got_bits, got_unsure = _certain_bits(ev, xs[first, 1], tol)
-    bits[piece[first]] = got_bits
-    unsure[piece[first]] = got_unsure
-    return bits, unsure
+    bits = _PackedRows.filled(r.num_pieces, n, False)
+    unsure = _PackedRows.filled(r.num_pieces, n, True)
+    _certain_bits(ev, xs[first, 1], tol, bits, unsure, piece[first])
+    return bits, unsure, first
+
+
+def _breakpoint_points(
+    r: PathResult, closed_pts: FloatArray, steps: FloatArray, bp_rows: IntArray
+) -> FloatArray:
+    """The input point of breakpoint ``bp_rows[i]``, one row each."""
+    seg = r.segment[bp_rows]
+    seg_len = np.linalg.norm(steps, axis=1)
+    starts = np.concatenate([[0.0], np.cumsum(seg_len)])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        frac = (r.breakpoints[bp_rows] - starts[seg]) / seg_len[seg]
+    frac = np.clip(np.nan_to_num(frac), 0.0, 1.0)
+    out: FloatArray = closed_pts[seg] + frac[:, None] * steps[seg]
+    return out
+
+
+def _path_checks(
+    ev: _Evaluator,
+    points: FloatArray,
+    check_rows: IntArray,
+    columns: IntArray,
+    bits: _Bits,
+    unsure: _Bits,
+    tol: float,
+) -> tuple[tuple[IntArray, IntArray, FloatArray], FloatArray]:
+    """Pattern checks and residuals at points, each distinct point evaluated once.
+
+    The first ``len(check_rows)`` points are checked against ``bits[check_rows[i]]``
+    (where not ``unsure``): (check, neuron column, signed residual) of the first
+    contradicting neuron of each bad check, as :func:`_contradictions`. The others are
+    breakpoints: the residual of neuron ``columns[j]`` at point ``len(check_rows) + j``.
+    """
+    n_checks = len(check_rows)
+    if len(points) == 0:
+        empty = np.zeros(0, np.int64)
+        return (empty, empty, np.zeros(0)), np.zeros(len(columns))
+    distinct, inverse = np.unique(points, axis=0, return_inverse=True)
+    inverse = inverse.ravel()
+    order = np.argsort(inverse, kind="stable")
+    sorted_inverse = inverse[order]
+    rows: list[IntArray] = []
+    cols: list[IntArray] = []
+    ratios: list[FloatArray] = []
+    residuals = np.zeros(len(columns))
+    for lo in range(0, len(distinct), ev.chunk):
+        hi = min(lo + ev.chunk, len(distinct))
+        z, scale = ev.neurons(distinct[lo:hi])
+        a, b = np.searchsorted(sorted_inverse, [lo, hi])
+        mine = order[a:b]
+        checks = mine[mine < n_checks]
+        if checks.size:
+            local = inverse[checks] - lo
+            pattern = bits[check_rows[checks]]
+            zc, sc = z[local], scale[local]
+            with np.errstate(over="ignore"):
+                limit = tol * sc + ev.slack
+            bad = (pattern & (zc < -limit)) | (~pattern & (zc > limit))
+            bad &= ~unsure[check_rows[checks]]
+            bad_rows = np.flatnonzero(bad.any(axis=1))
+            if bad_rows.size:
+                first = np.argmax(bad[bad_rows], axis=1)
+                rows.append(checks[bad_rows])
+                cols.append(first)
+                zf = zc[bad_rows, first]
+                ratios.append(np.sign(zf) * _residual(zf, sc[bad_rows, first], ev.slack[first]))
+        cuts = mine[mine >= n_checks]
+        if cuts.size:
+            local = inverse[cuts] - lo
+            col = columns[cuts - n_checks]
+            residuals[cuts - n_checks] = _residual(z[local, col], scale[local, col], ev.slack[col])
+    if not rows:
+        empty = np.zeros(0, np.int64)
+        return (empty, empty, np.zeros(0)), residuals
+    all_rows: IntArray = np.concatenate(rows)
+    all_cols: IntArray = np.concatenate(cols)
+    all_ratios: FloatArray = np.concatenate(ratios)
+    by_row = np.argsort(all_rows, kind="stable")
+    return (all_rows[by_row], all_cols[by_row], all_ratios[by_row]), residuals
 
 
 def _collect_path_problems(
@@ -615,15 +786,31 @@ def _collect_path_problems(
     positions, xs, lengths, piece = _sub_intervals(r)
     if len(lengths) == 0 or net.num_neurons == 0:
         return c, r.num_pieces, r.num_breakpoints, 0, 0.0
-    bits, unsure = _piece_bits(r, ev, xs, lengths, piece, tol)
+    bits, unsure, read = _piece_bits(r, ev, xs, lengths, piece, tol)
 
     # Every neuron at the start, middle and end of every sub-interval agrees with the
-    # piece's pattern (or is zero within the tolerance).
+    # piece's pattern (or is zero within the tolerance), and flipping neurons vanish at
+    # their breakpoint: one pass over the distinct points (a piece's end is the next
+    # one's start and a breakpoint), each evaluated once. A middle the pattern was read
+    # at agrees with it by construction.
     flat_points = xs.reshape(-1, xs.shape[2])
-    known = np.repeat(~unsure[piece], 3, axis=0)
-    rows, cols, ratios = _contradictions(
-        ev, flat_points, np.repeat(bits[piece], 3, axis=0), tol, known
+    checked = np.ones(len(flat_points), dtype=bool)
+    checked[3 * read + 1] = False
+    check_rows = np.flatnonzero(checked)
+    k = r.num_breakpoints
+    bp_rows = np.repeat(np.arange(k), np.diff(r.flip_offsets)) if k else np.zeros(0, np.int64)
+    columns = ev.flat(r.flip_neurons) if k else np.zeros(0, np.int64)
+    at = _breakpoint_points(r, closed_pts, steps, bp_rows)
+    found, res = _path_checks(
+        ev,
+        np.concatenate([flat_points[check_rows], at]),
+        np.repeat(piece, 3)[check_rows],
+        columns,
+        bits,
+        unsure,
+        tol,
     )
+    rows, cols, ratios = check_rows[found[0]], found[1], found[2]
     where = ("start", "middle", "end")
     c.add_many(
         "pattern",
@@ -636,21 +823,8 @@ def _collect_path_problems(
         ),
     )
 
-    # Flipping neurons vanish at their breakpoint.
-    k = r.num_breakpoints
     residual = 0.0
     if k:
-        counts = np.diff(r.flip_offsets)
-        bp_rows = np.repeat(np.arange(k), counts)
-        columns = ev.flat(r.flip_neurons)
-        seg = r.segment[bp_rows]
-        seg_len = np.linalg.norm(steps, axis=1)
-        starts = np.concatenate([[0.0], np.cumsum(seg_len)])
-        with np.errstate(divide="ignore", invalid="ignore"):
-            frac = (r.breakpoints[bp_rows] - starts[seg]) / seg_len[seg]
-        frac = np.clip(np.nan_to_num(frac), 0.0, 1.0)
-        at = closed_pts[seg] + frac[:, None] * steps[seg]
-        res = _residuals(ev, at, columns)
         residual = float(res.max(initial=0.0))
         bad = np.flatnonzero(~(res <= tol))
         c.add_many(
@@ -663,26 +837,44 @@ def _collect_path_problems(
             ),
         )
 
-        # The pieces on either side differ in exactly the flipping neurons.
-        before = np.arange(k)
-        after = (before + 1) % r.num_pieces if r.closed else before + 1
-        flips = np.zeros((k, r.num_neurons), dtype=bool)
-        flips[bp_rows, columns] = True
-        differ = bits[before] != bits[after]
-        sure = ~unsure[before] & ~unsure[after]
-        wrong = (differ != flips) & sure
-        bad_bp = np.flatnonzero(wrong.any(axis=1))
-        c.add_many(
-            "breakpoint-flips",
-            bad_bp,
-            r.breakpoints[bad_bp],
-            lambda i: (
-                "the pieces on either side differ in "
-                f"{np.flatnonzero(differ[bad_bp[i]] & sure[bad_bp[i]]).tolist()}, the flipping "
-                f"neurons are columns {np.flatnonzero(flips[bad_bp[i]]).tolist()}"
-            ),
-        )
+        # The pieces on either side differ in exactly the flipping neurons (in chunks of
+        # breakpoints: the (breakpoints × neurons) arrays of a large network are large).
+        step = max(1, _CHUNK_BYTES // (8 * max(r.num_neurons, 1)))
+        for lo in range(0, k, step):
+            _check_flips(r, c, bits, unsure, bp_rows, columns, lo, min(k, lo + step))
     return c, r.num_pieces, k, ev.num_points, residual
+
+
+def _check_flips(
+    r: PathResult,
+    c: _Collector,
+    bits: _Bits,
+    unsure: _Bits,
+    bp_rows: IntArray,
+    columns: IntArray,
+    lo: int,
+    hi: int,
+) -> None:
+    """Breakpoints ``lo .. hi``: the pieces on either side differ in the flipping neurons."""
+    before = np.arange(lo, hi)
+    after = (before + 1) % r.num_pieces if r.closed else before + 1
+    flips = np.zeros((hi - lo, r.num_neurons), dtype=bool)
+    mine = (bp_rows >= lo) & (bp_rows < hi)
+    flips[bp_rows[mine] - lo, columns[mine]] = True
+    differ = bits[before] != bits[after]
+    sure = ~unsure[before] & ~unsure[after]
+    wrong = (differ != flips) & sure
+    bad_bp = np.flatnonzero(wrong.any(axis=1))
+    c.add_many(
+        "breakpoint-flips",
+        bad_bp + lo,
+        r.breakpoints[bad_bp + lo],
+        lambda i: (
+            "the pieces on either side differ in "
+            f"{np.flatnonzero(differ[bad_bp[i]] & sure[bad_bp[i]]).tolist()}, the flipping "
+            f"neurons are columns {np.flatnonzero(flips[bad_bp[i]]).tolist()}"
+        ),
+    )
 
 
 def check_batch(b: BatchResult, net: Network, tol: float) -> VerifyReport:
@@ -870,7 +1062,7 @@ def check_slice(r: SliceResult, net: Network, tol: float) -> VerifyReport:
     # Every neuron at every corner of every face, and at the face's vertex average.
     face, a, _ = r._sides()
     corners = to_input(r.vertices[a])
-    rows, cols, ratios = _contradictions(ev, corners, bits[face], tol)
+    rows, cols, ratios = _contradictions(ev, corners, bits, tol, row_of=face)
     c.add_many(
         "pattern",
         face[rows],
@@ -914,7 +1106,10 @@ def check_slice(r: SliceResult, net: Network, tol: float) -> VerifyReport:
                 f"at an end of its edge (tolerance {tol:.3g})"
             ),
         )
-        _, unsure = _certain_bits(ev, to_input(r.vertices), tol)
+        vertices = to_input(r.vertices)
+        vertex_bits = np.zeros((len(vertices), r.num_neurons), dtype=bool)
+        unsure = np.zeros_like(vertex_bits)
+        _certain_bits(ev, vertices, tol, vertex_bits, unsure, np.arange(len(vertices)))
         differ = bits[fa] != bits[fb]
         idx = np.arange(len(edges))
         same = np.flatnonzero(~differ[idx, columns])
@@ -943,10 +1138,10 @@ def check_slice(r: SliceResult, net: Network, tol: float) -> VerifyReport:
     # The outputs stored at the vertices.
     xs = to_input(r.vertices)
     worst = np.zeros(r.num_vertices)
-    for lo in range(0, r.num_vertices, _CHUNK):
-        out, scale = ev.outputs(xs[lo : lo + _CHUNK])
-        diff = out - r.vertex_outputs[lo : lo + _CHUNK]
-        worst[lo : lo + _CHUNK] = _residual(diff, scale, ev.output_slack).max(axis=1)
+    for lo in range(0, r.num_vertices, ev.chunk):
+        out, scale = ev.outputs(xs[lo : lo + ev.chunk])
+        diff = out - r.vertex_outputs[lo : lo + ev.chunk]
+        worst[lo : lo + ev.chunk] = _residual(diff, scale, ev.output_slack).max(axis=1)
     bad = np.flatnonzero(~(worst <= tol))
     c.add_many(
         "outputs",

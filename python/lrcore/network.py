@@ -9,6 +9,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from . import _core
+from ._layers import CompositeLayer
 from ._torch_sequential import infer_input_shape, sequential_to_arrays
 from ._validation import as_float_array
 
@@ -28,6 +29,8 @@ SlopeSpec = Union[float, Sequence[float]]
 def _as_weight(value: Any, index: int) -> Any:
     """A layer's weight: a dense float64 array, or a scipy.sparse matrix kept sparse."""
     name = f"weights[{index}]"
+    if isinstance(value, CompositeLayer):  # convolutions and carried values, structured
+        return value
     if hasattr(value, "tocsr"):  # scipy.sparse: convolutions and pooling stay sparse
         csr = value.tocsr().astype(np.float64)
         csr.sum_duplicates()
@@ -42,7 +45,9 @@ def _as_weight(value: Any, index: int) -> Any:
 
 
 def _core_weight(weight: Any) -> Any:
-    """What the compiled core takes for one layer: an array, or the CSR tuple."""
+    """What the compiled core takes for one layer: an array, the CSR tuple, a composite."""
+    if isinstance(weight, CompositeLayer):
+        return weight.core_weight()
     if hasattr(weight, "indptr"):
         out_dim, in_dim = weight.shape
         return (
@@ -223,7 +228,10 @@ class Network:
         dimension and multiplication by constants. The graph is lowered to a chain: every
         activation closes a hidden layer, and values that later nodes still use (a
         residual branch's input, a concatenated branch) travel along in linear units
-        (see ``linear_units``). Convolutions and pooling stay sparse. Max pooling is
+        (see ``linear_units``). Convolutions stay convolutions (a layer with them is a
+        :class:`~lrcore._layers.CompositeLayer`, which the core applies by im2col and
+        DGEMM); ``F.adaptive_avg_pool2d``, ``F.avg_pool2d``, ``x.mean(dims)`` and
+        ``F.pad`` with a constant are taken too. Max pooling is
         refused (its regions are defined by the argmax of each window, not by signs of
         affine functions), as are non-piecewise-linear layers and training mode.
 
@@ -296,8 +304,10 @@ class Network:
     def weights(self) -> list[Any]:
         """Copies of the weight matrices, ``(out_l, in_l)`` each.
 
-        Dense layers are numpy arrays; sparse ones (convolutions, pooling) are
-        ``scipy.sparse`` CSR matrices.
+        Dense layers are numpy arrays; sparse ones (pooling) are ``scipy.sparse`` CSR
+        matrices; layers made of parts (convolutions, carried values) are
+        :class:`~lrcore._layers.CompositeLayer` (immutable: the same object; its
+        ``toarray()`` gives the matrix).
         """
         return [w.copy() for w in self._weights]
 

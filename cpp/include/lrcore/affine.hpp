@@ -1,7 +1,9 @@
-// Affine maps y = W x + b applied to batches of points: dense (nn.Linear) and sparse
-// (convolutions and pooling lowered to CSR matrices).
+// Affine maps y = W x + b applied to batches of points: dense (nn.Linear), sparse (CSR:
+// pooling, selections), convolutions applied as convolutions (im2col + GEMM), diagonal
+// maps, and sums of such maps over parts of the input (residual layers).
 #pragma once
 
+#include <memory>
 #include <vector>
 
 #include "lrcore/blas.hpp"
@@ -77,6 +79,120 @@ private:
     Index out_, in_;
     std::vector<Index> indptr_, indices_;
     std::vector<double> values_, bias_, row_norms_, abs_bias_;
+};
+
+// The geometry of a 2-d convolution on C-order (channel, row, column) features; a 1-d
+// convolution is one with in_height = out_height = kernel_h = 1. Zero padding: pad_h rows
+// before the first row and whatever the output size needs after the last (so torch's
+// asymmetric "same" padding fits).
+struct ConvShape {
+    Index in_channels = 0, in_height = 0, in_width = 0;
+    Index out_channels = 0, out_height = 0, out_width = 0;
+    Index kernel_h = 1, kernel_w = 1;
+    Index stride_h = 1, stride_w = 1;
+    Index pad_h = 0, pad_w = 0;
+    Index dilation_h = 1, dilation_w = 1;
+    Index groups = 1;
+};
+
+// A convolution (batch-norm folded into weight and bias by the caller) applied as one: per
+// group, the kernel rows times im2col columns of a block of points (one DGEMM), the
+// im2col buffer bounded (kIm2colBytes), so no matrix of the whole convolution is formed.
+class ConvAffine final : public AffineMap {
+public:
+    // weight: (out_channels × in_channels / groups × kernel_h × kernel_w), torch's layout;
+    // bias: one per output channel.
+    ConvAffine(const ConvShape& shape, std::vector<double> weight, std::vector<double> bias);
+    Index in_dim() const override { return in_; }
+    Index out_dim() const override { return out_; }
+    void apply(const double* x, Index n, Index ldx, double* y, Index ldy) const override;
+    // Exact per output unit: the kernel taps that fall on padding do not count.
+    const std::vector<double>& row_norms() const override { return row_norms_; }
+    const std::vector<double>& abs_bias() const override { return abs_bias_; }
+    // The taps that fall inside the input (C-order (channel, row, column) columns).
+    AffineRow row(Index r, std::vector<double>& scratch_values,
+                  std::vector<Index>& scratch_cols) const override;
+    const ConvShape& shape() const { return shape_; }
+
+    // Bytes of im2col columns one block of points holds at most (more only when a single
+    // point's columns need more).
+    static constexpr Index kIm2colBytes = Index{8} << 20;
+
+    // Threads one call of apply may split its points over (1 by default). A call of
+    // count_1d with fewer tasks than threads (one long path through a CNN) lends its idle
+    // threads here for its duration (ConvThreads); each point's values are computed the
+    // same way whatever the split, so results do not change.
+    static void set_threads(int num_threads);
+    static int threads();
+
+private:
+    void apply_block(const double* x, Index n, Index ldx, double* y, Index ldy) const;
+    void im2col(const double* x, Index group, double* cols, Index ldcols) const;
+
+    ConvShape shape_;
+    Index in_, out_;
+    std::vector<double> weight_, bias_, row_norms_, abs_bias_;
+};
+
+// While alive, ConvAffine::apply may split its points over `num_threads` threads.
+class ConvThreads {
+public:
+    explicit ConvThreads(int num_threads) : active_(num_threads > 1) {
+        if (active_) ConvAffine::set_threads(num_threads);
+    }
+    ~ConvThreads() {
+        if (active_) ConvAffine::set_threads(1);
+    }
+    ConvThreads(const ConvThreads&) = delete;
+    ConvThreads& operator=(const ConvThreads&) = delete;
+
+private:
+    bool active_;
+};
+
+// y = scale ⊙ x + b: values carried unchanged (linear units, identity shortcuts) or scaled.
+class DiagonalAffine final : public AffineMap {
+public:
+    DiagonalAffine(std::vector<double> scale, std::vector<double> bias);
+    Index in_dim() const override { return static_cast<Index>(scale_.size()); }
+    Index out_dim() const override { return static_cast<Index>(scale_.size()); }
+    void apply(const double* x, Index n, Index ldx, double* y, Index ldy) const override;
+    const std::vector<double>& row_norms() const override { return row_norms_; }
+    const std::vector<double>& abs_bias() const override { return abs_bias_; }
+    AffineRow row(Index r, std::vector<double>& scratch_values,
+                  std::vector<Index>& scratch_cols) const override;
+
+private:
+    std::vector<double> scale_, bias_, row_norms_, abs_bias_;
+};
+
+// A layer made of parts: y = b + Σ_t map_t(x[in_offset_t : in_offset_t + in_dim_t]) added
+// into y[out_offset_t : out_offset_t + out_dim_t]. A residual layer is [conv(h) + x]
+// next to the carried values. Parts whose outputs overlap must read disjoint inputs, so a
+// row's norm is the root of the sum of its parts' squared norms (exact).
+class CompositeAffine final : public AffineMap {
+public:
+    struct Part {
+        Index in_offset = 0, out_offset = 0;
+        std::shared_ptr<const AffineMap> map;
+    };
+    // bias: out_dim values, added to the parts' own biases.
+    CompositeAffine(Index out_dim, Index in_dim, std::vector<Part> parts, std::vector<double> bias);
+    Index in_dim() const override { return in_; }
+    Index out_dim() const override { return out_; }
+    void apply(const double* x, Index n, Index ldx, double* y, Index ldy) const override;
+    const std::vector<double>& row_norms() const override { return row_norms_; }
+    const std::vector<double>& abs_bias() const override { return abs_bias_; }
+    // The parts' rows, their columns shifted to the layer's input; the bias is the total.
+    AffineRow row(Index r, std::vector<double>& scratch_values,
+                  std::vector<Index>& scratch_cols) const override;
+
+private:
+    Index out_, in_;
+    std::vector<Part> parts_;
+    std::vector<bool> adds_;                          // part t adds to rows an earlier part wrote
+    std::vector<std::pair<Index, Index>> uncovered_;  // output ranges no part writes
+    std::vector<double> bias_, row_norms_, abs_bias_, total_bias_;
 };
 
 }  // namespace lrcore

@@ -12,6 +12,11 @@ using Index = std::int64_t;
 void gemm_nt(Index m, Index n, Index k, const double* a, Index lda, const double* b, Index ldb,
              double beta, double* c, Index ldc);
 
+// C = A · B + beta · C for row-major A (m×k, lda), B (k×n, ldb), C (m×n, ldc): a
+// convolution's kernel rows times its im2col columns.
+void gemm_nn(Index m, Index n, Index k, const double* a, Index lda, const double* b, Index ldb,
+             double beta, double* c, Index ldc);
+
 // The core parallelises over work items itself, so BLAS runs single-threaded inside it.
 void set_blas_threads(int num_threads);
 
