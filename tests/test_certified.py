@@ -257,3 +257,35 @@ def test_slow_path_through_convolution_and_residual_rows():
         assert r.exact_coincidences == r_old.exact_coincidences > 0
         assert r.slow_decisions == r_old.slow_decisions
         np.testing.assert_allclose(r.breakpoints, r_old.breakpoints, rtol=0, atol=1e-12 * r.length)
+
+
+def test_structural_norm_bounds_hold_and_are_tight():
+    # ConvAffine's bound (the kernel of T^T T), DiagonalAffine's (max |scale|) and
+    # CompositeAffine's (Schur test on its parts) are >= ||W||_2, computed densely.
+    torch = pytest.importorskip("torch")
+    from test_conv_layers import Residual
+
+    from lrcore import _core, zoo
+
+    torch.manual_seed(1)
+    model = zoo.randomise_batchnorm(Residual(width=3)).double().eval()
+    net = lrcore.from_torch(model, (2, 6, 6))
+    for w in net.weights[:-1]:
+        core = _core.Network([w.core_weight()], [np.zeros(w.shape[0])], [], [], [])
+        bound = core.norm_bounds()[0]
+        sigma = np.linalg.norm(w.toarray(), 2)
+        assert sigma <= bound <= 3.0 * sigma
+    for stride, padding, dilation, groups in [
+        (1, 1, 1, 1),
+        (2, 0, 1, 1),
+        (1, 2, 2, 2),
+        (3, 1, 1, 4),
+    ]:
+        conv = torch.nn.Conv2d(4, 4, 3, stride, padding, dilation, groups).double()
+        single = lrcore.from_torch(
+            torch.nn.Sequential(conv, torch.nn.ReLU(), torch.nn.Flatten()), (4, 7, 7)
+        )
+        w = single.weights[0]
+        dense = w.toarray() if hasattr(w, "toarray") else np.asarray(w)
+        bound = single._core.norm_bounds()[0]
+        assert np.linalg.norm(dense, 2) <= bound <= 4.0 * np.linalg.norm(dense, 2)

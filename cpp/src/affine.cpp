@@ -186,6 +186,61 @@ ConvAffine::ConvAffine(const ConvShape& shape, std::vector<double> weight, std::
             abs_bias_[to_size(o * positions + p)] = std::abs(bias_[to_size(o)]);
         }
     }
+    norm_bound_ = conv_norm_bound();
+}
+
+// The kernel of T^T T (T: the convolution on the infinite grid, per group): A[c, c2, delta]
+// = sum_o sum_q K[o, c, q] K[o, c2, q + delta] over tap offsets delta; ||T||_2^2 =
+// ||T^T T||_2 <= max_c sum_{c2, delta} |A[c, c2, delta]| (a symmetric operator: its l1
+// and l-infinity norms agree). Each A is a float sum of m = (out channels per group) *
+// taps products, off by at most gamma_m * sum |products|, added to the bound. Skipped
+// (-1) where it would cost more than 2^30 multiply-adds.
+double ConvAffine::conv_norm_bound() const {
+    const ConvShape& s = shape_;
+    const Index cg = s.in_channels / s.groups, og = s.out_channels / s.groups;
+    const Index taps = s.kernel_h * s.kernel_w;
+    const Index dh = 2 * s.kernel_h - 1, dw = 2 * s.kernel_w - 1;
+    if (static_cast<double>(s.groups) * static_cast<double>(og) * static_cast<double>(taps) *
+            static_cast<double>(taps) * static_cast<double>(cg) * static_cast<double>(cg) >
+        0x1p30)
+        return -1.0;
+    const double u = 0x1p-53;
+    const double m = static_cast<double>(og * taps) + 2.0;
+    const double gamma = m * u / (1.0 - m * u);
+    double largest = 0.0;
+    std::vector<double> a(to_size(cg * cg * dh * dw)), b(a.size());
+    for (Index g = 0; g < s.groups; ++g) {
+        std::fill(a.begin(), a.end(), 0.0);
+        std::fill(b.begin(), b.end(), 0.0);
+        for (Index o = g * og; o < (g + 1) * og; ++o)
+            for (Index q1 = 0; q1 < taps; ++q1)
+                for (Index q2 = 0; q2 < taps; ++q2) {
+                    const Index dy = q2 / s.kernel_w - q1 / s.kernel_w + s.kernel_h - 1;
+                    const Index dx = q2 % s.kernel_w - q1 % s.kernel_w + s.kernel_w - 1;
+                    const Index delta = dy * dw + dx;
+                    for (Index c = 0; c < cg; ++c) {
+                        const double w1 = weight_[to_size((o * cg + c) * taps + q1)];
+                        if (w1 == 0.0) continue;
+                        double* arow = a.data() + (c * cg) * dh * dw + delta;
+                        double* brow = b.data() + (c * cg) * dh * dw + delta;
+                        for (Index c2 = 0; c2 < cg; ++c2) {
+                            const double w2 = weight_[to_size((o * cg + c2) * taps + q2)];
+                            arow[c2 * dh * dw] += w1 * w2;
+                            brow[c2 * dh * dw] += std::abs(w1 * w2);
+                        }
+                    }
+                }
+        for (Index c = 0; c < cg; ++c) {
+            double sum = 0.0;
+            for (Index k = 0; k < cg * dh * dw; ++k) {
+                const std::size_t i = to_size(c * cg * dh * dw + k);
+                sum += std::abs(a[i]) + gamma * b[i];
+            }
+            largest = std::max(largest, sum);
+        }
+    }
+    // The row sums' own rounding (fewer than 2^31 terms) is inside the factor.
+    return std::sqrt(largest) * (1.0 + 0x1p-20);
 }
 
 void ConvAffine::im2col(const double* x, Index group, double* cols, Index ldcols) const {
@@ -312,6 +367,7 @@ DiagonalAffine::DiagonalAffine(std::vector<double> scale, std::vector<double> bi
     abs_bias_.resize(scale_.size());
     for (std::size_t j = 0; j < scale_.size(); ++j) {
         row_norms_[j] = std::abs(scale_[j]);
+        norm_bound_ = std::max(norm_bound_, std::abs(scale_[j]));
         abs_bias_[j] = std::abs(bias_[j]);
     }
 }
@@ -386,6 +442,26 @@ CompositeAffine::CompositeAffine(Index out_dim, Index in_dim, std::vector<Part> 
         abs_bias_[to_size(j)] = std::abs(total[to_size(j)]);
     }
     total_bias_ = std::move(total);
+    // Schur test: |x^T W y| <= sum_t n_t ||x_{O_t}|| ||y_{I_t}|| <= sqrt(R C) for unit x, y.
+    std::vector<double> rows(to_size(out_) + 1, 0.0), cols(to_size(in_) + 1, 0.0);
+    for (const Part& part : parts_) {
+        double n = part.map->norm_bound();
+        if (n < 0.0) {
+            double frob = 0.0;
+            for (const double r : part.map->row_norms()) frob += r * r;
+            n = std::sqrt(frob) * (1.0 + 0x1p-20);
+        }
+        rows[to_size(part.out_offset)] += n;
+        rows[to_size(part.out_offset + part.map->out_dim())] -= n;
+        cols[to_size(part.in_offset)] += n;
+        cols[to_size(part.in_offset + part.map->in_dim())] -= n;
+    }
+    double r_max = 0.0, c_max = 0.0, run = 0.0;
+    for (Index j = 0; j < out_; ++j) r_max = std::max(r_max, run += rows[to_size(j)]);
+    run = 0.0;
+    for (Index j = 0; j < in_; ++j) c_max = std::max(c_max, run += cols[to_size(j)]);
+    // The running sums' rounding: relative (number of parts + 2) u, inside the factor.
+    norm_bound_ = std::sqrt(r_max * c_max) * (1.0 + 0x1p-20);
 }
 
 AffineRow CompositeAffine::row(Index r, std::vector<double>& scratch_values,

@@ -33,7 +33,10 @@ std::vector<FilterLayer> filter_layers(const Network& net) {
         const double max_column = *std::max_element(columns.begin(), columns.end());
         // The sums' rounding (relative (n + m) u at most) is far inside kSafety^2.
         f.frob = std::sqrt(frob) * kSafety;
-        f.opnorm = std::min(f.frob, std::sqrt(max_column * max_row) * kSafety * kSafety);
+        f.absnorm = std::min(f.frob, std::sqrt(max_column * max_row) * kSafety * kSafety);
+        f.opnorm = f.absnorm;
+        // The map's structure may bound it better (a convolution: its kernel's T^T T).
+        if (map.norm_bound() >= 0.0) f.opnorm = std::min(f.opnorm, map.norm_bound() * kSafety);
         f.bias2 = std::sqrt(bias2) * kSafety;
         const Activation& act = net.activation(l);
         f.slope =

@@ -40,7 +40,8 @@ inline constexpr double kSafety = 1.0 + 0x1p-20;
 struct FilterLayer {
     double gamma = 0.0;   // gamma_{n+2} of the layer's fan-in n (bias and rounding of s)
     double frob = 0.0;    // sqrt(sum_j ||W_j||^2): the l2 norm of all rounding terms
-    double opnorm = 0.0;  // min(frob, sqrt(||W||_1 ||W||_inf)) >= ||W||_2: carries E
+    double absnorm = 0.0;  // min(frob, sqrt(||W||_1 ||W||_inf)) >= || |W| ||_2
+    double opnorm = 0.0;   // min(absnorm, the map's norm_bound) >= ||W||_2: carries E
     double bias2 = 0.0;   // ||b||_2
     double slope = 1.0;   // max(1, |negative slope|) of the activation after the layer
 };
@@ -60,11 +61,12 @@ struct VertexBound {
     }
     double eps(double row_norm, double abs_bias) const { return row_norm * a + abs_bias * b; }
     // A bound on the l2 error of the whole row of the layer's values (linear units too):
-    // the rounding terms' l2 norm (gamma s ||W||_F + gamma ||b||), plus ||W (h - h*)|| <=
-    // ||W||_2 E (an operator norm: Frobenius would grow by sqrt(width) per layer).
+    // the rounding terms' l2 norm (row j's is at most gamma (|W_j| |h| + |b_j|), and
+    // || |W| |h| || <= || |W| ||_2 s), plus ||W (h - h*)|| <= ||W||_2 E (an operator norm:
+    // Frobenius would grow by sqrt(width) per layer).
     static double vector_error(const FilterLayer& f, double s, double input_error) {
         return kSafety * kSafety * kSafety *
-               (f.gamma * (s * kSafety * f.frob + f.bias2) + input_error * f.opnorm);
+               (f.gamma * (s * kSafety * f.absnorm + f.bias2) + input_error * f.opnorm);
     }
     bool decides(double value, double row_norm, double abs_bias) const {
         return std::abs(value) > eps(row_norm, abs_bias);  // false for NaN
