@@ -263,9 +263,8 @@ def test_structural_norm_bounds_hold_and_are_tight():
     # ConvAffine's bound (the kernel of T^T T), DiagonalAffine's (max |scale|) and
     # CompositeAffine's (Schur test on its parts) are >= ||W||_2, computed densely.
     torch = pytest.importorskip("torch")
-    from test_conv_layers import Residual
-
     from lrcore import _core, zoo
+    from test_conv_layers import Residual
 
     torch.manual_seed(1)
     model = zoo.randomise_batchnorm(Residual(width=3)).double().eval()

@@ -38,7 +38,6 @@ class Network:
     def pre_activations(self, x: NDArray[np.float64]) -> list[NDArray[np.float64]]: ...
     def norm_bounds(self) -> list[float]:
         """Per layer (output last): the map's structural bound on ``||W||_2``, or -1."""
-        ...
 
 class PathBatchArrays(TypedDict):
     """What count_1d returns: a batch of paths as flat arrays (bind_path1d.cpp)."""
