@@ -207,7 +207,7 @@ double ConvAffine::conv_norm_bound() const {
     const double u = 0x1p-53;
     const double m = static_cast<double>(og * taps) + 2.0;
     const double gamma = m * u / (1.0 - m * u);
-    double largest = 0.0;
+    double result = 0.0;  // max over groups of the bound on ||G_g||_2
     std::vector<double> a(to_size(cg * cg * dh * dw)), b(a.size());
     for (Index g = 0; g < s.groups; ++g) {
         std::fill(a.begin(), a.end(), 0.0);
@@ -230,17 +230,61 @@ double ConvAffine::conv_norm_bound() const {
                         }
                     }
                 }
+        double a_inf = 0.0, eps = 0.0;  // ||A~||_inf and ||A - A~||_inf (bounds)
+        double largest = 0.0;           // ||G_g||_inf >= ||G_g||_2
         for (Index c = 0; c < cg; ++c) {
-            double sum = 0.0;
+            double sum = 0.0, err = 0.0;
             for (Index k = 0; k < cg * dh * dw; ++k) {
                 const std::size_t i = to_size(c * cg * dh * dw + k);
-                sum += std::abs(a[i]) + gamma * b[i];
+                sum += std::abs(a[i]);
+                err += gamma * b[i];
             }
-            largest = std::max(largest, sum);
+            a_inf = std::max(a_inf, sum);
+            eps = std::max(eps, err);
+            largest = std::max(largest, sum + err);
         }
+        // Tighter, where affordable: ||G||_2 = ||G^2||_2^(1/2) <= ||G^2||_inf^(1/2) (G =
+        // T^T T symmetric), G = A~ + D with ||D||_inf <= eps, so ||G^2||_inf <= ||A~^2||_inf
+        // + 2 ||A~||_inf eps + eps^2; A~^2's kernel B (A~ composed with itself) is computed
+        // in float, each entry a sum of at most k = cg (2 kh - 1)(2 kw - 1) products, off by
+        // gamma_k times their magnitudes, whose row sums are at most ||A~||_inf^2.
+        const double d = static_cast<double>(dh * dw);
+        if (static_cast<double>(cg) * static_cast<double>(cg) * static_cast<double>(cg) * d * d >
+            0x1p28) {
+            result = std::max(result, largest);
+            continue;
+        }
+        const Index eh = 2 * dh - 1, ew = 2 * dw - 1;
+        std::vector<double> bb(to_size(cg * cg * eh * ew), 0.0);
+        for (Index c = 0; c < cg; ++c)
+            for (Index c1 = 0; c1 < cg; ++c1)
+                for (Index d1 = 0; d1 < dh * dw; ++d1) {
+                    const double v = a[to_size((c * cg + c1) * dh * dw + d1)];
+                    if (v == 0.0) continue;
+                    const Index y1 = d1 / dw, x1 = d1 % dw;
+                    for (Index c2 = 0; c2 < cg; ++c2) {
+                        const double* arow = a.data() + (c1 * cg + c2) * dh * dw;
+                        double* brow = bb.data() + (c * cg + c2) * eh * ew;
+                        for (Index y2 = 0; y2 < dh; ++y2)
+                            for (Index x2 = 0; x2 < dw; ++x2)
+                                brow[(y1 + y2) * ew + x1 + x2] += v * arow[y2 * dw + x2];
+                    }
+                }
+        const double k = static_cast<double>(cg * dh * dw) + 2.0;
+        const double gamma_k = k * u / (1.0 - k * u);
+        double b_inf = 0.0;
+        for (Index c = 0; c < cg; ++c) {
+            double sum = 0.0;
+            for (Index i = 0; i < cg * eh * ew; ++i)
+                sum += std::abs(bb[to_size(c * cg * eh * ew + i)]);
+            b_inf = std::max(b_inf, sum);
+        }
+        const double square =
+            (b_inf + gamma_k * a_inf * a_inf + 2.0 * a_inf * eps + eps * eps) * (1.0 + 0x1p-20);
+        result = std::max(result, std::min(largest, std::sqrt(square) * (1.0 + 0x1p-20)));
     }
     // The row sums' own rounding (fewer than 2^31 terms) is inside the factor.
-    return std::sqrt(largest) * (1.0 + 0x1p-20);
+    return std::sqrt(result) * (1.0 + 0x1p-20);
 }
 
 void ConvAffine::im2col(const double* x, Index group, double* cols, Index ldcols) const {
