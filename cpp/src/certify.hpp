@@ -39,7 +39,7 @@ inline constexpr double kSafety = 1.0 + 0x1p-20;
 // Per-layer constants of the fast filter.
 struct FilterLayer {
     double gamma = 0.0;    // gamma_{n+2} of the layer's fan-in n (bias and rounding of s)
-    double frob = 0.0;     // sqrt(sum_j ||W_j||^2): the l2 norm of all rounding terms
+    double frob = 0.0;     // sqrt(sum_j ||W_j||^2) = ||W||_F
     double absnorm = 0.0;  // min(frob, sqrt(||W||_1 ||W||_inf)) >= || |W| ||_2
     double opnorm = 0.0;   // min(absnorm, the map's norm_bound) >= ||W||_2: carries E
     double bias2 = 0.0;    // ||b||_2
