@@ -83,7 +83,9 @@ double lower_magnitude(double hi, double lo) {
 //   K2 = (gamma_{3n+3} (1 + u) + u) (1 + gamma_{n+2}),
 // (the TwoSum low parts total at most n u (1 + gamma_n) sum |w_i x_i|, the product low
 // parts u sum |w_i x_i|, and the float sum of 3n terms errs by gamma_{3n} times their sum),
-// plus ||W_j|| times the l2 error of the input (Cauchy-Schwarz).
+// plus the input's error: sum_i |w_i| err_i (componentwise) or ||W_j|| times its l2
+// norm (Cauchy-Schwarz), the smaller. Cauchy-Schwarz alone grows by about
+// ||W_j|| sqrt(width) per layer, far faster than the error itself on deep wide nets.
 void PathOracle::forward(const double* x_hi, const double* x_lo, bool with_bias,
                          const Word* pattern, Index from, Index upto,
                          std::vector<LayerValues>& out) {
@@ -118,6 +120,7 @@ void PathOracle::forward(const double* x_hi, const double* x_lo, bool with_bias,
             }
             h_hi_[sz(j)] = hi;
             h_lo_[sz(j)] = lo;
+            h_err_[sz(j)] = err * kSafety;
             sum += err * err;
         }
         input_error = std::sqrt(sum) * kSafety * (1.0 + gamma_of(static_cast<double>(m) + 2.0));
@@ -125,6 +128,7 @@ void PathOracle::forward(const double* x_hi, const double* x_lo, bool with_bias,
     if (from == 0) {
         const Index d = net_.input_dim();
         h_hi_.assign(x_hi, x_hi + d);
+        h_err_.assign(sz(d), 0.0);
         if (x_lo != nullptr) {
             h_lo_.assign(x_lo, x_lo + d);
         } else {
@@ -155,6 +159,7 @@ void PathOracle::forward(const double* x_hi, const double* x_lo, bool with_bias,
             double c4[4] = {0.0, 0.0, 0.0, 0.0};
             double a4[4] = {0.0, 0.0, 0.0, 0.0};
             double l4[4] = {0.0, 0.0, 0.0, 0.0};
+            double e4[4] = {0.0, 0.0, 0.0, 0.0};  // sum |w_i| err_i: the input's error
             const Index count = row.count;
             Index i = 0;
             for (; i + 4 <= count; i += 4) {
@@ -168,6 +173,7 @@ void PathOracle::forward(const double* x_hi, const double* x_lo, bool with_bias,
                     c4[lane] += (q.lo + p.lo) + wl;
                     a4[lane] += std::abs(p.hi);
                     l4[lane] += std::abs(wl);
+                    e4[lane] += std::abs(w) * h_err_[sz(col)];
                 }
             }
             for (; i < count; ++i) {
@@ -180,6 +186,7 @@ void PathOracle::forward(const double* x_hi, const double* x_lo, bool with_bias,
                 c4[0] += (q.lo + p.lo) + wl;
                 a4[0] += std::abs(p.hi);
                 l4[0] += std::abs(wl);
+                e4[0] += std::abs(w) * h_err_[sz(col)];
             }
             double s = s4[0], c = c4[0] + c4[1] + c4[2] + c4[3];
             for (int lane = 1; lane < 4; ++lane) {
@@ -193,8 +200,12 @@ void PathOracle::forward(const double* x_hi, const double* x_lo, bool with_bias,
             const DD v = two_sum(s, c);
             z.hi[sz(r)] = v.hi;
             z.lo[sz(r)] = v.lo;
-            z.err[sz(r)] = kSafety * (k1 * absum + k2 * abslo +
-                                      map.row_norms()[sz(r)] * (1.0 + gn) * input_error);
+            // The input's error: componentwise (sum |w_i| err_i) or by Cauchy-Schwarz
+            // (||W_j|| times its l2 norm), the smaller; the float sums of non-negative
+            // terms err by at most gamma_n relative.
+            const double propagated =
+                std::min(e4[0] + e4[1] + e4[2] + e4[3], map.row_norms()[sz(r)] * input_error);
+            z.err[sz(r)] = kSafety * (k1 * absum + k2 * abslo + (1.0 + gn) * propagated);
         }
         if (l == upto) break;
         activate(l);
