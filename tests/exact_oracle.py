@@ -30,16 +30,18 @@ class ExactBreakpoint:
     flips: frozenset[tuple[int, int]]
 
 
+def _dense(weight: object) -> np.ndarray:
+    """A layer's matrix as a dense array (scipy sparse and composite layers too)."""
+    toarray = getattr(weight, "toarray", None)
+    return np.asarray(toarray() if toarray is not None else weight)
+
+
 class ExactNet:
     """A network's layers as exact rationals (no linear units)."""
 
     def __init__(self, net: lrcore.Network) -> None:
         self.weights = [
-            [
-                [Fraction(float(w)) for w in row]
-                for row in (m.toarray() if hasattr(m, "toarray") else np.asarray(m))
-            ]
-            for m in net._weights
+            [[Fraction(float(w)) for w in row] for row in _dense(m)] for m in net._weights
         ]
         self.biases = [[Fraction(float(b)) for b in v] for v in net._biases]
         self.slopes = [Fraction(float(s)) for s in net.negative_slopes]

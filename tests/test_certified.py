@@ -229,3 +229,62 @@ def test_small_conv_net_from_torch_matches_exact_arithmetic():
     r = check_exact(net, np.stack([x0, x0 + 2.0 * rng.normal(size=25)]))
     assert r.num_breakpoints > 5
     assert r.slow_decisions == 0
+
+
+def test_slow_path_through_convolution_and_residual_rows():
+    # Integer weights and points: many values are exactly zero at vertices, so the slow
+    # path (double-double, then exact) reads the rows of convolutions (ConvAffine),
+    # carried values (DiagonalAffine) and residual sums (CompositeAffine). The result
+    # must equal the one on the same net lowered to CSR (rows read from the matrix; the
+    # exact oracle here knows no linear units).
+    torch = pytest.importorskip("torch")
+    from test_conv_layers import Residual, both
+
+    torch.manual_seed(0)
+    model = Residual(width=2).double().eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(torch.randint(-2, 3, p.shape, dtype=torch.float64))
+    new, old = both(model, (2, 4, 4))
+    rng = np.random.default_rng(3)
+    for _ in range(3):
+        path = rng.integers(-3, 4, size=(3, 32)).astype(np.float64)
+        r = lrcore.count_1d(new, path)
+        r_old = lrcore.count_1d(old, path)
+        assert r.verify().ok
+        assert r.slow_decisions > 0
+        assert r.num_breakpoints == r_old.num_breakpoints
+        assert r.exact_coincidences == r_old.exact_coincidences > 0
+        assert r.slow_decisions == r_old.slow_decisions
+        np.testing.assert_allclose(r.breakpoints, r_old.breakpoints, rtol=0, atol=1e-12 * r.length)
+
+
+def test_structural_norm_bounds_hold_and_are_tight():
+    # ConvAffine's bound (the kernel of T^T T), DiagonalAffine's (max |scale|) and
+    # CompositeAffine's (Schur test on its parts) are >= ||W||_2, computed densely.
+    torch = pytest.importorskip("torch")
+    from lrcore import _core, zoo
+    from test_conv_layers import Residual
+
+    torch.manual_seed(1)
+    model = zoo.randomise_batchnorm(Residual(width=3)).double().eval()
+    net = lrcore.from_torch(model, (2, 6, 6))
+    for w in net.weights[:-1]:
+        core = _core.Network([w.core_weight()], [np.zeros(w.shape[0])], [], [], [])
+        bound = core.norm_bounds()[0]
+        sigma = np.linalg.norm(w.toarray(), 2)
+        assert sigma <= bound <= 3.0 * sigma
+    for stride, padding, dilation, groups in [
+        (1, 1, 1, 1),
+        (2, 0, 1, 1),
+        (1, 2, 2, 2),
+        (3, 1, 1, 4),
+    ]:
+        conv = torch.nn.Conv2d(4, 4, 3, stride, padding, dilation, groups).double()
+        single = lrcore.from_torch(
+            torch.nn.Sequential(conv, torch.nn.ReLU(), torch.nn.Flatten()), (4, 7, 7)
+        )
+        w = single.weights[0]
+        dense = w.toarray() if hasattr(w, "toarray") else np.asarray(w)
+        bound = single._core.norm_bounds()[0]
+        assert np.linalg.norm(dense, 2) <= bound <= 4.0 * np.linalg.norm(dense, 2)

@@ -205,7 +205,13 @@ void bind_network(py::module_& m) {
             "layer_widths",
             [](const Network& net) { return per_layer(net, &Network::layer_width); })
         .def("forward", &forward, py::arg("x"))
-        .def("pre_activations", &pre_activations, py::arg("x"));
+        .def("pre_activations", &pre_activations, py::arg("x"))
+        .def("norm_bounds", [](const Network& net) {
+            std::vector<double> bounds;
+            for (Index l = 0; l <= net.num_hidden_layers(); ++l)
+                bounds.push_back(net.layer(l).norm_bound());
+            return bounds;
+        });
 }
 
 }  // namespace lrcore::bindings

@@ -186,6 +186,105 @@ ConvAffine::ConvAffine(const ConvShape& shape, std::vector<double> weight, std::
             abs_bias_[to_size(o * positions + p)] = std::abs(bias_[to_size(o)]);
         }
     }
+    norm_bound_ = conv_norm_bound();
+}
+
+// The kernel of T^T T (T: the convolution on the infinite grid, per group): A[c, c2, delta]
+// = sum_o sum_q K[o, c, q] K[o, c2, q + delta] over tap offsets delta; ||T||_2^2 =
+// ||T^T T||_2 <= max_c sum_{c2, delta} |A[c, c2, delta]| (a symmetric operator: its l1
+// and l-infinity norms agree). Each A is a float sum of m = (out channels per group) *
+// taps products, off by at most gamma_m * sum |products|, added to the bound. Skipped
+// (-1) where it would cost more than 2^30 multiply-adds.
+double ConvAffine::conv_norm_bound() const {
+    const ConvShape& s = shape_;
+    const Index cg = s.in_channels / s.groups, og = s.out_channels / s.groups;
+    const Index taps = s.kernel_h * s.kernel_w;
+    const Index dh = 2 * s.kernel_h - 1, dw = 2 * s.kernel_w - 1;
+    if (static_cast<double>(s.groups) * static_cast<double>(og) * static_cast<double>(taps) *
+            static_cast<double>(taps) * static_cast<double>(cg) * static_cast<double>(cg) >
+        0x1p30)
+        return -1.0;
+    const double u = 0x1p-53;
+    const double m = static_cast<double>(og * taps) + 2.0;
+    const double gamma = m * u / (1.0 - m * u);
+    double result = 0.0;  // max over groups of the bound on ||G_g||_2
+    std::vector<double> a(to_size(cg * cg * dh * dw)), b(a.size());
+    for (Index g = 0; g < s.groups; ++g) {
+        std::fill(a.begin(), a.end(), 0.0);
+        std::fill(b.begin(), b.end(), 0.0);
+        for (Index o = g * og; o < (g + 1) * og; ++o)
+            for (Index q1 = 0; q1 < taps; ++q1)
+                for (Index q2 = 0; q2 < taps; ++q2) {
+                    const Index dy = q2 / s.kernel_w - q1 / s.kernel_w + s.kernel_h - 1;
+                    const Index dx = q2 % s.kernel_w - q1 % s.kernel_w + s.kernel_w - 1;
+                    const Index delta = dy * dw + dx;
+                    for (Index c = 0; c < cg; ++c) {
+                        const double w1 = weight_[to_size((o * cg + c) * taps + q1)];
+                        if (w1 == 0.0) continue;
+                        double* arow = a.data() + (c * cg) * dh * dw + delta;
+                        double* brow = b.data() + (c * cg) * dh * dw + delta;
+                        for (Index c2 = 0; c2 < cg; ++c2) {
+                            const double w2 = weight_[to_size((o * cg + c2) * taps + q2)];
+                            arow[c2 * dh * dw] += w1 * w2;
+                            brow[c2 * dh * dw] += std::abs(w1 * w2);
+                        }
+                    }
+                }
+        double a_inf = 0.0, eps = 0.0;  // ||A~||_inf and ||A - A~||_inf (bounds)
+        double largest = 0.0;           // ||G_g||_inf >= ||G_g||_2
+        for (Index c = 0; c < cg; ++c) {
+            double sum = 0.0, err = 0.0;
+            for (Index k = 0; k < cg * dh * dw; ++k) {
+                const std::size_t i = to_size(c * cg * dh * dw + k);
+                sum += std::abs(a[i]);
+                err += gamma * b[i];
+            }
+            a_inf = std::max(a_inf, sum);
+            eps = std::max(eps, err);
+            largest = std::max(largest, sum + err);
+        }
+        // Tighter, where affordable: ||G||_2 = ||G^2||_2^(1/2) <= ||G^2||_inf^(1/2) (G =
+        // T^T T symmetric), G = A~ + D with ||D||_inf <= eps, so ||G^2||_inf <= ||A~^2||_inf
+        // + 2 ||A~||_inf eps + eps^2; A~^2's kernel B (A~ composed with itself) is computed
+        // in float, each entry a sum of at most k = cg (2 kh - 1)(2 kw - 1) products, off by
+        // gamma_k times their magnitudes, whose row sums are at most ||A~||_inf^2.
+        const double d = static_cast<double>(dh * dw);
+        if (static_cast<double>(cg) * static_cast<double>(cg) * static_cast<double>(cg) * d * d >
+            0x1p28) {
+            result = std::max(result, largest);
+            continue;
+        }
+        const Index eh = 2 * dh - 1, ew = 2 * dw - 1;
+        std::vector<double> bb(to_size(cg * cg * eh * ew), 0.0);
+        for (Index c = 0; c < cg; ++c)
+            for (Index c1 = 0; c1 < cg; ++c1)
+                for (Index d1 = 0; d1 < dh * dw; ++d1) {
+                    const double v = a[to_size((c * cg + c1) * dh * dw + d1)];
+                    if (v == 0.0) continue;
+                    const Index y1 = d1 / dw, x1 = d1 % dw;
+                    for (Index c2 = 0; c2 < cg; ++c2) {
+                        const double* arow = a.data() + (c1 * cg + c2) * dh * dw;
+                        double* brow = bb.data() + (c * cg + c2) * eh * ew;
+                        for (Index y2 = 0; y2 < dh; ++y2)
+                            for (Index x2 = 0; x2 < dw; ++x2)
+                                brow[(y1 + y2) * ew + x1 + x2] += v * arow[y2 * dw + x2];
+                    }
+                }
+        const double k = static_cast<double>(cg * dh * dw) + 2.0;
+        const double gamma_k = k * u / (1.0 - k * u);
+        double b_inf = 0.0;
+        for (Index c = 0; c < cg; ++c) {
+            double sum = 0.0;
+            for (Index i = 0; i < cg * eh * ew; ++i)
+                sum += std::abs(bb[to_size(c * cg * eh * ew + i)]);
+            b_inf = std::max(b_inf, sum);
+        }
+        const double square =
+            (b_inf + gamma_k * a_inf * a_inf + 2.0 * a_inf * eps + eps * eps) * (1.0 + 0x1p-20);
+        result = std::max(result, std::min(largest, std::sqrt(square) * (1.0 + 0x1p-20)));
+    }
+    // The row sums' own rounding (fewer than 2^31 terms) is inside the factor.
+    return std::sqrt(result) * (1.0 + 0x1p-20);
 }
 
 void ConvAffine::im2col(const double* x, Index group, double* cols, Index ldcols) const {
@@ -342,6 +441,7 @@ DiagonalAffine::DiagonalAffine(std::vector<double> scale, std::vector<double> bi
     abs_bias_.resize(scale_.size());
     for (std::size_t j = 0; j < scale_.size(); ++j) {
         row_norms_[j] = std::abs(scale_[j]);
+        norm_bound_ = std::max(norm_bound_, std::abs(scale_[j]));
         abs_bias_[j] = std::abs(bias_[j]);
     }
 }
@@ -422,22 +522,41 @@ CompositeAffine::CompositeAffine(Index out_dim, Index in_dim, std::vector<Part> 
         abs_bias_[to_size(j)] = std::abs(total[to_size(j)]);
     }
     total_bias_ = std::move(total);
+    // Schur test: |x^T W y| <= sum_t n_t ||x_{O_t}|| ||y_{I_t}|| <= sqrt(R C) for unit x, y.
+    std::vector<double> rows(to_size(out_) + 1, 0.0), cols(to_size(in_) + 1, 0.0);
+    for (const Part& part : parts_) {
+        double n = part.map->norm_bound();
+        if (n < 0.0) {
+            double frob = 0.0;
+            for (const double r : part.map->row_norms()) frob += r * r;
+            n = std::sqrt(frob) * (1.0 + 0x1p-20);
+        }
+        rows[to_size(part.out_offset)] += n;
+        rows[to_size(part.out_offset + part.map->out_dim())] -= n;
+        cols[to_size(part.in_offset)] += n;
+        cols[to_size(part.in_offset + part.map->in_dim())] -= n;
+    }
+    double r_max = 0.0, c_max = 0.0, run = 0.0;
+    for (Index j = 0; j < out_; ++j) r_max = std::max(r_max, run += rows[to_size(j)]);
+    run = 0.0;
+    for (Index j = 0; j < in_; ++j) c_max = std::max(c_max, run += cols[to_size(j)]);
+    // The running sums' rounding: relative (number of parts + 2) u, inside the factor.
+    norm_bound_ = std::sqrt(r_max * c_max) * (1.0 + 0x1p-20);
 }
 
 AffineRow CompositeAffine::row(Index r, std::vector<double>& scratch_values,
                                std::vector<Index>& scratch_cols) const {
-    // The parts' rows that cover r, side by side (they read disjoint inputs).
     scratch_values.clear();
     scratch_cols.clear();
-    std::vector<double> part_values;
-    std::vector<Index> part_cols;
+    thread_local std::vector<double> part_values;
+    thread_local std::vector<Index> part_cols;
     for (const Part& part : parts_) {
-        const Index local = r - part.out_offset;
-        if (local < 0 || local >= part.map->out_dim()) continue;
-        const AffineRow sub = part.map->row(local, part_values, part_cols);
-        for (Index i = 0; i < sub.count; ++i) {
-            scratch_values.push_back(sub.values[i]);
-            scratch_cols.push_back(part.in_offset + (sub.cols != nullptr ? sub.cols[i] : i));
+        const Index j = r - part.out_offset;
+        if (j < 0 || j >= part.map->out_dim()) continue;
+        const AffineRow pr = part.map->row(j, part_values, part_cols);
+        for (Index i = 0; i < pr.count; ++i) {
+            scratch_values.push_back(pr.values[i]);
+            scratch_cols.push_back(part.in_offset + (pr.cols != nullptr ? pr.cols[i] : i));
         }
     }
     return {scratch_values.data(), scratch_cols.data(), static_cast<Index>(scratch_values.size()),

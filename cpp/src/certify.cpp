@@ -33,7 +33,10 @@ std::vector<FilterLayer> filter_layers(const Network& net) {
         const double max_column = *std::max_element(columns.begin(), columns.end());
         // The sums' rounding (relative (n + m) u at most) is far inside kSafety^2.
         f.frob = std::sqrt(frob) * kSafety;
-        f.opnorm = std::min(f.frob, std::sqrt(max_column * max_row) * kSafety * kSafety);
+        f.absnorm = std::min(f.frob, std::sqrt(max_column * max_row) * kSafety * kSafety);
+        f.opnorm = f.absnorm;
+        // The map's structure may bound it better (a convolution: its kernel's T^T T).
+        if (map.norm_bound() >= 0.0) f.opnorm = std::min(f.opnorm, map.norm_bound() * kSafety);
         f.bias2 = std::sqrt(bias2) * kSafety;
         const Activation& act = net.activation(l);
         f.slope =
@@ -80,7 +83,9 @@ double lower_magnitude(double hi, double lo) {
 //   K2 = (gamma_{3n+3} (1 + u) + u) (1 + gamma_{n+2}),
 // (the TwoSum low parts total at most n u (1 + gamma_n) sum |w_i x_i|, the product low
 // parts u sum |w_i x_i|, and the float sum of 3n terms errs by gamma_{3n} times their sum),
-// plus ||W_j|| times the l2 error of the input (Cauchy-Schwarz).
+// plus the input's error: sum_i |w_i| err_i (componentwise) or ||W_j|| times its l2
+// norm (Cauchy-Schwarz), the smaller. Cauchy-Schwarz alone grows by about
+// ||W_j|| sqrt(width) per layer, far faster than the error itself on deep wide nets.
 void PathOracle::forward(const double* x_hi, const double* x_lo, bool with_bias,
                          const Word* pattern, Index from, Index upto,
                          std::vector<LayerValues>& out) {
@@ -115,6 +120,7 @@ void PathOracle::forward(const double* x_hi, const double* x_lo, bool with_bias,
             }
             h_hi_[sz(j)] = hi;
             h_lo_[sz(j)] = lo;
+            h_err_[sz(j)] = err * kSafety;
             sum += err * err;
         }
         input_error = std::sqrt(sum) * kSafety * (1.0 + gamma_of(static_cast<double>(m) + 2.0));
@@ -122,6 +128,7 @@ void PathOracle::forward(const double* x_hi, const double* x_lo, bool with_bias,
     if (from == 0) {
         const Index d = net_.input_dim();
         h_hi_.assign(x_hi, x_hi + d);
+        h_err_.assign(sz(d), 0.0);
         if (x_lo != nullptr) {
             h_lo_.assign(x_lo, x_lo + d);
         } else {
@@ -133,7 +140,8 @@ void PathOracle::forward(const double* x_hi, const double* x_lo, bool with_bias,
     for (Index l = from; l <= upto; ++l) {
         const AffineMap& map = net_.layer(l);
         const Index m = map.out_dim();
-        const auto n = static_cast<double>(map.in_dim());
+        // n + 4: the fan-in plus the merges of the four chains (forward's loop).
+        const auto n = static_cast<double>(map.in_dim()) + 4.0;
         const double gn = gamma_of(n + 2.0);
         const double k1 = gamma_of(3.0 * n + 3.0) * (n + 1.0) * u * (1.0 + gn) * (1.0 + gn);
         const double k2 = (gamma_of(3.0 * n + 3.0) * (1.0 + u) + u) * (1.0 + gn);
@@ -143,24 +151,61 @@ void PathOracle::forward(const double* x_hi, const double* x_lo, bool with_bias,
         z.err.resize(sz(m));
         for (Index r = 0; r < m; ++r) {
             const AffineRow row = map.row(r, row_values_, row_cols_);
-            double s = with_bias ? row.bias : 0.0;
-            double c = 0.0, absum = std::abs(s), abslo = 0.0;
-            for (Index i = 0; i < row.count; ++i) {
+            // Four independent TwoSum chains (the chains' latency, not the arithmetic,
+            // bounds a single chain's speed), merged by TwoSum at the end: n + 4 TwoSums
+            // of partial sums each at most (1 + gamma_n) sum |w_i x_i|, covered by the
+            // bound with n + 4 for n (k1, k2 above).
+            double s4[4] = {with_bias ? row.bias : 0.0, 0.0, 0.0, 0.0};
+            double c4[4] = {0.0, 0.0, 0.0, 0.0};
+            double a4[4] = {0.0, 0.0, 0.0, 0.0};
+            double l4[4] = {0.0, 0.0, 0.0, 0.0};
+            double e4[4] = {0.0, 0.0, 0.0, 0.0};  // sum |w_i| err_i: the input's error
+            const Index count = row.count;
+            Index i = 0;
+            for (; i + 4 <= count; i += 4) {
+                for (int lane = 0; lane < 4; ++lane) {
+                    const Index col = row.cols != nullptr ? row.cols[i + lane] : i + lane;
+                    const double w = row.values[i + lane];
+                    const DD p = two_prod(w, h_hi_[sz(col)]);
+                    const DD q = two_sum(s4[lane], p.hi);
+                    s4[lane] = q.hi;
+                    const double wl = w * h_lo_[sz(col)];
+                    c4[lane] += (q.lo + p.lo) + wl;
+                    a4[lane] += std::abs(p.hi);
+                    l4[lane] += std::abs(wl);
+                    e4[lane] += std::abs(w) * h_err_[sz(col)];
+                }
+            }
+            for (; i < count; ++i) {
                 const Index col = row.cols != nullptr ? row.cols[i] : i;
                 const double w = row.values[i];
                 const DD p = two_prod(w, h_hi_[sz(col)]);
-                const DD q = two_sum(s, p.hi);
-                s = q.hi;
+                const DD q = two_sum(s4[0], p.hi);
+                s4[0] = q.hi;
                 const double wl = w * h_lo_[sz(col)];
-                c += (q.lo + p.lo) + wl;
-                absum += std::abs(p.hi);
-                abslo += std::abs(wl);
+                c4[0] += (q.lo + p.lo) + wl;
+                a4[0] += std::abs(p.hi);
+                l4[0] += std::abs(wl);
+                e4[0] += std::abs(w) * h_err_[sz(col)];
             }
+            double s = s4[0], c = c4[0] + c4[1] + c4[2] + c4[3];
+            for (int lane = 1; lane < 4; ++lane) {
+                const DD q = two_sum(s, s4[lane]);
+                s = q.hi;
+                c += q.lo;
+            }
+            const double absum =
+                (with_bias ? std::abs(row.bias) : 0.0) + a4[0] + a4[1] + a4[2] + a4[3];
+            const double abslo = l4[0] + l4[1] + l4[2] + l4[3];
             const DD v = two_sum(s, c);
             z.hi[sz(r)] = v.hi;
             z.lo[sz(r)] = v.lo;
-            z.err[sz(r)] = kSafety * (k1 * absum + k2 * abslo +
-                                      map.row_norms()[sz(r)] * (1.0 + gn) * input_error);
+            // The input's error: componentwise (sum |w_i| err_i) or by Cauchy-Schwarz
+            // (||W_j|| times its l2 norm), the smaller; the float sums of non-negative
+            // terms err by at most gamma_n relative.
+            const double propagated =
+                std::min(e4[0] + e4[1] + e4[2] + e4[3], map.row_norms()[sz(r)] * input_error);
+            z.err[sz(r)] = kSafety * (k1 * absum + k2 * abslo + (1.0 + gn) * propagated);
         }
         if (l == upto) break;
         activate(l);
@@ -189,25 +234,58 @@ bool same_key(const Network& net, const double* x0, const double* x1, Index upto
 
 }  // namespace
 
-void PathOracle::evaluate(const double* x0, const double* x1, const Word* pattern, Index upto) {
-    const Index words = words_for(net_.neuron_offset(upto));
-    const bool hit =
-        same_key(net_, x0, x1, upto, pattern, key_x0_, key_x1_, key_upto_, key_pattern_);
-    if (hit) return;
-    // The same line and pattern up to the cached layer, asked for a deeper one: the
-    // cached layers are kept and the pass resumes after them (a vertex asked layer
-    // after layer costs one pass, not one per layer).
-    const Index from = key_upto_ >= 0 && key_upto_ < upto &&
-                               same_key(net_, x0, x1, key_upto_, pattern, key_x0_, key_x1_,
-                                        key_upto_, key_pattern_)
-                           ? key_upto_ + 1
-                           : 0;
+void PathOracle::evaluate(const double* x0, const double* x1, const Word* pattern, Index upto,
+                          Index keep) {
+    auto present = [](const Entry& e, Index l) {
+        return l < static_cast<Index>(e.c.size()) && !e.c[sz(l)].hi.empty();
+    };
+    if (max_entries_ == 0) {
+        // Two kept layers of c and d (hi, lo, err) per entry.
+        Index width = 1;
+        for (Index l = 0; l < net_.num_hidden_layers(); ++l)
+            width = std::max(width, net_.layer(l).out_dim());
+        constexpr double kCacheBytes = 128.0 * 1024.0 * 1024.0;
+        const double per_entry = 2.0 * 2.0 * 3.0 * 8.0 * static_cast<double>(width);
+        max_entries_ = static_cast<Index>(std::clamp(kCacheBytes / per_entry, 1.0, 256.0));
+    }
+    ++clock_;
+    Entry* resume = nullptr;
+    for (Entry& e : entries_) {
+        if (same_key(net_, x0, x1, upto, pattern, e.x0, e.x1, e.upto, e.pattern) &&
+            present(e, keep)) {
+            e.stamp = clock_;
+            current_ = &e;
+            return;
+        }
+        // The same line and pattern up to a cached layer, asked for a deeper one: the
+        // pass resumes after it (a vertex asked layer after layer costs one pass).
+        if (e.upto >= 0 && e.upto < upto && (keep >= e.upto || present(e, keep)) &&
+            same_key(net_, x0, x1, e.upto, pattern, e.x0, e.x1, e.upto, e.pattern) &&
+            (resume == nullptr || e.upto > resume->upto))
+            resume = &e;
+    }
+    Entry* entry = resume;
+    if (entry == nullptr) {
+        if (static_cast<Index>(entries_.size()) < max_entries_) {
+            entries_.emplace_back();
+            entry = &entries_.back();
+        } else {
+            entry = &*std::min_element(
+                entries_.begin(), entries_.end(),
+                [](const Entry& p, const Entry& q) { return p.stamp < q.stamp; });
+        }
+        entry->c.clear();
+        entry->d.clear();
+    }
+    const Index from = resume != nullptr ? resume->upto + 1 : 0;
     ++evaluations_;
-    key_x0_ = x0;
-    key_x1_ = x1;
-    key_upto_ = upto;
-    key_pattern_.assign(pattern, pattern + words);
-    forward(x0, nullptr, true, pattern, from, upto, c_);
+    const Index old_upto = resume != nullptr ? resume->upto : -1;
+    entry->x0 = x0;
+    entry->x1 = x1;
+    entry->upto = upto;
+    entry->pattern.assign(pattern, pattern + words_for(net_.neuron_offset(upto)));
+    entry->stamp = clock_;
+    forward(x0, nullptr, true, pattern, from, upto, entry->c);
     if (x1 != nullptr) {
         // The direction x1 - x0, exact as a double-double.
         const Index d = net_.input_dim();
@@ -217,8 +295,15 @@ void PathOracle::evaluate(const double* x0, const double* x1, const Word* patter
             dir_hi[sz(i)] = v.hi;
             dir_lo[sz(i)] = v.lo;
         }
-        forward(dir_hi.data(), dir_lo.data(), false, pattern, from, upto, d_);
+        forward(dir_hi.data(), dir_lo.data(), false, pattern, from, upto, entry->d);
     }
+    // Only layers upto and keep are kept (and a resumed entry's kept root layer).
+    for (Index l = 0; l < upto; ++l) {
+        if (l == keep || (l < old_upto && present(*entry, l))) continue;
+        entry->c[sz(l)] = LayerValues{};
+        if (l < static_cast<Index>(entry->d.size())) entry->d[sz(l)] = LayerValues{};
+    }
+    current_ = entry;
 }
 
 // --- The exact tier: expansion arithmetic (Shewchuk, "Adaptive precision floating-point
@@ -384,8 +469,8 @@ void PathOracle::evaluate_exact(const double* x0, const double* x1, const Word* 
 }
 
 SlowDecision PathOracle::sign_at_point(const double* x, const Word* pattern, Index lk, Index k) {
-    evaluate(x, nullptr, pattern, lk);
-    const LayerValues& z = c_[sz(lk)];
+    evaluate(x, nullptr, pattern, lk, lk);
+    const LayerValues& z = current_->c[sz(lk)];
     SlowDecision out;
     const double hi = z.hi[sz(k)], lo = z.lo[sz(k)];
     out.value = hi;
@@ -402,11 +487,11 @@ SlowDecision PathOracle::sign_at_point(const double* x, const Word* pattern, Ind
 
 SlowDecision PathOracle::sign_at_root(const double* x0, const double* x1, const Word* pattern,
                                       Index lj, Index j, int d_sign, Index lk, Index k) {
-    evaluate(x0, x1, pattern, lk);
-    const LayerValues& cj = c_[sz(lj)];
-    const LayerValues& dj = d_[sz(lj)];
-    const LayerValues& ck = c_[sz(lk)];
-    const LayerValues& dk = d_[sz(lk)];
+    evaluate(x0, x1, pattern, lk, lj);
+    const LayerValues& cj = current_->c[sz(lj)];
+    const LayerValues& dj = current_->d[sz(lj)];
+    const LayerValues& ck = current_->c[sz(lk)];
+    const LayerValues& dk = current_->d[sz(lk)];
     const DD c_j{cj.hi[sz(j)], cj.lo[sz(j)]}, d_j{dj.hi[sz(j)], dj.lo[sz(j)]};
     const DD c_k{ck.hi[sz(k)], ck.lo[sz(k)]}, d_k{dk.hi[sz(k)], dk.lo[sz(k)]};
     const double e_cj = cj.err[sz(j)], e_dj = dj.err[sz(j)];

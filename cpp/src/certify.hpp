@@ -38,11 +38,12 @@ inline constexpr double kSafety = 1.0 + 0x1p-20;
 
 // Per-layer constants of the fast filter.
 struct FilterLayer {
-    double gamma = 0.0;   // gamma_{n+2} of the layer's fan-in n (bias and rounding of s)
-    double frob = 0.0;    // sqrt(sum_j ||W_j||^2): the l2 norm of all rounding terms
-    double opnorm = 0.0;  // min(frob, sqrt(||W||_1 ||W||_inf)) >= ||W||_2: carries E
-    double bias2 = 0.0;   // ||b||_2
-    double slope = 1.0;   // max(1, |negative slope|) of the activation after the layer
+    double gamma = 0.0;    // gamma_{n+2} of the layer's fan-in n (bias and rounding of s)
+    double frob = 0.0;     // sqrt(sum_j ||W_j||^2) = ||W||_F
+    double absnorm = 0.0;  // min(frob, sqrt(||W||_1 ||W||_inf)) >= || |W| ||_2
+    double opnorm = 0.0;   // min(absnorm, the map's norm_bound) >= ||W||_2: carries E
+    double bias2 = 0.0;    // ||b||_2
+    double slope = 1.0;    // max(1, |negative slope|) of the activation after the layer
 };
 
 std::vector<FilterLayer> filter_layers(const Network& net);
@@ -60,11 +61,12 @@ struct VertexBound {
     }
     double eps(double row_norm, double abs_bias) const { return row_norm * a + abs_bias * b; }
     // A bound on the l2 error of the whole row of the layer's values (linear units too):
-    // the rounding terms' l2 norm (gamma s ||W||_F + gamma ||b||), plus ||W (h - h*)|| <=
-    // ||W||_2 E (an operator norm: Frobenius would grow by sqrt(width) per layer).
+    // the rounding terms' l2 norm (row j's is at most gamma (|W_j| |h| + |b_j|), and
+    // || |W| |h| || <= || |W| ||_2 s), plus ||W (h - h*)|| <= ||W||_2 E (an operator norm:
+    // Frobenius would grow by sqrt(width) per layer).
     static double vector_error(const FilterLayer& f, double s, double input_error) {
         return kSafety * kSafety * kSafety *
-               (f.gamma * (s * kSafety * f.frob + f.bias2) + input_error * f.opnorm);
+               (f.gamma * (s * kSafety * f.absnorm + f.bias2) + input_error * f.opnorm);
     }
     bool decides(double value, double row_norm, double abs_bias) const {
         return std::abs(value) > eps(row_norm, abs_bias);  // false for NaN
@@ -141,12 +143,22 @@ private:
         std::vector<double> hi, lo, err;
     };
     const Network& net_;
-    // The cached evaluation: its key and values (c at the base point, d along the line).
-    const double* key_x0_ = nullptr;
-    const double* key_x1_ = nullptr;
-    Index key_upto_ = -1;
-    std::vector<Word> key_pattern_;
-    std::vector<LayerValues> c_, d_;
+    // Cached evaluations, one per recently asked vertex (key: line, layers, pattern; c
+    // at the base point, d along the line). Only the deepest layer and the layer of the
+    // root asked for are kept (resuming needs the deepest one); the count of entries is
+    // bounded by memory (kCacheBytes), the least recently used one is replaced.
+    struct Entry {
+        const double* x0 = nullptr;
+        const double* x1 = nullptr;
+        Index upto = -1;
+        std::vector<Word> pattern;
+        std::vector<LayerValues> c, d;
+        Index stamp = 0;
+    };
+    std::vector<Entry> entries_;
+    Entry* current_ = nullptr;
+    Index clock_ = 0;
+    Index max_entries_ = 0;
     Index evaluations_ = 0;
     // The exact tier's cached evaluation (same key scheme).
     const double* exact_x0_ = nullptr;
@@ -160,7 +172,8 @@ private:
     std::vector<double> h_hi_, h_lo_, h_err_, row_values_;
     std::vector<Index> row_cols_;
 
-    void evaluate(const double* x0, const double* x1, const Word* pattern, Index upto);
+    // Makes current_ an entry holding layers `upto` and `keep` (<= upto) of the pass.
+    void evaluate(const double* x0, const double* x1, const Word* pattern, Index upto, Index keep);
     void evaluate_exact(const double* x0, const double* x1, const Word* pattern, Index upto);
     void forward_exact(std::vector<Expansion> h, bool with_bias, const Word* pattern, Index upto,
                        std::vector<std::vector<Expansion>>& out);

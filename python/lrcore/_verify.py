@@ -280,8 +280,12 @@ class _Evaluator:
         # The certified filter's per-layer constants (cpp/src/certify.cpp).
         self.gammas = [_gamma(w.shape[1] + 2.0) * _SAFETY for w in weights]
         self.frob = [float(np.sqrt(np.sum(n * n))) * _SAFETY for n in self.row_norms]
+        # ||W||_2 <= min(||W||_F, sqrt(||W||_1 ||W||_inf)); a composite layer's matrix is
+        # not formed, its Frobenius norm bounds it.
         self.opnorm = [
-            min(f, float(np.sqrt(_abs_sums(w, 0) * _abs_sums(w, 1))) * _SAFETY**2)
+            f
+            if isinstance(w, CompositeLayer)
+            else min(f, float(np.sqrt(_abs_sums(w, 0) * _abs_sums(w, 1))) * _SAFETY**2)
             for f, w in zip(self.frob, weights)
         ]
         self.bias2 = [float(np.sqrt(np.sum(b * b))) * _SAFETY for b in self.abs_bias]

@@ -38,6 +38,10 @@ public:
     // them to the scratch vectors and points into them.
     virtual AffineRow row(Index r, std::vector<double>& scratch_values,
                           std::vector<Index>& scratch_cols) const = 0;
+    // A rigorous upper bound on the operator norm ||W||_2 that the map's structure gives
+    // (convolutions, diagonals, sums of parts), or -1 where it gives none: the certified
+    // filter then bounds it from the rows (docs/numerics.md §3).
+    virtual double norm_bound() const { return -1.0; }
 };
 
 class DenseAffine final : public AffineMap {
@@ -109,9 +113,13 @@ public:
     // Exact per output unit: the kernel taps that fall on padding do not count.
     const std::vector<double>& row_norms() const override { return row_norms_; }
     const std::vector<double>& abs_bias() const override { return abs_bias_; }
+    // The taps that fall inside the input (C-order (channel, row, column) columns).
     AffineRow row(Index r, std::vector<double>& scratch_values,
                   std::vector<Index>& scratch_cols) const override;
     const ConvShape& shape() const { return shape_; }
+    // ||W||_2 <= ||T||_2, T the convolution on the infinite grid (padding and stride only
+    // restrict it); ||T||_2^2 <= the largest absolute row sum of T^T T's kernel.
+    double norm_bound() const override { return norm_bound_; }
 
     // Bytes of im2col columns one block of points holds at most (more only when a single
     // point's columns need more).
@@ -127,10 +135,12 @@ public:
 private:
     void apply_block(const double* x, Index n, Index ldx, double* y, Index ldy) const;
     void im2col(const double* x, Index group, double* cols, Index ldcols) const;
+    double conv_norm_bound() const;
 
     ConvShape shape_;
     Index in_, out_;
     std::vector<double> weight_, bias_, row_norms_, abs_bias_;
+    double norm_bound_ = -1.0;
 };
 
 // While alive, ConvAffine::apply may split its points over `num_threads` threads.
@@ -160,9 +170,11 @@ public:
     const std::vector<double>& abs_bias() const override { return abs_bias_; }
     AffineRow row(Index r, std::vector<double>& scratch_values,
                   std::vector<Index>& scratch_cols) const override;
+    double norm_bound() const override { return norm_bound_; }  // max |scale|
 
 private:
     std::vector<double> scale_, bias_, row_norms_, abs_bias_;
+    double norm_bound_ = 0.0;
 };
 
 // A layer made of parts: y = b + Σ_t map_t(x[in_offset_t : in_offset_t + in_dim_t]) added
@@ -182,15 +194,20 @@ public:
     void apply(const double* x, Index n, Index ldx, double* y, Index ldy) const override;
     const std::vector<double>& row_norms() const override { return row_norms_; }
     const std::vector<double>& abs_bias() const override { return abs_bias_; }
+    // The parts' rows, their columns shifted to the layer's input; the bias is the total.
     AffineRow row(Index r, std::vector<double>& scratch_values,
                   std::vector<Index>& scratch_cols) const override;
+    // sqrt(R C) (a Schur test on the parts' norms n_t): R the largest sum of n_t over the
+    // parts writing one output, C over the parts reading one input.
+    double norm_bound() const override { return norm_bound_; }
 
 private:
     Index out_, in_;
+    double norm_bound_ = -1.0;
     std::vector<Part> parts_;
     std::vector<bool> adds_;                          // part t adds to rows an earlier part wrote
     std::vector<std::pair<Index, Index>> uncovered_;  // output ranges no part writes
-    std::vector<double> bias_, total_bias_, row_norms_, abs_bias_;
+    std::vector<double> bias_, row_norms_, abs_bias_, total_bias_;
 };
 
 }  // namespace lrcore
