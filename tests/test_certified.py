@@ -288,3 +288,49 @@ def test_structural_norm_bounds_hold_and_are_tight():
         dense = w.toarray() if hasattr(w, "toarray") else np.asarray(w)
         bound = single._core.norm_bounds()[0]
         assert np.linalg.norm(dense, 2) <= bound <= 4.0 * np.linalg.norm(dense, 2)
+
+
+def concurrent_net() -> lrcore.Network:
+    """Four neurons whose zero sets all pass through the origin (exact coincidences)."""
+    w1 = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0], [1.0, -1.0]])
+    w2 = np.array([[1.0, -1.0, 1.0, -1.0], [2.0, 1.0, -1.0, 1.0]])
+    return lrcore.Network(
+        [w1, w2, np.ones((1, 2))], [np.zeros(4), np.array([0.0, -1.0]), np.zeros(1)]
+    )
+
+
+def test_slow_path_budget_takes_float_signs_and_says_so():
+    net = concurrent_net()
+    path = np.array([[-2.0, -2.0], [2.0, 2.0], [3.0, -1.0]])
+    full = lrcore.count_1d(net, path, max_slow_decisions=None)
+    assert full.slow_decisions > 0
+    assert full.uncertified_decisions == 0
+    check_exact(net, path)  # the certified default agrees with exact arithmetic
+    # The default budget is far above what this needs: the same certified result.
+    default = lrcore.count_1d(net, path)
+    assert default.uncertified_decisions == 0
+    np.testing.assert_array_equal(default.breakpoints, full.breakpoints)
+    # No budget at all: every undecided value keeps its float64 sign, counted and warned.
+    with pytest.warns(lrcore.CertificationWarning, match="max_slow_decisions=0"):
+        none = lrcore.count_1d(net, path, max_slow_decisions=0)
+    assert none.slow_decisions == 0
+    assert none.uncertified_decisions > 0
+    # Here the float64 values at the undecided vertices are exact, so the count agrees.
+    assert none.num_breakpoints == full.num_breakpoints
+    # A budget of one per task (here one segment per task): at most one slow decision
+    # per segment, the rest counted.
+    with pytest.warns(lrcore.CertificationWarning):
+        one = lrcore.count_1d(net, path[:2], max_slow_decisions=1)
+    assert one.slow_decisions <= 1 < one.slow_decisions + one.uncertified_decisions
+    batch = lrcore.count_1d(net, [path, path], max_slow_decisions=None)
+    assert list(batch.uncertified_decisions) == [0, 0]
+    assert batch[1].uncertified_decisions == 0
+
+
+@pytest.mark.parametrize(
+    ("value", "error"), [(-1, ValueError), (1.5, TypeError), (True, TypeError), ("9", TypeError)]
+)
+def test_slow_path_budget_is_checked(value, error):
+    path = np.array([[-2.0, -2.0], [2.0, 2.0]])
+    with pytest.raises(error, match="max_slow_decisions"):
+        lrcore.count_1d(concurrent_net(), path, max_slow_decisions=value)

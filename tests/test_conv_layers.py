@@ -114,8 +114,10 @@ def test_zoo_resnet18_small_width_matches_torch_and_old_chain():
     np.testing.assert_allclose(new.forward(x), torch_forward(model, shape, x), atol=1e-10)
     a = x[0]
     b = a + 0.01 * rng.standard_normal(3072)
-    r_new = lrcore.count_1d(new, np.stack([a, b]))
-    r_old = lrcore.count_1d(old, np.stack([a, b]))
+    # Every sign certified (no slow-path budget): both chains give the exact answer.
+    r_new = lrcore.count_1d(new, np.stack([a, b]), max_slow_decisions=None)
+    r_old = lrcore.count_1d(old, np.stack([a, b]), max_slow_decisions=None)
+    assert r_new.uncertified_decisions == r_old.uncertified_decisions == 0
     assert r_new.num_breakpoints == r_old.num_breakpoints > 0
     np.testing.assert_allclose(r_new.breakpoints, r_old.breakpoints, atol=1e-9 * r_new.length)
 

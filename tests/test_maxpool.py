@@ -555,6 +555,9 @@ def test_random_conv_pool_nets_match_torch_oracle(drawn):
 
 
 @pytest.mark.slow
+# The tournaments' exact ties (zero ReLU outputs) need about 112,000 slow-path decisions
+# on this stretch, past the default budget: the uncertified rest is checked by the oracle.
+@pytest.mark.filterwarnings("ignore::lrcore.CertificationWarning")
 def test_lenet5_on_28x28_matches_torch_oracle():
     model = sequential(
         (1, 28, 28),

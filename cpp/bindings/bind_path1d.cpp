@@ -12,7 +12,8 @@ namespace {
 // layer builds the result objects from them.
 py::dict count_1d_flat(const Network& net, const std::vector<DoubleArray>& paths,
                        const std::vector<bool>& closed, std::optional<double> rtol,
-                       bool want_patterns, int num_threads, Index max_pieces, double max_memory) {
+                       bool want_patterns, int num_threads, Index max_pieces, double max_memory,
+                       Index max_slow_decisions) {
     // Only what reading the arrays needs: lrcore.count_1d has checked the arguments, and
     // the core checks its own preconditions (docs/core-layout.md).
     if (closed.size() != paths.size())
@@ -30,6 +31,7 @@ py::dict count_1d_flat(const Network& net, const std::vector<DoubleArray>& paths
     options.num_threads = num_threads;
     options.max_pieces = max_pieces;
     options.max_memory = max_memory;
+    options.max_slow_decisions = max_slow_decisions;  // < 0: no budget
 
     Path1DStats stats;
     // Safe without the GIL: `paths` keeps every array alive, and the core reads them only.
@@ -38,7 +40,8 @@ py::dict count_1d_flat(const Network& net, const std::vector<DoubleArray>& paths
 
     const auto num_paths = static_cast<py::ssize_t>(results.size());
     std::vector<Index> offsets{0}, piece_offsets{0}, num_pieces, num_distinct, segment,
-        flip_offsets{0}, flip_neurons, slow_decisions, exact_coincidences, unresolved_crossings;
+        flip_offsets{0}, flip_neurons, slow_decisions, exact_coincidences, unresolved_crossings,
+        uncertified_decisions;
     std::vector<double> lengths, breakpoints;
     std::vector<std::uint8_t> patterns;
     for (const Path1DResult& r : results) {
@@ -48,6 +51,7 @@ py::dict count_1d_flat(const Network& net, const std::vector<DoubleArray>& paths
         slow_decisions.push_back(r.slow_decisions);
         exact_coincidences.push_back(r.exact_coincidences);
         unresolved_crossings.push_back(r.unresolved_crossings);
+        uncertified_decisions.push_back(r.uncertified_decisions);
         breakpoints.insert(breakpoints.end(), r.breakpoints.begin(), r.breakpoints.end());
         segment.insert(segment.end(), r.segment.begin(), r.segment.end());
         const Index flip_base = flip_offsets.back();
@@ -69,6 +73,7 @@ py::dict count_1d_flat(const Network& net, const std::vector<DoubleArray>& paths
     out["slow_decisions"] = to_array(slow_decisions, {num_paths});
     out["exact_coincidences"] = to_array(exact_coincidences, {num_paths});
     out["unresolved_crossings"] = to_array(unresolved_crossings, {num_paths});
+    out["uncertified_decisions"] = to_array(uncertified_decisions, {num_paths});
     out["offsets"] = to_array(offsets, {num_paths + 1});
     out["breakpoints"] = to_array(breakpoints, {k});
     out["segment"] = to_array(segment, {k});
@@ -105,7 +110,7 @@ void bind_path1d(py::module_& m) {
           "(largest |coordinate| or NaN, shortest nonzero step) of 2-d paths of one width.");
     m.def("count_1d", &count_1d_flat, py::arg("net"), py::arg("paths"), py::arg("closed"),
           py::arg("rtol"), py::arg("want_patterns"), py::arg("num_threads"), py::arg("max_pieces"),
-          py::arg("max_memory"),
+          py::arg("max_memory"), py::arg("max_slow_decisions"),
           "Exact breakpoints of the network along each polyline (flat batch arrays).");
 }
 

@@ -176,8 +176,9 @@ std::vector<Path1DResult> count_1d(const Network& net, const std::vector<PathSpe
     std::vector<std::atomic<Index>> vertices_per_layer(sz(std::max<Index>(num_hidden, 1)));
     for (auto& count : vertices_per_layer) count.store(0);
     std::vector<VertexSeq> outputs(tasks.size());
-    // Per path: slow decisions, exact coincidences, unresolved crossings.
-    std::vector<std::atomic<Index>> counters(3 * paths.size());
+    // Per path: slow decisions, exact coincidences, unresolved crossings, uncertified
+    // decisions.
+    std::vector<std::atomic<Index>> counters(detail::kCounters * paths.size());
     for (auto& count : counters) count.store(0);
 
     if (num_hidden > 0) {
@@ -201,9 +202,11 @@ std::vector<Path1DResult> count_1d(const Network& net, const std::vector<PathSpe
     std::vector<Path1DResult> results =
         join_and_assemble(net, paths, outputs, options.want_patterns);
     for (std::size_t p = 0; p < paths.size(); ++p) {
-        results[p].slow_decisions = counters[3 * p].load();
-        results[p].exact_coincidences = counters[3 * p + 1].load();
-        results[p].unresolved_crossings = counters[3 * p + 2].load();
+        const std::size_t at = sz(detail::kCounters) * p;
+        results[p].slow_decisions = counters[at].load();
+        results[p].exact_coincidences = counters[at + 1].load();
+        results[p].unresolved_crossings = counters[at + 2].load();
+        results[p].uncertified_decisions = counters[at + 3].load();
     }
 
     if (stats != nullptr) {

@@ -37,6 +37,7 @@ Subdivider::Subdivider(const Network& net, const std::vector<PathSpec>& paths,
 VertexSeq Subdivider::run(const std::vector<Chunk>& chunks, const StopFlag& stop) {
     VertexSeq out;
     out.words = words_;
+    slow_used_ = 0;
     Unit unit = initial_unit(chunks);
     evaluate_first_layer(unit);
     process(std::move(unit), 0, out, stop);
@@ -318,6 +319,10 @@ void Subdivider::certify_values(Unit& unit, Index layer) {
             const Index path = unit.path[sz(v)];
             for (Index j = 0; j < neurons; ++j) {
                 if (bound.decides(row[j], norms[j], bias[j])) continue;
+                if (!slow_allowed()) {  // budget spent: the float64 sign, counted
+                    count(path, 3);
+                    continue;
+                }
                 const double eps = bound.eps(norms[j], bias[j]);
                 replaced += eps * eps;
                 const SlowDecision d = slow_sign(unit, v, layer, j);
@@ -386,6 +391,9 @@ int Subdivider::compare_crossings(const Unit& unit, Index v, Index layer, const 
     int sign = 0;
     if (std::abs(value) > err) {
         sign = value > 0.0 ? 1 : -1;
+    } else if (!slow_allowed()) {  // budget spent: the float64 sign, counted
+        count(unit.path[sz(v)], 3);
+        sign = value > 0.0 ? 1 : (value < 0.0 ? -1 : 0);
     } else {
         const PathSpec& spec = paths_[sz(unit.path[sz(v)])];
         const Index d = net_.input_dim();

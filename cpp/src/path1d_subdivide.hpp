@@ -15,6 +15,9 @@
 
 namespace lrcore::detail {
 
+// Counters per path kept by a subdivider (see Subdivider::counters_).
+inline constexpr Index kCounters = 4;
+
 // A crossing of a neuron's zero inside one interval.
 struct Crossing {
     double tau;          // fraction of the interval at which the neuron's pre-activation is zero
@@ -41,7 +44,9 @@ private:
     const Path1DOptions& options_;
     std::atomic<Index>& created_;  // pieces created by the whole call (max_pieces)
     std::vector<std::atomic<Index>>& vertices_per_layer_;
-    std::vector<std::atomic<Index>>& counters_;  // per path: slow, coincident, unresolved
+    // Per path: slow, coincident, unresolved, uncertified (kCounters each).
+    std::vector<std::atomic<Index>>& counters_;
+    Index slow_used_ = 0;  // slow-path decisions of the current task
     Index words_;
     std::vector<FilterLayer> filter_;
     PathOracle oracle_;
@@ -70,8 +75,15 @@ private:
     int compare_crossings(const Unit& unit, Index v, Index layer, const Crossing& p,
                           const Crossing& q);
     Index order_crossings(const Unit& unit, Index layer);
+    // Whether one more slow-path decision fits the task's budget (taking it if so). The
+    // budget is per task, and tasks depend on the input only: which decisions are
+    // certified does not depend on the number of threads.
+    bool slow_allowed() {
+        const Index budget = options_.max_slow_decisions;
+        return budget < 0 || slow_used_++ < budget;
+    }
     void count(Index path, Index which, Index n = 1) {
-        counters_[sz(3 * path + which)].fetch_add(n, std::memory_order_relaxed);
+        counters_[sz(kCounters * path + which)].fetch_add(n, std::memory_order_relaxed);
     }
     void insert_crossings(Unit& unit, Index layer, bool last, Index added);
 };

@@ -44,7 +44,7 @@ except ImportError as _err:  # pragma: no cover - depends on the installation
         )
         raise ImportError(_msg) from _err
 
-from ._validation import RoundingWarning
+from ._validation import DEFAULT_MAX_SLOW_DECISIONS, CertificationWarning, RoundingWarning
 from ._verify import VERIFY_FACTOR, Problem, VerificationError, VerifyReport
 from .network import ACTIVATIONS, Network, from_torch
 from .path1d import DEFAULT_MAX_PIECES, DEFAULT_RTOL, BatchResult, PathResult, count_1d
@@ -66,9 +66,11 @@ __all__ = [
     "ACTIVATIONS",
     "DEFAULT_MAX_PIECES",
     "DEFAULT_MAX_REGIONS",
+    "DEFAULT_MAX_SLOW_DECISIONS",
     "DEFAULT_RTOL",
     "VERIFY_FACTOR",
     "BatchResult",
+    "CertificationWarning",
     "LimitExceeded",
     "LinearRegions",
     "Network",

@@ -59,6 +59,7 @@ class PathBatchArrays(TypedDict):
     slow_decisions: NDArray[np.int64]  # (paths,) decisions left to the slow path
     exact_coincidences: NDArray[np.int64]  # (paths,) values the slow path found zero
     unresolved_crossings: NDArray[np.int64]  # (paths,) crossings at one float64 position
+    uncertified_decisions: NDArray[np.int64]  # (paths,) float64 signs past the budget
 
 class SliceArrays(TypedDict):
     """What slice_2d returns for one slice: its planar partition (bind_slice2d.cpp)."""
@@ -82,6 +83,7 @@ def count_1d(
     num_threads: int,
     max_pieces: int,
     max_memory: float,
+    max_slow_decisions: int,
 ) -> PathBatchArrays: ...
 def slice_2d(
     net: Network,

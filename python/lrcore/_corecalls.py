@@ -35,10 +35,12 @@ def core_count_1d(
     num_threads: int,
     max_pieces: int,
     max_memory: float,
+    max_slow_decisions: int,
 ) -> PathBatchArrays:
     """Breakpoints of ``net`` along each path, as the core's flat batch arrays.
 
     ``rtol`` None: certified sign decisions. ``max_memory`` is in bytes, 0 for no cap.
+    ``max_slow_decisions`` < 0: no budget for the certified slow path.
     """
     return _core.count_1d(
         net=net._core,
@@ -49,6 +51,7 @@ def core_count_1d(
         num_threads=num_threads,
         max_pieces=max_pieces,
         max_memory=max_memory,
+        max_slow_decisions=max_slow_decisions,
     )
 
 

@@ -145,6 +145,7 @@ def _probe(
         num_threads=threads,
         max_pieces=PROBE_MAX_PIECES,
         max_memory=0.0,
+        max_slow_decisions=-1,  # rtol is a number: no slow path
     )
     offsets, lengths = flat["offsets"], flat["lengths"]
     points = []

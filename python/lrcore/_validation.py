@@ -27,6 +27,15 @@ DEFAULT_MAX_PIECES = 50_000_000
 #: vertices per face) this keeps a 256-wide network under a few GB.
 DEFAULT_MAX_REGIONS = 5_000_000
 
+#: Default budget of slow-path sign decisions per task of a certified count_1d call (a
+#: task: up to 32 consecutive segments). On MLPs the slow path is rare (4 of 13.9 M
+#: decisions on 784-[512]x4); on max-pooling tournaments it decides the many exact ties
+#: of zero ReLU outputs (19,000 to 112,000 on LeNet segments); on deep CNNs with large
+#: layer gains it is frequent (ResNet-18 at width 16: about 1.7 M, 100-200 us each), and
+#: past the budget the rest take their float64 sign, counted in
+#: ``uncertified_decisions``.
+DEFAULT_MAX_SLOW_DECISIONS = 100_000
+
 
 class RoundingWarning(UserWarning):
     """A result is exact only up to float64 rounding of its coordinates.
@@ -34,6 +43,16 @@ class RoundingWarning(UserWarning):
     ``slice_2d`` warns when crossings lay closer to a vertex (or to each other) than
     float64 plane coordinates can resolve and were placed at that vertex, so regions
     narrower than that are not counted (``SliceResult.merged_crossings`` says how many).
+    """
+
+
+class CertificationWarning(UserWarning):
+    """A certified count is not certified everywhere.
+
+    ``count_1d`` warns when its slow-path budget (``max_slow_decisions``) ran out and
+    some sign decisions took their float64 sign instead
+    (``PathResult.uncertified_decisions`` says how many): those signs are right unless
+    the value is within rounding error of zero.
     """
 
 

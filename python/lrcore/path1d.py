@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Union, overload
 
@@ -14,8 +15,10 @@ from ._maxpool import PathPooling, merge_paths
 from ._optional import optional_import
 from ._validation import (
     DEFAULT_MAX_PIECES,
+    DEFAULT_MAX_SLOW_DECISIONS,
     DEFAULT_RTOL,
     MAX_MAGNITUDE,
+    CertificationWarning,
     as_float_array,
     check_magnitudes,
     check_max_memory,
@@ -77,6 +80,7 @@ class PathResult(Verifiable):
         slow_decisions: int = 0,
         exact_coincidences: int = 0,
         unresolved_crossings: int = 0,
+        uncertified_decisions: int = 0,
         pooling: PathPooling | None = None,
     ) -> None:
         self._points = points
@@ -102,6 +106,9 @@ class PathResult(Verifiable):
         #: Crossings distinct in exact arithmetic that float64 places at one position
         #: (they share one breakpoint).
         self.unresolved_crossings = int(unresolved_crossings)
+        #: Undecided values that took their float64 sign because the call's slow-path
+        #: budget (``max_slow_decisions``) ran out: 0 for a fully certified result.
+        self.uncertified_decisions = int(uncertified_decisions)
         #: For a network with max pooling: each piece's argmax per window and the
         #: windows whose argmax changes at each breakpoint (see ``docs/maxpool.md``).
         self.pooling = pooling
@@ -267,6 +274,7 @@ class BatchResult(Verifiable):
         self.slow_decisions: NDArray[np.int64] = flat["slow_decisions"]
         self.exact_coincidences: NDArray[np.int64] = flat["exact_coincidences"]
         self.unresolved_crossings: NDArray[np.int64] = flat["unresolved_crossings"]
+        self.uncertified_decisions: NDArray[np.int64] = flat["uncertified_decisions"]
         #: The network the results were computed for (``verify`` re-evaluates it).
         self.network = network
         #: The zero tolerance they were computed with; None: certified sign decisions.
@@ -334,6 +342,7 @@ class BatchResult(Verifiable):
             slow_decisions=int(self.slow_decisions[i]),
             exact_coincidences=int(self.exact_coincidences[i]),
             unresolved_crossings=int(self.unresolved_crossings[i]),
+            uncertified_decisions=int(self.uncertified_decisions[i]),
             pooling=(
                 None
                 if self.pooling is None
@@ -468,6 +477,24 @@ def _check_paths(net: Network, paths: list[NDArray[np.float64]], names: list[str
             _check_path(net, arr, name)
 
 
+def _check_budget(max_slow_decisions: int | None) -> int:
+    """The core's slow-path budget: -1 for None (no budget), else an int >= 0."""
+    if max_slow_decisions is None:
+        return -1
+    if isinstance(max_slow_decisions, (bool, np.bool_)) or not isinstance(
+        max_slow_decisions, (int, np.integer)
+    ):
+        msg = (
+            "max_slow_decisions: expected a non-negative int or None, got "
+            f"{type(max_slow_decisions).__name__}"
+        )
+        raise TypeError(msg)
+    if max_slow_decisions < 0:
+        msg = f"max_slow_decisions: expected a non-negative int or None, got {max_slow_decisions}"
+        raise ValueError(msg)
+    return int(max_slow_decisions)
+
+
 @overload
 def count_1d(
     net: Network,
@@ -479,6 +506,7 @@ def count_1d(
     num_threads: int | None = ...,
     max_pieces: int = ...,
     max_memory: float | None = ...,
+    max_slow_decisions: int | None = ...,
 ) -> BatchResult: ...
 
 
@@ -493,6 +521,7 @@ def count_1d(
     num_threads: int | None = ...,
     max_pieces: int = ...,
     max_memory: float | None = ...,
+    max_slow_decisions: int | None = ...,
 ) -> PathResult: ...
 
 
@@ -506,6 +535,7 @@ def count_1d(
     num_threads: int | None = None,
     max_pieces: int = DEFAULT_MAX_PIECES,
     max_memory: float | None = None,
+    max_slow_decisions: int | None = DEFAULT_MAX_SLOW_DECISIONS,
 ) -> PathResult | BatchResult:
     """Exact breakpoints of ``net``'s activation pattern along polylines.
 
@@ -541,6 +571,15 @@ def count_1d(
         Bytes the call may use for its result and working data (default: 80% of the
         memory available when it starts). The core checks its estimate as it goes and
         stops with :class:`lrcore.LimitExceeded` past it, instead of being killed.
+    max_slow_decisions
+        Budget of slow-path decisions per task (up to 32 consecutive segments of the
+        call, fixed by the input, so results do not depend on the thread count) when
+        ``rtol`` is None (default
+        ``lrcore.DEFAULT_MAX_SLOW_DECISIONS``; ``None``: no budget, every sign certified
+        however long it takes). Past it, a value the fast filter cannot decide keeps its
+        float64 sign, the result's ``uncertified_decisions`` counts it and a
+        :class:`lrcore.CertificationWarning` is issued. Deep CNNs with large layer gains
+        can need millions of slow decisions (docs/numerics.md).
 
     Returns
     -------
@@ -604,7 +643,17 @@ def count_1d(
         num_threads=threads,
         max_pieces=max_pieces,
         max_memory=check_max_memory(max_memory),
+        max_slow_decisions=_check_budget(max_slow_decisions),
     )
+    uncertified = int(flat["uncertified_decisions"].sum())
+    if uncertified:
+        warnings.warn(
+            f"count_1d: the slow-path budget (max_slow_decisions={max_slow_decisions}) ran "
+            f"out; {uncertified} sign decisions took their float64 sign and are not "
+            "certified (pass max_slow_decisions=None to certify every sign)",
+            CertificationWarning,
+            stacklevel=2,
+        )
     if net.pooling is not None:
         flat, pooling = merge_paths(flat, net.pooling, net.neuron_offsets(), flags)
         batch = BatchResult(
@@ -629,5 +678,6 @@ def count_1d(
             slow_decisions=int(flat["slow_decisions"][0]),
             exact_coincidences=int(flat["exact_coincidences"][0]),
             unresolved_crossings=int(flat["unresolved_crossings"][0]),
+            uncertified_decisions=int(flat["uncertified_decisions"][0]),
         )
     return BatchResult(flat, paths, flags, net.num_neurons, network=net, rtol=core_rtol)

@@ -40,6 +40,11 @@ struct Path1DOptions {
     // Work units with more vertices than this are split in two before the next layer,
     // which bounds working memory (vertices × width) and keeps products cache-sized.
     Index max_unit_vertices = 8192;
+    // Upper bound on the slow-path decisions of each task (a run of up to 32 segments
+    // that one thread subdivides; < 0: none). Past it, a value the fast filter cannot
+    // decide keeps its float64 sign (0 when it is exactly 0), and the result counts it in
+    // uncertified_decisions: a count that is no longer certified everywhere.
+    Index max_slow_decisions = -1;
 };
 
 struct Path1DResult {
@@ -58,6 +63,9 @@ struct Path1DResult {
     Index slow_decisions = 0;
     Index exact_coincidences = 0;
     Index unresolved_crossings = 0;
+    // Undecided values that took their float64 sign because the call's slow-path budget
+    // (Path1DOptions::max_slow_decisions) was spent.
+    Index uncertified_decisions = 0;
 };
 
 struct Path1DStats {

@@ -315,13 +315,16 @@ def theory_figure(theory: Any, out: Path) -> Path | None:
 
 
 def tube_figures(tube: Any, profile: Any, out: Path) -> list[Path]:
-    """The tube density map of the first run measured (before, after, change; arc length
-    along, signed normal offset across, the curve at offset 0 and its |curvature| above)
-    and the profile of density against the normal offset per arm and target."""
+    """The tube density map of the run whose curvature varies most (before, after,
+    change; arc length along, signed normal offset across, the curve at offset 0 and its
+    |curvature| above) and the profile of density against the normal offset per arm and
+    target."""
     if tube is None or tube.empty:
         return []
     plt = pyplot()
-    run = str(tube["run"].iloc[0])
+    # The run whose curvature varies most along the curve (a circle shows nothing).
+    spread = tube.groupby("run", sort=False)["curvature"].std()
+    run = str(spread.idxmax()) if spread.notna().any() else str(tube["run"].iloc[0])
     part = tube[tube["run"] == run]
     shape = (int(part["window"].max()) + 1, int(part["offset_bin"].max()) + 1)
     half = float(part["half_width"].iloc[0])
@@ -329,6 +332,7 @@ def tube_figures(tube: Any, profile: Any, out: Path) -> list[Path]:
     kappa = part.groupby("window")["curvature"].mean()
     axes[0].plot(kappa.index, kappa.to_numpy(), color="C3")
     axes[0].set_ylabel("|curvature|")
+    axes[0].ticklabel_format(axis="y", useOffset=False)
     axes[0].set_title(f"tube density map: {run}")
     maps = {
         "before": part["tube_init"].to_numpy().reshape(shape),
@@ -336,12 +340,16 @@ def tube_figures(tube: Any, profile: Any, out: Path) -> list[Path]:
     }
     maps["change"] = maps["after"] - maps["before"]
     for ax, (name, grid) in zip(axes[1:], maps.items()):
+        # The change on a scale centred at 0 (blue: fewer boundaries, red: more).
+        reach = float(np.nanmax(np.abs(grid))) if name == "change" and grid.size else None
         image = ax.imshow(
             grid.T,
             origin="lower",
             aspect="auto",
             extent=(-0.5, shape[0] - 0.5, -half, half),
             cmap="coolwarm" if name == "change" else "viridis",
+            vmin=-reach if reach else None,
+            vmax=reach if reach else None,
         )
         ax.axhline(0.0, color="w" if name != "change" else "k", linewidth=1.0)
         ax.set_ylabel(f"offset ({name})")
