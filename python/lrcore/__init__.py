@@ -44,6 +44,7 @@ except ImportError as _err:  # pragma: no cover - depends on the installation
         )
         raise ImportError(_msg) from _err
 
+from ._maxpool import MaxPooling, PathPooling, SlicePooling
 from ._validation import DEFAULT_MAX_SLOW_DECISIONS, CertificationWarning, RoundingWarning
 from ._verify import VERIFY_FACTOR, Problem, VerificationError, VerifyReport
 from .network import ACTIVATIONS, Network, from_torch
@@ -73,11 +74,14 @@ __all__ = [
     "CertificationWarning",
     "LimitExceeded",
     "LinearRegions",
+    "MaxPooling",
     "Network",
+    "PathPooling",
     "PathResult",
     "Plane",
     "Problem",
     "RoundingWarning",
+    "SlicePooling",
     "SliceResult",
     "VerificationError",
     "VerifyReport",
