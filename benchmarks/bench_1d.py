@@ -205,6 +205,31 @@ def search_dense_resolution(
             resolution *= 2
 
 
+def regioncam_layers(net: lrcore.Network) -> list[tuple[np.ndarray, np.ndarray]]:
+    """float32 (weight (in, out), bias) of the hidden layers (the output layer cuts nothing)."""
+    return [
+        (np.ascontiguousarray(w.T, dtype=np.float32), np.asarray(b, dtype=np.float32))
+        for w, b in zip(net.weights[:-1], net.biases[:-1])
+    ]
+
+
+def regioncam_lines(
+    segments: Sequence[np.ndarray],
+) -> list[tuple[float, np.ndarray, np.ndarray]]:
+    """Each segment as regioncam's line: (length, float32 direction row, float32 centre).
+
+    The line is x = centre + s * direction, s in [-length/2, length/2].
+    """
+    lines = []
+    for segment in segments:
+        centre = 0.5 * (segment[0] + segment[-1])
+        offset = segment[-1] - segment[0]
+        length = float(np.linalg.norm(offset))
+        direction = (offset / length)[None, :].astype(np.float32)
+        lines.append((length, direction, centre.astype(np.float32)))
+    return lines
+
+
 def regioncam_counts(
     net: lrcore.Network, segments: Sequence[np.ndarray], repeat: int, max_seconds: float = 10.0
 ) -> tuple[float, np.ndarray] | None:
@@ -221,17 +246,8 @@ def regioncam_counts(
         import regioncam
     except ImportError:
         return None
-    layers = [
-        (np.ascontiguousarray(w.T, dtype=np.float32), np.asarray(b, dtype=np.float32))
-        for w, b in zip(net.weights[:-1], net.biases[:-1])
-    ]
-    lines = []
-    for segment in segments:
-        centre = 0.5 * (segment[0] + segment[-1])
-        offset = segment[-1] - segment[0]
-        length = float(np.linalg.norm(offset))
-        direction = (offset / length)[None, :].astype(np.float32)
-        lines.append((length, direction, centre.astype(np.float32)))
+    layers = regioncam_layers(net)
+    lines = regioncam_lines(segments)
 
     counts = np.empty(len(segments), dtype=np.int64)
     best = np.inf

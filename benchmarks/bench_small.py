@@ -56,7 +56,14 @@ from _common import (
     regioncam_version,
     reproduce_command,
 )
-from bench_1d import SEGMENT_LENGTH, dgemm_gflops, make_segments, subdivision_flops
+from bench_1d import (
+    SEGMENT_LENGTH,
+    dgemm_gflops,
+    make_segments,
+    regioncam_layers,
+    regioncam_lines,
+    subdivision_flops,
+)
 
 TINY_1D_TARGET = 20e-6
 TINY_2D_TARGET = 60e-6
@@ -126,14 +133,6 @@ def regioncam_module() -> Any:
     return regioncam
 
 
-def rc_hidden_layers(net: lrcore.Network) -> list[tuple[np.ndarray, np.ndarray]]:
-    """float32 (weight (in, out), bias) of the hidden layers (the output layer cuts nothing)."""
-    return [
-        (np.ascontiguousarray(w.T, dtype=np.float32), np.asarray(b, dtype=np.float32))
-        for w, b in zip(net.weights[:-1], net.biases[:-1])
-    ]
-
-
 def rc_segments(
     net: lrcore.Network, segments: Sequence[np.ndarray]
 ) -> Callable[[], np.ndarray] | None:
@@ -141,14 +140,8 @@ def rc_segments(
     rc = regioncam_module()
     if rc is None:
         return None
-    layers = rc_hidden_layers(net)
-    lines = []
-    for segment in segments:
-        centre = 0.5 * (segment[0] + segment[-1])
-        offset = segment[-1] - segment[0]
-        length = float(np.linalg.norm(offset))
-        direction = (offset / length)[None, :].astype(np.float32)
-        lines.append((length, direction, centre.astype(np.float32)))
+    layers = regioncam_layers(net)
+    lines = regioncam_lines(segments)
 
     def run() -> np.ndarray:
         counts = np.empty(len(lines), dtype=np.int64)
@@ -169,7 +162,7 @@ def rc_slice(net: lrcore.Network, half: float) -> Callable[[], int] | None:
     rc = regioncam_module()
     if rc is None:
         return None
-    layers = rc_hidden_layers(net)
+    layers = regioncam_layers(net)
 
     def run() -> int:
         camera = rc.Regioncam(half)
