@@ -334,3 +334,93 @@ def test_slow_path_budget_is_checked(value, error):
     path = np.array([[-2.0, -2.0], [2.0, 2.0]])
     with pytest.raises(error, match="max_slow_decisions"):
         lrcore.count_1d(concurrent_net(), path, max_slow_decisions=value)
+
+
+def structural_zero_net(shift: float = 0.1) -> lrcore.Network:
+    """Ties of ReLU outputs that are both off, as in max-pooling tournaments.
+
+    Layer 0: n0 = relu(x0 - 10), n1 = relu(x1 - 10) (off on the paths below), n2 =
+    relu(x0 + x1 - 1), n3 = relu(x0 - x1). Layer 1: m0 = n0 - n1 (a tie of two zeros),
+    m1 = n2 - n3 + shift (with shift 0, a tie of two ReLU outputs that are on where
+    x1 = 1/2), and a linear unit L = n0 (a carried zero). Layer 2: q0 = L + m0 (zero
+    through the linear unit), q1 = m1 + L - 0.5.
+    """
+    w0 = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0], [1.0, -1.0]])
+    b0 = np.array([-10.0, -10.0, -1.0, 0.0])
+    w1 = np.array([[1.0, -1.0, 0.0, 0.0], [0.0, 0.0, 1.0, -1.0], [1.0, 0.0, 0.0, 0.0]])
+    b1 = np.array([0.0, shift, 0.0])
+    w2 = np.array([[1.0, 0.0, 1.0], [0.0, 1.0, 1.0]])
+    b2 = np.array([0.0, -0.5])
+    return lrcore.Network(
+        [w0, w1, w2, np.ones((1, 2))], [b0, b1, b2, np.zeros(1)], linear_units=[0, 1, 0]
+    )
+
+
+def test_structural_zeros_need_no_slow_path():
+    # m0 and q0 are exactly 0 at every vertex, within the filter's bound, so every vertex
+    # asks for them: decided by structure (their rows read only exact zeros under the
+    # forced pattern), so even without a slow-path budget nothing is left uncertified.
+    net = structural_zero_net()
+    path = np.array([[-3.0, -2.0], [3.0, 2.5], [2.0, -3.0]])
+    exact = exact_breakpoints(net, path)
+    assert len(exact) > 2
+    r = lrcore.count_1d(net, path, max_slow_decisions=0)
+    assert r.uncertified_decisions == 0
+    assert r.slow_decisions == 0
+    assert r.exact_coincidences > 0
+    assert disagreements(r, exact) == []
+    full = lrcore.count_1d(net, path, max_slow_decisions=None)
+    assert full.exact_coincidences == r.exact_coincidences
+    np.testing.assert_array_equal(full.breakpoints, r.breakpoints)
+
+
+def test_structural_zero_rule_needs_every_input_off():
+    # m1 = n2 - n3 is exactly 0 where x1 = 1/2 with both on: not a structural zero, the
+    # slow path decides it. With n0 turned on along the path (bias +10), m0 and q0 are
+    # no longer zero either, and the rule must not claim they are.
+    path = np.array([[-3.0, -2.0], [3.0, 2.5], [2.0, -3.0]])
+    tie = structural_zero_net(shift=0.0)
+    r = check_exact(tie, path)
+    assert r.slow_decisions > 0
+    net = structural_zero_net()
+    b0 = np.array(net._biases[0])
+    b0[0] = 10.0
+    on = lrcore.Network(net._weights, [b0, *net._biases[1:]], linear_units=[0, 1, 0])
+    r = check_exact(on, path)
+    assert r.uncertified_decisions == 0
+
+
+def pooled_integer_nets(draw_seed: int) -> tuple[lrcore.Network, np.ndarray]:
+    """A conv + ReLU + 2x2 max pooling net with integer weights, lowered to tournaments."""
+    torch = pytest.importorskip("torch")
+    nn = torch.nn
+    torch.manual_seed(draw_seed)
+    model = nn.Sequential(
+        nn.Conv2d(1, 2, 2),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(8, 1),
+    ).double()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(torch.randint(-2, 3, p.shape, dtype=torch.float64))
+    pooled = lrcore.from_torch(model, (1, 5, 5))
+    # The tournament neurons' own signs (no argmax merging): comparable to the oracle.
+    net = lrcore.Network(pooled._weights, pooled._biases, linear_units=pooled.linear_units)
+    rng = np.random.default_rng(draw_seed)
+    path = rng.integers(-3, 4, size=(3, 25)).astype(np.float64) / 2
+    return net, path
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_tournament_ties_match_exact_arithmetic(seed):
+    # Integer weights and points: many ties of zero ReLU outputs in the tournaments, and
+    # other exact coincidences. Certified results equal the exact ones, with and without
+    # a slow-path budget.
+    net, path = pooled_integer_nets(seed)
+    exact = exact_breakpoints(net, path)
+    r = lrcore.count_1d(net, path, max_slow_decisions=None)
+    assert disagreements(r, exact) == []
+    assert r.verify().ok
+    assert r.exact_coincidences > 0

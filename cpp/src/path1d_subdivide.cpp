@@ -38,6 +38,7 @@ VertexSeq Subdivider::run(const std::vector<Chunk>& chunks, const StopFlag& stop
     VertexSeq out;
     out.words = words_;
     slow_used_ = 0;
+    uncertified_used_ = 0;
     Unit unit = initial_unit(chunks);
     evaluate_first_layer(unit);
     process(std::move(unit), 0, out, stop);
@@ -317,10 +318,19 @@ void Subdivider::certify_values(Unit& unit, Index layer) {
         double replaced = 0.0;  // sum of eps^2 over the replaced values
         if (undecided > 0) {
             const Index path = unit.path[sz(v)];
+            Index structural = 0;  // values proven exactly zero by structural_zero
             for (Index j = 0; j < neurons; ++j) {
                 if (bound.decides(row[j], norms[j], bias[j])) continue;
+                // A value whose row reads only exact zeros (ties of ReLU outputs that are
+                // both off, in max-pooling tournaments): exactly zero, no slow pass.
+                if (row[j] == 0.0 && structural_zero(unit, v, layer, j)) {
+                    count(path, 1);
+                    ++structural;
+                    continue;
+                }
                 if (!slow_allowed()) {  // budget spent: the float64 sign, counted
                     count(path, 3);
+                    ++uncertified_used_;
                     continue;
                 }
                 const double eps = bound.eps(norms[j], bias[j]);
@@ -336,8 +346,12 @@ void Subdivider::certify_values(Unit& unit, Index layer) {
                     row[j] = usable ? d.value : d.sign * limit * 0.5;
                 }
             }
-            bound.a *= 2.0;
-            bound.b *= 2.0;
+            // A structural zero is exact (z = z* = 0): only the other values need the
+            // doubled bound.
+            if (undecided > structural) {
+                bound.a *= 2.0;
+                bound.b *= 2.0;
+            }
         }
         unit.bound_a[sz(v)] = bound.a;
         unit.bound_b[sz(v)] = bound.b;
@@ -370,6 +384,55 @@ SlowDecision Subdivider::slow_sign(const Unit& unit, Index v, Index layer, Index
     return oracle_.sign_at_root(x0, x1, pattern, lj, j, d_sign, layer, k);
 }
 
+// Whether neuron k of the layer is exactly zero at vertex v by structure alone: under the
+// pattern of the interval next to v that the slow path would force (slow_sign), its row
+// has no bias and reads only values that are exactly zero there: ReLU units that the
+// pattern turns off (their pre-activation is <= 0 on that closed interval, so their
+// output is exactly 0 at v), or linear units that are such structural zeros themselves
+// (looked up recursively, a few layers deep). Then the slow path's forced-pattern sum is
+// a sum of exact zeros: the value is exactly 0 (an exact coincidence) with no pass. The
+// pattern's bits are certified only while the task has taken no float64 sign
+// (uncertified_used_ == 0); after that the rule is not used. Tournaments of max pooling
+// (docs/numerics.md §4) have many such ties: both candidates are ReLU outputs that are 0.
+bool Subdivider::structural_zero(const Unit& unit, Index v, Index layer, Index k) {
+    if (uncertified_used_ > 0 || layer == 0) return false;
+    const bool after = unit.link[sz(v)] != 0 || v == 0;
+    const Word* pattern = unit.bits.data() + (after ? v : v - 1) * words_;
+    Index budget = kStructuralTerms;  // row entries looked at, at most
+    return zero_row(pattern, layer, k, 0, budget);
+}
+
+// Row k of layer `layer` is exactly zero under `pattern` (structural_zero).
+bool Subdivider::zero_row(const Word* pattern, Index layer, Index k, Index depth, Index& budget) {
+    if (layer == 0 || depth >= kStructuralDepth) return false;  // the input is not known zero
+    const AffineMap& map = net_.layer(layer);
+    if (map.abs_bias()[sz(k)] != 0.0) return false;
+    if (structural_values_.size() <= sz(depth)) {
+        structural_values_.resize(sz(depth) + 1);
+        structural_cols_.resize(sz(depth) + 1);
+    }
+    const AffineRow row = map.row(k, structural_values_[sz(depth)], structural_cols_[sz(depth)]);
+    const Index below = layer - 1;
+    const Activation& act = net_.activation(below);
+    const bool off_is_zero = act.kind == ActivationKind::relu || act.negative_slope == 0.0;
+    const Index neurons = net_.hidden_size(below);
+    const Index offset = net_.neuron_offset(below);
+    if (row.count > budget) return false;
+    budget -= row.count;
+    for (Index i = 0; i < row.count; ++i) {
+        if (row.values[i] == 0.0) continue;
+        const Index col = row.cols != nullptr ? row.cols[i] : i;
+        if (col < neurons) {
+            const Index bit = offset + col;
+            const bool on = ((pattern[bit / kWordBits] >> (bit % kWordBits)) & Word{1}) != 0;
+            if (on || !off_is_zero) return false;
+        } else if (!zero_row(pattern, below, col, depth + 1, budget)) {
+            return false;
+        }
+    }
+    return true;
+}
+
 // The exact order of two crossings p, q of one interval (q's neuron evaluated at p's
 // root): -1 when p comes first, 1 when q does, 0 when they coincide.
 int Subdivider::compare_crossings(const Unit& unit, Index v, Index layer, const Crossing& p,
@@ -393,6 +456,7 @@ int Subdivider::compare_crossings(const Unit& unit, Index v, Index layer, const 
         sign = value > 0.0 ? 1 : -1;
     } else if (!slow_allowed()) {  // budget spent: the float64 sign, counted
         count(unit.path[sz(v)], 3);
+        ++uncertified_used_;
         sign = value > 0.0 ? 1 : (value < 0.0 ? -1 : 0);
     } else {
         const PathSpec& spec = paths_[sz(unit.path[sz(v)])];
