@@ -424,3 +424,31 @@ def test_tournament_ties_match_exact_arithmetic(seed):
     assert disagreements(r, exact) == []
     assert r.verify().ok
     assert r.exact_coincidences > 0
+
+
+@pytest.mark.parametrize(
+    ("stride", "padding", "dilation", "groups"),
+    [(1, 1, 1, 1), (2, 0, 1, 1), (1, 2, 2, 2), (3, 1, 1, 2), (1, 0, 1, 4)],
+)
+def test_structured_slow_pass_matches_exact_arithmetic(stride, padding, dilation, groups):
+    # The slow path's double-double pass runs through ConvAffine tap by tap (rows of
+    # output positions, vectorised where the stride is 1): integer weights and points
+    # make many values exactly zero at vertices, so it runs often, and every decision
+    # must equal exact arithmetic's.
+    torch = pytest.importorskip("torch")
+    nn = torch.nn
+    torch.manual_seed(stride + 10 * padding + 100 * groups)
+    features = nn.Sequential(
+        nn.Conv2d(4, 4, 3, stride, padding, dilation, groups), nn.ReLU(), nn.Conv2d(4, 2, 2)
+    ).double()
+    size = features(torch.zeros(1, 4, 6, 6, dtype=torch.float64)).numel()
+    model = nn.Sequential(features, nn.ReLU(), nn.Flatten(), nn.Linear(size, 1)).double()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(torch.randint(-2, 3, p.shape, dtype=torch.float64))
+    net = lrcore.from_torch(model, (4, 6, 6))
+    rng = np.random.default_rng(stride)
+    path = rng.integers(-3, 4, size=(2, 4 * 36)).astype(np.float64) / 2
+    r = lrcore.count_1d(net, path, max_slow_decisions=None)
+    assert r.slow_decisions > 0
+    assert disagreements(r, exact_breakpoints(net, path)) == []

@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include "simd.hpp"
+
 namespace lrcore::detail {
 
 std::vector<FilterLayer> filter_layers(const Network& net) {
@@ -69,6 +71,188 @@ DD mul(const DD& a, const DD& b, double& err) {
 // The lower bound of |hi + lo|, rounded down.
 double lower_magnitude(double hi, double lo) {
     return (std::abs(hi) - std::abs(lo)) * (1.0 - 4.0 * u);
+}
+
+// --- The structured forced-pattern pass: a layer's Dot2 sums accumulated through the
+// map's own structure (a convolution tap by tap over whole rows of output positions, a
+// diagonal, a sum of parts) instead of gathering each output's row. Each output keeps
+// one TwoSum chain, its terms added in the order its row lists them (channel, kernel
+// row, kernel column for a convolution); the Dot2 bound does not depend on the order of
+// the terms (forward's comment), and a term with w = 0 adds exact zeros (skipped).
+
+// One layer's input: hi, lo and the error bound per value.
+struct DotInput {
+    const double *hi, *lo, *err;
+    DotInput at(Index offset) const { return {hi + offset, lo + offset, err + offset}; }
+};
+
+// One layer's accumulators per output: the TwoSum chain s, the float sum c of the error
+// terms, sum |w_i x_i| (a), sum |w_i lo_i| (l) and sum |w_i| err_i (e).
+struct DotSums {
+    double *s, *c, *a, *l, *e;
+    DotSums at(Index offset) const {
+        return {s + offset, c + offset, a + offset, l + offset, e + offset};
+    }
+};
+
+inline void dot2_step(double w, double x_hi, double x_lo, double x_err, double& s, double& c,
+                      double& a, double& l, double& e) {
+    const DD p = two_prod(w, x_hi);
+    const DD q = two_sum(s, p.hi);
+    s = q.hi;
+    const double wl = w * x_lo;
+    c += (q.lo + p.lo) + wl;
+    a += std::abs(p.hi);
+    l += std::abs(wl);
+    e += std::abs(w) * x_err;
+}
+
+#if defined(LRCORE_AVX2_DISPATCH)
+bool cpu_has_avx2_fma() {
+    static const bool has = cpu_has_avx2() && __builtin_cpu_supports("fma") != 0;
+    return has;
+}
+
+// dot2_step for outputs r < len reading x[r], four at a time: the same operations
+// (TwoProd by a fused multiply-subtract, TwoSum), each IEEE-rounded as in the scalar code.
+__attribute__((target("avx2,fma"))) void dot2_axpy_avx2(double w, DotInput x, DotSums out,
+                                                        Index len) {
+    const __m256d vw = _mm256_set1_pd(w);
+    const __m256d vabsw = _mm256_set1_pd(std::abs(w));
+    const __m256d sign = _mm256_set1_pd(-0.0);
+    Index r = 0;
+    for (; r + 4 <= len; r += 4) {
+        const __m256d h = _mm256_loadu_pd(x.hi + r);
+        const __m256d p = _mm256_mul_pd(vw, h);
+        const __m256d pl = _mm256_fmsub_pd(vw, h, p);  // w h - p, exactly
+        const __m256d s0 = _mm256_loadu_pd(out.s + r);
+        const __m256d s = _mm256_add_pd(s0, p);
+        const __m256d bb = _mm256_sub_pd(s, s0);
+        const __m256d ql =
+            _mm256_add_pd(_mm256_sub_pd(s0, _mm256_sub_pd(s, bb)), _mm256_sub_pd(p, bb));
+        _mm256_storeu_pd(out.s + r, s);
+        const __m256d wl = _mm256_mul_pd(vw, _mm256_loadu_pd(x.lo + r));
+        const __m256d c =
+            _mm256_add_pd(_mm256_loadu_pd(out.c + r), _mm256_add_pd(_mm256_add_pd(ql, pl), wl));
+        _mm256_storeu_pd(out.c + r, c);
+        _mm256_storeu_pd(out.a + r,
+                         _mm256_add_pd(_mm256_loadu_pd(out.a + r), _mm256_andnot_pd(sign, p)));
+        _mm256_storeu_pd(out.l + r,
+                         _mm256_add_pd(_mm256_loadu_pd(out.l + r), _mm256_andnot_pd(sign, wl)));
+        _mm256_storeu_pd(out.e + r,
+                         _mm256_add_pd(_mm256_loadu_pd(out.e + r),
+                                       _mm256_mul_pd(vabsw, _mm256_loadu_pd(x.err + r))));
+    }
+    for (; r < len; ++r)
+        dot2_step(w, x.hi[r], x.lo[r], x.err[r], out.s[r], out.c[r], out.a[r], out.l[r], out.e[r]);
+}
+#endif
+
+// out[r] += w x[r * stride] for r < len, as dot2_step.
+void dot2_axpy(double w, DotInput x, Index stride, DotSums out, Index len) {
+    if (w == 0.0) return;
+#if defined(LRCORE_AVX2_DISPATCH)
+    if (stride == 1 && len >= 4 && cpu_has_avx2_fma()) {
+        dot2_axpy_avx2(w, x, out, len);
+        return;
+    }
+#endif
+    for (Index r = 0; r < len; ++r) {
+        const Index i = r * stride;
+        dot2_step(w, x.hi[i], x.lo[i], x.err[i], out.s[r], out.c[r], out.a[r], out.l[r], out.e[r]);
+    }
+}
+
+// Output positions o < out whose input position o * stride - pad + tap * dilation lies in
+// [0, size): [first, last) (as ConvAffine's im2col).
+std::pair<Index, Index> tap_outputs(Index out, Index size, Index stride, Index pad, Index tap,
+                                    Index dilation) {
+    const Index shift = tap * dilation - pad;
+    Index first = shift >= 0 ? 0 : (-shift + stride - 1) / stride;
+    Index last = size - shift <= 0 ? 0 : (size - shift + stride - 1) / stride;
+    first = std::min(first, out);
+    last = std::clamp(last, first, out);
+    return {first, last};
+}
+
+void dot2_conv(const ConvAffine& conv, DotInput x, DotSums out) {
+    const ConvShape& sh = conv.shape();
+    const Index positions = sh.out_height * sh.out_width;
+    const Index cg = sh.in_channels / sh.groups;
+    const Index og = sh.out_channels / sh.groups;
+    const Index taps = sh.kernel_h * sh.kernel_w;
+    const Index plane = sh.in_height * sh.in_width;
+    const double* weight = conv.weight().data();
+    for (Index o = 0; o < sh.out_channels; ++o) {
+        const Index g = o / og;
+        for (Index c = 0; c < cg; ++c) {
+            const double* kernel = weight + (o * cg + c) * taps;
+            const DotInput channel = x.at((g * cg + c) * plane);
+            for (Index ky = 0; ky < sh.kernel_h; ++ky) {
+                const auto [y0, y1] = tap_outputs(sh.out_height, sh.in_height, sh.stride_h,
+                                                  sh.pad_h, ky, sh.dilation_h);
+                for (Index kx = 0; kx < sh.kernel_w; ++kx) {
+                    const auto [x0, x1] = tap_outputs(sh.out_width, sh.in_width, sh.stride_w,
+                                                      sh.pad_w, kx, sh.dilation_w);
+                    const double w = kernel[ky * sh.kernel_w + kx];
+                    if (w == 0.0 || x0 >= x1) continue;
+                    for (Index oy = y0; oy < y1; ++oy) {
+                        const Index iy = oy * sh.stride_h - sh.pad_h + ky * sh.dilation_h;
+                        const Index ix = x0 * sh.stride_w - sh.pad_w + kx * sh.dilation_w;
+                        dot2_axpy(w, channel.at(iy * sh.in_width + ix), sh.stride_w,
+                                  out.at(o * positions + oy * sh.out_width + x0), x1 - x0);
+                    }
+                }
+            }
+        }
+    }
+}
+
+// The terms of `map` (no bias) added to out, through its structure where it has one, else
+// row by row.
+void dot2_terms(const AffineMap& map, DotInput x, DotSums out, std::vector<double>& values,
+                std::vector<Index>& cols) {
+    if (const auto* conv = dynamic_cast<const ConvAffine*>(&map)) {
+        dot2_conv(*conv, x, out);
+    } else if (const auto* diagonal = dynamic_cast<const DiagonalAffine*>(&map)) {
+        const std::vector<double>& scale = diagonal->scale();
+        for (Index r = 0; r < map.out_dim(); ++r)
+            if (scale[sz(r)] != 0.0)
+                dot2_step(scale[sz(r)], x.hi[r], x.lo[r], x.err[r], out.s[r], out.c[r], out.a[r],
+                          out.l[r], out.e[r]);
+    } else if (const auto* composite = dynamic_cast<const CompositeAffine*>(&map)) {
+        for (const CompositeAffine::Part& part : composite->parts())
+            dot2_terms(*part.map, x.at(part.in_offset), out.at(part.out_offset), values, cols);
+    } else {
+        for (Index r = 0; r < map.out_dim(); ++r) {
+            const AffineRow row = map.row(r, values, cols);
+            for (Index i = 0; i < row.count; ++i) {
+                const Index col = row.cols != nullptr ? row.cols[i] : i;
+                dot2_step(row.values[i], x.hi[col], x.lo[col], x.err[col], out.s[r], out.c[r],
+                          out.a[r], out.l[r], out.e[r]);
+            }
+        }
+    }
+}
+
+// The bias of every output of a structured map (a convolution, a diagonal, a sum of
+// parts); false for other maps (their pass gathers rows).
+bool structured_bias(const AffineMap& map, std::vector<double>& bias) {
+    if (const auto* conv = dynamic_cast<const ConvAffine*>(&map)) {
+        const Index positions = conv->shape().out_height * conv->shape().out_width;
+        bias.resize(sz(map.out_dim()));
+        for (Index r = 0; r < map.out_dim(); ++r) bias[sz(r)] = conv->bias()[sz(r / positions)];
+        return true;
+    }
+    if (const auto* diagonal = dynamic_cast<const DiagonalAffine*>(&map)) {
+        bias = diagonal->bias();
+        return true;
+    }
+    if (const auto* composite = dynamic_cast<const CompositeAffine*>(&map)) {
+        bias = composite->total_bias();
+        return true;
+    }
+    return false;
 }
 
 }  // namespace
@@ -149,6 +333,32 @@ void PathOracle::forward(const double* x_hi, const double* x_lo, bool with_bias,
         z.hi.resize(sz(m));
         z.lo.resize(sz(m));
         z.err.resize(sz(m));
+        if (structured_bias(map, bias_)) {
+            // One TwoSum chain per output (n + 4 covers it), through the map's structure.
+            for (std::vector<double>* v : {&sum_s_, &sum_c_, &sum_a_, &sum_l_, &sum_e_})
+                v->assign(sz(m), 0.0);
+            if (with_bias) {
+                for (Index r = 0; r < m; ++r) {
+                    sum_s_[sz(r)] = bias_[sz(r)];
+                    sum_a_[sz(r)] = std::abs(bias_[sz(r)]);
+                }
+            }
+            dot2_terms(map, {h_hi_.data(), h_lo_.data(), h_err_.data()},
+                       {sum_s_.data(), sum_c_.data(), sum_a_.data(), sum_l_.data(), sum_e_.data()},
+                       row_values_, row_cols_);
+            for (Index r = 0; r < m; ++r) {
+                const DD v = two_sum(sum_s_[sz(r)], sum_c_[sz(r)]);
+                z.hi[sz(r)] = v.hi;
+                z.lo[sz(r)] = v.lo;
+                const double propagated =
+                    std::min(sum_e_[sz(r)], map.row_norms()[sz(r)] * input_error);
+                z.err[sz(r)] =
+                    kSafety * (k1 * sum_a_[sz(r)] + k2 * sum_l_[sz(r)] + (1.0 + gn) * propagated);
+            }
+            if (l == upto) break;
+            activate(l);
+            continue;
+        }
         for (Index r = 0; r < m; ++r) {
             const AffineRow row = map.row(r, row_values_, row_cols_);
             // Four independent TwoSum chains (the chains' latency, not the arithmetic,
@@ -239,6 +449,12 @@ void PathOracle::evaluate(const double* x0, const double* x1, const Word* patter
     auto present = [](const Entry& e, Index l) {
         return l < static_cast<Index>(e.c.size()) && !e.c[sz(l)].hi.empty();
     };
+    const bool same_vertex = same_vertex_;
+    same_vertex_ = false;
+    if (same_vertex && current_ != nullptr && current_->upto == upto && present(*current_, keep)) {
+        current_->stamp = ++clock_;
+        return;
+    }
     if (max_entries_ == 0) {
         // Two kept layers of c and d (hi, lo, err) per entry.
         Index width = 1;

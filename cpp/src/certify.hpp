@@ -134,6 +134,12 @@ public:
     SlowDecision sign_at_root(const double* x0, const double* x1, const Word* pattern, Index lj,
                               Index j, int d_sign, Index lk, Index k);
 
+    // The next query asks at the same vertex as the last one (the same line, pattern and
+    // layers): its cached pass is used without comparing keys (a pattern has a bit per
+    // neuron of every earlier layer; comparing it for each of a vertex's thousands of
+    // undecided values cost more than the pass on deep CNNs).
+    void same_vertex_next() { same_vertex_ = true; }
+
     Index evaluations() const { return evaluations_; }
     Index exact_evaluations() const { return exact_evaluations_; }
 
@@ -157,6 +163,7 @@ private:
     };
     std::vector<Entry> entries_;
     Entry* current_ = nullptr;
+    bool same_vertex_ = false;
     Index clock_ = 0;
     Index max_entries_ = 0;
     Index evaluations_ = 0;
@@ -170,6 +177,7 @@ private:
     Index exact_evaluations_ = 0;
     // Scratch.
     std::vector<double> h_hi_, h_lo_, h_err_, row_values_;
+    std::vector<double> bias_, sum_s_, sum_c_, sum_a_, sum_l_, sum_e_;  // structured pass
     std::vector<Index> row_cols_;
 
     // Makes current_ an entry holding layers `upto` and `keep` (<= upto) of the pass.

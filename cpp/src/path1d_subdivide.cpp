@@ -319,6 +319,7 @@ void Subdivider::certify_values(Unit& unit, Index layer) {
         if (undecided > 0) {
             const Index path = unit.path[sz(v)];
             Index structural = 0;  // values proven exactly zero by structural_zero
+            bool asked = false;    // the slow path was asked at v
             for (Index j = 0; j < neurons; ++j) {
                 if (bound.decides(row[j], norms[j], bias[j])) continue;
                 // A value whose row reads only exact zeros (ties of ReLU outputs that are
@@ -335,6 +336,8 @@ void Subdivider::certify_values(Unit& unit, Index layer) {
                 }
                 const double eps = bound.eps(norms[j], bias[j]);
                 replaced += eps * eps;
+                if (asked) oracle_.same_vertex_next();  // the pass of v's first one
+                asked = true;
                 const SlowDecision d = slow_sign(unit, v, layer, j);
                 count(path, 0);
                 if (!d.decided) {
