@@ -120,10 +120,10 @@ def test_huge_and_tiny_scales(scale):
 
 
 @st.composite
-def integer_nets(draw):
+def integer_nets(draw, max_layers=3):
     """Small networks with small integer weights: hyperplanes meet and coincide exactly."""
     d = draw(st.integers(1, 3))
-    widths = [d, *draw(st.lists(st.integers(1, 4), min_size=1, max_size=3)), 1]
+    widths = [d, *draw(st.lists(st.integers(1, 4), min_size=1, max_size=max_layers)), 1]
     ints = st.integers(-2, 2)
     ws = [
         np.array(draw(st.lists(ints, min_size=a * b, max_size=a * b)), float).reshape(b, a)
@@ -145,6 +145,15 @@ def integer_nets(draw):
 def test_integer_networks_match_exact_arithmetic(case, closed):
     net, path = case
     check_exact(net, path, closed and len(path) > 2)
+
+
+@settings(max_examples=60, deadline=None)
+@given(case=integer_nets(max_layers=7))
+def test_deep_integer_networks_match_exact_arithmetic(case):
+    # Exact zeros at many vertices of many layers: the slow path asks layer after layer,
+    # and its values replace the vertex's float64 ones (refresh_values) before the next.
+    net, path = case
+    check_exact(net, path)
 
 
 @settings(max_examples=60, deadline=None)

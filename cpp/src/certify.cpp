@@ -701,9 +701,9 @@ SlowDecision PathOracle::sign_at_point(const double* x, const Word* pattern, Ind
     return out;
 }
 
-SlowDecision PathOracle::sign_at_root(const double* x0, const double* x1, const Word* pattern,
-                                      Index lj, Index j, int d_sign, Index lk, Index k) {
-    evaluate(x0, x1, pattern, lk, lj);
+// D = c_k d_j - c_j d_k (layer lk's neuron k, the root's neuron j of layer lj) from the
+// current pass, and a bound on its error: g_k(t*) = D / d_j at the root t* of neuron j.
+DD PathOracle::root_determinant(Index lj, Index j, Index lk, Index k, double& err) const {
     const LayerValues& cj = current_->c[sz(lj)];
     const LayerValues& dj = current_->d[sz(lj)];
     const LayerValues& ck = current_->c[sz(lk)];
@@ -712,7 +712,6 @@ SlowDecision PathOracle::sign_at_root(const double* x0, const double* x1, const 
     const DD c_k{ck.hi[sz(k)], ck.lo[sz(k)]}, d_k{dk.hi[sz(k)], dk.lo[sz(k)]};
     const double e_cj = cj.err[sz(j)], e_dj = dj.err[sz(j)];
     const double e_ck = ck.err[sz(k)], e_dk = dk.err[sz(k)];
-    // D = c_k d_j - c_j d_k; g_k(t*) = D / d_j.
     double err1 = 0.0, err2 = 0.0;
     const DD p1 = mul(c_k, d_j, err1);
     const DD p2 = mul(c_j, d_k, err2);
@@ -720,9 +719,17 @@ SlowDecision PathOracle::sign_at_root(const double* x0, const double* x1, const 
     const DD D = two_sum(top.hi, top.lo + (p1.lo - p2.lo));
     const double m_ck = magnitude(c_k.hi, c_k.lo), m_dj = magnitude(d_j.hi, d_j.lo);
     const double m_cj = magnitude(c_j.hi, c_j.lo), m_dk = magnitude(d_k.hi, d_k.lo);
-    const double err =
-        kSafety * (err1 + err2 + 4.0 * u * u * (m_ck * m_dj + m_cj * m_dk) + m_ck * e_dj +
-                   m_dj * e_ck + e_ck * e_dj + m_cj * e_dk + m_dk * e_cj + e_cj * e_dk);
+    err = kSafety * (err1 + err2 + 4.0 * u * u * (m_ck * m_dj + m_cj * m_dk) + m_ck * e_dj +
+                     m_dj * e_ck + e_ck * e_dj + m_cj * e_dk + m_dk * e_cj + e_cj * e_dk);
+    return D;
+}
+
+SlowDecision PathOracle::sign_at_root(const double* x0, const double* x1, const Word* pattern,
+                                      Index lj, Index j, int d_sign, Index lk, Index k) {
+    evaluate(x0, x1, pattern, lk, lj);
+    const DD d_j{current_->d[sz(lj)].hi[sz(j)], current_->d[sz(lj)].lo[sz(j)]};
+    double err = 0.0;
+    const DD D = root_determinant(lj, j, lk, k, err);
     SlowDecision out;
     out.value = d_j.hi != 0.0 ? D.hi / d_j.hi : 0.0;
     if (lower_magnitude(D.hi, D.lo) > err) {
@@ -740,6 +747,41 @@ SlowDecision PathOracle::sign_at_root(const double* x0, const double* x1, const 
     out.sign = sign_of_expansion(det) * d_sign;
     out.decided = exact_ok_ && out.sign != 0;
     return out;
+}
+
+bool PathOracle::vertex_values(Index lj, Index j, Index lk, std::vector<double>& value,
+                               std::vector<double>& error) const {
+    if (current_ == nullptr) return false;
+    const LayerValues& ck = current_->c[sz(lk)];
+    const Index m = static_cast<Index>(ck.hi.size());
+    value.resize(sz(m));
+    error.resize(sz(m));
+    if (lj < 0) {
+        // A polyline point: |hi - z*| <= |lo| + |hi + lo - z*|.
+        for (Index k = 0; k < m; ++k) {
+            value[sz(k)] = ck.hi[sz(k)];
+            error[sz(k)] = (std::abs(ck.lo[sz(k)]) + ck.err[sz(k)]) * (1.0 + 4.0 * u);
+        }
+        return true;
+    }
+    // A root: z*_k = D*_k / d*_j. With D~ = D.hi + D.lo, d~ = d_j.hi + d_j.lo within eD, ed
+    // of them, |D~/d~ - D*/d*| = |D~ (d* - d~) + d~ (D~ - D*)| / |d~ d*|
+    // <= (|D~| ed + |d~| eD) / (|d~| (|d~| - ed)); fl(D.hi / d_j.hi) is within 4u of D~/d~
+    // relative (the low parts at most u each, the division's rounding).
+    const LayerValues& dj = current_->d[sz(lj)];
+    const double d_hi = dj.hi[sz(j)], d_lo = dj.lo[sz(j)], ed = dj.err[sz(j)];
+    const double d_up = magnitude(d_hi, d_lo), d_down = lower_magnitude(d_hi, d_lo);
+    if (!(d_down - ed > 0.0)) return false;
+    const double den = d_down * ((d_down - ed) * (1.0 - 2.0 * u));
+    for (Index k = 0; k < m; ++k) {
+        double e_d = 0.0;
+        const DD D = root_determinant(lj, j, lk, k, e_d);
+        const double q = D.hi / d_hi;
+        value[sz(k)] = q;
+        error[sz(k)] =
+            kSafety * ((magnitude(D.hi, D.lo) * ed + d_up * e_d) / den + 4.0 * u * std::abs(q));
+    }
+    return true;
 }
 
 }  // namespace lrcore::detail

@@ -140,6 +140,13 @@ public:
     // undecided values cost more than the pass on deep CNNs).
     void same_vertex_next() { same_vertex_ = true; }
 
+    // Layer lk's values at the vertex of the last query (current_ holds its pass), each
+    // within error[k] of the exact value: a polyline point (lj < 0), or the root of neuron
+    // j of layer lj. False where none can be given (the root's slope not bounded away
+    // from 0).
+    bool vertex_values(Index lj, Index j, Index lk, std::vector<double>& value,
+                       std::vector<double>& error) const;
+
     Index evaluations() const { return evaluations_; }
     Index exact_evaluations() const { return exact_evaluations_; }
 
@@ -182,6 +189,7 @@ private:
 
     // Makes current_ an entry holding layers `upto` and `keep` (<= upto) of the pass.
     void evaluate(const double* x0, const double* x1, const Word* pattern, Index upto, Index keep);
+    DD root_determinant(Index lj, Index j, Index lk, Index k, double& err) const;
     void evaluate_exact(const double* x0, const double* x1, const Word* pattern, Index upto);
     void forward_exact(std::vector<Expansion> h, bool with_bias, const Word* pattern, Index upto,
                        std::vector<std::vector<Expansion>>& out);

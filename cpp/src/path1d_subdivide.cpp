@@ -320,6 +320,7 @@ void Subdivider::certify_values(Unit& unit, Index layer) {
             const Index path = unit.path[sz(v)];
             Index structural = 0;  // values proven exactly zero by structural_zero
             bool asked = false;    // the slow path was asked at v
+            uncertified_units_.clear();
             for (Index j = 0; j < neurons; ++j) {
                 if (bound.decides(row[j], norms[j], bias[j])) continue;
                 // A value whose row reads only exact zeros (ties of ReLU outputs that are
@@ -332,6 +333,7 @@ void Subdivider::certify_values(Unit& unit, Index layer) {
                 if (!slow_allowed()) {  // budget spent: the float64 sign, counted
                     count(path, 3);
                     ++uncertified_used_;
+                    uncertified_units_.push_back(j);
                     continue;
                 }
                 const double eps = bound.eps(norms[j], bias[j]);
@@ -349,8 +351,15 @@ void Subdivider::certify_values(Unit& unit, Index layer) {
                     row[j] = usable ? d.value : d.sign * limit * 0.5;
                 }
             }
-            // A structural zero is exact (z = z* = 0): only the other values need the
-            // doubled bound.
+            // The slow pass at v gives all the layer's values there far more accurately
+            // than the float64 ones: they replace them (refresh_values), so that deeper
+            // layers start from a small error again. Else a structural zero is exact
+            // (z = z* = 0): only the other values need the doubled bound.
+            if (asked && refresh_values(unit, v, layer, bound)) {
+                unit.bound_a[sz(v)] = bound.a;
+                unit.bound_b[sz(v)] = bound.b;
+                continue;  // err[v] set
+            }
             if (undecided > structural) {
                 bound.a *= 2.0;
                 bound.b *= 2.0;
@@ -363,6 +372,67 @@ void Subdivider::certify_values(Unit& unit, Index layer) {
         unit.err[sz(v)] = VertexBound::vector_error(f, unit.scale[sz(v)], unit.err[sz(v)]) +
                           2.0 * std::sqrt(replaced) * kSafety;
     }
+}
+
+// After the slow path asked at vertex v (the oracle's current pass is v's, through this
+// layer): the layer's values at v from that pass replace the float64 ones, each within
+// error_k of the exact value z*_k (PathOracle::vertex_values). Signs stay the certified
+// ones: a value the pass decides keeps its estimate q_k; another neuron with certified
+// sign s (decided by the filter or the slow path) gets s (|q_k| + error_k), within
+// |q_k| + error_k of z*_k (both on the same side, |z*_k| <= |q_k| + error_k); a value
+// proven zero stays 0, within the same; a float64 sign taken past the budget keeps its
+// value and the filter's eps_k. Taken only when every new error is at most eps_k (the
+// vertex's per-value bound stays valid, undoubled) and their l2 norm is below the bound
+// err[v] would get otherwise; err[v] becomes that l2 norm. Returns whether it did.
+bool Subdivider::refresh_values(Unit& unit, Index v, Index layer, const VertexBound& bound) {
+    Index lj = -1, j = 0;
+    const Index origin = unit.origin[sz(v)];
+    if (origin >= 0) {
+        lj = 0;
+        while (net_.neuron_offset(lj + 1) <= origin) ++lj;
+        j = origin - net_.neuron_offset(lj);
+    }
+    if (!oracle_.vertex_values(lj, j, layer, refresh_value_, refresh_error_)) return false;
+    const AffineMap& map = net_.layer(layer);
+    const double* norms = map.row_norms().data();
+    const double* bias = map.abs_bias().data();
+    const Index width = unit.width;
+    const Index neurons = net_.hidden_size(layer);
+    double* row = unit.z.data() + v * width;
+    std::size_t next_uncertified = 0;
+    double sum = 0.0;
+    for (Index k = 0; k < width; ++k) {
+        const double eps = bound.eps(norms[k], bias[k]);
+        double q = refresh_value_[sz(k)];
+        double e = refresh_error_[sz(k)];
+        if (k < neurons) {
+            if (next_uncertified < uncertified_units_.size() &&
+                uncertified_units_[next_uncertified] == k) {
+                ++next_uncertified;
+                q = row[k];
+                e = eps;
+            } else if (!(std::abs(q) > e) || (q > 0.0) != (row[k] > 0.0) || row[k] == 0.0) {
+                // The pass does not decide it (or it is zero): the certified sign, at the
+                // far end of the pass's interval.
+                e = (std::abs(q) + e) * (1.0 + 2.0 * kUnitRoundoff);
+                q = row[k] == 0.0
+                        ? 0.0
+                        : std::copysign(std::max(e, std::numeric_limits<double>::min()), row[k]);
+                e = std::max(e, std::abs(q));
+            }
+        }
+        if (!(e <= eps)) return false;
+        refresh_value_[sz(k)] = q;
+        sum += e * e;
+    }
+    const double error =
+        std::sqrt(sum) * kSafety * (1.0 + gamma_of(static_cast<double>(width) + 2.0));
+    const double old_error =
+        VertexBound::vector_error(filter_[sz(layer)], unit.scale[sz(v)], unit.err[sz(v)]);
+    if (!(error < old_error)) return false;
+    std::copy_n(refresh_value_.data(), width, row);
+    unit.err[sz(v)] = error;
+    return true;
 }
 
 // The slow path's sign of neuron k of the layer at vertex v: the vertex's exact point

@@ -73,6 +73,9 @@ private:
     // Certified decisions (docs/numerics.md).
     void certify_values(Unit& unit, Index layer);
     SlowDecision slow_sign(const Unit& unit, Index v, Index layer, Index k);
+    bool refresh_values(Unit& unit, Index v, Index layer, const VertexBound& bound);
+    std::vector<Index> uncertified_units_;  // float64 signs taken at the current vertex
+    std::vector<double> refresh_value_, refresh_error_;
     // Exact zeros by structure (a row of zero bias reading only exact zeros under the
     // forced pattern): no slow pass. At most kStructuralTerms row entries are read, and
     // linear units kStructuralDepth layers down.
