@@ -461,3 +461,34 @@ def test_structured_slow_pass_matches_exact_arithmetic(stride, padding, dilation
     r = lrcore.count_1d(net, path, max_slow_decisions=None)
     assert r.slow_decisions > 0
     assert disagreements(r, exact_breakpoints(net, path)) == []
+
+
+def test_structured_slow_pass_split_over_threads_gives_the_same_result():
+    # One path, two threads: the idle thread is lent to the convolutions, the slow
+    # path's included (its output channels split over the threads). Each output's sum
+    # is the same whatever the split, so the result is the same.
+    torch = pytest.importorskip("torch")
+    nn = torch.nn
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        nn.Conv2d(2, 16, 3, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(16, 16, 3, padding=1),
+        nn.ReLU(),
+        nn.Flatten(),
+        nn.Linear(16 * 12 * 12, 1),
+    ).double()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(torch.randint(-2, 3, p.shape, dtype=torch.float64))
+    net = lrcore.from_torch(model, (2, 12, 12))  # the second convolution's work splits
+    rng = np.random.default_rng(0)
+    path = rng.integers(-3, 4, size=(2, 288)).astype(np.float64) / 2
+    one = lrcore.count_1d(net, path, num_threads=1, max_slow_decisions=None)
+    two = lrcore.count_1d(net, path, num_threads=2, max_slow_decisions=None)
+    assert one.slow_decisions > 0
+    assert (two.slow_decisions, two.exact_coincidences) == (
+        one.slow_decisions,
+        one.exact_coincidences,
+    )
+    np.testing.assert_array_equal(two.breakpoints, one.breakpoints)

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <future>
 
 #include "simd.hpp"
 
@@ -175,7 +176,9 @@ std::pair<Index, Index> tap_outputs(Index out, Index size, Index stride, Index p
     return {first, last};
 }
 
-void dot2_conv(const ConvAffine& conv, DotInput x, DotSums out) {
+// Output channels [o_begin, o_end) of dot2_conv.
+void dot2_conv_channels(const ConvAffine& conv, DotInput x, DotSums out, Index o_begin,
+                        Index o_end) {
     const ConvShape& sh = conv.shape();
     const Index positions = sh.out_height * sh.out_width;
     const Index cg = sh.in_channels / sh.groups;
@@ -183,7 +186,7 @@ void dot2_conv(const ConvAffine& conv, DotInput x, DotSums out) {
     const Index taps = sh.kernel_h * sh.kernel_w;
     const Index plane = sh.in_height * sh.in_width;
     const double* weight = conv.weight().data();
-    for (Index o = 0; o < sh.out_channels; ++o) {
+    for (Index o = o_begin; o < o_end; ++o) {
         const Index g = o / og;
         for (Index c = 0; c < cg; ++c) {
             const double* kernel = weight + (o * cg + c) * taps;
@@ -206,6 +209,32 @@ void dot2_conv(const ConvAffine& conv, DotInput x, DotSums out) {
             }
         }
     }
+}
+
+// The output channels split over the threads ConvAffine::apply may use (lent by a call
+// with fewer tasks than threads): each output's chain is the same whatever the split.
+void dot2_conv(const ConvAffine& conv, DotInput x, DotSums out) {
+    const ConvShape& sh = conv.shape();
+    const double work = static_cast<double>(sh.out_channels) *
+                        static_cast<double>(sh.in_channels / sh.groups) *
+                        static_cast<double>(sh.kernel_h * sh.kernel_w) *
+                        static_cast<double>(sh.out_height * sh.out_width);
+    const Index parts =
+        work < 262144.0 ? 1 : std::min<Index>(ConvAffine::threads(), sh.out_channels);
+    if (parts <= 1) {
+        dot2_conv_channels(conv, x, out, 0, sh.out_channels);
+        return;
+    }
+    std::vector<std::future<void>> helpers;
+    const Index share = (sh.out_channels + parts - 1) / parts;
+    for (Index first = share; first < sh.out_channels; first += share) {
+        const Index last = std::min(first + share, sh.out_channels);
+        helpers.push_back(std::async(std::launch::async, [&conv, x, out, first, last] {
+            dot2_conv_channels(conv, x, out, first, last);
+        }));
+    }
+    dot2_conv_channels(conv, x, out, 0, share);
+    for (auto& helper : helpers) helper.get();
 }
 
 // The terms of `map` (no bias) added to out, through its structure where it has one, else
