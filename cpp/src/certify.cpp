@@ -473,58 +473,83 @@ bool same_key(const Network& net, const double* x0, const double* x1, Index upto
 
 }  // namespace
 
+// The layer through which a cached pass at (e_upto, e_pattern) on the same line is also
+// the query's: layer l's values depend on the bits of layers < l only, so they agree
+// through the layer of the first bit where the two patterns differ (or the shallower
+// of the two passes' last layers).
+Index PathOracle::shared_through(const Word* pattern, Index upto, const Entry& e) const {
+    const Index top = std::min(upto, e.upto);
+    const Index bits = net_.neuron_offset(top);
+    const Index words = words_for(bits);
+    for (Index w = 0; w < words; ++w) {
+        Word diff = pattern[w] ^ e.pattern[sz(w)];
+        if (w == words - 1 && bits % kWordBits != 0) diff &= (Word{1} << (bits % kWordBits)) - 1;
+        if (diff == 0) continue;
+        const Index bit = w * kWordBits + static_cast<Index>(__builtin_ctzll(diff));
+        Index layer = 0;
+        while (net_.neuron_offset(layer + 1) <= bit) ++layer;
+        return layer;
+    }
+    return top;
+}
+
 void PathOracle::evaluate(const double* x0, const double* x1, const Word* pattern, Index upto,
                           Index keep) {
-    auto present = [](const Entry& e, Index l) {
-        return l < static_cast<Index>(e.c.size()) && !e.c[sz(l)].hi.empty();
-    };
     const bool same_vertex = same_vertex_;
     same_vertex_ = false;
-    if (same_vertex && current_ != nullptr && current_->upto == upto && present(*current_, keep)) {
+    if (same_vertex && current_ != nullptr && current_->upto >= upto && keep <= upto) {
         current_->stamp = ++clock_;
         return;
     }
     if (max_entries_ == 0) {
-        // Two kept layers of c and d (hi, lo, err) per entry.
-        Index width = 1;
+        // An entry keeps every layer of its pass (c and d: hi, lo, err), so that a pass
+        // whose pattern shares a prefix with a cached one starts after the prefix.
+        double units = 0.0;
         for (Index l = 0; l < net_.num_hidden_layers(); ++l)
-            width = std::max(width, net_.layer(l).out_dim());
+            units += static_cast<double>(net_.layer(l).out_dim());
         constexpr double kCacheBytes = 128.0 * 1024.0 * 1024.0;
-        const double per_entry = 2.0 * 2.0 * 3.0 * 8.0 * static_cast<double>(width);
-        max_entries_ = static_cast<Index>(std::clamp(kCacheBytes / per_entry, 1.0, 256.0));
+        const double per_entry = 2.0 * 3.0 * 8.0 * units;
+        max_entries_ = static_cast<Index>(std::clamp(kCacheBytes / per_entry, 2.0, 256.0));
+        entries_.reserve(sz(max_entries_));  // no reallocation: entries are pointed to
     }
     ++clock_;
-    Entry* resume = nullptr;
+    // The cached pass on the same line sharing the most layers with the query.
+    Entry* source = nullptr;
+    Index shared = -1;
     for (Entry& e : entries_) {
-        if (same_key(net_, x0, x1, upto, pattern, e.x0, e.x1, e.upto, e.pattern) &&
-            present(e, keep)) {
-            e.stamp = clock_;
-            current_ = &e;
-            return;
+        if (e.upto < 0 || e.x0 != x0 || e.x1 != x1) continue;
+        const Index through = shared_through(pattern, upto, e);
+        if (through > shared) {
+            shared = through;
+            source = &e;
         }
-        // The same line and pattern up to a cached layer, asked for a deeper one: the
-        // pass resumes after it (a vertex asked layer after layer costs one pass).
-        if (e.upto >= 0 && e.upto < upto && (keep >= e.upto || present(e, keep)) &&
-            same_key(net_, x0, x1, e.upto, pattern, e.x0, e.x1, e.upto, e.pattern) &&
-            (resume == nullptr || e.upto > resume->upto))
-            resume = &e;
     }
-    Entry* entry = resume;
-    if (entry == nullptr) {
-        if (static_cast<Index>(entries_.size()) < max_entries_) {
-            entries_.emplace_back();
-            entry = &entries_.back();
-        } else {
-            entry = &*std::min_element(
-                entries_.begin(), entries_.end(),
-                [](const Entry& p, const Entry& q) { return p.stamp < q.stamp; });
+    if (source != nullptr && shared == upto) {  // every layer asked for is cached
+        source->stamp = clock_;
+        current_ = source;
+        return;
+    }
+    (void)keep;  // every layer through upto is kept
+    Entry* entry = nullptr;
+    if (source != nullptr && shared == source->upto) {
+        entry = source;  // the query's pattern extends the cached one's: resumed in place
+    } else if (static_cast<Index>(entries_.size()) < max_entries_) {
+        entries_.emplace_back();
+        entry = &entries_.back();
+    } else {
+        for (Entry& e : entries_)
+            if (&e != source && (entry == nullptr || e.stamp < entry->stamp)) entry = &e;
+    }
+    const Index from = shared + 1;
+    if (entry != source) {
+        entry->c.resize(sz(upto) + 1);
+        entry->d.resize(sz(upto) + 1);
+        for (Index l = 0; l < from; ++l) {
+            entry->c[sz(l)] = source->c[sz(l)];
+            if (x1 != nullptr) entry->d[sz(l)] = source->d[sz(l)];
         }
-        entry->c.clear();
-        entry->d.clear();
     }
-    const Index from = resume != nullptr ? resume->upto + 1 : 0;
     ++evaluations_;
-    const Index old_upto = resume != nullptr ? resume->upto : -1;
     entry->x0 = x0;
     entry->x1 = x1;
     entry->upto = upto;
@@ -541,12 +566,6 @@ void PathOracle::evaluate(const double* x0, const double* x1, const Word* patter
             dir_lo[sz(i)] = v.lo;
         }
         forward(dir_hi.data(), dir_lo.data(), false, pattern, from, upto, entry->d);
-    }
-    // Only layers upto and keep are kept (and a resumed entry's kept root layer).
-    for (Index l = 0; l < upto; ++l) {
-        if (l == keep || (l < old_upto && present(*entry, l))) continue;
-        entry->c[sz(l)] = LayerValues{};
-        if (l < static_cast<Index>(entry->d.size())) entry->d[sz(l)] = LayerValues{};
     }
     current_ = entry;
 }

@@ -157,9 +157,11 @@ private:
     };
     const Network& net_;
     // Cached evaluations, one per recently asked vertex (key: line, layers, pattern; c
-    // at the base point, d along the line). Only the deepest layer and the layer of the
-    // root asked for are kept (resuming needs the deepest one); the count of entries is
-    // bounded by memory (kCacheBytes), the least recently used one is replaced.
+    // at the base point, d along the line), every layer of the pass kept: a query whose
+    // pattern agrees with a cached pass's through the bits of layers < l shares its
+    // layers 0..l and starts after them (a vertex created at layer l shares them with the
+    // vertices of its interval). The count of entries is bounded by memory (kCacheBytes,
+    // at least 2), the least recently used one is replaced.
     struct Entry {
         const double* x0 = nullptr;
         const double* x1 = nullptr;
@@ -190,6 +192,7 @@ private:
     // Makes current_ an entry holding layers `upto` and `keep` (<= upto) of the pass.
     void evaluate(const double* x0, const double* x1, const Word* pattern, Index upto, Index keep);
     DD root_determinant(Index lj, Index j, Index lk, Index k, double& err) const;
+    Index shared_through(const Word* pattern, Index upto, const Entry& e) const;
     void evaluate_exact(const double* x0, const double* x1, const Word* pattern, Index upto);
     void forward_exact(std::vector<Expansion> h, bool with_bias, const Word* pattern, Index upto,
                        std::vector<std::vector<Expansion>>& out);
