@@ -37,7 +37,7 @@ def _dense(weight: object) -> np.ndarray:
 
 
 class ExactNet:
-    """A network's layers as exact rationals (no linear units)."""
+    """A network's layers as exact rationals (linear units pass without activation)."""
 
     def __init__(self, net: lrcore.Network) -> None:
         self.weights = [
@@ -46,6 +46,7 @@ class ExactNet:
         self.biases = [[Fraction(float(b)) for b in v] for v in net._biases]
         self.slopes = [Fraction(float(s)) for s in net.negative_slopes]
         self.hidden = len(self.slopes)
+        self.neurons = list(net.hidden_sizes)  # each layer's first units; the rest linear
 
     @staticmethod
     def _affine(w: list[Vec], b: Vec | None, x: Vec) -> Vec:
@@ -60,8 +61,9 @@ class ExactNet:
         h = x
         for layer in range(self.hidden):
             z = self._affine(self.weights[layer], self.biases[layer], h)
-            bits.extend(v > 0 for v in z)
-            h = [v if v > 0 else self.slopes[layer] * v for v in z]
+            n = self.neurons[layer]
+            bits.extend(v > 0 for v in z[:n])
+            h = [v if v > 0 or j >= n else self.slopes[layer] * v for j, v in enumerate(z)]
         return tuple(bits)
 
     def layer_line(self, layer: int, a: Vec, d: Vec, t_mid: Fraction) -> tuple[Vec, Vec]:
@@ -76,7 +78,7 @@ class ExactNet:
             if m == layer:
                 break
             slope = self.slopes[m]
-            for j in range(len(c)):
+            for j in range(self.neurons[m]):
                 if not c[j] + t_mid * e[j] > 0:
                     c[j] *= slope
                     e[j] *= slope
@@ -104,7 +106,10 @@ def exact_breakpoints(
             cut: list[tuple[Fraction, Fraction]] = []
             for lo, hi in intervals:
                 c, e = ex.layer_line(layer, a, d, (lo + hi) / 2)
-                roots = sorted({-cj / ej for cj, ej in zip(c, e) if ej and lo < -cj / ej < hi})
+                n = ex.neurons[layer]
+                roots = sorted(
+                    {-cj / ej for cj, ej in zip(c[:n], e[:n]) if ej and lo < -cj / ej < hi}
+                )
                 ends = [lo, *roots, hi]
                 cut.extend(zip(ends[:-1], ends[1:]))
             intervals = cut

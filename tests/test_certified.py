@@ -120,10 +120,10 @@ def test_huge_and_tiny_scales(scale):
 
 
 @st.composite
-def integer_nets(draw):
+def integer_nets(draw, max_layers=3):
     """Small networks with small integer weights: hyperplanes meet and coincide exactly."""
     d = draw(st.integers(1, 3))
-    widths = [d, *draw(st.lists(st.integers(1, 4), min_size=1, max_size=3)), 1]
+    widths = [d, *draw(st.lists(st.integers(1, 4), min_size=1, max_size=max_layers)), 1]
     ints = st.integers(-2, 2)
     ws = [
         np.array(draw(st.lists(ints, min_size=a * b, max_size=a * b)), float).reshape(b, a)
@@ -145,6 +145,15 @@ def integer_nets(draw):
 def test_integer_networks_match_exact_arithmetic(case, closed):
     net, path = case
     check_exact(net, path, closed and len(path) > 2)
+
+
+@settings(max_examples=60, deadline=None)
+@given(case=integer_nets(max_layers=7))
+def test_deep_integer_networks_match_exact_arithmetic(case):
+    # Exact zeros at many vertices of many layers: the slow path asks layer after layer,
+    # and its values replace the vertex's float64 ones (refresh_values) before the next.
+    net, path = case
+    check_exact(net, path)
 
 
 @settings(max_examples=60, deadline=None)
@@ -334,3 +343,152 @@ def test_slow_path_budget_is_checked(value, error):
     path = np.array([[-2.0, -2.0], [2.0, 2.0]])
     with pytest.raises(error, match="max_slow_decisions"):
         lrcore.count_1d(concurrent_net(), path, max_slow_decisions=value)
+
+
+def structural_zero_net(shift: float = 0.1) -> lrcore.Network:
+    """Ties of ReLU outputs that are both off, as in max-pooling tournaments.
+
+    Layer 0: n0 = relu(x0 - 10), n1 = relu(x1 - 10) (off on the paths below), n2 =
+    relu(x0 + x1 - 1), n3 = relu(x0 - x1). Layer 1: m0 = n0 - n1 (a tie of two zeros),
+    m1 = n2 - n3 + shift (with shift 0, a tie of two ReLU outputs that are on where
+    x1 = 1/2), and a linear unit L = n0 (a carried zero). Layer 2: q0 = L + m0 (zero
+    through the linear unit), q1 = m1 + L - 0.5.
+    """
+    w0 = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0], [1.0, -1.0]])
+    b0 = np.array([-10.0, -10.0, -1.0, 0.0])
+    w1 = np.array([[1.0, -1.0, 0.0, 0.0], [0.0, 0.0, 1.0, -1.0], [1.0, 0.0, 0.0, 0.0]])
+    b1 = np.array([0.0, shift, 0.0])
+    w2 = np.array([[1.0, 0.0, 1.0], [0.0, 1.0, 1.0]])
+    b2 = np.array([0.0, -0.5])
+    return lrcore.Network(
+        [w0, w1, w2, np.ones((1, 2))], [b0, b1, b2, np.zeros(1)], linear_units=[0, 1, 0]
+    )
+
+
+def test_structural_zeros_need_no_slow_path():
+    # m0 and q0 are exactly 0 at every vertex, within the filter's bound, so every vertex
+    # asks for them: decided by structure (their rows read only exact zeros under the
+    # forced pattern), so even without a slow-path budget nothing is left uncertified.
+    net = structural_zero_net()
+    path = np.array([[-3.0, -2.0], [3.0, 2.5], [2.0, -3.0]])
+    exact = exact_breakpoints(net, path)
+    assert len(exact) > 2
+    r = lrcore.count_1d(net, path, max_slow_decisions=0)
+    assert r.uncertified_decisions == 0
+    assert r.slow_decisions == 0
+    assert r.exact_coincidences > 0
+    assert disagreements(r, exact) == []
+    full = lrcore.count_1d(net, path, max_slow_decisions=None)
+    assert full.exact_coincidences == r.exact_coincidences
+    np.testing.assert_array_equal(full.breakpoints, r.breakpoints)
+
+
+def test_structural_zero_rule_needs_every_input_off():
+    # m1 = n2 - n3 is exactly 0 where x1 = 1/2 with both on: not a structural zero, the
+    # slow path decides it. With n0 turned on along the path (bias +10), m0 and q0 are
+    # no longer zero either, and the rule must not claim they are.
+    path = np.array([[-3.0, -2.0], [3.0, 2.5], [2.0, -3.0]])
+    tie = structural_zero_net(shift=0.0)
+    r = check_exact(tie, path)
+    assert r.slow_decisions > 0
+    net = structural_zero_net()
+    b0 = np.array(net._biases[0])
+    b0[0] = 10.0
+    on = lrcore.Network(net._weights, [b0, *net._biases[1:]], linear_units=[0, 1, 0])
+    r = check_exact(on, path)
+    assert r.uncertified_decisions == 0
+
+
+def pooled_integer_nets(draw_seed: int) -> tuple[lrcore.Network, np.ndarray]:
+    """A conv + ReLU + 2x2 max pooling net with integer weights, lowered to tournaments."""
+    torch = pytest.importorskip("torch")
+    nn = torch.nn
+    torch.manual_seed(draw_seed)
+    model = nn.Sequential(
+        nn.Conv2d(1, 2, 2),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(8, 1),
+    ).double()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(torch.randint(-2, 3, p.shape, dtype=torch.float64))
+    pooled = lrcore.from_torch(model, (1, 5, 5))
+    # The tournament neurons' own signs (no argmax merging): comparable to the oracle.
+    net = lrcore.Network(pooled._weights, pooled._biases, linear_units=pooled.linear_units)
+    rng = np.random.default_rng(draw_seed)
+    path = rng.integers(-3, 4, size=(3, 25)).astype(np.float64) / 2
+    return net, path
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_tournament_ties_match_exact_arithmetic(seed):
+    # Integer weights and points: many ties of zero ReLU outputs in the tournaments, and
+    # other exact coincidences. Certified results equal the exact ones, with and without
+    # a slow-path budget.
+    net, path = pooled_integer_nets(seed)
+    exact = exact_breakpoints(net, path)
+    r = lrcore.count_1d(net, path, max_slow_decisions=None)
+    assert disagreements(r, exact) == []
+    assert r.verify().ok
+    assert r.exact_coincidences > 0
+
+
+@pytest.mark.parametrize(
+    ("stride", "padding", "dilation", "groups"),
+    [(1, 1, 1, 1), (2, 0, 1, 1), (1, 2, 2, 2), (3, 1, 1, 2), (1, 0, 1, 4)],
+)
+def test_structured_slow_pass_matches_exact_arithmetic(stride, padding, dilation, groups):
+    # The slow path's double-double pass runs through ConvAffine tap by tap (rows of
+    # output positions, vectorised where the stride is 1): integer weights and points
+    # make many values exactly zero at vertices, so it runs often, and every decision
+    # must equal exact arithmetic's.
+    torch = pytest.importorskip("torch")
+    nn = torch.nn
+    torch.manual_seed(stride + 10 * padding + 100 * groups)
+    features = nn.Sequential(
+        nn.Conv2d(4, 4, 3, stride, padding, dilation, groups), nn.ReLU(), nn.Conv2d(4, 2, 2)
+    ).double()
+    size = features(torch.zeros(1, 4, 6, 6, dtype=torch.float64)).numel()
+    model = nn.Sequential(features, nn.ReLU(), nn.Flatten(), nn.Linear(size, 1)).double()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(torch.randint(-2, 3, p.shape, dtype=torch.float64))
+    net = lrcore.from_torch(model, (4, 6, 6))
+    rng = np.random.default_rng(stride)
+    path = rng.integers(-3, 4, size=(2, 4 * 36)).astype(np.float64) / 2
+    r = lrcore.count_1d(net, path, max_slow_decisions=None)
+    assert r.slow_decisions > 0
+    assert disagreements(r, exact_breakpoints(net, path)) == []
+
+
+def test_structured_slow_pass_split_over_threads_gives_the_same_result():
+    # One path, two threads: the idle thread is lent to the convolutions, the slow
+    # path's included (its output channels split over the threads). Each output's sum
+    # is the same whatever the split, so the result is the same.
+    torch = pytest.importorskip("torch")
+    nn = torch.nn
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        nn.Conv2d(2, 16, 3, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(16, 16, 3, padding=1),
+        nn.ReLU(),
+        nn.Flatten(),
+        nn.Linear(16 * 12 * 12, 1),
+    ).double()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(torch.randint(-2, 3, p.shape, dtype=torch.float64))
+    net = lrcore.from_torch(model, (2, 12, 12))  # the second convolution's work splits
+    rng = np.random.default_rng(0)
+    path = rng.integers(-3, 4, size=(2, 288)).astype(np.float64) / 2
+    one = lrcore.count_1d(net, path, num_threads=1, max_slow_decisions=None)
+    two = lrcore.count_1d(net, path, num_threads=2, max_slow_decisions=None)
+    assert one.slow_decisions > 0
+    assert (two.slow_decisions, two.exact_coincidences) == (
+        one.slow_decisions,
+        one.exact_coincidences,
+    )
+    np.testing.assert_array_equal(two.breakpoints, one.breakpoints)

@@ -4,6 +4,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <future>
+
+#include "simd.hpp"
 
 namespace lrcore::detail {
 
@@ -69,6 +72,216 @@ DD mul(const DD& a, const DD& b, double& err) {
 // The lower bound of |hi + lo|, rounded down.
 double lower_magnitude(double hi, double lo) {
     return (std::abs(hi) - std::abs(lo)) * (1.0 - 4.0 * u);
+}
+
+// --- The structured forced-pattern pass: a layer's Dot2 sums accumulated through the
+// map's own structure (a convolution tap by tap over whole rows of output positions, a
+// diagonal, a sum of parts) instead of gathering each output's row. Each output keeps
+// one TwoSum chain, its terms added in the order its row lists them (channel, kernel
+// row, kernel column for a convolution); the Dot2 bound does not depend on the order of
+// the terms (forward's comment), and a term with w = 0 adds exact zeros (skipped).
+
+// One layer's input: hi, lo and the error bound per value.
+struct DotInput {
+    const double *hi, *lo, *err;
+    DotInput at(Index offset) const { return {hi + offset, lo + offset, err + offset}; }
+};
+
+// One layer's accumulators per output: the TwoSum chain s, the float sum c of the error
+// terms, sum |w_i x_i| (a), sum |w_i lo_i| (l) and sum |w_i| err_i (e).
+struct DotSums {
+    double *s, *c, *a, *l, *e;
+    DotSums at(Index offset) const {
+        return {s + offset, c + offset, a + offset, l + offset, e + offset};
+    }
+};
+
+inline void dot2_step(double w, double x_hi, double x_lo, double x_err, double& s, double& c,
+                      double& a, double& l, double& e) {
+    const DD p = two_prod(w, x_hi);
+    const DD q = two_sum(s, p.hi);
+    s = q.hi;
+    const double wl = w * x_lo;
+    c += (q.lo + p.lo) + wl;
+    a += std::abs(p.hi);
+    l += std::abs(wl);
+    e += std::abs(w) * x_err;
+}
+
+#if defined(LRCORE_AVX2_DISPATCH)
+bool cpu_has_avx2_fma() {
+    static const bool has = cpu_has_avx2() && __builtin_cpu_supports("fma") != 0;
+    return has;
+}
+
+// dot2_step for outputs r < len reading x[r], four at a time: the same operations
+// (TwoProd by a fused multiply-subtract, TwoSum), each IEEE-rounded as in the scalar code.
+__attribute__((target("avx2,fma"))) void dot2_axpy_avx2(double w, DotInput x, DotSums out,
+                                                        Index len) {
+    const __m256d vw = _mm256_set1_pd(w);
+    const __m256d vabsw = _mm256_set1_pd(std::abs(w));
+    const __m256d sign = _mm256_set1_pd(-0.0);
+    Index r = 0;
+    for (; r + 4 <= len; r += 4) {
+        const __m256d h = _mm256_loadu_pd(x.hi + r);
+        const __m256d p = _mm256_mul_pd(vw, h);
+        const __m256d pl = _mm256_fmsub_pd(vw, h, p);  // w h - p, exactly
+        const __m256d s0 = _mm256_loadu_pd(out.s + r);
+        const __m256d s = _mm256_add_pd(s0, p);
+        const __m256d bb = _mm256_sub_pd(s, s0);
+        const __m256d ql =
+            _mm256_add_pd(_mm256_sub_pd(s0, _mm256_sub_pd(s, bb)), _mm256_sub_pd(p, bb));
+        _mm256_storeu_pd(out.s + r, s);
+        const __m256d wl = _mm256_mul_pd(vw, _mm256_loadu_pd(x.lo + r));
+        const __m256d c =
+            _mm256_add_pd(_mm256_loadu_pd(out.c + r), _mm256_add_pd(_mm256_add_pd(ql, pl), wl));
+        _mm256_storeu_pd(out.c + r, c);
+        _mm256_storeu_pd(out.a + r,
+                         _mm256_add_pd(_mm256_loadu_pd(out.a + r), _mm256_andnot_pd(sign, p)));
+        _mm256_storeu_pd(out.l + r,
+                         _mm256_add_pd(_mm256_loadu_pd(out.l + r), _mm256_andnot_pd(sign, wl)));
+        _mm256_storeu_pd(out.e + r,
+                         _mm256_add_pd(_mm256_loadu_pd(out.e + r),
+                                       _mm256_mul_pd(vabsw, _mm256_loadu_pd(x.err + r))));
+    }
+    for (; r < len; ++r)
+        dot2_step(w, x.hi[r], x.lo[r], x.err[r], out.s[r], out.c[r], out.a[r], out.l[r], out.e[r]);
+}
+#endif
+
+// out[r] += w x[r * stride] for r < len, as dot2_step.
+void dot2_axpy(double w, DotInput x, Index stride, DotSums out, Index len) {
+    if (w == 0.0) return;
+#if defined(LRCORE_AVX2_DISPATCH)
+    if (stride == 1 && len >= 4 && cpu_has_avx2_fma()) {
+        dot2_axpy_avx2(w, x, out, len);
+        return;
+    }
+#endif
+    for (Index r = 0; r < len; ++r) {
+        const Index i = r * stride;
+        dot2_step(w, x.hi[i], x.lo[i], x.err[i], out.s[r], out.c[r], out.a[r], out.l[r], out.e[r]);
+    }
+}
+
+// Output positions o < out whose input position o * stride - pad + tap * dilation lies in
+// [0, size): [first, last) (as ConvAffine's im2col).
+std::pair<Index, Index> tap_outputs(Index out, Index size, Index stride, Index pad, Index tap,
+                                    Index dilation) {
+    const Index shift = tap * dilation - pad;
+    Index first = shift >= 0 ? 0 : (-shift + stride - 1) / stride;
+    Index last = size - shift <= 0 ? 0 : (size - shift + stride - 1) / stride;
+    first = std::min(first, out);
+    last = std::clamp(last, first, out);
+    return {first, last};
+}
+
+// Output channels [o_begin, o_end) of dot2_conv.
+void dot2_conv_channels(const ConvAffine& conv, DotInput x, DotSums out, Index o_begin,
+                        Index o_end) {
+    const ConvShape& sh = conv.shape();
+    const Index positions = sh.out_height * sh.out_width;
+    const Index cg = sh.in_channels / sh.groups;
+    const Index og = sh.out_channels / sh.groups;
+    const Index taps = sh.kernel_h * sh.kernel_w;
+    const Index plane = sh.in_height * sh.in_width;
+    const double* weight = conv.weight().data();
+    for (Index o = o_begin; o < o_end; ++o) {
+        const Index g = o / og;
+        for (Index c = 0; c < cg; ++c) {
+            const double* kernel = weight + (o * cg + c) * taps;
+            const DotInput channel = x.at((g * cg + c) * plane);
+            for (Index ky = 0; ky < sh.kernel_h; ++ky) {
+                const auto [y0, y1] = tap_outputs(sh.out_height, sh.in_height, sh.stride_h,
+                                                  sh.pad_h, ky, sh.dilation_h);
+                for (Index kx = 0; kx < sh.kernel_w; ++kx) {
+                    const auto [x0, x1] = tap_outputs(sh.out_width, sh.in_width, sh.stride_w,
+                                                      sh.pad_w, kx, sh.dilation_w);
+                    const double w = kernel[ky * sh.kernel_w + kx];
+                    if (w == 0.0 || x0 >= x1) continue;
+                    for (Index oy = y0; oy < y1; ++oy) {
+                        const Index iy = oy * sh.stride_h - sh.pad_h + ky * sh.dilation_h;
+                        const Index ix = x0 * sh.stride_w - sh.pad_w + kx * sh.dilation_w;
+                        dot2_axpy(w, channel.at(iy * sh.in_width + ix), sh.stride_w,
+                                  out.at(o * positions + oy * sh.out_width + x0), x1 - x0);
+                    }
+                }
+            }
+        }
+    }
+}
+
+// The output channels split over the threads ConvAffine::apply may use (lent by a call
+// with fewer tasks than threads): each output's chain is the same whatever the split.
+void dot2_conv(const ConvAffine& conv, DotInput x, DotSums out) {
+    const ConvShape& sh = conv.shape();
+    const double work = static_cast<double>(sh.out_channels) *
+                        static_cast<double>(sh.in_channels / sh.groups) *
+                        static_cast<double>(sh.kernel_h * sh.kernel_w) *
+                        static_cast<double>(sh.out_height * sh.out_width);
+    const Index parts =
+        work < 262144.0 ? 1 : std::min<Index>(ConvAffine::threads(), sh.out_channels);
+    if (parts <= 1) {
+        dot2_conv_channels(conv, x, out, 0, sh.out_channels);
+        return;
+    }
+    std::vector<std::future<void>> helpers;
+    const Index share = (sh.out_channels + parts - 1) / parts;
+    for (Index first = share; first < sh.out_channels; first += share) {
+        const Index last = std::min(first + share, sh.out_channels);
+        helpers.push_back(std::async(std::launch::async, [&conv, x, out, first, last] {
+            dot2_conv_channels(conv, x, out, first, last);
+        }));
+    }
+    dot2_conv_channels(conv, x, out, 0, share);
+    for (auto& helper : helpers) helper.get();
+}
+
+// The terms of `map` (no bias) added to out, through its structure where it has one, else
+// row by row.
+void dot2_terms(const AffineMap& map, DotInput x, DotSums out, std::vector<double>& values,
+                std::vector<Index>& cols) {
+    if (const auto* conv = dynamic_cast<const ConvAffine*>(&map)) {
+        dot2_conv(*conv, x, out);
+    } else if (const auto* diagonal = dynamic_cast<const DiagonalAffine*>(&map)) {
+        const std::vector<double>& scale = diagonal->scale();
+        for (Index r = 0; r < map.out_dim(); ++r)
+            if (scale[sz(r)] != 0.0)
+                dot2_step(scale[sz(r)], x.hi[r], x.lo[r], x.err[r], out.s[r], out.c[r], out.a[r],
+                          out.l[r], out.e[r]);
+    } else if (const auto* composite = dynamic_cast<const CompositeAffine*>(&map)) {
+        for (const CompositeAffine::Part& part : composite->parts())
+            dot2_terms(*part.map, x.at(part.in_offset), out.at(part.out_offset), values, cols);
+    } else {
+        for (Index r = 0; r < map.out_dim(); ++r) {
+            const AffineRow row = map.row(r, values, cols);
+            for (Index i = 0; i < row.count; ++i) {
+                const Index col = row.cols != nullptr ? row.cols[i] : i;
+                dot2_step(row.values[i], x.hi[col], x.lo[col], x.err[col], out.s[r], out.c[r],
+                          out.a[r], out.l[r], out.e[r]);
+            }
+        }
+    }
+}
+
+// The bias of every output of a structured map (a convolution, a diagonal, a sum of
+// parts); false for other maps (their pass gathers rows).
+bool structured_bias(const AffineMap& map, std::vector<double>& bias) {
+    if (const auto* conv = dynamic_cast<const ConvAffine*>(&map)) {
+        const Index positions = conv->shape().out_height * conv->shape().out_width;
+        bias.resize(sz(map.out_dim()));
+        for (Index r = 0; r < map.out_dim(); ++r) bias[sz(r)] = conv->bias()[sz(r / positions)];
+        return true;
+    }
+    if (const auto* diagonal = dynamic_cast<const DiagonalAffine*>(&map)) {
+        bias = diagonal->bias();
+        return true;
+    }
+    if (const auto* composite = dynamic_cast<const CompositeAffine*>(&map)) {
+        bias = composite->total_bias();
+        return true;
+    }
+    return false;
 }
 
 }  // namespace
@@ -149,6 +362,32 @@ void PathOracle::forward(const double* x_hi, const double* x_lo, bool with_bias,
         z.hi.resize(sz(m));
         z.lo.resize(sz(m));
         z.err.resize(sz(m));
+        if (structured_bias(map, bias_)) {
+            // One TwoSum chain per output (n + 4 covers it), through the map's structure.
+            for (std::vector<double>* v : {&sum_s_, &sum_c_, &sum_a_, &sum_l_, &sum_e_})
+                v->assign(sz(m), 0.0);
+            if (with_bias) {
+                for (Index r = 0; r < m; ++r) {
+                    sum_s_[sz(r)] = bias_[sz(r)];
+                    sum_a_[sz(r)] = std::abs(bias_[sz(r)]);
+                }
+            }
+            dot2_terms(map, {h_hi_.data(), h_lo_.data(), h_err_.data()},
+                       {sum_s_.data(), sum_c_.data(), sum_a_.data(), sum_l_.data(), sum_e_.data()},
+                       row_values_, row_cols_);
+            for (Index r = 0; r < m; ++r) {
+                const DD v = two_sum(sum_s_[sz(r)], sum_c_[sz(r)]);
+                z.hi[sz(r)] = v.hi;
+                z.lo[sz(r)] = v.lo;
+                const double propagated =
+                    std::min(sum_e_[sz(r)], map.row_norms()[sz(r)] * input_error);
+                z.err[sz(r)] =
+                    kSafety * (k1 * sum_a_[sz(r)] + k2 * sum_l_[sz(r)] + (1.0 + gn) * propagated);
+            }
+            if (l == upto) break;
+            activate(l);
+            continue;
+        }
         for (Index r = 0; r < m; ++r) {
             const AffineRow row = map.row(r, row_values_, row_cols_);
             // Four independent TwoSum chains (the chains' latency, not the arithmetic,
@@ -234,52 +473,83 @@ bool same_key(const Network& net, const double* x0, const double* x1, Index upto
 
 }  // namespace
 
+// The layer through which a cached pass at (e_upto, e_pattern) on the same line is also
+// the query's: layer l's values depend on the bits of layers < l only, so they agree
+// through the layer of the first bit where the two patterns differ (or the shallower
+// of the two passes' last layers).
+Index PathOracle::shared_through(const Word* pattern, Index upto, const Entry& e) const {
+    const Index top = std::min(upto, e.upto);
+    const Index bits = net_.neuron_offset(top);
+    const Index words = words_for(bits);
+    for (Index w = 0; w < words; ++w) {
+        Word diff = pattern[w] ^ e.pattern[sz(w)];
+        if (w == words - 1 && bits % kWordBits != 0) diff &= (Word{1} << (bits % kWordBits)) - 1;
+        if (diff == 0) continue;
+        const Index bit = w * kWordBits + static_cast<Index>(__builtin_ctzll(diff));
+        Index layer = 0;
+        while (net_.neuron_offset(layer + 1) <= bit) ++layer;
+        return layer;
+    }
+    return top;
+}
+
 void PathOracle::evaluate(const double* x0, const double* x1, const Word* pattern, Index upto,
                           Index keep) {
-    auto present = [](const Entry& e, Index l) {
-        return l < static_cast<Index>(e.c.size()) && !e.c[sz(l)].hi.empty();
-    };
+    const bool same_vertex = same_vertex_;
+    same_vertex_ = false;
+    if (same_vertex && current_ != nullptr && current_->upto >= upto && keep <= upto) {
+        current_->stamp = ++clock_;
+        return;
+    }
     if (max_entries_ == 0) {
-        // Two kept layers of c and d (hi, lo, err) per entry.
-        Index width = 1;
+        // An entry keeps every layer of its pass (c and d: hi, lo, err), so that a pass
+        // whose pattern shares a prefix with a cached one starts after the prefix.
+        double units = 0.0;
         for (Index l = 0; l < net_.num_hidden_layers(); ++l)
-            width = std::max(width, net_.layer(l).out_dim());
+            units += static_cast<double>(net_.layer(l).out_dim());
         constexpr double kCacheBytes = 128.0 * 1024.0 * 1024.0;
-        const double per_entry = 2.0 * 2.0 * 3.0 * 8.0 * static_cast<double>(width);
-        max_entries_ = static_cast<Index>(std::clamp(kCacheBytes / per_entry, 1.0, 256.0));
+        const double per_entry = 2.0 * 3.0 * 8.0 * units;
+        max_entries_ = static_cast<Index>(std::clamp(kCacheBytes / per_entry, 2.0, 256.0));
+        entries_.reserve(sz(max_entries_));  // no reallocation: entries are pointed to
     }
     ++clock_;
-    Entry* resume = nullptr;
+    // The cached pass on the same line sharing the most layers with the query.
+    Entry* source = nullptr;
+    Index shared = -1;
     for (Entry& e : entries_) {
-        if (same_key(net_, x0, x1, upto, pattern, e.x0, e.x1, e.upto, e.pattern) &&
-            present(e, keep)) {
-            e.stamp = clock_;
-            current_ = &e;
-            return;
+        if (e.upto < 0 || e.x0 != x0 || e.x1 != x1) continue;
+        const Index through = shared_through(pattern, upto, e);
+        if (through > shared) {
+            shared = through;
+            source = &e;
         }
-        // The same line and pattern up to a cached layer, asked for a deeper one: the
-        // pass resumes after it (a vertex asked layer after layer costs one pass).
-        if (e.upto >= 0 && e.upto < upto && (keep >= e.upto || present(e, keep)) &&
-            same_key(net_, x0, x1, e.upto, pattern, e.x0, e.x1, e.upto, e.pattern) &&
-            (resume == nullptr || e.upto > resume->upto))
-            resume = &e;
     }
-    Entry* entry = resume;
-    if (entry == nullptr) {
-        if (static_cast<Index>(entries_.size()) < max_entries_) {
-            entries_.emplace_back();
-            entry = &entries_.back();
-        } else {
-            entry = &*std::min_element(
-                entries_.begin(), entries_.end(),
-                [](const Entry& p, const Entry& q) { return p.stamp < q.stamp; });
+    if (source != nullptr && shared == upto) {  // every layer asked for is cached
+        source->stamp = clock_;
+        current_ = source;
+        return;
+    }
+    (void)keep;  // every layer through upto is kept
+    Entry* entry = nullptr;
+    if (source != nullptr && shared == source->upto) {
+        entry = source;  // the query's pattern extends the cached one's: resumed in place
+    } else if (static_cast<Index>(entries_.size()) < max_entries_) {
+        entries_.emplace_back();
+        entry = &entries_.back();
+    } else {
+        for (Entry& e : entries_)
+            if (&e != source && (entry == nullptr || e.stamp < entry->stamp)) entry = &e;
+    }
+    const Index from = shared + 1;
+    if (entry != source) {
+        entry->c.resize(sz(upto) + 1);
+        entry->d.resize(sz(upto) + 1);
+        for (Index l = 0; l < from; ++l) {
+            entry->c[sz(l)] = source->c[sz(l)];
+            if (x1 != nullptr) entry->d[sz(l)] = source->d[sz(l)];
         }
-        entry->c.clear();
-        entry->d.clear();
     }
-    const Index from = resume != nullptr ? resume->upto + 1 : 0;
     ++evaluations_;
-    const Index old_upto = resume != nullptr ? resume->upto : -1;
     entry->x0 = x0;
     entry->x1 = x1;
     entry->upto = upto;
@@ -296,12 +566,6 @@ void PathOracle::evaluate(const double* x0, const double* x1, const Word* patter
             dir_lo[sz(i)] = v.lo;
         }
         forward(dir_hi.data(), dir_lo.data(), false, pattern, from, upto, entry->d);
-    }
-    // Only layers upto and keep are kept (and a resumed entry's kept root layer).
-    for (Index l = 0; l < upto; ++l) {
-        if (l == keep || (l < old_upto && present(*entry, l))) continue;
-        entry->c[sz(l)] = LayerValues{};
-        if (l < static_cast<Index>(entry->d.size())) entry->d[sz(l)] = LayerValues{};
     }
     current_ = entry;
 }
@@ -485,9 +749,9 @@ SlowDecision PathOracle::sign_at_point(const double* x, const Word* pattern, Ind
     return out;
 }
 
-SlowDecision PathOracle::sign_at_root(const double* x0, const double* x1, const Word* pattern,
-                                      Index lj, Index j, int d_sign, Index lk, Index k) {
-    evaluate(x0, x1, pattern, lk, lj);
+// D = c_k d_j - c_j d_k (layer lk's neuron k, the root's neuron j of layer lj) from the
+// current pass, and a bound on its error: g_k(t*) = D / d_j at the root t* of neuron j.
+DD PathOracle::root_determinant(Index lj, Index j, Index lk, Index k, double& err) const {
     const LayerValues& cj = current_->c[sz(lj)];
     const LayerValues& dj = current_->d[sz(lj)];
     const LayerValues& ck = current_->c[sz(lk)];
@@ -496,7 +760,6 @@ SlowDecision PathOracle::sign_at_root(const double* x0, const double* x1, const 
     const DD c_k{ck.hi[sz(k)], ck.lo[sz(k)]}, d_k{dk.hi[sz(k)], dk.lo[sz(k)]};
     const double e_cj = cj.err[sz(j)], e_dj = dj.err[sz(j)];
     const double e_ck = ck.err[sz(k)], e_dk = dk.err[sz(k)];
-    // D = c_k d_j - c_j d_k; g_k(t*) = D / d_j.
     double err1 = 0.0, err2 = 0.0;
     const DD p1 = mul(c_k, d_j, err1);
     const DD p2 = mul(c_j, d_k, err2);
@@ -504,9 +767,17 @@ SlowDecision PathOracle::sign_at_root(const double* x0, const double* x1, const 
     const DD D = two_sum(top.hi, top.lo + (p1.lo - p2.lo));
     const double m_ck = magnitude(c_k.hi, c_k.lo), m_dj = magnitude(d_j.hi, d_j.lo);
     const double m_cj = magnitude(c_j.hi, c_j.lo), m_dk = magnitude(d_k.hi, d_k.lo);
-    const double err =
-        kSafety * (err1 + err2 + 4.0 * u * u * (m_ck * m_dj + m_cj * m_dk) + m_ck * e_dj +
-                   m_dj * e_ck + e_ck * e_dj + m_cj * e_dk + m_dk * e_cj + e_cj * e_dk);
+    err = kSafety * (err1 + err2 + 4.0 * u * u * (m_ck * m_dj + m_cj * m_dk) + m_ck * e_dj +
+                     m_dj * e_ck + e_ck * e_dj + m_cj * e_dk + m_dk * e_cj + e_cj * e_dk);
+    return D;
+}
+
+SlowDecision PathOracle::sign_at_root(const double* x0, const double* x1, const Word* pattern,
+                                      Index lj, Index j, int d_sign, Index lk, Index k) {
+    evaluate(x0, x1, pattern, lk, lj);
+    const DD d_j{current_->d[sz(lj)].hi[sz(j)], current_->d[sz(lj)].lo[sz(j)]};
+    double err = 0.0;
+    const DD D = root_determinant(lj, j, lk, k, err);
     SlowDecision out;
     out.value = d_j.hi != 0.0 ? D.hi / d_j.hi : 0.0;
     if (lower_magnitude(D.hi, D.lo) > err) {
@@ -524,6 +795,41 @@ SlowDecision PathOracle::sign_at_root(const double* x0, const double* x1, const 
     out.sign = sign_of_expansion(det) * d_sign;
     out.decided = exact_ok_ && out.sign != 0;
     return out;
+}
+
+bool PathOracle::vertex_values(Index lj, Index j, Index lk, std::vector<double>& value,
+                               std::vector<double>& error) const {
+    if (current_ == nullptr) return false;
+    const LayerValues& ck = current_->c[sz(lk)];
+    const Index m = static_cast<Index>(ck.hi.size());
+    value.resize(sz(m));
+    error.resize(sz(m));
+    if (lj < 0) {
+        // A polyline point: |hi - z*| <= |lo| + |hi + lo - z*|.
+        for (Index k = 0; k < m; ++k) {
+            value[sz(k)] = ck.hi[sz(k)];
+            error[sz(k)] = (std::abs(ck.lo[sz(k)]) + ck.err[sz(k)]) * (1.0 + 4.0 * u);
+        }
+        return true;
+    }
+    // A root: z*_k = D*_k / d*_j. With D~ = D.hi + D.lo, d~ = d_j.hi + d_j.lo within eD, ed
+    // of them, |D~/d~ - D*/d*| = |D~ (d* - d~) + d~ (D~ - D*)| / |d~ d*|
+    // <= (|D~| ed + |d~| eD) / (|d~| (|d~| - ed)); fl(D.hi / d_j.hi) is within 4u of D~/d~
+    // relative (the low parts at most u each, the division's rounding).
+    const LayerValues& dj = current_->d[sz(lj)];
+    const double d_hi = dj.hi[sz(j)], d_lo = dj.lo[sz(j)], ed = dj.err[sz(j)];
+    const double d_up = magnitude(d_hi, d_lo), d_down = lower_magnitude(d_hi, d_lo);
+    if (!(d_down - ed > 0.0)) return false;
+    const double den = d_down * ((d_down - ed) * (1.0 - 2.0 * u));
+    for (Index k = 0; k < m; ++k) {
+        double e_d = 0.0;
+        const DD D = root_determinant(lj, j, lk, k, e_d);
+        const double q = D.hi / d_hi;
+        value[sz(k)] = q;
+        error[sz(k)] =
+            kSafety * ((magnitude(D.hi, D.lo) * ed + d_up * e_d) / den + 4.0 * u * std::abs(q));
+    }
+    return true;
 }
 
 }  // namespace lrcore::detail

@@ -134,6 +134,19 @@ public:
     SlowDecision sign_at_root(const double* x0, const double* x1, const Word* pattern, Index lj,
                               Index j, int d_sign, Index lk, Index k);
 
+    // The next query asks at the same vertex as the last one (the same line, pattern and
+    // layers): its cached pass is used without comparing keys (a pattern has a bit per
+    // neuron of every earlier layer; comparing it for each of a vertex's thousands of
+    // undecided values cost more than the pass on deep CNNs).
+    void same_vertex_next() { same_vertex_ = true; }
+
+    // Layer lk's values at the vertex of the last query (current_ holds its pass), each
+    // within error[k] of the exact value: a polyline point (lj < 0), or the root of neuron
+    // j of layer lj. False where none can be given (the root's slope not bounded away
+    // from 0).
+    bool vertex_values(Index lj, Index j, Index lk, std::vector<double>& value,
+                       std::vector<double>& error) const;
+
     Index evaluations() const { return evaluations_; }
     Index exact_evaluations() const { return exact_evaluations_; }
 
@@ -144,9 +157,11 @@ private:
     };
     const Network& net_;
     // Cached evaluations, one per recently asked vertex (key: line, layers, pattern; c
-    // at the base point, d along the line). Only the deepest layer and the layer of the
-    // root asked for are kept (resuming needs the deepest one); the count of entries is
-    // bounded by memory (kCacheBytes), the least recently used one is replaced.
+    // at the base point, d along the line), every layer of the pass kept: a query whose
+    // pattern agrees with a cached pass's through the bits of layers < l shares its
+    // layers 0..l and starts after them (a vertex created at layer l shares them with the
+    // vertices of its interval). The count of entries is bounded by memory (kCacheBytes,
+    // at least 2), the least recently used one is replaced.
     struct Entry {
         const double* x0 = nullptr;
         const double* x1 = nullptr;
@@ -157,6 +172,7 @@ private:
     };
     std::vector<Entry> entries_;
     Entry* current_ = nullptr;
+    bool same_vertex_ = false;
     Index clock_ = 0;
     Index max_entries_ = 0;
     Index evaluations_ = 0;
@@ -170,10 +186,13 @@ private:
     Index exact_evaluations_ = 0;
     // Scratch.
     std::vector<double> h_hi_, h_lo_, h_err_, row_values_;
+    std::vector<double> bias_, sum_s_, sum_c_, sum_a_, sum_l_, sum_e_;  // structured pass
     std::vector<Index> row_cols_;
 
     // Makes current_ an entry holding layers `upto` and `keep` (<= upto) of the pass.
     void evaluate(const double* x0, const double* x1, const Word* pattern, Index upto, Index keep);
+    DD root_determinant(Index lj, Index j, Index lk, Index k, double& err) const;
+    Index shared_through(const Word* pattern, Index upto, const Entry& e) const;
     void evaluate_exact(const double* x0, const double* x1, const Word* pattern, Index upto);
     void forward_exact(std::vector<Expansion> h, bool with_bias, const Word* pattern, Index upto,
                        std::vector<std::vector<Expansion>>& out);

@@ -38,6 +38,7 @@ VertexSeq Subdivider::run(const std::vector<Chunk>& chunks, const StopFlag& stop
     VertexSeq out;
     out.words = words_;
     slow_used_ = 0;
+    uncertified_used_ = 0;
     Unit unit = initial_unit(chunks);
     evaluate_first_layer(unit);
     process(std::move(unit), 0, out, stop);
@@ -317,14 +318,28 @@ void Subdivider::certify_values(Unit& unit, Index layer) {
         double replaced = 0.0;  // sum of eps^2 over the replaced values
         if (undecided > 0) {
             const Index path = unit.path[sz(v)];
+            Index structural = 0;  // values proven exactly zero by structural_zero
+            bool asked = false;    // the slow path was asked at v
+            uncertified_units_.clear();
             for (Index j = 0; j < neurons; ++j) {
                 if (bound.decides(row[j], norms[j], bias[j])) continue;
+                // A value whose row reads only exact zeros (ties of ReLU outputs that are
+                // both off, in max-pooling tournaments): exactly zero, no slow pass.
+                if (row[j] == 0.0 && structural_zero(unit, v, layer, j)) {
+                    count(path, 1);
+                    ++structural;
+                    continue;
+                }
                 if (!slow_allowed()) {  // budget spent: the float64 sign, counted
                     count(path, 3);
+                    ++uncertified_used_;
+                    uncertified_units_.push_back(j);
                     continue;
                 }
                 const double eps = bound.eps(norms[j], bias[j]);
                 replaced += eps * eps;
+                if (asked) oracle_.same_vertex_next();  // the pass of v's first one
+                asked = true;
                 const SlowDecision d = slow_sign(unit, v, layer, j);
                 count(path, 0);
                 if (!d.decided) {
@@ -336,8 +351,19 @@ void Subdivider::certify_values(Unit& unit, Index layer) {
                     row[j] = usable ? d.value : d.sign * limit * 0.5;
                 }
             }
-            bound.a *= 2.0;
-            bound.b *= 2.0;
+            // The slow pass at v gives all the layer's values there far more accurately
+            // than the float64 ones: they replace them (refresh_values), so that deeper
+            // layers start from a small error again. Else a structural zero is exact
+            // (z = z* = 0): only the other values need the doubled bound.
+            if (asked && refresh_values(unit, v, layer, bound)) {
+                unit.bound_a[sz(v)] = bound.a;
+                unit.bound_b[sz(v)] = bound.b;
+                continue;  // err[v] set
+            }
+            if (undecided > structural) {
+                bound.a *= 2.0;
+                bound.b *= 2.0;
+            }
         }
         unit.bound_a[sz(v)] = bound.a;
         unit.bound_b[sz(v)] = bound.b;
@@ -346,6 +372,67 @@ void Subdivider::certify_values(Unit& unit, Index layer) {
         unit.err[sz(v)] = VertexBound::vector_error(f, unit.scale[sz(v)], unit.err[sz(v)]) +
                           2.0 * std::sqrt(replaced) * kSafety;
     }
+}
+
+// After the slow path asked at vertex v (the oracle's current pass is v's, through this
+// layer): the layer's values at v from that pass replace the float64 ones, each within
+// error_k of the exact value z*_k (PathOracle::vertex_values). Signs stay the certified
+// ones: a value the pass decides keeps its estimate q_k; another neuron with certified
+// sign s (decided by the filter or the slow path) gets s (|q_k| + error_k), within
+// |q_k| + error_k of z*_k (both on the same side, |z*_k| <= |q_k| + error_k); a value
+// proven zero stays 0, within the same; a float64 sign taken past the budget keeps its
+// value and the filter's eps_k. Taken only when every new error is at most eps_k (the
+// vertex's per-value bound stays valid, undoubled) and their l2 norm is below the bound
+// err[v] would get otherwise; err[v] becomes that l2 norm. Returns whether it did.
+bool Subdivider::refresh_values(Unit& unit, Index v, Index layer, const VertexBound& bound) {
+    Index lj = -1, j = 0;
+    const Index origin = unit.origin[sz(v)];
+    if (origin >= 0) {
+        lj = 0;
+        while (net_.neuron_offset(lj + 1) <= origin) ++lj;
+        j = origin - net_.neuron_offset(lj);
+    }
+    if (!oracle_.vertex_values(lj, j, layer, refresh_value_, refresh_error_)) return false;
+    const AffineMap& map = net_.layer(layer);
+    const double* norms = map.row_norms().data();
+    const double* bias = map.abs_bias().data();
+    const Index width = unit.width;
+    const Index neurons = net_.hidden_size(layer);
+    double* row = unit.z.data() + v * width;
+    std::size_t next_uncertified = 0;
+    double sum = 0.0;
+    for (Index k = 0; k < width; ++k) {
+        const double eps = bound.eps(norms[k], bias[k]);
+        double q = refresh_value_[sz(k)];
+        double e = refresh_error_[sz(k)];
+        if (k < neurons) {
+            if (next_uncertified < uncertified_units_.size() &&
+                uncertified_units_[next_uncertified] == k) {
+                ++next_uncertified;
+                q = row[k];
+                e = eps;
+            } else if (!(std::abs(q) > e) || (q > 0.0) != (row[k] > 0.0) || row[k] == 0.0) {
+                // The pass does not decide it (or it is zero): the certified sign, at the
+                // far end of the pass's interval.
+                e = (std::abs(q) + e) * (1.0 + 2.0 * kUnitRoundoff);
+                q = row[k] == 0.0
+                        ? 0.0
+                        : std::copysign(std::max(e, std::numeric_limits<double>::min()), row[k]);
+                e = std::max(e, std::abs(q));
+            }
+        }
+        if (!(e <= eps)) return false;
+        refresh_value_[sz(k)] = q;
+        sum += e * e;
+    }
+    const double error =
+        std::sqrt(sum) * kSafety * (1.0 + gamma_of(static_cast<double>(width) + 2.0));
+    const double old_error =
+        VertexBound::vector_error(filter_[sz(layer)], unit.scale[sz(v)], unit.err[sz(v)]);
+    if (!(error < old_error)) return false;
+    std::copy_n(refresh_value_.data(), width, row);
+    unit.err[sz(v)] = error;
+    return true;
 }
 
 // The slow path's sign of neuron k of the layer at vertex v: the vertex's exact point
@@ -368,6 +455,55 @@ SlowDecision Subdivider::slow_sign(const Unit& unit, Index v, Index layer, Index
     const bool on = ((pattern[origin / kWordBits] >> (origin % kWordBits)) & Word{1}) != 0;
     const int d_sign = on == after ? 1 : -1;
     return oracle_.sign_at_root(x0, x1, pattern, lj, j, d_sign, layer, k);
+}
+
+// Whether neuron k of the layer is exactly zero at vertex v by structure alone: under the
+// pattern of the interval next to v that the slow path would force (slow_sign), its row
+// has no bias and reads only values that are exactly zero there: ReLU units that the
+// pattern turns off (their pre-activation is <= 0 on that closed interval, so their
+// output is exactly 0 at v), or linear units that are such structural zeros themselves
+// (looked up recursively, a few layers deep). Then the slow path's forced-pattern sum is
+// a sum of exact zeros: the value is exactly 0 (an exact coincidence) with no pass. The
+// pattern's bits are certified only while the task has taken no float64 sign
+// (uncertified_used_ == 0); after that the rule is not used. Tournaments of max pooling
+// (docs/numerics.md §4) have many such ties: both candidates are ReLU outputs that are 0.
+bool Subdivider::structural_zero(const Unit& unit, Index v, Index layer, Index k) {
+    if (uncertified_used_ > 0 || layer == 0) return false;
+    const bool after = unit.link[sz(v)] != 0 || v == 0;
+    const Word* pattern = unit.bits.data() + (after ? v : v - 1) * words_;
+    Index budget = kStructuralTerms;  // row entries looked at, at most
+    return zero_row(pattern, layer, k, 0, budget);
+}
+
+// Row k of layer `layer` is exactly zero under `pattern` (structural_zero).
+bool Subdivider::zero_row(const Word* pattern, Index layer, Index k, Index depth, Index& budget) {
+    if (layer == 0 || depth >= kStructuralDepth) return false;  // the input is not known zero
+    const AffineMap& map = net_.layer(layer);
+    if (map.abs_bias()[sz(k)] != 0.0) return false;
+    if (structural_values_.size() <= sz(depth)) {
+        structural_values_.resize(sz(depth) + 1);
+        structural_cols_.resize(sz(depth) + 1);
+    }
+    const AffineRow row = map.row(k, structural_values_[sz(depth)], structural_cols_[sz(depth)]);
+    const Index below = layer - 1;
+    const Activation& act = net_.activation(below);
+    const bool off_is_zero = act.kind == ActivationKind::relu || act.negative_slope == 0.0;
+    const Index neurons = net_.hidden_size(below);
+    const Index offset = net_.neuron_offset(below);
+    if (row.count > budget) return false;
+    budget -= row.count;
+    for (Index i = 0; i < row.count; ++i) {
+        if (row.values[i] == 0.0) continue;
+        const Index col = row.cols != nullptr ? row.cols[i] : i;
+        if (col < neurons) {
+            const Index bit = offset + col;
+            const bool on = ((pattern[bit / kWordBits] >> (bit % kWordBits)) & Word{1}) != 0;
+            if (on || !off_is_zero) return false;
+        } else if (!zero_row(pattern, below, col, depth + 1, budget)) {
+            return false;
+        }
+    }
+    return true;
 }
 
 // The exact order of two crossings p, q of one interval (q's neuron evaluated at p's
@@ -393,6 +529,7 @@ int Subdivider::compare_crossings(const Unit& unit, Index v, Index layer, const 
         sign = value > 0.0 ? 1 : -1;
     } else if (!slow_allowed()) {  // budget spent: the float64 sign, counted
         count(unit.path[sz(v)], 3);
+        ++uncertified_used_;
         sign = value > 0.0 ? 1 : (value < 0.0 ? -1 : 0);
     } else {
         const PathSpec& spec = paths_[sz(unit.path[sz(v)])];

@@ -46,7 +46,8 @@ private:
     std::vector<std::atomic<Index>>& vertices_per_layer_;
     // Per path: slow, coincident, unresolved, uncertified (kCounters each).
     std::vector<std::atomic<Index>>& counters_;
-    Index slow_used_ = 0;  // slow-path decisions of the current task
+    Index slow_used_ = 0;         // slow-path decisions of the current task
+    Index uncertified_used_ = 0;  // float64 signs taken in the current task
     Index words_;
     std::vector<FilterLayer> filter_;
     PathOracle oracle_;
@@ -72,6 +73,18 @@ private:
     // Certified decisions (docs/numerics.md).
     void certify_values(Unit& unit, Index layer);
     SlowDecision slow_sign(const Unit& unit, Index v, Index layer, Index k);
+    bool refresh_values(Unit& unit, Index v, Index layer, const VertexBound& bound);
+    std::vector<Index> uncertified_units_;  // float64 signs taken at the current vertex
+    std::vector<double> refresh_value_, refresh_error_;
+    // Exact zeros by structure (a row of zero bias reading only exact zeros under the
+    // forced pattern): no slow pass. At most kStructuralTerms row entries are read, and
+    // linear units kStructuralDepth layers down.
+    static constexpr Index kStructuralTerms = 256;
+    static constexpr Index kStructuralDepth = 8;
+    bool structural_zero(const Unit& unit, Index v, Index layer, Index k);
+    bool zero_row(const Word* pattern, Index layer, Index k, Index depth, Index& budget);
+    std::vector<std::vector<double>> structural_values_;
+    std::vector<std::vector<Index>> structural_cols_;
     int compare_crossings(const Unit& unit, Index v, Index layer, const Crossing& p,
                           const Crossing& q);
     Index order_crossings(const Unit& unit, Index layer);

@@ -57,7 +57,7 @@ class PathBatchArrays(TypedDict):
     patterns: NDArray[np.uint8] | None  # (pieces, bytes), None unless want_patterns
     vertices_per_layer: NDArray[np.int64]  # (hidden layers,)
     slow_decisions: NDArray[np.int64]  # (paths,) decisions left to the slow path
-    exact_coincidences: NDArray[np.int64]  # (paths,) values the slow path found zero
+    exact_coincidences: NDArray[np.int64]  # (paths,) values proven exactly zero
     unresolved_crossings: NDArray[np.int64]  # (paths,) crossings at one float64 position
     uncertified_decisions: NDArray[np.int64]  # (paths,) float64 signs past the budget
 

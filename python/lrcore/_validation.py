@@ -29,11 +29,11 @@ DEFAULT_MAX_REGIONS = 5_000_000
 
 #: Default budget of slow-path sign decisions per task of a certified count_1d call (a
 #: task: up to 32 consecutive segments). On MLPs the slow path is rare (4 of 13.9 M
-#: decisions on 784-[512]x4); on max-pooling tournaments it decides the many exact ties
-#: of zero ReLU outputs (19,000 to 112,000 on LeNet segments); on deep CNNs with large
-#: layer gains it is frequent (ResNet-18 at width 16: about 1.7 M, 100-200 us each), and
-#: past the budget the rest take their float64 sign, counted in
-#: ``uncertified_decisions``.
+#: decisions on 784-[512]x4); the exact ties of max-pooling tournaments are decided by
+#: structure, without it (190 slow decisions on a LeNet-5 stretch); on deep CNNs with
+#: large layer gains most vertices need a pass every few layers (ResNet-18 at width 16:
+#: 1,470 decisions, about 180 passes of tens of ms each). Past the budget the rest take
+#: their float64 sign, counted in ``uncertified_decisions``.
 DEFAULT_MAX_SLOW_DECISIONS = 100_000
 
 

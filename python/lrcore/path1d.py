@@ -100,8 +100,9 @@ class PathResult(Verifiable):
         self.rtol = None if rtol is None else float(rtol)
         #: Sign decisions the fast filter left to the slow path (docs/numerics.md).
         self.slow_decisions = int(slow_decisions)
-        #: Values the slow path could not tell from zero: exact coincidences (a vertex on
-        #: the neuron's zero set; concurrent crossings share one breakpoint).
+        #: Values proven exactly zero: exact coincidences (a vertex on the neuron's zero
+        #: set; concurrent crossings share one breakpoint), by the slow path or by
+        #: structure (a tie of ReLU outputs that are both off, as in max pooling).
         self.exact_coincidences = int(exact_coincidences)
         #: Crossings distinct in exact arithmetic that float64 places at one position
         #: (they share one breakpoint).
@@ -579,7 +580,8 @@ def count_1d(
         however long it takes). Past it, a value the fast filter cannot decide keeps its
         float64 sign, the result's ``uncertified_decisions`` counts it and a
         :class:`lrcore.CertificationWarning` is issued. Deep CNNs with large layer gains
-        can need millions of slow decisions (docs/numerics.md).
+        need the slow path at most vertices, once per vertex every few layers
+        (docs/numerics.md §9).
 
     Returns
     -------

@@ -117,6 +117,9 @@ public:
     AffineRow row(Index r, std::vector<double>& scratch_values,
                   std::vector<Index>& scratch_cols) const override;
     const ConvShape& shape() const { return shape_; }
+    // (out_channels × in_channels / groups × kernel_h × kernel_w) and one per channel.
+    const std::vector<double>& weight() const { return weight_; }
+    const std::vector<double>& bias() const { return bias_; }
     // ||W||_2 <= ||T||_2, T the convolution on the infinite grid (padding and stride only
     // restrict it); ||T||_2^2 <= the largest absolute row sum of T^T T's kernel.
     double norm_bound() const override { return norm_bound_; }
@@ -171,6 +174,8 @@ public:
     AffineRow row(Index r, std::vector<double>& scratch_values,
                   std::vector<Index>& scratch_cols) const override;
     double norm_bound() const override { return norm_bound_; }  // max |scale|
+    const std::vector<double>& scale() const { return scale_; }
+    const std::vector<double>& bias() const { return bias_; }
 
 private:
     std::vector<double> scale_, bias_, row_norms_, abs_bias_;
@@ -200,6 +205,9 @@ public:
     // sqrt(R C) (a Schur test on the parts' norms n_t): R the largest sum of n_t over the
     // parts writing one output, C over the parts reading one input.
     double norm_bound() const override { return norm_bound_; }
+    const std::vector<Part>& parts() const { return parts_; }
+    // b plus the parts' own biases: the layer's bias.
+    const std::vector<double>& total_bias() const { return total_bias_; }
 
 private:
     Index out_, in_;
