@@ -130,14 +130,24 @@ inline void FaceBuilder::settle_face(Index f, Index offset) {
     const Index first = face_start_[sz(f)];
     const Index last = face_start_[sz(f) + 1];
     const Index mask_words = vertices_.mask_words();
-    std::fill(any_pos_.begin(), any_pos_.end(), 0);
-    std::fill(any_neg_.begin(), any_neg_.end(), 0);
-    for (Index i = first; i < last; ++i) {
-        const Word* positive = vertices_.positive(sides_[sz(i)].vertex);
-        const Word* negative = vertices_.negative(sides_[sz(i)].vertex);
-        for (Index k = 0; k < mask_words; ++k) {
-            any_pos_[sz(k)] |= positive[k];
-            any_neg_[sz(k)] |= negative[k];
+    if (mask_words == 1) {  // layers of up to 64 neurons: the masks in registers
+        Word pos = 0, neg = 0;
+        for (Index i = first; i < last; ++i) {
+            pos |= *vertices_.positive(sides_[sz(i)].vertex);
+            neg |= *vertices_.negative(sides_[sz(i)].vertex);
+        }
+        any_pos_[0] = pos;
+        any_neg_[0] = neg;
+    } else {
+        std::fill(any_pos_.begin(), any_pos_.end(), 0);
+        std::fill(any_neg_.begin(), any_neg_.end(), 0);
+        for (Index i = first; i < last; ++i) {
+            const Word* positive = vertices_.positive(sides_[sz(i)].vertex);
+            const Word* negative = vertices_.negative(sides_[sz(i)].vertex);
+            for (Index k = 0; k < mask_words; ++k) {
+                any_pos_[sz(k)] |= positive[k];
+                any_neg_[sz(k)] |= negative[k];
+            }
         }
     }
     part_bits_.resize(sz(words_));
