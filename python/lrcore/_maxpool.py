@@ -24,7 +24,8 @@ changes there. :func:`merge_slice` does the same for a slice's faces (their unio
 canonical pattern is convex) and edges.
 
 This module imports neither torch nor the traced front end: the lowering works on the
-front end's values through their own methods (``then``, ``reshaped``) and ``type``.
+front end's values through their own methods (``then``, ``reshaped``) and closes hidden
+layers through the lowering's (``close_hidden``, ``state_map``).
 """
 
 from __future__ import annotations
@@ -55,7 +56,6 @@ __all__ = [
 IntArray = NDArray[np.int64]
 FloatArray = NDArray[np.float64]
 
-_DENSE_ABOVE = 0.2  # as in _torch_fx: a stacked weight denser than this becomes dense
 
 _MODULES = ("MaxPool1d", "MaxPool2d", "AdaptiveMaxPool1d", "AdaptiveMaxPool2d")
 _FUNCTIONS = ("max_pool1d", "max_pool2d", "adaptive_max_pool1d", "adaptive_max_pool2d")
@@ -318,16 +318,6 @@ def _sparse() -> Any:
     return optional_import("scipy.sparse", "torch")
 
 
-def _vstack(blocks: Sequence[Any]) -> Any:
-    if all(not hasattr(b, "tocsr") for b in blocks):
-        return np.vstack([np.asarray(b, dtype=np.float64) for b in blocks])
-    sparse = _sparse()
-    out = sparse.vstack([sparse.csr_matrix(b) for b in blocks], format="csr")
-    if out.nnz > _DENSE_ABOVE * max(1, out.shape[0] * out.shape[1]):
-        return np.asarray(out.toarray(), dtype=np.float64)
-    return out
-
-
 def _pick(rows: Sequence[Sequence[tuple[int, float]]], count: int, total: int) -> Any:
     """CSR matrix with ``count`` rows; row ``i`` holds the (column, value) ``rows[i]``."""
     cols = [[c for c, _ in r] for r in rows]
@@ -351,51 +341,6 @@ class PoolingBuilder:
         self.leaf: list[list[int]] = []
         self.parent: list[int] = []
         self.side: list[int] = []
-
-
-def _hidden_layer(low: Any, pre: Any, carried: Any, position: int) -> tuple[Any, Any]:
-    """Close one hidden layer: ReLU of ``pre``; ``carried`` and live values as linear units.
-
-    Returns the new state's values of ``relu(pre)`` and of ``carried``.
-    """
-    groups: dict[tuple[int, int], list[Any]] = {}
-    for other, value in low.values.items():
-        if not hasattr(value, "terms") or low.last_use[other] <= position:
-            continue
-        groups.setdefault((id(value.terms), id(value.offset)), []).append(other)
-    live = [low.values[members[0]] for members in groups.values()]
-    blocks = [pre, carried, *live]
-    weight = _vstack([b.matrix for b in blocks])
-    bias = np.concatenate([np.asarray(b.offset, dtype=np.float64).ravel() for b in blocks])
-    width = int(weight.shape[0])
-    low.layers.weights.append(weight)
-    low.layers.biases.append(bias)
-    low.layers.activations.append("relu")
-    low.layers.slopes.append(0.0)
-    low.layers.linear_units.append(width - pre.size)
-    make, term = type(pre), type(pre.terms[0])
-
-    def select(start: int, size: int, shape: tuple[int, ...]) -> Any:
-        # Entries start .. start + size of the new state, as they are (no op).
-        return make(shape, (term(start, size, 0),), np.zeros(size), width)
-
-    values = {n: v for n, v in low.values.items() if not hasattr(v, "terms")}
-    start = pre.size + carried.size
-    for members, value in zip(groups.values(), live):
-        shared = select(start, value.size, value.shape)
-        for member in members:
-            values[member] = shared.reshaped(low.values[member].shape)
-        start += value.size
-    low.values = values
-    return select(0, pre.size, pre.shape), select(pre.size, carried.size, carried.shape)
-
-
-def _state_map(like: Any, matrix: Any, width: int) -> Any:
-    """The value ``matrix @ state`` (a state of ``width`` entries), of ``like``'s class."""
-    rows = int(matrix.shape[0])
-    return type(like)(
-        (rows,), (type(like.terms[0])(0, width, 0, (matrix,)),), np.zeros(rows), width
-    )
 
 
 def lower_max_pool(low: Any, node: Any, module: Any, position: int, where: str) -> Any:
@@ -441,7 +386,7 @@ def lower_max_pool(low: Any, node: Any, module: Any, position: int, where: str) 
             _pick([[(r, 1.0)] for r in keep], len(keep), total), np.zeros(len(keep)), (len(keep),)
         )
         layer = len(low.layers.weights)
-        relu_value, _ = _hidden_layer(low, pre, carried, position)
+        relu_value, _ = low.close_hidden([pre, carried], "relu", 0.0, position)
         # Rows of the next candidates: earlier + relu(match), or a waiting candidate.
         width = int(relu_value.width)
         next_rows: list[list[tuple[int, float]]] = []
@@ -465,7 +410,7 @@ def lower_max_pool(low: Any, node: Any, module: Any, position: int, where: str) 
                 next_rows.append([(len(pairs) + keep_at[c[-1][0]], 1.0)])
                 new_cands[w].append((len(next_rows) - 1, c[-1][1], c[-1][2]))
         # Keep each window's candidates in entry order (pairs, then the waiting one).
-        flat = _state_map(value, _pick(next_rows, len(next_rows), width), width)
+        flat = low.state_map(_pick(next_rows, len(next_rows), width), width)
         cands = new_cands
     tree.records.append(record)
     order = np.array([c[0][0] for c in cands], dtype=np.int64)

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import math
 import operator
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -660,40 +660,68 @@ class _Lowering:
         spec = self.activation_of(node, module)
         assert spec is not None
         kind, slope, inplace = spec
-        source = node.args[0]
-        pre_activation = self.tensor(source, where)
-        # Values used after this node, grouped by tensor (a view or an Identity shares
-        # its source's matrix): each is carried once, in linear units.
+        pre_activation = self.tensor(node.args[0], where)
+        self.close_hidden(
+            [pre_activation],
+            kind,
+            slope,
+            position,
+            node=node,
+            aliased=pre_activation.same_tensor if inplace else None,
+        )
+
+    def close_hidden(
+        self,
+        blocks: Sequence[_Value],
+        kind: str,
+        slope: float,
+        position: int,
+        *,
+        node: Any = None,
+        aliased: Callable[[_Value], bool] | None = None,
+    ) -> list[_Value]:
+        """Close one hidden layer and return the new state's values of ``blocks``.
+
+        The layer applies ``kind`` to the first block; the other blocks, then every value
+        used after ``position``, follow as linear units. Values used later are grouped by
+        tensor (a view or an Identity shares its source's matrix), so each is carried
+        once. ``node``, when given, takes the first block's new value, as does every value
+        for which ``aliased`` holds (an in-place activation overwrites them); those are
+        not carried.
+        """
         groups: dict[tuple[int, int], list[Any]] = {}
         for other, value in self.values.items():
             if not isinstance(value, _Value) or self.last_use[other] <= position:
                 continue
-            if inplace and value.same_tensor(pre_activation):
-                continue  # overwritten by the activation: it aliases the node's output
+            if aliased is not None and aliased(value):
+                continue
             groups.setdefault((id(value.terms), id(value.offset)), []).append(other)
         carried = [self.values[members[0]] for members in groups.values()]
-        blocks = [pre_activation, *carried]
-        assert all(isinstance(b, _Value) for b in blocks)
-        layer = _stacked(blocks)  # type: ignore[arg-type]
-        bias = layer.offset
+        stacked = [*blocks, *carried]
+        assert all(isinstance(b, _Value) for b in stacked)
+        layer = _stacked(stacked)  # type: ignore[arg-type]
         width = layer.size
         self.layers.weights.append(_layer_weight(layer, self.structured))
-        self.layers.biases.append(bias)
+        self.layers.biases.append(layer.offset)
         self.layers.activations.append(kind)
         self.layers.slopes.append(slope)
-        self.layers.linear_units.append(width - pre_activation.size)
+        self.layers.linear_units.append(width - blocks[0].size)
 
-        # The new state is this layer's output: the activated units, then the carried ones.
+        # The new state is this layer's output: the blocks, then the carried values.
         values: dict[Any, _Value | _Shape] = {
             n: v for n, v in self.values.items() if isinstance(v, _Shape)
         }
-        output = _state_value(pre_activation.shape, 0, width)
-        values[node] = output
-        if inplace:
-            for other, value in self.values.items():
-                if isinstance(value, _Value) and value.same_tensor(pre_activation):
-                    values[other] = output.reshaped(value.shape)
-        start = pre_activation.size
+        outputs: list[_Value] = []
+        start = 0
+        for block in blocks:
+            outputs.append(_state_value(block.shape, start, width))
+            start += block.size
+        if node is not None:
+            values[node] = outputs[0]
+            if aliased is not None:
+                for other, value in self.values.items():
+                    if isinstance(value, _Value) and aliased(value):
+                        values[other] = outputs[0].reshaped(value.shape)
         for members in groups.values():
             first = self.values[members[0]]
             assert isinstance(first, _Value)
@@ -704,6 +732,12 @@ class _Lowering:
                 values[member] = shared.reshaped(member_value.shape)
             start += first.size
         self.values = values
+        return outputs
+
+    def state_map(self, matrix: Any, width: int) -> _Value:
+        """The value ``matrix @ state`` for a state of ``width`` entries."""
+        rows = int(matrix.shape[0])
+        return _Value((rows,), (_Term(0, width, 0, (matrix,)),), np.zeros(rows), width)
 
     # -- affine operations -----------------------------------------------------------
     def affine(self, node: Any, module: Any, where: str) -> _Value | _Shape:
