@@ -296,3 +296,20 @@ def test_zoo_resnet18_structure():
     )
     bn = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
     assert all(float(m.running_var.min()) >= 0.5 for m in bn)
+
+
+def test_large_convolutions_without_a_gather_table_match_torch():
+    """Convolutions with and without ConvAffine's gather table give torch's values.
+
+    Above kGatherEntries (position, tap) pairs the core builds its im2col columns row by
+    row instead of gathering them from a table.
+    """
+    torch.manual_seed(4)
+    shape = (2, 400, 330)
+    model = nn.Sequential(nn.Conv2d(2, 2, 3, stride=(1, 2), padding=1, dilation=(2, 1)), nn.ReLU())
+    model = nn.Sequential(*model, nn.Conv2d(2, 1, 2), nn.ReLU(), nn.Flatten())
+    net = lrcore.from_torch(model, shape)
+    positions = 400 * 330 // 2
+    assert positions * 2 * 9 > 1 << 20  # the first convolution: no table
+    x = np.random.default_rng(4).standard_normal((2, net.input_dim))
+    np.testing.assert_allclose(net.forward(x), torch_forward(model, shape, x), atol=1e-10)

@@ -505,3 +505,20 @@ def test_property_degenerate_integer_nets_match_exact_oracle(case):
     assume(np.linalg.det(gram) > 1e-9)
     r = exact_case(spec, origin, basis, bounds)
     check_sampling(r, spec, n=30)
+
+
+@pytest.mark.parametrize("out_dim", [1, 3, 4, 5])
+@pytest.mark.parametrize("activation", ["relu", "leaky_relu"])
+@pytest.mark.parametrize("linear", [0, 3])
+def test_vertex_outputs_are_the_forward_pass(out_dim, activation, linear):
+    """Vertex outputs (fused in the core for up to 4 dense output rows) equal forward()."""
+    rng = np.random.default_rng(out_dim * 10 + linear)
+    sizes = [3, 13, 19, out_dim]  # widths that leave tails after 8 and 4 values
+    weights = [rng.standard_normal((b, a)) / np.sqrt(a) for a, b in zip(sizes, sizes[1:])]
+    biases = [0.3 * rng.standard_normal(b) for b in sizes[1:]]
+    net = lrcore.Network(weights, biases, activation, 0.1, linear_units=[0, linear])
+    plane = lrcore.Plane(rng.standard_normal(3), rng.standard_normal((2, 3)))
+    r = lrcore.slice_2d(net, plane, bounds=(-2.0, 2.0, -2.0, 2.0), tiles=2)
+    expected = net.forward(plane.to_input(r.vertices))
+    scale = np.abs(expected).max() + 1.0
+    np.testing.assert_allclose(r.vertex_outputs, expected, rtol=0, atol=1e-12 * scale)

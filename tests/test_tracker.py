@@ -160,3 +160,56 @@ def test_tracker_on_a_residual_net_counts_as_its_conversion():
     paths = tracker.to_dataframe("paths")
     assert paths["step"].tolist() == [0, 2]
     assert paths["breakpoints"].iloc[-1] == expected
+
+
+class ConvBatchNormNet(nn.Module):
+    """Convolution, batch-norm and a residual addition: the traced converter's ground."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 4, 3, padding=1)
+        self.bn = nn.BatchNorm2d(4)
+        self.conv2 = nn.Conv2d(4, 4, 3, padding=1)
+        self.head = nn.Linear(4 * 5 * 5, 3)
+
+    def forward(self, x):
+        h = torch.relu(self.bn(self.conv(x)))
+        h = torch.relu(h + self.conv2(h))
+        return self.head(h.flatten(1))
+
+
+def test_tracker_traces_once_and_reads_the_current_weights(monkeypatch):
+    """The tracker's network (graph traced once) is exactly a fresh conversion.
+
+    After training steps (weights and batch-norm statistics change) and a replaced
+    submodule.
+    """
+    import lrcore._torch_fx as torch_fx
+
+    traces = []
+    trace_graph = torch_fx.trace_graph
+    monkeypatch.setattr(torch_fx, "trace_graph", lambda m: traces.append(m) or trace_graph(m))
+    torch.manual_seed(3)
+    model = ConvBatchNormNet()
+    rng = np.random.default_rng(3)
+    paths = [rng.standard_normal((2, 25)), rng.standard_normal((4, 25))]
+    tracker = RegionTracker(model, paths=paths, input_shape=(1, 5, 5))
+    opt = torch.optim.Adam(model.parameters(), lr=0.05)
+    x = torch.randn(32, 1, 5, 5)
+    points = rng.standard_normal((50, 25))
+    for step in range(6):
+        opt.zero_grad()
+        (model(x) ** 2).mean().backward()  # train mode: running statistics move
+        opt.step()
+        if step == 3:  # a new submodule under the same name is read too
+            model.conv2 = nn.Conv2d(4, 4, 3, padding=1)
+        tracker.step(step)
+        fresh = lrcore.from_torch(copy.deepcopy(model).eval(), input_shape=(1, 5, 5))
+        net = tracker.network()
+        np.testing.assert_array_equal(net.forward(points), fresh.forward(points))
+        expected = lrcore.count_1d(fresh, paths).num_breakpoints.tolist()
+        got = tracker.to_dataframe("paths").query("step == @step").sort_values("path")
+        assert got["breakpoints"].tolist() == expected
+    # One trace by the tracker (from_torch above traces on its own each time).
+    assert sum(m is model for m in traces) == 1
+    assert model.training

@@ -4,7 +4,9 @@
 
 #include <algorithm>
 #include <atomic>
+#include <climits>
 #include <cmath>
+#include <cstdint>
 #include <future>
 #include <stdexcept>
 #include <string>
@@ -187,6 +189,30 @@ ConvAffine::ConvAffine(const ConvShape& shape, std::vector<double> weight, std::
         }
     }
     norm_bound_ = conv_norm_bound();
+    // The gather table: row p * depth + k of a point's transposed im2col matrix reads
+    // input entry gather_[p * depth + k] of its group's channels.
+    const Index depth = cg * taps;
+    if (positions * depth <= kGatherEntries && in_ <= Index{INT32_MAX}) {
+        const Index plane = s.in_height * s.in_width;
+        gather_.assign(to_size(positions * depth), 0);
+        for (Index oy = 0; oy < s.out_height; ++oy)
+            for (Index ox = 0; ox < s.out_width; ++ox) {
+                const Index p = oy * s.out_width + ox;
+                for (Index c = 0; c < cg; ++c)
+                    for (Index ky = 0; ky < s.kernel_h; ++ky)
+                        for (Index kx = 0; kx < s.kernel_w; ++kx) {
+                            const Index k = (c * s.kernel_h + ky) * s.kernel_w + kx;
+                            const Index iy = oy * s.stride_h - s.pad_h + ky * s.dilation_h;
+                            const Index ix = ox * s.stride_w - s.pad_w + kx * s.dilation_w;
+                            const auto entry = static_cast<std::int32_t>(p * depth + k);
+                            if (iy < 0 || iy >= s.in_height || ix < 0 || ix >= s.in_width)
+                                padding_.push_back(entry);
+                            else
+                                gather_[to_size(entry)] =
+                                    static_cast<std::int32_t>(c * plane + iy * s.in_width + ix);
+                        }
+            }
+    }
 }
 
 // The kernel of T^T T (T: the convolution on the infinite grid, per group): A[c, c2, delta]
@@ -325,6 +351,15 @@ void ConvAffine::im2col(const double* x, Index group, double* cols, Index ldcols
     }
 }
 
+void ConvAffine::gather(const double* x, Index group, double* rows) const {
+    const ConvShape& s = shape_;
+    const double* channels = x + group * (s.in_channels / s.groups) * s.in_height * s.in_width;
+    const std::int32_t* from = gather_.data();
+    const std::size_t count = gather_.size();
+    for (std::size_t i = 0; i < count; ++i) rows[i] = channels[from[i]];
+    for (const std::int32_t entry : padding_) rows[entry] = 0.0;
+}
+
 namespace {
 std::atomic<int> conv_threads{1};
 }  // namespace
@@ -373,17 +408,21 @@ void ConvAffine::apply_block(const double* x, Index n, Index ldx, double* y, Ind
         const Index rows = std::min(block, n - first);
         const Index ldcols = rows * positions;
         for (Index g = 0; g < s.groups; ++g) {
-            for (Index b = 0; b < rows; ++b)
-                im2col(x + (first + b) * ldx, g, cols.data() + b * positions, ldcols);
             const double* kernel = weight_.data() + g * og * depth;
-            if (rows == 1) {
-                double* target = y + first * ldy + g * og * positions;
-                gemm_nn(og, positions, depth, kernel, depth, cols.data(), ldcols, 0.0, target,
-                        positions);
-                continue;
+            double* out = rows == 1 ? y + first * ldy + g * og * positions : product.data();
+            const Index ldout = rows == 1 ? positions : ldcols;
+            if (!gather_.empty()) {
+                // Kernel rows times the points' transposed im2col matrices, gathered
+                // by the table (one pass per point, no per-row bookkeeping).
+                for (Index b = 0; b < rows; ++b)
+                    gather(x + (first + b) * ldx, g, cols.data() + b * positions * depth);
+                gemm_nt(og, ldcols, depth, kernel, depth, cols.data(), depth, 0.0, out, ldout);
+            } else {
+                for (Index b = 0; b < rows; ++b)
+                    im2col(x + (first + b) * ldx, g, cols.data() + b * positions, ldcols);
+                gemm_nn(og, ldcols, depth, kernel, depth, cols.data(), ldcols, 0.0, out, ldout);
             }
-            gemm_nn(og, ldcols, depth, kernel, depth, cols.data(), ldcols, 0.0, product.data(),
-                    ldcols);
+            if (rows == 1) continue;
             for (Index b = 0; b < rows; ++b) {
                 double* target = y + (first + b) * ldy + g * og * positions;
                 for (Index o = 0; o < og; ++o)

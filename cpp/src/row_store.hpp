@@ -81,9 +81,13 @@ public:
         size_ = 0;
     }
 
-    double* row(Index v) { return blocks_[sz(v / kBlockRows)].data() + (v % kBlockRows) * width_; }
+    // (Unsigned division: a shift and a mask, where the signed one needs sign fix-ups;
+    // a row is looked up for every value a face's sign tests read.)
+    double* row(Index v) {
+        return blocks_[sz(v) / sz(kBlockRows)].data() + sz(v) % sz(kBlockRows) * sz(width_);
+    }
     const double* row(Index v) const {
-        return blocks_[sz(v / kBlockRows)].data() + (v % kBlockRows) * width_;
+        return blocks_[sz(v) / sz(kBlockRows)].data() + sz(v) % sz(kBlockRows) * sz(width_);
     }
 
     // No rows, and no memory held (the blocks kept as this thread's spare blocks, up to

@@ -18,6 +18,15 @@
 
 namespace lrcore::detail {
 
+namespace {
+
+// Appends `count` words (a pattern: a few words, copied inline rather than by memmove).
+inline void append_words(std::vector<Word>& to, const Word* from, Index count) {
+    for (Index w = 0; w < count; ++w) to.push_back(from[w]);
+}
+
+}  // namespace
+
 void throw_too_many_regions(Index limit, Index reached) {
     throw LimitExceeded("lrcore: the slice has more than max_regions=" + std::to_string(limit) +
                         " regions (" + std::to_string(reached) +
@@ -81,9 +90,18 @@ void FaceBuilder::cut_faces(Index layer, const StopFlag& stop) {
     next_bits_.reserve(bits_.size() * 2);
     for (Index f = 0; f < num_faces(); ++f) {
         if ((f & 1023) == 0) stop.throw_if_requested();
-        key_sides(f);
         settle_face(f, offset);
-        cut_face(f, offset);
+        if (straddling_.empty()) {
+            // No neuron of the layer cuts the face: it goes on whole (its sides keyed
+            // afresh by the next layer that cuts it).
+            next_sides_.insert(next_sides_.end(), sides_.begin() + face_start_[sz(f)],
+                               sides_.begin() + face_start_[sz(f) + 1]);
+            next_start_.push_back(static_cast<Index>(next_sides_.size()));
+            append_words(next_bits_, part_bits_.data(), words_);
+        } else {
+            key_sides(f);
+            cut_face(f, offset);
+        }
         check_limits(f);
     }
     sides_.swap(next_sides_);
@@ -112,17 +130,28 @@ inline void FaceBuilder::settle_face(Index f, Index offset) {
     const Index first = face_start_[sz(f)];
     const Index last = face_start_[sz(f) + 1];
     const Index mask_words = vertices_.mask_words();
-    std::fill(any_pos_.begin(), any_pos_.end(), 0);
-    std::fill(any_neg_.begin(), any_neg_.end(), 0);
-    for (Index i = first; i < last; ++i) {
-        const Word* positive = vertices_.positive(sides_[sz(i)].vertex);
-        const Word* negative = vertices_.negative(sides_[sz(i)].vertex);
-        for (Index k = 0; k < mask_words; ++k) {
-            any_pos_[sz(k)] |= positive[k];
-            any_neg_[sz(k)] |= negative[k];
+    if (mask_words == 1) {  // layers of up to 64 neurons: the masks in registers
+        Word pos = 0, neg = 0;
+        for (Index i = first; i < last; ++i) {
+            pos |= *vertices_.positive(sides_[sz(i)].vertex);
+            neg |= *vertices_.negative(sides_[sz(i)].vertex);
+        }
+        any_pos_[0] = pos;
+        any_neg_[0] = neg;
+    } else {
+        std::fill(any_pos_.begin(), any_pos_.end(), 0);
+        std::fill(any_neg_.begin(), any_neg_.end(), 0);
+        for (Index i = first; i < last; ++i) {
+            const Word* positive = vertices_.positive(sides_[sz(i)].vertex);
+            const Word* negative = vertices_.negative(sides_[sz(i)].vertex);
+            for (Index k = 0; k < mask_words; ++k) {
+                any_pos_[sz(k)] |= positive[k];
+                any_neg_[sz(k)] |= negative[k];
+            }
         }
     }
-    part_bits_.assign(bits_.begin() + f * words_, bits_.begin() + (f + 1) * words_);
+    part_bits_.resize(sz(words_));
+    for (Index w = 0; w < words_; ++w) part_bits_[sz(w)] = bits_[sz(f * words_ + w)];
     straddling_.clear();
     for (Index k = 0; k < mask_words; ++k) {
         Word both = any_pos_[sz(k)] & any_neg_[sz(k)];
@@ -174,8 +203,7 @@ inline void FaceBuilder::cut_face(Index f, Index offset) {
             next_sides_.insert(next_sides_.end(), node_sides_.begin() + node.side_begin,
                                node_sides_.begin() + node.side_end);
             next_start_.push_back(static_cast<Index>(next_sides_.size()));
-            next_bits_.insert(next_bits_.end(), node_bits_.begin() + node.bits,
-                              node_bits_.begin() + node.bits + words_);
+            append_words(next_bits_, node_bits_.data() + node.bits, words_);
             continue;
         }
         const Index j = node_cands_[sz(kept_begin)];
@@ -184,8 +212,10 @@ inline void FaceBuilder::cut_face(Index f, Index offset) {
         split(node_sides_, node.side_begin, node.side_end, j, bit, node_sides_, part_start_);
         // Two children: the positive part (bit set) and the negative one.
         const Index pos_bits = static_cast<Index>(node_bits_.size());
-        node_bits_.insert(node_bits_.end(), node_bits_.begin() + node.bits,
-                          node_bits_.begin() + node.bits + words_);
+        for (Index w = 0; w < words_; ++w) {  // a copy of its own range: not insert()
+            const Word word = node_bits_[sz(node.bits + w)];
+            node_bits_.push_back(word);
+        }
         set_bit(node_bits_.data() + pos_bits, bit);
         nodes_.push_back({part_start_[1], part_start_[2], kept_begin + 1, kept_end, node.bits});
         nodes_.push_back({part_start_[0], part_start_[1], kept_begin + 1, kept_end, pos_bits});

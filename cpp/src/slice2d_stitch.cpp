@@ -8,7 +8,6 @@
 #include <atomic>
 #include <cmath>
 #include <numeric>
-#include <unordered_map>
 
 #include "bits.hpp"
 #include "index.hpp"
@@ -21,8 +20,11 @@ namespace {
 std::atomic<bool> g_fail_stitch{false};  // set_stitch_failure
 
 bool read_cut_line(const RawPartition& tile, Index line_label, CutLine& line) {
-    std::unordered_map<Index, Index> slot;
+    // slot[v]: v's rank along the line, or -1 for vertices off it (an array over the
+    // tile's vertices: a hash map cost more than the rest of the stitching).
+    std::vector<Index> slot(sz(tile.num_vertices()), -1);
     std::vector<Index> seg_side, seg_face, seg_from, seg_to;
+    std::vector<Index> order;
     for (Index f = 0; f < tile.num_faces(); ++f) {
         const Index first = tile.face_start[sz(f)];
         const Index last = tile.face_start[sz(f) + 1];
@@ -30,25 +32,28 @@ bool read_cut_line(const RawPartition& tile, Index line_label, CutLine& line) {
             if (tile.side_label[sz(i)] != line_label) continue;
             const Index v = tile.side_vertex[sz(i)];
             const Index w = tile.side_vertex[sz(next_side(i, first, last))];
-            slot.emplace(v, 0);
-            slot.emplace(w, 0);
+            for (const Index u : {v, w}) {
+                if (slot[sz(u)] >= 0) continue;
+                slot[sz(u)] = 0;
+                order.push_back(u);
+            }
             seg_side.push_back(i);
             seg_face.push_back(f);
             seg_from.push_back(v);
             seg_to.push_back(w);
         }
     }
-    std::vector<Index> order;
-    for (const auto& entry : slot) order.push_back(entry.first);
-    std::sort(order.begin(), order.end(),
-              [&](Index a, Index b) { return tile.st[sz(2 * a + 1)] < tile.st[sz(2 * b + 1)]; });
+    std::sort(order.begin(), order.end(), [&](Index a, Index b) {
+        const double ta = tile.st[sz(2 * a + 1)], tb = tile.st[sz(2 * b + 1)];
+        return ta < tb || (ta == tb && a < b);
+    });
     const Index n = static_cast<Index>(order.size());
     if (n < 2) return false;
     line.vertex = order;
     line.t.resize(sz(n));
     line.labels.assign(sz(n), {});
     for (Index r = 0; r < n; ++r) {
-        slot[order[sz(r)]] = r;
+        slot[sz(order[sz(r)])] = r;
         line.t[sz(r)] = tile.st[sz(2 * order[sz(r)] + 1)];
     }
     for (Index f = 0; f < tile.num_faces(); ++f) {
@@ -59,8 +64,8 @@ bool read_cut_line(const RawPartition& tile, Index line_label, CutLine& line) {
             if (label != kBoundary && label < 0) continue;
             for (const Index v :
                  {tile.side_vertex[sz(i)], tile.side_vertex[sz(next_side(i, first, last))]}) {
-                const auto found = slot.find(v);
-                if (found != slot.end()) line.labels[sz(found->second)].push_back(label);
+                const Index r = slot[sz(v)];
+                if (r >= 0) line.labels[sz(r)].push_back(label);
             }
         }
     }
@@ -71,7 +76,7 @@ bool read_cut_line(const RawPartition& tile, Index line_label, CutLine& line) {
     line.side.assign(sz(n - 1), -1);
     line.face.assign(sz(n - 1), -1);
     for (std::size_t k = 0; k < seg_side.size(); ++k) {
-        const Index a = slot[seg_from[k]], b = slot[seg_to[k]];
+        const Index a = slot[sz(seg_from[k])], b = slot[sz(seg_to[k])];
         const Index r = std::min(a, b);
         if (std::abs(a - b) != 1 || line.side[sz(r)] != -1) return false;
         line.side[sz(r)] = seg_side[k];

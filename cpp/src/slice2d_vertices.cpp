@@ -12,6 +12,54 @@
 
 namespace lrcore::detail {
 
+namespace {
+
+// w . act(z) for one row z of `width` values whose first `neurons` are activated (the
+// rest are linear units): a network output at a vertex, without forming act(z).
+double activated_dot(const double* z, const double* w, Index width, Index neurons,
+                     const Activation& act) {
+    double sum = 0.0;
+    Index j = 0;
+    for (; j < neurons; ++j) sum += w[j] * act(z[j]);
+    for (; j < width; ++j) sum += w[j] * z[j];
+    return sum;
+}
+
+#if defined(LRCORE_AVX2_DISPATCH)
+__attribute__((target("avx2,fma"))) double activated_dot_avx2(const double* z, const double* w,
+                                                              Index width, Index neurons,
+                                                              const Activation& act) {
+    const __m256d zero = _mm256_setzero_pd();
+    const __m256d slope = _mm256_set1_pd(act.negative_slope);
+    const bool relu = act.kind == ActivationKind::relu;
+    __m256d acc0 = zero, acc1 = zero;
+    Index j = 0;
+    for (; j + 8 <= neurons; j += 8) {
+        const __m256d x0 = _mm256_loadu_pd(z + j);
+        const __m256d x1 = _mm256_loadu_pd(z + j + 4);
+        // As Activation::apply_row: x where x > 0, else 0 (or slope * x); NaN gives 0.
+        const __m256d up0 = _mm256_cmp_pd(x0, zero, _CMP_GT_OQ);
+        const __m256d up1 = _mm256_cmp_pd(x1, zero, _CMP_GT_OQ);
+        __m256d h0 = _mm256_and_pd(up0, x0);
+        __m256d h1 = _mm256_and_pd(up1, x1);
+        if (!relu) {
+            h0 = _mm256_or_pd(h0, _mm256_andnot_pd(up0, _mm256_mul_pd(slope, x0)));
+            h1 = _mm256_or_pd(h1, _mm256_andnot_pd(up1, _mm256_mul_pd(slope, x1)));
+        }
+        acc0 = _mm256_fmadd_pd(h0, _mm256_loadu_pd(w + j), acc0);
+        acc1 = _mm256_fmadd_pd(h1, _mm256_loadu_pd(w + j + 4), acc1);
+    }
+    double lanes[4];
+    _mm256_storeu_pd(lanes, _mm256_add_pd(acc0, acc1));
+    double sum = (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]);
+    for (; j < neurons; ++j) sum += w[j] * act(z[j]);
+    for (; j < width; ++j) sum += w[j] * z[j];
+    return sum;
+}
+#endif
+
+}  // namespace
+
 void TileVertices::compose_first_layer() {
     const Index d = net_.input_dim();
     const AffineMap& map = net_.layer(0);
@@ -161,12 +209,45 @@ void TileVertices::outputs(std::vector<double>& out) {
                 out[sz(v * out_dim + j)] = first_map_[sz(j)] +
                                            st_[sz(2 * v)] * first_map_[sz(out_dim + j)] +
                                            st_[sz(2 * v + 1)] * first_map_[sz(2 * out_dim + j)];
-    } else {
+    } else if (!fused_outputs(out)) {
         const Index last = net_.num_layers() - 1;
         rows_.evaluate(net_.layer(last), net_.activation(last - 1), net_.hidden_size(last - 1),
                        out.data());
     }
     rows_.reset(0);
+}
+
+// A last layer of a few dense rows (a scalar output: most slices) is applied row by row,
+// each output a dot product with the activated values formed on the fly: no activated
+// copy of the rows, no norms, no matrix product of a handful of columns.
+bool TileVertices::fused_outputs(std::vector<double>& out) const {
+    constexpr Index kMaxFusedOutputs = 4;
+    const Index last = net_.num_layers() - 1;
+    const AffineMap& map = net_.layer(last);
+    const Index out_dim = map.out_dim();
+    const Index width = rows_.width();
+    if (out_dim > kMaxFusedOutputs || map.in_dim() != width) return false;
+    std::vector<double> scratch_values;
+    std::vector<Index> scratch_cols;
+    AffineRow rows[kMaxFusedOutputs];
+    for (Index r = 0; r < out_dim; ++r) {
+        rows[r] = map.row(r, scratch_values, scratch_cols);
+        // Dense rows only (a sparse map's rows live in the scratch vectors).
+        if (rows[r].cols != nullptr || rows[r].count != width) return false;
+    }
+    const Activation& act = net_.activation(last - 1);
+    const Index neurons = net_.hidden_size(last - 1);
+    auto dot = activated_dot;
+#if defined(LRCORE_AVX2_DISPATCH)
+    if (cpu_has_avx2()) dot = activated_dot_avx2;
+#endif
+    const Index n = size();
+    for (Index v = 0; v < n; ++v) {
+        const double* z = rows_.row(v);
+        for (Index r = 0; r < out_dim; ++r)
+            out[sz(v * out_dim + r)] = rows[r].bias + dot(z, rows[r].values, width, neurons, act);
+    }
+    return true;
 }
 
 void TileVertices::release_scratch() {

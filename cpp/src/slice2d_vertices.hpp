@@ -96,6 +96,8 @@ private:
     double gram_[6] = {0, 0, 0, 0, 0, 0};
 
     void compose_first_layer();
+    // outputs() for a last layer of a few dense rows; false (nothing done) otherwise.
+    bool fused_outputs(std::vector<double>& out) const;
     double plane_norm(double s, double t) const;
     double input_norm(double s, double t) const;
     double distance(Index a, Index b) const;

@@ -44,8 +44,9 @@ from numpy.typing import NDArray
 from ._layers import CompositeLayer, Conv, part_matrix, part_shape
 from ._maxpool import PoolingBuilder, lower_max_pool, max_pool_kind
 from ._optional import optional_import
+from ._torch_sequential import float64_array as _as_numpy
 
-__all__ = ["TracedLayers", "trace_to_layers"]
+__all__ = ["TracedLayers", "trace_graph", "trace_to_layers"]
 
 # Composed maps switch representation with some hysteresis: sparse ones denser than this
 # become dense arrays, dense ones (with more than _SPARSE_MIN_SIZE entries) sparser than
@@ -426,11 +427,6 @@ class _Shape:
 # --------------------------------------------------------------------------- layer matrices
 
 
-def _as_numpy(tensor: Any) -> NDArray[np.float64]:
-    out: NDArray[np.float64] = tensor.detach().to("cpu").double().numpy().copy()
-    return out
-
-
 def _pair(value: Any, n: int) -> tuple[int, ...]:
     if isinstance(value, (tuple, list)):
         return tuple(int(v) for v in value)
@@ -564,13 +560,20 @@ class _Lowering:
     """Walks a traced graph once, composing affine maps and closing a layer per activation."""
 
     def __init__(
-        self, graph_module: Any, input_shape: tuple[int, ...], torch: Any, structured: bool
+        self,
+        model: Any,
+        graph: Any,
+        input_shape: tuple[int, ...],
+        torch: Any,
+        structured: bool,
     ) -> None:
         self.structured = structured
         self.torch = torch
         self.nn = torch.nn
-        self.modules = dict(graph_module.named_modules())
-        self.nodes = list(graph_module.graph.nodes)
+        # The model's own submodules (a traced graph names them by qualified name): a
+        # graph traced once reads the weights the model has now.
+        self.modules = dict(model.named_modules(remove_duplicate=False))
+        self.nodes = list(graph.nodes)
         position = {node: i for i, node in enumerate(self.nodes)}
         self.last_use = {
             node: max((position[user] for user in node.users), default=-1) for node in self.nodes
@@ -1018,8 +1021,23 @@ class _Lowering:
         return a.plus(b, factor)
 
 
+def trace_graph(model: Any) -> Any:
+    """The ``torch.fx`` graph of a model (what :func:`trace_to_layers` lowers).
+
+    Tracing costs milliseconds; a caller converting the same model again and again (the
+    tracker, after each few training steps) traces once and passes the graph back in.
+    """
+    fx = optional_import("torch.fx", "torch")
+    try:
+        graph_module = fx.symbolic_trace(model)
+    except Exception as err:  # tracing errors come in many types
+        msg = f"model: torch.fx could not trace it (data-dependent control flow?): {err}"
+        raise ValueError(msg) from err
+    return graph_module.graph
+
+
 def trace_to_layers(
-    model: Any, input_shape: Sequence[int], structured: bool = True
+    model: Any, input_shape: Sequence[int], structured: bool = True, graph: Any = None
 ) -> TracedLayers:
     """The chain (with linear units) that a traced model lowers to.
 
@@ -1035,14 +1053,13 @@ def trace_to_layers(
         applies convolutions as convolutions); False gives every layer as one dense or
         CSR matrix (the representation before convolutions were kept structured, for
         comparisons).
+    graph
+        The model's graph from :func:`trace_graph`, traced before (its modules are looked
+        up in ``model`` by name, so their current weights are read); None traces now.
     """
     torch = optional_import("torch")
-    fx = optional_import("torch.fx", "torch")
-    try:
-        graph_module = fx.symbolic_trace(model)
-    except Exception as err:  # tracing errors come in many types
-        msg = f"model: torch.fx could not trace it (data-dependent control flow?): {err}"
-        raise ValueError(msg) from err
+    if graph is None:
+        graph = trace_graph(model)
     shape = tuple(int(s) for s in input_shape)
     with torch.no_grad():
-        return _Lowering(graph_module, shape, torch, structured).run()
+        return _Lowering(model, graph, shape, torch, structured).run()

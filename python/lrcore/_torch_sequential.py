@@ -16,7 +16,19 @@ from numpy.typing import NDArray
 
 from ._optional import optional_import
 
-__all__ = ["infer_input_shape", "sequential_to_arrays"]
+__all__ = ["float64_array", "infer_input_shape", "sequential_to_arrays"]
+
+
+def float64_array(tensor: Any) -> NDArray[np.float64]:
+    """A float64 copy of a tensor, on the CPU."""
+    cpu = tensor.detach().to("cpu")
+    try:
+        # Widened by numpy: torch's own widening splits small copies over its threads,
+        # which costs more than the copy itself on a busy machine.
+        array = cpu.numpy()
+    except TypeError:  # bfloat16 and the like have no numpy dtype
+        array = cpu.double().numpy()
+    return np.array(array, dtype=np.float64)
 
 
 def _modules_in_order(model: Any, torch: Any) -> list[tuple[str, Any]]:
@@ -77,11 +89,8 @@ def sequential_to_arrays(
     for position, (name, module) in enumerate(_modules_in_order(model, torch)):
         where = f"module {name!r} ({type(module).__name__}) at position {position}"
         if isinstance(module, nn.Linear):
-            w = module.weight.detach().to("cpu", torch.float64).numpy().copy()
-            if module.bias is None:
-                b = np.zeros(w.shape[0])
-            else:
-                b = module.bias.detach().to("cpu", torch.float64).numpy().copy()
+            w = float64_array(module.weight)
+            b = np.zeros(w.shape[0]) if module.bias is None else float64_array(module.bias)
             if pending_affine:
                 # Two affine maps in a row are one affine map.
                 b = w @ biases[-1] + b

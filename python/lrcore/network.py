@@ -266,20 +266,38 @@ class Network:
         >>> Network.from_torch(model).hidden_sizes
         (8,)
         """
-        if input_shape is None:
+        return cls._converted(model, input_shape)[0]
+
+    @classmethod
+    def _converted(
+        cls,
+        model: torch.nn.Module,
+        input_shape: Sequence[int] | None,
+        traced: tuple[Any, tuple[int, ...]] | None = None,
+    ) -> tuple[Network, tuple[Any, tuple[int, ...]] | None]:
+        """:meth:`from_torch`, and the (fx graph, input shape) it traced, if it did.
+
+        Given ``traced`` from an earlier call on the same model, the graph is not traced
+        again (the tracker converts the same model every few steps); only the model's
+        current weights are read.
+        """
+        if traced is None and input_shape is None:
             try:
                 weights, biases, activations, slopes = sequential_to_arrays(model)
-                return cls(weights, biases, activations, slopes)
+                return cls(weights, biases, activations, slopes), None
             except ValueError:
                 # Batch-norm and the like need the traced converter; an MLP that starts
                 # with a Linear layer tells its input shape.
                 input_shape = infer_input_shape(model)
                 if input_shape is None:
                     raise
-        from ._torch_fx import trace_to_layers
+        from ._torch_fx import trace_graph, trace_to_layers
 
-        layers = trace_to_layers(model, input_shape)
-        return cls(
+        if traced is None:
+            assert input_shape is not None
+            traced = (trace_graph(model), tuple(int(s) for s in input_shape))
+        layers = trace_to_layers(model, traced[1], graph=traced[0])
+        net = cls(
             layers.weights,
             layers.biases,
             layers.activations,
@@ -287,6 +305,7 @@ class Network:
             linear_units=layers.linear_units,
             pooling=build_pooling(layers.pooling),
         )
+        return net, traced
 
     # -- structure ---------------------------------------------------------------------
     @property

@@ -32,7 +32,10 @@ class RegionTracker:
     Call :meth:`step` from any training loop; every ``every`` steps it copies the weights to
     a float64 CPU :class:`lrcore.Network` (with eval-mode semantics for batch-norm and
     dropout; the model itself, its mode, parameters and gradients are left as they were)
-    and counts exactly.
+    and counts exactly. A model converted through ``torch.fx`` (``input_shape`` given, or
+    anything but a plain ``nn.Sequential``) is traced once, at the first recording: its
+    weights and submodules are read afresh every time, but its ``forward`` code must not
+    change afterwards.
 
     Parameters
     ----------
@@ -104,6 +107,7 @@ class RegionTracker:
         self._window_rows: list[dict[str, Any]] = []
         self._slice_rows: list[dict[str, Any]] = []
         self._bar = None
+        self._traced: tuple[Any, tuple[int, ...]] | None = None  # the fx graph, traced once
         if total_steps is not None:
             try:
                 tqdm = optional_import("tqdm", "progress")
@@ -118,7 +122,10 @@ class RegionTracker:
         try:
             self.model.eval()  # eval semantics for batch-norm and dropout
             with torch.no_grad():
-                return Network.from_torch(self.model, input_shape=self.input_shape)
+                # The model is traced once (its structure is assumed fixed while it
+                # trains); each call reads the weights its modules have now.
+                net, self._traced = Network._converted(self.model, self.input_shape, self._traced)
+                return net
         finally:
             for module, training in modes.items():
                 module.training = training

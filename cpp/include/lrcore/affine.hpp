@@ -3,6 +3,7 @@
 // maps, and sums of such maps over parts of the input (residual layers).
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <vector>
 
@@ -127,6 +128,9 @@ public:
     // Bytes of im2col columns one block of points holds at most (more only when a single
     // point's columns need more).
     static constexpr Index kIm2colBytes = Index{8} << 20;
+    // Convolutions with at most this many (position, tap) pairs per group keep a table of
+    // the input entry each one reads, and gather a point's im2col rows in one pass.
+    static constexpr Index kGatherEntries = Index{1} << 20;
 
     // Threads one call of apply may split its points over (1 by default). A call of
     // count_1d with fewer tasks than threads (one long path through a CNN) lends its idle
@@ -138,11 +142,16 @@ public:
 private:
     void apply_block(const double* x, Index n, Index ldx, double* y, Index ldy) const;
     void im2col(const double* x, Index group, double* cols, Index ldcols) const;
+    // One point's im2col matrix transposed ((position, tap) row-major) for one group.
+    void gather(const double* x, Index group, double* rows) const;
     double conv_norm_bound() const;
 
     ConvShape shape_;
     Index in_, out_;
     std::vector<double> weight_, bias_, row_norms_, abs_bias_;
+    // Per (position, tap) of group 0: the input entry read (0 where the tap falls on
+    // padding) and the (position, tap) pairs on padding; empty above kGatherEntries.
+    std::vector<std::int32_t> gather_, padding_;
     double norm_bound_ = -1.0;
 };
 
