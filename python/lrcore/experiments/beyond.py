@@ -11,7 +11,10 @@ the unit of inference:
   expectation, per family and trajectory kind;
 - :func:`tube_profile_table` and :func:`tube_concentration_table`: the tube density map
   around plane curves, as a profile against the normal offset and as the concentration
-  of boundaries on the curve before and after training;
+  of boundaries on the curve before and after training; :func:`local_tube_tables` the
+  same for the local tube maps (curves in higher dimension, surfaces, image orbits),
+  per family, arm and target and pooled per family, with the curvature link across a
+  run's sample points;
 - :func:`architecture_table`: density per neuron and the curvature link per architecture,
   and the trend of the link with size;
 - :func:`dynamics_table`: density, slope-jump density and the curvature link at every
