@@ -248,6 +248,9 @@ def test_local_tube_section_reads_the_gain_from_its_interval(tables, tmp_path, g
         section
     )
     assert "| images | -0.75 |" in section  # the pooled profile, relative offsets
+    # The profile changes in the 2 bands on the manifold only, up or down with the gain.
+    moved = "rises in 2 and falls in 0" if gain > 1 else "rises in 0 and falls in 2"
+    assert section.count(f"the density {moved} of 6 bands") == 2
 
 
 def test_local_tube_section_says_neither_when_the_interval_holds_one(tables, tmp_path):

@@ -1269,6 +1269,33 @@ def _count(count: int, word: str) -> str:
     return f"{count} {word}" + ("" if count == 1 else "s")
 
 
+def _two(value: float) -> str:
+    """A concentration with two decimals ("-" when undefined)."""
+    return f"{value:.2f}" if np.isfinite(value) else "-"
+
+
+def _profile_words(family: str, part: Any) -> str:
+    """Where the pooled profile's change is shown (per band, its t interval across seeds)
+    and where it is largest and smallest."""
+    rows = _records(part)
+    up = sum(_excludes(r["change_lo"], r["change_hi"], 0.0) and r["change"] > 0 for r in rows)
+    down = sum(_excludes(r["change_lo"], r["change_hi"], 0.0) and r["change"] < 0 for r in rows)
+    top = max(rows, key=lambda r: r["change"])
+    low = min(rows, key=lambda r: r["change"])
+
+    def side(r: dict[str, Any]) -> str:
+        return "on the normal's side" if r["relative_offset"] > 0 else "on the other side"
+
+    return (
+        f"- {LOCAL_FAMILIES.get(family, family)}: the density rises in {up} and falls in "
+        f"{down} of {len(rows)} bands (CI across seeds excluding 0); the largest change, "
+        f"{_interval(top['change'], top['change_lo'], top['change_hi'])}, at relative "
+        f"offset {top['relative_offset']:+.2f} ({side(top)}), the smallest, "
+        f"{_interval(low['change'], low['change_lo'], low['change_hi'])}, at "
+        f"{low['relative_offset']:+.2f} ({side(low)})."
+    )
+
+
 def _gain_words(row: Any, where: str) -> str:
     """What the gain's CI says: gathered on, pushed off, or neither."""
     if not (np.isfinite(row["gain_lo"]) and np.isfinite(row["gain_hi"])):
@@ -1333,8 +1360,8 @@ def _local_tube_section(tables: dict[str, Any], figures: Sequence[Path] = ()) ->
     for row in _records(pooled):
         name = LOCAL_FAMILIES.get(row["family"], row["family"])
         lines.append(
-            f"- {name}, all arms and targets: concentration {_fmt(row['before'])} before, "
-            f"{_fmt(row['after'])} after; gain {_ratio(row, 'gain')} ({_p(row['p_gain'])}, "
+            f"- {name}, all arms and targets: concentration {_two(row['before'])} before, "
+            f"{_two(row['after'])} after; gain {_ratio(row, 'gain')} ({_p(row['p_gain'])}, "
             f"{_count(int(row['seeds']), 'seed')}, {_count(int(row['runs']), 'run')}): "
             f"{_gain_words(row, 'manifold')}; {_local_link_words(row)}"
         )
@@ -1347,8 +1374,8 @@ def _local_tube_section(tables: dict[str, Any], figures: Sequence[Path] = ()) ->
     for row in _records(table[table["arm"] != "all"]):
         name = LOCAL_FAMILIES.get(row["family"], row["family"])
         lines.append(
-            f"- {name}, {row['arm']}/{row['target']}: concentration {_fmt(row['before'])} "
-            f"before, {_fmt(row['after'])} after; gain {_ratio(row, 'gain')} "
+            f"- {name}, {row['arm']}/{row['target']}: concentration {_two(row['before'])} "
+            f"before, {_two(row['after'])} after; gain {_ratio(row, 'gain')} "
             f"({_p(row['p_gain'])}, {_count(int(row['seeds']), 'seed')}): "
             f"{_gain_words(row, 'manifold')}; {_local_link_words(row)}"
         )
@@ -1359,9 +1386,11 @@ def _local_tube_section(tables: dict[str, Any], figures: Sequence[Path] = ()) ->
             "",
             (
                 "Profile (pooled over arms, targets, runs and sample points) against the "
-                "offset relative to the half-width; change_lo, change_hi: the t interval "
-                "across seeds of the change:"
+                "offset relative to the half-width (positive: on the side of the normal, "
+                "outward); change_lo, change_hi: the t interval across seeds of the change:"
             ),
+            "",
+            *[_profile_words(f, g) for f, g in part.groupby("family", sort=False)],
             "",
             markdown_table(
                 _records(part),
