@@ -398,3 +398,97 @@ def test_local_tube_map_in_higher_dimension_closed_form():
     np.testing.assert_allclose(flipped.profile(), expected[::-1], atol=1e-12)
     with pytest.raises(ValueError, match="normal"):
         local_tube_map(net, x0, t, 2 * t, half_length=0.4, half_width=0.2)
+
+
+# -- local tube maps in the study: the per-seed aggregation ---------------------------------
+def test_local_tube_tables_match_a_direct_computation():
+    # Per run the concentration core/rim before and after, its gain; per seed the
+    # geometric mean over runs; across seeds exp of the mean log with a t interval; the
+    # link: Spearman across sample points of the core's change with |curvature|, Fisher
+    # z, seed means, t interval, tanh. Recomputed here with numpy and scipy loops.
+    pd = pytest.importorskip("pandas")
+    stats = pytest.importorskip("scipy.stats")
+    from lrcore.experiments.beyond import local_tube_tables
+
+    rng = np.random.default_rng(7)
+    offsets = (np.arange(8) + 0.5) / 8 * 0.4 - 0.2  # half-width 0.2, 8 bins
+    rows = []
+    for family in ("surfaces", "images"):
+        for seed in range(5):
+            for arm in ("arc", "ambient"):
+                run = f"{family}|{arm}|s{seed}"
+                for point in range(6):
+                    kappa = rng.uniform(0.5, 3.0) if family == "surfaces" else 1.0
+                    for b, offset in enumerate(offsets):
+                        rows.append(
+                            {
+                                "run": run, "family": family, "arm": arm, "target": "smooth",
+                                "seed": seed, "manifold": family, "window": point,
+                                "offset_bin": b, "offset": offset, "half_width": 0.2,
+                                "curvature": kappa, "tube_init": rng.uniform(5, 10),
+                                "tube_final": rng.uniform(5, 10) + (1.5 * kappa if abs(offset) < 0.05 else 0),
+                            }
+                        )  # fmt: skip
+    local = pd.DataFrame(rows)
+    profile, table = local_tube_tables(local)
+    assert set(zip(table["family"], table["arm"])) == {
+        (f, a) for f in ("surfaces", "images") for a in ("arc", "ambient", "all")
+    }
+
+    def interval(values):
+        values = np.asarray(values, dtype=float)
+        half = stats.t.ppf(0.975, values.size - 1) * values.std(ddof=1) / np.sqrt(values.size)
+        return values.mean(), values.mean() - half, values.mean() + half
+
+    for row in table.to_dict("records"):
+        part = local[local["family"] == row["family"]]
+        if row["arm"] != "all":
+            part = part[part["arm"] == row["arm"]]
+        logs, links = [], []
+        for seed in range(5):
+            gains, zs = [], []
+            for run in sorted(set(part.loc[part["seed"] == seed, "run"])):
+                one = part[part["run"] == run]
+                core = np.abs(one["offset"].to_numpy()) <= 0.25 * 0.2
+                rim = np.abs(one["offset"].to_numpy()) >= 0.5 * 0.2
+                before = one["tube_init"][core].mean() / one["tube_init"][rim].mean()
+                after = one["tube_final"][core].mean() / one["tube_final"][rim].mean()
+                gains.append(after / before)
+                change, kappa = [], []
+                for point in range(6):
+                    at = one[(one["window"] == point).to_numpy() & core]
+                    change.append(at["tube_final"].mean() - at["tube_init"].mean())
+                    kappa.append(at["curvature"].mean())
+                if np.ptp(kappa) > 0:
+                    zs.append(np.arctanh(stats.spearmanr(change, kappa)[0]))
+            logs.append(np.mean(np.log(gains)))
+            if zs:
+                links.append(np.mean(zs))
+        mean, lo, hi = interval(logs)
+        assert row["seeds"] == 5
+        assert row["gain"] == pytest.approx(math.exp(mean), rel=1e-12)
+        assert row["gain_lo"] == pytest.approx(math.exp(lo), rel=1e-12)
+        assert row["gain_hi"] == pytest.approx(math.exp(hi), rel=1e-12)
+        if row["family"] == "surfaces":
+            assert row["link_seeds"] == 5
+            mean, lo, hi = interval(links)
+            assert row["link"] == pytest.approx(math.tanh(mean), rel=1e-9)
+            assert row["link_lo"] == pytest.approx(math.tanh(lo), rel=1e-9)
+        else:  # the same curvature at every point: no link
+            assert row["link_seeds"] == 0
+            assert math.isnan(row["link"])
+    # The profile: the mean per offset bin, and the t interval of the seeds' mean change.
+    for row in profile.to_dict("records"):
+        part = local[
+            (local["family"] == row["family"]) & (local["offset_bin"] == row["offset_bin"])
+        ]
+        if row["arm"] != "all":
+            part = part[part["arm"] == row["arm"]]
+        assert row["tube_final"] == pytest.approx(part["tube_final"].mean())
+        change = part["tube_final"] - part["tube_init"]
+        _, lo, hi = interval(change.groupby(part["seed"]).mean())
+        assert (row["change_lo"], row["change_hi"]) == pytest.approx((lo, hi))
+    # Boundaries were added on the manifold only: surfaces gain, with a positive link.
+    surfaces = table[(table["family"] == "surfaces") & (table["arm"] == "all")].iloc[0]
+    assert surfaces["gain_lo"] > 1
+    assert surfaces["link_lo"] > 0

@@ -176,3 +176,92 @@ def test_a_negative_bending_control_is_read_against_the_target_slope(tmp_path):
     text = _report(tables, tmp_path)
     assert "1 of 1 groups show a positive link" in text
     assert "bending control rho" not in text
+
+
+def _local_tube(gain: float, kappa_varies: bool = True):
+    """A local tube table of 4 seeds x 2 families: on-manifold bins (|offset| < 0.05)
+    multiplied by ``gain`` (times a seed factor) by training, more where curvature is
+    higher when it varies."""
+    rows = []
+    for family in ("surfaces", "images"):
+        for seed in range(4):
+            run = f"{family}|arc|s{seed}"
+            for point in range(5):
+                kappa = 1.0 + point if kappa_varies and family == "surfaces" else 1.0
+                for b, offset in enumerate((-0.15, -0.05, -0.025, 0.025, 0.05, 0.15)):
+                    core = abs(offset) < 0.05
+                    factor = gain * (1 + 0.05 * seed) * (1 + 0.1 * kappa) if core else 1.0
+                    rows.append(
+                        {
+                            "run": run, "family": family, "arm": "arc", "target": "smooth",
+                            "seed": seed, "manifold": family, "window": point,
+                            "offset_bin": b, "offset": offset, "half_width": 0.2,
+                            "curvature": kappa, "tube_init": 10.0,
+                            "tube_final": 10.0 * factor,
+                        }
+                    )  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def _local_report(tables, tmp_path, local):
+    """The report with a local tube table and its tables; and the concentration."""
+    from lrcore.experiments.beyond import local_tube_tables
+
+    profile, concentration = local_tube_tables(local)
+    changes = {
+        "local_tube": local,
+        "local_tube_profile": profile,
+        "local_tube_concentration": concentration,
+    }
+    return _report(tables, tmp_path, **changes), concentration
+
+
+@pytest.mark.parametrize(
+    ("gain", "reading"),
+    [
+        (2.0, "training gathers region boundaries on the manifold"),
+        (0.4, "training pushes region boundaries off the manifold"),
+    ],
+)
+def test_local_tube_section_reads_the_gain_from_its_interval(tables, tmp_path, gain, reading):
+    local = _local_tube(gain)
+    text, concentration = _local_report(tables, tmp_path, local)
+    heading = "## Local complexity around curves in higher dimension, surfaces and image orbits"
+    assert heading in text
+    section = text.split(heading)[1].split("\n## ")[0]
+    assert "2 manifolds" in section
+    assert "8 runs (4 seeds)" in section
+    pooled = concentration[concentration["arm"] == "all"].set_index("family")
+    for family, name in (("surfaces", "surfaces"), ("images", "image orbits")):
+        row = pooled.loc[family]
+        gain_text = f"{row['gain']:.2f} [{row['gain_lo']:.2f}, {row['gain_hi']:.2f}]"
+        assert f"- {name}, all arms and targets: " in section
+        assert f"gain {gain_text}" in section
+    assert section.count(reading) == 4  # pooled and per arm, both families
+    other = {True: "pushes region boundaries off", False: "gathers region boundaries on"}
+    assert other[gain > 1] not in section
+    assert "neither shown" not in section
+    # Curvature varies on the surface (the signed change grows with it), not on the orbit.
+    assert "the change on the manifold is larger where it bends more" in section
+    assert "the curvature is the same at all sample points: no curvature link" in section
+    assert f"The gain's CI excludes 1 in 2 of 2 families (above 1 in {2 if gain > 1 else 0})" in (
+        section
+    )
+    assert "| images | -0.75 |" in section  # the pooled profile, relative offsets
+    # The profile changes in the 2 bands on the manifold only, up or down with the gain.
+    moved = "rises in 2 and falls in 0" if gain > 1 else "rises in 0 and falls in 2"
+    assert section.count(f"the density {moved} of 6 bands") == 2
+
+
+def test_local_tube_section_says_neither_when_the_interval_holds_one(tables, tmp_path):
+    local = _local_tube(1.0, kappa_varies=False)
+    # Seeds scattered around 1: gains 0.8, 1.25, 0.9, 1.1 of the core.
+    scale = local["seed"].map({0: 0.8, 1: 1.25, 2: 0.9, 3: 1.1})
+    core = local["offset"].abs() < 0.05
+    local.loc[core, "tube_final"] = local.loc[core, "tube_init"] * scale[core]
+    text, _ = _local_report(tables, tmp_path, local)
+    assert text.count("neither shown (the CI contains 1)") == 4
+    assert "gathers region boundaries" not in text.split("(local tube maps)")[1].split("\n## ")[0]
+    assert "The gain's CI excludes 1 in 0 of 2 families" in text
+    # Without local maps (plane curves only, or --local-seeds 0) there is no section.
+    assert "(local tube maps)" not in _report(tables, tmp_path)

@@ -58,7 +58,8 @@ def test_quick_study_writes_every_table_figure_and_the_report(tmp_path):
     for manifold in ("ellipse_b_0_5", "torus", "digit_digit_0"):
         assert f"density_{manifold}.png" in names
     assert "dose_response.png" in names
-    for figure in ("theory", "tube_map", "tube_profile", "slope_jumps", "architectures"):
+    figures = ("theory", "tube_map", "tube_profile", "slope_jumps", "architectures")
+    for figure in (*figures, "local_tube_profile"):
         assert f"{figure}.png" in names
     assert "dynamics.png" in names
     tables = result.tables
@@ -69,6 +70,12 @@ def test_quick_study_writes_every_table_figure_and_the_report(tmp_path):
     )
     assert set(tables["tube"]["seed"]) == {0}
     assert set(tables["tube"]["manifold"]) <= {"ellipse:b=0.5", "ellipse:b=0.2"}
+    # Local tube maps of the other manifolds' seed-0 runs (local_seeds=1).
+    local = tables["local_tube"]
+    assert set(local["seed"]) == {0}
+    assert set(local["manifold"]) == {"torus", "digit:digit=0"}
+    assert local.groupby("run")["window"].nunique().eq(8).all()
+    assert set(tables["local_tube_concentration"]["arm"]) >= {"all"}
     assert tables["windows"]["jump_density"].notna().all()
     archs = tables["architectures"]
     assert {(8, 1), (8, 2), (12, 1), (12, 2)} <= set(zip(archs["width"], archs["depth"]))
@@ -109,6 +116,7 @@ def test_quick_study_writes_every_table_figure_and_the_report(tmp_path):
         "## Breakpoints weighted by the slope jump",
         "## Density at initialisation against theory (Hanin-Rolnick)",
         "## Local complexity around plane curves (tube maps)",
+        "(local tube maps)",
         "## Architectures",
         "## Training dynamics",
     ):
@@ -203,7 +211,16 @@ def test_cli_options_reach_the_study(tmp_path):
     argv += ["--steps", "10", "--checkpoints", "1", "--widths", "4,6", "--windows", "4"]
     argv += ["--arms", "ambient", "--heldout", "32", "--fit-fraction", "0.2", "--lines", "2"]
     argv += ["--motion-scale", "0", "--offset", "0.05", "--learning-rate", "0.02"]
-    argv += ["--tube-seeds", "0", "--no-theory", "--no-slope-jumps", "--arch-seeds", "1"]
+    argv += [
+        "--tube-seeds",
+        "0",
+        "--local-seeds",
+        "0",
+        "--no-theory",
+        "--no-slope-jumps",
+        "--arch-seeds",
+        "1",
+    ]
     argv += ["--arch-widths", "4", "--arch-depths", "1,2", "--dynamics-seeds", "1"]
     argv += ["--dynamics-factor", "2", "--dynamics-checkpoints", "2"]
     assert main(argv) == 0
@@ -255,6 +272,95 @@ def test_the_default_and_quick_studies_have_the_designs_the_issues_ask_for():
     assert DEFAULT.slope_jumps
     assert DEFAULT.theory
     assert DEFAULT.tube_seeds > 0
+    assert DEFAULT.local_seeds >= 5
+    assert DEFAULT.local_points > 0
+    assert architecture_config(DEFAULT).local_seeds == dynamics.local_seeds == 0
     # --quick: the same design on a subset.
     assert set(QUICK.manifold_specs()) < set(specs)
     assert len(make_tasks(QUICK)) < len(make_tasks(DEFAULT)) / 5
+
+
+def test_local_tube_maps_of_a_run_match_slices_of_its_networks():
+    # Oracle: at each sample point, slice_2d of the run's initial and final networks with
+    # each offset band of the tangent-normal plane (a frame built here) as its domain;
+    # the band's interior edge length over its area is the table's density.
+    import numpy as np
+
+    import lrcore
+    from lrcore.experiments.sweep import Task, _local_plan, prepare_task, run_task
+
+    config = dataclasses.replace(SMALL, manifolds=("torus",), local_points=8, tube_bins=4)
+    task = Task("torus", "smooth", 0, 8, 2, "arc")
+    result = run_task(task, config, keep_weights=True)
+    table = result["local_tube"]
+    setup = prepare_task(task, config)
+    on = [t for t in setup.trajectories if t.kind == "on"]
+    assert len(table) == 8 * 4  # 2 points on each of 4 curves, 4 bands
+    assert sorted(set(table["trajectory"])) == sorted(f"on:{t.name}" for t in on)
+    half = float(table["half_width"].iloc[0])
+    assert half == pytest.approx(min(2 * config.offset, 0.8 / 2.0))  # torus: minor 0.5
+    a = float(table["half_length"].iloc[0])
+    assert a == pytest.approx(half / 2)
+    plan = _local_plan(setup, config)
+    assert plan is not None
+    nets = {name: lrcore.Network(*result["weights"][name]) for name in ("init", "final")}
+    edges = np.linspace(-half, half, 5)
+    for point, rows in table.groupby("window"):
+        rows = rows.sort_values("offset_bin")
+        curve = next(t for t in on if f"on:{t.name}" == rows["trajectory"].iloc[0])
+        # The plan's point is a vertex of that curve, its tangent along the curve there,
+        # its normal the torus's outward normal (the offset trajectories' direction).
+        vertex = int(np.argmin(np.linalg.norm(curve.points - plan.points[point], axis=1)))
+        assert np.array_equal(curve.points[vertex], plan.points[point])
+        step = curve.points[(vertex + 1) % len(curve.points)] - curve.points[vertex - 1]
+        t = step / np.linalg.norm(step)
+        assert abs(t @ plan.tangents[point]) == pytest.approx(
+            np.linalg.norm(plan.tangents[point]), rel=1e-12
+        )
+        n = curve.normals[vertex]
+        assert np.array_equal(plan.normals[point], n)
+        assert rows["curvature"].iloc[0] == curve.measures["curvature"][vertex]
+        n = n - (n @ t) * t
+        n /= np.linalg.norm(n)
+        for name, column in (("init", "tube_init"), ("final", "tube_final")):
+            for j in range(4):
+                band = np.array(
+                    [[-a, edges[j]], [a, edges[j]], [a, edges[j + 1]], [-a, edges[j + 1]]]
+                )
+                piece = lrcore.slice_2d(
+                    nets[name], plan.points[point], np.stack([t, n]), domain=band
+                )
+                inner = piece.edges[piece.edge_neurons[:, 0] >= 0]
+                length = np.linalg.norm(
+                    piece.vertices[inner[:, 0]] - piece.vertices[inner[:, 1]], axis=1
+                ).sum()
+                expected = length / (2 * a * (edges[j + 1] - edges[j]))
+                assert rows[column].iloc[j] == pytest.approx(expected, rel=1e-9, abs=1e-9)
+    assert table["tube_init"].sum() > 0
+    assert not np.allclose(table["tube_init"], table["tube_final"])
+    # Plane curves get the tube maps, not local ones.
+    plane = run_task(Task("ellipse:b=0.5", "smooth", 0, 8, 2, "arc"), config)
+    assert plane["local_tube"].empty
+    assert not plane["tube"].empty
+
+
+def test_cli_sets_the_local_tube_maps_seeds_and_points(tmp_path):
+    argv = ["study", "--tiny", "--quiet", "--workers", "1", "--manifolds", "torus+helix"]
+    argv += ["--seeds", "2", "--steps", "10", "--arms", "arc", "--targets", "smooth"]
+    argv += ["--local-seeds", "2", "--local-points", "4", "--out", str(tmp_path / "on")]
+    assert main(argv) == 0
+    local = pd.read_parquet(tmp_path / "on" / "local_tube.parquet")
+    assert set(local["seed"]) == {0, 1}
+    assert set(local["manifold"]) == {"torus", "helix"}
+    points = local.groupby("manifold")["window"].nunique()
+    assert points["torus"] == 4
+    assert points["helix"] == 4
+    assert set(local.loc[local["manifold"] == "torus", "trajectory"]) == {
+        "on:u0", "on:u1", "on:v0", "on:v1"
+    }  # fmt: skip
+    off = ["--local-seeds", "0", "--out", str(tmp_path / "off")]
+    assert main([*argv[:-4], *off]) == 0
+    assert pd.read_parquet(tmp_path / "off" / "local_tube.parquet").empty
+    assert "(local tube maps)" not in (tmp_path / "off" / "report.md").read_text()
+    with pytest.raises(SystemExit):
+        main(["study", "--local-points", "0"])

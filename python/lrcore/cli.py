@@ -295,6 +295,19 @@ def _add_study(commands: Any) -> None:
         help="tube density maps around plane curves for the first N seeds (0: off)",
     )
     study.add_argument(
+        "--local-seeds",
+        type=_non_negative_int,
+        default=None,
+        help="local tube maps (tangent-normal planes) around curves in higher dimension, "
+        "surfaces and image orbits for the first N seeds (10; 0: off)",
+    )
+    study.add_argument(
+        "--local-points",
+        type=_positive_int,
+        default=None,
+        help="sample points per run of the local tube maps (32)",
+    )
+    study.add_argument(
         "--no-slope-jumps",
         dest="slope_jumps",
         action="store_false",
@@ -355,6 +368,8 @@ _STUDY_FIELDS = (
     "dynamics_factor",
     "dynamics_checkpoints",
     "tube_seeds",
+    "local_seeds",
+    "local_points",
     "slope_jumps",
     "theory",
 )

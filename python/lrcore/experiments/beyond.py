@@ -11,7 +11,10 @@ the unit of inference:
   expectation, per family and trajectory kind;
 - :func:`tube_profile_table` and :func:`tube_concentration_table`: the tube density map
   around plane curves, as a profile against the normal offset and as the concentration
-  of boundaries on the curve before and after training;
+  of boundaries on the curve before and after training; :func:`local_tube_tables` the
+  same for the local tube maps (curves in higher dimension, surfaces, image orbits),
+  per family, arm and target and pooled per family, with the curvature link across a
+  run's sample points;
 - :func:`architecture_table`: density per neuron and the curvature link per architecture,
   and the trend of the link with size;
 - :func:`dynamics_table`: density, slope-jump density and the curvature link at every
@@ -21,6 +24,7 @@ the unit of inference:
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -35,6 +39,7 @@ __all__ = [
     "CORE",
     "architecture_table",
     "dynamics_table",
+    "local_tube_tables",
     "slope_jump_table",
     "theory_table",
     "tube_concentration_table",
@@ -42,6 +47,9 @@ __all__ = [
 ]
 
 FloatArray = NDArray[np.float64]
+#: The groups of the plane curves' tube tables; the local tube maps add the family.
+TUBE_KEYS = ("arm", "target")
+LOCAL_KEYS = ("family", "arm", "target")
 #: Offsets within this fraction of the tube's half-width form its core (on the curve);
 #: beyond :data:`RIM` its rim.
 CORE = 0.25
@@ -175,10 +183,12 @@ def theory_table(theory: Any, runs: Any) -> Any:
     return pd.DataFrame(rows)
 
 
-def tube_profile_table(tube: Any, fitted: Any = None) -> Any:
+def tube_profile_table(tube: Any, fitted: Any = None, keys: Sequence[str] = TUBE_KEYS) -> Any:
     """Boundary length per unit area against the signed normal offset (bins of the tube
-    map, pooled over windows, manifolds and seeds), before and after training, per arm
-    and target. ``fitted``: run ids to keep (runs that fit), or None for all.
+    map, pooled over windows, manifolds and seeds), before and after training, per group
+    of ``keys`` (arm and target by default). ``fitted``: run ids to keep (runs that
+    fit), or None for all. ``change_lo``, ``change_hi``: the t interval across seeds of
+    the per-seed mean change in the bin (``seeds`` of them).
 
     Examples
     --------
@@ -193,10 +203,16 @@ def tube_profile_table(tube: Any, fitted: Any = None) -> Any:
     pd = optional_import("pandas", "experiments")
     if tube is None or tube.empty:
         return pd.DataFrame()
+    keys = list(keys)
     part = tube if fitted is None else tube[tube["run"].isin(fitted)]
-    part = part.assign(relative_offset=part["offset"] / part["half_width"])
+    if part.empty:
+        return pd.DataFrame()
+    part = part.assign(
+        relative_offset=part["offset"] / part["half_width"],
+        change=part["tube_final"] - part["tube_init"],
+    )
     out = (
-        part.groupby(["arm", "target", "offset_bin"], sort=True)
+        part.groupby([*keys, "offset_bin"], sort=True)
         .agg(
             relative_offset=("relative_offset", "mean"),
             tube_init=("tube_init", "mean"),
@@ -206,19 +222,29 @@ def tube_profile_table(tube: Any, fitted: Any = None) -> Any:
         .reset_index()
     )
     out["change"] = out["tube_final"] - out["tube_init"]
+    per_seed = part.groupby([*keys, "offset_bin", "seed"], sort=True)["change"].mean()
+    bounds = []
+    for _, values in per_seed.groupby(level=list(range(len(keys) + 1)), sort=True):
+        test = seed_level_test(values.to_numpy(np.float64))
+        bounds.append((int(test["seeds"]), test["z_lo"], test["z_hi"]))
+    out[["seeds", "change_lo", "change_hi"]] = pd.DataFrame(bounds, index=out.index)
     return out
 
 
-def tube_concentration_table(tube: Any, fitted: Any = None) -> Any:
+def tube_concentration_table(
+    tube: Any, fitted: Any = None, keys: Sequence[str] = TUBE_KEYS
+) -> Any:
     """Does training concentrate region boundaries on the curve or push them off it?
 
     Per run, the concentration = boundary length per unit area in the tube's core
     (``|offset| <= CORE * half_width``) over that in its rim (``|offset| >= RIM *
     half_width``), before and after training; per seed the geometric mean over
     manifolds of final over initial concentration; across seeds the geometric mean with
-    a t interval of the log, per arm and target (``gain`` > 1: boundaries gathered on
-    the curve). Also ``link``: per run the Spearman correlation along the curve of the
-    core's density change with |curvature|, as rho with a t interval across seeds.
+    a t interval of the log, per group of ``keys`` (arm and target by default; ``gain``
+    > 1: boundaries gathered on the curve). Also ``link``: per run the Spearman
+    correlation along the curve (across its ``window`` values) of the core's density
+    change with |curvature|, as rho with a t interval across seeds (NaN where the
+    curvature does not vary).
 
     Examples
     --------
@@ -236,7 +262,10 @@ def tube_concentration_table(tube: Any, fitted: Any = None) -> Any:
     rows: list[dict[str, Any]] = []
     if tube is None or tube.empty:
         return pd.DataFrame(rows)
+    keys = list(keys)
     part = tube if fitted is None else tube[tube["run"].isin(fitted)]
+    if part.empty:
+        return pd.DataFrame(rows)
     relative = (part["offset"] / part["half_width"]).abs()
     core = part[relative <= CORE]
     rim = part[relative >= RIM]
@@ -260,10 +289,12 @@ def tube_concentration_table(tube: Any, fitted: Any = None) -> Any:
     along["change"] = along["change"] - along["init"]
     along["trajectory"] = "on"
     per_run["link"] = _per_run_z(along, "change", "k")
-    ident = part.drop_duplicates("run").set_index("run")[["arm", "target", "manifold", "seed"]]
+    columns = list(dict.fromkeys([*keys, "manifold", "seed"]))
+    ident = part.drop_duplicates("run").set_index("run")[columns]
     per_run = per_run.join(ident)
-    for key, group in per_run.groupby(["arm", "target"], sort=False):
-        row: dict[str, Any] = {"arm": key[0], "target": key[1], "runs": len(group)}
+    for key, group in per_run.groupby(keys, sort=False):
+        key = key if isinstance(key, tuple) else (key,)
+        row: dict[str, Any] = {**dict(zip(keys, key)), "runs": len(group)}
         for name in ("before", "after", "gain"):
             values = group[name]
             values = values[np.isfinite(values) & (values > 0)]
@@ -278,10 +309,63 @@ def tube_concentration_table(tube: Any, fitted: Any = None) -> Any:
         link = group["link"].groupby(group["seed"]).mean().dropna().to_numpy(np.float64)
         test = seed_level_test(link)
         row.update(
-            link=test["rho"], link_lo=test["rho_lo"], link_hi=test["rho_hi"], p_link=test["p_t"]
+            link=test["rho"],
+            link_lo=test["rho_lo"],
+            link_hi=test["rho_hi"],
+            p_link=test["p_t"],
+            link_seeds=int(test["seeds"]),
         )
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def local_tube_tables(local: Any, fitted: Any = None) -> tuple[Any, Any]:
+    """The profile and the concentration of the local tube maps (curves in higher
+    dimension, surfaces, image orbits): :func:`tube_profile_table` and
+    :func:`tube_concentration_table` per family, arm and target, then per family pooled
+    over arms and targets (rows with ``arm`` and ``target`` ``"all"``; a seed's runs
+    of every arm and target averaged first). The link is across a run's sample points
+    (its ``window`` values), NaN where the curvature is the same at all of them.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> rows = [{"run": f"r{s}{a}", "family": "surfaces", "arm": a, "target": "smooth",
+    ...          "seed": s, "manifold": "torus", "window": w, "offset_bin": b, "offset": o,
+    ...          "half_width": 0.2, "curvature": 1.0 + w, "tube_init": 1.0,
+    ...          "tube_final": (0.5 if b in (1, 2) else 1.0) + 0.01 * s}
+    ...         for a in ("arc", "ambient") for s in range(4) for w in range(4)
+    ...         for b, o in enumerate((-0.15, -0.03, 0.03, 0.15))]
+    >>> profile, concentration = local_tube_tables(pd.DataFrame(rows))
+    >>> pooled = concentration.iloc[-1]
+    >>> pooled["arm"], int(pooled["runs"]), bool(pooled["gain_hi"] < 1)
+    ('all', 8, True)
+    """
+    pd = optional_import("pandas", "experiments")
+    if local is None or local.empty:
+        return pd.DataFrame(), pd.DataFrame()
+    pooled = {"arm": "all", "target": "all"}
+    profile = pd.concat(
+        [
+            tube_profile_table(local, fitted, LOCAL_KEYS),
+            tube_profile_table(local, fitted, ("family",)).assign(**pooled),
+        ],
+        ignore_index=True,
+    )
+    concentration = pd.concat(
+        [
+            tube_concentration_table(local, fitted, LOCAL_KEYS),
+            tube_concentration_table(local, fitted, ("family",)).assign(**pooled),
+        ],
+        ignore_index=True,
+    )
+
+    def keys_first(frame: Any) -> Any:
+        if frame.empty:  # no run fits
+            return pd.DataFrame()
+        return frame[[*LOCAL_KEYS, *[c for c in frame if c not in LOCAL_KEYS]]]
+
+    return keys_first(profile), keys_first(concentration)
 
 
 def architecture_table(tables: Any) -> Any:

@@ -18,6 +18,7 @@ __all__ = [
     "dose_figure",
     "dynamics_figure",
     "forest_figure",
+    "local_tube_figure",
     "partition_figure",
     "pyplot",
     "scatter_figure",
@@ -369,6 +370,42 @@ def tube_figures(tube: Any, profile: Any, out: Path) -> list[Path]:
         ax.legend(fontsize="small")
         files.append(_save(plt, fig, out / "tube_profile.png"))
     return files
+
+
+def local_tube_figure(profile: Any, out: Path) -> Path | None:
+    """The local tube maps' profile: boundary length per unit area against the normal
+    offset (relative to the half-width), before (dashed) and after training, one panel
+    per family; thick: pooled over arms and targets, with the t interval across seeds
+    of the change (shaded, around the density before); thin: each arm and target."""
+    if profile is None or profile.empty:
+        return None
+    plt = pyplot()
+    families = list(dict.fromkeys(profile["family"]))
+    fig, axes = plt.subplots(1, len(families), figsize=(4.5 * len(families), 4), squeeze=False)
+    for ax, family in zip(axes[0], families):
+        part = profile[profile["family"] == family]
+        pooled = part[part["arm"] == "all"]
+        x = pooled["relative_offset"].to_numpy()
+        ax.plot(x, pooled["tube_init"], "--", color="k", linewidth=2, label="all (before)")
+        ax.plot(x, pooled["tube_final"], "-o", color="k", linewidth=2, label="all (after)")
+        ax.fill_between(
+            x,
+            pooled["tube_init"] + pooled["change_lo"],
+            pooled["tube_init"] + pooled["change_hi"],
+            color="k",
+            alpha=0.15,
+            label="after: 95% CI (seeds)",
+        )
+        rest = part[part["arm"] != "all"]
+        for k, ((arm, target), sub) in enumerate(rest.groupby(["arm", "target"], sort=False)):
+            ax.plot(sub["relative_offset"], sub["tube_final"], "-", color=f"C{k}",
+                    linewidth=0.8, label=f"{arm}/{target} (after)")  # fmt: skip
+        ax.axvline(0.0, color="k", linewidth=0.8)
+        ax.set_xlabel("normal offset / half-width (0: on the manifold)")
+        ax.set_title(f"{family}: tangent-normal planes")
+        ax.legend(fontsize="x-small")
+    axes[0][0].set_ylabel("boundary length per unit area")
+    return _save(plt, fig, out / "local_tube_profile.png")
 
 
 def slope_jump_figure(table: Any, out: Path) -> Path | None:

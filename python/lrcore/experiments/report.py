@@ -1251,6 +1251,164 @@ def _tube_section(tables: dict[str, Any]) -> list[str]:
 
 CORE_WORD = "a quarter"
 RIM_WORD = "half"
+#: How the local tube maps' section names each family.
+LOCAL_FAMILIES = {
+    "curves": "curves in higher dimension",
+    "surfaces": "surfaces",
+    "images": "image orbits",
+}
+
+
+def _span(values: Any, digits: int = 3) -> str:
+    """``lo to hi`` of some values, or the one value when they are all equal."""
+    lo, hi = float(np.min(values)), float(np.max(values))
+    return f"{lo:.{digits}g}" if lo == hi else f"{lo:.{digits}g} to {hi:.{digits}g}"
+
+
+def _count(count: int, word: str) -> str:
+    return f"{count} {word}" + ("" if count == 1 else "s")
+
+
+def _two(value: float) -> str:
+    """A concentration with two decimals ("-" when undefined)."""
+    return f"{value:.2f}" if np.isfinite(value) else "-"
+
+
+def _profile_words(family: str, part: Any) -> str:
+    """Where the pooled profile's change is shown (per band, its t interval across seeds)
+    and where it is largest and smallest."""
+    rows = _records(part)
+    up = sum(_excludes(r["change_lo"], r["change_hi"], 0.0) and r["change"] > 0 for r in rows)
+    down = sum(_excludes(r["change_lo"], r["change_hi"], 0.0) and r["change"] < 0 for r in rows)
+    top = max(rows, key=lambda r: r["change"])
+    low = min(rows, key=lambda r: r["change"])
+
+    def side(r: dict[str, Any]) -> str:
+        return "on the normal's side" if r["relative_offset"] > 0 else "on the other side"
+
+    return (
+        f"- {LOCAL_FAMILIES.get(family, family)}: the density rises in {up} and falls in "
+        f"{down} of {len(rows)} bands (CI across seeds excluding 0); the largest change, "
+        f"{_interval(top['change'], top['change_lo'], top['change_hi'])}, at relative "
+        f"offset {top['relative_offset']:+.2f} ({side(top)}), the smallest, "
+        f"{_interval(low['change'], low['change_lo'], low['change_hi'])}, at "
+        f"{low['relative_offset']:+.2f} ({side(low)})."
+    )
+
+
+def _gain_words(row: Any, where: str) -> str:
+    """What the gain's CI says: gathered on, pushed off, or neither."""
+    if not (np.isfinite(row["gain_lo"]) and np.isfinite(row["gain_hi"])):
+        return f"no interval ({_count(int(row['seeds']), 'seed')} with a finite gain; 3 needed)"
+    if _excludes(row["gain_lo"], row["gain_hi"], 1.0):
+        if row["gain"] > 1:
+            return f"training gathers region boundaries on the {where}"
+        return f"training pushes region boundaries off the {where}"
+    return "neither shown (the CI contains 1)"
+
+
+def _local_link_words(row: Any) -> str:
+    """The curvature link across a run's sample points, in words."""
+    if int(row.get("link_seeds", 0)) == 0:
+        return "the curvature is the same at all sample points: no curvature link."
+    if not np.isfinite(row["link"]) or not np.isfinite(row["link_lo"]):
+        return f"too few seeds ({int(row['link_seeds'])}; 3 needed) for the curvature link."
+    link = _interval(row["link"], row["link_lo"], row["link_hi"])
+    if _excludes(row["link_lo"], row["link_hi"], 0.0):
+        reading = (
+            "the change on the manifold is larger where it bends more"
+            if row["link"] > 0
+            else "the change on the manifold is larger where it bends less"
+        )
+    else:
+        reading = "no link shown"
+    return (
+        f"across the sample points, the change on the manifold against |curvature|: rho "
+        f"{link} ({_p(row['p_link'])}, {_count(int(row['link_seeds']), 'seed')}): {reading}."
+    )
+
+
+def _local_tube_section(tables: dict[str, Any], figures: Sequence[Path] = ()) -> list[str]:
+    table = _table(tables, "local_tube_concentration")
+    if table is None:
+        return []
+    local = tables["local_tube"]
+    families = [LOCAL_FAMILIES.get(f, f) for f in dict.fromkeys(local["family"])]
+    per_run = local.groupby("run")["window"].nunique()
+    lines = [
+        (
+            "## Local complexity around curves in higher dimension, surfaces and image orbits "
+            "(local tube maps)"
+        ),
+        "",
+        (
+            f"For the manifolds that are not plane curves ({', '.join(families)}: "
+            f"{local['manifold'].nunique()} manifolds), the exact partition (`slice_2d`) of "
+            "the plane spanned by an on-manifold trajectory's tangent and the normal its "
+            f"offset trajectories use, at {_span(per_run)} sample points per run, gives the length of region boundaries per unit area in "
+            f"{local['offset_bin'].nunique()} bands of signed normal offset, within a box of "
+            f"half-width {_span(local['half_width'])} (as the plane curves' tube) and half that along the tangent, before and after "
+            f"training, for {_count(local['run'].nunique(), 'run')} "
+            f"({_count(local['seed'].nunique(), 'seed')}). "
+            f"Concentration: density within {CORE_WORD} of the half-width of the manifold "
+            f"over density beyond {RIM_WORD}; gain: after over before, per seed the "
+            "geometric mean over its runs, across seeds a t interval of the log."
+        ),
+        "",
+    ]
+    pooled = table[table["arm"] == "all"]
+    for row in _records(pooled):
+        name = LOCAL_FAMILIES.get(row["family"], row["family"])
+        lines.append(
+            f"- {name}, all arms and targets: concentration {_two(row['before'])} before, "
+            f"{_two(row['after'])} after; gain {_ratio(row, 'gain')} ({_p(row['p_gain'])}, "
+            f"{_count(int(row['seeds']), 'seed')}, {_count(int(row['runs']), 'run')}): "
+            f"{_gain_words(row, 'manifold')}; {_local_link_words(row)}"
+        )
+    gathered = [r for r in _records(pooled) if _excludes(r["gain_lo"], r["gain_hi"], 1.0)]
+    lines.append(
+        f"- The gain's CI excludes 1 in {len(gathered)} of {len(pooled)} families "
+        f"(above 1 in {sum(r['gain'] > 1 for r in gathered)})."
+    )
+    lines += ["", "Per arm and target:", ""]
+    for row in _records(table[table["arm"] != "all"]):
+        name = LOCAL_FAMILIES.get(row["family"], row["family"])
+        lines.append(
+            f"- {name}, {row['arm']}/{row['target']}: concentration {_two(row['before'])} "
+            f"before, {_two(row['after'])} after; gain {_ratio(row, 'gain')} "
+            f"({_p(row['p_gain'])}, {_count(int(row['seeds']), 'seed')}): "
+            f"{_gain_words(row, 'manifold')}; {_local_link_words(row)}"
+        )
+    profile = _table(tables, "local_tube_profile")
+    if profile is not None:
+        part = profile[profile["arm"] == "all"]
+        lines += [
+            "",
+            (
+                "Profile (pooled over arms, targets, runs and sample points) against the "
+                "offset relative to the half-width (positive: on the side of the normal, "
+                "outward); change_lo, change_hi: the t interval across seeds of the change:"
+            ),
+            "",
+            *[_profile_words(f, g) for f, g in part.groupby("family", sort=False)],
+            "",
+            markdown_table(
+                _records(part),
+                [
+                    "family",
+                    "relative_offset",
+                    "tube_init",
+                    "tube_final",
+                    "change",
+                    "change_lo",
+                    "change_hi",
+                ],
+            ),
+        ]
+    shown = [p for p in figures if p.name == "local_tube_profile.png"]
+    if shown:
+        lines += ["", f"![{shown[0].stem}]({shown[0].name})"]
+    return [*lines, ""]
 
 
 def _architecture_section(tables: dict[str, Any]) -> list[str]:
@@ -1534,6 +1692,7 @@ def write_report(
         *_slope_jump_section(tables),
         *_theory_section(tables),
         *_tube_section(tables),
+        *_local_tube_section(tables, figures),
         *_architecture_section(tables),
         *_dynamics_section(tables, config),
         *_comparison_section(tables),

@@ -15,6 +15,7 @@ from .analysis import analyse, density_changes, fit_table, link_tests
 from .beyond import (
     architecture_table,
     dynamics_table,
+    local_tube_tables,
     slope_jump_table,
     theory_table,
     tube_concentration_table,
@@ -26,6 +27,7 @@ from .figures import (
     dose_figure,
     dynamics_figure,
     forest_figure,
+    local_tube_figure,
     partition_figure,
     scatter_figure,
     slope_jump_figure,
@@ -49,7 +51,8 @@ __all__ = ["DEFAULT", "QUICK", "TINY", "StudyResult", "run_study"]
 
 #: The default study (``lrcore study``): every family, both target arms and kinds, the
 #: dose-response series, 20 seeds (see :class:`StudyConfig` for the sizes), with the
-#: measures beyond counts, the architecture sweep on 8 seeds and the dynamics on 5.
+#: measures beyond counts (tube maps on 3 seeds, local tube maps on 10), the architecture
+#: sweep on 8 seeds and the dynamics on 5.
 DEFAULT = StudyConfig(arch_seeds=8, dynamics_seeds=5)
 #: A first look (``lrcore study --quick``): the same design on the ends of the three
 #: dose-response series and two digits, with 6 seeds (192 runs).
@@ -66,6 +69,7 @@ QUICK = StudyConfig(
     ),
     seeds=tuple(range(6)),
     tube_seeds=2,
+    local_seeds=6,
     arch_seeds=2,
     dynamics_seeds=2,
 )
@@ -84,6 +88,8 @@ TINY = StudyConfig(
     convergence_factor=2,
     permutations=99,
     tube_seeds=1,
+    local_seeds=1,
+    local_points=8,
 )
 TABLES = (
     "windows",
@@ -104,6 +110,9 @@ TABLES = (
     "tube",
     "tube_profile",
     "tube_concentration",
+    "local_tube",
+    "local_tube_profile",
+    "local_tube_concentration",
     "architectures",
     "architecture_correlations",
     "dynamics",
@@ -146,7 +155,9 @@ def collect_tables(results: list[dict[str, Any]], config: StudyConfig) -> dict[s
     """The study's tables from the sweep's task results (:func:`.analysis.analyse`; its
     circular-shift tests draw ``config.permutations`` shift sets), with the measures
     beyond counts (:mod:`.beyond`): ``theory`` (per trajectory) and ``theory_ratios``,
-    ``slope_jumps``, ``tube`` (per bin), ``tube_profile`` and ``tube_concentration``."""
+    ``slope_jumps``, ``tube`` (per bin), ``tube_profile`` and ``tube_concentration``, and
+    the local tube maps: ``local_tube`` (per sample point and bin),
+    ``local_tube_profile`` and ``local_tube_concentration``."""
     tables = {name: _concat(results, name) for name in ("windows", "runs", "convergence")}
     out = analyse(
         tables["windows"], tables["runs"], tables["convergence"], resamples=config.permutations
@@ -160,6 +171,9 @@ def collect_tables(results: list[dict[str, Any]], config: StudyConfig) -> dict[s
     out["tube"] = tube
     out["tube_profile"] = tube_profile_table(tube, fitted)
     out["tube_concentration"] = tube_concentration_table(tube, fitted)
+    local = _concat(results, "local_tube")
+    out["local_tube"] = local
+    out["local_tube_profile"], out["local_tube_concentration"] = local_tube_tables(local, fitted)
     return out
 
 
@@ -325,6 +339,7 @@ def run_study(
     for extra in (
         theory_figure(tables["theory"], folder),
         slope_jump_figure(tables["slope_jumps"], folder),
+        local_tube_figure(tables["local_tube_profile"], folder),
         architecture_figure(tables["architectures"], folder),
         dynamics_figure(tables["dynamics"], folder),
     ):

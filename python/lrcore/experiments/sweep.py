@@ -44,6 +44,7 @@ from .manifolds import (
     Torus,
     Trajectory,
     menger_curvature,
+    outward_normals,
     window_means,
 )
 from .targets import ARMS, TARGET_KINDS, Target, draw_targets
@@ -198,6 +199,14 @@ class StudyConfig:
         around plane curves, before and after training, for runs of the first
         ``tube_seeds`` seeds (0: none), with ``windows`` bins along the curve and
         ``tube_bins`` across it (the ``tube`` table).
+    local_seeds, local_points
+        Local tube maps (:func:`~lrcore.experiments.measures.local_tube_map`) around
+        every manifold that is not a plane curve (curves in higher dimension, surfaces,
+        image orbits), before and after training, for runs of the first ``local_seeds``
+        seeds (0: none): at about ``local_points`` sample points per run, spread evenly
+        over its on-manifold trajectories, in the plane spanned by the trajectory's
+        tangent and the normal its offset trajectories use, with ``tube_bins`` bins
+        across (the ``local_tube`` table).
     arch_seeds, arch_widths, arch_depths, arch_manifolds
         The architecture sweep (:func:`architecture_config`): every width x depth on
         ``arch_manifolds`` (arc arm, smooth target) for the first ``arch_seeds`` seeds
@@ -241,6 +250,8 @@ class StudyConfig:
     theory: bool = True
     tube_seeds: int = 3
     tube_bins: int = 8
+    local_seeds: int = 10
+    local_points: int = 32
     arch_seeds: int = 0
     arch_widths: tuple[int, ...] = (16, 32, 64)
     arch_depths: tuple[int, ...] = (2, 3, 4)
@@ -288,6 +299,8 @@ class StudyConfig:
             "dynamics_factor": self.dynamics_factor,
             "dynamics_checkpoints": self.dynamics_checkpoints,
             "tube_seeds": self.tube_seeds + 1,
+            "local_seeds": self.local_seeds + 1,
+            "local_points": self.local_points,
             "arch_seeds": self.arch_seeds + 1,
             "dynamics_seeds": self.dynamics_seeds + 1,
         }
@@ -389,6 +402,7 @@ def architecture_config(config: StudyConfig) -> StudyConfig | None:
         widths=config.arch_widths,
         depths=config.arch_depths,
         tube_seeds=0,
+        local_seeds=0,
         arch_seeds=0,
         dynamics_seeds=0,
     )
@@ -421,6 +435,7 @@ def dynamics_config(config: StudyConfig) -> StudyConfig | None:
         checkpoints=config.dynamics_checkpoints,
         theory=False,
         tube_seeds=0,
+        local_seeds=0,
         arch_seeds=0,
         dynamics_seeds=0,
     )
@@ -1000,6 +1015,117 @@ def _tube_columns(plan: _TubePlan, maps: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True)
+class _LocalPlan:
+    """Where a run's local tube maps are measured: sample points on its on-manifold
+    trajectories, the tangent and normal spanning each map's plane, |curvature| there,
+    the trajectory of each point, and the maps' half-width and half-length."""
+
+    points: NDArray[np.float64]
+    tangents: NDArray[np.float64]
+    normals: NDArray[np.float64]
+    curvature: NDArray[np.float64]
+    trajectory: tuple[str, ...]
+    half_width: float
+    half_length: float
+
+
+def _local_plan(setup: TaskSetup, config: StudyConfig) -> _LocalPlan | None:
+    """The local tube maps of a run among the first ``local_seeds`` seeds whose manifold
+    is not a plane curve, else None.
+
+    ``ceil(local_points / k)`` points on each of the run's ``k`` on-manifold
+    trajectories, at evenly spread vertices (interior ones on open trajectories); the
+    tangent from the neighbouring vertices, the normal the one the run's offset
+    trajectories use (the surface's outward normal; on curves and orbits the direction
+    away from the centroid, orthogonal to the tangent). The half-width is that of the
+    plane curves' tube (twice the offset, at most 0.8 times the smallest radius of
+    curvature on the run's trajectories), the half-length half of it, so that the
+    manifold, bending by ``kappa a² / 2`` over the half-length ``a``, stays within a
+    tenth of the half-width of the tangent line (inside the core of the map)."""
+    manifold = setup.manifold
+    if setup.task.seed >= config.local_seeds or (
+        isinstance(manifold, Curve) and manifold.ambient_dim == 2
+    ):
+        return None
+    on = [t for t in setup.trajectories if t.kind == "on"]
+    per = max(1, math.ceil(config.local_points / len(on)))
+    points, tangents, normals, curvature, names = [], [], [], [], []
+    for trajectory in on:
+        pts = trajectory.points
+        n = pts.shape[0]
+        index = ((np.arange(per) + 0.5) * n / per).astype(np.int64)
+        if trajectory.closed:
+            before, after = pts[(index - 1) % n], pts[(index + 1) % n]
+        else:
+            index = np.clip(index, 1, n - 2)
+            before, after = pts[index - 1], pts[index + 1]
+        normal = trajectory.normals if trajectory.normals is not None else outward_normals(pts)
+        points.append(pts[index])
+        tangents.append(after - before)
+        normals.append(normal[index])
+        curvature.append(np.abs(trajectory.measures["curvature"][index]))
+        names += [f"on:{trajectory.name}"] * index.size
+    largest = max(float(np.max(np.abs(t.measures["curvature"]))) for t in on)
+    half = min(2 * config.offset, 0.8 / largest) if largest > 0 else 2 * config.offset
+    return _LocalPlan(
+        np.concatenate(points),
+        np.concatenate(tangents),
+        np.concatenate(normals),
+        np.concatenate(curvature),
+        tuple(names),
+        half,
+        half / 2,
+    )
+
+
+def _local_maps(
+    net: Network, plan: _LocalPlan, config: StudyConfig, threads: int | None
+) -> NDArray[np.float64]:
+    """``(points, tube_bins)`` boundary length per unit area across each sample point's
+    plane (NaN where its tangent and normal are not independent)."""
+    from .measures import local_tube_map
+
+    out = np.full((plan.points.shape[0], config.tube_bins), np.nan)
+    for i, (x0, t, n) in enumerate(zip(plan.points, plan.tangents, plan.normals)):
+        try:
+            found = local_tube_map(
+                net,
+                x0,
+                t,
+                n,
+                half_length=plan.half_length,
+                half_width=plan.half_width,
+                s_bins=1,
+                r_bins=config.tube_bins,
+                num_threads=threads,
+            )
+        except ValueError:  # a degenerate frame (a tangent of length 0, a normal along it)
+            continue
+        out[i] = found.profile()
+    return out
+
+
+def _local_columns(plan: _LocalPlan, maps: dict[str, Any]) -> dict[str, Any]:
+    """Columns of a run's local tube table: one row per sample point and offset bin;
+    ``window`` numbers the run's sample points."""
+    init, final = maps["init"], maps["final"]
+    count, r_bins = init.shape
+    edges = np.linspace(-plan.half_width, plan.half_width, r_bins + 1)
+    offsets = (edges[1:] + edges[:-1]) / 2
+    return {
+        "trajectory": np.repeat(np.asarray(plan.trajectory), r_bins),
+        "window": np.repeat(np.arange(count), r_bins),
+        "offset_bin": np.tile(np.arange(r_bins), count),
+        "offset": np.tile(offsets, count),
+        "half_width": plan.half_width,
+        "half_length": plan.half_length,
+        "curvature": np.repeat(plan.curvature, r_bins),
+        "tube_init": init.ravel(),
+        "tube_final": final.ravel(),
+    }
+
+
 def run_task(
     task: Task, config: StudyConfig, num_threads: int | None = 1, keep_weights: bool = False
 ) -> dict[str, Any]:
@@ -1028,6 +1154,8 @@ def run_task(
     theory: list[dict[str, Any]] = []
     tube: dict[str, Any] = {}
     tube_plan = _tube_plan(setup, config)
+    local: dict[str, Any] = {}
+    local_plan = _local_plan(setup, config)
 
     def on_checkpoint(step: int, model: Any) -> None:
         nonlocal centres
@@ -1044,6 +1172,10 @@ def run_task(
             theory.extend(_theory_rows(net, trajectories, config, num_threads))
         if tube_plan is not None and step in (steps[0], steps[-1]):
             tube["init" if step == 0 else "final"] = _tube_map(net, tube_plan, config, num_threads)
+        if local_plan is not None and step in (steps[0], steps[-1]):
+            local["init" if step == 0 else "final"] = _local_maps(
+                net, local_plan, config, num_threads
+            )
 
     # torch's thread count is process-wide: tasks in threads of one process (a Dask
     # worker with several threads) take turns, so none sees another's setting.
@@ -1120,12 +1252,18 @@ def run_task(
         if tube_plan is not None and len(tube) == 2
         else pd.DataFrame()
     )
+    local_table = (
+        pd.DataFrame({**ident, **_local_columns(local_plan, local)})
+        if local_plan is not None and len(local) == 2
+        else pd.DataFrame()
+    )
     return {
         "windows": windows_table,
         "runs": runs,
         "convergence": convergence,
         "theory": theory_table,
         "tube": tube_table,
+        "local_tube": local_table,
         "weights": weights if keep_weights else None,
     }
 
