@@ -374,7 +374,7 @@ def check_slice_against_oracle(model, origin, basis, bounds, grid=60):
     faces = {tuple(np.concatenate([r, m])) for r, m in zip(relu, argmax)}
     seen = {tuple(np.concatenate([r, m])) for r, m in zip(g_relu, g_argmax)}
     assert seen <= faces
-    return net, s
+    return net, s, seen
 
 
 def test_slice_merges_loser_faces_to_one_region():
@@ -443,7 +443,7 @@ def test_lenet_like_slice_matches_torch_oracle():
     model = lenet_like()
     rng = np.random.default_rng(0)
     origin, u, v = rng.normal(size=(3, 144))
-    net, s = check_slice_against_oracle(model, origin, np.stack([u, v]), (-0.1, 0.1, -0.1, 0.1))
+    net, s, _ = check_slice_against_oracle(model, origin, np.stack([u, v]), (-0.1, 0.1, -0.1, 0.1))
     tournament = lrcore.Network(net.weights, net.biases, linear_units=net.linear_units)
     raw = lrcore.slice_2d(tournament, origin, np.stack([u, v]), (-0.1, 0.1, -0.1, 0.1))
     assert raw.num_regions > s.num_regions > 50
@@ -640,6 +640,20 @@ def test_zoo_vgg11_matches_the_torch_walk(width):
     r, walk = check_zoo_against_walk(model, (3, 32, 32), a, a + 0.05 * (b - a), rtol=1e-10)
     assert r.num_breakpoints > 30
     assert sum(len(c) for c in walk.changes) > 10
+
+
+@pytest.mark.parametrize(("width", "box"), [(1, 0.02), (2, 0.01)])
+def test_zoo_vgg11_slice_through_three_images(width, box):
+    # The plane through three random images (at (0, 0), (1, 0), (0, 1)), a corner box.
+    model = float64_copy(zoo.vgg11(width=width, seed=width))
+    model.lrcore_input_shape = (3, 32, 32)
+    x0, x1, x2 = np.random.default_rng(width).standard_normal((3, 3072))
+    plane = lrcore.slice2d.Plane.through(x0, x1, x2)
+    _, s, seen = check_slice_against_oracle(
+        model, plane.origin, plane.basis, (0.0, box, 0.0, box), grid=40
+    )
+    # Dense sampling is a lower bound on the distinct (ReLU signs, argmax) cells.
+    assert 20 < len(seen) <= s.num_regions
 
 
 # --------------------------------------------------------------------------- random nets
