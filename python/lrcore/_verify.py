@@ -221,6 +221,13 @@ def _abs_matvec(weight: Any, vector: FloatArray) -> FloatArray:
 
 def _norms(rows: FloatArray) -> FloatArray:
     """Euclidean norm of each row, without overflow or underflow of the squares."""
+    if rows.ndim == 2 and rows.shape[1]:
+        # One pass where the sum of squares is safely inside float64's range (the usual
+        # case); rows near the limits take the scaled form below.
+        squares = np.einsum("ij,ij->i", rows, rows)
+        if np.all((squares > 1e-280) & (squares < 1e280)):
+            out_fast: FloatArray = np.sqrt(squares)
+            return out_fast
     peak = np.abs(rows).max(axis=-1, initial=0.0)
     safe = np.where(peak > 0, peak, 1.0)
     out: FloatArray = peak * np.linalg.norm(rows / safe[..., None], axis=-1)
@@ -363,6 +370,72 @@ class _Evaluator:
             results = list(pool.map(self.net._core.pre_activations, np.array_split(x, parts)))
         return [np.concatenate(layer) for layer in zip(*results)]
 
+    def layer_values(
+        self, x: FloatArray
+    ) -> tuple[list[FloatArray], list[FloatArray], list[FloatArray]]:
+        """Each hidden layer's values (linear units too), from one forward pass.
+
+        Also, per layer and point, the norm of the layer's input and (certified) the
+        bound on its input's error.
+        """
+        self.num_points += x.shape[0]
+        values = self._pre_activations(x)
+        norm = _norms(x)
+        error = np.zeros(x.shape[0])
+        norms, errors = [], []
+        for layer, z in enumerate(values):
+            norms.append(norm)
+            errors.append(error)
+            if self.certified:
+                error = self._next_error(layer, norm, error)
+            count = self.sizes[layer]
+            slope = self.slopes[layer]
+            neurons = z[:, :count]
+            act = (
+                np.maximum(neurons, 0.0)
+                if slope == 0
+                else np.where(neurons > 0, neurons, slope * neurons)
+            )
+            squares = np.einsum("ij,ij->i", act, act) + np.einsum(
+                "ij,ij->i", z[:, count:], z[:, count:]
+            )
+            if np.all((squares > 1e-280) & (squares < 1e280)):
+                norm = np.sqrt(squares)
+            else:  # near float64's limits: the scaled norm
+                norm = _norms(np.concatenate([act, z[:, count:]], axis=1))
+        return values, norms, errors
+
+    def limit(self, layer: int, norm: FloatArray, error: FloatArray, tol: float) -> FloatArray:
+        """``tol * scale + slack`` of the layer's neurons at points: ``(n, count)``, new."""
+        count = self.sizes[layer]
+        lo = int(self.offsets[layer])
+        slack = self.slack[lo : lo + count]
+        rn = self.row_norms[layer][:count]
+        ab = self.abs_bias[layer][:count]
+        if self.certified:
+            a, b = self._bound(layer, norm, error)
+            out: FloatArray = np.multiply.outer(tol * a, rn)
+            with np.errstate(over="ignore"):
+                out += tol * b[0] * ab + slack if len(b) else 0.0
+            return out
+        out = np.multiply.outer(tol * norm, rn)
+        with np.errstate(over="ignore"):
+            out += tol * ab + slack
+        return out
+
+    def scale_at(
+        self, layer: int, units: IntArray, norm: FloatArray, error: FloatArray
+    ) -> FloatArray:
+        """``scale`` of neuron ``(layer, units[i])`` at point ``i``."""
+        rn = self.row_norms[layer][units]
+        ab = self.abs_bias[layer][units]
+        if self.certified:
+            a, b = self._bound(layer, norm, error)
+            out: FloatArray = a * rn + b * ab
+            return out
+        scaled: FloatArray = norm * rn + ab
+        return scaled
+
     def neurons(self, x: FloatArray) -> tuple[FloatArray, FloatArray]:
         """``(n, num_neurons)`` pre-activations and their scales at points ``x``."""
         layers = list(self._layers(x, with_output=False))
@@ -460,11 +533,18 @@ def _certain_bits(
     They are written to ``bits[rows]`` and ``unsure[rows]``.
     """
     for lo in range(0, points.shape[0], ev.chunk):
-        z, scale = ev.neurons(points[lo : lo + ev.chunk])
-        with np.errstate(over="ignore"):
-            limit = tol * scale + ev.slack
-        bits[rows[lo : lo + ev.chunk]] = z > limit
-        unsure[rows[lo : lo + ev.chunk]] = np.abs(z) <= limit
+        values, norms, errors = ev.layer_values(points[lo : lo + ev.chunk])
+        n = values[0].shape[0] if values else 0
+        on = np.zeros((n, ev.net.num_neurons), dtype=bool)
+        doubt = np.zeros((n, ev.net.num_neurons), dtype=bool)
+        for layer, z in enumerate(values):
+            count, off = ev.sizes[layer], int(ev.offsets[layer])
+            limit = ev.limit(layer, norms[layer], errors[layer], tol)
+            neurons = z[:, :count]
+            np.greater(neurons, limit, out=on[:, off : off + count])
+            np.less_equal(np.abs(neurons), limit, out=doubt[:, off : off + count])
+        bits[rows[lo : lo + ev.chunk]] = on
+        unsure[rows[lo : lo + ev.chunk]] = doubt
 
 
 #: The certified filter's constants (cpp/src/certify.hpp): unit roundoff, safety factor.
@@ -703,6 +783,7 @@ def _path_checks(
     bits: _Bits,
     unsure: _Bits,
     tol: float,
+    argmax: Any = None,
 ) -> tuple[tuple[IntArray, IntArray, FloatArray], FloatArray]:
     """Pattern checks and residuals at points, each distinct point evaluated once.
 
@@ -710,6 +791,14 @@ def _path_checks(
     (where not ``unsure``): (check, neuron column, signed residual) of the first
     contradicting neuron of each bad check, as :func:`_contradictions`. The others are
     breakpoints: the residual of neuron ``columns[j]`` at point ``len(check_rows) + j``.
+    ``argmax(x, values, local, checks)``, when given, runs on the same forward pass:
+    ``x`` a chunk of distinct points, ``values`` their hidden layers, and check
+    ``checks[i]`` at point ``local[i]`` of the chunk.
+
+    Layer by layer, without the (points × neurons) arrays of all values and scales: a
+    value contradicts its bit when ``sign · z + limit < 0`` (``sign`` +1 for an on bit,
+    -1 for an off one, ``limit = tol · scale + slack``), which needs one gathered copy
+    of the layer's values and one array of limits.
     """
     n_checks = len(check_rows)
     if len(points) == 0:
@@ -723,32 +812,57 @@ def _path_checks(
     cols: list[IntArray] = []
     ratios: list[FloatArray] = []
     residuals = np.zeros(len(columns))
+    layer_of = np.searchsorted(ev.offsets, columns, side="right") - 1
     for lo in range(0, len(distinct), ev.chunk):
         hi = min(lo + ev.chunk, len(distinct))
-        z, scale = ev.neurons(distinct[lo:hi])
+        values, norms, errors = ev.layer_values(distinct[lo:hi])
         a, b = np.searchsorted(sorted_inverse, [lo, hi])
         mine = order[a:b]
         checks = mine[mine < n_checks]
         if checks.size:
             local = inverse[checks] - lo
+            if argmax is not None:
+                argmax(distinct[lo:hi], values, local, checks)
             pattern = bits[check_rows[checks]]
-            zc, sc = z[local], scale[local]
-            with np.errstate(over="ignore"):
-                limit = tol * sc + ev.slack
-            bad = (pattern & (zc < -limit)) | (~pattern & (zc > limit))
-            bad &= ~unsure[check_rows[checks]]
-            bad_rows = np.flatnonzero(bad.any(axis=1))
-            if bad_rows.size:
-                first = np.argmax(bad[bad_rows], axis=1)
-                rows.append(checks[bad_rows])
-                cols.append(first)
-                zf = zc[bad_rows, first]
-                ratios.append(np.sign(zf) * _residual(zf, sc[bad_rows, first], ev.slack[first]))
+            doubt = unsure[check_rows[checks]]
+            any_doubt = bool(doubt.any())
+            found = np.full(len(checks), -1, dtype=np.int64)
+            for layer, z in enumerate(values):
+                count = ev.sizes[layer]
+                if count == 0:
+                    continue
+                off = int(ev.offsets[layer])
+                signed = z[local, :count]
+                np.negative(signed, out=signed, where=~pattern[:, off : off + count])
+                limit = ev.limit(layer, norms[layer][local], errors[layer][local], tol)
+                limit += signed
+                bad = limit < 0
+                if any_doubt:
+                    bad &= ~doubt[:, off : off + count]
+                new = np.flatnonzero(bad.any(axis=1) & (found < 0))
+                if new.size == 0:
+                    continue
+                units = np.argmax(bad[new], axis=1)
+                found[new] = off + units
+                zf = z[local[new], units]
+                scale = ev.scale_at(
+                    layer, units, norms[layer][local[new]], errors[layer][local[new]]
+                )
+                rows.append(checks[new])
+                cols.append(off + units)
+                ratios.append(np.sign(zf) * _residual(zf, scale, ev.slack[off + units]))
         cuts = mine[mine >= n_checks]
         if cuts.size:
             local = inverse[cuts] - lo
             col = columns[cuts - n_checks]
-            residuals[cuts - n_checks] = _residual(z[local, col], scale[local, col], ev.slack[col])
+            layers = layer_of[cuts - n_checks]
+            for layer in np.unique(layers):
+                sel = np.flatnonzero(layers == layer)
+                units = col[sel] - ev.offsets[layer]
+                at = local[sel]
+                zf = values[layer][at, units]
+                scale = ev.scale_at(int(layer), units, norms[layer][at], errors[layer][at])
+                residuals[cuts[sel] - n_checks] = _residual(zf, scale, ev.slack[col[sel]])
     if not rows:
         empty = np.zeros(0, np.int64)
         return (empty, empty, np.zeros(0)), residuals
@@ -803,10 +917,10 @@ def _collect_path_problems(
         winner = _winners(net, bits)
         _check_stored_argmax(None if r.pooling is None else r.pooling.argmax, winner, c)
         corner = ("start", "middle", "end")
-        _check_argmax(
+
+        at_corners = _ArgmaxCheck(
             net,
             ev,
-            xs.reshape(-1, xs.shape[2]),
             np.repeat(piece, 3),
             positions.reshape(-1),
             winner,
@@ -815,6 +929,11 @@ def _collect_path_problems(
             lambda row: f"at the {corner[row % 3]} of a sub-interval",
         )
 
+        def argmax_check(x: FloatArray, values: Any, local: IntArray, checks: IntArray) -> None:
+            # Checks are corner rows here (every row is checked with max pooling).
+            inputs, norms = _pool_inputs(net, x, values)
+            at_corners.block(inputs, norms, local, checks)
+
     # Every neuron at the start, middle and end of every sub-interval agrees with the
     # piece's pattern (or is zero within the tolerance), and flipping neurons vanish at
     # their breakpoint: one pass over the distinct points (a piece's end is the next
@@ -822,7 +941,8 @@ def _collect_path_problems(
     # at agrees with it by construction.
     flat_points = xs.reshape(-1, xs.shape[2])
     checked = np.ones(len(flat_points), dtype=bool)
-    checked[3 * read + 1] = False
+    if not pooled:  # (the argmax check runs at every corner)
+        checked[3 * read + 1] = False
     check_rows = np.flatnonzero(checked)
     k = r.num_breakpoints
     bp_rows = np.repeat(np.arange(k), np.diff(r.flip_offsets)) if k else np.zeros(0, np.int64)
@@ -836,6 +956,7 @@ def _collect_path_problems(
         bits,
         unsure,
         tol,
+        argmax_check if pooled else None,
     )
     rows, cols, ratios = check_rows[found[0]], found[1], found[2]
     where = ("start", "middle", "end")
@@ -929,11 +1050,18 @@ def _loser_columns(net: Network, bits: BoolArray) -> BoolArray:
     return out
 
 
-def _pool_inputs(net: Network, x: FloatArray) -> tuple[list[FloatArray], list[FloatArray]]:
-    """Each pooling node's input at points ``x``, and the norm of its layer's input."""
+def _pool_inputs(
+    net: Network, x: FloatArray, values: list[FloatArray] | None = None
+) -> tuple[list[FloatArray], list[FloatArray]]:
+    """Each pooling node's input at points ``x``, and the norm of its layer's input.
+
+    ``values``: the hidden layers at ``x`` when a forward pass already computed them.
+    """
     pooling = net.pooling
     assert pooling is not None
-    values: list[FloatArray] = net._core.pre_activations(x) if net.num_hidden_layers else []
+    if values is None:
+        values = net._core.pre_activations(x) if net.num_hidden_layers else []
+    assert values is not None
     sizes, slopes = net.hidden_sizes, net.negative_slopes
     inputs, norms = [], []
     for record in pooling.pools:
@@ -978,57 +1106,88 @@ def _check_stored_argmax(stored: IntArray | None, winner: IntArray, c: _Collecto
         )
 
 
-def _check_argmax(
-    net: Network,
-    ev: _Evaluator,
-    points: FloatArray,
-    cells: IntArray,
-    positions: FloatArray,
-    winner: IntArray,
-    tol: float,
-    c: _Collector,
-    where: Any,
-) -> None:
+@dataclass
+class _ArgmaxCheck:
     """Every window's argmax (read from the cell's pattern) is its maximum at every point.
 
     Given the earlier layers' signs and argmaxes, a window's entries are affine on a
     cell, so the winner beating every other entry at the cell's corners (the ends of
     each sub-interval, the vertices of a convex face) beats it all over the cell (up to
-    the tolerance). ``where(row)`` words the place of point ``row``.
+    the tolerance). Point row ``row`` belongs to cell ``cells[row]``, at
+    ``positions[row]``; ``where(row)`` words its place.
     """
+
+    net: Network
+    ev: _Evaluator
+    cells: IntArray
+    positions: FloatArray
+    winner: IntArray
+    tol: float
+    c: _Collector
+    where: Any
+
+    def run(self, points: FloatArray) -> None:
+        """Check point rows ``0 .. len(points)`` with their own forward passes."""
+        chunk = 512  # (points x entries) temporaries
+        for lo in range(0, points.shape[0], chunk):
+            inputs, norms = _pool_inputs(self.net, points[lo : lo + chunk])
+            rows = np.arange(lo, min(lo + chunk, points.shape[0]))
+            self.block(inputs, norms, rows - lo, rows)
+
+    def block(
+        self, inputs: list[FloatArray], norms: list[FloatArray], local: IntArray, rows: IntArray
+    ) -> None:
+        """Check point rows ``rows``, whose pooling inputs are row ``local[i]`` of ``inputs``."""
+        _argmax_block(self, inputs, norms, local, rows)
+
+
+def _argmax_block(
+    check: _ArgmaxCheck,
+    inputs: list[FloatArray],
+    norms: list[FloatArray],
+    local: IntArray,
+    rows: IntArray,
+) -> None:
+    net, ev, cells, positions, winner, tol, c, where = (
+        check.net,
+        check.ev,
+        check.cells,
+        check.positions,
+        check.winner,
+        check.tol,
+        check.c,
+        check.where,
+    )
     pooling = net.pooling
     assert pooling is not None
     window_of_entry = np.repeat(np.arange(pooling.num_windows), np.diff(pooling.entry_offsets))
-    chunk = 512  # (points x entries) temporaries
-    for lo in range(0, points.shape[0], chunk):
-        inputs, norms = _pool_inputs(net, points[lo : lo + chunk])
-        rows_cell = cells[lo : lo + chunk]
-        for index, record in enumerate(pooling.pools):
-            w_lo = record.first_window
-            w_hi = w_lo + math.prod(record.out_shape)
-            e_lo, e_hi = int(pooling.entry_offsets[w_lo]), int(pooling.entry_offsets[w_hi])
-            entries = pooling.entries[e_lo:e_hi]
-            windows = window_of_entry[e_lo:e_hi]
-            rn = _row_norms(record.matrix)
-            best = winner[rows_cell][:, windows]  # (n, entries) the window's winner
-            value = inputs[index]
-            diff = value[:, entries] - np.take_along_axis(value, best, axis=1)
-            scale = norms[index][:, None] * (rn[entries][None, :] + rn[best]) + (
-                np.abs(record.offset[entries])[None, :] + np.abs(record.offset[best])
-            )
-            slack = (rn[entries][None, :] + rn[best]) * ev.spread_norms[record.layer]
-            bad = diff > tol * scale + slack
-            bad_rows = np.flatnonzero(bad.any(axis=1))
-            if bad_rows.size == 0:
-                continue
-            first = np.argmax(bad[bad_rows], axis=1)
-            rows = bad_rows + lo
-            words = [
-                f"window {int(windows[f])}: entry {int(entries[f])} exceeds the cell's "
-                f"argmax {where(row)}"
-                for f, row in zip(first, rows)
-            ]
-            c.add_many("argmax", cells[rows], positions[rows], words.__getitem__)
+    rows_cell = cells[rows]
+    for index, record in enumerate(pooling.pools):
+        w_lo = record.first_window
+        w_hi = w_lo + math.prod(record.out_shape)
+        e_lo, e_hi = int(pooling.entry_offsets[w_lo]), int(pooling.entry_offsets[w_hi])
+        entries = pooling.entries[e_lo:e_hi]
+        windows = window_of_entry[e_lo:e_hi]
+        rn = _row_norms(record.matrix)
+        best = winner[rows_cell][:, windows]  # (n, entries) the window's winner
+        value = inputs[index][local]
+        diff = value[:, entries] - np.take_along_axis(value, best, axis=1)
+        scale = norms[index][local][:, None] * (rn[entries][None, :] + rn[best]) + (
+            np.abs(record.offset[entries])[None, :] + np.abs(record.offset[best])
+        )
+        slack = (rn[entries][None, :] + rn[best]) * ev.spread_norms[record.layer]
+        bad = diff > tol * scale + slack
+        bad_rows = np.flatnonzero(bad.any(axis=1))
+        if bad_rows.size == 0:
+            continue
+        first = np.argmax(bad[bad_rows], axis=1)
+        where_rows = rows[bad_rows]
+        words = [
+            f"window {int(windows[f])}: entry {int(entries[f])} exceeds the cell's "
+            f"argmax {where(row)}"
+            for f, row in zip(first, where_rows)
+        ]
+        c.add_many("argmax", cells[where_rows], positions[where_rows], words.__getitem__)
 
 
 def _check_changes(
@@ -1312,20 +1471,19 @@ def check_slice(r: SliceResult, net: Network, tol: float) -> VerifyReport:
     if pooled:
         winner = _winners(net, bits)
         _check_stored_argmax(None if r.pooling is None else r.pooling.argmax, winner, c)
-        _check_argmax(
-            net, ev, corners, face, r.vertices[a], winner, tol, c, lambda row: "at a corner"
+        _ArgmaxCheck(net, ev, face, r.vertices[a], winner, tol, c, lambda row: "at a corner").run(
+            corners
         )
-        _check_argmax(
+        _ArgmaxCheck(
             net,
             ev,
-            to_input(inner),
             np.arange(r.num_regions),
             inner,
             winner,
             tol,
             c,
             lambda row: "inside the face",
-        )
+        ).run(to_input(inner))
 
     # Interior edges lie on their neuron's zero set; the faces on either side differ in
     # that neuron, and in others only where those vanish along the whole edge.
