@@ -37,7 +37,6 @@ from __future__ import annotations
 import abc
 import math
 import os
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Union
@@ -302,32 +301,6 @@ class _Evaluator:
         # Threads for the forward passes where a chunk is a few large points (CNNs).
         self.threads = 1 if self.chunk >= _CHUNK else min(4, _cpus())
 
-    def _layers(self, x: FloatArray, with_output: bool) -> Iterator[tuple[FloatArray, FloatArray]]:
-        """(values, scales) of each hidden layer's neurons, then of the output if asked."""
-        self.num_points += x.shape[0]
-        values = self._pre_activations(x)
-        h = x
-        error = np.zeros(x.shape[0])  # certified: bound on the input's l2 error
-        for layer, z in enumerate(values):
-            norm = _norms(h)
-            scale = self._scale(layer, norm, error)
-            count = self.sizes[layer]
-            yield z[:, :count], scale[:, :count]
-            slope = self.slopes[layer]
-            neurons = z[:, :count]
-            h = np.concatenate([np.where(neurons > 0, neurons, slope * neurons), z[:, count:]], 1)
-            if self.certified:
-                error = self._next_error(layer, norm, error)
-        if not with_output:
-            return
-        # The output layer on the last hidden layer's activations (no second forward pass).
-        weight, bias = self.net._weights[-1], self.net._biases[-1]
-        if isinstance(weight, CompositeLayer):
-            out: FloatArray = weight.apply(h) + bias
-        else:
-            out = np.asarray((weight @ h.T).T, dtype=np.float64) + bias
-        yield out, self._scale(len(values), _norms(h), error)
-
     def _bound(
         self, layer: int, norm: FloatArray, error: FloatArray
     ) -> tuple[FloatArray, FloatArray]:
@@ -403,7 +376,30 @@ class _Evaluator:
                 norm = np.sqrt(squares)
             else:  # near float64's limits: the scaled norm
                 norm = _norms(np.concatenate([act, z[:, count:]], axis=1))
+        norms.append(norm)  # and of the output layer's input
+        errors.append(error)
         return values, norms, errors
+
+    def outputs_from(
+        self,
+        x: FloatArray,
+        layers: tuple[list[FloatArray], list[FloatArray], list[FloatArray]],
+    ) -> tuple[FloatArray, FloatArray]:
+        """Outputs and their scales at ``x`` from its :meth:`layer_values`."""
+        values, norms, errors = layers
+        if values:
+            count, slope = self.sizes[-1], self.slopes[-1]
+            z = values[-1]
+            neurons = z[:, :count]
+            h = np.concatenate([np.where(neurons > 0, neurons, slope * neurons), z[:, count:]], 1)
+        else:
+            h = x
+        weight, bias = self.net._weights[-1], self.net._biases[-1]
+        if isinstance(weight, CompositeLayer):
+            out: FloatArray = weight.apply(h) + bias
+        else:
+            out = np.asarray((weight @ h.T).T, dtype=np.float64) + bias
+        return out, self._scale(len(values), norms[-1], errors[-1])
 
     def limit(self, layer: int, norm: FloatArray, error: FloatArray, tol: float) -> FloatArray:
         """``tol * scale + slack`` of the layer's neurons at points: ``(n, count)``, new."""
@@ -436,21 +432,6 @@ class _Evaluator:
         scaled: FloatArray = norm * rn + ab
         return scaled
 
-    def neurons(self, x: FloatArray) -> tuple[FloatArray, FloatArray]:
-        """``(n, num_neurons)`` pre-activations and their scales at points ``x``."""
-        layers = list(self._layers(x, with_output=False))
-        if not layers:
-            empty = np.zeros((x.shape[0], 0))
-            return empty, empty
-        return (
-            np.concatenate([z for z, _ in layers], axis=1),
-            np.concatenate([s for _, s in layers], axis=1),
-        )
-
-    def outputs(self, x: FloatArray) -> tuple[FloatArray, FloatArray]:
-        """``(n, output_dim)`` outputs and their scales at points ``x``."""
-        return list(self._layers(x, with_output=True))[-1]
-
     def flat(self, neurons: IntArray) -> IntArray:
         """Pattern column of each (layer, unit) pair."""
         neurons = np.asarray(neurons, dtype=np.int64).reshape(-1, 2)
@@ -466,57 +447,70 @@ def _residual(z: FloatArray, scale: FloatArray, slack: FloatArray) -> FloatArray
     return out
 
 
-def _contradictions(
+def _first_contradictions(
     ev: _Evaluator,
-    points: FloatArray,
-    bits: BoolArray,
+    layers: tuple[list[FloatArray], list[FloatArray], list[FloatArray]],
+    local: IntArray,
+    pattern: BoolArray,
+    doubt: BoolArray | None,
     tol: float,
-    unsure: BoolArray | None = None,
-    row_of: IntArray | None = None,
 ) -> tuple[IntArray, IntArray, FloatArray]:
-    """Rows whose certain signs contradict their pattern (where not ``unsure``).
+    """Checks whose certain signs contradict their pattern (where not ``doubt``).
 
-    Point ``i``'s pattern is ``bits[row_of[i]]`` (``bits[i]`` without ``row_of``), taken a
-    chunk at a time: no (points × neurons) array of patterns is formed.
+    Check ``i`` is at point ``local[i]`` of ``layers`` (:meth:`_Evaluator.layer_values`)
+    against ``pattern[i]``. Layer by layer, without (points × neurons) arrays of all
+    values and scales: a value contradicts its bit when ``sign · z + limit < 0``
+    (``sign`` +1 for an on bit, -1 for an off one, ``limit = tol · scale + slack``).
 
-    Returns (row, neuron column, signed residual) of the first contradicting neuron of
-    each bad row.
+    Returns (check, neuron column, signed residual) of the first contradicting neuron of
+    each bad check, in check order.
     """
-    rows: list[IntArray] = []
-    cols: list[IntArray] = []
-    ratios: list[FloatArray] = []
-    for lo in range(0, points.shape[0], ev.chunk):
-        z, scale = ev.neurons(points[lo : lo + ev.chunk])
-        idx = np.arange(lo, min(lo + ev.chunk, points.shape[0]))
-        if row_of is not None:
-            idx = row_of[idx]
-        b = bits[idx]
-        with np.errstate(over="ignore"):
-            limit = tol * scale + ev.slack
-        bad = (b & (z < -limit)) | (~b & (z > limit))
-        if unsure is not None:
-            bad &= ~unsure[idx]
-        bad_rows = np.flatnonzero(bad.any(axis=1))
-        if bad_rows.size:
-            first = np.argmax(bad[bad_rows], axis=1)
-            rows.append(bad_rows + lo)
-            cols.append(first)
-            zf = z[bad_rows, first]
-            res = _residual(zf, scale[bad_rows, first], ev.slack[first])
-            ratios.append(np.sign(zf) * res)
-    if not rows:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
-    return np.concatenate(rows), np.concatenate(cols), np.concatenate(ratios)
+    values, norms, errors = layers
+    any_doubt = doubt is not None and bool(doubt.any())
+    found = np.full(len(local), -1, dtype=np.int64)
+    ratio = np.zeros(len(local))
+    for layer, z in enumerate(values):
+        count = ev.sizes[layer]
+        if count == 0:
+            continue
+        off = int(ev.offsets[layer])
+        signed = z[local, :count]
+        np.negative(signed, out=signed, where=~pattern[:, off : off + count])
+        limit = ev.limit(layer, norms[layer][local], errors[layer][local], tol)
+        limit += signed
+        bad = limit < 0
+        if any_doubt:
+            assert doubt is not None
+            bad &= ~doubt[:, off : off + count]
+        new = np.flatnonzero(bad.any(axis=1) & (found < 0))
+        if new.size == 0:
+            continue
+        units = np.argmax(bad[new], axis=1)
+        found[new] = off + units
+        zf = z[local[new], units]
+        scale = ev.scale_at(layer, units, norms[layer][local[new]], errors[layer][local[new]])
+        ratio[new] = np.sign(zf) * _residual(zf, scale, ev.slack[off + units])
+    bad_checks = np.flatnonzero(found >= 0)
+    return bad_checks, found[bad_checks], ratio[bad_checks]
 
 
-def _residuals(ev: _Evaluator, points: FloatArray, columns: IntArray) -> FloatArray:
-    """Residual of neuron ``columns[i]`` at ``points[i]`` (zero when at most ``tol``)."""
-    out = np.zeros(points.shape[0])
-    for lo in range(0, points.shape[0], ev.chunk):
-        z, scale = ev.neurons(points[lo : lo + ev.chunk])
-        idx = np.arange(z.shape[0])
-        col = columns[lo : lo + ev.chunk]
-        out[lo : lo + ev.chunk] = _residual(z[idx, col], scale[idx, col], ev.slack[col])
+def _residuals_at(
+    ev: _Evaluator,
+    layers: tuple[list[FloatArray], list[FloatArray], list[FloatArray]],
+    local: IntArray,
+    columns: IntArray,
+) -> FloatArray:
+    """Residual of neuron ``columns[i]`` at point ``local[i]`` of ``layers``."""
+    values, norms, errors = layers
+    out = np.zeros(len(local))
+    layer_of = np.searchsorted(ev.offsets, columns, side="right") - 1
+    for layer in np.unique(layer_of):
+        sel = np.flatnonzero(layer_of == layer)
+        units = columns[sel] - ev.offsets[layer]
+        at = local[sel]
+        zf = values[layer][at, units]
+        scale = ev.scale_at(int(layer), units, norms[layer][at], errors[layer][at])
+        out[sel] = _residual(zf, scale, ev.slack[columns[sel]])
     return out
 
 
@@ -812,7 +806,6 @@ def _path_checks(
     cols: list[IntArray] = []
     ratios: list[FloatArray] = []
     residuals = np.zeros(len(columns))
-    layer_of = np.searchsorted(ev.offsets, columns, side="right") - 1
     for lo in range(0, len(distinct), ev.chunk):
         hi = min(lo + ev.chunk, len(distinct))
         values, norms, errors = ev.layer_values(distinct[lo:hi])
@@ -825,44 +818,17 @@ def _path_checks(
                 argmax(distinct[lo:hi], values, local, checks)
             pattern = bits[check_rows[checks]]
             doubt = unsure[check_rows[checks]]
-            any_doubt = bool(doubt.any())
-            found = np.full(len(checks), -1, dtype=np.int64)
-            for layer, z in enumerate(values):
-                count = ev.sizes[layer]
-                if count == 0:
-                    continue
-                off = int(ev.offsets[layer])
-                signed = z[local, :count]
-                np.negative(signed, out=signed, where=~pattern[:, off : off + count])
-                limit = ev.limit(layer, norms[layer][local], errors[layer][local], tol)
-                limit += signed
-                bad = limit < 0
-                if any_doubt:
-                    bad &= ~doubt[:, off : off + count]
-                new = np.flatnonzero(bad.any(axis=1) & (found < 0))
-                if new.size == 0:
-                    continue
-                units = np.argmax(bad[new], axis=1)
-                found[new] = off + units
-                zf = z[local[new], units]
-                scale = ev.scale_at(
-                    layer, units, norms[layer][local[new]], errors[layer][local[new]]
-                )
-                rows.append(checks[new])
-                cols.append(off + units)
-                ratios.append(np.sign(zf) * _residual(zf, scale, ev.slack[off + units]))
+            new, col, ratio = _first_contradictions(
+                ev, (values, norms, errors), local, pattern, doubt, tol
+            )
+            rows.append(checks[new])
+            cols.append(col)
+            ratios.append(ratio)
         cuts = mine[mine >= n_checks]
         if cuts.size:
-            local = inverse[cuts] - lo
-            col = columns[cuts - n_checks]
-            layers = layer_of[cuts - n_checks]
-            for layer in np.unique(layers):
-                sel = np.flatnonzero(layers == layer)
-                units = col[sel] - ev.offsets[layer]
-                at = local[sel]
-                zf = values[layer][at, units]
-                scale = ev.scale_at(int(layer), units, norms[layer][at], errors[layer][at])
-                residuals[cuts[sel] - n_checks] = _residual(zf, scale, ev.slack[col[sel]])
+            residuals[cuts - n_checks] = _residuals_at(
+                ev, (values, norms, errors), inverse[cuts] - lo, columns[cuts - n_checks]
+            )
     if not rows:
         empty = np.zeros(0, np.int64)
         return (empty, empty, np.zeros(0)), residuals
@@ -1125,14 +1091,6 @@ class _ArgmaxCheck:
     tol: float
     c: _Collector
     where: Any
-
-    def run(self, points: FloatArray) -> None:
-        """Check point rows ``0 .. len(points)`` with their own forward passes."""
-        chunk = 512  # (points x entries) temporaries
-        for lo in range(0, points.shape[0], chunk):
-            inputs, norms = _pool_inputs(self.net, points[lo : lo + chunk])
-            rows = np.arange(lo, min(lo + chunk, points.shape[0]))
-            self.block(inputs, norms, rows - lo, rows)
 
     def block(
         self, inputs: list[FloatArray], norms: list[FloatArray], local: IntArray, rows: IntArray
@@ -1435,67 +1393,113 @@ def check_slice(r: SliceResult, net: Network, tol: float) -> VerifyReport:
     bits = r.pattern_bools()
     to_input = r.plane.to_input
     pooled = net.pooling is not None
-    # With max pooling, matches off the winners' paths are not checked (see _check_argmax).
+    # With max pooling, matches off the winners' paths are not checked (see _ArgmaxCheck).
     known = ~_loser_columns(net, bits) if pooled else np.ones_like(bits)
 
-    # Every neuron at every corner of every face, and at the face's vertex average.
+    # One pass over the distinct points, vertices then the faces' vertex averages, each
+    # evaluated once: every neuron at every corner of every face and at the face's vertex
+    # average (and, with max pooling, every window's argmax there), the edges' neurons
+    # at their ends, the certain signs and the outputs at the vertices.
     face, a, _ = r._sides()
-    corners = to_input(r.vertices[a])
-    rows, cols, ratios = _contradictions(
-        ev, corners, bits, tol, unsure=~known if pooled else None, row_of=face
-    )
+    counts = np.diff(r.face_offsets)
+    inner = np.add.reduceat(r.vertices[r.face_vertices], r.face_offsets[:-1]) / counts[:, None]
+    edges, fa, fb = _interior_edges(r)
+    columns = ev.flat(r.edge_neurons[edges]) if len(edges) else np.zeros(0, np.int64)
+    ends = r.edges[edges]
+    both = np.concatenate([ends[:, 0], ends[:, 1]])
+    both_columns = np.concatenate([columns, columns])
+    nv = r.num_vertices
+    points = to_input(np.concatenate([r.vertices, inner]))
+    # Checks: (point, pattern row) of the corners, then of the vertex averages.
+    check_point = np.concatenate([a, nv + np.arange(r.num_regions)])
+    check_face = np.concatenate([face, np.arange(r.num_regions)])
+    by_check = np.argsort(check_point, kind="stable")
+    by_end = np.argsort(both, kind="stable")
+    vertex_bits = np.zeros((nv, r.num_neurons), dtype=bool)
+    unsure = np.zeros_like(vertex_bits)
+    res = np.zeros(len(both))
+    worst = np.zeros(nv)
+    found: list[tuple[IntArray, IntArray, FloatArray]] = []
+    if pooled:
+        winner = _winners(net, bits)
+        _check_stored_argmax(None if r.pooling is None else r.pooling.argmax, winner, c)
+        at_points = _ArgmaxCheck(
+            net,
+            ev,
+            check_face,
+            np.concatenate([r.vertices[a], inner]),
+            winner,
+            tol,
+            c,
+            lambda row: "at a corner" if row < len(a) else "inside the face",
+        )
+    for lo in range(0, len(points), ev.chunk):
+        hi = min(lo + ev.chunk, len(points))
+        x = points[lo:hi]
+        layers = ev.layer_values(x)
+        first, last = np.searchsorted(check_point[by_check], [lo, hi])
+        checks = by_check[first:last]
+        if checks.size:
+            local = check_point[checks] - lo
+            rows = check_face[checks]
+            doubt = ~known[rows] if pooled else None
+            bad, col, ratio = _first_contradictions(ev, layers, local, bits[rows], doubt, tol)
+            found.append((checks[bad], col, ratio))
+            if pooled:
+                inputs, norms = _pool_inputs(net, x, layers[0])
+                at_points.block(inputs, norms, local, checks)
+        first, last = np.searchsorted(both[by_end], [lo, hi])
+        if last > first:
+            at = by_end[first:last]
+            res[at] = _residuals_at(ev, layers, both[at] - lo, both_columns[at])
+        if lo < nv:
+            top = min(hi, nv) - lo
+            values, norms, errors = layers
+            for layer, z in enumerate(values):
+                count, off = ev.sizes[layer], int(ev.offsets[layer])
+                limit = ev.limit(layer, norms[layer][:top], errors[layer][:top], tol)
+                neurons = z[:top, :count]
+                np.greater(neurons, limit, out=vertex_bits[lo : lo + top, off : off + count])
+                np.less_equal(np.abs(neurons), limit, out=unsure[lo : lo + top, off : off + count])
+            out, scale = ev.outputs_from(x, layers)
+            diff = out[:top] - r.vertex_outputs[lo : lo + top]
+            worst[lo : lo + top] = _residual(diff, scale[:top], ev.output_slack).max(axis=1)
+    if found:
+        order = np.argsort(np.concatenate([f[0] for f in found]), kind="stable")
+        hit = np.concatenate([f[0] for f in found])[order]
+        cols = np.concatenate([f[1] for f in found])[order]
+        ratios = np.concatenate([f[2] for f in found])[order]
+    else:
+        hit, cols, ratios = np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
+    corner = hit < len(a)
+    rows, c_cols, c_ratios = hit[corner], cols[corner], ratios[corner]
     c.add_many(
         "pattern",
         face[rows],
         r.vertices[a[rows]],
         lambda i: (
-            f"{_name(ev, int(cols[i]))} has residual {ratios[i]:.3g} at this corner, "
-            f"against the face's pattern bit {int(bits[face[rows[i]], cols[i]])}"
+            f"{_name(ev, int(c_cols[i]))} has residual {c_ratios[i]:.3g} at this corner, "
+            f"against the face's pattern bit {int(bits[face[rows[i]], c_cols[i]])}"
         ),
     )
-    counts = np.diff(r.face_offsets)
-    inner = np.add.reduceat(r.vertices[r.face_vertices], r.face_offsets[:-1]) / counts[:, None]
-    rows, cols, ratios = _contradictions(
-        ev, to_input(inner), bits, tol, unsure=~known if pooled else None
-    )
+    inside = hit[~corner] - len(a)
+    i_cols, i_ratios = cols[~corner], ratios[~corner]
     c.add_many(
         "pattern",
-        rows,
-        inner[rows],
+        inside,
+        inner[inside],
         lambda i: (
-            f"{_name(ev, int(cols[i]))} has residual {ratios[i]:.3g} inside the face, "
-            f"against the face's pattern bit {int(bits[rows[i], cols[i]])}"
+            f"{_name(ev, int(i_cols[i]))} has residual {i_ratios[i]:.3g} inside the face, "
+            f"against the face's pattern bit {int(bits[inside[i], i_cols[i]])}"
         ),
     )
-
-    if pooled:
-        winner = _winners(net, bits)
-        _check_stored_argmax(None if r.pooling is None else r.pooling.argmax, winner, c)
-        _ArgmaxCheck(net, ev, face, r.vertices[a], winner, tol, c, lambda row: "at a corner").run(
-            corners
-        )
-        _ArgmaxCheck(
-            net,
-            ev,
-            np.arange(r.num_regions),
-            inner,
-            winner,
-            tol,
-            c,
-            lambda row: "inside the face",
-        ).run(to_input(inner))
 
     # Interior edges lie on their neuron's zero set; the faces on either side differ in
     # that neuron, and in others only where those vanish along the whole edge.
-    edges, fa, fb = _interior_edges(r)
     if pooled and r.pooling is not None:
         _check_edge_changes(r, winner, edges, fa, fb, c)
     residual = 0.0
     if len(edges):
-        columns = ev.flat(r.edge_neurons[edges])
-        ends = r.edges[edges]
-        both = np.concatenate([ends[:, 0], ends[:, 1]])
-        res = _residuals(ev, to_input(r.vertices[both]), np.concatenate([columns, columns]))
         res = np.maximum(res[: len(edges)], res[len(edges) :])
         residual = float(res.max(initial=0.0))
         bad = np.flatnonzero(~(res <= tol))
@@ -1508,10 +1512,6 @@ def check_slice(r: SliceResult, net: Network, tol: float) -> VerifyReport:
                 f"at an end of its edge (tolerance {tol:.3g})"
             ),
         )
-        vertices = to_input(r.vertices)
-        vertex_bits = np.zeros((len(vertices), r.num_neurons), dtype=bool)
-        unsure = np.zeros_like(vertex_bits)
-        _certain_bits(ev, vertices, tol, vertex_bits, unsure, np.arange(len(vertices)))
         differ = bits[fa] != bits[fb]
         idx = np.arange(len(edges))
         same = np.flatnonzero(~differ[idx, columns])
@@ -1538,12 +1538,6 @@ def check_slice(r: SliceResult, net: Network, tol: float) -> VerifyReport:
         )
 
     # The outputs stored at the vertices.
-    xs = to_input(r.vertices)
-    worst = np.zeros(r.num_vertices)
-    for lo in range(0, r.num_vertices, ev.chunk):
-        out, scale = ev.outputs(xs[lo : lo + ev.chunk])
-        diff = out - r.vertex_outputs[lo : lo + ev.chunk]
-        worst[lo : lo + ev.chunk] = _residual(diff, scale, ev.output_slack).max(axis=1)
     bad = np.flatnonzero(~(worst <= tol))
     c.add_many(
         "outputs",
