@@ -233,6 +233,9 @@ def main(argv: list[str] | None = None) -> int:
         got = float64_copy(model)(torch.as_tensor(batch).reshape(-1, *SHAPE)).numpy()
     forward_error = float(np.abs(got - expected).max())
 
+    progress(
+        f"  count_1d {count_s:.3g} s, {result.num_breakpoints} breakpoints, {count_mb:.0f} MB"
+    )
     progress("torch walk ...")
     walk_model = float64_copy(model)
     walk, per_step = trimmed_walk(walk_model, x0, x1, args.walk_steps)
@@ -255,6 +258,7 @@ def main(argv: list[str] | None = None) -> int:
         verify_s = time.perf_counter() - start
         verify_mb = peak_mb()
         verify_ok = report.ok
+        progress(f"  verify {verify_s:.3g} s (ok={verify_ok}), {verify_mb:.0f} MB")
 
     rows = [
         ["from_torch", f"{convert_s:.3g} s", f"{convert_mb:.0f}"],
@@ -274,6 +278,7 @@ def main(argv: list[str] | None = None) -> int:
                     width, args.slice_box, args.slice_grid, args.threads, args.rtol, args.seed
                 )
             )
+            progress("  " + " | ".join(slice_rows[-1]))
     if args.baseline_width > 0:
         progress("CSR baseline ...")
         small = (zoo.vgg11 if vgg else zoo.resnet18)(width=args.baseline_width, seed=args.seed)
