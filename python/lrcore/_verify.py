@@ -879,8 +879,8 @@ def _collect_path_problems(
         every = np.arange(r.num_pieces)
         bits, unsure = bits[every], unsure[every]
         # Matches off the winners' paths may change sign inside a piece: not checked.
-        unsure = unsure | _loser_columns(net, bits)
-        winner = _winners(net, bits)
+        winner, losers = _tournaments(net, bits)
+        unsure = unsure | losers
         _check_stored_argmax(None if r.pooling is None else r.pooling.argmax, winner, c)
         corner = ("start", "middle", "end")
 
@@ -966,7 +966,7 @@ def _collect_path_problems(
                 r.breakpoints[changed],
                 lambda i: "neither a ReLU sign nor a window's argmax changes there",
             )
-            _check_changes(r, net, bits, before, after, c)
+            _check_changes(r, net, winner, before, after, c)
         step = max(1, _CHUNK_BYTES // (8 * max(r.num_neurons, 1)))
         for lo in range(0, k, step):
             _check_flips(r, c, bits, unsure, bp_rows, columns, lo, min(k, lo + step))
@@ -1005,15 +1005,20 @@ def _check_flips(
     )
 
 
-def _loser_columns(net: Network, bits: BoolArray) -> BoolArray:
-    """Pattern columns of the matches off the winners' paths, per row of ``bits``."""
+def _tournaments(net: Network, bits: BoolArray) -> tuple[IntArray, BoolArray]:
+    """Each cell's winning entry per window, and its loser matches' pattern columns.
+
+    Both read once from the cells' (canonical) patterns; a loser match is off the
+    winners' paths.
+    """
     pooling = net.pooling
     assert pooling is not None
     offsets = net.neuron_offsets()
-    _, on_path = pooling.winners(bits, offsets)
-    out = np.zeros_like(bits)
-    out[:, pooling.columns(offsets)] = ~on_path
-    return out
+    argmax_pos, on_path = pooling.winners(bits, offsets)
+    losers = np.zeros_like(bits)
+    losers[:, pooling.columns(offsets)] = ~on_path
+    winner: IntArray = pooling.entries[pooling.entry_offsets[:-1][None, :] + argmax_pos]
+    return winner, losers
 
 
 def _pool_inputs(
@@ -1043,15 +1048,6 @@ def _pool_inputs(
         inputs.append(entries)
         norms.append(_norms(h))
     return inputs, norms
-
-
-def _winners(net: Network, bits: BoolArray) -> IntArray:
-    """Each cell's winning entry per window, read from its (canonical) pattern."""
-    pooling = net.pooling
-    assert pooling is not None
-    argmax_pos, _ = pooling.winners(bits, net.neuron_offsets())
-    out: IntArray = pooling.entries[pooling.entry_offsets[:-1][None, :] + argmax_pos]
-    return out
 
 
 def _check_stored_argmax(stored: IntArray | None, winner: IntArray, c: _Collector) -> None:
@@ -1151,7 +1147,7 @@ def _argmax_block(
 def _check_changes(
     r: PathResult,
     net: Network,
-    bits: BoolArray,
+    winner: IntArray,
     before: IntArray,
     after: IntArray,
     c: _Collector,
@@ -1162,8 +1158,6 @@ def _check_changes(
     if r.pooling is None:
         c.add("pooling", -1, (), "the network has max pooling but the result has no pooling part")
         return
-    argmax_pos, _ = pooling.winners(bits, net.neuron_offsets())
-    winner = pooling.entries[pooling.entry_offsets[:-1][None, :] + argmax_pos]
     offsets, changes = r.pooling.change_offsets, r.pooling.changes
     for j in range(before.size):
         windows = np.flatnonzero(winner[before[j]] != winner[after[j]])
@@ -1394,7 +1388,11 @@ def check_slice(r: SliceResult, net: Network, tol: float) -> VerifyReport:
     to_input = r.plane.to_input
     pooled = net.pooling is not None
     # With max pooling, matches off the winners' paths are not checked (see _ArgmaxCheck).
-    known = ~_loser_columns(net, bits) if pooled else np.ones_like(bits)
+    if pooled:
+        winner, losers = _tournaments(net, bits)
+        known = ~losers
+    else:
+        known = np.ones_like(bits)
 
     # One pass over the distinct points, vertices then the faces' vertex averages, each
     # evaluated once: every neuron at every corner of every face and at the face's vertex
@@ -1421,7 +1419,6 @@ def check_slice(r: SliceResult, net: Network, tol: float) -> VerifyReport:
     worst = np.zeros(nv)
     found: list[tuple[IntArray, IntArray, FloatArray]] = []
     if pooled:
-        winner = _winners(net, bits)
         _check_stored_argmax(None if r.pooling is None else r.pooling.argmax, winner, c)
         at_points = _ArgmaxCheck(
             net,
