@@ -39,15 +39,16 @@ verify, 63.8 s against the old code's 122 s in one run where the count took 61.9
 with the same 139 breakpoints.
 
 VGG-11 at width 64 (``--model vgg11 --baseline-width 0 --walk-steps 10 --slice-widths
-4,64 --slice-box 0.0002 --slice-grid 20``, load ~8): from_torch 38.5 s (4.6 GB);
-count_1d 73 s for 238 breakpoints (peak 5.5 GB), 77 s for 272 breakpoints on 0.005 of
-the segment between two images (the whole segment ~54,000 extrapolated); the torch walk
-only 1.14x slower (350 ms/step), its 10 breakpoints and argmax changes equal to
-lrcore's; the core's forward at 5% of DGEMM; verify() 161 s, ok. The layers that mix
-max-pooling tournaments with a convolution are CSR matrices, not convolutions (the
-pooling lowering composes them): conversion time, memory and the forward rate all come
-from that. A slice at width 64 on [0, 0.0002]²: 54 s, 82 faces, verify() ok, 64 cells
-sampled on a 20×20 grid, all faces'.
+64 --slice-box 0.0002 --slice-grid 20``, load ~4): from_torch 3.2 s (0.5 GB); count_1d
+4.3 s for 238 breakpoints (peak 1.3 GB), 3.6 s for 272 breakpoints on 0.005 of the
+segment between two images (the whole segment ~54,000 extrapolated); the torch walk
+3.6x slower (64 ms/step), its 10 breakpoints and argmax changes equal to lrcore's;
+convolutions at 79% of the core's DGEMM; verify() 12.5 s, ok (1.75 GB). A slice on
+[0, 0.0002]²: 4.4 s, 82 faces, verify() 6.0 s ok, 64 cells sampled on a 20×20 grid, all
+faces'. Before the pooled maxima were carried as linear units (the convolution after a
+pooling node was then one CSR matrix of the composed map), the same command at load ~8
+gave: from_torch 38.5 s (4.6 GB), count_1d 73 s (5.5 GB), walk 1.14x slower, 5% of
+DGEMM, verify() 161 s, the slice 54 s and its (older) verify() 357 s.
 
 Examples
 --------
