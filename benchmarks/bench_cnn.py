@@ -1,20 +1,27 @@
-"""Benchmark exact 1D counts through a CIFAR ResNet-18 (lrcore.zoo) on one short segment.
+"""Benchmark exact 1D counts through CIFAR CNNs (lrcore.zoo) on short segments.
 
-For :func:`lrcore.zoo.resnet18` (``--width`` channels in the first stage, 64 = the full
-model; BatchNorm with non-trivial running statistics, eval mode) on 3×32×32 inputs, and
-the segment from ``x0 ~ N(0, I)`` to ``x0 + --radius · N(0, I)``, this script reports in
-one run:
+For :func:`lrcore.zoo.resnet18` or (``--model vgg11``) :func:`lrcore.zoo.vgg11`
+(``--width`` channels in the first stage, 64 = the full model; BatchNorm with
+non-trivial running statistics, eval mode; VGG-11 with exact max pooling) on 3×32×32
+inputs, and the segment from ``x0 ~ N(0, I)`` to ``x0 + --radius · N(0, I)``, this
+script reports in one run:
 
 - ``from_torch`` time;
-- ``count_1d`` time and breakpoints, and the peak resident memory after it;
+- ``count_1d`` time and breakpoints, and the peak resident memory after it; for VGG-11
+  also on the first ``--pair-fraction`` of the segment from ``x0`` to another random
+  image (the whole segment's count extrapolated);
 - the torch-forward walk of ``tests/torch_walk.py`` (one float64 forward pass with
-  forward-mode AD per breakpoint), trimmed: the first ``--walk-steps`` breakpoints are
-  walked, the positions checked against lrcore's, and the time per step extrapolated
-  to the whole segment;
+  forward-mode AD per breakpoint; it follows max pooling), trimmed: the first
+  ``--walk-steps`` breakpoints are walked, the positions (and argmax changes) checked
+  against lrcore's, and the time per step extrapolated to the whole segment;
 - the convolutions' achieved GFLOP/s in the core's forward pass (one thread, a batch of
   ``--batch`` points; all the layers' time counted, so a lower bound) against the
   machine's own DGEMM rate measured through the same core (a dense 1024×1024 layer);
 - ``verify()`` on the result: time and peak memory;
+- VGG-11: 2D slices through three random images (``Plane.through``, the images at (0, 0),
+  (1, 0), (0, 1)) at ``--slice-widths`` in the box ``[0, --slice-box]²``: time, faces,
+  ``verify()``, and torch's dense sampling on a grid (distinct (ReLU signs, argmax)
+  cells, a lower bound, every one a face's);
 - the old representation (every layer one CSR or dense matrix,
   ``trace_to_layers(structured=False)``) as a baseline at ``--baseline-width`` (0 skips
   it): conversion and count times, counts compared.
@@ -23,11 +30,26 @@ It prints markdown tables and the command that reproduces them; it is not a test
 exits 0 even when a target is missed (``--strict`` changes that).
 
 Measured (2026-12-07, AMD EPYC, 2 cores shared with other work, load average ~7; the
-ratios are from one run): from_torch 0.5-1.3 s (the CSR chain: about a minute at width
-64, 3.4-5.9 s at width 16); count_1d 24-38 s for 552 breakpoints, peak RSS 1.73 GB; the
-torch walk 5-8x slower (186-211 s extrapolated); convolutions at 64-87% of the core's
-DGEMM; verify() 77 s within the count's peak memory; at width 16 the CSR chain counts
-7.8-10x slower than the structured layers, with the same 139 breakpoints.
+ratios are from one run): ResNet-18 from_torch 0.5-1.3 s (the CSR chain: about a minute
+at width 64, 3.4-5.9 s at width 16); count_1d 24-38 s for 552 breakpoints, peak RSS
+1.73 GB; the torch walk 5-8x slower (186-211 s extrapolated); convolutions at 64-87% of
+the core's DGEMM; verify() 77 s within the count's peak memory before the layer-by-layer
+verify, 63.8 s against the old code's 122 s in one run where the count took 61.9 s
+(load ~7), 33.7 s against 38.6 s where it took 12.9 s (load ~3.5; the core's forward
+of the 1107 checked points is 27 s of it); at width 16 the CSR chain counts 7.8-10x slower than the structured layers,
+with the same 139 breakpoints.
+
+VGG-11 at width 64 (``--model vgg11 --baseline-width 0 --walk-steps 10 --slice-widths
+64 --slice-box 0.0002 --slice-grid 20``, load ~4): from_torch 3.2 s (0.5 GB); count_1d
+4.3 s for 238 breakpoints (peak 1.3 GB), 3.6 s for 272 breakpoints on 0.005 of the
+segment between two images (the whole segment ~54,000 extrapolated); the torch walk
+3.6x slower (64 ms/step), its 10 breakpoints and argmax changes equal to lrcore's;
+convolutions at 79% of the core's DGEMM; verify() 12.5 s, ok (1.75 GB). A slice on
+[0, 0.0002]²: 4.4 s, 82 faces, verify() 6.0 s ok, 64 cells sampled on a 20×20 grid, all
+faces'. Before the pooled maxima were carried as linear units (the convolution after a
+pooling node was then one CSR matrix of the composed map), the same command at load ~8
+gave: from_torch 38.5 s (4.6 GB), count_1d 73 s (5.5 GB), walk 1.14x slower, 5% of
+DGEMM, verify() 161 s, the slice 54 s and its (older) verify() 357 s.
 
 Examples
 --------
@@ -59,7 +81,7 @@ from lrcore._layers import CompositeLayer, Conv
 from lrcore._torch_fx import trace_to_layers
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from torch_walk import float64_copy, pre_activations_along
+from torch_walk import float64_copy, patterns, pre_activations_along, walk_segment
 
 SHAPE = (3, 32, 32)
 
@@ -93,35 +115,65 @@ def dgemm_rate(size: int = 1024, repeats: int = 3) -> float:
     return 2.0 * size**3 / best / 1e9
 
 
-def trimmed_walk(model: Any, start: np.ndarray, end: np.ndarray, steps: int) -> tuple[list, float]:
+def trimmed_walk(model: Any, start: np.ndarray, end: np.ndarray, steps: int) -> tuple[Any, float]:
     """The first ``steps`` breakpoints of tests/torch_walk.py's walk, and seconds per step."""
-    direction = end - start
-    t, crossing, before = 0.0, None, None
-    positions: list[float] = []
-    evaluations = 0
     torch.set_num_threads(1)
-    pre_activations_along(model, SHAPE, start, direction)  # warm-up: not timed
+    pre_activations_along(model, SHAPE, start, end - start)  # warm-up: not timed
     begin = time.perf_counter()
-    while len(positions) < steps:
-        value, slope = pre_activations_along(model, SHAPE, start + t * direction, direction)
-        evaluations += 1
-        signs = value > 0
-        if crossing is not None and np.any(signs != before):
-            positions.append(crossing)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            ahead = -value / slope
-        ahead[~(ahead > 0)] = np.inf
-        nearest = float(ahead.min())
-        if t + nearest >= 1.0:
-            break
-        crossing, before = t + nearest, signs
-        t = crossing + 1e-9
-    return positions, (time.perf_counter() - begin) / max(evaluations, 1)
+    walk = walk_segment(model, SHAPE, start, end, max_breakpoints=steps)
+    return walk, (time.perf_counter() - begin) / max(walk.evaluations, 1)
+
+
+def slice_through_images(
+    width: int, box: float, grid: int, threads: int, rtol: float, seed: int
+) -> list[str]:
+    """A 2D slice of VGG-11 through three random images: time, faces, checks."""
+    small = zoo.vgg11(width=width, seed=seed)
+    net = lrcore.from_torch(small, SHAPE)
+    x0, x1, x2 = np.random.default_rng(seed + 1).standard_normal((3, 3072))
+    plane = lrcore.slice2d.Plane.through(x0, x1, x2)
+    start = time.perf_counter()
+    result = lrcore.slice_2d(
+        net, plane, bounds=(0.0, box, 0.0, box), num_threads=threads, rtol=rtol
+    )
+    slice_s = time.perf_counter() - start
+    start = time.perf_counter()
+    report = result.verify()
+    verify_s = time.perf_counter() - start
+    # Dense sampling (torch, float64) is a lower bound on the distinct cells, and every
+    # (ReLU signs, argmax) pattern it meets must be a face's.
+    st = np.stack(np.meshgrid(np.linspace(0, box, grid), np.linspace(0, box, grid)), -1)
+    reference = float64_copy(small)
+    relu, argmax = [], []
+    for chunk in np.array_split(st.reshape(-1, 2), max(1, grid * grid // 256)):
+        r, a = patterns(reference, SHAPE, result.to_input(chunk))
+        relu.append(r)
+        argmax.append(a)
+    sampled = np.concatenate([np.concatenate(relu), np.concatenate(argmax)], 1).astype(np.int64)
+    seen = {row.tobytes() for row in sampled}
+    bits = result.pattern_bools()
+    is_match = np.zeros(net.num_neurons, dtype=bool)
+    is_match[net.pooling.columns(net.neuron_offsets())] = True
+    faces = {
+        row.tobytes()
+        for row in np.concatenate(
+            [bits[:, ~is_match].astype(np.int64), result.pooling.argmax.astype(np.int64)], 1
+        )
+    }
+    return [
+        str(width),
+        f"{box:g}",
+        f"{slice_s:.3g} s",
+        str(result.num_regions),
+        f"{verify_s:.3g} s (ok={report.ok})",
+        f"{len(seen)} ({grid}x{grid}; all faces': {seen <= faces})",
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--width", type=int, default=64, help="ResNet-18 first-stage width")
+    parser.add_argument("--model", choices=("resnet18", "vgg11"), default="resnet18")
+    parser.add_argument("--width", type=int, default=64, help="first-stage width (64: full)")
     parser.add_argument("--radius", type=float, default=0.005, help="segment: x0 + radius·N(0,I)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
@@ -129,6 +181,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=32, help="points in the GFLOP/s forward")
     parser.add_argument("--baseline-width", type=int, default=16, help="CSR baseline (0: skip)")
     parser.add_argument("--no-verify", action="store_true")
+    parser.add_argument(
+        "--pair-fraction",
+        type=float,
+        default=0.005,
+        help="vgg11: also count x0 -> x0 + f (x1 - x0), x1 another random image (0: skip)",
+    )
+    parser.add_argument(
+        "--slice-widths",
+        default="4,64",
+        help="vgg11: widths of the 2D slice through three images (comma list, empty: skip)",
+    )
+    parser.add_argument("--slice-box", type=float, default=0.002, help="slice box [0, b]^2")
+    parser.add_argument("--slice-grid", type=int, default=30, help="slice sampling grid")
     parser.add_argument(
         "--rtol",
         type=float,
@@ -139,11 +204,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--strict", action="store_true")
     args = parser.parse_args(argv)
 
-    model = zoo.resnet18(width=args.width, seed=args.seed)
+    vgg = args.model == "vgg11"
+    model = (zoo.vgg11 if vgg else zoo.resnet18)(width=args.width, seed=args.seed)
+    name = "VGG-11" if vgg else "ResNet-18"
     rng = np.random.default_rng(args.seed)
     x0 = rng.standard_normal(3072)
     x1 = x0 + args.radius * rng.standard_normal(3072)
     path = np.stack([x0, x1])
+    other = rng.standard_normal(3072)
     base_mb = peak_mb()
 
     progress("from_torch ...")
@@ -158,6 +226,24 @@ def main(argv: list[str] | None = None) -> int:
     count_s = time.perf_counter() - start
     count_mb = peak_mb()
 
+    pair_rows = []
+    if vgg and args.pair_fraction > 0:
+        progress("count_1d between two images ...")
+        stretch = np.stack([x0, x0 + args.pair_fraction * (other - x0)])
+        start = time.perf_counter()
+        pair = lrcore.count_1d(net, stretch, num_threads=args.threads, rtol=args.rtol)
+        pair_s = time.perf_counter() - start
+        pair_rows.append(
+            [
+                f"count_1d, {args.pair_fraction:g} of the segment between two images",
+                (
+                    f"{pair_s:.3g} s ({pair.num_breakpoints} breakpoints; whole segment "
+                    f"~{pair.num_breakpoints / args.pair_fraction:.3g} extrapolated)"
+                ),
+                f"{peak_mb():.0f}",
+            ]
+        )
+
     progress("GFLOP/s ...")
     dgemm = dgemm_rate()
     batch = rng.standard_normal((args.batch, 3072))
@@ -169,12 +255,22 @@ def main(argv: list[str] | None = None) -> int:
         got = float64_copy(model)(torch.as_tensor(batch).reshape(-1, *SHAPE)).numpy()
     forward_error = float(np.abs(got - expected).max())
 
+    progress(
+        f"  count_1d {count_s:.3g} s, {result.num_breakpoints} breakpoints, {count_mb:.0f} MB"
+    )
     progress("torch walk ...")
     walk_model = float64_copy(model)
-    walked, per_step = trimmed_walk(walk_model, x0, x1, args.walk_steps)
+    walk, per_step = trimmed_walk(walk_model, x0, x1, args.walk_steps)
+    walked = walk.positions
     walk_s = per_step * (result.num_breakpoints + 1)
     ours = result.breakpoints[: len(walked)] / result.length
     walk_agrees = len(walked) == len(ours) and bool(np.allclose(ours, walked, rtol=0, atol=1e-7))
+    if walk_agrees and result.pooling is not None:  # and the same argmax changes
+        offsets = result.pooling.change_offsets
+        walk_agrees = all(
+            np.array_equal(result.pooling.changes[offsets[j] : offsets[j + 1]], walk.changes[j])
+            for j in range(len(walked))
+        )
 
     verify_s, verify_mb, verify_ok = float("nan"), float("nan"), True
     if not args.no_verify:
@@ -184,18 +280,30 @@ def main(argv: list[str] | None = None) -> int:
         verify_s = time.perf_counter() - start
         verify_mb = peak_mb()
         verify_ok = report.ok
+        progress(f"  verify {verify_s:.3g} s (ok={verify_ok}), {verify_mb:.0f} MB")
 
     rows = [
         ["from_torch", f"{convert_s:.3g} s", f"{convert_mb:.0f}"],
         ["count_1d", f"{count_s:.3g} s ({result.num_breakpoints} breakpoints)", f"{count_mb:.0f}"],
+        *pair_rows,
         ["torch walk (extrapolated)", f"{walk_s:.3g} s ({per_step * 1e3:.3g} ms/step)", "-"],
         ["verify()", f"{verify_s:.3g} s (ok={verify_ok})", f"{verify_mb:.0f}"],
     ]
     baseline_rows = []
     speedup_old = None
+    slice_rows = []
+    if vgg:
+        for width in [int(w) for w in args.slice_widths.split(",") if w.strip()]:
+            progress(f"slice through three images, width {width} ...")
+            slice_rows.append(
+                slice_through_images(
+                    width, args.slice_box, args.slice_grid, args.threads, args.rtol, args.seed
+                )
+            )
+            progress("  " + " | ".join(slice_rows[-1]))
     if args.baseline_width > 0:
         progress("CSR baseline ...")
-        small = zoo.resnet18(width=args.baseline_width, seed=args.seed)
+        small = (zoo.vgg11 if vgg else zoo.resnet18)(width=args.baseline_width, seed=args.seed)
         timings = []
         counts = []
         for structured in (True, False):
@@ -217,7 +325,7 @@ def main(argv: list[str] | None = None) -> int:
         for name, (convert, count), n in zip(("conv (new)", "CSR (old)"), timings, counts):
             baseline_rows.append([name, f"{convert:.3g} s", f"{count:.3g} s", str(n)])
 
-    print_header(f"CIFAR ResNet-18, width {args.width}: one segment, radius {args.radius}")
+    print_header(f"CIFAR {name}, width {args.width}: one segment, radius {args.radius}")
     print(f"- threads: {args.threads}; peak memory before converting: {base_mb:.0f} MB")
     print(f"- forward pass vs torch float64: max abs difference {forward_error:.2g}")
     print()
@@ -233,6 +341,19 @@ def main(argv: list[str] | None = None) -> int:
         f"Torch walk: {len(walked)} breakpoints walked, positions agree with lrcore's: "
         f"{walk_agrees}; lrcore {walk_s / count_s:.3g}x faster (extrapolated)."
     )
+    if slice_rows:
+        print()
+        print(
+            f"2D slices through three random images (the plane's box [0, {args.slice_box:g}]², "
+            "images at (0, 0), (1, 0), (0, 1)); dense sampling with torch: distinct (ReLU "
+            "signs, argmax) cells, a lower bound on the faces:"
+        )
+        print()
+        print(
+            markdown_table(
+                ["width", "box", "slice_2d", "faces", "verify()", "sampled cells"], slice_rows
+            )
+        )
     if baseline_rows:
         print()
         print(f"Baseline at width {args.baseline_width}, same segment:")

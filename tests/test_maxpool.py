@@ -2,7 +2,8 @@
 
 The oracle evaluates the torch model (float64) densely along a segment and records its
 pattern: every ReLU's sign and every pooling window's argmax, read from
-``F.max_pool*d(..., return_indices=True)`` (torch's kernels, not lrcore's tournaments).
+``F.max_pool*d(..., return_indices=True)`` (torch's kernels, not lrcore's tournaments;
+``tests/torch_walk.py`` records them, the same code its walk uses).
 Between two samples with different patterns it bisects to place the change. Sampling
 is a lower bound on the changes; the tests also check that the patterns on either side
 of every lrcore breakpoint differ, so neither side can hide a breakpoint.
@@ -20,70 +21,28 @@ nn = torch.nn
 F = torch.nn.functional
 
 import lrcore
+from lrcore import zoo
+from torch_walk import float64_copy, patterns, walk_segment
 
 # --------------------------------------------------------------------------- the oracle
 
 
-def _pool_indices(layer, x):
-    """Flat (C order, per sample) index into ``x`` of each window's argmax, torch's."""
-    if isinstance(layer, (nn.MaxPool1d, nn.MaxPool2d)):
-        pool = F.max_pool2d if isinstance(layer, nn.MaxPool2d) else F.max_pool1d
-        out, idx = pool(
-            x,
-            layer.kernel_size,
-            layer.stride,
-            layer.padding,
-            layer.dilation,
-            ceil_mode=layer.ceil_mode,
-            return_indices=True,
-        )
-    elif isinstance(layer, nn.AdaptiveMaxPool2d):
-        out, idx = F.adaptive_max_pool2d(x, layer.output_size, return_indices=True)
-    else:
-        raise TypeError(type(layer))
-    plane = int(np.prod(x.shape[2:]))
-    channel = torch.arange(x.shape[1]).reshape((1, -1) + (1,) * (idx.dim() - 2))
-    return out, (idx + channel * plane).reshape(x.shape[0], -1)
-
-
 def torch_patterns(model, points):
-    """ReLU signs and window argmaxes of a Sequential model at points, (n, k) int64."""
-    x = torch.as_tensor(points, dtype=torch.float64)
-    x = x.reshape((x.shape[0], *model.lrcore_input_shape))
-    parts = []
-    with torch.no_grad():
-        for layer in model:
-            if isinstance(layer, nn.ReLU):
-                parts.append((x > 0).reshape(x.shape[0], -1).long())
-                x = torch.relu(x)
-            elif isinstance(layer, (nn.MaxPool1d, nn.MaxPool2d, nn.AdaptiveMaxPool2d)):
-                x, idx = _pool_indices(layer, x)
-                parts.append(idx)
-            else:
-                x = layer(x)
-    return torch.cat(parts, dim=1).numpy(), len(parts)
+    """ReLU signs and window argmaxes of the model at points, one int64 row each."""
+    signs, argmax = patterns(model, model.lrcore_input_shape, points)
+    return np.concatenate([signs.astype(np.int64), argmax], axis=1)
 
 
 def pool_argmax(model, points):
     """Only the windows' argmaxes (as lrcore numbers entries), (n, windows)."""
-    x = torch.as_tensor(points, dtype=torch.float64)
-    x = x.reshape((x.shape[0], *model.lrcore_input_shape))
-    parts = []
-    with torch.no_grad():
-        for layer in model:
-            if isinstance(layer, (nn.MaxPool1d, nn.MaxPool2d, nn.AdaptiveMaxPool2d)):
-                x, idx = _pool_indices(layer, x)
-                parts.append(idx)
-            else:
-                x = layer(x)
-    return torch.cat(parts, dim=1).numpy()
+    return patterns(model, model.lrcore_input_shape, points)[1]
 
 
 def oracle_changes(model, a, b, samples=4001):
     """Parameters ``t`` in [0, 1] of the pattern changes along ``a + t (b - a)``."""
 
     def at(t):
-        return torch_patterns(model, a[None, :] + np.asarray(t)[:, None] * (b - a)[None, :])[0]
+        return torch_patterns(model, a[None, :] + np.asarray(t)[:, None] * (b - a)[None, :])
 
     ts = np.linspace(0.0, 1.0, samples)
     pats = at(ts)
@@ -125,7 +84,7 @@ def check_against_oracle(model, a, b, *, samples=4001, exact_count=True):
     # each piece is torch's at its middle.
     cuts = np.concatenate([[0.0], r.breakpoints, [length]])
     mids = 0.5 * (cuts[:-1] + cuts[1:]) / length
-    pats, _ = torch_patterns(model, a[None, :] + mids[:, None] * (b - a)[None, :])
+    pats = torch_patterns(model, a[None, :] + mids[:, None] * (b - a)[None, :])
     assert np.all(np.any(pats[1:] != pats[:-1], axis=1))
     argmax = pool_argmax(model, a[None, :] + mids[:, None] * (b - a)[None, :])
     assert np.array_equal(r.pooling.argmax, argmax)
@@ -383,17 +342,8 @@ def test_verify_catches_a_wrong_argmax():
 
 
 def torch_relu_bits(model, points):
-    """ReLU signs (n, units) and window argmaxes (n, windows) of a Sequential model."""
-    x = torch.as_tensor(points, dtype=torch.float64)
-    x = x.reshape((x.shape[0], *model.lrcore_input_shape))
-    relu = []
-    with torch.no_grad():
-        for layer in model:
-            if isinstance(layer, nn.ReLU):
-                relu.append((x > 0).reshape(x.shape[0], -1))
-            x = layer(x)
-    bits = torch.cat(relu, dim=1).numpy() if relu else np.zeros((len(points), 0), bool)
-    return bits, pool_argmax(model, points)
+    """ReLU signs (n, units) and window argmaxes (n, windows) of the model."""
+    return patterns(model, model.lrcore_input_shape, points)
 
 
 def check_slice_against_oracle(model, origin, basis, bounds, grid=60):
@@ -424,7 +374,7 @@ def check_slice_against_oracle(model, origin, basis, bounds, grid=60):
     faces = {tuple(np.concatenate([r, m])) for r, m in zip(relu, argmax)}
     seen = {tuple(np.concatenate([r, m])) for r, m in zip(g_relu, g_argmax)}
     assert seen <= faces
-    return net, s
+    return net, s, seen
 
 
 def test_slice_merges_loser_faces_to_one_region():
@@ -493,7 +443,7 @@ def test_lenet_like_slice_matches_torch_oracle():
     model = lenet_like()
     rng = np.random.default_rng(0)
     origin, u, v = rng.normal(size=(3, 144))
-    net, s = check_slice_against_oracle(model, origin, np.stack([u, v]), (-0.1, 0.1, -0.1, 0.1))
+    net, s, _ = check_slice_against_oracle(model, origin, np.stack([u, v]), (-0.1, 0.1, -0.1, 0.1))
     tournament = lrcore.Network(net.weights, net.biases, linear_units=net.linear_units)
     raw = lrcore.slice_2d(tournament, origin, np.stack([u, v]), (-0.1, 0.1, -0.1, 0.1))
     assert raw.num_regions > s.num_regions > 50
@@ -511,6 +461,199 @@ def test_overlapping_windows_slice_matches_torch_oracle(pool):
     rng = np.random.default_rng(1)
     origin, u, v = rng.normal(size=(3, 36))
     check_slice_against_oracle(model, origin, np.stack([u, v]), (-0.5, 0.5, -0.5, 0.5))
+
+
+# --------------------------------------------------------------------------- zoo vs the walk
+
+#: Walk step (fractions of the segment) and the distance under which two breakpoints
+#: count as near-coincident: the only place where the two may legitimately differ.
+WALK_STEP = 1e-9
+POSITION_ATOL = 1e-9
+
+
+def lrcore_changes(net, r):
+    """Per breakpoint of ``r``: ReLU neurons flipping (walk numbering), argmax rows."""
+    is_match = np.zeros(net.num_neurons, dtype=bool)
+    if net.pooling is not None:
+        is_match[net.pooling.columns(net.neuron_offsets())] = True
+    relu_rank = np.cumsum(~is_match) - 1
+    offsets = net.neuron_offsets()
+    neurons, rows = [], []
+    for j in range(r.num_breakpoints):
+        layer_unit = r.flip_neurons[r.flip_offsets[j] : r.flip_offsets[j + 1]]
+        flips = offsets[layer_unit[:, 0]] + layer_unit[:, 1]
+        neurons.append(np.sort(relu_rank[flips[~is_match[flips]]]))
+        if r.pooling is None:
+            rows.append(np.zeros((0, 3), dtype=np.int64))
+        else:
+            rows.append(
+                r.pooling.changes[r.pooling.change_offsets[j] : r.pooling.change_offsets[j + 1]]
+            )
+    return neurons, rows
+
+
+def _net_change(neurons, rows):
+    """What a run of consecutive breakpoints changes in all: flipped-twice cancels."""
+    flipped: set[int] = set()
+    first: dict[int, int] = {}
+    last: dict[int, int] = {}
+    for n, r in zip(neurons, rows):
+        flipped ^= {int(v) for v in n}
+        for window, old, new in r.tolist():
+            first.setdefault(window, old)
+            last[window] = new
+    moved = {w: (first[w], last[w]) for w in first if first[w] != last[w]}
+    return flipped, moved
+
+
+def reconcile(net, r, walk, step=WALK_STEP, atol=POSITION_ATOL):
+    """Match lrcore's breakpoints with the walk's; name the rule for every difference.
+
+    Both lists are cut into clusters where consecutive positions (fractions of the
+    segment, both lists together) are within ``max(step, atol)``. A cluster with one
+    breakpoint on each side must agree exactly (neurons and argmax rows). A cluster with
+    different counts is allowed only by one of two named rules, and only when both sides
+    change the same things in all (sign flips and first-to-last argmax moves):
+
+    - ``"walk step"``: lrcore has more breakpoints, all within the walk's step past a
+      crossing, which merges them into the walk's one;
+    - ``"lrcore tolerance"``: the walk has more, closer than lrcore's zero tolerance
+      (``rtol`` relative to the segment), which lrcore merges into one breakpoint.
+
+    Returns the list of ``(rule, position)`` of the explained clusters; anything else
+    fails with the cluster's data.
+    """
+    ours = r.breakpoints / r.length
+    our_neurons, our_rows = lrcore_changes(net, r)
+    events = sorted(
+        [(p, 0, i) for i, p in enumerate(ours)] + [(p, 1, i) for i, p in enumerate(walk.positions)]
+    )
+    clusters: list[list[tuple[float, int, int]]] = []
+    for event in events:
+        if clusters and event[0] - clusters[-1][-1][0] <= max(step, atol):
+            clusters[-1].append(event)
+        else:
+            clusters.append([event])
+    explained = []
+    for cluster in clusters:
+        mine = [i for _, side, i in cluster if side == 0]
+        theirs = [i for _, side, i in cluster if side == 1]
+        where = cluster[0][0]
+        if len(mine) == len(theirs) == 1:
+            i, k = mine[0], theirs[0]
+            assert abs(ours[i] - walk.positions[k]) <= atol, (where, ours[i], walk.positions[k])
+            assert np.array_equal(our_neurons[i], np.sort(walk.neurons[k])), (
+                where,
+                our_neurons[i],
+                walk.neurons[k],
+            )
+            assert np.array_equal(our_rows[i], walk.changes[k]), (
+                where,
+                our_rows[i],
+                walk.changes[k],
+            )
+            continue
+        same = _net_change(
+            [our_neurons[i] for i in mine], [our_rows[i] for i in mine]
+        ) == _net_change([walk.neurons[k] for k in theirs], [walk.changes[k] for k in theirs])
+        span = cluster[-1][0] - cluster[0][0]
+        if same and len(mine) > len(theirs) == 1 and span <= step:
+            explained.append(("walk step", where))
+        elif (
+            same
+            and len(theirs) > len(mine) == 1
+            and r.rtol is not None
+            and span <= max(atol, r.rtol)
+        ):
+            explained.append(("lrcore tolerance", where))
+        else:
+            raise AssertionError(
+                f"unexplained difference at t={where:.12g}: lrcore {[ours[i] for i in mine]} "
+                f"{[(our_neurons[i], our_rows[i]) for i in mine]}, walk "
+                f"{[walk.positions[k] for k in theirs]} "
+                f"{[(walk.neurons[k], walk.changes[k]) for k in theirs]}"
+            )
+    return explained
+
+
+def check_zoo_against_walk(model, shape, a, b, rtol):
+    net = lrcore.Network.from_torch(model, input_shape=shape)
+    r = lrcore.count_1d(net, np.stack([a, b]), rtol=rtol)
+    walk = walk_segment(float64_copy(model), shape, a, b, step_past=WALK_STEP)
+    explained = reconcile(net, r, walk)
+    assert explained == [], explained  # these fixed segments have no near-coincidences
+    assert r.verify().ok
+    return r, walk
+
+
+def test_reconcile_names_the_rules_and_fails_otherwise():
+    # The comparison itself can fail: a dropped breakpoint, a wrong window, a
+    # near-coincidence of the walk's step (explained), and one too far apart (not).
+    model = lenet_like()
+    a, b = endpoints(144, 0)
+    net = lrcore.Network.from_torch(model, input_shape=(1, 12, 12))
+    r = lrcore.count_1d(net, np.stack([0.4 * a, 0.4 * b]), rtol=1e-10)
+    walk = walk_segment(float64_copy(model), (1, 12, 12), 0.4 * a, 0.4 * b)
+    assert reconcile(net, r, walk) == []
+    j = int(np.flatnonzero(np.diff(r.pooling.change_offsets))[0])
+    dropped = walk._replace(
+        positions=np.delete(walk.positions, j),
+        neurons=walk.neurons[:j] + walk.neurons[j + 1 :],
+        changes=walk.changes[:j] + walk.changes[j + 1 :],
+    )
+    with pytest.raises(AssertionError):
+        reconcile(net, r, dropped)
+    wrong = [c.copy() for c in walk.changes]
+    wrong[j][0, 2] += 1
+    with pytest.raises(AssertionError):
+        reconcile(net, r, walk._replace(changes=wrong))
+    # Merge the two closest breakpoints on the walk's side: explained when they are
+    # within the step, not otherwise.
+    j = int(np.argmin(np.diff(walk.positions)))
+    gap = walk.positions[j + 1] - walk.positions[j]
+    neurons = [np.sort(np.concatenate([walk.neurons[j], walk.neurons[j + 1]]))]
+    rows = np.concatenate([walk.changes[j], walk.changes[j + 1]])
+    merged = walk._replace(
+        positions=np.delete(walk.positions, j + 1),
+        neurons=walk.neurons[:j] + neurons + walk.neurons[j + 2 :],
+        changes=[*walk.changes[:j], rows, *walk.changes[j + 2 :]],
+    )
+    assert reconcile(net, r, merged, step=1.01 * gap) == [("walk step", walk.positions[j])]
+    with pytest.raises(AssertionError):
+        reconcile(net, r, merged, step=0.5 * gap)
+
+
+def test_zoo_lenet5_matches_the_torch_walk():
+    model = zoo.lenet5(seed=1)
+    rng = np.random.default_rng(0)
+    a, b = rng.uniform(0, 1, 784), rng.uniform(0, 1, 784)
+    r, walk = check_zoo_against_walk(model, (1, 28, 28), a, a + 0.05 * (b - a), rtol=1e-10)
+    assert r.num_breakpoints > 30
+    assert sum(len(c) for c in walk.changes) > 10  # argmax changes, not only ReLUs
+
+
+@pytest.mark.parametrize("width", [1, 2])
+def test_zoo_vgg11_matches_the_torch_walk(width):
+    model = zoo.vgg11(width=width, seed=width)
+    rng = np.random.default_rng(width)
+    a, b = rng.standard_normal(3072), rng.standard_normal(3072)
+    r, walk = check_zoo_against_walk(model, (3, 32, 32), a, a + 0.05 * (b - a), rtol=1e-10)
+    assert r.num_breakpoints > 30
+    assert sum(len(c) for c in walk.changes) > 10
+
+
+@pytest.mark.parametrize(("width", "box"), [(1, 0.02), (2, 0.01)])
+def test_zoo_vgg11_slice_through_three_images(width, box):
+    # The plane through three random images (at (0, 0), (1, 0), (0, 1)), a corner box.
+    model = float64_copy(zoo.vgg11(width=width, seed=width))
+    model.lrcore_input_shape = (3, 32, 32)
+    x0, x1, x2 = np.random.default_rng(width).standard_normal((3, 3072))
+    plane = lrcore.slice2d.Plane.through(x0, x1, x2)
+    _, s, seen = check_slice_against_oracle(
+        model, plane.origin, plane.basis, (0.0, box, 0.0, box), grid=40
+    )
+    # Dense sampling is a lower bound on the distinct (ReLU signs, argmax) cells.
+    assert 20 < len(seen) <= s.num_regions
 
 
 # --------------------------------------------------------------------------- random nets

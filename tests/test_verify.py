@@ -355,3 +355,44 @@ def test_result_without_network_needs_one():
     assert orphan.verify(net=NET.to_lrcore()).ok
     wrong_size = lrcore.Network.random([3, 5, 1], seed=0)
     assert "shape" in failed_checks(orphan, net=wrong_size)
+
+
+@pytest.mark.parametrize("rtol", [None, 1e-10])
+def test_flipped_bit_deep_in_a_residual_conv_net_is_named(rtol):
+    # A residual conv net: several hidden layers, linear units riding along. verify()
+    # checks layer by layer; a flipped bit must be found and named, in whichever layer,
+    # and only the earliest contradicted neuron of a piece is reported.
+    torch = pytest.importorskip("torch")
+    from lrcore import zoo
+
+    model = zoo.resnet18(width=2, seed=3)
+    net = lrcore.from_torch(model, (3, 32, 32))
+    assert any(net.linear_units)
+    rng = np.random.default_rng(0)
+    x0 = rng.standard_normal(3072)
+    r = lrcore.count_1d(
+        net, np.stack([x0, x0 + 0.01 * rng.standard_normal(3072)]), rtol=rtol, return_patterns=True
+    )
+    assert r.verify().ok
+    offsets = net.neuron_offsets()
+    bits = np.unpackbits(r.patterns, axis=1, count=net.num_neurons, bitorder="little")
+    z = net.pre_activations(r.points.mean(axis=0, keepdims=True))
+    values = np.concatenate([layer[:, :n] for layer, n in zip(z, net.hidden_sizes)], axis=1)[0]
+    piece = int(np.searchsorted(r.breakpoints, 0.5 * r.length))
+    layers = [1, len(net.hidden_sizes) // 2, len(net.hidden_sizes) - 1]
+    if rtol is None:
+        # The certified filter's error bound grows through the layers (docs/numerics.md):
+        # deep in this net it exceeds the values, which may then have either sign.
+        layers = [1, 2]
+    for layer in layers:
+        # The neuron of this layer farthest from zero at the path's middle.
+        lo, hi = offsets[layer], offsets[layer + 1]
+        column = lo + int(np.argmax(np.abs(values[lo:hi])))
+        flipped = bits.copy()
+        flipped[piece, column] ^= 1
+        patterns = np.packbits(flipped, axis=1, bitorder="little")
+        report = path_with(r, patterns=patterns).verify()
+        named = [p for p in report.problems if p.check == "pattern" and p.index == piece]
+        assert named, report
+        assert all(f"neuron ({layer}, {column - lo})" in p.message for p in named), named
+    del torch

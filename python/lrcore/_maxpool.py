@@ -369,7 +369,9 @@ def lower_max_pool(low: Any, node: Any, module: Any, position: int, where: str) 
     cands: list[list[tuple[int, int, int]]] = [
         [(e, -1, i) for i, e in enumerate(w)] for w in windows
     ]
+    rounds = 0
     while any(len(c) > 1 for c in cands):
+        rounds += 1
         pairs: list[tuple[int, tuple[int, int, int], tuple[int, int, int]]] = []
         keep_at: dict[int, int] = {}  # rows of `flat` carried as linear units, in order
         for w, c in enumerate(cands):
@@ -414,9 +416,17 @@ def lower_max_pool(low: Any, node: Any, module: Any, position: int, where: str) 
         cands = new_cands
     tree.records.append(record)
     order = np.array([c[0][0] for c in cands], dtype=np.int64)
-    if np.array_equal(order, np.arange(flat.size)):
-        return flat.reshaped(out_shape)
-    return flat.rows(order, out_shape)
+    if not np.array_equal(order, np.arange(flat.size)):
+        flat = flat.rows(order, (order.size,))
+    if rounds == 0:
+        return flat.reshaped(out_shape)  # windows of one entry: nothing was compared
+    # The window maxima (``earlier + relu(match)``) are carried as the linear units of
+    # one more hidden layer without neurons: the next layer reads them as they are, so
+    # a convolution after the pooling stays a convolution (composed with the last
+    # round, it would be one CSR matrix of the composed map).
+    empty = flat.then(_pick([], 0, flat.size), np.zeros(0), (0,))
+    _, pooled = _hidden_layer(low, empty, flat, position)
+    return pooled.reshaped(out_shape)
 
 
 def build_pooling(tree: PoolingBuilder) -> MaxPooling | None:

@@ -37,7 +37,6 @@ from __future__ import annotations
 import abc
 import math
 import os
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Union
@@ -221,6 +220,13 @@ def _abs_matvec(weight: Any, vector: FloatArray) -> FloatArray:
 
 def _norms(rows: FloatArray) -> FloatArray:
     """Euclidean norm of each row, without overflow or underflow of the squares."""
+    if rows.ndim == 2 and rows.shape[1]:
+        # One pass where the sum of squares is safely inside float64's range (the usual
+        # case); rows near the limits take the scaled form below.
+        squares = np.einsum("ij,ij->i", rows, rows)
+        if np.all((squares > 1e-280) & (squares < 1e280)):
+            out_fast: FloatArray = np.sqrt(squares)
+            return out_fast
     peak = np.abs(rows).max(axis=-1, initial=0.0)
     safe = np.where(peak > 0, peak, 1.0)
     out: FloatArray = peak * np.linalg.norm(rows / safe[..., None], axis=-1)
@@ -295,32 +301,6 @@ class _Evaluator:
         # Threads for the forward passes where a chunk is a few large points (CNNs).
         self.threads = 1 if self.chunk >= _CHUNK else min(4, _cpus())
 
-    def _layers(self, x: FloatArray, with_output: bool) -> Iterator[tuple[FloatArray, FloatArray]]:
-        """(values, scales) of each hidden layer's neurons, then of the output if asked."""
-        self.num_points += x.shape[0]
-        values = self._pre_activations(x)
-        h = x
-        error = np.zeros(x.shape[0])  # certified: bound on the input's l2 error
-        for layer, z in enumerate(values):
-            norm = _norms(h)
-            scale = self._scale(layer, norm, error)
-            count = self.sizes[layer]
-            yield z[:, :count], scale[:, :count]
-            slope = self.slopes[layer]
-            neurons = z[:, :count]
-            h = np.concatenate([np.where(neurons > 0, neurons, slope * neurons), z[:, count:]], 1)
-            if self.certified:
-                error = self._next_error(layer, norm, error)
-        if not with_output:
-            return
-        # The output layer on the last hidden layer's activations (no second forward pass).
-        weight, bias = self.net._weights[-1], self.net._biases[-1]
-        if isinstance(weight, CompositeLayer):
-            out: FloatArray = weight.apply(h) + bias
-        else:
-            out = np.asarray((weight @ h.T).T, dtype=np.float64) + bias
-        yield out, self._scale(len(values), _norms(h), error)
-
     def _bound(
         self, layer: int, norm: FloatArray, error: FloatArray
     ) -> tuple[FloatArray, FloatArray]:
@@ -363,20 +343,94 @@ class _Evaluator:
             results = list(pool.map(self.net._core.pre_activations, np.array_split(x, parts)))
         return [np.concatenate(layer) for layer in zip(*results)]
 
-    def neurons(self, x: FloatArray) -> tuple[FloatArray, FloatArray]:
-        """``(n, num_neurons)`` pre-activations and their scales at points ``x``."""
-        layers = list(self._layers(x, with_output=False))
-        if not layers:
-            empty = np.zeros((x.shape[0], 0))
-            return empty, empty
-        return (
-            np.concatenate([z for z, _ in layers], axis=1),
-            np.concatenate([s for _, s in layers], axis=1),
-        )
+    def layer_values(
+        self, x: FloatArray
+    ) -> tuple[list[FloatArray], list[FloatArray], list[FloatArray]]:
+        """Each hidden layer's values (linear units too), from one forward pass.
 
-    def outputs(self, x: FloatArray) -> tuple[FloatArray, FloatArray]:
-        """``(n, output_dim)`` outputs and their scales at points ``x``."""
-        return list(self._layers(x, with_output=True))[-1]
+        Also, per layer and point, the norm of the layer's input and (certified) the
+        bound on its input's error.
+        """
+        self.num_points += x.shape[0]
+        values = self._pre_activations(x)
+        norm = _norms(x)
+        error = np.zeros(x.shape[0])
+        norms, errors = [], []
+        for layer, z in enumerate(values):
+            norms.append(norm)
+            errors.append(error)
+            if self.certified:
+                error = self._next_error(layer, norm, error)
+            count = self.sizes[layer]
+            slope = self.slopes[layer]
+            neurons = z[:, :count]
+            act = (
+                np.maximum(neurons, 0.0)
+                if slope == 0
+                else np.where(neurons > 0, neurons, slope * neurons)
+            )
+            squares = np.einsum("ij,ij->i", act, act) + np.einsum(
+                "ij,ij->i", z[:, count:], z[:, count:]
+            )
+            if np.all((squares > 1e-280) & (squares < 1e280)):
+                norm = np.sqrt(squares)
+            else:  # near float64's limits: the scaled norm
+                norm = _norms(np.concatenate([act, z[:, count:]], axis=1))
+        norms.append(norm)  # and of the output layer's input
+        errors.append(error)
+        return values, norms, errors
+
+    def outputs_from(
+        self,
+        x: FloatArray,
+        layers: tuple[list[FloatArray], list[FloatArray], list[FloatArray]],
+    ) -> tuple[FloatArray, FloatArray]:
+        """Outputs and their scales at ``x`` from its :meth:`layer_values`."""
+        values, norms, errors = layers
+        if values:
+            count, slope = self.sizes[-1], self.slopes[-1]
+            z = values[-1]
+            neurons = z[:, :count]
+            h = np.concatenate([np.where(neurons > 0, neurons, slope * neurons), z[:, count:]], 1)
+        else:
+            h = x
+        weight, bias = self.net._weights[-1], self.net._biases[-1]
+        if isinstance(weight, CompositeLayer):
+            out: FloatArray = weight.apply(h) + bias
+        else:
+            out = np.asarray((weight @ h.T).T, dtype=np.float64) + bias
+        return out, self._scale(len(values), norms[-1], errors[-1])
+
+    def limit(self, layer: int, norm: FloatArray, error: FloatArray, tol: float) -> FloatArray:
+        """``tol * scale + slack`` of the layer's neurons at points: ``(n, count)``, new."""
+        count = self.sizes[layer]
+        lo = int(self.offsets[layer])
+        slack = self.slack[lo : lo + count]
+        rn = self.row_norms[layer][:count]
+        ab = self.abs_bias[layer][:count]
+        if self.certified:
+            a, b = self._bound(layer, norm, error)
+            out: FloatArray = np.multiply.outer(tol * a, rn)
+            with np.errstate(over="ignore"):
+                out += tol * b[0] * ab + slack if len(b) else 0.0
+            return out
+        out = np.multiply.outer(tol * norm, rn)
+        with np.errstate(over="ignore"):
+            out += tol * ab + slack
+        return out
+
+    def scale_at(
+        self, layer: int, units: IntArray, norm: FloatArray, error: FloatArray
+    ) -> FloatArray:
+        """``scale`` of neuron ``(layer, units[i])`` at point ``i``."""
+        rn = self.row_norms[layer][units]
+        ab = self.abs_bias[layer][units]
+        if self.certified:
+            a, b = self._bound(layer, norm, error)
+            out: FloatArray = a * rn + b * ab
+            return out
+        scaled: FloatArray = norm * rn + ab
+        return scaled
 
     def flat(self, neurons: IntArray) -> IntArray:
         """Pattern column of each (layer, unit) pair."""
@@ -393,57 +447,70 @@ def _residual(z: FloatArray, scale: FloatArray, slack: FloatArray) -> FloatArray
     return out
 
 
-def _contradictions(
+def _first_contradictions(
     ev: _Evaluator,
-    points: FloatArray,
-    bits: BoolArray,
+    layers: tuple[list[FloatArray], list[FloatArray], list[FloatArray]],
+    local: IntArray,
+    pattern: BoolArray,
+    doubt: BoolArray | None,
     tol: float,
-    unsure: BoolArray | None = None,
-    row_of: IntArray | None = None,
 ) -> tuple[IntArray, IntArray, FloatArray]:
-    """Rows whose certain signs contradict their pattern (where not ``unsure``).
+    """Checks whose certain signs contradict their pattern (where not ``doubt``).
 
-    Point ``i``'s pattern is ``bits[row_of[i]]`` (``bits[i]`` without ``row_of``), taken a
-    chunk at a time: no (points × neurons) array of patterns is formed.
+    Check ``i`` is at point ``local[i]`` of ``layers`` (:meth:`_Evaluator.layer_values`)
+    against ``pattern[i]``. Layer by layer, without (points × neurons) arrays of all
+    values and scales: a value contradicts its bit when ``sign · z + limit < 0``
+    (``sign`` +1 for an on bit, -1 for an off one, ``limit = tol · scale + slack``).
 
-    Returns (row, neuron column, signed residual) of the first contradicting neuron of
-    each bad row.
+    Returns (check, neuron column, signed residual) of the first contradicting neuron of
+    each bad check, in check order.
     """
-    rows: list[IntArray] = []
-    cols: list[IntArray] = []
-    ratios: list[FloatArray] = []
-    for lo in range(0, points.shape[0], ev.chunk):
-        z, scale = ev.neurons(points[lo : lo + ev.chunk])
-        idx = np.arange(lo, min(lo + ev.chunk, points.shape[0]))
-        if row_of is not None:
-            idx = row_of[idx]
-        b = bits[idx]
-        with np.errstate(over="ignore"):
-            limit = tol * scale + ev.slack
-        bad = (b & (z < -limit)) | (~b & (z > limit))
-        if unsure is not None:
-            bad &= ~unsure[idx]
-        bad_rows = np.flatnonzero(bad.any(axis=1))
-        if bad_rows.size:
-            first = np.argmax(bad[bad_rows], axis=1)
-            rows.append(bad_rows + lo)
-            cols.append(first)
-            zf = z[bad_rows, first]
-            res = _residual(zf, scale[bad_rows, first], ev.slack[first])
-            ratios.append(np.sign(zf) * res)
-    if not rows:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
-    return np.concatenate(rows), np.concatenate(cols), np.concatenate(ratios)
+    values, norms, errors = layers
+    any_doubt = doubt is not None and bool(doubt.any())
+    found = np.full(len(local), -1, dtype=np.int64)
+    ratio = np.zeros(len(local))
+    for layer, z in enumerate(values):
+        count = ev.sizes[layer]
+        if count == 0:
+            continue
+        off = int(ev.offsets[layer])
+        signed = z[local, :count]
+        np.negative(signed, out=signed, where=~pattern[:, off : off + count])
+        limit = ev.limit(layer, norms[layer][local], errors[layer][local], tol)
+        limit += signed
+        bad = limit < 0
+        if any_doubt:
+            assert doubt is not None
+            bad &= ~doubt[:, off : off + count]
+        new = np.flatnonzero(bad.any(axis=1) & (found < 0))
+        if new.size == 0:
+            continue
+        units = np.argmax(bad[new], axis=1)
+        found[new] = off + units
+        zf = z[local[new], units]
+        scale = ev.scale_at(layer, units, norms[layer][local[new]], errors[layer][local[new]])
+        ratio[new] = np.sign(zf) * _residual(zf, scale, ev.slack[off + units])
+    bad_checks = np.flatnonzero(found >= 0)
+    return bad_checks, found[bad_checks], ratio[bad_checks]
 
 
-def _residuals(ev: _Evaluator, points: FloatArray, columns: IntArray) -> FloatArray:
-    """Residual of neuron ``columns[i]`` at ``points[i]`` (zero when at most ``tol``)."""
-    out = np.zeros(points.shape[0])
-    for lo in range(0, points.shape[0], ev.chunk):
-        z, scale = ev.neurons(points[lo : lo + ev.chunk])
-        idx = np.arange(z.shape[0])
-        col = columns[lo : lo + ev.chunk]
-        out[lo : lo + ev.chunk] = _residual(z[idx, col], scale[idx, col], ev.slack[col])
+def _residuals_at(
+    ev: _Evaluator,
+    layers: tuple[list[FloatArray], list[FloatArray], list[FloatArray]],
+    local: IntArray,
+    columns: IntArray,
+) -> FloatArray:
+    """Residual of neuron ``columns[i]`` at point ``local[i]`` of ``layers``."""
+    values, norms, errors = layers
+    out = np.zeros(len(local))
+    layer_of = np.searchsorted(ev.offsets, columns, side="right") - 1
+    for layer in np.unique(layer_of):
+        sel = np.flatnonzero(layer_of == layer)
+        units = columns[sel] - ev.offsets[layer]
+        at = local[sel]
+        zf = values[layer][at, units]
+        scale = ev.scale_at(int(layer), units, norms[layer][at], errors[layer][at])
+        out[sel] = _residual(zf, scale, ev.slack[columns[sel]])
     return out
 
 
@@ -460,11 +527,18 @@ def _certain_bits(
     They are written to ``bits[rows]`` and ``unsure[rows]``.
     """
     for lo in range(0, points.shape[0], ev.chunk):
-        z, scale = ev.neurons(points[lo : lo + ev.chunk])
-        with np.errstate(over="ignore"):
-            limit = tol * scale + ev.slack
-        bits[rows[lo : lo + ev.chunk]] = z > limit
-        unsure[rows[lo : lo + ev.chunk]] = np.abs(z) <= limit
+        values, norms, errors = ev.layer_values(points[lo : lo + ev.chunk])
+        n = values[0].shape[0] if values else 0
+        on = np.zeros((n, ev.net.num_neurons), dtype=bool)
+        doubt = np.zeros((n, ev.net.num_neurons), dtype=bool)
+        for layer, z in enumerate(values):
+            count, off = ev.sizes[layer], int(ev.offsets[layer])
+            limit = ev.limit(layer, norms[layer], errors[layer], tol)
+            neurons = z[:, :count]
+            np.greater(neurons, limit, out=on[:, off : off + count])
+            np.less_equal(np.abs(neurons), limit, out=doubt[:, off : off + count])
+        bits[rows[lo : lo + ev.chunk]] = on
+        unsure[rows[lo : lo + ev.chunk]] = doubt
 
 
 #: The certified filter's constants (cpp/src/certify.hpp): unit roundoff, safety factor.
@@ -703,6 +777,7 @@ def _path_checks(
     bits: _Bits,
     unsure: _Bits,
     tol: float,
+    argmax: Any = None,
 ) -> tuple[tuple[IntArray, IntArray, FloatArray], FloatArray]:
     """Pattern checks and residuals at points, each distinct point evaluated once.
 
@@ -710,6 +785,14 @@ def _path_checks(
     (where not ``unsure``): (check, neuron column, signed residual) of the first
     contradicting neuron of each bad check, as :func:`_contradictions`. The others are
     breakpoints: the residual of neuron ``columns[j]`` at point ``len(check_rows) + j``.
+    ``argmax(x, values, local, checks)``, when given, runs on the same forward pass:
+    ``x`` a chunk of distinct points, ``values`` their hidden layers, and check
+    ``checks[i]`` at point ``local[i]`` of the chunk.
+
+    Layer by layer, without the (points × neurons) arrays of all values and scales: a
+    value contradicts its bit when ``sign · z + limit < 0`` (``sign`` +1 for an on bit,
+    -1 for an off one, ``limit = tol · scale + slack``), which needs one gathered copy
+    of the layer's values and one array of limits.
     """
     n_checks = len(check_rows)
     if len(points) == 0:
@@ -725,30 +808,27 @@ def _path_checks(
     residuals = np.zeros(len(columns))
     for lo in range(0, len(distinct), ev.chunk):
         hi = min(lo + ev.chunk, len(distinct))
-        z, scale = ev.neurons(distinct[lo:hi])
+        values, norms, errors = ev.layer_values(distinct[lo:hi])
         a, b = np.searchsorted(sorted_inverse, [lo, hi])
         mine = order[a:b]
         checks = mine[mine < n_checks]
         if checks.size:
             local = inverse[checks] - lo
+            if argmax is not None:
+                argmax(distinct[lo:hi], values, local, checks)
             pattern = bits[check_rows[checks]]
-            zc, sc = z[local], scale[local]
-            with np.errstate(over="ignore"):
-                limit = tol * sc + ev.slack
-            bad = (pattern & (zc < -limit)) | (~pattern & (zc > limit))
-            bad &= ~unsure[check_rows[checks]]
-            bad_rows = np.flatnonzero(bad.any(axis=1))
-            if bad_rows.size:
-                first = np.argmax(bad[bad_rows], axis=1)
-                rows.append(checks[bad_rows])
-                cols.append(first)
-                zf = zc[bad_rows, first]
-                ratios.append(np.sign(zf) * _residual(zf, sc[bad_rows, first], ev.slack[first]))
+            doubt = unsure[check_rows[checks]]
+            new, col, ratio = _first_contradictions(
+                ev, (values, norms, errors), local, pattern, doubt, tol
+            )
+            rows.append(checks[new])
+            cols.append(col)
+            ratios.append(ratio)
         cuts = mine[mine >= n_checks]
         if cuts.size:
-            local = inverse[cuts] - lo
-            col = columns[cuts - n_checks]
-            residuals[cuts - n_checks] = _residual(z[local, col], scale[local, col], ev.slack[col])
+            residuals[cuts - n_checks] = _residuals_at(
+                ev, (values, norms, errors), inverse[cuts] - lo, columns[cuts - n_checks]
+            )
     if not rows:
         empty = np.zeros(0, np.int64)
         return (empty, empty, np.zeros(0)), residuals
@@ -799,14 +879,14 @@ def _collect_path_problems(
         every = np.arange(r.num_pieces)
         bits, unsure = bits[every], unsure[every]
         # Matches off the winners' paths may change sign inside a piece: not checked.
-        unsure = unsure | _loser_columns(net, bits)
-        winner = _winners(net, bits)
+        winner, losers = _tournaments(net, bits)
+        unsure = unsure | losers
         _check_stored_argmax(None if r.pooling is None else r.pooling.argmax, winner, c)
         corner = ("start", "middle", "end")
-        _check_argmax(
+
+        at_corners = _ArgmaxCheck(
             net,
             ev,
-            xs.reshape(-1, xs.shape[2]),
             np.repeat(piece, 3),
             positions.reshape(-1),
             winner,
@@ -815,6 +895,11 @@ def _collect_path_problems(
             lambda row: f"at the {corner[row % 3]} of a sub-interval",
         )
 
+        def argmax_check(x: FloatArray, values: Any, local: IntArray, checks: IntArray) -> None:
+            # Checks are corner rows here (every row is checked with max pooling).
+            inputs, norms = _pool_inputs(net, x, values)
+            at_corners.block(inputs, norms, local, checks)
+
     # Every neuron at the start, middle and end of every sub-interval agrees with the
     # piece's pattern (or is zero within the tolerance), and flipping neurons vanish at
     # their breakpoint: one pass over the distinct points (a piece's end is the next
@@ -822,7 +907,8 @@ def _collect_path_problems(
     # at agrees with it by construction.
     flat_points = xs.reshape(-1, xs.shape[2])
     checked = np.ones(len(flat_points), dtype=bool)
-    checked[3 * read + 1] = False
+    if not pooled:  # (the argmax check runs at every corner)
+        checked[3 * read + 1] = False
     check_rows = np.flatnonzero(checked)
     k = r.num_breakpoints
     bp_rows = np.repeat(np.arange(k), np.diff(r.flip_offsets)) if k else np.zeros(0, np.int64)
@@ -836,6 +922,7 @@ def _collect_path_problems(
         bits,
         unsure,
         tol,
+        argmax_check if pooled else None,
     )
     rows, cols, ratios = check_rows[found[0]], found[1], found[2]
     where = ("start", "middle", "end")
@@ -879,7 +966,7 @@ def _collect_path_problems(
                 r.breakpoints[changed],
                 lambda i: "neither a ReLU sign nor a window's argmax changes there",
             )
-            _check_changes(r, net, bits, before, after, c)
+            _check_changes(r, net, winner, before, after, c)
         step = max(1, _CHUNK_BYTES // (8 * max(r.num_neurons, 1)))
         for lo in range(0, k, step):
             _check_flips(r, c, bits, unsure, bp_rows, columns, lo, min(k, lo + step))
@@ -918,22 +1005,34 @@ def _check_flips(
     )
 
 
-def _loser_columns(net: Network, bits: BoolArray) -> BoolArray:
-    """Pattern columns of the matches off the winners' paths, per row of ``bits``."""
+def _tournaments(net: Network, bits: BoolArray) -> tuple[IntArray, BoolArray]:
+    """Each cell's winning entry per window, and its loser matches' pattern columns.
+
+    Both read once from the cells' (canonical) patterns; a loser match is off the
+    winners' paths.
+    """
     pooling = net.pooling
     assert pooling is not None
     offsets = net.neuron_offsets()
-    _, on_path = pooling.winners(bits, offsets)
-    out = np.zeros_like(bits)
-    out[:, pooling.columns(offsets)] = ~on_path
-    return out
+    argmax_pos, on_path = pooling.winners(bits, offsets)
+    losers = np.zeros_like(bits)
+    losers[:, pooling.columns(offsets)] = ~on_path
+    winner: IntArray = pooling.entries[pooling.entry_offsets[:-1][None, :] + argmax_pos]
+    return winner, losers
 
 
-def _pool_inputs(net: Network, x: FloatArray) -> tuple[list[FloatArray], list[FloatArray]]:
-    """Each pooling node's input at points ``x``, and the norm of its layer's input."""
+def _pool_inputs(
+    net: Network, x: FloatArray, values: list[FloatArray] | None = None
+) -> tuple[list[FloatArray], list[FloatArray]]:
+    """Each pooling node's input at points ``x``, and the norm of its layer's input.
+
+    ``values``: the hidden layers at ``x`` when a forward pass already computed them.
+    """
     pooling = net.pooling
     assert pooling is not None
-    values: list[FloatArray] = net._core.pre_activations(x) if net.num_hidden_layers else []
+    if values is None:
+        values = net._core.pre_activations(x) if net.num_hidden_layers else []
+    assert values is not None
     sizes, slopes = net.hidden_sizes, net.negative_slopes
     inputs, norms = [], []
     for record in pooling.pools:
@@ -949,15 +1048,6 @@ def _pool_inputs(net: Network, x: FloatArray) -> tuple[list[FloatArray], list[Fl
         inputs.append(entries)
         norms.append(_norms(h))
     return inputs, norms
-
-
-def _winners(net: Network, bits: BoolArray) -> IntArray:
-    """Each cell's winning entry per window, read from its (canonical) pattern."""
-    pooling = net.pooling
-    assert pooling is not None
-    argmax_pos, _ = pooling.winners(bits, net.neuron_offsets())
-    out: IntArray = pooling.entries[pooling.entry_offsets[:-1][None, :] + argmax_pos]
-    return out
 
 
 def _check_stored_argmax(stored: IntArray | None, winner: IntArray, c: _Collector) -> None:
@@ -978,63 +1068,86 @@ def _check_stored_argmax(stored: IntArray | None, winner: IntArray, c: _Collecto
         )
 
 
-def _check_argmax(
-    net: Network,
-    ev: _Evaluator,
-    points: FloatArray,
-    cells: IntArray,
-    positions: FloatArray,
-    winner: IntArray,
-    tol: float,
-    c: _Collector,
-    where: Any,
-) -> None:
+@dataclass
+class _ArgmaxCheck:
     """Every window's argmax (read from the cell's pattern) is its maximum at every point.
 
     Given the earlier layers' signs and argmaxes, a window's entries are affine on a
     cell, so the winner beating every other entry at the cell's corners (the ends of
     each sub-interval, the vertices of a convex face) beats it all over the cell (up to
-    the tolerance). ``where(row)`` words the place of point ``row``.
+    the tolerance). Point row ``row`` belongs to cell ``cells[row]``, at
+    ``positions[row]``; ``where(row)`` words its place.
     """
+
+    net: Network
+    ev: _Evaluator
+    cells: IntArray
+    positions: FloatArray
+    winner: IntArray
+    tol: float
+    c: _Collector
+    where: Any
+
+    def block(
+        self, inputs: list[FloatArray], norms: list[FloatArray], local: IntArray, rows: IntArray
+    ) -> None:
+        """Check point rows ``rows``, whose pooling inputs are row ``local[i]`` of ``inputs``."""
+        _argmax_block(self, inputs, norms, local, rows)
+
+
+def _argmax_block(
+    check: _ArgmaxCheck,
+    inputs: list[FloatArray],
+    norms: list[FloatArray],
+    local: IntArray,
+    rows: IntArray,
+) -> None:
+    net, ev, cells, positions, winner, tol, c, where = (
+        check.net,
+        check.ev,
+        check.cells,
+        check.positions,
+        check.winner,
+        check.tol,
+        check.c,
+        check.where,
+    )
     pooling = net.pooling
     assert pooling is not None
     window_of_entry = np.repeat(np.arange(pooling.num_windows), np.diff(pooling.entry_offsets))
-    chunk = 512  # (points x entries) temporaries
-    for lo in range(0, points.shape[0], chunk):
-        inputs, norms = _pool_inputs(net, points[lo : lo + chunk])
-        rows_cell = cells[lo : lo + chunk]
-        for index, record in enumerate(pooling.pools):
-            w_lo = record.first_window
-            w_hi = w_lo + math.prod(record.out_shape)
-            e_lo, e_hi = int(pooling.entry_offsets[w_lo]), int(pooling.entry_offsets[w_hi])
-            entries = pooling.entries[e_lo:e_hi]
-            windows = window_of_entry[e_lo:e_hi]
-            rn = _row_norms(record.matrix)
-            best = winner[rows_cell][:, windows]  # (n, entries) the window's winner
-            value = inputs[index]
-            diff = value[:, entries] - np.take_along_axis(value, best, axis=1)
-            scale = norms[index][:, None] * (rn[entries][None, :] + rn[best]) + (
-                np.abs(record.offset[entries])[None, :] + np.abs(record.offset[best])
-            )
-            slack = (rn[entries][None, :] + rn[best]) * ev.spread_norms[record.layer]
-            bad = diff > tol * scale + slack
-            bad_rows = np.flatnonzero(bad.any(axis=1))
-            if bad_rows.size == 0:
-                continue
-            first = np.argmax(bad[bad_rows], axis=1)
-            rows = bad_rows + lo
-            words = [
-                f"window {int(windows[f])}: entry {int(entries[f])} exceeds the cell's "
-                f"argmax {where(row)}"
-                for f, row in zip(first, rows)
-            ]
-            c.add_many("argmax", cells[rows], positions[rows], words.__getitem__)
+    rows_cell = cells[rows]
+    for index, record in enumerate(pooling.pools):
+        w_lo = record.first_window
+        w_hi = w_lo + math.prod(record.out_shape)
+        e_lo, e_hi = int(pooling.entry_offsets[w_lo]), int(pooling.entry_offsets[w_hi])
+        entries = pooling.entries[e_lo:e_hi]
+        windows = window_of_entry[e_lo:e_hi]
+        rn = _row_norms(record.matrix)
+        best = winner[rows_cell][:, windows]  # (n, entries) the window's winner
+        value = inputs[index][local]
+        diff = value[:, entries] - np.take_along_axis(value, best, axis=1)
+        scale = norms[index][local][:, None] * (rn[entries][None, :] + rn[best]) + (
+            np.abs(record.offset[entries])[None, :] + np.abs(record.offset[best])
+        )
+        slack = (rn[entries][None, :] + rn[best]) * ev.spread_norms[record.layer]
+        bad = diff > tol * scale + slack
+        bad_rows = np.flatnonzero(bad.any(axis=1))
+        if bad_rows.size == 0:
+            continue
+        first = np.argmax(bad[bad_rows], axis=1)
+        where_rows = rows[bad_rows]
+        words = [
+            f"window {int(windows[f])}: entry {int(entries[f])} exceeds the cell's "
+            f"argmax {where(row)}"
+            for f, row in zip(first, where_rows)
+        ]
+        c.add_many("argmax", cells[where_rows], positions[where_rows], words.__getitem__)
 
 
 def _check_changes(
     r: PathResult,
     net: Network,
-    bits: BoolArray,
+    winner: IntArray,
     before: IntArray,
     after: IntArray,
     c: _Collector,
@@ -1045,8 +1158,6 @@ def _check_changes(
     if r.pooling is None:
         c.add("pooling", -1, (), "the network has max pooling but the result has no pooling part")
         return
-    argmax_pos, _ = pooling.winners(bits, net.neuron_offsets())
-    winner = pooling.entries[pooling.entry_offsets[:-1][None, :] + argmax_pos]
     offsets, changes = r.pooling.change_offsets, r.pooling.changes
     for j in range(before.size):
         windows = np.flatnonzero(winner[before[j]] != winner[after[j]])
@@ -1276,68 +1387,116 @@ def check_slice(r: SliceResult, net: Network, tol: float) -> VerifyReport:
     bits = r.pattern_bools()
     to_input = r.plane.to_input
     pooled = net.pooling is not None
-    # With max pooling, matches off the winners' paths are not checked (see _check_argmax).
-    known = ~_loser_columns(net, bits) if pooled else np.ones_like(bits)
+    # With max pooling, matches off the winners' paths are not checked (see _ArgmaxCheck).
+    if pooled:
+        winner, losers = _tournaments(net, bits)
+        known = ~losers
+    else:
+        known = np.ones_like(bits)
 
-    # Every neuron at every corner of every face, and at the face's vertex average.
+    # One pass over the distinct points, vertices then the faces' vertex averages, each
+    # evaluated once: every neuron at every corner of every face and at the face's vertex
+    # average (and, with max pooling, every window's argmax there), the edges' neurons
+    # at their ends, the certain signs and the outputs at the vertices.
     face, a, _ = r._sides()
-    corners = to_input(r.vertices[a])
-    rows, cols, ratios = _contradictions(
-        ev, corners, bits, tol, unsure=~known if pooled else None, row_of=face
-    )
+    counts = np.diff(r.face_offsets)
+    inner = np.add.reduceat(r.vertices[r.face_vertices], r.face_offsets[:-1]) / counts[:, None]
+    edges, fa, fb = _interior_edges(r)
+    columns = ev.flat(r.edge_neurons[edges]) if len(edges) else np.zeros(0, np.int64)
+    ends = r.edges[edges]
+    both = np.concatenate([ends[:, 0], ends[:, 1]])
+    both_columns = np.concatenate([columns, columns])
+    nv = r.num_vertices
+    points = to_input(np.concatenate([r.vertices, inner]))
+    # Checks: (point, pattern row) of the corners, then of the vertex averages.
+    check_point = np.concatenate([a, nv + np.arange(r.num_regions)])
+    check_face = np.concatenate([face, np.arange(r.num_regions)])
+    by_check = np.argsort(check_point, kind="stable")
+    by_end = np.argsort(both, kind="stable")
+    vertex_bits = np.zeros((nv, r.num_neurons), dtype=bool)
+    unsure = np.zeros_like(vertex_bits)
+    res = np.zeros(len(both))
+    worst = np.zeros(nv)
+    found: list[tuple[IntArray, IntArray, FloatArray]] = []
+    if pooled:
+        _check_stored_argmax(None if r.pooling is None else r.pooling.argmax, winner, c)
+        at_points = _ArgmaxCheck(
+            net,
+            ev,
+            check_face,
+            np.concatenate([r.vertices[a], inner]),
+            winner,
+            tol,
+            c,
+            lambda row: "at a corner" if row < len(a) else "inside the face",
+        )
+    for lo in range(0, len(points), ev.chunk):
+        hi = min(lo + ev.chunk, len(points))
+        x = points[lo:hi]
+        layers = ev.layer_values(x)
+        first, last = np.searchsorted(check_point[by_check], [lo, hi])
+        checks = by_check[first:last]
+        if checks.size:
+            local = check_point[checks] - lo
+            rows = check_face[checks]
+            doubt = ~known[rows] if pooled else None
+            bad, col, ratio = _first_contradictions(ev, layers, local, bits[rows], doubt, tol)
+            found.append((checks[bad], col, ratio))
+            if pooled:
+                inputs, norms = _pool_inputs(net, x, layers[0])
+                at_points.block(inputs, norms, local, checks)
+        first, last = np.searchsorted(both[by_end], [lo, hi])
+        if last > first:
+            at = by_end[first:last]
+            res[at] = _residuals_at(ev, layers, both[at] - lo, both_columns[at])
+        if lo < nv:
+            top = min(hi, nv) - lo
+            values, norms, errors = layers
+            for layer, z in enumerate(values):
+                count, off = ev.sizes[layer], int(ev.offsets[layer])
+                limit = ev.limit(layer, norms[layer][:top], errors[layer][:top], tol)
+                neurons = z[:top, :count]
+                np.greater(neurons, limit, out=vertex_bits[lo : lo + top, off : off + count])
+                np.less_equal(np.abs(neurons), limit, out=unsure[lo : lo + top, off : off + count])
+            out, scale = ev.outputs_from(x, layers)
+            diff = out[:top] - r.vertex_outputs[lo : lo + top]
+            worst[lo : lo + top] = _residual(diff, scale[:top], ev.output_slack).max(axis=1)
+    if found:
+        order = np.argsort(np.concatenate([f[0] for f in found]), kind="stable")
+        hit = np.concatenate([f[0] for f in found])[order]
+        cols = np.concatenate([f[1] for f in found])[order]
+        ratios = np.concatenate([f[2] for f in found])[order]
+    else:
+        hit, cols, ratios = np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
+    corner = hit < len(a)
+    rows, c_cols, c_ratios = hit[corner], cols[corner], ratios[corner]
     c.add_many(
         "pattern",
         face[rows],
         r.vertices[a[rows]],
         lambda i: (
-            f"{_name(ev, int(cols[i]))} has residual {ratios[i]:.3g} at this corner, "
-            f"against the face's pattern bit {int(bits[face[rows[i]], cols[i]])}"
+            f"{_name(ev, int(c_cols[i]))} has residual {c_ratios[i]:.3g} at this corner, "
+            f"against the face's pattern bit {int(bits[face[rows[i]], c_cols[i]])}"
         ),
     )
-    counts = np.diff(r.face_offsets)
-    inner = np.add.reduceat(r.vertices[r.face_vertices], r.face_offsets[:-1]) / counts[:, None]
-    rows, cols, ratios = _contradictions(
-        ev, to_input(inner), bits, tol, unsure=~known if pooled else None
-    )
+    inside = hit[~corner] - len(a)
+    i_cols, i_ratios = cols[~corner], ratios[~corner]
     c.add_many(
         "pattern",
-        rows,
-        inner[rows],
+        inside,
+        inner[inside],
         lambda i: (
-            f"{_name(ev, int(cols[i]))} has residual {ratios[i]:.3g} inside the face, "
-            f"against the face's pattern bit {int(bits[rows[i], cols[i]])}"
+            f"{_name(ev, int(i_cols[i]))} has residual {i_ratios[i]:.3g} inside the face, "
+            f"against the face's pattern bit {int(bits[inside[i], i_cols[i]])}"
         ),
     )
-
-    if pooled:
-        winner = _winners(net, bits)
-        _check_stored_argmax(None if r.pooling is None else r.pooling.argmax, winner, c)
-        _check_argmax(
-            net, ev, corners, face, r.vertices[a], winner, tol, c, lambda row: "at a corner"
-        )
-        _check_argmax(
-            net,
-            ev,
-            to_input(inner),
-            np.arange(r.num_regions),
-            inner,
-            winner,
-            tol,
-            c,
-            lambda row: "inside the face",
-        )
 
     # Interior edges lie on their neuron's zero set; the faces on either side differ in
     # that neuron, and in others only where those vanish along the whole edge.
-    edges, fa, fb = _interior_edges(r)
     if pooled and r.pooling is not None:
         _check_edge_changes(r, winner, edges, fa, fb, c)
     residual = 0.0
     if len(edges):
-        columns = ev.flat(r.edge_neurons[edges])
-        ends = r.edges[edges]
-        both = np.concatenate([ends[:, 0], ends[:, 1]])
-        res = _residuals(ev, to_input(r.vertices[both]), np.concatenate([columns, columns]))
         res = np.maximum(res[: len(edges)], res[len(edges) :])
         residual = float(res.max(initial=0.0))
         bad = np.flatnonzero(~(res <= tol))
@@ -1350,10 +1509,6 @@ def check_slice(r: SliceResult, net: Network, tol: float) -> VerifyReport:
                 f"at an end of its edge (tolerance {tol:.3g})"
             ),
         )
-        vertices = to_input(r.vertices)
-        vertex_bits = np.zeros((len(vertices), r.num_neurons), dtype=bool)
-        unsure = np.zeros_like(vertex_bits)
-        _certain_bits(ev, vertices, tol, vertex_bits, unsure, np.arange(len(vertices)))
         differ = bits[fa] != bits[fb]
         idx = np.arange(len(edges))
         same = np.flatnonzero(~differ[idx, columns])
@@ -1380,12 +1535,6 @@ def check_slice(r: SliceResult, net: Network, tol: float) -> VerifyReport:
         )
 
     # The outputs stored at the vertices.
-    xs = to_input(r.vertices)
-    worst = np.zeros(r.num_vertices)
-    for lo in range(0, r.num_vertices, ev.chunk):
-        out, scale = ev.outputs(xs[lo : lo + ev.chunk])
-        diff = out - r.vertex_outputs[lo : lo + ev.chunk]
-        worst[lo : lo + ev.chunk] = _residual(diff, scale, ev.output_slack).max(axis=1)
     bad = np.flatnonzero(~(worst <= tol))
     c.add_many(
         "outputs",
