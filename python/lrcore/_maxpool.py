@@ -425,7 +425,7 @@ def lower_max_pool(low: Any, node: Any, module: Any, position: int, where: str) 
     # a convolution after the pooling stays a convolution (composed with the last
     # round, it would be one CSR matrix of the composed map).
     empty = flat.then(_pick([], 0, flat.size), np.zeros(0), (0,))
-    _, pooled = _hidden_layer(low, empty, flat, position)
+    _, pooled = low.close_hidden([empty, flat], "relu", 0.0, position)
     return pooled.reshaped(out_shape)
 
 

@@ -697,8 +697,8 @@ class _Lowering:
                 continue
             groups.setdefault((id(value.terms), id(value.offset)), []).append(other)
         carried = [self.values[members[0]] for members in groups.values()]
-        stacked = [*blocks, *carried]
-        assert all(isinstance(b, _Value) for b in stacked)
+        stacked = [b for b in (*blocks, *carried) if b.size]  # an empty block has no rows
+        assert stacked and all(isinstance(b, _Value) for b in stacked)
         layer = _stacked(stacked)  # type: ignore[arg-type]
         width = layer.size
         self.layers.weights.append(_layer_weight(layer, self.structured))
