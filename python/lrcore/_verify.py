@@ -527,18 +527,28 @@ def _certain_bits(
     They are written to ``bits[rows]`` and ``unsure[rows]``.
     """
     for lo in range(0, points.shape[0], ev.chunk):
-        values, norms, errors = ev.layer_values(points[lo : lo + ev.chunk])
-        n = values[0].shape[0] if values else 0
-        on = np.zeros((n, ev.net.num_neurons), dtype=bool)
-        doubt = np.zeros((n, ev.net.num_neurons), dtype=bool)
-        for layer, z in enumerate(values):
-            count, off = ev.sizes[layer], int(ev.offsets[layer])
-            limit = ev.limit(layer, norms[layer], errors[layer], tol)
-            neurons = z[:, :count]
-            np.greater(neurons, limit, out=on[:, off : off + count])
-            np.less_equal(np.abs(neurons), limit, out=doubt[:, off : off + count])
+        on, doubt = _signs_at(ev, ev.layer_values(points[lo : lo + ev.chunk]), tol)
         bits[rows[lo : lo + ev.chunk]] = on
         unsure[rows[lo : lo + ev.chunk]] = doubt
+
+
+def _signs_at(
+    ev: _Evaluator,
+    layers: tuple[list[FloatArray], list[FloatArray], list[FloatArray]],
+    tol: float,
+) -> tuple[BoolArray, BoolArray]:
+    """Neurons above zero's limit, and within it, at the points of :meth:`layer_values`."""
+    values, norms, errors = layers
+    n = values[0].shape[0] if values else 0
+    on = np.zeros((n, ev.net.num_neurons), dtype=bool)
+    doubt = np.zeros((n, ev.net.num_neurons), dtype=bool)
+    for layer, z in enumerate(values):
+        count, off = ev.sizes[layer], int(ev.offsets[layer])
+        limit = ev.limit(layer, norms[layer], errors[layer], tol)
+        neurons = z[:, :count]
+        np.greater(neurons, limit, out=on[:, off : off + count])
+        np.less_equal(np.abs(neurons), limit, out=doubt[:, off : off + count])
+    return on, doubt
 
 
 #: The certified filter's constants (cpp/src/certify.hpp): unit roundoff, safety factor.
@@ -839,6 +849,110 @@ def _path_checks(
     return (all_rows[by_row], all_cols[by_row], all_ratios[by_row]), residuals
 
 
+def _end_checks(
+    r: PathResult,
+    ev: _Evaluator,
+    xs: FloatArray,
+    positions: FloatArray,
+    lengths: FloatArray,
+    piece: IntArray,
+    at: FloatArray,
+    columns: IntArray,
+    tol: float,
+    c: _Collector,
+) -> tuple[_PackedRows, _PackedRows, FloatArray]:
+    """Every neuron at both ends of every sub-interval against its piece's pattern.
+
+    One forward pass over the distinct ends and breakpoints (``at``, where flipping
+    neuron ``columns[j]`` must vanish) gives each point's certain signs: above zero's
+    limit ("on"), below minus it ("off"), or within it (either sign accepted). A piece's
+    pattern is the stored one or, without stored patterns, the certain signs of its
+    ends (a neuron certain at no end of its piece is read at the middle of the piece's
+    longest sub-interval, as the pattern of that piece). An end contradicts the pattern
+    where its sign is certain and not the pattern's. No middles are checked: by
+    induction over the layers, signs that hold at both ends of a sub-interval hold inside
+    it (docs/design.md §7).
+
+    Returns the pieces' patterns, their uncertain bits, and the residual of each
+    flipping neuron at its breakpoint.
+    """
+    n = r.num_neurons
+    m = len(piece)
+    width = (n + 7) // 8
+    ends = np.concatenate([xs[:, 0], xs[:, 2], at])
+    distinct, inverse = np.unique(ends, axis=0, return_inverse=True)
+    inverse = inverse.ravel()
+    order = np.argsort(inverse, kind="stable")
+    sorted_inverse = inverse[order]
+    on = np.zeros((len(distinct), width), dtype=np.uint8)
+    doubt = np.zeros((len(distinct), width), dtype=np.uint8)
+    residuals = np.zeros(len(columns))
+    for lo in range(0, len(distinct), ev.chunk):
+        hi = min(lo + ev.chunk, len(distinct))
+        layers = ev.layer_values(distinct[lo:hi])
+        up, zero = _signs_at(ev, layers, tol)
+        on[lo:hi] = np.packbits(up, axis=1, bitorder="little")
+        doubt[lo:hi] = np.packbits(zero, axis=1, bitorder="little")
+        a, b = np.searchsorted(sorted_inverse, [lo, hi])
+        mine = order[a:b]
+        cuts = mine[mine >= 2 * m] - 2 * m
+        if cuts.size:
+            residuals[cuts] = _residuals_at(ev, layers, inverse[cuts + 2 * m] - lo, columns[cuts])
+    valid = np.packbits(np.ones(n, dtype=bool), bitorder="little")
+    off = ~(on | doubt) & valid
+    knots = (inverse[:m], inverse[m : 2 * m])
+    if r.patterns is not None:
+        bits = np.ascontiguousarray(r.patterns, dtype=np.uint8)
+        unsure = np.zeros_like(bits)
+    else:
+        by = np.argsort(piece, kind="stable")
+        first = np.flatnonzero(np.concatenate([[True], piece[by][1:] != piece[by][:-1]]))
+        present = piece[by][first]
+        bits = np.zeros((r.num_pieces, width), dtype=np.uint8)
+        sure = np.zeros_like(bits)
+        s, e = knots[0][by], knots[1][by]
+        bits[present] = np.bitwise_or.reduceat(on[s] | on[e], first, axis=0)
+        sure[present] = bits[present] | np.bitwise_or.reduceat(off[s] | off[e], first, axis=0)
+        unsure = ~sure & valid
+        vague = np.flatnonzero(unsure.any(axis=1))
+        if vague.size:
+            longest = np.lexsort((-lengths, piece))
+            head = longest[np.concatenate([[True], piece[longest][1:] != piece[longest][:-1]])]
+            head = head[np.isin(piece[head], vague)]
+            _certain_bits(
+                ev, xs[head, 1], tol, _PackedRows(bits, n), _PackedRows(unsure, n), piece[head]
+            )
+    # Ends whose certain signs contradict the pattern, in chunks of sub-intervals.
+    where = ("start", "end")
+    step = max(1, _CHUNK_BYTES // (8 * max(width, 1)))
+    bad_rows: list[int] = []
+    bad_cols: list[int] = []
+    for side, knot in enumerate(knots):
+        for lo in range(0, m, step):
+            rows = np.arange(lo, min(m, lo + step))
+            p, kn = piece[rows], knot[rows]
+            wrong = ((on[kn] & ~bits[p]) | (off[kn] & bits[p])) & ~unsure[p]
+            for h in np.flatnonzero(wrong.any(axis=1)):
+                col = np.flatnonzero(np.unpackbits(wrong[h], count=n, bitorder="little"))[0]
+                bad_rows.append(2 * int(rows[h]) + side)
+                bad_cols.append(int(col))
+    sort = np.argsort(np.array(bad_rows, dtype=np.int64), kind="stable")
+    rows_ = np.array(bad_rows, dtype=np.int64)[sort]
+    cols_ = np.array(bad_cols, dtype=np.int64)[sort]
+    packed = _PackedRows(bits, n)
+
+    def message(i: int) -> str:
+        bit = int(packed[piece[rows_[i] // 2], cols_[i]])
+        return (
+            f"{_name(ev, int(cols_[i]))} is {'off' if bit else 'on'} beyond the tolerance at "
+            f"the {where[rows_[i] % 2]} of a sub-interval of the piece, against the piece's "
+            f"pattern bit {bit}"
+        )
+
+    c.add_many("pattern", piece[rows_ // 2], positions[rows_ // 2, 2 * (rows_ % 2)], message)
+    return packed, _PackedRows(unsure, n), residuals
+
+
 def _collect_path_problems(
     r: PathResult,
     net: Network,
@@ -872,9 +986,20 @@ def _collect_path_problems(
     positions, xs, lengths, piece = _sub_intervals(r)
     if len(lengths) == 0 or net.num_neurons == 0:
         return c, r.num_pieces, r.num_breakpoints, 0, 0.0
-    bits, unsure, read = _piece_bits(r, ev, xs, lengths, piece, tol)
+    k = r.num_breakpoints
+    bp_rows = np.repeat(np.arange(k), np.diff(r.flip_offsets)) if k else np.zeros(0, np.int64)
+    columns = ev.flat(r.flip_neurons) if k else np.zeros(0, np.int64)
+    at = _breakpoint_points(r, closed_pts, steps, bp_rows)
     pooled = net.pooling is not None
-    if pooled:
+    if not pooled:
+        # Every neuron at both ends of every sub-interval agrees with the piece's pattern
+        # (or is zero within the tolerance), and flipping neurons vanish at their
+        # breakpoint: one pass over the distinct ends (a piece's end is the next one's
+        # start and a breakpoint), each evaluated once. By induction over the layers the
+        # ends are enough (docs/design.md §7).
+        bits, unsure, res = _end_checks(r, ev, xs, positions, lengths, piece, at, columns, tol, c)
+    else:
+        bits, unsure, _ = _piece_bits(r, ev, xs, lengths, piece, tol)
         # The tournament bookkeeping reads patterns as bool arrays (pooled nets are small).
         every = np.arange(r.num_pieces)
         bits, unsure = bits[every], unsure[every]
@@ -900,42 +1025,32 @@ def _collect_path_problems(
             inputs, norms = _pool_inputs(net, x, values)
             at_corners.block(inputs, norms, local, checks)
 
-    # Every neuron at the start, middle and end of every sub-interval agrees with the
-    # piece's pattern (or is zero within the tolerance), and flipping neurons vanish at
-    # their breakpoint: one pass over the distinct points (a piece's end is the next
-    # one's start and a breakpoint), each evaluated once. A middle the pattern was read
-    # at agrees with it by construction.
-    flat_points = xs.reshape(-1, xs.shape[2])
-    checked = np.ones(len(flat_points), dtype=bool)
-    if not pooled:  # (the argmax check runs at every corner)
-        checked[3 * read + 1] = False
-    check_rows = np.flatnonzero(checked)
-    k = r.num_breakpoints
-    bp_rows = np.repeat(np.arange(k), np.diff(r.flip_offsets)) if k else np.zeros(0, np.int64)
-    columns = ev.flat(r.flip_neurons) if k else np.zeros(0, np.int64)
-    at = _breakpoint_points(r, closed_pts, steps, bp_rows)
-    found, res = _path_checks(
-        ev,
-        np.concatenate([flat_points[check_rows], at]),
-        np.repeat(piece, 3)[check_rows],
-        columns,
-        bits,
-        unsure,
-        tol,
-        argmax_check if pooled else None,
-    )
-    rows, cols, ratios = check_rows[found[0]], found[1], found[2]
-    where = ("start", "middle", "end")
-    c.add_many(
-        "pattern",
-        piece[rows // 3],
-        positions.reshape(-1)[rows],
-        lambda i: (
-            f"{_name(ev, int(cols[i]))} has residual {ratios[i]:.3g} at the {where[rows[i] % 3]}"
-            f" of a sub-interval of the piece, against the piece's pattern bit "
-            f"{int(bits[piece[rows[i] // 3], cols[i]])}"
-        ),
-    )
+        # With max pooling the ends of every sub-interval are checked as above, the
+        # argmaxes too; the pattern is stored or read at a middle.
+        flat_points = xs.reshape(-1, xs.shape[2])
+        check_rows = np.flatnonzero(np.arange(len(flat_points)) % 3 != 1)
+        found, res = _path_checks(
+            ev,
+            np.concatenate([flat_points[check_rows], at]),
+            np.repeat(piece, 3)[check_rows],
+            columns,
+            bits,
+            unsure,
+            tol,
+            argmax_check,
+        )
+        rows, cols, ratios = check_rows[found[0]], found[1], found[2]
+        where = ("start", "middle", "end")
+        c.add_many(
+            "pattern",
+            piece[rows // 3],
+            positions.reshape(-1)[rows],
+            lambda i: (
+                f"{_name(ev, int(cols[i]))} has residual {ratios[i]:.3g} at the "
+                f"{where[rows[i] % 3]} of a sub-interval of the piece, against the piece's "
+                f"pattern bit {int(bits[piece[rows[i] // 3], cols[i]])}"
+            ),
+        )
 
     residual = 0.0
     if k:
