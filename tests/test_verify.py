@@ -396,3 +396,76 @@ def test_flipped_bit_deep_in_a_residual_conv_net_is_named(rtol):
         assert named, report
         assert all(f"neuron ({layer}, {column - lo})" in p.message for p in named), named
     del torch
+
+
+# --- Ends only: what a pattern wrong inside a piece needs ------------------------------
+
+#: |x| - 1 in layer 2 (from relu(x) and relu(-x) in layer 1): on [-2, 2] it crosses zero
+#: twice, at -1 and 1, and layer 1 once, at 0.
+ABS_NET = lrcore.Network(
+    [np.array([[1.0], [-1.0]]), np.array([[1.0, 1.0]]), np.array([[1.0]])],
+    [np.zeros(2), np.array([-1.0]), np.zeros(1)],
+)
+
+
+@pytest.mark.parametrize("patterns", [True, False])
+def test_missing_pair_of_deep_breakpoints_fails(patterns):
+    # verify() checks the ends of pieces only. A layer-2 neuron crossing twice inside a
+    # piece needs a layer-1 sign change between the crossings (layer 2 is affine where
+    # layer 1's signs are constant); dropping the layer-2 pair leaves that breakpoint,
+    # where the layer-2 neuron has the wrong sign for both merged pieces; dropping it too
+    # leaves layer-1 neurons with opposite certain signs at the piece's ends.
+    r = lrcore.count_1d(ABS_NET, np.array([[-2.0], [2.0]]), return_patterns=True)
+    assert r.breakpoints.tolist() == [1.0, 2.0, 3.0]
+    assert r.verify().num_points == 5  # one point per piece end, no middles
+    pair = path_with(
+        r,
+        breakpoints=r.breakpoints[[1]],
+        segment=r.segment[[1]],
+        flip_offsets=np.array([0, 2]),
+        flip_neurons=r.flip_neurons[1:3],
+        num_pieces=2,
+        num_distinct=2,
+        patterns=r.patterns[[0, 3]] if patterns else None,
+    )
+    report = pair.verify()
+    assert {p.check for p in report.problems} == {"pattern"}
+    assert any("neuron (1, 0)" in p.message for p in report.problems)
+    three = path_with(
+        r,
+        breakpoints=np.zeros(0),
+        segment=np.zeros(0, np.int64),
+        flip_offsets=np.array([0]),
+        flip_neurons=np.zeros((0, 2), np.int64),
+        num_pieces=1,
+        num_distinct=1,
+        patterns=r.patterns[[0]] if patterns else None,
+    )
+    report = three.verify()
+    assert "pattern" in {p.check for p in report.problems}
+    assert any("neuron (0, 0)" in p.message for p in report.problems)
+
+
+@pytest.mark.parametrize("patterns", [True, False])
+def test_missing_pair_around_a_polyline_vertex_fails(patterns):
+    # A layer-1 neuron can cross twice on a polyline, out and back: the vertex between
+    # is a sub-interval end, so it is checked like a breakpoint.
+    r = lrcore.count_1d(ABS_NET, np.array([[-0.5], [0.5], [-0.5]]), return_patterns=True)
+    assert r.num_breakpoints == 2
+    assert r.verify().ok
+    merged = path_with(
+        r,
+        breakpoints=np.zeros(0),
+        segment=np.zeros(0, np.int64),
+        flip_offsets=np.array([0]),
+        flip_neurons=np.zeros((0, 2), np.int64),
+        num_pieces=1,
+        num_distinct=1,
+        patterns=r.patterns[[0]] if patterns else None,
+    )
+    report = merged.verify()
+    assert "pattern" in {p.check for p in report.problems}
+    at = {p.position for p in report.problems if p.check == "pattern"}
+    # Against the stored pattern the vertex is wrong; read from the ends and the vertex,
+    # the pattern contradicts some of them.
+    assert at == {(1.0,)} if patterns else at <= {(0.0,), (1.0,), (2.0,)}
