@@ -854,10 +854,8 @@ def _end_checks(
     ev: _Evaluator,
     xs: FloatArray,
     positions: FloatArray,
-    lengths: FloatArray,
     piece: IntArray,
     at: FloatArray,
-    bp_rows: IntArray,
     columns: IntArray,
     tol: float,
     c: _Collector,
@@ -868,10 +866,9 @@ def _end_checks(
     neuron ``columns[j]`` must vanish) gives each point's certain signs: above zero's
     limit ("on"), below minus it ("off"), or within it (either sign accepted). A piece's
     pattern is the stored one or, without stored patterns, the certain signs of its
-    ends; a piece where a neuron flipping at one of its ends (``columns[j]`` flips at
-    breakpoint ``bp_rows[j]``) is certain at none is read at the middle of its longest
-    sub-interval instead. An end contradicts the pattern where its sign is certain and
-    not the pattern's. No middles are checked: by
+    ends (the bits of neurons certain at no end are unsure, as a pattern read at a middle
+    has the bits of neurons within the tolerance there). An end contradicts the pattern
+    where its sign is certain and not the pattern's. No middles are checked: by
     induction over the layers, signs that hold at both ends of a sub-interval hold inside
     it (docs/design.md §7).
 
@@ -916,25 +913,10 @@ def _end_checks(
         bits[present] = np.bitwise_or.reduceat(on[s] | on[e], first, axis=0)
         sure[present] = bits[present] | np.bitwise_or.reduceat(off[s] | off[e], first, axis=0)
         unsure = ~sure & valid
-        # A neuron flipping at a piece's end and within the tolerance at all of them is
-        # read at the piece's middle, so that the flips there are checked against it.
-        # (Other neurons certain at no end are within the tolerance all over the piece.)
-        if len(columns):
-            before = bp_rows
-            after = (before + 1) % r.num_pieces if r.closed else before + 1
-            byte, shift = columns >> 3, (columns & 7).astype(np.uint8)
-            vague_before = (unsure[before, byte] >> shift) & 1
-            vague_after = (unsure[after, byte] >> shift) & 1
-            vague = np.unique(np.concatenate([before[vague_before > 0], after[vague_after > 0]]))
-        else:
-            vague = np.zeros(0, np.int64)
-        if vague.size:
-            longest = np.lexsort((-lengths, piece))
-            head = longest[np.concatenate([[True], piece[longest][1:] != piece[longest][:-1]])]
-            head = head[np.isin(piece[head], vague)]
-            _certain_bits(
-                ev, xs[head, 1], tol, _PackedRows(bits, n), _PackedRows(unsure, n), piece[head]
-            )
+        # A neuron certain at no end is within the tolerance all over the piece (it is
+        # affine there, by induction): its bit stays unsure. A middle would not decide
+        # it either (its value there lies between the ends'), unless the tolerance is
+        # smaller there than at both ends: it decided none in ResNet-18 width 16.
     # Ends whose certain signs contradict the pattern, in chunks of sub-intervals.
     where = ("start", "end")
     step = max(1, _CHUNK_BYTES // (8 * max(width, 1)))
@@ -1010,9 +992,7 @@ def _collect_path_problems(
         # breakpoint: one pass over the distinct ends (a piece's end is the next one's
         # start and a breakpoint), each evaluated once. By induction over the layers the
         # ends are enough (docs/design.md §7).
-        bits, unsure, res = _end_checks(
-            r, ev, xs, positions, lengths, piece, at, bp_rows, columns, tol, c
-        )
+        bits, unsure, res = _end_checks(r, ev, xs, positions, piece, at, columns, tol, c)
     else:
         bits, unsure, _ = _piece_bits(r, ev, xs, lengths, piece, tol)
         # The tournament bookkeeping reads patterns as bool arrays (pooled nets are small).
