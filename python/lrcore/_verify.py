@@ -1016,9 +1016,9 @@ def _collect_path_problems(
         )
 
         def argmax_check(x: FloatArray, values: Any, local: IntArray, checks: IntArray) -> None:
-            # Checks are corner rows here (every row is checked with max pooling).
+            # Check i is corner row check_rows[i] (the ends of the sub-intervals).
             inputs, norms = _pool_inputs(net, x, values)
-            at_corners.block(inputs, norms, local, checks)
+            at_corners.block(inputs, norms, local, check_rows[checks])
 
         # With max pooling the ends of every sub-interval are checked as above, the
         # argmaxes too; the pattern is stored or read at a middle.
