@@ -1678,10 +1678,10 @@ class Verifiable(abc.ABC):
 
         Re-evaluates the network (its float64 forward pass) and checks:
 
-        - 1D (each path): every neuron's sign at the start, middle and end of every piece
-          (cut at the polyline's bends) agrees with the piece's pattern (the stored one,
-          or the one at the piece's middle without ``return_patterns``); every flipping
-          neuron vanishes at its breakpoint; the pieces on either side of a breakpoint
+        - 1D (each path): every neuron's sign at both ends of every piece (cut at the
+          polyline's bends) agrees with the piece's pattern (the stored one, or without
+          ``return_patterns`` the signs certain at its ends, which must agree); every
+          flipping neuron vanishes at its breakpoint; the pieces on either side of a breakpoint
           differ in exactly its flipping neurons; counts, order, segments, length and
           ``num_distinct`` are consistent.
         - 2D: every neuron's sign at every corner of every face and at the face's vertex
