@@ -696,10 +696,14 @@ class _Lowering:
             if aliased is not None and aliased(value):
                 continue
             groups.setdefault((id(value.terms), id(value.offset)), []).append(other)
-        carried = [self.values[members[0]] for members in groups.values()]
+        carried: list[_Value] = []
+        for members in groups.values():
+            value = self.values[members[0]]
+            assert isinstance(value, _Value)
+            carried.append(value)
         stacked = [b for b in (*blocks, *carried) if b.size]  # an empty block has no rows
-        assert stacked and all(isinstance(b, _Value) for b in stacked)
-        layer = _stacked(stacked)  # type: ignore[arg-type]
+        assert stacked
+        layer = _stacked(stacked)
         width = layer.size
         self.layers.weights.append(_layer_weight(layer, self.structured))
         self.layers.biases.append(layer.offset)
