@@ -200,8 +200,8 @@ def main(argv: list[str] | None = None) -> int:
         "--rtol",
         type=float,
         default=1e-10,
-        help="zero tolerance of count_1d (the certified default, rtol=None, is far slower "
-        "on this model: over 200 s against 0.5 s at width 16)",
+        help="zero tolerance of count_1d (the certified default, rtol=None, costs more "
+        "on this model: about 8-10x at width 16; benchmarks/bench_certify.py measures it)",
     )
     parser.add_argument("--strict", action="store_true")
     args = parser.parse_args(argv)
