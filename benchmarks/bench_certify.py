@@ -171,7 +171,7 @@ def match(a: np.ndarray, b: np.ndarray, tol: float) -> tuple[np.ndarray, np.ndar
     return np.asarray(left, dtype=np.int64), np.asarray(right, dtype=np.int64)
 
 
-def judge(width: int, t: float, delta: float) -> str:
+def judge(width: int, t: float, delta: float, sizes: list[int]) -> str:
     """Is there a breakpoint at fraction ``t``? The patterns at ``t -+ delta``, two ways.
 
     float64: the torch float64 forward pass at the two points (tests/torch_walk.py).
@@ -193,10 +193,16 @@ def judge(width: int, t: float, delta: float) -> str:
     bound = 16 * float(np.max(np.abs(v64 - v32), axis=None)) * 2.0**-29
     if len(flipped) == 0:
         return "no pattern change within ±delta (float64)"
+    offsets = np.cumsum([0, *sizes])
+    names = [
+        f"({layer}, {k - offsets[layer]})"
+        for k in flipped
+        for layer in [int(np.searchsorted(offsets, k, side="right")) - 1]
+    ]
     margins = np.min(np.abs(v64[:, flipped]), axis=0)
     certain = bool(np.all(margins > bound))
     return (
-        f"pattern changes (float64): neurons {flipped.tolist()}, "
+        f"pattern changes (float64): neurons (layer, unit) {', '.join(names)}, "
         f"min |value| {margins.min():.3g} vs bound {bound:.3g} "
         f"({'certain' if certain else 'NOT certain'})"
     )
@@ -208,6 +214,7 @@ def compare_walk(
     """Match each setting's breakpoints to the torch walk's; judge the unmatched ones."""
     progress("torch walk ...")
     walk, _, seconds = torch_walk(width, cache)
+    sizes = resnet18(width)[0].hidden_sizes
     print(f"\ntorch walk (float64, tests/torch_walk.py): {len(walk)} breakpoints, {seconds:.3g} s")
     for name, (mine, _) in positions.items():
         only_mine, only_walk = match(mine, walk, tol)
@@ -218,7 +225,7 @@ def compare_walk(
         )
         for label, ts in (("only here", mine[only_mine]), ("only walk", walk[only_walk])):
             for t in ts:
-                print(f"  {label} t={t:.12f}: {judge(width, float(t), delta)}")
+                print(f"  {label} t={t:.12f}: {judge(width, float(t), delta, sizes)}")
 
 
 def main() -> None:
