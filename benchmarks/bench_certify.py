@@ -25,6 +25,12 @@ All cases (about a minute on 2 shared cores, more with the unbounded ResNet run)
 One case::
 
     python benchmarks/bench_certify.py --cases lenet5
+
+Issue 16's headline case, compared with tests/torch_walk.py's walk (the walk takes about
+3 minutes, the certified run at width 64 over half an hour on 2 shared cores)::
+
+    python benchmarks/bench_certify.py --cases resnet18 --width 64 --settings rtol,default \
+        --compare-walk --walk-cache walk64.npz
 """
 
 from __future__ import annotations
