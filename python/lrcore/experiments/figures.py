@@ -402,7 +402,9 @@ def local_tube_figure(profile: Any, out: Path) -> Path | None:
                     linewidth=0.8, label=f"{arm}/{target} (after)")  # fmt: skip
         ax.axvline(0.0, color="k", linewidth=0.8)
         ax.set_xlabel("normal offset / half-width (0: on the manifold)")
-        ax.set_title(f"{family}: tangent-normal planes")
+        # Plane curves have their own tube maps: the curves here are the embedded ones.
+        name = "curves in higher dimension" if family == "curves" else family
+        ax.set_title(f"{name}: tangent-normal planes")
         ax.legend(fontsize="x-small")
     axes[0][0].set_ylabel("boundary length per unit area")
     return _save(plt, fig, out / "local_tube_profile.png")
