@@ -431,7 +431,15 @@ def test_missing_pair_of_deep_breakpoints_fails(patterns):
     report = pair.verify()
     assert {p.check for p in report.problems} == {"pattern"}
     assert any("neuron (1, 0)" in p.message for p in report.problems)
-    three = path_with(
+    three = one_piece(r, patterns)
+    report = three.verify()
+    assert "pattern" in {p.check for p in report.problems}
+    assert any("neuron (0, 0)" in p.message for p in report.problems)
+
+
+def one_piece(r: lrcore.PathResult, patterns: bool) -> lrcore.PathResult:
+    """``r`` with every breakpoint dropped: one piece, the first piece's pattern stored."""
+    return path_with(
         r,
         breakpoints=np.zeros(0),
         segment=np.zeros(0, np.int64),
@@ -441,9 +449,6 @@ def test_missing_pair_of_deep_breakpoints_fails(patterns):
         num_distinct=1,
         patterns=r.patterns[[0]] if patterns else None,
     )
-    report = three.verify()
-    assert "pattern" in {p.check for p in report.problems}
-    assert any("neuron (0, 0)" in p.message for p in report.problems)
 
 
 @pytest.mark.parametrize("patterns", [True, False])
@@ -453,16 +458,7 @@ def test_missing_pair_around_a_polyline_vertex_fails(patterns):
     r = lrcore.count_1d(ABS_NET, np.array([[-0.5], [0.5], [-0.5]]), return_patterns=True)
     assert r.num_breakpoints == 2
     assert r.verify().ok
-    merged = path_with(
-        r,
-        breakpoints=np.zeros(0),
-        segment=np.zeros(0, np.int64),
-        flip_offsets=np.array([0]),
-        flip_neurons=np.zeros((0, 2), np.int64),
-        num_pieces=1,
-        num_distinct=1,
-        patterns=r.patterns[[0]] if patterns else None,
-    )
+    merged = one_piece(r, patterns)
     report = merged.verify()
     assert "pattern" in {p.check for p in report.problems}
     at = {p.position for p in report.problems if p.check == "pattern"}
