@@ -69,17 +69,6 @@ def _per_run_z(frame: Any, x: str, y: str) -> Any:
     return table.groupby("run")["z"].mean()
 
 
-def _seed_summary(per_run: Any, ident: Any, keys: list[str]) -> list[tuple[Any, dict[str, Any]]]:
-    """Per group of ``keys``: the seed-level test of the per-run z (a seed's runs
-    averaged first, each manifold one vote)."""
-    frame = ident.join(per_run.rename("z"), how="inner").dropna(subset=["z"])
-    out = []
-    for key, part in frame.groupby(keys, sort=False):
-        seeds = part.groupby("seed")["z"].mean().to_numpy(np.float64)
-        out.append((key, seed_level_test(seeds)))
-    return out
-
-
 def slope_jump_table(changes: Any) -> Any:
     """Slope-jump density against raw counts, per family, arm and target (on-manifold
     windows of runs that fit, after training).
