@@ -45,6 +45,16 @@ void DenseAffine::apply(const double* x, Index n, Index ldx, double* y, Index ld
     gemm_nt(n, out_, in_, x, ldx, weight_.data(), in_, 1.0, y, ldy);
 }
 
+const double* DenseAffine::columns() const {
+    std::call_once(columns_once_, [this] {
+        columns_.resize(to_size(in_ * out_));
+        for (Index r = 0; r < out_; ++r)
+            for (Index c = 0; c < in_; ++c)
+                columns_[to_size(c * out_ + r)] = weight_[to_size(r * in_ + c)];
+    });
+    return columns_.data();
+}
+
 AffineRow DenseAffine::row(Index r, std::vector<double>& /*scratch_values*/,
                            std::vector<Index>& /*scratch_cols*/) const {
     return {weight_.data() + r * in_, nullptr, in_, bias_[to_size(r)]};

@@ -36,11 +36,14 @@ def core_count_1d(
     max_pieces: int,
     max_memory: float,
     max_slow_decisions: int,
+    update_new_vertices: bool = True,
 ) -> PathBatchArrays:
     """Breakpoints of ``net`` along each path, as the core's flat batch arrays.
 
     ``rtol`` None: certified sign decisions. ``max_memory`` is in bytes, 0 for no cap.
     ``max_slow_decisions`` < 0: no budget for the certified slow path.
+    ``update_new_vertices`` False: every vertex's values by the dense product (tests
+    compare it with the default, which updates new vertices from their interval's ends).
     """
     return _core.count_1d(
         net=net._core,
@@ -52,6 +55,7 @@ def core_count_1d(
         max_pieces=max_pieces,
         max_memory=max_memory,
         max_slow_decisions=max_slow_decisions,
+        update_new_vertices=update_new_vertices,
     )
 
 

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <vector>
 
 #include "lrcore/blas.hpp"
@@ -58,10 +59,16 @@ public:
                   std::vector<Index>& scratch_cols) const override;
     const std::vector<double>& weight() const { return weight_; }
     const std::vector<double>& bias() const { return bias_; }
+    // W transposed (in × out, row-major: row j is column j of W), built on first use
+    // (thread-safe): the 1D subdivision adds columns of W to update a new vertex's values
+    // from its interval's ends (docs/design.md).
+    const double* columns() const;
 
 private:
     Index out_, in_;
     std::vector<double> weight_, bias_, row_norms_, abs_bias_;
+    mutable std::once_flag columns_once_;
+    mutable std::vector<double> columns_;
 };
 
 // A sparse affine map (convolution, pooling): W in CSR form, memory proportional to its
