@@ -16,6 +16,7 @@
 #include "bits.hpp"
 #include "interval_signs.hpp"
 #include "lrcore/errors.hpp"
+#include "row_ops.hpp"
 #include "signs.hpp"
 
 namespace lrcore::detail {
@@ -149,6 +150,7 @@ void Subdivider::evaluate_next_layer(Unit& unit, Index layer) {
     } else {
         // The dense product over the other rows, gathered into one block.
         dense_rows_.clear();
+        dense_rows_.reserve(sz(n));
         for (Index v = 0; v < n; ++v)
             if (!pending.updated[sz(v)]) dense_rows_.push_back(v);
         const Index m = static_cast<Index>(dense_rows_.size());
@@ -212,26 +214,16 @@ void Subdivider::update_rows(Unit& unit, Index layer) {
         std::fill_n(sum, out, 0.0);
         for (Index g = g0; g < g1; ++g) {
             double* row = y + (a + 1 + g - g0) * out;
-            const double s = 1.0 - p.tau[sz(g)];
-            for (Index k = 0; k < out; ++k) row[k] = s * sum[k];
-            for (Index e = p.entry_begin[sz(g)]; e < p.entry_begin[sz(g) + 1]; ++e) {
-                const double c = p.coef_a[sz(e)];
-                const double* col = columns + p.neuron[sz(e)] * out;
-                for (Index k = 0; k < out; ++k) sum[k] += c * col[k];
-            }
+            row_scale(1.0 - p.tau[sz(g)], sum, row, out);
+            for (Index e = p.entry_begin[sz(g)]; e < p.entry_begin[sz(g) + 1]; ++e)
+                row_axpy(p.coef_a[sz(e)], columns + p.neuron[sz(e)] * out, sum, out);
         }
         // Neurons not crossed yet (and the vertex's own): (1 - slope) |z_j(b)|, times tau.
         std::fill_n(sum, out, 0.0);
         for (Index g = g1 - 1; g >= g0; --g) {
-            for (Index e = p.entry_begin[sz(g)]; e < p.entry_begin[sz(g) + 1]; ++e) {
-                const double c = p.coef_b[sz(e)];
-                const double* col = columns + p.neuron[sz(e)] * out;
-                for (Index k = 0; k < out; ++k) sum[k] += c * col[k];
-            }
-            double* row = y + (a + 1 + g - g0) * out;
-            const double tau = p.tau[sz(g)];
-            for (Index k = 0; k < out; ++k)
-                row[k] = (za[k] + tau * (zb[k] - za[k])) - (row[k] + tau * sum[k]);
+            for (Index e = p.entry_begin[sz(g)]; e < p.entry_begin[sz(g) + 1]; ++e)
+                row_axpy(p.coef_b[sz(e)], columns + p.neuron[sz(e)] * out, sum, out);
+            row_chord(za, zb, p.tau[sz(g)], sum, y + (a + 1 + g - g0) * out, out);
         }
         if (!certified) continue;
         // The bound (docs/numerics.md §3): per value ||W_k|| A + |c_k| B, and the row's l2
@@ -245,16 +237,9 @@ void Subdivider::update_rows(Unit& unit, Index layer) {
         const double gk = gamma_of(static_cast<double>(e1 - e0) + 6.0);
         const double coef_norm = (std::sqrt(ca) + std::sqrt(cb)) * kSafety *
                                  (1.0 + gamma_of(static_cast<double>(e1 - e0) + 3.0));
-        const double* ha = unit.z.data() + a * in;
-        const double* hb = unit.z.data() + b * in;
-        double dh = 0.0;
-        for (Index k = 0; k < in; ++k) dh += (hb[k] - ha[k]) * (hb[k] - ha[k]);
-        double na = 0.0, nb = 0.0, nd = 0.0;
-        for (Index k = 0; k < out; ++k) {
-            na += za[k] * za[k];
-            nb += zb[k] * zb[k];
-            nd += (zb[k] - za[k]) * (zb[k] - za[k]);
-        }
+        double ha2 = 0.0, hb2 = 0.0, dh = 0.0, na = 0.0, nb = 0.0, nd = 0.0;
+        row_norms3(unit.z.data() + a * in, unit.z.data() + b * in, in, ha2, hb2, dh);
+        row_norms3(za, zb, out, na, nb, nd);
         const double sa = unit.scale[sz(a)], sb = unit.scale[sz(b)];
         const double ea = unit.err[sz(a)], eb = unit.err[sz(b)];
         const VertexBound bound_a = VertexBound::at(*f, sa, ea);
@@ -333,8 +318,8 @@ std::pair<Unit, Unit> Subdivider::split(Unit unit) const {
     unit.link.resize(sz(m + 1));
     unit.link[sz(m)] = 0;  // the interval (m, m + 1) belongs to the right half
     unit.bits.resize(sz((m + 1) * words_));
-    // A half may lack an end of an interval whose new vertices wait for the update from
-    // their ends: both halves take the dense product.
+    // insert_crossings leaves no update pending when a split follows (a half may lack an
+    // interval's end, and the updated vertices have no activations).
     unit.pending.clear();
     return {std::move(unit), std::move(right)};
 }
@@ -474,9 +459,7 @@ void Subdivider::certify_values(Unit& unit, Index layer) {
                   : VertexBound::vector_error(f, unit.scale[sz(v)], unit.err[sz(v)]);
         double* row = unit.z.data() + v * width;
         const double a = bound.a, b = bound.b;
-        Index undecided = 0;
-        for (Index j = 0; j < neurons; ++j)
-            undecided += !(std::abs(row[j]) > norms[j] * a + bias[j] * b);
+        const Index undecided = count_undecided(row, norms, bias, a, b, neurons);
         double replaced = 0.0;  // sum of eps^2 over the replaced values
         if (undecided > 0) {
             const Index path = unit.path[sz(v)];
@@ -795,7 +778,10 @@ void Subdivider::insert_crossings(Unit& unit, Index layer, bool last, Index adde
     // where that is cheaper than the dense product (evaluate_next_layer).
     PendingRows& pending = next.pending;
     pending.clear();
-    const bool can_update = !last && added > 0 && updatable(layer + 1);
+    // Not where the unit is split before the next layer (process): a half may lack an
+    // interval's end.
+    const bool splits = new_n > options_.max_unit_vertices && new_n >= 4;
+    const bool can_update = !last && added > 0 && !splits && updatable(layer + 1);
     if (can_update) pending.updated.assign(sz(new_n), 0);
     const double one_minus_slope =
         act.kind == ActivationKind::relu ? 1.0 : 1.0 - act.negative_slope;
@@ -832,29 +818,29 @@ void Subdivider::insert_crossings(Unit& unit, Index layer, bool last, Index adde
         // same segment or the next segment's first point (t = 0 there, 1 here).
         const double ta = unit.t[sz(v)];
         const double tb = unit.seg[sz(v) + 1] == unit.seg[sz(v)] ? unit.t[sz(v) + 1] : 1.0;
-        // Certified: the norms of the ends' values and of their difference, and errors.
-        double norm_a = 0.0, norm_b = 0.0, norm_diff = 0.0, error_a = 0.0, error_b = 0.0;
-        if (certified && !last) {
-            for (Index j = 0; j < width; ++j) {
-                norm_a += za[j] * za[j];
-                norm_b += zb[j] * zb[j];
-                norm_diff += (zb[j] - za[j]) * (zb[j] - za[j]);
-            }
-            const double up = kSafety * (1.0 + gamma_of(static_cast<double>(width) + 3.0));
-            norm_a = std::sqrt(norm_a) * up;
-            norm_b = std::sqrt(norm_b) * up;
-            norm_diff = std::sqrt(norm_diff) * up;
-            error_a = vector_error(v);
-            error_b = vector_error(v + 1);
-        }
         // Update the new vertices from the ends when its cost, about 2 column updates per
-        // crossing and 3 row passes per vertex (each `next_out` long, scalar), is well
+        // crossing and 3 row passes per vertex (each as long as a row of the
+        // next layer), is well
         // below the dense product's `width` multiply-adds per output and vertex.
         bool update = false;
         if (can_update) {
             Index groups = 1;
             for (Index k = c_begin + 1; k < c_end; ++k) groups += crossings[sz(k)].joins ? 0 : 1;
             update = kUpdateCost * (2 * (c_end - c_begin) + 3 * groups) <= groups * width;
+        }
+        // Certified and updated, the new vertices' activations are not needed: the next
+        // layer's values and bounds there come from the ends alone (update_rows).
+        const bool activate = !last && !(update && certified);
+        // Certified: the norms of the ends' values and of their difference, and errors.
+        double norm_a = 0.0, norm_b = 0.0, norm_diff = 0.0, error_a = 0.0, error_b = 0.0;
+        if (certified && activate) {
+            row_norms3(za, zb, width, norm_a, norm_b, norm_diff);
+            const double up = kSafety * (1.0 + gamma_of(static_cast<double>(width) + 3.0));
+            norm_a = std::sqrt(norm_a) * up;
+            norm_b = std::sqrt(norm_b) * up;
+            norm_diff = std::sqrt(norm_diff) * up;
+            error_a = vector_error(v);
+            error_b = vector_error(v + 1);
         }
         double max_dtau = 0.0;
         if (update) pending.a.push_back(w - 1);
@@ -869,7 +855,10 @@ void Subdivider::insert_crossings(Unit& unit, Index layer, bool last, Index adde
             Index group_end = c + 1;
             while (group_end < c_end && crossings[sz(group_end)].joins) ++group_end;
 
-            if (!last) {
+            if (!activate && !last) {
+                next.scale[sz(w)] = 0.0;  // not read: the update gives the bounds
+                next.err[sz(w)] = 0.0;
+            } else if (!last) {
                 double* z_new = interpolated_.data();
                 for (Index j = 0; j < width; ++j) z_new[j] = za[j] + tau * (zb[j] - za[j]);
                 // Neurons crossing in this interval keep the side they must be on
