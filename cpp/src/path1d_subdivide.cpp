@@ -125,12 +125,10 @@ void Subdivider::evaluate_first_layer(Unit& unit) {
 }
 
 // Whether hidden layer `layer`'s values at the previous layer's new vertices may come from
-// their intervals' ends (update_rows): its map is dense and small enough to keep a copy
-// of its columns.
+// their intervals' ends (update_rows): its map's columns are available (not for maps of
+// more than AffineColumns::kMaxEntries entries).
 bool Subdivider::updatable(Index layer) const {
-    if (!options_.update_new_vertices) return false;
-    const auto* dense = dynamic_cast<const DenseAffine*>(&net_.layer(layer));
-    return dense != nullptr && dense->in_dim() * dense->out_dim() <= kUpdateMaxEntries;
+    return options_.update_new_vertices && net_.layer(layer).columns().available;
 }
 
 // Values of hidden layer `layer` at every vertex of the unit, from the previous layer's
@@ -186,12 +184,21 @@ void Subdivider::evaluate_next_layer(Unit& unit, Index layer) {
 // Certified: each vertex gets its own bound (given_a, given_b, given_err; the argument is
 // docs/numerics.md §3, "Values at new vertices").
 void Subdivider::update_rows(Unit& unit, Index layer) {
-    const auto& map = static_cast<const DenseAffine&>(net_.layer(layer));
+    const AffineMap& map = net_.layer(layer);
     const PendingRows& p = unit.pending;
     const Index in = unit.width;
     const Index out = map.out_dim();
     const Index n = unit.size();
-    const double* columns = map.columns();
+    const AffineColumns& columns = map.columns();
+    // sum += c W[:, j].
+    auto add_column = [&](double c, Index j, double* sum) {
+        if (columns.dense) {
+            row_axpy(c, columns.values.data() + j * out, sum, out);
+            return;
+        }
+        for (Index e = columns.begin[sz(j)]; e < columns.begin[sz(j) + 1]; ++e)
+            sum[columns.rows[sz(e)]] += c * columns.values[sz(e)];
+    };
     const bool certified = options_.certified;
     const FilterLayer* f = certified ? &filter_[sz(layer)] : nullptr;
     if (certified) {
@@ -216,13 +223,13 @@ void Subdivider::update_rows(Unit& unit, Index layer) {
             double* row = y + (a + 1 + g - g0) * out;
             row_scale(1.0 - p.tau[sz(g)], sum, row, out);
             for (Index e = p.entry_begin[sz(g)]; e < p.entry_begin[sz(g) + 1]; ++e)
-                row_axpy(p.coef_a[sz(e)], columns + p.neuron[sz(e)] * out, sum, out);
+                add_column(p.coef_a[sz(e)], p.neuron[sz(e)], sum);
         }
         // Neurons not crossed yet (and the vertex's own): (1 - slope) |z_j(b)|, times tau.
         std::fill_n(sum, out, 0.0);
         for (Index g = g1 - 1; g >= g0; --g) {
             for (Index e = p.entry_begin[sz(g)]; e < p.entry_begin[sz(g) + 1]; ++e)
-                row_axpy(p.coef_b[sz(e)], columns + p.neuron[sz(e)] * out, sum, out);
+                add_column(p.coef_b[sz(e)], p.neuron[sz(e)], sum);
             row_chord(za, zb, p.tau[sz(g)], sum, y + (a + 1 + g - g0) * out, out);
         }
         if (!certified) continue;
@@ -782,6 +789,8 @@ void Subdivider::insert_crossings(Unit& unit, Index layer, bool last, Index adde
     // interval's end.
     const bool splits = new_n > options_.max_unit_vertices && new_n >= 4;
     const bool can_update = !last && added > 0 && !splits && updatable(layer + 1);
+    const AffineColumns* next_columns = can_update ? &net_.layer(layer + 1).columns() : nullptr;
+    const Index next_out = can_update ? net_.layer(layer + 1).out_dim() : 0;
     if (can_update) pending.updated.assign(sz(new_n), 0);
     const double one_minus_slope =
         act.kind == ActivationKind::relu ? 1.0 : 1.0 - act.negative_slope;
@@ -818,15 +827,18 @@ void Subdivider::insert_crossings(Unit& unit, Index layer, bool last, Index adde
         // same segment or the next segment's first point (t = 0 there, 1 here).
         const double ta = unit.t[sz(v)];
         const double tb = unit.seg[sz(v) + 1] == unit.seg[sz(v)] ? unit.t[sz(v) + 1] : 1.0;
-        // Update the new vertices from the ends when its cost, about 2 column updates per
-        // crossing and 3 row passes per vertex (each as long as a row of the
-        // next layer), is well
-        // below the dense product's `width` multiply-adds per output and vertex.
+        // Update the new vertices from the ends when its cost, 2 column updates per
+        // crossing and 3 passes over a row of the next layer per vertex, is well below the
+        // dense product's (the map's entries per vertex).
         bool update = false;
         if (can_update) {
-            Index groups = 1;
-            for (Index k = c_begin + 1; k < c_end; ++k) groups += crossings[sz(k)].joins ? 0 : 1;
-            update = kUpdateCost * (2 * (c_end - c_begin) + 3 * groups) <= groups * width;
+            Index groups = 1, column_entries = 0;
+            for (Index k = c_begin; k < c_end; ++k) {
+                groups += k > c_begin && !crossings[sz(k)].joins ? 1 : 0;
+                column_entries += next_columns->count(crossings[sz(k)].unit, next_out);
+            }
+            update = kUpdateCost * (2 * column_entries + 3 * groups * next_out) <=
+                     groups * next_columns->entries;
         }
         // Certified and updated, the new vertices' activations are not needed: the next
         // layer's values and bounds there come from the ends alone (update_rows).

@@ -60,10 +60,9 @@ private:
     Unit spare_;
 
     // New vertices' next-layer values from their interval's ends (update_rows) where
-    // kUpdateCost times its scalar work is at most the dense product's, on dense maps of
-    // at most kUpdateMaxEntries weights (a transposed copy is kept).
+    // kUpdateCost times its work is at most the dense product's, on maps whose columns
+    // are available (AffineMap::columns).
     static constexpr Index kUpdateCost = 4;
-    static constexpr Index kUpdateMaxEntries = Index{1} << 23;
     std::vector<Index> dense_rows_;
     Buffer<double> gathered_, prefix_;
 
