@@ -13,7 +13,7 @@ namespace {
 py::dict count_1d_flat(const Network& net, const std::vector<DoubleArray>& paths,
                        const std::vector<bool>& closed, std::optional<double> rtol,
                        bool want_patterns, int num_threads, Index max_pieces, double max_memory,
-                       Index max_slow_decisions, bool update_new_vertices) {
+                       Index max_slow_decisions, int update_new_vertices) {
     // Only what reading the arrays needs: lrcore.count_1d has checked the arguments, and
     // the core checks its own preconditions (docs/core-layout.md).
     if (closed.size() != paths.size())

@@ -128,7 +128,7 @@ void Subdivider::evaluate_first_layer(Unit& unit) {
 // their intervals' ends (update_rows): its map's columns are available (not for maps of
 // more than AffineColumns::kMaxEntries entries).
 bool Subdivider::updatable(Index layer) const {
-    return options_.update_new_vertices && net_.layer(layer).columns().available;
+    return options_.update_new_vertices != 0 && net_.layer(layer).columns().available;
 }
 
 // Values of hidden layer `layer` at every vertex of the unit, from the previous layer's
@@ -837,8 +837,9 @@ void Subdivider::insert_crossings(Unit& unit, Index layer, bool last, Index adde
                 groups += k > c_begin && !crossings[sz(k)].joins ? 1 : 0;
                 column_entries += next_columns->count(crossings[sz(k)].unit, next_out);
             }
-            update = kUpdateCost * (2 * column_entries + 3 * groups * next_out) <=
-                     groups * next_columns->entries;
+            update = options_.update_new_vertices == 2 ||
+                     kUpdateCost * (2 * column_entries + 3 * groups * next_out) <=
+                         groups * next_columns->entries;
         }
         // Certified and updated, the new vertices' activations are not needed: the next
         // layer's values and bounds there come from the ends alone (update_rows).
