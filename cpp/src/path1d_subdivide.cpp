@@ -186,7 +186,6 @@ void Subdivider::evaluate_next_layer(Unit& unit, Index layer) {
 void Subdivider::update_rows(Unit& unit, Index layer) {
     const AffineMap& map = net_.layer(layer);
     const PendingRows& p = unit.pending;
-    const Index in = unit.width;
     const Index out = map.out_dim();
     const Index n = unit.size();
     const AffineColumns& columns = map.columns();
@@ -210,7 +209,6 @@ void Subdivider::update_rows(Unit& unit, Index layer) {
     double* sum = prefix_.data();
     double* y = activated_.data();
     const double up_out = kSafety * (1.0 + gamma_of(static_cast<double>(out) + 3.0));
-    const double up_in = kSafety * (1.0 + gamma_of(static_cast<double>(in) + 3.0));
     const Index intervals = static_cast<Index>(p.a.size());
     for (Index i = 0; i < intervals; ++i) {
         const Index a = p.a[sz(i)], b = p.b[sz(i)];
@@ -244,8 +242,7 @@ void Subdivider::update_rows(Unit& unit, Index layer) {
         const double gk = gamma_of(static_cast<double>(e1 - e0) + 6.0);
         const double coef_norm = (std::sqrt(ca) + std::sqrt(cb)) * kSafety *
                                  (1.0 + gamma_of(static_cast<double>(e1 - e0) + 3.0));
-        double ha2 = 0.0, hb2 = 0.0, dh = 0.0, na = 0.0, nb = 0.0, nd = 0.0;
-        row_norms3(unit.z.data() + a * in, unit.z.data() + b * in, in, ha2, hb2, dh);
+        double na = 0.0, nb = 0.0, nd = 0.0;
         row_norms3(za, zb, out, na, nb, nd);
         const double sa = unit.scale[sz(a)], sb = unit.scale[sz(b)];
         const double ea = unit.err[sz(a)], eb = unit.err[sz(b)];
@@ -253,29 +250,28 @@ void Subdivider::update_rows(Unit& unit, Index layer) {
         const VertexBound bound_b = VertexBound::at(*f, sb, eb);
         const double za_error = VertexBound::vector_error(*f, sa, ea);
         const double zb_error = VertexBound::vector_error(*f, sb, eb);
-        const double h_diff = std::sqrt(dh) * up_in + ea + eb;  // >= ||h*(b) - h*(a)||
-        const double z_diff = std::sqrt(nd) * up_out + za_error + zb_error;
-        const double rho = p.rho[sz(i)];
+        // >= ||lambda (z*(b) - z*(a))|| of the previous layer (lambda: each unit's slope
+        // on its side), which the fraction's error multiplies.
+        const double spread = p.spread[sz(i)] + ea + eb;
         const double g2 = 1.0 + 2.0 * f->gamma;
         const double k3 = kSafety * kSafety * kSafety;
-        // The terms no vertex of the interval changes: corrections' rounding and their
-        // coefficients' error, the final sum's rounding.
-        const double a_fixed = rho + gk * coef_norm +
-                               8.0 * kUnitRoundoff * g2 * kSafety * (sa + sb) +
+        // The terms no vertex of the interval changes: the corrections' rounding and the
+        // final sum's.
+        const double a_fixed = gk * coef_norm + 8.0 * kUnitRoundoff * g2 * kSafety * (sa + sb) +
                                8.0 * kUnitRoundoff * (1.0 + gk) * coef_norm;
         const double b_value = k3 * (bound_a.b + 16.0 * kUnitRoundoff * g2 * kSafety);
-        const double z_fixed = f->opnorm * rho + gk * f->absnorm * coef_norm +
-                               8.0 * kUnitRoundoff *
-                                   (std::sqrt(na) * up_out + std::sqrt(nb) * up_out +
-                                    (1.0 + gk) * f->absnorm * coef_norm);
+        const double z_fixed =
+            gk * f->absnorm * coef_norm + 8.0 * kUnitRoundoff *
+                                              (std::sqrt(na) * up_out + std::sqrt(nb) * up_out +
+                                               (1.0 + gk) * f->absnorm * coef_norm);
         for (Index g = g0; g < g1; ++g) {
             const Index v = a + 1 + g - g0;
             const double tau = p.tau[sz(g)], dtau = p.dtau[sz(g)];
             unit.given_a[sz(v)] =
-                k3 * ((1.0 - tau) * bound_a.a + tau * bound_b.a + dtau * h_diff + a_fixed);
+                k3 * ((1.0 - tau) * bound_a.a + tau * bound_b.a + dtau * spread + a_fixed);
             unit.given_b[sz(v)] = b_value;
-            unit.given_err[sz(v)] =
-                k3 * ((1.0 - tau) * za_error + tau * zb_error + dtau * z_diff + z_fixed);
+            unit.given_err[sz(v)] = k3 * ((1.0 - tau) * za_error + tau * zb_error +
+                                          dtau * f->opnorm * spread + z_fixed);
         }
     }
 }
@@ -794,8 +790,6 @@ void Subdivider::insert_crossings(Unit& unit, Index layer, bool last, Index adde
     if (can_update) pending.updated.assign(sz(new_n), 0);
     const double one_minus_slope =
         act.kind == ActivationKind::relu ? 1.0 : 1.0 - act.negative_slope;
-    const std::vector<double>& layer_norms = net_.layer(layer).row_norms();
-    const std::vector<double>& layer_bias = net_.layer(layer).abs_bias();
 
     Index w = 0;  // write position
     // Writes the activations of pre-activation row `z` as row w, with their norm.
@@ -855,7 +849,6 @@ void Subdivider::insert_crossings(Unit& unit, Index layer, bool last, Index adde
             error_a = vector_error(v);
             error_b = vector_error(v + 1);
         }
-        double max_dtau = 0.0;
         if (update) pending.a.push_back(w - 1);
         double previous_tau = 0.0;
         Index c = c_begin;
@@ -898,7 +891,6 @@ void Subdivider::insert_crossings(Unit& unit, Index layer, bool last, Index adde
             if (update) {
                 const Crossing& x = crossings[sz(c)];
                 const double dtau = certified ? std::max(x.hi - tau, tau - x.lo) : 0.0;
-                max_dtau = std::max(max_dtau, dtau);
                 pending.tau.push_back(tau);
                 pending.dtau.push_back(dtau);
                 for (Index k = c; k < group_end; ++k) {
@@ -930,25 +922,16 @@ void Subdivider::insert_crossings(Unit& unit, Index layer, bool last, Index adde
         if (update) {
             pending.b.push_back(w);  // the row v + 1 gets next
             pending.group_begin.push_back(static_cast<Index>(pending.tau.size()));
-            // Certified: a bound on the l2 error of the corrections' coefficients
+            // Certified: slope * ||z(b) - z(a)|| of this layer, for the fraction's error
             // (docs/numerics.md §3, "Values at new vertices").
-            double rho = 0.0;
+            double spread = 0.0;
             if (certified) {
-                const VertexBound bound_a{unit.bound_a[sz(v)], unit.bound_b[sz(v)]};
-                const VertexBound bound_b{unit.bound_a[sz(v) + 1], unit.bound_b[sz(v) + 1]};
-                double sum = 0.0;
-                for (Index k = c_begin; k < c_end; ++k) {
-                    const Index j = crossings[sz(k)].unit;
-                    const double ea = bound_a.eps(layer_norms[sz(j)], layer_bias[sz(j)]);
-                    const double eb = bound_b.eps(layer_norms[sz(j)], layer_bias[sz(j)]);
-                    const double e =
-                        ea + eb + max_dtau * (std::abs(za[j]) + std::abs(zb[j]) + ea + eb);
-                    sum += e * e;
-                }
-                rho = std::abs(one_minus_slope) * std::sqrt(sum) * kSafety *
-                      (1.0 + gamma_of(static_cast<double>(c_end - c_begin) + 8.0));
+                double na = 0.0, nb = 0.0, nd = 0.0;
+                row_norms3(za, zb, width, na, nb, nd);
+                spread = f->slope * std::sqrt(nd) * kSafety *
+                         (1.0 + gamma_of(static_cast<double>(width) + 3.0));
             }
-            pending.rho.push_back(rho);
+            pending.spread.push_back(spread);
         }
     }
     if (!pending.empty())

@@ -23,7 +23,7 @@ namespace lrcore::detail {
 struct PendingRows {
     std::vector<Index> a, b;             // per interval: its end rows
     std::vector<Index> group_begin;      // per interval + 1: its groups
-    std::vector<double> rho;             // per interval: ||bound on the corrections' error||
+    std::vector<double> spread;          // per interval: slope * ||z(b) - z(a)|| (certified)
     std::vector<double> tau, dtau;       // per group
     std::vector<Index> entry_begin;      // per group + 1: its crossings
     std::vector<Index> neuron;           // per crossing
@@ -35,7 +35,7 @@ struct PendingRows {
         a.clear();
         b.clear();
         group_begin.assign(1, 0);
-        rho.clear();
+        spread.clear();
         tau.clear();
         dtau.clear();
         entry_begin.assign(1, 0);
