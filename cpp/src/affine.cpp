@@ -62,7 +62,7 @@ void AffineMap::build_columns(AffineColumns& columns) const {
         for (Index i = 0; i < row.count; ++i) {
             if (row.values[i] == 0.0) continue;
             ++count[to_size(row.cols != nullptr ? row.cols[i] : i) + 1];
-            if (++entries > AffineColumns::kMaxEntries) return;
+            if (++entries > AffineColumns::kMaxSparseEntries) return;
         }
     }
     for (Index j = 0; j < in; ++j) count[to_size(j) + 1] += count[to_size(j)];
@@ -83,7 +83,7 @@ void AffineMap::build_columns(AffineColumns& columns) const {
 }
 
 void DenseAffine::build_columns(AffineColumns& columns) const {
-    if (in_ * out_ > AffineColumns::kMaxEntries) return;
+    if (in_ * out_ > AffineColumns::kMaxDenseEntries) return;
     columns.values.resize(to_size(in_ * out_));
     for (Index r = 0; r < out_; ++r)
         for (Index c = 0; c < in_; ++c)

@@ -126,7 +126,7 @@ void Subdivider::evaluate_first_layer(Unit& unit) {
 
 // Whether hidden layer `layer`'s values at the previous layer's new vertices may come from
 // their intervals' ends (update_rows): its map's columns are available (not for maps of
-// more than AffineColumns::kMaxEntries entries).
+// more entries than AffineColumns keeps).
 bool Subdivider::updatable(Index layer) const {
     return options_.update_new_vertices != 0 && net_.layer(layer).columns().available;
 }

@@ -24,9 +24,11 @@ struct AffineRow {
 // The columns of a map's W (the 1D subdivision adds columns to update a new vertex's
 // values from its interval's ends, docs/design.md): dense, `values` is W transposed (in ×
 // out, column j's out values contiguous); else column j's entries are rows/values[begin[j],
-// begin[j + 1]). Not available (false) for maps of more than kMaxEntries entries.
+// begin[j + 1]). Not available (false) past kMaxDenseEntries entries (32 MB) for a dense
+// map, kMaxSparseEntries (16 MB) for others: a map keeps them for its lifetime.
 struct AffineColumns {
-    static constexpr std::int64_t kMaxEntries = std::int64_t{1} << 22;
+    static constexpr std::int64_t kMaxDenseEntries = std::int64_t{1} << 22;
+    static constexpr std::int64_t kMaxSparseEntries = std::int64_t{1} << 20;
     bool available = false;
     bool dense = false;
     std::int64_t entries = 0;  // nonzeros of W (in * out when dense)
@@ -63,7 +65,7 @@ public:
     // filter then bounds it from the rows (docs/numerics.md §3).
     virtual double norm_bound() const { return -1.0; }
     // W's columns, built on first use (thread-safe; from the rows unless the map knows
-    // better), or not available where W has more than AffineColumns::kMaxEntries entries.
+    // better), or not available where W has too many entries (AffineColumns).
     const AffineColumns& columns() const;
 
 protected:
