@@ -111,6 +111,9 @@ def subdivision_flops(
     the breakpoints created by layers < l (the smallest layer among the neurons flipping
     at a breakpoint is the layer that created it). Each costs 2 * h_{l-1} * h_l.
 
+    This is the work of the dense product at every vertex (the core's work before new
+    vertices were updated from their interval's ends): a dense-equivalent count.
+
     Returns the flops and the vertices evaluated per hidden layer (V_l, all paths).
     """
     sizes = [net.input_dim, *net.hidden_sizes]
@@ -468,7 +471,11 @@ def report(results: Sequence[NetResult], args: argparse.Namespace, command: str)
     print(
         "GFLOP counts the dense products of the layer-by-layer subdivision: 2·n_points·d·h1 "
         "for the first layer, then 2·V_l·h_(l-1)·h_l where V_l = polyline points + "
-        "breakpoints created by earlier layers. DGEMM columns are numpy float64 matmul "
+        "breakpoints created by earlier layers: the dense-product work of evaluating every "
+        "vertex, which the core now does only for the vertices that existed before the "
+        "previous layer (the newer ones are updated from their interval's ends, "
+        "docs/design.md §2), so GFLOP/s is a dense-equivalent rate and can pass DGEMM's. "
+        "DGEMM columns are numpy float64 matmul "
         f"GFLOP/s for ({results[0].dgemm_shape[0]}, w) @ (w, w), w = hidden width, "
         "measured in this run, interleaved with the lrcore runs; 'of DGEMM' divides "
         "lrcore's GFLOP/s by the better of the two DGEMM rates (on a busy machine more "

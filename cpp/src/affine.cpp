@@ -45,6 +45,54 @@ void DenseAffine::apply(const double* x, Index n, Index ldx, double* y, Index ld
     gemm_nt(n, out_, in_, x, ldx, weight_.data(), in_, 1.0, y, ldy);
 }
 
+const AffineColumns& AffineMap::columns() const {
+    std::call_once(columns_once_, [this] { build_columns(columns_); });
+    return columns_;
+}
+
+// From the rows: counted first (stopping past the cap), then placed column by column.
+void AffineMap::build_columns(AffineColumns& columns) const {
+    const Index in = in_dim(), out = out_dim();
+    std::vector<double> scratch_values;
+    std::vector<Index> scratch_cols;
+    std::vector<Index> count(to_size(in) + 1, 0);
+    Index entries = 0;
+    for (Index r = 0; r < out; ++r) {
+        const AffineRow row = this->row(r, scratch_values, scratch_cols);
+        for (Index i = 0; i < row.count; ++i) {
+            if (row.values[i] == 0.0) continue;
+            ++count[to_size(row.cols != nullptr ? row.cols[i] : i) + 1];
+            if (++entries > AffineColumns::kMaxSparseEntries) return;
+        }
+    }
+    for (Index j = 0; j < in; ++j) count[to_size(j) + 1] += count[to_size(j)];
+    columns.begin = count;
+    columns.rows.resize(to_size(entries));
+    columns.values.resize(to_size(entries));
+    for (Index r = 0; r < out; ++r) {
+        const AffineRow row = this->row(r, scratch_values, scratch_cols);
+        for (Index i = 0; i < row.count; ++i) {
+            if (row.values[i] == 0.0) continue;
+            const Index at = count[to_size(row.cols != nullptr ? row.cols[i] : i)]++;
+            columns.rows[to_size(at)] = r;
+            columns.values[to_size(at)] = row.values[i];
+        }
+    }
+    columns.entries = entries;
+    columns.available = true;
+}
+
+void DenseAffine::build_columns(AffineColumns& columns) const {
+    if (in_ * out_ > AffineColumns::kMaxDenseEntries) return;
+    columns.values.resize(to_size(in_ * out_));
+    for (Index r = 0; r < out_; ++r)
+        for (Index c = 0; c < in_; ++c)
+            columns.values[to_size(c * out_ + r)] = weight_[to_size(r * in_ + c)];
+    columns.dense = true;
+    columns.entries = in_ * out_;
+    columns.available = true;
+}
+
 AffineRow DenseAffine::row(Index r, std::vector<double>& /*scratch_values*/,
                            std::vector<Index>& /*scratch_cols*/) const {
     return {weight_.data() + r * in_, nullptr, in_, bias_[to_size(r)]};

@@ -16,6 +16,7 @@
 #include "bits.hpp"
 #include "interval_signs.hpp"
 #include "lrcore/errors.hpp"
+#include "row_ops.hpp"
 #include "signs.hpp"
 
 namespace lrcore::detail {
@@ -123,17 +124,156 @@ void Subdivider::evaluate_first_layer(Unit& unit) {
     vertices_per_layer_[0].fetch_add(n, std::memory_order_relaxed);
 }
 
-// Values of hidden layer `layer` at every vertex of the unit: one dense product of
-// the previous layer's activations, which `unit.z` holds on entry.
+// Whether hidden layer `layer`'s values at the previous layer's new vertices may come from
+// their intervals' ends (update_rows): its map's columns are available (not for maps of
+// more entries than AffineColumns keeps).
+bool Subdivider::updatable(Index layer) const {
+    return options_.update_new_vertices != 0 && net_.layer(layer).columns().available;
+}
+
+// Values of hidden layer `layer` at every vertex of the unit, from the previous layer's
+// activations, which `unit.z` holds on entry: one dense product over the vertices, except
+// those the previous layer added where insert_crossings chose the update from their
+// interval's ends (update_rows).
 void Subdivider::evaluate_next_layer(Unit& unit, Index layer) {
     const AffineMap& map = net_.layer(layer);
     const Index n = unit.size();
-    neighbour_dots(unit.z.data(), n, unit.width, unit.dot);
-    activated_.resize(sz(n * map.out_dim()));
-    map.apply(unit.z.data(), n, unit.width, activated_.data(), map.out_dim());
+    const Index in = unit.width;
+    const Index out = map.out_dim();
+    if (!options_.certified) neighbour_dots(unit.z.data(), n, in, unit.dot);  // rtol only
+    activated_.resize(sz(n * out));
+    const PendingRows& pending = unit.pending;
+    if (pending.empty()) {
+        map.apply(unit.z.data(), n, in, activated_.data(), out);
+    } else {
+        // The dense product over the other rows, gathered into one block.
+        dense_rows_.clear();
+        dense_rows_.reserve(sz(n));
+        for (Index v = 0; v < n; ++v)
+            if (!pending.updated[sz(v)]) dense_rows_.push_back(v);
+        const Index m = static_cast<Index>(dense_rows_.size());
+        input_points_.resize(sz(m * in));
+        gathered_.resize(sz(m * out));
+        for (Index i = 0; i < m; ++i)
+            std::copy_n(unit.z.data() + dense_rows_[sz(i)] * in, in, input_points_.data() + i * in);
+        map.apply(input_points_.data(), m, in, gathered_.data(), out);
+        for (Index i = 0; i < m; ++i)
+            std::copy_n(gathered_.data() + i * out, out,
+                        activated_.data() + dense_rows_[sz(i)] * out);
+        update_rows(unit, layer);
+    }
+    unit.pending.clear();
     unit.z.swap(activated_);
-    unit.width = map.out_dim();
+    unit.width = out;
     vertices_per_layer_[sz(layer)].fetch_add(n, std::memory_order_relaxed);
+}
+
+// The values of hidden layer `layer` (map W, c) at the vertices the previous layer's
+// crossings added, from those at their interval's ends a and b (activated_'s rows, already
+// computed): on the interval every earlier layer is affine except the previous layer's
+// crossing neurons S, so at the vertex at fraction tau
+//
+//     z(v) = z(a) + tau (z(b) - z(a)) - sum_{j in S} W[:, j] c_j,
+//     c_j = (1 - slope) tau |z_j(b)| while j has not crossed yet, else
+//           (1 - slope) (1 - tau) |z_j(a)|
+//
+// (the activation's deviation from its chord, a tent with its peak at j's crossing; the
+// neurons of the vertex's own group are zero there, where both forms agree). The sums run
+// as a prefix (crossed) and a suffix (not yet crossed) over the interval's crossings in
+// exact order: O(out) per crossing and per vertex instead of O(in * out) per vertex.
+// Certified: each vertex gets its own bound (given_a, given_b, given_err; the argument is
+// docs/numerics.md §3, "Values at new vertices").
+void Subdivider::update_rows(Unit& unit, Index layer) {
+    const AffineMap& map = net_.layer(layer);
+    const PendingRows& p = unit.pending;
+    const Index out = map.out_dim();
+    const Index n = unit.size();
+    const AffineColumns& columns = map.columns();
+    // sum += c W[:, j].
+    auto add_column = [&](double c, Index j, double* sum) {
+        if (columns.dense) {
+            row_axpy(c, columns.values.data() + j * out, sum, out);
+            return;
+        }
+        for (Index e = columns.begin[sz(j)]; e < columns.begin[sz(j) + 1]; ++e)
+            sum[columns.rows[sz(e)]] += c * columns.values[sz(e)];
+    };
+    const bool certified = options_.certified;
+    const FilterLayer* f = certified ? &filter_[sz(layer)] : nullptr;
+    if (certified) {
+        unit.given_a.resize(sz(n));
+        unit.given_b.resize(sz(n));
+        unit.given_err.assign(sz(n), -1.0);
+    }
+    prefix_.resize(sz(out));
+    double* sum = prefix_.data();
+    double* y = activated_.data();
+    const double up_out = kSafety * (1.0 + gamma_of(static_cast<double>(out) + 3.0));
+    const Index intervals = static_cast<Index>(p.a.size());
+    for (Index i = 0; i < intervals; ++i) {
+        const Index a = p.a[sz(i)], b = p.b[sz(i)];
+        const Index g0 = p.group_begin[sz(i)], g1 = p.group_begin[sz(i) + 1];
+        const double* za = y + a * out;
+        const double* zb = y + b * out;
+        // Crossed neurons: sum_j (1 - slope) |z_j(a)| W[:, j], times (1 - tau).
+        std::fill_n(sum, out, 0.0);
+        for (Index g = g0; g < g1; ++g) {
+            double* row = y + (a + 1 + g - g0) * out;
+            row_scale(1.0 - p.tau[sz(g)], sum, row, out);
+            for (Index e = p.entry_begin[sz(g)]; e < p.entry_begin[sz(g) + 1]; ++e)
+                add_column(p.coef_a[sz(e)], p.neuron[sz(e)], sum);
+        }
+        // Neurons not crossed yet (and the vertex's own): (1 - slope) |z_j(b)|, times tau.
+        std::fill_n(sum, out, 0.0);
+        for (Index g = g1 - 1; g >= g0; --g) {
+            for (Index e = p.entry_begin[sz(g)]; e < p.entry_begin[sz(g) + 1]; ++e)
+                add_column(p.coef_b[sz(e)], p.neuron[sz(e)], sum);
+            row_chord(za, zb, p.tau[sz(g)], sum, y + (a + 1 + g - g0) * out, out);
+        }
+        if (!certified) continue;
+        // The bound (docs/numerics.md §3): per value ||W_k|| A + |c_k| B, and the row's l2
+        // error Z, from the ends' bounds (their values come from the dense product).
+        const Index e0 = p.entry_begin[sz(g0)], e1 = p.entry_begin[sz(g1)];
+        double ca = 0.0, cb = 0.0;
+        for (Index e = e0; e < e1; ++e) {
+            ca += p.coef_a[sz(e)] * p.coef_a[sz(e)];
+            cb += p.coef_b[sz(e)] * p.coef_b[sz(e)];
+        }
+        const double gk = gamma_of(static_cast<double>(e1 - e0) + 6.0);
+        const double coef_norm = (std::sqrt(ca) + std::sqrt(cb)) * kSafety *
+                                 (1.0 + gamma_of(static_cast<double>(e1 - e0) + 3.0));
+        double na = 0.0, nb = 0.0, nd = 0.0;
+        row_norms3(za, zb, out, na, nb, nd);
+        const double sa = unit.scale[sz(a)], sb = unit.scale[sz(b)];
+        const double ea = unit.err[sz(a)], eb = unit.err[sz(b)];
+        const VertexBound bound_a = VertexBound::at(*f, sa, ea);
+        const VertexBound bound_b = VertexBound::at(*f, sb, eb);
+        const double za_error = VertexBound::vector_error(*f, sa, ea);
+        const double zb_error = VertexBound::vector_error(*f, sb, eb);
+        // >= ||lambda (z*(b) - z*(a))|| of the previous layer (lambda: each unit's slope
+        // on its side), which the fraction's error multiplies.
+        const double spread = p.spread[sz(i)] + ea + eb;
+        const double g2 = 1.0 + 2.0 * f->gamma;
+        const double k3 = kSafety * kSafety * kSafety;
+        // The terms no vertex of the interval changes: the corrections' rounding and the
+        // final sum's.
+        const double a_fixed = gk * coef_norm + 8.0 * kUnitRoundoff * g2 * kSafety * (sa + sb) +
+                               8.0 * kUnitRoundoff * (1.0 + gk) * coef_norm;
+        const double b_value = k3 * (bound_a.b + 16.0 * kUnitRoundoff * g2 * kSafety);
+        const double z_fixed =
+            gk * f->absnorm * coef_norm + 8.0 * kUnitRoundoff *
+                                              (std::sqrt(na) * up_out + std::sqrt(nb) * up_out +
+                                               (1.0 + gk) * f->absnorm * coef_norm);
+        for (Index g = g0; g < g1; ++g) {
+            const Index v = a + 1 + g - g0;
+            const double tau = p.tau[sz(g)], dtau = p.dtau[sz(g)];
+            unit.given_a[sz(v)] =
+                k3 * ((1.0 - tau) * bound_a.a + tau * bound_b.a + dtau * spread + a_fixed);
+            unit.given_b[sz(v)] = b_value;
+            unit.given_err[sz(v)] = k3 * ((1.0 - tau) * za_error + tau * zb_error +
+                                          dtau * f->opnorm * spread + z_fixed);
+        }
+    }
 }
 
 void Subdivider::process(Unit unit, Index layer, VertexSeq& out, const StopFlag& stop) {
@@ -181,6 +321,9 @@ std::pair<Unit, Unit> Subdivider::split(Unit unit) const {
     unit.link.resize(sz(m + 1));
     unit.link[sz(m)] = 0;  // the interval (m, m + 1) belongs to the right half
     unit.bits.resize(sz((m + 1) * words_));
+    // insert_crossings leaves no update pending when a split follows (a half may lack an
+    // interval's end, and the updated vertices have no activations).
+    unit.pending.clear();
     return {std::move(unit), std::move(right)};
 }
 
@@ -308,13 +451,18 @@ void Subdivider::certify_values(Unit& unit, Index layer) {
     const Index neurons = net_.hidden_size(layer);
     unit.bound_a.resize(sz(n));
     unit.bound_b.resize(sz(n));
+    // Rows the update from their interval's ends computed carry their own bound.
+    const bool any_given = !unit.given_err.empty();
     for (Index v = 0; v < n; ++v) {
-        VertexBound bound = VertexBound::at(f, unit.scale[sz(v)], unit.err[sz(v)]);
+        const bool given = any_given && unit.given_err[sz(v)] >= 0.0;
+        VertexBound bound = given ? VertexBound{unit.given_a[sz(v)], unit.given_b[sz(v)]}
+                                  : VertexBound::at(f, unit.scale[sz(v)], unit.err[sz(v)]);
+        const double row_error =
+            given ? unit.given_err[sz(v)]
+                  : VertexBound::vector_error(f, unit.scale[sz(v)], unit.err[sz(v)]);
         double* row = unit.z.data() + v * width;
         const double a = bound.a, b = bound.b;
-        Index undecided = 0;
-        for (Index j = 0; j < neurons; ++j)
-            undecided += !(std::abs(row[j]) > norms[j] * a + bias[j] * b);
+        const Index undecided = count_undecided(row, norms, bias, a, b, neurons);
         double replaced = 0.0;  // sum of eps^2 over the replaced values
         if (undecided > 0) {
             const Index path = unit.path[sz(v)];
@@ -355,7 +503,7 @@ void Subdivider::certify_values(Unit& unit, Index layer) {
             // than the float64 ones: they replace them (refresh_values), so that deeper
             // layers start from a small error again. Else a structural zero is exact
             // (z = z* = 0): only the other values need the doubled bound.
-            if (asked && refresh_values(unit, v, layer, bound)) {
+            if (asked && refresh_values(unit, v, layer, bound, row_error)) {
                 unit.bound_a[sz(v)] = bound.a;
                 unit.bound_b[sz(v)] = bound.b;
                 continue;  // err[v] set
@@ -369,9 +517,11 @@ void Subdivider::certify_values(Unit& unit, Index layer) {
         unit.bound_b[sz(v)] = bound.b;
         // From here on err[v] bounds the l2 error of the layer's values at v: a replaced
         // value errs by at most 2 eps instead (the vector bound plus 2 ||eps_replaced||).
-        unit.err[sz(v)] = VertexBound::vector_error(f, unit.scale[sz(v)], unit.err[sz(v)]) +
-                          2.0 * std::sqrt(replaced) * kSafety;
+        unit.err[sz(v)] = row_error + 2.0 * std::sqrt(replaced) * kSafety;
     }
+    unit.given_a.clear();
+    unit.given_b.clear();
+    unit.given_err.clear();
 }
 
 // After the slow path asked at vertex v (the oracle's current pass is v's, through this
@@ -384,7 +534,8 @@ void Subdivider::certify_values(Unit& unit, Index layer) {
 // value and the filter's eps_k. Taken only when every new error is at most eps_k (the
 // vertex's per-value bound stays valid, undoubled) and their l2 norm is below the bound
 // err[v] would get otherwise; err[v] becomes that l2 norm. Returns whether it did.
-bool Subdivider::refresh_values(Unit& unit, Index v, Index layer, const VertexBound& bound) {
+bool Subdivider::refresh_values(Unit& unit, Index v, Index layer, const VertexBound& bound,
+                                double old_error) {
     Index lj = -1, j = 0;
     const Index origin = unit.origin[sz(v)];
     if (origin >= 0) {
@@ -427,8 +578,6 @@ bool Subdivider::refresh_values(Unit& unit, Index v, Index layer, const VertexBo
     }
     const double error =
         std::sqrt(sum) * kSafety * (1.0 + gamma_of(static_cast<double>(width) + 2.0));
-    const double old_error =
-        VertexBound::vector_error(filter_[sz(layer)], unit.scale[sz(v)], unit.err[sz(v)]);
     if (!(error < old_error)) return false;
     std::copy_n(refresh_value_.data(), width, row);
     unit.err[sz(v)] = error;
@@ -628,6 +777,19 @@ void Subdivider::insert_crossings(Unit& unit, Index layer, bool last, Index adde
     next.link.resize(sz(new_n));
     next.bits.resize(sz(new_n * words_));
     interpolated_.resize(sz(width));
+    // The next layer's values at this layer's new vertices, from their interval's ends
+    // where that is cheaper than the dense product (evaluate_next_layer).
+    PendingRows& pending = next.pending;
+    pending.clear();
+    // Not where the unit is split before the next layer (process): a half may lack an
+    // interval's end.
+    const bool splits = new_n > options_.max_unit_vertices && new_n >= 4;
+    const bool can_update = !last && added > 0 && !splits && updatable(layer + 1);
+    const AffineColumns* next_columns = can_update ? &net_.layer(layer + 1).columns() : nullptr;
+    const Index next_out = can_update ? net_.layer(layer + 1).out_dim() : 0;
+    if (can_update) pending.updated.assign(sz(new_n), 0);
+    const double one_minus_slope =
+        act.kind == ActivationKind::relu ? 1.0 : 1.0 - act.negative_slope;
 
     Index w = 0;  // write position
     // Writes the activations of pre-activation row `z` as row w, with their norm.
@@ -659,14 +821,27 @@ void Subdivider::insert_crossings(Unit& unit, Index layer, bool last, Index adde
         // same segment or the next segment's first point (t = 0 there, 1 here).
         const double ta = unit.t[sz(v)];
         const double tb = unit.seg[sz(v) + 1] == unit.seg[sz(v)] ? unit.t[sz(v) + 1] : 1.0;
+        // Update the new vertices from the ends when its cost, 2 column updates per
+        // crossing and 3 passes over a row of the next layer per vertex, is well below the
+        // dense product's (the map's entries per vertex).
+        bool update = false;
+        if (can_update) {
+            Index groups = 1, column_entries = 0;
+            for (Index k = c_begin; k < c_end; ++k) {
+                groups += k > c_begin && !crossings[sz(k)].joins ? 1 : 0;
+                column_entries += next_columns->count(crossings[sz(k)].unit, next_out);
+            }
+            update = options_.update_new_vertices == 2 ||
+                     kUpdateCost * (2 * column_entries + 3 * groups * next_out) <=
+                         groups * next_columns->entries;
+        }
+        // Certified and updated, the new vertices' activations are not needed: the next
+        // layer's values and bounds there come from the ends alone (update_rows).
+        const bool activate = !last && !(update && certified);
         // Certified: the norms of the ends' values and of their difference, and errors.
         double norm_a = 0.0, norm_b = 0.0, norm_diff = 0.0, error_a = 0.0, error_b = 0.0;
-        if (certified && !last) {
-            for (Index j = 0; j < width; ++j) {
-                norm_a += za[j] * za[j];
-                norm_b += zb[j] * zb[j];
-                norm_diff += (zb[j] - za[j]) * (zb[j] - za[j]);
-            }
+        if (certified && activate) {
+            row_norms3(za, zb, width, norm_a, norm_b, norm_diff);
             const double up = kSafety * (1.0 + gamma_of(static_cast<double>(width) + 3.0));
             norm_a = std::sqrt(norm_a) * up;
             norm_b = std::sqrt(norm_b) * up;
@@ -674,6 +849,7 @@ void Subdivider::insert_crossings(Unit& unit, Index layer, bool last, Index adde
             error_a = vector_error(v);
             error_b = vector_error(v + 1);
         }
+        if (update) pending.a.push_back(w - 1);
         double previous_tau = 0.0;
         Index c = c_begin;
         while (c < c_end) {
@@ -685,7 +861,10 @@ void Subdivider::insert_crossings(Unit& unit, Index layer, bool last, Index adde
             Index group_end = c + 1;
             while (group_end < c_end && crossings[sz(group_end)].joins) ++group_end;
 
-            if (!last) {
+            if (!activate && !last) {
+                next.scale[sz(w)] = 0.0;  // not read: the update gives the bounds
+                next.err[sz(w)] = 0.0;
+            } else if (!last) {
                 double* z_new = interpolated_.data();
                 for (Index j = 0; j < width; ++j) z_new[j] = za[j] + tau * (zb[j] - za[j]);
                 // Neurons crossing in this interval keep the side they must be on
@@ -709,6 +888,20 @@ void Subdivider::insert_crossings(Unit& unit, Index layer, bool last, Index adde
                     next.err[sz(w)] = f->slope * error * kSafety;
                 }
             }
+            if (update) {
+                const Crossing& x = crossings[sz(c)];
+                const double dtau = certified ? std::max(x.hi - tau, tau - x.lo) : 0.0;
+                pending.tau.push_back(tau);
+                pending.dtau.push_back(dtau);
+                for (Index k = c; k < group_end; ++k) {
+                    const Index j = crossings[sz(k)].unit;
+                    pending.neuron.push_back(j);
+                    pending.coef_a.push_back(one_minus_slope * std::abs(za[j]));
+                    pending.coef_b.push_back(one_minus_slope * std::abs(zb[j]));
+                }
+                pending.entry_begin.push_back(static_cast<Index>(pending.neuron.size()));
+                pending.updated[sz(w)] = 1;
+            }
             next.origin[sz(w)] = offset + crossings[sz(c)].unit;
             next.path[sz(w)] = unit.path[sz(v)];
             next.seg[sz(w)] = unit.seg[sz(v)];
@@ -726,7 +919,25 @@ void Subdivider::insert_crossings(Unit& unit, Index layer, bool last, Index adde
             ++w;
             c = group_end;
         }
+        if (update) {
+            pending.b.push_back(w);  // the row v + 1 gets next
+            pending.group_begin.push_back(static_cast<Index>(pending.tau.size()));
+            // Certified: slope * ||z(b) - z(a)|| of this layer, for the fraction's error
+            // (docs/numerics.md §3, "Values at new vertices").
+            double spread = 0.0;
+            if (certified) {
+                double na = 0.0, nb = 0.0, nd = 0.0;
+                row_norms3(za, zb, width, na, nb, nd);
+                spread = f->slope * std::sqrt(nd) * kSafety *
+                         (1.0 + gamma_of(static_cast<double>(width) + 3.0));
+            }
+            pending.spread.push_back(spread);
+        }
     }
+    if (!pending.empty())
+        pending.updated.resize(sz(w));
+    else
+        pending.updated.clear();
     std::swap(unit, next);
 }
 

@@ -59,9 +59,18 @@ private:
     Buffer<double> interpolated_;
     Unit spare_;
 
+    // New vertices' next-layer values from their interval's ends (update_rows) where
+    // kUpdateCost times its work is at most the dense product's, on maps whose columns
+    // are available (AffineMap::columns).
+    static constexpr Index kUpdateCost = 4;
+    std::vector<Index> dense_rows_;
+    Buffer<double> gathered_, prefix_;
+
     Unit initial_unit(const std::vector<Chunk>& chunks) const;
     void evaluate_first_layer(Unit& unit);
     void evaluate_next_layer(Unit& unit, Index layer);
+    bool updatable(Index layer) const;
+    void update_rows(Unit& unit, Index layer);
     void process(Unit unit, Index layer, VertexSeq& out, const StopFlag& stop);
     std::pair<Unit, Unit> split(Unit unit) const;
 
@@ -73,7 +82,8 @@ private:
     // Certified decisions (docs/numerics.md).
     void certify_values(Unit& unit, Index layer);
     SlowDecision slow_sign(const Unit& unit, Index v, Index layer, Index k);
-    bool refresh_values(Unit& unit, Index v, Index layer, const VertexBound& bound);
+    bool refresh_values(Unit& unit, Index v, Index layer, const VertexBound& bound,
+                        double old_error);
     std::vector<Index> uncertified_units_;  // float64 signs taken at the current vertex
     std::vector<double> refresh_value_, refresh_error_;
     // Exact zeros by structure (a row of zero bias reading only exact zeros under the

@@ -13,6 +13,39 @@
 
 namespace lrcore::detail {
 
+// The vertices a layer's crossings added whose next-layer values are not computed by the
+// dense product but from the values at their interval's two ends (Subdivider::
+// evaluate_next_layer, docs/design.md "Values at new vertices"): per interval its end
+// rows a and b (the new vertices are the rows between them, one per group of crossings),
+// per group its fraction and the fraction's uncertainty, per crossing (in exact order)
+// its neuron and the coefficients of its correction, (1 - slope) |z_j(a)| and
+// (1 - slope) |z_j(b)|.
+struct PendingRows {
+    std::vector<Index> a, b;             // per interval: its end rows
+    std::vector<Index> group_begin;      // per interval + 1: its groups
+    std::vector<double> spread;          // per interval: slope * ||z(b) - z(a)|| (certified)
+    std::vector<double> tau, dtau;       // per group
+    std::vector<Index> entry_begin;      // per group + 1: its crossings
+    std::vector<Index> neuron;           // per crossing
+    std::vector<double> coef_a, coef_b;  // per crossing
+    std::vector<std::uint8_t> updated;   // per row of the unit: its values come from here
+
+    bool empty() const { return a.empty(); }
+    void clear() {
+        a.clear();
+        b.clear();
+        group_begin.assign(1, 0);
+        spread.clear();
+        tau.clear();
+        dtau.clear();
+        entry_begin.assign(1, 0);
+        neuron.clear();
+        coef_a.clear();
+        coef_b.clear();
+        updated.clear();
+    }
+};
+
 // Vertices and intervals of one work unit. Row v of `bits` is the pattern of the
 // interval (v, v + 1); it is meaningless where link[v] is 0.
 struct Unit {
@@ -32,6 +65,11 @@ struct Unit {
     Buffer<std::uint8_t> link;         // V: interval (v, v + 1) exists
     Buffer<Word> bits;                 // V × words: pattern of interval (v, v + 1)
     bool duplicates_previous = false;  // first vertex repeats the previous unit's last
+    PendingRows pending;               // rows whose next-layer values come from their ends
+    // Certified, for the rows the pending update computed (given_err[v] >= 0): their
+    // values' bound (VertexBound a, b) and l2 error, which certify_values takes instead of
+    // the dense product's.
+    Buffer<double> given_a, given_b, given_err;
 
     Index size() const { return static_cast<Index>(t.size()); }
 };

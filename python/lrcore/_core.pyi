@@ -84,6 +84,7 @@ def count_1d(
     max_pieces: int,
     max_memory: float,
     max_slow_decisions: int,
+    update_new_vertices: int,
 ) -> PathBatchArrays: ...
 def slice_2d(
     net: Network,

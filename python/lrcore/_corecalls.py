@@ -22,7 +22,11 @@ if TYPE_CHECKING:
     from ._core import PathBatchArrays, SliceArrays
     from .network import Network
 
-__all__ = ["core_count_1d", "core_path_extent", "core_slice_2d"]
+__all__ = ["UPDATE_NEW_VERTICES", "core_count_1d", "core_path_extent", "core_slice_2d"]
+
+#: How ``core_count_1d`` computes new vertices' values when not told (see there): 1, the
+#: update from their interval's ends where it is cheaper than the dense product.
+UPDATE_NEW_VERTICES = 1
 
 
 def core_count_1d(
@@ -36,12 +40,19 @@ def core_count_1d(
     max_pieces: int,
     max_memory: float,
     max_slow_decisions: int,
+    update_new_vertices: int | None = None,
 ) -> PathBatchArrays:
     """Breakpoints of ``net`` along each path, as the core's flat batch arrays.
 
     ``rtol`` None: certified sign decisions. ``max_memory`` is in bytes, 0 for no cap.
     ``max_slow_decisions`` < 0: no budget for the certified slow path.
+    ``update_new_vertices``: where a layer's new vertices get the next layer's values
+    from their interval's ends instead of the dense product: 1 where cheaper, 0 never, 2
+    wherever possible; None: :data:`UPDATE_NEW_VERTICES` (1; tests set it to compare the
+    three, whose counts are the same).
     """
+    if update_new_vertices is None:
+        update_new_vertices = UPDATE_NEW_VERTICES
     return _core.count_1d(
         net=net._core,
         paths=paths,
@@ -52,6 +63,7 @@ def core_count_1d(
         max_pieces=max_pieces,
         max_memory=max_memory,
         max_slow_decisions=max_slow_decisions,
+        update_new_vertices=update_new_vertices,
     )
 
 

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <vector>
 
 #include "lrcore/blas.hpp"
@@ -18,6 +19,26 @@ struct AffineRow {
     const Index* cols = nullptr;
     Index count = 0;
     double bias = 0.0;
+};
+
+// The columns of a map's W (the 1D subdivision adds columns to update a new vertex's
+// values from its interval's ends, docs/design.md): dense, `values` is W transposed (in ×
+// out, column j's out values contiguous); else column j's entries are rows/values[begin[j],
+// begin[j + 1]). Not available (false) past kMaxDenseEntries entries (32 MB) for a dense
+// map, kMaxSparseEntries (16 MB) for others: a map keeps them for its lifetime.
+struct AffineColumns {
+    static constexpr std::int64_t kMaxDenseEntries = std::int64_t{1} << 22;
+    static constexpr std::int64_t kMaxSparseEntries = std::int64_t{1} << 20;
+    bool available = false;
+    bool dense = false;
+    std::int64_t entries = 0;  // nonzeros of W (in * out when dense)
+    std::vector<std::int64_t> begin, rows;
+    std::vector<double> values;
+    // Entries of column j.
+    std::int64_t count(std::int64_t j, std::int64_t out) const {
+        return dense ? out
+                     : begin[static_cast<std::size_t>(j) + 1] - begin[static_cast<std::size_t>(j)];
+    }
 };
 
 // An affine map y = W x + b applied to a batch of points stored as rows: DenseAffine or
@@ -43,6 +64,16 @@ public:
     // (convolutions, diagonals, sums of parts), or -1 where it gives none: the certified
     // filter then bounds it from the rows (docs/numerics.md §3).
     virtual double norm_bound() const { return -1.0; }
+    // W's columns, built on first use (thread-safe; from the rows unless the map knows
+    // better), or not available where W has too many entries (AffineColumns).
+    const AffineColumns& columns() const;
+
+protected:
+    virtual void build_columns(AffineColumns& columns) const;
+
+private:
+    mutable std::once_flag columns_once_;
+    mutable AffineColumns columns_;
 };
 
 class DenseAffine final : public AffineMap {
@@ -62,6 +93,7 @@ public:
 private:
     Index out_, in_;
     std::vector<double> weight_, bias_, row_norms_, abs_bias_;
+    void build_columns(AffineColumns& columns) const override;
 };
 
 // A sparse affine map (convolution, pooling): W in CSR form, memory proportional to its

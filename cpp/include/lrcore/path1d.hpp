@@ -45,6 +45,11 @@ struct Path1DOptions {
     // decide keeps its float64 sign (0 when it is exactly 0), and the result counts it in
     // uncertified_decisions: a count that is no longer certified everywhere.
     Index max_slow_decisions = -1;
+    // The next layer's values at a layer's new vertices from their interval's ends
+    // (docs/design.md): 1 where that is cheaper than the dense product, 0 never (the dense
+    // product everywhere), 2 wherever the map's columns are available. Counts are the same
+    // either way; 0 and 2 are for tests and comparisons.
+    int update_new_vertices = 1;
 };
 
 struct Path1DResult {

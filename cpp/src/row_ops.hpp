@@ -1,0 +1,163 @@
+// Row kernels of the 1D subdivision (internal): the update of new vertices' values from
+// their interval's ends (Subdivider::update_rows) and the filter's count of undecided
+// values (Subdivider::certify_values), with AVX2 variants chosen at run time. The update's
+// bound (docs/numerics.md §3) allows any rounding of its operations, fused or not; the
+// count's AVX2 variant does the scalar code's operations (no fusing), so decisions do not
+// depend on the CPU.
+#pragma once
+
+#include <cmath>
+
+#include "index.hpp"
+#include "lrcore/blas.hpp"
+#include "simd.hpp"
+
+namespace lrcore::detail {
+
+namespace row_ops_impl {
+
+inline void axpy_scalar(double c, const double* x, double* y, Index n) {
+    for (Index k = 0; k < n; ++k) y[k] += c * x[k];
+}
+inline void scale_scalar(double c, const double* x, double* y, Index n) {
+    for (Index k = 0; k < n; ++k) y[k] = c * x[k];
+}
+inline void chord_scalar(const double* za, const double* zb, double tau, const double* sum,
+                         double* y, Index n) {
+    for (Index k = 0; k < n; ++k) y[k] = (za[k] + tau * (zb[k] - za[k])) - (y[k] + tau * sum[k]);
+}
+inline Index undecided_scalar(const double* z, const double* norms, const double* bias, double a,
+                              double b, Index n) {
+    Index count = 0;
+    for (Index j = 0; j < n; ++j) count += !(std::abs(z[j]) > norms[j] * a + bias[j] * b);
+    return count;
+}
+
+inline void norms3_scalar(const double* a, const double* b, Index n, double& na, double& nb,
+                          double& nd) {
+    for (Index k = 0; k < n; ++k) {
+        na += a[k] * a[k];
+        nb += b[k] * b[k];
+        nd += (b[k] - a[k]) * (b[k] - a[k]);
+    }
+}
+
+#if defined(LRCORE_AVX2_DISPATCH)
+inline bool has_avx2_fma() {
+    static const bool has = cpu_has_avx2() && __builtin_cpu_supports("fma") != 0;
+    return has;
+}
+__attribute__((target("avx2,fma"))) inline void axpy_avx2(double c, const double* x, double* y,
+                                                          Index n) {
+    const __m256d cv = _mm256_set1_pd(c);
+    Index k = 0;
+    for (; k + 4 <= n; k += 4)
+        _mm256_storeu_pd(y + k,
+                         _mm256_fmadd_pd(cv, _mm256_loadu_pd(x + k), _mm256_loadu_pd(y + k)));
+    for (; k < n; ++k) y[k] = std::fma(c, x[k], y[k]);
+}
+__attribute__((target("avx2,fma"))) inline void scale_avx2(double c, const double* x, double* y,
+                                                           Index n) {
+    const __m256d cv = _mm256_set1_pd(c);
+    Index k = 0;
+    for (; k + 4 <= n; k += 4) _mm256_storeu_pd(y + k, _mm256_mul_pd(cv, _mm256_loadu_pd(x + k)));
+    for (; k < n; ++k) y[k] = c * x[k];
+}
+__attribute__((target("avx2,fma"))) inline void chord_avx2(const double* za, const double* zb,
+                                                           double tau, const double* sum, double* y,
+                                                           Index n) {
+    const __m256d t = _mm256_set1_pd(tau);
+    Index k = 0;
+    for (; k + 4 <= n; k += 4) {
+        const __m256d a = _mm256_loadu_pd(za + k);
+        const __m256d chord = _mm256_fmadd_pd(t, _mm256_sub_pd(_mm256_loadu_pd(zb + k), a), a);
+        const __m256d corr = _mm256_fmadd_pd(t, _mm256_loadu_pd(sum + k), _mm256_loadu_pd(y + k));
+        _mm256_storeu_pd(y + k, _mm256_sub_pd(chord, corr));
+    }
+    for (; k < n; ++k) y[k] = std::fma(tau, zb[k] - za[k], za[k]) - std::fma(tau, sum[k], y[k]);
+}
+__attribute__((target("avx2"))) inline Index undecided_avx2(const double* z, const double* norms,
+                                                            const double* bias, double a, double b,
+                                                            Index n) {
+    const __m256d av = _mm256_set1_pd(a), bv = _mm256_set1_pd(b);
+    const __m256d abs_mask = _mm256_castsi256_pd(_mm256_set1_epi64x(0x7fffffffffffffffLL));
+    Index count = 0;
+    Index j = 0;
+    for (; j + 4 <= n; j += 4) {
+        const __m256d eps = _mm256_add_pd(_mm256_mul_pd(_mm256_loadu_pd(norms + j), av),
+                                          _mm256_mul_pd(_mm256_loadu_pd(bias + j), bv));
+        const __m256d mag = _mm256_and_pd(_mm256_loadu_pd(z + j), abs_mask);
+        // Not (|z| > eps), NaN included: the ordered greater-than is false for NaN.
+        const int decided = _mm256_movemask_pd(_mm256_cmp_pd(mag, eps, _CMP_GT_OQ));
+        count += 4 - __builtin_popcount(static_cast<unsigned>(decided));
+    }
+    return count + undecided_scalar(z + j, norms + j, bias + j, a, b, n - j);
+}
+__attribute__((target("avx2,fma"))) inline void norms3_avx2(const double* a, const double* b,
+                                                            Index n, double& na, double& nb,
+                                                            double& nd) {
+    __m256d sa = _mm256_setzero_pd(), sb = sa, sd = sa;
+    Index k = 0;
+    for (; k + 4 <= n; k += 4) {
+        const __m256d x = _mm256_loadu_pd(a + k), y = _mm256_loadu_pd(b + k);
+        const __m256d d = _mm256_sub_pd(y, x);
+        sa = _mm256_fmadd_pd(x, x, sa);
+        sb = _mm256_fmadd_pd(y, y, sb);
+        sd = _mm256_fmadd_pd(d, d, sd);
+    }
+    double parts[4];
+    _mm256_storeu_pd(parts, sa);
+    na = (parts[0] + parts[1]) + (parts[2] + parts[3]);
+    _mm256_storeu_pd(parts, sb);
+    nb = (parts[0] + parts[1]) + (parts[2] + parts[3]);
+    _mm256_storeu_pd(parts, sd);
+    nd = (parts[0] + parts[1]) + (parts[2] + parts[3]);
+    norms3_scalar(a + k, b + k, n - k, na, nb, nd);
+}
+#endif
+
+}  // namespace row_ops_impl
+
+// The squared l2 norms of a, b and b - a (n values each), summed in some order: a bound
+// takes gamma_{n+1} of relative error for it.
+inline void row_norms3(const double* a, const double* b, Index n, double& na, double& nb,
+                       double& nd) {
+    na = nb = nd = 0.0;
+#if defined(LRCORE_AVX2_DISPATCH)
+    if (row_ops_impl::has_avx2_fma()) return row_ops_impl::norms3_avx2(a, b, n, na, nb, nd);
+#endif
+    row_ops_impl::norms3_scalar(a, b, n, na, nb, nd);
+}
+
+// y += c x.
+inline void row_axpy(double c, const double* x, double* y, Index n) {
+#if defined(LRCORE_AVX2_DISPATCH)
+    if (row_ops_impl::has_avx2_fma()) return row_ops_impl::axpy_avx2(c, x, y, n);
+#endif
+    row_ops_impl::axpy_scalar(c, x, y, n);
+}
+// y = c x.
+inline void row_scale(double c, const double* x, double* y, Index n) {
+#if defined(LRCORE_AVX2_DISPATCH)
+    if (row_ops_impl::has_avx2_fma()) return row_ops_impl::scale_avx2(c, x, y, n);
+#endif
+    row_ops_impl::scale_scalar(c, x, y, n);
+}
+// y = (za + tau (zb - za)) - (y + tau sum).
+inline void row_chord(const double* za, const double* zb, double tau, const double* sum, double* y,
+                      Index n) {
+#if defined(LRCORE_AVX2_DISPATCH)
+    if (row_ops_impl::has_avx2_fma()) return row_ops_impl::chord_avx2(za, zb, tau, sum, y, n);
+#endif
+    row_ops_impl::chord_scalar(za, zb, tau, sum, y, n);
+}
+// How many of z[0..n) the filter leaves undecided: !(|z_j| > norms_j a + bias_j b).
+inline Index count_undecided(const double* z, const double* norms, const double* bias, double a,
+                             double b, Index n) {
+#if defined(LRCORE_AVX2_DISPATCH)
+    if (cpu_has_avx2()) return row_ops_impl::undecided_avx2(z, norms, bias, a, b, n);
+#endif
+    return row_ops_impl::undecided_scalar(z, norms, bias, a, b, n);
+}
+
+}  // namespace lrcore::detail
