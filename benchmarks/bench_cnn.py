@@ -17,7 +17,8 @@ script reports in one run:
 - the convolutions' achieved GFLOP/s in the core's forward pass (one thread, a batch of
   ``--batch`` points; all the layers' time counted, so a lower bound) against the
   machine's own DGEMM rate measured through the same core (a dense 1024×1024 layer);
-- ``verify()`` on the result: time and peak memory;
+- ``verify()`` on the result: time and peak memory (``--verify-full``: also the
+  whole-forward-pass check, ``verify(full_forward=True)``);
 - VGG-11: 2D slices through three random images (``Plane.through``, the images at (0, 0),
   (1, 0), (0, 1)) at ``--slice-widths`` in the box ``[0, --slice-box]²``: time, faces,
   ``verify()``, and torch's dense sampling on a grid (distinct (ReLU signs, argmax)
@@ -184,6 +185,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--baseline-width", type=int, default=16, help="CSR baseline (0: skip)")
     parser.add_argument("--no-verify", action="store_true")
     parser.add_argument(
+        "--verify-full",
+        action="store_true",
+        help="also time verify(full_forward=True), a whole forward pass per piece end",
+    )
+    parser.add_argument(
         "--pair-fraction",
         type=float,
         default=0.005,
@@ -283,6 +289,15 @@ def main(argv: list[str] | None = None) -> int:
         verify_mb = peak_mb()
         verify_ok = report.ok
         progress(f"  verify {verify_s:.3g} s (ok={verify_ok}), {verify_mb:.0f} MB")
+    full_rows = []
+    if args.verify_full and not args.no_verify:
+        progress("verify(full_forward=True) ...")
+        start = time.perf_counter()
+        full = result.verify(full_forward=True)
+        full_s = time.perf_counter() - start
+        verify_ok = verify_ok and full.ok
+        progress(f"  verify(full_forward=True) {full_s:.3g} s (ok={full.ok})")
+        full_rows = [["verify(full_forward=True)", f"{full_s:.3g} s (ok={full.ok})", "-"]]
 
     rows = [
         ["from_torch", f"{convert_s:.3g} s", f"{convert_mb:.0f}"],
@@ -290,6 +305,7 @@ def main(argv: list[str] | None = None) -> int:
         *pair_rows,
         ["torch walk (extrapolated)", f"{walk_s:.3g} s ({per_step * 1e3:.3g} ms/step)", "-"],
         ["verify()", f"{verify_s:.3g} s (ok={verify_ok})", f"{verify_mb:.0f}"],
+        *full_rows,
     ]
     baseline_rows = []
     speedup_old = None
@@ -382,6 +398,9 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_verify:
         targets.append((verify_mb < 2048, f"verify() peak memory under 2 GB ({verify_mb:.0f} MB)"))
         targets.append((verify_ok, "verify() passes"))
+        targets.append(
+            (verify_s <= count_s, f"verify() no slower than count_1d ({verify_s / count_s:.2f}x)")
+        )
     if speedup_old is not None:
         targets.append((speedup_old > 1.0, f"faster than the CSR chain ({speedup_old:.3g}x)"))
     command = reproduce_command(
