@@ -6,6 +6,11 @@ and calls the class's own ``_check``: ``PathResult`` calls :func:`check_path`,
 imports the result classes for typing only. The checks use only the result's arrays and the network's own float64 forward
 pass, so a user can run them on any result as a certificate.
 
+Paths are evaluated layer by layer: a breakpoint from the layer after its earliest
+flipping neuron on, its earlier layers interpolated between the points evaluated there
+(:func:`_knot_signs`, docs/design.md §7); ``verify(full_forward=True)`` and paths through
+max pooling evaluate every piece end with a whole forward pass.
+
 Why the checks are a certificate (up to the tolerance): on a piece (1D) or convex face
 (2D) whose pattern is really constant, every pre-activation is affine. If the pattern is
 *not* constant there, take the earliest layer with a neuron that changes sign: all earlier
@@ -863,8 +868,9 @@ def _end_checks(
 ) -> tuple[_PackedRows, _PackedRows, FloatArray]:
     """Every neuron at both ends of every sub-interval against its piece's pattern.
 
-    One forward pass over the distinct ends and breakpoints (``at``, where flipping
-    neuron ``columns[j]`` must vanish) gives each point's certain signs: above zero's
+    One evaluation of each distinct end and breakpoint (``at``, where flipping neuron
+    ``columns[j]`` must vanish; a whole forward pass, or layer by layer from the layer
+    after its earliest flip on with ``layered``) gives each point's certain signs: above zero's
     limit ("on"), below minus it ("off"), or within it (either sign accepted). A piece's
     pattern is the stored one or, without stored patterns, the certain signs of its
     ends (the bits of neurons certain at no end are unsure, as a pattern read at a middle
