@@ -39,7 +39,9 @@ verify, 63.8 s against the old code's 122 s in one run where the count took 61.9
 (load ~7), 33.7 s against 38.6 s where it took 12.9 s (load ~3.5; the core's forward
 of the 1107 checked points is 27 s of it); checking the pieces' ends only (554 points),
 16.3 s against the old 32.5 s where the count took 12.2 s (load ~2.5, one run; separate
-runs: 16.5 against 31.2 s, both within the count's peak of 1.79 GB); at width 16 the CSR chain counts 7.8-10x slower than the structured layers,
+runs: 16.5 against 31.2 s, both within the count's peak of 1.79 GB); layer by layer
+(``--verify-full``, load 4.5-5.2) 22.7 s against the whole forward pass's 29.9 s where
+the count took 25.5 s, 29.3 against 35.7 s where it took 25.8 s; at width 16 the CSR chain counts 7.8-10x slower than the structured layers,
 with the same 139 breakpoints.
 
 VGG-11 at width 64 (``--model vgg11 --baseline-width 0 --walk-steps 10 --slice-widths
