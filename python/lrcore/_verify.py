@@ -1096,53 +1096,69 @@ def _knot_signs(
     residuals = np.zeros(len(columns))
     ev.num_points += nk  # each evaluated once, from the layer after its birth on
     col_layer = np.searchsorted(ev.offsets, columns, side="right") - 1
+    # Members in the order they joined (rows of the values), and by position (``perm``).
     members = np.flatnonzero(birth < 0)
     h = np.ascontiguousarray(inputs, dtype=np.float64)  # the members' inputs of layer 0
     h_error = np.zeros(len(members))  # bound on ||h - exact||_2 (certified)
     widths = ev.net.layer_widths
     g = _INTERP_ROUNDING
+    last = len(ev.sizes) - 1
     for layer in range(len(ev.sizes)):
         count, slope = ev.sizes[layer], ev.slopes[layer]
-        mpos = knots[members]
-        z = np.empty((len(members), widths[layer]))
-        _layer_apply(ev, layer, h, z)
-        norm = _norms(h)
-        # <h_p, h_q> of neighbouring members: ||h||^2 along the stretch between them is
-        # (1 - λ)^2 ||h_p||^2 + 2 λ (1 - λ) <h_p, h_q> + λ^2 ||h_q||^2 (h is affine there).
-        dot = np.einsum("ij,ij->i", h[:-1], h[1:]) if len(members) > 1 else np.zeros(0)
+        perm = np.argsort(knots[members], kind="stable")
+        m = len(members)
+        if not ev.certified:
+            h_error = np.zeros(m)
+        born = np.flatnonzero(birth == layer) if layer < last else np.zeros(0, np.int64)
+        # Room for the knots born here: layer l + 1's members are these and them.
+        z = np.empty((m + len(born), widths[layer]))
+        _layer_apply(ev, layer, h, z[:m])
+        norm, dot = _norms_and_dots(h, perm)
         h = np.empty((0, 0))  # freed while the knots are checked
+        sorted_members = members[perm]
         if count:
-            _check_layer(ev, layer, z, norm, h_error, dot, knots, members, tol, out)
+            _check_layer(
+                ev, layer, z, perm, norm, h_error[perm], dot, knots, sorted_members, tol, out
+            )
             mine = np.flatnonzero(col_layer == layer)
             if mine.size:
                 residuals[mine] = out.residuals(layer, z, bp_knot[mine], columns[mine])
-        # Layer l + 1's members: these and the knots born at layer l, whose layer-l
-        # values are interpolated (all units: the whole layer is affine between members).
-        if layer + 1 == len(ev.sizes):
+        if layer == last:
             break
-        born = np.flatnonzero(birth == layer)
-        p, q, lam, inner = _enclosing(mpos, knots[born])
-        new_z = _lerp(z, p, q, lam, slice(None))
+        # The knots born at layer l: their layer-l values are interpolated (all units:
+        # the whole layer is affine between members).
+        p, q, lam, inner = _enclosing(knots[sorted_members], knots[born])
+        rp, rq = perm[p], perm[q]
+        z[m:] = _lerp(z, rp, rq, lam, slice(None))
         if ev.certified:
-            nxt = ev._next_error(layer, norm, h_error)
+            nxt = ev._next_error(layer, norm[np.argsort(perm)], h_error)
             gain = max(1.0, abs(slope))
-            zn = _norms(z)
-            rounding = g * inner * (zn[p] + zn[q])
-            new_err = (1.0 - lam) * nxt[p] + lam * nxt[q] + gain * _SAFETY * rounding
+            zn = _norms(z[:m])
+            rounding = g * inner * (zn[rp] + zn[rq])
+            new_err = (1.0 - lam) * nxt[rp] + lam * nxt[rq] + gain * _SAFETY * rounding
             h_error = np.concatenate([nxt, new_err])
-        merged = np.concatenate([members, born])
-        order = np.argsort(merged, kind="stable")
-        members = merged[order]
-        where = np.empty(len(order), np.int64)
-        where[order] = np.arange(len(order))
-        h = np.empty((len(members), z.shape[1]))
-        h[where[: len(z)]] = z
-        h[where[len(z) :]] = new_z
-        del z, new_z
-        if ev.certified:
-            h_error = h_error[order]
-        _activate(h, count, slope)
+        members = np.concatenate([members, born])
+        h = _activate(z, count, slope)
+        del z
     return out.on, out.doubt, residuals
+
+
+def _norms_and_dots(h: FloatArray, perm: IntArray) -> tuple[FloatArray, FloatArray]:
+    """``||h||`` of each row by position (``h[perm]``), and ``<h_s, h_s+1>`` of neighbours.
+
+    A few rows at a time (gathered into a block that stays in cache).
+    """
+    m = len(perm)
+    norm = np.zeros(m)
+    dot = np.zeros(max(m - 1, 0))
+    step = max(1, (1 << 19) // max(h.shape[1], 1))
+    for lo in range(0, m, step):
+        hi = min(m, lo + step)
+        block = h[perm[lo : min(m, hi + 1)]]
+        norm[lo:hi] = _norms(block[: hi - lo])
+        if len(block) > 1:
+            dot[lo : lo + len(block) - 1] = np.einsum("ij,ij->i", block[:-1], block[1:])
+    return norm, dot
 
 
 class _KnotBits:
@@ -1183,6 +1199,7 @@ def _check_layer(
     ev: _Evaluator,
     layer: int,
     z: FloatArray,
+    rows: IntArray,
     norm: FloatArray,
     h_error: FloatArray,
     dot: FloatArray,
@@ -1192,6 +1209,9 @@ def _check_layer(
     out: _KnotBits,
 ) -> None:
     """Layer ``layer``'s certain signs at every knot, from its values ``z`` at the members.
+
+    Members by position: ``members`` (knots), ``rows`` (their rows of ``z``), ``norm``,
+    ``h_error`` (their input's norm and error bound) and ``dot`` (``<h_s, h_s+1>``).
 
     Stretch by stretch: a neuron beyond the largest zero bound of the stretch with the
     same sign at both its members has that certain sign at every knot inside (it is
@@ -1231,7 +1251,7 @@ def _check_layer(
         coef_a, coef_b = tol * scale_a + extra_a, tol * scale_b + extra_b
         top_a = tol * np.maximum(norm, norm[s_q]) + g * (norm + norm[s_q]) * _SAFETY
         top_b = tol + 2.0 * g * _SAFETY
-    out.p, out.q, out.lam = p, q, lam
+    out.p, out.q, out.lam = rows[p], rows[q], lam  # rows of z
     out.coef_a, out.coef_b = coef_a, np.broadcast_to(coef_b, (nk,))
     out.scale_a, out.scale_b = scale_a, np.broadcast_to(scale_b, (nk,))
     out.extra_a, out.extra_b = extra_a, np.broadcast_to(extra_b, (nk,))
@@ -1254,18 +1274,23 @@ def _check_layer(
     zero_rows: list[NDArray[np.uint8]] = []
     for lo in range(0, m, step):
         hi = min(m, lo + step)
-        block = zv[lo : min(m, hi + 1)]  # and the next stretch's first member
+        block = zv[rows[lo : min(m, hi + 1)]]  # and the next stretch's first member
         gt = block > top
         lt = block < -top
-        small = np.abs(block) < floor
         if hi == m:  # the last member is a stretch of its own
-            gt, lt, small = (np.concatenate([x, x[-1:]]) for x in (gt, lt, small))
+            gt, lt = (np.concatenate([x, x[-1:]]) for x in (gt, lt))
+            block = np.concatenate([block, block[-1:]])
         up = gt[:-1] & gt[1:]
-        zero = small[:-1] & small[1:]
         done = lt[:-1] & lt[1:]
         done |= up
-        done |= zero
         s_idx, units = np.nonzero(~done)
+        # Of the others, those within the slack at both members: zero all over.
+        small = (np.abs(block[s_idx, units]) < floor[units]) & (
+            np.abs(block[s_idx + 1, units]) < floor[units]
+        )
+        zero = np.zeros_like(up)
+        zero[s_idx[small], units[small]] = True
+        s_idx, units = s_idx[~small], units[~small]
         loose.append((s_idx + lo, units))
         if shift:
             pad = np.zeros((hi - lo, shift), dtype=bool)
@@ -1289,8 +1314,8 @@ def _check_layer(
     pair = np.repeat(np.arange(len(s_idx)), lengths)
     knot = begin[pair] + np.arange(len(pair)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
     j = units[pair]
-    zp_j = z[p[knot], j]
-    value = zp_j + lam[knot] * (z[q[knot], j] - zp_j)
+    zp_j = z[out.p[knot], j]
+    value = zp_j + lam[knot] * (z[out.q[knot], j] - zp_j)
     limit = coef_a[knot] * rn[j] + out.coef_b[knot] * ab[j] + slack[j]
     col = off + j
     byte, bit = col >> 3, (np.uint8(1) << (col & 7).astype(np.uint8))
