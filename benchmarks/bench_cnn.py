@@ -17,7 +17,8 @@ script reports in one run:
 - the convolutions' achieved GFLOP/s in the core's forward pass (one thread, a batch of
   ``--batch`` points; all the layers' time counted, so a lower bound) against the
   machine's own DGEMM rate measured through the same core (a dense 1024×1024 layer);
-- ``verify()`` on the result: time and peak memory;
+- ``verify()`` on the result: time and peak memory (``--verify-full``: also the
+  whole-forward-pass check, ``verify(full_forward=True)``);
 - VGG-11: 2D slices through three random images (``Plane.through``, the images at (0, 0),
   (1, 0), (0, 1)) at ``--slice-widths`` in the box ``[0, --slice-box]²``: time, faces,
   ``verify()``, and torch's dense sampling on a grid (distinct (ReLU signs, argmax)
@@ -38,7 +39,9 @@ verify, 63.8 s against the old code's 122 s in one run where the count took 61.9
 (load ~7), 33.7 s against 38.6 s where it took 12.9 s (load ~3.5; the core's forward
 of the 1107 checked points is 27 s of it); checking the pieces' ends only (554 points),
 16.3 s against the old 32.5 s where the count took 12.2 s (load ~2.5, one run; separate
-runs: 16.5 against 31.2 s, both within the count's peak of 1.79 GB); at width 16 the CSR chain counts 7.8-10x slower than the structured layers,
+runs: 16.5 against 31.2 s, both within the count's peak of 1.79 GB); layer by layer
+(``--verify-full``, load 4.5-5.2) 22.7 s against the whole forward pass's 29.9 s where
+the count took 25.5 s, 29.3 against 35.7 s where it took 25.8 s; at width 16 the CSR chain counts 7.8-10x slower than the structured layers,
 with the same 139 breakpoints.
 
 VGG-11 at width 64 (``--model vgg11 --baseline-width 0 --walk-steps 10 --slice-widths
@@ -184,6 +187,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--baseline-width", type=int, default=16, help="CSR baseline (0: skip)")
     parser.add_argument("--no-verify", action="store_true")
     parser.add_argument(
+        "--verify-full",
+        action="store_true",
+        help="also time verify(full_forward=True), a whole forward pass per piece end",
+    )
+    parser.add_argument(
         "--pair-fraction",
         type=float,
         default=0.005,
@@ -283,6 +291,15 @@ def main(argv: list[str] | None = None) -> int:
         verify_mb = peak_mb()
         verify_ok = report.ok
         progress(f"  verify {verify_s:.3g} s (ok={verify_ok}), {verify_mb:.0f} MB")
+    full_rows = []
+    if args.verify_full and not args.no_verify:
+        progress("verify(full_forward=True) ...")
+        start = time.perf_counter()
+        full = result.verify(full_forward=True)
+        full_s = time.perf_counter() - start
+        verify_ok = verify_ok and full.ok
+        progress(f"  verify(full_forward=True) {full_s:.3g} s (ok={full.ok})")
+        full_rows = [["verify(full_forward=True)", f"{full_s:.3g} s (ok={full.ok})", "-"]]
 
     rows = [
         ["from_torch", f"{convert_s:.3g} s", f"{convert_mb:.0f}"],
@@ -290,6 +307,7 @@ def main(argv: list[str] | None = None) -> int:
         *pair_rows,
         ["torch walk (extrapolated)", f"{walk_s:.3g} s ({per_step * 1e3:.3g} ms/step)", "-"],
         ["verify()", f"{verify_s:.3g} s (ok={verify_ok})", f"{verify_mb:.0f}"],
+        *full_rows,
     ]
     baseline_rows = []
     speedup_old = None
@@ -382,6 +400,9 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_verify:
         targets.append((verify_mb < 2048, f"verify() peak memory under 2 GB ({verify_mb:.0f} MB)"))
         targets.append((verify_ok, "verify() passes"))
+        targets.append(
+            (verify_s <= count_s, f"verify() no slower than count_1d ({verify_s / count_s:.2f}x)")
+        )
     if speedup_old is not None:
         targets.append((speedup_old > 1.0, f"faster than the CSR chain ({speedup_old:.3g}x)"))
     command = reproduce_command(

@@ -339,6 +339,10 @@ def test_verify_catches_a_wrong_argmax():
     report = bad.verify(raise_on_error=False)
     assert not report.ok
     assert {p.check for p in report.problems} & {"argmax", "pattern", "pooling"}
+    # Paths through max pooling keep the whole forward pass (design.md §7): the same
+    # report either way.
+    assert bad.verify(full_forward=True) == report
+    assert r.verify(full_forward=True) == r.verify()
 
 
 def torch_relu_bits(model, points):

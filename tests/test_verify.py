@@ -161,12 +161,13 @@ def test_degenerate_constructions_verify():
 # --- Failing on corrupted results -----------------------------------------------------
 
 
+@pytest.mark.parametrize("full", [False, True])
 @pytest.mark.parametrize("patterns", [True, False])
-def test_moved_breakpoint_fails(patterns):
+def test_moved_breakpoint_fails(patterns, full):
     r = one_path(patterns)
     bp = r.breakpoints.copy()
     bp[5] += 0.1 * min(bp[6] - bp[5], bp[5] - bp[4])
-    report = path_with(r, breakpoints=bp).verify()
+    report = path_with(r, breakpoints=bp).verify(full_forward=full)
     assert not report.ok
     assert {"breakpoint-zero", "pattern"} <= {p.check for p in report.problems}
     assert any(p.index == 5 and p.position == (bp[5],) for p in report.problems)
@@ -177,27 +178,35 @@ def test_moved_breakpoint_fails(patterns):
     assert isinstance(err.value, AssertionError)
 
 
+@pytest.mark.parametrize("full", [False, True])
 @pytest.mark.parametrize("patterns", [True, False])
-def test_dropped_breakpoint_fails(patterns):
+def test_dropped_breakpoint_fails(patterns, full):
     r = one_path(patterns)
-    assert "pattern" in failed_checks(drop_breakpoint(r, 7))
+    for i in range(r.num_breakpoints - 1):  # whichever layer flips there
+        assert "pattern" in failed_checks(drop_breakpoint(r, i), full_forward=full)
 
 
-def test_flipped_pattern_bit_fails():
+@pytest.mark.parametrize("full", [False, True])
+def test_flipped_pattern_bit_fails(full):
     r = one_path()
     patterns = r.patterns.copy()
     patterns[3, 0] ^= 1
-    checks = failed_checks(path_with(r, patterns=patterns))
+    checks = failed_checks(path_with(r, patterns=patterns), full_forward=full)
     assert {"pattern", "breakpoint-flips"} <= checks
 
 
-def test_wrong_flip_neuron_fails():
-    r = one_path()
-    neurons = r.flip_neurons.copy()
-    neurons[4] = [1 - neurons[4, 0], (neurons[4, 1] + 1) % 16]
-    assert {"breakpoint-zero", "breakpoint-flips"} <= failed_checks(
-        path_with(r, flip_neurons=neurons)
-    )
+@pytest.mark.parametrize("full", [False, True])
+@pytest.mark.parametrize("patterns", [True, False])
+def test_wrong_flip_neuron_fails(patterns, full):
+    r = one_path(patterns)
+    for i in range(r.num_breakpoints):
+        # The other layer: layer by layer, a breakpoint claimed in layer 1 is not
+        # evaluated in layer 0 (its values there interpolated), and the reverse.
+        neurons = r.flip_neurons.copy()
+        row = r.flip_offsets[i]
+        neurons[row] = [1 - neurons[row, 0], (neurons[row, 1] + 1) % 16]
+        checks = failed_checks(path_with(r, flip_neurons=neurons), full_forward=full)
+        assert {"breakpoint-zero", "breakpoint-flips"} <= checks
 
 
 def test_wrong_counts_and_orders_fail():
@@ -211,11 +220,12 @@ def test_wrong_counts_and_orders_fail():
     assert "segment" in failed_checks(path_with(r, segment=(r.segment + 1) % 4))
 
 
-def test_closed_path_with_a_wrong_piece_fails():
+@pytest.mark.parametrize("full", [False, True])
+def test_closed_path_with_a_wrong_piece_fails(full):
     r = one_path(closed=True)
     patterns = r.patterns.copy()
     patterns[0] = patterns[1]  # the piece through the start takes its neighbour's pattern
-    assert "pattern" in failed_checks(path_with(r, patterns=patterns))
+    assert "pattern" in failed_checks(path_with(r, patterns=patterns), full_forward=full)
 
 
 def test_another_network_fails():
@@ -321,8 +331,11 @@ def test_tolerance_option():
     assert not moved.verify().ok
     # A certified result's tolerance multiplies its certified error bound (about 1e-16 of
     # the values' scale): a loose enough one accepts anything this small.
-    assert not moved.verify(tol=1e9).ok
+    assert not moved.verify(tol=1e9, full_forward=True).ok
+    # Layer by layer, the interpolation's rounding adds to the bound (a few times looser).
+    assert not moved.verify(tol=1e8).ok
     assert moved.verify(tol=1e12).ok
+    assert moved.verify(tol=1e12, full_forward=True).ok
     old_rule = path_with(lrcore.count_1d(NET.to_lrcore(), PATH, rtol=1e-10), breakpoints=bp)
     assert old_rule.rtol == 1e-10
     assert not old_rule.verify().ok
@@ -357,8 +370,9 @@ def test_result_without_network_needs_one():
     assert "shape" in failed_checks(orphan, net=wrong_size)
 
 
+@pytest.mark.parametrize("full", [False, True])
 @pytest.mark.parametrize("rtol", [None, 1e-10])
-def test_flipped_bit_deep_in_a_residual_conv_net_is_named(rtol):
+def test_flipped_bit_deep_in_a_residual_conv_net_is_named(rtol, full):
     # A residual conv net: several hidden layers, linear units riding along. verify()
     # checks layer by layer; a flipped bit must be found and named, in whichever layer,
     # and only the earliest contradicted neuron of a piece is reported.
@@ -391,7 +405,7 @@ def test_flipped_bit_deep_in_a_residual_conv_net_is_named(rtol):
         flipped = bits.copy()
         flipped[piece, column] ^= 1
         patterns = np.packbits(flipped, axis=1, bitorder="little")
-        report = path_with(r, patterns=patterns).verify()
+        report = path_with(r, patterns=patterns).verify(full_forward=full)
         named = [p for p in report.problems if p.check == "pattern" and p.index == piece]
         assert named, report
         assert all(f"neuron ({layer}, {column - lo})" in p.message for p in named), named
@@ -408,16 +422,28 @@ ABS_NET = lrcore.Network(
 )
 
 
+#: The same, three layers deeper: layers 1 and 2 pass relu(x), relu(-x) on (plus 1 each),
+#: layer 3 is |x| - 1 and crosses zero at -1 and 1; layer 0 crosses at 0. Layer by
+#: layer, the breakpoint at 0 is evaluated from layer 1 on, and -1 and 1 from layer 4
+#: (the output) on: their values in layers 0-3 are interpolated.
+DEEP_ABS_NET = lrcore.Network(
+    [np.array([[1.0], [-1.0]]), np.eye(2), np.eye(2), np.array([[1.0, 1.0]]), np.array([[1.0]])],
+    [np.zeros(2), np.ones(2), np.ones(2), np.array([-5.0]), np.zeros(1)],
+)
+
+
+@pytest.mark.parametrize("full", [False, True])
+@pytest.mark.parametrize(("net", "deep"), [(ABS_NET, 1), (DEEP_ABS_NET, 3)])
 @pytest.mark.parametrize("patterns", [True, False])
-def test_missing_pair_of_deep_breakpoints_fails(patterns):
+def test_missing_pair_of_deep_breakpoints_fails(patterns, net, deep, full):
     # verify() checks the ends of pieces only. A layer-2 neuron crossing twice inside a
     # piece needs a layer-1 sign change between the crossings (layer 2 is affine where
     # layer 1's signs are constant); dropping the layer-2 pair leaves that breakpoint,
     # where the layer-2 neuron has the wrong sign for both merged pieces; dropping it too
     # leaves layer-1 neurons with opposite certain signs at the piece's ends.
-    r = lrcore.count_1d(ABS_NET, np.array([[-2.0], [2.0]]), return_patterns=True)
+    r = lrcore.count_1d(net, np.array([[-2.0], [2.0]]), return_patterns=True)
     assert r.breakpoints.tolist() == [1.0, 2.0, 3.0]
-    assert r.verify().num_points == 5  # one point per piece end, no middles
+    assert r.verify(full_forward=full).num_points == 5  # one point per piece end, no middles
     pair = path_with(
         r,
         breakpoints=r.breakpoints[[1]],
@@ -428,11 +454,11 @@ def test_missing_pair_of_deep_breakpoints_fails(patterns):
         num_distinct=2,
         patterns=r.patterns[[0, 3]] if patterns else None,
     )
-    report = pair.verify()
+    report = pair.verify(full_forward=full)
     assert {p.check for p in report.problems} == {"pattern"}
-    assert any("neuron (1, 0)" in p.message for p in report.problems)
+    assert any(f"neuron ({deep}, 0)" in p.message for p in report.problems)
     three = one_piece(r, patterns)
-    report = three.verify()
+    report = three.verify(full_forward=full)
     assert "pattern" in {p.check for p in report.problems}
     assert any("neuron (0, 0)" in p.message for p in report.problems)
 
@@ -451,17 +477,101 @@ def one_piece(r: lrcore.PathResult, patterns: bool) -> lrcore.PathResult:
     )
 
 
+@pytest.mark.parametrize("full", [False, True])
 @pytest.mark.parametrize("patterns", [True, False])
-def test_missing_pair_around_a_polyline_vertex_fails(patterns):
+def test_missing_pair_around_a_polyline_vertex_fails(patterns, full):
     # A layer-1 neuron can cross twice on a polyline, out and back: the vertex between
     # is a sub-interval end, so it is checked like a breakpoint.
     r = lrcore.count_1d(ABS_NET, np.array([[-0.5], [0.5], [-0.5]]), return_patterns=True)
     assert r.num_breakpoints == 2
-    assert r.verify().ok
+    assert r.verify(full_forward=full).ok
     merged = one_piece(r, patterns)
-    report = merged.verify()
+    report = merged.verify(full_forward=full)
     assert "pattern" in {p.check for p in report.problems}
     at = {p.position for p in report.problems if p.check == "pattern"}
     # Against the stored pattern the vertex is wrong; read from the ends and the vertex,
     # the pattern contradicts some of them.
     assert at == {(1.0,)} if patterns else at <= {(0.0,), (1.0,), (2.0,)}
+
+
+# --- Layer by layer against the whole forward pass --------------------------------------
+
+
+def _both_ways(r: lrcore.PathResult) -> tuple[lrcore.VerifyReport, lrcore.VerifyReport]:
+    return r.verify(), r.verify(full_forward=True)
+
+
+@settings(max_examples=40)
+@given(
+    spec=nets(max_hidden=4, max_width=16),
+    data=st.data(),
+    closed=st.booleans(),
+    patterns=st.booleans(),
+    rtol=st.sampled_from([None, 1e-10]),
+)
+def test_layer_by_layer_agrees_with_the_whole_forward_pass(spec, data, closed, patterns, rtol):
+    net = spec.to_lrcore()
+    path = data.draw(paths_for(spec.input_dim))
+    r = lrcore.count_1d(net, path, closed, return_patterns=patterns, rtol=rtol)
+    layered, full = _both_ways(r)
+    assert layered.ok, layered
+    assert full.ok, full
+    assert layered.max_residual <= layered.tolerance
+    # The same certain signs at every piece end, where both are sure of them.
+    from lrcore import _verify as v
+
+    ev = v._Evaluator(net, np.zeros(net.input_dim), certified=rtol is None)
+    tol = v._default_tol(None, rtol)
+    closed_pts = np.vstack([r.points, r.points[:1]]) if r.closed else r.points
+    positions, xs, _, _ = v._sub_intervals(r)
+    k = r.num_breakpoints
+    bp_rows = np.repeat(np.arange(k), np.diff(r.flip_offsets))
+    layers = r.flip_neurons.reshape(-1, 2)[:, 0]
+    layout = v._knot_layout(r, positions, closed_pts, bp_rows, layers)
+    assert layout is not None
+    columns = ev.flat(r.flip_neurons) if k else np.zeros(0, np.int64)
+    on, doubt, _ = v._knot_signs(ev, *layout, columns, tol)
+    steps = np.diff(closed_pts, axis=0)
+    at = v._breakpoint_points(r, closed_pts, steps, bp_rows)
+    on_f, doubt_f, _, (start, end) = v._forward_signs(ev, xs, at, columns, tol)
+    n = r.num_neurons
+
+    def bits(packed):
+        return np.unpackbits(packed, axis=1, count=n, bitorder="little").astype(bool)
+
+    knots_on = bits(on)
+    knots_doubt = bits(doubt)
+    ends_on = bits(on_f)[np.concatenate([start, end[-1:]])]
+    ends_doubt = bits(doubt_f)[np.concatenate([start, end[-1:]])]
+    sure = ~knots_doubt & ~ends_doubt
+    assert np.array_equal(knots_on[sure], ends_on[sure])
+
+
+@pytest.mark.parametrize("rtol", [None, 1e-10])
+def test_layer_by_layer_on_a_residual_conv_net(rtol):
+    # Linear units (the residual branch) ride along and are interpolated with the rest;
+    # a moved breakpoint deep in the net is caught either way.
+    pytest.importorskip("torch")
+    from lrcore import zoo
+
+    net = lrcore.from_torch(zoo.resnet18(width=2, seed=5), (3, 32, 32))
+    rng = np.random.default_rng(1)
+    x0 = rng.standard_normal(3072)
+    path = np.stack([x0, x0 + 0.02 * rng.standard_normal(3072), x0])
+    r = lrcore.count_1d(net, path, rtol=rtol)
+    assert r.num_breakpoints > 10
+    layered, full = _both_ways(r)
+    assert layered.ok
+    assert full.ok
+    assert layered.num_points == full.num_points
+    layer_of = r.flip_neurons[r.flip_offsets[:-1], 0]
+    # The deepest breakpoint; certified, one in layer 2 at most: the filter's error bound
+    # grows through the layers and deep in this net exceeds the values (docs/numerics.md).
+    i = int(np.argmax(np.where(layer_of <= (2 if rtol is None else 99), layer_of, -1)))
+    assert layer_of[i] >= 2
+    bp = r.breakpoints.copy()
+    gap = np.diff(np.concatenate([[0.0], bp, [r.length]]))
+    bp[i] += 0.2 * min(gap[i], gap[i + 1])
+    moved = path_with(r, breakpoints=bp)
+    for report in _both_ways(moved):
+        assert "breakpoint-zero" in {p.check for p in report.problems}

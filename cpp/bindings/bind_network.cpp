@@ -1,5 +1,6 @@
 #include <algorithm>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -182,6 +183,41 @@ py::list pre_activations(const Network& net, const DoubleArray& x) {
     return result;
 }
 
+// Layer l's affine map (hidden layer l's values; l = num_hidden_layers: the output) at
+// the rows of h, its input (the input x for l = 0, else hidden layer l - 1 activated),
+// written to out (n × the layer's width, C order) when given, else to a new array.
+py::array_t<double> apply_layer(const Network& net, Index l, const DoubleArray& h,
+                                std::optional<py::array_t<double>> out) {
+    if (l < 0 || l >= net.num_layers())
+        throw std::invalid_argument("layer: expected 0 <= layer < " +
+                                    std::to_string(net.num_layers()) + ", got " +
+                                    std::to_string(l));
+    const AffineMap& map = net.layer(l);
+    require_shape(h, "h", 2, -1, map.in_dim());
+    const Index n = h.shape(0);
+    py::array_t<double> target_array;
+    if (out.has_value()) {
+        target_array = *out;
+        if (target_array.ndim() != 2 || target_array.shape(0) != n ||
+            target_array.shape(1) != map.out_dim() ||
+            !(target_array.flags() & py::array::c_style) || !target_array.writeable())
+            throw std::invalid_argument("out: expected a writeable C-ordered float64 array (" +
+                                        std::to_string(n) + ", " + std::to_string(map.out_dim()) +
+                                        ")");
+    } else {
+        target_array = py::array_t<double>(
+            {static_cast<py::ssize_t>(n), static_cast<py::ssize_t>(map.out_dim())});
+    }
+    const double* in = h.data();
+    double* target = target_array.mutable_data();
+    {
+        // Safe: the arrays are held by this frame and the network is immutable.
+        py::gil_scoped_release release;
+        map.apply(in, n, map.in_dim(), target, map.out_dim());
+    }
+    return target_array;
+}
+
 // One value per hidden layer: hidden_size (neurons) or layer_width.
 std::vector<Index> per_layer(const Network& net, Index (Network::*value)(Index) const) {
     std::vector<Index> values;
@@ -206,6 +242,8 @@ void bind_network(py::module_& m) {
             [](const Network& net) { return per_layer(net, &Network::layer_width); })
         .def("forward", &forward, py::arg("x"))
         .def("pre_activations", &pre_activations, py::arg("x"))
+        .def("apply_layer", &apply_layer, py::arg("layer"), py::arg("h"),
+             py::arg("out") = py::none())
         .def("norm_bounds", [](const Network& net) {
             std::vector<double> bounds;
             for (Index l = 0; l <= net.num_hidden_layers(); ++l)

@@ -39,6 +39,10 @@ class Network:
     def layer_widths(self) -> list[int]: ...
     def forward(self, x: NDArray[np.float64]) -> NDArray[np.float64]: ...
     def pre_activations(self, x: NDArray[np.float64]) -> list[NDArray[np.float64]]: ...
+    def apply_layer(
+        self, layer: int, h: NDArray[np.float64], out: NDArray[np.float64] | None = None
+    ) -> NDArray[np.float64]:
+        """Layer ``layer``'s affine map at the rows of ``h`` (its input, activated), into ``out``."""
     def norm_bounds(self) -> list[float]:
         """Per layer (output last): the map's structural bound on ``||W||_2``, or -1."""
 

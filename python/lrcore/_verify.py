@@ -6,6 +6,11 @@ and calls the class's own ``_check``: ``PathResult`` calls :func:`check_path`,
 imports the result classes for typing only. The checks use only the result's arrays and the network's own float64 forward
 pass, so a user can run them on any result as a certificate.
 
+Paths are evaluated layer by layer: a breakpoint from the layer after its earliest
+flipping neuron on, its earlier layers interpolated between the points evaluated there
+(:func:`_knot_signs`, docs/design.md §7); ``verify(full_forward=True)`` and paths through
+max pooling evaluate every piece end with a whole forward pass.
+
 Why the checks are a certificate (up to the tolerance): on a piece (1D) or convex face
 (2D) whose pattern is really constant, every pre-activation is affine. If the pattern is
 *not* constant there, take the earliest layer with a neuron that changes sign: all earlier
@@ -859,11 +864,13 @@ def _end_checks(
     columns: IntArray,
     tol: float,
     c: _Collector,
+    layered: tuple[FloatArray, FloatArray, IntArray, IntArray] | None = None,
 ) -> tuple[_PackedRows, _PackedRows, FloatArray]:
     """Every neuron at both ends of every sub-interval against its piece's pattern.
 
-    One forward pass over the distinct ends and breakpoints (``at``, where flipping
-    neuron ``columns[j]`` must vanish) gives each point's certain signs: above zero's
+    One evaluation of each distinct end and breakpoint (``at``, where flipping neuron
+    ``columns[j]`` must vanish; a whole forward pass, or layer by layer from the layer
+    after its earliest flip on with ``layered``) gives each point's certain signs: above zero's
     limit ("on"), below minus it ("off"), or within it (either sign accepted). A piece's
     pattern is the stored one or, without stored patterns, the certain signs of its
     ends (the bits of neurons certain at no end are unsure, as a pattern read at a middle
@@ -872,11 +879,33 @@ def _end_checks(
     induction over the layers, signs that hold at both ends of a sub-interval hold inside
     it (docs/design.md §7).
 
+    ``layered``: (knots, their input points where born at -1, birth layers, knot of each
+    flip) to evaluate the knots layer by layer (:func:`_knot_signs`) instead of one
+    forward pass each.
+
     Returns the pieces' patterns, their uncertain bits, and the residual of each
     flipping neuron at its breakpoint.
     """
-    n = r.num_neurons
     m = len(piece)
+    if layered is not None:
+        on, doubt, residuals = _knot_signs(ev, *layered[:3], layered[3], columns, tol)
+        knots = (np.arange(m), np.arange(1, m + 1))
+    else:
+        on, doubt, residuals, knots = _forward_signs(ev, xs, at, columns, tol)
+    bits, unsure = _pattern_checks(r, ev, positions, piece, on, doubt, knots, c)
+    return bits, unsure, residuals
+
+
+def _forward_signs(
+    ev: _Evaluator, xs: FloatArray, at: FloatArray, columns: IntArray, tol: float
+) -> tuple[NDArray[np.uint8], NDArray[np.uint8], FloatArray, tuple[IntArray, IntArray]]:
+    """Packed certain signs at the distinct ends, one whole forward pass each.
+
+    Also the residual of each flipping neuron ``columns[j]`` at ``at[j]``, and the
+    distinct point at the start and end of each sub-interval.
+    """
+    n = ev.net.num_neurons
+    m = xs.shape[0]
     width = (n + 7) // 8
     ends = np.concatenate([xs[:, 0], xs[:, 2], at])
     distinct, inverse = np.unique(ends, axis=0, return_inverse=True)
@@ -897,9 +926,29 @@ def _end_checks(
         cuts = mine[mine >= 2 * m] - 2 * m
         if cuts.size:
             residuals[cuts] = _residuals_at(ev, layers, inverse[cuts + 2 * m] - lo, columns[cuts])
+    return on, doubt, residuals, (inverse[:m], inverse[m : 2 * m])
+
+
+def _pattern_checks(
+    r: PathResult,
+    ev: _Evaluator,
+    positions: FloatArray,
+    piece: IntArray,
+    on: NDArray[np.uint8],
+    doubt: NDArray[np.uint8],
+    knots: tuple[IntArray, IntArray],
+    c: _Collector,
+) -> tuple[_PackedRows, _PackedRows]:
+    """The pieces' patterns (stored, or the certain signs at their ends) against the ends.
+
+    ``on`` and ``doubt`` are the packed certain signs of points, ``knots`` the points at
+    the start and end of each sub-interval.
+    """
+    n = r.num_neurons
+    m = len(piece)
+    width = (n + 7) // 8
     valid = np.packbits(np.ones(n, dtype=bool), bitorder="little")
     off = ~(on | doubt) & valid
-    knots = (inverse[:m], inverse[m : 2 * m])
     if r.patterns is not None:
         bits = np.ascontiguousarray(r.patterns, dtype=np.uint8)
         unsure = np.zeros_like(bits)
@@ -945,7 +994,383 @@ def _end_checks(
         )
 
     c.add_many("pattern", piece[rows_ // 2], positions[rows_ // 2, 2 * (rows_ % 2)], message)
-    return packed, _PackedRows(unsure, n), residuals
+    return packed, _PackedRows(unsure, n)
+
+
+# --- 1D, layer by layer ----------------------------------------------------------------
+
+#: Rounding of an interpolated value ``v_p + λ (v_q - v_p)``, relative to ``|v_p| +
+#: |v_q|`` (three roundings; a generous multiple of γ_3).
+_INTERP_ROUNDING = _gamma(4.0) * _SAFETY**2
+
+
+def _activate(z: FloatArray, count: int, slope: float) -> FloatArray:
+    """A hidden layer's output, in place: its ``count`` neurons activated, its linear units kept."""
+    neurons = z[:, :count]
+    if slope == 0:
+        np.maximum(neurons, 0.0, out=neurons)
+    else:
+        np.multiply(neurons, slope, out=neurons, where=neurons < 0)
+    return z
+
+
+def _enclosing(
+    member_pos: FloatArray, at: FloatArray
+) -> tuple[IntArray, IntArray, FloatArray, FloatArray]:
+    """The members ``p <= at < q`` around each position, ``λ``, and 1 where ``λ > 0``."""
+    last = len(member_pos) - 1
+    p = np.clip(np.searchsorted(member_pos, at, side="right") - 1, 0, last)
+    q = np.minimum(p + 1, last)
+    span = member_pos[q] - member_pos[p]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        lam = np.where((q > p) & (span > 0), (at - member_pos[p]) / span, 0.0)
+    lam = np.clip(lam, 0.0, 1.0)
+    return p, q, lam, (lam > 0).astype(np.float64)
+
+
+def _lerp(values: FloatArray, p: IntArray, q: IntArray, lam: FloatArray, cols: Any) -> FloatArray:
+    """``v_p + λ (v_q - v_p)`` for the rows p, q of ``values`` (exactly ``v_p`` at ``λ = 0``)."""
+    vp = values[p, cols]
+    out: FloatArray = values[q, cols]
+    out -= vp
+    out *= lam[:, None]
+    out += vp
+    return out
+
+
+def _layer_apply(ev: _Evaluator, layer: int, h: FloatArray, out: FloatArray) -> None:
+    """Layer ``layer``'s map at the rows of ``h`` into ``out``, split over threads."""
+    core = ev.net._core
+    parts = min(ev.threads, h.shape[0])
+    if parts <= 1:
+        core.apply_layer(layer, h, out)
+        return
+    bounds = np.linspace(0, h.shape[0], parts + 1).astype(np.int64)
+    with ThreadPoolExecutor(parts) as pool:
+        list(
+            pool.map(
+                lambda i: core.apply_layer(
+                    layer, h[bounds[i] : bounds[i + 1]], out[bounds[i] : bounds[i + 1]]
+                ),
+                range(parts),
+            )
+        )
+
+
+def _or_bits(target: NDArray[np.uint8], row: int, bools: BoolArray, off: int) -> None:
+    """OR ``bools`` (rows × count) into packed rows ``row..`` of ``target`` from bit ``off``."""
+    shift = off % 8
+    if shift:
+        bools = np.concatenate([np.zeros((bools.shape[0], shift), dtype=bool), bools], axis=1)
+    packed = np.packbits(bools, axis=1, bitorder="little")
+    first = off // 8
+    target[row : row + bools.shape[0], first : first + packed.shape[1]] |= packed
+
+
+def _knot_signs(
+    ev: _Evaluator,
+    knots: FloatArray,
+    inputs: FloatArray,
+    birth: IntArray,
+    bp_knot: IntArray,
+    columns: IntArray,
+    tol: float,
+) -> tuple[NDArray[np.uint8], NDArray[np.uint8], FloatArray]:
+    """Certain signs (packed "on" and "within the bound") at every knot, layer by layer.
+
+    The knots are the pieces' ends (breakpoints and the polyline's vertices) at arc
+    lengths ``knots``; ``birth[i]`` is the earliest layer of a neuron flipping at knot
+    ``i``, -1 at the polyline's vertices, whose input points are the rows of
+    ``inputs`` in order. Layer ``l``'s *members* are the knots born before ``l``: their
+    layer-``l`` values are layer ``l``'s map (the core's) at their own layer ``l - 1``
+    outputs; every other knot's are interpolated linearly between the enclosing
+    members, since the layers before ``l`` were checked constant between them and the
+    network up to layer ``l`` is affine there (docs/design.md §7). The zero bound of an
+    interpolated value adds the interpolation's rounding. Returns the packed bits of
+    every knot, and the residual of flipping neuron ``columns[j]`` at knot ``bp_knot[j]``.
+    """
+    n = ev.net.num_neurons
+    width = (n + 7) // 8
+    nk = len(knots)
+    out = _KnotBits(ev, np.zeros((nk, width), np.uint8), np.zeros((nk, width), np.uint8))
+    residuals = np.zeros(len(columns))
+    ev.num_points += nk  # each evaluated once, from the layer after its birth on
+    col_layer = np.searchsorted(ev.offsets, columns, side="right") - 1
+    # Members in the order they joined (rows of the values), and by position (``perm``).
+    members = np.flatnonzero(birth < 0)
+    h = np.ascontiguousarray(inputs, dtype=np.float64)  # the members' inputs of layer 0
+    h_error = np.zeros(len(members))  # bound on ||h - exact||_2 (certified)
+    widths = ev.net.layer_widths
+    g = _INTERP_ROUNDING
+    last = len(ev.sizes) - 1
+    for layer in range(len(ev.sizes)):
+        count, slope = ev.sizes[layer], ev.slopes[layer]
+        perm = np.argsort(knots[members], kind="stable")
+        m = len(members)
+        if not ev.certified:
+            h_error = np.zeros(m)
+        born = np.flatnonzero(birth == layer) if layer < last else np.zeros(0, np.int64)
+        # Room for the knots born here: layer l + 1's members are these and them.
+        z = np.empty((m + len(born), widths[layer]))
+        _layer_apply(ev, layer, h, z[:m])
+        norm, dot = _norms_and_dots(h, perm)
+        h = np.empty((0, 0))  # freed while the knots are checked
+        sorted_members = members[perm]
+        if count:
+            _check_layer(
+                ev, layer, z, perm, norm, h_error[perm], dot, knots, sorted_members, tol, out
+            )
+            mine = np.flatnonzero(col_layer == layer)
+            if mine.size:
+                residuals[mine] = out.residuals(layer, z, bp_knot[mine], columns[mine])
+        if layer == last:
+            break
+        # The knots born at layer l: their layer-l values are interpolated (all units:
+        # the whole layer is affine between members).
+        p, q, lam, inner = _enclosing(knots[sorted_members], knots[born])
+        rp, rq = perm[p], perm[q]
+        z[m:] = _lerp(z, rp, rq, lam, slice(None))
+        if ev.certified:
+            nxt = ev._next_error(layer, norm[np.argsort(perm)], h_error)
+            gain = max(1.0, abs(slope))
+            zn = _norms(z[:m])
+            rounding = g * inner * (zn[rp] + zn[rq])
+            new_err = (1.0 - lam) * nxt[rp] + lam * nxt[rq] + gain * _SAFETY * rounding
+            h_error = np.concatenate([nxt, new_err])
+        members = np.concatenate([members, born])
+        h = _activate(z, count, slope)
+        del z
+    return out.on, out.doubt, residuals
+
+
+def _norms_and_dots(h: FloatArray, perm: IntArray) -> tuple[FloatArray, FloatArray]:
+    """``||h||`` of each row by position (``h[perm]``), and ``<h_s, h_s+1>`` of neighbours.
+
+    A few rows at a time (gathered into a block that stays in cache).
+    """
+    m = len(perm)
+    norm = np.zeros(m)
+    dot = np.zeros(max(m - 1, 0))
+    step = max(1, (1 << 19) // max(h.shape[1], 1))
+    for lo in range(0, m, step):
+        hi = min(m, lo + step)
+        block = h[perm[lo : min(m, hi + 1)]]
+        norm[lo:hi] = _norms(block[: hi - lo])
+        if len(block) > 1:
+            dot[lo : lo + len(block) - 1] = np.einsum("ij,ij->i", block[:-1], block[1:])
+    return norm, dot
+
+
+class _KnotBits:
+    """Packed certain signs at the knots, and the zero bound of the layer being checked.
+
+    For layer ``l`` with members ``p`` (``m`` of them, at ``mpos``): knot ``t`` lies in
+    stretch ``s`` (``mpos[s] <= t < mpos[s + 1]``) at ``λ_t``, and neuron ``j``'s zero
+    bound there is ``coef_a[t] ||W_j|| + coef_b[t] |b_j| + slack_j``, with ``scale_a``,
+    ``scale_b`` the residual's denominator and ``extra_a``, ``extra_b`` the
+    interpolation's rounding (subtracted from the residual's numerator).
+    """
+
+    def __init__(self, ev: _Evaluator, on: NDArray[np.uint8], doubt: NDArray[np.uint8]) -> None:
+        self.ev, self.on, self.doubt = ev, on, doubt
+        empty = np.zeros(0)
+        self.p = self.q = np.zeros(0, np.int64)
+        self.lam = self.coef_a = self.coef_b = self.scale_a = self.scale_b = empty
+        self.extra_a = self.extra_b = empty
+
+    def residuals(
+        self, layer: int, z: FloatArray, knot: IntArray, columns: IntArray
+    ) -> FloatArray:
+        """Residual of neuron ``columns[i]`` (of ``layer``) at knot ``knot[i]``."""
+        ev = self.ev
+        off = int(ev.offsets[layer])
+        units = columns - off
+        p, q, lam = self.p[knot], self.q[knot], self.lam[knot]
+        zp = z[p, units]
+        value = np.abs(zp + lam * (z[q, units] - zp))
+        rn, ab = ev.row_norms[layer][units], ev.abs_bias[layer][units]
+        scale = self.scale_a[knot] * rn + self.scale_b[knot] * ab
+        excess = value - ev.slack[columns]
+        excess -= self.extra_a[knot] * rn + self.extra_b[knot] * ab
+        return _residual_of(excess, scale)
+
+
+def _check_layer(
+    ev: _Evaluator,
+    layer: int,
+    z: FloatArray,
+    rows: IntArray,
+    norm: FloatArray,
+    h_error: FloatArray,
+    dot: FloatArray,
+    knots: FloatArray,
+    members: IntArray,
+    tol: float,
+    out: _KnotBits,
+) -> None:
+    """Layer ``layer``'s certain signs at every knot, from its values ``z`` at the members.
+
+    Members by position: ``members`` (knots), ``rows`` (their rows of ``z``), ``norm``,
+    ``h_error`` (their input's norm and error bound) and ``dot`` (``<h_s, h_s+1>``).
+
+    Stretch by stretch: a neuron beyond the largest zero bound of the stretch with the
+    same sign at both its members has that certain sign at every knot inside (it is
+    affine there); only the others are interpolated knot by knot.
+    """
+    count = ev.sizes[layer]
+    off = int(ev.offsets[layer])
+    nk, m = len(knots), len(members)
+    mpos = knots[members]
+    p, q, lam, inner = _enclosing(mpos, knots)
+    g = _INTERP_ROUNDING
+    s_q = np.minimum(np.arange(m) + 1, m - 1)  # each stretch's second member
+    if ev.certified:
+        a_coef, b_arr = ev._bound(layer, norm, h_error)
+        b_coef = float(b_arr[0]) if len(b_arr) else 0.0
+        # eps_t = (1 - λ) eps_p + λ eps_q + g (|z_p| + |z_q|), where
+        # |z_j| <= ||W_j|| (||h|| + error) + |b_j| + eps_j at a member.
+        size = norm + h_error + a_coef
+        scale_a = (1.0 - lam) * a_coef[p] + lam * a_coef[q] + g * inner * (size[p] + size[q])
+        scale_b = b_coef + g * inner * (2.0 + 2.0 * b_coef)
+        coef_a, coef_b = tol * scale_a, tol * scale_b
+        extra_a, extra_b = np.zeros(nk), np.zeros(nk)
+        # The largest bound in each stretch (inner = 1).
+        top_a = tol * (np.maximum(a_coef, a_coef[s_q]) + g * (size + size[s_q]))
+        top_b = tol * (b_coef + g * (2.0 + 2.0 * b_coef))
+    else:
+        # tol (||W_j|| ||h_t|| + |b_j|) + g (|z_p| + |z_q|), |z| <= ||W_j|| ||h|| + |b_j|;
+        # ||h_t|| is at most the larger of its ends' (a norm is convex).
+        cross = np.concatenate([dot, [0.0]])[p]
+        quad = (
+            ((1.0 - lam) * norm[p]) ** 2 + 2.0 * lam * (1.0 - lam) * cross + (lam * norm[q]) ** 2
+        )
+        scale_a = np.sqrt(np.maximum(quad, 0.0))
+        scale_b = np.ones(nk)
+        extra_a = g * inner * (norm[p] + norm[q]) * _SAFETY
+        extra_b = 2.0 * g * inner * _SAFETY
+        coef_a, coef_b = tol * scale_a + extra_a, tol * scale_b + extra_b
+        top_a = tol * np.maximum(norm, norm[s_q]) + g * (norm + norm[s_q]) * _SAFETY
+        top_b = tol + 2.0 * g * _SAFETY
+    out.p, out.q, out.lam = rows[p], rows[q], lam  # rows of z
+    out.coef_a, out.coef_b = coef_a, np.broadcast_to(coef_b, (nk,))
+    out.scale_a, out.scale_b = scale_a, np.broadcast_to(scale_b, (nk,))
+    out.extra_a, out.extra_b = extra_a, np.broadcast_to(extra_b, (nk,))
+    rn = ev.row_norms[layer][:count]
+    ab = ev.abs_bias[layer][:count]
+    slack = ev.slack[off : off + count]
+    # Three kinds of (stretch, neuron) need no knot-by-knot look: beyond the largest zero
+    # bound of the layer with the same sign at both members (certain all over: the
+    # neuron is affine on the stretch), or within the slack at both (within the bound
+    # all over, since the bound is at least the slack).
+    top = (float(np.max(top_a, initial=0.0)) * rn + (top_b * ab + slack)) * (1.0 + 1e-9)
+    floor = slack * (1.0 - 1e-9)
+    step = max(1, (1 << 20) // max(count, 1))
+    shift = off % 8
+    pad = np.zeros((0, shift), dtype=bool)
+    first = off // 8
+    zv = z[:, :count]
+    loose: list[tuple[IntArray, IntArray]] = []
+    up_rows: list[NDArray[np.uint8]] = []
+    zero_rows: list[NDArray[np.uint8]] = []
+    for lo in range(0, m, step):
+        hi = min(m, lo + step)
+        block = zv[rows[lo : min(m, hi + 1)]]  # and the next stretch's first member
+        gt = block > top
+        lt = block < -top
+        if hi == m:  # the last member is a stretch of its own
+            gt, lt = (np.concatenate([x, x[-1:]]) for x in (gt, lt))
+            block = np.concatenate([block, block[-1:]])
+        up = gt[:-1] & gt[1:]
+        open_ = lt[:-1] & lt[1:]
+        open_ |= up
+        np.logical_not(open_, out=open_)
+        # Of the others, those within the slack at both members: zero all over. Deep in
+        # a CNN the slack exceeds most values (all are zero there): then a dense pass.
+        if np.count_nonzero(open_) > open_.size // 16:
+            small = np.abs(block) < floor
+            zero = small[:-1] & small[1:]
+            zero &= open_
+            open_ &= ~zero
+            s_idx, units = np.nonzero(open_)
+        else:
+            s_idx, units = np.nonzero(open_)
+            small = (np.abs(block[s_idx, units]) < floor[units]) & (
+                np.abs(block[s_idx + 1, units]) < floor[units]
+            )
+            zero = np.zeros_like(up)
+            zero[s_idx[small], units[small]] = True
+            s_idx, units = s_idx[~small], units[~small]
+        loose.append((s_idx + lo, units))
+        if shift:
+            pad = np.zeros((hi - lo, shift), dtype=bool)
+            up, zero = np.concatenate([pad, up], axis=1), np.concatenate([pad, zero], axis=1)
+        up_rows.append(np.packbits(up, axis=1, bitorder="little"))
+        zero_rows.append(np.packbits(zero, axis=1, bitorder="little"))
+    # Every knot of stretch s (knots members[s] .. members[s + 1] - 1) gets its bits.
+    packed = np.concatenate(up_rows)
+    out.on[:, first : first + packed.shape[1]] |= packed[p]
+    packed = np.concatenate(zero_rows)
+    out.doubt[:, first : first + packed.shape[1]] |= packed[p]
+    del packed
+    s_idx = np.concatenate([x[0] for x in loose])
+    units = np.concatenate([x[1] for x in loose])
+    if s_idx.size == 0:
+        return
+    # The other neurons knot by knot in their stretch.
+    begin = members[s_idx]
+    end = np.where(s_idx + 1 < m, members[np.minimum(s_idx + 1, m - 1)], nk)
+    lengths = end - begin
+    pair = np.repeat(np.arange(len(s_idx)), lengths)
+    knot = begin[pair] + np.arange(len(pair)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    j = units[pair]
+    zp_j = z[out.p[knot], j]
+    value = zp_j + lam[knot] * (z[out.q[knot], j] - zp_j)
+    limit = coef_a[knot] * rn[j] + out.coef_b[knot] * ab[j] + slack[j]
+    col = off + j
+    byte, bit = col >> 3, (np.uint8(1) << (col & 7).astype(np.uint8))
+    is_on = value > limit
+    np.bitwise_or.at(out.on, (knot[is_on], byte[is_on]), bit[is_on])
+    zero = np.abs(value) <= limit
+    np.bitwise_or.at(out.doubt, (knot[zero], byte[zero]), bit[zero])
+
+
+def _residual_of(excess: FloatArray, scale: FloatArray) -> FloatArray:
+    """``excess / scale`` where positive, else 0 (a residual)."""
+    excess = np.maximum(excess, 0.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out: FloatArray = np.where(excess > 0, excess / scale, 0.0)
+    return out
+
+
+def _knot_layout(
+    r: PathResult,
+    positions: FloatArray,
+    closed_pts: FloatArray,
+    bp_rows: IntArray,
+    layers: IntArray,
+) -> tuple[FloatArray, FloatArray, IntArray, IntArray] | None:
+    """What :func:`_knot_signs` needs: knots, vertex inputs, birth layers, flips' knots.
+
+    None when a breakpoint is not a knot (outside the path: an ``order`` problem).
+    """
+    knots = np.concatenate([positions[:, 0], positions[-1:, 2]])
+    k = r.num_breakpoints
+    bp_knot = np.clip(np.searchsorted(knots, r.breakpoints), 0, len(knots) - 1)
+    if k and not np.array_equal(knots[bp_knot], r.breakpoints):
+        return None
+    birth = np.full(len(knots), np.iinfo(np.int64).max, dtype=np.int64)
+    if k:
+        np.minimum.at(birth, bp_knot[bp_rows], layers)
+    seg_len = np.linalg.norm(np.diff(closed_pts, axis=0), axis=1)
+    starts = np.concatenate([[0.0], np.cumsum(seg_len)])
+    starts[-1] = r.length
+    values, first = np.unique(starts, return_index=True)
+    at = np.searchsorted(knots, values)
+    if not np.array_equal(knots[np.minimum(at, len(knots) - 1)], values):
+        return None
+    birth[at] = -1
+    inputs = closed_pts[first[np.argsort(at, kind="stable")]]
+    return knots, inputs, birth, bp_knot[bp_rows]
 
 
 def _collect_path_problems(
@@ -953,8 +1378,12 @@ def _collect_path_problems(
     net: Network,
     tol: float,
     collector: _Collector | None = None,
+    full_forward: bool = False,
 ) -> tuple[_Collector, int, int, int, float]:
     """Check one path, adding its problems to ``collector`` (a new one by default).
+
+    ``full_forward``: evaluate every piece end with a whole forward pass, not layer by
+    layer (:func:`_knot_signs`).
 
     Returns the collector and the tallies a report needs: pieces, breakpoints and points
     checked, and the largest residual.
@@ -992,7 +1421,11 @@ def _collect_path_problems(
         # breakpoint: one pass over the distinct ends (a piece's end is the next one's
         # start and a breakpoint), each evaluated once. By induction over the layers the
         # ends are enough (docs/design.md §7).
-        bits, unsure, res = _end_checks(r, ev, xs, positions, piece, at, columns, tol, c)
+        layered = None
+        if not full_forward:
+            layers = r.flip_neurons.reshape(-1, 2)[:, 0] if k else np.zeros(0, np.int64)
+            layered = _knot_layout(r, positions, closed_pts, bp_rows, layers)
+        bits, unsure, res = _end_checks(r, ev, xs, positions, piece, at, columns, tol, c, layered)
     else:
         bits, unsure, _ = _piece_bits(r, ev, xs, lengths, piece, tol)
         # The tournament bookkeeping reads patterns as bool arrays (pooled nets are small).
@@ -1315,13 +1748,15 @@ def _check_edge_changes(
             )
 
 
-def check_batch(b: BatchResult, net: Network, tol: float) -> VerifyReport:
+def check_batch(
+    b: BatchResult, net: Network, tol: float, full_forward: bool = False
+) -> VerifyReport:
     """Check every path of a batch: the report of ``BatchResult.verify``."""
     pieces = cuts = points = 0
     residual = 0.0
     total = _Collector()
     for i in range(b.num_paths):
-        c, p, k, n, res = _collect_path_problems(b[i], net, tol, _Collector(path=i))
+        c, p, k, n, res = _collect_path_problems(b[i], net, tol, _Collector(path=i), full_forward)
         pieces, cuts, points = pieces + p, cuts + k, points + n
         residual = max(residual, res)
         total.count += c.count
@@ -1329,9 +1764,11 @@ def check_batch(b: BatchResult, net: Network, tol: float) -> VerifyReport:
     return _finish("batch", tol, pieces, cuts, points, residual, total)
 
 
-def check_path(r: PathResult, net: Network, tol: float) -> VerifyReport:
+def check_path(
+    r: PathResult, net: Network, tol: float, full_forward: bool = False
+) -> VerifyReport:
     """Check one path: the report of ``PathResult.verify``."""
-    c, pieces, cuts, points, residual = _collect_path_problems(r, net, tol)
+    c, pieces, cuts, points, residual = _collect_path_problems(r, net, tol, None, full_forward)
     return _finish("path", tol, pieces, cuts, points, residual, c)
 
 
@@ -1673,6 +2110,7 @@ class Verifiable(abc.ABC):
         *,
         tol: float | None = None,
         net: Network | None = None,
+        full_forward: bool = False,
     ) -> VerifyReport:
         """Check this result against its own structure and the network: a certificate.
 
@@ -1716,6 +2154,14 @@ class Verifiable(abc.ABC):
             (default ``lrcore.VERIFY_FACTOR``).
         net
             The network to check against (default: the one the result was computed for).
+        full_forward
+            Paths: evaluate every piece end with a whole forward pass through the
+            network. By default a piece end that is a breakpoint is evaluated only
+            from the layer after its earliest flipping neuron on, its values in the
+            earlier layers interpolated between the points evaluated there (the same
+            certificate, by induction over the layers: docs/design.md §7; about the
+            count's own work). Paths through max pooling and slices are always
+            evaluated whole.
 
         Returns
         -------
@@ -1738,9 +2184,9 @@ class Verifiable(abc.ABC):
                 f"got {type(network).__name__}"
             )
             raise TypeError(msg)
-        report = self._check(network, _default_tol(tol, self.rtol))
+        report = self._check(network, _default_tol(tol, self.rtol), bool(full_forward))
         return _raise(report, raise_on_error)
 
     @abc.abstractmethod
-    def _check(self, net: Network, tol: float) -> VerifyReport:
+    def _check(self, net: Network, tol: float, full_forward: bool = False) -> VerifyReport:
         """Check this result against ``net`` with zero tolerance ``tol``."""

@@ -233,8 +233,8 @@ class PathResult(Verifiable):
         out: NDArray[np.float64] = pts[seg] + frac[:, None] * (pts[seg + 1] - pts[seg])
         return out
 
-    def _check(self, net: Network, tol: float) -> VerifyReport:
-        return check_path(self, net, tol)
+    def _check(self, net: Network, tol: float, full_forward: bool = False) -> VerifyReport:
+        return check_path(self, net, tol, full_forward)
 
 
 class BatchResult(Verifiable):
@@ -390,8 +390,8 @@ class BatchResult(Verifiable):
         msg = f"kind: expected 'breakpoints' or 'paths', got {kind!r}"
         raise ValueError(msg)
 
-    def _check(self, net: Network, tol: float) -> VerifyReport:
-        return check_batch(self, net, tol)
+    def _check(self, net: Network, tol: float, full_forward: bool = False) -> VerifyReport:
+        return check_batch(self, net, tol, full_forward)
 
 
 def _as_path(value: Any, name: str, dim: int) -> NDArray[np.float64]:

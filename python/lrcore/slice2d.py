@@ -484,8 +484,8 @@ class SliceResult(Verifiable):
         ax.set_title(f"{self.num_regions} activation regions")
         return ax
 
-    def _check(self, net: Network, tol: float) -> VerifyReport:
-        return check_slice(self, net, tol)
+    def _check(self, net: Network, tol: float, full_forward: bool = False) -> VerifyReport:
+        return check_slice(self, net, tol)  # faces' corners: always whole forward passes
 
 
 def _as_domain(
