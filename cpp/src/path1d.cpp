@@ -158,12 +158,13 @@ constexpr Index kFirstLayerBlock = 128;
 constexpr double kFirstLayerBytes = 64.0 * 1024 * 1024;
 
 FirstLayerTable first_layer_table(const Network& net, const std::vector<PathSpec>& paths,
-                                  const std::vector<std::vector<Chunk>>& tasks,
+                                  const std::vector<std::vector<Chunk>>& tasks, Index per_task,
                                   const Path1DOptions& options, const InterruptPoll& poll,
                                   bool share_at_once) {
     FirstLayerTable table;
     const AffineMap& map = net.layer(0);
-    if (tasks.size() < 2 || dynamic_cast<const DenseAffine*>(&map) == nullptr) return table;
+    if (per_task < 2 || tasks.size() < 2 || dynamic_cast<const DenseAffine*>(&map) == nullptr)
+        return table;
     const Index d = net.input_dim();
     const Index width = map.out_dim();
     table.task_row.reserve(tasks.size() + 1);
@@ -247,7 +248,7 @@ std::vector<Path1DResult> count_1d(const Network& net, const std::vector<PathSpe
 
     if (num_hidden > 0) {
         const FirstLayerTable first =
-            first_layer_table(net, paths, tasks, options, poll, share_at_once);
+            first_layer_table(net, paths, tasks, per_task, options, poll, share_at_once);
         // One subdivider per worker thread, reused task after task.
         std::vector<std::unique_ptr<detail::Subdivider>> workers(
             sz(resolve_num_threads(options.num_threads)));
