@@ -18,6 +18,11 @@ from typing import Any, Callable
 
 import numpy as np
 
+# Seconds to wait after numpy's BLAS ran on several threads before timing anything else:
+# OpenBLAS's helper threads busy-wait about 50 ms (2^28 cycles) after a product before
+# they sleep (measured: 0.05 s of CPU in the 0.5 s after a 2-thread 512^3 matmul).
+BLAS_SETTLE_SECONDS = 0.2
+
 # --------------------------------------------------------------------------- machine
 
 
@@ -62,6 +67,12 @@ def numpy_blas_threads(num_threads: int) -> Iterator[bool]:
     """Limit the threads of numpy's BLAS (only numpy's, not lrcore's) inside the block.
 
     Yields True when the limit could be applied (threadpoolctl installed).
+
+    On leaving a block that allowed several threads it waits
+    ``BLAS_SETTLE_SECONDS``: OpenBLAS's helper threads spin (busy-wait) for a while
+    after each multi-threaded product before they sleep, and on a small machine that
+    spin takes a core from whatever is timed next (seen as ``blas_thread_server`` in
+    numpy's OpenBLAS, up to 9% of a profile of lrcore on one thread).
     """
     try:
         from threadpoolctl import ThreadpoolController
@@ -76,8 +87,12 @@ def numpy_blas_threads(num_threads: int) -> Iterator[bool]:
         if lib.user_api == "blas" and os.path.dirname(lib.filepath).startswith(numpy_dir)
     ]
     selected = controller.select(filepath=numpy_libs) if numpy_libs else controller
-    with selected.limit(limits=num_threads, user_api="blas"):
-        yield True
+    try:
+        with selected.limit(limits=num_threads, user_api="blas"):
+            yield True
+    finally:
+        if num_threads > 1:
+            time.sleep(BLAS_SETTLE_SECONDS)
 
 
 def load_average() -> str | None:

@@ -309,3 +309,27 @@ def test_closed_path_count_ignores_starting_point(spec, data):
     assert_same_flips(
         *flips_of_result(base)[::2], positions + start, neurons, base.length, closed=True
     )
+
+
+@pytest.mark.parametrize("closed_every", [0, 2])
+def test_batch_first_layer_table_matches_paths_alone(closed_every):
+    """A batch's first-layer table gives each path what it gets alone, and the walk's.
+
+    The batch (many tasks) computes the first layer for all of them in a few products;
+    a path alone (one task) computes its own.
+    """
+    spec = random_net([6, 12, 12, 1], seed=91)
+    net = spec.to_lrcore()
+    rng = np.random.default_rng(92)
+    paths = [rng.standard_normal((int(k), 6)) * 2 for k in rng.integers(2, 7, 150)]
+    closed = [
+        closed_every > 0 and i % closed_every == 0 and len(p) > 2 for i, p in enumerate(paths)
+    ]
+    batch = lrcore.count_1d(net, paths, closed=closed, num_threads=1)
+    for path, is_closed, result in zip(paths, closed, batch):
+        alone = lrcore.count_1d(net, path, closed=is_closed)
+        assert result.num_breakpoints == alone.num_breakpoints
+        assert result.num_distinct == alone.num_distinct
+        np.testing.assert_allclose(result.breakpoints, alone.breakpoints, rtol=1e-9, atol=1e-12)
+    for path, is_closed, result in list(zip(paths, closed, batch))[:20]:
+        assert_matches_walk(spec, path, is_closed, result)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -61,3 +62,41 @@ def test_results_do_not_depend_on_the_thread_count(threads):
         lrcore.slice_2d(NET, PLANES, num_threads=threads),
     ):
         same_slice(a, b)
+
+
+_BLAS_PROBE = """
+import json, os
+from threadpoolctl import threadpool_info
+import numpy
+before = {i["filepath"]: i["num_threads"] for i in threadpool_info()}
+tasks = len(os.listdir("/proc/self/task"))
+import lrcore
+tasks = len(os.listdir("/proc/self/task")) - tasks
+after = {i["filepath"]: i["num_threads"] for i in threadpool_info()}
+print(json.dumps([os.environ.get("OPENBLAS_NUM_THREADS"), tasks, before, after]))
+"""
+
+
+@pytest.mark.parametrize("setting", [None, "2"])
+def test_import_loads_the_core_blas_single_threaded_and_restores_the_setting(setting):
+    """The core's OpenBLAS gets no thread pool; the environment and numpy's BLAS keep theirs."""
+    pytest.importorskip("threadpoolctl")
+    if not os.path.isdir("/proc/self/task"):
+        pytest.skip("counts threads in /proc (Linux)")
+    import json
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    if setting is not None:
+        env["OPENBLAS_NUM_THREADS"] = setting
+    out = subprocess.run(
+        [sys.executable, "-c", _BLAS_PROBE], env=env, capture_output=True, text=True, check=True
+    ).stdout
+    variable, started, before, after = json.loads(out.strip().splitlines()[-1])
+    assert variable == setting
+    assert started == 0, f"importing lrcore started {started} threads"
+    new = {path: n for path, n in after.items() if path not in before}
+    assert new, "lrcore's OpenBLAS should be a library of its own"
+    assert all(n == 1 for n in new.values()), new
+    assert all(after[path] == n for path, n in before.items()), (before, after)

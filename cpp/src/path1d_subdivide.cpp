@@ -35,13 +35,14 @@ Subdivider::Subdivider(const Network& net, const std::vector<PathSpec>& paths,
       filter_(options.certified ? filter_layers(net) : std::vector<FilterLayer>()),
       oracle_(net) {}
 
-VertexSeq Subdivider::run(const std::vector<Chunk>& chunks, const StopFlag& stop) {
+VertexSeq Subdivider::run(const std::vector<Chunk>& chunks, const StopFlag& stop,
+                          const double* first_rows) {
     VertexSeq out;
     out.words = words_;
     slow_used_ = 0;
     uncertified_used_ = 0;
     Unit unit = initial_unit(chunks);
-    evaluate_first_layer(unit);
+    evaluate_first_layer(unit, first_rows);
     process(std::move(unit), 0, out, stop);
     return out;
 }
@@ -99,28 +100,40 @@ bool sorted_crossings(std::vector<Crossing>& crossings, const std::vector<Index>
 // Layer 0 is evaluated at the polyline's own points only: every later vertex lies
 // inside a segment, where layer 0 is affine, so this composes the first affine map
 // with the path once and the input dimension costs nothing after it.
-void Subdivider::evaluate_first_layer(Unit& unit) {
+void Subdivider::evaluate_first_layer(Unit& unit, const double* first_rows) {
     const Index d = net_.input_dim();
     const Index n = unit.size();
-    Buffer<double>& x = input_points_;
-    x.resize(sz(n * d));
+    const AffineMap& map = net_.layer(0);
     unit.scale.resize(sz(n));
     unit.err.assign(sz(n), 0.0);  // polyline points are exact
+    unit.width = map.out_dim();
+    unit.z.resize(sz(n * unit.width));
+    Buffer<double>& x = input_points_;
+    if (first_rows == nullptr) x.resize(sz(n * d));
+    unit.dot.resize(sz(n));
+    const double* previous = nullptr;
     for (Index v = 0; v < n; ++v) {
         const PathSpec& spec = paths_[sz(unit.path[sz(v)])];
         Index point = unit.seg[sz(v)] + (unit.t[sz(v)] > 0.0 ? 1 : 0);
         if (point == spec.num_points) point = 0;  // end of a closed path's last segment
         const double* src = spec.points + point * d;
-        std::copy(src, src + d, x.begin() + v * d);
+        if (first_rows == nullptr) std::copy(src, src + d, x.begin() + v * d);
         double sum = 0.0;
         for (Index k = 0; k < d; ++k) sum += src[k] * src[k];
         unit.scale[sz(v)] = std::sqrt(sum);
+        // dot[v - 1] = <point v - 1, point v> (as neighbour_dots gives it).
+        if (previous != nullptr) {
+            double dot = 0.0;
+            for (Index k = 0; k < d; ++k) dot += previous[k] * src[k];
+            unit.dot[sz(v - 1)] = dot;
+        }
+        previous = src;
     }
-    neighbour_dots(x.data(), n, d, unit.dot);
-    const AffineMap& map = net_.layer(0);
-    unit.width = map.out_dim();
-    unit.z.resize(sz(n * unit.width));
-    map.apply(x.data(), n, d, unit.z.data(), unit.width);
+    if (n > 0) unit.dot[sz(n - 1)] = 0.0;
+    if (first_rows != nullptr)
+        std::copy_n(first_rows, n * unit.width, unit.z.data());
+    else
+        map.apply(x.data(), n, d, unit.z.data(), unit.width);
     vertices_per_layer_[0].fetch_add(n, std::memory_order_relaxed);
 }
 

@@ -36,7 +36,11 @@ public:
 
     // The vertices of the task's chunks after every hidden layer, with the pattern of
     // each interval, in path order.
-    VertexSeq run(const std::vector<Chunk>& chunks, const StopFlag& stop);
+    // first_rows: the first layer's values at the task's polyline points in the order
+    // first_layer_points gives them (the call computed them for all tasks at once), or
+    // null to compute them here.
+    VertexSeq run(const std::vector<Chunk>& chunks, const StopFlag& stop,
+                  const double* first_rows = nullptr);
 
 private:
     const Network& net_;
@@ -67,7 +71,7 @@ private:
     Buffer<double> gathered_, prefix_;
 
     Unit initial_unit(const std::vector<Chunk>& chunks) const;
-    void evaluate_first_layer(Unit& unit);
+    void evaluate_first_layer(Unit& unit, const double* first_rows);
     void evaluate_next_layer(Unit& unit, Index layer);
     bool updatable(Index layer) const;
     void update_rows(Unit& unit, Index layer);
@@ -110,5 +114,17 @@ private:
     }
     void insert_crossings(Unit& unit, Index layer, bool last, Index added);
 };
+
+// The polyline points whose first-layer values a task's unit starts from, in its vertex
+// order: point indices into paths[chunk.path].points, one call of add(path, point) each.
+template <class Add>
+void first_layer_points(const std::vector<PathSpec>& paths, const std::vector<Chunk>& chunks,
+                        Add&& add) {
+    for (const Chunk& chunk : chunks) {
+        for (Index s = chunk.seg_begin; s < chunk.seg_end; ++s) add(chunk.path, s);
+        const Index end = chunk.seg_end == paths[sz(chunk.path)].num_points ? 0 : chunk.seg_end;
+        add(chunk.path, end);  // a closed path's last segment ends at its first point
+    }
+}
 
 }  // namespace lrcore::detail

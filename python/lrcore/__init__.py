@@ -16,9 +16,18 @@ True
 
 from __future__ import annotations
 
+import os as _os
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as _version
 
+import numpy as _np  # noqa: F401  (numpy's own BLAS loads first, with the user's settings)
+
+# The core runs its BLAS one thread per call (its own worker threads share the work), so its
+# OpenBLAS loads without a thread pool: OPENBLAS_NUM_THREADS=1 while it loads (OpenBLAS
+# reads it once, at load; numpy's BLAS, loaded above, keeps the user's setting). Otherwise
+# the library starts a helper thread per core that spins at load and then idles.
+_saved_blas_threads = _os.environ.get("OPENBLAS_NUM_THREADS")
+_os.environ["OPENBLAS_NUM_THREADS"] = "1"
 try:
     from . import _core
 except ImportError as _err:  # pragma: no cover - depends on the installation
@@ -26,7 +35,6 @@ except ImportError as _err:  # pragma: no cover - depends on the installation
         # The core links the OpenBLAS of the scipy-openblas32 wheel; load it by path in
         # case the dynamic loader cannot find it from the extension's location.
         import ctypes as _ctypes
-        import os as _os
 
         import scipy_openblas32 as _openblas
 
@@ -43,6 +51,11 @@ except ImportError as _err:  # pragma: no cover - depends on the installation
             f"or reinstall lrcore. Original error: {_err}"
         )
         raise ImportError(_msg) from _err
+finally:
+    if _saved_blas_threads is None:
+        del _os.environ["OPENBLAS_NUM_THREADS"]
+    else:
+        _os.environ["OPENBLAS_NUM_THREADS"] = _saved_blas_threads
 
 from ._maxpool import MaxPooling, PathPooling, SlicePooling
 from ._validation import DEFAULT_MAX_SLOW_DECISIONS, CertificationWarning, RoundingWarning
