@@ -289,7 +289,9 @@ inline void FaceBuilder::check_limits(Index f) {
 // sides and patterns) plus the finished tiles of the slice, against max_memory.
 void FaceBuilder::check_memory(Index faces) const {
     if (options_.max_memory <= 0.0) return;
-    const double vertex_bytes = static_cast<double>(vertices_.width()) * 8.0 + 96.0;
+    // (A certified slice keeps a bound beside every value.)
+    const double vertex_bytes =
+        static_cast<double>(vertices_.width()) * (vertices_.certified() ? 16.0 : 8.0) + 96.0;
     const double face_bytes = static_cast<double>(words_) * 8.0 + 6.0 * 32.0;
     const double bytes = static_cast<double>(vertices_.size()) * vertex_bytes +
                          static_cast<double>(faces) * face_bytes +
@@ -331,6 +333,8 @@ RawPartition FaceBuilder::collect(bool release) {
         vertices_.release();
     }
     raw.merged_crossings = vertices_.merged_crossings();
+    raw.uncertified_decisions = vertices_.uncertified_decisions();
+    raw.exact_coincidences = vertices_.exact_coincidences();
     return raw;
 }
 

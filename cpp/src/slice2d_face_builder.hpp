@@ -32,11 +32,13 @@ struct Side {
 // buffers keep their memory from tile to tile: only the returned partitions are new.
 class FaceBuilder {
 public:
-    FaceBuilder(const Network& net, const Slice2DOptions& options)
+    // `filters`: the network's certified filter constants (options.certified), else null.
+    FaceBuilder(const Network& net, const Slice2DOptions& options,
+                const std::vector<FilterLayer>* filters)
         : net_(net),
           options_(options),
           words_(words_for(net.num_neurons())),
-          vertices_(net, options.rtol) {}
+          vertices_(net, options.rtol, filters) {}
 
     // The partition of `tile` of the slice `spec`; finished_faces and finished_bytes count
     // the slice's finished tiles (for max_regions and max_memory). With `release`, the

@@ -125,6 +125,12 @@ void TileVertices::start(const SliceSpec& spec, const std::vector<double>& polyg
     const Index m = static_cast<Index>(polygon.size() / 2);
     st_ = polygon;
     scale_.resize(sz(m));
+    const bool bounded = filters_ != nullptr && net_.num_hidden_layers() > 0;
+    uncertified_ = 0;
+    exact_coincidences_ = 0;
+    off_words_ = 0;
+    if (bounded) bounds_.reset(out);
+    error_norm_.clear();
     for (Index v = 0; v < m; ++v) {
         const double s = st_[sz(2 * v)];
         const double t = st_[sz(2 * v + 1)];
@@ -133,7 +139,60 @@ void TileVertices::start(const SliceSpec& spec, const std::vector<double>& polyg
             row[j] =
                 first_map_[sz(j)] + s * first_map_[sz(out + j)] + t * first_map_[sz(2 * out + j)];
         scale_[sz(v)] = input_norm(s, t);
+        if (bounded) first_layer_bound(s, t, bounds_.append());
     }
+}
+
+// The bound on layer 0's values at the domain corner (s, t) (exact float64 numbers: the
+// exact point is o + s u + t v), computed as c + s cu + t cv with c = fl(W o + b) and cu,
+// cv = fl(fl(W u + b) - b) (compose_first_layer). Row j (fan-in n, ||W_j|| = r_j):
+//   |c_j - c_j*| <= gamma_{n+1} (r_j ||o|| + |b_j|),
+//   |cu_j - cu_j*| <= gamma_{n+1} (r_j ||u|| + |b_j|) + u |fl(W_j u + b_j) - b_j|
+//                  <= gamma_{n+3} (r_j ||u|| + |b_j|)     (the bias row W 0 + b is exact),
+// and the three-term sum rounds by at most gamma_3 (|c_j| + |s cu_j| + |t cv_j|):
+//   eps_j = gamma_3 (|c_j| + |s| |cu_j| + |t| |cv_j|)
+//         + gamma_{n+4} (r_j (||o|| + |s| ||u|| + |t| ||v||) + |b_j| (1 + |s| + |t|)).
+// The norms come from the Gram matrix (sums of d squares: relative error gamma_d, halved
+// by the square root), rounded up; kSafety covers the bound's own rounding.
+void TileVertices::first_layer_bound(double s, double t, double* bound) const {
+    const AffineMap& map = net_.layer(0);
+    const Index out = map.out_dim();
+    const double* norms = map.row_norms().data();
+    const double* bias = map.abs_bias().data();
+    const double up = kSafety * (1.0 + gamma_of(static_cast<double>(net_.input_dim()) + 2.0));
+    const double no = std::sqrt(gram_[0]) * up;
+    const double nu = std::sqrt(gram_[3]) * up;
+    const double nv = std::sqrt(gram_[5]) * up;
+    const double as = std::abs(s), at = std::abs(t);
+    const double g3 = gamma_of(3.0) * kSafety;
+    const double g = gamma_of(static_cast<double>(map.in_dim()) + 4.0) * kSafety;
+    const double reach = (no + as * nu + at * nv) * kSafety;
+    const double spread = (1.0 + as + at) * kSafety;
+    for (Index j = 0; j < out; ++j) {
+        const double rounding =
+            g3 * (std::abs(first_map_[sz(j)]) + as * std::abs(first_map_[sz(out + j)]) +
+                  at * std::abs(first_map_[sz(2 * out + j)]));
+        bound[j] = kSafety * kSafety * (rounding + g * (norms[j] * reach + bias[j] * spread));
+    }
+}
+
+// Certified: the next layer's input error at every vertex, E = slope * ||z - z*||_2 (the
+// activation is slope-Lipschitz componentwise; error_norm_ bounds the l2 error of the
+// layer's values), and room for the next layer's bounds (written by start_layer).
+void TileVertices::next_layer(Index layer) {
+    const Index n = size();
+    const bool bounded = filters_ != nullptr;
+    if (bounded) {
+        const double slope = (*filters_)[sz(layer - 1)].slope;
+        input_error_.resize(sz(n));
+        for (Index v = 0; v < n; ++v) input_error_[sz(v)] = slope * error_norm_[sz(v)] * kSafety;
+    }
+    if (bounded) mark_exact_zeros(layer);
+    rows_.next_layer(net_.layer(layer), net_.activation(layer - 1), net_.hidden_size(layer - 1),
+                     scale_.data());
+    if (!bounded) return;
+    bounds_.reset(net_.layer(layer).out_dim());
+    for (Index v = 0; v < n; ++v) bounds_.append();
 }
 
 void TileVertices::start_layer(Index layer, std::size_t expected_crossings) {
@@ -148,9 +207,92 @@ void TileVertices::start_layer(Index layer, std::size_t expected_crossings) {
     negative_.resize(sz(size() * mask_words_));
     // Values within the zero tolerance become zero first (the vertex lies on that
     // neuron's line: a domain corner on it, lines through one point).
+    if (filters_ != nullptr) {
+        certify_layer_start(layer, neurons);
+        return;
+    }
     for (Index v = 0; v < size(); ++v)
         snap_and_sign(rows_.row(v), neurons, scale_[sz(v)], net_.layer(layer), rtol_,
                       positive_.data() + v * mask_words_, negative_.data() + v * mask_words_);
+}
+
+// Certified, before layer `layer` is computed: where it has rows without bias, the bits
+// of its inputs (the previous layer's values) known to be exactly 0 at each vertex's
+// exact point: a ReLU unit whose sign is certified <= 0, any value proven 0 (0 with bound
+// 0). StructuralZero reads them. Else off_ stays empty.
+void TileVertices::mark_exact_zeros(Index layer) {
+    off_words_ = 0;
+    const AffineMap& map = net_.layer(layer);
+    const Index neurons = net_.hidden_size(layer);
+    bool free_rows = false;
+    for (Index j = 0; j < neurons && !free_rows; ++j) free_rows = map.abs_bias()[sz(j)] == 0.0;
+    if (!free_rows) return;
+    const Index width = rows_.width();
+    const Index prev_neurons = net_.hidden_size(layer - 1);
+    const bool relu = net_.activation(layer - 1).kind == ActivationKind::relu;
+    off_words_ = words_for(width);
+    const Index n = size();
+    off_.assign(sz(n * off_words_), 0);
+    for (Index v = 0; v < n; ++v) {
+        const double* z = rows_.row(v);
+        const double* e = bounds_.row(v);
+        Word* off = off_.data() + v * off_words_;
+        for (Index i = 0; i < width; ++i) {
+            const bool zero = z[i] == 0.0 && e[i] == 0.0;
+            const bool below = relu && i < prev_neurons && z[i] < 0.0 && -z[i] > e[i];
+            if (zero || below) off[i / kWordBits] |= Word{1} << (i % kWordBits);
+        }
+    }
+}
+
+// Certified decisions at the layer-start vertices, and the l2 bound on each one's row
+// error (error_norm_) for the next layer: at layer 0 (domain corners) from the bounds
+// start() wrote; later from the filter's (a, b) (VertexBound, docs/numerics.md §3): the
+// bounds are written here, the row error is VertexBound::vector_error (an operator-norm
+// bound, tighter than the l2 norm of the per-value bounds) plus the l2 norm of the values
+// set to 0.
+void TileVertices::certify_layer_start(Index layer, Index neurons) {
+    const Index n = size();
+    const Index width = rows_.width();
+    error_norm_.resize(sz(n));
+    const AffineMap& map = net_.layer(layer);
+    if (layer == 0) {
+        const double up = kSafety * kSafety * (1.0 + gamma_of(static_cast<double>(width) + 2.0));
+        for (Index v = 0; v < n; ++v) {
+            double* e = bounds_.row(v);
+            const CertifyRow c{map.row_norms().data(), map.abs_bias().data(), 0.0, 0.0,
+                               kFallbackRtol,          scale_[sz(v)]};
+            double zeroed = 0.0;
+            uncertified_ +=
+                certify_and_sign(rows_.row(v), e, neurons, c, positive_.data() + v * mask_words_,
+                                 negative_.data() + v * mask_words_, zeroed, exact_coincidences_);
+            double square = 0.0;
+            for (Index j = 0; j < width; ++j) square += e[j] * e[j];
+            error_norm_[sz(v)] = std::sqrt(square) * up;
+        }
+        return;
+    }
+    const FilterLayer& f = (*filters_)[sz(layer)];
+    for (Index v = 0; v < n; ++v) {
+        const double s = scale_[sz(v)];
+        const double input_error = input_error_[sz(v)];
+        const VertexBound bound = VertexBound::at(f, s, input_error);
+        structural_.map = &map;
+        structural_.off = off_.data() + v * off_words_;
+        const CertifyRow c{map.row_norms().data(),
+                           map.abs_bias().data(),
+                           bound.a,
+                           bound.b,
+                           kFallbackRtol,
+                           s,
+                           off_words_ > 0 ? &structural_ : nullptr};
+        double zeroed = 0.0;
+        uncertified_ += certify_row(
+            rows_.row(v), bounds_.row(v), neurons, width, c, positive_.data() + v * mask_words_,
+            negative_.data() + v * mask_words_, zeroed, exact_coincidences_);
+        error_norm_[sz(v)] = VertexBound::vector_error(f, s, input_error) +
+                             (zeroed > 0.0 ? std::sqrt(zeroed) * 2.0 * kSafety : 0.0);
+    }
 }
 
 Index TileVertices::crossing(Index key_a, Index key_b, Index p, Index q, Index neuron) {
@@ -168,9 +310,10 @@ Index TileVertices::crossing(Index key_a, Index key_b, Index p, Index q, Index n
     }
     const Index v = size();
     double* zv = rows_.append();  // other rows do not move
+    double* ev = filters_ != nullptr ? bounds_.append() : nullptr;
     const double* za = rows_.row(a);
     const double* zb = rows_.row(b);
-    const double tau = za[neuron] / (za[neuron] - zb[neuron]);
+    const double tau = za[neuron] / (za[neuron] - zb[neuron]);  // in [0, 1]
     st_.push_back(st_[sz(2 * a)] + tau * (st_[sz(2 * b)] - st_[sz(2 * a)]));
     st_.push_back(st_[sz(2 * a + 1)] + tau * (st_[sz(2 * b + 1)] - st_[sz(2 * a + 1)]));
     // The norm of the layer's input there: exact in layer 0 (the plane's own Gram
@@ -187,6 +330,28 @@ Index TileVertices::crossing(Index key_a, Index key_b, Index p, Index q, Index n
     //   values' scale: float64 coordinates could not place two points there.
     // The last two place another neuron's crossing at this one below float64's
     // resolution: counted in merged_crossings_ (and warned about), unlike the tolerance.
+    if (ev != nullptr) {
+        // Certified: the exact fraction tau* lies in [lo, hi] (crossing_interval), so
+        // |tau - tau*| <= max(hi - tau, tau - lo) wherever tau is.
+        const double* ea = bounds_.row(a);
+        const double* eb = bounds_.row(b);
+        double lo = 0.0, hi = 1.0;
+        crossing_interval(za[neuron], zb[neuron], ea[neuron], eb[neuron], lo, hi);
+        const double dtau = std::max(hi - tau, tau - lo);
+        const double near = plane_tol_ / distance(a, b);
+        const CertifiedStep step{
+            tau, 1.0 - tau, dtau, near,
+            InterpolationRule{net_.layer(layer_).row_norms().data(),
+                              net_.layer(layer_).abs_bias().data(), kFallbackRtol, scale, near}};
+        const CertifiedCounts counts =
+            interpolate_row_certified(za, zb, ea, eb, step, neurons, w, neuron, zv, ev);
+        // The l2 error of the new row: at most the l2 norm of its per-value bounds.
+        error_norm_.push_back(counts.error_norm);
+        merged_crossings_ += counts.merged;
+        uncertified_ += counts.uncertified;
+        splits_.insert(key, v);
+        return v;
+    }
     const InterpolationRule rule{net_.layer(layer_).row_norms().data(),
                                  net_.layer(layer_).abs_bias().data(), rtol_, scale,
                                  plane_tol_ / distance(a, b)};
@@ -215,6 +380,7 @@ void TileVertices::outputs(std::vector<double>& out) {
                        out.data());
     }
     rows_.reset(0);
+    bounds_.reset(0);
 }
 
 // A last layer of a few dense rows (a scalar output: most slices) is applied row by row,
@@ -252,6 +418,10 @@ bool TileVertices::fused_outputs(std::vector<double>& out) const {
 
 void TileVertices::release_scratch() {
     rows_.release();
+    bounds_.release();
+    std::vector<double>().swap(input_error_);
+    std::vector<double>().swap(error_norm_);
+    std::vector<Word>().swap(off_);
     std::vector<Word>().swap(positive_);
     std::vector<Word>().swap(negative_);
     splits_.release();
