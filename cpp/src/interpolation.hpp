@@ -190,8 +190,8 @@ struct CertifiedStep {
 // any other value by CertifiedStep::neuron; returns how many values it did.
 __attribute__((target("avx2"))) inline Index interpolate_row_certified_avx2(
     const double* __restrict x, const double* __restrict y, const double* __restrict ex,
-    const double* __restrict ey, const CertifiedStep& step, Index neurons, double* __restrict out,
-    double* __restrict eout, CertifiedCounts& counts) {
+    const double* __restrict ey, const CertifiedStep& step, Index neurons, Index own,
+    double* __restrict out, double* __restrict eout, CertifiedCounts& counts) {
     const __m256d sign_bit = _mm256_set1_pd(-0.0);
     const __m256d zero = _mm256_setzero_pd();
     const __m256d t = _mm256_set1_pd(step.tau);
@@ -201,6 +201,13 @@ __attribute__((target("avx2"))) inline Index interpolate_row_certified_avx2(
     const __m256d r3 = _mm256_set1_pd(CertifiedStep::kRound3);
     const __m256d safe = _mm256_set1_pd(CertifiedStep::kSafe);
     __m256d squares = zero;
+    // Groups of four with a value not plainly decided (kept out of the loop, which then
+    // holds its constants in registers).
+    constexpr Index kRare = 32;
+    Index rare[kRare];
+    Index count = 0;
+    const Index own_group = own - own % 4;
+    const int own_bit = 1 << (own % 4);
     Index j = 0;
     for (; j + 4 <= neurons; j += 4) {
         const __m256d xj = _mm256_loadu_pd(x + j);
@@ -221,19 +228,31 @@ __attribute__((target("avx2"))) inline Index interpolate_row_certified_avx2(
         // Not plainly decided: a bound > 0 and !(size > max(err, near |d|)).
         const __m256d limit = _mm256_max_pd(err, _mm256_mul_pd(nr, ad));
         const __m256d other = _mm256_andnot_pd(_mm256_cmp_pd(size, limit, _CMP_GT_OQ), bounded);
-        if (_mm256_movemask_pd(other) != 0) {  // rare
-            for (Index k = j; k < j + 4; ++k) step.neuron(x, y, ex, ey, k, out, eout, counts);
-            const __m256d e = _mm256_loadu_pd(eout + j);
-            squares = _mm256_add_pd(squares, _mm256_mul_pd(e, e));
-            continue;
-        }
         _mm256_storeu_pd(out + j, value);
         _mm256_storeu_pd(eout + j, err);
         squares = _mm256_add_pd(squares, _mm256_mul_pd(err, err));
+        // (The crossing neuron, near 0 by construction, is set apart by the caller.)
+        const int mask = _mm256_movemask_pd(other) & (j == own_group ? ~own_bit : 15);
+        if (mask != 0) {  // rare: redone below
+            rare[count++] = j;
+            if (count == kRare) {
+                j += 4;
+                break;
+            }
+        }
     }
     double lanes[4];
     _mm256_storeu_pd(lanes, squares);
     counts.error_norm += (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]);  // squared, for now
+    // The groups with a value not plainly decided, value by value (their new bounds'
+    // squares added on top of the old ones': still an upper bound).
+    for (Index g = 0; g < count; ++g) {
+        for (Index k = rare[g]; k < rare[g] + 4; ++k) {
+            if (k == own) continue;
+            step.neuron(x, y, ex, ey, k, out, eout, counts);
+            counts.error_norm += eout[k] * eout[k];
+        }
+    }
     return j;
 }
 #endif
@@ -243,15 +262,13 @@ inline CertifiedCounts interpolate_row_certified(
     const double* __restrict ey, const CertifiedStep& step, Index neurons, Index width, Index own,
     double* __restrict out, double* __restrict eout) {
     CertifiedCounts counts;
-    // The crossing neuron's counts, taken back below (it is exactly 0 there).
-    CertifiedCounts own_counts;
-    step.neuron(x, y, ex, ey, own, out, eout, own_counts);
     Index j = 0;
 #if defined(LRCORE_AVX2_DISPATCH)
     if (cpu_has_avx2())
-        j = interpolate_row_certified_avx2(x, y, ex, ey, step, neurons, out, eout, counts);
+        j = interpolate_row_certified_avx2(x, y, ex, ey, step, neurons, own, out, eout, counts);
 #endif
     for (; j < neurons; ++j) {
+        if (j == own) continue;
         step.neuron(x, y, ex, ey, j, out, eout, counts);
         counts.error_norm += eout[j] * eout[j];
     }
@@ -262,11 +279,8 @@ inline CertifiedCounts interpolate_row_certified(
         eout[j] = err;
         counts.error_norm += err * err;
     }
-    // The crossing neuron is exactly 0 there (error 0); the loops counted it where its
-    // value was within its bound or the plane's resolution: not a decision, uncounted.
-    // (The l2 norm still counts its bound: an upper bound all the same.)
-    counts.uncertified -= own_counts.uncertified;
-    counts.merged -= own_counts.merged;
+    // The crossing neuron is exactly 0 there (error 0), not a decision: the loops left
+    // it out. (The l2 norm may count a bound for it: an upper bound all the same.)
     out[own] = 0.0;
     eout[own] = 0.0;
     counts.error_norm = std::sqrt(counts.error_norm) * CertifiedStep::kSafe *

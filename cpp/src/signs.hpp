@@ -213,24 +213,28 @@ __attribute__((target("avx2"))) inline Index certify_row_avx2(double* z, double*
     const __m256d zero = _mm256_setzero_pd();
     const __m256d va = _mm256_set1_pd(c.a);
     const __m256d vb = _mm256_set1_pd(c.b);
+    // Groups of four with an undecided value: redone value by value after the loop.
+    Index rare[16];
+    Index count = 0;
     Index k = 0;
     for (; k + 4 <= n; k += 4) {
         const Index j = j0 + k;
-        __m256d x = _mm256_loadu_pd(z + j);
+        const __m256d x = _mm256_loadu_pd(z + j);
         const __m256d eps = _mm256_add_pd(_mm256_mul_pd(_mm256_loadu_pd(c.norms + j), va),
                                           _mm256_mul_pd(_mm256_loadu_pd(c.bias + j), vb));
+        _mm256_storeu_pd(e + j, eps);
         const __m256d decided = _mm256_cmp_pd(_mm256_andnot_pd(sign_bit, x), eps, _CMP_GT_OQ);
-        if (_mm256_movemask_pd(decided) != 15) {  // rare
-            double epsilon[4];
-            _mm256_storeu_pd(epsilon, eps);
-            for (Index i = 0; i < 4; ++i)
-                c.decide(z, e, j + i, epsilon[i], undecided, zeroed, exact);
-            x = _mm256_loadu_pd(z + j);
-        } else {
-            _mm256_storeu_pd(e + j, eps);
-        }
+        if (_mm256_movemask_pd(decided) != 15) rare[count++] = k;  // rare (n <= 64: <= 16)
         pos |= static_cast<Word>(_mm256_movemask_pd(_mm256_cmp_pd(x, zero, _CMP_GT_OQ))) << k;
         neg |= static_cast<Word>(_mm256_movemask_pd(_mm256_cmp_pd(x, zero, _CMP_LT_OQ))) << k;
+    }
+    for (Index g = 0; g < count; ++g) {
+        for (Index i = rare[g]; i < rare[g] + 4; ++i) {
+            c.decide(z, e, j0 + i, e[j0 + i], undecided, zeroed, exact);
+            const Word bit = Word{1} << i;
+            pos = (pos & ~bit) | (z[j0 + i] > 0.0 ? bit : 0);
+            neg = (neg & ~bit) | (z[j0 + i] < 0.0 ? bit : 0);
+        }
     }
     return k;
 }
