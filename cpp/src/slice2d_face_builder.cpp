@@ -77,6 +77,7 @@ void FaceBuilder::snap_near_ends() {
 }
 
 void FaceBuilder::cut_faces(Index layer, const StopFlag& stop) {
+    layer_ = layer;
     const Index offset = net_.neuron_offset(layer);
     vertices_.start_layer(layer, sz(num_faces()) * 2);
     snap_near_ends();
@@ -174,6 +175,11 @@ inline void FaceBuilder::settle_face(Index f, Index offset) {
 inline void FaceBuilder::cut_face(Index f, Index offset) {
     const Index first = face_start_[sz(f)];
     const Index last = face_start_[sz(f) + 1];
+    if (vertices_.certified()) {
+        face_polygon_.clear();
+        for (Index i = first; i < last; ++i) face_polygon_.push_back(sides_[sz(i)].vertex);
+        vertices_.begin_face(face_polygon_.data(), last - first);
+    }
     nodes_.clear();
     node_sides_.assign(sides_.begin() + first, sides_.begin() + last);
     node_bits_ = part_bits_;
@@ -245,7 +251,13 @@ void FaceBuilder::split(const std::vector<Side>& sides, Index first, Index last,
             neg_.push_back(sb < 0 ? a : Side{a.vertex, kCut, 0, 0});
         }
         if (sa * sb < 0) {
-            const Index w = vertices_.crossing(a.key_a, a.key_b, a.vertex, b.vertex, neuron);
+            // A side cut in this layer lies on neuron `a.label - offset`'s line (certified
+            // crossings on it are taken along that line's chord through the face).
+            const Index offset = label - neuron;
+            const Index line = a.label >= offset && a.label < offset + net_.hidden_size(layer_)
+                                   ? a.label - offset
+                                   : -1;
+            const Index w = vertices_.crossing(a.key_a, a.key_b, a.vertex, b.vertex, neuron, line);
             const Side along{w, a.label, a.key_a, a.key_b};
             const Side cut{w, kCut, 0, 0};
             if (sa > 0) {

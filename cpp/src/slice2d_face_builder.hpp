@@ -77,7 +77,9 @@ private:
 
     RawPartition collect(bool release);
 
-    std::vector<Side> pos_, neg_;  // scratch of split()
+    std::vector<Side> pos_, neg_;      // scratch of split()
+    Index layer_ = 0;                  // the layer being cut
+    std::vector<Index> face_polygon_;  // certified: the face being cut, for its chords
 
     // Scratch of cut_faces(): the next layer's faces, the sign masks of a face, the
     // neurons that straddle it, a split's parts and a part's pattern.

@@ -253,6 +253,7 @@ void TileVertices::mark_exact_zeros(Index layer) {
 // set to 0.
 void TileVertices::certify_layer_start(Index layer, Index neurons) {
     const Index n = size();
+    depth_.assign(sz(n), 0);
     const Index width = rows_.width();
     error_norm_.resize(sz(n));
     const AffineMap& map = net_.layer(layer);
@@ -295,7 +296,7 @@ void TileVertices::certify_layer_start(Index layer, Index neurons) {
     }
 }
 
-Index TileVertices::crossing(Index key_a, Index key_b, Index p, Index q, Index neuron) {
+Index TileVertices::crossing(Index key_a, Index key_b, Index p, Index q, Index neuron, Index line) {
     const SplitKey key{key_a, key_b, neuron};
     const Index found = splits_.find(key);
     if (found >= 0) return found;
@@ -309,8 +310,42 @@ Index TileVertices::crossing(Index key_a, Index key_b, Index p, Index q, Index n
         b = q;
     }
     const Index v = size();
+    if (filters_ != nullptr) {
+        // Certified. On a side cut in this face, its ends are crossings interpolated from
+        // other crossings, whose bounds compound along such chains; the line's chord
+        // through the face has ends interpolated once from layer-start vertices, and the
+        // layer is affine on the face, so the crossing is interpolated along the chord
+        // (the exact crossing is the same point: both lie on the line, and the neuron has
+        // one root on it).
+        End from = end_of(a), to = end_of(b);
+        // Only where the chain is long (the chord costs two interpolations per line and
+        // face): a vertex's depth counts interpolations since the layer's start.
+        const std::uint8_t depth = std::max(depth_[sz(a)], depth_[sz(b)]);
+        std::uint8_t new_depth = depth == 255 ? depth : static_cast<std::uint8_t>(depth + 1);
+        if (line >= 0 && depth >= kChordDepth) {
+            const Chord* c = chord(line);
+            if (c != nullptr && c->a.z[neuron] * c->b.z[neuron] < 0.0) {
+                from = c->a;
+                to = c->b;
+                new_depth = 2;  // chord ends are one interpolation deep
+            }
+        }
+        double* zv = rows_.append();  // other rows do not move
+        double* ev = bounds_.append();
+        End point{};
+        const CertifiedCounts counts = interpolate_certified(from, to, neuron, zv, ev, point);
+        st_.push_back(point.s);
+        st_.push_back(point.t);
+        scale_.push_back(point.scale);
+        depth_.push_back(new_depth);
+        // The l2 error of the new row: at most the l2 norm of its per-value bounds.
+        error_norm_.push_back(counts.error_norm);
+        merged_crossings_ += counts.merged;
+        uncertified_ += counts.uncertified;
+        splits_.insert(key, v);
+        return v;
+    }
     double* zv = rows_.append();  // other rows do not move
-    double* ev = filters_ != nullptr ? bounds_.append() : nullptr;
     const double* za = rows_.row(a);
     const double* zb = rows_.row(b);
     const double tau = za[neuron] / (za[neuron] - zb[neuron]);  // in [0, 1]
@@ -330,28 +365,6 @@ Index TileVertices::crossing(Index key_a, Index key_b, Index p, Index q, Index n
     //   values' scale: float64 coordinates could not place two points there.
     // The last two place another neuron's crossing at this one below float64's
     // resolution: counted in merged_crossings_ (and warned about), unlike the tolerance.
-    if (ev != nullptr) {
-        // Certified: the exact fraction tau* lies in [lo, hi] (crossing_interval), so
-        // |tau - tau*| <= max(hi - tau, tau - lo) wherever tau is.
-        const double* ea = bounds_.row(a);
-        const double* eb = bounds_.row(b);
-        double lo = 0.0, hi = 1.0;
-        crossing_interval(za[neuron], zb[neuron], ea[neuron], eb[neuron], lo, hi);
-        const double dtau = std::max(hi - tau, tau - lo);
-        const double near = plane_tol_ / distance(a, b);
-        const CertifiedStep step{
-            tau, 1.0 - tau, dtau, near,
-            InterpolationRule{net_.layer(layer_).row_norms().data(),
-                              net_.layer(layer_).abs_bias().data(), kFallbackRtol, scale, near}};
-        const CertifiedCounts counts =
-            interpolate_row_certified(za, zb, ea, eb, step, neurons, w, neuron, zv, ev);
-        // The l2 error of the new row: at most the l2 norm of its per-value bounds.
-        error_norm_.push_back(counts.error_norm);
-        merged_crossings_ += counts.merged;
-        uncertified_ += counts.uncertified;
-        splits_.insert(key, v);
-        return v;
-    }
     const InterpolationRule rule{net_.layer(layer_).row_norms().data(),
                                  net_.layer(layer_).abs_bias().data(), rtol_, scale,
                                  plane_tol_ / distance(a, b)};
@@ -362,6 +375,79 @@ Index TileVertices::crossing(Index key_a, Index key_b, Index p, Index q, Index n
     merged_crossings_ += merged_crossings;
     splits_.insert(key, v);
     return v;
+}
+
+// Certified interpolation from a to b where `neuron` crosses (docs/numerics.md §6): the
+// exact fraction tau* lies in [lo, hi] (crossing_interval), so |tau - tau*| <= max(hi -
+// tau, tau - lo) wherever tau is.
+CertifiedCounts TileVertices::interpolate_certified(const TileVertices::End& a,
+                                                    const TileVertices::End& b, Index neuron,
+                                                    double* z, double* e, End& point) const {
+    const double tau = a.z[neuron] / (a.z[neuron] - b.z[neuron]);  // in [0, 1]
+    point.s = a.s + tau * (b.s - a.s);
+    point.t = a.t + tau * (b.t - a.t);
+    // The norm of the layer's input there: exact in layer 0 (the plane's own Gram
+    // matrix), the interpolation of the ends' norms (an upper bound) later.
+    point.scale = layer_ == 0 ? plane_norm(point.s, point.t) : a.scale + tau * (b.scale - a.scale);
+    double lo = 0.0, hi = 1.0;
+    crossing_interval(a.z[neuron], b.z[neuron], a.e[neuron], b.e[neuron], lo, hi);
+    const double dtau = std::max(hi - tau, tau - lo);
+    const double ds = b.s - a.s, dt = b.t - a.t;
+    const double square = ds * ds + dt * dt;
+    const double length =
+        square >= std::numeric_limits<double>::min() && square <= std::numeric_limits<double>::max()
+            ? std::sqrt(square)
+            : std::hypot(ds, dt);
+    const double near = plane_tol_ / length;
+    const AffineMap& map = net_.layer(layer_);
+    const CertifiedStep step{tau, 1.0 - tau, dtau, near,
+                             InterpolationRule{map.row_norms().data(), map.abs_bias().data(),
+                                               kFallbackRtol, point.scale, near}};
+    return interpolate_row_certified(a.z, b.z, a.e, b.e, step, net_.hidden_size(layer_),
+                                     rows_.width(), neuron, z, e);
+}
+
+void TileVertices::begin_face(const Index* vertices, Index count) {
+    face_vertices_.assign(vertices, vertices + count);
+    chords_.clear();
+    chord_z_.reset(rows_.width());
+    chord_e_.reset(rows_.width());
+}
+
+// Neuron `line`'s chord through the face being cut: its two points on the face's
+// layer-start polygon (a vertex where it is 0, or its crossing of a side, interpolated
+// from the side's layer-start vertices), computed once per face and line. Null where it
+// does not meet the polygon in two points (by the float64 values).
+const TileVertices::Chord* TileVertices::chord(Index line) {
+    for (const Chord& c : chords_)
+        if (c.line == line) return c.ok ? &c : nullptr;
+    Chord c{line, false, {}, {}};
+    End ends[2];
+    Index found = 0;
+    const Index m = static_cast<Index>(face_vertices_.size());
+    for (Index i = 0; i < m && found < 2; ++i) {
+        const Index u = face_vertices_[sz(i)];
+        const Index w = face_vertices_[sz((i + 1) % m)];
+        const double zu = value(u, line), zw = value(w, line);
+        if (zu == 0.0) {
+            ends[found++] = end_of(u);
+        } else if (zu * zw < 0.0) {
+            double* z = chord_z_.append();
+            double* e = chord_e_.append();
+            End point{};
+            interpolate_certified(end_of(u), end_of(w), line, z, e, point);  // not counted
+            point.z = z;
+            point.e = e;
+            ends[found++] = point;
+        }
+    }
+    if (found == 2) {
+        c.ok = true;
+        c.a = ends[0];
+        c.b = ends[1];
+    }
+    chords_.push_back(c);
+    return c.ok ? &chords_.back() : nullptr;
 }
 
 void TileVertices::outputs(std::vector<double>& out) {
@@ -419,8 +505,11 @@ bool TileVertices::fused_outputs(std::vector<double>& out) const {
 void TileVertices::release_scratch() {
     rows_.release();
     bounds_.release();
+    chord_z_.release();
+    chord_e_.release();
     std::vector<double>().swap(input_error_);
     std::vector<double>().swap(error_norm_);
+    std::vector<std::uint8_t>().swap(depth_);
     std::vector<Word>().swap(off_);
     std::vector<Word>().swap(positive_);
     std::vector<Word>().swap(negative_);

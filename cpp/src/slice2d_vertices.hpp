@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cmath>
+#include <cstdint>
 #include <cstdlib>
 #include <limits>
 #include <vector>
@@ -12,6 +13,7 @@
 #include "bits.hpp"
 #include "certify.hpp"
 #include "index.hpp"
+#include "interpolation.hpp"
 #include "lrcore/network.hpp"
 #include "lrcore/slice2d.hpp"
 #include "row_store.hpp"
@@ -48,8 +50,14 @@ public:
     void snap_edge_ends(Index p, Index q);
 
     // The vertex where `neuron` crosses the layer-start edge (key_a, key_b), created once;
-    // (p, q) is the side of the asking face that contains it.
-    Index crossing(Index key_a, Index key_b, Index p, Index q, Index neuron);
+    // (p, q) is the side of the asking face that contains it. `line` >= 0: the side lies
+    // on the line of neuron `line` of this layer, cut in this face (certified: the
+    // crossing is interpolated along that line's chord through the face).
+    Index crossing(Index key_a, Index key_b, Index p, Index q, Index neuron, Index line = -1);
+
+    // Certified: the face about to be cut, as the vertices of its layer-start polygon
+    // (chords of its cut lines are taken between its sides).
+    void begin_face(const Index* vertices, Index count);
 
     Index size() const { return static_cast<Index>(scale_.size()); }
     // Values per vertex row: the current layer's width.
@@ -119,6 +127,37 @@ private:
 
     void compose_first_layer();
     void first_layer_bound(double s, double t, double* bound) const;
+
+    // Certified interpolation: a point of the current layer with its values, bounds,
+    // plane coordinates and input norm.
+    struct End {
+        const double* z;
+        const double* e;
+        double s, t, scale;
+    };
+    End end_of(Index v) const {
+        return {rows_.row(v), bounds_.row(v), st_[sz(2 * v)], st_[sz(2 * v + 1)], scale_[sz(v)]};
+    }
+    // Where `neuron` crosses from a to b (opposite signs): values and bounds to z and e,
+    // the rest to `point` (z, e unset there).
+    CertifiedCounts interpolate_certified(const End& a, const End& b, Index neuron, double* z,
+                                          double* e, End& point) const;
+    // The chord of neuron `line` through the face being cut: where it meets the face's
+    // layer-start sides (interpolated once from layer-start vertices), or null.
+    struct Chord {
+        Index line;
+        bool ok;
+        End a, b;
+    };
+    const Chord* chord(Index line);
+    std::vector<Index> face_vertices_;
+    std::vector<Chord> chords_;
+    // Interpolations since the layer's start behind each vertex (0 at layer-start
+    // vertices); crossings on cut sides whose ends are kChordDepth deep or more are
+    // interpolated along the chord.
+    static constexpr std::uint8_t kChordDepth = 3;
+    std::vector<std::uint8_t> depth_;
+    RowStore chord_z_, chord_e_;
     void certify_layer_start(Index layer, Index neurons);
     void mark_exact_zeros(Index layer);
     // outputs() for a last layer of a few dense rows; false (nothing done) otherwise.
