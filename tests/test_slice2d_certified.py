@@ -250,3 +250,8 @@ def test_property_near_degenerate_nets_are_exact_or_say_so(case, tiles):
     if r.uncertified_decisions == 0 and r.merged_crossings == 0:
         r.verify(raise_on_error=True)
         same_as_oracle(r, spec, origin, basis)
+
+
+def test_undecided_values_fall_back_on_the_default_tolerance():
+    # The core's fallback for undecided values is lrcore.DEFAULT_RTOL's zero tolerance.
+    assert lrcore._core.FALLBACK_RTOL == lrcore.DEFAULT_RTOL

@@ -82,6 +82,7 @@ void bind_slice2d(py::module_& m) {
           py::arg("max_regions"), py::arg("max_memory"),
           "Exact planar partition of each slice (one dict of arrays per slice).");
     m.attr("PLANE_ULPS") = kPlaneUlps;
+    m.attr("FALLBACK_RTOL") = kFallbackRtol;
     m.def("_set_stitch_failure_for_tests", &set_stitch_failure_for_tests, py::arg("fail"),
           "Testing only: tiled slices take the recompute-in-one-piece path while set.");
 }
