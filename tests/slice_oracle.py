@@ -373,10 +373,12 @@ def check_lines(r, spec: NetSpec, net, num_lines: int, seed: int):
     for _ in range(num_lines):
         p, q = points_in_domain(r.domain, 2, rng)
         lam, labels = segment_crossings(r, p, q)
-        # The 2D result's zero rule (rtol): the segment's float input points lie off the
-        # plane by rounding, so in exact arithmetic (count_1d's default) lines that
-        # coincide on the plane may cross it apart.
-        one_d = lrcore.count_1d(net, r.to_input(np.stack([p, q])), rtol=r.rtol)
+        # The 2D result's zero rule (rtol; the default one for a certified result): the
+        # segment's float input points lie off the plane by rounding, so in exact
+        # arithmetic (count_1d's default) lines that coincide on the plane may cross it
+        # apart.
+        rtol = lrcore.DEFAULT_RTOL if r.rtol is None else r.rtol
+        one_d = lrcore.count_1d(net, r.to_input(np.stack([p, q])), rtol=rtol)
         assert one_d.num_breakpoints == len(lam), (
             f"segment {p} -> {q}: count_1d finds {one_d.num_breakpoints} breakpoints, "
             f"the 2D result has {len(lam)} crossings"

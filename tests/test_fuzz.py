@@ -55,12 +55,20 @@ def call(name: str, fn, *args, **kwargs) -> Any:
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", lrcore.RoundingWarning)
+            warnings.simplefilter("always", lrcore.CertificationWarning)
             result = fn(*args, **kwargs)
     except DOCUMENTED:
         return None
     warned = any(issubclass(w.category, lrcore.RoundingWarning) for w in caught)
     merged = any(getattr(r, "merged_crossings", 0) for r in _as_list(result))
     assert warned == merged, "RoundingWarning must come exactly when crossings were merged"
+    uncertain = any(issubclass(w.category, lrcore.CertificationWarning) for w in caught)
+    uncertified = any(
+        np.any(np.asarray(getattr(r, "uncertified_decisions", 0)) > 0) for r in _as_list(result)
+    )
+    assert uncertain == uncertified, (
+        "CertificationWarning must come exactly when decisions are uncertified"
+    )
     if isinstance(result, list):
         for item in result:
             check_result(item)

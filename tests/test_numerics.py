@@ -91,11 +91,16 @@ def test_near_parallel_hyperplanes_on_a_slice(angle):
     exact = lrcore.slice_2d(net, np.zeros(2), np.eye(2), rtol=0.0)
     exact.verify(raise_on_error=True)
     assert exact.num_regions == 3
+    # Certified (the default): the exact partition, every sign certified.
     r = lrcore.slice_2d(net, np.zeros(2), np.eye(2))
     r.verify(raise_on_error=True)
-    # The sliver between the lines is at most 3 tan(a) wide: below the zero tolerance
-    # its corners join the first line's and it disappears (documented).
-    assert r.num_regions == (3 if angle > 1e-11 else 2)
+    assert r.num_regions == 3
+    assert r.uncertified_decisions == 0
+    # The zero tolerance: the sliver between the lines is at most 3 tan(a) wide; below
+    # the tolerance its corners join the first line's and it disappears (documented).
+    old = lrcore.slice_2d(net, np.zeros(2), np.eye(2), rtol=lrcore.DEFAULT_RTOL)
+    old.verify(raise_on_error=True)
+    assert old.num_regions == (3 if angle > 1e-11 else 2)
 
 
 def two_close_zeros(gap: float) -> lrcore.Network:

@@ -21,6 +21,12 @@ from lrcore._tiling import CUT_OFFSET, TILE_REGIONS
 from slice_oracle import check_all, compare_with_oracle, diameter, lines_net, oracle_slice
 from support import activations, random_net, seeds
 
+# Lines that meet exactly (concurrent, coincident, through corners): the certified filter
+# cannot decide such values (2D has no slow path yet, docs/numerics.md §6), takes them as
+# 0, which is exact here, and warns (lrcore.CertificationWarning). The exact oracle checks
+# the result.
+EXACT_COINCIDENCES = pytest.mark.filterwarnings("ignore::lrcore.CertificationWarning")
+
 
 def cut_positions(lo: float, hi: float, count: int) -> list[float]:
     return [lo + (hi - lo) * (k + CUT_OFFSET) / count for k in range(1, count)]
@@ -91,6 +97,7 @@ def test_tiles_of_a_polygon_domain():
 
 
 @pytest.mark.parametrize("tiles", [2, 3])
+@EXACT_COINCIDENCES
 def test_zero_line_on_a_cut_line_is_an_edge(tiles):
     # A neuron whose zero line is exactly the first cut line s = c, plus lines across it
     # (one through the point where the cut line meets the box's bottom side).

@@ -28,9 +28,27 @@ ORIGIN = [0.1257302210933933, -0.1321048632913019]
 def test_near_coincident_lines_of_two_layers_give_no_zero_area_face():
     net = lrcore.Network([np.array(w) for w in WEIGHTS], [np.array(b) for b in BIASES])
     with pytest.warns(lrcore.RoundingWarning, match="merged_crossings"):
-        r = lrcore.slice_2d(net, np.array(ORIGIN), np.eye(2))
+        r = lrcore.slice_2d(net, np.array(ORIGIN), np.eye(2), rtol=0.0)
     r.verify(raise_on_error=True)
     assert r.merged_crossings >= 1
+    # The 2.4e-30-wide sliver joins the first layer's line: two regions, not three.
+    assert r.num_regions == 2
+    assert np.all(r.areas > 1e-4)  # the line cuts off a corner of the box
+
+
+def test_near_coincident_lines_certified_are_undecided_not_merged():
+    # Certified (the default): at the first layer's crossings the second layer's values
+    # lie within their error bounds (weights of 1e29, a sliver of 2.4e-30): the filter
+    # cannot decide them; they take the zero tolerance's decision, and the result says so.
+    net = lrcore.Network([np.array(w) for w in WEIGHTS], [np.array(b) for b in BIASES])
+    with (
+        pytest.warns(lrcore.CertificationWarning, match="uncertified_decisions"),
+        pytest.warns(lrcore.RoundingWarning, match="merged_crossings"),
+    ):
+        r = lrcore.slice_2d(net, np.array(ORIGIN), np.eye(2))
+    r.verify(raise_on_error=True)
+    assert r.uncertified_decisions >= 1
+    assert r.num_regions == 2
     # The 2.4e-30-wide sliver joins the first layer's line: two regions, not three.
     assert r.num_regions == 2
     assert np.all(r.areas > 1e-4)  # the line cuts off a corner of the box

@@ -10,6 +10,13 @@ from hypothesis import strategies as st
 import lrcore
 from support import nets, paths_for, random_net, random_path, seeds
 
+# Lines that meet exactly (concurrent, coincident, through corners): the certified filter
+# cannot decide such values (2D has no slow path yet, docs/numerics.md §6), takes them as
+# 0, which is exact here, and warns (lrcore.CertificationWarning). The exact oracle checks
+# the result.
+EXACT_COINCIDENCES = pytest.mark.filterwarnings("ignore::lrcore.CertificationWarning")
+
+
 # --- Corrupting results ----------------------------------------------------------------
 
 
@@ -143,6 +150,7 @@ def test_slices_verify(spec, seed):
     assert report.num_cuts == int(np.sum(r.edge_neurons[:, 0] >= 0))
 
 
+@EXACT_COINCIDENCES
 def test_degenerate_constructions_verify():
     # Lines through one point, a path along a hyperplane and through a vertex of the
     # arrangement, duplicate and zero neurons.

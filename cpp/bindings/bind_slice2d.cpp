@@ -1,3 +1,4 @@
+#include <optional>
 #include <vector>
 
 #include "lrcore/path1d.hpp"
@@ -13,8 +14,8 @@ namespace {
 py::list slice_2d_arrays(const Network& net, const std::vector<DoubleArray>& origins,
                          const std::vector<DoubleArray>& bases,
                          const std::vector<DoubleArray>& domains,
-                         const std::vector<DoubleArray>& cuts, double rtol, int num_threads,
-                         Index max_regions, double max_memory) {
+                         const std::vector<DoubleArray>& cuts, std::optional<double> rtol,
+                         int num_threads, Index max_regions, double max_memory) {
     // Only what reading the arrays needs: lrcore.slice_2d has checked the arguments, and
     // the core checks its own preconditions (docs/core-layout.md).
     if (origins.size() != bases.size() || origins.size() != domains.size() ||
@@ -36,7 +37,9 @@ py::list slice_2d_arrays(const Network& net, const std::vector<DoubleArray>& ori
         specs.push_back(std::move(spec));
     }
     Slice2DOptions options;
-    options.rtol = rtol;
+    // rtol None: certified sign decisions; a number: the old zero tolerance.
+    options.certified = !rtol.has_value();
+    options.rtol = rtol.value_or(0.0);
     options.num_threads = num_threads;
     options.max_regions = max_regions;
     options.max_memory = max_memory;
@@ -64,6 +67,8 @@ py::list slice_2d_arrays(const Network& net, const std::vector<DoubleArray>& ori
         item["patterns"] = to_array(std::move(r.patterns), {f, bytes});
         item["tiles"] = r.tiles;
         item["merged_crossings"] = r.merged_crossings;
+        item["uncertified_decisions"] = r.uncertified_decisions;
+        item["exact_coincidences"] = r.exact_coincidences;
         out.append(item);
     }
     return out;
@@ -77,6 +82,7 @@ void bind_slice2d(py::module_& m) {
           py::arg("max_regions"), py::arg("max_memory"),
           "Exact planar partition of each slice (one dict of arrays per slice).");
     m.attr("PLANE_ULPS") = kPlaneUlps;
+    m.attr("FALLBACK_RTOL") = kFallbackRtol;
     m.def("_set_stitch_failure_for_tests", &set_stitch_failure_for_tests, py::arg("fail"),
           "Testing only: tiled slices take the recompute-in-one-piece path while set.");
 }

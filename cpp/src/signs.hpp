@@ -117,6 +117,157 @@ inline void snap_and_sign(double* row, Index neurons, double scale, const Affine
     }
 }
 
+// Certified decisions (docs/numerics.md §6) at a layer-start vertex. Value j has a bound
+// eps_j on its error; its sign is decided when |z_j| > eps_j. An undecided value is
+// counted and takes the zero tolerance's decision (fallback rtol, norms, bias and the
+// input norm s): 0 when |z_j| <= rtol (norms[j] s + bias[j]), else its float64 sign. A
+// value set to 0 gets the bound |z_j| + eps_j (the error of 0 against z_j*), and its
+// square is added to `zeroed` (the row moved by their l2 norm).
+// Exact zeros by structure (docs/numerics.md §6): a row with no bias that reads only
+// inputs known to be exactly 0 at the vertex's exact point (ReLU units with a certified
+// sign <= 0, values proven 0) is exactly 0 there: max pooling's tournaments between two
+// ReLU outputs that are both off. `off` holds a bit per input of the row's map.
+struct StructuralZero {
+    static constexpr Index kMaxTerms = 4096;
+    const AffineMap* map = nullptr;
+    const Word* off = nullptr;
+    mutable std::vector<double> values;
+    mutable std::vector<Index> cols;
+
+    bool is_zero(Index j) const {
+        const AffineRow row = map->row(j, values, cols);
+        if (row.bias != 0.0 || row.count > kMaxTerms) return false;
+        for (Index i = 0; i < row.count; ++i) {
+            if (row.values[i] == 0.0) continue;
+            const Index c = row.cols != nullptr ? row.cols[i] : i;
+            if (((off[c / kWordBits] >> (c % kWordBits)) & Word{1}) == 0) return false;
+        }
+        return true;
+    }
+};
+
+struct CertifyRow {
+    static constexpr double kSafe = 1.0 + 0x1p-20;
+    const double* norms;
+    const double* bias;
+    double a, b;         // eps_j = norms[j] a + bias[j] b (VertexBound), unless given
+    double rtol, scale;  // the fallback zero tolerance
+    const StructuralZero* structural = nullptr;  // where the layer has rows without bias
+
+    // Value k of row z with bound eps: decides it, writes z[k] and e[k], counts (exact
+    // zeros by structure in `exact`, bound 0).
+    void decide(double* z, double* e, Index k, double eps, Index& undecided, double& zeroed,
+                Index& exact) const {
+        const double size = std::abs(z[k]);
+        if (size > eps) {  // false for NaN
+            e[k] = eps;
+            return;
+        }
+        if (size == 0.0 && bias[k] == 0.0 && structural != nullptr && structural->is_zero(k)) {
+            z[k] = 0.0;  // (not -0.0)
+            e[k] = 0.0;
+            ++exact;
+            return;
+        }
+        ++undecided;
+        if (size <= rtol * (norms[k] * scale + bias[k])) {
+            zeroed += z[k] * z[k];
+            z[k] = 0.0;
+            e[k] = kSafe * (size + eps);
+        } else {
+            e[k] = eps;
+        }
+    }
+};
+
+// Certified decisions for one row of `neurons` values whose bounds are given (row e, as
+// the domain corners have them), and their sign masks as snap_and_sign's; returns how many
+// values were undecided.
+inline Index certify_and_sign(double* z, double* e, Index neurons, const CertifyRow& c,
+                              Word* positive, Word* negative, double& zeroed, Index& exact) {
+    Index undecided = 0;
+    for (Index j0 = 0; j0 < neurons; j0 += kWordBits) {
+        const Index n = std::min(kWordBits, neurons - j0);
+        Word pos = 0, neg = 0;
+        for (Index k = 0; k < n; ++k) {
+            c.decide(z, e, j0 + k, e[j0 + k], undecided, zeroed, exact);
+            pos |= static_cast<Word>(z[j0 + k] > 0.0) << k;
+            neg |= static_cast<Word>(z[j0 + k] < 0.0) << k;
+        }
+        positive[j0 / kWordBits] = pos;
+        negative[j0 / kWordBits] = neg;
+    }
+    return undecided;
+}
+
+#if defined(LRCORE_AVX2_DISPATCH)
+// certify_row's loop over the n (<= 64) neurons of one mask word from j0, four at a time:
+// the decided values in vector operations, a group of four with an undecided one by
+// CertifyRow::decide; returns how many values it did.
+__attribute__((target("avx2"))) inline Index certify_row_avx2(double* z, double* e, Index j0,
+                                                              Index n, const CertifyRow& c,
+                                                              Word& pos, Word& neg,
+                                                              Index& undecided, double& zeroed,
+                                                              Index& exact) {
+    const __m256d sign_bit = _mm256_set1_pd(-0.0);
+    const __m256d zero = _mm256_setzero_pd();
+    const __m256d va = _mm256_set1_pd(c.a);
+    const __m256d vb = _mm256_set1_pd(c.b);
+    // Groups of four with an undecided value: redone value by value after the loop.
+    Index rare[16];
+    Index count = 0;
+    Index k = 0;
+    for (; k + 4 <= n; k += 4) {
+        const Index j = j0 + k;
+        const __m256d x = _mm256_loadu_pd(z + j);
+        const __m256d eps = _mm256_add_pd(_mm256_mul_pd(_mm256_loadu_pd(c.norms + j), va),
+                                          _mm256_mul_pd(_mm256_loadu_pd(c.bias + j), vb));
+        _mm256_storeu_pd(e + j, eps);
+        const __m256d decided = _mm256_cmp_pd(_mm256_andnot_pd(sign_bit, x), eps, _CMP_GT_OQ);
+        if (_mm256_movemask_pd(decided) != 15) rare[count++] = k;  // rare (n <= 64: <= 16)
+        pos |= static_cast<Word>(_mm256_movemask_pd(_mm256_cmp_pd(x, zero, _CMP_GT_OQ))) << k;
+        neg |= static_cast<Word>(_mm256_movemask_pd(_mm256_cmp_pd(x, zero, _CMP_LT_OQ))) << k;
+    }
+    for (Index g = 0; g < count; ++g) {
+        for (Index i = rare[g]; i < rare[g] + 4; ++i) {
+            c.decide(z, e, j0 + i, e[j0 + i], undecided, zeroed, exact);
+            const Word bit = Word{1} << i;
+            pos = (pos & ~bit) | (z[j0 + i] > 0.0 ? bit : 0);
+            neg = (neg & ~bit) | (z[j0 + i] < 0.0 ? bit : 0);
+        }
+    }
+    return k;
+}
+#endif
+
+// Certified decisions at a layer-start vertex with the filter's bounds eps_j = norms[j] a
+// + bias[j] b, fused with writing them to row e (width values; linear units, j >=
+// neurons, only get their bound). Sign masks as snap_and_sign's; returns how many values
+// were undecided.
+inline Index certify_row(double* z, double* e, Index neurons, Index width, const CertifyRow& c,
+                         Word* positive, Word* negative, double& zeroed, Index& exact) {
+    Index undecided = 0;
+    for (Index j0 = 0; j0 < neurons; j0 += kWordBits) {
+        const Index n = std::min(kWordBits, neurons - j0);
+        Word pos = 0, neg = 0;
+        Index k = 0;
+#if defined(LRCORE_AVX2_DISPATCH)
+        if (cpu_has_avx2())
+            k = certify_row_avx2(z, e, j0, n, c, pos, neg, undecided, zeroed, exact);
+#endif
+        for (; k < n; ++k) {
+            const Index j = j0 + k;
+            c.decide(z, e, j, c.norms[j] * c.a + c.bias[j] * c.b, undecided, zeroed, exact);
+            pos |= static_cast<Word>(z[j] > 0.0) << k;
+            neg |= static_cast<Word>(z[j] < 0.0) << k;
+        }
+        positive[j0 / kWordBits] = pos;
+        negative[j0 / kWordBits] = neg;
+    }
+    for (Index j = neurons; j < width; ++j) e[j] = c.norms[j] * c.a + c.bias[j] * c.b;
+    return undecided;
+}
+
 // The sign of a (snapped) value: 1, 0 or -1.
 inline int sign_of(double value) { return (value > 0.0) - (value < 0.0); }
 

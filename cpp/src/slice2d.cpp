@@ -46,7 +46,7 @@ void check_arguments(const std::vector<SliceSpec>& slices, const Slice2DOptions&
                     "slice_2d: cut lines must be increasing and inside the domain's range of s");
         }
     }
-    if (!(options.rtol >= 0.0) || !std::isfinite(options.rtol))
+    if (!options.certified && (!(options.rtol >= 0.0) || !std::isfinite(options.rtol)))
         throw std::invalid_argument("slice_2d: rtol must be a finite number >= 0");
     if (options.max_regions < 1) throw std::invalid_argument("slice_2d: max_regions must be >= 1");
 }
@@ -68,6 +68,8 @@ public:
           finished_(new std::atomic<Index>[n_]),
           finished_bytes_(new std::atomic<Index>[n_]),
           builders_(sz(resolve_num_threads(options.num_threads))),
+          filters_(options.certified ? detail::filter_layers(net)
+                                     : std::vector<detail::FilterLayer>()),
           results_(n_),
           whole_(n_, 0) {
         for (std::size_t i = 0; i < n_; ++i) finished_[i] = finished_bytes_[i] = 0;
@@ -97,6 +99,7 @@ private:
     std::unique_ptr<std::atomic<Index>[]> finished_bytes_;    // and the bytes they hold
     // One builder per worker thread, reused tile after tile.
     std::vector<std::unique_ptr<FaceBuilder>> builders_;
+    std::vector<detail::FilterLayer> filters_;  // certified: the filter's constants
     std::vector<Slice2DResult> results_;
     std::vector<char> whole_;  // slices whose tiles disagreed
 
@@ -118,7 +121,9 @@ private:
         const bool last_round =
             task + static_cast<Index>(builders_.size()) >= static_cast<Index>(count);
         std::unique_ptr<FaceBuilder>& builder = builders_[sz(worker)];
-        if (!builder) builder = std::make_unique<FaceBuilder>(net_, options_);
+        if (!builder)
+            builder = std::make_unique<FaceBuilder>(net_, options_,
+                                                    options_.certified ? &filters_ : nullptr);
         RawPartition raw =
             builder->run(slices_[i], tile, finished_[i], finished_bytes_[i], last_round, stop);
         detail::read_cut_lines(tile, raw);

@@ -118,6 +118,8 @@ void index_edges(const Network& net, const RawPartition& raw, Index num_vertices
 Slice2DResult assemble_slice(const Network& net, RawPartition&& raw, Index words, Index bytes) {
     Slice2DResult result;
     result.merged_crossings = raw.merged_crossings;
+    result.uncertified_decisions = raw.uncertified_decisions;
+    result.exact_coincidences = raw.exact_coincidences;
     result.vertices = std::move(raw.st);
     result.outputs = std::move(raw.outputs);
     pack_patterns(raw, words, bytes, result);

@@ -77,6 +77,7 @@ void FaceBuilder::snap_near_ends() {
 }
 
 void FaceBuilder::cut_faces(Index layer, const StopFlag& stop) {
+    layer_ = layer;
     const Index offset = net_.neuron_offset(layer);
     vertices_.start_layer(layer, sz(num_faces()) * 2);
     snap_near_ends();
@@ -174,6 +175,11 @@ inline void FaceBuilder::settle_face(Index f, Index offset) {
 inline void FaceBuilder::cut_face(Index f, Index offset) {
     const Index first = face_start_[sz(f)];
     const Index last = face_start_[sz(f) + 1];
+    if (vertices_.certified()) {
+        face_polygon_.clear();
+        for (Index i = first; i < last; ++i) face_polygon_.push_back(sides_[sz(i)].vertex);
+        vertices_.begin_face(face_polygon_.data(), last - first);
+    }
     nodes_.clear();
     node_sides_.assign(sides_.begin() + first, sides_.begin() + last);
     node_bits_ = part_bits_;
@@ -245,7 +251,13 @@ void FaceBuilder::split(const std::vector<Side>& sides, Index first, Index last,
             neg_.push_back(sb < 0 ? a : Side{a.vertex, kCut, 0, 0});
         }
         if (sa * sb < 0) {
-            const Index w = vertices_.crossing(a.key_a, a.key_b, a.vertex, b.vertex, neuron);
+            // A side cut in this layer lies on neuron `a.label - offset`'s line (certified
+            // crossings on it are taken along that line's chord through the face).
+            const Index offset = label - neuron;
+            const Index line = a.label >= offset && a.label < offset + net_.hidden_size(layer_)
+                                   ? a.label - offset
+                                   : -1;
+            const Index w = vertices_.crossing(a.key_a, a.key_b, a.vertex, b.vertex, neuron, line);
             const Side along{w, a.label, a.key_a, a.key_b};
             const Side cut{w, kCut, 0, 0};
             if (sa > 0) {
@@ -289,7 +301,9 @@ inline void FaceBuilder::check_limits(Index f) {
 // sides and patterns) plus the finished tiles of the slice, against max_memory.
 void FaceBuilder::check_memory(Index faces) const {
     if (options_.max_memory <= 0.0) return;
-    const double vertex_bytes = static_cast<double>(vertices_.width()) * 8.0 + 96.0;
+    // (A certified slice keeps a bound beside every value.)
+    const double vertex_bytes =
+        static_cast<double>(vertices_.width()) * (vertices_.certified() ? 16.0 : 8.0) + 96.0;
     const double face_bytes = static_cast<double>(words_) * 8.0 + 6.0 * 32.0;
     const double bytes = static_cast<double>(vertices_.size()) * vertex_bytes +
                          static_cast<double>(faces) * face_bytes +
@@ -331,6 +345,8 @@ RawPartition FaceBuilder::collect(bool release) {
         vertices_.release();
     }
     raw.merged_crossings = vertices_.merged_crossings();
+    raw.uncertified_decisions = vertices_.uncertified_decisions();
+    raw.exact_coincidences = vertices_.exact_coincidences();
     return raw;
 }
 

@@ -32,11 +32,13 @@ struct Side {
 // buffers keep their memory from tile to tile: only the returned partitions are new.
 class FaceBuilder {
 public:
-    FaceBuilder(const Network& net, const Slice2DOptions& options)
+    // `filters`: the network's certified filter constants (options.certified), else null.
+    FaceBuilder(const Network& net, const Slice2DOptions& options,
+                const std::vector<FilterLayer>* filters)
         : net_(net),
           options_(options),
           words_(words_for(net.num_neurons())),
-          vertices_(net, options.rtol) {}
+          vertices_(net, options.rtol, filters) {}
 
     // The partition of `tile` of the slice `spec`; finished_faces and finished_bytes count
     // the slice's finished tiles (for max_regions and max_memory). With `release`, the
@@ -75,7 +77,9 @@ private:
 
     RawPartition collect(bool release);
 
-    std::vector<Side> pos_, neg_;  // scratch of split()
+    std::vector<Side> pos_, neg_;      // scratch of split()
+    Index layer_ = 0;                  // the layer being cut
+    std::vector<Index> face_polygon_;  // certified: the face being cut, for its chords
 
     // Scratch of cut_faces(): the next layer's faces, the sign masks of a face, the
     // neurons that straddle it, a split's parts and a part's pattern.

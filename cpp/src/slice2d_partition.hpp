@@ -41,6 +41,8 @@ struct RawPartition {
     std::vector<Word> bits;              // F × words
     std::vector<std::uint8_t> patterns;  // or F × pattern bytes, packed (bits then empty)
     Index merged_crossings = 0;          // crossings placed at a vertex (plane rounding)
+    Index uncertified_decisions = 0;     // certified: values the filter left undecided
+    Index exact_coincidences = 0;        // certified: values proven 0 by structure
     CutLine low, high;                   // a tile's cut lines (read by the worker)
     Index num_vertices() const { return static_cast<Index>(st.size() / 2); }
     Index num_faces() const { return static_cast<Index>(face_start.size()) - 1; }

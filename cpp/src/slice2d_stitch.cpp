@@ -137,7 +137,11 @@ public:
 
     bool run(RawPartition& whole) {
         if (g_fail_stitch.load(std::memory_order_relaxed)) return false;
-        for (const RawPartition& tile : tiles_) whole.merged_crossings += tile.merged_crossings;
+        for (const RawPartition& tile : tiles_) {
+            whole.merged_crossings += tile.merged_crossings;
+            whole.uncertified_decisions += tile.uncertified_decisions;
+            whole.exact_coincidences += tile.exact_coincidences;
+        }
         start();
         for (std::size_t k = 1; k < tiles_.size(); ++k) {
             if (!match_vertices(k)) return false;

@@ -125,6 +125,12 @@ void TileVertices::start(const SliceSpec& spec, const std::vector<double>& polyg
     const Index m = static_cast<Index>(polygon.size() / 2);
     st_ = polygon;
     scale_.resize(sz(m));
+    const bool bounded = filters_ != nullptr && net_.num_hidden_layers() > 0;
+    uncertified_ = 0;
+    exact_coincidences_ = 0;
+    off_words_ = 0;
+    if (bounded) bounds_.reset(out);
+    error_norm_.clear();
     for (Index v = 0; v < m; ++v) {
         const double s = st_[sz(2 * v)];
         const double t = st_[sz(2 * v + 1)];
@@ -133,7 +139,60 @@ void TileVertices::start(const SliceSpec& spec, const std::vector<double>& polyg
             row[j] =
                 first_map_[sz(j)] + s * first_map_[sz(out + j)] + t * first_map_[sz(2 * out + j)];
         scale_[sz(v)] = input_norm(s, t);
+        if (bounded) first_layer_bound(s, t, bounds_.append());
     }
+}
+
+// The bound on layer 0's values at the domain corner (s, t) (exact float64 numbers: the
+// exact point is o + s u + t v), computed as c + s cu + t cv with c = fl(W o + b) and cu,
+// cv = fl(fl(W u + b) - b) (compose_first_layer). Row j (fan-in n, ||W_j|| = r_j):
+//   |c_j - c_j*| <= gamma_{n+1} (r_j ||o|| + |b_j|),
+//   |cu_j - cu_j*| <= gamma_{n+1} (r_j ||u|| + |b_j|) + u |fl(W_j u + b_j) - b_j|
+//                  <= gamma_{n+3} (r_j ||u|| + |b_j|)     (the bias row W 0 + b is exact),
+// and the three-term sum rounds by at most gamma_3 (|c_j| + |s cu_j| + |t cv_j|):
+//   eps_j = gamma_3 (|c_j| + |s| |cu_j| + |t| |cv_j|)
+//         + gamma_{n+4} (r_j (||o|| + |s| ||u|| + |t| ||v||) + |b_j| (1 + |s| + |t|)).
+// The norms come from the Gram matrix (sums of d squares: relative error gamma_d, halved
+// by the square root), rounded up; kSafety covers the bound's own rounding.
+void TileVertices::first_layer_bound(double s, double t, double* bound) const {
+    const AffineMap& map = net_.layer(0);
+    const Index out = map.out_dim();
+    const double* norms = map.row_norms().data();
+    const double* bias = map.abs_bias().data();
+    const double up = kSafety * (1.0 + gamma_of(static_cast<double>(net_.input_dim()) + 2.0));
+    const double no = std::sqrt(gram_[0]) * up;
+    const double nu = std::sqrt(gram_[3]) * up;
+    const double nv = std::sqrt(gram_[5]) * up;
+    const double as = std::abs(s), at = std::abs(t);
+    const double g3 = gamma_of(3.0) * kSafety;
+    const double g = gamma_of(static_cast<double>(map.in_dim()) + 4.0) * kSafety;
+    const double reach = (no + as * nu + at * nv) * kSafety;
+    const double spread = (1.0 + as + at) * kSafety;
+    for (Index j = 0; j < out; ++j) {
+        const double rounding =
+            g3 * (std::abs(first_map_[sz(j)]) + as * std::abs(first_map_[sz(out + j)]) +
+                  at * std::abs(first_map_[sz(2 * out + j)]));
+        bound[j] = kSafety * kSafety * (rounding + g * (norms[j] * reach + bias[j] * spread));
+    }
+}
+
+// Certified: the next layer's input error at every vertex, E = slope * ||z - z*||_2 (the
+// activation is slope-Lipschitz componentwise; error_norm_ bounds the l2 error of the
+// layer's values), and room for the next layer's bounds (written by start_layer).
+void TileVertices::next_layer(Index layer) {
+    const Index n = size();
+    const bool bounded = filters_ != nullptr;
+    if (bounded) {
+        const double slope = (*filters_)[sz(layer - 1)].slope;
+        input_error_.resize(sz(n));
+        for (Index v = 0; v < n; ++v) input_error_[sz(v)] = slope * error_norm_[sz(v)] * kSafety;
+    }
+    if (bounded) mark_exact_zeros(layer);
+    rows_.next_layer(net_.layer(layer), net_.activation(layer - 1), net_.hidden_size(layer - 1),
+                     scale_.data());
+    if (!bounded) return;
+    bounds_.reset(net_.layer(layer).out_dim());
+    for (Index v = 0; v < n; ++v) bounds_.append();
 }
 
 void TileVertices::start_layer(Index layer, std::size_t expected_crossings) {
@@ -148,12 +207,96 @@ void TileVertices::start_layer(Index layer, std::size_t expected_crossings) {
     negative_.resize(sz(size() * mask_words_));
     // Values within the zero tolerance become zero first (the vertex lies on that
     // neuron's line: a domain corner on it, lines through one point).
+    if (filters_ != nullptr) {
+        certify_layer_start(layer, neurons);
+        return;
+    }
     for (Index v = 0; v < size(); ++v)
         snap_and_sign(rows_.row(v), neurons, scale_[sz(v)], net_.layer(layer), rtol_,
                       positive_.data() + v * mask_words_, negative_.data() + v * mask_words_);
 }
 
-Index TileVertices::crossing(Index key_a, Index key_b, Index p, Index q, Index neuron) {
+// Certified, before layer `layer` is computed: where it has rows without bias, the bits
+// of its inputs (the previous layer's values) known to be exactly 0 at each vertex's
+// exact point: a ReLU unit whose sign is certified <= 0, any value proven 0 (0 with bound
+// 0). StructuralZero reads them. Else off_ stays empty.
+void TileVertices::mark_exact_zeros(Index layer) {
+    off_words_ = 0;
+    const AffineMap& map = net_.layer(layer);
+    const Index neurons = net_.hidden_size(layer);
+    bool free_rows = false;
+    for (Index j = 0; j < neurons && !free_rows; ++j) free_rows = map.abs_bias()[sz(j)] == 0.0;
+    if (!free_rows) return;
+    const Index width = rows_.width();
+    const Index prev_neurons = net_.hidden_size(layer - 1);
+    const bool relu = net_.activation(layer - 1).kind == ActivationKind::relu;
+    off_words_ = words_for(width);
+    const Index n = size();
+    off_.assign(sz(n * off_words_), 0);
+    for (Index v = 0; v < n; ++v) {
+        const double* z = rows_.row(v);
+        const double* e = bounds_.row(v);
+        Word* off = off_.data() + v * off_words_;
+        for (Index i = 0; i < width; ++i) {
+            const bool zero = z[i] == 0.0 && e[i] == 0.0;
+            const bool below = relu && i < prev_neurons && z[i] < 0.0 && -z[i] > e[i];
+            if (zero || below) off[i / kWordBits] |= Word{1} << (i % kWordBits);
+        }
+    }
+}
+
+// Certified decisions at the layer-start vertices, and the l2 bound on each one's row
+// error (error_norm_) for the next layer: at layer 0 (domain corners) from the bounds
+// start() wrote; later from the filter's (a, b) (VertexBound, docs/numerics.md §3): the
+// bounds are written here, the row error is VertexBound::vector_error (an operator-norm
+// bound, tighter than the l2 norm of the per-value bounds) plus the l2 norm of the values
+// set to 0.
+void TileVertices::certify_layer_start(Index layer, Index neurons) {
+    const Index n = size();
+    depth_.assign(sz(n), 0);
+    const Index width = rows_.width();
+    error_norm_.resize(sz(n));
+    const AffineMap& map = net_.layer(layer);
+    if (layer == 0) {
+        const double up = kSafety * kSafety * (1.0 + gamma_of(static_cast<double>(width) + 2.0));
+        for (Index v = 0; v < n; ++v) {
+            double* e = bounds_.row(v);
+            const CertifyRow c{map.row_norms().data(), map.abs_bias().data(), 0.0, 0.0,
+                               kFallbackRtol,          scale_[sz(v)]};
+            double zeroed = 0.0;
+            uncertified_ +=
+                certify_and_sign(rows_.row(v), e, neurons, c, positive_.data() + v * mask_words_,
+                                 negative_.data() + v * mask_words_, zeroed, exact_coincidences_);
+            double square = 0.0;
+            for (Index j = 0; j < width; ++j) square += e[j] * e[j];
+            error_norm_[sz(v)] = std::sqrt(square) * up;
+        }
+        return;
+    }
+    const FilterLayer& f = (*filters_)[sz(layer)];
+    for (Index v = 0; v < n; ++v) {
+        const double s = scale_[sz(v)];
+        const double input_error = input_error_[sz(v)];
+        const VertexBound bound = VertexBound::at(f, s, input_error);
+        structural_.map = &map;
+        structural_.off = off_.data() + v * off_words_;
+        const CertifyRow c{map.row_norms().data(),
+                           map.abs_bias().data(),
+                           bound.a,
+                           bound.b,
+                           kFallbackRtol,
+                           s,
+                           off_words_ > 0 ? &structural_ : nullptr};
+        double zeroed = 0.0;
+        uncertified_ += certify_row(
+            rows_.row(v), bounds_.row(v), neurons, width, c, positive_.data() + v * mask_words_,
+            negative_.data() + v * mask_words_, zeroed, exact_coincidences_);
+        error_norm_[sz(v)] = VertexBound::vector_error(f, s, input_error) +
+                             (zeroed > 0.0 ? std::sqrt(zeroed) * 2.0 * kSafety : 0.0);
+    }
+}
+
+Index TileVertices::crossing(Index key_a, Index key_b, Index p, Index q, Index neuron, Index line) {
     const SplitKey key{key_a, key_b, neuron};
     const Index found = splits_.find(key);
     if (found >= 0) return found;
@@ -167,10 +310,45 @@ Index TileVertices::crossing(Index key_a, Index key_b, Index p, Index q, Index n
         b = q;
     }
     const Index v = size();
+    if (filters_ != nullptr) {
+        // Certified. On a side cut in this face, its ends are crossings interpolated from
+        // other crossings, whose bounds compound along such chains; the line's chord
+        // through the face has ends interpolated once from layer-start vertices, and the
+        // layer is affine on the face, so the crossing is interpolated along the chord
+        // (the exact crossing is the same point: both lie on the line, and the neuron has
+        // one root on it).
+        End from = end_of(a), to = end_of(b);
+        // Only where the chain is long (the chord costs two interpolations per line and
+        // face): a vertex's depth counts interpolations since the layer's start.
+        const std::uint8_t depth = std::max(depth_[sz(a)], depth_[sz(b)]);
+        std::uint8_t new_depth = depth == 255 ? depth : static_cast<std::uint8_t>(depth + 1);
+        if (line >= 0 && depth >= kChordDepth) {
+            const Chord* c = chord(line);
+            if (c != nullptr && c->a.z[neuron] * c->b.z[neuron] < 0.0) {
+                from = c->a;
+                to = c->b;
+                new_depth = 2;  // chord ends are one interpolation deep
+            }
+        }
+        double* zv = rows_.append();  // other rows do not move
+        double* ev = bounds_.append();
+        End point{};
+        const CertifiedCounts counts = interpolate_certified(from, to, neuron, zv, ev, point);
+        st_.push_back(point.s);
+        st_.push_back(point.t);
+        scale_.push_back(point.scale);
+        depth_.push_back(new_depth);
+        // The l2 error of the new row: at most the l2 norm of its per-value bounds.
+        error_norm_.push_back(counts.error_norm);
+        merged_crossings_ += counts.merged;
+        uncertified_ += counts.uncertified;
+        splits_.insert(key, v);
+        return v;
+    }
     double* zv = rows_.append();  // other rows do not move
     const double* za = rows_.row(a);
     const double* zb = rows_.row(b);
-    const double tau = za[neuron] / (za[neuron] - zb[neuron]);
+    const double tau = za[neuron] / (za[neuron] - zb[neuron]);  // in [0, 1]
     st_.push_back(st_[sz(2 * a)] + tau * (st_[sz(2 * b)] - st_[sz(2 * a)]));
     st_.push_back(st_[sz(2 * a + 1)] + tau * (st_[sz(2 * b + 1)] - st_[sz(2 * a + 1)]));
     // The norm of the layer's input there: exact in layer 0 (the plane's own Gram
@@ -199,6 +377,79 @@ Index TileVertices::crossing(Index key_a, Index key_b, Index p, Index q, Index n
     return v;
 }
 
+// Certified interpolation from a to b where `neuron` crosses (docs/numerics.md §6): the
+// exact fraction tau* lies in [lo, hi] (crossing_interval), so |tau - tau*| <= max(hi -
+// tau, tau - lo) wherever tau is.
+CertifiedCounts TileVertices::interpolate_certified(const TileVertices::End& a,
+                                                    const TileVertices::End& b, Index neuron,
+                                                    double* z, double* e, End& point) const {
+    const double tau = a.z[neuron] / (a.z[neuron] - b.z[neuron]);  // in [0, 1]
+    point.s = a.s + tau * (b.s - a.s);
+    point.t = a.t + tau * (b.t - a.t);
+    // The norm of the layer's input there: exact in layer 0 (the plane's own Gram
+    // matrix), the interpolation of the ends' norms (an upper bound) later.
+    point.scale = layer_ == 0 ? plane_norm(point.s, point.t) : a.scale + tau * (b.scale - a.scale);
+    double lo = 0.0, hi = 1.0;
+    crossing_interval(a.z[neuron], b.z[neuron], a.e[neuron], b.e[neuron], lo, hi);
+    const double dtau = std::max(hi - tau, tau - lo);
+    const double ds = b.s - a.s, dt = b.t - a.t;
+    const double square = ds * ds + dt * dt;
+    const double length =
+        square >= std::numeric_limits<double>::min() && square <= std::numeric_limits<double>::max()
+            ? std::sqrt(square)
+            : std::hypot(ds, dt);
+    const double near = plane_tol_ / length;
+    const AffineMap& map = net_.layer(layer_);
+    const CertifiedStep step{tau, 1.0 - tau, dtau, near,
+                             InterpolationRule{map.row_norms().data(), map.abs_bias().data(),
+                                               kFallbackRtol, point.scale, near}};
+    return interpolate_row_certified(a.z, b.z, a.e, b.e, step, net_.hidden_size(layer_),
+                                     rows_.width(), neuron, z, e);
+}
+
+void TileVertices::begin_face(const Index* vertices, Index count) {
+    face_vertices_.assign(vertices, vertices + count);
+    chords_.clear();
+    chord_z_.reset(rows_.width());
+    chord_e_.reset(rows_.width());
+}
+
+// Neuron `line`'s chord through the face being cut: its two points on the face's
+// layer-start polygon (a vertex where it is 0, or its crossing of a side, interpolated
+// from the side's layer-start vertices), computed once per face and line. Null where it
+// does not meet the polygon in two points (by the float64 values).
+const TileVertices::Chord* TileVertices::chord(Index line) {
+    for (const Chord& c : chords_)
+        if (c.line == line) return c.ok ? &c : nullptr;
+    Chord c{line, false, {}, {}};
+    End ends[2];
+    Index found = 0;
+    const Index m = static_cast<Index>(face_vertices_.size());
+    for (Index i = 0; i < m && found < 2; ++i) {
+        const Index u = face_vertices_[sz(i)];
+        const Index w = face_vertices_[sz((i + 1) % m)];
+        const double zu = value(u, line), zw = value(w, line);
+        if (zu == 0.0) {
+            ends[found++] = end_of(u);
+        } else if (zu * zw < 0.0) {
+            double* z = chord_z_.append();
+            double* e = chord_e_.append();
+            End point{};
+            interpolate_certified(end_of(u), end_of(w), line, z, e, point);  // not counted
+            point.z = z;
+            point.e = e;
+            ends[found++] = point;
+        }
+    }
+    if (found == 2) {
+        c.ok = true;
+        c.a = ends[0];
+        c.b = ends[1];
+    }
+    chords_.push_back(c);
+    return c.ok ? &chords_.back() : nullptr;
+}
+
 void TileVertices::outputs(std::vector<double>& out) {
     const Index n = size();
     const Index out_dim = net_.output_dim();
@@ -215,6 +466,7 @@ void TileVertices::outputs(std::vector<double>& out) {
                        out.data());
     }
     rows_.reset(0);
+    bounds_.reset(0);
 }
 
 // A last layer of a few dense rows (a scalar output: most slices) is applied row by row,
@@ -252,6 +504,13 @@ bool TileVertices::fused_outputs(std::vector<double>& out) const {
 
 void TileVertices::release_scratch() {
     rows_.release();
+    bounds_.release();
+    chord_z_.release();
+    chord_e_.release();
+    std::vector<double>().swap(input_error_);
+    std::vector<double>().swap(error_norm_);
+    std::vector<std::uint8_t>().swap(depth_);
+    std::vector<Word>().swap(off_);
     std::vector<Word>().swap(positive_);
     std::vector<Word>().swap(negative_);
     splits_.release();

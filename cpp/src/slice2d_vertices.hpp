@@ -5,22 +5,30 @@
 #pragma once
 
 #include <cmath>
+#include <cstdint>
 #include <cstdlib>
 #include <limits>
 #include <vector>
 
 #include "bits.hpp"
+#include "certify.hpp"
 #include "index.hpp"
+#include "interpolation.hpp"
 #include "lrcore/network.hpp"
 #include "lrcore/slice2d.hpp"
 #include "row_store.hpp"
+#include "signs.hpp"
 #include "split_map.hpp"
 
 namespace lrcore::detail {
 
 class TileVertices {
 public:
-    TileVertices(const Network& net, double rtol) : net_(net), rtol_(rtol) {}
+    // `filters` (the network's FilterLayer constants) non-null: certified sign decisions
+    // (docs/numerics.md §6), every value with a bound on its error; null: the zero
+    // tolerance `rtol`.
+    TileVertices(const Network& net, double rtol, const std::vector<FilterLayer>* filters)
+        : net_(net), rtol_(rtol), filters_(filters) {}
 
     // The corners of a tile of `spec`'s domain (counter-clockwise (s, t) pairs) as the
     // only vertices, with layer 0's values there.
@@ -28,10 +36,7 @@ public:
 
     // Replaces every vertex's values by hidden layer `layer`'s (layer > 0), computed from
     // the previous layer's.
-    void next_layer(Index layer) {
-        rows_.next_layer(net_.layer(layer), net_.activation(layer - 1), net_.hidden_size(layer - 1),
-                         scale_.data());
-    }
+    void next_layer(Index layer);
 
     // Starts cutting by hidden layer `layer`: values within the zero tolerance become zero
     // at every vertex, and each vertex's sign masks are set. The crossing map is emptied
@@ -45,8 +50,14 @@ public:
     void snap_edge_ends(Index p, Index q);
 
     // The vertex where `neuron` crosses the layer-start edge (key_a, key_b), created once;
-    // (p, q) is the side of the asking face that contains it.
-    Index crossing(Index key_a, Index key_b, Index p, Index q, Index neuron);
+    // (p, q) is the side of the asking face that contains it. `line` >= 0: the side lies
+    // on the line of neuron `line` of this layer, cut in this face (certified: the
+    // crossing is interpolated along that line's chord through the face).
+    Index crossing(Index key_a, Index key_b, Index p, Index q, Index neuron, Index line = -1);
+
+    // Certified: the face about to be cut, as the vertices of its layer-start polygon
+    // (chords of its cut lines are taken between its sides).
+    void begin_face(const Index* vertices, Index count);
 
     Index size() const { return static_cast<Index>(scale_.size()); }
     // Values per vertex row: the current layer's width.
@@ -60,6 +71,12 @@ public:
     // Crossings placed at a vertex because float64 plane coordinates could not tell them
     // apart from it.
     Index merged_crossings() const { return merged_crossings_; }
+    // Certified: sign decisions the filter could not make (the value taken as 0, not
+    // certified; docs/numerics.md §6). Always 0 with the zero tolerance.
+    Index uncertified_decisions() const { return uncertified_; }
+    // Certified: values proven exactly 0 by structure (max pooling's ties).
+    Index exact_coincidences() const { return exact_coincidences_; }
+    bool certified() const { return filters_ != nullptr; }
 
     // The network's outputs at every vertex (rows of output_dim values, after the last
     // hidden layer has cut the tile). The values are gone afterwards.
@@ -74,6 +91,7 @@ public:
 private:
     const Network& net_;
     double rtol_;
+    const std::vector<FilterLayer>* filters_;  // certified decisions when not null
     const SliceSpec* spec_ = nullptr;
 
     std::vector<double> st_;     // V × 2 plane coordinates
@@ -84,7 +102,19 @@ private:
     // A crossing closer than this to a vertex (or to another crossing on the same edge)
     // is placed at it: float64 coordinates could not tell them apart.
     double plane_tol_ = 0.0;
-    Index merged_crossings_ = 0;             // crossings placed at a vertex by plane_tol_
+    Index merged_crossings_ = 0;  // crossings placed at a vertex by plane_tol_
+    // Certified: V rows of bounds, |z_j - z_j*| <= bound (z* the exact value at the
+    // vertex's exact point), and the undecided values taken as 0.
+    RowStore bounds_;
+    std::vector<double> input_error_;  // V: bound on ||h - h*||_2 of the layer's input
+    std::vector<double> error_norm_;   // V: bound on ||z - z*||_2 of the layer's values
+    Index uncertified_ = 0;
+    Index exact_coincidences_ = 0;
+    // Where the layer being cut has rows without bias: per vertex, a bit per input of the
+    // layer (the previous layer's values) known to be exactly 0 at the exact point.
+    std::vector<Word> off_;
+    Index off_words_ = 0;
+    StructuralZero structural_;
     std::vector<Word> positive_, negative_;  // V × mask_words_ sign masks
     Index mask_words_ = 0;
     SplitMap splits_;  // (layer-start edge, neuron) -> crossing vertex
@@ -96,6 +126,40 @@ private:
     double gram_[6] = {0, 0, 0, 0, 0, 0};
 
     void compose_first_layer();
+    void first_layer_bound(double s, double t, double* bound) const;
+
+    // Certified interpolation: a point of the current layer with its values, bounds,
+    // plane coordinates and input norm.
+    struct End {
+        const double* z;
+        const double* e;
+        double s, t, scale;
+    };
+    End end_of(Index v) const {
+        return {rows_.row(v), bounds_.row(v), st_[sz(2 * v)], st_[sz(2 * v + 1)], scale_[sz(v)]};
+    }
+    // Where `neuron` crosses from a to b (opposite signs): values and bounds to z and e,
+    // the rest to `point` (z, e unset there).
+    CertifiedCounts interpolate_certified(const End& a, const End& b, Index neuron, double* z,
+                                          double* e, End& point) const;
+    // The chord of neuron `line` through the face being cut: where it meets the face's
+    // layer-start sides (interpolated once from layer-start vertices), or null.
+    struct Chord {
+        Index line;
+        bool ok;
+        End a, b;
+    };
+    const Chord* chord(Index line);
+    std::vector<Index> face_vertices_;
+    std::vector<Chord> chords_;
+    // Interpolations since the layer's start behind each vertex (0 at layer-start
+    // vertices); crossings on cut sides whose ends are kChordDepth deep or more are
+    // interpolated along the chord.
+    static constexpr std::uint8_t kChordDepth = 3;
+    std::vector<std::uint8_t> depth_;
+    RowStore chord_z_, chord_e_;
+    void certify_layer_start(Index layer, Index neurons);
+    void mark_exact_zeros(Index layer);
     // outputs() for a last layer of a few dense rows; false (nothing done) otherwise.
     bool fused_outputs(std::vector<double>& out) const;
     double plane_norm(double s, double t) const;
@@ -132,6 +196,12 @@ inline void TileVertices::snap_edge_ends(Index p, Index q) {
             const double limit = near * std::abs(zq[j] - zp[j]);
             const Index end = std::abs(zp[j]) <= limit ? p : std::abs(zq[j]) <= limit ? q : -1;
             if (end < 0) continue;
+            if (filters_ != nullptr) {  // 0 errs by |z| + bound
+                double& e = bounds_.row(end)[j];
+                const double size = std::abs((end == p ? zp : zq)[j]);
+                e = (size + e) * kSafety;
+                error_norm_[sz(end)] += 2.0 * size * kSafety;
+            }
             (end == p ? zp : zq)[j] = 0.0;
             const Word keep = ~(Word{1} << (j % kWordBits));
             positive_[sz(end * mask_words + k)] &= keep;

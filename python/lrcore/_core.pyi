@@ -8,6 +8,7 @@ from numpy.typing import NDArray
 class LimitExceeded(RuntimeError): ...
 
 PLANE_ULPS: float
+FALLBACK_RTOL: float  # certified slices: the zero tolerance of undecided values
 
 def blas_corename() -> str: ...
 def path_extent(paths: list[NDArray[np.float64]]) -> tuple[float, float]: ...
@@ -77,6 +78,8 @@ class SliceArrays(TypedDict):
     patterns: NDArray[np.uint8]  # (F, bytes)
     tiles: int  # tiles the partition was computed in
     merged_crossings: int  # crossings placed at a vertex closer than PLANE_ULPS
+    uncertified_decisions: int  # certified: undecided values (the zero tolerance's sign)
+    exact_coincidences: int  # certified: values proven exactly 0 by structure
 
 def count_1d(
     net: Network,
@@ -96,7 +99,7 @@ def slice_2d(
     bases: list[NDArray[np.float64]],
     domains: list[NDArray[np.float64]],
     cuts: list[NDArray[np.float64]],
-    rtol: float,
+    rtol: float | None,  # None: certified sign decisions
     num_threads: int,
     max_regions: int,
     max_memory: float,

@@ -83,7 +83,7 @@ def core_slice_2d(
     bases: list[NDArray[np.float64]],
     domains: list[NDArray[np.float64]],
     cuts: list[NDArray[np.float64]],
-    rtol: float,
+    rtol: float | None,
     num_threads: int,
     max_regions: int,
     max_memory: float,
@@ -92,7 +92,7 @@ def core_slice_2d(
 
     Slice ``i`` is the plane ``origins[i] + s * bases[i][0] + t * bases[i][1]`` on the
     convex polygon ``domains[i]``, cut along ``s = c`` for each ``c`` in ``cuts[i]``;
-    ``max_memory`` is in bytes, 0 for no cap.
+    ``max_memory`` is in bytes, 0 for no cap. ``rtol`` None: certified sign decisions.
     """
     return _core.slice_2d(
         net=net._core,

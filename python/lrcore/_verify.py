@@ -1930,7 +1930,7 @@ def check_slice(r: SliceResult, net: Network, tol: float) -> VerifyReport:
     spread = _POSITION_ULPS * (
         np.abs(r.plane.origin) + reach * (np.abs(r.plane.basis[0]) + np.abs(r.plane.basis[1]))
     )
-    ev = _Evaluator(net, spread)
+    ev = _Evaluator(net, spread, certified=r.rtol is None)
     bits = r.pattern_bools()
     to_input = r.plane.to_input
     pooled = net.pooling is not None

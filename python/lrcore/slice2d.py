@@ -19,6 +19,7 @@ from ._tiling import tile_cuts
 from ._validation import (
     DEFAULT_MAX_REGIONS,
     DEFAULT_RTOL,
+    CertificationWarning,
     RoundingWarning,
     as_float_array,
     check_magnitudes,
@@ -171,7 +172,7 @@ class SliceResult(Verifiable):
         num_neurons: int,
         *,
         network: Network | None = None,
-        rtol: float = DEFAULT_RTOL,
+        rtol: float | None = DEFAULT_RTOL,
         pooling: SlicePooling | None = None,
     ) -> None:
         self.plane = plane
@@ -192,10 +193,22 @@ class SliceResult(Verifiable):
         #: coordinate) and were placed at it; the slivers between them are not counted.
         #: ``slice_2d`` warns (:class:`lrcore.RoundingWarning`) when this is not zero.
         self.merged_crossings: int = int(arrays.get("merged_crossings", 0))
+        #: Certified slices (``rtol=None``): sign decisions the fast filter could not make
+        #: (``|z_j|`` within its error bound; 2D has no slow path yet). Each took the old
+        #: zero tolerance's decision (``rtol=lrcore.DEFAULT_RTOL``: 0, the line through the
+        #: vertex, when within it, which is right where lines meet exactly; else the
+        #: float64 sign), not certified. Summed over tiles (a vertex on a cut line counts
+        #: in both tiles); 0 means every sign is certified. ``slice_2d`` warns
+        #: (:class:`lrcore.CertificationWarning`) when it is not zero.
+        self.uncertified_decisions: int = int(arrays.get("uncertified_decisions", 0))
+        #: Certified slices: values proven exactly 0 by structure (a row without bias that
+        #: reads only inputs exactly 0 at the vertex: max pooling's ties between ReLU
+        #: outputs that are both off). Summed over tiles.
+        self.exact_coincidences: int = int(arrays.get("exact_coincidences", 0))
         #: The network the slice was computed for (``verify`` re-evaluates it).
         self.network = network
-        #: The zero tolerance it was computed with.
-        self.rtol = float(rtol)
+        #: The zero tolerance it was computed with; None: certified sign decisions.
+        self.rtol = None if rtol is None else float(rtol)
         #: For a network with max pooling: each face's argmax per window and the windows
         #: whose argmax changes across each edge (see ``docs/maxpool.md``).
         self.pooling = pooling
@@ -563,7 +576,7 @@ def slice_2d(
     bounds: Sequence[float] | None = ...,
     *,
     domain: ArrayLike | None = ...,
-    rtol: float = ...,
+    rtol: float | None = ...,
     num_threads: int | None = ...,
     max_regions: int = ...,
     max_memory: float | None = ...,
@@ -579,7 +592,7 @@ def slice_2d(
     bounds: Sequence[float] | None = ...,
     *,
     domain: ArrayLike | None = ...,
-    rtol: float = ...,
+    rtol: float | None = ...,
     num_threads: int | None = ...,
     max_regions: int = ...,
     max_memory: float | None = ...,
@@ -594,7 +607,7 @@ def slice_2d(
     bounds: Sequence[float] | None = (-1.0, 1.0, -1.0, 1.0),
     *,
     domain: ArrayLike | None = None,
-    rtol: float = DEFAULT_RTOL,
+    rtol: float | None = None,
     num_threads: int | None = None,
     max_regions: int = DEFAULT_MAX_REGIONS,
     max_memory: float | None = None,
@@ -615,10 +628,19 @@ def slice_2d(
     domain
         Instead of ``bounds``, any convex polygon ``(m, 2)`` of the ``(s, t)`` plane.
     rtol
-        Relative zero tolerance, as in :func:`lrcore.count_1d`: a vertex where
-        ``|z_j| <= rtol * (||W_j||_2 ||h||_2 + |b_j|)`` lies on neuron j's line, so lines
-        closer than that share vertices and leave no sliver face (``rtol=0`` keeps them
-        apart down to rounding). ``result.verify()`` checks a result against the network.
+        ``None`` (default): certified sign decisions (docs/numerics.md §6). Every value
+        at a vertex carries a rigorous bound on its error against the exact value at the
+        vertex's exact point; a sign is taken only where ``|z_j|`` exceeds it. 2D has no
+        slow path yet: a value within its bound takes the old zero tolerance's decision
+        (``rtol=lrcore.DEFAULT_RTOL``: 0 within it, the line through the vertex, which is
+        right where lines meet exactly; else the float64 sign) and is counted in
+        :attr:`SliceResult.uncertified_decisions`, with a
+        :class:`lrcore.CertificationWarning`. A number ``0 <= rtol < 1`` opts in to the
+        old zero tolerance, as in :func:`lrcore.count_1d`: a vertex where ``|z_j| <= rtol
+        * (||W_j||_2 ||h||_2 + |b_j|)`` lies on neuron j's line, so lines closer than
+        that share vertices and leave no sliver face (``lrcore.DEFAULT_RTOL`` was the
+        default). ``result.verify()`` checks a result against the network, with the same
+        bound for a certified result.
     num_threads
         Worker threads (default: all CPUs this process may use). They share the slices
         of a batch and the tiles of each slice.
@@ -643,6 +665,9 @@ def slice_2d(
 
     Warns
     -----
+    lrcore.CertificationWarning
+        Certified: some values were within the filter's error bound and took the zero
+        tolerance's decision (:attr:`SliceResult.uncertified_decisions`).
     lrcore.RoundingWarning
         Crossings lay closer to a vertex than float64 plane coordinates resolve (64 ulps
         of the domain's largest coordinate) and were placed at it, so slivers narrower
@@ -683,7 +708,10 @@ def slice_2d(
             )
             raise ValueError(msg)
     poly = _as_domain(bounds, domain)
-    rtol, threads, max_regions = check_run_options(rtol, num_threads, max_regions, "max_regions")
+    checked, threads, max_regions = check_run_options(
+        0.0 if rtol is None else rtol, num_threads, max_regions, "max_regions"
+    )
+    core_rtol = None if rtol is None else checked
     reach = float(np.abs(poly).max())
     limit = uniform_input_limit(net)
     for i, plane in enumerate(planes):
@@ -694,14 +722,16 @@ def slice_2d(
             check_magnitudes(net, bound, f"origin[{i}]" if is_batch else "origin")
     # Threads a slice's tiles can use beside the other slices of the call.
     spare = max(1, threads // max(1, len(planes)))
-    cuts = [tile_cuts(tiles, net, p, poly, rtol, threads, spare) for p in planes]
+    # The tiles' probes count with the zero tolerance (they only size the tiles).
+    probe_rtol = DEFAULT_RTOL if core_rtol is None else core_rtol
+    cuts = [tile_cuts(tiles, net, p, poly, probe_rtol, threads, spare) for p in planes]
     arrays = core_slice_2d(
         net=net,
         origins=[p.origin for p in planes],
         bases=[p.basis for p in planes],
         domains=[poly] * len(planes),
         cuts=cuts,
-        rtol=rtol,
+        rtol=core_rtol,
         num_threads=threads,
         max_regions=max_regions,
         max_memory=check_max_memory(max_memory),
@@ -713,7 +743,7 @@ def slice_2d(
                 arrays[i], net.pooling, net.neuron_offsets(), _neurons_on(net, plane)
             )
     results = [
-        SliceResult(a, p, poly, net.num_neurons, network=net, rtol=rtol, pooling=q)
+        SliceResult(a, p, poly, net.num_neurons, network=net, rtol=core_rtol, pooling=q)
         for a, p, q in zip(arrays, planes, pooled)
     ]
     merged = [(i, r.merged_crossings) for i, r in enumerate(results) if r.merged_crossings]
@@ -727,6 +757,21 @@ def slice_2d(
             "See SliceResult.merged_crossings and the README's 'Tolerance and exactness'."
         )
         warnings.warn(msg, RoundingWarning, stacklevel=2)
+    undecided = [(i, r.uncertified_decisions) for i, r in enumerate(results)]
+    undecided = [(i, n) for i, n in undecided if n]
+    if undecided:
+        where = (
+            ", ".join(f"slice {i}: {n}" for i, n in undecided)
+            if is_batch
+            else str(undecided[0][1])
+        )
+        msg = (
+            f"slice_2d: {where} values lay within the certified filter's error bound; their "
+            "signs took the zero tolerance's decision (rtol=lrcore.DEFAULT_RTOL) and are not "
+            "certified: 2D has no slow path yet. See SliceResult.uncertified_decisions and "
+            "docs/numerics.md §6."
+        )
+        warnings.warn(msg, CertificationWarning, stacklevel=2)
     return results if is_batch else results[0]
 
 

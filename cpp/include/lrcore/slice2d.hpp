@@ -28,10 +28,18 @@ struct SliceSpec {
 // at it and counted in Slice2DResult::merged_crossings.
 constexpr double kPlaneUlps = 64.0;
 
+// Certified slices: a value the filter cannot decide (within its error bound) takes the
+// decision of the zero tolerance with this rtol (lrcore.DEFAULT_RTOL), counted in
+// Slice2DResult::uncertified_decisions: never worse than the rtol computation.
+constexpr double kFallbackRtol = 1e-10;
+
 // The caller sets rtol and max_regions: the core has no defaults of its own for them
 // (Python's are lrcore's DEFAULT_RTOL and DEFAULT_MAX_REGIONS), and slice_2d refuses them
 // unset.
 struct Slice2DOptions {
+    // Certified sign decisions (docs/numerics.md §6): a value's sign is taken where |z_j|
+    // exceeds a rigorous bound on its error; rtol is then ignored.
+    bool certified = false;
     // Same zero tolerance as in 1D: |z_j| <= rtol * (||W_j||_2 * ||h||_2 + |b_j|) is zero.
     double rtol = std::numeric_limits<double>::quiet_NaN();
     int num_threads = 0;  // <= 0: all hardware threads
@@ -57,6 +65,14 @@ struct Slice2DResult {
     // coordinates resolve (kPlaneUlps), placed at it: the regions between them, narrower
     // than that, are not counted.
     Index merged_crossings = 0;
+    // Certified: sign decisions the filter could not make (no slow path yet in 2D): the
+    // value was taken as 0, which is right where the lines meet exactly (concurrent
+    // lines) but not certified. Summed over tiles (a vertex on a cut line counts in both).
+    Index uncertified_decisions = 0;
+    // Certified: values proven exactly 0 by structure (a row without bias reading only
+    // inputs that are exactly 0: max pooling's ties between ReLU outputs that are off).
+    // Summed over tiles.
+    Index exact_coincidences = 0;
     Index num_faces() const { return static_cast<Index>(face_offsets.size()) - 1; }
 };
 
