@@ -656,3 +656,36 @@ def test_wrong_bit_deep_in_a_resnet_beyond_the_old_slack_fails():
         assert named, report
         assert all(f"neuron ({layer}, {column - lo})" in p.message for p in named), named
         assert {p.check for p in report.problems} == {"pattern"}, report
+
+
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    depth=st.integers(1, 10),
+    width=st.integers(1, 8),
+    scale=st.floats(0.1, 5.0),
+    slope=st.sampled_from([0.0, 0.1, -0.5, 2.0]),
+)
+@settings(max_examples=40, deadline=None)
+def test_position_slack_bounds_moves_on_random_mlps(seed, depth, width, scale, slope):
+    # Property: for random deep MLPs (leaky slopes above 1 included) every sampled move of
+    # the input within the spread moves each pre-activation by at most its slack, and the
+    # slack is never above the old componentwise one.
+    from lrcore import _verify
+
+    rng = np.random.default_rng(seed)
+    dims = [3] + [width] * depth
+    weights = [scale * rng.standard_normal((b, a)) for a, b in zip(dims, dims[1:])]
+    weights.append(rng.standard_normal((1, width)))
+    biases = [rng.standard_normal(w.shape[0]) for w in weights]
+    net = lrcore.Network(weights, biases, activation="leaky_relu", negative_slope=slope)
+    x = rng.standard_normal(3)
+    spread = 1e-7 * (np.abs(x) + 1.0)
+    ev = _verify._Evaluator(net, spread)
+    assert np.all(ev.slack <= ev.old_slack)
+    base = net.pre_activations(x[None, :])
+    moved = x + spread * rng.uniform(-1.0, 1.0, size=(16, 3))
+    moved[:8] = x + spread * rng.choice([-1.0, 1.0], size=(8, 3))
+    z = net.pre_activations(moved)
+    diff = np.concatenate([np.abs(a - b) for a, b in zip(z, base)], axis=1)
+    bound = ev.slack * (1.0 + 1e-6) + 1e-12 * (1.0 + np.abs(np.concatenate(base, axis=1)))
+    assert np.all(diff <= bound), np.max(diff / ev.slack)
