@@ -219,8 +219,20 @@ class _Collector:
             self.kept.append(Problem(check, int(indices[i]), pos, message(i), self.path))
 
 
+def _abs(weight: Any) -> Any:
+    """``|weight|``, leaving a CSR matrix as it is.
+
+    scipy's ``abs`` sums a CSR matrix's duplicates and sorts its indices in place, which
+    reorders the core's sums when the network is used again; built from ``|data|`` here
+    (an upper bound where duplicates would cancel).
+    """
+    if hasattr(weight, "indptr") and not isinstance(weight, CompositeLayer):
+        return type(weight)((np.abs(weight.data), weight.indices, weight.indptr), weight.shape)
+    return abs(weight)
+
+
 def _abs_matvec(weight: Any, vector: FloatArray) -> FloatArray:
-    out: FloatArray = np.asarray(abs(weight) @ vector, dtype=np.float64).ravel()
+    out: FloatArray = np.asarray(_abs(weight) @ vector, dtype=np.float64).ravel()
     return out
 
 
@@ -243,7 +255,7 @@ def _abs_sums(weight: Any, axis: int) -> float:
     """The largest column (axis 0) or row (axis 1) sum of ``|weight|``."""
     if hasattr(weight, "abs_sums"):  # CompositeLayer: without its matrix
         return float(weight.abs_sums(axis))
-    sums = np.asarray(abs(weight).sum(axis=axis), dtype=np.float64).ravel()
+    sums = np.asarray(_abs(weight).sum(axis=axis), dtype=np.float64).ravel()
     return float(sums.max(initial=0.0))
 
 
@@ -297,6 +309,13 @@ class _Evaluator:
         self.norm_bounds = [
             min(o, b * _SAFETY) if b >= 0 else o for o, b in zip(self.opnorm, structural)
         ]
+        for layer, w in enumerate(weights):
+            if isinstance(w, CompositeLayer) and layer < len(self.slopes):
+                # sqrt(||W||_1 ||W||_inf) from the layer's bounds on them (row sums exact,
+                # column sums bounded): a max pool's tournament layer (rows x_a - x_b and
+                # x_a) has ||W||_F near sqrt(rows) but this near sqrt(2 * 2).
+                schur = float(np.sqrt(_abs_sums(w, 0) * _abs_sums(w, 1))) * _SAFETY**2
+                self.norm_bounds[layer] = min(self.norm_bounds[layer], schur)
         self.slack, self.output_slack, self.spread_norms, self.old_slack = self._slacks(spread)
         self.bias2 = [float(np.sqrt(np.sum(b * b))) * _SAFETY for b in self.abs_bias]
         # Values held per point: every layer's units, the neurons' values and scales.
