@@ -748,3 +748,20 @@ def test_random_conv_pool_slices_match_torch_oracle(drawn):
     rng = np.random.default_rng(seed)
     origin, u, v = rng.normal(size=(3, dim))
     check_slice_against_oracle(model, origin, np.stack([u, v]), (-0.4, 0.4, -0.4, 0.4), grid=40)
+
+
+def test_verify_leaves_the_network_as_it_was():
+    # verify() bounds ||W||_2 of each layer from |W|: scipy's abs() would sort a CSR
+    # part's indices in place (here a tournament layer's), reordering the core's sums, so
+    # a later count on the same layers moved its breakpoints in the last bits.
+    model = lenet_like(seed=2)
+    net = lrcore.Network.from_torch(model, input_shape=(1, 12, 12))
+    a, b = endpoints(144, 7)
+
+    def raw():
+        tournament = lrcore.Network(net.weights, net.biases, linear_units=net.linear_units)
+        return lrcore.count_1d(tournament, np.stack([a, b])).breakpoints.copy()
+
+    before = raw()
+    assert lrcore.count_1d(net, np.stack([a, b]), return_patterns=True).verify().ok
+    np.testing.assert_array_equal(raw(), before)

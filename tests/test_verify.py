@@ -583,3 +583,117 @@ def test_layer_by_layer_on_a_residual_conv_net(rtol):
     moved = path_with(r, breakpoints=bp)
     for report in _both_ways(moved):
         assert "breakpoint-zero" in {p.check for p in report.problems}
+
+
+# --- The position slack: operator norms, not |W| (docs/design.md §7) -------------------
+
+
+def _slack_case(width: int, seed: int, radius: float):
+    from lrcore import _verify, zoo
+
+    pytest.importorskip("torch")
+    net = lrcore.from_torch(zoo.resnet18(width=width, seed=seed), (3, 32, 32))
+    rng = np.random.default_rng(seed)
+    x0 = rng.standard_normal(3072)
+    points = np.stack([x0, x0 + radius * rng.standard_normal(3072)])
+    r = lrcore.count_1d(net, points, rtol=1e-10, return_patterns=True)
+    u = (points[1] - points[0]) / r.length
+    spread = _verify._POSITION_ULPS * (np.abs(points).max(axis=0) + r.length * np.abs(u))
+    return net, r, _verify._Evaluator(net, spread), spread
+
+
+def test_position_slack_bounds_a_moved_point():
+    # Rigour, by sampling (a lower bound on the worst case): moving the point by at most
+    # `spread` per coordinate moves every pre-activation by at most its slack. On a deep
+    # residual conv net and a deep narrow MLP with large weights; and the new slack is
+    # never looser than the old |W| one.
+    from lrcore import _verify
+
+    rng = np.random.default_rng(1)
+    net, r, ev, spread = _slack_case(2, 3, 0.01)
+    weights = [rng.standard_normal((6, 4)) * 3] + [rng.standard_normal((6, 6)) * 3] * 8
+    mlp = lrcore.Network([*weights, rng.standard_normal((1, 6))], [np.zeros(6)] * 9 + [[0.0]])
+    x = rng.standard_normal(4)
+    cases = [(net, r.points[0], ev, spread)]
+    cases.append((mlp, x, _verify._Evaluator(mlp, 1e-6 * np.abs(x)), 1e-6 * np.abs(x)))
+    for network, point, evaluator, sp in cases:
+        assert np.all(evaluator.slack <= evaluator.old_slack)
+        sizes = network.hidden_sizes
+        base = network.pre_activations(point[None, :])
+        for _ in range(20):
+            moved = point + sp * rng.choice([-1.0, 1.0], size=point.shape)
+            z = network.pre_activations(moved[None, :])
+            diff = np.concatenate([np.abs(a[0, :n] - b[0, :n]) for a, b, n in zip(z, base, sizes)])
+            # the forward passes' own rounding is far below the slack on these nets
+            assert np.all(diff <= evaluator.slack * 1.01 + 1e-13), np.max(diff / evaluator.slack)
+
+
+def test_wrong_bit_deep_in_a_resnet_beyond_the_old_slack_fails():
+    # Layer >= 12 of a CIFAR ResNet-18: the old slack (the spread through |W|) exceeds
+    # this neuron's values at every piece end, so a bit wrong on the whole path (the
+    # pieces still agree with the flip lists) was accepted; the operator-norm slack is
+    # far below them and the bit is named.
+    net, r, ev, _ = _slack_case(8, 0, 0.005)
+    assert r.verify().ok
+    assert r.verify(full_forward=True).ok
+    bits = np.unpackbits(r.patterns, axis=1, count=net.num_neurons, bitorder="little")
+    ends = np.concatenate([[0.0], r.breakpoints, [r.length]])
+    u = (r.points[1] - r.points[0]) / r.length
+    z = net.pre_activations(r.points[0] + ends[:, None] * u)
+    values = np.concatenate([layer[:, :n] for layer, n in zip(z, net.hidden_sizes)], axis=1)
+    low = np.abs(values).min(axis=0)
+    same = np.all(np.sign(values) == np.sign(values[0]), axis=0)
+    layer = next(
+        k
+        for k in range(len(net.hidden_sizes))
+        if np.median(ev.old_slack[ev.offsets[k] : ev.offsets[k + 1]]) > 0.1
+    )
+    assert layer >= 12
+    lo, hi = int(ev.offsets[layer]), int(ev.offsets[layer + 1])
+    # neurons the old check could not decide (within the old slack at every end), with a
+    # sign far from zero (the new slack here is about 1e-6)
+    hidden = same[lo:hi] & (low[lo:hi] < 0.5 * ev.old_slack[lo:hi]) & (low[lo:hi] > 1e-3)
+    assert hidden.any()
+    column = lo + int(np.flatnonzero(hidden)[np.argmax(low[lo:hi][hidden])])
+    flipped = bits.copy()
+    flipped[:, column] ^= 1
+    patterns = np.packbits(flipped, axis=1, bitorder="little")
+    for full in (False, True):
+        report = path_with(r, patterns=patterns).verify(full_forward=full, raise_on_error=False)
+        named = [p for p in report.problems if p.check == "pattern"]
+        assert named, report
+        assert all(f"neuron ({layer}, {column - lo})" in p.message for p in named), named
+        assert {p.check for p in report.problems} == {"pattern"}, report
+
+
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    depth=st.integers(1, 10),
+    width=st.integers(1, 8),
+    scale=st.floats(0.1, 5.0),
+    slope=st.sampled_from([0.0, 0.1, -0.5, 2.0]),
+)
+@settings(max_examples=40, deadline=None)
+def test_position_slack_bounds_moves_on_random_mlps(seed, depth, width, scale, slope):
+    # Property: for random deep MLPs (leaky slopes above 1 included) every sampled move of
+    # the input within the spread moves each pre-activation by at most its slack, and the
+    # slack is never above the old componentwise one.
+    from lrcore import _verify
+
+    rng = np.random.default_rng(seed)
+    dims = [3] + [width] * depth
+    weights = [scale * rng.standard_normal((b, a)) for a, b in zip(dims, dims[1:])]
+    weights.append(rng.standard_normal((1, width)))
+    biases = [rng.standard_normal(w.shape[0]) for w in weights]
+    net = lrcore.Network(weights, biases, activation="leaky_relu", negative_slope=slope)
+    x = rng.standard_normal(3)
+    spread = 1e-7 * (np.abs(x) + 1.0)
+    ev = _verify._Evaluator(net, spread)
+    assert np.all(ev.slack <= ev.old_slack)
+    base = net.pre_activations(x[None, :])
+    moved = x + spread * rng.uniform(-1.0, 1.0, size=(16, 3))
+    moved[:8] = x + spread * rng.choice([-1.0, 1.0], size=(8, 3))
+    z = net.pre_activations(moved)
+    diff = np.concatenate([np.abs(a - b) for a, b in zip(z, base)], axis=1)
+    bound = ev.slack * (1.0 + 1e-6) + 1e-12 * (1.0 + np.abs(np.concatenate(base, axis=1)))
+    assert np.all(diff <= bound), np.max(diff / ev.slack)

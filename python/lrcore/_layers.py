@@ -309,6 +309,12 @@ class CompositeLayer:
                 part = np.repeat(per_channel, spec.in_size // spec.in_shape[0])
             elif isinstance(spec, tuple):
                 part = np.abs(np.asarray(spec[1], dtype=np.float64))
+            elif hasattr(spec, "indptr"):
+                # Not abs(spec): scipy sorts a CSR matrix's indices in place there, which
+                # reorders the core's sums when the layer is used again.
+                part = np.bincount(
+                    spec.indices, weights=np.abs(spec.data), minlength=spec.shape[1]
+                ).astype(np.float64)
             else:
                 part = np.asarray(abs(spec).sum(axis=0), dtype=np.float64).ravel()
             columns[in_offset : in_offset + len(part)] += part

@@ -29,10 +29,11 @@ Results computed with a zero tolerance ``rtol``: the core counts ``z_j`` as zero
 ``|z_j| <= rtol * (||W_j||_2 ||h||_2 + |b_j|)``, ``h`` being the layer's input at that
 point. Here ``z_j`` counts as zero when ``|z_j| <= tol * (||W_j||_2 ||h||_2 + |b_j|) +
 slack_j`` with ``tol`` by default :data:`VERIFY_FACTOR` times the ``rtol`` the result
-was computed with (at least ``DEFAULT_RTOL``), and ``slack_j = ||W_j||_2 ||spread_l||_2``
-the effect of rounding the point's position: ``spread_0 = 1024 eps (|x| + L |u|)`` (``L``
-the path's length or the domain's reach, ``u`` its directions) pushed through ``|W|`` of
-the earlier layers. Such a value may have either sign; a larger one has a certain sign
+was computed with (at least ``DEFAULT_RTOL``), and ``slack_j = ||W_j||_2 s_l`` the
+effect of rounding the point's position: ``spread_0 = 1024 eps (|x| + L |u|)`` (``L``
+the path's length or the domain's reach, ``u`` its directions), ``s_l`` a bound on its
+norm at layer ``l``'s input (the earlier layers' operator norms, or ``|W|``
+componentwise where smaller; docs/design.md §7). Such a value may have either sign; a larger one has a certain sign
 that must match the pattern. The *residual* of a value is ``max(|z_j| - slack_j, 0) /
 (||W_j||_2 ||h||_2 + |b_j|)``: zero-valued neurons must have a residual at most ``tol``.
 """
@@ -218,8 +219,20 @@ class _Collector:
             self.kept.append(Problem(check, int(indices[i]), pos, message(i), self.path))
 
 
+def _abs(weight: Any) -> Any:
+    """``|weight|``, leaving a CSR matrix as it is.
+
+    scipy's ``abs`` sums a CSR matrix's duplicates and sorts its indices in place, which
+    reorders the core's sums when the network is used again; built from ``|data|`` here
+    (an upper bound where duplicates would cancel).
+    """
+    if hasattr(weight, "indptr") and not isinstance(weight, CompositeLayer):
+        return type(weight)((np.abs(weight.data), weight.indices, weight.indptr), weight.shape)
+    return abs(weight)
+
+
 def _abs_matvec(weight: Any, vector: FloatArray) -> FloatArray:
-    out: FloatArray = np.asarray(abs(weight) @ vector, dtype=np.float64).ravel()
+    out: FloatArray = np.asarray(_abs(weight) @ vector, dtype=np.float64).ravel()
     return out
 
 
@@ -242,7 +255,7 @@ def _abs_sums(weight: Any, axis: int) -> float:
     """The largest column (axis 0) or row (axis 1) sum of ``|weight|``."""
     if hasattr(weight, "abs_sums"):  # CompositeLayer: without its matrix
         return float(weight.abs_sums(axis))
-    sums = np.asarray(abs(weight).sum(axis=axis), dtype=np.float64).ravel()
+    sums = np.asarray(_abs(weight).sum(axis=axis), dtype=np.float64).ravel()
     return float(sums.max(initial=0.0))
 
 
@@ -262,8 +275,10 @@ class _Evaluator:
 
     ``|z_j| <= tol * scale_j + slack_j`` is zero, with ``scale_j = ||W_j||_2 ||h||_2 +
     |b_j|`` (the core's zero test, ``h`` the layer's input at the point) and ``slack_j =
-    ||W_j||_2 ||spread_l||_2``: how far rounding can have moved the point itself
-    (``spread``, an input-space vector) pushed through ``|W|`` of the earlier layers.
+    ||W_j||_2 s_l``: how far rounding can have moved the point itself (``spread``, an
+    input-space vector), ``s_l`` a bound on its move's norm at layer ``l``'s input: the
+    smaller of the spread pushed through ``|W|`` and the spread's norm times the earlier
+    layers' operator norms (:meth:`_slacks`).
     """
 
     def __init__(self, net: Network, spread: FloatArray, certified: bool = False) -> None:
@@ -275,18 +290,6 @@ class _Evaluator:
         self.slopes = net.negative_slopes
         self.sizes = net.hidden_sizes
         self.offsets = net.neuron_offsets()
-        slack: list[FloatArray] = []
-        delta = np.abs(np.asarray(spread, dtype=np.float64))
-        #: Norm of the rounding spread at the input of each layer.
-        self.spread_norms: list[float] = []
-        for layer, w in enumerate(weights):
-            self.spread_norms.append(float(_norms(delta)))
-            slack.append(self.row_norms[layer] * float(_norms(delta)))
-            if layer < len(self.slopes):
-                gain = max(1.0, abs(self.slopes[layer]))
-                delta = gain * _abs_matvec(w, delta)
-        self.slack = np.concatenate([[]] + [s[:n] for s, n in zip(slack, self.sizes)])
-        self.output_slack = slack[-1]
         self.num_points = 0
         # The certified filter's per-layer constants (cpp/src/certify.cpp).
         self.gammas = [_gamma(w.shape[1] + 2.0) * _SAFETY for w in weights]
@@ -299,12 +302,63 @@ class _Evaluator:
             else min(f, float(np.sqrt(_abs_sums(w, 0) * _abs_sums(w, 1))) * _SAFETY**2)
             for f, w in zip(self.frob, weights)
         ]
+        # The core's structural bounds on ||W||_2 (a convolution's kernel bound, a
+        # composite layer's Schur test; -1 where it has none), rounding included.
+        structural = _structural_norm_bounds(net, len(weights))
+        #: A rigorous bound on ``||W_l||_2`` per layer (output layer last).
+        self.norm_bounds = [
+            min(o, b * _SAFETY) if b >= 0 else o for o, b in zip(self.opnorm, structural)
+        ]
+        for layer, w in enumerate(weights):
+            if isinstance(w, CompositeLayer) and layer < len(self.slopes):
+                # sqrt(||W||_1 ||W||_inf) from the layer's bounds on them (row sums exact,
+                # column sums bounded): a max pool's tournament layer (rows x_a - x_b and
+                # x_a) has ||W||_F near sqrt(rows) but this near sqrt(2 * 2).
+                schur = float(np.sqrt(_abs_sums(w, 0) * _abs_sums(w, 1))) * _SAFETY**2
+                self.norm_bounds[layer] = min(self.norm_bounds[layer], schur)
+        self.slack, self.output_slack, self.spread_norms, self.old_slack = self._slacks(spread)
         self.bias2 = [float(np.sqrt(np.sum(b * b))) * _SAFETY for b in self.abs_bias]
         # Values held per point: every layer's units, the neurons' values and scales.
         per_point = 8 * (sum(net.layer_widths) + 3 * net.num_neurons + net.input_dim)
         self.chunk = int(np.clip(_CHUNK_BYTES // max(per_point, 1), 1, _CHUNK))
         # Threads for the forward passes where a chunk is a few large points (CNNs).
         self.threads = 1 if self.chunk >= _CHUNK else min(4, _cpus())
+
+    def _slacks(
+        self, spread: FloatArray
+    ) -> tuple[FloatArray, FloatArray, list[float], FloatArray]:
+        """The position slack of every neuron, the output layer's, and the spread norms.
+
+        A point moved by ``Δx`` with ``|Δx| <= spread`` (componentwise) moves layer
+        ``l``'s input by ``Δh_l`` with two bounds, both rigorous: componentwise,
+        ``|Δh_{l+1}| <= gain_l |W_l| |Δh_l|`` (the old bound; ``||·||_2`` of it grows
+        about ``sqrt(fan-in)`` per layer), and in norm, ``||Δh_{l+1}||_2 <= gain_l
+        ||W_l||_2 ||Δh_l||_2`` (``gain_l = max(1, |slope_l|)``, the activation is
+        ``gain_l``-Lipschitz per coordinate). ``s_l`` is the smaller of the two norms
+        at each layer and ``slack_j = ||W_j||_2 s_l`` (docs/design.md §7). Also the old,
+        componentwise-only slack, for comparison.
+        """
+        weights = self.net._weights
+        slack: list[FloatArray] = []
+        old: list[FloatArray] = []
+        delta = np.abs(np.asarray(spread, dtype=np.float64))
+        norm = float(_norms(delta)) * _SAFETY
+        spread_norms: list[float] = []
+        for layer, w in enumerate(weights):
+            comp = float(_norms(delta)) * _SAFETY
+            norm = min(norm, comp)
+            spread_norms.append(norm)
+            slack.append(self.row_norms[layer] * norm)
+            old.append(self.row_norms[layer] * float(_norms(delta)))
+            if layer < len(self.slopes):
+                gain = max(1.0, abs(self.slopes[layer]))
+                delta = gain * _abs_matvec(w, delta)
+                norm = gain * self.norm_bounds[layer] * norm * _SAFETY
+        flat = np.concatenate([[]] + [s[:n] for s, n in zip(slack, self.sizes)])
+        flat_old = np.concatenate([[]] + [s[:n] for s, n in zip(old, self.sizes)])
+        # Never looser than the old slack.
+        flat = np.minimum(flat, flat_old)
+        return flat, np.minimum(slack[-1], old[-1]), spread_norms, flat_old
 
     def _bound(
         self, layer: int, norm: FloatArray, error: FloatArray
@@ -442,6 +496,13 @@ class _Evaluator:
         neurons = np.asarray(neurons, dtype=np.int64).reshape(-1, 2)
         out: IntArray = self.offsets[neurons[:, 0]] + neurons[:, 1]
         return out
+
+
+def _structural_norm_bounds(net: Network, count: int) -> list[float]:
+    """The core's per-layer bound on ``||W||_2`` (-1 where it has none)."""
+    bounds = getattr(net._core, "norm_bounds", None)
+    out = [float(b) for b in bounds()] if bounds is not None else []
+    return out if len(out) == count else [-1.0] * count
 
 
 def _residual(z: FloatArray, scale: FloatArray, slack: FloatArray) -> FloatArray:
@@ -2138,8 +2199,9 @@ class Verifiable(abc.ABC):
         ``|z_j| <= tol * (||W_j||_2 ||h||_2 + |b_j|) + slack_j``: the core's zero test
         (``h`` the layer's input at the point) with ``tol`` for ``rtol``, plus ``slack_j``,
         the effect of rounding the point's own position (about 1e-13 of the path's length
-        or the domain's size, pushed through ``|W|`` of the earlier layers). The residual
-        of a value is ``max(|z_j| - slack_j, 0) / (||W_j||_2 ||h||_2 + |b_j|)``. For a
+        or the domain's size, carried through the earlier layers by their operator norms
+        ``||W||_2`` or, where smaller, componentwise by ``|W|``; docs/design.md §7). The
+        residual of a value is ``max(|z_j| - slack_j, 0) / (||W_j||_2 ||h||_2 + |b_j|)``. For a
         certified result (``rtol=None``) ``||W_j||_2 ||h||_2 + |b_j|`` is replaced by the
         certified filter's error bound ``eps_j`` at the point (docs/numerics.md).
 
