@@ -353,6 +353,7 @@ void PathOracle::forward(const double* x_hi, const double* x_lo, bool with_bias,
     for (Index l = from; l <= upto; ++l) {
         const AffineMap& map = net_.layer(l);
         const Index m = map.out_dim();
+        work_ += map.multiply_adds();
         // n + 4: the fan-in plus the merges of the four chains (forward's loop).
         const auto n = static_cast<double>(map.in_dim()) + 4.0;
         const double gn = gamma_of(n + 2.0);
@@ -491,6 +492,17 @@ Index PathOracle::shared_through(const Word* pattern, Index upto, const Entry& e
         return layer;
     }
     return top;
+}
+
+void PathOracle::reset() {
+    for (Entry& e : entries_) {
+        e.upto = -1;
+        e.x0 = e.x1 = nullptr;
+    }
+    current_ = nullptr;
+    same_vertex_ = false;
+    exact_x0_ = exact_x1_ = nullptr;
+    exact_upto_ = -1;
 }
 
 void PathOracle::evaluate(const double* x0, const double* x1, const Word* pattern, Index upto,
@@ -683,6 +695,7 @@ void PathOracle::forward_exact(std::vector<Expansion> h, bool with_bias, const W
             if (with_bias && row.bias != 0.0) sum.push_back(row.bias);
             for (Index i = 0; i < row.count; ++i) {
                 const Index col = row.cols != nullptr ? row.cols[i] : i;
+                work_ += static_cast<double>(h[sz(col)].size());
                 scale(h[sz(col)], row.values[i], term, exact_ok_);
                 add(sum, term, scratch);
                 if (sum.size() > 64) compress(sum);

@@ -149,6 +149,13 @@ public:
 
     Index evaluations() const { return evaluations_; }
     Index exact_evaluations() const { return exact_evaluations_; }
+    // The slow path's work so far: the multiply-adds of the layers evaluated in
+    // double-double (past a shared prefix; c and d each count) and the terms of the exact
+    // tier's expansion products (AffineMap::multiply_adds' unit).
+    double work() const { return work_; }
+    // Forgets every cached pass (a task's start: what a pass costs must not depend on
+    // the tasks a thread ran before).
+    void reset();
 
 private:
     // One layer's values (DD) with a bound per value.
@@ -176,6 +183,7 @@ private:
     Index clock_ = 0;
     Index max_entries_ = 0;
     Index evaluations_ = 0;
+    double work_ = 0.0;
     // The exact tier's cached evaluation (same key scheme).
     const double* exact_x0_ = nullptr;
     const double* exact_x1_ = nullptr;

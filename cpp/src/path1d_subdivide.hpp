@@ -33,6 +33,9 @@ public:
     Subdivider(const Network& net, const std::vector<PathSpec>& paths, const Path1DOptions& options,
                std::atomic<Index>& created, std::vector<std::atomic<Index>>& vertices_per_layer,
                std::vector<std::atomic<Index>>& counters);
+    ~Subdivider();
+    Subdivider(const Subdivider&) = delete;
+    Subdivider& operator=(const Subdivider&) = delete;
 
     // The vertices of the task's chunks after every hidden layer, with the pattern of
     // each interval, in path order.
@@ -46,8 +49,10 @@ private:
     std::vector<std::atomic<Index>>& vertices_per_layer_;
     // Per path: slow, coincident, unresolved, uncertified (kCounters each).
     std::vector<std::atomic<Index>>& counters_;
-    Index slow_used_ = 0;         // slow-path decisions of the current task
-    Index uncertified_used_ = 0;  // float64 signs taken in the current task
+    Index slow_used_ = 0;           // slow-path decisions of the current task
+    Index uncertified_used_ = 0;    // float64 signs taken in the current task
+    double float_work_ = 0.0;       // multiply-adds of the task's float64 products so far
+    double slow_work_start_ = 0.0;  // the oracle's work() at the task's start
     Index words_;
     std::vector<FilterLayer> filter_;
     PathOracle oracle_;
@@ -75,6 +80,12 @@ private:
     SlowDecision slow_sign(const Unit& unit, Index v, Index layer, Index k);
     bool refresh_values(Unit& unit, Index v, Index layer, const VertexBound& bound);
     std::vector<Index> uncertified_units_;  // float64 signs taken at the current vertex
+    // DEBUG (LRCORE_CERT_DEBUG): per layer.
+    struct DebugLayer {
+        double vertices = 0, undecided = 0, slow = 0, passes = 0, work = 0, float_work = 0,
+               refresh_ok = 0, refresh_fail = 0, asked = 0, order_slow = 0, exact = 0;
+    };
+    std::vector<DebugLayer> debug_;
     std::vector<double> refresh_value_, refresh_error_;
     // Exact zeros by structure (a row of zero bias reading only exact zeros under the
     // forced pattern): no slow pass. At most kStructuralTerms row entries are read, and
@@ -91,7 +102,12 @@ private:
     // Whether one more slow-path decision fits the task's budget (taking it if so). The
     // budget is per task, and tasks depend on the input only: which decisions are
     // certified does not depend on the number of threads.
+    // The work budget (max_slow_work) compares the oracle's work in this task with the
+    // task's float64 work so far: both are functions of the task's input only, since the
+    // oracle's cache is cleared at each task's start.
     bool slow_allowed() {
+        const double factor = options_.max_slow_work;
+        if (factor >= 0.0 && oracle_.work() - slow_work_start_ > factor * float_work_) return false;
         const Index budget = options_.max_slow_decisions;
         return budget < 0 || slow_used_++ < budget;
     }

@@ -45,7 +45,12 @@ except ImportError as _err:  # pragma: no cover - depends on the installation
         raise ImportError(_msg) from _err
 
 from ._maxpool import MaxPooling, PathPooling, SlicePooling
-from ._validation import DEFAULT_MAX_SLOW_DECISIONS, CertificationWarning, RoundingWarning
+from ._validation import (
+    DEFAULT_MAX_SLOW_DECISIONS,
+    DEFAULT_MAX_SLOW_WORK,
+    CertificationWarning,
+    RoundingWarning,
+)
 from ._verify import VERIFY_FACTOR, Problem, VerificationError, VerifyReport
 from .network import ACTIVATIONS, Network, from_torch
 from .path1d import DEFAULT_MAX_PIECES, DEFAULT_RTOL, BatchResult, PathResult, count_1d
@@ -68,6 +73,7 @@ __all__ = [
     "DEFAULT_MAX_PIECES",
     "DEFAULT_MAX_REGIONS",
     "DEFAULT_MAX_SLOW_DECISIONS",
+    "DEFAULT_MAX_SLOW_WORK",
     "DEFAULT_RTOL",
     "VERIFY_FACTOR",
     "BatchResult",

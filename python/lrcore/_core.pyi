@@ -84,6 +84,7 @@ def count_1d(
     max_pieces: int,
     max_memory: float,
     max_slow_decisions: int,
+    max_slow_work: float,
 ) -> PathBatchArrays: ...
 def slice_2d(
     net: Network,

@@ -36,11 +36,13 @@ def core_count_1d(
     max_pieces: int,
     max_memory: float,
     max_slow_decisions: int,
+    max_slow_work: float,
 ) -> PathBatchArrays:
     """Breakpoints of ``net`` along each path, as the core's flat batch arrays.
 
     ``rtol`` None: certified sign decisions. ``max_memory`` is in bytes, 0 for no cap.
-    ``max_slow_decisions`` < 0: no budget for the certified slow path.
+    ``max_slow_decisions`` < 0, ``max_slow_work`` < 0: no budget (of decisions, of
+    work as a multiple of the float64 work) for the certified slow path.
     """
     return _core.count_1d(
         net=net._core,
@@ -52,6 +54,7 @@ def core_count_1d(
         max_pieces=max_pieces,
         max_memory=max_memory,
         max_slow_decisions=max_slow_decisions,
+        max_slow_work=max_slow_work,
     )
 
 

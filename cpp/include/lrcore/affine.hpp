@@ -43,6 +43,10 @@ public:
     // (convolutions, diagonals, sums of parts), or -1 where it gives none: the certified
     // filter then bounds it from the rows (docs/numerics.md §3).
     virtual double norm_bound() const { return -1.0; }
+    // The multiply-adds of applying the map to one point (a convolution counts the taps
+    // that fall on padding too): the unit of the certified slow path's work budget
+    // (docs/numerics.md §9).
+    virtual double multiply_adds() const = 0;
 };
 
 class DenseAffine final : public AffineMap {
@@ -56,6 +60,9 @@ public:
     const std::vector<double>& abs_bias() const override { return abs_bias_; }
     AffineRow row(Index r, std::vector<double>& scratch_values,
                   std::vector<Index>& scratch_cols) const override;
+    double multiply_adds() const override {
+        return static_cast<double>(out_) * static_cast<double>(in_);
+    }
     const std::vector<double>& weight() const { return weight_; }
     const std::vector<double>& bias() const { return bias_; }
 
@@ -79,6 +86,7 @@ public:
     const std::vector<double>& abs_bias() const override { return abs_bias_; }
     AffineRow row(Index r, std::vector<double>& scratch_values,
                   std::vector<Index>& scratch_cols) const override;
+    double multiply_adds() const override { return static_cast<double>(indices_.size()); }
 
 private:
     Index out_, in_;
@@ -124,6 +132,10 @@ public:
     // ||W||_2 <= ||T||_2, T the convolution on the infinite grid (padding and stride only
     // restrict it); ||T||_2^2 <= the largest absolute row sum of T^T T's kernel.
     double norm_bound() const override { return norm_bound_; }
+    double multiply_adds() const override {
+        return static_cast<double>(out_) * static_cast<double>(shape_.in_channels / shape_.groups *
+                                                               shape_.kernel_h * shape_.kernel_w);
+    }
 
     // Bytes of im2col columns one block of points holds at most (more only when a single
     // point's columns need more).
@@ -183,6 +195,7 @@ public:
     AffineRow row(Index r, std::vector<double>& scratch_values,
                   std::vector<Index>& scratch_cols) const override;
     double norm_bound() const override { return norm_bound_; }  // max |scale|
+    double multiply_adds() const override { return static_cast<double>(scale_.size()); }
     const std::vector<double>& scale() const { return scale_; }
     const std::vector<double>& bias() const { return bias_; }
 
@@ -214,6 +227,11 @@ public:
     // sqrt(R C) (a Schur test on the parts' norms n_t): R the largest sum of n_t over the
     // parts writing one output, C over the parts reading one input.
     double norm_bound() const override { return norm_bound_; }
+    double multiply_adds() const override {
+        double sum = 0.0;
+        for (const Part& part : parts_) sum += part.map->multiply_adds();
+        return sum;
+    }
     const std::vector<Part>& parts() const { return parts_; }
     // b plus the parts' own biases: the layer's bias.
     const std::vector<double>& total_bias() const { return total_bias_; }

@@ -45,6 +45,14 @@ struct Path1DOptions {
     // decide keeps its float64 sign (0 when it is exactly 0), and the result counts it in
     // uncertified_decisions: a count that is no longer certified everywhere.
     Index max_slow_decisions = -1;
+    // Upper bound on the slow path's work in each task, as a multiple of the task's own
+    // float64 work (< 0: none; docs/numerics.md §9). Both are counted in multiply-adds
+    // (AffineMap::multiply_adds): the float64 work of the vertices' forward products so
+    // far, the slow work of the layers evaluated in double-double (past a prefix shared
+    // with a cached pass of the same task) and the exact tier's terms. Once the slow work
+    // exceeds max_slow_work times the float64 work, further undecided values are treated
+    // as past max_slow_decisions (float64 sign, counted in uncertified_decisions).
+    double max_slow_work = -1.0;
 };
 
 struct Path1DResult {
@@ -64,7 +72,7 @@ struct Path1DResult {
     Index exact_coincidences = 0;
     Index unresolved_crossings = 0;
     // Undecided values that took their float64 sign because the call's slow-path budget
-    // (Path1DOptions::max_slow_decisions) was spent.
+    // (Path1DOptions::max_slow_decisions or max_slow_work) was spent.
     Index uncertified_decisions = 0;
 };
 
