@@ -591,3 +591,54 @@ def test_slow_work_budget_accepts_ints_and_numpy_numbers():
     for value in (5, np.float32(5.0), np.int64(5)):
         r = lrcore.count_1d(concurrent_net(), path, max_slow_work=value)
         np.testing.assert_array_equal(r.breakpoints, ref.breakpoints)
+
+
+def single_conv(conv, shape):
+    """A one-convolution network and its dense matrix."""
+    torch = pytest.importorskip("torch")
+    net = lrcore.from_torch(torch.nn.Sequential(conv, torch.nn.ReLU(), torch.nn.Flatten()), shape)
+    w = net.weights[0]
+    return net, (w.toarray() if hasattr(w, "toarray") else np.asarray(w))
+
+
+@pytest.mark.parametrize(
+    ("c_in", "c_out", "kernel", "stride", "padding", "dilation", "groups", "grid"),
+    [
+        (1, 1, 3, 1, 1, 1, 1, (7, 7)),
+        (1, 1, 3, 1, 0, 1, 1, (5, 9)),
+        (3, 8, 3, 1, 1, 1, 1, (6, 6)),
+        (8, 3, 3, 1, 1, 1, 1, (6, 5)),
+        (16, 16, 3, 1, 1, 1, 1, (3, 3)),
+        (32, 32, 3, 1, 1, 1, 1, (4, 4)),
+        (16, 32, 3, 2, 1, 1, 1, (4, 4)),
+        (8, 8, (5, 3), 1, (2, 1), 1, 1, (5, 6)),
+        (4, 4, 3, 1, 2, 2, 2, (7, 7)),
+        (8, 8, 3, 3, 1, 1, 4, (7, 8)),
+        (6, 4, 1, 1, 0, 1, 1, (4, 4)),
+        (4, 6, 2, 2, 0, 1, 2, (6, 6)),
+    ],
+)
+def test_convolution_norm_bound_holds_and_is_tight(
+    c_in, c_out, kernel, stride, padding, dilation, groups, grid
+):
+    # ConvAffine's bound is the smaller of the spatial one (T^T T's kernel) and the
+    # symbol's (max over a periodic grid's frequencies of ||K^(omega)||_2, docs/numerics.md
+    # §3): never below the true ||W||_2 (dense SVD), and at most twice it (times the
+    # stride: both bound the stride-1 convolution, of which a strided one keeps a part). A grid of frequencies too small (aliasing) or missing some would fail the
+    # first check on some of these kernels. (On grids of 2 or 3 positions the periodic
+    # grid's norm is well above the padded matrix's: the upper check is loose.)
+    torch = pytest.importorskip("torch")
+    for seed in range(3):
+        torch.manual_seed(seed)
+        conv = torch.nn.Conv2d(c_in, c_out, kernel, stride, padding, dilation, groups).double()
+        if seed == 2:  # a kernel whose symbol peaks at the highest frequencies
+            with torch.no_grad():
+                k = conv.weight
+                sign = (-1.0) ** torch.arange(k.shape[2]).reshape(-1, 1)
+                sign = sign * (-1.0) ** torch.arange(k.shape[3]).reshape(1, -1)
+                k.copy_(k.abs() * sign)
+        net, dense = single_conv(conv, (c_in, *grid))
+        sigma = np.linalg.norm(dense, 2)
+        bound = net._core.norm_bounds()[0]
+        assert sigma <= bound, (seed, sigma, bound)
+        assert bound <= 2.0 * stride * sigma + 1e-12, (seed, sigma, bound)

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <vector>
 
 #include "lrcore/blas.hpp"
@@ -131,7 +132,14 @@ public:
     const std::vector<double>& bias() const { return bias_; }
     // ||W||_2 <= ||T||_2, T the convolution on the infinite grid (padding and stride only
     // restrict it); ||T||_2^2 <= the largest absolute row sum of T^T T's kernel.
-    double norm_bound() const override { return norm_bound_; }
+    // Also <= max over the frequencies of a periodic grid of ||K^(omega)||_2 (the symbol),
+    // each bounded through its Gram matrix (docs/numerics.md §3). Computed on the first
+    // call (thread-safe): seconds on layers of 512 channels, which only certified calls
+    // need.
+    double norm_bound() const override;
+    // The two bounds separately (the symbol's: -1 where skipped), for tests.
+    double spatial_norm_bound() const { return conv_norm_bound(); }
+    double frequency_norm_bound() const;
     double multiply_adds() const override {
         return static_cast<double>(out_) * static_cast<double>(shape_.in_channels / shape_.groups *
                                                                shape_.kernel_h * shape_.kernel_w);
@@ -164,7 +172,8 @@ private:
     // Per (position, tap) of group 0: the input entry read (0 where the tap falls on
     // padding) and the (position, tap) pairs on padding; empty above kGatherEntries.
     std::vector<std::int32_t> gather_, padding_;
-    double norm_bound_ = -1.0;
+    mutable std::once_flag norm_once_;
+    mutable double norm_bound_ = -1.0;
 };
 
 // While alive, ConvAffine::apply may split its points over `num_threads` threads.
@@ -226,7 +235,7 @@ public:
                   std::vector<Index>& scratch_cols) const override;
     // sqrt(R C) (a Schur test on the parts' norms n_t): R the largest sum of n_t over the
     // parts writing one output, C over the parts reading one input.
-    double norm_bound() const override { return norm_bound_; }
+    double norm_bound() const override;  // computed on the first call (thread-safe)
     double multiply_adds() const override {
         double sum = 0.0;
         for (const Part& part : parts_) sum += part.map->multiply_adds();
@@ -238,7 +247,10 @@ public:
 
 private:
     Index out_, in_;
-    double norm_bound_ = -1.0;
+    mutable std::once_flag norm_once_;
+    mutable double norm_bound_ = -1.0;
+    double schur_bound() const;
+    double schur_test(const std::vector<double>& norms) const;
     std::vector<Part> parts_;
     std::vector<bool> adds_;                          // part t adds to rows an earlier part wrote
     std::vector<std::pair<Index, Index>> uncovered_;  // output ranges no part writes
