@@ -524,10 +524,10 @@ def test_slow_work_budget_does_not_depend_on_threads():
     assert full.uncertified_decisions == 0
     results = []
     for threads in (1, 2):
-        with pytest.warns(lrcore.CertificationWarning, match="max_slow_work=1.0"):
+        with pytest.warns(lrcore.CertificationWarning, match="max_slow_work=0.03"):
             results.append(
                 lrcore.count_1d(
-                    net, path, num_threads=threads, max_slow_decisions=None, max_slow_work=1.0
+                    net, path, num_threads=threads, max_slow_decisions=None, max_slow_work=0.03
                 )
             )
     one, two = results

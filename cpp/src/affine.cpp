@@ -742,15 +742,21 @@ double CompositeAffine::schur_bound() const {
                     n[to_size(i * cols + j)] = norms[t];
         }
     }
+    // m^T m (m: r x cols, non-negative) rounded up: symmetric, the same products in the
+    // same order on both sides. For a symmetric g, g^T g = g g.
+    auto gram = [cols](const std::vector<double>& m, Index r) {
+        std::vector<double> out(to_size(cols * cols));
+        for (Index a = 0; a < cols; ++a)
+            for (Index b = 0; b < cols; ++b) {
+                double sum = 0.0;
+                for (Index i = 0; i < r; ++i)
+                    sum += m[to_size(i * cols + a)] * m[to_size(i * cols + b)];
+                out[to_size(a * cols + b)] = sum * (1.0 + 0x1p-20);
+            }
+        return out;
+    };
     // G = N^T N (cols x cols), then squared k times: ||N||_2 <= ||G^(2^k)||_inf^(1/2^(k+1)).
-    std::vector<double> g(to_size(cols * cols), 0.0), h(g.size());
-    for (Index a = 0; a < cols; ++a)
-        for (Index b = 0; b < cols; ++b) {
-            double sum = 0.0;
-            for (Index i = 0; i < rows; ++i)
-                sum += n[to_size(i * cols + a)] * n[to_size(i * cols + b)];
-            g[to_size(a * cols + b)] = sum * (1.0 + 0x1p-20);
-        }
+    std::vector<double> g = gram(n, rows);
     // Invariant: ||N||_2^power <= exp(log_scale) ||g||_2 <= exp(log_scale) ||g||_inf, g
     // symmetric (the same products in the same order on both sides) and entrywise above
     // the exact scaled power of N^T N (every rounding covered by the factors).
@@ -768,14 +774,7 @@ double CompositeAffine::schur_bound() const {
         if (k == 5) return std::min(schur, bound);
         for (double& v : g) v = v / inf * (1.0 + 0x1p-20);  // scaled to ||g||_inf ~ 1
         log_scale = 2.0 * (log_scale + std::log(inf));
-        for (Index a = 0; a < cols; ++a)
-            for (Index b = 0; b < cols; ++b) {
-                double sum = 0.0;
-                for (Index c = 0; c < cols; ++c)
-                    sum += g[to_size(a * cols + c)] * g[to_size(c * cols + b)];
-                h[to_size(a * cols + b)] = sum * (1.0 + 0x1p-20);
-            }
-        g.swap(h);
+        g = gram(g, cols);
         power *= 2.0;
     }
 }

@@ -2,6 +2,7 @@
 // described in docs/core-layout.md).
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <utility>
 #include <vector>
@@ -49,9 +50,12 @@ private:
     std::vector<std::atomic<Index>>& vertices_per_layer_;
     // Per path: slow, coincident, unresolved, uncertified (kCounters each).
     std::vector<std::atomic<Index>>& counters_;
-    Index slow_used_ = 0;           // slow-path decisions of the current task
-    Index uncertified_used_ = 0;    // float64 signs taken in the current task
-    double float_work_ = 0.0;       // multiply-adds of the task's float64 products so far
+    Index slow_used_ = 0;         // slow-path decisions of the current task
+    Index uncertified_used_ = 0;  // float64 signs taken in the current task
+    double float_work_ = 0.0;     // multiply-adds of the task's float64 products so far
+    // The float64 work a task counts as at least (multiply-adds), so that small networks'
+    // tasks, whose float64 products are tiny, may still take a few slow passes.
+    static constexpr double kMinFloatWork = 0x1p22;
     double slow_work_start_ = 0.0;  // the oracle's work() at the task's start
     Index words_;
     std::vector<FilterLayer> filter_;
@@ -107,7 +111,9 @@ private:
     // oracle's cache is cleared at each task's start.
     bool slow_allowed() {
         const double factor = options_.max_slow_work;
-        if (factor >= 0.0 && oracle_.work() - slow_work_start_ > factor * float_work_) return false;
+        if (factor >= 0.0 &&
+            oracle_.work() - slow_work_start_ >= factor * std::max(float_work_, kMinFloatWork))
+            return false;
         const Index budget = options_.max_slow_decisions;
         return budget < 0 || slow_used_++ < budget;
     }

@@ -40,8 +40,8 @@ DEFAULT_MAX_SLOW_DECISIONS = 100_000
 #: task, the multiply-adds the slow path may spend (layers evaluated in double-double,
 #: terms of the exact tier), as a multiple of the task's own float64 multiply-adds. It
 #: bounds a certified call's time relative to ``rtol=1e-10``'s on any model, whatever its
-#: width (docs/numerics.md §9).
-DEFAULT_MAX_SLOW_WORK = 20.0
+#: width (docs/numerics.md §9): ResNet-18 at width 16 certifies every sign with 1.19.
+DEFAULT_MAX_SLOW_WORK = 2.0
 
 
 class RoundingWarning(UserWarning):

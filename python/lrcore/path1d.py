@@ -600,7 +600,8 @@ def count_1d(
         call, fixed by the input, so results do not depend on the thread count) when
         ``rtol`` is None (default
         ``lrcore.DEFAULT_MAX_SLOW_DECISIONS``; ``None``: no budget, every sign certified
-        however long it takes). Past it, a value the fast filter cannot decide keeps its
+        with ``max_slow_work=None`` too, however long it takes). Past it, a value the
+        fast filter cannot decide keeps its
         float64 sign, the result's ``uncertified_decisions`` counts it and a
         :class:`lrcore.CertificationWarning` is issued. Deep CNNs with large layer gains
         need the slow path at most vertices, once per vertex every few layers
@@ -612,11 +613,12 @@ def count_1d(
         no budget). Both are counted in multiply-adds: the layers the slow path
         evaluates in double-double (past a prefix shared with a pass of the same task)
         and its exact tier's terms, against the products of the task's vertices so far
-        (up to 32 consecutive segments: results do not depend on the thread count).
-        Past it, undecided values are handled as past ``max_slow_decisions``. It keeps
-        a certified call within a bounded multiple of the ``rtol=1e-10`` call's work on
-        any model, however wide; a double-double multiply-add costs several float64
-        ones (docs/numerics.md §9).
+        (up to 32 consecutive segments: results do not depend on the thread count),
+        counted as at least 2**22 so that small networks may take a few passes; ``0``
+        takes none. Past it, undecided values are handled as past
+        ``max_slow_decisions``. It keeps a certified call within a bounded multiple of
+        the ``rtol=1e-10`` call's work on any model, however wide (a double-double
+        multiply-add takes about 25 times a float64 one in BLAS; docs/numerics.md §9).
 
     Returns
     -------
