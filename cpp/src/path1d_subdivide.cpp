@@ -11,8 +11,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstdio>
-#include <cstdlib>
 #include <string>
 
 #include "bits.hpp"
@@ -34,28 +32,7 @@ Subdivider::Subdivider(const Network& net, const std::vector<PathSpec>& paths,
       counters_(counters),
       words_(words_for(net.num_neurons())),
       filter_(options.certified ? filter_layers(net) : std::vector<FilterLayer>()),
-      oracle_(net) {
-    debug_.resize(sz(net.num_hidden_layers()));
-}
-
-Subdivider::~Subdivider() {
-    if (std::getenv("LRCORE_CERT_DEBUG") == nullptr) return;
-    std::fprintf(stderr,
-                 "layer vertices undecided asked slow order_slow passes exact dd_work "
-                 "float_work refresh_ok refresh_fail\n");
-    DebugLayer total;
-    for (std::size_t l = 0; l < debug_.size(); ++l) {
-        const DebugLayer& d = debug_[l];
-        std::fprintf(stderr, "%zu %.0f %.0f %.0f %.0f %.0f %.0f %.0f %.4g %.4g %.0f %.0f\n", l,
-                     d.vertices, d.undecided, d.asked, d.slow, d.order_slow, d.passes, d.exact,
-                     d.work, d.float_work, d.refresh_ok, d.refresh_fail);
-        total.work += d.work;
-        total.float_work += d.float_work;
-        total.passes += d.passes;
-    }
-    std::fprintf(stderr, "total passes %.0f dd_work %.4g float_work %.4g ratio %.3g\n",
-                 total.passes, total.work, total.float_work, total.work / total.float_work);
-}
+      oracle_(net) {}
 
 VertexSeq Subdivider::run(const std::vector<Chunk>& chunks, const StopFlag& stop) {
     VertexSeq out;
@@ -147,7 +124,6 @@ void Subdivider::evaluate_first_layer(Unit& unit) {
     unit.z.resize(sz(n * unit.width));
     map.apply(x.data(), n, d, unit.z.data(), unit.width);
     float_work_ += static_cast<double>(n) * map.multiply_adds();
-    debug_[0].float_work += static_cast<double>(n) * map.multiply_adds();
     vertices_per_layer_[0].fetch_add(n, std::memory_order_relaxed);
 }
 
@@ -162,7 +138,6 @@ void Subdivider::evaluate_next_layer(Unit& unit, Index layer) {
     unit.z.swap(activated_);
     unit.width = map.out_dim();
     float_work_ += static_cast<double>(n) * map.multiply_adds();
-    debug_[sz(layer)].float_work += static_cast<double>(n) * map.multiply_adds();
     vertices_per_layer_[sz(layer)].fetch_add(n, std::memory_order_relaxed);
 }
 
@@ -338,10 +313,6 @@ void Subdivider::certify_values(Unit& unit, Index layer) {
     const Index neurons = net_.hidden_size(layer);
     unit.bound_a.resize(sz(n));
     unit.bound_b.resize(sz(n));
-    DebugLayer& dbg = debug_[sz(layer)];
-    const double work0 = oracle_.work();
-    const Index passes0 = oracle_.evaluations(), exact0 = oracle_.exact_evaluations();
-    dbg.vertices += static_cast<double>(n);
     for (Index v = 0; v < n; ++v) {
         VertexBound bound = VertexBound::at(f, unit.scale[sz(v)], unit.err[sz(v)]);
         double* row = unit.z.data() + v * width;
@@ -350,7 +321,6 @@ void Subdivider::certify_values(Unit& unit, Index layer) {
         for (Index j = 0; j < neurons; ++j)
             undecided += !(std::abs(row[j]) > norms[j] * a + bias[j] * b);
         double replaced = 0.0;  // sum of eps^2 over the replaced values
-        dbg.undecided += static_cast<double>(undecided);
         if (undecided > 0) {
             const Index path = unit.path[sz(v)];
             Index structural = 0;  // values proven exactly zero by structural_zero
@@ -377,7 +347,6 @@ void Subdivider::certify_values(Unit& unit, Index layer) {
                 asked = true;
                 const SlowDecision d = slow_sign(unit, v, layer, j);
                 count(path, 0);
-                dbg.slow += 1;
                 if (!d.decided) {
                     row[j] = 0.0;
                     count(path, 1);
@@ -391,14 +360,11 @@ void Subdivider::certify_values(Unit& unit, Index layer) {
             // than the float64 ones: they replace them (refresh_values), so that deeper
             // layers start from a small error again. Else a structural zero is exact
             // (z = z* = 0): only the other values need the doubled bound.
-            if (asked) dbg.asked += 1;
             if (asked && refresh_values(unit, v, layer, bound)) {
-                dbg.refresh_ok += 1;
                 unit.bound_a[sz(v)] = bound.a;
                 unit.bound_b[sz(v)] = bound.b;
                 continue;  // err[v] set
             }
-            if (asked) dbg.refresh_fail += 1;
             if (undecided > structural) {
                 bound.a *= 2.0;
                 bound.b *= 2.0;
@@ -411,9 +377,6 @@ void Subdivider::certify_values(Unit& unit, Index layer) {
         unit.err[sz(v)] = VertexBound::vector_error(f, unit.scale[sz(v)], unit.err[sz(v)]) +
                           2.0 * std::sqrt(replaced) * kSafety;
     }
-    dbg.work += oracle_.work() - work0;
-    dbg.passes += static_cast<double>(oracle_.evaluations() - passes0);
-    dbg.exact += static_cast<double>(oracle_.exact_evaluations() - exact0);
 }
 
 // After the slow path asked at vertex v (the oracle's current pass is v's, through this
@@ -581,7 +544,6 @@ int Subdivider::compare_crossings(const Unit& unit, Index v, Index layer, const 
             spec.points + s * d, spec.points + ((s + 1) % spec.num_points) * d,
             unit.bits.data() + v * words_, layer, p.unit, zb[p.unit] > 0.0 ? 1 : -1, layer, k);
         count(unit.path[sz(v)], 0);
-        debug_[sz(layer)].order_slow += 1;
         sign = decision.decided ? decision.sign : 0;
     }
     if (sign == 0) return 0;

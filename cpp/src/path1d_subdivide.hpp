@@ -34,9 +34,6 @@ public:
     Subdivider(const Network& net, const std::vector<PathSpec>& paths, const Path1DOptions& options,
                std::atomic<Index>& created, std::vector<std::atomic<Index>>& vertices_per_layer,
                std::vector<std::atomic<Index>>& counters);
-    ~Subdivider();
-    Subdivider(const Subdivider&) = delete;
-    Subdivider& operator=(const Subdivider&) = delete;
 
     // The vertices of the task's chunks after every hidden layer, with the pattern of
     // each interval, in path order.
@@ -84,12 +81,6 @@ private:
     SlowDecision slow_sign(const Unit& unit, Index v, Index layer, Index k);
     bool refresh_values(Unit& unit, Index v, Index layer, const VertexBound& bound);
     std::vector<Index> uncertified_units_;  // float64 signs taken at the current vertex
-    // DEBUG (LRCORE_CERT_DEBUG): per layer.
-    struct DebugLayer {
-        double vertices = 0, undecided = 0, slow = 0, passes = 0, work = 0, float_work = 0,
-               refresh_ok = 0, refresh_fail = 0, asked = 0, order_slow = 0, exact = 0;
-    };
-    std::vector<DebugLayer> debug_;
     std::vector<double> refresh_value_, refresh_error_;
     // Exact zeros by structure (a row of zero bias reading only exact zeros under the
     // forced pattern): no slow pass. At most kStructuralTerms row entries are read, and
