@@ -110,6 +110,7 @@ using Expansion = std::vector<double>;
 // value (accurate to far better than the fast filter's bound).
 struct SlowDecision {
     bool decided = false;
+    bool skipped = false;  // the exact tier was needed but over its work limit: undecided
     int sign = 0;
     double value = 0.0;
 };
@@ -139,6 +140,12 @@ public:
     // neuron of every earlier layer; comparing it for each of a vertex's thousands of
     // undecided values cost more than the pass on deep CNNs).
     void same_vertex_next() { same_vertex_ = true; }
+
+    // The work (work()'s unit) the next query's exact tier may take, < 0: no limit. An
+    // exact evaluation costs at least the multiply-adds of its layers (twice for a root)
+    // times its expansions' lengths; one that the limit cannot cover is skipped
+    // (SlowDecision::skipped) instead of run.
+    void set_exact_limit(double work) { exact_limit_ = work; }
 
     // Layer lk's values at the vertex of the last query (current_ holds its pass), each
     // within error[k] of the exact value: a polyline point (lj < 0), or the root of neuron
@@ -184,6 +191,8 @@ private:
     Index max_entries_ = 0;
     Index evaluations_ = 0;
     double work_ = 0.0;
+    double exact_limit_ = -1.0;
+    bool exact_fits(const double* x0, const double* x1, const Word* pattern, Index upto);
     // The exact tier's cached evaluation (same key scheme).
     const double* exact_x0_ = nullptr;
     const double* exact_x1_ = nullptr;

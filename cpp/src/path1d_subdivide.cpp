@@ -346,6 +346,12 @@ void Subdivider::certify_values(Unit& unit, Index layer) {
                 if (asked) oracle_.same_vertex_next();  // the pass of v's first one
                 asked = true;
                 const SlowDecision d = slow_sign(unit, v, layer, j);
+                if (d.skipped) {  // the exact tier would pass the work budget
+                    count(path, 3);
+                    ++uncertified_used_;
+                    uncertified_units_.push_back(j);
+                    continue;
+                }
                 count(path, 0);
                 if (!d.decided) {
                     row[j] = 0.0;
@@ -444,6 +450,7 @@ bool Subdivider::refresh_values(Unit& unit, Index v, Index layer, const VertexBo
 // (a polyline point, or the root of the neuron whose crossing made it) evaluated in
 // double-double, the earlier layers' pattern forced to that of an interval next to v.
 SlowDecision Subdivider::slow_sign(const Unit& unit, Index v, Index layer, Index k) {
+    set_exact_limit();
     const bool after = unit.link[sz(v)] != 0 || v == 0;
     const Word* pattern = unit.bits.data() + (after ? v : v - 1) * words_;
     const PathSpec& spec = paths_[sz(unit.path[sz(v)])];
@@ -540,11 +547,18 @@ int Subdivider::compare_crossings(const Unit& unit, Index v, Index layer, const 
         const PathSpec& spec = paths_[sz(unit.path[sz(v)])];
         const Index d = net_.input_dim();
         const Index s = unit.seg[sz(v)];
+        set_exact_limit();
         const SlowDecision decision = oracle_.sign_at_root(
             spec.points + s * d, spec.points + ((s + 1) % spec.num_points) * d,
             unit.bits.data() + v * words_, layer, p.unit, zb[p.unit] > 0.0 ? 1 : -1, layer, k);
-        count(unit.path[sz(v)], 0);
-        sign = decision.decided ? decision.sign : 0;
+        if (decision.skipped) {  // the exact tier would pass the work budget
+            count(unit.path[sz(v)], 3);
+            ++uncertified_used_;
+            sign = value > 0.0 ? 1 : (value < 0.0 ? -1 : 0);
+        } else {
+            count(unit.path[sz(v)], 0);
+            sign = decision.decided ? decision.sign : 0;
+        }
     }
     if (sign == 0) return 0;
     return sign == (za[k] > 0.0 ? 1 : -1) ? -1 : 1;

@@ -108,6 +108,14 @@ private:
         const Index budget = options_.max_slow_decisions;
         return budget < 0 || slow_used_++ < budget;
     }
+    // The exact tier's limit for the next slow query: what is left of the work budget.
+    void set_exact_limit() {
+        const double factor = options_.max_slow_work;
+        oracle_.set_exact_limit(factor < 0.0
+                                    ? -1.0
+                                    : std::max(0.0, factor * std::max(float_work_, kMinFloatWork) -
+                                                        (oracle_.work() - slow_work_start_)));
+    }
     void count(Index path, Index which, Index n = 1) {
         counters_[sz(kCounters * path + which)].fetch_add(n, std::memory_order_relaxed);
     }
