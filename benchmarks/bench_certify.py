@@ -276,7 +276,9 @@ def main() -> None:
         if "default" in chosen:
             settings.append(("certified, default budget", {}))
         if "unbounded" in chosen and not (case == "resnet18" and args.no_unbounded):
-            settings.append(("certified, no budget", {"max_slow_decisions": None}))
+            settings.append(
+                ("certified, no budget", {"max_slow_decisions": None, "max_slow_work": None})
+            )
         for name, kwargs in settings:
             progress(f"  {name} ...")
             rows.append([case, name, *run(net, path, positions, name, **kwargs)])

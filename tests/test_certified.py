@@ -492,3 +492,153 @@ def test_structured_slow_pass_split_over_threads_gives_the_same_result():
         one.exact_coincidences,
     )
     np.testing.assert_array_equal(two.breakpoints, one.breakpoints)
+
+
+def integer_conv_net() -> lrcore.Network:
+    """Two 3x3 convolutions with integer weights: many values exactly zero at vertices."""
+    torch = pytest.importorskip("torch")
+    nn = torch.nn
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        nn.Conv2d(2, 8, 3, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(8, 8, 3, padding=1),
+        nn.ReLU(),
+        nn.Flatten(),
+        nn.Linear(8 * 6 * 6, 1),
+    ).double()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(torch.randint(-2, 3, p.shape, dtype=torch.float64))
+    return lrcore.from_torch(model, (2, 6, 6))
+
+
+def test_slow_work_budget_does_not_depend_on_threads():
+    # 69 segments: several tasks. A work budget that runs out in them leaves signs
+    # uncertified; which ones depends on each task's own work only (the oracle's cache
+    # is cleared at each task's start), so one and two threads agree exactly.
+    net = integer_conv_net()
+    path = np.random.default_rng(0).integers(-3, 4, size=(70, 72)).astype(np.float64) / 2
+    full = lrcore.count_1d(net, path, max_slow_decisions=None, max_slow_work=None)
+    assert full.slow_decisions > 0
+    assert full.uncertified_decisions == 0
+    results = []
+    for threads in (1, 2):
+        with pytest.warns(lrcore.CertificationWarning, match="max_slow_work=0.03"):
+            results.append(
+                lrcore.count_1d(
+                    net, path, num_threads=threads, max_slow_decisions=None, max_slow_work=0.03
+                )
+            )
+    one, two = results
+    assert 0 < one.slow_decisions < full.slow_decisions
+    assert one.uncertified_decisions > 0
+    assert (two.slow_decisions, two.uncertified_decisions, two.exact_coincidences) == (
+        one.slow_decisions,
+        one.uncertified_decisions,
+        one.exact_coincidences,
+    )
+    np.testing.assert_array_equal(two.breakpoints, one.breakpoints)
+    np.testing.assert_array_equal(two.flip_neurons, one.flip_neurons)
+
+
+def test_slow_work_budget_counts_what_it_leaves_and_none_certifies_all():
+    net = integer_conv_net()
+    path = np.random.default_rng(1).integers(-3, 4, size=(2, 72)).astype(np.float64) / 2
+    exact = exact_breakpoints(net, path)
+    # No budget of either kind: every sign certified, equal to exact arithmetic.
+    full = lrcore.count_1d(net, path, max_slow_decisions=None, max_slow_work=None)
+    assert full.slow_decisions > 0
+    assert full.uncertified_decisions == 0
+    assert disagreements(full, exact) == []
+    # A zero work budget: at most the first pass of each task, the rest counted.
+    with pytest.warns(lrcore.CertificationWarning, match="max_slow_work=0"):
+        tiny = lrcore.count_1d(net, path, max_slow_decisions=None, max_slow_work=0)
+    assert tiny.slow_decisions < full.slow_decisions
+    assert tiny.uncertified_decisions > 0
+    assert tiny.slow_decisions + tiny.uncertified_decisions >= full.slow_decisions // 2
+    # The decision budget still works on its own, with no work budget (one segment: one
+    # task).
+    with pytest.warns(lrcore.CertificationWarning, match="max_slow_decisions=3"):
+        three = lrcore.count_1d(net, path, max_slow_decisions=3, max_slow_work=None)
+    assert three.slow_decisions <= 3 < three.slow_decisions + three.uncertified_decisions
+    # The default work budget is far above what this small net needs.
+    default = lrcore.count_1d(net, path, max_slow_decisions=None)
+    assert default.uncertified_decisions == 0
+    np.testing.assert_array_equal(default.breakpoints, full.breakpoints)
+
+
+@pytest.mark.parametrize(
+    ("value", "error"),
+    [
+        (-1.0, ValueError),
+        (float("nan"), ValueError),
+        (float("inf"), ValueError),
+        (True, TypeError),
+        ("9", TypeError),
+        ([1.0], TypeError),
+    ],
+)
+def test_slow_work_budget_is_checked(value, error):
+    path = np.array([[-2.0, -2.0], [2.0, 2.0]])
+    with pytest.raises(error, match="max_slow_work"):
+        lrcore.count_1d(concurrent_net(), path, max_slow_work=value)
+
+
+def test_slow_work_budget_accepts_ints_and_numpy_numbers():
+    path = np.array([[-2.0, -2.0], [2.0, 2.0], [3.0, -1.0]])
+    ref = lrcore.count_1d(concurrent_net(), path, max_slow_work=None)
+    for value in (5, np.float32(5.0), np.int64(5)):
+        r = lrcore.count_1d(concurrent_net(), path, max_slow_work=value)
+        np.testing.assert_array_equal(r.breakpoints, ref.breakpoints)
+
+
+def single_conv(conv, shape):
+    """A one-convolution network and its dense matrix."""
+    torch = pytest.importorskip("torch")
+    net = lrcore.from_torch(torch.nn.Sequential(conv, torch.nn.ReLU(), torch.nn.Flatten()), shape)
+    w = net.weights[0]
+    return net, (w.toarray() if hasattr(w, "toarray") else np.asarray(w))
+
+
+@pytest.mark.parametrize(
+    ("c_in", "c_out", "kernel", "stride", "padding", "dilation", "groups", "grid"),
+    [
+        (1, 1, 3, 1, 1, 1, 1, (7, 7)),
+        (1, 1, 3, 1, 0, 1, 1, (5, 9)),
+        (3, 8, 3, 1, 1, 1, 1, (6, 6)),
+        (8, 3, 3, 1, 1, 1, 1, (6, 5)),
+        (16, 16, 3, 1, 1, 1, 1, (3, 3)),
+        (32, 32, 3, 1, 1, 1, 1, (4, 4)),
+        (16, 32, 3, 2, 1, 1, 1, (4, 4)),
+        (8, 8, (5, 3), 1, (2, 1), 1, 1, (5, 6)),
+        (4, 4, 3, 1, 2, 2, 2, (7, 7)),
+        (8, 8, 3, 3, 1, 1, 4, (7, 8)),
+        (6, 4, 1, 1, 0, 1, 1, (4, 4)),
+        (4, 6, 2, 2, 0, 1, 2, (6, 6)),
+    ],
+)
+def test_convolution_norm_bound_holds_and_is_tight(
+    c_in, c_out, kernel, stride, padding, dilation, groups, grid
+):
+    # ConvAffine's bound is the smaller of the spatial one (T^T T's kernel) and the
+    # symbol's (max over a periodic grid's frequencies of ||K^(omega)||_2, docs/numerics.md
+    # §3): never below the true ||W||_2 (dense SVD), and at most twice it (times the
+    # stride: both bound the stride-1 convolution, of which a strided one keeps a part). A grid of frequencies too small (aliasing) or missing some would fail the
+    # first check on some of these kernels. (On grids of 2 or 3 positions the periodic
+    # grid's norm is well above the padded matrix's: the upper check is loose.)
+    torch = pytest.importorskip("torch")
+    for seed in range(3):
+        torch.manual_seed(seed)
+        conv = torch.nn.Conv2d(c_in, c_out, kernel, stride, padding, dilation, groups).double()
+        if seed == 2:  # a kernel whose symbol peaks at the highest frequencies
+            with torch.no_grad():
+                k = conv.weight
+                sign = (-1.0) ** torch.arange(k.shape[2]).reshape(-1, 1)
+                sign = sign * (-1.0) ** torch.arange(k.shape[3]).reshape(1, -1)
+                k.copy_(k.abs() * sign)
+        net, dense = single_conv(conv, (c_in, *grid))
+        sigma = np.linalg.norm(dense, 2)
+        bound = net._core.norm_bounds()[0]
+        assert sigma <= bound, (seed, sigma, bound)
+        assert bound <= 2.0 * stride * sigma + 1e-12, (seed, sigma, bound)

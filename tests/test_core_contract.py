@@ -22,9 +22,13 @@ BASIS = np.eye(2)
 NO_CUTS = np.zeros(0)
 
 
-def count(paths, closed=None, rtol=1e-10, threads=1, max_pieces=100, max_memory=0.0, slow=-1):
+def count(
+    paths, closed=None, rtol=1e-10, threads=1, max_pieces=100, max_memory=0.0, slow=-1, work=-1.0
+):
     closed = [False] * len(paths) if closed is None else closed
-    return _core.count_1d(NET, paths, closed, rtol, True, threads, max_pieces, max_memory, slow, 1)
+    return _core.count_1d(
+        NET, paths, closed, rtol, True, threads, max_pieces, max_memory, slow, work, 1
+    )
 
 
 def slice_(origin=ORIGIN, basis=BASIS, domain=SQUARE, cuts=NO_CUTS, **options):

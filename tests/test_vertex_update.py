@@ -36,6 +36,7 @@ def flat(net, paths, mode, rtol=None, threads=1, closed=None):
         max_pieces=10**7,
         max_memory=0.0,
         max_slow_decisions=-1,
+        max_slow_work=-1.0,
         update_new_vertices=mode,
     )
 

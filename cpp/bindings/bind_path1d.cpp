@@ -13,7 +13,8 @@ namespace {
 py::dict count_1d_flat(const Network& net, const std::vector<DoubleArray>& paths,
                        const std::vector<bool>& closed, std::optional<double> rtol,
                        bool want_patterns, int num_threads, Index max_pieces, double max_memory,
-                       Index max_slow_decisions, int update_new_vertices) {
+                       Index max_slow_decisions, double max_slow_work,
+                       int update_new_vertices) {
     // Only what reading the arrays needs: lrcore.count_1d has checked the arguments, and
     // the core checks its own preconditions (docs/core-layout.md).
     if (closed.size() != paths.size())
@@ -33,6 +34,7 @@ py::dict count_1d_flat(const Network& net, const std::vector<DoubleArray>& paths
     options.max_memory = max_memory;
     options.max_slow_decisions = max_slow_decisions;  // < 0: no budget
     options.update_new_vertices = update_new_vertices;
+    options.max_slow_work = max_slow_work;            // < 0: no budget
 
     Path1DStats stats;
     // Safe without the GIL: `paths` keeps every array alive, and the core reads them only.
@@ -111,7 +113,8 @@ void bind_path1d(py::module_& m) {
           "(largest |coordinate| or NaN, shortest nonzero step) of 2-d paths of one width.");
     m.def("count_1d", &count_1d_flat, py::arg("net"), py::arg("paths"), py::arg("closed"),
           py::arg("rtol"), py::arg("want_patterns"), py::arg("num_threads"), py::arg("max_pieces"),
-          py::arg("max_memory"), py::arg("max_slow_decisions"), py::arg("update_new_vertices"),
+          py::arg("max_memory"), py::arg("max_slow_decisions"), py::arg("max_slow_work"),
+          py::arg("update_new_vertices"),
           "Exact breakpoints of the network along each polyline (flat batch arrays).");
 }
 

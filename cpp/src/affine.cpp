@@ -236,7 +236,6 @@ ConvAffine::ConvAffine(const ConvShape& shape, std::vector<double> weight, std::
             abs_bias_[to_size(o * positions + p)] = std::abs(bias_[to_size(o)]);
         }
     }
-    norm_bound_ = conv_norm_bound();
     // The gather table: row p * depth + k of a point's transposed im2col matrix reads
     // input entry gather_[p * depth + k] of its group's channels.
     const Index depth = cg * taps;
@@ -359,6 +358,129 @@ double ConvAffine::conv_norm_bound() const {
     }
     // The row sums' own rounding (fewer than 2^31 terms) is inside the factor.
     return std::sqrt(result) * (1.0 + 0x1p-20);
+}
+
+double ConvAffine::norm_bound() const {
+    std::call_once(norm_once_, [this] {
+        const double spatial = conv_norm_bound();
+        const double symbol = frequency_norm_bound();
+        norm_bound_ = spatial < 0.0 ? symbol : (symbol < 0.0 ? spatial : std::min(spatial, symbol));
+    });
+    return norm_bound_;
+}
+
+// ||W||_2 through the convolution's symbol (docs/numerics.md §3). W = S T E: E embeds the
+// H x W input grid into Z^2, T is the stride-1 convolution on Z^2, S selects the outputs
+// (stride, output size). T E x is supported on a box of N = H + span - 1 rows (span =
+// dilation (k - 1) + 1; likewise columns), and on that box it equals the periodic
+// convolution C_N on Z_N^2 of x placed in the grid (no index wraps onto the input), so
+// ||W||_2 <= ||C_N||_2 = max over the N_h N_w frequencies of ||K^(omega)||_2, K^(omega) =
+// sum_q K_q exp(-i omega . q) (the unitary DFT block-diagonalises C_N; K^(-omega) is the
+// conjugate of K^(omega), so half the frequencies suffice; groups are diagonal blocks).
+// Each ||K^||_2: the computed M~ differs from K^ entrywise by at most tau sum_q |K_q|
+// (the phasors' error delta, generous for libm's cos and sin of a rounded angle, and the
+// sum's rounding), so ||K^ - M~||_2 <= that matrix's Frobenius norm; ||M~||_2^2 =
+// ||M~^H M~||_2 <= its largest absolute row sum (Hermitian), the Gram matrix computed by
+// two real GEMMs (real and imaginary parts) whose rounding is at most gamma times the
+// products' magnitudes, summed per row in O(channels^2) (the entries' moduli, each off
+// by at most both parts' errors). -1 where it would cost more
+// than 2^35 multiply-adds.
+double ConvAffine::frequency_norm_bound() const {
+    const ConvShape& s = shape_;
+    const Index cg = s.in_channels / s.groups, og = s.out_channels / s.groups;
+    const Index taps = s.kernel_h * s.kernel_w;
+    const Index nh = s.in_height + s.dilation_h * (s.kernel_h - 1);
+    const Index nw = s.in_width + s.dilation_w * (s.kernel_w - 1);
+    // Gram matrices of the smaller side: M (og x cg) or its transpose, same norm.
+    const Index small = std::min(cg, og), inner = std::max(cg, og);
+    const bool by_input = cg <= og;  // rows of T1: input channels
+    const double freqs = static_cast<double>(nh) * static_cast<double>(nw) / 2.0 + 1.0;
+    if (static_cast<double>(s.groups) * freqs * 4.0 * static_cast<double>(small) *
+            static_cast<double>(small) * static_cast<double>(inner) >
+        0x1p35)
+        return -1.0;
+    const double u = 0x1p-53;
+    auto gamma = [u](double n) { return n * u / (1.0 - n * u); };
+    constexpr double kPhasorError = 0x1p-40;  // |fl(cos(fl(theta))) - cos(theta)|, sin too
+    const double tau = 2.0 * (kPhasorError + gamma(static_cast<double>(taps) + 1.0));
+    const double gram_gamma = gamma(2.0 * static_cast<double>(inner) + 2.0);
+    constexpr double kTwoPi = 6.283185307179586;
+    const Index width = 2 * inner;
+    std::vector<double> t1(to_size(small * width)), t2(t1.size()), re(to_size(small * small)),
+        im(re.size()), column(to_size(width)), phase_c(to_size(taps)), phase_s(to_size(taps));
+    double result = 0.0;
+    for (Index g = 0; g < s.groups; ++g) {
+        // ||E||_F / tau: the Frobenius norm of sum_q |K_q| over the group's (o, c).
+        double abs_frob = 0.0;
+        for (Index o = 0; o < og; ++o)
+            for (Index c = 0; c < cg; ++c) {
+                double sum = 0.0;
+                for (Index q = 0; q < taps; ++q)
+                    sum += std::abs(weight_[to_size(((g * og + o) * cg + c) * taps + q)]);
+                abs_frob += sum * sum;
+            }
+        const double error_norm = tau * std::sqrt(abs_frob) * (1.0 + 0x1p-20);
+        for (Index fy = 0; fy < nh; ++fy)
+            for (Index fx = 0; fx < nw; ++fx) {
+                const Index neg = ((nh - fy) % nh) * nw + (nw - fx) % nw;
+                if (neg < fy * nw + fx) continue;  // its conjugate's norm is the same
+                for (Index ky = 0; ky < s.kernel_h; ++ky)
+                    for (Index kx = 0; kx < s.kernel_w; ++kx) {
+                        const double r = static_cast<double>((fy * ky * s.dilation_h) % nh) /
+                                             static_cast<double>(nh) +
+                                         static_cast<double>((fx * kx * s.dilation_w) % nw) /
+                                             static_cast<double>(nw);
+                        const double theta = kTwoPi * r;
+                        phase_c[to_size(ky * s.kernel_w + kx)] = std::cos(theta);
+                        phase_s[to_size(ky * s.kernel_w + kx)] = std::sin(theta);
+                    }
+                // T1 (small x 2 inner): [Re M^T | Im M^T] by the small side's rows.
+                for (Index o = 0; o < og; ++o)
+                    for (Index c = 0; c < cg; ++c) {
+                        const double* k = weight_.data() + ((g * og + o) * cg + c) * taps;
+                        double a = 0.0, b = 0.0;
+                        for (Index q = 0; q < taps; ++q) {
+                            a += k[q] * phase_c[to_size(q)];
+                            b -= k[q] * phase_s[to_size(q)];
+                        }
+                        const Index row = by_input ? c : o, col = by_input ? o : c;
+                        t1[to_size(row * width + col)] = a;
+                        t1[to_size(row * width + inner + col)] = b;
+                    }
+                // T2 = [Im | -Re]: T1 T1^T + i T1 T2^T is the Gram matrix.
+                std::fill(column.begin(), column.end(), 0.0);
+                for (Index r = 0; r < small; ++r)
+                    for (Index i = 0; i < inner; ++i) {
+                        const double a = t1[to_size(r * width + i)];
+                        const double b = t1[to_size(r * width + inner + i)];
+                        t2[to_size(r * width + i)] = b;
+                        t2[to_size(r * width + inner + i)] = -a;
+                        column[to_size(i)] += std::abs(a) + std::abs(b);
+                    }
+                gemm_nt(small, small, width, t1.data(), width, t1.data(), width, 0.0, re.data(),
+                        small);
+                gemm_nt(small, small, width, t1.data(), width, t2.data(), width, 0.0, im.data(),
+                        small);
+                // Row r's rounding: gamma sum_i |T1_ri| sum_r' (|T1_r'i| + |T2_r'i|), and
+                // sum_r' |T2_r'i| = sum_r' |T1_r'(i +- inner)|: column[i mod inner] each.
+                double largest = 0.0;
+                for (Index r = 0; r < small; ++r) {
+                    double sum = 0.0, err = 0.0;
+                    for (Index c = 0; c < small; ++c) {
+                        const double x = re[to_size(r * small + c)], y = im[to_size(r * small + c)];
+                        sum += std::sqrt(x * x + y * y);  // 3 u relative: inside the factor
+                    }
+                    for (Index i = 0; i < inner; ++i)
+                        err += (std::abs(t1[to_size(r * width + i)]) +
+                                std::abs(t1[to_size(r * width + inner + i)])) *
+                               column[to_size(i)];
+                    largest = std::max(largest, sum + 2.0 * gram_gamma * err);
+                }
+                result = std::max(result, std::sqrt(largest * (1.0 + 0x1p-20)) + error_norm);
+            }
+    }
+    // The row sums' own rounding (fewer than 2^31 terms) is inside the factors.
+    return result * (1.0 + 0x1p-20);
 }
 
 void ConvAffine::im2col(const double* x, Index group, double* cols, Index ldcols) const {
@@ -609,8 +731,27 @@ CompositeAffine::CompositeAffine(Index out_dim, Index in_dim, std::vector<Part> 
         abs_bias_[to_size(j)] = std::abs(total[to_size(j)]);
     }
     total_bias_ = std::move(total);
-    // Schur test: |x^T W y| <= sum_t n_t ||x_{O_t}|| ||y_{I_t}|| <= sqrt(R C) for unit x, y.
-    std::vector<double> rows(to_size(out_) + 1, 0.0), cols(to_size(in_) + 1, 0.0);
+}
+
+double CompositeAffine::norm_bound() const {
+    std::call_once(norm_once_, [this] { norm_bound_ = schur_bound(); });
+    return norm_bound_;
+}
+
+// The smaller of two bounds on ||W||_2 from the parts' bounds n_t, both from |x^T W y| <=
+// sum_t n_t ||x_{O_t}|| ||y_{I_t}|| for unit x, y:
+// - Schur test: <= sqrt(R C), R the largest sum of n_t over the parts writing one output,
+//   C over the parts reading one input;
+// - block norms: the outputs and inputs cut into intervals at every part's ends (a_i, b_j
+//   the norms of x and y on them), ||x_{O_t}|| <= sum_{i in O_t} a_i and likewise for y,
+//   so the sum is at most a^T N b <= ||N||_2 with N_ij = n_t for the part t covering
+//   cell (i, j) (at most one: parts writing one output read disjoint inputs), 0 where
+//   none does. ||N||_2^2 = ||N^T N||_2 <= ||(N^T N)^(2^k)||_inf^(1/2^k) (symmetric, and
+//   non-negative entries: every float product and sum errs by a relative gamma, covered
+//   by a factor per squaring). A residual layer [T I] or [T; I] gets sqrt(n_T^2 + 1)
+//   instead of Schur's sqrt(n_T (n_T + 1)).
+double CompositeAffine::schur_bound() const {
+    std::vector<double> norms;
     for (const Part& part : parts_) {
         double n = part.map->norm_bound();
         if (n < 0.0) {
@@ -618,6 +759,79 @@ CompositeAffine::CompositeAffine(Index out_dim, Index in_dim, std::vector<Part> 
             for (const double r : part.map->row_norms()) frob += r * r;
             n = std::sqrt(frob) * (1.0 + 0x1p-20);
         }
+        norms.push_back(n);
+    }
+    const double schur = schur_test(norms);
+    // Block norms, where the cells are few.
+    std::vector<Index> out_cuts{0, out_}, in_cuts{0, in_};
+    for (const Part& part : parts_) {
+        out_cuts.push_back(part.out_offset);
+        out_cuts.push_back(part.out_offset + part.map->out_dim());
+        in_cuts.push_back(part.in_offset);
+        in_cuts.push_back(part.in_offset + part.map->in_dim());
+    }
+    for (std::vector<Index>* cuts : {&out_cuts, &in_cuts}) {
+        std::sort(cuts->begin(), cuts->end());
+        cuts->erase(std::unique(cuts->begin(), cuts->end()), cuts->end());
+    }
+    const Index rows = static_cast<Index>(out_cuts.size()) - 1;
+    const Index cols = static_cast<Index>(in_cuts.size()) - 1;
+    if (rows * cols > 4096) return schur;
+    std::vector<double> n(to_size(rows * cols), 0.0);
+    for (std::size_t t = 0; t < parts_.size(); ++t) {
+        const Part& part = parts_[t];
+        for (Index i = 0; i < rows; ++i) {
+            if (out_cuts[to_size(i)] < part.out_offset ||
+                out_cuts[to_size(i) + 1] > part.out_offset + part.map->out_dim())
+                continue;
+            for (Index j = 0; j < cols; ++j)
+                if (in_cuts[to_size(j)] >= part.in_offset &&
+                    in_cuts[to_size(j) + 1] <= part.in_offset + part.map->in_dim())
+                    n[to_size(i * cols + j)] = norms[t];
+        }
+    }
+    // m^T m (m: r x cols, non-negative) rounded up: symmetric, the same products in the
+    // same order on both sides. For a symmetric g, g^T g = g g.
+    auto gram = [cols](const std::vector<double>& m, Index r) {
+        std::vector<double> out(to_size(cols * cols));
+        for (Index a = 0; a < cols; ++a)
+            for (Index b = 0; b < cols; ++b) {
+                double sum = 0.0;
+                for (Index i = 0; i < r; ++i)
+                    sum += m[to_size(i * cols + a)] * m[to_size(i * cols + b)];
+                out[to_size(a * cols + b)] = sum * (1.0 + 0x1p-20);
+            }
+        return out;
+    };
+    // G = N^T N (cols x cols), then squared k times: ||N||_2 <= ||G^(2^k)||_inf^(1/2^(k+1)).
+    std::vector<double> g = gram(n, rows);
+    // Invariant: ||N||_2^power <= exp(log_scale) ||g||_2 <= exp(log_scale) ||g||_inf, g
+    // symmetric (the same products in the same order on both sides) and entrywise above
+    // the exact scaled power of N^T N (every rounding covered by the factors).
+    double power = 2.0, log_scale = 0.0;
+    for (int k = 0;; ++k) {
+        double inf = 0.0;
+        for (Index a = 0; a < cols; ++a) {
+            double sum = 0.0;
+            for (Index b = 0; b < cols; ++b) sum += g[to_size(a * cols + b)];
+            inf = std::max(inf, sum);
+        }
+        inf *= 1.0 + 0x1p-20;
+        if (!(inf > 0.0)) return schur;
+        const double bound = std::exp((log_scale + std::log(inf)) / power) * (1.0 + 0x1p-20);
+        if (k == 5) return std::min(schur, bound);
+        for (double& v : g) v = v / inf * (1.0 + 0x1p-20);  // scaled to ||g||_inf ~ 1
+        log_scale = 2.0 * (log_scale + std::log(inf));
+        g = gram(g, cols);
+        power *= 2.0;
+    }
+}
+
+double CompositeAffine::schur_test(const std::vector<double>& norms) const {
+    std::vector<double> rows(to_size(out_) + 1, 0.0), cols(to_size(in_) + 1, 0.0);
+    for (std::size_t t = 0; t < parts_.size(); ++t) {
+        const Part& part = parts_[t];
+        const double n = norms[t];
         rows[to_size(part.out_offset)] += n;
         rows[to_size(part.out_offset + part.map->out_dim())] -= n;
         cols[to_size(part.in_offset)] += n;
@@ -628,7 +842,7 @@ CompositeAffine::CompositeAffine(Index out_dim, Index in_dim, std::vector<Part> 
     run = 0.0;
     for (Index j = 0; j < in_; ++j) c_max = std::max(c_max, run += cols[to_size(j)]);
     // The running sums' rounding: relative (number of parts + 2) u, inside the factor.
-    norm_bound_ = std::sqrt(r_max * c_max) * (1.0 + 0x1p-20);
+    return std::sqrt(r_max * c_max) * (1.0 + 0x1p-20);
 }
 
 AffineRow CompositeAffine::row(Index r, std::vector<double>& scratch_values,

@@ -353,6 +353,7 @@ void PathOracle::forward(const double* x_hi, const double* x_lo, bool with_bias,
     for (Index l = from; l <= upto; ++l) {
         const AffineMap& map = net_.layer(l);
         const Index m = map.out_dim();
+        work_ += map.multiply_adds();
         // n + 4: the fan-in plus the merges of the four chains (forward's loop).
         const auto n = static_cast<double>(map.in_dim()) + 4.0;
         const double gn = gamma_of(n + 2.0);
@@ -491,6 +492,17 @@ Index PathOracle::shared_through(const Word* pattern, Index upto, const Entry& e
         return layer;
     }
     return top;
+}
+
+void PathOracle::reset() {
+    for (Entry& e : entries_) {
+        e.upto = -1;
+        e.x0 = e.x1 = nullptr;
+    }
+    current_ = nullptr;
+    same_vertex_ = false;
+    exact_x0_ = exact_x1_ = nullptr;
+    exact_upto_ = -1;
 }
 
 void PathOracle::evaluate(const double* x0, const double* x1, const Word* pattern, Index upto,
@@ -683,6 +695,7 @@ void PathOracle::forward_exact(std::vector<Expansion> h, bool with_bias, const W
             if (with_bias && row.bias != 0.0) sum.push_back(row.bias);
             for (Index i = 0; i < row.count; ++i) {
                 const Index col = row.cols != nullptr ? row.cols[i] : i;
+                work_ += static_cast<double>(h[sz(col)].size());
                 scale(h[sz(col)], row.values[i], term, exact_ok_);
                 add(sum, term, scratch);
                 if (sum.size() > 64) compress(sum);
@@ -732,6 +745,19 @@ void PathOracle::evaluate_exact(const double* x0, const double* x1, const Word* 
     }
 }
 
+// Whether the exact evaluation of layers 0..upto fits exact_limit_: cached already, or
+// its lower estimate (the layers' multiply-adds, twice for a line, each an expansion of
+// at least one component) within the limit.
+bool PathOracle::exact_fits(const double* x0, const double* x1, const Word* pattern, Index upto) {
+    if (exact_limit_ < 0.0 ||
+        same_key(net_, x0, x1, upto, pattern, exact_x0_, exact_x1_, exact_upto_, exact_pattern_))
+        return true;
+    double estimate = 0.0;
+    for (Index l = 0; l <= upto; ++l) estimate += net_.layer(l).multiply_adds();
+    if (x1 != nullptr) estimate *= 2.0;
+    return estimate <= exact_limit_;
+}
+
 SlowDecision PathOracle::sign_at_point(const double* x, const Word* pattern, Index lk, Index k) {
     evaluate(x, nullptr, pattern, lk, lk);
     const LayerValues& z = current_->c[sz(lk)];
@@ -741,6 +767,10 @@ SlowDecision PathOracle::sign_at_point(const double* x, const Word* pattern, Ind
     if (lower_magnitude(hi, lo) > z.err[sz(k)]) {
         out.decided = true;
         out.sign = hi > 0.0 ? 1 : -1;
+        return out;
+    }
+    if (!exact_fits(x, nullptr, pattern, lk)) {
+        out.skipped = true;
         return out;
     }
     evaluate_exact(x, nullptr, pattern, lk);
@@ -786,6 +816,10 @@ SlowDecision PathOracle::sign_at_root(const double* x0, const double* x1, const 
         return out;
     }
     // The exact tier: D = c_k d_j - c_j d_k in expansion arithmetic.
+    if (!exact_fits(x0, x1, pattern, lk)) {
+        out.skipped = true;
+        return out;
+    }
     evaluate_exact(x0, x1, pattern, lk);
     Expansion det = multiply(exact_c_[sz(lk)][sz(k)], exact_d_[sz(lj)][sz(j)], exact_ok_);
     Expansion second = multiply(exact_c_[sz(lj)][sz(j)], exact_d_[sz(lk)][sz(k)], exact_ok_);

@@ -110,6 +110,7 @@ using Expansion = std::vector<double>;
 // value (accurate to far better than the fast filter's bound).
 struct SlowDecision {
     bool decided = false;
+    bool skipped = false;  // the exact tier was needed but over its work limit: undecided
     int sign = 0;
     double value = 0.0;
 };
@@ -140,6 +141,12 @@ public:
     // undecided values cost more than the pass on deep CNNs).
     void same_vertex_next() { same_vertex_ = true; }
 
+    // The work (work()'s unit) the next query's exact tier may take, < 0: no limit. An
+    // exact evaluation costs at least the multiply-adds of its layers (twice for a root)
+    // times its expansions' lengths; one that the limit cannot cover is skipped
+    // (SlowDecision::skipped) instead of run.
+    void set_exact_limit(double work) { exact_limit_ = work; }
+
     // Layer lk's values at the vertex of the last query (current_ holds its pass), each
     // within error[k] of the exact value: a polyline point (lj < 0), or the root of neuron
     // j of layer lj. False where none can be given (the root's slope not bounded away
@@ -149,6 +156,13 @@ public:
 
     Index evaluations() const { return evaluations_; }
     Index exact_evaluations() const { return exact_evaluations_; }
+    // The slow path's work so far: the multiply-adds of the layers evaluated in
+    // double-double (past a shared prefix; c and d each count) and the terms of the exact
+    // tier's expansion products (AffineMap::multiply_adds' unit).
+    double work() const { return work_; }
+    // Forgets every cached pass (a task's start: what a pass costs must not depend on
+    // the tasks a thread ran before).
+    void reset();
 
 private:
     // One layer's values (DD) with a bound per value.
@@ -176,6 +190,9 @@ private:
     Index clock_ = 0;
     Index max_entries_ = 0;
     Index evaluations_ = 0;
+    double work_ = 0.0;
+    double exact_limit_ = -1.0;
+    bool exact_fits(const double* x0, const double* x1, const Word* pattern, Index upto);
     // The exact tier's cached evaluation (same key scheme).
     const double* exact_x0_ = nullptr;
     const double* exact_x1_ = nullptr;

@@ -41,6 +41,9 @@ VertexSeq Subdivider::run(const std::vector<Chunk>& chunks, const StopFlag& stop
     out.words = words_;
     slow_used_ = 0;
     uncertified_used_ = 0;
+    float_work_ = 0.0;
+    oracle_.reset();  // a pass's cost must not depend on the thread's earlier tasks
+    slow_work_start_ = oracle_.work();
     Unit unit = initial_unit(chunks);
     evaluate_first_layer(unit, first_rows);
     process(std::move(unit), 0, out, stop);
@@ -134,6 +137,7 @@ void Subdivider::evaluate_first_layer(Unit& unit, const double* first_rows) {
         std::copy_n(first_rows, n * unit.width, unit.z.data());
     else
         map.apply(x.data(), n, d, unit.z.data(), unit.width);
+    float_work_ += static_cast<double>(n) * map.multiply_adds();
     vertices_per_layer_[0].fetch_add(n, std::memory_order_relaxed);
 }
 
@@ -178,6 +182,7 @@ void Subdivider::evaluate_next_layer(Unit& unit, Index layer) {
     unit.pending.clear();
     unit.z.swap(activated_);
     unit.width = out;
+    float_work_ += static_cast<double>(n) * map.multiply_adds();
     vertices_per_layer_[sz(layer)].fetch_add(n, std::memory_order_relaxed);
 }
 
@@ -502,6 +507,12 @@ void Subdivider::certify_values(Unit& unit, Index layer) {
                 if (asked) oracle_.same_vertex_next();  // the pass of v's first one
                 asked = true;
                 const SlowDecision d = slow_sign(unit, v, layer, j);
+                if (d.skipped) {  // the exact tier would pass the work budget
+                    count(path, 3);
+                    ++uncertified_used_;
+                    uncertified_units_.push_back(j);
+                    continue;
+                }
                 count(path, 0);
                 if (!d.decided) {
                     row[j] = 0.0;
@@ -601,6 +612,7 @@ bool Subdivider::refresh_values(Unit& unit, Index v, Index layer, const VertexBo
 // (a polyline point, or the root of the neuron whose crossing made it) evaluated in
 // double-double, the earlier layers' pattern forced to that of an interval next to v.
 SlowDecision Subdivider::slow_sign(const Unit& unit, Index v, Index layer, Index k) {
+    set_exact_limit();
     const bool after = unit.link[sz(v)] != 0 || v == 0;
     const Word* pattern = unit.bits.data() + (after ? v : v - 1) * words_;
     const PathSpec& spec = paths_[sz(unit.path[sz(v)])];
@@ -697,11 +709,18 @@ int Subdivider::compare_crossings(const Unit& unit, Index v, Index layer, const 
         const PathSpec& spec = paths_[sz(unit.path[sz(v)])];
         const Index d = net_.input_dim();
         const Index s = unit.seg[sz(v)];
+        set_exact_limit();
         const SlowDecision decision = oracle_.sign_at_root(
             spec.points + s * d, spec.points + ((s + 1) % spec.num_points) * d,
             unit.bits.data() + v * words_, layer, p.unit, zb[p.unit] > 0.0 ? 1 : -1, layer, k);
-        count(unit.path[sz(v)], 0);
-        sign = decision.decided ? decision.sign : 0;
+        if (decision.skipped) {  // the exact tier would pass the work budget
+            count(unit.path[sz(v)], 3);
+            ++uncertified_used_;
+            sign = value > 0.0 ? 1 : (value < 0.0 ? -1 : 0);
+        } else {
+            count(unit.path[sz(v)], 0);
+            sign = decision.decided ? decision.sign : 0;
+        }
     }
     if (sign == 0) return 0;
     return sign == (za[k] > 0.0 ? 1 : -1) ? -1 : 1;

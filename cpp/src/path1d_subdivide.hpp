@@ -2,6 +2,7 @@
 // described in docs/core-layout.md).
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <utility>
 #include <vector>
@@ -52,6 +53,11 @@ private:
     std::vector<std::atomic<Index>>& counters_;
     Index slow_used_ = 0;         // slow-path decisions of the current task
     Index uncertified_used_ = 0;  // float64 signs taken in the current task
+    double float_work_ = 0.0;     // multiply-adds of the task's float64 products so far
+    // The float64 work a task counts as at least (multiply-adds), so that small networks'
+    // tasks, whose float64 products are tiny, may still take a few slow passes.
+    static constexpr double kMinFloatWork = 0x1p22;
+    double slow_work_start_ = 0.0;  // the oracle's work() at the task's start
     Index words_;
     std::vector<FilterLayer> filter_;
     PathOracle oracle_;
@@ -105,9 +111,24 @@ private:
     // Whether one more slow-path decision fits the task's budget (taking it if so). The
     // budget is per task, and tasks depend on the input only: which decisions are
     // certified does not depend on the number of threads.
+    // The work budget (max_slow_work) compares the oracle's work in this task with the
+    // task's float64 work so far: both are functions of the task's input only, since the
+    // oracle's cache is cleared at each task's start.
     bool slow_allowed() {
+        const double factor = options_.max_slow_work;
+        if (factor >= 0.0 &&
+            oracle_.work() - slow_work_start_ >= factor * std::max(float_work_, kMinFloatWork))
+            return false;
         const Index budget = options_.max_slow_decisions;
         return budget < 0 || slow_used_++ < budget;
+    }
+    // The exact tier's limit for the next slow query: what is left of the work budget.
+    void set_exact_limit() {
+        const double factor = options_.max_slow_work;
+        oracle_.set_exact_limit(factor < 0.0
+                                    ? -1.0
+                                    : std::max(0.0, factor * std::max(float_work_, kMinFloatWork) -
+                                                        (oracle_.work() - slow_work_start_)));
     }
     void count(Index path, Index which, Index n = 1) {
         counters_[sz(kCounters * path + which)].fetch_add(n, std::memory_order_relaxed);

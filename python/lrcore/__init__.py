@@ -58,7 +58,12 @@ finally:
         _os.environ["OPENBLAS_NUM_THREADS"] = _saved_blas_threads
 
 from ._maxpool import MaxPooling, PathPooling, SlicePooling
-from ._validation import DEFAULT_MAX_SLOW_DECISIONS, CertificationWarning, RoundingWarning
+from ._validation import (
+    DEFAULT_MAX_SLOW_DECISIONS,
+    DEFAULT_MAX_SLOW_WORK,
+    CertificationWarning,
+    RoundingWarning,
+)
 from ._verify import VERIFY_FACTOR, Problem, VerificationError, VerifyReport
 from .network import ACTIVATIONS, Network, from_torch
 from .path1d import DEFAULT_MAX_PIECES, DEFAULT_RTOL, BatchResult, PathResult, count_1d
@@ -81,6 +86,7 @@ __all__ = [
     "DEFAULT_MAX_PIECES",
     "DEFAULT_MAX_REGIONS",
     "DEFAULT_MAX_SLOW_DECISIONS",
+    "DEFAULT_MAX_SLOW_WORK",
     "DEFAULT_RTOL",
     "VERIFY_FACTOR",
     "BatchResult",

@@ -91,6 +91,7 @@ def count_1d(
     max_pieces: int,
     max_memory: float,
     max_slow_decisions: int,
+    max_slow_work: float,
     update_new_vertices: int,
 ) -> PathBatchArrays: ...
 def slice_2d(

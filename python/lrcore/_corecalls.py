@@ -40,12 +40,14 @@ def core_count_1d(
     max_pieces: int,
     max_memory: float,
     max_slow_decisions: int,
+    max_slow_work: float,
     update_new_vertices: int | None = None,
 ) -> PathBatchArrays:
     """Breakpoints of ``net`` along each path, as the core's flat batch arrays.
 
     ``rtol`` None: certified sign decisions. ``max_memory`` is in bytes, 0 for no cap.
-    ``max_slow_decisions`` < 0: no budget for the certified slow path.
+    ``max_slow_decisions`` < 0, ``max_slow_work`` < 0: no budget (of decisions, of
+    work as a multiple of the float64 work) for the certified slow path.
     ``update_new_vertices``: where a layer's new vertices get the next layer's values
     from their interval's ends instead of the dense product: 1 where cheaper, 0 never, 2
     wherever possible; None: :data:`UPDATE_NEW_VERTICES` (1; tests set it to compare the
@@ -63,6 +65,7 @@ def core_count_1d(
         max_pieces=max_pieces,
         max_memory=max_memory,
         max_slow_decisions=max_slow_decisions,
+        max_slow_work=max_slow_work,
         update_new_vertices=update_new_vertices,
     )
 

@@ -146,6 +146,7 @@ def _probe(
         max_pieces=PROBE_MAX_PIECES,
         max_memory=0.0,
         max_slow_decisions=-1,  # rtol is a number: no slow path
+        max_slow_work=-1.0,
     )
     offsets, lengths = flat["offsets"], flat["lengths"]
     points = []

@@ -36,6 +36,13 @@ DEFAULT_MAX_REGIONS = 5_000_000
 #: their float64 sign, counted in ``uncertified_decisions``.
 DEFAULT_MAX_SLOW_DECISIONS = 100_000
 
+#: Default budget of ``count_1d``'s certified slow path in work (``max_slow_work``): per
+#: task, the multiply-adds the slow path may spend (layers evaluated in double-double,
+#: terms of the exact tier), as a multiple of the task's own float64 multiply-adds. It
+#: bounds a certified call's time relative to ``rtol=1e-10``'s on any model, whatever its
+#: width (docs/numerics.md §9): ResNet-18 at width 16 certifies every sign with 1.19.
+DEFAULT_MAX_SLOW_WORK = 2.0
+
 
 class RoundingWarning(UserWarning):
     """A result is exact only up to float64 rounding of its coordinates.

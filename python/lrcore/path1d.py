@@ -16,6 +16,7 @@ from ._optional import optional_import
 from ._validation import (
     DEFAULT_MAX_PIECES,
     DEFAULT_MAX_SLOW_DECISIONS,
+    DEFAULT_MAX_SLOW_WORK,
     DEFAULT_RTOL,
     MAX_MAGNITUDE,
     CertificationWarning,
@@ -496,6 +497,25 @@ def _check_budget(max_slow_decisions: int | None) -> int:
     return int(max_slow_decisions)
 
 
+def _check_work(max_slow_work: float | None) -> float:
+    """The core's slow-work budget: -1.0 for None (no budget), else a finite float >= 0."""
+    if max_slow_work is None:
+        return -1.0
+    if isinstance(max_slow_work, (bool, np.bool_)) or not isinstance(
+        max_slow_work, (int, float, np.integer, np.floating)
+    ):
+        msg = (
+            "max_slow_work: expected a non-negative number or None, got "
+            f"{type(max_slow_work).__name__}"
+        )
+        raise TypeError(msg)
+    value = float(max_slow_work)
+    if not (math.isfinite(value) and value >= 0.0):
+        msg = f"max_slow_work: expected a finite non-negative number or None, got {max_slow_work}"
+        raise ValueError(msg)
+    return value
+
+
 @overload
 def count_1d(
     net: Network,
@@ -508,6 +528,7 @@ def count_1d(
     max_pieces: int = ...,
     max_memory: float | None = ...,
     max_slow_decisions: int | None = ...,
+    max_slow_work: float | None = ...,
 ) -> BatchResult: ...
 
 
@@ -523,6 +544,7 @@ def count_1d(
     max_pieces: int = ...,
     max_memory: float | None = ...,
     max_slow_decisions: int | None = ...,
+    max_slow_work: float | None = ...,
 ) -> PathResult: ...
 
 
@@ -537,6 +559,7 @@ def count_1d(
     max_pieces: int = DEFAULT_MAX_PIECES,
     max_memory: float | None = None,
     max_slow_decisions: int | None = DEFAULT_MAX_SLOW_DECISIONS,
+    max_slow_work: float | None = DEFAULT_MAX_SLOW_WORK,
 ) -> PathResult | BatchResult:
     """Exact breakpoints of ``net``'s activation pattern along polylines.
 
@@ -577,14 +600,25 @@ def count_1d(
         call, fixed by the input, so results do not depend on the thread count) when
         ``rtol`` is None (default
         ``lrcore.DEFAULT_MAX_SLOW_DECISIONS``; ``None``: no budget, every sign certified
-        however long it takes). Past it, a value the fast filter cannot decide keeps its
+        with ``max_slow_work=None`` too, however long it takes). Past it, a value the
+        fast filter cannot decide keeps its
         float64 sign, the result's ``uncertified_decisions`` counts it and a
         :class:`lrcore.CertificationWarning` is issued. Deep CNNs with large layer gains
         need the slow path at most vertices, once per vertex every few layers
-        (docs/numerics.md §9). The budget counts decisions, not time: a pass costs
-        more on wider layers, so on a full-width CIFAR ResNet-18 a certified call of
-        one short segment ran for over 40 minutes (``rtol=1e-10``: 25 s, but it
-        misses 4 of 556 breakpoints there); Ctrl-C stops it.
+        (docs/numerics.md §9). This budget counts decisions, not time (a pass costs
+        more on wider layers); ``max_slow_work`` bounds the work.
+    max_slow_work
+        Budget of the slow path's work per task when ``rtol`` is None, as a multiple of
+        the task's own float64 work (default ``lrcore.DEFAULT_MAX_SLOW_WORK``; ``None``:
+        no budget). Both are counted in multiply-adds: the layers the slow path
+        evaluates in double-double (past a prefix shared with a pass of the same task)
+        and its exact tier's terms, against the products of the task's vertices so far
+        (up to 32 consecutive segments: results do not depend on the thread count),
+        counted as at least 2**22 so that small networks may take a few passes; ``0``
+        takes none. Past it, undecided values are handled as past
+        ``max_slow_decisions``. It keeps a certified call within a bounded multiple of
+        the ``rtol=1e-10`` call's work on any model, however wide (a double-double
+        multiply-add takes about 25 times a float64 one in BLAS; docs/numerics.md §9).
 
     Returns
     -------
@@ -649,14 +683,16 @@ def count_1d(
         max_pieces=max_pieces,
         max_memory=check_max_memory(max_memory),
         max_slow_decisions=_check_budget(max_slow_decisions),
+        max_slow_work=_check_work(max_slow_work),
     )
     # count_nonzero: a quarter of sum's cost on the one-element array of a tiny call.
     if np.count_nonzero(flat["uncertified_decisions"]):
         uncertified = int(flat["uncertified_decisions"].sum())
         warnings.warn(
-            f"count_1d: the slow-path budget (max_slow_decisions={max_slow_decisions}) ran "
-            f"out; {uncertified} sign decisions took their float64 sign and are not "
-            "certified (pass max_slow_decisions=None to certify every sign)",
+            f"count_1d: the slow-path budget (max_slow_decisions={max_slow_decisions}, "
+            f"max_slow_work={max_slow_work}) ran out; {uncertified} sign decisions took "
+            "their float64 sign and are not certified (pass max_slow_decisions=None and "
+            "max_slow_work=None to certify every sign)",
             CertificationWarning,
             stacklevel=2,
         )

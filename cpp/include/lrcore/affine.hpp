@@ -64,6 +64,10 @@ public:
     // (convolutions, diagonals, sums of parts), or -1 where it gives none: the certified
     // filter then bounds it from the rows (docs/numerics.md §3).
     virtual double norm_bound() const { return -1.0; }
+    // The multiply-adds of applying the map to one point (a convolution counts the taps
+    // that fall on padding too): the unit of the certified slow path's work budget
+    // (docs/numerics.md §9).
+    virtual double multiply_adds() const = 0;
     // W's columns, built on first use (thread-safe; from the rows unless the map knows
     // better), or not available where W has too many entries (AffineColumns).
     const AffineColumns& columns() const;
@@ -87,6 +91,9 @@ public:
     const std::vector<double>& abs_bias() const override { return abs_bias_; }
     AffineRow row(Index r, std::vector<double>& scratch_values,
                   std::vector<Index>& scratch_cols) const override;
+    double multiply_adds() const override {
+        return static_cast<double>(out_) * static_cast<double>(in_);
+    }
     const std::vector<double>& weight() const { return weight_; }
     const std::vector<double>& bias() const { return bias_; }
 
@@ -111,6 +118,7 @@ public:
     const std::vector<double>& abs_bias() const override { return abs_bias_; }
     AffineRow row(Index r, std::vector<double>& scratch_values,
                   std::vector<Index>& scratch_cols) const override;
+    double multiply_adds() const override { return static_cast<double>(indices_.size()); }
 
 private:
     Index out_, in_;
@@ -155,7 +163,18 @@ public:
     const std::vector<double>& bias() const { return bias_; }
     // ||W||_2 <= ||T||_2, T the convolution on the infinite grid (padding and stride only
     // restrict it); ||T||_2^2 <= the largest absolute row sum of T^T T's kernel.
-    double norm_bound() const override { return norm_bound_; }
+    // Also <= max over the frequencies of a periodic grid of ||K^(omega)||_2 (the symbol),
+    // each bounded through its Gram matrix (docs/numerics.md §3). Computed on the first
+    // call (thread-safe): seconds on layers of 512 channels, which only certified calls
+    // need.
+    double norm_bound() const override;
+    // The two bounds separately (the symbol's: -1 where skipped), for tests.
+    double spatial_norm_bound() const { return conv_norm_bound(); }
+    double frequency_norm_bound() const;
+    double multiply_adds() const override {
+        return static_cast<double>(out_) * static_cast<double>(shape_.in_channels / shape_.groups *
+                                                               shape_.kernel_h * shape_.kernel_w);
+    }
 
     // Bytes of im2col columns one block of points holds at most (more only when a single
     // point's columns need more).
@@ -184,7 +203,8 @@ private:
     // Per (position, tap) of group 0: the input entry read (0 where the tap falls on
     // padding) and the (position, tap) pairs on padding; empty above kGatherEntries.
     std::vector<std::int32_t> gather_, padding_;
-    double norm_bound_ = -1.0;
+    mutable std::once_flag norm_once_;
+    mutable double norm_bound_ = -1.0;
 };
 
 // While alive, ConvAffine::apply may split its points over `num_threads` threads.
@@ -215,6 +235,7 @@ public:
     AffineRow row(Index r, std::vector<double>& scratch_values,
                   std::vector<Index>& scratch_cols) const override;
     double norm_bound() const override { return norm_bound_; }  // max |scale|
+    double multiply_adds() const override { return static_cast<double>(scale_.size()); }
     const std::vector<double>& scale() const { return scale_; }
     const std::vector<double>& bias() const { return bias_; }
 
@@ -245,14 +266,22 @@ public:
                   std::vector<Index>& scratch_cols) const override;
     // sqrt(R C) (a Schur test on the parts' norms n_t): R the largest sum of n_t over the
     // parts writing one output, C over the parts reading one input.
-    double norm_bound() const override { return norm_bound_; }
+    double norm_bound() const override;  // computed on the first call (thread-safe)
+    double multiply_adds() const override {
+        double sum = 0.0;
+        for (const Part& part : parts_) sum += part.map->multiply_adds();
+        return sum;
+    }
     const std::vector<Part>& parts() const { return parts_; }
     // b plus the parts' own biases: the layer's bias.
     const std::vector<double>& total_bias() const { return total_bias_; }
 
 private:
     Index out_, in_;
-    double norm_bound_ = -1.0;
+    mutable std::once_flag norm_once_;
+    mutable double norm_bound_ = -1.0;
+    double schur_bound() const;
+    double schur_test(const std::vector<double>& norms) const;
     std::vector<Part> parts_;
     std::vector<bool> adds_;                          // part t adds to rows an earlier part wrote
     std::vector<std::pair<Index, Index>> uncovered_;  // output ranges no part writes

@@ -50,6 +50,15 @@ struct Path1DOptions {
     // product everywhere), 2 wherever the map's columns are available. Counts are the same
     // either way; 0 and 2 are for tests and comparisons.
     int update_new_vertices = 1;
+    // Upper bound on the slow path's work in each task, as a multiple of the task's own
+    // float64 work (< 0: none; docs/numerics.md §9). Both are counted in multiply-adds
+    // (AffineMap::multiply_adds): the float64 work of the vertices' forward products so
+    // far, the slow work of the layers evaluated in double-double (past a prefix shared
+    // with a cached pass of the same task) and the exact tier's terms. Once the slow work
+    // reaches max_slow_work times the float64 work (counted as at least 2^22), further
+    // undecided values are treated as past max_slow_decisions (float64 sign, counted in
+    // uncertified_decisions).
+    double max_slow_work = -1.0;
 };
 
 struct Path1DResult {
@@ -69,7 +78,7 @@ struct Path1DResult {
     Index exact_coincidences = 0;
     Index unresolved_crossings = 0;
     // Undecided values that took their float64 sign because the call's slow-path budget
-    // (Path1DOptions::max_slow_decisions) was spent.
+    // (Path1DOptions::max_slow_decisions or max_slow_work) was spent.
     Index uncertified_decisions = 0;
 };
 
