@@ -13,8 +13,7 @@ namespace {
 py::dict count_1d_flat(const Network& net, const std::vector<DoubleArray>& paths,
                        const std::vector<bool>& closed, std::optional<double> rtol,
                        bool want_patterns, int num_threads, Index max_pieces, double max_memory,
-                       Index max_slow_decisions, double max_slow_work,
-                       int update_new_vertices) {
+                       Index max_slow_decisions, double max_slow_work, int update_new_vertices) {
     // Only what reading the arrays needs: lrcore.count_1d has checked the arguments, and
     // the core checks its own preconditions (docs/core-layout.md).
     if (closed.size() != paths.size())
@@ -34,7 +33,7 @@ py::dict count_1d_flat(const Network& net, const std::vector<DoubleArray>& paths
     options.max_memory = max_memory;
     options.max_slow_decisions = max_slow_decisions;  // < 0: no budget
     options.update_new_vertices = update_new_vertices;
-    options.max_slow_work = max_slow_work;            // < 0: no budget
+    options.max_slow_work = max_slow_work;  // < 0: no budget
 
     Path1DStats stats;
     // Safe without the GIL: `paths` keeps every array alive, and the core reads them only.
