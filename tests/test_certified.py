@@ -642,3 +642,30 @@ def test_convolution_norm_bound_holds_and_is_tight(
         bound = net._core.norm_bounds()[0]
         assert sigma <= bound, (seed, sigma, bound)
         assert bound <= 2.0 * stride * sigma + 1e-12, (seed, sigma, bound)
+
+
+def test_norm_bounds_do_not_depend_on_the_thread_count():
+    """Network.norm_bounds shares the layers over threads; each bound is the layer's own."""
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 8, 3, padding=1),
+        torch.nn.ReLU(),
+        torch.nn.Conv2d(8, 16, 3, stride=2, padding=1),
+        torch.nn.ReLU(),
+        torch.nn.Conv2d(16, 16, 3, padding=2, dilation=2),
+        torch.nn.ReLU(),
+        torch.nn.Flatten(),
+        torch.nn.Linear(16 * 4 * 4, 3),
+    ).double()
+    one = lrcore.from_torch(model, (3, 8, 8))._core.norm_bounds(1)
+    two = lrcore.from_torch(model, (3, 8, 8))._core.norm_bounds(2)
+    assert one == two
+    assert len(one) == 4
+    assert all(b > 0 for b in one[:3])
+    # Each bound holds: no smaller than the layer's true norm (dense SVD of its matrix).
+    net = lrcore.from_torch(model, (3, 8, 8))
+    for layer, bound in enumerate(net._core.norm_bounds(2)[:3]):
+        w = net.weights[layer]
+        sigma = np.linalg.norm(w.toarray() if hasattr(w, "toarray") else np.asarray(w), 2)
+        assert sigma <= bound, (layer, sigma, bound)

@@ -244,12 +244,15 @@ void bind_network(py::module_& m) {
         .def("pre_activations", &pre_activations, py::arg("x"))
         .def("apply_layer", &apply_layer, py::arg("layer"), py::arg("h"),
              py::arg("out") = py::none())
-        .def("norm_bounds", [](const Network& net) {
-            std::vector<double> bounds;
-            for (Index l = 0; l <= net.num_hidden_layers(); ++l)
-                bounds.push_back(net.layer(l).norm_bound());
-            return bounds;
-        });
+        .def(
+            "norm_bounds",
+            [](const Network& net, int num_threads) {
+                // Safe without the GIL: the network is immutable (the bounds are cached
+                // behind std::call_once).
+                return call_interruptible(
+                    [&](const InterruptPoll& poll) { return net.norm_bounds(num_threads, poll); });
+            },
+            py::arg("num_threads") = 0);
 }
 
 }  // namespace lrcore::bindings

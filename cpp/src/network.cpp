@@ -62,4 +62,18 @@ void Network::forward(const double* x, Index n, double* out,
     }
 }
 
+std::vector<double> Network::norm_bounds(int num_threads, const InterruptPoll& poll) const {
+    std::vector<double> bounds(layers_.size(), -1.0);
+    // The largest layers last in the list: take them first so the threads finish together.
+    parallel_for(
+        num_layers(), num_threads,
+        [&](Index task, Index, const StopFlag& stop) {
+            stop.throw_if_requested();
+            const Index l = num_layers() - 1 - task;
+            bounds[to_size(l)] = layer(l).norm_bound();
+        },
+        poll, /*share_at_once=*/true);
+    return bounds;
+}
+
 }  // namespace lrcore

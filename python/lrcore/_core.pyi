@@ -44,7 +44,7 @@ class Network:
         self, layer: int, h: NDArray[np.float64], out: NDArray[np.float64] | None = None
     ) -> NDArray[np.float64]:
         """Layer ``layer``'s affine map at the rows of ``h`` (its input, activated), into ``out``."""
-    def norm_bounds(self) -> list[float]:
+    def norm_bounds(self, num_threads: int = 0) -> list[float]:
         """Per layer (output last): the map's structural bound on ``||W||_2``, or -1."""
 
 class PathBatchArrays(TypedDict):
