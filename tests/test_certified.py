@@ -463,25 +463,30 @@ def test_structured_slow_pass_matches_exact_arithmetic(stride, padding, dilation
     assert disagreements(r, exact_breakpoints(net, path)) == []
 
 
-def test_structured_slow_pass_split_over_threads_gives_the_same_result():
-    # One path, two threads: the idle thread is lent to the convolutions, the slow
-    # path's included (its output channels split over the threads). Each output's sum
-    # is the same whatever the split, so the result is the same.
+def integer_conv_net(channels: int = 8, size: int = 6) -> lrcore.Network:
+    """Two 3x3 convolutions with integer weights: many values exactly zero at vertices."""
     torch = pytest.importorskip("torch")
     nn = torch.nn
     torch.manual_seed(0)
     model = nn.Sequential(
-        nn.Conv2d(2, 16, 3, padding=1),
+        nn.Conv2d(2, channels, 3, padding=1),
         nn.ReLU(),
-        nn.Conv2d(16, 16, 3, padding=1),
+        nn.Conv2d(channels, channels, 3, padding=1),
         nn.ReLU(),
         nn.Flatten(),
-        nn.Linear(16 * 12 * 12, 1),
+        nn.Linear(channels * size * size, 1),
     ).double()
     with torch.no_grad():
         for p in model.parameters():
             p.copy_(torch.randint(-2, 3, p.shape, dtype=torch.float64))
-    net = lrcore.from_torch(model, (2, 12, 12))  # the second convolution's work splits
+    return lrcore.from_torch(model, (2, size, size))
+
+
+def test_structured_slow_pass_split_over_threads_gives_the_same_result():
+    # One path, two threads: the idle thread is lent to the convolutions, the slow
+    # path's included (its output channels split over the threads). Each output's sum
+    # is the same whatever the split, so the result is the same.
+    net = integer_conv_net(16, 12)  # the second convolution's work splits
     rng = np.random.default_rng(0)
     path = rng.integers(-3, 4, size=(2, 288)).astype(np.float64) / 2
     one = lrcore.count_1d(net, path, num_threads=1, max_slow_decisions=None)
@@ -492,25 +497,6 @@ def test_structured_slow_pass_split_over_threads_gives_the_same_result():
         one.exact_coincidences,
     )
     np.testing.assert_array_equal(two.breakpoints, one.breakpoints)
-
-
-def integer_conv_net() -> lrcore.Network:
-    """Two 3x3 convolutions with integer weights: many values exactly zero at vertices."""
-    torch = pytest.importorskip("torch")
-    nn = torch.nn
-    torch.manual_seed(0)
-    model = nn.Sequential(
-        nn.Conv2d(2, 8, 3, padding=1),
-        nn.ReLU(),
-        nn.Conv2d(8, 8, 3, padding=1),
-        nn.ReLU(),
-        nn.Flatten(),
-        nn.Linear(8 * 6 * 6, 1),
-    ).double()
-    with torch.no_grad():
-        for p in model.parameters():
-            p.copy_(torch.randint(-2, 3, p.shape, dtype=torch.float64))
-    return lrcore.from_torch(model, (2, 6, 6))
 
 
 def test_slow_work_budget_does_not_depend_on_threads():
