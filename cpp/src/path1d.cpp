@@ -79,27 +79,48 @@ VertexSeq unsubdivided(const std::vector<Chunk>& chunks) {
 
 // Joins the task outputs path by path and assembles each path's result: where a path's
 // chunk ends and its next chunk begins, the shared polyline point appears twice; the
-// second copy is kept.
+// second copy is kept. A path that lies within one task's output (the common case for
+// batches of short paths) is assembled in place, without the copy.
 std::vector<Path1DResult> join_and_assemble(const Network& net, const std::vector<PathSpec>& paths,
                                             const std::vector<VertexSeq>& outputs,
                                             bool want_patterns) {
     std::vector<Path1DResult> results(paths.size());
     const Index words = detail::words_for(net.num_neurons());
+    // Per path: the number of task outputs holding its vertices.
+    std::vector<Index> runs(paths.size(), 0);
+    for (const VertexSeq& seq : outputs) {
+        Index previous = -1;
+        for (const Index p : seq.path) {
+            if (p != previous) ++runs[sz(p)];
+            previous = p;
+        }
+    }
+    detail::AssembleScratch scratch;
     VertexSeq joined;
     joined.words = words;
     Index current = -1;
     auto finish = [&](Index p) {
         if (p < 0) return;
         detail::assemble_path(net, paths[sz(p)], joined, 0, joined.size() - 1, want_patterns,
-                              results[sz(p)]);
+                              results[sz(p)], scratch);
     };
     for (const VertexSeq& seq : outputs) {
         for (Index v = 0; v < seq.size(); ++v) {
             const Index p = seq.path[sz(v)];
+            if (runs[sz(p)] == 1) {
+                finish(current);  // a path in several outputs before it
+                current = -1;
+                // The path's vertices are v..end in this output: no join needed.
+                Index end = v;
+                while (end + 1 < seq.size() && seq.path[sz(end) + 1] == p) ++end;
+                detail::assemble_path(net, paths[sz(p)], seq, v, end, want_patterns, results[sz(p)],
+                                      scratch);
+                v = end;
+                continue;
+            }
             if (p != current) {
                 finish(current);
-                joined = VertexSeq();
-                joined.words = words;
+                joined.clear();
                 current = p;
             } else if (!joined.link.back()) {
                 joined.pop_back();

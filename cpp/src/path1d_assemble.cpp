@@ -6,7 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
-#include <numeric>
+#include <utility>
 #include <vector>
 
 #include "bits.hpp"
@@ -30,10 +30,11 @@ struct IntervalPatterns {
     }
 };
 
-// Arc length at the start of each segment; the last entry is the path's length.
-std::vector<double> segment_starts(const PathSpec& spec, Index d) {
+// Arc length at the start of each segment into seg_start; the last entry is the path's
+// length.
+void segment_starts(const PathSpec& spec, Index d, std::vector<double>& seg_start) {
     const Index segments = segment_count(spec);
-    std::vector<double> seg_start(sz(segments) + 1, 0.0);
+    seg_start.assign(sz(segments) + 1, 0.0);
     for (Index s = 0; s < segments; ++s) {
         const double* a = spec.points + s * d;
         const double* b = spec.points + ((s + 1) % spec.num_points) * d;
@@ -41,7 +42,6 @@ std::vector<double> segment_starts(const PathSpec& spec, Index d) {
         for (Index k = 0; k < d; ++k) sum += (b[k] - a[k]) * (b[k] - a[k]);
         seg_start[sz(s) + 1] = seg_start[sz(s)] + std::sqrt(sum);
     }
-    return seg_start;
 }
 
 // The (layer, unit) pairs of the neurons whose bits differ between rows a and b,
@@ -61,23 +61,38 @@ void append_flips(const Network& net, const Word* a, const Word* b, Index words,
     }
 }
 
-// Number of distinct patterns among the intervals `pieces`.
-Index count_distinct(const IntervalPatterns& pattern, const std::vector<Index>& pieces) {
-    std::vector<Index> order(pieces.size());
-    std::iota(order.begin(), order.end(), Index{0});
-    auto less = [&](Index x, Index y) { return pattern.less(pieces[sz(x)], pieces[sz(y)]); };
-    std::sort(order.begin(), order.end(), less);
-    Index distinct = order.empty() ? 0 : 1;
-    for (std::size_t i = 1; i < order.size(); ++i)
-        if (less(order[i - 1], order[i])) ++distinct;
+// Number of distinct patterns among the intervals `pieces`: sorted by a hash of the
+// pattern, ties by the pattern itself (so equal patterns end up next to each other and
+// the count is exact whatever the hash does).
+Index count_distinct(const IntervalPatterns& pattern, const std::vector<Index>& pieces,
+                     std::vector<std::pair<std::uint64_t, Index>>& keyed) {
+    keyed.resize(pieces.size());
+    for (std::size_t i = 0; i < pieces.size(); ++i) {
+        const Word* row = pattern(pieces[i]);
+        std::uint64_t h = 0x9e3779b97f4a7c15ULL;
+        for (Index w = 0; w < pattern.words; ++w) {
+            h = (h ^ row[w]) * 0xff51afd7ed558ccdULL;
+            h ^= h >> 32;
+        }
+        keyed[i] = {h, pieces[i]};
+    }
+    auto less = [&](const std::pair<std::uint64_t, Index>& x,
+                    const std::pair<std::uint64_t, Index>& y) {
+        return x.first < y.first || (x.first == y.first && pattern.less(x.second, y.second));
+    };
+    std::sort(keyed.begin(), keyed.end(), less);
+    Index distinct = keyed.empty() ? 0 : 1;
+    for (std::size_t i = 1; i < keyed.size(); ++i)
+        if (less(keyed[i - 1], keyed[i])) ++distinct;
     return distinct;
 }
 
 }  // namespace
 
 void assemble_path(const Network& net, const PathSpec& spec, const VertexSeq& seq, Index first,
-                   Index last, bool want_patterns, Path1DResult& result) {
-    const std::vector<double> seg_start = segment_starts(spec, net.input_dim());
+                   Index last, bool want_patterns, Path1DResult& result, AssembleScratch& scratch) {
+    std::vector<double>& seg_start = scratch.seg_start;
+    segment_starts(spec, net.input_dim(), seg_start);
     result.length = seg_start.back();
     const IntervalPatterns pattern{seq.bits.data(), seq.words};
     auto position = [&](Index v) {
@@ -87,14 +102,17 @@ void assemble_path(const Network& net, const PathSpec& spec, const VertexSeq& se
 
     // Intervals of zero length (repeated points, zero-length segments) are points, not
     // pieces: they take no part in the comparison of neighbouring patterns.
-    std::vector<Index> pieces_of_path;  // intervals of positive length
+    std::vector<Index>& pieces_of_path = scratch.pieces;  // intervals of positive length
+    pieces_of_path.clear();
     for (Index v = first; v < last; ++v)
         if (position(v + 1) > position(v)) pieces_of_path.push_back(v);
     if (pieces_of_path.empty()) pieces_of_path.push_back(first);
 
     // Breakpoints: where the patterns of consecutive pieces differ.
-    std::vector<Index> break_vertex;  // vertex of each breakpoint
-    std::vector<Index> before;        // interval just before it
+    std::vector<Index>& break_vertex = scratch.break_vertex;  // vertex of each breakpoint
+    std::vector<Index>& before = scratch.before;              // interval just before it
+    break_vertex.clear();
+    before.clear();
     const Index real = static_cast<Index>(pieces_of_path.size());
     if (spec.closed && real > 1 && pattern.differ(pieces_of_path.back(), pieces_of_path.front())) {
         break_vertex.push_back(pieces_of_path.front());
@@ -112,7 +130,9 @@ void assemble_path(const Network& net, const PathSpec& spec, const VertexSeq& se
     const Index k = static_cast<Index>(break_vertex.size());
     result.breakpoints.resize(sz(k));
     result.segment.resize(sz(k));
+    result.flip_offsets.reserve(sz(k) + 1);
     result.flip_offsets.assign(1, 0);
+    result.flip_neurons.reserve(sz(2 * k));
     for (Index i = 0; i < k; ++i) {
         const Index v = break_vertex[sz(i)];
         result.breakpoints[sz(i)] = position(v);
@@ -123,7 +143,8 @@ void assemble_path(const Network& net, const PathSpec& spec, const VertexSeq& se
 
     // Piece i starts at breakpoint i-1 (piece 0 at the path's start, or for a closed path
     // with breakpoints, at the last breakpoint, wrapping through the start).
-    std::vector<Index> piece_interval;
+    std::vector<Index>& piece_interval = scratch.piece_interval;
+    piece_interval.clear();
     if (spec.closed && k > 0) {
         piece_interval.push_back(before[0]);
         for (Index i = 0; i + 1 < k; ++i) piece_interval.push_back(break_vertex[sz(i)]);
@@ -132,7 +153,7 @@ void assemble_path(const Network& net, const PathSpec& spec, const VertexSeq& se
         for (Index i = 0; i < k; ++i) piece_interval.push_back(break_vertex[sz(i)]);
     }
     result.num_pieces = static_cast<Index>(piece_interval.size());
-    result.num_distinct = count_distinct(pattern, piece_interval);
+    result.num_distinct = count_distinct(pattern, piece_interval, scratch.keyed);
 
     if (want_patterns) {
         const Index num_bytes = pattern_bytes(net);

@@ -1,6 +1,10 @@
 // Assembly of one path's result from its vertex sequence (internal).
 #pragma once
 
+#include <cstdint>
+#include <utility>
+#include <vector>
+
 #include "lrcore/network.hpp"
 #include "lrcore/path1d.hpp"
 #include "path1d_units.hpp"
@@ -12,9 +16,16 @@ inline Index segment_count(const PathSpec& spec) {
     return spec.closed ? spec.num_points : spec.num_points - 1;
 }
 
+// Working vectors of assemble_path, kept from path to path of a call.
+struct AssembleScratch {
+    std::vector<double> seg_start;
+    std::vector<Index> pieces, break_vertex, before, piece_interval;
+    std::vector<std::pair<std::uint64_t, Index>> keyed;
+};
+
 // Turns one path's vertex sequence (vertices first..last, intervals first..last-1) into
 // breakpoints, pieces and patterns.
 void assemble_path(const Network& net, const PathSpec& spec, const VertexSeq& seq, Index first,
-                   Index last, bool want_patterns, Path1DResult& result);
+                   Index last, bool want_patterns, Path1DResult& result, AssembleScratch& scratch);
 
 }  // namespace lrcore::detail

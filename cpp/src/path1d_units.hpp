@@ -84,6 +84,14 @@ struct VertexSeq {
 
     Index size() const { return static_cast<Index>(t.size()); }
 
+    void clear() {
+        path.clear();
+        seg.clear();
+        t.clear();
+        link.clear();
+        bits.clear();
+    }
+
     void pop_back() {
         path.pop_back();
         seg.pop_back();
