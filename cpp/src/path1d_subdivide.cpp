@@ -381,6 +381,14 @@ void Subdivider::find_crossings(Unit& unit, Index layer) {
     const std::vector<double>& bias = net_.layer(layer).abs_bias();
     crossing_begin.assign(sz(n) + 1, 0);
     crossings.clear();
+    // Certified, certify_values has left the vertices' sign words; else they are taken
+    // here, once per vertex.
+    const Index stride = sign_stride(layer);
+    if (!certified) {
+        signs_.resize(sz(n * stride));
+        for (Index v = 0; v < n; ++v)
+            sign_words(unit.z.data() + v * width, neurons, signs_.data() + v * stride);
+    }
     for (Index v = 0; v < n; ++v) {
         crossing_begin[sz(v)] = static_cast<Index>(crossings.size());
         if (!unit.link[sz(v)]) continue;
@@ -392,11 +400,13 @@ void Subdivider::find_crossings(Unit& unit, Index layer) {
             bound_a = {unit.bound_a[sz(v)], unit.bound_b[sz(v)]};
             bound_b = {unit.bound_a[sz(v) + 1], unit.bound_b[sz(v) + 1]};
         }
+        const Word* words_a = signs_.data() + v * stride;
+        const Word* words_b = words_a + stride;
         for (Index j0 = 0; j0 < neurons; j0 += kWordBits) {
-            const Index j1 = std::min(neurons, j0 + kWordBits);
             Word on;
             Word cross;
-            interval_sign_words(za + j0, zb + j0, j1 - j0, on, cross);
+            interval_sign_words(words_a + kSignWords * (j0 / kWordBits),
+                                words_b + kSignWords * (j0 / kWordBits), on, cross);
             // Place the 64 local bits at the layer's offset in the pattern row.
             set_bits_at(row, offset + j0, on);
             while (cross != 0) {
@@ -469,6 +479,9 @@ void Subdivider::certify_values(Unit& unit, Index layer) {
     const Index neurons = net_.hidden_size(layer);
     unit.bound_a.resize(sz(n));
     unit.bound_b.resize(sz(n));
+    // The sign words of every vertex's values, for find_crossings.
+    const Index stride = sign_stride(layer);
+    signs_.resize(sz(n * stride));
     // Rows the update from their interval's ends computed carry their own bound.
     const bool any_given = !unit.given_err.empty();
     for (Index v = 0; v < n; ++v) {
@@ -480,7 +493,8 @@ void Subdivider::certify_values(Unit& unit, Index layer) {
                   : VertexBound::vector_error(f, unit.scale[sz(v)], unit.err[sz(v)]);
         double* row = unit.z.data() + v * width;
         const double a = bound.a, b = bound.b;
-        const Index undecided = count_undecided(row, norms, bias, a, b, neurons);
+        Word* words = signs_.data() + v * stride;
+        const Index undecided = count_undecided_signs(row, norms, bias, a, b, neurons, words);
         double replaced = 0.0;  // sum of eps^2 over the replaced values
         if (undecided > 0) {
             const Index path = unit.path[sz(v)];
@@ -527,7 +541,9 @@ void Subdivider::certify_values(Unit& unit, Index layer) {
             // than the float64 ones: they replace them (refresh_values), so that deeper
             // layers start from a small error again. Else a structural zero is exact
             // (z = z* = 0): only the other values need the doubled bound.
+            sign_words(row, neurons, words);  // the slow path may have changed values
             if (asked && refresh_values(unit, v, layer, bound, row_error)) {
+                sign_words(row, neurons, words);
                 unit.bound_a[sz(v)] = bound.a;
                 unit.bound_b[sz(v)] = bound.b;
                 continue;  // err[v] set

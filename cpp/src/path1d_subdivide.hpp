@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "certify.hpp"
+#include "interval_signs.hpp"
 #include "lrcore/network.hpp"
 #include "lrcore/parallel.hpp"
 #include "lrcore/path1d.hpp"
@@ -67,6 +68,12 @@ private:
     std::vector<Index> crossing_begin_;  // crossings of interval v: [begin[v], begin[v + 1])
     std::vector<Crossing> crossings_;
     Buffer<double> interpolated_;
+    // The layer's sign words at every vertex (kSignWords per 64 neurons; interval_signs.hpp),
+    // which certify_values leaves for find_crossings.
+    Buffer<Word> signs_;
+    Index sign_stride(Index layer) const {
+        return kSignWords * ((net_.hidden_size(layer) + kWordBits - 1) / kWordBits);
+    }
     Unit spare_;
 
     // New vertices' next-layer values from their interval's ends (update_rows) where

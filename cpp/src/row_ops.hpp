@@ -6,9 +6,11 @@
 // depend on the CPU.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 
 #include "index.hpp"
+#include "interval_signs.hpp"
 #include "lrcore/blas.hpp"
 #include "simd.hpp"
 
@@ -76,21 +78,35 @@ __attribute__((target("avx2,fma"))) inline void chord_avx2(const double* za, con
     }
     for (; k < n; ++k) y[k] = std::fma(tau, zb[k] - za[k], za[k]) - std::fma(tau, sum[k], y[k]);
 }
-__attribute__((target("avx2"))) inline Index undecided_avx2(const double* z, const double* norms,
-                                                            const double* bias, double a, double b,
-                                                            Index n) {
+// How many of z[0..n) the filter leaves undecided (undecided_scalar's operations, unfused:
+// decisions do not depend on the CPU), with the sign words of the same values
+// (sign_words), in one pass.
+__attribute__((target("avx2"))) inline Index undecided_signs_avx2(const double* z,
+                                                                  const double* norms,
+                                                                  const double* bias, double a,
+                                                                  double b, Index n, Word* words) {
     const __m256d av = _mm256_set1_pd(a), bv = _mm256_set1_pd(b);
     const __m256d abs_mask = _mm256_castsi256_pd(_mm256_set1_epi64x(0x7fffffffffffffffLL));
     Index count = 0;
     Index j = 0;
-    for (; j + 4 <= n; j += 4) {
-        const __m256d eps = _mm256_add_pd(_mm256_mul_pd(_mm256_loadu_pd(norms + j), av),
-                                          _mm256_mul_pd(_mm256_loadu_pd(bias + j), bv));
-        const __m256d mag = _mm256_and_pd(_mm256_loadu_pd(z + j), abs_mask);
-        // Not (|z| > eps), NaN included: the ordered greater-than is false for NaN.
-        const int decided = _mm256_movemask_pd(_mm256_cmp_pd(mag, eps, _CMP_GT_OQ));
-        count += 4 - __builtin_popcount(static_cast<unsigned>(decided));
+    for (Index c = 0; j + 4 <= n; ++c) {
+        Word p = 0, m = 0, e = 0;  // the chunk's sign words
+        const Index end = std::min(n, (c + 1) * kWordBits);
+        for (; j + 4 <= end; j += 4) {
+            const __m256d eps = _mm256_add_pd(_mm256_mul_pd(_mm256_loadu_pd(norms + j), av),
+                                              _mm256_mul_pd(_mm256_loadu_pd(bias + j), bv));
+            const __m256d zj = _mm256_loadu_pd(z + j);
+            const __m256d mag = _mm256_and_pd(zj, abs_mask);
+            // Not (|z| > eps), NaN included: the ordered greater-than is false for NaN.
+            const int decided = _mm256_movemask_pd(_mm256_cmp_pd(mag, eps, _CMP_GT_OQ));
+            count += 4 - __builtin_popcount(static_cast<unsigned>(decided));
+            sign_bits4_avx2(zj, j % kWordBits, p, m, e);
+        }
+        words[kSignWords * c] = p;
+        words[kSignWords * c + 1] = m;
+        words[kSignWords * c + 2] = e;
     }
+    sign_words_scalar(z, j, n, words);
     return count + undecided_scalar(z + j, norms + j, bias + j, a, b, n - j);
 }
 __attribute__((target("avx2,fma"))) inline void norms3_avx2(const double* a, const double* b,
@@ -151,12 +167,15 @@ inline void row_chord(const double* za, const double* zb, double tau, const doub
 #endif
     row_ops_impl::chord_scalar(za, zb, tau, sum, y, n);
 }
-// How many of z[0..n) the filter leaves undecided: !(|z_j| > norms_j a + bias_j b).
-inline Index count_undecided(const double* z, const double* norms, const double* bias, double a,
-                             double b, Index n) {
+// How many of z[0..n) the filter leaves undecided, !(|z_j| > norms_j a + bias_j b), and
+// the sign words of z[0..n) (sign_words) into `words`, in one pass.
+inline Index count_undecided_signs(const double* z, const double* norms, const double* bias,
+                                   double a, double b, Index n, Word* words) {
+    std::fill_n(words, kSignWords * ((n + kWordBits - 1) / kWordBits), Word{0});
 #if defined(LRCORE_AVX2_DISPATCH)
-    if (cpu_has_avx2()) return row_ops_impl::undecided_avx2(z, norms, bias, a, b, n);
+    if (cpu_has_avx2()) return row_ops_impl::undecided_signs_avx2(z, norms, bias, a, b, n, words);
 #endif
+    sign_words_scalar(z, 0, n, words);
     return row_ops_impl::undecided_scalar(z, norms, bias, a, b, n);
 }
 
