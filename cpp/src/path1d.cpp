@@ -96,13 +96,17 @@ std::vector<Path1DResult> join_and_assemble(const Network& net, const std::vecto
         }
     }
     detail::AssembleScratch scratch;
+    std::vector<double> lengths;
+    std::vector<Index> length_offsets;
+    detail::segment_lengths(paths, net.input_dim(), lengths, length_offsets);
+    auto lengths_of = [&](Index p) { return lengths.data() + length_offsets[sz(p)]; };
     VertexSeq joined;
     joined.words = words;
     Index current = -1;
     auto finish = [&](Index p) {
         if (p < 0) return;
-        detail::assemble_path(net, paths[sz(p)], joined, 0, joined.size() - 1, want_patterns,
-                              results[sz(p)], scratch);
+        detail::assemble_path(net, paths[sz(p)], lengths_of(p), joined, 0, joined.size() - 1,
+                              want_patterns, results[sz(p)], scratch);
     };
     for (const VertexSeq& seq : outputs) {
         for (Index v = 0; v < seq.size(); ++v) {
@@ -113,8 +117,8 @@ std::vector<Path1DResult> join_and_assemble(const Network& net, const std::vecto
                 // The path's vertices are v..end in this output: no join needed.
                 Index end = v;
                 while (end + 1 < seq.size() && seq.path[sz(end) + 1] == p) ++end;
-                detail::assemble_path(net, paths[sz(p)], seq, v, end, want_patterns, results[sz(p)],
-                                      scratch);
+                detail::assemble_path(net, paths[sz(p)], lengths_of(p), seq, v, end, want_patterns,
+                                      results[sz(p)], scratch);
                 v = end;
                 continue;
             }
@@ -143,20 +147,35 @@ Index pattern_bytes(const Network& net) { return (net.num_neurons() + 7) / 8; }
 
 PathExtent path_extent(const std::vector<PathSpec>& paths, Index dim) {
     PathExtent extent;
+    // Four lanes of each running maximum (independent chains; a maximum does not depend on
+    // the order, and like std::max they skip NaN, which `finite` catches).
     bool finite = true;
+    double peak[4] = {0.0, 0.0, 0.0, 0.0};
+    constexpr double kMax = std::numeric_limits<double>::max();
     for (const PathSpec& spec : paths) {
         for (Index k = 0; k < spec.num_points; ++k) {
             const double* row = spec.points + k * dim;
-            double step = 0.0;
-            for (Index i = 0; i < dim; ++i) {
-                const double size = std::abs(row[i]);
-                finite = finite && size <= std::numeric_limits<double>::max();
-                extent.peak = std::max(extent.peak, size);
-                if (k > 0) step = std::max(step, std::abs(row[i] - row[i - dim]));
+            double step[4] = {0.0, 0.0, 0.0, 0.0};
+            Index i = 0;
+            for (; i + 4 <= dim; i += 4) {
+                for (Index l = 0; l < 4; ++l) {
+                    const double size = std::abs(row[i + l]);
+                    finite &= size <= kMax;
+                    peak[l] = std::max(peak[l], size);
+                    if (k > 0) step[l] = std::max(step[l], std::abs(row[i + l] - row[i + l - dim]));
+                }
             }
-            if (step > 0.0) extent.shortest_step = std::min(extent.shortest_step, step);
+            for (; i < dim; ++i) {
+                const double size = std::abs(row[i]);
+                finite &= size <= kMax;
+                peak[0] = std::max(peak[0], size);
+                if (k > 0) step[0] = std::max(step[0], std::abs(row[i] - row[i - dim]));
+            }
+            const double largest = std::max(std::max(step[0], step[1]), std::max(step[2], step[3]));
+            if (largest > 0.0) extent.shortest_step = std::min(extent.shortest_step, largest);
         }
     }
+    extent.peak = std::max(std::max(peak[0], peak[1]), std::max(peak[2], peak[3]));
     if (!finite) extent.peak = std::numeric_limits<double>::quiet_NaN();
     return extent;
 }

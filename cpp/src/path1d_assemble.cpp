@@ -30,18 +30,12 @@ struct IntervalPatterns {
     }
 };
 
-// Arc length at the start of each segment into seg_start; the last entry is the path's
-// length.
-void segment_starts(const PathSpec& spec, Index d, std::vector<double>& seg_start) {
+// Arc length at the start of each segment into seg_start, from the segments' lengths;
+// the last entry is the path's length.
+void segment_starts(const PathSpec& spec, const double* lengths, std::vector<double>& seg_start) {
     const Index segments = segment_count(spec);
     seg_start.assign(sz(segments) + 1, 0.0);
-    for (Index s = 0; s < segments; ++s) {
-        const double* a = spec.points + s * d;
-        const double* b = spec.points + ((s + 1) % spec.num_points) * d;
-        double sum = 0.0;
-        for (Index k = 0; k < d; ++k) sum += (b[k] - a[k]) * (b[k] - a[k]);
-        seg_start[sz(s) + 1] = seg_start[sz(s)] + std::sqrt(sum);
-    }
+    for (Index s = 0; s < segments; ++s) seg_start[sz(s) + 1] = seg_start[sz(s)] + lengths[s];
 }
 
 // The (layer, unit) pairs of the neurons whose bits differ between rows a and b,
@@ -89,10 +83,48 @@ Index count_distinct(const IntervalPatterns& pattern, const std::vector<Index>& 
 
 }  // namespace
 
-void assemble_path(const Network& net, const PathSpec& spec, const VertexSeq& seq, Index first,
-                   Index last, bool want_patterns, Path1DResult& result, AssembleScratch& scratch) {
+void segment_lengths(const std::vector<PathSpec>& paths, Index d, std::vector<double>& lengths,
+                     std::vector<Index>& offsets) {
+    offsets.assign(1, 0);
+    std::vector<const double*> a, b;
+    for (const PathSpec& spec : paths) {
+        const Index segments = segment_count(spec);
+        for (Index s = 0; s < segments; ++s) {
+            a.push_back(spec.points + s * d);
+            b.push_back(spec.points + ((s + 1) % spec.num_points) * d);
+        }
+        offsets.push_back(static_cast<Index>(a.size()));
+    }
+    const std::size_t n = a.size();
+    lengths.resize(n);
+    // Four segments at a time: independent chains, each summed in order k = 0..d-1 (the
+    // same sums as one at a time), which a long input dimension makes latency-bound.
+    std::size_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0;
+        for (Index k = 0; k < d; ++k) {
+            s0 += (b[i][k] - a[i][k]) * (b[i][k] - a[i][k]);
+            s1 += (b[i + 1][k] - a[i + 1][k]) * (b[i + 1][k] - a[i + 1][k]);
+            s2 += (b[i + 2][k] - a[i + 2][k]) * (b[i + 2][k] - a[i + 2][k]);
+            s3 += (b[i + 3][k] - a[i + 3][k]) * (b[i + 3][k] - a[i + 3][k]);
+        }
+        lengths[i] = std::sqrt(s0);
+        lengths[i + 1] = std::sqrt(s1);
+        lengths[i + 2] = std::sqrt(s2);
+        lengths[i + 3] = std::sqrt(s3);
+    }
+    for (; i < n; ++i) {
+        double sum = 0.0;
+        for (Index k = 0; k < d; ++k) sum += (b[i][k] - a[i][k]) * (b[i][k] - a[i][k]);
+        lengths[i] = std::sqrt(sum);
+    }
+}
+
+void assemble_path(const Network& net, const PathSpec& spec, const double* lengths,
+                   const VertexSeq& seq, Index first, Index last, bool want_patterns,
+                   Path1DResult& result, AssembleScratch& scratch) {
     std::vector<double>& seg_start = scratch.seg_start;
-    segment_starts(spec, net.input_dim(), seg_start);
+    segment_starts(spec, lengths, seg_start);
     result.length = seg_start.back();
     const IntervalPatterns pattern{seq.bits.data(), seq.words};
     auto position = [&](Index v) {

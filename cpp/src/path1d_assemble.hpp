@@ -23,9 +23,16 @@ struct AssembleScratch {
     std::vector<std::pair<std::uint64_t, Index>> keyed;
 };
 
+// The length of every segment of every path (the square root of the squared distance
+// summed over the coordinates in order), path after path: path p's segments are
+// lengths[offsets[p] ..].
+void segment_lengths(const std::vector<PathSpec>& paths, Index d, std::vector<double>& lengths,
+                     std::vector<Index>& offsets);
+
 // Turns one path's vertex sequence (vertices first..last, intervals first..last-1) into
-// breakpoints, pieces and patterns.
-void assemble_path(const Network& net, const PathSpec& spec, const VertexSeq& seq, Index first,
-                   Index last, bool want_patterns, Path1DResult& result, AssembleScratch& scratch);
+// breakpoints, pieces and patterns; `lengths`: its segments' (segment_lengths).
+void assemble_path(const Network& net, const PathSpec& spec, const double* lengths,
+                   const VertexSeq& seq, Index first, Index last, bool want_patterns,
+                   Path1DResult& result, AssembleScratch& scratch);
 
 }  // namespace lrcore::detail

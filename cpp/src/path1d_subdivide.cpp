@@ -85,6 +85,34 @@ void neighbour_dots(const double* rows, Index n, Index width, Buffer<double>& do
     if (n > 0) dot[sz(n - 1)] = 0.0;
 }
 
+// out[i] = <x[i], y[i]> (d values each), each summed in order k = 0, 1, ..., d - 1, for
+// four pairs at a time: independent chains (the same sums as one pair at a time), which
+// a long input dimension makes latency-bound otherwise.
+void interleaved_dots(const double* const* x, const double* const* y, Index n, Index d,
+                      double* out) {
+    Index i = 0;
+    for (; i + 4 <= n; i += 4) {
+        const double *x0 = x[i], *x1 = x[i + 1], *x2 = x[i + 2], *x3 = x[i + 3];
+        const double *y0 = y[i], *y1 = y[i + 1], *y2 = y[i + 2], *y3 = y[i + 3];
+        double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0;
+        for (Index k = 0; k < d; ++k) {
+            s0 += x0[k] * y0[k];
+            s1 += x1[k] * y1[k];
+            s2 += x2[k] * y2[k];
+            s3 += x3[k] * y3[k];
+        }
+        out[i] = s0;
+        out[i + 1] = s1;
+        out[i + 2] = s2;
+        out[i + 3] = s3;
+    }
+    for (; i < n; ++i) {
+        double sum = 0.0;
+        for (Index k = 0; k < d; ++k) sum += x[i][k] * y[i][k];
+        out[i] = sum;
+    }
+}
+
 // The crossings of interval v, [first, last), sorted by (float fraction, neuron); false
 // when there are none.
 bool sorted_crossings(std::vector<Crossing>& crossings, const std::vector<Index>& begin, Index v,
@@ -113,26 +141,24 @@ void Subdivider::evaluate_first_layer(Unit& unit, const double* first_rows) {
     unit.z.resize(sz(n * unit.width));
     Buffer<double>& x = input_points_;
     if (first_rows == nullptr) x.resize(sz(n * d));
-    unit.dot.resize(sz(n));
-    const double* previous = nullptr;
+    std::vector<const double*>& rows = point_rows_;
+    rows.resize(sz(n));
     for (Index v = 0; v < n; ++v) {
         const PathSpec& spec = paths_[sz(unit.path[sz(v)])];
         Index point = unit.seg[sz(v)] + (unit.t[sz(v)] > 0.0 ? 1 : 0);
         if (point == spec.num_points) point = 0;  // end of a closed path's last segment
-        const double* src = spec.points + point * d;
-        if (first_rows == nullptr) std::copy(src, src + d, x.begin() + v * d);
-        double sum = 0.0;
-        for (Index k = 0; k < d; ++k) sum += src[k] * src[k];
-        unit.scale[sz(v)] = std::sqrt(sum);
-        // dot[v - 1] = <point v - 1, point v> (as neighbour_dots gives it).
-        if (previous != nullptr) {
-            double dot = 0.0;
-            for (Index k = 0; k < d; ++k) dot += previous[k] * src[k];
-            unit.dot[sz(v - 1)] = dot;
-        }
-        previous = src;
+        rows[sz(v)] = spec.points + point * d;
+        if (first_rows == nullptr) std::copy_n(rows[sz(v)], d, x.begin() + v * d);
     }
-    if (n > 0) unit.dot[sz(n - 1)] = 0.0;
+    // scale[v] = ||point v||; rtol only: dot[v] = <point v, point v + 1> (as
+    // neighbour_dots gives it; the certified decisions do not read it).
+    interleaved_dots(rows.data(), rows.data(), n, d, unit.scale.data());
+    for (Index v = 0; v < n; ++v) unit.scale[sz(v)] = std::sqrt(unit.scale[sz(v)]);
+    if (!options_.certified) {
+        unit.dot.resize(sz(n));
+        if (n > 1) interleaved_dots(rows.data(), rows.data() + 1, n - 1, d, unit.dot.data());
+        if (n > 0) unit.dot[sz(n - 1)] = 0.0;
+    }
     if (first_rows != nullptr)
         std::copy_n(first_rows, n * unit.width, unit.z.data());
     else

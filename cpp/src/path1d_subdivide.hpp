@@ -68,6 +68,7 @@ private:
     std::vector<Index> crossing_begin_;  // crossings of interval v: [begin[v], begin[v + 1])
     std::vector<Crossing> crossings_;
     Buffer<double> interpolated_;
+    std::vector<const double*> point_rows_;  // evaluate_first_layer: the unit's points
     // The layer's sign words at every vertex (kSignWords per 64 neurons; interval_signs.hpp),
     // which certify_values leaves for find_crossings.
     Buffer<Word> signs_;
