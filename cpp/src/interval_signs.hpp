@@ -5,6 +5,7 @@
 #pragma once
 
 #include <algorithm>
+#include <cmath>
 
 #include "bits.hpp"
 #include "index.hpp"
@@ -53,6 +54,37 @@ __attribute__((target("avx2"))) inline Index sign_words_avx2(const double* z, In
         words[kSignWords * c + 2] = e;
     }
     return j;
+}
+
+// Whether every value of z[0..n) has |z_j| > bound (bound >= 0), and then their sign
+// words into `words` (zeroed by the caller): such values are neither zero nor NaN, so
+// their sign bits alone give them. False: a value is within the bound (or NaN), and
+// `words` is left incomplete.
+__attribute__((target("avx2"))) inline bool sign_words_outside_avx2(const double* z, Index n,
+                                                                    double bound, Word* words) {
+    const __m256d limit = _mm256_set1_pd(bound);
+    const __m256d abs_mask = _mm256_castsi256_pd(_mm256_set1_epi64x(0x7fffffffffffffffLL));
+    Index j = 0;
+    int outside = 0xf;  // lanes whose values all had |z| > bound so far
+    for (Index c = 0; j + 4 <= n; ++c) {
+        Word m = 0;  // sign bits
+        const Index begin = j;
+        const Index end = std::min(n, (c + 1) * kWordBits);
+        for (; j + 4 <= end; j += 4) {
+            const __m256d zj = _mm256_loadu_pd(z + j);
+            outside &=
+                _mm256_movemask_pd(_mm256_cmp_pd(_mm256_and_pd(zj, abs_mask), limit, _CMP_GT_OQ));
+            m |= static_cast<Word>(_mm256_movemask_pd(zj)) << (j % kWordBits);
+        }
+        const Index done = j - begin;  // values of the chunk, a multiple of 4
+        const Word lanes = done == kWordBits ? ~Word{0} : (Word{1} << done) - 1;
+        words[kSignWords * c] = ~m & lanes;
+        words[kSignWords * c + 1] = m;
+    }
+    bool all_outside = outside == 0xf;
+    for (Index k = j; k < n; ++k) all_outside = all_outside && std::abs(z[k]) > bound;
+    sign_words_scalar(z, j, n, words);
+    return all_outside;
 }
 #endif
 

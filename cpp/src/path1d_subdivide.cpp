@@ -33,7 +33,19 @@ Subdivider::Subdivider(const Network& net, const std::vector<PathSpec>& paths,
       counters_(counters),
       words_(words_for(net.num_neurons())),
       filter_(options.certified ? filter_layers(net) : std::vector<FilterLayer>()),
-      oracle_(net) {}
+      oracle_(net) {
+    // The largest row norm and |bias| of each layer's neurons (count_undecided_signs);
+    // NaN if any is (then the filter's full test runs).
+    auto largest = [](const std::vector<double>& x, Index count) {
+        double m = 0.0;
+        for (Index j = 0; j < count; ++j) m = x[sz(j)] > m || std::isnan(x[sz(j)]) ? x[sz(j)] : m;
+        return m;
+    };
+    for (Index l = 0; l < net.num_hidden_layers() && options.certified; ++l) {
+        max_norm_.push_back(largest(net.layer(l).row_norms(), net.hidden_size(l)));
+        max_bias_.push_back(largest(net.layer(l).abs_bias(), net.hidden_size(l)));
+    }
+}
 
 VertexSeq Subdivider::run(const std::vector<Chunk>& chunks, const StopFlag& stop,
                           const double* first_rows) {
@@ -520,7 +532,8 @@ void Subdivider::certify_values(Unit& unit, Index layer) {
         double* row = unit.z.data() + v * width;
         const double a = bound.a, b = bound.b;
         Word* words = signs_.data() + v * stride;
-        const Index undecided = count_undecided_signs(row, norms, bias, a, b, neurons, words);
+        const Index undecided = count_undecided_signs(row, norms, bias, a, b, max_norm_[sz(layer)],
+                                                      max_bias_[sz(layer)], neurons, words);
         double replaced = 0.0;  // sum of eps^2 over the replaced values
         if (undecided > 0) {
             const Index path = unit.path[sz(v)];

@@ -61,6 +61,7 @@ private:
     double slow_work_start_ = 0.0;  // the oracle's work() at the task's start
     Index words_;
     std::vector<FilterLayer> filter_;
+    std::vector<double> max_norm_, max_bias_;  // per layer: over its neurons (certified)
     PathOracle oracle_;
     // Scratch reused across layers and tasks of one worker thread.
     Buffer<double> activated_;

@@ -168,12 +168,22 @@ inline void row_chord(const double* za, const double* zb, double tau, const doub
     row_ops_impl::chord_scalar(za, zb, tau, sum, y, n);
 }
 // How many of z[0..n) the filter leaves undecided, !(|z_j| > norms_j a + bias_j b), and
-// the sign words of z[0..n) (sign_words) into `words`, in one pass.
+// the sign words of z[0..n) (sign_words) into `words`, in one pass. max_norm, max_bias:
+// at least every norms_j, bias_j (all >= 0). With a, b >= 0, bound = max_norm a +
+// max_bias b is at least every eps_j as float64 computes it (rounding is monotone), so
+// where every |z_j| > bound no value is undecided and eps_j is not needed.
 inline Index count_undecided_signs(const double* z, const double* norms, const double* bias,
-                                   double a, double b, Index n, Word* words) {
+                                   double a, double b, double max_norm, double max_bias, Index n,
+                                   Word* words) {
     std::fill_n(words, kSignWords * ((n + kWordBits - 1) / kWordBits), Word{0});
 #if defined(LRCORE_AVX2_DISPATCH)
-    if (cpu_has_avx2()) return row_ops_impl::undecided_signs_avx2(z, norms, bias, a, b, n, words);
+    if (cpu_has_avx2()) {
+        if (a >= 0.0 && b >= 0.0 &&
+            sign_words_outside_avx2(z, n, max_norm * a + max_bias * b, words))
+            return 0;
+        std::fill_n(words, kSignWords * ((n + kWordBits - 1) / kWordBits), Word{0});
+        return row_ops_impl::undecided_signs_avx2(z, norms, bias, a, b, n, words);
+    }
 #endif
     sign_words_scalar(z, 0, n, words);
     return row_ops_impl::undecided_scalar(z, norms, bias, a, b, n);
