@@ -881,7 +881,7 @@ void Subdivider::insert_crossings(Unit& unit, Index layer, bool last, Index adde
     Index w = 0;  // write position
     // Writes the activations of pre-activation row `z` as row w, with their norm.
     auto activate_row = [&](const double* z) {
-        next.scale[sz(w)] = act.apply_row(z, next.z.data() + w * width, width, neurons);
+        next.scale[sz(w)] = activate_values(act, z, next.z.data() + w * width, width, neurons);
     };
     // Certified: the l2 error of a vertex's values, and of its activations (next.err).
     const FilterLayer* f = certified ? &filter_[sz(layer)] : nullptr;

@@ -11,6 +11,7 @@
 
 #include "index.hpp"
 #include "interval_signs.hpp"
+#include "lrcore/activation.hpp"
 #include "lrcore/blas.hpp"
 #include "simd.hpp"
 
@@ -109,6 +110,35 @@ __attribute__((target("avx2"))) inline Index undecided_signs_avx2(const double* 
     sign_words_scalar(z, j, n, words);
     return count + undecided_scalar(z + j, norms + j, bias + j, a, b, n - j);
 }
+// Activation::apply_row for ReLU, four values at a time: the same values and the same
+// sum of squares bit for bit. Its SSE2 code keeps lanes j % 4 = 0, 1 in one accumulator
+// and 2, 3 in another, adds them lane by lane and then the two lanes, and so does this
+// (multiplies and adds unfused, as there).
+__attribute__((target("avx2"))) inline double relu_row_avx2(const double* z, double* h, Index width,
+                                                            Index neurons) {
+    const __m256d zero = _mm256_setzero_pd();
+    __m256d sum4 = zero;
+    Index j = 0;
+    for (; j + 4 <= neurons; j += 4) {
+        const __m256d x = _mm256_loadu_pd(z + j);
+        const __m256d v = _mm256_and_pd(_mm256_cmp_pd(x, zero, _CMP_GT_OQ), x);  // NaN: 0
+        _mm256_storeu_pd(h + j, v);
+        sum4 = _mm256_add_pd(sum4, _mm256_mul_pd(v, v));
+    }
+    double parts[2];
+    _mm_storeu_pd(parts, _mm_add_pd(_mm256_castpd256_pd128(sum4), _mm256_extractf128_pd(sum4, 1)));
+    double sum = parts[0] + parts[1];
+    for (; j < neurons; ++j) {
+        const double value = z[j] > 0.0 ? z[j] : 0.0;
+        h[j] = value;
+        sum += value * value;
+    }
+    for (; j < width; ++j) {
+        h[j] = z[j];
+        sum += z[j] * z[j];
+    }
+    return std::sqrt(sum);
+}
 __attribute__((target("avx2,fma"))) inline void norms3_avx2(const double* a, const double* b,
                                                             Index n, double& na, double& nb,
                                                             double& nd) {
@@ -166,6 +196,15 @@ inline void row_chord(const double* za, const double* zb, double tau, const doub
     if (row_ops_impl::has_avx2_fma()) return row_ops_impl::chord_avx2(za, zb, tau, sum, y, n);
 #endif
     row_ops_impl::chord_scalar(za, zb, tau, sum, y, n);
+}
+// act.apply_row(z, h, width, neurons): the same values and norm, bit for bit.
+inline double activate_values(const Activation& act, const double* z, double* h, Index width,
+                              Index neurons) {
+#if defined(LRCORE_AVX2_DISPATCH) && defined(__SSE2__)
+    if (act.kind == ActivationKind::relu && cpu_has_avx2())
+        return row_ops_impl::relu_row_avx2(z, h, width, neurons);
+#endif
+    return act.apply_row(z, h, width, neurons);
 }
 // How many of z[0..n) the filter leaves undecided, !(|z_j| > norms_j a + bias_j b), and
 // the sign words of z[0..n) (sign_words) into `words`, in one pass. max_norm, max_bias:
