@@ -77,14 +77,41 @@ VertexSeq unsubdivided(const std::vector<Chunk>& chunks) {
     return seq;
 }
 
-// Joins the task outputs path by path and assembles each path's result: where a path's
-// chunk ends and its next chunk begins, the shared polyline point appears twice; the
-// second copy is kept. A path that lies within one task's output (the common case for
-// batches of short paths) is assembled in place, without the copy.
-std::vector<Path1DResult> join_and_assemble(const Network& net, const std::vector<PathSpec>& paths,
-                                            const std::vector<VertexSeq>& outputs,
-                                            bool want_patterns) {
-    std::vector<Path1DResult> results(paths.size());
+// The segment lengths of every path (detail::segment_lengths), for assembly.
+struct PathLengths {
+    std::vector<double> lengths;
+    std::vector<Index> offsets;
+    const double* of(Index p) const { return lengths.data() + offsets[sz(p)]; }
+};
+
+// Assembles the paths of one task's output that lie wholly in it (whole[p]) into their
+// results, marking them done: in the worker that made the output, while it is in cache.
+void assemble_whole_paths(const Network& net, const std::vector<PathSpec>& paths,
+                          const PathLengths& lengths, const VertexSeq& seq,
+                          const std::vector<char>& whole, bool want_patterns,
+                          std::vector<Path1DResult>& results, std::vector<char>& done,
+                          detail::AssembleScratch& scratch) {
+    for (Index v = 0; v < seq.size(); ++v) {
+        const Index p = seq.path[sz(v)];
+        Index end = v;
+        while (end + 1 < seq.size() && seq.path[sz(end) + 1] == p) ++end;
+        if (whole[sz(p)]) {
+            detail::assemble_path(net, paths[sz(p)], lengths.of(p), seq, v, end, want_patterns,
+                                  results[sz(p)], scratch);
+            done[sz(p)] = 1;
+        }
+        v = end;
+    }
+}
+
+// Joins the task outputs path by path and assembles each path's result that is not done
+// yet: where a path's chunk ends and its next chunk begins, the shared polyline point
+// appears twice; the second copy is kept. A path that lies within one task's output is
+// assembled in place, without the copy.
+void join_and_assemble(const Network& net, const std::vector<PathSpec>& paths,
+                       const PathLengths& lengths, const std::vector<VertexSeq>& outputs,
+                       bool want_patterns, std::vector<Path1DResult>& results,
+                       const std::vector<char>& done) {
     const Index words = detail::words_for(net.num_neurons());
     // Per path: the number of task outputs holding its vertices.
     std::vector<Index> runs(paths.size(), 0);
@@ -96,16 +123,12 @@ std::vector<Path1DResult> join_and_assemble(const Network& net, const std::vecto
         }
     }
     detail::AssembleScratch scratch;
-    std::vector<double> lengths;
-    std::vector<Index> length_offsets;
-    detail::segment_lengths(paths, net.input_dim(), lengths, length_offsets);
-    auto lengths_of = [&](Index p) { return lengths.data() + length_offsets[sz(p)]; };
     VertexSeq joined;
     joined.words = words;
     Index current = -1;
     auto finish = [&](Index p) {
         if (p < 0) return;
-        detail::assemble_path(net, paths[sz(p)], lengths_of(p), joined, 0, joined.size() - 1,
+        detail::assemble_path(net, paths[sz(p)], lengths.of(p), joined, 0, joined.size() - 1,
                               want_patterns, results[sz(p)], scratch);
     };
     for (const VertexSeq& seq : outputs) {
@@ -117,8 +140,9 @@ std::vector<Path1DResult> join_and_assemble(const Network& net, const std::vecto
                 // The path's vertices are v..end in this output: no join needed.
                 Index end = v;
                 while (end + 1 < seq.size() && seq.path[sz(end) + 1] == p) ++end;
-                detail::assemble_path(net, paths[sz(p)], lengths_of(p), seq, v, end, want_patterns,
-                                      results[sz(p)], scratch);
+                if (!done[sz(p)])
+                    detail::assemble_path(net, paths[sz(p)], lengths.of(p), seq, v, end,
+                                          want_patterns, results[sz(p)], scratch);
                 v = end;
                 continue;
             }
@@ -138,7 +162,6 @@ std::vector<Path1DResult> join_and_assemble(const Network& net, const std::vecto
         }
     }
     finish(current);
-    return results;
 }
 
 }  // namespace
@@ -286,12 +309,24 @@ std::vector<Path1DResult> count_1d(const Network& net, const std::vector<PathSpe
     std::vector<std::atomic<Index>> counters(detail::kCounters * paths.size());
     for (auto& count : counters) count.store(0);
 
+    std::vector<Path1DResult> results(paths.size());
+    PathLengths lengths;
+    detail::segment_lengths(paths, net.input_dim(), lengths.lengths, lengths.offsets);
+    // Paths in one chunk (all their segments in one task) are assembled by that task's
+    // worker; `done` marks them.
+    std::vector<char> whole(paths.size(), 0), done(paths.size(), 0);
+    for (const auto& chunks : tasks)
+        for (const Chunk& chunk : chunks)
+            whole[sz(chunk.path)] =
+                chunk.seg_begin == 0 && chunk.seg_end == segment_count(paths[sz(chunk.path)]);
+
     if (num_hidden > 0) {
         const FirstLayerTable first =
             first_layer_table(net, paths, tasks, per_task, options, poll, share_at_once);
         // One subdivider per worker thread, reused task after task.
         std::vector<std::unique_ptr<detail::Subdivider>> workers(
             sz(resolve_num_threads(options.num_threads)));
+        std::vector<detail::AssembleScratch> scratches(workers.size());
         parallel_for(
             static_cast<Index>(tasks.size()), options.num_threads,
             [&](Index task, Index worker, const StopFlag& stop) {
@@ -304,14 +339,15 @@ std::vector<Path1DResult> count_1d(const Network& net, const std::vector<PathSpe
                         ? nullptr
                         : first.values.data() + first.task_row[sz(task)] * first.width;
                 outputs[sz(task)] = subdivider->run(tasks[sz(task)], stop, first_rows);
+                assemble_whole_paths(net, paths, lengths, outputs[sz(task)], whole,
+                                     options.want_patterns, results, done, scratches[sz(worker)]);
             },
             poll, share_at_once);
     } else {
         for (std::size_t i = 0; i < tasks.size(); ++i) outputs[i] = unsubdivided(tasks[i]);
     }
 
-    std::vector<Path1DResult> results =
-        join_and_assemble(net, paths, outputs, options.want_patterns);
+    join_and_assemble(net, paths, lengths, outputs, options.want_patterns, results, done);
     for (std::size_t p = 0; p < paths.size(); ++p) {
         const std::size_t at = sz(detail::kCounters) * p;
         results[p].slow_decisions = counters[at].load();
