@@ -5,7 +5,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstring>
 #include <utility>
 #include <vector>
 
@@ -23,10 +22,19 @@ struct IntervalPatterns {
     const Word* operator()(Index v) const { return bits + v * words; }
     // Without neurons (no hidden layer) the rows are empty and bits may be null.
     bool differ(Index u, Index v) const {
-        return words > 0 && std::memcmp((*this)(u), (*this)(v), sz(words) * sizeof(Word)) != 0;
+        const Word* a = (*this)(u);
+        const Word* b = (*this)(v);
+        for (Index w = 0; w < words; ++w)
+            if (a[w] != b[w]) return true;
+        return false;
     }
+    // A strict total order of the rows (word by word; any order serves count_distinct).
     bool less(Index u, Index v) const {
-        return words > 0 && std::memcmp((*this)(u), (*this)(v), sz(words) * sizeof(Word)) < 0;
+        const Word* a = (*this)(u);
+        const Word* b = (*this)(v);
+        for (Index w = 0; w < words; ++w)
+            if (a[w] != b[w]) return a[w] < b[w];
+        return false;
     }
 };
 
@@ -136,8 +144,12 @@ void assemble_path(const Network& net, const PathSpec& spec, const double* lengt
     // pieces: they take no part in the comparison of neighbouring patterns.
     std::vector<Index>& pieces_of_path = scratch.pieces;  // intervals of positive length
     pieces_of_path.clear();
-    for (Index v = first; v < last; ++v)
-        if (position(v + 1) > position(v)) pieces_of_path.push_back(v);
+    double here = position(first);
+    for (Index v = first; v < last; ++v) {
+        const double next = position(v + 1);
+        if (next > here) pieces_of_path.push_back(v);
+        here = next;
+    }
     if (pieces_of_path.empty()) pieces_of_path.push_back(first);
 
     // Breakpoints: where the patterns of consecutive pieces differ.
