@@ -65,15 +65,26 @@ __attribute__((target("avx2"))) inline bool sign_words_outside_avx2(const double
     const __m256d limit = _mm256_set1_pd(bound);
     const __m256d abs_mask = _mm256_castsi256_pd(_mm256_set1_epi64x(0x7fffffffffffffffLL));
     Index j = 0;
-    int outside = 0xf;  // lanes whose values all had |z| > bound so far
+    // All ones in the lanes whose values all had |z| > bound so far.
+    __m256d outside4 = _mm256_castsi256_pd(_mm256_set1_epi64x(-1));
     for (Index c = 0; j + 4 <= n; ++c) {
         Word m = 0;  // sign bits
         const Index begin = j;
         const Index end = std::min(n, (c + 1) * kWordBits);
+        for (; j + 8 <= end; j += 8) {
+            const __m256d z0 = _mm256_loadu_pd(z + j);
+            const __m256d z1 = _mm256_loadu_pd(z + j + 4);
+            outside4 = _mm256_and_pd(outside4,
+                                     _mm256_cmp_pd(_mm256_and_pd(z0, abs_mask), limit, _CMP_GT_OQ));
+            outside4 = _mm256_and_pd(outside4,
+                                     _mm256_cmp_pd(_mm256_and_pd(z1, abs_mask), limit, _CMP_GT_OQ));
+            m |= static_cast<Word>(_mm256_movemask_pd(z0) | (_mm256_movemask_pd(z1) << 4))
+                 << (j % kWordBits);
+        }
         for (; j + 4 <= end; j += 4) {
             const __m256d zj = _mm256_loadu_pd(z + j);
-            outside &=
-                _mm256_movemask_pd(_mm256_cmp_pd(_mm256_and_pd(zj, abs_mask), limit, _CMP_GT_OQ));
+            outside4 = _mm256_and_pd(outside4,
+                                     _mm256_cmp_pd(_mm256_and_pd(zj, abs_mask), limit, _CMP_GT_OQ));
             m |= static_cast<Word>(_mm256_movemask_pd(zj)) << (j % kWordBits);
         }
         const Index done = j - begin;  // values of the chunk, a multiple of 4
@@ -81,6 +92,7 @@ __attribute__((target("avx2"))) inline bool sign_words_outside_avx2(const double
         words[kSignWords * c] = ~m & lanes;
         words[kSignWords * c + 1] = m;
     }
+    const int outside = _mm256_movemask_pd(outside4);
     bool all_outside = outside == 0xf;
     for (Index k = j; k < n; ++k) all_outside = all_outside && std::abs(z[k]) > bound;
     sign_words_scalar(z, j, n, words);

@@ -272,19 +272,38 @@ void Subdivider::update_rows(Unit& unit, Index layer) {
         const double* za = y + a * out;
         const double* zb = y + b * out;
         // Crossed neurons: sum_j (1 - slope) |z_j(a)| W[:, j], times (1 - tau).
+        // (Dense columns: the row's pass and its group's first column in one pass.)
         std::fill_n(sum, out, 0.0);
         for (Index g = g0; g < g1; ++g) {
             double* row = y + (a + 1 + g - g0) * out;
-            row_scale(1.0 - p.tau[sz(g)], sum, row, out);
-            for (Index e = p.entry_begin[sz(g)]; e < p.entry_begin[sz(g) + 1]; ++e)
-                add_column(p.coef_a[sz(e)], p.neuron[sz(e)], sum);
+            Index e = p.entry_begin[sz(g)];
+            const Index e_end = p.entry_begin[sz(g) + 1];
+            if (columns.dense && e < e_end) {
+                row_scale_axpy(1.0 - p.tau[sz(g)], sum, row, p.coef_a[sz(e)],
+                               columns.values.data() + p.neuron[sz(e)] * out, out);
+                ++e;
+            } else {
+                row_scale(1.0 - p.tau[sz(g)], sum, row, out);
+            }
+            for (; e < e_end; ++e) add_column(p.coef_a[sz(e)], p.neuron[sz(e)], sum);
         }
         // Neurons not crossed yet (and the vertex's own): (1 - slope) |z_j(b)|, times tau.
+        // (Dense columns: the group's last column and the row's pass in one pass.)
         std::fill_n(sum, out, 0.0);
         for (Index g = g1 - 1; g >= g0; --g) {
-            for (Index e = p.entry_begin[sz(g)]; e < p.entry_begin[sz(g) + 1]; ++e)
+            const Index e_begin = p.entry_begin[sz(g)];
+            Index e_end = p.entry_begin[sz(g) + 1];
+            const bool fuse = columns.dense && e_begin < e_end;
+            if (fuse) --e_end;
+            for (Index e = e_begin; e < e_end; ++e)
                 add_column(p.coef_b[sz(e)], p.neuron[sz(e)], sum);
-            row_chord(za, zb, p.tau[sz(g)], sum, y + (a + 1 + g - g0) * out, out);
+            double* row = y + (a + 1 + g - g0) * out;
+            if (fuse)
+                row_axpy_chord(p.coef_b[sz(e_end)],
+                               columns.values.data() + p.neuron[sz(e_end)] * out, sum, za, zb,
+                               p.tau[sz(g)], row, out);
+            else
+                row_chord(za, zb, p.tau[sz(g)], sum, row, out);
         }
         if (!certified) continue;
         // The bound (docs/numerics.md §3): per value ||W_k|| A + |c_k| B, and the row's l2

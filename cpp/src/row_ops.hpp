@@ -29,6 +29,22 @@ inline void chord_scalar(const double* za, const double* zb, double tau, const d
                          double* y, Index n) {
     for (Index k = 0; k < n; ++k) y[k] = (za[k] + tau * (zb[k] - za[k])) - (y[k] + tau * sum[k]);
 }
+// scale_scalar then axpy_scalar on the same sum: row = s sum, then sum += c x.
+inline void scale_axpy_scalar(double s, double* sum, double* row, double c, const double* x,
+                              Index n) {
+    for (Index k = 0; k < n; ++k) {
+        row[k] = s * sum[k];
+        sum[k] += c * x[k];
+    }
+}
+// axpy_scalar then chord_scalar on the same sum: sum += c x, then the chord.
+inline void axpy_chord_scalar(double c, const double* x, double* sum, const double* za,
+                              const double* zb, double tau, double* y, Index n) {
+    for (Index k = 0; k < n; ++k) {
+        sum[k] += c * x[k];
+        y[k] = (za[k] + tau * (zb[k] - za[k])) - (y[k] + tau * sum[k]);
+    }
+}
 inline Index undecided_scalar(const double* z, const double* norms, const double* bias, double a,
                               double b, Index n) {
     Index count = 0;
@@ -78,6 +94,42 @@ __attribute__((target("avx2,fma"))) inline void chord_avx2(const double* za, con
         _mm256_storeu_pd(y + k, _mm256_sub_pd(chord, corr));
     }
     for (; k < n; ++k) y[k] = std::fma(tau, zb[k] - za[k], za[k]) - std::fma(tau, sum[k], y[k]);
+}
+// scale_avx2 then axpy_avx2 on the same sum, in one pass (the same operations).
+__attribute__((target("avx2,fma"))) inline void scale_axpy_avx2(double s, double* sum, double* row,
+                                                                double c, const double* x,
+                                                                Index n) {
+    const __m256d sv = _mm256_set1_pd(s), cv = _mm256_set1_pd(c);
+    Index k = 0;
+    for (; k + 4 <= n; k += 4) {
+        const __m256d old = _mm256_loadu_pd(sum + k);
+        _mm256_storeu_pd(row + k, _mm256_mul_pd(sv, old));
+        _mm256_storeu_pd(sum + k, _mm256_fmadd_pd(cv, _mm256_loadu_pd(x + k), old));
+    }
+    for (; k < n; ++k) {
+        row[k] = s * sum[k];
+        sum[k] = std::fma(c, x[k], sum[k]);
+    }
+}
+// axpy_avx2 then chord_avx2 on the same sum, in one pass (the same operations).
+__attribute__((target("avx2,fma"))) inline void axpy_chord_avx2(double c, const double* x,
+                                                                double* sum, const double* za,
+                                                                const double* zb, double tau,
+                                                                double* y, Index n) {
+    const __m256d cv = _mm256_set1_pd(c), t = _mm256_set1_pd(tau);
+    Index k = 0;
+    for (; k + 4 <= n; k += 4) {
+        const __m256d s4 = _mm256_fmadd_pd(cv, _mm256_loadu_pd(x + k), _mm256_loadu_pd(sum + k));
+        _mm256_storeu_pd(sum + k, s4);
+        const __m256d a = _mm256_loadu_pd(za + k);
+        const __m256d chord = _mm256_fmadd_pd(t, _mm256_sub_pd(_mm256_loadu_pd(zb + k), a), a);
+        const __m256d corr = _mm256_fmadd_pd(t, s4, _mm256_loadu_pd(y + k));
+        _mm256_storeu_pd(y + k, _mm256_sub_pd(chord, corr));
+    }
+    for (; k < n; ++k) {
+        sum[k] = std::fma(c, x[k], sum[k]);
+        y[k] = std::fma(tau, zb[k] - za[k], za[k]) - std::fma(tau, sum[k], y[k]);
+    }
 }
 // How many of z[0..n) the filter leaves undecided (undecided_scalar's operations, unfused:
 // decisions do not depend on the CPU), with the sign words of the same values
@@ -196,6 +248,22 @@ inline void row_chord(const double* za, const double* zb, double tau, const doub
     if (row_ops_impl::has_avx2_fma()) return row_ops_impl::chord_avx2(za, zb, tau, sum, y, n);
 #endif
     row_ops_impl::chord_scalar(za, zb, tau, sum, y, n);
+}
+// row_scale(s, sum, row, n) then row_axpy(c, x, sum, n), in one pass.
+inline void row_scale_axpy(double s, double* sum, double* row, double c, const double* x, Index n) {
+#if defined(LRCORE_AVX2_DISPATCH)
+    if (row_ops_impl::has_avx2_fma()) return row_ops_impl::scale_axpy_avx2(s, sum, row, c, x, n);
+#endif
+    row_ops_impl::scale_axpy_scalar(s, sum, row, c, x, n);
+}
+// row_axpy(c, x, sum, n) then row_chord(za, zb, tau, sum, y, n), in one pass.
+inline void row_axpy_chord(double c, const double* x, double* sum, const double* za,
+                           const double* zb, double tau, double* y, Index n) {
+#if defined(LRCORE_AVX2_DISPATCH)
+    if (row_ops_impl::has_avx2_fma())
+        return row_ops_impl::axpy_chord_avx2(c, x, sum, za, zb, tau, y, n);
+#endif
+    row_ops_impl::axpy_chord_scalar(c, x, sum, za, zb, tau, y, n);
 }
 // act.apply_row(z, h, width, neurons): the same values and norm, bit for bit.
 inline double activate_values(const Activation& act, const double* z, double* h, Index width,
