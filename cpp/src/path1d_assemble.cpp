@@ -28,14 +28,6 @@ struct IntervalPatterns {
             if (a[w] != b[w]) return true;
         return false;
     }
-    // A strict total order of the rows (word by word; any order serves count_distinct).
-    bool less(Index u, Index v) const {
-        const Word* a = (*this)(u);
-        const Word* b = (*this)(v);
-        for (Index w = 0; w < words; ++w)
-            if (a[w] != b[w]) return a[w] < b[w];
-        return false;
-    }
 };
 
 // Arc length at the start of each segment into seg_start, from the segments' lengths;
@@ -63,29 +55,39 @@ void append_flips(const Network& net, const Word* a, const Word* b, Index words,
     }
 }
 
-// Number of distinct patterns among the intervals `pieces`: sorted by a hash of the
-// pattern, ties by the pattern itself (so equal patterns end up next to each other and
-// the count is exact whatever the hash does).
+// Number of distinct patterns among the intervals `pieces`: each is looked up in an
+// open-addressing table of the distinct ones so far by a hash of its pattern, and equal
+// hashes are compared word by word, so the count is exact whatever the hash does.
 Index count_distinct(const IntervalPatterns& pattern, const std::vector<Index>& pieces,
-                     std::vector<std::pair<std::uint64_t, Index>>& keyed) {
-    keyed.resize(pieces.size());
-    for (std::size_t i = 0; i < pieces.size(); ++i) {
+                     std::vector<Index>& table, std::vector<std::uint64_t>& hashes) {
+    const std::size_t n = pieces.size();
+    std::size_t capacity = 16;
+    while (capacity < 2 * n) capacity *= 2;
+    table.assign(capacity, -1);  // slot: an index into pieces, or -1
+    hashes.resize(n);
+    Index distinct = 0;
+    for (std::size_t i = 0; i < n; ++i) {
         const Word* row = pattern(pieces[i]);
         std::uint64_t h = 0x9e3779b97f4a7c15ULL;
         for (Index w = 0; w < pattern.words; ++w) {
             h = (h ^ row[w]) * 0xff51afd7ed558ccdULL;
             h ^= h >> 32;
         }
-        keyed[i] = {h, pieces[i]};
+        hashes[i] = h;
+        std::size_t slot = static_cast<std::size_t>(h) & (capacity - 1);
+        bool seen = false;
+        for (; table[slot] >= 0; slot = (slot + 1) & (capacity - 1)) {
+            const std::size_t other = sz(table[slot]);
+            if (hashes[other] == h && !pattern.differ(pieces[other], pieces[i])) {
+                seen = true;
+                break;
+            }
+        }
+        if (!seen) {
+            table[slot] = static_cast<Index>(i);
+            ++distinct;
+        }
     }
-    auto less = [&](const std::pair<std::uint64_t, Index>& x,
-                    const std::pair<std::uint64_t, Index>& y) {
-        return x.first < y.first || (x.first == y.first && pattern.less(x.second, y.second));
-    };
-    std::sort(keyed.begin(), keyed.end(), less);
-    Index distinct = keyed.empty() ? 0 : 1;
-    for (std::size_t i = 1; i < keyed.size(); ++i)
-        if (less(keyed[i - 1], keyed[i])) ++distinct;
     return distinct;
 }
 
@@ -197,7 +199,7 @@ void assemble_path(const Network& net, const PathSpec& spec, const double* lengt
         for (Index i = 0; i < k; ++i) piece_interval.push_back(break_vertex[sz(i)]);
     }
     result.num_pieces = static_cast<Index>(piece_interval.size());
-    result.num_distinct = count_distinct(pattern, piece_interval, scratch.keyed);
+    result.num_distinct = count_distinct(pattern, piece_interval, scratch.table, scratch.hashes);
 
     if (want_patterns) {
         const Index num_bytes = pattern_bytes(net);

@@ -2,7 +2,6 @@
 #pragma once
 
 #include <cstdint>
-#include <utility>
 #include <vector>
 
 #include "lrcore/network.hpp"
@@ -20,7 +19,8 @@ inline Index segment_count(const PathSpec& spec) {
 struct AssembleScratch {
     std::vector<double> seg_start;
     std::vector<Index> pieces, break_vertex, before, piece_interval;
-    std::vector<std::pair<std::uint64_t, Index>> keyed;
+    std::vector<Index> table;  // count_distinct's hash table
+    std::vector<std::uint64_t> hashes;
 };
 
 // The length of every segment of every path (the square root of the squared distance
