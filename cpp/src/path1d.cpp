@@ -15,6 +15,7 @@
 #include "path1d_assemble.hpp"
 #include "path1d_subdivide.hpp"
 #include "path1d_units.hpp"
+#include "simd.hpp"
 
 namespace lrcore {
 
@@ -168,6 +169,39 @@ void join_and_assemble(const Network& net, const std::vector<PathSpec>& paths,
 
 Index pattern_bytes(const Network& net) { return (net.num_neurons() + 7) / 8; }
 
+#if defined(LRCORE_AVX2_DISPATCH)
+namespace {
+
+// path_extent's four lanes over row[0..dim) in AVX2: the running maxima of |x| (peak) and
+// of |x - previous| (step, where previous is not null), and whether every |x| <= DBL_MAX.
+// _mm256_max_pd(v, m) keeps m where v is NaN, as std::max(m, v) does. Returns the values
+// done (a multiple of 4).
+__attribute__((target("avx2"))) Index row_extent_avx2(const double* row, const double* previous,
+                                                      Index dim, bool& finite, double* peak,
+                                                      double* step) {
+    const __m256d abs_mask = _mm256_castsi256_pd(_mm256_set1_epi64x(0x7fffffffffffffffLL));
+    const __m256d largest = _mm256_set1_pd(std::numeric_limits<double>::max());
+    __m256d p = _mm256_loadu_pd(peak), q = _mm256_loadu_pd(step);
+    __m256d ok = _mm256_castsi256_pd(_mm256_set1_epi64x(-1));
+    Index i = 0;
+    for (; i + 4 <= dim; i += 4) {
+        const __m256d x = _mm256_loadu_pd(row + i);
+        const __m256d size = _mm256_and_pd(x, abs_mask);
+        ok = _mm256_and_pd(ok, _mm256_cmp_pd(size, largest, _CMP_LE_OQ));
+        p = _mm256_max_pd(size, p);
+        if (previous != nullptr)
+            q = _mm256_max_pd(
+                _mm256_and_pd(_mm256_sub_pd(x, _mm256_loadu_pd(previous + i)), abs_mask), q);
+    }
+    _mm256_storeu_pd(peak, p);
+    _mm256_storeu_pd(step, q);
+    finite = finite && _mm256_movemask_pd(ok) == 0xf;
+    return i;
+}
+
+}  // namespace
+#endif
+
 PathExtent path_extent(const std::vector<PathSpec>& paths, Index dim) {
     PathExtent extent;
     // Four lanes of each running maximum (independent chains; a maximum does not depend on
@@ -180,6 +214,10 @@ PathExtent path_extent(const std::vector<PathSpec>& paths, Index dim) {
             const double* row = spec.points + k * dim;
             double step[4] = {0.0, 0.0, 0.0, 0.0};
             Index i = 0;
+#if defined(LRCORE_AVX2_DISPATCH)
+            if (detail::cpu_has_avx2())
+                i = row_extent_avx2(row, k > 0 ? row - dim : nullptr, dim, finite, peak, step);
+#endif
             for (; i + 4 <= dim; i += 4) {
                 for (Index l = 0; l < 4; ++l) {
                     const double size = std::abs(row[i + l]);
