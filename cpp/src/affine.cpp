@@ -380,11 +380,12 @@ double ConvAffine::norm_bound() const {
 // Each ||K^||_2: the computed M~ differs from K^ entrywise by at most tau sum_q |K_q|
 // (the phasors' error delta, generous for libm's cos and sin of a rounded angle, and the
 // sum's rounding), so ||K^ - M~||_2 <= that matrix's Frobenius norm; ||M~||_2^2 =
-// ||M~^H M~||_2 <= its largest absolute row sum (Hermitian), the Gram matrix computed by
-// two real GEMMs (real and imaginary parts) whose rounding is at most gamma times the
-// products' magnitudes, summed per row in O(channels^2) (the entries' moduli, each off
-// by at most both parts' errors). -1 where it would cost more
-// than 2^35 multiply-adds.
+// ||M~^H M~||_2 <= its largest absolute row sum (Hermitian), the Gram matrix's lower
+// triangle computed by one complex Hermitian rank-k update (zherk: half the products of
+// two real GEMMs for its real and imaginary parts), whose rounding is at most gamma times
+// the products' magnitudes, summed per row in O(channels^2) (the entries' moduli, each
+// off by at most both parts' errors). -1 where it would cost more than 2^35
+// multiply-adds.
 double ConvAffine::frequency_norm_bound() const {
     const ConvShape& s = shape_;
     const Index cg = s.in_channels / s.groups, og = s.out_channels / s.groups;
@@ -405,9 +406,10 @@ double ConvAffine::frequency_norm_bound() const {
     const double tau = 2.0 * (kPhasorError + gamma(static_cast<double>(taps) + 1.0));
     const double gram_gamma = gamma(2.0 * static_cast<double>(inner) + 2.0);
     constexpr double kTwoPi = 6.283185307179586;
-    const Index width = 2 * inner;
-    std::vector<double> t1(to_size(small * width)), t2(t1.size()), re(to_size(small * small)),
-        im(re.size()), column(to_size(width)), phase_c(to_size(taps)), phase_s(to_size(taps));
+    const Index width = 2 * inner;  // M's rows: complex, real and imaginary interleaved
+    std::vector<double> t1(to_size(small * width)), gram(to_size(2 * small * small)),
+        row_sum(to_size(small)), column(to_size(inner)), phase_c(to_size(taps)),
+        phase_s(to_size(taps));
     double result = 0.0;
     for (Index g = 0; g < s.groups; ++g) {
         // ||E||_F / tau: the Frobenius norm of sum_q |K_q| over the group's (o, c).
@@ -434,7 +436,8 @@ double ConvAffine::frequency_norm_bound() const {
                         phase_c[to_size(ky * s.kernel_w + kx)] = std::cos(theta);
                         phase_s[to_size(ky * s.kernel_w + kx)] = std::sin(theta);
                     }
-                // T1 (small x 2 inner): [Re M^T | Im M^T] by the small side's rows.
+                // M^T or M (small x inner, complex) by the small side's rows.
+                std::fill(column.begin(), column.end(), 0.0);
                 for (Index o = 0; o < og; ++o)
                     for (Index c = 0; c < cg; ++c) {
                         const double* k = weight_.data() + ((g * og + o) * cg + c) * taps;
@@ -444,37 +447,35 @@ double ConvAffine::frequency_norm_bound() const {
                             b -= k[q] * phase_s[to_size(q)];
                         }
                         const Index row = by_input ? c : o, col = by_input ? o : c;
-                        t1[to_size(row * width + col)] = a;
-                        t1[to_size(row * width + inner + col)] = b;
+                        t1[to_size(row * width + 2 * col)] = a;
+                        t1[to_size(row * width + 2 * col + 1)] = b;
+                        column[to_size(col)] += std::abs(a) + std::abs(b);
                     }
-                // T2 = [Im | -Re]: T1 T1^T + i T1 T2^T is the Gram matrix.
-                std::fill(column.begin(), column.end(), 0.0);
-                for (Index r = 0; r < small; ++r)
-                    for (Index i = 0; i < inner; ++i) {
-                        const double a = t1[to_size(r * width + i)];
-                        const double b = t1[to_size(r * width + inner + i)];
-                        t2[to_size(r * width + i)] = b;
-                        t2[to_size(r * width + inner + i)] = -a;
-                        column[to_size(i)] += std::abs(a) + std::abs(b);
+                // The Gram matrix M M^H (Hermitian, its lower triangle): each part of an
+                // entry is a sum of 2 inner real products, off by at most gamma times their
+                // magnitudes, at most gamma sum_i (|a_ri| + |b_ri|)(|a_ci| + |b_ci|); over a
+                // row, gamma sum_i (|a_ri| + |b_ri|) column[i].
+                herk_lower(small, inner, t1.data(), inner, gram.data(), small);
+                std::fill(row_sum.begin(), row_sum.end(), 0.0);
+                for (Index r = 0; r < small; ++r) {
+                    const double* entry = gram.data() + 2 * r * small;
+                    double sum = 0.0;
+                    for (Index c = 0; c < r; ++c) {
+                        const double x = entry[2 * c], y = entry[2 * c + 1];
+                        const double modulus = std::sqrt(x * x + y * y);  // 3 u relative
+                        sum += modulus;
+                        row_sum[to_size(c)] += modulus;  // |G_cr| = |G_rc|
                     }
-                gemm_nt(small, small, width, t1.data(), width, t1.data(), width, 0.0, re.data(),
-                        small);
-                gemm_nt(small, small, width, t1.data(), width, t2.data(), width, 0.0, im.data(),
-                        small);
-                // Row r's rounding: gamma sum_i |T1_ri| sum_r' (|T1_r'i| + |T2_r'i|), and
-                // sum_r' |T2_r'i| = sum_r' |T1_r'(i +- inner)|: column[i mod inner] each.
+                    row_sum[to_size(r)] += sum + std::abs(entry[2 * r]);  // real diagonal
+                }
                 double largest = 0.0;
                 for (Index r = 0; r < small; ++r) {
-                    double sum = 0.0, err = 0.0;
-                    for (Index c = 0; c < small; ++c) {
-                        const double x = re[to_size(r * small + c)], y = im[to_size(r * small + c)];
-                        sum += std::sqrt(x * x + y * y);  // 3 u relative: inside the factor
-                    }
+                    double err = 0.0;
                     for (Index i = 0; i < inner; ++i)
-                        err += (std::abs(t1[to_size(r * width + i)]) +
-                                std::abs(t1[to_size(r * width + inner + i)])) *
+                        err += (std::abs(t1[to_size(r * width + 2 * i)]) +
+                                std::abs(t1[to_size(r * width + 2 * i + 1)])) *
                                column[to_size(i)];
-                    largest = std::max(largest, sum + 2.0 * gram_gamma * err);
+                    largest = std::max(largest, row_sum[to_size(r)] + 2.0 * gram_gamma * err);
                 }
                 result = std::max(result, std::sqrt(largest * (1.0 + 0x1p-20)) + error_norm);
             }
