@@ -266,8 +266,8 @@ ConvAffine::ConvAffine(const ConvShape& shape, std::vector<double> weight, std::
 // = sum_o sum_q K[o, c, q] K[o, c2, q + delta] over tap offsets delta; ||T||_2^2 =
 // ||T^T T||_2 <= max_c sum_{c2, delta} |A[c, c2, delta]| (a symmetric operator: its l1
 // and l-infinity norms agree). Each A is a float sum of m = (out channels per group) *
-// taps products, off by at most gamma_m * sum |products|, added to the bound. Skipped
-// (-1) where it would cost more than 2^30 multiply-adds.
+// taps products (GEMMs over the tap pairs), off by at most gamma_m * sum |products|,
+// added to the bound. Skipped (-1) where it would cost more than 2^30 multiply-adds.
 double ConvAffine::conv_norm_bound() const {
     const ConvShape& s = shape_;
     const Index cg = s.in_channels / s.groups, og = s.out_channels / s.groups;
@@ -280,76 +280,80 @@ double ConvAffine::conv_norm_bound() const {
     const double u = 0x1p-53;
     const double m = static_cast<double>(og * taps) + 2.0;
     const double gamma = m * u / (1.0 - m * u);
+    const Index deltas = dh * dw, block = cg * cg;
     double result = 0.0;  // max over groups of the bound on ||G_g||_2
-    std::vector<double> a(to_size(cg * cg * dh * dw)), b(a.size());
+    // The group's kernel by tap, transposed (kt[q]: cg x og), and its magnitudes; A and the
+    // sums of |products| b by offset (a[delta]: cg x cg), each a sum of GEMMs
+    // K_q1^T K_q2 over the tap pairs with q2 - q1 = delta.
+    std::vector<double> kt(to_size(taps * cg * og)), kabs(kt.size()), a(to_size(deltas * block)),
+        b(a.size());
     for (Index g = 0; g < s.groups; ++g) {
+        for (Index o = 0; o < og; ++o)
+            for (Index c = 0; c < cg; ++c)
+                for (Index q = 0; q < taps; ++q) {
+                    const double w = weight_[to_size(((g * og + o) * cg + c) * taps + q)];
+                    kt[to_size((q * cg + c) * og + o)] = w;
+                    kabs[to_size((q * cg + c) * og + o)] = std::abs(w);
+                }
         std::fill(a.begin(), a.end(), 0.0);
         std::fill(b.begin(), b.end(), 0.0);
-        for (Index o = g * og; o < (g + 1) * og; ++o)
-            for (Index q1 = 0; q1 < taps; ++q1)
-                for (Index q2 = 0; q2 < taps; ++q2) {
-                    const Index dy = q2 / s.kernel_w - q1 / s.kernel_w + s.kernel_h - 1;
-                    const Index dx = q2 % s.kernel_w - q1 % s.kernel_w + s.kernel_w - 1;
-                    const Index delta = dy * dw + dx;
-                    for (Index c = 0; c < cg; ++c) {
-                        const double w1 = weight_[to_size((o * cg + c) * taps + q1)];
-                        if (w1 == 0.0) continue;
-                        double* arow = a.data() + (c * cg) * dh * dw + delta;
-                        double* brow = b.data() + (c * cg) * dh * dw + delta;
-                        for (Index c2 = 0; c2 < cg; ++c2) {
-                            const double w2 = weight_[to_size((o * cg + c2) * taps + q2)];
-                            arow[c2 * dh * dw] += w1 * w2;
-                            brow[c2 * dh * dw] += std::abs(w1 * w2);
-                        }
-                    }
-                }
+        for (Index q1 = 0; q1 < taps; ++q1)
+            for (Index q2 = 0; q2 < taps; ++q2) {
+                const Index dy = q2 / s.kernel_w - q1 / s.kernel_w + s.kernel_h - 1;
+                const Index dx = q2 % s.kernel_w - q1 % s.kernel_w + s.kernel_w - 1;
+                const Index delta = dy * dw + dx;
+                gemm_nt(cg, cg, og, kt.data() + q1 * cg * og, og, kt.data() + q2 * cg * og, og, 1.0,
+                        a.data() + delta * block, cg);
+                gemm_nt(cg, cg, og, kabs.data() + q1 * cg * og, og, kabs.data() + q2 * cg * og, og,
+                        1.0, b.data() + delta * block, cg);
+            }
+        // Each A entry is a float sum of at most og * taps products (any order), off by
+        // at most gamma times the sum of their magnitudes, which b holds up to a relative
+        // gamma of its own (a sum of nonnegative terms): inside the factor on err.
         double a_inf = 0.0, eps = 0.0;  // ||A~||_inf and ||A - A~||_inf (bounds)
         double largest = 0.0;           // ||G_g||_inf >= ||G_g||_2
         for (Index c = 0; c < cg; ++c) {
             double sum = 0.0, err = 0.0;
-            for (Index k = 0; k < cg * dh * dw; ++k) {
-                const std::size_t i = to_size(c * cg * dh * dw + k);
-                sum += std::abs(a[i]);
-                err += gamma * b[i];
+            for (Index delta = 0; delta < deltas; ++delta) {
+                const std::size_t row = to_size(delta * block + c * cg);
+                for (Index c2 = 0; c2 < cg; ++c2) {
+                    sum += std::abs(a[row + to_size(c2)]);
+                    err += b[row + to_size(c2)];
+                }
             }
+            err *= gamma * (1.0 + 0x1p-20);
             a_inf = std::max(a_inf, sum);
             eps = std::max(eps, err);
             largest = std::max(largest, sum + err);
         }
         // Tighter, where affordable: ||G||_2 = ||G^2||_2^(1/2) <= ||G^2||_inf^(1/2) (G =
         // T^T T symmetric), G = A~ + D with ||D||_inf <= eps, so ||G^2||_inf <= ||A~^2||_inf
-        // + 2 ||A~||_inf eps + eps^2; A~^2's kernel B (A~ composed with itself) is computed
-        // in float, each entry a sum of at most k = cg (2 kh - 1)(2 kw - 1) products, off by
-        // gamma_k times their magnitudes, whose row sums are at most ||A~||_inf^2.
-        const double d = static_cast<double>(dh * dw);
+        // + 2 ||A~||_inf eps + eps^2; A~^2's kernel B (A~ composed with itself: B[e] = sum
+        // of A~[d1] A~[d2] over d1 + d2 = e, by GEMMs) is computed in float, each entry a
+        // sum of at most k = cg (2 kh - 1)(2 kw - 1) products, off by gamma_k times their
+        // magnitudes, whose row sums are at most ||A~||_inf^2.
+        const double d = static_cast<double>(deltas);
         if (static_cast<double>(cg) * static_cast<double>(cg) * static_cast<double>(cg) * d * d >
             0x1p28) {
             result = std::max(result, largest);
             continue;
         }
         const Index eh = 2 * dh - 1, ew = 2 * dw - 1;
-        std::vector<double> bb(to_size(cg * cg * eh * ew), 0.0);
-        for (Index c = 0; c < cg; ++c)
-            for (Index c1 = 0; c1 < cg; ++c1)
-                for (Index d1 = 0; d1 < dh * dw; ++d1) {
-                    const double v = a[to_size((c * cg + c1) * dh * dw + d1)];
-                    if (v == 0.0) continue;
-                    const Index y1 = d1 / dw, x1 = d1 % dw;
-                    for (Index c2 = 0; c2 < cg; ++c2) {
-                        const double* arow = a.data() + (c1 * cg + c2) * dh * dw;
-                        double* brow = bb.data() + (c * cg + c2) * eh * ew;
-                        for (Index y2 = 0; y2 < dh; ++y2)
-                            for (Index x2 = 0; x2 < dw; ++x2)
-                                brow[(y1 + y2) * ew + x1 + x2] += v * arow[y2 * dw + x2];
-                    }
-                }
+        std::vector<double> bb(to_size(eh * ew * block), 0.0);
+        for (Index d1 = 0; d1 < deltas; ++d1)
+            for (Index d2 = 0; d2 < deltas; ++d2) {
+                const Index e = (d1 / dw + d2 / dw) * ew + d1 % dw + d2 % dw;
+                gemm_nn(cg, cg, cg, a.data() + d1 * block, cg, a.data() + d2 * block, cg, 1.0,
+                        bb.data() + e * block, cg);
+            }
         const double k = static_cast<double>(cg * dh * dw) + 2.0;
         const double gamma_k = k * u / (1.0 - k * u);
         double b_inf = 0.0;
         for (Index c = 0; c < cg; ++c) {
             double sum = 0.0;
-            for (Index i = 0; i < cg * eh * ew; ++i)
-                sum += std::abs(bb[to_size(c * cg * eh * ew + i)]);
+            for (Index e = 0; e < eh * ew; ++e)
+                for (Index c2 = 0; c2 < cg; ++c2)
+                    sum += std::abs(bb[to_size(e * block + c * cg + c2)]);
             b_inf = std::max(b_inf, sum);
         }
         const double square =
