@@ -990,6 +990,15 @@ def _forward_signs(
     return on, doubt, residuals, (inverse[:m], inverse[m : 2 * m])
 
 
+def _take(rows: NDArray[Any], index: IntArray) -> NDArray[Any]:
+    """``rows[index]``: a view where ``index`` is a run of consecutive rows, else a copy."""
+    run = len(index) > 0 and int(index[-1]) - int(index[0]) == len(index) - 1
+    if run and (len(index) == 1 or bool(np.all(np.diff(index) == 1))):
+        return rows[int(index[0]) : int(index[-1]) + 1]
+    out: NDArray[Any] = rows[index]
+    return out
+
+
 def _pattern_checks(
     r: PathResult,
     ev: _Evaluator,
@@ -1009,7 +1018,9 @@ def _pattern_checks(
     m = len(piece)
     width = (n + 7) // 8
     valid = np.packbits(np.ones(n, dtype=bool), bitorder="little")
-    off = ~(on | doubt) & valid
+    off = np.bitwise_or(on, doubt)
+    np.invert(off, out=off)
+    off &= valid
     if r.patterns is not None:
         bits = np.ascontiguousarray(r.patterns, dtype=np.uint8)
         unsure = np.zeros_like(bits)
@@ -1017,12 +1028,21 @@ def _pattern_checks(
         by = np.argsort(piece, kind="stable")
         first = np.flatnonzero(np.concatenate([[True], piece[by][1:] != piece[by][:-1]]))
         present = piece[by][first]
-        bits = np.zeros((r.num_pieces, width), dtype=np.uint8)
-        sure = np.zeros_like(bits)
         s, e = knots[0][by], knots[1][by]
-        bits[present] = np.bitwise_or.reduceat(on[s] | on[e], first, axis=0)
-        sure[present] = bits[present] | np.bitwise_or.reduceat(off[s] | off[e], first, axis=0)
-        unsure = ~sure & valid
+        if len(first) == m and np.array_equal(present, np.arange(r.num_pieces)):
+            # One sub-interval per piece (a segment): no reduction, no copies of rows.
+            bits = np.bitwise_or(_take(on, s), _take(on, e))
+            sure = np.bitwise_or(_take(off, s), _take(off, e))
+            sure |= bits
+        else:
+            bits = np.zeros((r.num_pieces, width), dtype=np.uint8)
+            sure = np.zeros_like(bits)
+            bits[present] = np.bitwise_or.reduceat(on[s] | on[e], first, axis=0)
+            sure[present] = bits[present] | np.bitwise_or.reduceat(off[s] | off[e], first, axis=0)
+        np.invert(sure, out=sure)
+        sure &= valid
+        unsure = sure
+        del sure
         # A neuron certain at no end is within the tolerance all over the piece (it is
         # affine there, by induction): its bit stays unsure. A middle would not decide
         # it either (its value there lies between the ends'), unless the tolerance is
@@ -1036,7 +1056,12 @@ def _pattern_checks(
         for lo in range(0, m, step):
             rows = np.arange(lo, min(m, lo + step))
             p, kn = piece[rows], knot[rows]
-            wrong = ((on[kn] & ~bits[p]) | (off[kn] & bits[p])) & ~unsure[p]
+            bits_p = _take(bits, p)
+            # (on & ~bits | off & bits) & ~unsure, in place
+            wrong = np.invert(bits_p)
+            wrong &= _take(on, kn)
+            wrong |= np.bitwise_and(_take(off, kn), bits_p)
+            wrong &= ~_take(unsure, p)
             for h in np.flatnonzero(wrong.any(axis=1)):
                 col = np.flatnonzero(np.unpackbits(wrong[h], count=n, bitorder="little"))[0]
                 bad_rows.append(2 * int(rows[h]) + side)
@@ -1571,7 +1596,8 @@ def _collect_path_problems(
                 lambda i: "neither a ReLU sign nor a window's argmax changes there",
             )
             _check_changes(r, net, winner, before, after, c)
-        step = max(1, _CHUNK_BYTES // (8 * max(r.num_neurons, 1)))
+        packed = isinstance(bits, _PackedRows)
+        step = max(1, _CHUNK_BYTES // ((1 if packed else 8) * max(r.num_neurons, 1)))
         for lo in range(0, k, step):
             _check_flips(r, c, bits, unsure, bp_rows, columns, lo, min(k, lo + step))
     return c, r.num_pieces, k, ev.num_points, residual
@@ -1590,6 +1616,9 @@ def _check_flips(
     """Breakpoints ``lo .. hi``: the pieces on either side differ in the flipping neurons."""
     before = np.arange(lo, hi)
     after = (before + 1) % r.num_pieces if r.closed else before + 1
+    if isinstance(bits, _PackedRows) and isinstance(unsure, _PackedRows):
+        _check_flips_packed(r, c, bits, unsure, bp_rows, columns, lo, hi)
+        return
     flips = np.zeros((hi - lo, r.num_neurons), dtype=bool)
     mine = (bp_rows >= lo) & (bp_rows < hi)
     flips[bp_rows[mine] - lo, columns[mine]] = True
@@ -1607,6 +1636,49 @@ def _check_flips(
             f"neurons are columns {np.flatnonzero(flips[bad_bp[i]]).tolist()}"
         ),
     )
+
+
+def _check_flips_packed(
+    r: PathResult,
+    c: _Collector,
+    bits: _PackedRows,
+    unsure: _PackedRows,
+    bp_rows: IntArray,
+    columns: IntArray,
+    lo: int,
+    hi: int,
+) -> None:
+    """:func:`_check_flips` on packed rows: the same bits compared eight to a byte."""
+    n = r.num_neurons
+    before = np.arange(lo, hi)
+    after = (before + 1) % r.num_pieces if r.closed else before + 1
+    flips = np.zeros((hi - lo, bits.data.shape[1]), dtype=np.uint8)
+    mine = (bp_rows >= lo) & (bp_rows < hi)
+    col = columns[mine]
+    np.bitwise_or.at(
+        flips, (bp_rows[mine] - lo, col >> 3), np.left_shift(1, col & 7).astype(np.uint8)
+    )
+    differ = bits.data[before] ^ bits.data[after]
+    sure = unsure.data[before] | unsure.data[after]
+    np.invert(sure, out=sure)
+    if n % 8 and sure.shape[1]:
+        sure[:, -1] &= np.uint8((1 << (n % 8)) - 1)  # no padding bits
+    wrong = differ ^ flips
+    wrong &= sure
+    bad = np.flatnonzero(wrong.any(axis=1))
+
+    def message(i: int) -> str:
+        h = bad[i]
+        sure_h = _unpack(sure[h : h + 1], n)[0]
+        differ_h = _unpack(differ[h : h + 1], n)[0]
+        flips_h = _unpack(flips[h : h + 1], n)[0]
+        return (
+            "the pieces on either side differ in "
+            f"{np.flatnonzero(differ_h & sure_h).tolist()}, the flipping "
+            f"neurons are columns {np.flatnonzero(flips_h).tolist()}"
+        )
+
+    c.add_many("breakpoint-flips", bad + lo, r.breakpoints[bad + lo], message)
 
 
 def _tournaments(net: Network, bits: BoolArray) -> tuple[IntArray, BoolArray]:
