@@ -1189,6 +1189,15 @@ def _knot_signs(
     widths = ev.net.layer_widths
     g = _INTERP_ROUNDING
     last = len(ev.sizes) - 1
+    # Two buffers, each layer's values written into one while the other holds its input
+    # (the previous layer's, activated in place): allocated once, each page faulted in
+    # once, instead of a new array of up to hundreds of MB per layer.
+    # Layer l's rows: the knots born before l and at l (none at the last layer).
+    by_birth = np.sort(birth)
+    rows_of = np.searchsorted(by_birth, np.arange(len(ev.sizes)), "right")
+    rows_of[last] = np.searchsorted(by_birth, last, "left")
+    size = max((int(r) * w for r, w in zip(rows_of, widths)), default=0)
+    buffers = [np.empty(size), np.empty(size)]
     for layer in range(len(ev.sizes)):
         count, slope = ev.sizes[layer], ev.slopes[layer]
         perm = np.argsort(knots[members], kind="stable")
@@ -1197,10 +1206,11 @@ def _knot_signs(
             h_error = np.zeros(m)
         born = np.flatnonzero(birth == layer) if layer < last else np.zeros(0, np.int64)
         # Room for the knots born here: layer l + 1's members are these and them.
-        z = np.empty((m + len(born), widths[layer]))
+        rows = m + len(born)
+        z = buffers[layer % 2][: rows * widths[layer]].reshape(rows, widths[layer])
         _layer_apply(ev, layer, h, z[:m])
         norm, dot = _norms_and_dots(h, perm)
-        h = np.empty((0, 0))  # freed while the knots are checked
+        h = np.empty((0, 0))  # the other buffer's view: not read again
         sorted_members = members[perm]
         if count:
             _check_layer(
@@ -1215,7 +1225,14 @@ def _knot_signs(
         # the whole layer is affine between members).
         p, q, lam, inner = _enclosing(knots[sorted_members], knots[born])
         rp, rq = perm[p], perm[q]
-        z[m:] = _lerp(z, rp, rq, lam, slice(None))
+        if widths[layer] < 4096:
+            z[m:] = _lerp(z, rp, rq, lam, slice(None))
+        else:  # wide rows: the same operations row by row in place, no temporaries
+            for i in range(len(born)):
+                row = z[m + i]
+                np.subtract(z[rq[i]], z[rp[i]], out=row)
+                row *= lam[i]
+                row += z[rp[i]]
         if ev.certified:
             nxt = ev._next_error(layer, norm[np.argsort(perm)], h_error)
             gain = max(1.0, abs(slope))
