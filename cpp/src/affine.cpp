@@ -398,7 +398,7 @@ double ConvAffine::frequency_norm_bound() const {
     const Index nw = s.in_width + s.dilation_w * (s.kernel_w - 1);
     // Gram matrices of the smaller side: M (og x cg) or its transpose, same norm.
     const Index small = std::min(cg, og), inner = std::max(cg, og);
-    const bool by_input = cg <= og;  // rows of T1: input channels
+    const bool by_input = cg <= og;  // the Gram matrix's rows: input channels
     const double freqs = static_cast<double>(nh) * static_cast<double>(nw) / 2.0 + 1.0;
     if (static_cast<double>(s.groups) * freqs * 4.0 * static_cast<double>(small) *
             static_cast<double>(small) * static_cast<double>(inner) >
@@ -410,26 +410,35 @@ double ConvAffine::frequency_norm_bound() const {
     const double tau = 2.0 * (kPhasorError + gamma(static_cast<double>(taps) + 1.0));
     const double gram_gamma = gamma(2.0 * static_cast<double>(inner) + 2.0);
     constexpr double kTwoPi = 6.283185307179586;
-    const Index width = 2 * inner;  // M's rows: complex, real and imaginary interleaved
-    std::vector<double> t1(to_size(small * width)), gram(to_size(2 * small * small)),
-        row_sum(to_size(small)), column(to_size(inner)), phase_c(to_size(taps)),
-        phase_s(to_size(taps));
+    // The frequencies kept (one of each conjugate pair), taken a chunk at a time: the
+    // symbols of a chunk are one GEMM, phases (2 per frequency x taps) times the group's
+    // kernel (og cg x taps), its rows the real and imaginary parts of M (og x cg).
+    std::vector<Index> kept;
+    for (Index fy = 0; fy < nh; ++fy)
+        for (Index fx = 0; fx < nw; ++fx) {
+            const Index neg = ((nh - fy) % nh) * nw + (nw - fx) % nw;
+            if (neg >= fy * nw + fx) kept.push_back(fy * nw + fx);  // else its conjugate's
+        }
+    const Index entries = og * cg, num_kept = static_cast<Index>(kept.size());
+    const Index chunk = std::clamp<Index>((Index{1} << 21) / (2 * entries), 1, num_kept);
+    std::vector<double> phases(to_size(2 * chunk * taps)), symbols(to_size(2 * chunk * entries)),
+        m(to_size(2 * entries)), magnitude(to_size(entries)), gram(to_size(2 * small * small)),
+        row_sum(to_size(small)), err(to_size(small)), column(to_size(inner));
     double result = 0.0;
     for (Index g = 0; g < s.groups; ++g) {
+        const double* kernel = weight_.data() + g * entries * taps;
         // ||E||_F / tau: the Frobenius norm of sum_q |K_q| over the group's (o, c).
         double abs_frob = 0.0;
-        for (Index o = 0; o < og; ++o)
-            for (Index c = 0; c < cg; ++c) {
-                double sum = 0.0;
-                for (Index q = 0; q < taps; ++q)
-                    sum += std::abs(weight_[to_size(((g * og + o) * cg + c) * taps + q)]);
-                abs_frob += sum * sum;
-            }
+        for (Index e = 0; e < entries; ++e) {
+            double sum = 0.0;
+            for (Index q = 0; q < taps; ++q) sum += std::abs(kernel[e * taps + q]);
+            abs_frob += sum * sum;
+        }
         const double error_norm = tau * std::sqrt(abs_frob) * (1.0 + 0x1p-20);
-        for (Index fy = 0; fy < nh; ++fy)
-            for (Index fx = 0; fx < nw; ++fx) {
-                const Index neg = ((nh - fy) % nh) * nw + (nw - fx) % nw;
-                if (neg < fy * nw + fx) continue;  // its conjugate's norm is the same
+        for (Index first = 0; first < num_kept; first += chunk) {
+            const Index count = std::min(chunk, num_kept - first);
+            for (Index f = 0; f < count; ++f) {
+                const Index fy = kept[to_size(first + f)] / nw, fx = kept[to_size(first + f)] % nw;
                 for (Index ky = 0; ky < s.kernel_h; ++ky)
                     for (Index kx = 0; kx < s.kernel_w; ++kx) {
                         const double r = static_cast<double>((fy * ky * s.dilation_h) % nh) /
@@ -437,29 +446,38 @@ double ConvAffine::frequency_norm_bound() const {
                                          static_cast<double>((fx * kx * s.dilation_w) % nw) /
                                              static_cast<double>(nw);
                         const double theta = kTwoPi * r;
-                        phase_c[to_size(ky * s.kernel_w + kx)] = std::cos(theta);
-                        phase_s[to_size(ky * s.kernel_w + kx)] = std::sin(theta);
+                        const Index q = ky * s.kernel_w + kx;
+                        phases[to_size(2 * f * taps + q)] = std::cos(theta);
+                        phases[to_size((2 * f + 1) * taps + q)] = -std::sin(theta);
                     }
-                // M^T or M (small x inner, complex) by the small side's rows.
+            }
+            // Each entry a sum of taps products (any order): within tau of the symbol.
+            gemm_nt(2 * count, entries, taps, phases.data(), taps, kernel, taps, 0.0,
+                    symbols.data(), entries);
+            for (Index f = 0; f < count; ++f) {
+                const double* re = symbols.data() + 2 * f * entries;
+                const double* im = re + entries;
+                for (Index e = 0; e < entries; ++e) {
+                    m[to_size(2 * e)] = re[e];
+                    m[to_size(2 * e + 1)] = im[e];
+                    magnitude[to_size(e)] = std::abs(re[e]) + std::abs(im[e]);
+                }
+                // The Gram matrix of the small side (Hermitian, its lower triangle): M^H M
+                // (by input channels) or M M^H. Each part of an entry is a sum of 2 inner
+                // real products, off by at most gamma times their magnitudes, at most
+                // gamma sum_i |M_ri|_1 |M_ci|_1 (|x|_1 = |Re x| + |Im x|, i over the inner
+                // side); over a row, gamma sum_i |M_ri|_1 column[i], column[i] = sum_c
+                // |M_ci|_1.
                 std::fill(column.begin(), column.end(), 0.0);
+                std::fill(err.begin(), err.end(), 0.0);
                 for (Index o = 0; o < og; ++o)
-                    for (Index c = 0; c < cg; ++c) {
-                        const double* k = weight_.data() + ((g * og + o) * cg + c) * taps;
-                        double a = 0.0, b = 0.0;
-                        for (Index q = 0; q < taps; ++q) {
-                            a += k[q] * phase_c[to_size(q)];
-                            b -= k[q] * phase_s[to_size(q)];
-                        }
-                        const Index row = by_input ? c : o, col = by_input ? o : c;
-                        t1[to_size(row * width + 2 * col)] = a;
-                        t1[to_size(row * width + 2 * col + 1)] = b;
-                        column[to_size(col)] += std::abs(a) + std::abs(b);
-                    }
-                // The Gram matrix M M^H (Hermitian, its lower triangle): each part of an
-                // entry is a sum of 2 inner real products, off by at most gamma times their
-                // magnitudes, at most gamma sum_i (|a_ri| + |b_ri|)(|a_ci| + |b_ci|); over a
-                // row, gamma sum_i (|a_ri| + |b_ri|) column[i].
-                herk_lower(small, inner, t1.data(), inner, gram.data(), small);
+                    for (Index c = 0; c < cg; ++c)
+                        column[to_size(by_input ? o : c)] += magnitude[to_size(o * cg + c)];
+                for (Index o = 0; o < og; ++o)
+                    for (Index c = 0; c < cg; ++c)
+                        err[to_size(by_input ? c : o)] +=
+                            magnitude[to_size(o * cg + c)] * column[to_size(by_input ? o : c)];
+                herk_lower(by_input, small, inner, m.data(), cg, gram.data(), small);
                 std::fill(row_sum.begin(), row_sum.end(), 0.0);
                 for (Index r = 0; r < small; ++r) {
                     const double* entry = gram.data() + 2 * r * small;
@@ -473,16 +491,12 @@ double ConvAffine::frequency_norm_bound() const {
                     row_sum[to_size(r)] += sum + std::abs(entry[2 * r]);  // real diagonal
                 }
                 double largest = 0.0;
-                for (Index r = 0; r < small; ++r) {
-                    double err = 0.0;
-                    for (Index i = 0; i < inner; ++i)
-                        err += (std::abs(t1[to_size(r * width + 2 * i)]) +
-                                std::abs(t1[to_size(r * width + 2 * i + 1)])) *
-                               column[to_size(i)];
-                    largest = std::max(largest, row_sum[to_size(r)] + 2.0 * gram_gamma * err);
-                }
+                for (Index r = 0; r < small; ++r)
+                    largest =
+                        std::max(largest, row_sum[to_size(r)] + 2.0 * gram_gamma * err[to_size(r)]);
                 result = std::max(result, std::sqrt(largest * (1.0 + 0x1p-20)) + error_norm);
             }
+        }
     }
     // The row sums' own rounding (fewer than 2^31 terms) is inside the factors.
     return result * (1.0 + 0x1p-20);
