@@ -1252,6 +1252,17 @@ def _norms_and_dots(h: FloatArray, perm: IntArray) -> tuple[FloatArray, FloatArr
     A few rows at a time (gathered into a block that stays in cache).
     """
     m = len(perm)
+    if h.shape[1] >= 4096 and m:
+        # Wide rows: each row read in place, no gathered copies.
+        squares = np.einsum("ij,ij->i", h, h)
+        if np.all((squares > 1e-280) & (squares < 1e280)):
+            norm = np.sqrt(squares)[perm]
+        else:  # near float64's limits: the scaled norm
+            norm = _norms(h)[perm]
+        dot = np.array(
+            [float(np.einsum("i,i->", h[perm[s]], h[perm[s + 1]])) for s in range(m - 1)]
+        )
+        return norm, dot
     norm = np.zeros(m)
     dot = np.zeros(max(m - 1, 0))
     step = max(1, (1 << 19) // max(h.shape[1], 1))
@@ -1394,9 +1405,9 @@ def _check_layer(
             zero = small[:-1] & small[1:]
             zero &= open_
             open_ &= ~zero
-            s_idx, units = np.nonzero(open_)
+            s_idx, units = _nonzero2d(open_)
         else:
-            s_idx, units = np.nonzero(open_)
+            s_idx, units = _nonzero2d(open_)
             small = (np.abs(block[s_idx, units]) < floor[units]) & (
                 np.abs(block[s_idx + 1, units]) < floor[units]
             )
@@ -1435,6 +1446,20 @@ def _check_layer(
     np.bitwise_or.at(out.on, (knot[is_on], byte[is_on]), bit[is_on])
     zero = np.abs(value) <= limit
     np.bitwise_or.at(out.doubt, (knot[zero], byte[zero]), bit[zero])
+
+
+def _nonzero2d(mask: BoolArray) -> tuple[IntArray, IntArray]:
+    """``np.nonzero`` of a C-ordered 2D bool array with few True entries.
+
+    Eight entries at a time first (a view as 64-bit words), then the words with any.
+    """
+    flat = mask.reshape(-1)
+    whole = flat.size - flat.size % 8
+    hit = np.flatnonzero(flat[:whole].view(np.uint64))
+    idx = (hit[:, None] * 8 + np.arange(8)).reshape(-1)
+    idx = np.concatenate([idx[flat[idx]], whole + np.flatnonzero(flat[whole:])])
+    rows, cols = np.divmod(idx, max(mask.shape[1], 1))
+    return rows, cols
 
 
 def _residual_of(excess: FloatArray, scale: FloatArray) -> FloatArray:
