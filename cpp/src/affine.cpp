@@ -82,6 +82,21 @@ void AffineMap::build_columns(AffineColumns& columns) const {
     columns.available = true;
 }
 
+void AffineMap::add_column(Index col, double coef, double* y) const {
+    const AffineColumns& c = columns();
+    if (c.dense) {
+        const Index out = out_dim();
+        for (Index r = 0; r < out; ++r) y[r] += coef * c.values[to_size(col * out + r)];
+        return;
+    }
+    for (Index e = c.begin[to_size(col)]; e < c.begin[to_size(col) + 1]; ++e)
+        y[c.rows[to_size(e)]] += coef * c.values[to_size(e)];
+}
+
+void DenseAffine::add_column(Index col, double coef, double* y) const {
+    for (Index r = 0; r < out_; ++r) y[r] += coef * weight_[to_size(r * in_ + col)];
+}
+
 void DenseAffine::build_columns(AffineColumns& columns) const {
     if (in_ * out_ > AffineColumns::kMaxDenseEntries) return;
     columns.values.resize(to_size(in_ * out_));
@@ -502,6 +517,28 @@ double ConvAffine::frequency_norm_bound() const {
     return result * (1.0 + 0x1p-20);
 }
 
+void ConvAffine::add_column(Index col, double coef, double* y) const {
+    const ConvShape& s = shape_;
+    const Index plane = s.in_height * s.in_width;
+    const Index c = col / plane, iy = (col % plane) / s.in_width, ix = col % s.in_width;
+    const Index cg = s.in_channels / s.groups, og = s.out_channels / s.groups;
+    const Index g = c / cg, taps = s.kernel_h * s.kernel_w;
+    const Index positions = s.out_height * s.out_width;
+    for (Index ky = 0; ky < s.kernel_h; ++ky) {
+        const Index ty = iy + s.pad_h - ky * s.dilation_h;  // oy * stride_h
+        if (ty < 0 || ty % s.stride_h != 0 || ty / s.stride_h >= s.out_height) continue;
+        for (Index kx = 0; kx < s.kernel_w; ++kx) {
+            const Index tx = ix + s.pad_w - kx * s.dilation_w;
+            if (tx < 0 || tx % s.stride_w != 0 || tx / s.stride_w >= s.out_width) continue;
+            const Index at = (ty / s.stride_h) * s.out_width + tx / s.stride_w;
+            const double* w =
+                weight_.data() + ((g * og) * cg + c % cg) * taps + ky * s.kernel_w + kx;
+            double* target = y + g * og * positions + at;
+            for (Index o = 0; o < og; ++o) target[o * positions] += coef * w[o * cg * taps];
+        }
+    }
+}
+
 void ConvAffine::im2col(const double* x, Index group, double* cols, Index ldcols) const {
     // Row k = (c, ky, kx) of the group's kernel, column p = (oy, ox): the input value the
     // tap reads at that output position, or 0 on padding.
@@ -881,6 +918,18 @@ AffineRow CompositeAffine::row(Index r, std::vector<double>& scratch_values,
     }
     return {scratch_values.data(), scratch_cols.data(), static_cast<Index>(scratch_values.size()),
             total_bias_[to_size(r)]};
+}
+
+bool CompositeAffine::can_add_column() const {
+    for (const Part& part : parts_)
+        if (!part.map->can_add_column()) return false;
+    return true;
+}
+
+void CompositeAffine::add_column(Index col, double coef, double* y) const {
+    for (const Part& part : parts_)
+        if (col >= part.in_offset && col < part.in_offset + part.map->in_dim())
+            part.map->add_column(col - part.in_offset, coef, y + part.out_offset);
 }
 
 void CompositeAffine::apply(const double* x, Index n, Index ldx, double* y, Index ldy) const {
