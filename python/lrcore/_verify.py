@@ -1198,6 +1198,7 @@ def _knot_signs(
     rows_of[last] = np.searchsorted(by_birth, last, "left")
     size = max((int(r) * w for r, w in zip(rows_of, widths)), default=0)
     buffers = [np.empty(size), np.empty(size)]
+    update: _NextLayerUpdate | None = None
     for layer in range(len(ev.sizes)):
         count, slope = ev.sizes[layer], ev.slopes[layer]
         perm = np.argsort(knots[members], kind="stable")
@@ -1208,13 +1209,29 @@ def _knot_signs(
         # Room for the knots born here: layer l + 1's members are these and them.
         rows = m + len(born)
         z = buffers[layer % 2][: rows * widths[layer]].reshape(rows, widths[layer])
-        _layer_apply(ev, layer, h, z[:m])
+        dense = m - (len(update.rows) if update is not None else 0)
+        _layer_apply(ev, layer, h[:dense], z[:dense])
         norm, dot = _norms_and_dots(h, perm)
         h = np.empty((0, 0))  # the other buffer's view: not read again
+        member_extra = None
+        if update is not None:
+            member_extra = update.apply(ev, layer, z, dense, norm, perm)
+            update = None
         sorted_members = members[perm]
         if count:
             _check_layer(
-                ev, layer, z, perm, norm, h_error[perm], dot, knots, sorted_members, tol, out
+                ev,
+                layer,
+                z,
+                perm,
+                norm,
+                h_error[perm],
+                dot,
+                knots,
+                sorted_members,
+                tol,
+                out,
+                member_extra,
             )
             mine = np.flatnonzero(col_layer == layer)
             if mine.size:
@@ -1240,10 +1257,107 @@ def _knot_signs(
             rounding = g * inner * (zn[rp] + zn[rq])
             new_err = (1.0 - lam) * nxt[rp] + lam * nxt[rq] + gain * _SAFETY * rounding
             h_error = np.concatenate([nxt, new_err])
+        elif len(born) and widths[layer] >= 4096 and ev.net._core.can_add_columns(layer + 1):
+            # Layer l + 1 at these knots from their neighbours' values and a few columns.
+            update = _NextLayerUpdate(z, count, slope, m, rp, rq, lam)
         members = np.concatenate([members, born])
         h = _activate(z, count, slope)
         del z
     return out.on, out.doubt, residuals
+
+
+class _NextLayerUpdate:
+    """The next layer's values at the knots a layer adds, from their neighbours' (rtol).
+
+    Knot ``t`` born at layer ``l`` lies between members ``p``, ``q`` of layer ``l`` at
+    ``λ``, where the network up to layer ``l`` is affine, so its layer-``l`` values are
+    ``z_t = (1 - λ) z_p + λ z_q`` and its layer-``l + 1`` values are
+
+        ``y_t = (1 - λ) y_p + λ y_q + W d``,  ``d = act(z_t) - (1 - λ) act(z_p) - λ act(z_q)``
+
+    (``y = W act(z) + b``): ``d_j`` is zero wherever ``z_p,j`` and ``z_q,j`` are on one
+    side of zero (the activation is linear there), so ``W d`` is a few columns of ``W``
+    (``Network._core.add_columns``) instead of a row of the dense product. The values
+    are those of the dense product at the exact ``z_t``; their rounding (:meth:`apply`)
+    is added to the knot's zero bound in layer ``l + 1`` as an interpolation's is.
+    """
+
+    def __init__(
+        self,
+        z: FloatArray,
+        count: int,
+        slope: float,
+        m: int,
+        rp: IntArray,
+        rq: IntArray,
+        lam: FloatArray,
+    ) -> None:
+        # z: layer l's values (rows: members, then the knots born at l), not activated.
+        n = len(rp)
+        self.rows = np.arange(m, m + n, dtype=np.int64)
+        self.p, self.q, self.lam = rp, rq, lam
+        gain = max(1.0, abs(slope))
+        cols: list[IntArray] = []
+        coefs: list[FloatArray] = []
+        self.pre = np.zeros(n)  # c_d ||v_S|| + gamma_k ||d||, per knot
+        self.gamma = np.zeros(n)  # gamma_k, k = |S| + 2
+        # |fl(act(fl z_t)) - act(z_t)| <= gain g (|z_p| + |z_q|) (the interpolation's
+        # rounding) and forming d adds 5 roundings of terms each at most gain (|z_p| +
+        # |z_q|): |d~_j - d_j| <= c_d (|z_p,j| + |z_q,j|).
+        c_d = gain * (_INTERP_ROUNDING + 3.0 * _gamma(5.0)) * _SAFETY
+        for i in range(n):
+            zp, zq = z[rp[i], :count], z[rq[i], :count]
+            cut = np.flatnonzero((zp > 0) != (zq > 0))
+            a, b, c = z[m + i, cut], zp[cut], zq[cut]
+            if slope == 0:
+                a, b, c = np.maximum(a, 0.0), np.maximum(b, 0.0), np.maximum(c, 0.0)
+            else:
+                a, b, c = (np.where(x > 0, x, slope * x) for x in (a, b, c))
+            d = a - ((1.0 - lam[i]) * b + lam[i] * c)
+            v = np.abs(zp[cut]) + np.abs(zq[cut])
+            self.gamma[i] = _gamma(len(cut) + 2.0)
+            self.pre[i] = c_d * float(_norms(v[None, :])[0]) + self.gamma[i] * float(
+                _norms(d[None, :])[0]
+            )
+            cols.append(cut.astype(np.int64))
+            coefs.append(d)
+        self.offsets = np.concatenate([[0], np.cumsum([len(c) for c in cols])]).astype(np.int64)
+        self.cols = np.concatenate([np.zeros(0, np.int64), *cols])
+        self.coef = np.concatenate([np.zeros(0), *coefs])
+
+    def apply(
+        self,
+        ev: _Evaluator,
+        layer: int,
+        z: FloatArray,
+        dense: int,
+        norm: FloatArray,
+        perm: IntArray,
+    ) -> tuple[FloatArray, FloatArray]:
+        """Layer ``layer``'s values at the knots, rows ``dense ..`` of ``z``, in place.
+
+        ``z``'s rows before ``dense`` hold the dense product; ``norm`` is ``||h||`` by
+        position (``perm``). Returns each member's (row's) extra zero-bound coefficients
+        ``(a, b)``: the value is within ``a ||W_j|| + b |b_j|`` of the dense product's at
+        the exact ``z_t``: ``g (|y_p| + |y_q|)`` from interpolating ``y`` (``|y_j| <=
+        ||W_j|| ||h|| + |b_j|``), ``||W_j|| ||d~ - d||`` and the columns' sums' rounding
+        ``gamma_k (|lerp_j| + ||W_j|| ||d||)``.
+        """
+        by_row = np.empty(len(perm))
+        by_row[perm] = norm
+        for i, row in enumerate(self.rows):
+            target = z[row]
+            np.subtract(z[self.q[i]], z[self.p[i]], out=target)
+            target *= self.lam[i]
+            target += z[self.p[i]]
+        ev.net._core.add_columns(layer, self.rows, self.offsets, self.cols, self.coef, z)
+        extra_a = np.zeros(len(perm))
+        extra_b = np.zeros(len(perm))
+        ends = by_row[self.p] + by_row[self.q]
+        g = _INTERP_ROUNDING
+        extra_a[self.rows] = (g * ends + self.pre + self.gamma * ends) * _SAFETY
+        extra_b[self.rows] = (2.0 * g + 2.0 * self.gamma) * _SAFETY
+        return extra_a, extra_b
 
 
 def _norms_and_dots(h: FloatArray, perm: IntArray) -> tuple[FloatArray, FloatArray]:
@@ -1321,6 +1435,7 @@ def _check_layer(
     members: IntArray,
     tol: float,
     out: _KnotBits,
+    member_extra: tuple[FloatArray, FloatArray] | None = None,
 ) -> None:
     """Layer ``layer``'s certain signs at every knot, from its values ``z`` at the members.
 
@@ -1330,6 +1445,10 @@ def _check_layer(
     Stretch by stretch: a neuron beyond the largest zero bound of the stretch with the
     same sign at both its members has that certain sign at every knot inside (it is
     affine there); only the others are interpolated knot by knot.
+
+    ``member_extra``: per row of ``z``, coefficients ``(a, b)`` of a member's own error
+    bound ``a ||W_j|| + b |b_j|`` (:class:`_NextLayerUpdate`; rtol only), interpolated
+    to the knots between members and added to their zero bounds.
     """
     count = ev.sizes[layer]
     off = int(ev.offsets[layer])
@@ -1362,9 +1481,16 @@ def _check_layer(
         scale_b = np.ones(nk)
         extra_a = g * inner * (norm[p] + norm[q]) * _SAFETY
         extra_b = 2.0 * g * inner * _SAFETY
-        coef_a, coef_b = tol * scale_a + extra_a, tol * scale_b + extra_b
         top_a = tol * np.maximum(norm, norm[s_q]) + g * (norm + norm[s_q]) * _SAFETY
         top_b = tol + 2.0 * g * _SAFETY
+        if member_extra is not None:
+            # Members' own error bounds (by position), interpolated: (1 - λ) e_p + λ e_q.
+            ma, mb = member_extra[0][rows], member_extra[1][rows]
+            extra_a = extra_a + (1.0 - lam) * ma[p] + lam * ma[q]
+            extra_b = extra_b + (1.0 - lam) * mb[p] + lam * mb[q]
+            top_a = top_a + np.maximum(ma, ma[s_q])
+            top_b = top_b + float(np.max(mb, initial=0.0))
+        coef_a, coef_b = tol * scale_a + extra_a, tol * scale_b + extra_b
     out.p, out.q, out.lam = rows[p], rows[q], lam  # rows of z
     out.coef_a, out.coef_b = coef_a, np.broadcast_to(coef_b, (nk,))
     out.scale_a, out.scale_b = scale_a, np.broadcast_to(scale_b, (nk,))
