@@ -1189,15 +1189,16 @@ def _knot_signs(
     widths = ev.net.layer_widths
     g = _INTERP_ROUNDING
     last = len(ev.sizes) - 1
-    # Two buffers, each layer's values written into one while the other holds its input
-    # (the previous layer's, activated in place): allocated once, each page faulted in
-    # once, instead of a new array of up to hundreds of MB per layer.
+    # One buffer, each layer's values written at one end (even layers at the start, odd
+    # ones at the end) while the other end holds its input (the previous layer's,
+    # activated in place): allocated once, each page faulted in once, instead of a new
+    # array of up to hundreds of MB per layer; as large as two consecutive layers' values.
     # Layer l's rows: the knots born before l and at l (none at the last layer).
     by_birth = np.sort(birth)
     rows_of = np.searchsorted(by_birth, np.arange(len(ev.sizes)), "right")
     rows_of[last] = np.searchsorted(by_birth, last, "left")
-    size = max((int(r) * w for r, w in zip(rows_of, widths)), default=0)
-    buffers = [np.empty(size), np.empty(size)]
+    sizes = [int(r) * w for r, w in zip(rows_of, widths)]
+    buffer = np.empty(max([a + b for a, b in zip(sizes, sizes[1:])] + sizes, default=0))
     update: _NextLayerUpdate | None = None
     for layer in range(len(ev.sizes)):
         count, slope = ev.sizes[layer], ev.slopes[layer]
@@ -1208,7 +1209,9 @@ def _knot_signs(
         born = np.flatnonzero(birth == layer) if layer < last else np.zeros(0, np.int64)
         # Room for the knots born here: layer l + 1's members are these and them.
         rows = m + len(born)
-        z = buffers[layer % 2][: rows * widths[layer]].reshape(rows, widths[layer])
+        used = rows * widths[layer]
+        at = 0 if layer % 2 == 0 else len(buffer) - used
+        z = buffer[at : at + used].reshape(rows, widths[layer])
         dense = m - (len(update.rows) if update is not None else 0)
         _layer_apply(ev, layer, h[:dense], z[:dense])
         norm, dot = _norms_and_dots(h, perm)
