@@ -585,6 +585,62 @@ def test_layer_by_layer_on_a_residual_conv_net(rtol):
         assert "breakpoint-zero" in {p.check for p in report.problems}
 
 
+def test_next_layer_update_matches_the_dense_product(monkeypatch):
+    # Knots born in layer l get layer l + 1 from their neighbours' values and a few columns
+    # (rtol, rows of 4096 units or more): within the bound added to their zero bound of the
+    # dense product at the same input, and corrupted results still fail.
+    pytest.importorskip("torch")
+    from lrcore import _verify, zoo
+
+    net = lrcore.from_torch(zoo.resnet18(width=4, seed=2), (3, 32, 32))
+    rng = np.random.default_rng(2)
+    x0 = rng.standard_normal(3072)
+    r = lrcore.count_1d(net, np.stack([x0, x0 + 0.01 * rng.standard_normal(3072)]), rtol=1e-10)
+    seen = []
+    inputs = {}
+    apply, norms_and_dots = _verify._NextLayerUpdate.apply, _verify._norms_and_dots
+
+    def record_inputs(h, perm):
+        inputs[len(inputs)] = h.copy()  # layer by layer, in order
+        return norms_and_dots(h, perm)
+
+    def record(self, ev, layer, z, dense, norm, perm):
+        extra = apply(self, ev, layer, z, dense, norm, perm)
+        h = np.ascontiguousarray(inputs[layer][self.rows])
+        want = net._core.apply_layer(layer, h)[:, : net.hidden_sizes[layer]]
+        got = z[self.rows, : net.hidden_sizes[layer]]
+        rn = ev.row_norms[layer][: net.hidden_sizes[layer]]
+        ab = ev.abs_bias[layer][: net.hidden_sizes[layer]]
+        a, b = extra[0][self.rows, None], extra[1][self.rows, None]
+        seen.append(np.max(np.abs(got - want) / (a * rn + b * ab)))
+        return extra
+
+    monkeypatch.setattr(_verify, "_norms_and_dots", record_inputs)
+    monkeypatch.setattr(_verify._NextLayerUpdate, "apply", record)
+    assert r.verify().ok
+    assert len(seen) >= 3  # the update ran on several layers
+    assert max(seen) <= 1.0, seen
+    monkeypatch.undo()
+    layer_of = r.flip_neurons[r.flip_offsets[:-1], 0]
+    caught = 0
+    for i in np.flatnonzero(layer_of <= 1)[:8]:
+        # Dropped: found. Moved: found where the whole forward pass finds it (a move
+        # within the tolerance of a shallow crossing is accepted by both).
+        dropped = drop_breakpoint(r, int(i))
+        assert not dropped.verify(raise_on_error=False).ok
+        bp = r.breakpoints.copy()
+        gap = np.diff(np.concatenate([[0.0], bp, [r.length]]))
+        bp[i] += 0.2 * min(gap[i], gap[i + 1])
+        moved = path_with(r, breakpoints=bp)
+        layered = moved.verify(raise_on_error=False)
+        full = moved.verify(raise_on_error=False, full_forward=True)
+        assert layered.ok == full.ok
+        if not layered.ok:
+            assert "breakpoint-zero" in {p.check for p in layered.problems}
+            caught += 1
+    assert caught >= 5
+
+
 # --- The position slack: operator norms, not |W| (docs/design.md §7) -------------------
 
 

@@ -186,12 +186,49 @@ py::list pre_activations(const Network& net, const DoubleArray& x) {
 // Layer l's affine map (hidden layer l's values; l = num_hidden_layers: the output) at
 // the rows of h, its input (the input x for l = 0, else hidden layer l - 1 activated),
 // written to out (n × the layer's width, C order) when given, else to a new array.
-py::array_t<double> apply_layer(const Network& net, Index l, const DoubleArray& h,
-                                std::optional<py::array_t<double>> out) {
+void check_layer_index(const Network& net, Index l) {
     if (l < 0 || l >= net.num_layers())
         throw std::invalid_argument("layer: expected 0 <= layer < " +
                                     std::to_string(net.num_layers()) + ", got " +
                                     std::to_string(l));
+}
+
+// out[rows[i]] += sum of coef[e] W[:, cols[e]] over e in [offsets[i], offsets[i + 1]):
+// a few columns of layer l's map per row (AffineMap::add_column; only where
+// can_add_columns).
+void add_columns(const Network& net, Index l, const IndexArray& rows, const IndexArray& offsets,
+                 const IndexArray& cols, const DoubleArray& coef, py::array_t<double> out) {
+    check_layer_index(net, l);
+    const AffineMap& map = net.layer(l);
+    if (!map.can_add_column())
+        throw std::invalid_argument("layer: its map cannot add columns (can_add_columns)");
+    const Index n = rows.size(), entries = cols.size();
+    if (offsets.size() != n + 1 || coef.size() != entries)
+        throw std::invalid_argument("offsets, coef: expected rows + 1 offsets, one coef per col");
+    if (out.ndim() != 2 || out.shape(1) != map.out_dim() || !(out.flags() & py::array::c_style) ||
+        !out.writeable())
+        throw std::invalid_argument("out: expected a writeable C-ordered float64 array (rows, " +
+                                    std::to_string(map.out_dim()) + ")");
+    const Index* r = rows.data();
+    const Index* o = offsets.data();
+    const Index* c = cols.data();
+    for (Index i = 0; i < n; ++i)
+        if (r[i] < 0 || r[i] >= out.shape(0) || o[i] < 0 || o[i] > o[i + 1] || o[n] > entries)
+            throw std::invalid_argument("rows, offsets: out of range");
+    for (Index e = 0; e < entries; ++e)
+        if (c[e] < 0 || c[e] >= map.in_dim()) throw std::invalid_argument("cols: out of range");
+    const double* w = coef.data();
+    double* target = out.mutable_data();
+    const Index ld = map.out_dim();
+    // Safe: the arrays are held by this frame and the network is immutable.
+    py::gil_scoped_release release;
+    for (Index i = 0; i < n; ++i)
+        for (Index e = o[i]; e < o[i + 1]; ++e) map.add_column(c[e], w[e], target + r[i] * ld);
+}
+
+py::array_t<double> apply_layer(const Network& net, Index l, const DoubleArray& h,
+                                std::optional<py::array_t<double>> out) {
+    check_layer_index(net, l);
     const AffineMap& map = net.layer(l);
     require_shape(h, "h", 2, -1, map.in_dim());
     const Index n = h.shape(0);
@@ -244,6 +281,13 @@ void bind_network(py::module_& m) {
         .def("pre_activations", &pre_activations, py::arg("x"))
         .def("apply_layer", &apply_layer, py::arg("layer"), py::arg("h"),
              py::arg("out") = py::none())
+        .def("can_add_columns",
+             [](const Network& net, Index l) {
+                 check_layer_index(net, l);
+                 return net.layer(l).can_add_column();
+             })
+        .def("add_columns", &add_columns, py::arg("layer"), py::arg("rows"), py::arg("offsets"),
+             py::arg("cols"), py::arg("coef"), py::arg("out"))
         .def(
             "norm_bounds",
             [](const Network& net, int num_threads) {

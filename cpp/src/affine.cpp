@@ -104,6 +104,21 @@ void AffineMap::build_columns(AffineColumns& columns) const {
     columns.available = true;
 }
 
+void AffineMap::add_column(Index col, double coef, double* y) const {
+    const AffineColumns& c = columns();
+    if (c.dense) {
+        const Index out = out_dim();
+        for (Index r = 0; r < out; ++r) y[r] += coef * c.values[to_size(col * out + r)];
+        return;
+    }
+    for (Index e = c.begin[to_size(col)]; e < c.begin[to_size(col) + 1]; ++e)
+        y[c.rows[to_size(e)]] += coef * c.values[to_size(e)];
+}
+
+void DenseAffine::add_column(Index col, double coef, double* y) const {
+    for (Index r = 0; r < out_; ++r) y[r] += coef * weight_[to_size(r * in_ + col)];
+}
+
 void DenseAffine::build_columns(AffineColumns& columns) const {
     if (in_ * out_ > AffineColumns::kMaxDenseEntries) return;
     columns.values.resize(to_size(in_ * out_));
@@ -288,8 +303,8 @@ ConvAffine::ConvAffine(const ConvShape& shape, std::vector<double> weight, std::
 // = sum_o sum_q K[o, c, q] K[o, c2, q + delta] over tap offsets delta; ||T||_2^2 =
 // ||T^T T||_2 <= max_c sum_{c2, delta} |A[c, c2, delta]| (a symmetric operator: its l1
 // and l-infinity norms agree). Each A is a float sum of m = (out channels per group) *
-// taps products, off by at most gamma_m * sum |products|, added to the bound. Skipped
-// (-1) where it would cost more than 2^30 multiply-adds.
+// taps products (GEMMs over the tap pairs), off by at most gamma_m * sum |products|,
+// added to the bound. Skipped (-1) where it would cost more than 2^30 multiply-adds.
 double ConvAffine::conv_norm_bound() const {
     const ConvShape& s = shape_;
     const Index cg = s.in_channels / s.groups, og = s.out_channels / s.groups;
@@ -302,76 +317,80 @@ double ConvAffine::conv_norm_bound() const {
     const double u = 0x1p-53;
     const double m = static_cast<double>(og * taps) + 2.0;
     const double gamma = m * u / (1.0 - m * u);
+    const Index deltas = dh * dw, block = cg * cg;
     double result = 0.0;  // max over groups of the bound on ||G_g||_2
-    std::vector<double> a(to_size(cg * cg * dh * dw)), b(a.size());
+    // The group's kernel by tap, transposed (kt[q]: cg x og), and its magnitudes; A and the
+    // sums of |products| b by offset (a[delta]: cg x cg), each a sum of GEMMs
+    // K_q1^T K_q2 over the tap pairs with q2 - q1 = delta.
+    std::vector<double> kt(to_size(taps * cg * og)), kabs(kt.size()), a(to_size(deltas * block)),
+        b(a.size());
     for (Index g = 0; g < s.groups; ++g) {
+        for (Index o = 0; o < og; ++o)
+            for (Index c = 0; c < cg; ++c)
+                for (Index q = 0; q < taps; ++q) {
+                    const double w = weight_[to_size(((g * og + o) * cg + c) * taps + q)];
+                    kt[to_size((q * cg + c) * og + o)] = w;
+                    kabs[to_size((q * cg + c) * og + o)] = std::abs(w);
+                }
         std::fill(a.begin(), a.end(), 0.0);
         std::fill(b.begin(), b.end(), 0.0);
-        for (Index o = g * og; o < (g + 1) * og; ++o)
-            for (Index q1 = 0; q1 < taps; ++q1)
-                for (Index q2 = 0; q2 < taps; ++q2) {
-                    const Index dy = q2 / s.kernel_w - q1 / s.kernel_w + s.kernel_h - 1;
-                    const Index dx = q2 % s.kernel_w - q1 % s.kernel_w + s.kernel_w - 1;
-                    const Index delta = dy * dw + dx;
-                    for (Index c = 0; c < cg; ++c) {
-                        const double w1 = weight_[to_size((o * cg + c) * taps + q1)];
-                        if (w1 == 0.0) continue;
-                        double* arow = a.data() + (c * cg) * dh * dw + delta;
-                        double* brow = b.data() + (c * cg) * dh * dw + delta;
-                        for (Index c2 = 0; c2 < cg; ++c2) {
-                            const double w2 = weight_[to_size((o * cg + c2) * taps + q2)];
-                            arow[c2 * dh * dw] += w1 * w2;
-                            brow[c2 * dh * dw] += std::abs(w1 * w2);
-                        }
-                    }
-                }
+        for (Index q1 = 0; q1 < taps; ++q1)
+            for (Index q2 = 0; q2 < taps; ++q2) {
+                const Index dy = q2 / s.kernel_w - q1 / s.kernel_w + s.kernel_h - 1;
+                const Index dx = q2 % s.kernel_w - q1 % s.kernel_w + s.kernel_w - 1;
+                const Index delta = dy * dw + dx;
+                gemm_nt(cg, cg, og, kt.data() + q1 * cg * og, og, kt.data() + q2 * cg * og, og, 1.0,
+                        a.data() + delta * block, cg);
+                gemm_nt(cg, cg, og, kabs.data() + q1 * cg * og, og, kabs.data() + q2 * cg * og, og,
+                        1.0, b.data() + delta * block, cg);
+            }
+        // Each A entry is a float sum of at most og * taps products (any order), off by
+        // at most gamma times the sum of their magnitudes, which b holds up to a relative
+        // gamma of its own (a sum of nonnegative terms): inside the factor on err.
         double a_inf = 0.0, eps = 0.0;  // ||A~||_inf and ||A - A~||_inf (bounds)
         double largest = 0.0;           // ||G_g||_inf >= ||G_g||_2
         for (Index c = 0; c < cg; ++c) {
             double sum = 0.0, err = 0.0;
-            for (Index k = 0; k < cg * dh * dw; ++k) {
-                const std::size_t i = to_size(c * cg * dh * dw + k);
-                sum += std::abs(a[i]);
-                err += gamma * b[i];
+            for (Index delta = 0; delta < deltas; ++delta) {
+                const std::size_t row = to_size(delta * block + c * cg);
+                for (Index c2 = 0; c2 < cg; ++c2) {
+                    sum += std::abs(a[row + to_size(c2)]);
+                    err += b[row + to_size(c2)];
+                }
             }
+            err *= gamma * (1.0 + 0x1p-20);
             a_inf = std::max(a_inf, sum);
             eps = std::max(eps, err);
             largest = std::max(largest, sum + err);
         }
         // Tighter, where affordable: ||G||_2 = ||G^2||_2^(1/2) <= ||G^2||_inf^(1/2) (G =
         // T^T T symmetric), G = A~ + D with ||D||_inf <= eps, so ||G^2||_inf <= ||A~^2||_inf
-        // + 2 ||A~||_inf eps + eps^2; A~^2's kernel B (A~ composed with itself) is computed
-        // in float, each entry a sum of at most k = cg (2 kh - 1)(2 kw - 1) products, off by
-        // gamma_k times their magnitudes, whose row sums are at most ||A~||_inf^2.
-        const double d = static_cast<double>(dh * dw);
+        // + 2 ||A~||_inf eps + eps^2; A~^2's kernel B (A~ composed with itself: B[e] = sum
+        // of A~[d1] A~[d2] over d1 + d2 = e, by GEMMs) is computed in float, each entry a
+        // sum of at most k = cg (2 kh - 1)(2 kw - 1) products, off by gamma_k times their
+        // magnitudes, whose row sums are at most ||A~||_inf^2.
+        const double d = static_cast<double>(deltas);
         if (static_cast<double>(cg) * static_cast<double>(cg) * static_cast<double>(cg) * d * d >
             0x1p28) {
             result = std::max(result, largest);
             continue;
         }
         const Index eh = 2 * dh - 1, ew = 2 * dw - 1;
-        std::vector<double> bb(to_size(cg * cg * eh * ew), 0.0);
-        for (Index c = 0; c < cg; ++c)
-            for (Index c1 = 0; c1 < cg; ++c1)
-                for (Index d1 = 0; d1 < dh * dw; ++d1) {
-                    const double v = a[to_size((c * cg + c1) * dh * dw + d1)];
-                    if (v == 0.0) continue;
-                    const Index y1 = d1 / dw, x1 = d1 % dw;
-                    for (Index c2 = 0; c2 < cg; ++c2) {
-                        const double* arow = a.data() + (c1 * cg + c2) * dh * dw;
-                        double* brow = bb.data() + (c * cg + c2) * eh * ew;
-                        for (Index y2 = 0; y2 < dh; ++y2)
-                            for (Index x2 = 0; x2 < dw; ++x2)
-                                brow[(y1 + y2) * ew + x1 + x2] += v * arow[y2 * dw + x2];
-                    }
-                }
+        std::vector<double> bb(to_size(eh * ew * block), 0.0);
+        for (Index d1 = 0; d1 < deltas; ++d1)
+            for (Index d2 = 0; d2 < deltas; ++d2) {
+                const Index e = (d1 / dw + d2 / dw) * ew + d1 % dw + d2 % dw;
+                gemm_nn(cg, cg, cg, a.data() + d1 * block, cg, a.data() + d2 * block, cg, 1.0,
+                        bb.data() + e * block, cg);
+            }
         const double k = static_cast<double>(cg * dh * dw) + 2.0;
         const double gamma_k = k * u / (1.0 - k * u);
         double b_inf = 0.0;
         for (Index c = 0; c < cg; ++c) {
             double sum = 0.0;
-            for (Index i = 0; i < cg * eh * ew; ++i)
-                sum += std::abs(bb[to_size(c * cg * eh * ew + i)]);
+            for (Index e = 0; e < eh * ew; ++e)
+                for (Index c2 = 0; c2 < cg; ++c2)
+                    sum += std::abs(bb[to_size(e * block + c * cg + c2)]);
             b_inf = std::max(b_inf, sum);
         }
         const double square =
@@ -402,11 +421,12 @@ double ConvAffine::norm_bound() const {
 // Each ||K^||_2: the computed M~ differs from K^ entrywise by at most tau sum_q |K_q|
 // (the phasors' error delta, generous for libm's cos and sin of a rounded angle, and the
 // sum's rounding), so ||K^ - M~||_2 <= that matrix's Frobenius norm; ||M~||_2^2 =
-// ||M~^H M~||_2 <= its largest absolute row sum (Hermitian), the Gram matrix computed by
-// two real GEMMs (real and imaginary parts) whose rounding is at most gamma times the
-// products' magnitudes, summed per row in O(channels^2) (the entries' moduli, each off
-// by at most both parts' errors). -1 where it would cost more
-// than 2^35 multiply-adds.
+// ||M~^H M~||_2 <= its largest absolute row sum (Hermitian), the Gram matrix's lower
+// triangle computed by one complex Hermitian rank-k update (zherk: half the products of
+// two real GEMMs for its real and imaginary parts), whose rounding is at most gamma times
+// the products' magnitudes, summed per row in O(channels^2) (the entries' moduli, each
+// off by at most both parts' errors). -1 where it would cost more than 2^35
+// multiply-adds.
 double ConvAffine::frequency_norm_bound() const {
     const ConvShape& s = shape_;
     const Index cg = s.in_channels / s.groups, og = s.out_channels / s.groups;
@@ -415,7 +435,7 @@ double ConvAffine::frequency_norm_bound() const {
     const Index nw = s.in_width + s.dilation_w * (s.kernel_w - 1);
     // Gram matrices of the smaller side: M (og x cg) or its transpose, same norm.
     const Index small = std::min(cg, og), inner = std::max(cg, og);
-    const bool by_input = cg <= og;  // rows of T1: input channels
+    const bool by_input = cg <= og;  // the Gram matrix's rows: input channels
     const double freqs = static_cast<double>(nh) * static_cast<double>(nw) / 2.0 + 1.0;
     if (static_cast<double>(s.groups) * freqs * 4.0 * static_cast<double>(small) *
             static_cast<double>(small) * static_cast<double>(inner) >
@@ -427,25 +447,35 @@ double ConvAffine::frequency_norm_bound() const {
     const double tau = 2.0 * (kPhasorError + gamma(static_cast<double>(taps) + 1.0));
     const double gram_gamma = gamma(2.0 * static_cast<double>(inner) + 2.0);
     constexpr double kTwoPi = 6.283185307179586;
-    const Index width = 2 * inner;
-    std::vector<double> t1(to_size(small * width)), t2(t1.size()), re(to_size(small * small)),
-        im(re.size()), column(to_size(width)), phase_c(to_size(taps)), phase_s(to_size(taps));
+    // The frequencies kept (one of each conjugate pair), taken a chunk at a time: the
+    // symbols of a chunk are one GEMM, phases (2 per frequency x taps) times the group's
+    // kernel (og cg x taps), its rows the real and imaginary parts of M (og x cg).
+    std::vector<Index> kept;
+    for (Index fy = 0; fy < nh; ++fy)
+        for (Index fx = 0; fx < nw; ++fx) {
+            const Index neg = ((nh - fy) % nh) * nw + (nw - fx) % nw;
+            if (neg >= fy * nw + fx) kept.push_back(fy * nw + fx);  // else its conjugate's
+        }
+    const Index entries = og * cg, num_kept = static_cast<Index>(kept.size());
+    const Index chunk = std::clamp<Index>((Index{1} << 21) / (2 * entries), 1, num_kept);
+    std::vector<double> phases(to_size(2 * chunk * taps)), symbols(to_size(2 * chunk * entries)),
+        m(to_size(2 * entries)), magnitude(to_size(entries)), gram(to_size(2 * small * small)),
+        row_sum(to_size(small)), err(to_size(small)), column(to_size(inner));
     double result = 0.0;
     for (Index g = 0; g < s.groups; ++g) {
+        const double* kernel = weight_.data() + g * entries * taps;
         // ||E||_F / tau: the Frobenius norm of sum_q |K_q| over the group's (o, c).
         double abs_frob = 0.0;
-        for (Index o = 0; o < og; ++o)
-            for (Index c = 0; c < cg; ++c) {
-                double sum = 0.0;
-                for (Index q = 0; q < taps; ++q)
-                    sum += std::abs(weight_[to_size(((g * og + o) * cg + c) * taps + q)]);
-                abs_frob += sum * sum;
-            }
+        for (Index e = 0; e < entries; ++e) {
+            double sum = 0.0;
+            for (Index q = 0; q < taps; ++q) sum += std::abs(kernel[e * taps + q]);
+            abs_frob += sum * sum;
+        }
         const double error_norm = tau * std::sqrt(abs_frob) * (1.0 + 0x1p-20);
-        for (Index fy = 0; fy < nh; ++fy)
-            for (Index fx = 0; fx < nw; ++fx) {
-                const Index neg = ((nh - fy) % nh) * nw + (nw - fx) % nw;
-                if (neg < fy * nw + fx) continue;  // its conjugate's norm is the same
+        for (Index first = 0; first < num_kept; first += chunk) {
+            const Index count = std::min(chunk, num_kept - first);
+            for (Index f = 0; f < count; ++f) {
+                const Index fy = kept[to_size(first + f)] / nw, fx = kept[to_size(first + f)] % nw;
                 for (Index ky = 0; ky < s.kernel_h; ++ky)
                     for (Index kx = 0; kx < s.kernel_w; ++kx) {
                         const double r = static_cast<double>((fy * ky * s.dilation_h) % nh) /
@@ -453,56 +483,82 @@ double ConvAffine::frequency_norm_bound() const {
                                          static_cast<double>((fx * kx * s.dilation_w) % nw) /
                                              static_cast<double>(nw);
                         const double theta = kTwoPi * r;
-                        phase_c[to_size(ky * s.kernel_w + kx)] = std::cos(theta);
-                        phase_s[to_size(ky * s.kernel_w + kx)] = std::sin(theta);
+                        const Index q = ky * s.kernel_w + kx;
+                        phases[to_size(2 * f * taps + q)] = std::cos(theta);
+                        phases[to_size((2 * f + 1) * taps + q)] = -std::sin(theta);
                     }
-                // T1 (small x 2 inner): [Re M^T | Im M^T] by the small side's rows.
-                for (Index o = 0; o < og; ++o)
-                    for (Index c = 0; c < cg; ++c) {
-                        const double* k = weight_.data() + ((g * og + o) * cg + c) * taps;
-                        double a = 0.0, b = 0.0;
-                        for (Index q = 0; q < taps; ++q) {
-                            a += k[q] * phase_c[to_size(q)];
-                            b -= k[q] * phase_s[to_size(q)];
-                        }
-                        const Index row = by_input ? c : o, col = by_input ? o : c;
-                        t1[to_size(row * width + col)] = a;
-                        t1[to_size(row * width + inner + col)] = b;
-                    }
-                // T2 = [Im | -Re]: T1 T1^T + i T1 T2^T is the Gram matrix.
-                std::fill(column.begin(), column.end(), 0.0);
-                for (Index r = 0; r < small; ++r)
-                    for (Index i = 0; i < inner; ++i) {
-                        const double a = t1[to_size(r * width + i)];
-                        const double b = t1[to_size(r * width + inner + i)];
-                        t2[to_size(r * width + i)] = b;
-                        t2[to_size(r * width + inner + i)] = -a;
-                        column[to_size(i)] += std::abs(a) + std::abs(b);
-                    }
-                gemm_nt(small, small, width, t1.data(), width, t1.data(), width, 0.0, re.data(),
-                        small);
-                gemm_nt(small, small, width, t1.data(), width, t2.data(), width, 0.0, im.data(),
-                        small);
-                // Row r's rounding: gamma sum_i |T1_ri| sum_r' (|T1_r'i| + |T2_r'i|), and
-                // sum_r' |T2_r'i| = sum_r' |T1_r'(i +- inner)|: column[i mod inner] each.
-                double largest = 0.0;
-                for (Index r = 0; r < small; ++r) {
-                    double sum = 0.0, err = 0.0;
-                    for (Index c = 0; c < small; ++c) {
-                        const double x = re[to_size(r * small + c)], y = im[to_size(r * small + c)];
-                        sum += std::sqrt(x * x + y * y);  // 3 u relative: inside the factor
-                    }
-                    for (Index i = 0; i < inner; ++i)
-                        err += (std::abs(t1[to_size(r * width + i)]) +
-                                std::abs(t1[to_size(r * width + inner + i)])) *
-                               column[to_size(i)];
-                    largest = std::max(largest, sum + 2.0 * gram_gamma * err);
+            }
+            // Each entry a sum of taps products (any order): within tau of the symbol.
+            gemm_nt(2 * count, entries, taps, phases.data(), taps, kernel, taps, 0.0,
+                    symbols.data(), entries);
+            for (Index f = 0; f < count; ++f) {
+                const double* re = symbols.data() + 2 * f * entries;
+                const double* im = re + entries;
+                for (Index e = 0; e < entries; ++e) {
+                    m[to_size(2 * e)] = re[e];
+                    m[to_size(2 * e + 1)] = im[e];
+                    magnitude[to_size(e)] = std::abs(re[e]) + std::abs(im[e]);
                 }
+                // The Gram matrix of the small side (Hermitian, its lower triangle): M^H M
+                // (by input channels) or M M^H. Each part of an entry is a sum of 2 inner
+                // real products, off by at most gamma times their magnitudes, at most
+                // gamma sum_i |M_ri|_1 |M_ci|_1 (|x|_1 = |Re x| + |Im x|, i over the inner
+                // side); over a row, gamma sum_i |M_ri|_1 column[i], column[i] = sum_c
+                // |M_ci|_1.
+                std::fill(column.begin(), column.end(), 0.0);
+                std::fill(err.begin(), err.end(), 0.0);
+                for (Index o = 0; o < og; ++o)
+                    for (Index c = 0; c < cg; ++c)
+                        column[to_size(by_input ? o : c)] += magnitude[to_size(o * cg + c)];
+                for (Index o = 0; o < og; ++o)
+                    for (Index c = 0; c < cg; ++c)
+                        err[to_size(by_input ? c : o)] +=
+                            magnitude[to_size(o * cg + c)] * column[to_size(by_input ? o : c)];
+                herk_lower(by_input, small, inner, m.data(), cg, gram.data(), small);
+                std::fill(row_sum.begin(), row_sum.end(), 0.0);
+                for (Index r = 0; r < small; ++r) {
+                    const double* entry = gram.data() + 2 * r * small;
+                    double sum = 0.0;
+                    for (Index c = 0; c < r; ++c) {
+                        const double x = entry[2 * c], y = entry[2 * c + 1];
+                        const double modulus = std::sqrt(x * x + y * y);  // 3 u relative
+                        sum += modulus;
+                        row_sum[to_size(c)] += modulus;  // |G_cr| = |G_rc|
+                    }
+                    row_sum[to_size(r)] += sum + std::abs(entry[2 * r]);  // real diagonal
+                }
+                double largest = 0.0;
+                for (Index r = 0; r < small; ++r)
+                    largest =
+                        std::max(largest, row_sum[to_size(r)] + 2.0 * gram_gamma * err[to_size(r)]);
                 result = std::max(result, std::sqrt(largest * (1.0 + 0x1p-20)) + error_norm);
             }
+        }
     }
     // The row sums' own rounding (fewer than 2^31 terms) is inside the factors.
     return result * (1.0 + 0x1p-20);
+}
+
+void ConvAffine::add_column(Index col, double coef, double* y) const {
+    const ConvShape& s = shape_;
+    const Index plane = s.in_height * s.in_width;
+    const Index c = col / plane, iy = (col % plane) / s.in_width, ix = col % s.in_width;
+    const Index cg = s.in_channels / s.groups, og = s.out_channels / s.groups;
+    const Index g = c / cg, taps = s.kernel_h * s.kernel_w;
+    const Index positions = s.out_height * s.out_width;
+    for (Index ky = 0; ky < s.kernel_h; ++ky) {
+        const Index ty = iy + s.pad_h - ky * s.dilation_h;  // oy * stride_h
+        if (ty < 0 || ty % s.stride_h != 0 || ty / s.stride_h >= s.out_height) continue;
+        for (Index kx = 0; kx < s.kernel_w; ++kx) {
+            const Index tx = ix + s.pad_w - kx * s.dilation_w;
+            if (tx < 0 || tx % s.stride_w != 0 || tx / s.stride_w >= s.out_width) continue;
+            const Index at = (ty / s.stride_h) * s.out_width + tx / s.stride_w;
+            const double* w =
+                weight_.data() + ((g * og) * cg + c % cg) * taps + ky * s.kernel_w + kx;
+            double* target = y + g * og * positions + at;
+            for (Index o = 0; o < og; ++o) target[o * positions] += coef * w[o * cg * taps];
+        }
+    }
 }
 
 void ConvAffine::im2col(const double* x, Index group, double* cols, Index ldcols) const {
@@ -884,6 +940,18 @@ AffineRow CompositeAffine::row(Index r, std::vector<double>& scratch_values,
     }
     return {scratch_values.data(), scratch_cols.data(), static_cast<Index>(scratch_values.size()),
             total_bias_[to_size(r)]};
+}
+
+bool CompositeAffine::can_add_column() const {
+    for (const Part& part : parts_)
+        if (!part.map->can_add_column()) return false;
+    return true;
+}
+
+void CompositeAffine::add_column(Index col, double coef, double* y) const {
+    for (const Part& part : parts_)
+        if (col >= part.in_offset && col < part.in_offset + part.map->in_dim())
+            part.map->add_column(col - part.in_offset, coef, y + part.out_offset);
 }
 
 void CompositeAffine::apply(const double* x, Index n, Index ldx, double* y, Index ldy) const {

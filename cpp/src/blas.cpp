@@ -64,6 +64,14 @@ void gemm_nn(Index m, Index n, Index k, const double* a, Index lda, const double
     gemm(CblasNoTrans, m, n, k, a, lda, b, ldb, beta, c, ldc);
 }
 
+void herk_lower(bool conj_trans, Index n, Index k, const double* a, Index lda, double* c,
+                Index ldc) {
+    if (n == 0) return;
+    scipy_cblas_zherk(CblasRowMajor, CblasLower, conj_trans ? CblasConjTrans : CblasNoTrans,
+                      checked_size(n, "n"), checked_size(k, "k"), 1.0, a, checked_size(lda, "lda"),
+                      0.0, c, checked_size(ldc, "ldc"));
+}
+
 void set_blas_threads(int num_threads) { scipy_openblas_set_num_threads(num_threads); }
 
 const char* blas_corename() { return scipy_openblas_get_corename(); }

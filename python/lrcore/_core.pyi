@@ -44,6 +44,18 @@ class Network:
         self, layer: int, h: NDArray[np.float64], out: NDArray[np.float64] | None = None
     ) -> NDArray[np.float64]:
         """Layer ``layer``'s affine map at the rows of ``h`` (its input, activated), into ``out``."""
+    def can_add_columns(self, layer: int) -> bool:
+        """Whether layer ``layer``'s map can add a few of its columns (``add_columns``)."""
+    def add_columns(
+        self,
+        layer: int,
+        rows: NDArray[np.int64],
+        offsets: NDArray[np.int64],
+        cols: NDArray[np.int64],
+        coef: NDArray[np.float64],
+        out: NDArray[np.float64],
+    ) -> None:
+        """``out[rows[i]] += Σ coef[e] W[:, cols[e]]`` over ``offsets[i] <= e < offsets[i + 1]``."""
     def norm_bounds(self, num_threads: int = 0) -> list[float]:
         """Per layer (output last): the map's structural bound on ``||W||_2``, or -1."""
 

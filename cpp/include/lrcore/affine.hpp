@@ -78,6 +78,12 @@ public:
         double frob2 = 0.0, bias2 = 0.0, max_row = 0.0, max_column = 0.0;
     };
     const AbsSums& abs_sums() const;
+    // y += coef W[:, col] (no bias): verify() updates a point's values from its
+    // neighbours' with a few columns (docs/design.md §7). Only where can_add_column():
+    // from columns() by default; dense, diagonal, convolution and composite maps read
+    // their own entries, whatever their size.
+    virtual bool can_add_column() const { return columns().available; }
+    virtual void add_column(Index col, double coef, double* y) const;
 
 protected:
     virtual void build_columns(AffineColumns& columns) const;
@@ -103,6 +109,8 @@ public:
     double multiply_adds() const override {
         return static_cast<double>(out_) * static_cast<double>(in_);
     }
+    bool can_add_column() const override { return true; }
+    void add_column(Index col, double coef, double* y) const override;
     const std::vector<double>& weight() const { return weight_; }
     const std::vector<double>& bias() const { return bias_; }
 
@@ -184,6 +192,10 @@ public:
         return static_cast<double>(out_) * static_cast<double>(shape_.in_channels / shape_.groups *
                                                                shape_.kernel_h * shape_.kernel_w);
     }
+    bool can_add_column() const override { return true; }
+    // Input unit col = (channel, y, x) reaches the outputs (o, oy, ox) of its group with
+    // oy stride + ky dilation - pad = y (likewise x): out channels per group x taps.
+    void add_column(Index col, double coef, double* y) const override;
 
     // Bytes of im2col columns one block of points holds at most (more only when a single
     // point's columns need more).
@@ -245,6 +257,10 @@ public:
                   std::vector<Index>& scratch_cols) const override;
     double norm_bound() const override { return norm_bound_; }  // max |scale|
     double multiply_adds() const override { return static_cast<double>(scale_.size()); }
+    bool can_add_column() const override { return true; }
+    void add_column(Index col, double coef, double* y) const override {
+        y[col] += coef * scale_[static_cast<std::size_t>(col)];
+    }
     const std::vector<double>& scale() const { return scale_; }
     const std::vector<double>& bias() const { return bias_; }
 
@@ -281,6 +297,8 @@ public:
         for (const Part& part : parts_) sum += part.map->multiply_adds();
         return sum;
     }
+    bool can_add_column() const override;  // every part can
+    void add_column(Index col, double coef, double* y) const override;
     const std::vector<Part>& parts() const { return parts_; }
     // b plus the parts' own biases: the layer's bias.
     const std::vector<double>& total_bias() const { return total_bias_; }

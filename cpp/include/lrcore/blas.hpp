@@ -17,6 +17,13 @@ void gemm_nt(Index m, Index n, Index k, const double* a, Index lda, const double
 void gemm_nn(Index m, Index n, Index k, const double* a, Index lda, const double* b, Index ldb,
              double beta, double* c, Index ldc);
 
+// The lower triangle of C = A · Aᴴ (A: n×k) or, conj_trans, C = Aᴴ · A (A: k×n) for
+// row-major complex A (lda complex entries; real and imaginary parts interleaved), C (n×n,
+// ldc): a Gram matrix. Each entry's real and imaginary parts are sums of 2k real products
+// (no 3-multiplication complex product).
+void herk_lower(bool conj_trans, Index n, Index k, const double* a, Index lda, double* c,
+                Index ldc);
+
 // The core parallelises over work items itself, so BLAS runs single-threaded inside it.
 void set_blas_threads(int num_threads);
 
