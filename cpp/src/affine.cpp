@@ -50,6 +50,28 @@ const AffineColumns& AffineMap::columns() const {
     return columns_;
 }
 
+const AffineMap::AbsSums& AffineMap::abs_sums() const {
+    std::call_once(sums_once_, [this] {
+        AbsSums& sums = sums_;
+        std::vector<double> columns(to_size(in_dim()), 0.0);
+        std::vector<double> scratch_values;
+        std::vector<Index> scratch_cols;
+        for (Index j = 0; j < out_dim(); ++j) {
+            sums.frob2 += row_norms()[to_size(j)] * row_norms()[to_size(j)];
+            sums.bias2 += abs_bias()[to_size(j)] * abs_bias()[to_size(j)];
+            const AffineRow row = this->row(j, scratch_values, scratch_cols);
+            double sum = 0.0;
+            for (Index i = 0; i < row.count; ++i) {
+                sum += std::abs(row.values[i]);
+                columns[to_size(row.cols != nullptr ? row.cols[i] : i)] += std::abs(row.values[i]);
+            }
+            sums.max_row = std::max(sums.max_row, sum);
+        }
+        sums.max_column = *std::max_element(columns.begin(), columns.end());
+    });
+    return sums_;
+}
+
 // From the rows: counted first (stopping past the cap), then placed column by column.
 void AffineMap::build_columns(AffineColumns& columns) const {
     const Index in = in_dim(), out = out_dim();

@@ -18,22 +18,10 @@ std::vector<FilterLayer> filter_layers(const Network& net) {
         // n products and the bias: n + 1 terms; one more covers the rounding of the
         // input's float norm s (computed as fl(sqrt(fl(sum h^2)))).
         f.gamma = gamma_of(static_cast<double>(map.in_dim()) + 2.0) * kSafety;
-        double frob = 0.0, bias2 = 0.0, max_row = 0.0;
-        std::vector<double> columns(sz(map.in_dim()), 0.0);
-        std::vector<double> scratch_values;
-        std::vector<Index> scratch_cols;
-        for (Index j = 0; j < map.out_dim(); ++j) {
-            frob += map.row_norms()[sz(j)] * map.row_norms()[sz(j)];
-            bias2 += map.abs_bias()[sz(j)] * map.abs_bias()[sz(j)];
-            const AffineRow row = map.row(j, scratch_values, scratch_cols);
-            double sum = 0.0;
-            for (Index i = 0; i < row.count; ++i) {
-                sum += std::abs(row.values[i]);
-                columns[sz(row.cols != nullptr ? row.cols[i] : i)] += std::abs(row.values[i]);
-            }
-            max_row = std::max(max_row, sum);
-        }
-        const double max_column = *std::max_element(columns.begin(), columns.end());
+        // The map's sums of |W| and b (computed once per map, kept).
+        const AffineMap::AbsSums& sums = map.abs_sums();
+        const double frob = sums.frob2, bias2 = sums.bias2, max_row = sums.max_row;
+        const double max_column = sums.max_column;
         // The sums' rounding (relative (n + m) u at most) is far inside kSafety^2.
         f.frob = std::sqrt(frob) * kSafety;
         f.absnorm = std::min(f.frob, std::sqrt(max_column * max_row) * kSafety * kSafety);

@@ -15,6 +15,7 @@
 #include "path1d_assemble.hpp"
 #include "path1d_subdivide.hpp"
 #include "path1d_units.hpp"
+#include "simd.hpp"
 
 namespace lrcore {
 
@@ -77,29 +78,78 @@ VertexSeq unsubdivided(const std::vector<Chunk>& chunks) {
     return seq;
 }
 
-// Joins the task outputs path by path and assembles each path's result: where a path's
-// chunk ends and its next chunk begins, the shared polyline point appears twice; the
-// second copy is kept.
-std::vector<Path1DResult> join_and_assemble(const Network& net, const std::vector<PathSpec>& paths,
-                                            const std::vector<VertexSeq>& outputs,
-                                            bool want_patterns) {
-    std::vector<Path1DResult> results(paths.size());
+// The segment lengths of every path (detail::segment_lengths), for assembly.
+struct PathLengths {
+    std::vector<double> lengths;
+    std::vector<Index> offsets;
+    const double* of(Index p) const { return lengths.data() + offsets[sz(p)]; }
+};
+
+// Assembles the paths of one task's output that lie wholly in it (whole[p]) into their
+// results, marking them done: in the worker that made the output, while it is in cache.
+void assemble_whole_paths(const Network& net, const std::vector<PathSpec>& paths,
+                          const PathLengths& lengths, const VertexSeq& seq,
+                          const std::vector<char>& whole, bool want_patterns,
+                          std::vector<Path1DResult>& results, std::vector<char>& done,
+                          detail::AssembleScratch& scratch) {
+    for (Index v = 0; v < seq.size(); ++v) {
+        const Index p = seq.path[sz(v)];
+        Index end = v;
+        while (end + 1 < seq.size() && seq.path[sz(end) + 1] == p) ++end;
+        if (whole[sz(p)]) {
+            detail::assemble_path(net, paths[sz(p)], lengths.of(p), seq, v, end, want_patterns,
+                                  results[sz(p)], scratch);
+            done[sz(p)] = 1;
+        }
+        v = end;
+    }
+}
+
+// Joins the task outputs path by path and assembles each path's result that is not done
+// yet: where a path's chunk ends and its next chunk begins, the shared polyline point
+// appears twice; the second copy is kept. A path that lies within one task's output is
+// assembled in place, without the copy.
+void join_and_assemble(const Network& net, const std::vector<PathSpec>& paths,
+                       const PathLengths& lengths, const std::vector<VertexSeq>& outputs,
+                       bool want_patterns, std::vector<Path1DResult>& results,
+                       const std::vector<char>& done) {
     const Index words = detail::words_for(net.num_neurons());
+    // Per path: the number of task outputs holding its vertices.
+    std::vector<Index> runs(paths.size(), 0);
+    for (const VertexSeq& seq : outputs) {
+        Index previous = -1;
+        for (const Index p : seq.path) {
+            if (p != previous) ++runs[sz(p)];
+            previous = p;
+        }
+    }
+    detail::AssembleScratch scratch;
     VertexSeq joined;
     joined.words = words;
     Index current = -1;
     auto finish = [&](Index p) {
         if (p < 0) return;
-        detail::assemble_path(net, paths[sz(p)], joined, 0, joined.size() - 1, want_patterns,
-                              results[sz(p)]);
+        detail::assemble_path(net, paths[sz(p)], lengths.of(p), joined, 0, joined.size() - 1,
+                              want_patterns, results[sz(p)], scratch);
     };
     for (const VertexSeq& seq : outputs) {
         for (Index v = 0; v < seq.size(); ++v) {
             const Index p = seq.path[sz(v)];
+            if (runs[sz(p)] == 1) {
+                finish(current);  // a path in several outputs before it
+                current = -1;
+                // The path's vertices are v..end in this output: no join needed.
+                Index end = v;
+                while (end + 1 < seq.size() && seq.path[sz(end) + 1] == p) ++end;
+                if (!done[sz(p)])
+                    detail::assemble_path(net, paths[sz(p)], lengths.of(p), seq, v, end,
+                                          want_patterns, results[sz(p)], scratch);
+                v = end;
+                continue;
+            }
             if (p != current) {
                 finish(current);
-                joined = VertexSeq();
-                joined.words = words;
+                joined.clear();
                 current = p;
             } else if (!joined.link.back()) {
                 joined.pop_back();
@@ -113,29 +163,80 @@ std::vector<Path1DResult> join_and_assemble(const Network& net, const std::vecto
         }
     }
     finish(current);
-    return results;
 }
 
 }  // namespace
 
 Index pattern_bytes(const Network& net) { return (net.num_neurons() + 7) / 8; }
 
+#if defined(LRCORE_AVX2_DISPATCH)
+namespace {
+
+// path_extent's four lanes over row[0..dim) in AVX2: the running maxima of |x| (peak) and
+// of |x - previous| (step, where previous is not null), and whether every |x| <= DBL_MAX.
+// _mm256_max_pd(v, m) keeps m where v is NaN, as std::max(m, v) does. Returns the values
+// done (a multiple of 4).
+__attribute__((target("avx2"))) Index row_extent_avx2(const double* row, const double* previous,
+                                                      Index dim, bool& finite, double* peak,
+                                                      double* step) {
+    const __m256d abs_mask = _mm256_castsi256_pd(_mm256_set1_epi64x(0x7fffffffffffffffLL));
+    const __m256d largest = _mm256_set1_pd(std::numeric_limits<double>::max());
+    __m256d p = _mm256_loadu_pd(peak), q = _mm256_loadu_pd(step);
+    __m256d ok = _mm256_castsi256_pd(_mm256_set1_epi64x(-1));
+    Index i = 0;
+    for (; i + 4 <= dim; i += 4) {
+        const __m256d x = _mm256_loadu_pd(row + i);
+        const __m256d size = _mm256_and_pd(x, abs_mask);
+        ok = _mm256_and_pd(ok, _mm256_cmp_pd(size, largest, _CMP_LE_OQ));
+        p = _mm256_max_pd(size, p);
+        if (previous != nullptr)
+            q = _mm256_max_pd(
+                _mm256_and_pd(_mm256_sub_pd(x, _mm256_loadu_pd(previous + i)), abs_mask), q);
+    }
+    _mm256_storeu_pd(peak, p);
+    _mm256_storeu_pd(step, q);
+    finite = finite && _mm256_movemask_pd(ok) == 0xf;
+    return i;
+}
+
+}  // namespace
+#endif
+
 PathExtent path_extent(const std::vector<PathSpec>& paths, Index dim) {
     PathExtent extent;
+    // Four lanes of each running maximum (independent chains; a maximum does not depend on
+    // the order, and like std::max they skip NaN, which `finite` catches).
     bool finite = true;
+    double peak[4] = {0.0, 0.0, 0.0, 0.0};
+    constexpr double kMax = std::numeric_limits<double>::max();
     for (const PathSpec& spec : paths) {
         for (Index k = 0; k < spec.num_points; ++k) {
             const double* row = spec.points + k * dim;
-            double step = 0.0;
-            for (Index i = 0; i < dim; ++i) {
-                const double size = std::abs(row[i]);
-                finite = finite && size <= std::numeric_limits<double>::max();
-                extent.peak = std::max(extent.peak, size);
-                if (k > 0) step = std::max(step, std::abs(row[i] - row[i - dim]));
+            double step[4] = {0.0, 0.0, 0.0, 0.0};
+            Index i = 0;
+#if defined(LRCORE_AVX2_DISPATCH)
+            if (detail::cpu_has_avx2())
+                i = row_extent_avx2(row, k > 0 ? row - dim : nullptr, dim, finite, peak, step);
+#endif
+            for (; i + 4 <= dim; i += 4) {
+                for (Index l = 0; l < 4; ++l) {
+                    const double size = std::abs(row[i + l]);
+                    finite &= size <= kMax;
+                    peak[l] = std::max(peak[l], size);
+                    if (k > 0) step[l] = std::max(step[l], std::abs(row[i + l] - row[i + l - dim]));
+                }
             }
-            if (step > 0.0) extent.shortest_step = std::min(extent.shortest_step, step);
+            for (; i < dim; ++i) {
+                const double size = std::abs(row[i]);
+                finite &= size <= kMax;
+                peak[0] = std::max(peak[0], size);
+                if (k > 0) step[0] = std::max(step[0], std::abs(row[i] - row[i - dim]));
+            }
+            const double largest = std::max(std::max(step[0], step[1]), std::max(step[2], step[3]));
+            if (largest > 0.0) extent.shortest_step = std::min(extent.shortest_step, largest);
         }
     }
+    extent.peak = std::max(std::max(peak[0], peak[1]), std::max(peak[2], peak[3]));
     if (!finite) extent.peak = std::numeric_limits<double>::quiet_NaN();
     return extent;
 }
@@ -246,12 +347,24 @@ std::vector<Path1DResult> count_1d(const Network& net, const std::vector<PathSpe
     std::vector<std::atomic<Index>> counters(detail::kCounters * paths.size());
     for (auto& count : counters) count.store(0);
 
+    std::vector<Path1DResult> results(paths.size());
+    PathLengths lengths;
+    detail::segment_lengths(paths, net.input_dim(), lengths.lengths, lengths.offsets);
+    // Paths in one chunk (all their segments in one task) are assembled by that task's
+    // worker; `done` marks them.
+    std::vector<char> whole(paths.size(), 0), done(paths.size(), 0);
+    for (const auto& chunks : tasks)
+        for (const Chunk& chunk : chunks)
+            whole[sz(chunk.path)] =
+                chunk.seg_begin == 0 && chunk.seg_end == segment_count(paths[sz(chunk.path)]);
+
     if (num_hidden > 0) {
         const FirstLayerTable first =
             first_layer_table(net, paths, tasks, per_task, options, poll, share_at_once);
         // One subdivider per worker thread, reused task after task.
         std::vector<std::unique_ptr<detail::Subdivider>> workers(
             sz(resolve_num_threads(options.num_threads)));
+        std::vector<detail::AssembleScratch> scratches(workers.size());
         parallel_for(
             static_cast<Index>(tasks.size()), options.num_threads,
             [&](Index task, Index worker, const StopFlag& stop) {
@@ -264,14 +377,15 @@ std::vector<Path1DResult> count_1d(const Network& net, const std::vector<PathSpe
                         ? nullptr
                         : first.values.data() + first.task_row[sz(task)] * first.width;
                 outputs[sz(task)] = subdivider->run(tasks[sz(task)], stop, first_rows);
+                assemble_whole_paths(net, paths, lengths, outputs[sz(task)], whole,
+                                     options.want_patterns, results, done, scratches[sz(worker)]);
             },
             poll, share_at_once);
     } else {
         for (std::size_t i = 0; i < tasks.size(); ++i) outputs[i] = unsubdivided(tasks[i]);
     }
 
-    std::vector<Path1DResult> results =
-        join_and_assemble(net, paths, outputs, options.want_patterns);
+    join_and_assemble(net, paths, lengths, outputs, options.want_patterns, results, done);
     for (std::size_t p = 0; p < paths.size(); ++p) {
         const std::size_t at = sz(detail::kCounters) * p;
         results[p].slow_decisions = counters[at].load();

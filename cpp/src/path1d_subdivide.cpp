@@ -33,7 +33,19 @@ Subdivider::Subdivider(const Network& net, const std::vector<PathSpec>& paths,
       counters_(counters),
       words_(words_for(net.num_neurons())),
       filter_(options.certified ? filter_layers(net) : std::vector<FilterLayer>()),
-      oracle_(net) {}
+      oracle_(net) {
+    // The largest row norm and |bias| of each layer's neurons (count_undecided_signs);
+    // NaN if any is (then the filter's full test runs).
+    auto largest = [](const std::vector<double>& x, Index count) {
+        double m = 0.0;
+        for (Index j = 0; j < count; ++j) m = x[sz(j)] > m || std::isnan(x[sz(j)]) ? x[sz(j)] : m;
+        return m;
+    };
+    for (Index l = 0; l < net.num_hidden_layers() && options.certified; ++l) {
+        max_norm_.push_back(largest(net.layer(l).row_norms(), net.hidden_size(l)));
+        max_bias_.push_back(largest(net.layer(l).abs_bias(), net.hidden_size(l)));
+    }
+}
 
 VertexSeq Subdivider::run(const std::vector<Chunk>& chunks, const StopFlag& stop,
                           const double* first_rows) {
@@ -85,6 +97,34 @@ void neighbour_dots(const double* rows, Index n, Index width, Buffer<double>& do
     if (n > 0) dot[sz(n - 1)] = 0.0;
 }
 
+// out[i] = <x[i], y[i]> (d values each), each summed in order k = 0, 1, ..., d - 1, for
+// four pairs at a time: independent chains (the same sums as one pair at a time), which
+// a long input dimension makes latency-bound otherwise.
+void interleaved_dots(const double* const* x, const double* const* y, Index n, Index d,
+                      double* out) {
+    Index i = 0;
+    for (; i + 4 <= n; i += 4) {
+        const double *x0 = x[i], *x1 = x[i + 1], *x2 = x[i + 2], *x3 = x[i + 3];
+        const double *y0 = y[i], *y1 = y[i + 1], *y2 = y[i + 2], *y3 = y[i + 3];
+        double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0;
+        for (Index k = 0; k < d; ++k) {
+            s0 += x0[k] * y0[k];
+            s1 += x1[k] * y1[k];
+            s2 += x2[k] * y2[k];
+            s3 += x3[k] * y3[k];
+        }
+        out[i] = s0;
+        out[i + 1] = s1;
+        out[i + 2] = s2;
+        out[i + 3] = s3;
+    }
+    for (; i < n; ++i) {
+        double sum = 0.0;
+        for (Index k = 0; k < d; ++k) sum += x[i][k] * y[i][k];
+        out[i] = sum;
+    }
+}
+
 // The crossings of interval v, [first, last), sorted by (float fraction, neuron); false
 // when there are none.
 bool sorted_crossings(std::vector<Crossing>& crossings, const std::vector<Index>& begin, Index v,
@@ -113,26 +153,24 @@ void Subdivider::evaluate_first_layer(Unit& unit, const double* first_rows) {
     unit.z.resize(sz(n * unit.width));
     Buffer<double>& x = input_points_;
     if (first_rows == nullptr) x.resize(sz(n * d));
-    unit.dot.resize(sz(n));
-    const double* previous = nullptr;
+    std::vector<const double*>& rows = point_rows_;
+    rows.resize(sz(n));
     for (Index v = 0; v < n; ++v) {
         const PathSpec& spec = paths_[sz(unit.path[sz(v)])];
         Index point = unit.seg[sz(v)] + (unit.t[sz(v)] > 0.0 ? 1 : 0);
         if (point == spec.num_points) point = 0;  // end of a closed path's last segment
-        const double* src = spec.points + point * d;
-        if (first_rows == nullptr) std::copy(src, src + d, x.begin() + v * d);
-        double sum = 0.0;
-        for (Index k = 0; k < d; ++k) sum += src[k] * src[k];
-        unit.scale[sz(v)] = std::sqrt(sum);
-        // dot[v - 1] = <point v - 1, point v> (as neighbour_dots gives it).
-        if (previous != nullptr) {
-            double dot = 0.0;
-            for (Index k = 0; k < d; ++k) dot += previous[k] * src[k];
-            unit.dot[sz(v - 1)] = dot;
-        }
-        previous = src;
+        rows[sz(v)] = spec.points + point * d;
+        if (first_rows == nullptr) std::copy_n(rows[sz(v)], d, x.begin() + v * d);
     }
-    if (n > 0) unit.dot[sz(n - 1)] = 0.0;
+    // scale[v] = ||point v||; rtol only: dot[v] = <point v, point v + 1> (as
+    // neighbour_dots gives it; the certified decisions do not read it).
+    interleaved_dots(rows.data(), rows.data(), n, d, unit.scale.data());
+    for (Index v = 0; v < n; ++v) unit.scale[sz(v)] = std::sqrt(unit.scale[sz(v)]);
+    if (!options_.certified) {
+        unit.dot.resize(sz(n));
+        if (n > 1) interleaved_dots(rows.data(), rows.data() + 1, n - 1, d, unit.dot.data());
+        if (n > 0) unit.dot[sz(n - 1)] = 0.0;
+    }
     if (first_rows != nullptr)
         std::copy_n(first_rows, n * unit.width, unit.z.data());
     else
@@ -234,19 +272,38 @@ void Subdivider::update_rows(Unit& unit, Index layer) {
         const double* za = y + a * out;
         const double* zb = y + b * out;
         // Crossed neurons: sum_j (1 - slope) |z_j(a)| W[:, j], times (1 - tau).
+        // (Dense columns: the row's pass and its group's first column in one pass.)
         std::fill_n(sum, out, 0.0);
         for (Index g = g0; g < g1; ++g) {
             double* row = y + (a + 1 + g - g0) * out;
-            row_scale(1.0 - p.tau[sz(g)], sum, row, out);
-            for (Index e = p.entry_begin[sz(g)]; e < p.entry_begin[sz(g) + 1]; ++e)
-                add_column(p.coef_a[sz(e)], p.neuron[sz(e)], sum);
+            Index e = p.entry_begin[sz(g)];
+            const Index e_end = p.entry_begin[sz(g) + 1];
+            if (columns.dense && e < e_end) {
+                row_scale_axpy(1.0 - p.tau[sz(g)], sum, row, p.coef_a[sz(e)],
+                               columns.values.data() + p.neuron[sz(e)] * out, out);
+                ++e;
+            } else {
+                row_scale(1.0 - p.tau[sz(g)], sum, row, out);
+            }
+            for (; e < e_end; ++e) add_column(p.coef_a[sz(e)], p.neuron[sz(e)], sum);
         }
         // Neurons not crossed yet (and the vertex's own): (1 - slope) |z_j(b)|, times tau.
+        // (Dense columns: the group's last column and the row's pass in one pass.)
         std::fill_n(sum, out, 0.0);
         for (Index g = g1 - 1; g >= g0; --g) {
-            for (Index e = p.entry_begin[sz(g)]; e < p.entry_begin[sz(g) + 1]; ++e)
+            const Index e_begin = p.entry_begin[sz(g)];
+            Index e_end = p.entry_begin[sz(g) + 1];
+            const bool fuse = columns.dense && e_begin < e_end;
+            if (fuse) --e_end;
+            for (Index e = e_begin; e < e_end; ++e)
                 add_column(p.coef_b[sz(e)], p.neuron[sz(e)], sum);
-            row_chord(za, zb, p.tau[sz(g)], sum, y + (a + 1 + g - g0) * out, out);
+            double* row = y + (a + 1 + g - g0) * out;
+            if (fuse)
+                row_axpy_chord(p.coef_b[sz(e_end)],
+                               columns.values.data() + p.neuron[sz(e_end)] * out, sum, za, zb,
+                               p.tau[sz(g)], row, out);
+            else
+                row_chord(za, zb, p.tau[sz(g)], sum, row, out);
         }
         if (!certified) continue;
         // The bound (docs/numerics.md §3): per value ||W_k|| A + |c_k| B, and the row's l2
@@ -381,6 +438,14 @@ void Subdivider::find_crossings(Unit& unit, Index layer) {
     const std::vector<double>& bias = net_.layer(layer).abs_bias();
     crossing_begin.assign(sz(n) + 1, 0);
     crossings.clear();
+    // Certified, certify_values has left the vertices' sign words; else they are taken
+    // here, once per vertex.
+    const Index stride = sign_stride(layer);
+    if (!certified) {
+        signs_.resize(sz(n * stride));
+        for (Index v = 0; v < n; ++v)
+            sign_words(unit.z.data() + v * width, neurons, signs_.data() + v * stride);
+    }
     for (Index v = 0; v < n; ++v) {
         crossing_begin[sz(v)] = static_cast<Index>(crossings.size());
         if (!unit.link[sz(v)]) continue;
@@ -392,11 +457,13 @@ void Subdivider::find_crossings(Unit& unit, Index layer) {
             bound_a = {unit.bound_a[sz(v)], unit.bound_b[sz(v)]};
             bound_b = {unit.bound_a[sz(v) + 1], unit.bound_b[sz(v) + 1]};
         }
+        const Word* words_a = signs_.data() + v * stride;
+        const Word* words_b = words_a + stride;
         for (Index j0 = 0; j0 < neurons; j0 += kWordBits) {
-            const Index j1 = std::min(neurons, j0 + kWordBits);
             Word on;
             Word cross;
-            interval_sign_words(za + j0, zb + j0, j1 - j0, on, cross);
+            interval_sign_words(words_a + kSignWords * (j0 / kWordBits),
+                                words_b + kSignWords * (j0 / kWordBits), on, cross);
             // Place the 64 local bits at the layer's offset in the pattern row.
             set_bits_at(row, offset + j0, on);
             while (cross != 0) {
@@ -469,6 +536,9 @@ void Subdivider::certify_values(Unit& unit, Index layer) {
     const Index neurons = net_.hidden_size(layer);
     unit.bound_a.resize(sz(n));
     unit.bound_b.resize(sz(n));
+    // The sign words of every vertex's values, for find_crossings.
+    const Index stride = sign_stride(layer);
+    signs_.resize(sz(n * stride));
     // Rows the update from their interval's ends computed carry their own bound.
     const bool any_given = !unit.given_err.empty();
     for (Index v = 0; v < n; ++v) {
@@ -480,7 +550,9 @@ void Subdivider::certify_values(Unit& unit, Index layer) {
                   : VertexBound::vector_error(f, unit.scale[sz(v)], unit.err[sz(v)]);
         double* row = unit.z.data() + v * width;
         const double a = bound.a, b = bound.b;
-        const Index undecided = count_undecided(row, norms, bias, a, b, neurons);
+        Word* words = signs_.data() + v * stride;
+        const Index undecided = count_undecided_signs(row, norms, bias, a, b, max_norm_[sz(layer)],
+                                                      max_bias_[sz(layer)], neurons, words);
         double replaced = 0.0;  // sum of eps^2 over the replaced values
         if (undecided > 0) {
             const Index path = unit.path[sz(v)];
@@ -527,7 +599,9 @@ void Subdivider::certify_values(Unit& unit, Index layer) {
             // than the float64 ones: they replace them (refresh_values), so that deeper
             // layers start from a small error again. Else a structural zero is exact
             // (z = z* = 0): only the other values need the doubled bound.
+            sign_words(row, neurons, words);  // the slow path may have changed values
             if (asked && refresh_values(unit, v, layer, bound, row_error)) {
+                sign_words(row, neurons, words);
                 unit.bound_a[sz(v)] = bound.a;
                 unit.bound_b[sz(v)] = bound.b;
                 continue;  // err[v] set
@@ -826,7 +900,7 @@ void Subdivider::insert_crossings(Unit& unit, Index layer, bool last, Index adde
     Index w = 0;  // write position
     // Writes the activations of pre-activation row `z` as row w, with their norm.
     auto activate_row = [&](const double* z) {
-        next.scale[sz(w)] = act.apply_row(z, next.z.data() + w * width, width, neurons);
+        next.scale[sz(w)] = activate_values(act, z, next.z.data() + w * width, width, neurons);
     };
     // Certified: the l2 error of a vertex's values, and of its activations (next.err).
     const FilterLayer* f = certified ? &filter_[sz(layer)] : nullptr;

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "certify.hpp"
+#include "interval_signs.hpp"
 #include "lrcore/network.hpp"
 #include "lrcore/parallel.hpp"
 #include "lrcore/path1d.hpp"
@@ -60,6 +61,7 @@ private:
     double slow_work_start_ = 0.0;  // the oracle's work() at the task's start
     Index words_;
     std::vector<FilterLayer> filter_;
+    std::vector<double> max_norm_, max_bias_;  // per layer: over its neurons (certified)
     PathOracle oracle_;
     // Scratch reused across layers and tasks of one worker thread.
     Buffer<double> activated_;
@@ -67,6 +69,13 @@ private:
     std::vector<Index> crossing_begin_;  // crossings of interval v: [begin[v], begin[v + 1])
     std::vector<Crossing> crossings_;
     Buffer<double> interpolated_;
+    std::vector<const double*> point_rows_;  // evaluate_first_layer: the unit's points
+    // The layer's sign words at every vertex (kSignWords per 64 neurons; interval_signs.hpp),
+    // which certify_values leaves for find_crossings.
+    Buffer<Word> signs_;
+    Index sign_stride(Index layer) const {
+        return kSignWords * ((net_.hidden_size(layer) + kWordBits - 1) / kWordBits);
+    }
     Unit spare_;
 
     // New vertices' next-layer values from their interval's ends (update_rows) where

@@ -76,13 +76,21 @@ struct Unit {
 
 // Vertices in path order with their interval patterns: what a task hands to assembly.
 struct VertexSeq {
-    std::vector<Index> path, seg;
-    std::vector<double> t;
-    std::vector<std::uint8_t> link;
-    std::vector<Word> bits;
+    Buffer<Index> path, seg;
+    Buffer<double> t;
+    Buffer<std::uint8_t> link;
+    Buffer<Word> bits;
     Index words = 0;
 
     Index size() const { return static_cast<Index>(t.size()); }
+
+    void clear() {
+        path.clear();
+        seg.clear();
+        t.clear();
+        link.clear();
+        bits.clear();
+    }
 
     void pop_back() {
         path.pop_back();
@@ -92,7 +100,17 @@ struct VertexSeq {
         bits.resize(bits.size() - sz(words));
     }
 
-    void append(const Unit& unit) {
+    // Appends the unit's vertices; an empty sequence takes the unit's arrays instead of
+    // copying them (the unit is left empty).
+    void append(Unit& unit) {
+        if (size() == 0 && !unit.duplicates_previous) {
+            path.swap(unit.path);
+            seg.swap(unit.seg);
+            t.swap(unit.t);
+            link.swap(unit.link);
+            bits.swap(unit.bits);
+            return;
+        }
         if (unit.duplicates_previous && size() > 0) pop_back();
         path.insert(path.end(), unit.path.begin(), unit.path.end());
         seg.insert(seg.end(), unit.seg.begin(), unit.seg.end());

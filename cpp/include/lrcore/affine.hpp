@@ -71,6 +71,13 @@ public:
     // W's columns, built on first use (thread-safe; from the rows unless the map knows
     // better), or not available where W has too many entries (AffineColumns).
     const AffineColumns& columns() const;
+    // Sums of |W| and b that the certified filter's norms come from (filter_layers,
+    // docs/numerics.md §3), built on first use (thread-safe) and kept: sum_j
+    // row_norms()[j]^2, sum_j abs_bias()[j]^2, the largest row and column sums of |W|.
+    struct AbsSums {
+        double frob2 = 0.0, bias2 = 0.0, max_row = 0.0, max_column = 0.0;
+    };
+    const AbsSums& abs_sums() const;
     // y += coef W[:, col] (no bias): verify() updates a point's values from its
     // neighbours' with a few columns (docs/design.md §7). Only where can_add_column():
     // from columns() by default; dense, diagonal, convolution and composite maps read
@@ -84,6 +91,8 @@ protected:
 private:
     mutable std::once_flag columns_once_;
     mutable AffineColumns columns_;
+    mutable std::once_flag sums_once_;
+    mutable AbsSums sums_;
 };
 
 class DenseAffine final : public AffineMap {
