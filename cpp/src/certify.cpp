@@ -354,6 +354,7 @@ void PathOracle::forward(const double* x_hi, const double* x_lo, bool with_bias,
         const AffineMap& map = net_.layer(l);
         const Index m = map.out_dim();
         work_ += map.multiply_adds();
+        ++layers_computed_;
         // n + 4: the fan-in plus the merges of the four chains (forward's loop).
         const auto n = static_cast<double>(map.in_dim()) + 4.0;
         const double gn = gamma_of(n + 2.0);

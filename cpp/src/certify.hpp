@@ -155,6 +155,8 @@ public:
                        std::vector<double>& error) const;
 
     Index evaluations() const { return evaluations_; }
+    // Layers the double-double passes computed (c and d each count).
+    Index layers_computed() const { return layers_computed_; }
     Index exact_evaluations() const { return exact_evaluations_; }
     // The slow path's work so far: the multiply-adds of the layers evaluated in
     // double-double (past a shared prefix; c and d each count) and the terms of the exact
@@ -190,6 +192,7 @@ private:
     Index clock_ = 0;
     Index max_entries_ = 0;
     Index evaluations_ = 0;
+    Index layers_computed_ = 0;
     double work_ = 0.0;
     double exact_limit_ = -1.0;
     bool exact_fits(const double* x0, const double* x1, const Word* pattern, Index upto);
