@@ -539,7 +539,18 @@ double PathOracle::entry_bytes(Index upto, bool line) const {
                   static_cast<double>(words_for(net_.neuron_offset(upto))));
 }
 
+// An entry's priority (GreedyDual-Size, Cao and Irani 1997): the cache's inflation (the
+// priority of the last entry evicted) plus the work a resume from it saves (the pass's
+// multiply-adds through its layer) per byte; the lowest is replaced first. The
+// shallow layers' entries are large and save little, the deep ones small and save much.
+double PathOracle::priority_of(const Entry& e) const {
+    double saved = 0.0;
+    for (Index l = 0; l <= e.upto; ++l) saved += net_.layer(l).multiply_adds();
+    return inflation_ + saved / e.bytes;
+}
+
 void PathOracle::reset() {
+    inflation_ = 0.0;
     for (Entry& e : entries_) e = Entry{};
     cache_bytes_ = 0.0;
     current_ = nullptr;
@@ -578,7 +589,8 @@ PathOracle::Entry& PathOracle::new_entry(const Entry* source, Index upto, bool l
             if (e.upto < 0) {
                 if (slot == nullptr) slot = &e;
             } else if (&e != source && e.stamp <= protect &&
-                       (oldest == nullptr || e.stamp < oldest->stamp)) {
+                       (oldest == nullptr || e.priority < oldest->priority ||
+                        (e.priority == oldest->priority && e.stamp < oldest->stamp))) {
                 oldest = &e;
             }
         }
@@ -586,6 +598,7 @@ PathOracle::Entry& PathOracle::new_entry(const Entry* source, Index upto, bool l
                           (slot == nullptr && entries_.size() == kMaxEntries);
         if (!full || oldest == nullptr) break;
         cache_bytes_ -= oldest->bytes;
+        inflation_ = std::max(inflation_, oldest->priority);
         *oldest = Entry{};
         if (slot == nullptr) slot = oldest;
     }
@@ -612,6 +625,7 @@ void PathOracle::evaluate(const double* x0, const double* x1, const Word* patter
     };
     if (same_vertex && current_ != nullptr && current_->upto == upto && keeps(*current_)) {
         current_->stamp = ++clock_;
+        current_->priority = priority_of(*current_);
         return;
     }
     ++clock_;
@@ -627,10 +641,12 @@ void PathOracle::evaluate(const double* x0, const double* x1, const Word* patter
     }
     if (source != nullptr && source->upto == upto) {  // the query's layer is cached
         source->stamp = clock_;
+        source->priority = priority_of(*source);
         current_ = source;
         return;
     }
     const Index from = source != nullptr ? source->upto + 1 : 0;
+    if (source != nullptr) source->priority = priority_of(*source);
     ++evaluations_;
     // Every layer the pass computes becomes an entry (its key: the pattern's bits below
     // it), so that a query sharing a shorter prefix resumes from it.
@@ -645,6 +661,7 @@ void PathOracle::evaluate(const double* x0, const double* x1, const Word* patter
         e.pattern.assign(pattern, pattern + words_for(net_.neuron_offset(l)));
         e.hash = query_hash_[sz(l)];
         e.stamp = ++clock_;
+        e.priority = priority_of(e);
         made[sz(l)] = &e;
         if (l < upto) {
             snap_c_[sz(l)] = &e.c;

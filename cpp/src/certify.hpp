@@ -184,8 +184,9 @@ private:
     // deepest layer l <= L whose key agrees with the query's pattern below l: a deeper
     // layer at the same vertex, and every vertex of an interval (those born at layer l
     // inside it too), since sub-intervals keep their parent's bits below l. A root's own
-    // neuron (layer lj < L) is pinned in the entry. Entries are bounded by memory
-    // (kCacheBytes), the least recently used one replaced.
+    // neuron (layer lj < L) is pinned in the entry. Every layer a pass computes becomes an
+    // entry. Entries are bounded by memory (kCacheBytes, or LRCORE_PASS_CACHE_MB), the
+    // one of lowest priority replaced (priority_of: GreedyDual-Size).
     struct Entry {
         const double* x0 = nullptr;
         const double* x1 = nullptr;
@@ -196,13 +197,16 @@ private:
         Index pin_layer = -1, pin_unit = -1;  // a value of an earlier layer (a root's)
         Value pin_c, pin_d;
         Index stamp = 0;
-        double bytes = 0.0;  // entry_bytes
+        double bytes = 0.0;     // entry_bytes
+        double priority = 0.0;  // priority_of
     };
     static constexpr double kCacheBytes = 128.0 * 1024.0 * 1024.0;
     static constexpr std::size_t kMaxEntries = 4096;
     std::vector<Entry> entries_;  // reserved once: entries are pointed to
     double cache_bytes_ = 0.0;
     double cache_limit_ = kCacheBytes;
+    double inflation_ = 0.0;
+    double priority_of(const Entry& e) const;
     Entry* current_ = nullptr;
     bool same_vertex_ = false;
     Index clock_ = 0;
