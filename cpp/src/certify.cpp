@@ -575,10 +575,10 @@ PathOracle::Value PathOracle::d_at(Index l, Index k) const {
     return current_->pin_d;
 }
 
-// A free entry for a pass's layer `upto` (the least recently used ones replaced until the
+// A free entry for a pass's layer `upto` (those of lowest priority replaced until the
 // cache's memory has room for it), never `source` or an entry of the current pass
-// (stamp > protect).
-PathOracle::Entry& PathOracle::new_entry(const Entry* source, Index upto, bool line,
+// (stamp > protect); null when every slot holds one of those.
+PathOracle::Entry* PathOracle::new_entry(const Entry* source, Index upto, bool line,
                                          Index protect) {
     if (entries_.capacity() == 0) entries_.reserve(kMaxEntries);
     const double bytes = entry_bytes(upto, line);
@@ -603,13 +603,14 @@ PathOracle::Entry& PathOracle::new_entry(const Entry* source, Index upto, bool l
         if (slot == nullptr) slot = oldest;
     }
     if (slot == nullptr) {
+        if (entries_.size() == kMaxEntries) return nullptr;  // no reallocation: pointed to
         entries_.emplace_back();
         slot = &entries_.back();
     }
     slot->upto = upto;  // taken
     slot->bytes = bytes;
     cache_bytes_ += bytes;
-    return *slot;
+    return slot;
 }
 
 void PathOracle::evaluate(const double* x0, const double* x1, const Word* pattern, Index upto,
@@ -654,20 +655,28 @@ void PathOracle::evaluate(const double* x0, const double* x1, const Word* patter
     snap_c_.assign(sz(upto) + 1, nullptr);
     snap_d_.assign(sz(upto) + 1, nullptr);
     std::vector<Entry*> made(sz(upto) + 1, nullptr);
-    for (Index l = from; l <= upto; ++l) {
-        Entry& e = new_entry(source, l, line, protect);
-        e.x0 = x0;
-        e.x1 = x1;
-        e.pattern.assign(pattern, pattern + words_for(net_.neuron_offset(l)));
-        e.hash = query_hash_[sz(l)];
-        e.stamp = ++clock_;
-        e.priority = priority_of(e);
-        made[sz(l)] = &e;
+    for (Index l = upto; l >= from; --l) {  // the pass's own layer first
+        Entry* e = new_entry(source, l, line, protect);
+        if (e == nullptr) {
+            if (l < upto) break;  // no slot for the shallower layers: not kept
+            spare_ = Entry{};     // never a source (not in entries_)
+            e = &spare_;
+            e->upto = upto;
+        }
+        e->x0 = x0;
+        e->x1 = x1;
+        e->pattern.assign(pattern, pattern + words_for(net_.neuron_offset(l)));
+        e->hash = query_hash_[sz(l)];
+        e->stamp = protect + 1 + (l - from);  // deeper layers more recent
+        made[sz(l)] = e;
         if (l < upto) {
-            snap_c_[sz(l)] = &e.c;
-            snap_d_[sz(l)] = &e.d;
+            snap_c_[sz(l)] = &e->c;
+            snap_d_[sz(l)] = &e->d;
         }
     }
+    clock_ = protect + 1 + (upto - from);
+    for (Index l = from; l <= upto; ++l)
+        if (made[sz(l)] != nullptr) made[sz(l)]->priority = priority_of(*made[sz(l)]);
     Entry& entry = *made[sz(upto)];
     Value pin_c, pin_d;
     if (line && keep_layer < upto && source != nullptr && keep_layer <= source->upto) {

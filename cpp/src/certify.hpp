@@ -208,6 +208,7 @@ private:
     double inflation_ = 0.0;
     double priority_of(const Entry& e) const;
     Entry* current_ = nullptr;
+    Entry spare_;  // the pass's own layer when no slot is free (never a source)
     bool same_vertex_ = false;
     Index clock_ = 0;
     Index evaluations_ = 0;
@@ -239,7 +240,7 @@ private:
     DD root_determinant(Index lj, Index j, Index lk, Index k, double& err) const;
     void prefix_hashes(const Word* pattern, Index upto);
     bool same_prefix(const Word* pattern, const Entry& e) const;
-    Entry& new_entry(const Entry* source, Index upto, bool line, Index protect);
+    Entry* new_entry(const Entry* source, Index upto, bool line, Index protect);
     double entry_bytes(Index upto, bool line) const;
     void evaluate_exact(const double* x0, const double* x1, const Word* pattern, Index upto);
     void forward_exact(std::vector<Expansion> h, bool with_bias, const Word* pattern, Index upto,
