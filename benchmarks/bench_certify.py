@@ -26,6 +26,12 @@ One case::
 
     python benchmarks/bench_certify.py --cases lenet5
 
+The stretch ``[0, 0.02]`` of issue 16's width-64 segment (docs/numerics.md §4; set
+``LRCORE_CERT_STATS=1`` for the slow path's passes, layers and work on stderr)::
+
+    python benchmarks/bench_certify.py --cases resnet18 --width 64 --stretch 0.02 \
+        --settings rtol,default
+
 Issue 16's headline case, compared with tests/torch_walk.py's walk (the walk takes about
 3 minutes, the certified run at width 64 over half an hour on 2 shared cores)::
 
