@@ -26,6 +26,12 @@ One case::
 
     python benchmarks/bench_certify.py --cases lenet5
 
+The stretch ``[0, 0.02]`` of issue 16's width-64 segment (docs/numerics.md §4; set
+``LRCORE_CERT_STATS=1`` for the slow path's passes, layers and work on stderr)::
+
+    python benchmarks/bench_certify.py --cases resnet18 --width 64 --stretch 0.02 \
+        --settings rtol,default
+
 Issue 16's headline case, compared with tests/torch_walk.py's walk (the walk takes about
 3 minutes, the certified run at width 64 over half an hour on 2 shared cores)::
 
@@ -64,9 +70,11 @@ def resnet18_model(width: int) -> tuple[Any, np.ndarray]:
     return model, np.stack([x0, x0 + 0.005 * rng.standard_normal(3072)])
 
 
-def resnet18(width: int) -> tuple[lrcore.Network, np.ndarray]:
-    """Issue 16's ResNet-18 and segment."""
+def resnet18(width: int, stretch: float = 1.0) -> tuple[lrcore.Network, np.ndarray]:
+    """Issue 16's ResNet-18 and segment (its stretch ``[0, stretch]``)."""
     model, path = resnet18_model(width)
+    if stretch != 1.0:
+        path = np.stack([path[0], path[0] + stretch * (path[1] - path[0])])
     return lrcore.from_torch(model, (3, 32, 32)), path
 
 
@@ -239,6 +247,12 @@ def main() -> None:
     parser.add_argument("--cases", default="resnet18,lenet5,conv12")
     parser.add_argument("--width", type=int, default=16, help="ResNet-18 width")
     parser.add_argument(
+        "--stretch",
+        type=float,
+        default=1.0,
+        help="resnet18: only the stretch [0, STRETCH] of the segment (e.g. 0.02)",
+    )
+    parser.add_argument(
         "--no-unbounded", action="store_true", help="skip max_slow_decisions=None on ResNet-18"
     )
     parser.add_argument(
@@ -261,8 +275,14 @@ def main() -> None:
     parser.add_argument("--match-tol", type=float, default=1e-7, help="fraction of the segment")
     parser.add_argument("--delta", type=float, default=1e-9, help="fraction of the segment")
     args = parser.parse_args()
+    if args.compare_walk and args.stretch != 1.0:
+        parser.error("--compare-walk needs the whole segment (no --stretch)")
     print_header("certified sign decisions on conv nets")
-    builders = {"resnet18": lambda: resnet18(args.width), "lenet5": lenet5, "conv12": conv12}
+    builders = {
+        "resnet18": lambda: resnet18(args.width, args.stretch),
+        "lenet5": lenet5,
+        "conv12": conv12,
+    }
     rows = []
     chosen = args.settings.split(",")
     positions: dict[str, Any] = {}

@@ -655,3 +655,33 @@ def test_norm_bounds_do_not_depend_on_the_thread_count():
         w = net.weights[layer]
         sigma = np.linalg.norm(w.toarray() if hasattr(w, "toarray") else np.asarray(w), 2)
         assert sigma <= bound, (layer, sigma, bound)
+
+
+def deep_integer_net(seed: int) -> tuple[lrcore.Network, np.ndarray]:
+    """Six hidden layers of 8 with integer weights and biases, an integer 5-segment path."""
+    rng = np.random.default_rng(seed)
+    sizes = [4, 8, 8, 8, 8, 8, 8, 1]
+    ws = [rng.integers(-2, 3, size=(b, a)).astype(float) for a, b in zip(sizes, sizes[1:])]
+    bs = [rng.integers(-2, 3, size=b).astype(float) for b in sizes[1:]]
+    return lrcore.Network(ws, bs), rng.integers(-3, 4, size=(6, 4)).astype(float)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_resumed_passes_match_passes_from_the_input(seed, monkeypatch):
+    # The slow path asks at many vertices of many layers; its passes resume from cached
+    # layers of other intervals of the same segment wherever the pattern's bits below
+    # that layer agree (docs/numerics.md §4). Sibling intervals differ at the layer that
+    # split them: a resume from a layer whose prefix differs would give other values,
+    # so other refreshed values (and breakpoint positions) or signs. With the cache off
+    # (LRCORE_PASS_CACHE_MB=0) every pass starts from the input: the same arithmetic,
+    # so the results must be identical bit for bit, and both exact.
+    net, path = deep_integer_net(seed)
+    kwargs = {"max_slow_decisions": None, "max_slow_work": None}
+    cached = lrcore.count_1d(net, path, **kwargs)
+    monkeypatch.setenv("LRCORE_PASS_CACHE_MB", "0")
+    fresh = lrcore.count_1d(net, path, **kwargs)
+    assert cached.slow_decisions == fresh.slow_decisions > 0
+    assert cached.exact_coincidences == fresh.exact_coincidences
+    np.testing.assert_array_equal(cached.breakpoints, fresh.breakpoints)
+    np.testing.assert_array_equal(cached.flip_neurons, fresh.flip_neurons)
+    assert disagreements(cached, exact_breakpoints(net, path)) == []

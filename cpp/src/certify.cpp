@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <future>
 
 #include "simd.hpp"
@@ -288,14 +290,13 @@ bool structured_bias(const AffineMap& map, std::vector<double>& bias) {
 // norm (Cauchy-Schwarz), the smaller. Cauchy-Schwarz alone grows by about
 // ||W_j|| sqrt(width) per layer, far faster than the error itself on deep wide nets.
 void PathOracle::forward(const double* x_hi, const double* x_lo, bool with_bias,
-                         const Word* pattern, Index from, Index upto,
-                         std::vector<LayerValues>& out) {
-    out.resize(sz(upto) + 1);
+                         const Word* pattern, const LayerValues* start, Index from, Index upto,
+                         Index keep_layer, Index keep_unit, Value& kept, LayerValues& top,
+                         const std::vector<LayerValues*>& snaps) {
     double input_error = 0.0;  // the input is exact
-    // The forced activation of layer l's values: h = z where the pattern's bit is set,
+    // The forced activation of layer l's values z: h = z where the pattern's bit is set,
     // else slope * z (0 for ReLU); linear units pass. Sets input_error.
-    auto activate = [&](Index l) {
-        const LayerValues& z = out[sz(l)];
+    auto activate = [&](const LayerValues& z, Index l) {
         const Index m = static_cast<Index>(z.hi.size());
         const Activation& act = net_.activation(l);
         const Index neurons = net_.hidden_size(l);
@@ -336,18 +337,32 @@ void PathOracle::forward(const double* x_hi, const double* x_lo, bool with_bias,
             h_lo_.assign(sz(d), 0.0);
         }
     } else {
-        activate(from - 1);  // resumes a cached pass: layers < from are kept
+        activate(*start, from - 1);  // resumes a cached pass at layer from - 1
     }
+    // After layer l: its kept value, and either the pass's last layer (true) or the
+    // next layer's input.
+    auto finish_layer = [&](Index l) {
+        if (l == keep_layer && l < upto)
+            kept = {z_.hi[sz(keep_unit)], z_.lo[sz(keep_unit)], z_.err[sz(keep_unit)]};
+        if (l == upto) {
+            std::swap(z_, top);
+            return true;
+        }
+        if (snaps[sz(l)] != nullptr) *snaps[sz(l)] = z_;
+        activate(z_, l);
+        return false;
+    };
     for (Index l = from; l <= upto; ++l) {
         const AffineMap& map = net_.layer(l);
         const Index m = map.out_dim();
         work_ += map.multiply_adds();
+        ++layers_computed_;
         // n + 4: the fan-in plus the merges of the four chains (forward's loop).
         const auto n = static_cast<double>(map.in_dim()) + 4.0;
         const double gn = gamma_of(n + 2.0);
         const double k1 = gamma_of(3.0 * n + 3.0) * (n + 1.0) * u * (1.0 + gn) * (1.0 + gn);
         const double k2 = (gamma_of(3.0 * n + 3.0) * (1.0 + u) + u) * (1.0 + gn);
-        LayerValues& z = out[sz(l)];
+        LayerValues& z = z_;
         z.hi.resize(sz(m));
         z.lo.resize(sz(m));
         z.err.resize(sz(m));
@@ -373,8 +388,7 @@ void PathOracle::forward(const double* x_hi, const double* x_lo, bool with_bias,
                 z.err[sz(r)] =
                     kSafety * (k1 * sum_a_[sz(r)] + k2 * sum_l_[sz(r)] + (1.0 + gn) * propagated);
             }
-            if (l == upto) break;
-            activate(l);
+            if (finish_layer(l)) break;
             continue;
         }
         for (Index r = 0; r < m; ++r) {
@@ -435,8 +449,7 @@ void PathOracle::forward(const double* x_hi, const double* x_lo, bool with_bias,
                 std::min(e4[0] + e4[1] + e4[2] + e4[3], map.row_norms()[sz(r)] * input_error);
             z.err[sz(r)] = kSafety * (k1 * absum + k2 * abslo + (1.0 + gn) * propagated);
         }
-        if (l == upto) break;
-        activate(l);
+        if (finish_layer(l)) break;
     }
 }
 
@@ -462,101 +475,212 @@ bool same_key(const Network& net, const double* x0, const double* x1, Index upto
 
 }  // namespace
 
-// The layer through which a cached pass at (e_upto, e_pattern) on the same line is also
-// the query's: layer l's values depend on the bits of layers < l only, so they agree
-// through the layer of the first bit where the two patterns differ (or the shallower
-// of the two passes' last layers).
-Index PathOracle::shared_through(const Word* pattern, Index upto, const Entry& e) const {
-    const Index top = std::min(upto, e.upto);
-    const Index bits = net_.neuron_offset(top);
+namespace {
+
+// One step of the pattern's prefix hash (splitmix64's finaliser on the running state).
+std::uint64_t hash_step(std::uint64_t h, Word w) {
+    std::uint64_t x = h ^ (w + 0x9e3779b97f4a7c15ULL + (h << 6) + (h >> 2));
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+    return x ^ (x >> 31);
+}
+
+}  // namespace
+
+// query_hash_[l] = the hash of the pattern's bits of layers < l, for l = 0..upto (the
+// last word of a prefix masked): an entry of layer l is a candidate only when its hash
+// equals query_hash_[l] (then its bits are compared: same_prefix).
+void PathOracle::prefix_hashes(const Word* pattern, Index upto) {
+    query_hash_.resize(sz(upto) + 1);
+    std::uint64_t h = 0;  // over the whole words before `word`
+    Index word = 0;
+    for (Index l = 0; l <= upto; ++l) {
+        const Index bits = net_.neuron_offset(l);
+        for (; word < bits / kWordBits; ++word) h = hash_step(h, pattern[word]);
+        const Index rest = bits % kWordBits;
+        query_hash_[sz(l)] = rest == 0 ? h : hash_step(h, pattern[word] & ((Word{1} << rest) - 1));
+    }
+}
+
+// Whether the query's pattern agrees with the entry's on the bits of layers < e.upto.
+bool PathOracle::same_prefix(const Word* pattern, const Entry& e) const {
+    const Index bits = net_.neuron_offset(e.upto);
     const Index words = words_for(bits);
     for (Index w = 0; w < words; ++w) {
         Word diff = pattern[w] ^ e.pattern[sz(w)];
         if (w == words - 1 && bits % kWordBits != 0) diff &= (Word{1} << (bits % kWordBits)) - 1;
-        if (diff == 0) continue;
-        const Index bit = w * kWordBits + static_cast<Index>(__builtin_ctzll(diff));
-        Index layer = 0;
-        while (net_.neuron_offset(layer + 1) <= bit) ++layer;
-        return layer;
+        if (diff != 0) return false;
     }
-    return top;
+    return true;
+}
+
+PathOracle::PathOracle(const Network& net) : net_(net) {
+    // A debugging knob (docs/numerics.md §4): the cache's memory in MB; 0 turns resuming
+    // off, every pass starting from the input (tests compare the two).
+    if (const char* mb = std::getenv("LRCORE_PASS_CACHE_MB"); mb != nullptr && *mb != '\0')
+        cache_limit_ = std::max(0.0, std::atof(mb)) * 1024.0 * 1024.0;
+}
+
+// The memory of an entry of layer `upto` (c and, for a line, d; the pattern's words).
+double PathOracle::entry_bytes(Index upto, bool line) const {
+    return 8.0 * (3.0 * static_cast<double>(net_.layer(upto).out_dim()) * (line ? 2.0 : 1.0) +
+                  static_cast<double>(words_for(net_.neuron_offset(upto))));
+}
+
+// An entry's priority (GreedyDual-Size, Cao and Irani 1997): the cache's inflation (the
+// priority of the last entry evicted) plus the work a resume from it saves (the pass's
+// multiply-adds through its layer) per byte; the lowest is replaced first. The
+// shallow layers' entries are large and save little, the deep ones small and save much.
+double PathOracle::priority_of(const Entry& e) const {
+    double saved = 0.0;
+    for (Index l = 0; l <= e.upto; ++l) saved += net_.layer(l).multiply_adds();
+    return inflation_ + saved / e.bytes;
 }
 
 void PathOracle::reset() {
-    for (Entry& e : entries_) {
-        e.upto = -1;
-        e.x0 = e.x1 = nullptr;
-    }
+    inflation_ = 0.0;
+    for (Entry& e : entries_) e = Entry{};
+    cache_bytes_ = 0.0;
     current_ = nullptr;
     same_vertex_ = false;
     exact_x0_ = exact_x1_ = nullptr;
     exact_upto_ = -1;
 }
 
+PathOracle::Value PathOracle::c_at(Index l, Index k) const {
+    if (l == current_->upto) {
+        const LayerValues& z = current_->c;
+        return {z.hi[sz(k)], z.lo[sz(k)], z.err[sz(k)]};
+    }
+    return current_->pin_c;  // evaluate() pinned (l, k)
+}
+
+PathOracle::Value PathOracle::d_at(Index l, Index k) const {
+    if (l == current_->upto) {
+        const LayerValues& z = current_->d;
+        return {z.hi[sz(k)], z.lo[sz(k)], z.err[sz(k)]};
+    }
+    return current_->pin_d;
+}
+
+// A free entry for a pass's layer `upto` (those of lowest priority replaced until the
+// cache's memory has room for it), never `source` or an entry of the current pass
+// (stamp > protect); null when every slot holds one of those.
+PathOracle::Entry* PathOracle::new_entry(const Entry* source, Index upto, bool line,
+                                         Index protect) {
+    if (entries_.capacity() == 0) entries_.reserve(kMaxEntries);
+    const double bytes = entry_bytes(upto, line);
+    Entry* slot = nullptr;
+    for (;;) {
+        Entry* oldest = nullptr;
+        for (Entry& e : entries_) {
+            if (e.upto < 0) {
+                if (slot == nullptr) slot = &e;
+            } else if (&e != source && e.stamp <= protect &&
+                       (oldest == nullptr || e.priority < oldest->priority ||
+                        (e.priority == oldest->priority && e.stamp < oldest->stamp))) {
+                oldest = &e;
+            }
+        }
+        const bool full = cache_bytes_ + bytes > cache_limit_ ||
+                          (slot == nullptr && entries_.size() == kMaxEntries);
+        if (!full || oldest == nullptr) break;
+        cache_bytes_ -= oldest->bytes;
+        inflation_ = std::max(inflation_, oldest->priority);
+        *oldest = Entry{};
+        if (slot == nullptr) slot = oldest;
+    }
+    if (slot == nullptr) {
+        if (entries_.size() == kMaxEntries) return nullptr;  // no reallocation: pointed to
+        entries_.emplace_back();
+        slot = &entries_.back();
+    }
+    slot->upto = upto;  // taken
+    slot->bytes = bytes;
+    cache_bytes_ += bytes;
+    return slot;
+}
+
 void PathOracle::evaluate(const double* x0, const double* x1, const Word* pattern, Index upto,
-                          Index keep) {
+                          Index keep_layer, Index keep_unit) {
     const bool same_vertex = same_vertex_;
     same_vertex_ = false;
-    if (same_vertex && current_ != nullptr && current_->upto >= upto && keep <= upto) {
+    const bool line = x1 != nullptr;
+    // Whether an entry (whose key agrees with the query below its layer) holds the kept
+    // value, or the pass from it computes it.
+    auto keeps = [&](const Entry& e) {
+        return !line || keep_layer >= e.upto ||
+               (e.pin_layer == keep_layer && e.pin_unit == keep_unit);
+    };
+    if (same_vertex && current_ != nullptr && current_->upto == upto && keeps(*current_)) {
         current_->stamp = ++clock_;
+        current_->priority = priority_of(*current_);
         return;
     }
-    if (max_entries_ == 0) {
-        // An entry keeps every layer of its pass (c and d: hi, lo, err), so that a pass
-        // whose pattern shares a prefix with a cached one starts after the prefix.
-        double units = 0.0;
-        for (Index l = 0; l < net_.num_hidden_layers(); ++l)
-            units += static_cast<double>(net_.layer(l).out_dim());
-        constexpr double kCacheBytes = 128.0 * 1024.0 * 1024.0;
-        const double per_entry = 2.0 * 3.0 * 8.0 * units;
-        max_entries_ = static_cast<Index>(std::clamp(kCacheBytes / per_entry, 2.0, 256.0));
-        entries_.reserve(sz(max_entries_));  // no reallocation: entries are pointed to
-    }
     ++clock_;
-    // The cached pass on the same line sharing the most layers with the query.
+    // The entry on the same line of the deepest layer <= upto whose key agrees.
+    prefix_hashes(pattern, upto);
     Entry* source = nullptr;
-    Index shared = -1;
     for (Entry& e : entries_) {
-        if (e.upto < 0 || e.x0 != x0 || e.x1 != x1) continue;
-        const Index through = shared_through(pattern, upto, e);
-        if (through > shared) {
-            shared = through;
-            source = &e;
-        }
+        if (cache_limit_ <= 0.0) break;  // LRCORE_PASS_CACHE_MB=0: every pass from the input
+        if (e.upto < 0 || e.x0 != x0 || e.x1 != x1 || e.upto > upto) continue;
+        if (source != nullptr && e.upto <= source->upto) continue;
+        if (e.hash != query_hash_[sz(e.upto)] || !keeps(e) || !same_prefix(pattern, e)) continue;
+        source = &e;
     }
-    if (source != nullptr && shared == upto) {  // every layer asked for is cached
+    if (source != nullptr && source->upto == upto) {  // the query's layer is cached
         source->stamp = clock_;
+        source->priority = priority_of(*source);
         current_ = source;
         return;
     }
-    (void)keep;  // every layer through upto is kept
-    Entry* entry = nullptr;
-    if (source != nullptr && shared == source->upto) {
-        entry = source;  // the query's pattern extends the cached one's: resumed in place
-    } else if (static_cast<Index>(entries_.size()) < max_entries_) {
-        entries_.emplace_back();
-        entry = &entries_.back();
-    } else {
-        for (Entry& e : entries_)
-            if (&e != source && (entry == nullptr || e.stamp < entry->stamp)) entry = &e;
-    }
-    const Index from = shared + 1;
-    if (entry != source) {
-        entry->c.resize(sz(upto) + 1);
-        entry->d.resize(sz(upto) + 1);
-        for (Index l = 0; l < from; ++l) {
-            entry->c[sz(l)] = source->c[sz(l)];
-            if (x1 != nullptr) entry->d[sz(l)] = source->d[sz(l)];
+    const Index from = source != nullptr ? source->upto + 1 : 0;
+    if (source != nullptr) source->priority = priority_of(*source);
+    ++evaluations_;
+    // Every layer the pass computes becomes an entry (its key: the pattern's bits below
+    // it), so that a query sharing a shorter prefix resumes from it.
+    const Index protect = clock_;
+    snap_c_.assign(sz(upto) + 1, nullptr);
+    snap_d_.assign(sz(upto) + 1, nullptr);
+    std::vector<Entry*> made(sz(upto) + 1, nullptr);
+    for (Index l = upto; l >= from; --l) {  // the pass's own layer first
+        Entry* e = new_entry(source, l, line, protect);
+        if (e == nullptr) {
+            if (l < upto) break;  // no slot for the shallower layers: not kept
+            spare_ = Entry{};     // never a source (not in entries_)
+            e = &spare_;
+            e->upto = upto;
+        }
+        e->x0 = x0;
+        e->x1 = x1;
+        e->pattern.assign(pattern, pattern + words_for(net_.neuron_offset(l)));
+        e->hash = query_hash_[sz(l)];
+        e->stamp = protect + 1 + (l - from);  // deeper layers more recent
+        made[sz(l)] = e;
+        if (l < upto) {
+            snap_c_[sz(l)] = &e->c;
+            snap_d_[sz(l)] = &e->d;
         }
     }
-    ++evaluations_;
-    entry->x0 = x0;
-    entry->x1 = x1;
-    entry->upto = upto;
-    entry->pattern.assign(pattern, pattern + words_for(net_.neuron_offset(upto)));
-    entry->stamp = clock_;
-    forward(x0, nullptr, true, pattern, from, upto, entry->c);
-    if (x1 != nullptr) {
+    clock_ = protect + 1 + (upto - from);
+    for (Index l = from; l <= upto; ++l)
+        if (made[sz(l)] != nullptr) made[sz(l)]->priority = priority_of(*made[sz(l)]);
+    Entry& entry = *made[sz(upto)];
+    Value pin_c, pin_d;
+    if (line && keep_layer < upto && source != nullptr && keep_layer <= source->upto) {
+        const LayerValues* c = &source->c;
+        const LayerValues* d = &source->d;
+        if (keep_layer == source->upto) {
+            pin_c = {c->hi[sz(keep_unit)], c->lo[sz(keep_unit)], c->err[sz(keep_unit)]};
+            pin_d = {d->hi[sz(keep_unit)], d->lo[sz(keep_unit)], d->err[sz(keep_unit)]};
+        } else {
+            pin_c = source->pin_c;
+            pin_d = source->pin_d;
+        }
+    }
+    forward(x0, nullptr, true, pattern, source != nullptr ? &source->c : nullptr, from, upto,
+            keep_layer, keep_unit, pin_c, entry.c, snap_c_);
+    if (line) {
         // The direction x1 - x0, exact as a double-double.
         const Index d = net_.input_dim();
         std::vector<double> dir_hi(sz(d)), dir_lo(sz(d));
@@ -565,9 +689,22 @@ void PathOracle::evaluate(const double* x0, const double* x1, const Word* patter
             dir_hi[sz(i)] = v.hi;
             dir_lo[sz(i)] = v.lo;
         }
-        forward(dir_hi.data(), dir_lo.data(), false, pattern, from, upto, entry->d);
+        forward(dir_hi.data(), dir_lo.data(), false, pattern,
+                source != nullptr ? &source->d : nullptr, from, upto, keep_layer, keep_unit, pin_d,
+                entry.d, snap_d_);
     }
-    current_ = entry;
+    // A root's own neuron, pinned in the entries of the layers above it.
+    if (line) {
+        for (Index l = std::max(from, keep_layer + 1); l <= upto; ++l) {
+            if (made[sz(l)] == nullptr) continue;
+            Entry& e = *made[sz(l)];
+            e.pin_layer = keep_layer;
+            e.pin_unit = keep_unit;
+            e.pin_c = pin_c;
+            e.pin_d = pin_d;
+        }
+    }
+    current_ = &entry;
 }
 
 // --- The exact tier: expansion arithmetic (Shewchuk, "Adaptive precision floating-point
@@ -747,8 +884,8 @@ bool PathOracle::exact_fits(const double* x0, const double* x1, const Word* patt
 }
 
 SlowDecision PathOracle::sign_at_point(const double* x, const Word* pattern, Index lk, Index k) {
-    evaluate(x, nullptr, pattern, lk, lk);
-    const LayerValues& z = current_->c[sz(lk)];
+    evaluate(x, nullptr, pattern, lk, lk, k);
+    const LayerValues& z = current_->c;
     SlowDecision out;
     const double hi = z.hi[sz(k)], lo = z.lo[sz(k)];
     out.value = hi;
@@ -770,14 +907,11 @@ SlowDecision PathOracle::sign_at_point(const double* x, const Word* pattern, Ind
 // D = c_k d_j - c_j d_k (layer lk's neuron k, the root's neuron j of layer lj) from the
 // current pass, and a bound on its error: g_k(t*) = D / d_j at the root t* of neuron j.
 DD PathOracle::root_determinant(Index lj, Index j, Index lk, Index k, double& err) const {
-    const LayerValues& cj = current_->c[sz(lj)];
-    const LayerValues& dj = current_->d[sz(lj)];
-    const LayerValues& ck = current_->c[sz(lk)];
-    const LayerValues& dk = current_->d[sz(lk)];
-    const DD c_j{cj.hi[sz(j)], cj.lo[sz(j)]}, d_j{dj.hi[sz(j)], dj.lo[sz(j)]};
-    const DD c_k{ck.hi[sz(k)], ck.lo[sz(k)]}, d_k{dk.hi[sz(k)], dk.lo[sz(k)]};
-    const double e_cj = cj.err[sz(j)], e_dj = dj.err[sz(j)];
-    const double e_ck = ck.err[sz(k)], e_dk = dk.err[sz(k)];
+    const Value cj = c_at(lj, j), dj = d_at(lj, j), ck = c_at(lk, k), dk = d_at(lk, k);
+    const DD c_j{cj.hi, cj.lo}, d_j{dj.hi, dj.lo};
+    const DD c_k{ck.hi, ck.lo}, d_k{dk.hi, dk.lo};
+    const double e_cj = cj.err, e_dj = dj.err;
+    const double e_ck = ck.err, e_dk = dk.err;
     double err1 = 0.0, err2 = 0.0;
     const DD p1 = mul(c_k, d_j, err1);
     const DD p2 = mul(c_j, d_k, err2);
@@ -792,8 +926,9 @@ DD PathOracle::root_determinant(Index lj, Index j, Index lk, Index k, double& er
 
 SlowDecision PathOracle::sign_at_root(const double* x0, const double* x1, const Word* pattern,
                                       Index lj, Index j, int d_sign, Index lk, Index k) {
-    evaluate(x0, x1, pattern, lk, lj);
-    const DD d_j{current_->d[sz(lj)].hi[sz(j)], current_->d[sz(lj)].lo[sz(j)]};
+    evaluate(x0, x1, pattern, lk, lj, j);
+    const Value dj = d_at(lj, j);
+    const DD d_j{dj.hi, dj.lo};
     double err = 0.0;
     const DD D = root_determinant(lj, j, lk, k, err);
     SlowDecision out;
@@ -822,7 +957,8 @@ SlowDecision PathOracle::sign_at_root(const double* x0, const double* x1, const 
 bool PathOracle::vertex_values(Index lj, Index j, Index lk, std::vector<double>& value,
                                std::vector<double>& error) const {
     if (current_ == nullptr) return false;
-    const LayerValues& ck = current_->c[sz(lk)];
+    if (current_->upto != lk) return false;
+    const LayerValues& ck = current_->c;
     const Index m = static_cast<Index>(ck.hi.size());
     value.resize(sz(m));
     error.resize(sz(m));
@@ -838,8 +974,8 @@ bool PathOracle::vertex_values(Index lj, Index j, Index lk, std::vector<double>&
     // of them, |D~/d~ - D*/d*| = |D~ (d* - d~) + d~ (D~ - D*)| / |d~ d*|
     // <= (|D~| ed + |d~| eD) / (|d~| (|d~| - ed)); fl(D.hi / d_j.hi) is within 4u of D~/d~
     // relative (the low parts at most u each, the division's rounding).
-    const LayerValues& dj = current_->d[sz(lj)];
-    const double d_hi = dj.hi[sz(j)], d_lo = dj.lo[sz(j)], ed = dj.err[sz(j)];
+    const Value dj = d_at(lj, j);
+    const double d_hi = dj.hi, d_lo = dj.lo, ed = dj.err;
     const double d_up = magnitude(d_hi, d_lo), d_down = lower_magnitude(d_hi, d_lo);
     if (!(d_down - ed > 0.0)) return false;
     const double den = d_down * ((d_down - ed) * (1.0 - 2.0 * u));

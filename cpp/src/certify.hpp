@@ -19,6 +19,7 @@
 #pragma once
 
 #include <cmath>
+#include <cstdint>
 #include <limits>
 #include <vector>
 
@@ -123,7 +124,7 @@ struct SlowDecision {
 // sign of g_k at t* is sign(c_k d_j - c_j d_k) * sign(d_j) (a 2 x 2 determinant).
 class PathOracle {
 public:
-    explicit PathOracle(const Network& net) : net_(net) {}
+    explicit PathOracle(const Network& net);
 
     // Sign of neuron k of layer lk at a polyline point `x` (float64, exact), the
     // earlier layers' pattern forced to `pattern` (layers < lk).
@@ -155,6 +156,8 @@ public:
                        std::vector<double>& error) const;
 
     Index evaluations() const { return evaluations_; }
+    // Layers the double-double passes computed (c and d each count).
+    Index layers_computed() const { return layers_computed_; }
     Index exact_evaluations() const { return exact_evaluations_; }
     // The slow path's work so far: the multiply-adds of the layers evaluated in
     // double-double (past a shared prefix; c and d each count) and the terms of the exact
@@ -169,29 +172,53 @@ private:
     struct LayerValues {
         std::vector<double> hi, lo, err;
     };
+    // One value of a pass (DD) with its bound.
+    struct Value {
+        double hi = 0.0, lo = 0.0, err = 0.0;
+    };
     const Network& net_;
-    // Cached evaluations, one per recently asked vertex (key: line, layers, pattern; c
-    // at the base point, d along the line), every layer of the pass kept: a query whose
-    // pattern agrees with a cached pass's through the bits of layers < l shares its
-    // layers 0..l and starts after them (a vertex created at layer l shares them with the
-    // vertices of its interval). The count of entries is bounded by memory (kCacheBytes,
-    // at least 2), the least recently used one is replaced.
+    // Cached passes (docs/numerics.md §4). An entry keeps the last layer of its pass only
+    // (c at the base point, d along the line: the state a pass resumes from) and the key:
+    // line, that layer, the pattern's bits of the layers below it (layer l's values
+    // depend on those only). A query at layer L resumes from the entry on its line of the
+    // deepest layer l <= L whose key agrees with the query's pattern below l: a deeper
+    // layer at the same vertex, and every vertex of an interval (those born at layer l
+    // inside it too), since sub-intervals keep their parent's bits below l. A root's own
+    // neuron (layer lj < L) is pinned in the entry. Every layer a pass computes becomes an
+    // entry. Entries are bounded by memory (kCacheBytes, or LRCORE_PASS_CACHE_MB), the
+    // one of lowest priority replaced (priority_of: GreedyDual-Size).
     struct Entry {
         const double* x0 = nullptr;
         const double* x1 = nullptr;
-        Index upto = -1;
+        Index upto = -1;  // -1: free
         std::vector<Word> pattern;
-        std::vector<LayerValues> c, d;
+        std::uint64_t hash = 0;  // of the pattern's bits below upto (prefix_hashes)
+        LayerValues c, d;
+        Index pin_layer = -1, pin_unit = -1;  // a value of an earlier layer (a root's)
+        Value pin_c, pin_d;
         Index stamp = 0;
+        double bytes = 0.0;     // entry_bytes
+        double priority = 0.0;  // priority_of
     };
-    std::vector<Entry> entries_;
+    static constexpr double kCacheBytes = 128.0 * 1024.0 * 1024.0;
+    static constexpr std::size_t kMaxEntries = 4096;
+    std::vector<Entry> entries_;  // reserved once: entries are pointed to
+    double cache_bytes_ = 0.0;
+    double cache_limit_ = kCacheBytes;
+    double inflation_ = 0.0;
+    double priority_of(const Entry& e) const;
     Entry* current_ = nullptr;
+    Entry spare_;  // the pass's own layer when no slot is free (never a source)
     bool same_vertex_ = false;
     Index clock_ = 0;
-    Index max_entries_ = 0;
     Index evaluations_ = 0;
+    Index layers_computed_ = 0;
     double work_ = 0.0;
     double exact_limit_ = -1.0;
+    std::vector<std::uint64_t> query_hash_;  // the query pattern's prefix hash per layer
+    // The current entry's value k of layer l (its last layer, or its pinned value).
+    Value c_at(Index l, Index k) const;
+    Value d_at(Index l, Index k) const;
     bool exact_fits(const double* x0, const double* x1, const Word* pattern, Index upto);
     // The exact tier's cached evaluation (same key scheme).
     const double* exact_x0_ = nullptr;
@@ -206,16 +233,27 @@ private:
     std::vector<double> bias_, sum_s_, sum_c_, sum_a_, sum_l_, sum_e_;  // structured pass
     std::vector<Index> row_cols_;
 
-    // Makes current_ an entry holding layers `upto` and `keep` (<= upto) of the pass.
-    void evaluate(const double* x0, const double* x1, const Word* pattern, Index upto, Index keep);
+    // Makes current_ an entry holding layer `upto` of the pass and, for a line (x1 set),
+    // the value of unit `keep_unit` of layer `keep_layer` (<= upto).
+    void evaluate(const double* x0, const double* x1, const Word* pattern, Index upto,
+                  Index keep_layer, Index keep_unit);
     DD root_determinant(Index lj, Index j, Index lk, Index k, double& err) const;
-    Index shared_through(const Word* pattern, Index upto, const Entry& e) const;
+    void prefix_hashes(const Word* pattern, Index upto);
+    bool same_prefix(const Word* pattern, const Entry& e) const;
+    Entry* new_entry(const Entry* source, Index upto, bool line, Index protect);
+    double entry_bytes(Index upto, bool line) const;
     void evaluate_exact(const double* x0, const double* x1, const Word* pattern, Index upto);
     void forward_exact(std::vector<Expansion> h, bool with_bias, const Word* pattern, Index upto,
                        std::vector<std::vector<Expansion>>& out);
-    // Layers from..upto of the forced-pattern pass (from > 0: out holds layers < from).
+    // Layers from..upto of the forced-pattern pass (from > 0: resumed from `start`, the
+    // values of layer from - 1); layer upto into `top` (its old buffers reused), unit
+    // keep_unit of layer keep_layer (if from <= keep_layer < upto) into `kept`.
     void forward(const double* x_hi, const double* x_lo, bool with_bias, const Word* pattern,
-                 Index from, Index upto, std::vector<LayerValues>& out);
+                 const LayerValues* start, Index from, Index upto, Index keep_layer,
+                 Index keep_unit, Value& kept, LayerValues& top,
+                 const std::vector<LayerValues*>& snaps);
+    LayerValues z_;                              // forward's layer being computed
+    std::vector<LayerValues*> snap_c_, snap_d_;  // layers of the current pass to keep
 };
 
 }  // namespace lrcore::detail

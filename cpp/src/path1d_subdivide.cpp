@@ -11,6 +11,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <string>
 
 #include "bits.hpp"
@@ -56,9 +58,23 @@ VertexSeq Subdivider::run(const std::vector<Chunk>& chunks, const StopFlag& stop
     float_work_ = 0.0;
     oracle_.reset();  // a pass's cost must not depend on the thread's earlier tasks
     slow_work_start_ = oracle_.work();
+    const Index passes_start = oracle_.evaluations();
+    const Index layers_start = oracle_.layers_computed();
+    const Index exact_start = oracle_.exact_evaluations();
     Unit unit = initial_unit(chunks);
     evaluate_first_layer(unit, first_rows);
     process(std::move(unit), 0, out, stop);
+    if (options_.certified && std::getenv("LRCORE_CERT_STATS") != nullptr) {
+        // A debugging aid (docs/numerics.md §9): the task's slow-path counts on stderr.
+        std::fprintf(stderr,
+                     "lrcore cert stats: passes %lld layers %lld dd_work %.4g float_work %.4g "
+                     "slow %lld uncertified %lld exact %lld\n",
+                     static_cast<long long>(oracle_.evaluations() - passes_start),
+                     static_cast<long long>(oracle_.layers_computed() - layers_start),
+                     oracle_.work() - slow_work_start_, float_work_,
+                     static_cast<long long>(slow_used_), static_cast<long long>(uncertified_used_),
+                     static_cast<long long>(oracle_.exact_evaluations() - exact_start));
+    }
     return out;
 }
 
