@@ -9,6 +9,8 @@ merges crossings that the certified decisions separate.
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -489,8 +491,9 @@ def test_structured_slow_pass_split_over_threads_gives_the_same_result():
     net = integer_conv_net(16, 12)  # the second convolution's work splits
     rng = np.random.default_rng(0)
     path = rng.integers(-3, 4, size=(2, 288)).astype(np.float64) / 2
-    one = lrcore.count_1d(net, path, num_threads=1, max_slow_decisions=None)
-    two = lrcore.count_1d(net, path, num_threads=2, max_slow_decisions=None)
+    unbounded = {"max_slow_decisions": None, "max_slow_work": None}
+    one = lrcore.count_1d(net, path, num_threads=1, **unbounded)
+    two = lrcore.count_1d(net, path, num_threads=2, **unbounded)
     assert one.slow_decisions > 0
     assert (two.slow_decisions, two.exact_coincidences) == (
         one.slow_decisions,
@@ -685,3 +688,23 @@ def test_resumed_passes_match_passes_from_the_input(seed, monkeypatch):
     np.testing.assert_array_equal(cached.breakpoints, fresh.breakpoints)
     np.testing.assert_array_equal(cached.flip_neurons, fresh.flip_neurons)
     assert disagreements(cached, exact_breakpoints(net, path)) == []
+
+
+@pytest.mark.parametrize("budget", [0.2, 0.5])
+def test_slow_work_stays_within_the_budget(budget, monkeypatch, capfd):
+    # The exact tier's component operations are counted as they are done and a running
+    # exact evaluation stops at the budget, so a task's slow-path work ends within a
+    # small overshoot (the last pass or row) of max_slow_work times its float64 work.
+    # Here (69 segments in several tasks, exact coincidences) exact evaluations start
+    # while the budget lasts.
+    monkeypatch.setenv("LRCORE_CERT_STATS", "1")
+    net = integer_conv_net()
+    path = np.random.default_rng(0).integers(-3, 4, size=(70, 72)).astype(np.float64) / 2
+    with pytest.warns(lrcore.CertificationWarning):
+        r = lrcore.count_1d(net, path, num_threads=1, max_slow_work=budget)
+    assert r.uncertified_decisions > 0
+    stats = re.findall(r"dd_work (\S+) float_work (\S+)", capfd.readouterr().err)
+    assert len(stats) > 1
+    for dd_work, float_work in stats:
+        allowed = budget * max(float(float_work), 2.0**22)
+        assert float(dd_work) <= 1.05 * allowed

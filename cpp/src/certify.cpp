@@ -820,12 +820,19 @@ void PathOracle::forward_exact(std::vector<Expansion> h, bool with_bias, const W
             if (with_bias && row.bias != 0.0) sum.push_back(row.bias);
             for (Index i = 0; i < row.count; ++i) {
                 const Index col = row.cols != nullptr ? row.cols[i] : i;
-                work_ += static_cast<double>(h[sz(col)].size());
                 scale(h[sz(col)], row.values[i], term, exact_ok_);
+                // Every component operation counts: the scaling's (one per component of
+                // h) and the merge's (one per component of the sum and of the term).
+                work_ += static_cast<double>(h[sz(col)].size() + term.size() + sum.size());
                 add(sum, term, scratch);
                 if (sum.size() > 64) compress(sum);
             }
             compress(sum);
+            // Past its limit the evaluation stops (row by row: the overshoot is one row's).
+            if (exact_stop_at_ >= 0.0 && work_ > exact_stop_at_) {
+                exact_stopped_ = true;
+                return;
+            }
         }
         if (l == upto) break;
         const Activation& act = net_.activation(l);
@@ -844,11 +851,13 @@ void PathOracle::forward_exact(std::vector<Expansion> h, bool with_bias, const W
     }
 }
 
-void PathOracle::evaluate_exact(const double* x0, const double* x1, const Word* pattern,
+bool PathOracle::evaluate_exact(const double* x0, const double* x1, const Word* pattern,
                                 Index upto) {
     if (same_key(net_, x0, x1, upto, pattern, exact_x0_, exact_x1_, exact_upto_, exact_pattern_))
-        return;
+        return true;
     ++exact_evaluations_;
+    exact_stop_at_ = exact_limit_ < 0.0 ? -1.0 : work_ + exact_limit_;
+    exact_stopped_ = false;
     exact_x0_ = x0;
     exact_x1_ = x1;
     exact_upto_ = upto;
@@ -859,7 +868,7 @@ void PathOracle::evaluate_exact(const double* x0, const double* x1, const Word* 
     for (Index i = 0; i < d; ++i)
         if (x0[i] != 0.0) h[sz(i)] = {x0[i]};
     forward_exact(h, true, pattern, upto, exact_c_);
-    if (x1 != nullptr) {
+    if (x1 != nullptr && !exact_stopped_) {
         for (Index i = 0; i < d; ++i) {
             const DD v = two_sum(x1[i], -x0[i]);
             h[sz(i)].clear();
@@ -868,6 +877,12 @@ void PathOracle::evaluate_exact(const double* x0, const double* x1, const Word* 
         }
         forward_exact(h, false, pattern, upto, exact_d_);
     }
+    if (exact_stopped_) {
+        exact_x0_ = nullptr;  // nothing cached: the evaluation did not finish
+        exact_upto_ = -1;
+        return false;
+    }
+    return true;
 }
 
 // Whether the exact evaluation of layers 0..upto fits exact_limit_: cached already, or
@@ -898,7 +913,10 @@ SlowDecision PathOracle::sign_at_point(const double* x, const Word* pattern, Ind
         out.skipped = true;
         return out;
     }
-    evaluate_exact(x, nullptr, pattern, lk);
+    if (!evaluate_exact(x, nullptr, pattern, lk)) {
+        out.skipped = true;
+        return out;
+    }
     out.sign = sign_of_expansion(exact_c_[sz(lk)][sz(k)]);
     out.decided = exact_ok_ && out.sign != 0;
     return out;
@@ -943,7 +961,10 @@ SlowDecision PathOracle::sign_at_root(const double* x0, const double* x1, const 
         out.skipped = true;
         return out;
     }
-    evaluate_exact(x0, x1, pattern, lk);
+    if (!evaluate_exact(x0, x1, pattern, lk)) {
+        out.skipped = true;
+        return out;
+    }
     Expansion det = multiply(exact_c_[sz(lk)][sz(k)], exact_d_[sz(lj)][sz(j)], exact_ok_);
     Expansion second = multiply(exact_c_[sz(lj)][sz(j)], exact_d_[sz(lk)][sz(k)], exact_ok_);
     for (double& component : second) component = -component;

@@ -145,7 +145,9 @@ public:
     // The work (work()'s unit) the next query's exact tier may take, < 0: no limit. An
     // exact evaluation costs at least the multiply-adds of its layers (twice for a root)
     // times its expansions' lengths; one that the limit cannot cover is skipped
-    // (SlowDecision::skipped) instead of run.
+    // (SlowDecision::skipped) instead of run, and one that runs past it (its component
+    // operations counted as they are done, checked after every row) is stopped and
+    // skipped too, its work counted.
     void set_exact_limit(double work) { exact_limit_ = work; }
 
     // Layer lk's values at the vertex of the last query (current_ holds its pass), each
@@ -160,8 +162,9 @@ public:
     Index layers_computed() const { return layers_computed_; }
     Index exact_evaluations() const { return exact_evaluations_; }
     // The slow path's work so far: the multiply-adds of the layers evaluated in
-    // double-double (past a shared prefix; c and d each count) and the terms of the exact
-    // tier's expansion products (AffineMap::multiply_adds' unit).
+    // double-double (past a shared prefix; c and d each count) and the component
+    // operations of the exact tier's expansion products and sums (AffineMap::multiply_adds'
+    // unit).
     double work() const { return work_; }
     // Forgets every cached pass (a task's start: what a pass costs must not depend on
     // the tasks a thread ran before).
@@ -215,6 +218,8 @@ private:
     Index layers_computed_ = 0;
     double work_ = 0.0;
     double exact_limit_ = -1.0;
+    double exact_stop_at_ = -1.0;  // work_ at which the running exact evaluation stops
+    bool exact_stopped_ = false;
     std::vector<std::uint64_t> query_hash_;  // the query pattern's prefix hash per layer
     // The current entry's value k of layer l (its last layer, or its pinned value).
     Value c_at(Index l, Index k) const;
@@ -242,7 +247,8 @@ private:
     bool same_prefix(const Word* pattern, const Entry& e) const;
     Entry* new_entry(const Entry* source, Index upto, bool line, Index protect);
     double entry_bytes(Index upto, bool line) const;
-    void evaluate_exact(const double* x0, const double* x1, const Word* pattern, Index upto);
+    // False where the evaluation ran past exact_limit_ and was stopped (nothing cached).
+    bool evaluate_exact(const double* x0, const double* x1, const Word* pattern, Index upto);
     void forward_exact(std::vector<Expansion> h, bool with_bias, const Word* pattern, Index upto,
                        std::vector<std::vector<Expansion>>& out);
     // Layers from..upto of the forced-pattern pass (from > 0: resumed from `start`, the
