@@ -9,6 +9,7 @@ edges, and no vertex left on a cut line where an edge runs straight through it.
 from __future__ import annotations
 
 from collections import Counter
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -160,3 +161,43 @@ def test_tiles_that_disagree_are_recomputed_whole():
         assert r.tiles == 1
         assert_same_partition(r, w)
         r.verify()
+
+
+@pytest.mark.parametrize("tiles", [1, 3, 4, 7])
+@EXACT_COINCIDENCES
+def test_undecided_value_inside_a_tile_counts_the_same_in_any_tiling(tiles):
+    # Three lines concurrent at Q = (5/8, -1/2), off every cut line of 3, 4 and 7 tiles:
+    # the first two meet at Q (each exactly 0 there), the third is exactly 0 at Q and
+    # undecided (2D has no slow path): one undecided value, whatever the tiling.
+    assert all(abs(c - 0.625) > 0.05 for n in (3, 4, 7) for c in cut_positions(-1, 1, n))
+    spec = lines_net([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]], [-0.625, 0.5, -0.125])
+    r = lrcore.slice_2d(spec.to_lrcore(), np.zeros(2), np.eye(2), (-1, 1, -1, 1), tiles=tiles)
+    assert r.tiles == tiles
+    compare_with_oracle(r, oracle_slice(spec, np.zeros(2), np.eye(2), r.domain, exact=True))
+    assert r.uncertified_decisions == 1
+
+
+@pytest.mark.parametrize("tiles", [3, 4, 7])
+@EXACT_COINCIDENCES
+def test_undecided_value_on_a_cut_line_counts_once(tiles):
+    # Two lines meeting exactly at P = (c, 1/4) on the first cut line s = c. Tiled, P is
+    # where the first line crosses the cut (a vertex of both tiles, computed alike from
+    # the cut line's ends), and the second line's value there is exactly 0 and undecided:
+    # one undecided value, counted once (the tiles' counts were summed: 2). Whole, P is
+    # where the two lines cross, each exactly 0 there by construction: none undecided.
+    c = cut_positions(-1.0, 1.0, tiles)[0]
+    biases = [-c - 0.25, -c + 0.25]
+    # The biases are exact: the lines meet on the cut line in exact arithmetic.
+    assert Fraction(biases[0]) == -Fraction(c) - Fraction(1, 4)
+    assert Fraction(biases[1]) == -Fraction(c) + Fraction(1, 4)
+    spec = lines_net([[1.0, 1.0], [1.0, -1.0]], biases)
+    whole = lrcore.slice_2d(spec.to_lrcore(), np.zeros(2), np.eye(2), (-1, 1, -1, 1), tiles=1)
+    tiled = lrcore.slice_2d(spec.to_lrcore(), np.zeros(2), np.eye(2), (-1, 1, -1, 1), tiles=tiles)
+    assert tiled.tiles == tiles
+    exact = oracle_slice(spec, np.zeros(2), np.eye(2), whole.domain, exact=True)
+    compare_with_oracle(whole, exact)
+    compare_with_oracle(tiled, exact)
+    assert_same_partition(tiled, whole)
+    assert whole.uncertified_decisions == 0
+    assert tiled.uncertified_decisions == 1
+    assert whole.merged_crossings == tiled.merged_crossings == 0

@@ -163,7 +163,8 @@ struct CertifiedStep {
         err = err + kRound3 * (std::abs(x) + std::abs(y));
         err = kSafe * err;
         const double size = std::abs(value);
-        if (!(err > 0.0) || size > err) return size <= near * ad && err > 0.0 ? 2 : 0;
+        // A NaN bound (0 * inf from an end's bound that overflowed) decides nothing.
+        if (err == 0.0 || size > err) return size <= near * ad && err > 0.0 ? 2 : 0;
         return 1;
     }
 
@@ -224,9 +225,10 @@ __attribute__((target("avx2"))) inline Index interpolate_row_certified_avx2(
                                                                  _mm256_andnot_pd(sign_bit, yj))));
         err = _mm256_mul_pd(safe, err);
         const __m256d size = _mm256_andnot_pd(sign_bit, value);
-        const __m256d bounded = _mm256_cmp_pd(err, zero, _CMP_GT_OQ);
-        // Not plainly decided: a bound > 0 and !(size > max(err, near |d|)).
-        const __m256d limit = _mm256_max_pd(err, _mm256_mul_pd(nr, ad));
+        const __m256d bounded = _mm256_cmp_pd(err, zero, _CMP_NEQ_UQ);  // NaN too
+        // Not plainly decided: a bound != 0 and !(size > max(near |d|, err)) (a NaN err:
+        // max_pd returns its second operand, the comparison fails, classify redoes it).
+        const __m256d limit = _mm256_max_pd(_mm256_mul_pd(nr, ad), err);
         const __m256d other = _mm256_andnot_pd(_mm256_cmp_pd(size, limit, _CMP_GT_OQ), bounded);
         _mm256_storeu_pd(out + j, value);
         _mm256_storeu_pd(eout + j, err);

@@ -347,6 +347,7 @@ RawPartition FaceBuilder::collect(bool release) {
     raw.merged_crossings = vertices_.merged_crossings();
     raw.uncertified_decisions = vertices_.uncertified_decisions();
     raw.exact_coincidences = vertices_.exact_coincidences();
+    raw.counted = vertices_.counted();
     return raw;
 }
 

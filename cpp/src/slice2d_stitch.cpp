@@ -137,17 +137,13 @@ public:
 
     bool run(RawPartition& whole) {
         if (g_fail_stitch.load(std::memory_order_relaxed)) return false;
-        for (const RawPartition& tile : tiles_) {
-            whole.merged_crossings += tile.merged_crossings;
-            whole.uncertified_decisions += tile.uncertified_decisions;
-            whole.exact_coincidences += tile.exact_coincidences;
-        }
         start();
         for (std::size_t k = 1; k < tiles_.size(); ++k) {
             if (!match_vertices(k)) return false;
             const std::vector<char> joined = join_faces(k);
             drop_straight_vertices(k, joined);
         }
+        add_counts(whole);
         merge_vertices(whole);
         return merge_faces(whole);
     }
@@ -207,6 +203,27 @@ private:
             rep_[sz(vo_[k] + b.vertex[sz(r)])] = vo_[k - 1] + a.vertex[sz(r)];
         }
         return true;
+    }
+
+    // The tiles' counts (undecided values, exact coincidences, merged crossings), a vertex
+    // on a cut line once: its first copy's (both tiles compute it alike: its values come
+    // from the cut line's own vertices), not once per tile. A vertex that only the cut
+    // creates (dropped when it lies inside a region) still counts: its decisions made the
+    // tiles' faces.
+    void add_counts(RawPartition& whole) const {
+        for (std::size_t i = 0; i < tiles_.size(); ++i) {
+            const RawPartition& tile = tiles_[i];
+            whole.merged_crossings += tile.merged_crossings;
+            whole.uncertified_decisions += tile.uncertified_decisions;
+            whole.exact_coincidences += tile.exact_coincidences;
+            for (std::size_t c = 0; c + 4 <= tile.counted.size(); c += 4) {
+                const Index g = vo_[i] + tile.counted[c];
+                if (rep_[sz(g)] == g) continue;  // the first copy
+                whole.uncertified_decisions -= tile.counted[c + 1];
+                whole.exact_coincidences -= tile.counted[c + 2];
+                whole.merged_crossings -= tile.counted[c + 3];
+            }
+        }
     }
 
     // Cut line k: the faces on its two sides with one pattern are joined, and the tile

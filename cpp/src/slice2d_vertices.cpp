@@ -128,6 +128,7 @@ void TileVertices::start(const SliceSpec& spec, const std::vector<double>& polyg
     const bool bounded = filters_ != nullptr && net_.num_hidden_layers() > 0;
     uncertified_ = 0;
     exact_coincidences_ = 0;
+    counted_.clear();
     off_words_ = 0;
     if (bounded) bounds_.reset(out);
     error_norm_.clear();
@@ -264,9 +265,12 @@ void TileVertices::certify_layer_start(Index layer, Index neurons) {
             const CertifyRow c{map.row_norms().data(), map.abs_bias().data(), 0.0, 0.0,
                                kFallbackRtol,          scale_[sz(v)]};
             double zeroed = 0.0;
-            uncertified_ +=
+            const Index exact_before = exact_coincidences_;
+            const Index undecided =
                 certify_and_sign(rows_.row(v), e, neurons, c, positive_.data() + v * mask_words_,
                                  negative_.data() + v * mask_words_, zeroed, exact_coincidences_);
+            uncertified_ += undecided;
+            count_at(v, undecided, exact_coincidences_ - exact_before, 0);
             double square = 0.0;
             for (Index j = 0; j < width; ++j) square += e[j] * e[j];
             error_norm_[sz(v)] = std::sqrt(square) * up;
@@ -288,9 +292,12 @@ void TileVertices::certify_layer_start(Index layer, Index neurons) {
                            s,
                            off_words_ > 0 ? &structural_ : nullptr};
         double zeroed = 0.0;
-        uncertified_ += certify_row(
+        const Index exact_before = exact_coincidences_;
+        const Index undecided = certify_row(
             rows_.row(v), bounds_.row(v), neurons, width, c, positive_.data() + v * mask_words_,
             negative_.data() + v * mask_words_, zeroed, exact_coincidences_);
+        uncertified_ += undecided;
+        count_at(v, undecided, exact_coincidences_ - exact_before, 0);
         error_norm_[sz(v)] = VertexBound::vector_error(f, s, input_error) +
                              (zeroed > 0.0 ? std::sqrt(zeroed) * 2.0 * kSafety : 0.0);
     }
@@ -342,6 +349,7 @@ Index TileVertices::crossing(Index key_a, Index key_b, Index p, Index q, Index n
         error_norm_.push_back(counts.error_norm);
         merged_crossings_ += counts.merged;
         uncertified_ += counts.uncertified;
+        count_at(v, counts.uncertified, 0, counts.merged);
         splits_.insert(key, v);
         return v;
     }
@@ -373,6 +381,7 @@ Index TileVertices::crossing(Index key_a, Index key_b, Index p, Index q, Index n
     merged_crossings -= rule.classify(za[neuron], zb[neuron], tau, neuron, own) == 2;
     zv[neuron] = 0.0;
     merged_crossings_ += merged_crossings;
+    count_at(v, 0, 0, merged_crossings);
     splits_.insert(key, v);
     return v;
 }

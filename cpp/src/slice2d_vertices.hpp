@@ -77,6 +77,9 @@ public:
     // Certified: values proven exactly 0 by structure (max pooling's ties).
     Index exact_coincidences() const { return exact_coincidences_; }
     bool certified() const { return filters_ != nullptr; }
+    // The counts above by vertex: (vertex, uncertified, coincidences, merged) for each step
+    // that counted something at a vertex (RawPartition::counted).
+    const std::vector<Index>& counted() const { return counted_; }
 
     // The network's outputs at every vertex (rows of output_dim values, after the last
     // hidden layer has cut the tile). The values are gone afterwards.
@@ -110,6 +113,11 @@ private:
     std::vector<double> error_norm_;   // V: bound on ||z - z*||_2 of the layer's values
     Index uncertified_ = 0;
     Index exact_coincidences_ = 0;
+    std::vector<Index> counted_;
+    void count_at(Index v, Index uncertified, Index coincidences, Index merged) {
+        if (uncertified == 0 && coincidences == 0 && merged == 0) return;
+        counted_.insert(counted_.end(), {v, uncertified, coincidences, merged});
+    }
     // Where the layer being cut has rows without bias: per vertex, a bit per input of the
     // layer (the previous layer's values) known to be exactly 0 at the exact point.
     std::vector<Word> off_;
@@ -207,6 +215,7 @@ inline void TileVertices::snap_edge_ends(Index p, Index q) {
             positive_[sz(end * mask_words + k)] &= keep;
             negative_[sz(end * mask_words + k)] &= keep;
             ++merged_crossings_;
+            count_at(end, 0, 0, 1);
         }
     }
 }
