@@ -690,13 +690,14 @@ def test_resumed_passes_match_passes_from_the_input(seed, monkeypatch):
     assert disagreements(cached, exact_breakpoints(net, path)) == []
 
 
-@pytest.mark.parametrize("budget", [0.2, 0.5])
+@pytest.mark.parametrize("budget", [0.02, 0.1])
 def test_slow_work_stays_within_the_budget(budget, monkeypatch, capfd):
     # The exact tier's component operations are counted as they are done and a running
     # exact evaluation stops at the budget, so a task's slow-path work ends within a
-    # small overshoot (the last pass or row) of max_slow_work times its float64 work.
-    # Here (69 segments in several tasks, exact coincidences) exact evaluations start
-    # while the budget lasts.
+    # small overshoot (its last pass or row: about 4e4 here) of max_slow_work times its
+    # float64 work (at least 2^24). Here (69 segments in several tasks, exact
+    # coincidences) exact evaluations start while the budget lasts. (On this small net
+    # an exact evaluation is short, so the stop itself is not what keeps it within.)
     monkeypatch.setenv("LRCORE_CERT_STATS", "1")
     net = integer_conv_net()
     path = np.random.default_rng(0).integers(-3, 4, size=(70, 72)).astype(np.float64) / 2
@@ -706,5 +707,5 @@ def test_slow_work_stays_within_the_budget(budget, monkeypatch, capfd):
     stats = re.findall(r"dd_work (\S+) float_work (\S+)", capfd.readouterr().err)
     assert len(stats) > 1
     for dd_work, float_work in stats:
-        allowed = budget * max(float(float_work), 2.0**22)
-        assert float(dd_work) <= 1.05 * allowed
+        allowed = budget * max(float(float_work), 2.0**24)
+        assert float(dd_work) <= allowed + 0.01 * 2.0**24

@@ -57,7 +57,7 @@ private:
     double float_work_ = 0.0;     // multiply-adds of the task's float64 products so far
     // The float64 work a task counts as at least (multiply-adds), so that small networks'
     // tasks, whose float64 products are tiny, may still take a few slow passes.
-    static constexpr double kMinFloatWork = 0x1p22;
+    static constexpr double kMinFloatWork = 0x1p24;
     double slow_work_start_ = 0.0;  // the oracle's work() at the task's start
     Index words_;
     std::vector<FilterLayer> filter_;

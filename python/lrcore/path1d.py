@@ -612,9 +612,9 @@ def count_1d(
         the task's own float64 work (default ``lrcore.DEFAULT_MAX_SLOW_WORK``; ``None``:
         no budget). Both are counted in multiply-adds: the layers the slow path
         evaluates in double-double (past a prefix shared with a pass of the same task)
-        and its exact tier's terms, against the products of the task's vertices so far
+        and its exact tier's expansion operations, against the products of the task's vertices so far
         (up to 32 consecutive segments: results do not depend on the thread count),
-        counted as at least 2**22 so that small networks may take a few passes; ``0``
+        counted as at least 2**24 so that small networks may take a few passes; ``0``
         takes none. Past it, undecided values are handled as past
         ``max_slow_decisions``. It keeps a certified call within a bounded multiple of
         the ``rtol=1e-10`` call's work on any model, however wide (a double-double

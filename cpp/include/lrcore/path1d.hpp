@@ -55,7 +55,7 @@ struct Path1DOptions {
     // (AffineMap::multiply_adds): the float64 work of the vertices' forward products so
     // far, the slow work of the layers evaluated in double-double (past a prefix shared
     // with a cached pass of the same task) and the exact tier's terms. Once the slow work
-    // reaches max_slow_work times the float64 work (counted as at least 2^22), further
+    // reaches max_slow_work times the float64 work (counted as at least 2^24), further
     // undecided values are treated as past max_slow_decisions (float64 sign, counted in
     // uncertified_decisions).
     double max_slow_work = -1.0;
