@@ -855,6 +855,14 @@ bool PathOracle::evaluate_exact(const double* x0, const double* x1, const Word* 
                                 Index upto) {
     if (same_key(net_, x0, x1, upto, pattern, exact_x0_, exact_x1_, exact_upto_, exact_pattern_))
         return true;
+    if (exact_limit_ >= 0.0) {
+        // Not started where its lower estimate (the layers' multiply-adds, twice for a
+        // line, each an expansion of at least one component) exceeds the limit.
+        double estimate = 0.0;
+        for (Index l = 0; l <= upto; ++l) estimate += net_.layer(l).multiply_adds();
+        if (x1 != nullptr) estimate *= 2.0;
+        if (estimate > exact_limit_) return false;
+    }
     ++exact_evaluations_;
     exact_stop_at_ = exact_limit_ < 0.0 ? -1.0 : work_ + exact_limit_;
     exact_stopped_ = false;
@@ -885,19 +893,6 @@ bool PathOracle::evaluate_exact(const double* x0, const double* x1, const Word* 
     return true;
 }
 
-// Whether the exact evaluation of layers 0..upto fits exact_limit_: cached already, or
-// its lower estimate (the layers' multiply-adds, twice for a line, each an expansion of
-// at least one component) within the limit.
-bool PathOracle::exact_fits(const double* x0, const double* x1, const Word* pattern, Index upto) {
-    if (exact_limit_ < 0.0 ||
-        same_key(net_, x0, x1, upto, pattern, exact_x0_, exact_x1_, exact_upto_, exact_pattern_))
-        return true;
-    double estimate = 0.0;
-    for (Index l = 0; l <= upto; ++l) estimate += net_.layer(l).multiply_adds();
-    if (x1 != nullptr) estimate *= 2.0;
-    return estimate <= exact_limit_;
-}
-
 SlowDecision PathOracle::sign_at_point(const double* x, const Word* pattern, Index lk, Index k) {
     evaluate(x, nullptr, pattern, lk, lk, k);
     const LayerValues& z = current_->c;
@@ -907,10 +902,6 @@ SlowDecision PathOracle::sign_at_point(const double* x, const Word* pattern, Ind
     if (lower_magnitude(hi, lo) > z.err[sz(k)]) {
         out.decided = true;
         out.sign = hi > 0.0 ? 1 : -1;
-        return out;
-    }
-    if (!exact_fits(x, nullptr, pattern, lk)) {
-        out.skipped = true;
         return out;
     }
     if (!evaluate_exact(x, nullptr, pattern, lk)) {
@@ -957,10 +948,6 @@ SlowDecision PathOracle::sign_at_root(const double* x0, const double* x1, const 
         return out;
     }
     // The exact tier: D = c_k d_j - c_j d_k in expansion arithmetic.
-    if (!exact_fits(x0, x1, pattern, lk)) {
-        out.skipped = true;
-        return out;
-    }
     if (!evaluate_exact(x0, x1, pattern, lk)) {
         out.skipped = true;
         return out;

@@ -224,7 +224,6 @@ private:
     // The current entry's value k of layer l (its last layer, or its pinned value).
     Value c_at(Index l, Index k) const;
     Value d_at(Index l, Index k) const;
-    bool exact_fits(const double* x0, const double* x1, const Word* pattern, Index upto);
     // The exact tier's cached evaluation (same key scheme).
     const double* exact_x0_ = nullptr;
     const double* exact_x1_ = nullptr;
@@ -247,7 +246,8 @@ private:
     bool same_prefix(const Word* pattern, const Entry& e) const;
     Entry* new_entry(const Entry* source, Index upto, bool line, Index protect);
     double entry_bytes(Index upto, bool line) const;
-    // False where the evaluation ran past exact_limit_ and was stopped (nothing cached).
+    // False where exact_limit_ cannot cover it: not started (its lower estimate above the
+    // limit) or stopped past the limit (nothing cached).
     bool evaluate_exact(const double* x0, const double* x1, const Word* pattern, Index upto);
     void forward_exact(std::vector<Expansion> h, bool with_bias, const Word* pattern, Index upto,
                        std::vector<std::vector<Expansion>>& out);
