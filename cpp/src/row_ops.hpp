@@ -179,17 +179,7 @@ __attribute__((target("avx2"))) inline double relu_row_avx2(const double* z, dou
     }
     double parts[2];
     _mm_storeu_pd(parts, _mm_add_pd(_mm256_castpd256_pd128(sum4), _mm256_extractf128_pd(sum4, 1)));
-    double sum = parts[0] + parts[1];
-    for (; j < neurons; ++j) {
-        const double value = z[j] > 0.0 ? z[j] : 0.0;
-        h[j] = value;
-        sum += value * value;
-    }
-    for (; j < width; ++j) {
-        h[j] = z[j];
-        sum += z[j] * z[j];
-    }
-    return std::sqrt(sum);
+    return Activation{}.apply_row_from(z, h, j, width, neurons, parts[0] + parts[1]);
 }
 __attribute__((target("avx2,fma"))) inline void norms3_avx2(const double* a, const double* b,
                                                             Index n, double& na, double& nb,

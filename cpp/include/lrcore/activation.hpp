@@ -57,6 +57,13 @@ struct Activation {
         _mm_storeu_pd(parts, _mm_add_pd(sum0, sum1));
         sum = parts[0] + parts[1];
 #endif
+        return apply_row_from(z, h, j, width, neurons, sum);
+    }
+
+    // apply_row's scalar end: values j.. of the row, `sum` the squares of those before
+    // them; returns ||h||_2. (Vector kernels elsewhere finish their rows with it.)
+    double apply_row_from(const double* z, double* h, Index j, Index width, Index neurons,
+                          double sum) const {
         for (; j < neurons; ++j) {
             const double value = (*this)(z[j]);
             h[j] = value;
