@@ -600,6 +600,7 @@ def single_conv(conv, shape):
         (16, 16, 3, 1, 1, 1, 1, (3, 3)),
         (32, 32, 3, 1, 1, 1, 1, (4, 4)),
         (16, 32, 3, 2, 1, 1, 1, (4, 4)),
+        (64, 48, 3, 1, 1, 1, 1, (3, 3)),
         (8, 8, (5, 3), 1, (2, 1), 1, 1, (5, 6)),
         (4, 4, 3, 1, 2, 2, 2, (7, 7)),
         (8, 8, 3, 3, 1, 1, 4, (7, 8)),
@@ -615,7 +616,8 @@ def test_convolution_norm_bound_holds_and_is_tight(
     # §3): never below the true ||W||_2 (dense SVD), and at most twice it (times the
     # stride: both bound the stride-1 convolution, of which a strided one keeps a part). A grid of frequencies too small (aliasing) or missing some would fail the
     # first check on some of these kernels. (On grids of 2 or 3 positions the periodic
-    # grid's norm is well above the padded matrix's: the upper check is loose.)
+    # grid's norm is well above the padded matrix's: the upper check is loose.) From 32
+    # channels on both sides the Gram matrices are taken in single precision (cherk).
     torch = pytest.importorskip("torch")
     for seed in range(3):
         torch.manual_seed(seed)
@@ -631,6 +633,26 @@ def test_convolution_norm_bound_holds_and_is_tight(
         bound = net._core.norm_bounds()[0]
         assert sigma <= bound, (seed, sigma, bound)
         assert bound <= 2.0 * stride * sigma + 1e-12, (seed, sigma, bound)
+
+
+@pytest.mark.parametrize("scale", [1e-150, 1e-30, 1e20, 1e120])
+def test_convolution_norm_bound_holds_at_extreme_scales(scale):
+    # The bounds scale the kernel by a power of two first: without it, tiny weights put
+    # the single-precision Gram matrix below its range (its absolute underflow terms then
+    # dominate: 1.96 times the norm at 1e-30 instead of 1.82) and the spatial bound's
+    # composed kernel underflows (a bound of 0 at 1e-150, below the true norm), and huge
+    # ones overflow it (3.16 times at 1e120). The same factor at every scale.
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(40, 40, 3, 1, 1).double()
+    with torch.no_grad():
+        conv.weight.mul_(scale)
+        conv.bias.zero_()
+    net, dense = single_conv(conv, (40, 3, 3))
+    sigma = np.linalg.norm(dense, 2)
+    bound = net._core.norm_bounds()[0]
+    assert np.isfinite(bound)
+    assert sigma <= bound <= 1.9 * sigma, (sigma, bound)
 
 
 def test_norm_bounds_do_not_depend_on_the_thread_count():

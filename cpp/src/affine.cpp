@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstdint>
 #include <future>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -322,13 +323,26 @@ double ConvAffine::conv_norm_bound() const {
     // The group's kernel by tap, transposed (kt[q]: cg x og), and its magnitudes; A and the
     // sums of |products| b by offset (a[delta]: cg x cg), each a sum of GEMMs
     // K_q1^T K_q2 over the tap pairs with q2 - q1 = delta.
+    // The kernel scaled by 2^-k (k = ilogb of its largest weight; exact, and the norm is
+    // homogeneous): no value overflows, and underflow is far below every value that
+    // matters (each of the fewer than 2^60 operations errs by at most 2^-1074 there, in all
+    // less than 2^-1000, added both to the squared bound and, for the scaled weights that
+    // underflow, to the norm).
+    double w_max = 0.0;
+    for (const double w : weight_) w_max = std::max(w_max, std::abs(w));
+    if (w_max == 0.0) return 0.0;
+    if (!std::isfinite(w_max)) return -1.0;
+    const int k = std::ilogb(w_max);
+    if (k < -900 || k > 900) return -1.0;
+    const double down = std::ldexp(1.0, -k), up = std::ldexp(1.0, k);
+    constexpr double kUnderflow = 0x1p-1000;
     std::vector<double> kt(to_size(taps * cg * og)), kabs(kt.size()), a(to_size(deltas * block)),
         b(a.size());
     for (Index g = 0; g < s.groups; ++g) {
         for (Index o = 0; o < og; ++o)
             for (Index c = 0; c < cg; ++c)
                 for (Index q = 0; q < taps; ++q) {
-                    const double w = weight_[to_size(((g * og + o) * cg + c) * taps + q)];
+                    const double w = weight_[to_size(((g * og + o) * cg + c) * taps + q)] * down;
                     kt[to_size((q * cg + c) * og + o)] = w;
                     kabs[to_size((q * cg + c) * og + o)] = std::abs(w);
                 }
@@ -398,7 +412,7 @@ double ConvAffine::conv_norm_bound() const {
         result = std::max(result, std::min(largest, std::sqrt(square) * (1.0 + 0x1p-20)));
     }
     // The row sums' own rounding (fewer than 2^31 terms) is inside the factor.
-    return std::sqrt(result) * (1.0 + 0x1p-20);
+    return (std::sqrt(result + kUnderflow) * (1.0 + 0x1p-20) + kUnderflow) * up;
 }
 
 double ConvAffine::norm_bound() const {
@@ -447,6 +461,7 @@ double ConvAffine::frequency_norm_bound() const {
     const double tau = 2.0 * (kPhasorError + gamma(static_cast<double>(taps) + 1.0));
     const double gram_gamma = gamma(2.0 * static_cast<double>(inner) + 2.0);
     constexpr double kTwoPi = 6.283185307179586;
+    constexpr double kUnderflow = 0x1p-1000;
     // The frequencies kept (one of each conjugate pair), taken a chunk at a time: the
     // symbols of a chunk are one GEMM, phases (2 per frequency x taps) times the group's
     // kernel (og cg x taps), its rows the real and imaginary parts of M (og x cg).
@@ -458,20 +473,60 @@ double ConvAffine::frequency_norm_bound() const {
         }
     const Index entries = og * cg, num_kept = static_cast<Index>(kept.size());
     const Index chunk = std::clamp<Index>((Index{1} << 21) / (2 * entries), 1, num_kept);
-    std::vector<double> phases(to_size(2 * chunk * taps)), symbols(to_size(2 * chunk * entries)),
-        m(to_size(2 * entries)), magnitude(to_size(entries)), gram(to_size(2 * small * small)),
-        row_sum(to_size(small)), err(to_size(small)), column(to_size(inner));
+    // The symbols (16 MB for a 512-channel layer) are written before they are read: not
+    // zeroed first.
+    const std::unique_ptr<double[]> symbols(new double[to_size(2 * chunk * entries)]);
+    std::vector<double> phases(to_size(2 * chunk * taps)), m(to_size(2 * entries)),
+        magnitude(to_size(entries)), gram(to_size(2 * small * small)), row_sum(to_size(small)),
+        err(to_size(small)), column(to_size(inner)), modulus(to_size(small));
+    // Wide layers take the Gram matrix in single precision (cherk, about twice zherk's
+    // rate), its rounding bounded with u32 = 2^-24: ResNet-18's 512-channel layers.
+    const bool wide =
+        static_cast<double>(small) * static_cast<double>(small) * static_cast<double>(inner) >=
+        0x1p15;
+    const double gram_gamma32 = (2.0 * static_cast<double>(inner) + 2.0) * 0x1p-24 /
+                                (1.0 - (2.0 * static_cast<double>(inner) + 2.0) * 0x1p-24);
+    std::vector<float> m32, gram32;
     double result = 0.0;
     for (Index g = 0; g < s.groups; ++g) {
         const double* kernel = weight_.data() + g * entries * taps;
-        // ||E||_F / tau: the Frobenius norm of sum_q |K_q| over the group's (o, c).
+        // Everything below is computed for the scaled kernel 2^-k K (k = ilogb of the
+        // largest sum_q |K_q|: an exact scaling, ||W||_2 is homogeneous), so no value
+        // overflows and underflow (below 2^-1022, or 2^-126 in single precision) is far
+        // below every value that matters: each of the fewer than 2^60 operations errs by
+        // at most 2^-1074 there, in all less than 2^-1000 (`kUnderflow`, added).
+        double abs_max = 0.0;
+        for (Index e = 0; e < entries; ++e) {
+            double sum = 0.0;
+            for (Index q = 0; q < taps; ++q) sum += std::abs(kernel[e * taps + q]);
+            abs_max = std::max(abs_max, sum);
+        }
+        if (abs_max == 0.0) continue;  // a zero kernel: norm 0
+        if (!std::isfinite(abs_max)) return -1.0;
+        const int k = std::ilogb(abs_max);
+        if (k < -900 || k > 900) return -1.0;  // beyond the scaling's range: no bound
+        const double down = std::ldexp(1.0, -k), up = std::ldexp(1.0, k);
+        // ||E||_F / tau: the Frobenius norm of 2^-k sum_q |K_q| over the group's (o, c).
         double abs_frob = 0.0;
         for (Index e = 0; e < entries; ++e) {
             double sum = 0.0;
             for (Index q = 0; q < taps; ++q) sum += std::abs(kernel[e * taps + q]);
-            abs_frob += sum * sum;
+            abs_frob += (sum * down) * (sum * down);
         }
-        const double error_norm = tau * std::sqrt(abs_frob) * (1.0 + 0x1p-20);
+        const double error_norm = tau * std::sqrt(abs_frob + kUnderflow) * (1.0 + 0x1p-20);
+        // Wide groups take M' = 2^-k M~ (|M'_ij| <= (1 + 2 tau) 2^-k sum_q |K_q| < 4) in
+        // single precision: ||M'||_F <= (1 + 2 tau) ||(2^-k sum_q |K_q|)_oc||_F (|K^_oc| <=
+        // sum_q |K_q| by Minkowski, each computed part within tau sum_q |K_q| of it).
+        const bool single = wide && inner < (Index{1} << 20);
+        const double conversion =
+            single ? (0x1p-24 * std::sqrt(abs_frob + kUnderflow) * (1.0 + 2.0 * tau) +
+                      0x1p-126 * std::sqrt(2.0 * static_cast<double>(entries))) *
+                         (1.0 + 0x1p-20)
+                   : 0.0;
+        if (single && m32.empty()) {
+            m32.resize(to_size(2 * entries));
+            gram32.resize(to_size(2 * small * small));
+        }
         for (Index first = 0; first < num_kept; first += chunk) {
             const Index count = std::min(chunk, num_kept - first);
             for (Index f = 0; f < count; ++f) {
@@ -484,20 +539,37 @@ double ConvAffine::frequency_norm_bound() const {
                                              static_cast<double>(nw);
                         const double theta = kTwoPi * r;
                         const Index q = ky * s.kernel_w + kx;
-                        phases[to_size(2 * f * taps + q)] = std::cos(theta);
-                        phases[to_size((2 * f + 1) * taps + q)] = -std::sin(theta);
+                        // Scaled by 2^-k (exact): the GEMM gives M' = 2^-k M~.
+                        phases[to_size(2 * f * taps + q)] = std::cos(theta) * down;
+                        phases[to_size((2 * f + 1) * taps + q)] = -std::sin(theta) * down;
                     }
             }
             // Each entry a sum of taps products (any order): within tau of the symbol.
-            gemm_nt(2 * count, entries, taps, phases.data(), taps, kernel, taps, 0.0,
-                    symbols.data(), entries);
+            gemm_nt(2 * count, entries, taps, phases.data(), taps, kernel, taps, 0.0, symbols.get(),
+                    entries);
             for (Index f = 0; f < count; ++f) {
-                const double* re = symbols.data() + 2 * f * entries;
+                const double* re = symbols.get() + 2 * f * entries;
                 const double* im = re + entries;
-                for (Index e = 0; e < entries; ++e) {
-                    m[to_size(2 * e)] = re[e];
-                    m[to_size(2 * e + 1)] = im[e];
-                    magnitude[to_size(e)] = std::abs(re[e]) + std::abs(im[e]);
+                if (single) {
+                    // M32 = fl32(M'): each part off by at most u32 |part| + 2^-126 (below
+                    // FLT_MIN, with or without gradual underflow), so ||M' - M32||_2 <= u32
+                    // ||M'||_F + 2^-126 sqrt(2 entries) (`conversion`); the Gram matrix of
+                    // M32 by cherk, its rounding bounded as below with u32 and the
+                    // magnitudes of M32, plus 2^-126 per operation for underflow (2 inner +
+                    // 2 of them per part).
+                    for (Index e = 0; e < entries; ++e) {
+                        const float x = static_cast<float>(re[e]), y = static_cast<float>(im[e]);
+                        m32[to_size(2 * e)] = x;
+                        m32[to_size(2 * e + 1)] = y;
+                        magnitude[to_size(e)] =
+                            std::abs(static_cast<double>(x)) + std::abs(static_cast<double>(y));
+                    }
+                } else {
+                    for (Index e = 0; e < entries; ++e) {
+                        m[to_size(2 * e)] = re[e];
+                        m[to_size(2 * e + 1)] = im[e];
+                        magnitude[to_size(e)] = std::abs(re[e]) + std::abs(im[e]);
+                    }
                 }
                 // The Gram matrix of the small side (Hermitian, its lower triangle): M^H M
                 // (by input channels) or M M^H. Each part of an entry is a sum of 2 inner
@@ -514,24 +586,50 @@ double ConvAffine::frequency_norm_bound() const {
                     for (Index c = 0; c < cg; ++c)
                         err[to_size(by_input ? c : o)] +=
                             magnitude[to_size(o * cg + c)] * column[to_size(by_input ? o : c)];
-                herk_lower(by_input, small, inner, m.data(), cg, gram.data(), small);
+                if (single)
+                    herk_lower(by_input, small, inner, m32.data(), cg, gram32.data(), small);
+                else
+                    herk_lower(by_input, small, inner, m.data(), cg, gram.data(), small);
                 std::fill(row_sum.begin(), row_sum.end(), 0.0);
                 for (Index r = 0; r < small; ++r) {
-                    const double* entry = gram.data() + 2 * r * small;
-                    double sum = 0.0;
-                    for (Index c = 0; c < r; ++c) {
-                        const double x = entry[2 * c], y = entry[2 * c + 1];
-                        const double modulus = std::sqrt(x * x + y * y);  // 3 u relative
-                        sum += modulus;
-                        row_sum[to_size(c)] += modulus;  // |G_cr| = |G_rc|
+                    // The moduli of row r's lower triangle (3 u relative), then summed
+                    // along the row and scattered into the columns (|G_cr| = |G_rc|).
+                    double* mod = modulus.data();
+                    if (single) {
+                        const float* entry = gram32.data() + 2 * r * small;
+                        for (Index c = 0; c <= r; ++c) {
+                            const double x = entry[2 * c], y = entry[2 * c + 1];
+                            mod[c] = std::sqrt(x * x + y * y);
+                        }
+                    } else {
+                        const double* entry = gram.data() + 2 * r * small;
+                        for (Index c = 0; c <= r; ++c) {
+                            const double x = entry[2 * c], y = entry[2 * c + 1];
+                            mod[c] = std::sqrt(x * x + y * y);
+                        }
                     }
-                    row_sum[to_size(r)] += sum + std::abs(entry[2 * r]);  // real diagonal
+                    // Four partial sums (any order: inside the factors below).
+                    double part[4] = {0.0, 0.0, 0.0, 0.0};
+                    Index c = 0;
+                    for (; c + 4 <= r; c += 4)
+                        for (Index i = 0; i < 4; ++i) part[i] += mod[c + i];
+                    for (; c < r; ++c) part[0] += mod[c];
+                    for (c = 0; c < r; ++c) row_sum[to_size(c)] += mod[c];
+                    row_sum[to_size(r)] +=
+                        (part[0] + part[1]) + (part[2] + part[3]) + mod[r];  // real diagonal
                 }
                 double largest = 0.0;
+                const double g = single ? gram_gamma32 : gram_gamma;
+                const double underflow = single ? 4.0 * static_cast<double>(small) *
+                                                      (static_cast<double>(inner) + 1.0) * 0x1p-126
+                                                : kUnderflow;
                 for (Index r = 0; r < small; ++r)
-                    largest =
-                        std::max(largest, row_sum[to_size(r)] + 2.0 * gram_gamma * err[to_size(r)]);
-                result = std::max(result, std::sqrt(largest * (1.0 + 0x1p-20)) + error_norm);
+                    largest = std::max(largest,
+                                       row_sum[to_size(r)] + 2.0 * g * err[to_size(r)] + underflow);
+                // The scaled bound, plus the symbols' own underflow, scaled back (exact).
+                const double norm =
+                    std::sqrt(largest * (1.0 + 0x1p-20)) + conversion + error_norm + kUnderflow;
+                result = std::max(result, norm * up);
             }
         }
     }
@@ -833,13 +931,30 @@ double CompositeAffine::schur_bound() const {
     for (const Part& part : parts_) {
         double n = part.map->norm_bound();
         if (n < 0.0) {
-            double frob = 0.0;
-            for (const double r : part.map->row_norms()) frob += r * r;
-            n = std::sqrt(frob) * (1.0 + 0x1p-20);
+            // The Frobenius norm, its squares scaled by a power of two so that none
+            // overflows and underflow (at most 2^-1074 a term) is covered by 2^-1000.
+            double r_max = 0.0, frob = 0.0;
+            for (const double r : part.map->row_norms()) r_max = std::max(r_max, r);
+            if (r_max > 0.0 && std::isfinite(r_max)) {
+                const int k = std::ilogb(r_max);
+                for (const double r : part.map->row_norms())
+                    frob += std::ldexp(r, -k) * std::ldexp(r, -k);
+                n = std::ldexp((std::sqrt(frob + 0x1p-1000) * (1.0 + 0x1p-20)), k);
+            } else {
+                n = r_max;  // 0, or not finite
+            }
         }
         norms.push_back(n);
     }
     const double schur = schur_test(norms);
+    // The block norms below on norms scaled by 2^-k (k = ilogb of the largest: exact, the
+    // bound is homogeneous), and each of gram's sums raised by its products' possible
+    // underflow (at most 2^-1074 each).
+    double n_max = 0.0;
+    for (const double n : norms) n_max = std::max(n_max, n);
+    if (!(n_max > 0.0) || !std::isfinite(n_max)) return schur;
+    const int scale_exp = std::ilogb(n_max);
+    for (double& n : norms) n = std::ldexp(n, -scale_exp);
     // Block norms, where the cells are few.
     std::vector<Index> out_cuts{0, out_}, in_cuts{0, in_};
     for (const Part& part : parts_) {
@@ -877,7 +992,8 @@ double CompositeAffine::schur_bound() const {
                 double sum = 0.0;
                 for (Index i = 0; i < r; ++i)
                     sum += m[to_size(i * cols + a)] * m[to_size(i * cols + b)];
-                out[to_size(a * cols + b)] = sum * (1.0 + 0x1p-20);
+                out[to_size(a * cols + b)] =
+                    (sum + static_cast<double>(r) * 0x1p-1074) * (1.0 + 0x1p-20);
             }
         return out;
     };
@@ -897,8 +1013,8 @@ double CompositeAffine::schur_bound() const {
         inf *= 1.0 + 0x1p-20;
         if (!(inf > 0.0)) return schur;
         const double bound = std::exp((log_scale + std::log(inf)) / power) * (1.0 + 0x1p-20);
-        if (k == 5) return std::min(schur, bound);
-        for (double& v : g) v = v / inf * (1.0 + 0x1p-20);  // scaled to ||g||_inf ~ 1
+        if (k == 5) return std::min(schur, std::ldexp(bound, scale_exp));
+        for (double& v : g) v = v / inf * (1.0 + 0x1p-20) + 0x1p-1074;  // ||g||_inf ~ 1
         log_scale = 2.0 * (log_scale + std::log(inf));
         g = gram(g, cols);
         power *= 2.0;
@@ -919,8 +1035,9 @@ double CompositeAffine::schur_test(const std::vector<double>& norms) const {
     for (Index j = 0; j < out_; ++j) r_max = std::max(r_max, run += rows[to_size(j)]);
     run = 0.0;
     for (Index j = 0; j < in_; ++j) c_max = std::max(c_max, run += cols[to_size(j)]);
-    // The running sums' rounding: relative (number of parts + 2) u, inside the factor.
-    return std::sqrt(r_max * c_max) * (1.0 + 0x1p-20);
+    // The running sums' rounding: relative (number of parts + 2) u, inside the factor (two
+    // square roots: no product to underflow or overflow).
+    return std::sqrt(r_max) * std::sqrt(c_max) * (1.0 + 0x1p-20);
 }
 
 AffineRow CompositeAffine::row(Index r, std::vector<double>& scratch_values,

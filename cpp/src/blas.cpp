@@ -72,6 +72,13 @@ void herk_lower(bool conj_trans, Index n, Index k, const double* a, Index lda, d
                       0.0, c, checked_size(ldc, "ldc"));
 }
 
+void herk_lower(bool conj_trans, Index n, Index k, const float* a, Index lda, float* c, Index ldc) {
+    if (n == 0) return;
+    scipy_cblas_cherk(CblasRowMajor, CblasLower, conj_trans ? CblasConjTrans : CblasNoTrans,
+                      checked_size(n, "n"), checked_size(k, "k"), 1.0f, a, checked_size(lda, "lda"),
+                      0.0f, c, checked_size(ldc, "ldc"));
+}
+
 void set_blas_threads(int num_threads) { scipy_openblas_set_num_threads(num_threads); }
 
 const char* blas_corename() { return scipy_openblas_get_corename(); }

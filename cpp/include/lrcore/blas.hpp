@@ -24,6 +24,9 @@ void gemm_nn(Index m, Index n, Index k, const double* a, Index lda, const double
 void herk_lower(bool conj_trans, Index n, Index k, const double* a, Index lda, double* c,
                 Index ldc);
 
+// The same in single precision (cherk): about twice the rate of zherk.
+void herk_lower(bool conj_trans, Index n, Index k, const float* a, Index lda, float* c, Index ldc);
+
 // The core parallelises over work items itself, so BLAS runs single-threaded inside it.
 void set_blas_threads(int num_threads);
 
