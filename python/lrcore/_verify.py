@@ -41,8 +41,11 @@ that must match the pattern. The *residual* of a value is ``max(|z_j| - slack_j,
 from __future__ import annotations
 
 import abc
+import contextlib
 import math
 import os
+import threading
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Union
@@ -78,6 +81,45 @@ MAX_PROBLEMS_PER_CHECK = 10
 # once: about _CHUNK_BYTES of layer values per chunk.
 _CHUNK = 4096
 _CHUNK_BYTES = 128 << 20
+
+
+# numpy's switch for its huge-page advice on large arrays (private; None where absent).
+_SET_HUGEPAGE: Any = getattr(
+    getattr(getattr(np, "_core", None), "multiarray", None), "_set_madvise_hugepage", None
+)
+_PAGES_LOCK = threading.Lock()
+_pages_depth = 0
+_pages_saved = True
+
+
+@contextlib.contextmanager
+def _small_pages() -> Iterator[None]:
+    """Run a check without numpy's huge-page advice on its arrays (restored after).
+
+    numpy asks the kernel for transparent huge pages on every array of 4 MB or more. The
+    checks allocate their layer buffers afresh on each call (hundreds of MB on a CIFAR
+    network) and free them at its end; on a machine whose memory is fragmented the
+    kernel then compacts memory to find huge pages (``defrag = madvise``), which cost a
+    ResNet-18's first ``verify()`` about 1.2 s of system time more than with ordinary
+    pages (0.36 s of page faults either way; docs/design.md §7). Nested and concurrent
+    checks share the setting: the first one in switches it off, the last one out
+    restores it.
+    """
+    global _pages_depth, _pages_saved
+    if _SET_HUGEPAGE is None:
+        yield
+        return
+    with _PAGES_LOCK:
+        if _pages_depth == 0:
+            _pages_saved = bool(_SET_HUGEPAGE(False))
+        _pages_depth += 1
+    try:
+        yield
+    finally:
+        with _PAGES_LOCK:
+            _pages_depth -= 1
+            if _pages_depth == 0:
+                _SET_HUGEPAGE(_pages_saved)
 
 
 def _cpus() -> int:
@@ -2489,7 +2531,8 @@ class Verifiable(abc.ABC):
                 f"got {type(network).__name__}"
             )
             raise TypeError(msg)
-        report = self._check(network, _default_tol(tol, self.rtol), bool(full_forward))
+        with _small_pages():
+            report = self._check(network, _default_tol(tol, self.rtol), bool(full_forward))
         return _raise(report, raise_on_error)
 
     @abc.abstractmethod
