@@ -256,6 +256,12 @@ def main() -> None:
         "--no-unbounded", action="store_true", help="skip max_slow_decisions=None on ResNet-18"
     )
     parser.add_argument(
+        "--max-slow-work",
+        type=float,
+        default=None,
+        help="the default setting's max_slow_work (default: lrcore.DEFAULT_MAX_SLOW_WORK)",
+    )
+    parser.add_argument(
         "--settings",
         default="rtol,default,unbounded",
         help="which of rtol, default, unbounded to run (comma-separated)",
@@ -294,7 +300,15 @@ def main() -> None:
         if "rtol" in chosen:
             settings.append(("rtol=1e-10", {"rtol": 1e-10}))
         if "default" in chosen:
-            settings.append(("certified, default budget", {}))
+            if args.max_slow_work is None:
+                settings.append(("certified, default budget", {}))
+            else:
+                settings.append(
+                    (
+                        f"certified, max_slow_work={args.max_slow_work:g}",
+                        {"max_slow_work": args.max_slow_work},
+                    )
+                )
         if "unbounded" in chosen and not (case == "resnet18" and args.no_unbounded):
             settings.append(
                 ("certified, no budget", {"max_slow_decisions": None, "max_slow_work": None})
