@@ -142,6 +142,36 @@ def test_non_finite_parameters(bad, where):
         lrcore.Network(weights, biases)
 
 
+@pytest.mark.parametrize("kind", ["dense", "csr"])
+def test_tiny_nonzero_weights_are_refused(kind):
+    # Squares of weights below about 1e-154 underflow, and every bound squares them.
+    from scipy import sparse
+
+    spec = random_net([3, 5, 4, 1], seed=17)
+    weights = [w.copy() for w in spec.weights]
+    weights[1].flat[2] = 1e-200
+    weights[1].flat[3] = 0.0  # exact zeros are fine
+    if kind == "csr":
+        weights[1] = sparse.csr_matrix(weights[1])
+    with pytest.raises(ValueError, match=layer_named(1)) as info:
+        lrcore.Network(weights, spec.biases)
+    assert "1e-200" in str(info.value)
+    weights[1] = spec.weights[1].copy()
+    weights[1].flat[2] = 2e-150  # at the limit: accepted
+    lrcore.Network(weights, spec.biases)
+
+
+def test_tiny_convolution_weights_are_refused():
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(2, 3, 3, padding=1).double()
+    with torch.no_grad():
+        conv.weight[1, 0, 1, 1] = 1e-180
+    model = torch.nn.Sequential(conv, torch.nn.ReLU(), torch.nn.Flatten(), torch.nn.Linear(48, 2))
+    with pytest.raises(ValueError, match=layer_named(0)):
+        lrcore.from_torch(model.double(), (2, 4, 4))
+
+
 def test_unknown_activation():
     spec = random_net([3, 5, 4, 1], seed=17)
     with pytest.raises(ValueError, match=layer_named(1)) as info:

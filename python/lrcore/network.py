@@ -9,7 +9,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from . import _core
-from ._layers import CompositeLayer
+from ._layers import CompositeLayer, Conv
 from ._maxpool import MaxPooling, build_pooling
 from ._torch_sequential import infer_input_shape, sequential_to_arrays
 from ._validation import as_float_array
@@ -43,6 +43,46 @@ def _as_weight(value: Any, index: int) -> Any:
             raise ValueError(msg)
         return csr
     return as_float_array(value, name, ndim=2)
+
+
+#: Smallest magnitude of a nonzero weight that lrcore accepts: the bounds square weights
+#: (row norms, ``||W_j||_2``), and squares of weights below about ``1e-154`` underflow in
+#: float64, so the bounds would come out too small (docs/numerics.md §3).
+MIN_WEIGHT = 1e-150
+
+
+def _weight_values(weight: Any) -> list[NDArray[np.float64]]:
+    """The stored values of a layer's weight (every part of a composite layer)."""
+    if isinstance(weight, CompositeLayer):
+        out: list[NDArray[np.float64]] = []
+        for _, _, spec in weight.parts:
+            if isinstance(spec, Conv):
+                out.append(np.asarray(spec.weight))
+            elif isinstance(spec, tuple):
+                out.append(np.asarray(spec[1]))
+            elif hasattr(spec, "indptr"):
+                out.append(np.asarray(spec.data))
+            else:
+                out.append(np.asarray(spec))
+        return out
+    if hasattr(weight, "indptr"):
+        return [np.asarray(weight.data)]
+    return [np.asarray(weight)]
+
+
+def _check_tiny_weights(weight: Any, index: int) -> None:
+    """Refuse nonzero weights below :data:`MIN_WEIGHT` in magnitude."""
+    for values in _weight_values(weight):
+        magnitude = np.abs(values)
+        tiny = (magnitude > 0) & (magnitude < MIN_WEIGHT)
+        if tiny.any():
+            msg = (
+                f"weights[{index}]: layer {index} has {int(tiny.sum())} nonzero weight(s) of "
+                f"magnitude below {MIN_WEIGHT:.0e} (smallest {magnitude[tiny].min():.3g}); "
+                "lrcore's error bounds square weights and would underflow: set them to 0 or "
+                "rescale the layer"
+            )
+            raise ValueError(msg)
 
 
 def _core_weight(weight: Any) -> Any:
@@ -82,7 +122,9 @@ class Network:
     Parameters
     ----------
     weights
-        One ``(out_l, in_l)`` array per affine layer (the layout of ``torch.nn.Linear``).
+        One ``(out_l, in_l)`` array per affine layer (the layout of ``torch.nn.Linear``):
+        finite, and every nonzero entry at least :data:`MIN_WEIGHT` (``1e-150``) in
+        magnitude (a ``ValueError`` names the layer otherwise).
     biases
         One ``(out_l,)`` array per affine layer.
     activation
@@ -131,6 +173,7 @@ class Network:
         bs: list[NDArray[np.float64]] = []
         for index, (w_raw, b_raw) in enumerate(zip(weights, biases)):
             w = _as_weight(w_raw, index)
+            _check_tiny_weights(w, index)
             b = as_float_array(b_raw, f"biases[{index}]", ndim=1)
             if b.shape[0] != w.shape[0]:
                 msg = (
