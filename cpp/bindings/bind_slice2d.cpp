@@ -69,6 +69,7 @@ py::list slice_2d_arrays(const Network& net, const std::vector<DoubleArray>& ori
         item["merged_crossings"] = r.merged_crossings;
         item["uncertified_decisions"] = r.uncertified_decisions;
         item["exact_coincidences"] = r.exact_coincidences;
+        item["slow_decisions"] = r.slow_decisions;
         out.append(item);
     }
     return out;

@@ -193,18 +193,24 @@ class SliceResult(Verifiable):
         #: coordinate) and were placed at it; the slivers between them are not counted.
         #: ``slice_2d`` warns (:class:`lrcore.RoundingWarning`) when this is not zero.
         self.merged_crossings: int = int(arrays.get("merged_crossings", 0))
-        #: Certified slices (``rtol=None``): sign decisions the fast filter could not make
-        #: (``|z_j|`` within its error bound; 2D has no slow path yet). Each took the old
-        #: zero tolerance's decision (``rtol=lrcore.DEFAULT_RTOL``: 0, the line through the
-        #: vertex, when within it, which is right where lines meet exactly; else the
-        #: float64 sign), not certified. Summed over tiles (a vertex on a cut line counts
-        #: in both tiles); 0 means every sign is certified. ``slice_2d`` warns
-        #: (:class:`lrcore.CertificationWarning`) when it is not zero.
+        #: Certified slices (``rtol=None``): sign decisions neither the fast filter nor the
+        #: slow path could make (``|z_j|`` within the filter's error bound, and the slow
+        #: path's work budget spent, or no defining lines known at the vertex). Each took
+        #: the old zero tolerance's decision (``rtol=lrcore.DEFAULT_RTOL``: 0, the line
+        #: through the vertex, when within it; else the float64 sign), not certified. A
+        #: vertex on a cut line counts once; 0 means every sign is certified.
+        #: ``slice_2d`` warns (:class:`lrcore.CertificationWarning`) when it is not zero.
         self.uncertified_decisions: int = int(arrays.get("uncertified_decisions", 0))
-        #: Certified slices: values proven exactly 0 by structure (a row without bias that
-        #: reads only inputs exactly 0 at the vertex: max pooling's ties between ReLU
-        #: outputs that are both off). Summed over tiles.
+        #: Certified slices: values proven exactly 0, by structure (a row without bias
+        #: that reads only inputs exactly 0 at the vertex: max pooling's ties between ReLU
+        #: outputs that are both off) or by the slow path's exact tier (lines through one
+        #: point: concurrent lines, a line through a corner).
         self.exact_coincidences: int = int(arrays.get("exact_coincidences", 0))
+        #: Certified slices: sign decisions the fast filter left undecided and the slow
+        #: path took (double-double determinants at the vertex's exact point, else exact
+        #: ones; docs/numerics.md §6). The exact zeros among them are also counted in
+        #: ``exact_coincidences``.
+        self.slow_decisions: int = int(arrays.get("slow_decisions", 0))
         #: The network the slice was computed for (``verify`` re-evaluates it).
         self.network = network
         #: The zero tolerance it was computed with; None: certified sign decisions.
@@ -766,10 +772,10 @@ def slice_2d(
             else str(undecided[0][1])
         )
         msg = (
-            f"slice_2d: {where} values lay within the certified filter's error bound; their "
-            "signs took the zero tolerance's decision (rtol=lrcore.DEFAULT_RTOL) and are not "
-            "certified: 2D has no slow path yet. See SliceResult.uncertified_decisions and "
-            "docs/numerics.md §6."
+            f"slice_2d: {where} values lay within the certified filter's error bound and "
+            "the slow path could not decide them (its work budget spent); their signs took "
+            "the zero tolerance's decision (rtol=lrcore.DEFAULT_RTOL) and are not "
+            "certified. See SliceResult.uncertified_decisions and docs/numerics.md §6."
         )
         warnings.warn(msg, CertificationWarning, stacklevel=2)
     return results if is_batch else results[0]
