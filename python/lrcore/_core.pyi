@@ -117,4 +117,5 @@ def slice_2d(
     num_threads: int,
     max_regions: int,
     max_memory: float,
+    max_slow_work: float = 2.0,  # < 0: no budget
 ) -> list[SliceArrays]: ...
