@@ -1011,6 +1011,45 @@ bool PathOracle::vertex_values(Index lj, Index j, Index lk, std::vector<double>&
     return true;
 }
 
+namespace {
+
+bool zero_row(const Network& net, const Word* pattern, Index layer, Index k, Index depth,
+              Index& budget, StructuralRows& rows) {
+    if (layer == 0 || depth >= StructuralRows::kDepth) return false;  // the input is not zero
+    const AffineMap& map = net.layer(layer);
+    if (map.abs_bias()[sz(k)] != 0.0) return false;
+    if (rows.values.size() <= sz(depth)) {
+        rows.values.resize(sz(depth) + 1);
+        rows.cols.resize(sz(depth) + 1);
+    }
+    const AffineRow row = map.row(k, rows.values[sz(depth)], rows.cols[sz(depth)]);
+    const Index below = layer - 1;
+    const Activation& act = net.activation(below);
+    const bool off_is_zero = act.kind == ActivationKind::relu || act.negative_slope == 0.0;
+    const Index neurons = net.hidden_size(below);
+    const Index offset = net.neuron_offset(below);
+    if (row.count > budget) return false;
+    budget -= row.count;
+    for (Index i = 0; i < row.count; ++i) {
+        if (row.values[i] == 0.0) continue;
+        const Index col = row.cols != nullptr ? row.cols[i] : i;
+        if (col < neurons) {
+            if (pattern_bit(pattern, offset + col) || !off_is_zero) return false;
+        } else if (!zero_row(net, pattern, below, col, depth + 1, budget, rows)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+}  // namespace
+
+bool structural_zero_row(const Network& net, const Word* pattern, Index layer, Index k,
+                         StructuralRows& rows) {
+    Index budget = StructuralRows::kTerms;  // row entries looked at, at most
+    return zero_row(net, pattern, layer, k, 0, budget, rows);
+}
+
 // --- 2D slices: lines of the plane and the sign of a neuron where two of them meet
 // (docs/numerics.md §6).
 
@@ -1114,9 +1153,6 @@ SlowDecision sign_at_intersection(const PlaneLine& a, const PlaneLine& b, const 
     if (error != nullptr) *error = -1.0;
     if (!away_from_zero(D)) return out;
     out.value = det3.x.hi / D.x.hi;
-    if (!away_from_zero(det3)) return out;
-    out.decided = true;
-    out.sign = (det3.x.hi > 0.0) == (D.x.hi > 0.0) ? 1 : -1;
     if (error != nullptr) {
         // |det3~/D~ - det3*/D*| <= (|det3~| eD + |D~| e3) / (|D~| (|D~| - eD)), and
         // fl(det3.hi / D.hi) within 4u of det3~/D~ relative (as PathOracle::vertex_values).
@@ -1125,6 +1161,9 @@ SlowDecision sign_at_intersection(const PlaneLine& a, const PlaneLine& b, const 
         *error = kSafety * ((magnitude(det3.x.hi, det3.x.lo) * D.e + d_up * det3.e) / den +
                             4.0 * u * std::abs(out.value));
     }
+    if (!away_from_zero(det3)) return out;
+    out.decided = true;
+    out.sign = (det3.x.hi > 0.0) == (D.x.hi > 0.0) ? 1 : -1;
     return out;
 }
 

@@ -116,6 +116,19 @@ struct SlowDecision {
     double value = 0.0;
 };
 
+// Whether row k of layer `layer` is exactly zero under the forced pattern `pattern` (bits of
+// the earlier layers): no bias, and every nonzero weight reads a ReLU unit the pattern
+// turns off or a linear unit that is such a zero itself (docs/numerics.md §4 step 0). At
+// most kTerms row entries are read, and linear units kDepth layers down. `rows` is scratch.
+struct StructuralRows {
+    static constexpr Index kTerms = 256;
+    static constexpr Index kDepth = 8;
+    std::vector<std::vector<double>> values;
+    std::vector<std::vector<Index>> cols;
+};
+bool structural_zero_row(const Network& net, const Word* pattern, Index layer, Index k,
+                         StructuralRows& rows);
+
 // A line of the (s, t) plane of a 2D slice, c + s u + t v = 0: a neuron's zero line under
 // a forced pattern (its coefficients double-doubles with bounds on their errors, from
 // PathOracle::plane_line), or the line through two exact float64 points (plane_line_through).
@@ -136,8 +149,8 @@ ExactPlaneLine plane_line_exact_through(double sa, double ta, double sb, double 
 // The sign of the affine function `k` at the intersection point of lines `a` and `b`:
 // sign(det [[ca, ua, va], [cb, ub, vb], [ck, uk, vk]]) * sign(ua vb - ub va) (Cramer's rule:
 // k's value there is the 3 x 3 determinant over the 2 x 2 one). Double-double with a
-// rigorous bound: decided when both determinants are bounded away from 0; `value` and
-// `error` then hold k's value there within error of the exact one (else error < 0).
+// rigorous bound: decided when both determinants are bounded away from 0. Where the 2 x 2
+// one is, `value` is k's value there within `error` of the exact one (else error < 0).
 SlowDecision sign_at_intersection(const PlaneLine& a, const PlaneLine& b, const PlaneLine& k,
                                   double* error = nullptr);
 // Exactly: sign 0 and decided false where the lines a and b are parallel (no point), else

@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <limits>
 
 #include "interpolation.hpp"
@@ -144,7 +146,13 @@ void TileVertices::start(const SliceSpec& spec, const std::vector<double>& polyg
     float_work_ = 0.0;
     pending_.clear();
     face_pattern_ = nullptr;
-    if (oracle_ != nullptr) oracle_->reset();  // a tile's work never depends on the last
+    if (oracle_ != nullptr) {
+        oracle_->reset();  // a tile's work never depends on the last
+        stats_start_[0] = oracle_->evaluations();
+        stats_start_[1] = oracle_->layers_computed();
+        stats_start_[2] = oracle_->exact_evaluations();
+        stats_work_ = oracle_->work();
+    }
     lines_.clear();
     line_points_.clear();
     for (Index v = 0; v < m; ++v) {
@@ -603,71 +611,121 @@ ExactPlaneLine TileVertices::exact_line_of(Index id) {
 // pass's estimate (within its bound of the exact one), or, decided exactly, by half the
 // largest value of that sign its old bound allows (both it and the exact value lie between
 // 0 and |z| + e on the decided side); an exact zero becomes 0 with bound 0, an exact
-// coincidence. The row's l2 error grows by the l2 norm of the changes.
+// coincidence. The other values of the row are refreshed: the pass's estimate replaces a
+// value where its bound is smaller and (for a neuron) decides its sign, which is then the
+// certified one. The row's l2 error is the smaller of the old one plus the l2 norm of the
+// changes and the l2 norm of the new bounds.
 Index TileVertices::slow_path(Index v, const Word* pattern, const Index* neurons, Index count) {
     if (count == 0) return 0;
+    // Exact zeros by structure under the face's pattern first (no pass, outside the
+    // budget): a row without bias reading only units the pattern turns off (max pooling's
+    // ties between ReLU outputs that are both off), whose float64 value is 0.
+    Index structural = 0;
+    double* zs = rows_.row(v);
+    double* es = bounds_.row(v);
+    undecided_rest_.clear();
+    for (Index i = 0; i < count; ++i) {
+        const Index k = neurons[i];
+        if (zs[k] == 0.0 && layer_ > 0 &&
+            structural_zero_row(net_, pattern, layer_, k, structural_rows_)) {
+            es[k] = 0.0;  // (the value stays 0: the row's l2 error stands)
+            ++structural;
+        } else {
+            undecided_rest_.push_back(k);
+        }
+    }
+    if (structural > 0) {
+        uncertified_ -= structural;
+        exact_coincidences_ += structural;
+        count_at(v, -structural, structural, 0);
+    }
+    neurons = undecided_rest_.data();
+    count = static_cast<Index>(undecided_rest_.size());
+    if (count == 0) return structural;
     const Index la = lines_[sz(2 * v)], lb = lines_[sz(2 * v + 1)];
-    if (la == kNoLine || lb == kNoLine) return 0;
-    if (oracle_ == nullptr) oracle_ = std::make_unique<PathOracle>(net_);
-    if (!slow_allowed()) return 0;
+    if (la == kNoLine || lb == kNoLine) return structural;
+    if (oracle_ == nullptr) {
+        oracle_ = std::make_unique<PathOracle>(net_);
+        std::fill(std::begin(stats_start_), std::end(stats_start_), 0);
+        stats_work_ = 0.0;
+    }
+    if (!slow_allowed()) return structural;
     oracle_->plane_pass(spec_->origin, spec_->basis, pattern, layer_);
     const PlaneLine a = line_of(la), b = line_of(lb);
     double* z = rows_.row(v);
     double* e = bounds_.row(v);
-    double moved = 0.0;
+    const Index width = rows_.width();
+    const Index cut = net_.hidden_size(layer_);
+    double moved = 0.0, square = 0.0;
     Index decided = 0, coincidences = 0;
     bool exact_ready = false, exact_failed = false;
     ExactPlaneLine exact_a, exact_b;
-    for (Index i = 0; i < count; ++i) {
-        const Index k = neurons[i];
-        double err = -1.0;
-        SlowDecision d = sign_at_intersection(a, b, oracle_->plane_line(layer_, k), &err);
-        double nz = 0.0, ne = 0.0;
-        const double reach = std::abs(z[k]) + e[k];  // >= |z*_k|
-        if (d.decided && err >= 0.0 && std::abs(d.value) > err && (d.value > 0.0) == (d.sign > 0)) {
-            nz = d.value;
-            ne = err;
-        } else if (d.decided) {
-            nz = d.sign * 0.5 * reach;
-            ne = 0.5 * reach * kSafety;
-        } else {
-            if (exact_failed) continue;
-            if (!exact_ready) {
-                const double allowance =
-                    max_slow_work_ * std::max(float_work_, kMinFloatWork) - oracle_->work();
-                oracle_->set_exact_limit(max_slow_work_ < 0.0 ? -1.0 : std::max(0.0, allowance));
-                if (!slow_allowed() ||
-                    !oracle_->plane_pass_exact(spec_->origin, spec_->basis, pattern, layer_)) {
-                    exact_failed = true;
-                    continue;
-                }
-                exact_a = exact_line_of(la);
-                exact_b = exact_line_of(lb);
-                exact_ready = true;
-            }
-            bool ok = oracle_->plane_exact_ok();
-            d = sign_at_intersection_exact(exact_a, exact_b, oracle_->plane_line_exact(layer_, k),
-                                           ok);
-            if (!d.decided) continue;  // parallel lines (no point), or an underflow
-            if (d.sign == 0) {
-                ++coincidences;
-            } else {
-                nz = d.sign * 0.5 * reach;
-                ne = 0.5 * reach * kSafety;
-            }
-        }
+    listed_.assign(sz(width), 0);
+    for (Index i = 0; i < count; ++i) listed_[sz(neurons[i])] = 1;
+    auto set = [&](Index k, double nz, double ne) {
         moved += (nz - z[k]) * (nz - z[k]);
         z[k] = nz;
         e[k] = ne;
+    };
+    for (Index k = 0; k < width; ++k) {
+        if (listed_[sz(k)] == 0 && (!refresh_ || (z[k] == 0.0 && e[k] == 0.0))) {
+            square += e[k] * e[k];
+            continue;
+        }
+        double err = -1.0;
+        SlowDecision d = sign_at_intersection(a, b, oracle_->plane_line(layer_, k), &err);
+        const bool estimate = err >= 0.0 && std::abs(d.value) > err;  // decides its sign
+        if (listed_[sz(k)] == 0) {                                    // refresh
+            if (err >= 0.0 && err < e[k] &&
+                (k >= cut || (estimate && (d.value > 0.0) == (z[k] > 0.0) && z[k] != 0.0)))
+                set(k, d.value, err);
+            square += e[k] * e[k];
+            continue;
+        }
+        const double reach = std::abs(z[k]) + e[k];  // >= |z*_k|
+        if (d.decided && estimate && (d.value > 0.0) == (d.sign > 0)) {
+            set(k, d.value, err);
+        } else if (d.decided) {
+            set(k, d.sign * 0.5 * reach, 0.5 * reach * kSafety);
+        } else {
+            if (!exact_failed && !exact_ready) {
+                const double allowance =
+                    max_slow_work_ * std::max(float_work_, kMinFloatWork) - oracle_->work();
+                oracle_->set_exact_limit(max_slow_work_ < 0.0 ? -1.0 : std::max(0.0, allowance));
+                exact_failed = !slow_allowed() || !oracle_->plane_pass_exact(
+                                                      spec_->origin, spec_->basis, pattern, layer_);
+                if (!exact_failed) {
+                    exact_a = exact_line_of(la);
+                    exact_b = exact_line_of(lb);
+                    exact_ready = true;
+                }
+            }
+            bool ok = oracle_->plane_exact_ok();
+            if (exact_ready)
+                d = sign_at_intersection_exact(exact_a, exact_b,
+                                               oracle_->plane_line_exact(layer_, k), ok);
+            if (!exact_ready || !d.decided) {  // parallel lines (no point), an underflow
+                square += e[k] * e[k];
+                continue;
+            }
+            if (d.sign == 0) {
+                ++coincidences;
+                set(k, 0.0, 0.0);
+            } else {
+                set(k, d.sign * 0.5 * reach, 0.5 * reach * kSafety);
+            }
+        }
+        square += e[k] * e[k];
         ++decided;
     }
-    if (decided == 0) return 0;
+    const double l2 = std::sqrt(square) * kSafety * (1.0 + gamma_of(static_cast<double>(width)));
+    error_norm_[sz(v)] = std::min(error_norm_[sz(v)] + std::sqrt(moved) * kSafety * kSafety, l2);
+    if (decided == 0) return structural;
     uncertified_ -= decided;
     slow_decisions_ += decided;
     exact_coincidences_ += coincidences;
     count_at(v, -decided, coincidences, 0, decided);
-    error_norm_[sz(v)] += std::sqrt(moved) * kSafety * kSafety;
-    return decided;
+    return decided + structural;
 }
 
 void TileVertices::resolve_pending(const std::vector<const Word*>& patterns) {
@@ -693,6 +751,17 @@ void TileVertices::resolve_pending(const std::vector<const Word*>& patterns) {
 }
 
 void TileVertices::outputs(std::vector<double>& out) {
+    if (oracle_ != nullptr && std::getenv("LRCORE_CERT_STATS") != nullptr) {
+        // A debugging aid (docs/numerics.md §9): the tile's slow-path counts on stderr.
+        std::fprintf(stderr,
+                     "lrcore cert stats (tile): passes %lld layers %lld dd_work %.4g float_work "
+                     "%.4g slow %lld uncertified %lld exact %lld\n",
+                     static_cast<long long>(oracle_->evaluations() - stats_start_[0]),
+                     static_cast<long long>(oracle_->layers_computed() - stats_start_[1]),
+                     oracle_->work() - stats_work_, float_work_,
+                     static_cast<long long>(slow_decisions_), static_cast<long long>(uncertified_),
+                     static_cast<long long>(oracle_->exact_evaluations() - stats_start_[2]));
+    }
     const Index n = size();
     const Index out_dim = net_.output_dim();
     out.resize(sz(n * out_dim));

@@ -30,7 +30,10 @@ public:
     // (docs/numerics.md §6), every value with a bound on its error; null: the zero
     // tolerance `rtol`.
     TileVertices(const Network& net, double rtol, const std::vector<FilterLayer>* filters)
-        : net_(net), rtol_(rtol), filters_(filters) {}
+        : net_(net), rtol_(rtol), filters_(filters) {
+        const char* refresh = std::getenv("LRCORE_SLICE_REFRESH");
+        refresh_ = refresh == nullptr || *refresh != '0';
+    }
 
     // The corners of a tile of `spec`'s domain (counter-clockwise (s, t) pairs) as the
     // only vertices, with layer 0's values there. sides[i]: the domain side that the
@@ -160,6 +163,14 @@ private:
     // `pattern`, updating its values, bounds and counts; the neurons' new signs are the
     // signs of their values. Returns how many it decided.
     Index slow_path(Index v, const Word* pattern, const Index* neurons, Index count);
+    // The pass's values refresh the vertex's other values (docs/numerics.md §6); a
+    // debugging knob (LRCORE_SLICE_REFRESH=0 turns it off) for measurements.
+    bool refresh_ = true;
+    std::vector<std::uint8_t> listed_;  // scratch of slow_path: the neurons it decides
+    StructuralRows structural_rows_;
+    std::vector<Index> undecided_rest_;  // scratch of slow_path
+    Index stats_start_[3] = {0, 0, 0};   // LRCORE_CERT_STATS: the oracle's counts at the start
+    double stats_work_ = 0.0;
     bool slow_allowed() const {
         return max_slow_work_ < 0.0 ||
                oracle_->work() < max_slow_work_ * std::max(float_work_, kMinFloatWork);
