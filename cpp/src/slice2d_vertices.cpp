@@ -200,7 +200,7 @@ void TileVertices::tile_lines(const std::vector<double>& polygon, const std::vec
                       (1.0 + gamma_of(static_cast<double>(net_.input_dim()) + 2.0));
     for (Index v = 0; v < m; ++v) {
         const Index before = (v + m - 1) % m;
-        lines_.insert(lines_.end(), {-2 - before, -2 - v});
+        lines_.push_back({-2 - before, -2 - v});
         // On a domain side (one of the two) but not one of its ends: a clipped corner.
         for (const Index side : {before, v}) {
             const double* p = line_points_.data() + 4 * side;
@@ -425,8 +425,7 @@ Index TileVertices::crossing(Index key_a, Index key_b, Index p, Index q, Index n
         const CertifiedCounts counts =
             interpolate_certified(from, to, neuron, zv, ev, point, &undecided_);
         // Its exact point: where the side's line meets the crossing neuron's.
-        lines_.push_back(side_line(key_a, key_b, label));
-        lines_.push_back(net_.neuron_offset(layer_) + neuron);
+        lines_.push_back({side_line(key_a, key_b, label), net_.neuron_offset(layer_) + neuron});
         st_.push_back(point.s);
         st_.push_back(point.t);
         scale_.push_back(point.scale);
@@ -578,10 +577,10 @@ const TileVertices::Chord* TileVertices::chord(Index line) {
 // tile side) the tile side that both ends lie on.
 Index TileVertices::side_line(Index a, Index b, Index label) const {
     if (label >= 0) return label;
-    for (Index i = 0; i < 2; ++i) {
-        const Index id = lines_[sz(2 * a + i)];
-        if (id <= -2 && (lines_[sz(2 * b)] == id || lines_[sz(2 * b + 1)] == id)) return id;
-    }
+    const VertexLines& la = lines_[sz(a)];
+    const VertexLines& lb = lines_[sz(b)];
+    for (const Index id : {la.a, la.b})
+        if (id <= -2 && (lb.a == id || lb.b == id)) return id;
     return kNoLine;
 }
 
@@ -642,7 +641,7 @@ Index TileVertices::slow_path(Index v, const Word* pattern, const Index* neurons
     neurons = undecided_rest_.data();
     count = static_cast<Index>(undecided_rest_.size());
     if (count == 0) return structural;
-    const Index la = lines_[sz(2 * v)], lb = lines_[sz(2 * v + 1)];
+    const Index la = lines_[sz(v)].a, lb = lines_[sz(v)].b;
     if (la == kNoLine || lb == kNoLine) return structural;
     if (oracle_ == nullptr) {
         oracle_ = std::make_unique<PathOracle>(net_);
@@ -824,7 +823,7 @@ void TileVertices::release_scratch() {
     std::vector<Word>().swap(off_);
     std::vector<Word>().swap(positive_);
     std::vector<Word>().swap(negative_);
-    std::vector<Index>().swap(lines_);
+    std::vector<VertexLines>().swap(lines_);
     std::vector<Index>().swap(pending_);
     splits_.release();
 }

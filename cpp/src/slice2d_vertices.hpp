@@ -142,11 +142,14 @@ private:
         counted_.insert(counted_.end(), {v, uncertified, coincidences, merged, slow});
     }
     // The slow path (docs/numerics.md §6). Every vertex's exact point is where its two
-    // defining lines meet (lines_, V × 2 ids): a neuron's zero line (its global index >=
+    // defining lines meet (lines_, two ids a vertex): a neuron's zero line (its global index >=
     // 0) or the line through two exact plane points (-2 - its index in line_points_, 4
     // doubles each: a tile side; kNoLine: unknown, no slow path there).
     static constexpr Index kNoLine = -1;
-    std::vector<Index> lines_;
+    struct VertexLines {
+        Index a, b;
+    };
+    std::vector<VertexLines> lines_;
     std::vector<double> line_points_;
     Index side_line(Index a, Index b, Index label) const;
     PlaneLine line_of(Index id);
