@@ -672,7 +672,8 @@ def slice_2d(
         Certified: the slow path's work in each tile is at most this many times the
         tile's float64 work (at least 2^24 multiply-adds; default
         ``lrcore.DEFAULT_MAX_SLOW_WORK``, as :func:`lrcore.count_1d`'s; ``None``: no
-        budget, every sign certified however long it takes; ``0``: no slow path).
+        budget, every sign certified however long it takes; ``0``: no passes, only the
+        exact zeros by structure).
 
     Raises
     ------
