@@ -156,7 +156,8 @@ def integer_nets(draw):
     """Small integer nets, maybe with a weight or bias moved by 10^-k.
 
     Concurrent, parallel and coincident lines abound in integer nets (and across layers);
-    the nudges make lines that nearly meet.
+    the nudges make lines that nearly meet. ReLU or LeakyReLU (dyadic slopes: 0.25 keeps
+    the lines through one point exact).
     """
     seed = draw(st.integers(0, 2**32 - 1))
     rng = np.random.default_rng(seed)
@@ -172,7 +173,10 @@ def integer_nets(draw):
         else:
             b = biases[layer]
             b[rng.integers(0, b.shape[0])] += nudge
-    return NetSpec(tuple(weights), tuple(biases))
+    if draw(st.booleans()):
+        return NetSpec(tuple(weights), tuple(biases))
+    slope = draw(st.sampled_from([0.25, -0.5, 0.01]))
+    return NetSpec(tuple(weights), tuple(biases), "leaky_relu", slope)
 
 
 @settings(max_examples=120, deadline=None, phases=[Phase.explicit, Phase.reuse, Phase.generate])

@@ -1204,7 +1204,24 @@ void PathOracle::plane_pass(const double* origin, const double* basis, const Wor
         slot = &plane_entries_.back();
     }
     ++evaluations_;
+    // Bounded by the cache's memory as the 1D entries (the oldest others freed first; the
+    // new one is kept whatever its size).
+    double bytes = 0.0;
+    for (Index l = 0; l <= upto; ++l)
+        bytes += 72.0 * static_cast<double>(net_.layer(l).out_dim());  // 3 passes, 3 doubles
+    for (;;) {
+        double held = 0.0;
+        PlaneEntry* oldest = nullptr;
+        for (PlaneEntry& other : plane_entries_) {
+            if (&other == slot || other.upto < 0) continue;
+            held += other.bytes;
+            if (oldest == nullptr || other.stamp < oldest->stamp) oldest = &other;
+        }
+        if (oldest == nullptr || held + bytes <= cache_limit_) break;
+        *oldest = PlaneEntry{};
+    }
     PlaneEntry& e = *slot;
+    e.bytes = bytes;
     e.origin = origin;
     e.upto = upto;
     e.stamp = clock_;

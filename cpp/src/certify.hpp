@@ -204,8 +204,8 @@ public:
     // coordinates, x(s, t) = origin + s basis[0] + t basis[1], under `pattern` (bits of the
     // layers < upto): passes at the origin (with biases) and along both basis vectors
     // (without), from the input. The last few are cached (key: origin, pattern's bits below
-    // upto; a deeper pass with the same prefix serves), their work counted as the 1D
-    // passes' (work()).
+    // upto; a deeper pass with the same prefix serves; at most 4, and the others within
+    // the cache's memory), their work counted as the 1D passes' (work()).
     void plane_pass(const double* origin, const double* basis, const Word* pattern, Index upto);
     // Neuron k of layer l (<= the last plane_pass's upto) as a line of the plane.
     PlaneLine plane_line(Index l, Index k) const;
@@ -325,6 +325,7 @@ private:
         std::vector<Word> pattern;
         std::vector<LayerValues> c, u, v;
         Index stamp = 0;
+        double bytes = 0.0;
     };
     static constexpr std::size_t kPlaneEntries = 4;
     std::vector<PlaneEntry> plane_entries_;

@@ -824,6 +824,7 @@ void TileVertices::release_scratch() {
     std::vector<Word>().swap(positive_);
     std::vector<Word>().swap(negative_);
     std::vector<VertexLines>().swap(lines_);
+    if (oracle_ != nullptr) oracle_->reset();  // its cached passes
     std::vector<Index>().swap(pending_);
     splits_.release();
 }
