@@ -1190,15 +1190,27 @@ void PathOracle::plane_pass(const double* origin, const double* basis, const Wor
                             Index upto) {
     ++clock_;
     PlaneEntry* slot = nullptr;
+    PlaneEntry* source = nullptr;  // the deepest shallower pass with the query's prefix
     for (PlaneEntry& e : plane_entries_) {
         if (plane_matches(e, origin, pattern, upto)) {
             e.stamp = clock_;
             plane_current_ = &e;
             return;
         }
+        if (e.upto >= 0 && e.upto < upto && e.origin == origin &&
+            (source == nullptr || e.upto > source->upto) &&
+            same_bits(pattern, e.pattern, net_.neuron_offset(e.upto)))
+            source = &e;
         if (slot == nullptr || e.stamp < slot->stamp) slot = &e;
     }
-    if (plane_entries_.size() < kPlaneEntries) {
+    // A pass of layers 0..upto' under a pattern that agrees with the query's below upto'
+    // holds the query's layers 0..upto' (layer l depends on the bits below l only): it is
+    // extended in place (its key becomes the query's, which agrees with the old one
+    // wherever the old one was used), and only layers upto' + 1..upto are computed.
+    const Index from = source != nullptr ? source->upto + 1 : 0;
+    if (source != nullptr) {
+        slot = source;
+    } else if (plane_entries_.size() < kPlaneEntries) {
         plane_entries_.reserve(kPlaneEntries);  // once: entries are pointed to
         plane_entries_.emplace_back();
         slot = &plane_entries_.back();
@@ -1232,10 +1244,10 @@ void PathOracle::plane_pass(const double* origin, const double* basis, const Wor
         std::vector<LayerValues>& layers = which == 0 ? e.c : which == 1 ? e.u : e.v;
         layers.resize(sz(upto) + 1);
         std::vector<LayerValues*> snaps(sz(upto) + 1, nullptr);
-        for (Index l = 0; l < upto; ++l) snaps[sz(l)] = &layers[sz(l)];
+        for (Index l = from; l < upto; ++l) snaps[sz(l)] = &layers[sz(l)];
         const double* x = which == 0 ? origin : basis + (which - 1) * d;
-        forward(x, nullptr, which == 0, pattern, nullptr, 0, upto, -1, -1, unused, layers[sz(upto)],
-                snaps);
+        forward(x, nullptr, which == 0, pattern, from > 0 ? &layers[sz(from) - 1] : nullptr, from,
+                upto, -1, -1, unused, layers[sz(upto)], snaps);
     }
     plane_current_ = &e;
 }

@@ -327,7 +327,7 @@ private:
         Index stamp = 0;
         double bytes = 0.0;
     };
-    static constexpr std::size_t kPlaneEntries = 4;
+    static constexpr std::size_t kPlaneEntries = 64;
     std::vector<PlaneEntry> plane_entries_;
     PlaneEntry* plane_current_ = nullptr;
     bool plane_matches(const PlaneEntry& e, const double* origin, const Word* pattern,
