@@ -203,9 +203,10 @@ public:
     // 2D slices (docs/numerics.md §6). Layers 0..upto as affine functions of the plane
     // coordinates, x(s, t) = origin + s basis[0] + t basis[1], under `pattern` (bits of the
     // layers < upto): passes at the origin (with biases) and along both basis vectors
-    // (without), from the input. The last few are cached (key: origin, pattern's bits below
-    // upto; a deeper pass with the same prefix serves; at most 4, and the others within
-    // the cache's memory), their work counted as the 1D passes' (work()).
+    // (without), from the input. They are cached (key: origin, pattern's bits below upto;
+    // a deeper pass with the same prefix serves, a shallower one is extended in place; at
+    // most kPlaneEntries, the oldest freed beyond the cache's memory), their work counted
+    // as the 1D passes' (work()).
     void plane_pass(const double* origin, const double* basis, const Word* pattern, Index upto);
     // Neuron k of layer l (<= the last plane_pass's upto) as a line of the plane.
     PlaneLine plane_line(Index l, Index k) const;
