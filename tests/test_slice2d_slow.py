@@ -190,3 +190,31 @@ def test_property_integer_nets_are_certified_and_exact(spec, tiles):
     if r.merged_crossings == 0:
         r.verify(raise_on_error=True)
         same_as_oracle(r, spec)
+
+
+@pytest.mark.parametrize("tiles", [1, 3, 4])
+@pytest.mark.parametrize("work", [3e-6, 1e-5])
+def test_a_budget_that_runs_out_gives_the_same_counts_with_any_threads(tiles, work):
+    # Layer-1 lines through a layer-0 vertex (test_deeper_lines_through_an_earlier_vertex
+    # without the nudge) under a budget of a few plane passes per tile (max_slow_work
+    # times 2^24 multiply-adds): some values are decided, some are not (4 tiles at 1e-5:
+    # 2 and 6), and which depends on the tile's own input only (each tile starts with an
+    # empty cache), never on the threads.
+    rows = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 2.0], [2.0, -1.0]])
+    weights = (
+        rows,
+        np.array([[1.0, -1.0, 1.0, 0.0], [0.0, 1.0, -1.0, 1.0], [1.0, 1.0, -2.0, -1.0]]),
+        np.ones((1, 3)),
+    )
+    spec = NetSpec(weights, (-rows[:, 0] * 0.25, np.zeros(3), np.zeros(1)))
+    runs = [run(spec, tiles=tiles, threads=t, max_slow_work=work) for t in (1, 2, 1)]
+    counts = [(r.slow_decisions, r.uncertified_decisions, r.exact_coincidences) for r in runs]
+    assert counts[0] == counts[1] == counts[2]
+    assert runs[0].num_regions == runs[1].num_regions
+    np.testing.assert_array_equal(runs[0].vertices, runs[2].vertices)
+    unlimited = run(spec, tiles=tiles, max_slow_work=None)
+    assert unlimited.uncertified_decisions == 0
+    certified_exact(unlimited, spec)
+    if (tiles, work) == (4, 1e-5):
+        assert runs[0].slow_decisions > 0
+        assert runs[0].uncertified_decisions > 0
