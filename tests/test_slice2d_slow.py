@@ -5,8 +5,10 @@ of its two defining lines, by the sign of a ratio of determinants of the lines'
 coefficients (double-double with a rigorous bound, else exact). Lines through one point
 (concurrent lines, lines through corners, a deeper layer's line through an earlier layer's
 vertex) are exact zeros; lines 1e-13 from such a point must come out on the right side of
-it. ``max_slow_work=0`` turns the slow path off: the same cases then fall back on the zero
-tolerance (counted, warned), which is what these tests would see without it.
+it; on a LeNet-5 slice the double-double tier decides values far from zero that the
+filter's bounds, grown with depth, leave undecided. ``max_slow_work=0`` turns the passes
+off: the same cases then fall back on the zero tolerance (counted, warned), which is what
+these tests would see without the slow path.
 """
 
 from __future__ import annotations
@@ -59,9 +61,11 @@ def certified_exact(r, spec, **kwargs):
     same_as_oracle(r, spec, **kwargs)
 
 
-# Four lines through P = (5/8, 3/8) exactly (dyadic: every coefficient exact), and a fifth
-# one `offset` from P along t: its sign at P (and at the vertices next to P) is within
-# the filter's bound, and the slow path must put it on the right side of P.
+# Four lines through P = (5/8, 3/8) exactly (dyadic: every coefficient exact): at P the
+# lines that do not define the vertex are exactly 0, which only the exact tier proves;
+# and a fifth line `offset` from P along t, which must come out on its side of P (the
+# zero tolerance once merged it into P). Without the slow path, the exact zeros took the
+# tolerance's decision and could be inconsistent with the near line's certified ones.
 P = (0.625, 0.375)
 CONCURRENT = [[1.0, 0.0], [0.0, 1.0], [1.0, 1.0], [1.0, -2.0]]
 
@@ -218,3 +222,28 @@ def test_a_budget_that_runs_out_gives_the_same_counts_with_any_threads(tiles, wo
     if (tiles, work) == (4, 1e-5):
         assert runs[0].slow_decisions > 0
         assert runs[0].uncertified_decisions > 0
+
+
+def test_lenet5_slice_decided_by_double_double():
+    # On a conv net the filter's bounds grow with depth: values far from zero in exact
+    # arithmetic (not coincidences) are undecided, and the double-double tier decides
+    # them. A wrong sign convention there changes the partition (on the VGG-11 slice of
+    # test_maxpool.py it ran past 5 million regions). Compared with rtol=1e-10 (no value
+    # near its tolerance here: the same partition) and with verify().
+    torch = pytest.importorskip("torch")
+    from lrcore import zoo
+
+    model = zoo.lenet5(seed=0).to("cpu", torch.float64)
+    net = lrcore.Network.from_torch(model, input_shape=(1, 28, 28))
+    plane = lrcore.Plane.through(*np.random.default_rng(0).uniform(0, 1, (3, 784)))
+    box = (0.0, 0.005, 0.0, 0.005)
+    with pytest.warns(lrcore.CertificationWarning):
+        without = lrcore.slice_2d(net, plane, bounds=box, tiles=1, max_slow_work=0)
+    r = lrcore.slice_2d(net, plane, bounds=box, tiles=1, max_slow_work=None)
+    old = lrcore.slice_2d(net, plane, bounds=box, tiles=1, rtol=1e-10)
+    assert without.uncertified_decisions > 0
+    assert r.uncertified_decisions == 0
+    assert r.slow_decisions > r.exact_coincidences - without.exact_coincidences
+    assert r.num_regions == old.num_regions
+    assert sorted(map(bytes, r.patterns)) == sorted(map(bytes, old.patterns))
+    r.verify(raise_on_error=True)
