@@ -32,9 +32,9 @@ from slice_oracle import (
 from support import NetSpec, activations, random_net, seeds
 
 # Lines that meet exactly (concurrent, coincident, through corners): the certified filter
-# cannot decide such values (2D has no slow path yet, docs/numerics.md §6), takes them as
-# 0, which is exact here, and warns (lrcore.CertificationWarning). The exact oracle checks
-# the result.
+# cannot decide such values; the slow path's exact tier proves them 0 (exact
+# coincidences, docs/numerics.md §6), or, past its budget, they take the zero tolerance's
+# decision with a lrcore.CertificationWarning. The exact oracle checks the result.
 EXACT_COINCIDENCES = pytest.mark.filterwarnings("ignore::lrcore.CertificationWarning")
 
 

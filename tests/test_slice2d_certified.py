@@ -1,8 +1,10 @@
 """Certified sign decisions in slice_2d (docs/numerics.md §6), against exact answers.
 
 The default (``rtol=None``) decides a sign only where ``|z_j|`` exceeds a rigorous bound
-on its error; a value it cannot decide takes the old zero tolerance's decision and is
-counted in ``SliceResult.uncertified_decisions`` (2D has no slow path yet). So wherever
+on its error; a value it cannot decide goes to the slow path (double-double, then exact
+determinants at the vertex's exact point), and only one that is still undecided (the
+work budget spent) takes the old zero tolerance's decision and is counted in
+``SliceResult.uncertified_decisions``. So wherever
 ``uncertified_decisions == 0`` the partition must be the exact one: these tests compare
 it with the exact-fraction oracle (tests/slice_oracle.py) on configurations where a
 fixed tolerance goes wrong (nearly parallel lines, lines 1e-12 apart, huge and tiny
@@ -237,11 +239,11 @@ def near_degenerate_nets(draw):
 @given(case=near_degenerate_nets(), tiles=st.sampled_from([1, 3]))
 def test_property_near_degenerate_nets_are_exact_or_say_so(case, tiles):
     # Where every sign is certified and nothing is merged, the partition is the exact
-    # one; otherwise the result says how many decisions it could not make. (Such a
-    # result can be wrong, and even fail verify(): lines concurrent in exact arithmetic
-    # beside a line 1e-13 away, where the undecided values at the concurrency take the
-    # zero tolerance's decision and the near line's are certified; rtol=0 fails there
-    # too. A slow path would decide them.)
+    # one; otherwise the result says how many decisions it could not make. (Without the
+    # slow path such a result could be wrong, and even fail verify(): lines concurrent in
+    # exact arithmetic beside a line 1e-13 away, where the undecided values at the
+    # concurrency took the zero tolerance's decision and the near line's were certified;
+    # test_concurrent_lines_beside_a_near_line has that case.)
     spec, origin, basis = case
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", lrcore.RoundingWarning)

@@ -23,9 +23,9 @@ from slice_oracle import check_all, compare_with_oracle, diameter, lines_net, or
 from support import activations, random_net, seeds
 
 # Lines that meet exactly (concurrent, coincident, through corners): the certified filter
-# cannot decide such values (2D has no slow path yet, docs/numerics.md §6), takes them as
-# 0, which is exact here, and warns (lrcore.CertificationWarning). The exact oracle checks
-# the result.
+# cannot decide such values; the slow path's exact tier proves them 0 (exact
+# coincidences, docs/numerics.md §6), or, past its budget, they take the zero tolerance's
+# decision with a lrcore.CertificationWarning. The exact oracle checks the result.
 EXACT_COINCIDENCES = pytest.mark.filterwarnings("ignore::lrcore.CertificationWarning")
 
 
@@ -167,14 +167,17 @@ def test_tiles_that_disagree_are_recomputed_whole():
 @EXACT_COINCIDENCES
 def test_undecided_value_inside_a_tile_counts_the_same_in_any_tiling(tiles):
     # Three lines concurrent at Q = (5/8, -1/2), off every cut line of 3, 4 and 7 tiles:
-    # the first two meet at Q (each exactly 0 there), the third is exactly 0 at Q and
-    # undecided (2D has no slow path): one undecided value, whatever the tiling.
+    # the first two meet at Q (each exactly 0 there), the third is exactly 0 at Q, which
+    # the filter cannot decide and the slow path's exact tier proves: one exact
+    # coincidence, one slow decision, none undecided, whatever the tiling.
     assert all(abs(c - 0.625) > 0.05 for n in (3, 4, 7) for c in cut_positions(-1, 1, n))
     spec = lines_net([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]], [-0.625, 0.5, -0.125])
     r = lrcore.slice_2d(spec.to_lrcore(), np.zeros(2), np.eye(2), (-1, 1, -1, 1), tiles=tiles)
     assert r.tiles == tiles
     compare_with_oracle(r, oracle_slice(spec, np.zeros(2), np.eye(2), r.domain, exact=True))
-    assert r.uncertified_decisions == 1
+    assert r.uncertified_decisions == 0
+    assert r.exact_coincidences == 1
+    assert r.slow_decisions == 1
 
 
 @pytest.mark.parametrize("tiles", [3, 4, 7])
@@ -182,9 +185,10 @@ def test_undecided_value_inside_a_tile_counts_the_same_in_any_tiling(tiles):
 def test_undecided_value_on_a_cut_line_counts_once(tiles):
     # Two lines meeting exactly at P = (c, 1/4) on the first cut line s = c. Tiled, P is
     # where the first line crosses the cut (a vertex of both tiles, computed alike from
-    # the cut line's ends), and the second line's value there is exactly 0 and undecided:
-    # one undecided value, counted once (the tiles' counts were summed: 2). Whole, P is
-    # where the two lines cross, each exactly 0 there by construction: none undecided.
+    # the cut line's ends), and the second line's value there is exactly 0, which the
+    # slow path proves: one exact coincidence, counted once (the tiles' counts were
+    # summed: 2). Whole, P is where the two lines cross, each exactly 0 there by
+    # construction: nothing to decide.
     c = cut_positions(-1.0, 1.0, tiles)[0]
     biases = [-c - 0.25, -c + 0.25]
     # The biases are exact: the lines meet on the cut line in exact arithmetic.
@@ -198,6 +202,7 @@ def test_undecided_value_on_a_cut_line_counts_once(tiles):
     compare_with_oracle(whole, exact)
     compare_with_oracle(tiled, exact)
     assert_same_partition(tiled, whole)
-    assert whole.uncertified_decisions == 0
-    assert tiled.uncertified_decisions == 1
+    assert whole.uncertified_decisions == tiled.uncertified_decisions == 0
+    assert whole.exact_coincidences == whole.slow_decisions == 0
+    assert tiled.exact_coincidences == tiled.slow_decisions == 1
     assert whole.merged_crossings == tiled.merged_crossings == 0

@@ -11,6 +11,8 @@ vertex, counts it in ``SliceResult.merged_crossings`` and ``slice_2d`` warns.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -36,18 +38,28 @@ def test_near_coincident_lines_of_two_layers_give_no_zero_area_face():
     assert np.all(r.areas > 1e-4)  # the line cuts off a corner of the box
 
 
-def test_near_coincident_lines_certified_are_undecided_not_merged():
+def test_near_coincident_lines_certified_are_decided_then_merged():
     # Certified (the default): at the first layer's crossings the second layer's values
     # lie within their error bounds (weights of 1e29, a sliver of 2.4e-30): the filter
-    # cannot decide them; they take the zero tolerance's decision, and the result says so.
+    # cannot decide them, the slow path does, and the sliver, far below the plane's
+    # resolution, is merged, and the result says so. Without the slow path the value
+    # takes the zero tolerance's decision, uncertified.
     net = lrcore.Network([np.array(w) for w in WEIGHTS], [np.array(b) for b in BIASES])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", lrcore.CertificationWarning)
+        with pytest.warns(lrcore.RoundingWarning, match="merged_crossings"):
+            r = lrcore.slice_2d(net, np.array(ORIGIN), np.eye(2))
+    r.verify(raise_on_error=True)
+    assert r.uncertified_decisions == 0
+    assert r.slow_decisions >= 1
+    assert r.merged_crossings >= 1
     with (
         pytest.warns(lrcore.CertificationWarning, match="uncertified_decisions"),
         pytest.warns(lrcore.RoundingWarning, match="merged_crossings"),
     ):
-        r = lrcore.slice_2d(net, np.array(ORIGIN), np.eye(2))
-    r.verify(raise_on_error=True)
-    assert r.uncertified_decisions >= 1
+        old = lrcore.slice_2d(net, np.array(ORIGIN), np.eye(2), max_slow_work=0)
+    assert old.uncertified_decisions >= 1
+    assert old.num_regions == 2
     assert r.num_regions == 2
     # The 2.4e-30-wide sliver joins the first layer's line: two regions, not three.
     assert r.num_regions == 2

@@ -15,7 +15,8 @@ py::list slice_2d_arrays(const Network& net, const std::vector<DoubleArray>& ori
                          const std::vector<DoubleArray>& bases,
                          const std::vector<DoubleArray>& domains,
                          const std::vector<DoubleArray>& cuts, std::optional<double> rtol,
-                         int num_threads, Index max_regions, double max_memory) {
+                         int num_threads, Index max_regions, double max_memory,
+                         double max_slow_work) {
     // Only what reading the arrays needs: lrcore.slice_2d has checked the arguments, and
     // the core checks its own preconditions (docs/core-layout.md).
     if (origins.size() != bases.size() || origins.size() != domains.size() ||
@@ -43,6 +44,7 @@ py::list slice_2d_arrays(const Network& net, const std::vector<DoubleArray>& ori
     options.num_threads = num_threads;
     options.max_regions = max_regions;
     options.max_memory = max_memory;
+    options.max_slow_work = max_slow_work;
 
     // Safe without the GIL: the argument vectors keep every array alive; the core only
     // reads them.
@@ -69,6 +71,7 @@ py::list slice_2d_arrays(const Network& net, const std::vector<DoubleArray>& ori
         item["merged_crossings"] = r.merged_crossings;
         item["uncertified_decisions"] = r.uncertified_decisions;
         item["exact_coincidences"] = r.exact_coincidences;
+        item["slow_decisions"] = r.slow_decisions;
         out.append(item);
     }
     return out;
@@ -79,7 +82,7 @@ py::list slice_2d_arrays(const Network& net, const std::vector<DoubleArray>& ori
 void bind_slice2d(py::module_& m) {
     m.def("slice_2d", &slice_2d_arrays, py::arg("net"), py::arg("origins"), py::arg("bases"),
           py::arg("domains"), py::arg("cuts"), py::arg("rtol"), py::arg("num_threads"),
-          py::arg("max_regions"), py::arg("max_memory"),
+          py::arg("max_regions"), py::arg("max_memory"), py::arg("max_slow_work") = 2.0,
           "Exact planar partition of each slice (one dict of arrays per slice).");
     m.attr("PLANE_ULPS") = kPlaneUlps;
     m.attr("FALLBACK_RTOL") = kFallbackRtol;

@@ -502,16 +502,24 @@ void PathOracle::prefix_hashes(const Word* pattern, Index upto) {
     }
 }
 
-// Whether the query's pattern agrees with the entry's on the bits of layers < e.upto.
-bool PathOracle::same_prefix(const Word* pattern, const Entry& e) const {
-    const Index bits = net_.neuron_offset(e.upto);
+namespace {
+
+// Whether two patterns agree on their first `bits` bits.
+bool same_bits(const Word* pattern, const std::vector<Word>& key, Index bits) {
     const Index words = words_for(bits);
     for (Index w = 0; w < words; ++w) {
-        Word diff = pattern[w] ^ e.pattern[sz(w)];
+        Word diff = pattern[w] ^ key[sz(w)];
         if (w == words - 1 && bits % kWordBits != 0) diff &= (Word{1} << (bits % kWordBits)) - 1;
         if (diff != 0) return false;
     }
     return true;
+}
+
+}  // namespace
+
+// Whether the query's pattern agrees with the entry's on the bits of layers < e.upto.
+bool PathOracle::same_prefix(const Word* pattern, const Entry& e) const {
+    return same_bits(pattern, e.pattern, net_.neuron_offset(e.upto));
 }
 
 PathOracle::PathOracle(const Network& net) : net_(net) {
@@ -545,6 +553,10 @@ void PathOracle::reset() {
     same_vertex_ = false;
     exact_x0_ = exact_x1_ = nullptr;
     exact_upto_ = -1;
+    for (PlaneEntry& e : plane_entries_) e = PlaneEntry{};
+    plane_current_ = nullptr;
+    exact_plane_origin_ = nullptr;
+    exact_plane_upto_ = -1;
 }
 
 PathOracle::Value PathOracle::c_at(Index l, Index k) const {
@@ -866,6 +878,7 @@ bool PathOracle::evaluate_exact(const double* x0, const double* x1, const Word* 
     ++exact_evaluations_;
     exact_stop_at_ = exact_limit_ < 0.0 ? -1.0 : work_ + exact_limit_;
     exact_stopped_ = false;
+    exact_plane_origin_ = nullptr;  // exact_c_ is shared with plane_pass_exact
     exact_x0_ = x0;
     exact_x1_ = x1;
     exact_upto_ = upto;
@@ -996,6 +1009,304 @@ bool PathOracle::vertex_values(Index lj, Index j, Index lk, std::vector<double>&
             kSafety * ((magnitude(D.hi, D.lo) * ed + d_up * e_d) / den + 4.0 * u * std::abs(q));
     }
     return true;
+}
+
+namespace {
+
+bool zero_row(const Network& net, const Word* pattern, Index layer, Index k, Index depth,
+              Index& budget, StructuralRows& rows) {
+    if (layer == 0 || depth >= StructuralRows::kDepth) return false;  // the input is not zero
+    const AffineMap& map = net.layer(layer);
+    if (map.abs_bias()[sz(k)] != 0.0) return false;
+    if (rows.values.size() <= sz(depth)) {
+        rows.values.resize(sz(depth) + 1);
+        rows.cols.resize(sz(depth) + 1);
+    }
+    const AffineRow row = map.row(k, rows.values[sz(depth)], rows.cols[sz(depth)]);
+    const Index below = layer - 1;
+    const Activation& act = net.activation(below);
+    const bool off_is_zero = act.kind == ActivationKind::relu || act.negative_slope == 0.0;
+    const Index neurons = net.hidden_size(below);
+    const Index offset = net.neuron_offset(below);
+    if (row.count > budget) return false;
+    budget -= row.count;
+    for (Index i = 0; i < row.count; ++i) {
+        if (row.values[i] == 0.0) continue;
+        const Index col = row.cols != nullptr ? row.cols[i] : i;
+        if (col < neurons) {
+            if (pattern_bit(pattern, offset + col) || !off_is_zero) return false;
+        } else if (!zero_row(net, pattern, below, col, depth + 1, budget, rows)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+}  // namespace
+
+bool structural_zero_row(const Network& net, const Word* pattern, Index layer, Index k,
+                         StructuralRows& rows) {
+    Index budget = StructuralRows::kTerms;  // row entries looked at, at most
+    return zero_row(net, pattern, layer, k, 0, budget, rows);
+}
+
+// --- 2D slices: lines of the plane and the sign of a neuron where two of them meet
+// (docs/numerics.md §6).
+
+namespace {
+
+// A double-double with a bound on its distance to an exact real.
+struct Bounded {
+    DD x;
+    double e = 0.0;
+};
+
+// a * b: mul's rounding plus the operands' errors, |a b - a* b*| <= |a| eb + |b*| ea with
+// |b*| <= |b| + eb.
+Bounded times(const Bounded& a, const Bounded& b) {
+    double err = 0.0;
+    const DD p = mul(a.x, b.x, err);
+    const double ma = magnitude(a.x.hi, a.x.lo), mb = magnitude(b.x.hi, b.x.lo);
+    return {p, kSafety * (err + ma * b.e + (mb + b.e) * a.e)};
+}
+
+// a + b: hi + lo = s.hi + fl(fl(s.lo + a.lo) + b.lo) exactly (TwoSum), the float sum of
+// three terms within gamma_2 < 3u of their sum.
+Bounded plus(const Bounded& a, const Bounded& b) {
+    const DD s = two_sum(a.x.hi, b.x.hi);
+    const double t = (s.lo + a.x.lo) + b.x.lo;
+    const DD r = two_sum(s.hi, t);
+    const double round = 3.0 * u * (std::abs(s.lo) + std::abs(a.x.lo) + std::abs(b.x.lo));
+    return {r, kSafety * (a.e + b.e + round)};
+}
+
+Bounded negated(const Bounded& a) { return {{-a.x.hi, -a.x.lo}, a.e}; }
+
+// a1 b2 - a2 b1.
+Bounded det2(const Bounded& a1, const Bounded& b1, const Bounded& a2, const Bounded& b2) {
+    return plus(times(a1, b2), negated(times(a2, b1)));
+}
+
+bool away_from_zero(const Bounded& a) { return lower_magnitude(a.x.hi, a.x.lo) > a.e; }
+
+Expansion expansion_of(DD x) {
+    Expansion e;
+    if (x.lo != 0.0) e.push_back(x.lo);
+    if (x.hi != 0.0) e.push_back(x.hi);
+    return e;
+}
+
+Expansion exact_sum(Expansion a, const Expansion& b) {
+    Expansion scratch;
+    add(a, b, scratch);
+    compress(a);
+    return a;
+}
+
+Expansion exact_negated(Expansion a) {
+    for (double& c : a) c = -c;
+    return a;
+}
+
+Expansion exact_det2(const Expansion& a1, const Expansion& b1, const Expansion& a2,
+                     const Expansion& b2, bool& ok) {
+    return exact_sum(multiply(a1, b2, ok), exact_negated(multiply(a2, b1, ok)));
+}
+
+}  // namespace
+
+PlaneLine plane_line_through(double sa, double ta, double sb, double tb) {
+    const DD du = two_sum(tb, -ta);
+    const DD dv = two_sum(sa, -sb);
+    double e1 = 0.0, e2 = 0.0;
+    const DD p1 = mul({sb, 0.0}, {ta, 0.0}, e1);
+    const DD p2 = mul({sa, 0.0}, {tb, 0.0}, e2);
+    const Bounded c = plus({p1, e1}, {{-p2.hi, -p2.lo}, e2});
+    PlaneLine line;
+    line.c = c.x;
+    line.ec = c.e;
+    line.u = du;
+    line.v = dv;
+    return line;
+}
+
+ExactPlaneLine plane_line_exact_through(double sa, double ta, double sb, double tb) {
+    ExactPlaneLine line;
+    line.u = expansion_of(two_sum(tb, -ta));
+    line.v = expansion_of(two_sum(sa, -sb));
+    line.c =
+        exact_sum(expansion_of(two_prod(sb, ta)), exact_negated(expansion_of(two_prod(sa, tb))));
+    return line;
+}
+
+SlowDecision sign_at_intersection(const PlaneLine& a, const PlaneLine& b, const PlaneLine& k,
+                                  double* error) {
+    const Bounded ca{a.c, a.ec}, ua{a.u, a.eu}, va{a.v, a.ev};
+    const Bounded cb{b.c, b.ec}, ub{b.u, b.eu}, vb{b.v, b.ev};
+    const Bounded ck{k.c, k.ec}, uk{k.u, k.eu}, vk{k.v, k.ev};
+    // g_k(point) = det3 / D: D = ua vb - ub va, det3 = ck D + uk (cb va - ca vb) +
+    // vk (ca ub - ua cb) (the 3 x 3 determinant expanded along its last row).
+    const Bounded D = det2(ua, va, ub, vb);
+    const Bounded det3 =
+        plus(plus(times(ck, D), times(uk, det2(cb, ca, vb, va))), times(vk, det2(ca, ua, cb, ub)));
+    SlowDecision out;
+    if (error != nullptr) *error = -1.0;
+    if (!away_from_zero(D)) return out;
+    out.value = det3.x.hi / D.x.hi;
+    if (error != nullptr) {
+        // |det3~/D~ - det3*/D*| <= (|det3~| eD + |D~| e3) / (|D~| (|D~| - eD)), and
+        // fl(det3.hi / D.hi) within 4u of det3~/D~ relative (as PathOracle::vertex_values).
+        const double d_up = magnitude(D.x.hi, D.x.lo), d_down = lower_magnitude(D.x.hi, D.x.lo);
+        const double den = d_down * ((d_down - D.e) * (1.0 - 2.0 * u));
+        *error = kSafety * ((magnitude(det3.x.hi, det3.x.lo) * D.e + d_up * det3.e) / den +
+                            4.0 * u * std::abs(out.value));
+    }
+    if (!away_from_zero(det3)) return out;
+    out.decided = true;
+    out.sign = (det3.x.hi > 0.0) == (D.x.hi > 0.0) ? 1 : -1;
+    return out;
+}
+
+SlowDecision sign_at_intersection_exact(const ExactPlaneLine& a, const ExactPlaneLine& b,
+                                        const ExactPlaneLine& k, bool& ok) {
+    const Expansion D = exact_det2(a.u, a.v, b.u, b.v, ok);
+    SlowDecision out;
+    if (sign_of_expansion(D) == 0) return out;  // parallel: no point
+    Expansion det3 = multiply(k.c, D, ok);
+    det3 = exact_sum(std::move(det3), multiply(k.u, exact_det2(b.c, a.c, b.v, a.v, ok), ok));
+    det3 = exact_sum(std::move(det3), multiply(k.v, exact_det2(a.c, a.u, b.c, b.u, ok), ok));
+    out.sign = sign_of_expansion(det3) * sign_of_expansion(D);
+    out.decided = ok;
+    return out;
+}
+
+bool PathOracle::plane_matches(const PlaneEntry& e, const double* origin, const Word* pattern,
+                               Index upto) const {
+    return e.upto >= upto && e.origin == origin &&
+           same_bits(pattern, e.pattern, net_.neuron_offset(upto));
+}
+
+void PathOracle::plane_pass(const double* origin, const double* basis, const Word* pattern,
+                            Index upto) {
+    ++clock_;
+    PlaneEntry* slot = nullptr;
+    PlaneEntry* source = nullptr;  // the deepest shallower pass with the query's prefix
+    for (PlaneEntry& e : plane_entries_) {
+        if (plane_matches(e, origin, pattern, upto)) {
+            e.stamp = clock_;
+            plane_current_ = &e;
+            return;
+        }
+        if (e.upto >= 0 && e.upto < upto && e.origin == origin &&
+            (source == nullptr || e.upto > source->upto) &&
+            same_bits(pattern, e.pattern, net_.neuron_offset(e.upto)))
+            source = &e;
+        if (slot == nullptr || e.stamp < slot->stamp) slot = &e;
+    }
+    // A pass of layers 0..upto' under a pattern that agrees with the query's below upto'
+    // holds the query's layers 0..upto' (layer l depends on the bits below l only): it is
+    // extended in place (its key becomes the query's, which agrees with the old one
+    // wherever the old one was used), and only layers upto' + 1..upto are computed.
+    const Index from = source != nullptr ? source->upto + 1 : 0;
+    if (source != nullptr) {
+        slot = source;
+    } else if (plane_entries_.size() < kPlaneEntries) {
+        plane_entries_.reserve(kPlaneEntries);  // once: entries are pointed to
+        plane_entries_.emplace_back();
+        slot = &plane_entries_.back();
+    }
+    ++evaluations_;
+    // Bounded by the cache's memory as the 1D entries (the oldest others freed first; the
+    // new one is kept whatever its size).
+    double bytes = 0.0;
+    for (Index l = 0; l <= upto; ++l)
+        bytes += 72.0 * static_cast<double>(net_.layer(l).out_dim());  // 3 passes, 3 doubles
+    for (;;) {
+        double held = 0.0;
+        PlaneEntry* oldest = nullptr;
+        for (PlaneEntry& other : plane_entries_) {
+            if (&other == slot || other.upto < 0) continue;
+            held += other.bytes;
+            if (oldest == nullptr || other.stamp < oldest->stamp) oldest = &other;
+        }
+        if (oldest == nullptr || held + bytes <= cache_limit_) break;
+        *oldest = PlaneEntry{};
+    }
+    PlaneEntry& e = *slot;
+    e.bytes = bytes;
+    e.origin = origin;
+    e.upto = upto;
+    e.stamp = clock_;
+    e.pattern.assign(pattern, pattern + words_for(net_.neuron_offset(upto)));
+    const Index d = net_.input_dim();
+    Value unused;
+    for (int which = 0; which < 3; ++which) {
+        std::vector<LayerValues>& layers = which == 0 ? e.c : which == 1 ? e.u : e.v;
+        layers.resize(sz(upto) + 1);
+        std::vector<LayerValues*> snaps(sz(upto) + 1, nullptr);
+        for (Index l = from; l < upto; ++l) snaps[sz(l)] = &layers[sz(l)];
+        const double* x = which == 0 ? origin : basis + (which - 1) * d;
+        forward(x, nullptr, which == 0, pattern, from > 0 ? &layers[sz(from) - 1] : nullptr, from,
+                upto, -1, -1, unused, layers[sz(upto)], snaps);
+    }
+    plane_current_ = &e;
+}
+
+PlaneLine PathOracle::plane_line(Index l, Index k) const {
+    const PlaneEntry& e = *plane_current_;
+    const LayerValues& c = e.c[sz(l)];
+    const LayerValues& du = e.u[sz(l)];
+    const LayerValues& dv = e.v[sz(l)];
+    PlaneLine line;
+    line.c = {c.hi[sz(k)], c.lo[sz(k)]};
+    line.ec = c.err[sz(k)];
+    line.u = {du.hi[sz(k)], du.lo[sz(k)]};
+    line.eu = du.err[sz(k)];
+    line.v = {dv.hi[sz(k)], dv.lo[sz(k)]};
+    line.ev = dv.err[sz(k)];
+    return line;
+}
+
+bool PathOracle::plane_pass_exact(const double* origin, const double* basis, const Word* pattern,
+                                  Index upto) {
+    if (exact_plane_origin_ == origin && exact_plane_upto_ >= upto &&
+        same_bits(pattern, exact_plane_pattern_, net_.neuron_offset(upto)))
+        return true;
+    if (exact_limit_ >= 0.0) {
+        double estimate = 0.0;  // as evaluate_exact's: three passes
+        for (Index l = 0; l <= upto; ++l) estimate += net_.layer(l).multiply_adds();
+        if (3.0 * estimate > exact_limit_) return false;
+    }
+    ++exact_evaluations_;
+    exact_stop_at_ = exact_limit_ < 0.0 ? -1.0 : work_ + exact_limit_;
+    exact_stopped_ = false;
+    exact_ok_ = true;
+    exact_plane_origin_ = nullptr;
+    const Index d = net_.input_dim();
+    std::vector<Expansion> h(sz(d));
+    for (int which = 0; which < 3 && !exact_stopped_; ++which) {
+        const double* x = which == 0 ? origin : basis + (which - 1) * d;
+        for (Index i = 0; i < d; ++i) {
+            h[sz(i)].clear();
+            if (x[i] != 0.0) h[sz(i)].push_back(x[i]);
+        }
+        forward_exact(h, which == 0, pattern, upto,
+                      which == 0   ? exact_c_
+                      : which == 1 ? exact_u_
+                                   : exact_v_);
+    }
+    // The 1D evaluation's cache shares exact_c_: forgotten.
+    exact_x0_ = exact_x1_ = nullptr;
+    exact_upto_ = -1;
+    if (exact_stopped_) return false;
+    exact_plane_origin_ = origin;
+    exact_plane_upto_ = upto;
+    exact_plane_pattern_.assign(pattern, pattern + words_for(net_.neuron_offset(upto)));
+    return true;
+}
+
+ExactPlaneLine PathOracle::plane_line_exact(Index l, Index k) const {
+    return {exact_c_[sz(l)][sz(k)], exact_u_[sz(l)][sz(k)], exact_v_[sz(l)][sz(k)]};
 }
 
 }  // namespace lrcore::detail

@@ -116,6 +116,49 @@ struct SlowDecision {
     double value = 0.0;
 };
 
+// Whether row k of layer `layer` is exactly zero under the forced pattern `pattern` (bits of
+// the earlier layers): no bias, and every nonzero weight reads a ReLU unit the pattern
+// turns off or a linear unit that is such a zero itself (docs/numerics.md §4 step 0). At
+// most kTerms row entries are read, and linear units kDepth layers down. `rows` is scratch.
+struct StructuralRows {
+    static constexpr Index kTerms = 256;
+    static constexpr Index kDepth = 8;
+    std::vector<std::vector<double>> values;
+    std::vector<std::vector<Index>> cols;
+};
+bool structural_zero_row(const Network& net, const Word* pattern, Index layer, Index k,
+                         StructuralRows& rows);
+
+// A line of the (s, t) plane of a 2D slice, c + s u + t v = 0: a neuron's zero line under
+// a forced pattern (its coefficients double-doubles with bounds on their errors, from
+// PathOracle::plane_line), or the line through two exact float64 points (plane_line_through).
+struct PlaneLine {
+    DD c, u, v;
+    double ec = 0.0, eu = 0.0, ev = 0.0;
+};
+// The same line exactly, as expansions (PathOracle::plane_line_exact, plane_line_exact_through).
+struct ExactPlaneLine {
+    Expansion c, u, v;
+};
+
+// The line through (sa, ta) and (sb, tb): (tb - ta)(s - sa) - (sb - sa)(t - ta) = 0, so
+// u = tb - ta, v = sa - sb (exact as double-doubles) and c = sb ta - sa tb.
+PlaneLine plane_line_through(double sa, double ta, double sb, double tb);
+ExactPlaneLine plane_line_exact_through(double sa, double ta, double sb, double tb);
+
+// The sign of the affine function `k` at the intersection point of lines `a` and `b`:
+// sign(det [[ca, ua, va], [cb, ub, vb], [ck, uk, vk]]) * sign(ua vb - ub va) (Cramer's rule:
+// k's value there is the 3 x 3 determinant over the 2 x 2 one). Double-double with a
+// rigorous bound: decided when both determinants are bounded away from 0. Where the 2 x 2
+// one is, `value` is k's value there within `error` of the exact one (else error < 0).
+SlowDecision sign_at_intersection(const PlaneLine& a, const PlaneLine& b, const PlaneLine& k,
+                                  double* error = nullptr);
+// Exactly: sign 0 and decided false where the lines a and b are parallel (no point), else
+// the exact sign (0: k passes exactly through the point; decided true). `ok` false where a
+// product underflowed (nothing decided).
+SlowDecision sign_at_intersection_exact(const ExactPlaneLine& a, const ExactPlaneLine& b,
+                                        const ExactPlaneLine& k, bool& ok);
+
 // The exact points of a path's vertices, evaluated in double-double under a forced
 // pattern: on an interval every earlier layer's pattern is constant, so layer l's values
 // are an affine function g(t) = c + t d of the segment parameter t, and so is every
@@ -156,6 +199,23 @@ public:
     // from 0).
     bool vertex_values(Index lj, Index j, Index lk, std::vector<double>& value,
                        std::vector<double>& error) const;
+
+    // 2D slices (docs/numerics.md §6). Layers 0..upto as affine functions of the plane
+    // coordinates, x(s, t) = origin + s basis[0] + t basis[1], under `pattern` (bits of the
+    // layers < upto): passes at the origin (with biases) and along both basis vectors
+    // (without), from the input. They are cached (key: origin, pattern's bits below upto;
+    // a deeper pass with the same prefix serves, a shallower one is extended in place; at
+    // most kPlaneEntries, the oldest freed beyond the cache's memory), their work counted
+    // as the 1D passes' (work()).
+    void plane_pass(const double* origin, const double* basis, const Word* pattern, Index upto);
+    // Neuron k of layer l (<= the last plane_pass's upto) as a line of the plane.
+    PlaneLine plane_line(Index l, Index k) const;
+    // The same passes exactly (expansions); false where exact_limit_ cannot cover them (as
+    // evaluate_exact). One evaluation cached.
+    bool plane_pass_exact(const double* origin, const double* basis, const Word* pattern,
+                          Index upto);
+    ExactPlaneLine plane_line_exact(Index l, Index k) const;
+    bool plane_exact_ok() const { return exact_ok_; }
 
     Index evaluations() const { return evaluations_; }
     // Layers the double-double passes computed (c and d each count).
@@ -258,6 +318,25 @@ private:
                  const LayerValues* start, Index from, Index upto, Index keep_layer,
                  Index keep_unit, Value& kept, LayerValues& top,
                  const std::vector<LayerValues*>& snaps);
+    // Cached plane passes (plane_pass): layers 0..upto of the passes at the origin and
+    // along the basis vectors.
+    struct PlaneEntry {
+        const double* origin = nullptr;
+        Index upto = -1;
+        std::vector<Word> pattern;
+        std::vector<LayerValues> c, u, v;
+        Index stamp = 0;
+        double bytes = 0.0;
+    };
+    static constexpr std::size_t kPlaneEntries = 64;
+    std::vector<PlaneEntry> plane_entries_;
+    PlaneEntry* plane_current_ = nullptr;
+    bool plane_matches(const PlaneEntry& e, const double* origin, const Word* pattern,
+                       Index upto) const;
+    const double* exact_plane_origin_ = nullptr;
+    Index exact_plane_upto_ = -1;
+    std::vector<Word> exact_plane_pattern_;
+    std::vector<std::vector<Expansion>> exact_u_, exact_v_;
     LayerValues z_;                              // forward's layer being computed
     std::vector<LayerValues*> snap_c_, snap_d_;  // layers of the current pass to keep
 };

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <vector>
 
 #include "index.hpp"
 #include "lrcore/blas.hpp"
@@ -148,7 +149,8 @@ struct CertifiedStep {
     static constexpr double kRound3 = 3.0 * 0x1p-53;
     static constexpr double kSafe = 1.0 + 0x1p-20;
     double tau, tau_c, dtau, near;
-    InterpolationRule fallback;  // the zero tolerance, for undecided values
+    InterpolationRule fallback;               // the zero tolerance, for undecided values
+    std::vector<Index>* undecided = nullptr;  // if set, the undecided neurons are listed
 
     // One neuron's value and bound; 0: decided (or exact: a bound of 0, both ends exactly
     // 0 with bound 0, the vertex on a line cut in this layer), 1: undecided, 2: decided
@@ -176,6 +178,7 @@ struct CertifiedStep {
         bool zero = kind == 2;
         if (kind == 1) {
             ++counts.uncertified;
+            if (undecided != nullptr) undecided->push_back(j);
             double old;
             zero = fallback.classify(x[j], y[j], tau, j, old) != 0;
         }

@@ -735,39 +735,7 @@ bool Subdivider::structural_zero(const Unit& unit, Index v, Index layer, Index k
     if (uncertified_used_ > 0 || layer == 0) return false;
     const bool after = unit.link[sz(v)] != 0 || v == 0;
     const Word* pattern = unit.bits.data() + (after ? v : v - 1) * words_;
-    Index budget = kStructuralTerms;  // row entries looked at, at most
-    return zero_row(pattern, layer, k, 0, budget);
-}
-
-// Row k of layer `layer` is exactly zero under `pattern` (structural_zero).
-bool Subdivider::zero_row(const Word* pattern, Index layer, Index k, Index depth, Index& budget) {
-    if (layer == 0 || depth >= kStructuralDepth) return false;  // the input is not known zero
-    const AffineMap& map = net_.layer(layer);
-    if (map.abs_bias()[sz(k)] != 0.0) return false;
-    if (structural_values_.size() <= sz(depth)) {
-        structural_values_.resize(sz(depth) + 1);
-        structural_cols_.resize(sz(depth) + 1);
-    }
-    const AffineRow row = map.row(k, structural_values_[sz(depth)], structural_cols_[sz(depth)]);
-    const Index below = layer - 1;
-    const Activation& act = net_.activation(below);
-    const bool off_is_zero = act.kind == ActivationKind::relu || act.negative_slope == 0.0;
-    const Index neurons = net_.hidden_size(below);
-    const Index offset = net_.neuron_offset(below);
-    if (row.count > budget) return false;
-    budget -= row.count;
-    for (Index i = 0; i < row.count; ++i) {
-        if (row.values[i] == 0.0) continue;
-        const Index col = row.cols != nullptr ? row.cols[i] : i;
-        if (col < neurons) {
-            const Index bit = offset + col;
-            const bool on = ((pattern[bit / kWordBits] >> (bit % kWordBits)) & Word{1}) != 0;
-            if (on || !off_is_zero) return false;
-        } else if (!zero_row(pattern, below, col, depth + 1, budget)) {
-            return false;
-        }
-    }
-    return true;
+    return structural_zero_row(net_, pattern, layer, k, structural_rows_);
 }
 
 // The exact order of two crossings p, q of one interval (q's neuron evaluated at p's

@@ -106,14 +106,9 @@ private:
     std::vector<Index> uncertified_units_;  // float64 signs taken at the current vertex
     std::vector<double> refresh_value_, refresh_error_;
     // Exact zeros by structure (a row of zero bias reading only exact zeros under the
-    // forced pattern): no slow pass. At most kStructuralTerms row entries are read, and
-    // linear units kStructuralDepth layers down.
-    static constexpr Index kStructuralTerms = 256;
-    static constexpr Index kStructuralDepth = 8;
+    // forced pattern): no slow pass (structural_zero_row).
     bool structural_zero(const Unit& unit, Index v, Index layer, Index k);
-    bool zero_row(const Word* pattern, Index layer, Index k, Index depth, Index& budget);
-    std::vector<std::vector<double>> structural_values_;
-    std::vector<std::vector<Index>> structural_cols_;
+    StructuralRows structural_rows_;
     int compare_crossings(const Unit& unit, Index v, Index layer, const Crossing& p,
                           const Crossing& q);
     Index order_crossings(const Unit& unit, Index layer);

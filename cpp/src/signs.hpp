@@ -152,7 +152,8 @@ struct CertifyRow {
     const double* bias;
     double a, b;         // eps_j = norms[j] a + bias[j] b (VertexBound), unless given
     double rtol, scale;  // the fallback zero tolerance
-    const StructuralZero* structural = nullptr;  // where the layer has rows without bias
+    const StructuralZero* structural = nullptr;    // where the layer has rows without bias
+    std::vector<Index>* undecided_list = nullptr;  // if set, the undecided values are listed
 
     // Value k of row z with bound eps: decides it, writes z[k] and e[k], counts (exact
     // zeros by structure in `exact`, bound 0).
@@ -170,6 +171,7 @@ struct CertifyRow {
             return;
         }
         ++undecided;
+        if (undecided_list != nullptr) undecided_list->push_back(k);
         if (size <= rtol * (norms[k] * scale + bias[k])) {
             zeroed += z[k] * z[k];
             z[k] = 0.0;

@@ -120,6 +120,7 @@ Slice2DResult assemble_slice(const Network& net, RawPartition&& raw, Index words
     result.merged_crossings = raw.merged_crossings;
     result.uncertified_decisions = raw.uncertified_decisions;
     result.exact_coincidences = raw.exact_coincidences;
+    result.slow_decisions = raw.slow_decisions;
     result.vertices = std::move(raw.st);
     result.outputs = std::move(raw.outputs);
     pack_patterns(raw, words, bytes, result);

@@ -39,7 +39,7 @@ RawPartition FaceBuilder::run(const SliceSpec& spec, const Tile& tile,
                               const StopFlag& stop) {
     finished_faces_ = &finished_faces;
     finished_bytes_ = &finished_bytes;
-    vertices_.start(spec, tile.polygon);
+    vertices_.start(spec, tile.polygon, tile.sides);
     initial_face(tile);
     const Index num_hidden = net_.num_hidden_layers();
     for (Index layer = 0; layer < num_hidden; ++layer) {
@@ -80,6 +80,7 @@ void FaceBuilder::cut_faces(Index layer, const StopFlag& stop) {
     layer_ = layer;
     const Index offset = net_.neuron_offset(layer);
     vertices_.start_layer(layer, sz(num_faces()) * 2);
+    if (vertices_.has_pending()) resolve_pending();
     snap_near_ends();
     any_pos_.resize(sz(vertices_.mask_words()));
     any_neg_.resize(sz(vertices_.mask_words()));
@@ -108,6 +109,22 @@ void FaceBuilder::cut_faces(Index layer, const StopFlag& stop) {
     sides_.swap(next_sides_);
     face_start_.swap(next_start_);
     bits_.swap(next_bits_);
+}
+
+// Certified: the slow path for the values the filter left undecided at the layer-start
+// vertices, each under the pattern of a face it is a corner of (on the face's closure the
+// earlier layers' pattern is constant, and the network is continuous: docs/numerics.md
+// §6). Only where there are such values.
+void FaceBuilder::resolve_pending() {
+    owner_patterns_.assign(sz(vertices_.size()), nullptr);
+    for (Index f = 0; f < num_faces(); ++f) {
+        const Word* pattern = bits_.data() + f * words_;
+        for (Index i = face_start_[sz(f)]; i < face_start_[sz(f) + 1]; ++i) {
+            const Index v = sides_[sz(i)].vertex;
+            if (owner_patterns_[sz(v)] == nullptr) owner_patterns_[sz(v)] = pattern;
+        }
+    }
+    vertices_.resolve_pending(owner_patterns_);
 }
 
 // Every side of face f is an edge of the layer-start partition: the layer is affine along
@@ -178,7 +195,7 @@ inline void FaceBuilder::cut_face(Index f, Index offset) {
     if (vertices_.certified()) {
         face_polygon_.clear();
         for (Index i = first; i < last; ++i) face_polygon_.push_back(sides_[sz(i)].vertex);
-        vertices_.begin_face(face_polygon_.data(), last - first);
+        vertices_.begin_face(face_polygon_.data(), last - first, bits_.data() + f * words_);
     }
     nodes_.clear();
     node_sides_.assign(sides_.begin() + first, sides_.begin() + last);
@@ -257,7 +274,8 @@ void FaceBuilder::split(const std::vector<Side>& sides, Index first, Index last,
             const Index line = a.label >= offset && a.label < offset + net_.hidden_size(layer_)
                                    ? a.label - offset
                                    : -1;
-            const Index w = vertices_.crossing(a.key_a, a.key_b, a.vertex, b.vertex, neuron, line);
+            const Index w =
+                vertices_.crossing(a.key_a, a.key_b, a.vertex, b.vertex, neuron, line, a.label);
             const Side along{w, a.label, a.key_a, a.key_b};
             const Side cut{w, kCut, 0, 0};
             if (sa > 0) {
@@ -347,6 +365,7 @@ RawPartition FaceBuilder::collect(bool release) {
     raw.merged_crossings = vertices_.merged_crossings();
     raw.uncertified_decisions = vertices_.uncertified_decisions();
     raw.exact_coincidences = vertices_.exact_coincidences();
+    raw.slow_decisions = vertices_.slow_decisions();
     raw.counted = vertices_.counted();
     return raw;
 }

@@ -38,7 +38,9 @@ public:
         : net_(net),
           options_(options),
           words_(words_for(net.num_neurons())),
-          vertices_(net, options.rtol, filters) {}
+          vertices_(net, options.rtol, filters) {
+        vertices_.set_max_slow_work(options.max_slow_work);
+    }
 
     // The partition of `tile` of the slice `spec`; finished_faces and finished_bytes count
     // the slice's finished tiles (for max_regions and max_memory). With `release`, the
@@ -77,9 +79,11 @@ private:
 
     RawPartition collect(bool release);
 
-    std::vector<Side> pos_, neg_;      // scratch of split()
-    Index layer_ = 0;                  // the layer being cut
-    std::vector<Index> face_polygon_;  // certified: the face being cut, for its chords
+    std::vector<Side> pos_, neg_;              // scratch of split()
+    Index layer_ = 0;                          // the layer being cut
+    std::vector<Index> face_polygon_;          // certified: the face being cut, for its chords
+    std::vector<const Word*> owner_patterns_;  // certified: a face's pattern per vertex
+    void resolve_pending();
 
     // Scratch of cut_faces(): the next layer's faces, the sign masks of a face, the
     // neurons that straddle it, a split's parts and a part's pattern.

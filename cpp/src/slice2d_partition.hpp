@@ -42,10 +42,11 @@ struct RawPartition {
     std::vector<std::uint8_t> patterns;  // or F × pattern bytes, packed (bits then empty)
     Index merged_crossings = 0;          // crossings placed at a vertex (plane rounding)
     Index uncertified_decisions = 0;     // certified: values the filter left undecided
-    Index exact_coincidences = 0;        // certified: values proven 0 by structure
-    // The vertices the three counts above come from, 4 numbers each (vertex,
-    // uncertified, coincidences, merged; a vertex may appear more than once): stitching
-    // counts a vertex on a cut line once, not once per tile.
+    Index exact_coincidences = 0;        // certified: values proven exactly 0
+    Index slow_decisions = 0;            // certified: decisions the slow path took
+    // The vertices the four counts above come from, 5 numbers each (vertex,
+    // uncertified, coincidences, merged, slow; a vertex may appear more than once):
+    // stitching counts a vertex on a cut line once, not once per tile.
     std::vector<Index> counted;
     CutLine low, high;  // a tile's cut lines (read by the worker)
     Index num_vertices() const { return static_cast<Index>(st.size() / 2); }

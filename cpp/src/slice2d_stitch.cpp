@@ -205,7 +205,8 @@ private:
         return true;
     }
 
-    // The tiles' counts (undecided values, exact coincidences, merged crossings), a vertex
+    // The tiles' counts (undecided values, exact coincidences, merged crossings, slow
+    // decisions), a vertex
     // on a cut line once: its first copy's (both tiles compute it alike: its values come
     // from the cut line's own vertices), not once per tile. A vertex that only the cut
     // creates (dropped when it lies inside a region) still counts: its decisions made the
@@ -216,12 +217,14 @@ private:
             whole.merged_crossings += tile.merged_crossings;
             whole.uncertified_decisions += tile.uncertified_decisions;
             whole.exact_coincidences += tile.exact_coincidences;
-            for (std::size_t c = 0; c + 4 <= tile.counted.size(); c += 4) {
+            whole.slow_decisions += tile.slow_decisions;
+            for (std::size_t c = 0; c + 5 <= tile.counted.size(); c += 5) {
                 const Index g = vo_[i] + tile.counted[c];
                 if (rep_[sz(g)] == g) continue;  // the first copy
                 whole.uncertified_decisions -= tile.counted[c + 1];
                 whole.exact_coincidences -= tile.counted[c + 2];
                 whole.merged_crossings -= tile.counted[c + 3];
+                whole.slow_decisions -= tile.counted[c + 4];
             }
         }
     }

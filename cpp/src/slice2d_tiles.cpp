@@ -68,6 +68,7 @@ std::vector<Tile> make_tiles(const std::vector<double>& domain, const std::vecto
             tile.polygon.push_back(corner.s);
             tile.polygon.push_back(corner.t);
             tile.labels.push_back(corner.side >= 0 ? kBoundary : corner.side);
+            tile.sides.push_back(corner.side >= 0 ? corner.side : -1);
         }
         tiles.push_back(std::move(tile));
     }

@@ -13,6 +13,7 @@ namespace lrcore::detail {
 struct Tile {
     std::vector<double> polygon;  // (s, t) corners, counter-clockwise
     std::vector<Index> labels;    // label of the side from corner i to corner i + 1
+    std::vector<Index> sides;     // the domain side it lies on (its first corner), or -1
 
     bool has_side(Index label) const;
 };

@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <limits>
 
 #include "interpolation.hpp"
@@ -57,6 +59,13 @@ __attribute__((target("avx2,fma"))) double activated_dot_avx2(const double* z, c
     return sum;
 }
 #endif
+
+// The hidden layer of global neuron g.
+Index layer_of(const Network& net, Index g) {
+    Index l = 0;
+    while (g >= net.neuron_offset(l + 1)) ++l;
+    return l;
+}
 
 }  // namespace
 
@@ -112,7 +121,8 @@ double TileVertices::input_norm(double s, double t) const {
     return std::sqrt(sum);
 }
 
-void TileVertices::start(const SliceSpec& spec, const std::vector<double>& polygon) {
+void TileVertices::start(const SliceSpec& spec, const std::vector<double>& polygon,
+                         const std::vector<Index>& sides) {
     spec_ = &spec;
     compose_first_layer();
     double reach = 0.0;
@@ -132,6 +142,19 @@ void TileVertices::start(const SliceSpec& spec, const std::vector<double>& polyg
     off_words_ = 0;
     if (bounded) bounds_.reset(out);
     error_norm_.clear();
+    slow_decisions_ = 0;
+    float_work_ = 0.0;
+    pending_.clear();
+    face_pattern_ = nullptr;
+    if (oracle_ != nullptr) {
+        oracle_->reset();  // a tile's work never depends on the last
+        stats_start_[0] = oracle_->evaluations();
+        stats_start_[1] = oracle_->layers_computed();
+        stats_start_[2] = oracle_->exact_evaluations();
+        stats_work_ = oracle_->work();
+    }
+    lines_.clear();
+    line_points_.clear();
     for (Index v = 0; v < m; ++v) {
         const double s = st_[sz(2 * v)];
         const double t = st_[sz(2 * v + 1)];
@@ -141,6 +164,56 @@ void TileVertices::start(const SliceSpec& spec, const std::vector<double>& polyg
                 first_map_[sz(j)] + s * first_map_[sz(out + j)] + t * first_map_[sz(2 * out + j)];
         scale_[sz(v)] = input_norm(s, t);
         if (bounded) first_layer_bound(s, t, bounds_.append());
+    }
+    if (bounded) tile_lines(polygon, sides);
+}
+
+// Certified: the tile's sides as lines of the slow path, and each corner's two defining
+// lines (the sides that meet there). A side on the domain's side e is the line through
+// the domain's corners e and e + 1; a side on a cut line is s = c (through its two
+// corners, both with s = c exactly). A domain corner is exactly where its sides meet; a
+// tile corner where a cut line s = c meets a slanted domain side is not: its float64 t
+// (slice2d_tiles' side_crossing, ta + (c - sa) / (sb - sa) (tb - ta) with the fraction in
+// [0, 1]: five roundings of a term at most |tb - ta|, one of the sum) is within
+// dt = 8u (|ta| + |tb - ta|) of the exact meeting point's, so its exact point is taken to
+// be that meeting point (as both tiles of the cut line see it) and its layer-0 bounds
+// grow by ||W_j|| ||v|| dt (the first layer moves by W (dt v) between the two points).
+void TileVertices::tile_lines(const std::vector<double>& polygon, const std::vector<Index>& sides) {
+    const Index m = static_cast<Index>(polygon.size() / 2);
+    const std::vector<double>& domain = spec_->domain;
+    const Index corners = static_cast<Index>(domain.size() / 2);
+    for (Index v = 0; v < m; ++v) {
+        const Index w = (v + 1) % m;
+        const Index e = sz(v) < sides.size() ? sides[sz(v)] : -1;
+        if (e >= 0) {
+            const Index f = (e + 1) % corners;
+            line_points_.insert(line_points_.end(), {domain[sz(2 * e)], domain[sz(2 * e + 1)],
+                                                     domain[sz(2 * f)], domain[sz(2 * f + 1)]});
+        } else {
+            line_points_.insert(line_points_.end(), {polygon[sz(2 * v)], polygon[sz(2 * v + 1)],
+                                                     polygon[sz(2 * w)], polygon[sz(2 * w + 1)]});
+        }
+    }
+    const AffineMap& map = net_.layer(0);
+    const Index out = map.out_dim();
+    const double nv = std::sqrt(gram_[5]) * kSafety *
+                      (1.0 + gamma_of(static_cast<double>(net_.input_dim()) + 2.0));
+    for (Index v = 0; v < m; ++v) {
+        const Index before = (v + m - 1) % m;
+        lines_.push_back({-2 - before, -2 - v});
+        // On a domain side (one of the two) but not one of its ends: a clipped corner.
+        for (const Index side : {before, v}) {
+            const double* p = line_points_.data() + 4 * side;
+            const double s = polygon[sz(2 * v)], t = polygon[sz(2 * v + 1)];
+            const bool domain_side = sz(side) < sides.size() && sides[sz(side)] >= 0;
+            if (!domain_side || (s == p[0] && t == p[1]) || (s == p[2] && t == p[3])) continue;
+            if (p[1] == p[3] && t == p[1]) continue;  // a horizontal side: t exact
+            const double dt =
+                8.0 * kUnitRoundoff * (std::abs(p[1]) + std::abs(p[3] - p[1])) * kSafety;
+            double* e = bounds_.row(v);
+            const double* norms = map.row_norms().data();
+            for (Index j = 0; j < out; ++j) e[j] = (e[j] + norms[j] * nv * dt) * kSafety;
+        }
     }
 }
 
@@ -184,6 +257,7 @@ void TileVertices::next_layer(Index layer) {
     const Index n = size();
     const bool bounded = filters_ != nullptr;
     if (bounded) {
+        float_work_ += static_cast<double>(n) * net_.layer(layer).multiply_adds();
         const double slope = (*filters_)[sz(layer - 1)].slope;
         input_error_.resize(sz(n));
         for (Index v = 0; v < n; ++v) input_error_[sz(v)] = slope * error_norm_[sz(v)] * kSafety;
@@ -198,6 +272,7 @@ void TileVertices::next_layer(Index layer) {
 
 void TileVertices::start_layer(Index layer, std::size_t expected_crossings) {
     layer_ = layer;
+    pending_.clear();
     splits_.reset(expected_crossings);
     // Sign masks of every layer-start vertex: a face straddles neuron j when its vertices'
     // masks have bit j both in `positive` and in `negative` (written whole by
@@ -262,8 +337,9 @@ void TileVertices::certify_layer_start(Index layer, Index neurons) {
         const double up = kSafety * kSafety * (1.0 + gamma_of(static_cast<double>(width) + 2.0));
         for (Index v = 0; v < n; ++v) {
             double* e = bounds_.row(v);
-            const CertifyRow c{map.row_norms().data(), map.abs_bias().data(), 0.0, 0.0,
-                               kFallbackRtol,          scale_[sz(v)]};
+            const CertifyRow c{map.row_norms().data(), map.abs_bias().data(), 0.0,     0.0,
+                               kFallbackRtol,          scale_[sz(v)],         nullptr, &undecided_};
+            undecided_.clear();
             double zeroed = 0.0;
             const Index exact_before = exact_coincidences_;
             const Index undecided =
@@ -271,6 +347,7 @@ void TileVertices::certify_layer_start(Index layer, Index neurons) {
                                  negative_.data() + v * mask_words_, zeroed, exact_coincidences_);
             uncertified_ += undecided;
             count_at(v, undecided, exact_coincidences_ - exact_before, 0);
+            for (const Index k : undecided_) pending_.insert(pending_.end(), {v, k});
             double square = 0.0;
             for (Index j = 0; j < width; ++j) square += e[j] * e[j];
             error_norm_[sz(v)] = std::sqrt(square) * up;
@@ -290,7 +367,9 @@ void TileVertices::certify_layer_start(Index layer, Index neurons) {
                            bound.b,
                            kFallbackRtol,
                            s,
-                           off_words_ > 0 ? &structural_ : nullptr};
+                           off_words_ > 0 ? &structural_ : nullptr,
+                           &undecided_};
+        undecided_.clear();
         double zeroed = 0.0;
         const Index exact_before = exact_coincidences_;
         const Index undecided = certify_row(
@@ -298,12 +377,14 @@ void TileVertices::certify_layer_start(Index layer, Index neurons) {
             negative_.data() + v * mask_words_, zeroed, exact_coincidences_);
         uncertified_ += undecided;
         count_at(v, undecided, exact_coincidences_ - exact_before, 0);
+        for (const Index k : undecided_) pending_.insert(pending_.end(), {v, k});
         error_norm_[sz(v)] = VertexBound::vector_error(f, s, input_error) +
                              (zeroed > 0.0 ? std::sqrt(zeroed) * 2.0 * kSafety : 0.0);
     }
 }
 
-Index TileVertices::crossing(Index key_a, Index key_b, Index p, Index q, Index neuron, Index line) {
+Index TileVertices::crossing(Index key_a, Index key_b, Index p, Index q, Index neuron, Index line,
+                             Index label) {
     const SplitKey key{key_a, key_b, neuron};
     const Index found = splits_.find(key);
     if (found >= 0) return found;
@@ -340,7 +421,11 @@ Index TileVertices::crossing(Index key_a, Index key_b, Index p, Index q, Index n
         double* zv = rows_.append();  // other rows do not move
         double* ev = bounds_.append();
         End point{};
-        const CertifiedCounts counts = interpolate_certified(from, to, neuron, zv, ev, point);
+        undecided_.clear();
+        const CertifiedCounts counts =
+            interpolate_certified(from, to, neuron, zv, ev, point, &undecided_);
+        // Its exact point: where the side's line meets the crossing neuron's.
+        lines_.push_back({side_line(key_a, key_b, label), net_.neuron_offset(layer_) + neuron});
         st_.push_back(point.s);
         st_.push_back(point.t);
         scale_.push_back(point.scale);
@@ -351,6 +436,29 @@ Index TileVertices::crossing(Index key_a, Index key_b, Index p, Index q, Index n
         uncertified_ += counts.uncertified;
         count_at(v, counts.uncertified, 0, counts.merged);
         splits_.insert(key, v);
+        if (!undecided_.empty() && face_pattern_ != nullptr &&
+            slow_path(v, face_pattern_, undecided_.data(), static_cast<Index>(undecided_.size())) >
+                0) {
+            // A value the slow path decided whose zero on the edge lies within the plane's
+            // resolution of the new vertex is placed there, as a decided one is
+            // (CertifiedStep::classify): float64 coordinates could not tell them apart.
+            const double near = plane_tol_ / std::hypot(to.s - from.s, to.t - from.t);
+            double* z = rows_.row(v);
+            double* e = bounds_.row(v);
+            Index merged = 0;
+            double moved = 0.0;
+            for (const Index k : undecided_) {
+                if (z[k] == 0.0 || !(std::abs(z[k]) <= near * std::abs(to.z[k] - from.z[k])))
+                    continue;
+                moved += z[k] * z[k];
+                e[k] = (std::abs(z[k]) + e[k]) * kSafety;
+                z[k] = 0.0;
+                ++merged;
+            }
+            merged_crossings_ += merged;
+            count_at(v, 0, 0, merged);
+            error_norm_[sz(v)] += std::sqrt(moved) * kSafety * kSafety;
+        }
         return v;
     }
     double* zv = rows_.append();  // other rows do not move
@@ -391,7 +499,8 @@ Index TileVertices::crossing(Index key_a, Index key_b, Index p, Index q, Index n
 // tau, tau - lo) wherever tau is.
 CertifiedCounts TileVertices::interpolate_certified(const TileVertices::End& a,
                                                     const TileVertices::End& b, Index neuron,
-                                                    double* z, double* e, End& point) const {
+                                                    double* z, double* e, End& point,
+                                                    std::vector<Index>* undecided) const {
     const double tau = a.z[neuron] / (a.z[neuron] - b.z[neuron]);  // in [0, 1]
     point.s = a.s + tau * (b.s - a.s);
     point.t = a.t + tau * (b.t - a.t);
@@ -409,15 +518,20 @@ CertifiedCounts TileVertices::interpolate_certified(const TileVertices::End& a,
             : std::hypot(ds, dt);
     const double near = plane_tol_ / length;
     const AffineMap& map = net_.layer(layer_);
-    const CertifiedStep step{tau, 1.0 - tau, dtau, near,
+    const CertifiedStep step{tau,
+                             1.0 - tau,
+                             dtau,
+                             near,
                              InterpolationRule{map.row_norms().data(), map.abs_bias().data(),
-                                               kFallbackRtol, point.scale, near}};
+                                               kFallbackRtol, point.scale, near},
+                             undecided};
     return interpolate_row_certified(a.z, b.z, a.e, b.e, step, net_.hidden_size(layer_),
                                      rows_.width(), neuron, z, e);
 }
 
-void TileVertices::begin_face(const Index* vertices, Index count) {
+void TileVertices::begin_face(const Index* vertices, Index count, const Word* pattern) {
     face_vertices_.assign(vertices, vertices + count);
+    face_pattern_ = pattern;
     chords_.clear();
     chord_z_.reset(rows_.width());
     chord_e_.reset(rows_.width());
@@ -459,7 +573,194 @@ const TileVertices::Chord* TileVertices::chord(Index line) {
     return c.ok ? &chords_.back() : nullptr;
 }
 
+// The line that the layer-start edge (a, b) lies on: the neuron of its label, else (a
+// tile side) the tile side that both ends lie on.
+Index TileVertices::side_line(Index a, Index b, Index label) const {
+    if (label >= 0) return label;
+    const VertexLines& la = lines_[sz(a)];
+    const VertexLines& lb = lines_[sz(b)];
+    for (const Index id : {la.a, la.b})
+        if (id <= -2 && (lb.a == id || lb.b == id)) return id;
+    return kNoLine;
+}
+
+// Line `id` as coefficients of the plane coordinates: a neuron's from the oracle's last
+// plane pass (its layer at most layer_), a tile side's from its two points.
+PlaneLine TileVertices::line_of(Index id) {
+    const double* p = line_points_.data() + 4 * std::max(Index{0}, -2 - id);
+    if (id <= -2) return plane_line_through(p[0], p[1], p[2], p[3]);
+    const Index l = layer_of(net_, id);
+    return oracle_->plane_line(l, id - net_.neuron_offset(l));
+}
+
+ExactPlaneLine TileVertices::exact_line_of(Index id) {
+    const double* p = line_points_.data() + 4 * std::max(Index{0}, -2 - id);
+    if (id <= -2) return plane_line_exact_through(p[0], p[1], p[2], p[3]);
+    const Index l = layer_of(net_, id);
+    return oracle_->plane_line_exact(l, id - net_.neuron_offset(l));
+}
+
+// The slow path at vertex v (docs/numerics.md §6). On the closure of a face with pattern
+// `pattern` (the bits of layers < layer_), every neuron of layers <= layer_ is an affine
+// function c + s u + t v of the plane coordinates (the passes of PathOracle::plane_pass);
+// v's exact point is where its two defining lines meet (each a zero line of a neuron of a
+// layer <= layer_, whose pattern is a prefix of `pattern`, or a tile side), so neuron k's
+// sign there is that of the ratio of two determinants (sign_at_intersection): in
+// double-double with a rigorous bound, else exactly. A decided value is replaced by the
+// pass's estimate (within its bound of the exact one), or, decided exactly, by half the
+// largest value of that sign its old bound allows (both it and the exact value lie between
+// 0 and |z| + e on the decided side); an exact zero becomes 0 with bound 0, an exact
+// coincidence. The other values of the row are refreshed: the pass's estimate replaces a
+// value where its bound is smaller and (for a neuron) decides its sign, which is then the
+// certified one. The row's l2 error is the smaller of the old one plus the l2 norm of the
+// changes and the l2 norm of the new bounds.
+Index TileVertices::slow_path(Index v, const Word* pattern, const Index* neurons, Index count) {
+    if (count == 0) return 0;
+    // Exact zeros by structure under the face's pattern first (no pass, outside the
+    // budget): a row without bias reading only units the pattern turns off (max pooling's
+    // ties between ReLU outputs that are both off), whose float64 value is 0.
+    Index structural = 0;
+    double* zs = rows_.row(v);
+    double* es = bounds_.row(v);
+    undecided_rest_.clear();
+    for (Index i = 0; i < count; ++i) {
+        const Index k = neurons[i];
+        if (zs[k] == 0.0 && layer_ > 0 &&
+            structural_zero_row(net_, pattern, layer_, k, structural_rows_)) {
+            es[k] = 0.0;  // (the value stays 0: the row's l2 error stands)
+            ++structural;
+        } else {
+            undecided_rest_.push_back(k);
+        }
+    }
+    if (structural > 0) {
+        uncertified_ -= structural;
+        exact_coincidences_ += structural;
+        count_at(v, -structural, structural, 0);
+    }
+    neurons = undecided_rest_.data();
+    count = static_cast<Index>(undecided_rest_.size());
+    if (count == 0) return structural;
+    const Index la = lines_[sz(v)].a, lb = lines_[sz(v)].b;
+    if (la == kNoLine || lb == kNoLine) return structural;
+    if (oracle_ == nullptr) {
+        oracle_ = std::make_unique<PathOracle>(net_);
+        std::fill(std::begin(stats_start_), std::end(stats_start_), 0);
+        stats_work_ = 0.0;
+    }
+    if (!slow_allowed()) return structural;
+    oracle_->plane_pass(spec_->origin, spec_->basis, pattern, layer_);
+    const PlaneLine a = line_of(la), b = line_of(lb);
+    double* z = rows_.row(v);
+    double* e = bounds_.row(v);
+    const Index width = rows_.width();
+    const Index cut = net_.hidden_size(layer_);
+    double moved = 0.0, square = 0.0;
+    Index decided = 0, coincidences = 0;
+    bool exact_ready = false, exact_failed = false;
+    ExactPlaneLine exact_a, exact_b;
+    listed_.assign(sz(width), 0);
+    for (Index i = 0; i < count; ++i) listed_[sz(neurons[i])] = 1;
+    auto set = [&](Index k, double nz, double ne) {
+        moved += (nz - z[k]) * (nz - z[k]);
+        z[k] = nz;
+        e[k] = ne;
+    };
+    for (Index k = 0; k < width; ++k) {
+        if (listed_[sz(k)] == 0 && (!refresh_ || (z[k] == 0.0 && e[k] == 0.0))) {
+            square += e[k] * e[k];
+            continue;
+        }
+        double err = -1.0;
+        SlowDecision d = sign_at_intersection(a, b, oracle_->plane_line(layer_, k), &err);
+        const bool estimate = err >= 0.0 && std::abs(d.value) > err;  // decides its sign
+        if (listed_[sz(k)] == 0) {                                    // refresh
+            if (err >= 0.0 && err < e[k] &&
+                (k >= cut || (estimate && (d.value > 0.0) == (z[k] > 0.0) && z[k] != 0.0)))
+                set(k, d.value, err);
+            square += e[k] * e[k];
+            continue;
+        }
+        const double reach = std::abs(z[k]) + e[k];  // >= |z*_k|
+        if (d.decided && estimate && (d.value > 0.0) == (d.sign > 0)) {
+            set(k, d.value, err);
+        } else if (d.decided) {
+            set(k, d.sign * 0.5 * reach, 0.5 * reach * kSafety);
+        } else {
+            if (!exact_failed && !exact_ready) {
+                const double allowance =
+                    max_slow_work_ * std::max(float_work_, kMinFloatWork) - oracle_->work();
+                oracle_->set_exact_limit(max_slow_work_ < 0.0 ? -1.0 : std::max(0.0, allowance));
+                exact_failed = !slow_allowed() || !oracle_->plane_pass_exact(
+                                                      spec_->origin, spec_->basis, pattern, layer_);
+                if (!exact_failed) {
+                    exact_a = exact_line_of(la);
+                    exact_b = exact_line_of(lb);
+                    exact_ready = true;
+                }
+            }
+            bool ok = oracle_->plane_exact_ok();
+            if (exact_ready)
+                d = sign_at_intersection_exact(exact_a, exact_b,
+                                               oracle_->plane_line_exact(layer_, k), ok);
+            if (!exact_ready || !d.decided) {  // parallel lines (no point), an underflow
+                square += e[k] * e[k];
+                continue;
+            }
+            if (d.sign == 0) {
+                ++coincidences;
+                set(k, 0.0, 0.0);
+            } else {
+                set(k, d.sign * 0.5 * reach, 0.5 * reach * kSafety);
+            }
+        }
+        square += e[k] * e[k];
+        ++decided;
+    }
+    const double l2 = std::sqrt(square) * kSafety * (1.0 + gamma_of(static_cast<double>(width)));
+    error_norm_[sz(v)] = std::min(error_norm_[sz(v)] + std::sqrt(moved) * kSafety * kSafety, l2);
+    if (decided == 0) return structural;
+    uncertified_ -= decided;
+    slow_decisions_ += decided;
+    exact_coincidences_ += coincidences;
+    count_at(v, -decided, coincidences, 0, decided);
+    return decided + structural;
+}
+
+void TileVertices::resolve_pending(const std::vector<const Word*>& patterns) {
+    const std::size_t n = pending_.size();
+    for (std::size_t i = 0; i < n;) {
+        const Index v = pending_[i];
+        undecided_.clear();
+        for (; i < n && pending_[i] == v; i += 2) undecided_.push_back(pending_[i + 1]);
+        const Word* pattern = patterns[sz(v)];
+        if (pattern == nullptr) continue;
+        if (slow_path(v, pattern, undecided_.data(), static_cast<Index>(undecided_.size())) == 0)
+            continue;
+        const double* z = rows_.row(v);
+        Word* pos = positive_.data() + v * mask_words_;
+        Word* neg = negative_.data() + v * mask_words_;
+        for (const Index k : undecided_) {
+            const Word bit = Word{1} << (k % kWordBits);
+            pos[k / kWordBits] = (pos[k / kWordBits] & ~bit) | (z[k] > 0.0 ? bit : 0);
+            neg[k / kWordBits] = (neg[k / kWordBits] & ~bit) | (z[k] < 0.0 ? bit : 0);
+        }
+    }
+    pending_.clear();
+}
+
 void TileVertices::outputs(std::vector<double>& out) {
+    if (oracle_ != nullptr && std::getenv("LRCORE_CERT_STATS") != nullptr) {
+        // A debugging aid (docs/numerics.md §9): the tile's slow-path counts on stderr.
+        std::fprintf(stderr,
+                     "lrcore cert stats (tile): passes %lld layers %lld dd_work %.4g float_work "
+                     "%.4g slow %lld uncertified %lld exact %lld\n",
+                     static_cast<long long>(oracle_->evaluations() - stats_start_[0]),
+                     static_cast<long long>(oracle_->layers_computed() - stats_start_[1]),
+                     oracle_->work() - stats_work_, float_work_,
+                     static_cast<long long>(slow_decisions_), static_cast<long long>(uncertified_),
+                     static_cast<long long>(oracle_->exact_evaluations() - stats_start_[2]));
+    }
     const Index n = size();
     const Index out_dim = net_.output_dim();
     out.resize(sz(n * out_dim));
@@ -522,6 +823,9 @@ void TileVertices::release_scratch() {
     std::vector<Word>().swap(off_);
     std::vector<Word>().swap(positive_);
     std::vector<Word>().swap(negative_);
+    std::vector<VertexLines>().swap(lines_);
+    if (oracle_ != nullptr) oracle_->reset();  // its cached passes
+    std::vector<Index>().swap(pending_);
     splits_.release();
 }
 

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <limits>
+#include <memory>
 #include <vector>
 
 #include "bits.hpp"
@@ -18,6 +19,7 @@
 #include "lrcore/slice2d.hpp"
 #include "row_store.hpp"
 #include "signs.hpp"
+#include "slice2d_partition.hpp"
 #include "split_map.hpp"
 
 namespace lrcore::detail {
@@ -28,11 +30,16 @@ public:
     // (docs/numerics.md §6), every value with a bound on its error; null: the zero
     // tolerance `rtol`.
     TileVertices(const Network& net, double rtol, const std::vector<FilterLayer>* filters)
-        : net_(net), rtol_(rtol), filters_(filters) {}
+        : net_(net), rtol_(rtol), filters_(filters) {
+        const char* refresh = std::getenv("LRCORE_SLICE_REFRESH");
+        refresh_ = refresh == nullptr || *refresh != '0';
+    }
 
     // The corners of a tile of `spec`'s domain (counter-clockwise (s, t) pairs) as the
-    // only vertices, with layer 0's values there.
-    void start(const SliceSpec& spec, const std::vector<double>& polygon);
+    // only vertices, with layer 0's values there. sides[i]: the domain side that the
+    // tile's side from corner i to i + 1 lies on, or -1 (a cut line s = c).
+    void start(const SliceSpec& spec, const std::vector<double>& polygon,
+               const std::vector<Index>& sides);
 
     // Replaces every vertex's values by hidden layer `layer`'s (layer > 0), computed from
     // the previous layer's.
@@ -53,11 +60,27 @@ public:
     // (p, q) is the side of the asking face that contains it. `line` >= 0: the side lies
     // on the line of neuron `line` of this layer, cut in this face (certified: the
     // crossing is interpolated along that line's chord through the face).
-    Index crossing(Index key_a, Index key_b, Index p, Index q, Index neuron, Index line = -1);
+    // `label` is the side's label (slice2d_partition.hpp): the line it lies on, for the
+    // slow path (certified).
+    Index crossing(Index key_a, Index key_b, Index p, Index q, Index neuron, Index line = -1,
+                   Index label = kBoundary);
 
     // Certified: the face about to be cut, as the vertices of its layer-start polygon
-    // (chords of its cut lines are taken between its sides).
-    void begin_face(const Index* vertices, Index count);
+    // (chords of its cut lines are taken between its sides), and its pattern (the bits of
+    // the earlier layers: the slow path's forced pattern at its vertices).
+    void begin_face(const Index* vertices, Index count, const Word* pattern);
+
+    // Certified: the layer-start vertices with values the filter left undecided
+    // (start_layer listed them), each to be decided by the slow path under the pattern of a
+    // face whose closure holds it (resolve_pending).
+    bool has_pending() const { return !pending_.empty(); }
+    // patterns[v]: the pattern of a face with corner v (null: none).
+    void resolve_pending(const std::vector<const Word*>& patterns);
+    // Certified: the slow path's budget of work (docs/numerics.md §9): at most this many
+    // times the tile's float64 work (at least kMinFloatWork); < 0: none.
+    void set_max_slow_work(double factor) { max_slow_work_ = factor; }
+    // Certified: decisions the slow path took (counted out of uncertified_decisions).
+    Index slow_decisions() const { return slow_decisions_; }
 
     Index size() const { return static_cast<Index>(scale_.size()); }
     // Values per vertex row: the current layer's width.
@@ -77,8 +100,8 @@ public:
     // Certified: values proven exactly 0 by structure (max pooling's ties).
     Index exact_coincidences() const { return exact_coincidences_; }
     bool certified() const { return filters_ != nullptr; }
-    // The counts above by vertex: (vertex, uncertified, coincidences, merged) for each step
-    // that counted something at a vertex (RawPartition::counted).
+    // The counts above by vertex: (vertex, uncertified, coincidences, merged, slow) for
+    // each step that counted something at a vertex (RawPartition::counted).
     const std::vector<Index>& counted() const { return counted_; }
 
     // The network's outputs at every vertex (rows of output_dim values, after the last
@@ -114,9 +137,46 @@ private:
     Index uncertified_ = 0;
     Index exact_coincidences_ = 0;
     std::vector<Index> counted_;
-    void count_at(Index v, Index uncertified, Index coincidences, Index merged) {
-        if (uncertified == 0 && coincidences == 0 && merged == 0) return;
-        counted_.insert(counted_.end(), {v, uncertified, coincidences, merged});
+    void count_at(Index v, Index uncertified, Index coincidences, Index merged, Index slow = 0) {
+        if (uncertified == 0 && coincidences == 0 && merged == 0 && slow == 0) return;
+        counted_.insert(counted_.end(), {v, uncertified, coincidences, merged, slow});
+    }
+    // The slow path (docs/numerics.md §6). Every vertex's exact point is where its two
+    // defining lines meet (lines_, two ids a vertex): a neuron's zero line (its global index >=
+    // 0) or the line through two exact plane points (-2 - its index in line_points_, 4
+    // doubles each: a tile side; kNoLine: unknown, no slow path there).
+    static constexpr Index kNoLine = -1;
+    struct VertexLines {
+        Index a, b;
+    };
+    std::vector<VertexLines> lines_;
+    std::vector<double> line_points_;
+    Index side_line(Index a, Index b, Index label) const;
+    PlaneLine line_of(Index id);
+    ExactPlaneLine exact_line_of(Index id);
+    std::unique_ptr<PathOracle> oracle_;
+    double max_slow_work_ = 2.0;
+    double float_work_ = 0.0;  // the tile's float64 multiply-adds so far
+    static constexpr double kMinFloatWork = 0x1p24;
+    Index slow_decisions_ = 0;
+    const Word* face_pattern_ = nullptr;
+    std::vector<Index> pending_;    // (vertex, neuron) pairs undecided at the layer's start
+    std::vector<Index> undecided_;  // scratch: one vertex's undecided neurons
+    // Decides the listed undecided neurons of vertex v (layer layer_) by the slow path under
+    // `pattern`, updating its values, bounds and counts; the neurons' new signs are the
+    // signs of their values. Returns how many it decided.
+    Index slow_path(Index v, const Word* pattern, const Index* neurons, Index count);
+    // The pass's values refresh the vertex's other values (docs/numerics.md §6); a
+    // debugging knob (LRCORE_SLICE_REFRESH=0 turns it off) for measurements.
+    bool refresh_ = true;
+    std::vector<std::uint8_t> listed_;  // scratch of slow_path: the neurons it decides
+    StructuralRows structural_rows_;
+    std::vector<Index> undecided_rest_;  // scratch of slow_path
+    Index stats_start_[3] = {0, 0, 0};   // LRCORE_CERT_STATS: the oracle's counts at the start
+    double stats_work_ = 0.0;
+    bool slow_allowed() const {
+        return max_slow_work_ < 0.0 ||
+               oracle_->work() < max_slow_work_ * std::max(float_work_, kMinFloatWork);
     }
     // Where the layer being cut has rows without bias: per vertex, a bit per input of the
     // layer (the previous layer's values) known to be exactly 0 at the exact point.
@@ -135,6 +195,7 @@ private:
 
     void compose_first_layer();
     void first_layer_bound(double s, double t, double* bound) const;
+    void tile_lines(const std::vector<double>& polygon, const std::vector<Index>& sides);
 
     // Certified interpolation: a point of the current layer with its values, bounds,
     // plane coordinates and input norm.
@@ -148,8 +209,10 @@ private:
     }
     // Where `neuron` crosses from a to b (opposite signs): values and bounds to z and e,
     // the rest to `point` (z, e unset there).
+    // Undecided neurons are listed in `undecided` if it is set.
     CertifiedCounts interpolate_certified(const End& a, const End& b, Index neuron, double* z,
-                                          double* e, End& point) const;
+                                          double* e, End& point,
+                                          std::vector<Index>* undecided = nullptr) const;
     // The chord of neuron `line` through the face being cut: where it meets the face's
     // layer-start sides (interpolated once from layer-start vertices), or null.
     struct Chord {

@@ -91,7 +91,8 @@ class SliceArrays(TypedDict):
     tiles: int  # tiles the partition was computed in
     merged_crossings: int  # crossings placed at a vertex closer than PLANE_ULPS
     uncertified_decisions: int  # certified: undecided values (the zero tolerance's sign)
-    exact_coincidences: int  # certified: values proven exactly 0 by structure
+    exact_coincidences: int  # certified: values proven exactly 0 (structure, exact tier)
+    slow_decisions: int  # certified: decisions the slow path took
 
 def count_1d(
     net: Network,
@@ -116,4 +117,5 @@ def slice_2d(
     num_threads: int,
     max_regions: int,
     max_memory: float,
+    max_slow_work: float = 2.0,  # < 0: no budget
 ) -> list[SliceArrays]: ...

@@ -90,12 +90,14 @@ def core_slice_2d(
     num_threads: int,
     max_regions: int,
     max_memory: float,
+    max_slow_work: float = 2.0,
 ) -> list[SliceArrays]:
     """The planar partition of each slice (one dict of arrays per slice).
 
     Slice ``i`` is the plane ``origins[i] + s * bases[i][0] + t * bases[i][1]`` on the
     convex polygon ``domains[i]``, cut along ``s = c`` for each ``c`` in ``cuts[i]``;
     ``max_memory`` is in bytes, 0 for no cap. ``rtol`` None: certified sign decisions.
+    ``max_slow_work`` < 0: no budget for the certified slow path.
     """
     return _core.slice_2d(
         net=net._core,
@@ -107,4 +109,5 @@ def core_slice_2d(
         num_threads=num_threads,
         max_regions=max_regions,
         max_memory=max_memory,
+        max_slow_work=max_slow_work,
     )

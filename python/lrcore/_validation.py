@@ -272,3 +272,22 @@ def check_max_memory(max_memory: float | None) -> float:
         msg = f"max_memory: expected a positive number of bytes or None, got {max_memory!r}"
         raise ValueError(msg)
     return value
+
+
+def check_max_slow_work(max_slow_work: float | None) -> float:
+    """The core's slow-work budget: -1.0 for None (no budget), else a finite float >= 0."""
+    if max_slow_work is None:
+        return -1.0
+    if isinstance(max_slow_work, (bool, np.bool_)) or not isinstance(
+        max_slow_work, (int, float, np.integer, np.floating)
+    ):
+        msg = (
+            "max_slow_work: expected a non-negative number or None, got "
+            f"{type(max_slow_work).__name__}"
+        )
+        raise TypeError(msg)
+    value = float(max_slow_work)
+    if not (math.isfinite(value) and value >= 0.0):
+        msg = f"max_slow_work: expected a finite non-negative number or None, got {max_slow_work}"
+        raise ValueError(msg)
+    return value

@@ -23,6 +23,7 @@ from ._validation import (
     as_float_array,
     check_magnitudes,
     check_max_memory,
+    check_max_slow_work,
     check_positive,
     check_run_options,
     magnitude_bound,
@@ -497,25 +498,6 @@ def _check_budget(max_slow_decisions: int | None) -> int:
     return int(max_slow_decisions)
 
 
-def _check_work(max_slow_work: float | None) -> float:
-    """The core's slow-work budget: -1.0 for None (no budget), else a finite float >= 0."""
-    if max_slow_work is None:
-        return -1.0
-    if isinstance(max_slow_work, (bool, np.bool_)) or not isinstance(
-        max_slow_work, (int, float, np.integer, np.floating)
-    ):
-        msg = (
-            "max_slow_work: expected a non-negative number or None, got "
-            f"{type(max_slow_work).__name__}"
-        )
-        raise TypeError(msg)
-    value = float(max_slow_work)
-    if not (math.isfinite(value) and value >= 0.0):
-        msg = f"max_slow_work: expected a finite non-negative number or None, got {max_slow_work}"
-        raise ValueError(msg)
-    return value
-
-
 @overload
 def count_1d(
     net: Network,
@@ -683,7 +665,7 @@ def count_1d(
         max_pieces=max_pieces,
         max_memory=check_max_memory(max_memory),
         max_slow_decisions=_check_budget(max_slow_decisions),
-        max_slow_work=_check_work(max_slow_work),
+        max_slow_work=check_max_slow_work(max_slow_work),
     )
     # count_nonzero: a quarter of sum's cost on the one-element array of a tiny call.
     if np.count_nonzero(flat["uncertified_decisions"]):

@@ -18,12 +18,14 @@ from ._optional import optional_import
 from ._tiling import tile_cuts
 from ._validation import (
     DEFAULT_MAX_REGIONS,
+    DEFAULT_MAX_SLOW_WORK,
     DEFAULT_RTOL,
     CertificationWarning,
     RoundingWarning,
     as_float_array,
     check_magnitudes,
     check_max_memory,
+    check_max_slow_work,
     check_run_options,
     uniform_input_limit,
 )
@@ -193,18 +195,24 @@ class SliceResult(Verifiable):
         #: coordinate) and were placed at it; the slivers between them are not counted.
         #: ``slice_2d`` warns (:class:`lrcore.RoundingWarning`) when this is not zero.
         self.merged_crossings: int = int(arrays.get("merged_crossings", 0))
-        #: Certified slices (``rtol=None``): sign decisions the fast filter could not make
-        #: (``|z_j|`` within its error bound; 2D has no slow path yet). Each took the old
-        #: zero tolerance's decision (``rtol=lrcore.DEFAULT_RTOL``: 0, the line through the
-        #: vertex, when within it, which is right where lines meet exactly; else the
-        #: float64 sign), not certified. Summed over tiles (a vertex on a cut line counts
-        #: in both tiles); 0 means every sign is certified. ``slice_2d`` warns
-        #: (:class:`lrcore.CertificationWarning`) when it is not zero.
+        #: Certified slices (``rtol=None``): sign decisions neither the fast filter nor the
+        #: slow path could make (``|z_j|`` within the filter's error bound, and the slow
+        #: path's work budget spent, or no defining lines known at the vertex). Each took
+        #: the old zero tolerance's decision (``rtol=lrcore.DEFAULT_RTOL``: 0, the line
+        #: through the vertex, when within it; else the float64 sign), not certified. A
+        #: vertex on a cut line counts once; 0 means every sign is certified.
+        #: ``slice_2d`` warns (:class:`lrcore.CertificationWarning`) when it is not zero.
         self.uncertified_decisions: int = int(arrays.get("uncertified_decisions", 0))
-        #: Certified slices: values proven exactly 0 by structure (a row without bias that
-        #: reads only inputs exactly 0 at the vertex: max pooling's ties between ReLU
-        #: outputs that are both off). Summed over tiles.
+        #: Certified slices: values proven exactly 0, by structure (a row without bias
+        #: that reads only inputs exactly 0 at the vertex: max pooling's ties between ReLU
+        #: outputs that are both off) or by the slow path's exact tier (lines through one
+        #: point: concurrent lines, a line through a corner).
         self.exact_coincidences: int = int(arrays.get("exact_coincidences", 0))
+        #: Certified slices: sign decisions the fast filter left undecided and the slow
+        #: path took (double-double determinants at the vertex's exact point, else exact
+        #: ones; docs/numerics.md §6). The exact zeros among them are also counted in
+        #: ``exact_coincidences``.
+        self.slow_decisions: int = int(arrays.get("slow_decisions", 0))
         #: The network the slice was computed for (``verify`` re-evaluates it).
         self.network = network
         #: The zero tolerance it was computed with; None: certified sign decisions.
@@ -581,6 +589,7 @@ def slice_2d(
     max_regions: int = ...,
     max_memory: float | None = ...,
     tiles: int | str = ...,
+    max_slow_work: float | None = ...,
 ) -> list[SliceResult]: ...
 
 
@@ -597,6 +606,7 @@ def slice_2d(
     max_regions: int = ...,
     max_memory: float | None = ...,
     tiles: int | str = ...,
+    max_slow_work: float | None = ...,
 ) -> SliceResult: ...
 
 
@@ -612,6 +622,7 @@ def slice_2d(
     max_regions: int = DEFAULT_MAX_REGIONS,
     max_memory: float | None = None,
     tiles: int | str = "auto",
+    max_slow_work: float | None = DEFAULT_MAX_SLOW_WORK,
 ) -> SliceResult | list[SliceResult]:
     """The exact partition of a 2D slice of input space into activation regions.
 
@@ -630,10 +641,13 @@ def slice_2d(
     rtol
         ``None`` (default): certified sign decisions (docs/numerics.md §6). Every value
         at a vertex carries a rigorous bound on its error against the exact value at the
-        vertex's exact point; a sign is taken only where ``|z_j|`` exceeds it. 2D has no
-        slow path yet: a value within its bound takes the old zero tolerance's decision
-        (``rtol=lrcore.DEFAULT_RTOL``: 0 within it, the line through the vertex, which is
-        right where lines meet exactly; else the float64 sign) and is counted in
+        vertex's exact point; a sign is taken only where ``|z_j|`` exceeds it. A value
+        within its bound goes to the slow path: the sign of the neuron at the point where
+        the vertex's two defining lines meet, from double-double passes (then exact
+        ones) under the face's pattern (:attr:`SliceResult.slow_decisions`; exact zeros
+        in :attr:`SliceResult.exact_coincidences`). Past its budget (``max_slow_work``)
+        a value takes the old zero tolerance's decision (``rtol=lrcore.DEFAULT_RTOL``: 0
+        within it, else the float64 sign) and is counted in
         :attr:`SliceResult.uncertified_decisions`, with a
         :class:`lrcore.CertificationWarning`. A number ``0 <= rtol < 1`` opts in to the
         old zero tolerance, as in :func:`lrcore.count_1d`: a vertex where ``|z_j| <= rtol
@@ -654,6 +668,12 @@ def slice_2d(
         Cut the domain into this many tiles along ``s``, built in parallel and merged
         into one partition (the same up to order and last-bit rounding); ``"auto"``
         (default) sizes them from exact 1D counts: see ``lrcore._tiling``, docs/design.md.
+    max_slow_work
+        Certified: the slow path's work in each tile is at most this many times the
+        tile's float64 work (at least 2^24 multiply-adds; default
+        ``lrcore.DEFAULT_MAX_SLOW_WORK``, as :func:`lrcore.count_1d`'s; ``None``: no
+        budget, every sign certified however long it takes; ``0``: no passes, only the
+        exact zeros by structure).
 
     Raises
     ------
@@ -666,8 +686,9 @@ def slice_2d(
     Warns
     -----
     lrcore.CertificationWarning
-        Certified: some values were within the filter's error bound and took the zero
-        tolerance's decision (:attr:`SliceResult.uncertified_decisions`).
+        Certified: some values were within the filter's error bound, the slow path's
+        budget did not reach them, and they took the zero tolerance's decision
+        (:attr:`SliceResult.uncertified_decisions`).
     lrcore.RoundingWarning
         Crossings lay closer to a vertex than float64 plane coordinates resolve (64 ulps
         of the domain's largest coordinate) and were placed at it, so slivers narrower
@@ -735,6 +756,7 @@ def slice_2d(
         num_threads=threads,
         max_regions=max_regions,
         max_memory=check_max_memory(max_memory),
+        max_slow_work=check_max_slow_work(max_slow_work),
     )
     pooled: list[SlicePooling | None] = [None] * len(planes)
     if net.pooling is not None:
@@ -766,10 +788,10 @@ def slice_2d(
             else str(undecided[0][1])
         )
         msg = (
-            f"slice_2d: {where} values lay within the certified filter's error bound; their "
-            "signs took the zero tolerance's decision (rtol=lrcore.DEFAULT_RTOL) and are not "
-            "certified: 2D has no slow path yet. See SliceResult.uncertified_decisions and "
-            "docs/numerics.md §6."
+            f"slice_2d: {where} values lay within the certified filter's error bound and "
+            "the slow path could not decide them (its work budget spent); their signs took "
+            "the zero tolerance's decision (rtol=lrcore.DEFAULT_RTOL) and are not "
+            "certified. See SliceResult.uncertified_decisions and docs/numerics.md §6."
         )
         warnings.warn(msg, CertificationWarning, stacklevel=2)
     return results if is_batch else results[0]

@@ -48,6 +48,9 @@ struct Slice2DOptions {
     // Upper bound on the memory one slice's partition takes while it is built (vertex
     // rows, faces, finished tiles), in bytes; 0: none. Past it, LimitExceeded.
     double max_memory = 0.0;
+    // Certified: the slow path's work per tile is at most this many times the tile's
+    // float64 work (at least 2^24 multiply-adds; docs/numerics.md §9); < 0: no budget.
+    double max_slow_work = 2.0;
 };
 
 struct Slice2DResult {
@@ -65,14 +68,16 @@ struct Slice2DResult {
     // coordinates resolve (kPlaneUlps), placed at it: the regions between them, narrower
     // than that, are not counted.
     Index merged_crossings = 0;
-    // Certified: sign decisions the filter could not make (no slow path yet in 2D): the
-    // value was taken as 0, which is right where the lines meet exactly (concurrent
-    // lines) but not certified. Summed over tiles (a vertex on a cut line counts in both).
+    // Certified: sign decisions neither the filter nor the slow path could make (its
+    // budget spent, or no defining lines): the zero tolerance's decision, not certified.
+    // A vertex on a cut line counts once.
     Index uncertified_decisions = 0;
-    // Certified: values proven exactly 0 by structure (a row without bias reading only
-    // inputs that are exactly 0: max pooling's ties between ReLU outputs that are off).
-    // Summed over tiles.
+    // Certified: values proven exactly 0 (by structure: a row without bias reading only
+    // inputs that are exactly 0, max pooling's ties between ReLU outputs that are off; or
+    // by the slow path's exact tier: lines through one point).
     Index exact_coincidences = 0;
+    // Certified: decisions the slow path took (docs/numerics.md §6).
+    Index slow_decisions = 0;
     Index num_faces() const { return static_cast<Index>(face_offsets.size()) - 1; }
 };
 

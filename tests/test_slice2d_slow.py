@@ -1,0 +1,249 @@
+"""The certified slow path of slice_2d (docs/numerics.md §6), against the exact oracle.
+
+A value the filter cannot decide is decided at the vertex's exact point, the meeting point
+of its two defining lines, by the sign of a ratio of determinants of the lines'
+coefficients (double-double with a rigorous bound, else exact). Lines through one point
+(concurrent lines, lines through corners, a deeper layer's line through an earlier layer's
+vertex) are exact zeros; lines 1e-13 from such a point must come out on the right side of
+it; on a LeNet-5 slice the double-double tier decides values far from zero that the
+filter's bounds, grown with depth, leave undecided. ``max_slow_work=0`` turns the passes
+off: the same cases then fall back on the zero tolerance (counted, warned), which is what
+these tests would see without the slow path.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+from hypothesis import Phase, given, settings
+from hypothesis import strategies as st
+
+import lrcore
+from lrcore._tiling import CUT_OFFSET
+from slice_oracle import lines_net
+from support import NetSpec
+from test_slice2d_certified import same_as_oracle as oracle_cells
+
+BOX = (-1.0, 1.0, -1.0, 1.0)
+
+
+def cut_positions(lo: float, hi: float, count: int) -> list[float]:
+    return [lo + (hi - lo) * (k + CUT_OFFSET) / count for k in range(1, count)]
+
+
+def run(spec, tiles=1, threads=None, origin=None, basis=None, **kwargs):
+    origin = np.zeros(2) if origin is None else origin
+    basis = np.eye(2) if basis is None else basis
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        r = lrcore.slice_2d(
+            spec.to_lrcore(), origin, basis, BOX, tiles=tiles, num_threads=threads, **kwargs
+        )
+    r.caught = {w.category for w in caught}
+    return r
+
+
+def same_as_oracle(r, spec, origin=None, basis=None):
+    """The oracle's cells (exact fractions): the same patterns and areas."""
+    origin = np.zeros(2) if origin is None else origin
+    basis = np.eye(2) if basis is None else basis
+    oracle_cells(r, spec, origin, basis)
+
+
+def certified_exact(r, spec, **kwargs):
+    """Every sign certified, nothing merged, no warning, the oracle's partition."""
+    assert r.uncertified_decisions == 0
+    assert r.merged_crossings == 0
+    assert lrcore.CertificationWarning not in r.caught
+    r.verify(raise_on_error=True)
+    same_as_oracle(r, spec, **kwargs)
+
+
+# Four lines through P = (5/8, 3/8) exactly (dyadic: every coefficient exact): at P the
+# lines that do not define the vertex are exactly 0, which only the exact tier proves;
+# and a fifth line `offset` from P along t, which must come out on its side of P (the
+# zero tolerance once merged it into P). Without the slow path, the exact zeros took the
+# tolerance's decision and could be inconsistent with the near line's certified ones.
+P = (0.625, 0.375)
+CONCURRENT = [[1.0, 0.0], [0.0, 1.0], [1.0, 1.0], [1.0, -2.0]]
+
+
+def concurrent_net(offset: float | None) -> NetSpec:
+    rows = [list(r) for r in CONCURRENT]
+    biases = [-(r[0] * P[0] + r[1] * P[1]) for r in rows]
+    if offset is not None:
+        rows.append([2.0, 1.0])
+        biases.append(-(2.0 * P[0] + P[1]) + offset)
+    return lines_net(rows, biases)
+
+
+def test_the_cut_lines_stay_off_the_concurrency():
+    assert all(abs(c - P[0]) > 0.05 for n in (3, 4, 7) for c in cut_positions(-1, 1, n))
+
+
+@pytest.mark.parametrize("offset", [None, 1e-13, -1e-13, 1e-12, -1e-12])
+def test_concurrent_lines_beside_a_near_line(offset):
+    spec = concurrent_net(offset)
+    results = {}
+    for tiles in (1, 3, 4, 7):
+        for threads in (1, 2):
+            r = run(spec, tiles=tiles, threads=threads)
+            assert r.tiles == tiles
+            certified_exact(r, spec)
+            results[tiles, threads] = r
+    whole = results[1, 1]
+    # Four lines through P: at least the two that do not define the vertex there are
+    # exact zeros, proven by the exact tier.
+    assert whole.exact_coincidences >= 2
+    assert whole.slow_decisions >= whole.exact_coincidences
+    counts = (whole.slow_decisions, whole.exact_coincidences, whole.uncertified_decisions)
+    for r in results.values():
+        assert r.num_regions == whole.num_regions
+        assert r.num_vertices == whole.num_vertices
+        assert r.num_edges == whole.num_edges
+        # P and the near line's vertices beside it lie inside a tile: the same counts.
+        assert (r.slow_decisions, r.exact_coincidences, r.uncertified_decisions) == counts
+
+
+@pytest.mark.parametrize("offset", [None, 1e-13, -1e-13])
+def test_without_the_slow_path_the_same_values_are_undecided(offset):
+    spec = concurrent_net(offset)
+    r = run(spec, max_slow_work=0)
+    assert r.slow_decisions == 0
+    assert r.uncertified_decisions > 0
+    assert lrcore.CertificationWarning in r.caught
+    with_slow = run(spec)
+    assert with_slow.uncertified_decisions == 0
+    assert with_slow.slow_decisions > 0
+
+
+def test_lines_through_the_box_corners():
+    # s = t and s = -t pass through the four corners; s = 0.5 t through none, but
+    # through the crossing at the origin.
+    spec = lines_net([[1.0, -1.0], [1.0, 1.0], [2.0, -1.0]], [0.0, 0.0, 0.0])
+    for tiles in (1, 3):
+        r = run(spec, tiles=tiles)
+        certified_exact(r, spec)
+        assert r.num_regions == 6
+        assert r.exact_coincidences >= 5  # 4 corners and the origin
+
+
+@pytest.mark.parametrize("nudge", [0.0, 1e-13, -1e-13, 1e-9])
+def test_deeper_lines_through_an_earlier_vertex(nudge):
+    # Layer 0: four lines through V = (1/4, 0). Layer 1: combinations of their ReLUs
+    # without bias, so every layer-1 line passes through V too (each is positively
+    # homogeneous about V), and the first moved by `nudge`: a layer-1 value at V and at
+    # the layer-1 vertices next to it within the filter's bound.
+    rows = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 2.0], [2.0, -1.0]])
+    weights = (
+        rows,
+        np.array([[1.0, -1.0, 1.0, 0.0], [0.0, 1.0, -1.0, 1.0], [1.0, 1.0, -2.0, -1.0]]),
+        np.ones((1, 3)),
+    )
+    biases = (-rows[:, 0] * 0.25, np.array([nudge, 0.0, 0.0]), np.zeros(1))
+    spec = NetSpec(weights, biases)
+    for tiles in (1, 3, 4):
+        r = run(spec, tiles=tiles)
+        assert r.uncertified_decisions == 0
+        if nudge == 0.0 or abs(nudge) > 1e-12:
+            certified_exact(r, spec)
+        elif r.merged_crossings == 0:
+            same_as_oracle(r, spec)
+    if nudge != 0.0:
+        assert run(spec, max_slow_work=0).uncertified_decisions > 0
+
+
+@st.composite
+def integer_nets(draw):
+    """Small integer nets, maybe with a weight or bias moved by 10^-k.
+
+    Concurrent, parallel and coincident lines abound in integer nets (and across layers);
+    the nudges make lines that nearly meet. ReLU or LeakyReLU (dyadic slopes: 0.25 keeps
+    the lines through one point exact).
+    """
+    seed = draw(st.integers(0, 2**32 - 1))
+    rng = np.random.default_rng(seed)
+    widths = [2] + [draw(st.integers(2, 4)) for _ in range(draw(st.integers(1, 2)))] + [1]
+    weights = [rng.integers(-2, 3, (b, a)).astype(float) for a, b in zip(widths, widths[1:])]
+    biases = [rng.integers(-1, 2, b).astype(float) * 0.5 for b in widths[1:]]
+    for _ in range(draw(st.integers(0, 2))):
+        layer = int(rng.integers(0, len(weights)))
+        nudge = float(rng.choice([-1.0, 1.0])) * 10.0 ** -draw(st.integers(9, 13))
+        if rng.random() < 0.5:
+            w = weights[layer]
+            w[rng.integers(0, w.shape[0]), rng.integers(0, w.shape[1])] += nudge
+        else:
+            b = biases[layer]
+            b[rng.integers(0, b.shape[0])] += nudge
+    if draw(st.booleans()):
+        return NetSpec(tuple(weights), tuple(biases))
+    slope = draw(st.sampled_from([0.25, -0.5, 0.01]))
+    return NetSpec(tuple(weights), tuple(biases), "leaky_relu", slope)
+
+
+@settings(max_examples=120, deadline=None, phases=[Phase.explicit, Phase.reuse, Phase.generate])
+@given(spec=integer_nets(), tiles=st.sampled_from([1, 3]))
+def test_property_integer_nets_are_certified_and_exact(spec, tiles):
+    # The slow path decides every sign of these tiny nets within the default budget;
+    # where nothing is merged (a crossing within float64's plane resolution of a vertex)
+    # the partition is the exact one.
+    r = run(spec, tiles=tiles)
+    assert r.uncertified_decisions == 0
+    if r.merged_crossings == 0:
+        r.verify(raise_on_error=True)
+        same_as_oracle(r, spec)
+
+
+@pytest.mark.parametrize("tiles", [1, 3, 4])
+@pytest.mark.parametrize("work", [3e-6, 1e-5])
+def test_a_budget_that_runs_out_gives_the_same_counts_with_any_threads(tiles, work):
+    # Layer-1 lines through a layer-0 vertex (test_deeper_lines_through_an_earlier_vertex
+    # without the nudge) under a budget of a few plane passes per tile (max_slow_work
+    # times 2^24 multiply-adds): some values are decided, some are not (4 tiles at 1e-5:
+    # 2 and 6), and which depends on the tile's own input only (each tile starts with an
+    # empty cache), never on the threads.
+    rows = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 2.0], [2.0, -1.0]])
+    weights = (
+        rows,
+        np.array([[1.0, -1.0, 1.0, 0.0], [0.0, 1.0, -1.0, 1.0], [1.0, 1.0, -2.0, -1.0]]),
+        np.ones((1, 3)),
+    )
+    spec = NetSpec(weights, (-rows[:, 0] * 0.25, np.zeros(3), np.zeros(1)))
+    runs = [run(spec, tiles=tiles, threads=t, max_slow_work=work) for t in (1, 2, 1)]
+    counts = [(r.slow_decisions, r.uncertified_decisions, r.exact_coincidences) for r in runs]
+    assert counts[0] == counts[1] == counts[2]
+    assert runs[0].num_regions == runs[1].num_regions
+    np.testing.assert_array_equal(runs[0].vertices, runs[2].vertices)
+    unlimited = run(spec, tiles=tiles, max_slow_work=None)
+    assert unlimited.uncertified_decisions == 0
+    certified_exact(unlimited, spec)
+    if (tiles, work) == (4, 1e-5):
+        assert runs[0].slow_decisions > 0
+        assert runs[0].uncertified_decisions > 0
+
+
+def test_lenet5_slice_decided_by_double_double():
+    # On a conv net the filter's bounds grow with depth: values far from zero in exact
+    # arithmetic (not coincidences) are undecided, and the double-double tier decides
+    # them. A wrong sign convention there changes the partition (on the VGG-11 slice of
+    # test_maxpool.py it ran past 5 million regions). Compared with rtol=1e-10 (no value
+    # near its tolerance here: the same partition) and with verify().
+    torch = pytest.importorskip("torch")
+    from lrcore import zoo
+
+    model = zoo.lenet5(seed=0).to("cpu", torch.float64)
+    net = lrcore.Network.from_torch(model, input_shape=(1, 28, 28))
+    plane = lrcore.Plane.through(*np.random.default_rng(0).uniform(0, 1, (3, 784)))
+    box = (0.0, 0.005, 0.0, 0.005)
+    with pytest.warns(lrcore.CertificationWarning):
+        without = lrcore.slice_2d(net, plane, bounds=box, tiles=1, max_slow_work=0)
+    r = lrcore.slice_2d(net, plane, bounds=box, tiles=1, max_slow_work=None)
+    old = lrcore.slice_2d(net, plane, bounds=box, tiles=1, rtol=1e-10)
+    assert without.uncertified_decisions > 0
+    assert r.uncertified_decisions == 0
+    assert r.slow_decisions > r.exact_coincidences - without.exact_coincidences
+    assert r.num_regions == old.num_regions
+    assert sorted(map(bytes, r.patterns)) == sorted(map(bytes, old.patterns))
+    r.verify(raise_on_error=True)
