@@ -60,11 +60,11 @@ inline HugeBuffer<double> take_spare_block(std::size_t values) {
 // for one tile after another writes into memory it has already touched (the page faults
 // of fresh memory cost a slice about a sixth of its time).
 //
-// Blocks live in chunks (the allocations) of one block, or of the 2 to 4 blocks that make
-// kHugeChunkBytes where rows hold 128 to 511 values: a chunk is then one huge page
-// (HugePageAllocator) and faults in at once, where a 1 MiB block (784-256x3) took a
-// fault per 4 KiB page, 256 of them. A row is found through its block's pointer as
-// before: the row lookups (every sign test of a face reads one) cost no more.
+// Blocks live in chunks (the allocations): the first of one block, the others of one
+// block too, or of the 2 to 4 blocks that make kHugeChunkBytes where rows hold 128 to 511
+// values: such a chunk is one huge page (HugePageAllocator) and faults in at once, where
+// a 1 MiB block (784-256x3) took a fault per 4 KiB page, 256 of them. A row is found through its
+// block's pointer as before: the row lookups (every sign test of a face reads one) cost no more.
 class RowStore {
 public:
     // 512 rows: the dense product runs as fast as on larger blocks, and a slice's rows
@@ -100,6 +100,8 @@ public:
         size_ = 0;
         per_chunk_ = chunk_blocks(width);
         blocks_.clear();
+        layout_.clear();
+        in_last_ = 0;
     }
 
     // (Unsigned division: a shift and a mask, where the signed one needs sign fix-ups;
@@ -117,23 +119,28 @@ public:
         reset(0);
         keep_spare_blocks(chunks_);
         std::vector<double*>().swap(blocks_);
+        std::vector<Index>().swap(layout_);
         HugeBuffer<double>().swap(activated_);
     }
 
     // A new row at the end (uninitialised); pointers to other rows stay valid.
     double* append() {
         if (size_ % kBlockRows == 0) {
-            const std::size_t b = blocks_.size();
-            const std::size_t c = b / sz(per_chunk_);
             const std::size_t block_values = sz(kBlockRows * width_);
-            if (b % sz(per_chunk_) == 0) {
-                const std::size_t values = sz(per_chunk_) * block_values;
+            if (layout_.empty() || in_last_ == layout_.back()) {
+                // A new chunk: one block first (a store of a few rows, or a small slice's,
+                // holds no more than before), then chunk_blocks(width) blocks each.
+                const std::size_t c = layout_.size();
+                const Index blocks = c == 0 ? 1 : per_chunk_;
+                const std::size_t values = sz(blocks) * block_values;
                 if (c == chunks_.size()) chunks_.push_back(take_spare_block(values));
                 HugeBuffer<double>& chunk = chunks_[c];
                 if (chunk.capacity() < values) chunk.clear();  // nothing to copy
                 chunk.resize(values);                          // within capacity: no writes
+                layout_.push_back(blocks);
+                in_last_ = 0;
             }
-            blocks_.push_back(chunks_[c].data() + b % sz(per_chunk_) * block_values);
+            blocks_.push_back(chunks_[layout_.size() - 1].data() + sz(in_last_++) * block_values);
         }
         return row(size_++);
     }
@@ -145,24 +152,25 @@ public:
         const Index out_width = map.out_dim();
         const std::size_t in_values = sz(kBlockRows * in_width);
         const std::size_t out_values = sz(kBlockRows * out_width);
-        const std::size_t blocks = blocks_.size();
-        const std::size_t per_chunk = sz(per_chunk_);
-        for (std::size_t c = 0; c * per_chunk < blocks; ++c) {
+        std::size_t first_block = 0;
+        for (std::size_t c = 0; c < layout_.size(); ++c) {
             HugeBuffer<double>& chunk = chunks_[c];
-            const std::size_t used = std::min(per_chunk, blocks - c * per_chunk);
-            if (out_width > in_width) chunk.resize(per_chunk * out_values);  // keeps the rows
+            const std::size_t held = sz(layout_[c]);
+            const std::size_t used = std::min(held, blocks_.size() - first_block);
+            if (out_width > in_width) chunk.resize(held * out_values);  // keeps the rows
             // Each block is read (activated) before its new rows are written, in place: a
             // block's new rows overlap only old blocks already read (later ones where the
             // rows grow, taken last to first; earlier ones where they shrink).
             for (std::size_t k = 0; k < used; ++k) {
                 const std::size_t i = out_width > in_width ? used - 1 - k : k;
-                const Index first = static_cast<Index>((c * per_chunk + i) * sz(kBlockRows));
+                const Index first = static_cast<Index>((first_block + i) * sz(kBlockRows));
                 const Index rows = std::min(kBlockRows, size_ - first);
                 activate(chunk.data() + i * in_values, rows, act, neurons, scale + first);
                 double* out = chunk.data() + i * out_values;
                 map.apply(activated_.data(), rows, in_width, out, out_width);
-                blocks_[c * per_chunk + i] = out;
+                blocks_[first_block + i] = out;
             }
+            first_block += held;
         }
         width_ = out_width;
     }
@@ -180,11 +188,13 @@ public:
 
 private:
     std::vector<HugeBuffer<double>> chunks_;  // the allocations
-    std::vector<double*> blocks_;             // block b's first row, in chunk b / per_chunk_
+    std::vector<double*> blocks_;             // block b's first row
+    std::vector<Index> layout_;  // blocks each chunk in use holds (the blocks in order)
+    Index in_last_ = 0;          // blocks in use in the last chunk in use
     HugeBuffer<double> activated_;
     Index width_ = 0;
     Index size_ = 0;
-    Index per_chunk_ = 1;  // blocks a chunk holds (chunk_blocks of the width at reset())
+    Index per_chunk_ = 1;  // blocks a chunk after the first holds (chunk_blocks at reset())
 
     // activated_ = act(rows of `block`); scale[v] = ||act(row v)||_2.
     void activate(const double* block, Index rows, const Activation& act, Index neurons,
