@@ -543,13 +543,15 @@ def test_vertex_outputs_are_the_forward_pass(out_dim, activation, linear):
 
 
 @pytest.mark.parametrize("rtol", [None, 1e-10])
-@pytest.mark.parametrize("sizes", [[2, 130, 260, 1], [2, 300, 140, 3]])
+@pytest.mark.parametrize("sizes", [[2, 130, 260, 1], [2, 300, 140, 3], [2, 130, 40, 300, 1]])
 def test_wide_rows_in_chunks_of_blocks(sizes, rtol):
     """Rows of 128 to 511 values, in chunks of 2 to 4 blocks, keep their values.
 
     The core's RowStore lays a chunk's blocks out anew in place where a layer's width grows
-    or shrinks; with thousands of vertices (several chunks) every vertex's outputs equal
-    forward() and every face's centroid has the face's pattern.
+    or shrinks, and sizes the chunks it takes afterwards by the new width (130 -> 40 ->
+    300: chunks of 4, then 1, then 2 blocks); with thousands of vertices (several chunks)
+    every vertex's outputs equal forward() and every face's centroid has the face's
+    pattern.
     """
     net = lrcore.Network.random(sizes, seed=3)
     plane = lrcore.Plane(np.zeros(2), np.eye(2))

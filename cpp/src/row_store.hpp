@@ -173,6 +173,7 @@ public:
             first_block += held;
         }
         width_ = out_width;
+        per_chunk_ = chunk_blocks(out_width);  // for chunks taken from now on
     }
 
     // out[v, :] = layer(act(row v)) for every row, `out` holding rows of map.out_dim()
@@ -194,7 +195,7 @@ private:
     HugeBuffer<double> activated_;
     Index width_ = 0;
     Index size_ = 0;
-    Index per_chunk_ = 1;  // blocks a chunk after the first holds (chunk_blocks at reset())
+    Index per_chunk_ = 1;  // blocks a new chunk after the first holds (chunk_blocks(width_))
 
     // activated_ = act(rows of `block`); scale[v] = ||act(row v)||_2.
     void activate(const double* block, Index rows, const Activation& act, Index neurons,
