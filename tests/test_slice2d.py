@@ -540,3 +540,25 @@ def test_vertex_outputs_are_the_forward_pass(out_dim, activation, linear):
     expected = net.forward(plane.to_input(r.vertices))
     scale = np.abs(expected).max() + 1.0
     np.testing.assert_allclose(r.vertex_outputs, expected, rtol=0, atol=1e-12 * scale)
+
+
+@pytest.mark.parametrize("rtol", [None, 1e-10])
+@pytest.mark.parametrize("sizes", [[2, 130, 260, 1], [2, 300, 140, 3], [2, 130, 40, 300, 1]])
+def test_wide_rows_in_chunks_of_blocks(sizes, rtol):
+    """Rows of 128 to 511 values, in chunks of 2 to 4 blocks, keep their values.
+
+    The core's RowStore lays a chunk's blocks out anew in place where a layer's width grows
+    or shrinks, and sizes the chunks it takes afterwards by the new width (130 -> 40 ->
+    300: chunks of 4, then 1, then 2 blocks); with thousands of vertices (several chunks)
+    every vertex's outputs equal forward() and every face's centroid has the face's
+    pattern.
+    """
+    net = lrcore.Network.random(sizes, seed=3)
+    plane = lrcore.Plane(np.zeros(2), np.eye(2))
+    r = lrcore.slice_2d(net, plane, bounds=(-1.0, 1.0, -1.0, 1.0), rtol=rtol, tiles=1)
+    assert r.num_vertices > 4 * 2048
+    expected = net.forward(plane.to_input(r.vertices))
+    scale = np.abs(expected).max() + 1.0
+    np.testing.assert_allclose(r.vertex_outputs, expected, rtol=0, atol=1e-11 * scale)
+    centroids = r.centroids
+    assert np.array_equal(net.patterns(plane.to_input(centroids)), r.pattern_bools())
