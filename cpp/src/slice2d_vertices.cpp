@@ -688,8 +688,8 @@ Index TileVertices::slow_path(Index v, const Word* pattern, const Index* neurons
             set(k, d.sign * 0.5 * reach, 0.5 * reach * kSafety);
         } else {
             if (!exact_failed && !exact_ready) {
-                const double allowance =
-                    max_slow_work_ * std::max(float_work_, kMinFloatWork) - oracle_->work();
+                const double allowance = max_slow_work_ * std::max(float_work_, kMinFloatWork) -
+                                         (oracle_->work() - stats_work_);
                 oracle_->set_exact_limit(max_slow_work_ < 0.0 ? -1.0 : std::max(0.0, allowance));
                 exact_failed = !slow_allowed() || !oracle_->plane_pass_exact(
                                                       spec_->origin, spec_->basis, pattern, layer_);

@@ -173,10 +173,12 @@ private:
     StructuralRows structural_rows_;
     std::vector<Index> undecided_rest_;  // scratch of slow_path
     Index stats_start_[3] = {0, 0, 0};   // LRCORE_CERT_STATS: the oracle's counts at the start
-    double stats_work_ = 0.0;
+    double stats_work_ = 0.0;            // the oracle's work at the tile's start (budget, stats)
+    // The budget compares this tile's own work (the oracle's work since the tile's start:
+    // the oracle lives as long as the thread's TileVertices, over several tiles).
     bool slow_allowed() const {
-        return max_slow_work_ < 0.0 ||
-               oracle_->work() < max_slow_work_ * std::max(float_work_, kMinFloatWork);
+        return max_slow_work_ < 0.0 || oracle_->work() - stats_work_ <
+                                           max_slow_work_ * std::max(float_work_, kMinFloatWork);
     }
     // Where the layer being cut has rows without bias: per vertex, a bit per input of the
     // layer (the previous layer's values) known to be exactly 0 at the exact point.
