@@ -310,6 +310,28 @@ def concurrent_net() -> lrcore.Network:
     )
 
 
+def test_an_exact_evaluation_that_underflows_is_uncertified_not_a_coincidence():
+    # Two proportional neurons cross at one point: neither the filter nor double-double
+    # can order the crossings, the exact tier must. With weights near 1e-149 on inputs
+    # near 1e-148 its products fall below 2^-969, where TwoProd's low part underflows and
+    # the expansions are no longer exact: the decision is then not certified. (It counted
+    # as an exact coincidence, certified, before; on ResNet-18 at width 64, whose exact
+    # values span about 900 bits after 17 layers, that dropped two real breakpoints.)
+    w1 = np.array([[1.0, -1.0], [2.0, -2.0], [1.0, 1.0]])
+    path = np.array([[-1.0, 0.5], [1.0, -0.3]])
+    plain = lrcore.count_1d(
+        lrcore.Network([w1, np.ones((1, 3))], [np.zeros(3), np.zeros(1)]), path
+    )
+    assert plain.uncertified_decisions == 0
+    assert plain.exact_coincidences == 1
+    tiny = lrcore.Network([w1 * 1e-149, np.ones((1, 3))], [np.zeros(3), np.zeros(1)])
+    with pytest.warns(lrcore.CertificationWarning):
+        r = lrcore.count_1d(tiny, path * 1e-148)
+    assert r.uncertified_decisions > 0
+    assert r.exact_coincidences == 0
+    np.testing.assert_array_equal(r.flip_offsets, plain.flip_offsets)
+
+
 def test_slow_path_budget_takes_float_signs_and_says_so():
     net = concurrent_net()
     path = np.array([[-2.0, -2.0], [2.0, 2.0], [3.0, -1.0]])

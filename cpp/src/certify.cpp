@@ -921,8 +921,12 @@ SlowDecision PathOracle::sign_at_point(const double* x, const Word* pattern, Ind
         out.skipped = true;
         return out;
     }
+    if (!exact_ok_) {  // a product underflowed: the expansions are not exact
+        out.skipped = true;
+        return out;
+    }
     out.sign = sign_of_expansion(exact_c_[sz(lk)][sz(k)]);
-    out.decided = exact_ok_ && out.sign != 0;
+    out.decided = out.sign != 0;
     return out;
 }
 
@@ -970,8 +974,12 @@ SlowDecision PathOracle::sign_at_root(const double* x0, const double* x1, const 
     for (double& component : second) component = -component;
     Expansion scratch;
     add(det, second, scratch);
+    if (!exact_ok_) {  // a product underflowed: the expansions are not exact
+        out.skipped = true;
+        return out;
+    }
     out.sign = sign_of_expansion(det) * d_sign;
-    out.decided = exact_ok_ && out.sign != 0;
+    out.decided = out.sign != 0;
     return out;
 }
 

@@ -111,7 +111,9 @@ using Expansion = std::vector<double>;
 // value (accurate to far better than the fast filter's bound).
 struct SlowDecision {
     bool decided = false;
-    bool skipped = false;  // the exact tier was needed but over its work limit: undecided
+    // The exact tier was needed but over its work limit, or a product underflowed in it
+    // (its expansions not exact): undecided, the float64 sign taken and counted.
+    bool skipped = false;
     int sign = 0;
     double value = 0.0;
 };
