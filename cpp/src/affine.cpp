@@ -332,9 +332,9 @@ double ConvAffine::conv_norm_bound() const {
     for (const double w : weight_) w_max = std::max(w_max, std::abs(w));
     if (w_max == 0.0) return 0.0;
     if (!std::isfinite(w_max)) return -1.0;
-    const int k = std::ilogb(w_max);
-    if (k < -900 || k > 900) return -1.0;
-    const double down = std::ldexp(1.0, -k), up = std::ldexp(1.0, k);
+    const int scale_exp = std::ilogb(w_max);
+    if (scale_exp < -900 || scale_exp > 900) return -1.0;
+    const double down = std::ldexp(1.0, -scale_exp), up = std::ldexp(1.0, scale_exp);
     constexpr double kUnderflow = 0x1p-1000;
     std::vector<double> kt(to_size(taps * cg * og)), kabs(kt.size()), a(to_size(deltas * block)),
         b(a.size());
@@ -619,13 +619,13 @@ double ConvAffine::frequency_norm_bound() const {
                         (part[0] + part[1]) + (part[2] + part[3]) + mod[r];  // real diagonal
                 }
                 double largest = 0.0;
-                const double g = single ? gram_gamma32 : gram_gamma;
+                const double rounding = single ? gram_gamma32 : gram_gamma;
                 const double underflow = single ? 4.0 * static_cast<double>(small) *
                                                       (static_cast<double>(inner) + 1.0) * 0x1p-126
                                                 : kUnderflow;
                 for (Index r = 0; r < small; ++r)
-                    largest = std::max(largest,
-                                       row_sum[to_size(r)] + 2.0 * g * err[to_size(r)] + underflow);
+                    largest = std::max(largest, row_sum[to_size(r)] +
+                                                    2.0 * rounding * err[to_size(r)] + underflow);
                 // The scaled bound, plus the symbols' own underflow, scaled back (exact).
                 const double norm =
                     std::sqrt(largest * (1.0 + 0x1p-20)) + conversion + error_norm + kUnderflow;
