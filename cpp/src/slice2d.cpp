@@ -126,6 +126,17 @@ private:
                                                     options_.certified ? &filters_ : nullptr);
         RawPartition raw =
             builder->run(slices_[i], tile, finished_[i], finished_bytes_[i], last_round, stop);
+        if (raw.slow_decisions > 0 && raw.uncertified_decisions > 0 && !faces_positive(raw)) {
+            // Slow decisions beside fallback ones can disagree (a sign decided at a
+            // vertex's exact point, its neighbour's by the zero tolerance), and a face then
+            // winds the wrong way in float coordinates. Such a tile is not certified
+            // anyway: it is redone with the fallback alone (no passes), whose decisions
+            // agree with each other, as before the slow path (docs/numerics.md §6).
+            Slice2DOptions fallback = options_;
+            fallback.max_slow_work = 0.0;
+            FaceBuilder plain(net_, fallback, &filters_);
+            raw = plain.run(slices_[i], tile, finished_[i], finished_bytes_[i], true, stop);
+        }
         detail::read_cut_lines(tile, raw);
         finished_[i].fetch_add(raw.num_faces(), std::memory_order_relaxed);
         const std::size_t held =
@@ -133,6 +144,22 @@ private:
                  raw.side_vertex.size() + raw.side_label.size() + raw.bits.size());
         finished_bytes_[i].fetch_add(static_cast<Index>(held), std::memory_order_relaxed);
         return raw;
+    }
+
+    // Every face of the tile has positive area in its float coordinates (shoelace).
+    static bool faces_positive(const RawPartition& raw) {
+        for (Index f = 0; f < raw.num_faces(); ++f) {
+            const Index lo = raw.face_start[sz(f)], hi = raw.face_start[sz(f) + 1];
+            double twice = 0.0;
+            for (Index k = lo; k < hi; ++k) {
+                const Index a = raw.side_vertex[sz(k)];
+                const Index b = raw.side_vertex[sz(k + 1 < hi ? k + 1 : lo)];
+                twice += raw.st[sz(2 * a)] * raw.st[sz(2 * b + 1)] -
+                         raw.st[sz(2 * b)] * raw.st[sz(2 * a + 1)];
+            }
+            if (!(twice > 0.0)) return false;
+        }
+        return true;
     }
 
     void build_tiles() {
