@@ -286,3 +286,73 @@ def test_mixed_slow_and_fallback_decisions_stay_consistent():
             r = lrcore.slice_2d(net, origin, np.eye(2), tiles=tiles)
             r.verify(raise_on_error=True)
             assert r.uncertified_decisions > 0
+
+
+def test_certified_order_that_cannot_be_drawn_falls_back():
+    # The fuzz test's second draw: every sign decided (28 slow decisions), but with 10
+    # crossings merged at the plane's resolution one face had area -8.0e-16. The tile is
+    # redone with the fallback alone: consistent, and reported as not certified. (Cut
+    # into 3 tiles, a stitched face still winds the wrong way: not handled yet.)
+    weights = [
+        np.array(
+            [
+                [4.0769523665500644e29, -2.308716803897909e29, 1.9295645045932778e29],
+                [2.4159456468490273e29, 2.1533998907351077e29, 4.525199345538678e29],
+            ]
+        ),
+        np.array(
+            [
+                [4.381449947135373e29, -4.116185787387812e29],
+                [1.7097773638735437e28, 4.559364404861308e29],
+                [-9.33185461924107e28, 4.08391047415517e29],
+                [-3.471448087398459e29, -4.809179022526469e29],
+                [-2.4954302737204786e29, 5.582300382311794e29],
+            ]
+        ),
+        np.array(
+            [
+                [
+                    -1.2938818120147732e29,
+                    2.6482167825190784e29,
+                    -1.5521672352584331e28,
+                    -3.242954147287795e29,
+                    3.688726420284124e29,
+                ],
+                [
+                    -1.4325524283635829e29,
+                    2.9291911388106175e29,
+                    -3.698701307332796e29,
+                    2.9323285110435792e28,
+                    2.1937536222027993e29,
+                ],
+                [
+                    2.1279271530621347e28,
+                    -2.8390668102437513e29,
+                    5.712430254550692e28,
+                    -1.2766335300962777e29,
+                    6.212498799499682e28,
+                ],
+            ]
+        ),
+    ]
+    biases = [
+        np.array([-2.741257059451216e29, -4.8797273029337614e29]),
+        np.array(
+            [
+                -5.85908423716509e29,
+                -6.78450207079268e29,
+                -9.721944524447605e28,
+                5.773941457200195e28,
+                3.7736383256506546e29,
+            ]
+        ),
+        np.array([2.8115171805507276e27, 3.410735136315749e29, -3.80433700661455e29]),
+    ]
+    net = lrcore.Network(weights, biases)
+    origin = np.array([0.1257302210933933, -0.1321048632913019, 0.6404226504432821])
+    basis = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        r = lrcore.slice_2d(net, origin, basis, tiles=1)
+        r.verify(raise_on_error=True)
+        assert r.uncertified_decisions > 0

@@ -126,12 +126,14 @@ private:
                                                     options_.certified ? &filters_ : nullptr);
         RawPartition raw =
             builder->run(slices_[i], tile, finished_[i], finished_bytes_[i], last_round, stop);
-        if (raw.slow_decisions > 0 && raw.uncertified_decisions > 0 && !faces_positive(raw)) {
+        if (raw.slow_decisions > 0 && !faces_positive(raw)) {
             // Slow decisions beside fallback ones can disagree (a sign decided at a
-            // vertex's exact point, its neighbour's by the zero tolerance), and a face then
-            // winds the wrong way in float coordinates. Such a tile is not certified
-            // anyway: it is redone with the fallback alone (no passes), whose decisions
-            // agree with each other, as before the slow path (docs/numerics.md §6).
+            // vertex's exact point, its neighbour's by the zero tolerance), or the exact
+            // order they give cannot be drawn in float coordinates where crossings were
+            // merged at the plane's resolution: a face then winds the wrong way. Such a
+            // tile is redone with the fallback alone (no passes), whose decisions agree
+            // with each other, as before the slow path: not certified, and reported so
+            // (docs/numerics.md §6).
             Slice2DOptions fallback = options_;
             fallback.max_slow_work = 0.0;
             FaceBuilder plain(net_, fallback, &filters_);
@@ -146,18 +148,22 @@ private:
         return raw;
     }
 
-    // Every face of the tile has positive area in its float coordinates (shoelace).
+    // No face of the tile has negative area in its float coordinates (shoelace, centred
+    // on the face's first vertex against cancellation; a sliver of area 0 is accepted,
+    // as verify() reads the areas it gets).
     static bool faces_positive(const RawPartition& raw) {
         for (Index f = 0; f < raw.num_faces(); ++f) {
             const Index lo = raw.face_start[sz(f)], hi = raw.face_start[sz(f) + 1];
+            const Index first = raw.side_vertex[sz(lo)];
+            const double x0 = raw.st[sz(2 * first)], y0 = raw.st[sz(2 * first + 1)];
             double twice = 0.0;
             for (Index k = lo; k < hi; ++k) {
                 const Index a = raw.side_vertex[sz(k)];
                 const Index b = raw.side_vertex[sz(k + 1 < hi ? k + 1 : lo)];
-                twice += raw.st[sz(2 * a)] * raw.st[sz(2 * b + 1)] -
-                         raw.st[sz(2 * b)] * raw.st[sz(2 * a + 1)];
+                twice += (raw.st[sz(2 * a)] - x0) * (raw.st[sz(2 * b + 1)] - y0) -
+                         (raw.st[sz(2 * b)] - x0) * (raw.st[sz(2 * a + 1)] - y0);
             }
-            if (!(twice > 0.0)) return false;
+            if (twice < 0.0) return false;
         }
         return true;
     }
