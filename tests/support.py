@@ -131,6 +131,34 @@ def nets(draw, min_hidden=1, max_hidden=4, min_width=3, max_width=40, max_dim=6,
     return random_net([d, *widths, 1], draw(seeds), activation, slope)
 
 
+def nudged_integer_layers(
+    draw, nudges: tuple[int, int], exponents: tuple[int, int], last_layer: bool
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Weights and biases of a small integer 2 -> ... -> 1 net, a few entries moved by 10^-k.
+
+    ``draw`` is a hypothesis ``draw``; between ``nudges[0]`` and ``nudges[1]`` entries move,
+    each by ``+-10^-k`` with ``k`` in ``exponents``, in any layer or (``last_layer``
+    False) any but the last. Integer nets abound in concurrent, parallel and coincident
+    lines; the nudges make lines that nearly meet.
+    """
+    seed = draw(st.integers(0, 2**32 - 1))
+    rng = np.random.default_rng(seed)
+    widths = [2] + [draw(st.integers(2, 4)) for _ in range(draw(st.integers(1, 2)))] + [1]
+    weights = [rng.integers(-2, 3, (b, a)).astype(float) for a, b in zip(widths, widths[1:])]
+    biases = [rng.integers(-1, 2, b).astype(float) * 0.5 for b in widths[1:]]
+    layers = len(weights) if last_layer else len(weights) - 1
+    for _ in range(draw(st.integers(*nudges))):
+        layer = int(rng.integers(0, layers))
+        nudge = float(rng.choice([-1.0, 1.0])) * 10.0 ** -draw(st.integers(*exponents))
+        if rng.random() < 0.5:
+            w = weights[layer]
+            w[rng.integers(0, w.shape[0]), rng.integers(0, w.shape[1])] += nudge
+        else:
+            b = biases[layer]
+            b[rng.integers(0, b.shape[0])] += nudge
+    return weights, biases
+
+
 @st.composite
 def paths_for(draw, d: int, min_points=2, max_points=6):
     return random_path(d, draw(st.integers(min_points, max_points)), draw(seeds))

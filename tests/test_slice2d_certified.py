@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 import lrcore
 from slice_oracle import lines_net, oracle_slice
-from support import NetSpec
+from support import NetSpec, nudged_integer_layers
 
 
 def certified(net, origin, basis, bounds, **kwargs):
@@ -217,20 +217,7 @@ def near_degenerate_nets(draw):
     Concurrent, parallel and coincident lines abound in integer nets; the nudges make
     lines that nearly meet, at tiny angles or gaps.
     """
-    seed = draw(st.integers(0, 2**32 - 1))
-    rng = np.random.default_rng(seed)
-    widths = [2] + [draw(st.integers(2, 4)) for _ in range(draw(st.integers(1, 2)))] + [1]
-    weights = [rng.integers(-2, 3, (b, a)).astype(float) for a, b in zip(widths, widths[1:])]
-    biases = [rng.integers(-1, 2, b).astype(float) * 0.5 for b in widths[1:]]
-    for _ in range(draw(st.integers(1, 3))):
-        layer = int(rng.integers(0, len(weights) - 1))
-        nudge = float(rng.choice([-1.0, 1.0])) * 10.0 ** -draw(st.integers(9, 14))
-        if rng.random() < 0.5:
-            w = weights[layer]
-            w[rng.integers(0, w.shape[0]), rng.integers(0, w.shape[1])] += nudge
-        else:
-            b = biases[layer]
-            b[rng.integers(0, b.shape[0])] += nudge
+    weights, biases = nudged_integer_layers(draw, (1, 3), (9, 14), last_layer=False)
     spec = NetSpec(tuple(weights), tuple(biases))
     return spec, np.zeros(2), np.eye(2)
 

@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 import lrcore
 from lrcore._tiling import CUT_OFFSET
 from slice_oracle import lines_net
-from support import NetSpec
+from support import NetSpec, nudged_integer_layers
 from test_slice2d_certified import same_as_oracle as oracle_cells
 
 BOX = (-1.0, 1.0, -1.0, 1.0)
@@ -163,20 +163,7 @@ def integer_nets(draw):
     the nudges make lines that nearly meet. ReLU or LeakyReLU (dyadic slopes: 0.25 keeps
     the lines through one point exact).
     """
-    seed = draw(st.integers(0, 2**32 - 1))
-    rng = np.random.default_rng(seed)
-    widths = [2] + [draw(st.integers(2, 4)) for _ in range(draw(st.integers(1, 2)))] + [1]
-    weights = [rng.integers(-2, 3, (b, a)).astype(float) for a, b in zip(widths, widths[1:])]
-    biases = [rng.integers(-1, 2, b).astype(float) * 0.5 for b in widths[1:]]
-    for _ in range(draw(st.integers(0, 2))):
-        layer = int(rng.integers(0, len(weights)))
-        nudge = float(rng.choice([-1.0, 1.0])) * 10.0 ** -draw(st.integers(9, 13))
-        if rng.random() < 0.5:
-            w = weights[layer]
-            w[rng.integers(0, w.shape[0]), rng.integers(0, w.shape[1])] += nudge
-        else:
-            b = biases[layer]
-            b[rng.integers(0, b.shape[0])] += nudge
+    weights, biases = nudged_integer_layers(draw, (0, 2), (9, 13), last_layer=True)
     if draw(st.booleans()):
         return NetSpec(tuple(weights), tuple(biases))
     slope = draw(st.sampled_from([0.25, -0.5, 0.01]))
