@@ -476,17 +476,21 @@ double ConvAffine::frequency_norm_bound() const {
     // The symbols (16 MB for a 512-channel layer) are written before they are read: not
     // zeroed first.
     const std::unique_ptr<double[]> symbols(new double[to_size(2 * chunk * entries)]);
-    std::vector<double> phases(to_size(2 * chunk * taps)), m(to_size(2 * entries)),
-        magnitude(to_size(entries)), gram(to_size(2 * small * small)), row_sum(to_size(small)),
-        err(to_size(small)), column(to_size(inner)), modulus(to_size(small));
     // Wide layers take the Gram matrix in single precision (cherk, about twice zherk's
     // rate), its rounding bounded with u32 = 2^-24: ResNet-18's 512-channel layers.
-    const bool wide =
+    const bool single =
         static_cast<double>(small) * static_cast<double>(small) * static_cast<double>(inner) >=
-        0x1p15;
+            0x1p15 &&
+        inner < (Index{1} << 20);
     const double gram_gamma32 = (2.0 * static_cast<double>(inner) + 2.0) * 0x1p-24 /
                                 (1.0 - (2.0 * static_cast<double>(inner) + 2.0) * 0x1p-24);
-    std::vector<float> m32, gram32;
+    // The symbol and its Gram matrix in the precision used (the other pair stays empty).
+    const std::size_t m_size = to_size(2 * entries), gram_size = to_size(2 * small * small);
+    std::vector<double> m(single ? 0 : m_size), gram(single ? 0 : gram_size);
+    std::vector<float> m32(single ? m_size : 0), gram32(single ? gram_size : 0);
+    std::vector<double> phases(to_size(2 * chunk * taps)), magnitude(to_size(entries)),
+        row_sum(to_size(small)), err(to_size(small)), column(to_size(inner)),
+        modulus(to_size(small));
     double result = 0.0;
     for (Index g = 0; g < s.groups; ++g) {
         const double* kernel = weight_.data() + g * entries * taps;
@@ -514,19 +518,14 @@ double ConvAffine::frequency_norm_bound() const {
             abs_frob += (sum * down) * (sum * down);
         }
         const double error_norm = tau * std::sqrt(abs_frob + kUnderflow) * (1.0 + 0x1p-20);
-        // Wide groups take M' = 2^-k M~ (|M'_ij| <= (1 + 2 tau) 2^-k sum_q |K_q| < 4) in
+        // Wide layers take M' = 2^-k M~ (|M'_ij| <= (1 + 2 tau) 2^-k sum_q |K_q| < 4) in
         // single precision: ||M'||_F <= (1 + 2 tau) ||(2^-k sum_q |K_q|)_oc||_F (|K^_oc| <=
         // sum_q |K_q| by Minkowski, each computed part within tau sum_q |K_q| of it).
-        const bool single = wide && inner < (Index{1} << 20);
         const double conversion =
             single ? (0x1p-24 * std::sqrt(abs_frob + kUnderflow) * (1.0 + 2.0 * tau) +
                       0x1p-126 * std::sqrt(2.0 * static_cast<double>(entries))) *
                          (1.0 + 0x1p-20)
                    : 0.0;
-        if (single && m32.empty()) {
-            m32.resize(to_size(2 * entries));
-            gram32.resize(to_size(2 * small * small));
-        }
         for (Index first = 0; first < num_kept; first += chunk) {
             const Index count = std::min(chunk, num_kept - first);
             for (Index f = 0; f < count; ++f) {
